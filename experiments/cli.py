@@ -1,0 +1,41 @@
+"""The `geoloc` console script: one command, one subcommand per tool.
+
+`geoloc SUBCOMMAND ARGS...` is the same as `python -m MODULE ARGS...` for the module the table below
+names; each module exposes `main(argv) -> int`, argv without the program name. Modules are imported only when their subcommand runs,
+so `geoloc build-mesh` never loads TensorFlow. Only tools that exist are listed; later ones add a row.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+# subcommand -> (module, one-line description)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("experiments.run", "run the method's stages on a run directory (python -m experiments.run)"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    rows = "\n".join(f"  {name:<{width}}  {text}" for name, (_, text) in sorted(SUBCOMMANDS.items()))
+    return (f"usage: geoloc SUBCOMMAND [ARGS...]\n\nsubcommands:\n{rows}\n\n"
+            "`geoloc SUBCOMMAND --help` describes one.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(f"geoloc: unknown subcommand {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The stages of a run, in order, with the config sections each reads and the stages it needs.
+
+A stage is a function `(config, run_dir) -> artifacts` (STYLE.md): it writes under
+`run_dir/<output dir>` and returns a dict of artifact name -> path relative to run_dir. Stages whose
+implementation has not landed yet are registered all the same and fail loudly when run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from experiments.config import RunConfig
+from experiments.errors import StageNotImplementedError
+
+StageFn = Callable[[RunConfig, Path], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run.
+
+    `reads`: config sections whose values decide its outputs (its fingerprint). `needs`: upstream
+    stages whose outputs it reads; when one of them is redone, this stage is redone too.
+    """
+
+    name: str
+    output_dir: str
+    reads: tuple[str, ...]
+    needs: tuple[str, ...]
+    run: StageFn
+
+
+def not_implemented(name: str, issue: int) -> StageFn:
+    def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
+        raise StageNotImplementedError(
+            f"stage {name} is not implemented yet (tracked in issue #{issue}); run only the stages "
+            f"that exist, e.g. --stages=<the stages before {name}>")
+    return run
+
+
+def _lazy(module: str, function: str) -> StageFn:
+    """Imports a stage's module only when the stage runs (keeps `--help` fast, TF out of mesh runs)."""
+    def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
+        import importlib
+        return getattr(importlib.import_module(module), function)(config, run_dir)
+    return run
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("mesh", "mesh", reads=("mesh", "data"), needs=(), run=not_implemented("mesh", 3)),
+    Stage("data", "data", reads=("data",), needs=(), run=not_implemented("data", 4)),
+    Stage("m1", "m1", reads=("m1",), needs=("mesh", "data"), run=not_implemented("m1", 6)),
+    Stage("predict", "predictions", reads=("predict",), needs=("m1",), run=not_implemented("predict", 6)),
+    Stage("m2", "m2", reads=("m2",), needs=("predict",), run=not_implemented("m2", 7)),
+    Stage("m3", "m3", reads=("m3",), needs=("predict", "m2"), run=not_implemented("m3", 7)),
+    Stage("evaluate", "eval", reads=("evaluate",), needs=("predict", "m2", "m3"),
+          run=not_implemented("evaluate", 8)),
+    Stage("export", "export", reads=("export",), needs=("m1", "m2", "m3"),
+          run=not_implemented("export", 6)),
+)
+
+STAGE_BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}

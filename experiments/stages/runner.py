@@ -1,0 +1,192 @@
+"""Runs stages in order on a run directory, skipping what is already done, so a rerun resumes.
+
+Each finished stage leaves a record `run_dir/stages/<stage>.json` (written last, atomically) with:
+the values of the config sections it reads, a fingerprint of them, the token of each upstream stage
+it consumed, its own fresh token, its artifacts and its wall time. On a rerun a stage is
+
+- skipped when its record exists, the fingerprint matches, every upstream token is still current and
+  every artifact still exists;
+- redone when an upstream stage was redone (its token changed), an artifact is missing, or the user
+  names it in `--force_stages`;
+- refused when its record was made with other settings: a finished, possibly days-long, stage is
+  never overwritten by a flag typed by mistake. The error names the differing flags and the two ways
+  out (another --run_dir, or --force_stages).
+
+A stage that was killed half-way has no record, so it runs again; stages that take long (training)
+resume from their own checkpoints inside their output folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from experiments.atomic import write_text_atomic
+from experiments.config import RunConfig, section_to_dict
+from experiments.errors import StageError
+from experiments.stages.registry import STAGES, Stage
+
+log = logging.getLogger(__name__)
+
+RECORD_VERSION = 1
+
+
+def record_path(run_dir: Path, name: str) -> Path:
+    return run_dir / "stages" / f"{name}.json"
+
+
+def stage_settings(stage: Stage, config: RunConfig) -> dict[str, dict]:
+    return {section: section_to_dict(config.section(section)) for section in stage.reads}
+
+
+def fingerprint(settings: dict[str, dict]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_record(run_dir: Path, name: str) -> dict | None:
+    path = record_path(run_dir, name)
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise StageError(f"{path}: unreadable stage record ({error}); delete it to redo stage {name}")
+    if record.get("record_version") != RECORD_VERSION:
+        raise StageError(f"{path}: record_version {record.get('record_version')!r}, this geoloc reads "
+                         f"{RECORD_VERSION}")
+    return record
+
+
+def _changed_flags(old: dict[str, dict], new: dict[str, dict]) -> list[str]:
+    changes = []
+    for section in sorted(set(old) | set(new)):
+        before, after = old.get(section, {}), new.get(section, {})
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                changes.append(f"--{section}_{key}: {before.get(key)!r} -> {after.get(key)!r}")
+    return changes
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    action: str  # "skipped" or "ran"
+    seconds: float
+    artifacts: dict[str, str]
+
+
+def run_stages(
+    config: RunConfig,
+    run_dir: Path,
+    stages: Sequence[str],
+    force_stages: Sequence[str] = (),
+    on_stage_start: Callable[[str, str], None] | None = None,
+    registry: Sequence[Stage] = STAGES,
+) -> list[StageOutcome]:
+    """Runs the named stages in the canonical order; returns what each did.
+
+    Raises StageError before running anything when a selected stage, or a stage it needs, holds
+    outputs made with other settings, or when a needed upstream stage has no outputs and is not
+    selected. `registry` is the ordered list of stages (the method's, unless a test gives its own).
+    """
+    run_dir = Path(run_dir)
+    selected = [stage for stage in registry if stage.name in set(stages)]
+    forced = set(force_stages)
+    records = {stage.name: read_record(run_dir, stage.name) for stage in registry}
+    _refuse_changed_settings(config, run_dir, registry, selected, records, forced)
+
+    outcomes: list[StageOutcome] = []
+    redone: set[str] = set()
+    for stage in selected:
+        record = records[stage.name]
+        reason = _why_run(stage, config, run_dir, record, records, forced, redone)
+        if reason is None:
+            log.info("stage %s: done already (%s), skipped", stage.name, record_path(run_dir, stage.name))
+            outcomes.append(StageOutcome(stage.name, "skipped", 0.0, record["artifacts"]))
+            continue
+        missing = [need for need in stage.needs if records[need] is None]
+        if missing:
+            raise StageError(
+                f"stage {stage.name} needs the outputs of stage(s) {', '.join(missing)}, which {run_dir} "
+                f"does not hold; add them to --stages")
+        if on_stage_start:
+            on_stage_start(stage.name, reason)
+        log.info("stage %s: running (%s)", stage.name, reason)
+        started = time.monotonic()
+        (run_dir / stage.output_dir).mkdir(parents=True, exist_ok=True)
+        artifacts = stage.run(config, run_dir)
+        seconds = time.monotonic() - started
+        records[stage.name] = _write_record(config, run_dir, stage, records, artifacts, seconds)
+        redone.add(stage.name)
+        log.info("stage %s: finished in %.1f s", stage.name, seconds)
+        outcomes.append(StageOutcome(stage.name, "ran", seconds, artifacts))
+    return outcomes
+
+
+def _refuse_changed_settings(config: RunConfig, run_dir: Path, registry: Sequence[Stage],
+                             selected: list[Stage], records: dict[str, dict | None],
+                             forced: set[str]) -> None:
+    by_name = {stage.name: stage for stage in registry}
+    to_check: set[str] = set()
+    for stage in selected:
+        to_check.add(stage.name)
+        to_check.update(_upstream(stage.name, by_name))
+    for stage in registry:
+        record = records[stage.name]
+        if stage.name not in to_check or record is None or stage.name in forced:
+            continue
+        settings = stage_settings(stage, config)
+        if record["fingerprint"] != fingerprint(settings):
+            changes = "; ".join(_changed_flags(record["settings"], settings))
+            raise StageError(
+                f"{run_dir} holds stage {stage.name} made with other settings ({changes}); use another "
+                f"--run_dir, or --force_stages={stage.name} to redo it and the stages that need it")
+
+
+def _upstream(name: str, by_name: dict[str, Stage]) -> set[str]:
+    found: set[str] = set()
+    for need in by_name[name].needs:
+        found.add(need)
+        found |= _upstream(need, by_name)
+    return found
+
+
+def _why_run(stage: Stage, config: RunConfig, run_dir: Path, record: dict | None,
+             records: dict[str, dict | None], forced: set[str], redone: set[str]) -> str | None:
+    """The reason a stage must run, or None when its outputs are current."""
+    if stage.name in forced:
+        return "forced by --force_stages"
+    if record is None:
+        return "no outputs yet"
+    changed_needs = [need for need in stage.needs if need in redone or records[need] is None
+                     or record["upstream"].get(need) != records[need]["token"]]
+    if changed_needs:
+        return f"upstream stage(s) {', '.join(changed_needs)} were redone"
+    missing = [path for path in record["artifacts"].values() if not (run_dir / path).exists()]
+    if missing:
+        return f"artifact(s) missing: {', '.join(missing)}"
+    return None
+
+
+def _write_record(config: RunConfig, run_dir: Path, stage: Stage, records: dict[str, dict | None],
+                  artifacts: dict[str, str], seconds: float) -> dict:
+    settings = stage_settings(stage, config)
+    record = {
+        "record_version": RECORD_VERSION,
+        "stage": stage.name,
+        "settings": settings,
+        "fingerprint": fingerprint(settings),
+        "upstream": {need: records[need]["token"] for need in stage.needs},
+        "token": uuid.uuid4().hex,
+        "artifacts": artifacts,
+        "seconds": round(seconds, 3),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_text_atomic(record_path(run_dir, stage.name), json.dumps(record, indent=2, sort_keys=True))
+    return record

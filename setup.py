@@ -1,0 +1,56 @@
+"""geoloc: estimate where on Earth a photo was taken, from its pixels and its metadata.
+
+Install (see README.md and BUILD.md):
+    pip install -e ".[cpu,test]"     # CPU-only machines and CI (tensorflow-cpu, 274 MB wheel)
+    pip install -e ".[gpu,test]"     # NVIDIA GPUs (tensorflow[and-cuda])
+
+TensorFlow is in an extra, not in install_requires: `tensorflow-cpu` and `tensorflow` install the same
+`tensorflow` package and must never be installed together, so the user picks one. `mesh/` needs only
+numpy and scipy and works without either.
+"""
+
+from setuptools import find_packages, setup
+
+TF_VERSION = "2.21.0"
+
+# Versions that install together on Python 3.11 (resolved and tested; BUILD.md says why each).
+REQUIRED = [
+    "keras==3.15.1",
+    "tensorflow-datasets==4.9.10",
+    "tensorboard==2.21.0",  # TF 2.21 no longer installs it; keras' TensorBoard callback needs it
+    "numpy==2.4.6",
+    "scipy==1.17.1",
+    "pandas==3.1.1",
+    "pyarrow==26.0.1",  # Parquet tables of per-photo predictions and metadata
+    "absl-py==2.5.1",
+    "matplotlib==3.11.2",
+]
+
+EXTRAS = {
+    "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
+    "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
+    "test": ["pytest==9.2.0"],
+    "bench": ["h3==4.5.0"],  # baseline of the mesh benchmark
+}
+
+setup(
+    name="geoloc",
+    version="0.1.0",
+    description="Multi-modal photo geolocation: Delaunay-mesh classification with Inception-v4, "
+                "posting-time and user-album models (TensorFlow/Keras)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["mesh", "mesh.*", "data_pipelines", "data_pipelines.*",
+                                    "geoloc_tf", "geoloc_tf.*", "experiments", "experiments.*"]),
+    package_data={"experiments": ["configs/*.cfg"]},
+    install_requires=REQUIRED,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["geoloc=experiments.cli:main"]},
+    license="Apache-2.0",
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Topic :: Scientific/Engineering :: GIS",
+    ],
+)
