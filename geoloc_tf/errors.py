@@ -1,0 +1,21 @@
+"""The one exceptions module of geoloc_tf.
+
+Every message says what went wrong, where (file, variable, layer or field) and what was expected, so
+a command can print `str(error)` as its single error line.
+"""
+
+
+class GeolocTfError(Exception):
+    """Base class of every error raised on purpose by geoloc_tf."""
+
+
+class CheckpointError(GeolocTfError):
+    """A checkpoint or weights file cannot be loaded into a model (missing file, shape mismatch)."""
+
+
+class ModelConfigError(GeolocTfError, ValueError):
+    """A model or training setting is invalid."""
+
+
+class ExportError(GeolocTfError):
+    """A model cannot be exported or an exported model cannot be loaded."""
