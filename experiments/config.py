@@ -95,6 +95,13 @@ class DataSection:
         (), "Comma-separated metadata files (YFCC100M dataset files, Multimedia Commons, or CSV) for "
         "--data_source=metadata.")
     images: Optional[str] = param(None, "Folder holding the photos named by the metadata.")
+    autotags: tuple[str, ...] = param(
+        (), "Comma-separated YFCC100M autotags files: their indoor/outdoor confidences give each "
+        "photo's outdoor probability (Table 4).")
+    image_path_template: Optional[str] = param(
+        None, "Path of a photo under --data_images, from metadata fields {id} {hash} {ext} {secret} "
+        "{server} {farm}, slices allowed (Multimedia Commons: {hash[0:3]}/{hash[3:6]}/{hash}.jpg). "
+        "Unset: a CSV path column, else {id}.jpg.")
     demo_size: str = param(
         "default", "Size of the demo data set: 'small' (a few thousand photos, for CI) or 'default' "
         "(tens of thousands). Its users, posting times and indoor photos are simulated.",
@@ -119,7 +126,14 @@ class DataSection:
 class M1Section:
     """M1: Inception-v4 over mesh cells, trained with the procedure of appendix A.1."""
 
+    backbone: str = param(
+        "inception_v4", "Image network: the paper's Inception-v4, or a keras.applications network for "
+        "users who have its weights.", choices=("inception_v4", "inception_v3", "inception_resnet_v2",
+                                                 "resnet50", "efficientnet_v2_s"))
     image_size: int = param(299, "Input side in pixels (Inception-v4: 299; >= 75).", minimum=75)
+    blocks: tuple[int, ...] = param(
+        (4, 7, 3), "Inception-A, -B and -C blocks (Inception-v4: 4,7,3; fewer for CPU-sized runs).",
+        minimum=0, check=lambda v: None if len(v) == 3 else "three counts are needed (A,B,C)")
     width_multiplier: float = param(
         1.0, "Scales every convolution's filter count (1.0: the published network).", minimum=0.0,
         min_exclusive=True)
@@ -150,6 +164,12 @@ class M1Section:
     sgd_epochs: int = param(
         24, "Epochs of the final SGD phase, natural class frequencies, full data set per epoch "
         "(24 epochs at 4 % leave 4 % of the initial rate).", minimum=0)
+    validation_photos: int = param(
+        2048, "Photos of a fixed random M1-validation subset scored in km every epoch (TensorBoard).",
+        minimum=0)
+    checkpoint_every_steps: int = param(
+        500, "Training state saved every this many steps (and every epoch); a killed run resumes "
+        "there.", minimum=1)
     dropout_keep: float = param(
         0.8, "Keep probability of the dropout before the softmax (Inception-v4: 0.8).", minimum=0.0,
         maximum=1.0, min_exclusive=True)

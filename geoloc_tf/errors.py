@@ -19,3 +19,8 @@ class ModelConfigError(GeolocTfError, ValueError):
 
 class ExportError(GeolocTfError):
     """A model cannot be exported or an exported model cannot be loaded."""
+
+
+class EvaluationError(GeolocTfError, ValueError):
+    """Stored predictions, a mesh or an evaluation input cannot be evaluated (wrong columns, cell ids
+    outside the mesh, a malformed indoor/outdoor label file)."""

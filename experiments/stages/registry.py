@@ -49,10 +49,13 @@ def _lazy(module: str, function: str) -> StageFn:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("mesh", "mesh", reads=("mesh", "data"), needs=(), run=not_implemented("mesh", 3)),
-    Stage("data", "data", reads=("data",), needs=(), run=not_implemented("data", 4)),
-    Stage("m1", "m1", reads=("m1",), needs=("mesh", "data"), run=not_implemented("m1", 6)),
-    Stage("predict", "predictions", reads=("predict",), needs=("m1",), run=not_implemented("predict", 6)),
+    Stage("mesh", "mesh", reads=("mesh", "data"), needs=(),
+          run=_lazy("experiments.stages.mesh_stage", "run")),
+    Stage("data", "data", reads=("data",), needs=(), run=_lazy("experiments.stages.data_stage", "run")),
+    Stage("m1", "m1", reads=("m1",), needs=("mesh", "data"),
+          run=_lazy("experiments.stages.m1_stage", "run")),
+    Stage("predict", "predictions", reads=("predict",), needs=("m1",),
+          run=_lazy("experiments.stages.predict_stage", "run")),
     Stage("m2", "m2", reads=("m2",), needs=("predict",), run=not_implemented("m2", 7)),
     Stage("m3", "m3", reads=("m3",), needs=("predict", "m2"), run=not_implemented("m3", 7)),
     Stage("evaluate", "eval", reads=("evaluate",), needs=("predict", "m2", "m3"),

@@ -1,0 +1,31 @@
+"""Raw geotagged photo collections -> TFRecords, tables, tf.data input, sampler, albums.
+
+Paper: §2 (YFCC100M data), §3.3 (user albums), appendix A (splits, the A.1 curriculum).
+
+Importing this package does not import TensorFlow: the readers, splits, labels, albums, sampler
+and ``ingest`` itself are numpy/pandas/PIL; only ``input_pipeline`` imports TensorFlow at import
+time, ``records`` and the ingestion's image workers when called.
+
+Written data set (``--out``): ``records/`` (TFRecord shards in tfds naming + dataset_info.json),
+``tables/<split>.parquet`` (kept metadata, record order, no pixels), ``manifest.json`` (shards,
+counts, sha256), ``metadata.json`` (settings, user-hash salt), ``summary.json`` (counts by skip
+reason, written last: its presence means the ingestion finished), ``_work/`` (resume state).
+
+Modules, one job each:
+  errors          the package's exceptions
+  config          frozen config dataclasses (IngestConfig, SplitConfig, InputConfig, SamplerConfig)
+  hashing         stable vectorized hashes (splits) and salted user-id hashing (privacy)
+  readers/        streaming metadata readers: YFCC100M 23-field, Multimedia Commons 25-field, CSV
+  images          decode + re-encode JPEG with a bounded longest side
+  records         the TFRecord schema (tf.train.Example), shared by writer, reader and tfds
+  ingest          metadata + images -> sharded TFRecords, per-split Parquet tables, summary.json
+                  (``run_ingestion(IngestConfig) -> summary dict``; CLI ``python -m
+                  data_pipelines.ingest``); resumable, parallel, several machines
+  dataset         reading a written data set back (``load(root)``: manifest, tables, shards)
+  splits          stable hash splits M1 train / M1 val, M1 val -> M2/M3 train / val
+  labels          photo -> mesh cell labels through ``mesh.Mesh.locate``
+  sampler         the A.1 curriculum: epoch size growth, class oversampling count**alpha
+  input_pipeline  tf.data: parse, decode, Inception-style augmentation, batching, prefetch
+                  (``make_dataset``; ``augment_on_device`` + ``device_augment`` for CPU-poor hosts)
+  albums          §3.3 user albums of 24 with zero padding and a mask
+"""

@@ -1,0 +1,86 @@
+"""Reading a written data set back: manifest, per-split tables, shard paths, salt.
+
+Split names: ``m1_train``, ``m23_train``, ``m23_val`` (``splits.SPLITS``); ``m1_val`` is accepted
+as the union ``m23_train+m23_val`` (appendix A: M1 validation = M2/M3 train + validation), and
+``a+b`` joins splits in that order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import pandas as pd
+
+from data_pipelines import errors, splits
+
+
+@dataclasses.dataclass(frozen=True)
+class WrittenDataset:
+    root: str
+    manifest: dict
+    metadata: dict
+
+    @property
+    def user_hash_salt(self) -> str:
+        return self.metadata["user_hash_salt"]
+
+    def split_names(self, split: str) -> list[str]:
+        names = list(splits.M1_VAL_SPLITS) if split == "m1_val" else split.split("+")
+        for name in names:
+            if name not in self.manifest["splits"]:
+                raise errors.DatasetError(
+                    f"{self.root}/manifest.json: no split {name!r}; expected one of "
+                    f"{sorted(self.manifest['splits'])} or m1_val"
+                )
+        return names
+
+    def shard_paths(self, split: str) -> list[str]:
+        """Shard files of ``split`` in manifest order (the order of the table's ``shard`` column)."""
+        records = os.path.join(self.root, self.manifest["records_dir"])
+        return [
+            os.path.join(records, s["file"])
+            for name in self.split_names(split)
+            for s in self.manifest["splits"][name]["shards"]
+        ]
+
+    def shard_lengths(self, split: str) -> list[int]:
+        return [
+            s["num_examples"]
+            for name in self.split_names(split)
+            for s in self.manifest["splits"][name]["shards"]
+        ]
+
+    def table(self, split: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Per-photo metadata of ``split`` in record order (shard, then index in shard).
+
+        For joined splits, ``shard`` is renumbered to index ``shard_paths(split)``.
+        """
+        frames, offset = [], 0
+        for name in self.split_names(split):
+            path = os.path.join(self.root, self.manifest["splits"][name]["table"])
+            df = pd.read_parquet(path, columns=columns)
+            if "shard" in df.columns:
+                df["shard"] = df["shard"] + offset
+            offset += len(self.manifest["splits"][name]["shards"])
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def num_examples(self, split: str) -> int:
+        return sum(self.shard_lengths(split))
+
+
+def load(root: str) -> WrittenDataset:
+    """Opens a data set written by ``ingest.run_ingestion`` (complete: summary.json exists)."""
+    for name in ("summary.json", "manifest.json", "metadata.json"):
+        if not os.path.exists(os.path.join(root, name)):
+            raise errors.DatasetError(
+                f"{root}: no {name}; expected a finished ingestion (rerun "
+                "`python -m data_pipelines.ingest` with the same arguments to finish it)"
+            )
+    with open(os.path.join(root, "manifest.json")) as f:
+        manifest = json.load(f)
+    with open(os.path.join(root, "metadata.json")) as f:
+        metadata = json.load(f)
+    return WrittenDataset(root=root, manifest=manifest, metadata=metadata)

@@ -1,0 +1,270 @@
+"""Shared pieces of the metadata readers: opening (.bz2/.gz), skip bookkeeping, path templates.
+
+A reader turns one metadata file into ``ParsedChunk``s (columns of kept fields, numpy arrays) and
+counts every line it does not keep by reason, so that for each file
+``lines_read == kept + sum(skipped)`` holds exactly.
+"""
+
+from __future__ import annotations
+
+import bz2
+import collections
+import dataclasses
+import gzip
+import io
+import logging
+import math
+import re
+from typing import BinaryIO
+
+import numpy as np
+
+from data_pipelines import errors
+
+log = logging.getLogger("data_pipelines.readers")
+
+# Skip reasons (summary.json keys). Metadata reasons are decided by the readers and the
+# duplicate pass; image reasons by the ingestion workers.
+WRONG_FIELD_COUNT = "wrong_field_count"
+BAD_FIELD = "bad_field"  # unparsable photo id, user or posting time
+NO_COORDINATES = "no_coordinates"  # empty lat/lon (YFCC lines that are not geotagged)
+BAD_COORDINATES = "bad_coordinates"  # unparsable, non-finite or out of range
+ZERO_COORDINATES = "zero_coordinates"  # (0, 0): a default, not a place
+VIDEO = "video"
+DUPLICATE_ID = "duplicate_id"
+MISSING_IMAGE = "missing_image"
+BAD_IMAGE = "bad_image"  # undecodable or truncated
+SKIP_REASONS = (
+    WRONG_FIELD_COUNT,
+    BAD_FIELD,
+    NO_COORDINATES,
+    BAD_COORDINATES,
+    ZERO_COORDINATES,
+    VIDEO,
+    DUPLICATE_ID,
+    MISSING_IMAGE,
+    BAD_IMAGE,
+)
+
+# Columns of a parsed chunk. Only these leave the raw metadata: never nickname, title,
+# description, tags or URLs (privacy, issue 4).
+COLUMNS = (
+    "photo_id",
+    "user_hash",
+    "posted_at",
+    "lat_e7",
+    "lon_e7",
+    "accuracy",
+    "outdoor_prob",
+    "image_path",
+    "line",
+)
+COORD_SCALE = 10_000_000  # lat/lon stored as int64 1e-7 degrees: exact to ~1 cm, no float32 loss.
+
+
+class SkipLog:
+    """Counts skipped lines by reason and keeps (and logs) the first few of each as file:line."""
+
+    def __init__(self, limit: int = 5):
+        self.limit = limit
+        self.counts: collections.Counter = collections.Counter()
+        self.examples: dict[str, list[str]] = collections.defaultdict(list)
+
+    def add(self, reason: str, path: str, line: int, detail: str = "") -> None:
+        self.counts[reason] += 1
+        if self.counts[reason] <= self.limit:
+            message = f"{errors.where(path, line)}: {reason}" + (f" ({detail})" if detail else "")
+            self.examples[reason].append(message)
+            log.warning("skipped %s", message)
+
+    def merge(self, other: "SkipLog") -> None:
+        self.counts.update(other.counts)
+        for reason, messages in other.examples.items():
+            room = self.limit - len(self.examples[reason])
+            self.examples[reason].extend(messages[: max(room, 0)])
+
+    def to_json(self) -> dict:
+        return {
+            "counts": dict(self.counts),
+            "examples": {k: list(v) for k, v in self.examples.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, limit: int = 5) -> "SkipLog":
+        out = cls(limit)
+        out.counts.update(data.get("counts", {}))
+        for reason, messages in data.get("examples", {}).items():
+            out.examples[reason].extend(messages)
+        return out
+
+
+class ChunkBuilder:
+    """Accumulates kept rows in Python lists and hands them out as numpy columns."""
+
+    def __init__(self):
+        self.rows = {name: [] for name in COLUMNS}
+
+    def __len__(self) -> int:
+        return len(self.rows["line"])
+
+    def add(
+        self,
+        photo_id,
+        user_hash,
+        posted_at,
+        lat_e7,
+        lon_e7,
+        accuracy,
+        outdoor_prob,
+        image_path,
+        line,
+    ):
+        r = self.rows
+        r["photo_id"].append(photo_id)
+        r["user_hash"].append(user_hash)
+        r["posted_at"].append(posted_at)
+        r["lat_e7"].append(lat_e7)
+        r["lon_e7"].append(lon_e7)
+        r["accuracy"].append(accuracy)
+        r["outdoor_prob"].append(outdoor_prob)
+        r["image_path"].append(image_path)
+        r["line"].append(line)
+
+    def take(self) -> dict[str, np.ndarray]:
+        r = self.rows
+        out = {
+            "photo_id": np.asarray(r["photo_id"], dtype=object),
+            "user_hash": np.asarray(r["user_hash"], dtype=object),
+            "posted_at": np.asarray(r["posted_at"], dtype=np.int64),
+            "lat_e7": np.asarray(r["lat_e7"], dtype=np.int64),
+            "lon_e7": np.asarray(r["lon_e7"], dtype=np.int64),
+            "accuracy": np.asarray(r["accuracy"], dtype=np.int16),
+            "outdoor_prob": np.asarray(r["outdoor_prob"], dtype=np.float32),
+            "image_path": np.asarray(r["image_path"], dtype=object),
+            "line": np.asarray(r["line"], dtype=np.int64),
+        }
+        self.rows = {name: [] for name in COLUMNS}
+        return out
+
+
+@dataclasses.dataclass
+class OpenedFile:
+    stream: BinaryIO
+    raw: BinaryIO  # the file on disk, for progress (compressed bytes read)
+    size: int
+
+    def position(self) -> int:
+        try:
+            return self.raw.tell()
+        except (OSError, ValueError):
+            return 0
+
+    def close(self):
+        self.stream.close()
+        self.raw.close()
+
+
+def open_binary(path: str) -> OpenedFile:
+    """Opens plain, .bz2 or .gz files for reading bytes; decompression is transparent."""
+    raw = open(path, "rb")
+    size = raw.seek(0, io.SEEK_END)
+    raw.seek(0)
+    if path.endswith(".bz2"):
+        stream = bz2.BZ2File(raw)
+    elif path.endswith(".gz"):
+        stream = gzip.GzipFile(fileobj=raw)
+    else:
+        stream = raw
+    return OpenedFile(stream=stream, raw=raw, size=size)
+
+
+def iter_lines(opened: OpenedFile):
+    """Yields (line number from 1, bytes without the newline); a final empty line is not a line."""
+    number = 0
+    for number, line in enumerate(opened.stream, start=1):
+        yield number, line.rstrip(b"\r\n")
+
+
+def _show(text) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return repr(text[:40])
+
+
+def parse_coordinates(lat_text, lon_text) -> tuple[str | None, int, int, str]:
+    """Returns (skip reason or None, lat_e7, lon_e7, detail); accepts str or bytes."""
+    if not lat_text.strip() or not lon_text.strip():
+        return NO_COORDINATES, 0, 0, "empty latitude/longitude"
+    try:
+        lat = float(lat_text)
+        lon = float(lon_text)
+    except ValueError:
+        return (
+            BAD_COORDINATES,
+            0,
+            0,
+            (f"latitude={_show(lat_text)} longitude={_show(lon_text)}; expected decimal degrees"),
+        )
+    if not (math.isfinite(lat) and math.isfinite(lon)) or abs(lat) > 90.0 or abs(lon) > 180.0:
+        return (
+            BAD_COORDINATES,
+            0,
+            0,
+            (
+                f"latitude={_show(lat_text)} longitude={_show(lon_text)}; "
+                "expected |lat| <= 90 and |lon| <= 180"
+            ),
+        )
+    if lat == 0.0 and lon == 0.0:
+        return ZERO_COORDINATES, 0, 0, "(0, 0)"
+    return None, int(round(lat * COORD_SCALE)), int(round(lon * COORD_SCALE)), ""
+
+
+_TEMPLATE_FIELD = re.compile(r"\{(\w+)(?:\[(-?\d*):(-?\d*)\])?\}")
+TEMPLATE_FIELDS = ("id", "hash", "ext", "secret", "server", "farm")
+
+
+class PathTemplate:
+    """``{field}`` / ``{field[a:b]}`` substitution, e.g. ``{hash[0:3]}/{hash[3:6]}/{hash}.jpg``.
+
+    Python's str.format cannot slice, and the Multimedia Commons layout needs slices.
+    """
+
+    def __init__(self, template: str):
+        self.template = template
+        self.parts: list = []
+        pos = 0
+        for m in _TEMPLATE_FIELD.finditer(template):
+            if m.start() > pos:
+                self.parts.append(template[pos : m.start()])
+            name = m.group(1)
+            if name not in TEMPLATE_FIELDS:
+                raise errors.ConfigError(
+                    f"image_path_template {template!r}: unknown field {{{name}}}; expected one of "
+                    + ", ".join("{%s}" % f for f in TEMPLATE_FIELDS)
+                )
+            if m.group(2) is None:
+                self.parts.append((name, None, None))
+            else:
+                start = int(m.group(2)) if m.group(2) else None
+                stop = int(m.group(3)) if m.group(3) else None
+                self.parts.append((name, start, stop))
+            pos = m.end()
+        if pos < len(template):
+            self.parts.append(template[pos:])
+        if "{" in "".join(p for p in self.parts if isinstance(p, str)):
+            raise errors.ConfigError(
+                f"image_path_template {template!r}: unbalanced or malformed braces; expected fields "
+                "like {id} or {hash[0:3]}"
+            )
+        self.fields = {p[0] for p in self.parts if isinstance(p, tuple)}
+
+    def render(self, values: dict[str, str]) -> str:
+        out = []
+        for p in self.parts:
+            if isinstance(p, str):
+                out.append(p)
+            else:
+                value = values[p[0]]
+                out.append(value if p[1] is None and p[2] is None else value[p[1] : p[2]])
+        return "".join(out)

@@ -1,0 +1,247 @@
+"""Streaming reader of plain CSV photo collections (Im2GPS, MP-16 and anything similar).
+
+Columns are found by header name, case-insensitive:
+  photo id      id, photo_id, img_id, image_id                       (required)
+  user          user, user_id, author, owner, user_nsid               (required)
+  latitude      lat, latitude                                          (required)
+  longitude     lon, lng, long, longitude                              (required)
+  posting time  posted_at, posted, timestamp, time, date_uploaded, datetime  (epoch s or ISO 8601;
+                optional: MP-16 has none, then posted_at = -1)
+  image path    path, image_path, file, filename, image               (optional)
+  outdoor prob. outdoor_prob, prob_outdoor, p_outdoor, outdoor; or prob_indoor (1 - value)
+  accuracy      accuracy                                               (optional)
+MP-16/Im2GPS headers (``IMG_ID,AUTHOR,LAT,LON,...,Prob_indoor,...``) therefore work as they are.
+
+Swapped LAT/LON: one public Im2GPS3k file labels longitude as LAT. A pre-pass over the file reads
+both columns; only if at least 1 % of the "latitudes" are outside [-90, 90] while every
+"longitude" is inside it (the ranges prove the swap) are the columns exchanged, with a warning.
+Otherwise nothing is changed and bad rows are skipped as ``bad_coordinates``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import math
+from typing import Callable, Iterator
+
+from data_pipelines import errors
+from data_pipelines.readers import common
+
+ALIASES = {
+    "photo_id": ("id", "photo_id", "photoid", "img_id", "image_id"),
+    "user": ("user", "user_id", "userid", "author", "owner", "user_nsid"),
+    "lat": ("lat", "latitude"),
+    "lon": ("lon", "lng", "long", "longitude"),
+    "posted_at": (
+        "posted_at",
+        "posted",
+        "timestamp",
+        "time",
+        "date_uploaded",
+        "datetime",
+        "upload_time",
+        "date_posted",
+    ),
+    "image_path": ("path", "image_path", "file", "filename", "file_name", "image"),
+    "outdoor_prob": ("outdoor_prob", "prob_outdoor", "p_outdoor", "outdoor"),
+    "indoor_prob": ("prob_indoor", "indoor_prob", "p_indoor"),
+    "accuracy": ("accuracy",),
+}
+REQUIRED = ("photo_id", "user", "lat", "lon")
+
+
+def header_columns(header: list[str]) -> dict[str, int]:
+    """Maps our column names to positions in ``header``; unknown header names are ignored."""
+    lowered = [h.strip().lower() for h in header]
+    found = {}
+    for name, aliases in ALIASES.items():
+        for alias in aliases:
+            if alias in lowered:
+                found[name] = lowered.index(alias)
+                break
+    return found
+
+
+def looks_like_csv_header(first_line: str) -> bool:
+    try:
+        header = next(csv.reader([first_line]))
+    except csv.Error:
+        return False
+    return all(name in header_columns(header) for name in REQUIRED)
+
+
+def _text_lines(opened: common.OpenedFile):
+    return io.TextIOWrapper(opened.stream, encoding="utf-8", errors="replace", newline="")
+
+
+def parse_time(text: str) -> int | None:
+    """Epoch seconds (int/float text) or ISO 8601 (naive = UTC) -> int seconds, None if invalid."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+        return int(value) if math.isfinite(value) and 0 <= value < 1e11 else None
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return int(moment.timestamp())
+
+
+def detect_swap(path: str, lat_col: int, lon_col: int) -> bool:
+    """True when the value ranges prove that the LAT and LON columns are exchanged.
+
+    Proof: no value of the "longitude" column lies outside +-90 (so all could be latitudes), and
+    at least 1 % of the rows (and at least one) have a "latitude" outside +-90 but within +-180
+    (impossible for a latitude, fine for a longitude). A stray bad row in a big regional file
+    (lon all within +-90, e.g. Europe) is below 1 % and does not flip the whole file.
+    """
+    rows = bad_as_is = bad_swapped = 0
+    opened = common.open_binary(path)
+    try:
+        reader = csv.reader(_text_lines(opened))
+        next(reader, None)
+        for row in reader:
+            if len(row) <= max(lat_col, lon_col):
+                continue
+            try:
+                lat, lon = abs(float(row[lat_col])), abs(float(row[lon_col]))
+            except ValueError:
+                continue
+            if not (math.isfinite(lat) and math.isfinite(lon)):
+                continue
+            rows += 1
+            bad_as_is += 90.0 < lat <= 180.0
+            bad_swapped += lon > 90.0
+    except csv.Error:
+        return False  # unreadable rows: no proof; the main pass counts them.
+    finally:
+        opened.close()
+    return bad_swapped == 0 and bad_as_is >= max(1, 0.01 * rows)
+
+
+def read_csv(
+    path: str,
+    *,
+    template: common.PathTemplate | None,
+    user_hasher: Callable[[str], str],
+    skips: common.SkipLog,
+    chunk_lines: int = 1 << 18,
+    on_progress=None,
+) -> Iterator[tuple[int, dict]]:
+    """Yields (data lines read so far, chunk columns). The header is not a data line."""
+    opened = common.open_binary(path)
+    try:
+        reader = csv.reader(_text_lines(opened))
+        header = next(reader, None)
+        if header is None:
+            return
+        cols = header_columns(header)
+        missing = [name for name in REQUIRED if name not in cols]
+        if missing:
+            raise errors.LayoutError(
+                f"{errors.where(path, 1)}: CSV header {header!r} lacks {', '.join(missing)}; expected "
+                "columns for photo id, user, lat, lon (e.g. IMG_ID,AUTHOR,LAT,LON)"
+            )
+        if template is not None and template.fields - {"id"}:
+            raise errors.ConfigError(
+                f"{path}: image_path_template {template.template!r} uses fields a CSV file does not "
+                "have; expected only {id}"
+            )
+        i_lat, i_lon = cols["lat"], cols["lon"]
+        if detect_swap(path, i_lat, i_lon):
+            common.log.warning(
+                "%s: column %r holds values beyond +-90 while %r stays within +-90: latitude and "
+                "longitude are swapped; reading them the other way round",
+                path,
+                header[i_lat],
+                header[i_lon],
+            )
+            i_lat, i_lon = i_lon, i_lat
+        i_id, i_user = cols["photo_id"], cols["user"]
+        i_time, i_path = cols.get("posted_at"), cols.get("image_path")
+        i_out, i_in, i_acc = cols.get("outdoor_prob"), cols.get("indoor_prob"), cols.get("accuracy")
+        width = len(header)
+        builder = common.ChunkBuilder()
+        number = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:  # e.g. NUL bytes, runaway quotes: that line only.
+                number += 1
+                skips.add(
+                    common.WRONG_FIELD_COUNT, path, reader.line_num, f"unreadable CSV row: {e}"
+                )
+                continue
+            number += 1
+            line = reader.line_num  # file line of the row's end (the header is line 1)
+            if len(row) != width:
+                skips.add(
+                    common.WRONG_FIELD_COUNT,
+                    path,
+                    line,
+                    f"{len(row)} comma-separated fields; expected {width} as in the header",
+                )
+                continue
+            reason, lat_e7, lon_e7, detail = common.parse_coordinates(row[i_lat], row[i_lon])
+            if reason is not None:
+                skips.add(reason, path, line, detail)
+                continue
+            photo_id, user = row[i_id].strip(), row[i_user].strip()
+            posted_at = parse_time(row[i_time]) if i_time is not None else -1
+            if not photo_id or not user or posted_at is None:
+                skips.add(
+                    common.BAD_FIELD,
+                    path,
+                    line,
+                    f"photo id={photo_id[:40]!r}, user {'present' if user else 'empty'}, time="
+                    f"{row[i_time][:40] if i_time is not None else ''!r}; expected a photo id, a user"
+                    " and epoch seconds or ISO 8601",
+                )  # never the raw user id (privacy)
+                continue
+            outdoor = float("nan")
+            try:
+                if i_out is not None:
+                    outdoor = float(row[i_out])
+                elif i_in is not None:
+                    outdoor = 1.0 - float(row[i_in])
+            except ValueError:
+                outdoor = float("nan")
+            if not 0.0 <= outdoor <= 1.0:
+                outdoor = float("nan")
+            accuracy = -1
+            if i_acc is not None and row[i_acc].strip().isdigit() and len(row[i_acc].strip()) < 4:
+                accuracy = int(row[i_acc])
+            if template is not None:
+                image_path = template.render({"id": photo_id})
+            elif i_path is not None:
+                image_path = row[i_path].strip()
+            else:
+                image_path = photo_id + ".jpg"
+            builder.add(
+                photo_id,
+                user_hasher(user),
+                posted_at,
+                lat_e7,
+                lon_e7,
+                accuracy,
+                outdoor,
+                image_path,
+                line,
+            )
+            if len(builder) >= chunk_lines:
+                if on_progress is not None:
+                    on_progress(number, opened.position(), opened.size)
+                yield number, builder.take()
+        yield number, builder.take()
+    finally:
+        opened.close()

@@ -1,0 +1,41 @@
+"""Stage `m1`: Inception-v4 over the mesh cells, trained with appendix A.1's procedure.
+
+Resumable: the trainer checkpoints every --m1_checkpoint_every_steps steps under run_dir/m1/; a
+rerun of the same command continues from there (geoloc_tf.m1.trainer).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from experiments.config import RunConfig
+
+
+def train_config(config: RunConfig):
+    """M1's trainer configuration from the m1, data and runtime sections."""
+    from data_pipelines.config import SamplerConfig
+    from geoloc_tf.m1.trainer import M1TrainConfig
+
+    m1 = config.m1
+    return M1TrainConfig(
+        backbone=m1.backbone, image_size=m1.image_size, width_multiplier=m1.width_multiplier,
+        blocks=tuple(m1.blocks), dropout_keep=m1.dropout_keep,
+        global_batch_size=m1.global_batch_size, adagrad_learning_rate=m1.adagrad_learning_rate,
+        sampler=SamplerConfig(examples_per_cell=m1.examples_per_cell, growth_per_epoch=m1.epoch_growth,
+                              alpha_schedule=tuple(m1.alpha_schedule),
+                              epochs_per_cycle=m1.cycle_epochs, seed=config.data.seed),
+        sgd_learning_rate=m1.sgd_learning_rate, sgd_decay_per_epoch=m1.sgd_decay_per_epoch,
+        sgd_epochs=m1.sgd_epochs, init_checkpoint=m1.init_checkpoint,
+        strategy=config.runtime.strategy, mixed_precision=config.runtime.mixed_precision,
+        jit_compile=config.runtime.jit_compile, checkpoint_every_steps=m1.checkpoint_every_steps,
+        validation_photos=m1.validation_photos, seed=config.data.seed)
+
+
+def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
+    import mesh
+    from data_pipelines.dataset import load
+    from geoloc_tf.m1.trainer import train_m1
+
+    result = train_m1(load(str(run_dir / "data")), mesh.Mesh.load(run_dir / "mesh" / "mesh.npz"),
+                      run_dir / "m1", run_dir / "tensorboard" / "m1", train_config(config))
+    return {"model": "m1/m1.keras", "history": "m1/history.json"}

@@ -1,0 +1,57 @@
+"""tf.distribute strategies and precision policy, chosen by name (`--runtime_strategy`).
+
+The distributed engine is tf.distribute, never a home-made one:
+
+- `auto`: MirroredStrategy over every visible GPU when there is more than one, else the default
+  strategy (one device);
+- `mirrored`: MirroredStrategy over all local GPUs (or all logical CPUs when there is no GPU, which
+  is how tests exercise it);
+- `multi_worker`: MultiWorkerMirroredStrategy; the cluster comes from TF_CONFIG (BUILD.md);
+- `one_device`: OneDeviceStrategy on the first GPU, else the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import tensorflow as tf
+
+from geoloc_tf import errors
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The strategy named `name` (see the module docstring)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    elif name == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+    elif name == "multi_worker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif name == "one_device":
+        strategy = tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    else:
+        raise errors.ModelConfigError(f"strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+    log.info("tf.distribute strategy %s with %d replica(s)", type(strategy).__name__,
+             strategy.num_replicas_in_sync)
+    return strategy
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True on the worker that writes checkpoints, logs and outputs (worker 0, or the only one)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in (None, "chief") or (resolver.task_type == "worker"
+                                                      and resolver.task_id == 0)
+
+
+def set_precision(mixed_precision: bool) -> None:
+    """mixed_float16 for tensor-core GPUs, float32 otherwise. Softmax outputs stay float32."""
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")

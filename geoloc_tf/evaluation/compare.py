@@ -1,0 +1,92 @@
+"""Several runs side by side (e.g. the coarse, fine and fineP meshes of Tables 3-6) in one table.
+
+Reads each run's ``eval/results.json`` (written by ``report.write_report``) and puts one row per
+(run, model) -- plus each run's best-possible row -- with its photo count, accuracy at every
+threshold, mean/median error and KL divergence. Nothing is recomputed, so a comparison is as fast
+as reading the JSON and always agrees with the runs' own reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from geoloc_tf.errors import EvaluationError
+from geoloc_tf.evaluation.tables import Table, threshold_columns
+from mesh.atomic import write_text_atomic
+
+
+def read_results(path: str | os.PathLike) -> dict[str, Any]:
+    """A run's results: ``path`` is ``results.json``, an ``eval`` dir or a run dir."""
+    p = Path(path)
+    for candidate in (p, p / "results.json", p / "eval" / "results.json"):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise EvaluationError(f"{candidate}: unreadable results ({e}); expected eval/results.json") from None
+    raise EvaluationError(f"{p}: no results.json (looked in {p}, {p}/eval); run the evaluate stage first")
+
+
+def _nan(v: Any) -> Any:
+    return float("nan") if v is None else v
+
+
+def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
+    """One side-by-side table from ``{run label: results}`` (thresholds of the first run)."""
+    if not runs:
+        raise EvaluationError("compare_results: no runs; expected at least one results.json")
+    th = next(iter(runs.values()))["thresholds_km"]
+    rows, notes = [], []
+    for label, res in runs.items():
+        if res["thresholds_km"] != th:
+            raise EvaluationError(f"run {label}: thresholds {res['thresholds_km']} differ from {th}; "
+                                  "expected runs evaluated at the same thresholds")
+        lp = res["label_point"]
+        if res.get("notice"):
+            notes.append(f"{label}: {res['notice']}")
+        for model in res["models"].values():
+            s = model["by_label_point"][lp]
+            rows.append((label, res["num_cells"], model["display_name"], s["num_photos"],
+                         *(_nan(s["accuracy_percent"][f"{t:g}"]) for t in th), _nan(s["mean_km"]),
+                         _nan(s["median_km"]), _nan(model["class_bias"]["kl_divergence"])))
+        name = "imagery centroid" if lp == "imagery" else "cell centroid"
+        for r in res.get("best_possible", {}).get("rows", []):
+            if r["label_point"] == name and r["over"] == "all photos":
+                rows.append((label, res["num_cells"], "Best Possible", r["num_photos"],
+                             *(_nan(r["accuracy_percent"][f"{t:g}"]) for t in th), _nan(r["mean_km"]),
+                             _nan(r["median_km"]), 0.0))
+    return Table("compare", "Runs side by side (accuracy %)",
+                 ("Run", "Cells", "Model", "Photos", *threshold_columns(th), "Mean Error (km)", "Median Error (km)",
+                  "KL Divergence"), tuple(rows), tuple(notes))
+
+
+def compare_runs(paths: list[str | os.PathLike], out_dir: str | os.PathLike | None = None,
+                 labels: list[str] | None = None) -> tuple[Table, dict[str, str]]:
+    """Compare runs (run dirs, eval dirs or results.json files); labels default to the run dirs'
+    names. With ``out_dir``, writes ``compare.md`` and ``compare.csv`` there (atomically)."""
+    labels = labels or [_label(p) for p in paths]
+    if len(labels) != len(paths):
+        raise EvaluationError(f"compare_runs: {len(labels)} labels for {len(paths)} runs; expected one each")
+    if len(set(labels)) != len(labels):
+        raise EvaluationError(f"compare_runs: duplicate run labels {labels}; pass distinct labels")
+    table = compare_results({label: read_results(p) for label, p in zip(labels, paths)})
+    files: dict[str, str] = {}
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "compare.md", table.to_markdown())
+        write_text_atomic(out / "compare.csv", table.to_csv())
+        files = {"markdown": str(out / "compare.md"), "csv": str(out / "compare.csv")}
+    return table, files
+
+
+def _label(path: str | os.PathLike) -> str:
+    p = Path(path).resolve()
+    if p.name == "results.json":
+        p = p.parent
+    if p.name == "eval":
+        p = p.parent
+    return p.name

@@ -1,0 +1,210 @@
+"""The paper's metrics, vectorized over photos: errors, accuracy, class bias, paired tests.
+
+- Error of a photo (§3.1.3): great-circle distance (``mesh.geodesy.great_circle_km``, the project's
+  one distance) from the predicted cell's label point -- the imagery centroid or the cell centroid
+  (§3.1.2, Table 3) -- to the photo's true location.
+- Accuracy (§3.1.3, Tables 3-6): percentage of photos whose error is <= 1 / 25 / 200 / 750 / 2500 km
+  (inclusive: an error of exactly 25 km counts at 25 km), with mean and median error (Table 7).
+- Class bias (§4.2, appendix C, Table 7): KL(p || q) = sum_k p_k log(p_k / q_k), p = true class
+  proportions, q = predicted class proportions, each from counts with 1 added to every one of the
+  mesh's cells; Shannon entropy (nats) of both.
+- Wilcoxon signed-rank test on the paired per-photo errors of two models (§4.2: M2 vs M1,
+  difference 381 km, p < 1e-16), via ``scipy.stats.wilcoxon``.
+
+Every summary says how many photos it covers (``num_photos``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+
+from geoloc_tf.errors import EvaluationError
+from mesh import Mesh
+from mesh.geodesy import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, great_circle_km
+
+#: Label points of a cell (§3.1.2): "imagery" = centre of mass of its training photos, "cell" = the
+#: triangle's centroid.
+LABEL_POINTS: tuple[str, ...] = ("imagery", "cell")
+
+#: Relative slack of the inclusive threshold test. A photo exactly 25 km from its label point in
+#: exact geometry can compute as 25.000000000000004 km (haversine and coordinate rounding, ~1e-13
+#: relative), and must still count at 25 km; 1e-9 relative is 25 micrometres at 25 km.
+THRESHOLD_RTOL: float = 1e-9
+
+#: Error given to a photo without any predicted cell (id < 0, e.g. an averaging group with no stored
+#: cell): half the circumference, the largest possible error, so it is a miss at every threshold.
+NO_PREDICTION_ERROR_KM: float = math.pi * EARTH_RADIUS_KM
+
+
+def label_points(mesh: Mesh, label_point: str) -> NDArray[np.float64]:
+    """(num_cells, 2) [lat, lon] degrees of each cell's label point ("imagery" or "cell", §3.1.2)."""
+    if label_point == "imagery":
+        return mesh.imagery_centroids
+    if label_point == "cell":
+        return mesh.cell_centroids
+    raise EvaluationError(f"label_point={label_point!r}; expected one of {LABEL_POINTS}")
+
+
+def check_cells(cells: ArrayLike, num_cells: int, what: str) -> NDArray[np.int64]:
+    """Cell ids as int64, refusing ids >= num_cells (predictions made on another mesh)."""
+    c = np.asarray(cells, dtype=np.int64).reshape(-1)
+    if c.size and int(c.max()) >= num_cells:
+        raise EvaluationError(
+            f"{what}: cell id {int(c.max())} >= the mesh's {num_cells} cells; expected predictions "
+            "made with this run's mesh")
+    return c
+
+
+def prediction_errors_km(
+    pred_cell: ArrayLike, lat: ArrayLike, lon: ArrayLike, points: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Per-photo error (km, §3.1.3) of predicting cell ``pred_cell`` for truth ``lat, lon`` (degrees).
+
+    ``points`` is the (num_cells, 2) label-point array (``label_points``). A photo with no
+    prediction (cell id < 0) gets ``NO_PREDICTION_ERROR_KM``.
+    """
+    cells = check_cells(pred_cell, len(points), "prediction_errors_km")
+    lat_a = np.asarray(lat, dtype=np.float64).reshape(-1)
+    lon_a = np.asarray(lon, dtype=np.float64).reshape(-1)
+    if not (len(cells) == len(lat_a) == len(lon_a)):
+        raise EvaluationError(
+            f"prediction_errors_km: {len(cells)} cells, {len(lat_a)} lat, {len(lon_a)} lon; expected equal")
+    missing = cells < 0
+    safe = np.where(missing, 0, cells)
+    d = great_circle_km(lat_a, lon_a, points[safe, 0], points[safe, 1]) if len(points) else \
+        np.full(len(cells), NO_PREDICTION_ERROR_KM)
+    if missing.any():
+        d[missing] = NO_PREDICTION_ERROR_KM
+    return d
+
+
+def accuracy_percent(
+    errors_km: ArrayLike, thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM
+) -> dict[str, float]:
+    """Percentage of errors <= each threshold, inclusive up to ``THRESHOLD_RTOL`` (§3.1.3: "the
+    number of images which are classified within a distance of d"); keys as
+    ``mesh.geodesy.accuracy_at_thresholds`` ("1", "25", ...). NaN for no photos."""
+    d = np.asarray(errors_km, dtype=np.float64).reshape(-1)
+    if d.size == 0:
+        return {f"{t:g}": float("nan") for t in thresholds_km}
+    return {f"{t:g}": float(100.0 * np.count_nonzero(d <= t * (1.0 + THRESHOLD_RTOL)) / d.size)
+            for t in thresholds_km}
+
+
+def error_summary(
+    errors_km: ArrayLike, thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM
+) -> dict[str, Any]:
+    """Accuracy (%) at each threshold (inclusive), mean and median error, and the photo count."""
+    d = np.asarray(errors_km, dtype=np.float64).reshape(-1)
+    return {
+        "num_photos": int(d.size),
+        "accuracy_percent": accuracy_percent(d, tuple(thresholds_km)),
+        "mean_km": float(d.mean()) if d.size else float("nan"),
+        "median_km": float(np.median(d)) if d.size else float("nan"),
+    }
+
+
+def class_proportions(cells: ArrayLike, num_cells: int) -> NDArray[np.float64]:
+    """Proportions of each of ``num_cells`` classes after adding 1 to every count (appendix C:
+    "1 is added to the counts prior to calculating proportions as an adjustment for 0 count
+    issues"). Ids < 0 are ignored."""
+    c = check_cells(cells, num_cells, "class_proportions")
+    counts = np.bincount(c[c >= 0], minlength=num_cells).astype(np.float64) + 1.0
+    return counts / counts.sum()
+
+
+def entropy_nats(p: ArrayLike) -> float:
+    """Shannon entropy -sum p log p in nats (Table 7); zero entries contribute 0."""
+    p = np.asarray(p, dtype=np.float64)
+    nz = p[p > 0]
+    return float(-(nz * np.log(nz)).sum())
+
+
+def kl_divergence(p: ArrayLike, q: ArrayLike) -> float:
+    """KL(p || q) = sum_k p_k log(p_k / q_k) in nats (appendix C); needs q > 0 where p > 0."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if p.shape != q.shape:
+        raise EvaluationError(f"kl_divergence: p {p.shape} and q {q.shape}; expected equal shapes")
+    nz = p > 0
+    if (q[nz] <= 0).any():
+        raise EvaluationError("kl_divergence: q is 0 where p > 0; expected the +1 count adjustment")
+    return float((p[nz] * np.log(p[nz] / q[nz])).sum())
+
+
+def class_bias(true_cell: ArrayLike, pred_cell: ArrayLike, num_cells: int) -> dict[str, Any]:
+    """Table 7's class-bias columns for one model (appendix C).
+
+    p = proportions of the true cells, q = proportions of the predicted cells, both with +1 on all
+    ``num_cells`` counts. Photos whose true location lies in a dropped cell (true id -1) have no
+    class, so they are left out of BOTH p and q (the comparison stays over the same photos); so are
+    photos without a prediction (id -1). ``num_photos`` counts the photos used.
+    """
+    t = check_cells(true_cell, num_cells, "class_bias(true)")
+    q_cells = check_cells(pred_cell, num_cells, "class_bias(pred)")
+    if len(t) != len(q_cells):
+        raise EvaluationError(f"class_bias: {len(t)} true and {len(q_cells)} predicted cells; expected equal")
+    use = (t >= 0) & (q_cells >= 0)
+    p = class_proportions(t[use], num_cells)
+    q = class_proportions(q_cells[use], num_cells)
+    return {
+        "num_photos": int(use.sum()),
+        "num_cells": int(num_cells),
+        "kl_divergence": kl_divergence(p, q),
+        "entropy_true_nats": entropy_nats(p),
+        "entropy_pred_nats": entropy_nats(q),
+    }
+
+
+def wilcoxon_paired(
+    errors_a_km: ArrayLike, errors_b_km: ArrayLike, name_a: str = "A", name_b: str = "B"
+) -> dict[str, Any]:
+    """Wilcoxon signed-rank test of model B against model A on paired per-photo errors (§4.2).
+
+    The difference is ``error_a - error_b`` per photo: positive means B is closer to the truth (the
+    paper's "mu2 - mu1 = 381 ... in favor of using time-inputs" is this mean with A = M1, B = M2).
+    Zero differences are dropped as in Wilcoxon's original test (scipy ``zero_method='wilcox'``);
+    ``num_nonzero`` says how many remain. Two-sided p-value.
+    """
+    a = np.asarray(errors_a_km, dtype=np.float64).reshape(-1)
+    b = np.asarray(errors_b_km, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape:
+        raise EvaluationError(f"wilcoxon_paired: {a.size} and {b.size} errors; expected the same photos")
+    diff = a - b
+    nonzero = int(np.count_nonzero(diff))
+    if nonzero == 0:
+        statistic, p_value = float("nan"), 1.0
+    else:
+        result = stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
+        statistic, p_value = float(result.statistic), float(result.pvalue)
+    mean_diff = float(diff.mean()) if diff.size else float("nan")
+    if not diff.size or mean_diff == 0:
+        direction = "no difference"
+    elif mean_diff > 0:
+        direction = f"{name_b} lower error than {name_a}"
+    else:
+        direction = f"{name_a} lower error than {name_b}"
+    return {
+        "model_a": name_a,
+        "model_b": name_b,
+        "num_photos": int(diff.size),
+        "num_nonzero": nonzero,
+        "mean_difference_km": mean_diff,
+        "median_difference_km": float(np.median(diff)) if diff.size else float("nan"),
+        "statistic": statistic,
+        "p_value": p_value,
+        "direction": direction,
+    }
+
+
+def most_frequent_cell(mesh: Mesh) -> int:
+    """The cell holding the most training photos (``mesh.counts``: the build's or the last
+    ``populate``'s photos): the "always predict the commonest cell" baseline. Ties: lowest id."""
+    if mesh.num_cells == 0:
+        raise EvaluationError("most_frequent_cell: the mesh has no kept cells")
+    return int(np.argmax(mesh.counts))

@@ -1,0 +1,181 @@
+"""The evaluation report of a run: ``eval/report.md``, the tables as CSV and JSON, PNG plots.
+
+What a researcher reads after a run (paper §3.1.3, §4, Tables 3-7, appendix C, Figures 1-2). All of
+it is computed from the stored prediction tables (``predictions/<model>/<split>.parquet``) and the
+mesh, so every model is scored by the same code; M2/M3/averaging rows appear only when their tables
+exist. A report made from simulated data (the demo collection) says so at its top.
+
+Files written, each atomically, into ``out_dir`` (default ``run_dir/eval``):
+``report.md``, ``results.json`` (everything; read by ``compare``), ``tables.json``,
+``table3.csv``, ``table4.csv``, ``table6.csv``, ``table7.csv``, ``wilcoxon.csv``,
+``figure1_longitude_by_hour.png``, ``figure2_mesh.png``, ``error_cdf.png``,
+``accuracy_map_<model>.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from geoloc_tf.errors import EvaluationError
+from geoloc_tf.evaluation import plots
+from geoloc_tf.evaluation.predictions import discover_prediction_tables, load_predictions
+from geoloc_tf.evaluation.results import EvalConfig, Evaluation, evaluate_predictions
+from geoloc_tf.evaluation.tables import Table, all_tables
+from mesh import Mesh
+from mesh.atomic import write_text_atomic
+
+#: The line put at the top of a report made from simulated data.
+SIMULATED_NOTICE = ("**SIMULATED DATA.** This report was made from a data set with simulated users, posting "
+                    "times and/or indoor photos (the geoloc demo collection): its numbers are not results on "
+                    "real photos and must not be compared with the paper's.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """What the report contains: the evaluation settings plus the plots' settings."""
+
+    evaluation: EvalConfig = EvalConfig()
+    accuracy_map_threshold_km: float = 750.0  # Country (§3.1.3)
+    seed: int = 0  # the random photo per user of Figure 1
+    plots: bool = True
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf become null so the JSON is standard."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write_json(path: Path, value: Any) -> None:
+    write_text_atomic(path, json.dumps(_json_safe(value), indent=2) + "\n")
+
+
+def write_plots(evaluation: Evaluation, mesh: Mesh, out_dir: Path, config: ReportConfig) -> dict[str, str]:
+    """Figures 1-2, the error CDF and one accuracy-per-cell map per model; returns name -> file."""
+    results = evaluation.results
+    ref = evaluation.predictions[results["reference_model"]]
+    files = {}
+    path = out_dir / "figure1_longitude_by_hour.png"
+    plots.plot_longitude_by_hour(ref.user_hash, ref.posted_at, ref.lon, path, seed=config.seed)
+    files["figure1"] = path.name
+    from mesh.plot import plot_mesh
+
+    path = out_dir / "figure2_mesh.png"
+    plot_mesh(mesh, ref.lat, ref.lon, path)
+    files["figure2"] = path.name
+    path = out_dir / "error_cdf.png"
+    plots.plot_error_cdf({results["models"][m]["display_name"]: d for m, d in evaluation.errors_km.items()},
+                         results["thresholds_km"], path,
+                         title=f"Error CDF ({results['label_point']} centroid, split {results['split']})")
+    files["error_cdf"] = path.name
+    polygons = plots.cell_polygons(mesh)
+    for model, d in evaluation.errors_km.items():
+        pred = evaluation.predictions[model]
+        path = out_dir / f"accuracy_map_{model}.png"
+        plots.plot_accuracy_map(
+            mesh, evaluation.true_cell[model], d, pred.lat, pred.lon, config.accuracy_map_threshold_km, path,
+            title=f"{results['models'][model]['display_name']}: photos within {config.accuracy_map_threshold_km:g} km "
+                  f"per cell (true cell; {results['label_point']} centroid)", polygons=polygons)
+        files[f"accuracy_map_{model}"] = path.name
+    return files
+
+
+def render_markdown(results: dict[str, Any], tables: list[Table], figures: dict[str, str]) -> str:
+    """``report.md``: notice (if any), what was evaluated, the tables, the figures."""
+    lines = []
+    if results.get("notice"):
+        lines += [f"> {results['notice']}", ""]
+    lines += ["# geoloc evaluation report", ""]
+    lines.append(f"Split `{results['split']}`; mesh with {results['num_cells']:,} cells; label point of Tables 4, 6, 7 "
+                 f"and the Wilcoxon tests: {results['label_point']} centroid; outdoor threshold "
+                 f"{results['outdoor_threshold']:g}; thresholds {', '.join(f'{t:g}' for t in results['thresholds_km'])} km "
+                 "(an error equal to a threshold counts as within it).")
+    lines.append("")
+    lines.append("| Model | Table | Photos | In dropped cells | Without prediction |")
+    lines.append("|---|---|---:|---:|---:|")
+    for m, r in results["models"].items():
+        lines.append(f"| {r['display_name']} | `{os.path.basename(r['source']) or m}` ({m}) | {r['num_photos']:,} | "
+                     f"{r['num_in_dropped_cells']:,} | {r['num_without_prediction']:,} |")
+    lines.append("")
+    for t in tables:
+        lines.append(t.to_markdown())
+    if figures:
+        lines += ["## Figures", ""]
+        captions = {"figure1": "Figure 1: true longitude vs UTC posting hour (one random photo per user)",
+                    "figure2": "Figure 2: the mesh (kept cells red)",
+                    "error_cdf": "Error CDF of every model"}
+        for key, name in figures.items():
+            model = results["models"].get(key.removeprefix("accuracy_map_"), {}).get("display_name", key)
+            caption = captions.get(key, f"Accuracy per cell: {model}")
+            lines += [f"**{caption}**", "", f"![{caption}]({name})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(evaluation: Evaluation, mesh: Mesh, out_dir: str | os.PathLike,
+                 config: ReportConfig = ReportConfig(), simulated: bool = False,
+                 notice: str | None = None) -> dict[str, str]:
+    """Write every report file into ``out_dir`` (see module docstring); returns artifact -> path.
+
+    ``simulated`` puts ``SIMULATED_NOTICE`` at the top; ``notice`` replaces it with other text.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = dict(evaluation.results)
+    results["simulated"] = bool(simulated)
+    results["notice"] = notice if notice is not None else (SIMULATED_NOTICE if simulated else "")
+    tables = all_tables(results)
+    artifacts: dict[str, str] = {}
+    for t in tables:
+        path = out / f"{t.key}.csv"
+        write_text_atomic(path, t.to_csv())
+        artifacts[t.key] = str(path)
+    _write_json(out / "tables.json", {"notice": results["notice"], "tables": [t.to_dict() for t in tables]})
+    artifacts["tables_json"] = str(out / "tables.json")
+    figures = write_plots(evaluation, mesh, out, config) if config.plots else {}
+    artifacts.update({k: str(out / v) for k, v in figures.items()})
+    _write_json(out / "results.json", results)
+    artifacts["results"] = str(out / "results.json")
+    write_text_atomic(out / "report.md", render_markdown(results, tables, figures))
+    artifacts["report"] = str(out / "report.md")
+    return artifacts
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    mesh_path: str | os.PathLike | None = None,
+    tables: Mapping[str, str | os.PathLike] | None = None,
+    out_dir: str | os.PathLike | None = None,
+    config: ReportConfig = ReportConfig(),
+    simulated: bool = False,
+    notice: str | None = None,
+    outdoor_probs: Mapping[str, float] | None = None,
+) -> dict[str, str]:
+    """Evaluate a run directory and write its report; returns artifact -> path.
+
+    ``mesh_path``: a ``Mesh.save`` file or a directory holding ``mesh.npz`` (default
+    ``run_dir/mesh``). ``tables``: ``{model: parquet path}`` (default: every
+    ``run_dir/predictions/<model>/<config.evaluation.split>.parquet``). ``out_dir`` defaults to
+    ``run_dir/eval``. ``outdoor_probs``: photo_id -> outdoor probability (e.g. from
+    ``outdoor.scene_outdoor_probs``) replacing the tables' ``outdoor_prob`` column.
+    """
+    run_dir = Path(run_dir)
+    mesh = Mesh.load(mesh_path if mesh_path is not None else run_dir / "mesh")
+    found = dict(tables) if tables is not None else discover_prediction_tables(run_dir, config.evaluation.split)
+    if not found:
+        raise EvaluationError(
+            f"{run_dir}/predictions: no <model>/{config.evaluation.split}.parquet tables; expected the predict "
+            "stage's output (or pass tables={model: path})")
+    evaluation = evaluate_predictions(load_predictions(found), mesh, config.evaluation, outdoor_probs)
+    return write_report(evaluation, mesh, out_dir if out_dir is not None else run_dir / "eval", config,
+                        simulated=simulated, notice=notice)

@@ -1,0 +1,185 @@
+"""Every number of the report, computed once from stored predictions and the mesh.
+
+The same code scores every model (M1, M2, M3, user/album averaging) from its prediction table
+(§3.1.3), plus two rows that are not models: Table 6's "Best Possible" (``mesh.best_possible``: each
+photo given its own cell) and a "Most Frequent Cell" baseline that predicts the commonest training
+cell for every photo (what a classifier with no information about the image would do).
+
+Each model is scored on all photos of its own table. Best possible and the baseline are scored on
+the photos of the first model's table (the reference, normally M1). The Wilcoxon tests pair the
+photos two tables share (matched by photo_id). The JSON-able ``Evaluation.results`` is what
+``eval/results.json`` holds and what ``compare`` reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from geoloc_tf.errors import EvaluationError
+from geoloc_tf.evaluation import metrics
+from geoloc_tf.evaluation.outdoor import DEFAULT_OUTDOOR_THRESHOLD, known_mask, outdoor_mask
+from geoloc_tf.evaluation.predictions import ModelPredictions, display_name, paired_rows
+from mesh import Mesh
+from mesh.best_possible import best_possible
+from mesh.geodesy import ACCURACY_THRESHOLDS_KM
+
+#: Format of ``results.json``; bump when a field changes meaning.
+RESULTS_VERSION = 1
+
+#: Wilcoxon pairs (A, B) tested when both tables exist: B against A (§4.2 tests M2 against M1).
+DEFAULT_WILCOXON_PAIRS: tuple[tuple[str, str], ...] = (
+    ("m1", "m2"), ("m2", "m3"), ("m1", "m3"), ("m1", "user_averaging"), ("m1", "user_avg"),
+    ("m1", "album_averaging"), ("m1", "album_avg"))
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """What the evaluation computes. ``label_point`` is the one used by Tables 4, 6 and 7 and the
+    Wilcoxon tests; the paper reports those with the imagery centroid after Table 3 showed it is
+    better (§4.1.1). Table 3 always shows both."""
+
+    split: str = "m23_val"
+    thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM
+    outdoor_threshold: float = DEFAULT_OUTDOOR_THRESHOLD
+    label_point: str = "imagery"
+    wilcoxon_pairs: tuple[tuple[str, str], ...] = DEFAULT_WILCOXON_PAIRS
+    mesh_name: str = ""  # e.g. "Coarse Mesh": prefixes the row names as in Tables 6-7
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """The JSON-able results plus the per-photo arrays the plots need."""
+
+    results: dict[str, Any]
+    predictions: dict[str, ModelPredictions]
+    errors_km: dict[str, NDArray[np.float64]]  # per model, at config.label_point
+    true_cell: dict[str, NDArray[np.int64]]  # per model, -1 in dropped cells
+
+
+def _outdoor_probs(pred: ModelPredictions, override: Mapping[str, float] | None) -> tuple[np.ndarray, str]:
+    """The photos' outdoor probabilities: from ``override`` (photo_id -> probability, e.g. from a
+    scene model) where given, else the table's ``outdoor_prob`` column."""
+    if override is None:
+        return pred.outdoor_prob.astype(np.float64), "outdoor_prob column"
+    import pandas as pd
+
+    series = override if isinstance(override, pd.Series) else pd.Series(dict(override), dtype=np.float64)
+    values = series.reindex(pred.photo_id).to_numpy(dtype=np.float64)
+    return np.where(np.isnan(values), -1.0, values), "scene model"
+
+
+def evaluate_predictions(
+    predictions: dict[str, ModelPredictions],
+    mesh: Mesh,
+    config: EvalConfig = EvalConfig(),
+    outdoor_probs: Mapping[str, float] | None = None,
+) -> Evaluation:
+    """Score every model and the non-model rows; see the module docstring for what is covered."""
+    if not predictions:
+        raise EvaluationError("evaluate_predictions: no models; expected at least one prediction table")
+    if config.label_point not in metrics.LABEL_POINTS:
+        raise EvaluationError(f"EvalConfig.label_point={config.label_point!r}; expected one of {metrics.LABEL_POINTS}")
+    thresholds = tuple(float(t) for t in config.thresholds_km)
+    points = {lp: metrics.label_points(mesh, lp) for lp in metrics.LABEL_POINTS}
+    models: dict[str, Any] = {}
+    errors: dict[str, NDArray[np.float64]] = {}
+    true_cells: dict[str, NDArray[np.int64]] = {}
+    located: list[tuple[ModelPredictions, NDArray[np.int64]]] = []
+    for name, pred in predictions.items():
+        true_cell = next((c for p, c in located if len(p) == len(pred) and np.array_equal(p.photo_id, pred.photo_id)),
+                         None)
+        if true_cell is None:
+            true_cell = mesh.locate(pred.lat, pred.lon) if len(pred) else np.zeros(0, np.int64)
+            located.append((pred, true_cell))
+        true_cells[name] = true_cell
+        by_point = {}
+        for lp in metrics.LABEL_POINTS:
+            try:
+                d = metrics.prediction_errors_km(pred.cell, pred.lat, pred.lon, points[lp])
+            except EvaluationError as e:
+                raise EvaluationError(f"{pred.source or name}: {e}") from None
+            by_point[lp] = d
+        errors[name] = by_point[config.label_point]
+        prob, prob_source = _outdoor_probs(pred, outdoor_probs)
+        known = known_mask(prob)
+        outdoor = outdoor_mask(prob, config.outdoor_threshold)
+        models[name] = {
+            "display_name": display_name(name),
+            "source": pred.source,
+            "num_photos": len(pred),
+            "num_in_dropped_cells": int((true_cell < 0).sum()),
+            "num_without_prediction": int((pred.cell < 0).sum()),
+            "by_label_point": {lp: metrics.error_summary(d, thresholds) for lp, d in by_point.items()},
+            "outdoor": {
+                "probability_source": prob_source,
+                "threshold": float(config.outdoor_threshold),
+                "num_known": int(known.sum()),
+                "num_outdoor": int(outdoor.sum()),
+                "by_label_point": ({lp: metrics.error_summary(d[outdoor], thresholds) for lp, d in by_point.items()}
+                                   if known.any() else None),
+            },
+            "class_bias": metrics.class_bias(true_cell, pred.cell, mesh.num_cells),
+        }
+
+    reference_name = next(iter(predictions))
+    ref = predictions[reference_name]
+    ref_true = true_cells[reference_name]
+    results: dict[str, Any] = {
+        "results_version": RESULTS_VERSION,
+        "split": config.split,
+        "mesh_name": config.mesh_name,
+        "num_cells": mesh.num_cells,
+        "thresholds_km": list(thresholds),
+        "label_point": config.label_point,
+        "outdoor_threshold": float(config.outdoor_threshold),
+        "reference_model": reference_name,
+        "models": models,
+        "best_possible": _best_possible(mesh, ref, ref_true, thresholds),
+        "most_frequent_cell": _most_frequent(mesh, ref, ref_true, points, thresholds),
+        "wilcoxon": _wilcoxon(predictions, errors, config.wilcoxon_pairs),
+    }
+    return Evaluation(results, dict(predictions), errors, true_cells)
+
+
+def _best_possible(mesh: Mesh, ref: ModelPredictions, true_cell: NDArray[np.int64],
+                   thresholds: tuple[float, ...]) -> dict[str, Any]:
+    """Table 6/7 "Best Possible": ``mesh.best_possible`` rows; its class bias is KL 0 by
+    construction (q = p) and its entropy is that of the true classes."""
+    if len(ref) == 0:
+        return {"num_photos": 0, "rows": []}
+    table = best_possible(mesh, ref.lat, ref.lon, thresholds)
+    table["class_bias"] = metrics.class_bias(true_cell, true_cell, mesh.num_cells)
+    return table
+
+
+def _most_frequent(mesh: Mesh, ref: ModelPredictions, true_cell: NDArray[np.int64],
+                   points: dict[str, NDArray[np.float64]], thresholds: tuple[float, ...]) -> dict[str, Any]:
+    cell = metrics.most_frequent_cell(mesh)
+    pred = np.full(len(ref), cell, np.int64)
+    return {
+        "cell": cell,
+        "cell_training_photos": int(mesh.counts[cell]),
+        "num_photos": len(ref),
+        "by_label_point": {lp: metrics.error_summary(metrics.prediction_errors_km(pred, ref.lat, ref.lon, p), thresholds)
+                           for lp, p in points.items()},
+        "class_bias": metrics.class_bias(true_cell, pred, mesh.num_cells),
+    }
+
+
+def _wilcoxon(predictions: dict[str, ModelPredictions], errors: dict[str, NDArray[np.float64]],
+              pairs: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    out = []
+    for a, b in pairs:
+        if a not in predictions or b not in predictions:
+            continue
+        rows_a, rows_b = paired_rows(predictions[a], predictions[b])
+        test = metrics.wilcoxon_paired(errors[a][rows_a], errors[b][rows_b], display_name(a), display_name(b))
+        test["display_a"], test["display_b"] = test["model_a"], test["model_b"]
+        test["model_a"], test["model_b"] = a, b
+        out.append(test)
+    return out

@@ -1,0 +1,132 @@
+"""The epoch loop shared by M2 and M3: phases, early stopping on validation accuracy, TensorBoard.
+
+Appendix A.2: "Early stopping is used to detect a sustained decrease in validation accuracy
+(Caruana et al., 2001)." A phase ends after ``patience`` epochs without a new best validation
+accuracy; the best weights seen over the whole run (all phases) are restored at the end.
+
+Training runs one ``model.fit(epochs=1)`` per epoch rather than one long ``fit`` because M3 draws a
+fresh random album per user every epoch (§3.3) and M2's boosting passes change the sample weights;
+the compiled train step is reused between calls. Scalars go to TensorBoard with the epoch counted
+across phases: loss, accuracy, val_loss, val_accuracy, learning_rate, boosting_round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+#: One epoch's training data: (inputs, labels, sample weights).
+EpochData = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
+
+
+@dataclasses.dataclass
+class EpochRecord:
+    """What one epoch did (also the TensorBoard scalars)."""
+
+    epoch: int
+    phase: str
+    learning_rate: float
+    boosting_round: int
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+@dataclasses.dataclass
+class TrainingHistory:
+    """Every epoch of a run, the boosting steps (M2) and which epoch's weights were kept."""
+
+    epochs: list[EpochRecord] = dataclasses.field(default_factory=list)
+    boosting: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    best_epoch: int = -1
+    best_val_accuracy: float = float("-inf")
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the run directory."""
+        return dataclasses.asdict(self)
+
+
+class EpochLoop:
+    """Runs phases of epochs on a compiled model, tracking the best validation accuracy."""
+
+    def __init__(self, model: keras.Model, validation: EpochData, batch_size: int,
+                 patience: int, tensorboard_dir: str | None = None,
+                 accuracy_key: str = "accuracy") -> None:
+        self.model = model
+        self.validation = validation
+        self.batch_size = batch_size
+        self.patience = patience
+        self.accuracy_key = accuracy_key
+        self.history = TrainingHistory()
+        self._best_weights: list[np.ndarray] | None = None
+        self._writer = (tf.summary.create_file_writer(tensorboard_dir)
+                        if tensorboard_dir is not None else None)
+        self._start = time.perf_counter()
+
+    def run_phase(self, phase: str, learning_rate: float, epochs: int,
+                  draw: Callable[[int], EpochData], boosting_round: int = 0,
+                  early_stopping: bool = True) -> None:
+        """Up to ``epochs`` epochs at ``learning_rate``; ``draw(epoch)`` gives each epoch's data."""
+        self.model.optimizer.learning_rate.assign(learning_rate)
+        since_best = 0
+        for _ in range(epochs):
+            epoch = len(self.history.epochs)
+            inputs, labels, weights = draw(epoch)
+            start = time.perf_counter()
+            logs = self.model.fit(inputs, labels, sample_weight=weights,
+                                  batch_size=self.batch_size, epochs=1, shuffle=True, verbose=0,
+                                  validation_data=self.validation).history
+            record = EpochRecord(
+                epoch=epoch, phase=phase, learning_rate=float(learning_rate),
+                boosting_round=boosting_round, loss=float(logs["loss"][-1]),
+                accuracy=float(logs[self.accuracy_key][-1]),
+                val_loss=float(logs["val_loss"][-1]),
+                val_accuracy=float(logs["val_" + self.accuracy_key][-1]),
+                seconds=time.perf_counter() - start)
+            self.history.epochs.append(record)
+            self._log(record)
+            if record.val_accuracy > self.history.best_val_accuracy:
+                self.history.best_val_accuracy = record.val_accuracy
+                self.history.best_epoch = epoch
+                self._best_weights = self.model.get_weights()
+                since_best = 0
+            else:
+                since_best += 1
+                if early_stopping and since_best >= self.patience:
+                    break
+
+    def log_boosting(self, boosting_round: int, error: float, alpha: float) -> None:
+        """Record one boosting step (M2)."""
+        self.history.boosting.append(
+            {"round": boosting_round, "error": error, "alpha": alpha})
+        if self._writer is not None:
+            with self._writer.as_default():
+                tf.summary.scalar("boosting/error", error, step=boosting_round)
+                tf.summary.scalar("boosting/alpha", alpha, step=boosting_round)
+            self._writer.flush()
+
+    def finish(self) -> TrainingHistory:
+        """Restore the best weights seen and close the TensorBoard writer."""
+        if self._best_weights is not None:
+            self.model.set_weights(self._best_weights)
+        if self._writer is not None:
+            self._writer.close()
+        self.history.seconds = time.perf_counter() - self._start
+        return self.history
+
+    def _log(self, record: EpochRecord) -> None:
+        if self._writer is None:
+            return
+        with self._writer.as_default():
+            for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
+                         "boosting_round"):
+                tf.summary.scalar(name, float(getattr(record, name)), step=record.epoch)
+        self._writer.flush()

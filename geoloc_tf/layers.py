@@ -1,0 +1,168 @@
+"""Keras layers of M2/M3: operator (1) of Figure 3, its sparse-input helper, and posting time.
+
+``TopKSparsifyNormalize`` is operator (1) of Figure 3 and §3.2: "P_i is filtered so that only the
+top 10 maximum entries remain, and the other entries are set to 0 (p0). This vector is normalized
+... The L1-norm (denominator) in the normalization |p0| is appended as a feature."
+
+M1's stored predictions hold only the top-k cell ids and their probabilities (the predict stage), so
+``DensifyTopK`` / ``densify_top_k`` put them back on the N cells; operator (1) applied to that dense
+vector gives exactly what it gives on M1's full softmax, because the k kept entries are the same.
+
+All layers are registered under the package name ``geoloc`` so a ``.keras`` file that uses them loads
+with plain ``keras.models.load_model`` once this module is imported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+from numpy.typing import ArrayLike
+
+from geoloc_tf import errors
+from geoloc_tf.time_features import NUM_TIME_FEATURES, time_features
+
+#: Entries kept by operator (1) (§3.2, Figure 3: "only the top 10 mesh cell probabilities").
+DEFAULT_TOP_K = 10
+
+
+@keras.saving.register_keras_serializable(package="geoloc")
+class TopKSparsifyNormalize(keras.layers.Layer):
+    """Operator (1) of Figure 3: keep the k largest probabilities, renormalize, append |p0|.
+
+    Input (..., N) probabilities; output (..., N + 1): the k largest entries divided by their sum
+    (zeros elsewhere, so the first N outputs sum to 1) followed by that sum, the L1 norm |p0| of the
+    filtered vector before renormalization (§3.2), which tells M2 how confident M1 was overall.
+
+    Ties are broken deterministically: among equal values the LOWEST cell index is kept
+    (``tf.math.top_k`` is documented to return the lower index first for equal elements). An
+    all-zero input (a padded album position in M3) gives all zeros and |p0| = 0 rather than NaN, so
+    padding can never poison a masked loss.
+    """
+
+    def __init__(self, k: int = DEFAULT_TOP_K, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if int(k) < 1:
+            raise errors.ModelConfigError(f"TopKSparsifyNormalize(k={k}): k must be >= 1")
+        self.k = int(k)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        num_cells = input_shape[-1]
+        if num_cells is None or num_cells < self.k:
+            raise errors.ModelConfigError(
+                f"layer {self.name}: input has {num_cells} cells, expected at least k={self.k}")
+        self.built = True
+
+    def call(self, probs: Any) -> Any:
+        num_cells = probs.shape[-1]
+        leading = ops.shape(probs)[:-1]
+        flat = ops.reshape(probs, (-1, num_cells))
+        values, indices = ops.top_k(flat, k=self.k, sorted=True)
+        norm = ops.sum(values, axis=-1, keepdims=True)
+        values = values / ops.where(norm > 0, norm, ops.ones_like(norm))
+        rows = ops.shape(flat)[0]
+        row_ids = ops.repeat(ops.expand_dims(ops.arange(rows, dtype="int32"), 1), self.k, axis=1)
+        coords = ops.stack([row_ids, ops.cast(indices, "int32")], axis=-1)
+        dense = ops.scatter(ops.reshape(coords, (-1, 2)), ops.reshape(values, (-1,)),
+                            (rows, num_cells))
+        out = ops.concatenate([dense, norm], axis=-1)
+        return ops.reshape(out, tuple(leading) + (num_cells + 1,))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return tuple(input_shape[:-1]) + (input_shape[-1] + 1,)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return mask
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "k": self.k}
+
+
+@keras.saving.register_keras_serializable(package="geoloc")
+class DensifyTopK(keras.layers.Layer):
+    """Sparse top-k (cell ids, probabilities) -> dense (..., N) probabilities, zeros elsewhere.
+
+    The form in which M1's predictions are stored (ids and probabilities of its k best cells). Ids
+    below 0 mark missing entries (fewer than k stored) and contribute nothing. Lets an M2/M3 serving
+    model take the stored form directly: ``TopKSparsifyNormalize()(DensifyTopK(N)([ids, probs]))``.
+    """
+
+    def __init__(self, num_cells: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if int(num_cells) < 1:
+            raise errors.ModelConfigError(f"DensifyTopK(num_cells={num_cells}): expected >= 1")
+        self.num_cells = int(num_cells)
+
+    def call(self, inputs: Any) -> Any:
+        cell_ids, probs = inputs
+        k = cell_ids.shape[-1]
+        leading = ops.shape(cell_ids)[:-1]
+        ids = ops.reshape(ops.cast(cell_ids, "int32"), (-1, k))
+        flat_probs = ops.reshape(ops.cast(probs, self.compute_dtype), (-1, k))
+        valid = ids >= 0
+        flat_probs = ops.where(valid, flat_probs, ops.zeros_like(flat_probs))
+        ids = ops.where(valid, ids, ops.zeros_like(ids))
+        rows = ops.shape(ids)[0]
+        row_ids = ops.repeat(ops.expand_dims(ops.arange(rows, dtype="int32"), 1), k, axis=1)
+        coords = ops.reshape(ops.stack([row_ids, ids], axis=-1), (-1, 2))
+        dense = ops.scatter(coords, ops.reshape(flat_probs, (-1,)), (rows, self.num_cells))
+        return ops.reshape(dense, tuple(leading) + (self.num_cells,))
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+        return tuple(input_shape[0][:-1]) + (self.num_cells,)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_cells": self.num_cells}
+
+
+@keras.saving.register_keras_serializable(package="geoloc")
+class PostingTimeFeatures(keras.layers.Layer):
+    """int64 UTC epoch seconds (...,) -> the 3 time features of §3.2 (..., 3), inside a model.
+
+    Wraps ``geoloc_tf.time_features.time_features`` (the same code the training data uses), for
+    serving models that take the raw posting time.
+    """
+
+    def call(self, posted_at: Any) -> Any:
+        return time_features(tf.cast(posted_at, tf.int64))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return tuple(input_shape) + (NUM_TIME_FEATURES,)
+
+
+def densify_top_k(cell_ids: ArrayLike, probs: ArrayLike, num_cells: int) -> np.ndarray:
+    """Numpy twin of ``DensifyTopK``: (..., k) ids and probabilities -> (..., num_cells) float32.
+
+    For small arrays (tests, a batch); whole splits stay sparse and are densified per batch.
+    """
+    ids = np.asarray(cell_ids, dtype=np.int64)
+    values = np.asarray(probs, dtype=np.float32)
+    if ids.shape != values.shape:
+        raise errors.ModelConfigError(
+            f"densify_top_k: cell_ids shape {ids.shape} != probs shape {values.shape}")
+    if ids.size and ids.max() >= num_cells:
+        raise errors.ModelConfigError(
+            f"densify_top_k: cell id {ids.max()} out of range, expected < num_cells={num_cells}")
+    flat_ids = ids.reshape(-1, ids.shape[-1])
+    flat_values = np.where(flat_ids >= 0, values.reshape(flat_ids.shape), 0.0).astype(np.float32)
+    dense = np.zeros((flat_ids.shape[0], num_cells), np.float32)
+    rows = np.repeat(np.arange(flat_ids.shape[0]), flat_ids.shape[1])
+    np.add.at(dense, (rows, np.maximum(flat_ids, 0).ravel()), flat_values.ravel())
+    return dense.reshape(ids.shape[:-1] + (num_cells,))
+
+
+def sparsify_top_k(probs: ArrayLike, k: int = DEFAULT_TOP_K) -> tuple[np.ndarray, np.ndarray]:
+    """Dense (..., N) probabilities -> the k best (cell ids int64, probabilities float32), best first.
+
+    The numpy form of what M1's predict stage stores; ties go to the lowest cell index, as in
+    ``TopKSparsifyNormalize``. Used to build synthetic M1 outputs in tests.
+    """
+    values = np.asarray(probs, dtype=np.float32)
+    if values.shape[-1] < k:
+        raise errors.ModelConfigError(
+            f"sparsify_top_k: {values.shape[-1]} cells, expected at least k={k}")
+    order = np.argsort(-values, axis=-1, kind="stable")[..., :k]
+    return order.astype(np.int64), np.take_along_axis(values, order, axis=-1)

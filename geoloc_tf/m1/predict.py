@@ -1,0 +1,155 @@
+"""M1's predictions for every photo, stored as Parquet tables that need no image work to read.
+
+M2, M3, user averaging, the evaluation and retrieval all start from these tables (paper Figure 3:
+M2 takes M1's top-10 cells; appendix B: retrieval takes the penultimate features). One table per
+split, `predictions/m1/<split>.parquet`, one row per photo in record order:
+
+| column | meaning |
+|---|---|
+| photo_id, user_hash, posted_at, lat, lon, outdoor_prob | the photo's kept metadata |
+| top_ids (list of int32), top_probs (list of float32) | the k most probable cells, best first |
+| top10_mass | sum of the 10 largest probabilities: the L1 norm |p0| of Figure 3, operator (1) |
+| features (list of float32), optional | the penultimate (1536-d at full width) features |
+
+Work is done one record shard at a time (`_parts/<split>/NNNNN.parquet`, atomic); a killed run
+redoes only the unfinished shards, then the parts are joined into the split's table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from data_pipelines import input_pipeline, splits
+from data_pipelines.config import InputConfig
+from data_pipelines.dataset import WrittenDataset
+from geoloc_tf.m1 import inception_v4
+
+log = logging.getLogger(__name__)
+
+MASS_K = 10  # Figure 3: the top-10 entries are kept
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictConfig:
+    top_k: int = 10  # cells kept per photo
+    store_features: bool = False
+    image_size: int = inception_v4.DEFAULT_IMAGE_SIZE
+    batch_size: int = 128
+
+
+def prediction_model(model: keras.Model, store_features: bool) -> keras.Model:
+    """M1 returning (probabilities, features) when features are wanted, else probabilities."""
+    if not store_features:
+        return model
+    features = model.get_layer(inception_v4.FEATURES_LAYER).output
+    return keras.Model(model.inputs, [model.output, features], name=f"{model.name}_with_features")
+
+
+def predict_splits(model: keras.Model, data: WrittenDataset, out_dir: Path | str,
+                   config: PredictConfig, split_names: tuple[str, ...] = splits.SPLITS
+                   ) -> dict[str, str]:
+    """Writes `out_dir/<split>.parquet` for every split; returns split -> path."""
+    out_dir = Path(out_dir)
+    net = prediction_model(model, config.store_features)
+    infer = tf.function(lambda images: net(images, training=False))
+    paths = {}
+    for split in split_names:
+        parts_dir = out_dir / "_parts" / split
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        lengths = data.shard_lengths(split)
+        started, done_images = time.monotonic(), 0
+        for shard in range(len(lengths)):
+            part = parts_dir / f"{shard:05d}.parquet"
+            if part.exists():
+                continue
+            frame = _predict_shard(infer, data, split, shard, config)
+            _write_parquet_atomic(frame, part)
+            done_images += len(frame)
+            rate = done_images / max(time.monotonic() - started, 1e-9)
+            remaining = sum(lengths[shard + 1:])
+            log.info("predict %s: shard %d/%d, %.0f photos/s, ETA %.0f s", split, shard + 1,
+                     len(lengths), rate, remaining / max(rate, 1e-9))
+        table = pd.concat([pd.read_parquet(parts_dir / f"{i:05d}.parquet")
+                           for i in range(len(lengths))], ignore_index=True) if lengths else \
+            _empty_frame(config)
+        path = out_dir / f"{split}.parquet"
+        _write_parquet_atomic(table, path)
+        paths[split] = str(path)
+        log.info("predict %s: %d photos -> %s", split, len(table), path)
+    return paths
+
+
+def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, config: PredictConfig
+                   ) -> pd.DataFrame:
+    lengths = data.shard_lengths(split)
+    copies = [np.full(n, 1 if i == shard else 0, np.int32) for i, n in enumerate(lengths)]
+    input_config = InputConfig(image_size=config.image_size, global_batch_size=config.batch_size,
+                               training=False, deterministic=True, with_metadata=True,
+                               drop_unlabeled=False, drop_remainder=False)
+    dataset = input_pipeline.make_dataset(data, split, None, input_config, copies_by_shard=copies,
+                                          shards=[shard])
+    columns: dict[str, list] = {name: [] for name in (
+        "photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob", "top_ids", "top_probs",
+        "top10_mass", "features")}
+    for features, _ in dataset:
+        output = infer(features["image"])
+        probabilities, embedding = output if config.store_features else (output, None)
+        k = min(max(config.top_k, MASS_K), probabilities.shape[-1])
+        values, indices = tf.math.top_k(probabilities, k=k)
+        values, indices = values.numpy(), indices.numpy()
+        columns["top_ids"].extend(indices[:, :config.top_k].astype(np.int32))
+        columns["top_probs"].extend(values[:, :config.top_k].astype(np.float32))
+        columns["top10_mass"].append(values[:, :MASS_K].sum(axis=1).astype(np.float32))
+        if embedding is not None:
+            columns["features"].extend(np.asarray(embedding, np.float32))
+        for name in ("photo_id", "user_hash"):
+            columns[name].extend(v.decode() for v in features[name].numpy())
+        for name in ("posted_at", "lat", "lon", "outdoor_prob"):
+            columns[name].append(features[name].numpy())
+    frame = pd.DataFrame({
+        "photo_id": columns["photo_id"], "user_hash": columns["user_hash"],
+        "posted_at": _concat(columns["posted_at"], np.int64),
+        "lat": _concat(columns["lat"], np.float64), "lon": _concat(columns["lon"], np.float64),
+        "outdoor_prob": _concat(columns["outdoor_prob"], np.float32),
+        "top_ids": columns["top_ids"], "top_probs": columns["top_probs"],
+        "top10_mass": _concat(columns["top10_mass"], np.float32)})
+    if config.store_features:
+        frame["features"] = columns["features"]
+    return frame
+
+
+def _concat(chunks: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(chunks).astype(dtype) if chunks else np.empty(0, dtype)
+
+
+def _empty_frame(config: PredictConfig) -> pd.DataFrame:
+    frame = pd.DataFrame({name: [] for name in ("photo_id", "user_hash", "posted_at", "lat", "lon",
+                                                "outdoor_prob", "top_ids", "top_probs",
+                                                "top10_mass")})
+    if config.store_features:
+        frame["features"] = []
+    return frame
+
+
+def read_predictions(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(table, top_ids [n, k] int32, top_probs [n, k] float32) of a stored prediction table."""
+    table = pd.read_parquet(path)
+    if len(table) == 0:
+        return table, np.zeros((0, 0), np.int32), np.zeros((0, 0), np.float32)
+    return (table, np.stack(table["top_ids"].to_numpy()).astype(np.int32),
+            np.stack(table["top_probs"].to_numpy()).astype(np.float32))
+
+
+def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)

@@ -1,0 +1,72 @@
+"""Training of M2 (appendix A.2): He initialization, SAMME warm-up, Adam 0.005 then 0.001.
+
+Trained only on the M2/M3 split, photos M1 never saw (appendix A, Figure 3), which the caller picks.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from geoloc_tf import errors
+from geoloc_tf.fit import EpochLoop, TrainingHistory
+from geoloc_tf.m2.boosting import samme_update
+from geoloc_tf.m2.config import M2Config
+from geoloc_tf.m2.data import M2Data
+from geoloc_tf.m2.model import build_m2
+from geoloc_tf.top_k_predictions import predict_top_k
+
+
+def compile_m2(model: keras.Model, learning_rate: float) -> None:
+    """Adam (appendix A.2) on sparse categorical cross-entropy, with accuracy."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+
+
+def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config | None = None,
+             tensorboard_dir: str | None = None) -> tuple[keras.Model, TrainingHistory]:
+    """Train M2 on ``train``, early-stopping on ``val``; returns the model (best weights) and history.
+
+    Schedule (appendix A.2): if ``boosting_rounds`` > 0, one uniform pass and then that many SAMME
+    re-weighted passes (``geoloc_tf.m2.boosting``), all with Adam at the first learning rate; then one
+    Adam phase per entry of ``learning_rates`` on uniform weights, each ended by early stopping on a
+    sustained fall of validation accuracy. The returned model is in the "top_k" input form.
+    """
+    config = config or M2Config()
+    for name, split in (("train", train), ("val", val)):
+        if split.labels is None:
+            raise errors.ModelConfigError(f"train_m2: {name}.labels is None, expected labels")
+        if split.labels.size and (split.labels.min() < 0 or split.labels.max() >= num_cells):
+            raise errors.ModelConfigError(
+                f"train_m2: {name}.labels outside [0, {num_cells}), expected cell indices")
+    keras.utils.set_random_seed(config.seed)
+    model = build_m2(num_cells, config)
+    compile_m2(model, config.learning_rates[0])
+
+    train_x = train.model_inputs(config.extra_inputs)
+    train_y = train.labels
+    uniform = np.ones(len(train), np.float32)
+    validation = (val.model_inputs(config.extra_inputs), val.labels,
+                  np.ones(len(val), np.float32))
+    loop = EpochLoop(model, validation, config.batch_size, config.early_stopping_patience,
+                     tensorboard_dir)
+
+    if config.boosting_rounds > 0:
+        weights = uniform
+        loop.run_phase("boost0", config.learning_rates[0], config.boosting_epochs,
+                       lambda epoch: (train_x, train_y, weights), early_stopping=False)
+        for boosting_round in range(1, config.boosting_rounds + 1):
+            predicted, _ = predict_top_k(model, train_x, k=1)
+            step = samme_update(weights, predicted[:, 0] != train_y, num_cells)
+            loop.log_boosting(boosting_round, step.error, step.alpha)
+            if not step.useful:
+                break
+            weights = step.weights.astype(np.float32)
+            loop.run_phase(f"boost{boosting_round}", config.learning_rates[0],
+                           config.boosting_epochs, lambda epoch: (train_x, train_y, weights),
+                           boosting_round=boosting_round, early_stopping=False)
+
+    for learning_rate in config.learning_rates:
+        loop.run_phase(f"adam{learning_rate:g}", learning_rate, config.max_epochs,
+                       lambda epoch: (train_x, train_y, uniform))
+    return model, loop.finish()

@@ -1,0 +1,48 @@
+"""The frozen configuration of M3 (paper §3.3, Figure 3), each number with its source."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from geoloc_tf import errors
+from geoloc_tf.m2.config import M2Config
+
+
+@dataclasses.dataclass(frozen=True)
+class M3Config:
+    """M3 of §3.3 / Figure 3. Field names match the runner's ``--m3_*`` flags where they exist.
+
+    m2: the per-photo part, "M2 concatenated with M3 layers" (Figure 3): operator (1), time
+        features and Table 2's hidden blocks; must match the trained M2 when ``init_from_m2``.
+        Its training fields (learning rates, boosting) are not used by M3.
+    album_size: photos per album (§3.3: "albums of size 24"), zero-padded and masked.
+    lstm_units: units of each LSTM direction (not given in the paper; 256).
+    init_from_m2: start the per-photo blocks from the trained M2's weights (Figure 3 stacks M3 on
+        a trained M2).
+    learning_rate: Adam learning rate (not given for M3; appendix A.2's final M2 rate, 0.001).
+    batch_size: albums per batch (not in the paper).
+    max_epochs: upper bound on epochs; each epoch is one random album per user (§3.3).
+    early_stopping_patience: epochs without a new best validation accuracy that stop training
+        (as M2, appendix A.2); best weights are restored.
+    seed: seeds Keras, numpy and TF for reproducible runs.
+    """
+
+    m2: M2Config = dataclasses.field(default_factory=M2Config)
+    album_size: int = 24
+    lstm_units: int = 256
+    init_from_m2: bool = True
+    learning_rate: float = 0.001
+    batch_size: int = 64
+    max_epochs: int = 100
+    early_stopping_patience: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for field in ("album_size", "lstm_units", "batch_size", "max_epochs",
+                      "early_stopping_patience"):
+            if getattr(self, field) < 1:
+                raise errors.ModelConfigError(
+                    f"M3Config.{field}={getattr(self, field)!r}: expected >= 1")
+        if self.learning_rate <= 0:
+            raise errors.ModelConfigError(
+                f"M3Config.learning_rate={self.learning_rate!r}: expected > 0")

@@ -1,0 +1,16 @@
+"""geoloc's classification mesh: adaptive Delaunay triangles on the sphere (paper §3.1.1).
+
+Pure numpy/scipy (never TensorFlow): the lowest layer of geoloc, usable alone by a GIS person.
+
+- ``build_mesh(lat, lon, refinement_limit, min_examples)`` -> ``Mesh`` (Table 1 presets in
+  ``mesh.presets.PRESETS``); ``Mesh.locate`` gives class ids (-1 in dropped cells).
+- ``mesh.geodesy.great_circle_km``: the project's one great-circle distance (§3.1.3).
+- ``mesh.best_possible``: Table 6's "Best Possible" rows.
+- CLIs: ``python -m mesh.build`` and ``python -m mesh.best_possible``.
+"""
+
+from mesh.errors import MeshError, MeshFormatError
+from mesh.mesh import FORMAT_VERSION, Mesh, build_mesh
+from mesh.presets import PRESETS
+
+__all__ = ["FORMAT_VERSION", "Mesh", "MeshError", "MeshFormatError", "PRESETS", "build_mesh"]

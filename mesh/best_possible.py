@@ -1,0 +1,93 @@
+"""Table 6's "Best Possible" rows: the accuracy a perfect classifier would reach on a mesh.
+
+Every held-out photo is given exactly its own cell, and its error is the great-circle distance
+(§3.1.3) from the photo to that cell's label point -- the cell centroid or the imagery centroid
+(§3.1.2). Accuracy is the percentage of photos within 1 / 25 / 200 / 750 / 2500 km. Reported over
+photos in kept cells, and over all photos, where a photo in a dropped cell (which no classifier can
+predict) is scored against the nearest label point of any kept cell. Mean and median errors match
+Table 7's "Best Possible" columns.
+
+CLI: ``python -m mesh.best_possible --mesh=DIR --coords=FILE.csv`` prints the table as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.spatial import cKDTree
+
+from mesh.errors import MeshError
+from mesh.geodesy import ACCURACY_THRESHOLDS_KM, accuracy_at_thresholds, great_circle_km
+from mesh.mesh import Mesh
+from mesh.sphere import check_lat_lon, lat_lon_to_xyz
+
+
+def best_possible(
+    mesh: Mesh, lat: ArrayLike, lon: ArrayLike, thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM
+) -> dict[str, Any]:
+    """The best-possible table for held-out photos ``lat, lon`` (degrees); see module docstring."""
+    lat_a, lon_a = check_lat_lon(lat, lon, "best_possible")
+    if mesh.num_cells == 0:
+        raise MeshError("best_possible: the mesh has no kept cells")
+    cls = mesh.locate(lat_a, lon_a)
+    kept = cls >= 0
+    n, k = int(lat_a.size), int(kept.sum())
+    rows = []
+    for name, points in (("cell centroid", mesh.cell_centroids), ("imagery centroid", mesh.imagery_centroids)):
+        d = np.empty(n)
+        d[kept] = great_circle_km(lat_a[kept], lon_a[kept], points[cls[kept], 0], points[cls[kept], 1])
+        if k < n:
+            tree = cKDTree(lat_lon_to_xyz(points[:, 0], points[:, 1]))
+            _, nearest = tree.query(lat_lon_to_xyz(lat_a[~kept], lon_a[~kept]))
+            d[~kept] = great_circle_km(lat_a[~kept], lon_a[~kept], points[nearest, 0], points[nearest, 1])
+        for over, sel in (("photos in kept cells", kept), ("all photos", np.ones(n, dtype=bool))):
+            dd = d[sel]
+            rows.append({
+                "label_point": name,
+                "over": over,
+                "num_photos": int(dd.size),
+                "accuracy_percent": accuracy_at_thresholds(dd, thresholds_km),
+                "mean_km": float(dd.mean()) if dd.size else float("nan"),
+                "median_km": float(np.median(dd)) if dd.size else float("nan"),
+            })
+    return {
+        "num_photos": n,
+        "num_in_kept_cells": k,
+        "share_in_kept_cells_percent": 100.0 * k / n if n else float("nan"),
+        "thresholds_km": list(thresholds_km),
+        "num_cells": mesh.num_cells,
+        "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mesh.best_possible --mesh=DIR --coords=FILE.csv``: print the table as JSON."""
+    from mesh.coords_csv import read_coords_csv
+
+    parser = argparse.ArgumentParser(prog="best-possible", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mesh", required=True, help="mesh directory (holding mesh.npz) or mesh file")
+    parser.add_argument("--coords", required=True, help="CSV of held-out photos with latitude/longitude columns")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed one usage/error line
+        return int(e.code or 0)
+    try:
+        m = Mesh.load(args.mesh)
+        coords = read_coords_csv(args.coords)
+        print(coords.report(), file=sys.stderr)
+        table = best_possible(m, coords.lat, coords.lon)
+    except MeshError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    table["rows_skipped"] = coords.rows_skipped
+    print(json.dumps(table, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""M1's A.1 trainer on a tiny real world: phases, epoch sizes, TensorBoard scalars, kill -9 and
+resume to the same step count, MirroredStrategy over 2 logical CPUs, single-worker multi-worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+TRAIN_SCRIPT = """
+import json, sys, logging
+logging.basicConfig(level=logging.WARNING)
+strategy = sys.argv[3]
+if strategy == "mirrored":
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from pathlib import Path
+import mesh
+from data_pipelines.config import SamplerConfig
+from data_pipelines.dataset import load
+from geoloc_tf.m1.trainer import M1TrainConfig, train_m1
+config = M1TrainConfig(**json.loads(sys.argv[4]), strategy=strategy,
+                       sampler=SamplerConfig(**json.loads(sys.argv[5])))
+out = Path(sys.argv[2])
+result = train_m1(load(sys.argv[1] + "/data"), mesh.Mesh.load(sys.argv[1] + "/mesh.npz"), out,
+                  out / "tb", config)
+import tensorflow as tf
+print("RESULT", json.dumps({"steps": result.global_steps, "replicas":
+      __import__("geoloc_tf.distribute", fromlist=["x"]).make_strategy(strategy).num_replicas_in_sync}))
+"""
+
+MODEL = dict(image_size=75, width_multiplier=0.05, blocks=(1, 1, 1), global_batch_size=8,
+             sgd_epochs=1, checkpoint_every_steps=3, log_every_steps=2, validation_photos=16,
+             shuffle_buffer=64)
+SAMPLER = dict(examples_per_cell=3, alpha_schedule=(0.0,), epochs_per_cycle=2)
+
+
+def configs(**changes):
+    from data_pipelines.config import SamplerConfig
+    from geoloc_tf.m1.trainer import M1TrainConfig
+    sampler = SamplerConfig(**{**SAMPLER, **changes.pop("sampler", {})})
+    return M1TrainConfig(**{**MODEL, **changes}, sampler=sampler)
+
+
+def run_script(tiny_world, out: Path, strategy: str, model=MODEL, sampler=SAMPLER, kill_when=None):
+    world = str(Path(tiny_world.data_root).parent)
+    script = out.parent / "train_script.py"
+    script.write_text(TRAIN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("TF_CONFIG", None)
+    command = [sys.executable, str(script), world, str(out), strategy, json.dumps(model),
+               json.dumps(sampler)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    if kill_when is not None:
+        deadline = time.monotonic() + 240
+        while not kill_when() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        return None
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    line = next(l for l in stdout.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_world, tmp_path_factory):
+    import mesh
+    from data_pipelines.dataset import load
+    from geoloc_tf.m1.trainer import train_m1
+    out = tmp_path_factory.mktemp("m1_uninterrupted")
+    result = train_m1(load(tiny_world.data_root), mesh.Mesh.load(tiny_world.mesh_path), out,
+                      out / "tb", configs())
+    return out, result
+
+
+def test_phases_epoch_sizes_and_learning_rates(uninterrupted, tiny_world):
+    import mesh
+    _, result = uninterrupted
+    history = result.history
+    cells = mesh.Mesh.load(tiny_world.mesh_path).num_cells
+    assert [h["phase"] for h in history] == ["adagrad_cycle_0", "adagrad_cycle_0", "sgd"]
+    # A.1: epoch size = cells x examples_per_cell, growing 6 % per epoch; the SGD epoch is the
+    # whole training split, every photo once.
+    assert history[0]["epoch_size"] == cells * 3
+    assert history[1]["epoch_size"] == round(cells * 3 * 1.06)
+    from data_pipelines.dataset import load
+    from data_pipelines import labels
+    train_labels = np.concatenate(labels.shard_labels(load(tiny_world.data_root), "m1_train",
+                                                      mesh.Mesh.load(tiny_world.mesh_path)))
+    assert history[2]["examples"] == int((train_labels >= 0).sum())
+    assert [h["learning_rate"] for h in history] == [0.01, 0.01, 0.01]  # SGD epoch 0: 100 %
+    assert result.global_steps == sum(h["steps"] for h in history)
+    for h in history:
+        assert h["steps"] == h["examples"] // 8  # full global batches only
+
+
+def test_sgd_learning_rate_falls_four_percent_per_epoch():
+    config = configs(sgd_epochs=5, sgd_learning_rate=0.02)
+    assert config.biased_epochs == 2
+    rates = [config.learning_rate(e) for e in range(2, 7)]
+    np.testing.assert_allclose(rates, [0.02, 0.0192, 0.0184, 0.0176, 0.0168])
+
+
+def test_model_file_and_tensorboard_scalars(uninterrupted):
+    import keras
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    out, result = uninterrupted
+    model = keras.saving.load_model(result.model_path)
+    assert model.output_shape[-1] > 1
+    events = EventAccumulator(str(out / "tb"), size_guidance={"tensors": 0}).Reload()
+    tags = set(events.Tags()["tensors"])
+    for tag in ("train/loss", "train/cell_accuracy", "train/learning_rate", "sampler/alpha",
+                "sampler/epoch_size", "train/loss_step", "validation/accuracy_1km",
+                "validation/accuracy_25km", "validation/accuracy_200km", "validation/accuracy_750km",
+                "validation/accuracy_2500km"):
+        assert tag in tags, (tag, sorted(tags))
+    import tensorflow as tf
+    alphas = [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("sampler/alpha")]
+    assert alphas == [0.0, 0.0, 1.0]
+
+
+def test_kill_minus_9_and_resume_reaches_the_same_step_count(uninterrupted, tiny_world, tmp_path):
+    _, expected = uninterrupted
+    out = tmp_path / "run"
+    index = out / "checkpoints" / "checkpoint"
+    run_script(tiny_world, out, "auto", kill_when=index.exists)  # killed after its first save
+    assert index.exists() and not (out / "m1.keras").exists()
+    resumed = run_script(tiny_world, out, "auto")
+    assert resumed["steps"] == expected.global_steps
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [0, 1, 2]
+    assert history[0]["resumed_at_step"] > 0  # the interrupted epoch went on mid-way
+
+
+@pytest.mark.parametrize("strategy, replicas", [("mirrored", 2), ("multi_worker", 1)])
+def test_distribution_strategies_train(tiny_world, tmp_path, strategy, replicas):
+    one_epoch = dict(SAMPLER, epochs_per_cycle=1)
+    result = run_script(tiny_world, tmp_path / strategy, strategy, model=dict(MODEL, sgd_epochs=0),
+                        sampler=one_epoch)
+    assert result["replicas"] == replicas
+    assert result["steps"] > 0
+    assert (tmp_path / strategy / "m1.keras").exists()
