@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from data_pipelines import errors, splits
+from mesh.atomic import write_atomic, write_text_atomic
 from data_pipelines.config import IngestConfig, SplitConfig
 from data_pipelines.hashing import UserHasher
 from data_pipelines.readers import common as rcommon
@@ -67,22 +68,12 @@ def _tmp_name(path: str) -> str:
     return f"{path}.tmp-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Writes to a temporary name in the same folder, then renames: readers never see half."""
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def atomic_write_json(path: str, value) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def atomic_write_parquet(df: pd.DataFrame, path: str) -> None:
-    tmp = _tmp_name(path)
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: df.to_parquet(f, index=False))
 
 
 def shard_file_name(dataset_name: str, split: str, index: int, count: int) -> str:

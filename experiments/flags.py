@@ -179,7 +179,8 @@ def parse(argv: Sequence[str]) -> list[str]:
     what is allowed.
     """
     expanded, origin = expand_flagfiles(argv)
-    FLAGS.unparse_flags()  # every parse starts from the defaults, also when called twice in a process
+    if FLAGS.is_parsed():  # a second parse in one process starts again from the defaults
+        FLAGS.unparse_flags()
     try:
         return FLAGS(expanded)
     except flags.Error as error:

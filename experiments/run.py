@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Sequence
 
 from experiments import flags as geoloc_flags
-from experiments.atomic import write_text_atomic
 from experiments.config import RunConfig
 from experiments.errors import ConfigError, GeolocUserError
 from experiments.stages import StageOutcome, run_stages
+from mesh.atomic import write_text_atomic
 
 FLAGS = geoloc_flags.FLAGS
 HELP_FLAGS = ("--help", "-help", "--helpshort", "-helpshort", "--helpfull", "-helpfull", "-h", "-?")
@@ -91,7 +91,9 @@ def write_config(run_dir: Path, config: RunConfig, argv: Sequence[str]) -> Path:
         "force_stages": list(FLAGS.force_stages),
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    return write_text_atomic(run_dir / "config.json", json.dumps(payload, indent=2, sort_keys=True))
+    path = run_dir / "config.json"
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True))
+    return path
 
 
 def read_config(run_dir: Path) -> RunConfig:

@@ -12,9 +12,12 @@ from typing import IO
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(f)`` on a temporary binary file next to ``path`` and rename it into place."""
+    """Call ``write(f)`` on a temporary binary file next to ``path`` and rename it into place.
+
+    The parent folder is created when missing."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -30,6 +33,11 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) atomically."""
     write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` atomically."""
+    write_atomic(path, lambda f: f.write(data))
 
 
 def _umask() -> int:

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from mesh.atomic import write_text_atomic
 from mesh.errors import MeshError
@@ -54,6 +55,32 @@ def summarize(mesh: Mesh, coords_info: dict[str, Any], build_seconds: float) -> 
     }
 
 
+def write_mesh_outputs(
+    mesh: Mesh,
+    out_dir: str | os.PathLike,
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    source: dict[str, Any],
+    build_seconds: float,
+    plot: bool = True,
+) -> dict[str, Any]:
+    """Write ``mesh.npz``, ``mesh.geojson``, ``mesh.png`` (photos ``lat, lon`` as background) and
+    ``summary.json`` (``summarize`` plus ``source``, e.g. where the photos came from) into
+    ``out_dir``, each atomically; ``summary.json`` last, so its presence means all are complete.
+    Returns the summary. Shared by this CLI and the experiments' mesh stage."""
+    out = os.fspath(out_dir)
+    os.makedirs(out, exist_ok=True)
+    summary = summarize(mesh, source, build_seconds)
+    mesh.save(os.path.join(out, "mesh.npz"))
+    write_text_atomic(os.path.join(out, "mesh.geojson"), json.dumps(mesh.to_geojson()))
+    if plot:
+        from mesh.plot import plot_mesh
+
+        plot_mesh(mesh, lat, lon, os.path.join(out, "mesh.png"))
+    write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m mesh.build`` and ``geoloc build-mesh``; returns the exit status."""
     from mesh.coords_csv import read_coords_csv
@@ -80,24 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         coords = read_coords_csv(args.coords)
         print(coords.report(), file=sys.stderr)
-        os.makedirs(args.out, exist_ok=True)
         t0 = time.perf_counter()
         mesh = build_mesh(coords.lat, coords.lon, limit, min_ex, args.init_grid)
         seconds = time.perf_counter() - t0
-        summary = summarize(mesh, {
+        summary = write_mesh_outputs(mesh, args.out, coords.lat, coords.lon, {
             "preset": args.preset,
             "coords_file": os.path.abspath(args.coords),
             "rows_total": coords.rows_total,
             "rows_skipped": coords.rows_skipped,
             "bad_rows_examples": coords.bad_examples,
-        }, seconds)
-        mesh.save(os.path.join(args.out, "mesh.npz"))
-        write_text_atomic(os.path.join(args.out, "mesh.geojson"), json.dumps(mesh.to_geojson()))
-        if not args.no_plot:
-            from mesh.plot import plot_mesh
-
-            plot_mesh(mesh, coords.lat, coords.lon, os.path.join(args.out, "mesh.png"))
-        write_text_atomic(os.path.join(args.out, "summary.json"), json.dumps(summary, indent=2) + "\n")
+        }, seconds, plot=not args.no_plot)
     except MeshError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -286,31 +286,29 @@ class Locator:
         return np.take(self.sub_tri, np.take(self.top_off, top) + sr * side + sc)
 
     def _locate_chunk(self, lat: NDArray[np.float64], lon: NDArray[np.float64], p: NDArray[np.float64] | None) -> NDArray[np.int64]:
-        t = self._start(lat, lon)
-        todo = np.flatnonzero(t < 0)
+        v = self._start(lat, lon)
+        todo = np.flatnonzero(v < 0)
         if todo.size == 0:
-            return t
-        if todo.size < t.size:
-            res = t
-            t = -np.take(t, todo) - 1
+            return v
+        if todo.size < v.size:
             p = lat_lon_to_xyz(np.take(lat, todo), np.take(lon, todo)) if p is None else np.take(p, todo, axis=0)
-        else:
-            res = None
-            t = -t - 1
-            p = lat_lon_to_xyz(lat, lon) if p is None else p
-        t = self._locate_walk(p, t)
-        if res is None:
-            return t
-        res[todo] = t
-        return res
+            v[todo] = self._locate_rest(p, np.take(v, todo))
+            return v
+        p = lat_lon_to_xyz(lat, lon) if p is None else p
+        return self._locate_rest(p, v)
 
-    def _locate_walk(self, p: NDArray[np.float64], start: NDArray[np.int64]) -> NDArray[np.int64]:
-        t, near = self._walk(p, start)
+    def _locate_rest(self, p: NDArray[np.float64], v: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Points of non-solid sub-cells: walk from the sub-cell's triangle, settle near edges."""
+        t, near = self._walk(p, -v - 1)
         if near.any():
             i = np.flatnonzero(near)
-            cands = np.concatenate([self.vertex_tris[self.tris[t[i], k]] for k in range(3)], axis=1)
-            cands = np.sort(np.where(cands < 0, np.iinfo(np.int64).max, cands), axis=1)
-            cands[cands == np.iinfo(np.int64).max] = -1
-            # -1 pads sort last; _rule skips them
-            t[i] = _rule(self.normals, cands, p[i])
+            t[i] = self._settle(p[i], t[i])
         return t
+
+    def _settle(self, p: NDArray[np.float64], t: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The rule over every triangle touching ``t`` (all that can hold a point this close)."""
+        cands = np.concatenate([self.vertex_tris[self.tris[t, k]] for k in range(3)], axis=1)
+        big = np.iinfo(np.int64).max
+        cands = np.sort(np.where(cands < 0, big, cands), axis=1)  # pads sort last
+        cands[cands == big] = -1
+        return _rule(self.normals, cands, p)

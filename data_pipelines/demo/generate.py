@@ -39,6 +39,7 @@ import numpy as np
 
 from data_pipelines.demo import imagery, sources, times, users
 from data_pipelines.errors import DataPipelineError
+from mesh.atomic import write_bytes_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,8 @@ def generate(out_dir: Path | str, spec: DemoSpec, *, coordinates_path: Path | No
     photos = simulate(lat, lon, spec)
     (out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     _render_all(photos, raster_path, out_dir / IMAGES_DIR, spec)
-    _write_atomic(out_dir / METADATA_FILE, "\n".join(metadata_lines(photos)) + "\n")
-    _write_atomic(out_dir / AUTOTAGS_FILE, "\n".join(autotag_lines(photos)) + "\n")
+    write_text_atomic(out_dir / METADATA_FILE, "\n".join(metadata_lines(photos)) + "\n")
+    write_text_atomic(out_dir / AUTOTAGS_FILE, "\n".join(autotag_lines(photos)) + "\n")
     counts = np.bincount(photos.user)
     info = {
         "name": "geoloc demo collection",
@@ -195,14 +196,8 @@ def generate(out_dir: Path | str, spec: DemoSpec, *, coordinates_path: Path | No
                   "image_path_template": "{id}.jpg"},
         "generation_seconds": round(time.monotonic() - started, 1),
     }
-    _write_atomic(info_path, json.dumps(info, indent=2))
+    write_text_atomic(info_path, json.dumps(info, indent=2))
     return info
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 _RASTER: imagery.Raster | None = None
@@ -218,9 +213,7 @@ def _render_one(job: tuple[int, int, float, float, int, int, str]) -> None:
     target = Path(folder) / f"{photo_id}.jpg"
     rng = np.random.default_rng([seed, 2, index])  # per photo: the bytes do not depend on workers
     data = imagery.render_photo(_RASTER, lat, lon, size, rng)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    write_bytes_atomic(target, data)
 
 
 def _render_all(photos: DemoPhotos, raster_path: Path, folder: Path, spec: DemoSpec) -> None:

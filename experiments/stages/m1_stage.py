@@ -36,6 +36,6 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from data_pipelines.dataset import load
     from geoloc_tf.m1.trainer import train_m1
 
-    result = train_m1(load(str(run_dir / "data")), mesh.Mesh.load(run_dir / "mesh" / "mesh.npz"),
+    train_m1(load(str(run_dir / "data")), mesh.Mesh.load(run_dir / "mesh" / "mesh.npz"),
                       run_dir / "m1", run_dir / "tensorboard" / "m1", train_config(config))
     return {"model": "m1/m1.keras", "history": "m1/history.json"}

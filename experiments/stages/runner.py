@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from experiments.atomic import write_text_atomic
+from mesh.atomic import write_text_atomic
 from experiments.config import RunConfig, section_to_dict
 from experiments.errors import StageError
 from experiments.stages.registry import STAGES, Stage

@@ -113,19 +113,41 @@ def _first_ids(top: "pa.ChunkedArray") -> NDArray[np.int64]:
     return np.where(valid, first, -1).astype(np.int64)
 
 
-def discover_prediction_tables(run_dir: str | os.PathLike, split: str) -> dict[str, str]:
+def discover_prediction_tables(run_dir: str | os.PathLike, split: str) -> dict[str, str | list[str]]:
     """``{model: path}`` for every ``run_dir/predictions/<model>/<split>.parquet`` that exists,
-    in report order (M1, M2, averaging, M3, others): M2/M3 rows appear only when their tables do."""
+    in report order (M1, M2, averaging, M3, others): M2/M3 rows appear only when their tables do.
+
+    A split expression ``a+b`` (e.g. ``m23_train+m23_val``, all of M1's validation photos, as in
+    Tables 3-4) gives ``{model: [path_a, path_b]}`` for the models that have every part.
+    """
     root = Path(run_dir) / "predictions"
-    found = {p.parent.name: str(p) for p in root.glob(f"*/{split}.parquet")} if root.is_dir() else {}
+    if not root.is_dir():
+        return {}
+    parts = split.split("+")
+    found: dict[str, str | list[str]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        paths = [folder / f"{part}.parquet" for part in parts]
+        if all(p.is_file() for p in paths):
+            found[folder.name] = str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
     return {m: found[m] for m in model_order(list(found))}
 
 
-def load_predictions(tables: dict[str, str | os.PathLike]) -> dict[str, ModelPredictions]:
-    """Read every table of ``{model: path}``; keeps the report order."""
+def read_prediction_tables(paths: list[str | os.PathLike], model: str) -> ModelPredictions:
+    """Several tables of one model (e.g. the parts of a split expression) as one, in the given order."""
+    parts = [read_prediction_table(p, model) for p in paths]
+    if len(parts) == 1:
+        return parts[0]
+    fields = [f.name for f in dataclasses.fields(ModelPredictions) if f.name not in ("model", "source")]
+    return ModelPredictions(model=model, source="+".join(p.source for p in parts),
+                            **{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
+
+
+def load_predictions(tables: dict[str, str | os.PathLike | list[str | os.PathLike]]) -> dict[str, ModelPredictions]:
+    """Read every table of ``{model: path or [paths]}``; keeps the report order."""
     if not tables:
         raise EvaluationError("no prediction tables to evaluate; expected predictions/<model>/<split>.parquet")
-    return {m: read_prediction_table(tables[m], m) for m in model_order(list(tables))}
+    return {m: read_prediction_tables(tables[m] if isinstance(tables[m], list) else [tables[m]], m)
+            for m in model_order(list(tables))}
 
 
 def paired_rows(a: ModelPredictions, b: ModelPredictions) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

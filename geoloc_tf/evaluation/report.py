@@ -154,7 +154,7 @@ def write_report(evaluation: Evaluation, mesh: Mesh, out_dir: str | os.PathLike,
 def evaluate_run(
     run_dir: str | os.PathLike,
     mesh_path: str | os.PathLike | None = None,
-    tables: Mapping[str, str | os.PathLike] | None = None,
+    tables: Mapping[str, str | os.PathLike | list[str | os.PathLike]] | None = None,
     out_dir: str | os.PathLike | None = None,
     config: ReportConfig = ReportConfig(),
     simulated: bool = False,
@@ -164,8 +164,8 @@ def evaluate_run(
     """Evaluate a run directory and write its report; returns artifact -> path.
 
     ``mesh_path``: a ``Mesh.save`` file or a directory holding ``mesh.npz`` (default
-    ``run_dir/mesh``). ``tables``: ``{model: parquet path}`` (default: every
-    ``run_dir/predictions/<model>/<config.evaluation.split>.parquet``). ``out_dir`` defaults to
+    ``run_dir/mesh``). ``tables``: ``{model: parquet path or [paths]}`` (default: every
+    ``run_dir/predictions/<model>/<config.evaluation.split>.parquet``; a split ``a+b`` joins parts). ``out_dir`` defaults to
     ``run_dir/eval``. ``outdoor_probs``: photo_id -> outdoor probability (e.g. from
     ``outdoor.scene_outdoor_probs``) replacing the tables' ``outdoor_prob`` column.
     """

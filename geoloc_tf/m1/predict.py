@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from data_pipelines import input_pipeline, splits
 from data_pipelines.config import InputConfig
 from data_pipelines.dataset import WrittenDataset
 from geoloc_tf.m1 import inception_v4
+from mesh.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,4 @@ def read_predictions(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, np.nda
 
 
 def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: frame.to_parquet(f, index=False))

@@ -48,6 +48,7 @@ from data_pipelines.dataset import WrittenDataset
 from data_pipelines.sampler import CurriculumSampler, EpochPlan
 from geoloc_tf import distribute, errors
 from geoloc_tf.m1 import backbones, inception_v4, slim_checkpoint
+from mesh.atomic import write_text_atomic
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, accuracy_at_thresholds, great_circle_km
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
         if writer is not None:
             _write_epoch_summaries(writer, record, int(state["global_step"].numpy()))
         if chief:
-            _write_json(out_dir / HISTORY_FILE, history)
+            write_text_atomic(out_dir / HISTORY_FILE, json.dumps(history, indent=2))
         manager.save(checkpoint_number=int(state["global_step"].numpy()))
 
     model_path = out_dir / MODEL_FILE
@@ -374,12 +375,6 @@ def _write_epoch_summaries(writer, record: dict, step: int) -> None:
 def _read_history(out_dir: Path) -> list[dict]:
     path = out_dir / HISTORY_FILE
     return json.loads(path.read_text()) if path.exists() else []
-
-
-def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2))
-    os.replace(tmp, path)
 
 
 def _save_model_atomic(model: keras.Model, path: Path) -> None:

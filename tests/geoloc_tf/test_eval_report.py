@@ -72,14 +72,17 @@ def fake_run(tmp_path_factory) -> Path:
                 fake_predictions(rng, mesh, lat, lon, 0.5, 1, *args))
     m3 = fake_predictions(rng, mesh, lat, lon, 0.7, 10, *args).iloc[rng.permutation(N)[:300]]
     write_table(run / "predictions" / "m3" / "m23_val.parquet", m3)
-    write_table(run / "predictions" / "m1" / "m1_train.parquet", fake_predictions(rng, mesh, lat, lon, 0.3, 10, *args))
+    write_table(run / "predictions" / "m1" / "m23_train.parquet",
+                fake_predictions(rng, mesh, lat, lon, 0.3, 10, users, posted, outdoor, ids + "t"))
     return run
 
 
 def test_discovery_finds_models_in_report_order(fake_run):
     found = predictions.discover_prediction_tables(fake_run, "m23_val")
     assert list(found) == ["m1", "m2", "user_averaging", "m3"]
-    assert predictions.discover_prediction_tables(fake_run, "m1_train").keys() == {"m1"}
+    both = predictions.discover_prediction_tables(fake_run, "m23_train+m23_val")  # all of M1's validation
+    assert list(both) == ["m1"] and len(both["m1"]) == 2
+    assert len(predictions.load_predictions(both)["m1"]) == 2 * N
     m1 = predictions.read_prediction_table(found["m1"], "m1")
     table = pd.read_parquet(found["m1"])
     np.testing.assert_array_equal(m1.cell, [ids[0] for ids in table["top_ids"]])

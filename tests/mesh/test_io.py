@@ -66,3 +66,13 @@ def test_geojson_cells_and_antimeridian(small_mesh):
             at_pole = (np.abs(ring[:-1, 1]) == 90.0) & (np.abs(ring[1:, 1]) == 90.0)
             assert np.all(~jump | at_pole)
     assert split > 0  # some triangles straddle 180 degrees and are cut there
+
+
+def test_atomic_write_creates_parent_and_leaves_no_temp(tmp_path):
+    from mesh.atomic import write_text_atomic
+
+    target = tmp_path / "a" / "b" / "s.json"
+    write_text_atomic(target, "{}\n")
+    write_text_atomic(target, '{"x": 1}\n')  # replaces in place
+    assert target.read_text() == '{"x": 1}\n'
+    assert [p.name for p in target.parent.iterdir()] == ["s.json"]
