@@ -15,8 +15,4 @@ class ConfigError(GeolocUserError):
 
 
 class StageError(GeolocUserError):
-    """A stage cannot run: not implemented yet, missing upstream outputs, or a changed config."""
-
-
-class StageNotImplementedError(StageError):
-    """The stage is registered but its implementation has not landed yet."""
+    """A stage cannot run: missing upstream outputs, or outputs made with other settings."""

@@ -84,3 +84,25 @@ def album_average_cells(albums: Albums, cell_ids: ArrayLike,
             f"album_average_cells: {(album_of_row < 0).sum()} of {len(ids)} rows are in no album; "
             "expected albums from build_albums over the same table")
     return group_average_cells(album_of_row, ids, cell_probs)
+
+
+def write_averaging_predictions(predictions_dir, split: str, album_size: int = 24) -> dict[str, str]:
+    """User and album averaging of M1's stored predictions for `split`, written as prediction
+    tables `user_averaging` and `album_averaging` (k = 1: the averaged cell and its mean
+    probability), so the evaluation scores them like any model (Tables 6 and 7)."""
+    from data_pipelines.albums import build_albums
+    from geoloc_tf import prediction_tables
+
+    table, ids, probs = prediction_tables.read_table(
+        prediction_tables.table_path(predictions_dir, "m1", split))
+    results = {
+        "user_averaging": user_average_cells(table["user_hash"].to_numpy(), ids, probs),
+        "album_averaging": album_average_cells(build_albums(table, album_size), ids, probs),
+    }
+    paths = {}
+    for name, (cell, mean) in results.items():
+        frame = prediction_tables.table_from_top_k(table, cell[:, None], mean[:, None],
+                                                   top10_mass=mean)
+        paths[name] = str(prediction_tables.write_table(
+            frame, prediction_tables.table_path(predictions_dir, name, split)))
+    return paths

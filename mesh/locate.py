@@ -135,7 +135,7 @@ class Locator:
     # ------------------------------------------------------------------ build
     def _neighbors(self) -> NDArray[np.int64]:
         """(T*3,) triangle across edge k of triangle t, at index 3t + k (edge k: v_k -> v_k+1)."""
-        T, V = len(self.tris), np.int64(len(self.xyz))
+        V = np.int64(len(self.xyz))
         src = self.tris.reshape(-1)
         dst = self.tris[:, [1, 2, 0]].reshape(-1)
         key = src * V + dst

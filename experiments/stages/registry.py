@@ -2,7 +2,7 @@
 
 A stage is a function `(config, run_dir) -> artifacts` (STYLE.md): it writes under
 `run_dir/<output dir>` and returns a dict of artifact name -> path relative to run_dir. Stages whose
-implementation has not landed yet are registered all the same and fail loudly when run.
+modules are imported only when the stage runs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 from experiments.config import RunConfig
-from experiments.errors import StageNotImplementedError
 
 StageFn = Callable[[RunConfig, Path], dict[str, str]]
 
@@ -32,14 +31,6 @@ class Stage:
     run: StageFn
 
 
-def not_implemented(name: str, issue: int) -> StageFn:
-    def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
-        raise StageNotImplementedError(
-            f"stage {name} is not implemented yet (tracked in issue #{issue}); run only the stages "
-            f"that exist, e.g. --stages=<the stages before {name}>")
-    return run
-
-
 def _lazy(module: str, function: str) -> StageFn:
     """Imports a stage's module only when the stage runs (keeps `--help` fast, TF out of mesh runs)."""
     def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
@@ -56,12 +47,14 @@ STAGES: tuple[Stage, ...] = (
           run=_lazy("experiments.stages.m1_stage", "run")),
     Stage("predict", "predictions", reads=("predict",), needs=("m1",),
           run=_lazy("experiments.stages.predict_stage", "run")),
-    Stage("m2", "m2", reads=("m2",), needs=("predict",), run=not_implemented("m2", 7)),
-    Stage("m3", "m3", reads=("m3",), needs=("predict", "m2"), run=not_implemented("m3", 7)),
+    Stage("m2", "m2", reads=("m2",), needs=("predict",),
+          run=_lazy("experiments.stages.model_stages", "run_m2")),
+    Stage("m3", "m3", reads=("m3",), needs=("predict", "m2"),
+          run=_lazy("experiments.stages.model_stages", "run_m3")),
     Stage("evaluate", "eval", reads=("evaluate",), needs=("predict", "m2", "m3"),
-          run=not_implemented("evaluate", 8)),
-    Stage("export", "export", reads=("export",), needs=("m1", "m2", "m3"),
-          run=not_implemented("export", 6)),
+          run=_lazy("experiments.stages.model_stages", "run_evaluate")),
+    Stage("export", "export", reads=("export",), needs=("mesh", "m1", "m2", "m3"),
+          run=_lazy("experiments.stages.model_stages", "run_export")),
 )
 
 STAGE_BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}

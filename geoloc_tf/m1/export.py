@@ -17,15 +17,14 @@ into the graph as a constant, so the SavedModel needs no side file. The export i
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from geoloc_tf import errors, preprocessing
+from geoloc_tf import errors
+from geoloc_tf import preprocessing
+from geoloc_tf.saving import save_keras, write_export_archive
 
 #: Name of the serving endpoint (also exported as ``serving_default``).
 ENDPOINT = "serve"
@@ -93,29 +92,6 @@ def make_serving_fn(
     return serve
 
 
-def _replace_dir(tmp: str, final: str) -> None:
-    """Moves ``tmp`` to ``final``; an existing ``final`` is replaced only once ``tmp`` is whole."""
-    old = None
-    if os.path.exists(final):
-        old = f"{final}.old-{os.getpid()}"
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old)
-
-
-def save_keras(model: keras.Model, path: str) -> str:
-    """Saves ``model`` as a ``.keras`` file, written under a temporary name and renamed into place."""
-    if not path.endswith(".keras"):
-        raise errors.ExportError(f"{path}: a Keras model file must end in .keras")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)[:-6]}.partial-{os.getpid()}.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def export_m1(
     model: keras.Model,
     cell_latlon: np.ndarray,
@@ -138,17 +114,7 @@ def export_m1(
         fn=serve,
         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
     )
-    final = os.path.abspath(export_dir)
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    tmp = tempfile.mkdtemp(
-        prefix=f".{os.path.basename(final)}.partial-", dir=os.path.dirname(final)
-    )
-    try:
-        archive.write_out(tmp, verbose=False)
-        _replace_dir(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+    final = write_export_archive(archive, export_dir)
     if keras_path is not None:
         save_keras(model, keras_path)
     return ExportedM1(saved_model_dir=final, keras_path=keras_path)

@@ -30,12 +30,12 @@ import tensorflow as tf
 from data_pipelines import input_pipeline, splits
 from data_pipelines.config import InputConfig
 from data_pipelines.dataset import WrittenDataset
+from geoloc_tf import prediction_tables
 from geoloc_tf.m1 import inception_v4
-from mesh.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
-MASS_K = 10  # Figure 3: the top-10 entries are kept
+MASS_K = prediction_tables.MASS_K
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +72,7 @@ def predict_splits(model: keras.Model, data: WrittenDataset, out_dir: Path | str
             if part.exists():
                 continue
             frame = _predict_shard(infer, data, split, shard, config)
-            _write_parquet_atomic(frame, part)
+            prediction_tables.write_table(frame, part)
             done_images += len(frame)
             rate = done_images / max(time.monotonic() - started, 1e-9)
             remaining = sum(lengths[shard + 1:])
@@ -82,7 +82,7 @@ def predict_splits(model: keras.Model, data: WrittenDataset, out_dir: Path | str
                            for i in range(len(lengths))], ignore_index=True) if lengths else \
             _empty_frame(config)
         path = out_dir / f"{split}.parquet"
-        _write_parquet_atomic(table, path)
+        prediction_tables.write_table(table, path)
         paths[split] = str(path)
         log.info("predict %s: %d photos -> %s", split, len(table), path)
     return paths
@@ -115,13 +115,15 @@ def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, config: 
             columns[name].extend(v.decode() for v in features[name].numpy())
         for name in ("posted_at", "lat", "lon", "outdoor_prob"):
             columns[name].append(features[name].numpy())
-    frame = pd.DataFrame({
+    metadata = pd.DataFrame({
         "photo_id": columns["photo_id"], "user_hash": columns["user_hash"],
         "posted_at": _concat(columns["posted_at"], np.int64),
         "lat": _concat(columns["lat"], np.float64), "lon": _concat(columns["lon"], np.float64),
-        "outdoor_prob": _concat(columns["outdoor_prob"], np.float32),
-        "top_ids": columns["top_ids"], "top_probs": columns["top_probs"],
-        "top10_mass": _concat(columns["top10_mass"], np.float32)})
+        "outdoor_prob": _concat(columns["outdoor_prob"], np.float32)})
+    frame = prediction_tables.table_from_top_k(
+        metadata, np.asarray(columns["top_ids"]).reshape(len(metadata), -1),
+        np.asarray(columns["top_probs"]).reshape(len(metadata), -1),
+        _concat(columns["top10_mass"], np.float32))
     if config.store_features:
         frame["features"] = columns["features"]
     return frame
@@ -142,12 +144,4 @@ def _empty_frame(config: PredictConfig) -> pd.DataFrame:
 
 def read_predictions(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(table, top_ids [n, k] int32, top_probs [n, k] float32) of a stored prediction table."""
-    table = pd.read_parquet(path)
-    if len(table) == 0:
-        return table, np.zeros((0, 0), np.int32), np.zeros((0, 0), np.float32)
-    return (table, np.stack(table["top_ids"].to_numpy()).astype(np.int32),
-            np.stack(table["top_probs"].to_numpy()).astype(np.float32))
-
-
-def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    write_atomic(path, lambda f: frame.to_parquet(f, index=False))
+    return prediction_tables.read_table(path)

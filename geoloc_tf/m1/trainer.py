@@ -32,7 +32,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +46,7 @@ from data_pipelines.config import InputConfig, SamplerConfig
 from data_pipelines.dataset import WrittenDataset
 from data_pipelines.sampler import CurriculumSampler, EpochPlan
 from geoloc_tf import distribute, errors
+from geoloc_tf.saving import save_keras
 from geoloc_tf.m1 import backbones, inception_v4, slim_checkpoint
 from mesh.atomic import write_text_atomic
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, accuracy_at_thresholds, great_circle_km
@@ -211,7 +211,7 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
 
     model_path = out_dir / MODEL_FILE
     if chief:
-        _save_model_atomic(model, model_path)
+        save_keras(model, str(model_path))
     return M1TrainResult(str(model_path), int(state["global_step"].numpy()), config.total_epochs,
                          history)
 
@@ -375,9 +375,3 @@ def _write_epoch_summaries(writer, record: dict, step: int) -> None:
 def _read_history(out_dir: Path) -> list[dict]:
     path = out_dir / HISTORY_FILE
     return json.loads(path.read_text()) if path.exists() else []
-
-
-def _save_model_atomic(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(f".tmp.{path.name}")  # keras wants the .keras suffix
-    model.save(tmp)
-    os.replace(tmp, path)

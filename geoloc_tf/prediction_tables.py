@@ -1,0 +1,61 @@
+"""Per-photo prediction tables: the one format every model's predictions are stored in.
+
+M1 (`geoloc_tf.m1.predict`), M2, M3 and the averaging baselines all write
+`run_dir/predictions/<model>/<split>.parquet` with the same columns, so the evaluation treats every
+model alike (issue: "predictions written in the same columnar form as M1's"):
+
+| column | meaning |
+|---|---|
+| photo_id, user_hash, posted_at, lat, lon, outdoor_prob | the photo's kept metadata |
+| top_ids (list of int32), top_probs (list of float32) | the model's k most probable cells, best first |
+| top10_mass | sum of the 10 largest probabilities (Figure 3's |p0|) |
+| features (list of float32), optional | M1's penultimate features |
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mesh.atomic import write_atomic
+
+METADATA_COLUMNS = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob")
+MASS_K = 10  # Figure 3: the top-10 entries
+
+
+def table_from_top_k(metadata: pd.DataFrame, top_ids: np.ndarray, top_probs: np.ndarray,
+                     top10_mass: np.ndarray | None = None) -> pd.DataFrame:
+    """A prediction table: the photos' metadata columns plus their top-k cells (best first)."""
+    top_ids = np.asarray(top_ids, np.int32)
+    top_probs = np.asarray(top_probs, np.float32)
+    if len(top_ids) != len(metadata) or top_ids.shape != top_probs.shape:
+        raise ValueError(f"top-k arrays {top_ids.shape}/{top_probs.shape} do not match "
+                         f"{len(metadata)} photos")
+    frame = metadata[list(METADATA_COLUMNS)].reset_index(drop=True).copy()
+    frame["top_ids"] = list(top_ids)
+    frame["top_probs"] = list(top_probs)
+    frame["top10_mass"] = (top_probs[:, :MASS_K].sum(axis=1) if top10_mass is None
+                           else np.asarray(top10_mass)).astype(np.float32)
+    return frame
+
+
+def write_table(frame: pd.DataFrame, path: Path | str) -> Path:
+    """Writes a prediction table atomically (a reader never sees half a file)."""
+    path = Path(path)
+    write_atomic(path, lambda f: frame.to_parquet(f, index=False))
+    return path
+
+
+def read_table(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(table, top_ids [n, k] int32, top_probs [n, k] float32) of a stored prediction table."""
+    table = pd.read_parquet(path)
+    if len(table) == 0:
+        return table, np.zeros((0, 0), np.int32), np.zeros((0, 0), np.float32)
+    return (table, np.stack(table["top_ids"].to_numpy()).astype(np.int32),
+            np.stack(table["top_probs"].to_numpy()).astype(np.float32))
+
+
+def table_path(predictions_dir: Path | str, model: str, split: str) -> Path:
+    return Path(predictions_dir) / model / f"{split}.parquet"
