@@ -145,6 +145,10 @@ class InputConfig:
   # train step) applies colour jitter and scaling to the batch. On a CPU host, moving float
   # images costs more than decoding them (experiments/benchmarks/input_bench.py).
   augment_on_device: bool = False
+  # Training on the host: compile the colour jitter + scaling + clipping of each image with XLA
+  # (one fused pass instead of one pass and one buffer per op; input_bench.py measures it). Not
+  # in the paper; False where XLA's CPU backend is unavailable (same result up to float rounding).
+  jit_compile_color: bool = True
 
   def __post_init__(self):
     if self.image_size < 8:

@@ -19,6 +19,8 @@ stateless ops with a per-element seed, so parallel map does not change the resul
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -103,37 +105,78 @@ def color_jitter(image, seed, config: InputConfig):
   return tf.reshape(tf.reshape(image, [-1, 3]) @ a + c, tf.shape(image))
 
 
-def augment_image(image_bytes, seed, config: InputConfig):
-  """Inception-style training preprocessing with stateless ops; ``seed`` is an int64[2].
+def _random_crop_window(image_bytes, seed, config: InputConfig):
+    """Inception's random crop, chosen from the JPEG header alone: ``[y, x, height, width]``.
 
-  Random crop covering 8-100 % of the area with aspect 3/4-4/3 (only the crop is decoded),
-  random left-right flip (on the uint8 crop: cheaper), resize, colour jitter; the jitter, the
-  scaling to ``value_range`` and the clipping are one fused affine map + clip, because on a CPU
-  each full-image float pass costs about as much as decoding the JPEG.
-  """
-  seeds = tf.random.experimental.stateless_split(seed, num=3)
-  shape = tf.image.extract_jpeg_shape(image_bytes)
-  begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-      shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seeds[0],
-      min_object_covered=config.min_object_covered, aspect_ratio_range=config.aspect_ratio_range,
-      area_range=config.area_range, max_attempts=10, use_image_if_no_bounding_boxes=True)
-  window = tf.stack([begin[0], begin[1], size[0], size[1]])
-  crop = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
-  if config.flip:
-    crop = tf.image.stateless_random_flip_left_right(crop, seeds[1])
-  image = tf.image.resize(crop, [config.image_size, config.image_size], method="bilinear")
-  low, high = config.value_range
-  if config.color_jitter:
-    mean = tf.reduce_mean(tf.reshape(tf.cast(crop, tf.float32), [-1, 3]), axis=0,
-                          keepdims=True) / 255.0
-    a, c = _color_affine(seeds[2], config, mean)
-    a = a * ((high - low) / 255.0)
-    c = c * (high - low) + low
-  else:
-    a = tf.eye(3) * ((high - low) / 255.0)
-    c = tf.fill([1, 3], float(low))
-  flat = tf.reshape(image, [-1, 3]) @ a + c
-  return tf.reshape(tf.clip_by_value(flat, low, high), [config.image_size, config.image_size, 3])
+    Covers ``area_range`` of the image with aspect ``aspect_ratio_range`` (Szegedy et al. 2016
+    preprocessing); ``tf.io.decode_and_crop_jpeg`` then decodes only this window.
+    """
+    shape = tf.image.extract_jpeg_shape(image_bytes)
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+        min_object_covered=config.min_object_covered,
+        aspect_ratio_range=config.aspect_ratio_range, area_range=config.area_range,
+        max_attempts=10, use_image_if_no_bounding_boxes=True)
+    return tf.stack([begin[0], begin[1], size[0], size[1]])
+
+
+def _crop_flip_resize(image_bytes, seeds, config: InputConfig):
+    """Decode only the random crop, flip it (on uint8: cheaper), resize: float32 in [0, 255].
+
+    Bilinear interpolation of uint8 pixels stays in [0, 255], so nothing needs clipping here.
+    """
+    window = _random_crop_window(image_bytes, seeds[0], config)
+    crop = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
+    if config.flip:
+        crop = tf.image.stateless_random_flip_left_right(crop, seeds[1])
+    image = tf.image.resize(crop, [config.image_size, config.image_size], method="bilinear")
+    return tf.ensure_shape(image, [config.image_size, config.image_size, 3])
+
+
+def _jitter_and_scale(image, uniform, config: InputConfig):
+    """Colour jitter, scaling to ``value_range`` and clipping of one image as a single affine
+    map + clip. ``image``: float32 [h, w, 3] in [0, 255]; ``uniform``: the four colour draws.
+
+    Contrast is about the mean of the resized image (``tf.image.adjust_contrast`` applied after
+    the resize, as in Inception preprocessing). The 3x3 colour matrix is applied as three
+    broadcast multiply-adds, not a matmul: a [pixels, 3] @ [3, 3] matmul is several times slower
+    on a CPU, and the broadcast form fuses (``_fused_jitter_and_scale``) into one pass.
+    """
+    low, high = config.value_range
+    if config.color_jitter:
+        mean = tf.reduce_mean(image, axis=[0, 1])[None] / 255.0  # [1, 3]
+        a, c = _color_affine_from_uniform(uniform, config, mean)
+        a = a * ((high - low) / 255.0)
+        c = c[0] * (high - low) + low
+        out = image[..., 0:1] * a[0] + image[..., 1:2] * a[1] + image[..., 2:3] * a[2] + c
+    else:
+        out = image * ((high - low) / 255.0) + low
+    return tf.clip_by_value(out, low, high)
+
+
+@functools.lru_cache(maxsize=None)
+def _fused_jitter_and_scale(config: InputConfig):
+    """``_jitter_and_scale`` for ``config``, compiled by XLA when ``config.jit_compile_color``.
+
+    XLA fuses the mean, the affine map and the clip into about two passes over the pixels; as
+    separate TensorFlow ops each of them is a full pass with its own output buffer, and on a CPU
+    those passes cost more than decoding the JPEG (experiments/benchmarks/input_bench.py).
+    """
+    return tf.function(lambda image, uniform: _jitter_and_scale(image, uniform, config),
+                       jit_compile=config.jit_compile_color, autograph=False)
+
+
+def augment_image(image_bytes, seed, config: InputConfig):
+    """Inception-style training preprocessing with stateless ops; ``seed`` is an int64[2].
+
+    Random crop covering 8-100 % of the area with aspect 3/4-4/3 (only the crop is decoded),
+    random left-right flip, resize, colour jitter (brightness, saturation, hue, contrast), scaling
+    to ``value_range``, clipping; the last three are one fused affine map + clip.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, num=3)
+    image = _crop_flip_resize(image_bytes, seeds, config)
+    uniform = tf.random.stateless_uniform([4], seeds[2], dtype=tf.float32)
+    return _fused_jitter_and_scale(config)(image, uniform)
 
 
 def eval_image(image_bytes, config: InputConfig):
@@ -146,25 +189,16 @@ def eval_image(image_bytes, config: InputConfig):
 
 
 def host_part_of_device_augment(image_bytes, seed, config: InputConfig) -> dict:
-  """The host half of ``augment_on_device``: random crop (only the crop is decoded), flip,
-  resize to ``image_size``, kept as uint8; plus the four uniform draws of the colour jitter.
+    """The host half of ``augment_on_device``: random crop (only the crop is decoded), flip,
+    resize to ``image_size``, kept as uint8; plus the four uniform draws of the colour jitter.
 
-  Returns ``{"pixels": uint8[size, size, 3], "color": float32[4]}``. Keeping uint8 until the
-  accelerator quarters the bytes the host must move, which is what limits a CPU host.
-  """
-  seeds = tf.random.experimental.stateless_split(seed, num=3)
-  shape = tf.image.extract_jpeg_shape(image_bytes)
-  begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-      shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seeds[0],
-      min_object_covered=config.min_object_covered, aspect_ratio_range=config.aspect_ratio_range,
-      area_range=config.area_range, max_attempts=10, use_image_if_no_bounding_boxes=True)
-  window = tf.stack([begin[0], begin[1], size[0], size[1]])
-  crop = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
-  if config.flip:
-    crop = tf.image.stateless_random_flip_left_right(crop, seeds[1])
-  image = tf.image.resize(crop, [config.image_size, config.image_size], method="bilinear")
-  pixels = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-  return {"pixels": pixels, "color": tf.random.stateless_uniform([4], seeds[2])}
+    Returns ``{"pixels": uint8[size, size, 3], "color": float32[4]}``. Keeping uint8 until the
+    accelerator quarters the bytes the host must move, which is what limits a CPU host.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, num=3)
+    image = _crop_flip_resize(image_bytes, seeds, config)
+    pixels = tf.cast(tf.round(image), tf.uint8)  # bilinear output is already in [0, 255]
+    return {"pixels": pixels, "color": tf.random.stateless_uniform([4], seeds[2])}
 
 
 def device_augment(batch: dict, config: InputConfig):
@@ -192,13 +226,17 @@ def device_augment(batch: dict, config: InputConfig):
 def make_dataset(data: WrittenDataset, split: str, labels_by_shard: list[np.ndarray] | None,
                  config: InputConfig = InputConfig(), *,
                  copies_by_shard: list[np.ndarray] | None = None, epoch: int = 0,
-                 input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+                 input_context: tf.distribute.InputContext | None = None,
+                 shards: list[int] | None = None) -> tf.data.Dataset:
   """One epoch of ``split`` as batches of ``(image, label)`` (or ``(features, label)``).
 
   ``labels_by_shard``: from ``labels.shard_labels`` (None: label -1 everywhere, e.g. prediction
   without a mesh). ``copies_by_shard``: from the A.1 sampler (None: every record once).
   ``input_context``: pass the one ``strategy.distribute_datasets_from_function`` gives; the
   batch is then per replica and each input pipeline reads its own subset of the shards.
+  ``shards``: indices into ``data.shard_paths(split)`` to read (None: all), e.g. one shard at a
+  time for prediction; ``labels_by_shard``/``copies_by_shard`` still cover all shards of the
+  split. Applied before the ``input_context`` sharding.
   """
   paths = data.shard_paths(split)
   lengths = data.shard_lengths(split)
@@ -215,6 +253,10 @@ def make_dataset(data: WrittenDataset, split: str, labels_by_shard: list[np.ndar
   drop_remainder = training if config.drop_remainder is None else config.drop_remainder
   batch = config.global_batch_size
   shard_ids = np.arange(len(paths))
+  if shards is not None:
+    shard_ids = np.asarray(shards, np.int64).reshape([-1])
+    if shard_ids.size and (shard_ids.min() < 0 or shard_ids.max() >= len(paths)):
+      raise ValueError(f"shards={list(shards)} of {split}: expected indices in [0, {len(paths)})")
   if input_context is not None:
     batch = input_context.get_per_replica_batch_size(config.global_batch_size)
     shard_ids = shard_ids[input_context.input_pipeline_id::input_context.num_input_pipelines]
@@ -274,6 +316,8 @@ def make_dataset(data: WrittenDataset, split: str, labels_by_shard: list[np.ndar
   options = tf.data.Options()
   options.deterministic = bool(deterministic)
   options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+  # The batch copies 64 images of 1 MB (float32, 299 px) per batch: several threads copy faster.
+  options.experimental_optimization.parallel_batch = True
   return ds.with_options(options).prefetch(AUTOTUNE)
 
 

@@ -20,6 +20,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "make-demo": ("data_pipelines.demo.generate", "write the demo collection (real locations and "
                   "imagery; SIMULATED users, times, indoor photos)"),
     "contact-sheet": ("data_pipelines.demo.contact_sheet", "draw a contact sheet of demo photos"),
+    "compare": ("geoloc_tf.evaluation.compare_cli", "put several runs' results side by side"),
+    "evaluate": ("geoloc_tf.evaluation.external", "evaluate a trained model on an external test set "
+                 "(Im2GPS-style CSV + images)"),
 }
 
 

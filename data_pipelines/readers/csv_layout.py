@@ -2,7 +2,9 @@
 
 Columns are found by header name, case-insensitive:
   photo id      id, photo_id, img_id, image_id                       (required)
-  user          user, user_id, author, owner, user_nsid               (required)
+  user          user, user_id, author, owner, user_nsid               (optional: test sets such as
+                Im2GPS have none; then each photo is its own user, "photo:<id>", and albums or user
+                averaging see single photos)
   latitude      lat, latitude                                          (required)
   longitude     lon, lng, long, longitude                              (required)
   posting time  posted_at, posted, timestamp, time, date_uploaded, datetime  (epoch s or ISO 8601;
@@ -49,7 +51,7 @@ ALIASES = {
     "indoor_prob": ("prob_indoor", "indoor_prob", "p_indoor"),
     "accuracy": ("accuracy",),
 }
-REQUIRED = ("photo_id", "user", "lat", "lon")
+REQUIRED = ("photo_id", "lat", "lon")
 
 
 def header_columns(header: list[str]) -> dict[str, int]:
@@ -148,7 +150,7 @@ def read_csv(
         if missing:
             raise errors.LayoutError(
                 f"{errors.where(path, 1)}: CSV header {header!r} lacks {', '.join(missing)}; expected "
-                "columns for photo id, user, lat, lon (e.g. IMG_ID,AUTHOR,LAT,LON)"
+                "columns for photo id, lat, lon and optionally user (e.g. IMG_ID,AUTHOR,LAT,LON)"
             )
         if template is not None and template.fields - {"id"}:
             raise errors.ConfigError(
@@ -165,7 +167,7 @@ def read_csv(
                 header[i_lon],
             )
             i_lat, i_lon = i_lon, i_lat
-        i_id, i_user = cols["photo_id"], cols["user"]
+        i_id, i_user = cols["photo_id"], cols.get("user")
         i_time, i_path = cols.get("posted_at"), cols.get("image_path")
         i_out, i_in, i_acc = cols.get("outdoor_prob"), cols.get("indoor_prob"), cols.get("accuracy")
         width = len(header)
@@ -196,7 +198,8 @@ def read_csv(
             if reason is not None:
                 skips.add(reason, path, line, detail)
                 continue
-            photo_id, user = row[i_id].strip(), row[i_user].strip()
+            photo_id = row[i_id].strip()
+            user = row[i_user].strip() if i_user is not None else f"photo:{photo_id}"
             posted_at = parse_time(row[i_time]) if i_time is not None else -1
             if not photo_id or not user or posted_at is None:
                 skips.add(

@@ -132,3 +132,21 @@ def test_m2_and_m3_savedmodels_answer_like_the_models(tiny_mesh, tmp_path):
     direct3 = m3.predict_on_batch({"cell_ids": a_ids, "cell_probs": a_probs,
                                    "time": time_features(a_posted), "mask": mask})
     np.testing.assert_array_equal(out3["cell_ids"].numpy()[0, :n, 0], direct3[0, :n].argmax(axis=1))
+
+
+def test_geoloc_compare_puts_two_runs_side_by_side(tiny_mesh, tmp_path, capsys):
+    from geoloc_tf.evaluation.compare_cli import main
+    from geoloc_tf.evaluation.report import ReportConfig, evaluate_run
+
+    for name, seed in (("runA", 0), ("runB", 1)):
+        run_dir = tmp_path / name
+        synthetic_m1_tables(tiny_mesh, run_dir / "predictions", seed=seed)
+        tiny_mesh.save(run_dir / "mesh" / "mesh.npz")
+        evaluate_run(run_dir, mesh_path=run_dir / "mesh" / "mesh.npz",
+                     config=ReportConfig(plots=False))
+    assert main([str(tmp_path / "runA"), str(tmp_path / "runB"), f"--out={tmp_path / 'cmp'}"]) == 0
+    out = capsys.readouterr().out
+    assert "runA" in out and "runB" in out and "Inception (M1)" in out
+    assert (tmp_path / "cmp" / "compare.csv").exists()
+    assert main([str(tmp_path / "nothing-here")]) == 2
+    assert "no results.json" in capsys.readouterr().err

@@ -1,0 +1,224 @@
+"""`geoloc evaluate`: a trained model on an external test set (paper §4.1.3, Table 5).
+
+    geoloc evaluate --model=RUN_DIR --csv=im2gps3k.csv --images=DIR [--out=DIR]
+    geoloc evaluate --model=RUN_DIR/export/m1 --mesh=RUN_DIR/mesh --csv=... --images=...
+
+The CSV is read by the data pipeline's CSV reader (IMG_ID, LAT, LON, optional time, user, outdoor and
+image path columns; clearly swapped LAT/LON headers are detected and corrected with a warning). M1
+predicts every readable image; with a run directory, M2 adds its rows when every photo has a
+posting time, and M3 when the set also names users (their albums). The rows are the same as the
+run's own report (same code: `evaluate_predictions`), written to `--out` (default
+`RUN_DIR/eval_external/<csv name>`). An image that cannot be read is named, skipped and counted; the
+others are still evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from geoloc_tf import prediction_tables
+from geoloc_tf.errors import EvaluationError
+
+log = logging.getLogger(__name__)
+
+SPLIT = "external"
+
+
+def read_test_set(csv_path: str, image_path_template: str | None = None
+                  ) -> tuple[pd.DataFrame, dict]:
+    """The test set's photos (metadata columns + image_path) and the skipped-row counts."""
+    from data_pipelines.hashing import UserHasher
+    from data_pipelines.readers import COORD_SCALE, SkipLog, read_metadata_file
+
+    skips = SkipLog()
+    hasher = UserHasher(secrets.token_hex(8))  # user ids only group photos here; never stored
+    chunks = [chunk for _, chunk in read_metadata_file(csv_path, template=image_path_template,
+                                                       user_hasher=hasher, skips=skips)]
+    columns = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
+    if not columns or not len(columns["photo_id"]):
+        raise EvaluationError(f"{csv_path}: no usable row; skipped {dict(skips.counts)}")
+    table = pd.DataFrame({
+        "photo_id": columns["photo_id"].astype(str), "user_hash": columns["user_hash"].astype(str),
+        "posted_at": columns["posted_at"].astype(np.int64),
+        "lat": columns["lat_e7"] / COORD_SCALE, "lon": columns["lon_e7"] / COORD_SCALE,
+        "outdoor_prob": np.nan_to_num(columns["outdoor_prob"].astype(np.float32), nan=-1.0),
+        "image_path": columns["image_path"].astype(str)})
+    return table, skips.to_json()
+
+
+class _M1:
+    """M1 from a run directory (.keras) or an exported SavedModel, as JPEG bytes -> top-k."""
+
+    def __init__(self, path: Path, top_k: int):
+        import tensorflow as tf
+
+        self.top_k = top_k
+        if (path / "m1" / "m1.keras").exists():
+            import keras
+
+            from geoloc_tf import preprocessing
+
+            model = keras.saving.load_model(path / "m1" / "m1.keras")
+            size = int(model.input_shape[1])
+            self._predict = tf.function(lambda images: model(images, training=False))
+            self._prepare = lambda data: preprocessing.eval_image(tf.constant(data), size)
+            self.saved_model = None
+        elif (path / "saved_model.pb").exists():
+            self.saved_model = tf.saved_model.load(str(path))
+        else:
+            raise EvaluationError(f"--model={path}: neither a run directory (m1/m1.keras) nor an "
+                                  "exported SavedModel (saved_model.pb)")
+
+    def predict(self, images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        import tensorflow as tf
+
+        if self.saved_model is not None:
+            out = self.saved_model.serve(tf.constant(images))
+            return out["cell_ids"].numpy(), out["probabilities"].numpy()
+        probabilities = self._predict(tf.stack([self._prepare(data) for data in images]))
+        top = tf.math.top_k(probabilities, k=min(self.top_k, probabilities.shape[-1]))
+        return top.indices.numpy(), top.values.numpy()
+
+
+def predict_m1(model: _M1, table: pd.DataFrame, images_dir: Path, batch_size: int
+               ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[str]]:
+    """M1's top-k for every readable image; returns the kept rows, ids, probs, unreadable files."""
+    import tensorflow as tf
+
+    kept, ids, probs, unreadable = [], [], [], []
+    batch_rows, batch_bytes = [], []
+
+    def flush():
+        if batch_bytes:
+            i, p = model.predict(batch_bytes)
+            ids.append(i)
+            probs.append(p)
+            kept.extend(batch_rows)
+            batch_rows.clear()
+            batch_bytes.clear()
+
+    for row, relative in enumerate(table["image_path"]):
+        path = images_dir / relative
+        try:
+            data = path.read_bytes()
+            tf.io.decode_image(data, channels=3, expand_animations=False)  # reject non-images here
+        except (OSError, tf.errors.InvalidArgumentError) as error:
+            unreadable.append(f"{path}: {type(error).__name__}")
+            log.warning("skipped %s: cannot read the image (%s)", path, type(error).__name__)
+            continue
+        batch_rows.append(row)
+        batch_bytes.append(data)
+        if len(batch_bytes) == batch_size:
+            flush()
+    flush()
+    if not kept:
+        raise EvaluationError(f"no readable image under {images_dir} for the {len(table)} rows")
+    return (table.iloc[kept].reset_index(drop=True), np.concatenate(ids), np.concatenate(probs),
+            unreadable)
+
+
+def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: str | None = None,
+                      mesh_path: str | None = None, image_path_template: str | None = None,
+                      top_k: int = 10, batch_size: int = 32) -> dict:
+    """Predicts and evaluates an external test set; returns {'report': path, ...} and counts."""
+    import mesh as mesh_lib
+
+    from geoloc_tf.evaluation.report import evaluate_run
+
+    model_dir = Path(model_path)
+    mesh_file = Path(mesh_path) if mesh_path else model_dir / "mesh" / "mesh.npz"
+    if not (mesh_file.exists() or (mesh_file / "mesh.npz").exists()):
+        raise EvaluationError(f"no mesh at {mesh_file}; pass --mesh=RUN_DIR/mesh with a SavedModel")
+    mesh = mesh_lib.Mesh.load(mesh_file)
+    out = Path(out_dir) if out_dir else model_dir / "eval_external" / Path(csv_path).stem
+    table, skipped = read_test_set(csv_path, image_path_template)
+    kept, ids, probs, unreadable = predict_m1(_M1(model_dir, top_k), table, Path(images_dir),
+                                              batch_size)
+    predictions = out / "predictions"
+    tables = {"m1": str(prediction_tables.write_table(
+        prediction_tables.table_from_top_k(kept, ids, probs),
+        prediction_tables.table_path(predictions, "m1", SPLIT)))}
+    tables.update(_metadata_models(model_dir, predictions, mesh, kept, ids, probs, top_k))
+    from geoloc_tf.evaluation.report import ReportConfig
+    from geoloc_tf.evaluation.results import EvalConfig
+
+    written = evaluate_run(out, mesh_path=mesh_file, tables=tables, out_dir=out,
+                           config=ReportConfig(evaluation=EvalConfig(split=SPLIT)),
+                           notice=f"External test set {Path(csv_path).name}: {len(kept)} photos "
+                                  f"evaluated, {len(unreadable)} unreadable images skipped, rows "
+                                  f"skipped by reason {skipped['counts'] or 'none'}.")
+    return {**written, "photos": len(kept), "unreadable": unreadable, "skipped_rows": skipped}
+
+
+def _metadata_models(run_dir: Path, predictions: Path, mesh, table: pd.DataFrame, ids: np.ndarray,
+                     probs: np.ndarray, top_k: int) -> dict[str, str]:
+    """M2 (every photo has a posting time) and M3 (and users) rows, when the run has the models."""
+    import keras
+
+    from geoloc_tf.m2.pipeline import m2_data
+    from geoloc_tf.top_k_predictions import predict_top_k
+
+    if (table["posted_at"] < 0).any() or not (run_dir / "m2" / "m2.keras").exists():
+        return {}
+    tables = {}
+    m2 = keras.saving.load_model(run_dir / "m2" / "m2.keras")
+    k = int(m2.input["cell_ids"].shape[-1])
+    if ids.shape[1] < k:
+        return {}
+    data = m2_data(table, ids, probs, mesh, k)
+    extra = ("outdoor",) if "outdoor" in m2.input else ()
+    m2_ids, m2_probs = predict_top_k(m2, data.model_inputs(extra), k=top_k)
+    tables["m2"] = str(prediction_tables.write_table(
+        prediction_tables.table_from_top_k(table, m2_ids, m2_probs),
+        prediction_tables.table_path(predictions, "m2", SPLIT)))
+    has_users = table["user_hash"].duplicated().any()  # some user has 2+ photos: albums exist
+    if has_users and (run_dir / "m3" / "m3.keras").exists():
+        from data_pipelines.albums import build_albums
+        from geoloc_tf.m3.pipeline import predict_albums
+
+        m3 = keras.saving.load_model(run_dir / "m3" / "m3.keras")
+        albums = build_albums(table, int(m3.input["mask"].shape[1]))
+        m3_ids, m3_probs = predict_albums(m3, data, albums, extra, top_k)
+        tables["m3"] = str(prediction_tables.write_table(
+            prediction_tables.table_from_top_k(table, m3_ids, m3_probs),
+            prediction_tables.table_path(predictions, "m3", SPLIT)))
+    return tables
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="geoloc evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="run directory, or exported M1 SavedModel")
+    parser.add_argument("--csv", required=True, help="test set CSV: IMG_ID, LAT, LON [, time, user]")
+    parser.add_argument("--images", required=True, help="folder holding the test images")
+    parser.add_argument("--mesh", default=None, help="mesh (needed with a SavedModel)")
+    parser.add_argument("--out", default=None, help="report folder")
+    parser.add_argument("--image_path_template", default=None, help="default: path column, else {id}.jpg")
+    parser.add_argument("--batch_size", type=int, default=32)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s] %(message)s")
+    from data_pipelines.errors import DataPipelineError
+    from mesh.errors import MeshError
+
+    try:
+        result = evaluate_external(args.model, args.csv, args.images, args.out, args.mesh,
+                                   args.image_path_template, batch_size=args.batch_size)
+    except (EvaluationError, DataPipelineError, MeshError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{result['photos']} photos evaluated; report: {result.get('report')}")
+    if result["unreadable"]:
+        print(f"{len(result['unreadable'])} unreadable images skipped, e.g. "
+              f"{result['unreadable'][0]}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
