@@ -401,19 +401,7 @@ def _run_shards(
     status_dir = os.path.join(work_dir, "shards")
     os.makedirs(records_dir, exist_ok=True)
     os.makedirs(status_dir, exist_ok=True)
-    columns = [
-        "photo_id",
-        "user_hash",
-        "posted_at",
-        "lat_e7",
-        "lon_e7",
-        "accuracy",
-        "outdoor_prob",
-        "image_path",
-        "file_index",
-        "line",
-        "row_id",
-    ]
+    columns = [*rcommon.COLUMNS, "file_index", "row_id"]  # the reader's columns + the plan's
     arrays = {c: table[c].to_numpy() for c in columns}
     statuses, tasks = {}, []
     for position, (split, index, count, rows) in enumerate(plan):

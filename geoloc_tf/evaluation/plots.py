@@ -66,7 +66,7 @@ def plot_longitude_by_hour(user_hash: NDArray, posted_at: NDArray[np.int64], lon
     if present:
         ax.boxplot([lons[hours == h] for h in present], positions=present, widths=0.6, showfliers=False)
     ax.set_xlim(-0.7, 23.7)
-    ax.set_xticks(range(24))
+    ax.set_xticks(range(24), labels=[str(h) for h in range(24)])  # boxplot set labels for its boxes only
     ax.set_ylim(-180, 180)
     ax.set_xlabel("hour of posting (UTC)")
     ax.set_ylabel("true longitude (deg)")

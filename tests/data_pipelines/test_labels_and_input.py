@@ -129,3 +129,40 @@ def test_augment_on_device_matches_host_augmentation(data, mesh_and_labels):
   np.testing.assert_array_equal(labels_a, labels_b)
   # Same crops, flips and colours; only the uint8 rounding before the colour step differs.
   np.testing.assert_allclose(device_augment(batch, device).numpy(), images.numpy(), atol=0.03)
+
+
+def test_shards_reads_only_the_given_shards_in_order(data, mesh_and_labels):
+    _, per_shard = mesh_and_labels
+    table = data.table("m1_train")
+    num_shards = len(data.shard_paths("m1_train"))
+    assert num_shards >= 3
+    config = InputConfig(training=False, deterministic=True, image_size=16, global_batch_size=5,
+                         with_metadata=True)
+    copies = [np.ones(len(l), np.int32) for l in per_shard]  # full-length, all shards
+    for shard in range(num_shards):
+        out = collect(make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies,
+                                   shards=[shard]))
+        rows = table[table["shard"] == shard]
+        # Records are written in table order within a shard (photo i of shard s = row i).
+        assert out["photo_id"] == rows["photo_id"].tolist()
+        assert out["label"] == per_shard[shard].tolist()
+    # Several shards, unlabeled (None) and an index list: each photo of those shards once.
+    out = collect(make_dataset(data, "m1_train", None, config, shards=[2, 0]))
+    expected = table[table["shard"].isin([0, 2])]["photo_id"]
+    assert sorted(out["photo_id"]) == sorted(expected) and set(out["label"]) == {-1}
+    with pytest.raises(ValueError, match="shards"):
+        make_dataset(data, "m1_train", per_shard, config, shards=[num_shards])
+
+
+def test_xla_fused_colour_matches_plain_tensorflow(data, mesh_and_labels):
+    import dataclasses
+    _, per_shard = mesh_and_labels
+    config = InputConfig(training=True, deterministic=True, image_size=24, global_batch_size=6,
+                         seed=3)
+    fused, labels_a = next(iter(make_dataset(data, "m1_train", per_shard, config)))
+    plain, labels_b = next(iter(make_dataset(
+        data, "m1_train", per_shard, dataclasses.replace(config, jit_compile_color=False))))
+    np.testing.assert_array_equal(labels_a, labels_b)
+    assert fused.dtype == tf.float32 and fused.shape == (6, 24, 24, 3)
+    assert fused.numpy().min() >= -1.0 and fused.numpy().max() <= 1.0
+    np.testing.assert_allclose(fused.numpy(), plain.numpy(), atol=1e-5)
