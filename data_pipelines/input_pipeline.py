@@ -33,76 +33,86 @@ COORD_SCALE = 1e7
 
 
 def _shard_datasets(paths, labels, copies):
-  """(path, labels, copies) per shard -> a dataset of shards, each element a tuple of tensors."""
-  lengths = np.asarray([len(l) for l in labels], np.int64)
-  offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-  all_labels = tf.constant(np.concatenate(labels).astype(np.int32) if len(labels) else
-                           np.zeros([0], np.int32))
-  all_copies = tf.constant(np.concatenate(copies).astype(np.int32) if len(copies) else
-                           np.zeros([0], np.int32))
-  index = tf.data.Dataset.from_tensor_slices(
-      (tf.constant(paths, tf.string), offsets[:-1], lengths))
+    """(path, labels, copies) per shard -> a dataset of shards, each element a tuple of tensors."""
+    lengths = np.asarray([len(l) for l in labels], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    all_labels = tf.constant(
+        np.concatenate(labels).astype(np.int32) if len(labels) else np.zeros([0], np.int32)
+    )
+    all_copies = tf.constant(
+        np.concatenate(copies).astype(np.int32) if len(copies) else np.zeros([0], np.int32)
+    )
+    index = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(paths, tf.string), offsets[:-1], lengths)
+    )
 
-  def open_shard(path, offset, length):
-    records_ds = tf.data.TFRecordDataset(path)
-    side = tf.data.Dataset.from_tensor_slices(
-        (all_labels[offset:offset + length], all_copies[offset:offset + length]))
-    return tf.data.Dataset.zip((records_ds, side))
+    def open_shard(path, offset, length):
+        records_ds = tf.data.TFRecordDataset(path)
+        side = tf.data.Dataset.from_tensor_slices(
+            (all_labels[offset : offset + length], all_copies[offset : offset + length])
+        )
+        return tf.data.Dataset.zip((records_ds, side))
 
-  return index, open_shard
+    return index, open_shard
 
 
 def parse(serialized):
-  return tf.io.parse_single_example(serialized, records.feature_spec(tf))
+    return tf.io.parse_single_example(serialized, records.feature_spec(tf))
 
 
 def _scale(image, config: InputConfig):
-  low, high = config.value_range
-  return image * (high - low) + low
+    low, high = config.value_range
+    return image * (high - low) + low
 
 
 # RGB <-> YIQ: hue is a rotation and saturation a scaling of the (I, Q) plane, so the colour
 # jitter of one image is a single 3x3 matrix (plus brightness and contrast): one small matmul
 # instead of tf.image's RGB->HSV->RGB round trips, which cost more than decoding on a CPU.
-_RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263],
-                        [0.211456, -0.522591, 0.311135]], np.float32)
+_RGB_TO_YIQ = np.array(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
+    np.float32,
+)
 _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ).astype(np.float32)
 
 
 def _color_affine(seed, config: InputConfig, mean_rgb):
-  """(3x3 matrix, 3-vector) of the colour jitter, for pixels as row vectors in [0, 1].
+    """(3x3 matrix, 3-vector) of the colour jitter, for pixels as row vectors in [0, 1].
 
-  Brightness (+b), saturation and hue (the YIQ matrix) and contrast (about the image mean) are
-  all affine, so they compose into one ``rgb @ A + c``.
-  """
-  return _color_affine_from_uniform(tf.random.stateless_uniform([4], seed, dtype=tf.float32),
-                                    config, mean_rgb)
+    Brightness (+b), saturation and hue (the YIQ matrix) and contrast (about the image mean) are
+    all affine, so they compose into one ``rgb @ A + c``.
+    """
+    return _color_affine_from_uniform(
+        tf.random.stateless_uniform([4], seed, dtype=tf.float32), config, mean_rgb
+    )
 
 
 def _color_affine_from_uniform(u, config: InputConfig, mean_rgb):
-  """``_color_affine`` from four uniform [0, 1) draws (brightness, saturation, hue, contrast)."""
-  brightness = (2.0 * u[0] - 1.0) * config.brightness_delta
-  saturation = config.saturation_range[0] + u[1] * (config.saturation_range[1]
-                                                    - config.saturation_range[0])
-  hue = (2.0 * u[2] - 1.0) * config.hue_delta * 2.0 * np.pi  # tf.image: delta in turns
-  contrast = config.contrast_range[0] + u[3] * (config.contrast_range[1]
-                                                - config.contrast_range[0])
-  cos, sin = tf.cos(hue) * saturation, tf.sin(hue) * saturation
-  zero, one = tf.zeros([]), tf.ones([])
-  plane = tf.stack([tf.stack([one, zero, zero]), tf.stack([zero, cos, -sin]),
-                    tf.stack([zero, sin, cos])])
-  matrix = tf.transpose(tf.constant(_YIQ_TO_RGB) @ plane @ tf.constant(_RGB_TO_YIQ))
-  mean_after = (mean_rgb + brightness) @ matrix  # image mean after brightness and colour
-  a = contrast * matrix
-  c = contrast * (brightness * tf.ones([1, 3]) @ matrix) + (1.0 - contrast) * mean_after
-  return a, c
+    """``_color_affine`` from four uniform [0, 1) draws (brightness, saturation, hue, contrast)."""
+    brightness = (2.0 * u[0] - 1.0) * config.brightness_delta
+    saturation = config.saturation_range[0] + u[1] * (
+        config.saturation_range[1] - config.saturation_range[0]
+    )
+    hue = (2.0 * u[2] - 1.0) * config.hue_delta * 2.0 * np.pi  # tf.image: delta in turns
+    contrast = config.contrast_range[0] + u[3] * (
+        config.contrast_range[1] - config.contrast_range[0]
+    )
+    cos, sin = tf.cos(hue) * saturation, tf.sin(hue) * saturation
+    zero, one = tf.zeros([]), tf.ones([])
+    plane = tf.stack(
+        [tf.stack([one, zero, zero]), tf.stack([zero, cos, -sin]), tf.stack([zero, sin, cos])]
+    )
+    matrix = tf.transpose(tf.constant(_YIQ_TO_RGB) @ plane @ tf.constant(_RGB_TO_YIQ))
+    mean_after = (mean_rgb + brightness) @ matrix  # image mean after brightness and colour
+    a = contrast * matrix
+    c = contrast * (brightness * tf.ones([1, 3]) @ matrix) + (1.0 - contrast) * mean_after
+    return a, c
 
 
 def color_jitter(image, seed, config: InputConfig):
-  """Random brightness, saturation, hue and contrast (Inception ranges) on [0, 1] pixels."""
-  mean = tf.reduce_mean(tf.reshape(image, [-1, 3]), axis=0, keepdims=True)
-  a, c = _color_affine(seed, config, mean)
-  return tf.reshape(tf.reshape(image, [-1, 3]) @ a + c, tf.shape(image))
+    """Random brightness, saturation, hue and contrast (Inception ranges) on [0, 1] pixels."""
+    mean = tf.reduce_mean(tf.reshape(image, [-1, 3]), axis=0, keepdims=True)
+    a, c = _color_affine(seed, config, mean)
+    return tf.reshape(tf.reshape(image, [-1, 3]) @ a + c, tf.shape(image))
 
 
 def _random_crop_window(image_bytes, seed, config: InputConfig):
@@ -113,10 +123,15 @@ def _random_crop_window(image_bytes, seed, config: InputConfig):
     """
     shape = tf.image.extract_jpeg_shape(image_bytes)
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+        shape,
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
         min_object_covered=config.min_object_covered,
-        aspect_ratio_range=config.aspect_ratio_range, area_range=config.area_range,
-        max_attempts=10, use_image_if_no_bounding_boxes=True)
+        aspect_ratio_range=config.aspect_ratio_range,
+        area_range=config.area_range,
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
     return tf.stack([begin[0], begin[1], size[0], size[1]])
 
 
@@ -167,8 +182,11 @@ def _fused_jitter_and_scale(config: InputConfig):
     CPU (one thread, 299 px): about 0.6 ms per image fused against 1.7 ms for the matmul form,
     where decoding the whole JPEG costs about 1 ms.
     """
-    return tf.function(lambda image, uniform: _jitter_and_scale(image, uniform, config),
-                       jit_compile=config.jit_compile_color, autograph=False)
+    return tf.function(
+        lambda image, uniform: _jitter_and_scale(image, uniform, config),
+        jit_compile=config.jit_compile_color,
+        autograph=False,
+    )
 
 
 def augment_image(image_bytes, seed, config: InputConfig):
@@ -185,12 +203,12 @@ def augment_image(image_bytes, seed, config: InputConfig):
 
 
 def eval_image(image_bytes, config: InputConfig):
-  """Central crop (``central_fraction``), resize, scale: the Inception evaluation transform."""
-  image = tf.io.decode_jpeg(image_bytes, channels=3)
-  image = tf.image.convert_image_dtype(image, tf.float32)
-  image = tf.image.central_crop(image, config.central_fraction)
-  image = tf.image.resize(image, [config.image_size, config.image_size], method="bilinear")
-  return _scale(tf.clip_by_value(image, 0.0, 1.0), config)
+    """Central crop (``central_fraction``), resize, scale: the Inception evaluation transform."""
+    image = tf.io.decode_jpeg(image_bytes, channels=3)
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    image = tf.image.central_crop(image, config.central_fraction)
+    image = tf.image.resize(image, [config.image_size, config.image_size], method="bilinear")
+    return _scale(tf.clip_by_value(image, 0.0, 1.0), config)
 
 
 def host_part_of_device_augment(image_bytes, seed, config: InputConfig) -> dict:
@@ -207,150 +225,190 @@ def host_part_of_device_augment(image_bytes, seed, config: InputConfig) -> dict:
 
 
 def device_augment(batch: dict, config: InputConfig):
-  """The accelerator half of ``augment_on_device``: colour jitter, scaling, clipping.
+    """The accelerator half of ``augment_on_device``: colour jitter, scaling, clipping.
 
-  ``batch`` is a batch of ``host_part_of_device_augment`` outputs; returns float32
-  [batch, image_size, image_size, 3] in ``value_range``, the same transform ``augment_image``
-  applies on the host. Pure TensorFlow: call it inside the (distributed) train step.
-  """
-  pixels = batch["pixels"]
-  n = tf.shape(pixels)[0]
-  low, high = config.value_range
-  flat = tf.reshape(tf.cast(pixels, tf.float32), [n, -1, 3])
-  if config.color_jitter:
-    mean = tf.reduce_mean(flat, axis=1, keepdims=True) / 255.0  # [n, 1, 3]
-    a, c = tf.vectorized_map(lambda args: _color_affine_from_uniform(args[0], config, args[1]),
-                             (batch["color"], mean))
-    flat = tf.linalg.matmul(flat, a * ((high - low) / 255.0)) + (c * (high - low) + low)
-  else:
-    flat = flat * ((high - low) / 255.0) + low
-  flat = tf.clip_by_value(flat, low, high)
-  return tf.reshape(flat, tf.shape(pixels))
-
-
-def make_dataset(data: WrittenDataset, split: str, labels_by_shard: list[np.ndarray] | None,
-                 config: InputConfig = InputConfig(), *,
-                 copies_by_shard: list[np.ndarray] | None = None, epoch: int = 0,
-                 input_context: tf.distribute.InputContext | None = None,
-                 shards: list[int] | None = None) -> tf.data.Dataset:
-  """One epoch of ``split`` as batches of ``(image, label)`` (or ``(features, label)``).
-
-  ``labels_by_shard``: from ``labels.shard_labels`` (None: label -1 everywhere, e.g. prediction
-  without a mesh). ``copies_by_shard``: from the A.1 sampler (None: every record once).
-  ``input_context``: pass the one ``strategy.distribute_datasets_from_function`` gives; the
-  batch is then per replica and each input pipeline reads its own subset of the shards.
-  ``shards``: indices into ``data.shard_paths(split)`` to read (None: all), e.g. one shard at a
-  time for prediction; ``labels_by_shard``/``copies_by_shard`` still cover all shards of the
-  split. Applied before the ``input_context`` sharding.
-  """
-  paths = data.shard_paths(split)
-  lengths = data.shard_lengths(split)
-  if labels_by_shard is None:
-    labels_by_shard = [np.full(n, -1, np.int64) for n in lengths]
-  if copies_by_shard is None:
-    copies_by_shard = [np.ones(n, np.int32) for n in lengths]
-  if [len(l) for l in labels_by_shard] != lengths or [len(c) for c in copies_by_shard] != lengths:
-    raise ValueError(f"labels/copies per shard do not match the {len(paths)} shards of {split}: "
-                     f"expected lengths {lengths}")
-  training = config.training
-  deterministic = (not training) if config.deterministic is None else config.deterministic
-  drop_unlabeled = training if config.drop_unlabeled is None else config.drop_unlabeled
-  drop_remainder = training if config.drop_remainder is None else config.drop_remainder
-  batch = config.global_batch_size
-  shard_ids = np.arange(len(paths))
-  if shards is not None:
-    shard_ids = np.asarray(shards, np.int64).reshape([-1])
-    if shard_ids.size and (shard_ids.min() < 0 or shard_ids.max() >= len(paths)):
-      raise ValueError(f"shards={list(shards)} of {split}: expected indices in [0, {len(paths)})")
-  if input_context is not None:
-    batch = input_context.get_per_replica_batch_size(config.global_batch_size)
-    shard_ids = shard_ids[input_context.input_pipeline_id::input_context.num_input_pipelines]
-  paths = [paths[i] for i in shard_ids]
-  labels_by_shard = [labels_by_shard[i] for i in shard_ids]
-  copies_by_shard = [copies_by_shard[i] for i in shard_ids]
-  seed = int(np.random.default_rng([config.seed, epoch]).integers(2**31)) \
-      if deterministic else None
-
-  index, open_shard = _shard_datasets(paths, labels_by_shard, copies_by_shard)
-  if training and len(paths) > 1:
-    index = index.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-  ds = index.interleave(open_shard, cycle_length=max(1, min(config.num_parallel_reads,
-                                                             len(paths))),
-                        block_length=1, num_parallel_calls=AUTOTUNE,
-                        deterministic=True if deterministic else None)
-  if drop_unlabeled:
-    ds = ds.filter(lambda record, side: side[0] >= 0)
-  ds = ds.filter(lambda record, side: side[1] > 0)
-  if any(int(np.max(c, initial=0)) > 1 for c in copies_by_shard):  # A.1 oversampling
-    ds = ds.map(lambda record, side: (tf.repeat(record[None], side[1]),
-                                      tf.repeat(side[0][None], side[1])))
-    ds = ds.unbatch()
-  else:
-    ds = ds.map(lambda record, side: (record, side[0]))
-  if training and config.shuffle_buffer > 1:
-    ds = ds.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-  element_seeds = tf.data.Dataset.random(seed=seed if seed is not None else None).batch(2)
-  ds = tf.data.Dataset.zip((ds, element_seeds))
-
-  def preprocess(record_label, element_seed):
-    record, label = record_label
-    example = parse(record)
-    if training and config.augment_on_device:
-      image = host_part_of_device_augment(example["image"], element_seed, config)
-    elif training:
-      image = augment_image(example["image"], element_seed, config)
+    ``batch`` is a batch of ``host_part_of_device_augment`` outputs; returns float32
+    [batch, image_size, image_size, 3] in ``value_range``, the same transform ``augment_image``
+    applies on the host. Pure TensorFlow: call it inside the (distributed) train step.
+    """
+    pixels = batch["pixels"]
+    n = tf.shape(pixels)[0]
+    low, high = config.value_range
+    flat = tf.reshape(tf.cast(pixels, tf.float32), [n, -1, 3])
+    if config.color_jitter:
+        mean = tf.reduce_mean(flat, axis=1, keepdims=True) / 255.0  # [n, 1, 3]
+        a, c = tf.vectorized_map(
+            lambda args: _color_affine_from_uniform(args[0], config, args[1]),
+            (batch["color"], mean),
+        )
+        flat = tf.linalg.matmul(flat, a * ((high - low) / 255.0)) + (c * (high - low) + low)
     else:
-      image = eval_image(example["image"], config)
-    if config.with_metadata:
-      features = {
-          "image": image,
-          "photo_id": example["photo_id"],
-          "user_hash": example["user_hash"],
-          "posted_at": example["posted_at"],
-          "lat": tf.cast(example["lat_e7"], tf.float64) / COORD_SCALE,
-          "lon": tf.cast(example["lon_e7"], tf.float64) / COORD_SCALE,
-          "outdoor_prob": example["outdoor_prob"],
-      }
-    else:
-      features = image
-    return features, tf.cast(label, tf.int32)
+        flat = flat * ((high - low) / 255.0) + low
+    flat = tf.clip_by_value(flat, low, high)
+    return tf.reshape(flat, tf.shape(pixels))
 
-  ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE,
-              deterministic=True if deterministic else None)
-  ds = ds.batch(batch, drop_remainder=drop_remainder)
-  options = tf.data.Options()
-  options.deterministic = bool(deterministic)
-  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-  return ds.with_options(options).prefetch(AUTOTUNE)
+
+def make_dataset(
+    data: WrittenDataset,
+    split: str,
+    labels_by_shard: list[np.ndarray] | None,
+    config: InputConfig = InputConfig(),
+    *,
+    copies_by_shard: list[np.ndarray] | None = None,
+    epoch: int = 0,
+    input_context: tf.distribute.InputContext | None = None,
+    shards: list[int] | None = None,
+) -> tf.data.Dataset:
+    """One epoch of ``split`` as batches of ``(image, label)`` (or ``(features, label)``).
+
+    ``labels_by_shard``: from ``labels.shard_labels`` (None: label -1 everywhere, e.g. prediction
+    without a mesh). ``copies_by_shard``: from the A.1 sampler (None: every record once).
+    ``input_context``: pass the one ``strategy.distribute_datasets_from_function`` gives; the
+    batch is then per replica and each input pipeline reads its own subset of the shards.
+    ``shards``: indices into ``data.shard_paths(split)`` to read (None: all), e.g. one shard at a
+    time for prediction; ``labels_by_shard``/``copies_by_shard`` still cover all shards of the
+    split. Applied before the ``input_context`` sharding.
+    """
+    paths = data.shard_paths(split)
+    lengths = data.shard_lengths(split)
+    if labels_by_shard is None:
+        labels_by_shard = [np.full(n, -1, np.int64) for n in lengths]
+    if copies_by_shard is None:
+        copies_by_shard = [np.ones(n, np.int32) for n in lengths]
+    if [len(l) for l in labels_by_shard] != lengths or [len(c) for c in copies_by_shard] != lengths:
+        raise ValueError(
+            f"labels/copies per shard do not match the {len(paths)} shards of {split}: "
+            f"expected lengths {lengths}"
+        )
+    training = config.training
+    deterministic = (not training) if config.deterministic is None else config.deterministic
+    drop_unlabeled = training if config.drop_unlabeled is None else config.drop_unlabeled
+    drop_remainder = training if config.drop_remainder is None else config.drop_remainder
+    batch = config.global_batch_size
+    shard_ids = np.arange(len(paths))
+    if shards is not None:
+        shard_ids = np.asarray(shards, np.int64).reshape([-1])
+        if shard_ids.size and (shard_ids.min() < 0 or shard_ids.max() >= len(paths)):
+            raise ValueError(
+                f"shards={list(shards)} of {split}: expected indices in [0, {len(paths)})"
+            )
+    if input_context is not None:
+        batch = input_context.get_per_replica_batch_size(config.global_batch_size)
+        shard_ids = shard_ids[input_context.input_pipeline_id :: input_context.num_input_pipelines]
+    paths = [paths[i] for i in shard_ids]
+    labels_by_shard = [labels_by_shard[i] for i in shard_ids]
+    copies_by_shard = [copies_by_shard[i] for i in shard_ids]
+    seed = (
+        int(np.random.default_rng([config.seed, epoch]).integers(2**31)) if deterministic else None
+    )
+
+    index, open_shard = _shard_datasets(paths, labels_by_shard, copies_by_shard)
+    if training and len(paths) > 1:
+        index = index.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    ds = index.interleave(
+        open_shard,
+        cycle_length=max(1, min(config.num_parallel_reads, len(paths))),
+        block_length=1,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True if deterministic else None,
+    )
+    if drop_unlabeled:
+        ds = ds.filter(lambda record, side: side[0] >= 0)
+    ds = ds.filter(lambda record, side: side[1] > 0)
+    if any(int(np.max(c, initial=0)) > 1 for c in copies_by_shard):  # A.1 oversampling
+        ds = ds.map(
+            lambda record, side: (
+                tf.repeat(record[None], side[1]),
+                tf.repeat(side[0][None], side[1]),
+            )
+        )
+        ds = ds.unbatch()
+    else:
+        ds = ds.map(lambda record, side: (record, side[0]))
+    if training and config.shuffle_buffer > 1:
+        ds = ds.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    element_seeds = tf.data.Dataset.random(seed=seed if seed is not None else None).batch(2)
+    ds = tf.data.Dataset.zip((ds, element_seeds))
+
+    def preprocess(record_label, element_seed):
+        record, label = record_label
+        example = parse(record)
+        if training and config.augment_on_device:
+            image = host_part_of_device_augment(example["image"], element_seed, config)
+        elif training:
+            image = augment_image(example["image"], element_seed, config)
+        else:
+            image = eval_image(example["image"], config)
+        if config.with_metadata:
+            features = {
+                "image": image,
+                "photo_id": example["photo_id"],
+                "user_hash": example["user_hash"],
+                "posted_at": example["posted_at"],
+                "lat": tf.cast(example["lat_e7"], tf.float64) / COORD_SCALE,
+                "lon": tf.cast(example["lon_e7"], tf.float64) / COORD_SCALE,
+                "outdoor_prob": example["outdoor_prob"],
+            }
+        else:
+            features = image
+        return features, tf.cast(label, tf.int32)
+
+    ds = ds.map(
+        preprocess, num_parallel_calls=AUTOTUNE, deterministic=True if deterministic else None
+    )
+    ds = ds.batch(batch, drop_remainder=drop_remainder)
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic)
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(AUTOTUNE)
 
 
 def raw_decode_dataset(paths: list[str], batch_size: int = 64) -> tf.data.Dataset:
-  """The read+decode ceiling: read every record, parse, full JPEG decode; nothing else.
+    """The read+decode ceiling: read every record, parse, full JPEG decode; nothing else.
 
-  ``experiments/benchmarks/input_bench.py`` compares ``make_dataset`` against this.
-  """
-  ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).interleave(
-      tf.data.TFRecordDataset, cycle_length=max(1, min(8, len(paths))),
-      num_parallel_calls=AUTOTUNE)
-  ds = ds.map(lambda r: tf.io.decode_jpeg(parse(r)["image"], channels=3)[0, 0, 0],
-              num_parallel_calls=AUTOTUNE)
-  return ds.batch(batch_size).prefetch(AUTOTUNE)
+    ``experiments/benchmarks/input_bench.py`` compares ``make_dataset`` against this.
+    """
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=max(1, min(8, len(paths))),
+        num_parallel_calls=AUTOTUNE,
+    )
+    ds = ds.map(
+        lambda r: tf.io.decode_jpeg(parse(r)["image"], channels=3)[0, 0, 0],
+        num_parallel_calls=AUTOTUNE,
+    )
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
-def curriculum_epoch(data: WrittenDataset, split: str, labels_by_shard: list[np.ndarray],
-                     sampler, epoch: int, config: InputConfig = InputConfig(), *,
-                     input_context: tf.distribute.InputContext | None = None):
-  """Epoch ``epoch`` of the A.1 curriculum: ``(dataset, plan, num_examples)``.
+def curriculum_epoch(
+    data: WrittenDataset,
+    split: str,
+    labels_by_shard: list[np.ndarray],
+    sampler,
+    epoch: int,
+    config: InputConfig = InputConfig(),
+    *,
+    input_context: tf.distribute.InputContext | None = None,
+):
+    """Epoch ``epoch`` of the A.1 curriculum: ``(dataset, plan, num_examples)``.
 
-  ``sampler`` is a ``sampler.CurriculumSampler``; ``plan`` says the cycle, alpha and target size;
-  ``num_examples`` is the number of examples this epoch actually draws (all input pipelines
-  together; steps per epoch = num_examples // global batch). The copies are a pure function of
-  (sampler seed, epoch), so every input pipeline of a distributed run agrees on them.
-  """
-  plan = sampler.plan(epoch)
-  copies = sampler.copies(labels_by_shard, epoch)
-  num_examples = int(sum(int(c[np.asarray(l) >= 0].sum())
-                         for c, l in zip(copies, labels_by_shard)))
-  dataset = make_dataset(data, split, labels_by_shard, config, copies_by_shard=copies,
-                         epoch=epoch, input_context=input_context)
-  return dataset, plan, num_examples
+    ``sampler`` is a ``sampler.CurriculumSampler``; ``plan`` says the cycle, alpha and target size;
+    ``num_examples`` is the number of examples this epoch actually draws (all input pipelines
+    together; steps per epoch = num_examples // global batch). The copies are a pure function of
+    (sampler seed, epoch), so every input pipeline of a distributed run agrees on them.
+    """
+    plan = sampler.plan(epoch)
+    copies = sampler.copies(labels_by_shard, epoch)
+    num_examples = int(
+        sum(int(c[np.asarray(l) >= 0].sum()) for c, l in zip(copies, labels_by_shard))
+    )
+    dataset = make_dataset(
+        data,
+        split,
+        labels_by_shard,
+        config,
+        copies_by_shard=copies,
+        epoch=epoch,
+        input_context=input_context,
+    )
+    return dataset, plan, num_examples

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,10 @@ log = logging.getLogger("geoloc.run")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; `argv` excludes the program name (as argparse's). Returns the exit code."""
     argv = ["experiments.run", *(sys.argv[1:] if argv is None else argv)]
+    # TensorFlow's BFC allocator on the CPU: the default one page-faults fresh memory for every
+    # batch of float images, which caps the input pipeline (experiments/benchmarks/input_bench.py).
+    # Set before any stage imports TensorFlow; a user's own setting wins.
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     if any(arg in HELP_FLAGS for arg in argv[1:]):
         print(__doc__)
         print(FLAGS.get_help(include_special_flags=False))

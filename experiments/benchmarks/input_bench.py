@@ -41,149 +41,197 @@ import numpy as np
 
 
 def write_collection(root: str, num_images: int, side: int, seed: int = 0) -> tuple[str, str]:
-  from PIL import Image
+    from PIL import Image
 
-  rng = np.random.default_rng(seed)
-  images = os.path.join(root, "images")
-  os.makedirs(images, exist_ok=True)
-  height = side * 3 // 4
-  yy, xx = np.mgrid[0:height, 0:side]
-  lines = []
-  for i in range(num_images):
-    pid = 10_000 + i
-    base = np.stack([(xx * (i % 7 + 1)) % 256, (yy * (i % 5 + 1)) % 256,
-                     ((xx + yy) * (i % 3 + 1)) % 256], -1)
-    pixels = np.clip(base + rng.integers(-12, 12, base.shape), 0, 255).astype(np.uint8)
-    Image.fromarray(pixels).save(os.path.join(images, f"{pid}.jpg"), quality=90)
-    lat, lon = rng.uniform(-60, 70), rng.uniform(-170, 170)
-    fields = [str(pid), f"user{i % 50}@N00", "nick", "2012-01-01 00:00:00.0",
-              str(1_300_000_000 + i), "", "", "", "", "", f"{lon:.6f}", f"{lat:.6f}", "16",
-              "", "", "", "", "1", "1", "s", "o", "jpg", "0"]
-    lines.append("\t".join(fields))
-  metadata = os.path.join(root, "yfcc100m_dataset.tsv")
-  with open(metadata, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  return metadata, images
+    rng = np.random.default_rng(seed)
+    images = os.path.join(root, "images")
+    os.makedirs(images, exist_ok=True)
+    height = side * 3 // 4
+    yy, xx = np.mgrid[0:height, 0:side]
+    lines = []
+    for i in range(num_images):
+        pid = 10_000 + i
+        base = np.stack(
+            [(xx * (i % 7 + 1)) % 256, (yy * (i % 5 + 1)) % 256, ((xx + yy) * (i % 3 + 1)) % 256],
+            -1,
+        )
+        pixels = np.clip(base + rng.integers(-12, 12, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(os.path.join(images, f"{pid}.jpg"), quality=90)
+        lat, lon = rng.uniform(-60, 70), rng.uniform(-170, 170)
+        fields = [
+            str(pid),
+            f"user{i % 50}@N00",
+            "nick",
+            "2012-01-01 00:00:00.0",
+            str(1_300_000_000 + i),
+            "",
+            "",
+            "",
+            "",
+            "",
+            f"{lon:.6f}",
+            f"{lat:.6f}",
+            "16",
+            "",
+            "",
+            "",
+            "",
+            "1",
+            "1",
+            "s",
+            "o",
+            "jpg",
+            "0",
+        ]
+        lines.append("\t".join(fields))
+    metadata = os.path.join(root, "yfcc100m_dataset.tsv")
+    with open(metadata, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return metadata, images
 
 
 def images_per_second(make, epochs: int) -> float:
-  for _ in make():  # warm-up pass (tracing, file cache)
-    pass
-  count, started = 0, time.perf_counter()
-  for _ in range(epochs):
-    for batch in make():
-      first = batch[0] if isinstance(batch, tuple) else batch
-      first = next(iter(first.values())) if isinstance(first, dict) else first
-      count += int(first.shape[0])
-  return count / (time.perf_counter() - started)
+    for _ in make():  # warm-up pass (tracing, file cache)
+        pass
+    count, started = 0, time.perf_counter()
+    for _ in range(epochs):
+        for batch in make():
+            first = batch[0] if isinstance(batch, tuple) else batch
+            first = next(iter(first.values())) if isinstance(first, dict) else first
+            count += int(first.shape[0])
+    return count / (time.perf_counter() - started)
 
 
 def device_placement() -> str:
-  import tensorflow as tf
-  gpus = tf.config.list_logical_devices("GPU")
-  return gpus[0].name if gpus else "CPU"
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return gpus[0].name if gpus else "CPU"
 
 
 def main(argv: list[str] | None = None) -> int:
-  p = argparse.ArgumentParser(prog="python -m experiments.benchmarks.input_bench")
-  p.add_argument("--num_images", type=int, default=512)
-  p.add_argument("--source_side", type=int, default=640, help="width of the synthetic JPEGs")
-  p.add_argument("--max_side", type=int, default=512, help="ingestion --max_side")
-  p.add_argument("--image_size", type=int, default=299, help="model input (Inception v4)")
-  p.add_argument("--batch_size", type=int, default=64)
-  p.add_argument("--epochs", type=int, default=2, help="timed passes per measurement")
-  p.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
-  p.add_argument("--workers", type=int, default=0, help="ingestion processes; 0 = all cores")
-  p.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
-  p.add_argument("--cpu_allocator", choices=("bfc", "default"), default="bfc",
-                 help="bfc: TF_CPU_ALLOCATOR_USE_BFC=true for this process (see the docstring)")
-  args = p.parse_args(argv)
-  if args.cpu_allocator == "bfc":
-    # Read once, when TensorFlow creates its CPU allocator: before the first TensorFlow import.
-    if "tensorflow" in sys.modules:
-      print("input_bench: TensorFlow already imported; --cpu_allocator=bfc may not take effect",
-            file=sys.stderr)
-    os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
+    p = argparse.ArgumentParser(prog="python -m experiments.benchmarks.input_bench")
+    p.add_argument("--num_images", type=int, default=512)
+    p.add_argument("--source_side", type=int, default=640, help="width of the synthetic JPEGs")
+    p.add_argument("--max_side", type=int, default=512, help="ingestion --max_side")
+    p.add_argument("--image_size", type=int, default=299, help="model input (Inception v4)")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=2, help="timed passes per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
+    p.add_argument("--workers", type=int, default=0, help="ingestion processes; 0 = all cores")
+    p.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
+    p.add_argument(
+        "--cpu_allocator",
+        choices=("bfc", "default"),
+        default="bfc",
+        help="bfc: TF_CPU_ALLOCATOR_USE_BFC=true for this process (see the docstring)",
+    )
+    args = p.parse_args(argv)
+    if args.cpu_allocator == "bfc":
+        # Read once, when TensorFlow creates its CPU allocator: before the first TensorFlow import.
+        if "tensorflow" in sys.modules:
+            print(
+                "input_bench: TensorFlow already imported; --cpu_allocator=bfc may not take effect",
+                file=sys.stderr,
+            )
+        os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
 
-  from data_pipelines import dataset, ingest
-  from data_pipelines.config import IngestConfig, InputConfig
+    from data_pipelines import dataset, ingest
+    from data_pipelines.config import IngestConfig, InputConfig
 
-  with tempfile.TemporaryDirectory() as tmp:
-    root = args.dir or tmp
-    metadata, images = write_collection(root, args.num_images, args.source_side)
-    summary = ingest.run_ingestion(IngestConfig(
-        metadata_paths=(metadata,), images_dir=images, out_dir=os.path.join(root, "out"),
-        max_side=args.max_side, examples_per_shard=64, workers=args.workers, salt="bench"))
-    data = dataset.load(os.path.join(root, "out"))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.dir or tmp
+        metadata, images = write_collection(root, args.num_images, args.source_side)
+        summary = ingest.run_ingestion(
+            IngestConfig(
+                metadata_paths=(metadata,),
+                images_dir=images,
+                out_dir=os.path.join(root, "out"),
+                max_side=args.max_side,
+                examples_per_shard=64,
+                workers=args.workers,
+                salt="bench",
+            )
+        )
+        data = dataset.load(os.path.join(root, "out"))
 
-    from data_pipelines import input_pipeline
+        from data_pipelines import input_pipeline
 
-    split = "m1_train"
-    labels = [np.zeros(n, np.int64) for n in data.shard_lengths(split)]
-    config = InputConfig(training=True, image_size=args.image_size,
-                         global_batch_size=args.batch_size, shuffle_buffer=1024,
-                         drop_remainder=False)
-    paths = data.shard_paths(split)
-    device_config = dataclasses.replace(config, augment_on_device=True)
-    import tensorflow as tf
+        split = "m1_train"
+        labels = [np.zeros(n, np.int64) for n in data.shard_lengths(split)]
+        config = InputConfig(
+            training=True,
+            image_size=args.image_size,
+            global_batch_size=args.batch_size,
+            shuffle_buffer=1024,
+            drop_remainder=False,
+        )
+        paths = data.shard_paths(split)
+        device_config = dataclasses.replace(config, augment_on_device=True)
+        import tensorflow as tf
 
-    def floor_dataset():
-      seeds = tf.data.Dataset.random(seed=0).batch(2)
-      ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).interleave(
-          tf.data.TFRecordDataset, cycle_length=max(1, min(8, len(paths))),
-          num_parallel_calls=tf.data.AUTOTUNE)
-      no_flip = dataclasses.replace(config, flip=False)
-      ds = tf.data.Dataset.zip((ds, seeds)).map(
-          lambda r, seed: input_pipeline._crop_flip_resize(
-              input_pipeline.parse(r)["image"], tf.random.experimental.stateless_split(seed, 3),
-              no_flip),
-          num_parallel_calls=tf.data.AUTOTUNE)
-      return ds.batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
+        def floor_dataset():
+            seeds = tf.data.Dataset.random(seed=0).batch(2)
+            ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).interleave(
+                tf.data.TFRecordDataset,
+                cycle_length=max(1, min(8, len(paths))),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            no_flip = dataclasses.replace(config, flip=False)
+            ds = tf.data.Dataset.zip((ds, seeds)).map(
+                lambda r, seed: input_pipeline._crop_flip_resize(
+                    input_pipeline.parse(r)["image"],
+                    tf.random.experimental.stateless_split(seed, 3),
+                    no_flip,
+                ),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            return ds.batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
 
-    pipelines = {
-        "ceiling": lambda: input_pipeline.raw_decode_dataset(paths, args.batch_size),
-        "floor": floor_dataset,
-        "training": lambda: input_pipeline.make_dataset(data, split, labels, config),
-        "host_part": lambda: input_pipeline.make_dataset(data, split, labels, device_config),
-    }
-    # Alternate the pipelines round by round and take medians: on a shared machine the load
-    # changes within seconds, and a ratio is only meaningful between neighbouring measurements.
-    rates = {name: [] for name in pipelines}
-    for _ in range(args.rounds):
-      for name, make in pipelines.items():
-        rates[name].append(images_per_second(make, args.epochs))
-    ratio = lambda name: float(np.median(np.array(rates[name]) / np.array(rates["ceiling"])))
-    ceiling, floor, training, host_part = (float(np.median(rates[n])) for n in pipelines)
-    batch, _ = next(iter(input_pipeline.make_dataset(data, split, labels, device_config)))
-    augment = tf.function(lambda b: input_pipeline.device_augment(b, device_config))
-    augment(batch)
-    started, repeats = time.perf_counter(), 10
-    for _ in range(repeats):
-      augment(batch).numpy()
-    device_rate = repeats * int(batch["pixels"].shape[0]) / (time.perf_counter() - started)
-    result = {
-        "images": data.num_examples(split),
-        "source_side": args.source_side,
-        "stored_max_side": args.max_side,
-        "image_size": args.image_size,
-        "ingestion_photos_per_s": summary["timing"]["photos_per_s"],
-        "ingestion_workers": summary["timing"]["workers"],
-        "ceiling_read_decode_images_per_s": round(ceiling, 1),
-        "floor_crop_decode_resize_images_per_s": round(floor, 1),
-        "ratio_floor_vs_ceiling": round(ratio("floor"), 3),
-        "training_pipeline_images_per_s": round(training, 1),
-        "ratio_training_vs_ceiling": round(ratio("training"), 3),
-        "device_mode_host_images_per_s": round(host_part, 1),
-        "ratio_device_mode_host_vs_ceiling": round(ratio("host_part"), 3),
-        "rounds": args.rounds,
-        "device_augment_images_per_s": round(device_rate, 1),
-        "device_augment_device": device_placement(),
-        "cpu_count": os.cpu_count(),
-        "cpu_allocator": args.cpu_allocator,
-    }
-  print(json.dumps(result, indent=2))
-  return 0
+        pipelines = {
+            "ceiling": lambda: input_pipeline.raw_decode_dataset(paths, args.batch_size),
+            "floor": floor_dataset,
+            "training": lambda: input_pipeline.make_dataset(data, split, labels, config),
+            "host_part": lambda: input_pipeline.make_dataset(data, split, labels, device_config),
+        }
+        # Alternate the pipelines round by round and take medians: on a shared machine the load
+        # changes within seconds, and a ratio is only meaningful between neighbouring measurements.
+        rates = {name: [] for name in pipelines}
+        for _ in range(args.rounds):
+            for name, make in pipelines.items():
+                rates[name].append(images_per_second(make, args.epochs))
+        ratio = lambda name: float(np.median(np.array(rates[name]) / np.array(rates["ceiling"])))
+        ceiling, floor, training, host_part = (float(np.median(rates[n])) for n in pipelines)
+        batch, _ = next(iter(input_pipeline.make_dataset(data, split, labels, device_config)))
+        augment = tf.function(lambda b: input_pipeline.device_augment(b, device_config))
+        augment(batch)
+        started, repeats = time.perf_counter(), 10
+        for _ in range(repeats):
+            augment(batch).numpy()
+        device_rate = repeats * int(batch["pixels"].shape[0]) / (time.perf_counter() - started)
+        result = {
+            "images": data.num_examples(split),
+            "source_side": args.source_side,
+            "stored_max_side": args.max_side,
+            "image_size": args.image_size,
+            "ingestion_photos_per_s": summary["timing"]["photos_per_s"],
+            "ingestion_workers": summary["timing"]["workers"],
+            "ceiling_read_decode_images_per_s": round(ceiling, 1),
+            "floor_crop_decode_resize_images_per_s": round(floor, 1),
+            "ratio_floor_vs_ceiling": round(ratio("floor"), 3),
+            "training_pipeline_images_per_s": round(training, 1),
+            "ratio_training_vs_ceiling": round(ratio("training"), 3),
+            "device_mode_host_images_per_s": round(host_part, 1),
+            "ratio_device_mode_host_vs_ceiling": round(ratio("host_part"), 3),
+            "rounds": args.rounds,
+            "device_augment_images_per_s": round(device_rate, 1),
+            "device_augment_device": device_placement(),
+            "cpu_count": os.cpu_count(),
+            "cpu_allocator": args.cpu_allocator,
+        }
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+    sys.exit(main())

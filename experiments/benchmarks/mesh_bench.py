@@ -104,7 +104,9 @@ def bench_h3(lat: NDArray[np.float64], lon: NDArray[np.float64], res: int) -> fl
     return _rate(lat.size, time.perf_counter() - t0)
 
 
-def bench_kdtree(mesh, lat: NDArray[np.float64], lon: NDArray[np.float64], exact: NDArray[np.int64]) -> dict:
+def bench_kdtree(
+    mesh, lat: NDArray[np.float64], lon: NDArray[np.float64], exact: NDArray[np.int64]
+) -> dict:
     """Nearest kept-cell centroid by cKDTree (a common shortcut): speed and how often it is wrong."""
     from scipy.spatial import cKDTree
 
@@ -125,7 +127,11 @@ def run(n_fine: int, n_coarse: int, n_h3: int, seed: int) -> dict:
     import mesh
     from mesh.presets import PRESETS
 
-    results: dict = {"cpu_count": os.cpu_count(), "points_fine": n_fine, "points_coarse_build": n_coarse}
+    results: dict = {
+        "cpu_count": os.cpu_count(),
+        "points_fine": n_fine,
+        "points_coarse_build": n_coarse,
+    }
     t0 = time.perf_counter()
     lat, lon = flickr_like_points(n_fine, seed=seed)
     results["generate_seconds"] = round(time.perf_counter() - t0, 2)
@@ -134,9 +140,15 @@ def run(n_fine: int, n_coarse: int, n_h3: int, seed: int) -> dict:
     for name, n_build in (("coarse", n_coarse), ("fine", n_fine)):
         limit, min_ex = PRESETS[name]
         m, build_s = _timed(mesh.build_mesh, lat[:n_build], lon[:n_build], limit, min_ex)
-        r = {"refinement_limit": limit, "min_examples": min_ex, "build_points": n_build,
-             "build_seconds": round(build_s, 2), "cells_kept": m.num_cells, "triangles": m.num_triangles,
-             "refinement_iterations": m.info["refinement_iterations"]}
+        r = {
+            "refinement_limit": limit,
+            "min_examples": min_ex,
+            "build_points": n_build,
+            "build_seconds": round(build_s, 2),
+            "cells_kept": m.num_cells,
+            "triangles": m.num_triangles,
+            "refinement_iterations": m.info["refinement_iterations"],
+        }
         if n_build < n_fine:  # the paper's coarse mesh: built on 2M photos, populated with all
             m, pop_s = _timed(m.populate, lat, lon)
             r["populate_seconds"] = round(pop_s, 2)
@@ -165,11 +177,22 @@ def run(n_fine: int, n_coarse: int, n_h3: int, seed: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1.4 M points instead of 14 M")
-    parser.add_argument("--points", type=int, default=None, help="points for the fine mesh (default 14 M)")
-    parser.add_argument("--coarse_points", type=int, default=None, help="points the coarse mesh is built on (default 2 M)")
-    parser.add_argument("--h3_points", type=int, default=300_000, help="points for the h3 per-point loop")
+    parser.add_argument(
+        "--points", type=int, default=None, help="points for the fine mesh (default 14 M)"
+    )
+    parser.add_argument(
+        "--coarse_points",
+        type=int,
+        default=None,
+        help="points the coarse mesh is built on (default 2 M)",
+    )
+    parser.add_argument(
+        "--h3_points", type=int, default=300_000, help="points for the h3 per-point loop"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--write_csv", default=None, help="also write the generated points to this CSV and exit")
+    parser.add_argument(
+        "--write_csv", default=None, help="also write the generated points to this CSV and exit"
+    )
     args = parser.parse_args(argv)
     n_fine = args.points or (1_400_000 if args.quick else 14_000_000)
     n_coarse = args.coarse_points or max(1, n_fine // 7)
@@ -182,19 +205,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     res = run(n_fine, n_coarse, args.h3_points, args.seed)
     print(f"mesh benchmark: {n_fine:,} Flickr-like points, {res['cpu_count']} CPUs")
-    print(f"{'mesh':8s} {'build s':>8s} {'cells':>7s} {'tris':>7s} {'mesh locate':>14s} {'per CPU-s':>12s} "
-          f"{'h3 loop':>12s} {'kd-tree':>12s} {'x h3':>6s} {'x kdtree':>8s} {'kd wrong':>8s}")
+    print(
+        f"{'mesh':8s} {'build s':>8s} {'cells':>7s} {'tris':>7s} {'mesh locate':>14s} {'per CPU-s':>12s} "
+        f"{'h3 loop':>12s} {'kd-tree':>12s} {'x h3':>6s} {'x kdtree':>8s} {'kd wrong':>8s}"
+    )
     for name in ("coarse", "fine"):
         r = res[name]
         h3r = r["h3_points_per_s"] or float("nan")
         kd = r["kdtree"]["points_per_s"]
         loc = r["locate_points_per_s"]
-        print(f"{name:8s} {r['build_seconds']:8.2f} {r['cells_kept']:7d} {r['triangles']:7d} "
-              f"{loc / 1e6:10.2f} M/s {r['locate_points_per_cpu_s'] / 1e6:8.2f} M/s {h3r / 1e6:8.2f} M/s {kd / 1e6:8.2f} M/s {loc / h3r:6.1f} "
-              f"{loc / kd:8.1f} {100 * r['kdtree']['wrong_share_in_kept']:7.2f}%")
+        print(
+            f"{name:8s} {r['build_seconds']:8.2f} {r['cells_kept']:7d} {r['triangles']:7d} "
+            f"{loc / 1e6:10.2f} M/s {r['locate_points_per_cpu_s'] / 1e6:8.2f} M/s {h3r / 1e6:8.2f} M/s {kd / 1e6:8.2f} M/s {loc / h3r:6.1f} "
+            f"{loc / kd:8.1f} {100 * r['kdtree']['wrong_share_in_kept']:7.2f}%"
+        )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"targets: fine build <= 30 s on 14 M points; locate >= 10 M points/s "
-          f"(load average during the run: {load:.1f} on {res['cpu_count']} CPUs)")
+    print(
+        f"targets: fine build <= 30 s on 14 M points; locate >= 10 M points/s "
+        f"(load average during the run: {load:.1f} on {res['cpu_count']} CPUs)"
+    )
     res["load_average_1min"] = load
     print(json.dumps(res, indent=2, default=float))
     return 0

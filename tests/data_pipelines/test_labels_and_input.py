@@ -16,119 +16,141 @@ from tests.data_pipelines.conftest import build_test_mesh
 
 @pytest.fixture(scope="module")
 def data(ingested):
-  return dataset.load(ingested)
+    return dataset.load(ingested)
 
 
 @pytest.fixture(scope="module")
 def mesh_and_labels(data):
-  train = data.table("m1_train")
-  mesh = build_test_mesh(train["lat"], train["lon"], min_examples=2)
-  return mesh, labels.shard_labels(data, "m1_train", mesh)
+    train = data.table("m1_train")
+    mesh = build_test_mesh(train["lat"], train["lon"], min_examples=2)
+    return mesh, labels.shard_labels(data, "m1_train", mesh)
 
 
 def collect(ds):
-  out = {"label": [], "photo_id": [], "lat": [], "lon": [], "image": []}
-  for features, label in ds:
-    out["label"].extend(label.numpy().tolist())
-    if isinstance(features, dict):
-      out["photo_id"].extend(x.decode() for x in features["photo_id"].numpy())
-      out["lat"].extend(features["lat"].numpy().tolist())
-      out["lon"].extend(features["lon"].numpy().tolist())
-      out["image"].append(features["image"].numpy())
-    else:
-      out["image"].append(features.numpy())
-  return out
+    out = {"label": [], "photo_id": [], "lat": [], "lon": [], "image": []}
+    for features, label in ds:
+        out["label"].extend(label.numpy().tolist())
+        if isinstance(features, dict):
+            out["photo_id"].extend(x.decode() for x in features["photo_id"].numpy())
+            out["lat"].extend(features["lat"].numpy().tolist())
+            out["lon"].extend(features["lon"].numpy().tolist())
+            out["image"].append(features["image"].numpy())
+        else:
+            out["image"].append(features.numpy())
+    return out
 
 
 def test_labels_come_from_mesh_locate_per_shard(data, mesh_and_labels):
-  mesh, per_shard = mesh_and_labels
-  assert [len(l) for l in per_shard] == data.shard_lengths("m1_train")
-  table = data.table("m1_train")
-  expected = np.asarray(mesh.locate(table["lat"].to_numpy(), table["lon"].to_numpy()))
-  assert np.array_equal(np.concatenate(per_shard), expected)
-  counts = labels.class_counts(np.concatenate(per_shard), mesh.num_cells)
-  assert counts.sum() == (expected >= 0).sum()
-  assert data.table("m1_val")["shard"].max() == len(data.shard_paths("m1_val")) - 1
+    mesh, per_shard = mesh_and_labels
+    assert [len(l) for l in per_shard] == data.shard_lengths("m1_train")
+    table = data.table("m1_train")
+    expected = np.asarray(mesh.locate(table["lat"].to_numpy(), table["lon"].to_numpy()))
+    assert np.array_equal(np.concatenate(per_shard), expected)
+    counts = labels.class_counts(np.concatenate(per_shard), mesh.num_cells)
+    assert counts.sum() == (expected >= 0).sum()
+    assert data.table("m1_val")["shard"].max() == len(data.shard_paths("m1_val")) - 1
 
 
 def test_eval_input_is_deterministic_aligned_and_complete(data, mesh_and_labels):
-  mesh, per_shard = mesh_and_labels
-  config = InputConfig(training=False, deterministic=True, image_size=32, global_batch_size=8,
-                       with_metadata=True)
-  out = collect(make_dataset(data, "m1_train", per_shard, config))
-  table = data.table("m1_train").set_index("photo_id")
-  assert sorted(out["photo_id"]) == sorted(table.index)  # every photo once, -1 labels kept
-  rows = table.loc[out["photo_id"]]
-  assert np.array_equal(out["lat"], rows["lat"].to_numpy())  # float64, no loss
-  assert out["label"] == np.asarray(mesh.locate(rows["lat"].to_numpy(),
-                                                rows["lon"].to_numpy())).tolist()
-  images = np.concatenate(out["image"])
-  assert images.shape == (len(table), 32, 32, 3) and images.dtype == np.float32
-  assert images.min() >= -1.0 and images.max() <= 1.0
-  again = collect(make_dataset(data, "m1_train", per_shard, config))
-  assert again["photo_id"] == out["photo_id"]
-  np.testing.assert_array_equal(np.concatenate(again["image"]), images)
+    mesh, per_shard = mesh_and_labels
+    config = InputConfig(
+        training=False, deterministic=True, image_size=32, global_batch_size=8, with_metadata=True
+    )
+    out = collect(make_dataset(data, "m1_train", per_shard, config))
+    table = data.table("m1_train").set_index("photo_id")
+    assert sorted(out["photo_id"]) == sorted(table.index)  # every photo once, -1 labels kept
+    rows = table.loc[out["photo_id"]]
+    assert np.array_equal(out["lat"], rows["lat"].to_numpy())  # float64, no loss
+    assert (
+        out["label"]
+        == np.asarray(mesh.locate(rows["lat"].to_numpy(), rows["lon"].to_numpy())).tolist()
+    )
+    images = np.concatenate(out["image"])
+    assert images.shape == (len(table), 32, 32, 3) and images.dtype == np.float32
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    again = collect(make_dataset(data, "m1_train", per_shard, config))
+    assert again["photo_id"] == out["photo_id"]
+    np.testing.assert_array_equal(np.concatenate(again["image"]), images)
 
 
 def test_training_input_follows_sampler_copies_and_is_reproducible(data, mesh_and_labels):
-  mesh, per_shard = mesh_and_labels
-  counts = labels.class_counts(np.concatenate(per_shard), mesh.num_cells)
-  sampler = CurriculumSampler(counts, SamplerConfig(alpha_schedule=(0.0,),
-                                                    examples_per_cell=3))
-  copies = sampler.copies(per_shard, epoch=0)
-  config = InputConfig(training=True, deterministic=True, image_size=24, global_batch_size=4,
-                       drop_remainder=False, shuffle_buffer=64, seed=1)
-  out = collect(make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies))
-  all_labels, all_copies = np.concatenate(per_shard), np.concatenate(copies)
-  assert len(out["label"]) == all_copies[all_labels >= 0].sum()
-  expected = np.bincount(all_labels[all_labels >= 0], all_copies[all_labels >= 0],
-                         minlength=mesh.num_cells)
-  assert np.array_equal(np.bincount(out["label"], minlength=mesh.num_cells), expected)
-  assert min(out["label"]) >= 0  # dropped-cell photos leave training
-  again = collect(make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies))
-  assert again["label"] == out["label"]
-  np.testing.assert_array_equal(np.concatenate(again["image"]), np.concatenate(out["image"]))
-  other = collect(make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies,
-                               epoch=1))
-  assert not np.array_equal(np.concatenate(other["image"]), np.concatenate(out["image"]))
-  # The same through curriculum_epoch, which also reports the plan and the epoch's size.
-  ds, plan, num_examples = curriculum_epoch(data, "m1_train", per_shard, sampler, 0, config)
-  assert plan.alpha == 0.0 and plan.size == mesh.num_cells * 3
-  assert num_examples == len(out["label"]) and collect(ds)["label"] == out["label"]
+    mesh, per_shard = mesh_and_labels
+    counts = labels.class_counts(np.concatenate(per_shard), mesh.num_cells)
+    sampler = CurriculumSampler(counts, SamplerConfig(alpha_schedule=(0.0,), examples_per_cell=3))
+    copies = sampler.copies(per_shard, epoch=0)
+    config = InputConfig(
+        training=True,
+        deterministic=True,
+        image_size=24,
+        global_batch_size=4,
+        drop_remainder=False,
+        shuffle_buffer=64,
+        seed=1,
+    )
+    out = collect(make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies))
+    all_labels, all_copies = np.concatenate(per_shard), np.concatenate(copies)
+    assert len(out["label"]) == all_copies[all_labels >= 0].sum()
+    expected = np.bincount(
+        all_labels[all_labels >= 0], all_copies[all_labels >= 0], minlength=mesh.num_cells
+    )
+    assert np.array_equal(np.bincount(out["label"], minlength=mesh.num_cells), expected)
+    assert min(out["label"]) >= 0  # dropped-cell photos leave training
+    again = collect(make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies))
+    assert again["label"] == out["label"]
+    np.testing.assert_array_equal(np.concatenate(again["image"]), np.concatenate(out["image"]))
+    other = collect(
+        make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies, epoch=1)
+    )
+    assert not np.array_equal(np.concatenate(other["image"]), np.concatenate(out["image"]))
+    # The same through curriculum_epoch, which also reports the plan and the epoch's size.
+    ds, plan, num_examples = curriculum_epoch(data, "m1_train", per_shard, sampler, 0, config)
+    assert plan.alpha == 0.0 and plan.size == mesh.num_cells * 3
+    assert num_examples == len(out["label"]) and collect(ds)["label"] == out["label"]
 
 
 def test_per_replica_batching_with_input_context(data, mesh_and_labels):
-  _, per_shard = mesh_and_labels
-  config = InputConfig(training=True, deterministic=True, image_size=16, global_batch_size=4)
-  seen = []
-  for pipeline in range(2):
-    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline,
-                                         num_replicas_in_sync=2)
-    for images, label in make_dataset(data, "m1_train", per_shard, config,
-                                      input_context=context):
-      assert images.shape == (2, 16, 16, 3)  # 4 global / 2 replicas
-      seen.extend(label.numpy().tolist())
-  assert len(seen) > 0
-  strategy = tf.distribute.get_strategy()  # default strategy: one replica
-  dist = strategy.distribute_datasets_from_function(
-      lambda ctx: make_dataset(data, "m1_train", per_shard, config, input_context=ctx))
-  images, _ = next(iter(dist))
-  assert images.shape == (4, 16, 16, 3)
+    _, per_shard = mesh_and_labels
+    config = InputConfig(training=True, deterministic=True, image_size=16, global_batch_size=4)
+    seen = []
+    for pipeline in range(2):
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline, num_replicas_in_sync=2
+        )
+        for images, label in make_dataset(
+            data, "m1_train", per_shard, config, input_context=context
+        ):
+            assert images.shape == (2, 16, 16, 3)  # 4 global / 2 replicas
+            seen.extend(label.numpy().tolist())
+    assert len(seen) > 0
+    strategy = tf.distribute.get_strategy()  # default strategy: one replica
+    dist = strategy.distribute_datasets_from_function(
+        lambda ctx: make_dataset(data, "m1_train", per_shard, config, input_context=ctx)
+    )
+    images, _ = next(iter(dist))
+    assert images.shape == (4, 16, 16, 3)
 
 
 def test_augment_on_device_matches_host_augmentation(data, mesh_and_labels):
-  from data_pipelines.input_pipeline import device_augment
-  _, per_shard = mesh_and_labels
-  host = InputConfig(training=True, deterministic=True, image_size=24, global_batch_size=6,
-                     seed=5)
-  device = InputConfig(training=True, deterministic=True, image_size=24, global_batch_size=6,
-                       seed=5, augment_on_device=True)
-  images, labels_a = next(iter(make_dataset(data, "m1_train", per_shard, host)))
-  batch, labels_b = next(iter(make_dataset(data, "m1_train", per_shard, device)))
-  assert batch["pixels"].dtype == tf.uint8 and batch["pixels"].shape == (6, 24, 24, 3)
-  np.testing.assert_array_equal(labels_a, labels_b)
-  # Same crops, flips and colours; only the uint8 rounding before the colour step differs.
-  np.testing.assert_allclose(device_augment(batch, device).numpy(), images.numpy(), atol=0.03)
+    from data_pipelines.input_pipeline import device_augment
+
+    _, per_shard = mesh_and_labels
+    host = InputConfig(
+        training=True, deterministic=True, image_size=24, global_batch_size=6, seed=5
+    )
+    device = InputConfig(
+        training=True,
+        deterministic=True,
+        image_size=24,
+        global_batch_size=6,
+        seed=5,
+        augment_on_device=True,
+    )
+    images, labels_a = next(iter(make_dataset(data, "m1_train", per_shard, host)))
+    batch, labels_b = next(iter(make_dataset(data, "m1_train", per_shard, device)))
+    assert batch["pixels"].dtype == tf.uint8 and batch["pixels"].shape == (6, 24, 24, 3)
+    np.testing.assert_array_equal(labels_a, labels_b)
+    # Same crops, flips and colours; only the uint8 rounding before the colour step differs.
+    np.testing.assert_allclose(device_augment(batch, device).numpy(), images.numpy(), atol=0.03)
 
 
 def test_shards_reads_only_the_given_shards_in_order(data, mesh_and_labels):
@@ -136,12 +158,16 @@ def test_shards_reads_only_the_given_shards_in_order(data, mesh_and_labels):
     table = data.table("m1_train")
     num_shards = len(data.shard_paths("m1_train"))
     assert num_shards >= 3
-    config = InputConfig(training=False, deterministic=True, image_size=16, global_batch_size=5,
-                         with_metadata=True)
+    config = InputConfig(
+        training=False, deterministic=True, image_size=16, global_batch_size=5, with_metadata=True
+    )
     copies = [np.ones(len(l), np.int32) for l in per_shard]  # full-length, all shards
     for shard in range(num_shards):
-        out = collect(make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies,
-                                   shards=[shard]))
+        out = collect(
+            make_dataset(
+                data, "m1_train", per_shard, config, copies_by_shard=copies, shards=[shard]
+            )
+        )
         rows = table[table["shard"] == shard]
         # Records are written in table order within a shard (photo i of shard s = row i).
         assert out["photo_id"] == rows["photo_id"].tolist()
@@ -156,12 +182,19 @@ def test_shards_reads_only_the_given_shards_in_order(data, mesh_and_labels):
 
 def test_xla_fused_colour_matches_plain_tensorflow(data, mesh_and_labels):
     import dataclasses
+
     _, per_shard = mesh_and_labels
-    config = InputConfig(training=True, deterministic=True, image_size=24, global_batch_size=6,
-                         seed=3)
+    config = InputConfig(
+        training=True, deterministic=True, image_size=24, global_batch_size=6, seed=3
+    )
     fused, labels_a = next(iter(make_dataset(data, "m1_train", per_shard, config)))
-    plain, labels_b = next(iter(make_dataset(
-        data, "m1_train", per_shard, dataclasses.replace(config, jit_compile_color=False))))
+    plain, labels_b = next(
+        iter(
+            make_dataset(
+                data, "m1_train", per_shard, dataclasses.replace(config, jit_compile_color=False)
+            )
+        )
+    )
     np.testing.assert_array_equal(labels_a, labels_b)
     assert fused.dtype == tf.float32 and fused.shape == (6, 24, 24, 3)
     assert fused.numpy().min() >= -1.0 and fused.numpy().max() <= 1.0
