@@ -99,6 +99,10 @@ def _validator(cls: type, field: dataclasses.Field, kind: type, is_tuple: bool):
 
 _define_section_flags()
 
+# Short names for the settings a GPU user reaches for first (BUILD.md): --strategy=mirrored etc.
+for _short in ("strategy", "mixed_precision", "jit_compile"):
+    flags.DEFINE_alias(_short, f"runtime_{_short}")
+
 
 def resolve_flagfile(name: str, relative_to: Path | None = None) -> Path:
     """Finds a flagfile: bare names in experiments/configs/ first, then the working directory.

@@ -134,3 +134,9 @@ def test_helpfull_documents_every_flag():
             assert f"--{name}:" in result.stdout or f"--[no]{name}:" in result.stdout, f"{name} undocumented"
     for name in ("--run_dir:", "--stages:", "--force_stages:"):
         assert name in result.stdout
+
+
+def test_short_aliases_for_the_distribution_settings():
+    config = parse("--strategy=mirrored", "--mixed_precision", "--jit_compile")
+    assert config.runtime.strategy == "mirrored"
+    assert config.runtime.mixed_precision and config.runtime.jit_compile

@@ -153,3 +153,32 @@ def test_distribution_strategies_train(tiny_world, tmp_path, strategy, replicas)
     assert result["replicas"] == replicas
     assert result["steps"] > 0
     assert (tmp_path / strategy / "m1.keras").exists()
+
+
+def test_predict_writes_every_photo_of_every_split_with_top_k(uninterrupted, tiny_world, tmp_path):
+    import keras
+
+    from data_pipelines.dataset import load
+    from geoloc_tf.m1.predict import PredictConfig, predict_splits, read_predictions
+
+    _, result = uninterrupted
+    model = keras.saving.load_model(result.model_path)
+    data = load(tiny_world.data_root)
+    paths = predict_splits(model, data, tmp_path / "m1",
+                           PredictConfig(top_k=3, store_features=True, image_size=75, batch_size=16))
+    assert set(paths) == {"m1_train", "m23_train", "m23_val"}
+    for split, path in paths.items():
+        table, ids, probs = read_predictions(path)
+        expected = data.table(split)
+        assert list(table["photo_id"]) == list(expected["photo_id"])  # every photo, record order
+        np.testing.assert_allclose(table["lat"], expected["lat"])
+        assert ids.shape == (len(table), 3) and np.all(np.diff(probs, axis=1) <= 0)
+        assert np.all(table["top10_mass"] >= probs.sum(axis=1) - 1e-6)  # 10 >= 3 cells of mass
+        assert np.all(table["top10_mass"] <= 1 + 1e-6)
+        assert len(table["features"].iloc[0]) == 78  # 1536 x 0.05 width: Inception-C's 6 x 13
+    # a rerun finds every shard done and rewrites nothing but the joined tables
+    parts = sorted((tmp_path / "m1" / "_parts").rglob("*.parquet"))
+    mtimes = [p.stat().st_mtime_ns for p in parts]
+    predict_splits(model, data, tmp_path / "m1", PredictConfig(top_k=3, store_features=True,
+                                                               image_size=75, batch_size=16))
+    assert [p.stat().st_mtime_ns for p in parts] == mtimes
