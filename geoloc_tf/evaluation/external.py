@@ -125,10 +125,39 @@ def predict_m1(model: _M1, table: pd.DataFrame, images_dir: Path, batch_size: in
             unreadable)
 
 
+def scene_outdoor_probabilities(table: pd.DataFrame, images_dir: Path, scene_model: str,
+                                io_labels: str, image_size: int = 224,
+                                input_range: tuple[float, float] = (0.0, 1.0),
+                                batch_size: int = 32) -> dict[str, float]:
+    """photo_id -> outdoor probability from a user's scene classifier (Table 4, §4.1.2): the
+    softmax mass on the classes its Places365-style IO file marks outdoor (2)."""
+    import tensorflow as tf
+
+    from geoloc_tf.evaluation.outdoor import load_scene_model, scene_outdoor_probs
+
+    low, high = input_range
+
+    def batches():
+        for start in range(0, len(table), batch_size):
+            images = [tf.image.resize(tf.io.decode_image((images_dir / p).read_bytes(), channels=3,
+                                                         expand_animations=False),
+                                      [image_size, image_size]) / 255.0
+                      for p in table["image_path"].iloc[start:start + batch_size]]
+            yield (tf.stack(images).numpy() * (high - low) + low).astype(np.float32)
+
+    probs = scene_outdoor_probs(load_scene_model(scene_model), batches(), io_labels)
+    return dict(zip(table["photo_id"], probs.astype(float)))
+
+
 def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: str | None = None,
                       mesh_path: str | None = None, image_path_template: str | None = None,
-                      top_k: int = 10, batch_size: int = 32) -> dict:
-    """Predicts and evaluates an external test set; returns {'report': path, ...} and counts."""
+                      top_k: int = 10, batch_size: int = 32, scene_model: str | None = None,
+                      scene_io_labels: str | None = None, scene_image_size: int = 224,
+                      scene_input_range: tuple[float, float] = (0.0, 1.0)) -> dict:
+    """Predicts and evaluates an external test set; returns {'report': path, ...} and counts.
+
+    With `scene_model` and `scene_io_labels`, the outdoor-only rows use the scene classifier's
+    outdoor probability instead of the CSV's outdoor column."""
     import mesh as mesh_lib
 
     from geoloc_tf.evaluation.report import evaluate_run
@@ -150,8 +179,15 @@ def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: 
     from geoloc_tf.evaluation.report import ReportConfig
     from geoloc_tf.evaluation.results import EvalConfig
 
+    outdoor = None
+    if scene_model:
+        if not scene_io_labels:
+            raise EvaluationError("--scene_model needs --scene_io_labels (Places365 IO file)")
+        outdoor = scene_outdoor_probabilities(kept, Path(images_dir), scene_model, scene_io_labels,
+                                              scene_image_size, scene_input_range, batch_size)
     written = evaluate_run(out, mesh_path=mesh_file, tables=tables, out_dir=out,
                            config=ReportConfig(evaluation=EvalConfig(split=SPLIT)),
+                           outdoor_probs=outdoor,
                            notice=f"External test set {Path(csv_path).name}: {len(kept)} photos "
                                   f"evaluated, {len(unreadable)} unreadable images skipped, rows "
                                   f"skipped by reason {skipped['counts'] or 'none'}.")
@@ -202,14 +238,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="report folder")
     parser.add_argument("--image_path_template", default=None, help="default: path column, else {id}.jpg")
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--scene_model", default=None,
+                        help="scene classifier (.keras or SavedModel) for the outdoor-only rows")
+    parser.add_argument("--scene_io_labels", default=None,
+                        help="its indoor/outdoor class file (Places365 IO format: name 1|2)")
+    parser.add_argument("--scene_image_size", type=int, default=224)
+    parser.add_argument("--scene_input_range", default="0,1",
+                        help="pixel range the scene model expects, e.g. 0,1 or -1,1 or 0,255")
     args = parser.parse_args(argv)
+    scene_range = tuple(float(v) for v in args.scene_input_range.split(","))
     logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s] %(message)s")
     from data_pipelines.errors import DataPipelineError
     from mesh.errors import MeshError
 
     try:
         result = evaluate_external(args.model, args.csv, args.images, args.out, args.mesh,
-                                   args.image_path_template, batch_size=args.batch_size)
+                                   args.image_path_template, batch_size=args.batch_size,
+                                   scene_model=args.scene_model,
+                                   scene_io_labels=args.scene_io_labels,
+                                   scene_image_size=args.scene_image_size,
+                                   scene_input_range=scene_range)
     except (EvaluationError, DataPipelineError, MeshError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

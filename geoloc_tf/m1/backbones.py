@@ -33,55 +33,30 @@ class InceptionToCaffe(keras.layers.Layer):
         return input_shape
 
 
-def _inception_v3(x, weights, size):
-    return keras.applications.InceptionV3(
-        include_top=False,
-        weights=weights,
-        input_tensor=x,
-        input_shape=(size, size, 3),
-        pooling="avg",
-    )
+def _applications(constructor, preprocess=None, **options):
+    """A builder of a keras.applications network without its top, average-pooled, on input `x`.
 
+    `preprocess` adapts our [-1, 1] input to what the network was trained on (ResNet50: Caffe BGR
+    minus mean); EfficientNetV2 takes [-1, 1] as it is with `include_preprocessing=False`.
+    """
 
-def _inception_resnet_v2(x, weights, size):
-    return keras.applications.InceptionResNetV2(
-        include_top=False,
-        weights=weights,
-        input_tensor=x,
-        input_shape=(size, size, 3),
-        pooling="avg",
-    )
+    def build(x, weights, size):
+        if preprocess is not None:
+            x = preprocess()(x)
+        return constructor(include_top=False, weights=weights, input_tensor=x,
+                           input_shape=(size, size, 3), pooling="avg", **options)
 
-
-def _resnet50(x, weights, size):
-    x = InceptionToCaffe(name="caffe_preprocessing")(x)
-    return keras.applications.ResNet50(
-        include_top=False,
-        weights=weights,
-        input_tensor=x,
-        input_shape=(size, size, 3),
-        pooling="avg",
-    )
-
-
-def _efficientnet_v2_s(x, weights, size):
-    # include_preprocessing=False: the network then expects [-1, 1], our input range.
-    return keras.applications.EfficientNetV2S(
-        include_top=False,
-        weights=weights,
-        input_tensor=x,
-        input_shape=(size, size, 3),
-        pooling="avg",
-        include_preprocessing=False,
-    )
+    return build
 
 
 #: Backbone name -> (builder, smallest input side keras.applications accepts).
 _APPLICATIONS = {
-    "inception_v3": (_inception_v3, 75),
-    "inception_resnet_v2": (_inception_resnet_v2, 75),
-    "resnet50": (_resnet50, 32),
-    "efficientnet_v2_s": (_efficientnet_v2_s, 32),
+    "inception_v3": (_applications(keras.applications.InceptionV3), 75),
+    "inception_resnet_v2": (_applications(keras.applications.InceptionResNetV2), 75),
+    "resnet50": (_applications(keras.applications.ResNet50,
+                               lambda: InceptionToCaffe(name="caffe_preprocessing")), 32),
+    "efficientnet_v2_s": (_applications(keras.applications.EfficientNetV2S,
+                                        include_preprocessing=False), 32),
 }
 #: Every value ``--m1_backbone`` accepts; ``inception_v4`` is the paper's network.
 BACKBONES = ("inception_v4",) + tuple(_APPLICATIONS)

@@ -1,9 +1,7 @@
 """Outdoor probabilities from a YFCC100M autotags file, joined into the written data set."""
 
-import os
 
 import numpy as np
-import pandas as pd
 
 from data_pipelines import ingest
 from data_pipelines.config import IngestConfig, SplitConfig

