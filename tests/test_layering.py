@@ -30,3 +30,9 @@ def test_module_does_not_import_tensorflow_or_keras(module):
 def test_mesh_imports_nothing_above_it():
     loaded = imported_after("mesh")
     assert not {"data_pipelines", "geoloc_tf", "experiments"} & loaded
+
+
+def test_mesh_and_its_tools_load_neither_tensorflow_nor_matplotlib():
+    loaded = imported_after("mesh, mesh.build, mesh.best_possible, mesh.geodesy, mesh.coords_csv")
+    heavy = {m for m in loaded if m.split(".")[0] in ("tensorflow", "keras", "matplotlib")}
+    assert not heavy, sorted(heavy)[:5]  # matplotlib only when a map is drawn
