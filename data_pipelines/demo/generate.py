@@ -89,19 +89,19 @@ class DemoPhotos:
 
 
 def read_locations(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """The real locations, exact duplicates removed (first occurrence kept, file order)."""
-    import pandas as pd
+    """The real locations (read by the mesh's coordinate reader, which skips and counts bad rows),
+    exact duplicates removed (first occurrence kept, file order); and the number of data rows."""
+    from mesh.coords_csv import read_coords_csv
+    from mesh.errors import CoordsFileError
 
-    table = pd.read_csv(path)
-    columns = {c.upper(): c for c in table.columns}
-    if "LAT" not in columns or "LON" not in columns:
-        raise DataPipelineError(f"{path}: expected LAT and LON columns, found {list(table.columns)}")
-    coords = table[[columns["LAT"], columns["LON"]]].to_numpy(np.float64)
-    valid = np.isfinite(coords).all(axis=1) & (np.abs(coords[:, 0]) <= 90) & (np.abs(coords[:, 1]) <= 180)
-    coords = coords[valid]
-    _, first = np.unique(coords, axis=0, return_index=True)
+    try:
+        coords = read_coords_csv(path)
+    except CoordsFileError as error:
+        raise DataPipelineError(str(error)) from None
+    pairs = np.stack([coords.lat, coords.lon], axis=1)
+    _, first = np.unique(pairs, axis=0, return_index=True)
     keep = np.sort(first)
-    return coords[keep, 0], coords[keep, 1], len(table)
+    return pairs[keep, 0], pairs[keep, 1], coords.rows_total
 
 
 def simulate(lat: np.ndarray, lon: np.ndarray, spec: DemoSpec) -> DemoPhotos:

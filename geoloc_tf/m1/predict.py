@@ -90,13 +90,10 @@ def predict_splits(model: keras.Model, data: WrittenDataset, out_dir: Path | str
 
 def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, config: PredictConfig
                    ) -> pd.DataFrame:
-    lengths = data.shard_lengths(split)
-    copies = [np.full(n, 1 if i == shard else 0, np.int32) for i, n in enumerate(lengths)]
     input_config = InputConfig(image_size=config.image_size, global_batch_size=config.batch_size,
                                training=False, deterministic=True, with_metadata=True,
                                drop_unlabeled=False, drop_remainder=False)
-    dataset = input_pipeline.make_dataset(data, split, None, input_config, copies_by_shard=copies,
-                                          shards=[shard])
+    dataset = input_pipeline.make_dataset(data, split, None, input_config, shards=[shard])
     columns: dict[str, list] = {name: [] for name in (
         "photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob", "top_ids", "top_probs",
         "top10_mass", "features")}

@@ -170,7 +170,7 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
     if latest is None and config.init_checkpoint:
         report = slim_checkpoint.initialize_from(model, config.init_checkpoint)
         log.info("M1 initialized from %s (%d variables not loaded)", config.init_checkpoint,
-                 len(report.not_loaded) if hasattr(report, "not_loaded") else -1)
+                 len(report.not_loaded))
 
     writer = tf.summary.create_file_writer(str(tensorboard_dir)) if chief else None
     history = _read_history(out_dir) if latest else []
