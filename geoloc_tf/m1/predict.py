@@ -131,9 +131,9 @@ def _concat(chunks: list[np.ndarray], dtype) -> np.ndarray:
 
 
 def _empty_frame(config: PredictConfig) -> pd.DataFrame:
-    frame = pd.DataFrame({name: [] for name in ("photo_id", "user_hash", "posted_at", "lat", "lon",
-                                                "outdoor_prob", "top_ids", "top_probs",
-                                                "top10_mass")})
+    empty = np.zeros((0, config.top_k))
+    frame = prediction_tables.table_from_top_k(
+        pd.DataFrame({name: [] for name in prediction_tables.METADATA_COLUMNS}), empty, empty)
     if config.store_features:
         frame["features"] = []
     return frame
