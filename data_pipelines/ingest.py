@@ -35,8 +35,10 @@ import math
 import multiprocessing
 import os
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -58,6 +60,7 @@ TABLES_DIR = "tables"
 WORK_DIR = "_work"
 FILE_FORMAT = "tfrecord"
 PROGRESS_EVERY_S = 10.0
+TFDS_SCRATCH_PREFIX = ".tfds_metadata-"  # scratch folders beside records/
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -541,14 +544,30 @@ def _write_tfds_metadata(config: IngestConfig, manifest: dict, records_dir: str)
             )
     if not split_infos:
         return
-    tfds.folder_dataset.write_metadata(
-        data_dir=records_dir,
-        features=records.tfds_features(),
-        split_infos=split_infos,
-        check_data=False,
-        description="Geotagged photos for geoloc (multimodal geolocation paper §2); splits "
-        "m1_train, m23_train, m23_val (appendix A); M1 validation = m23_train+m23_val.",
-    )
+    # tfds writes its files in place. Let it write them into a scratch folder that holds empty
+    # stand-ins of the shards (tfds reads only their names), then rename each into place, so a
+    # reader never sees half a dataset_info.json. Scratch folders of killed runs go first.
+    parent = os.path.dirname(os.path.abspath(records_dir))
+    for name in os.listdir(parent):
+        if name.startswith(TFDS_SCRATCH_PREFIX):
+            shutil.rmtree(os.path.join(parent, name))
+    scratch = tempfile.mkdtemp(prefix=TFDS_SCRATCH_PREFIX, dir=parent)
+    try:
+        shards = {s["file"] for entry in manifest["splits"].values() for s in entry["shards"]}
+        for name in shards:
+            open(os.path.join(scratch, name), "xb").close()  # an empty stand-in, never renamed
+        tfds.folder_dataset.write_metadata(
+            data_dir=scratch,
+            features=records.tfds_features(),
+            split_infos=split_infos,
+            check_data=False,
+            description="Geotagged photos for geoloc (multimodal geolocation paper §2); splits "
+            "m1_train, m23_train, m23_val (appendix A); M1 validation = m23_train+m23_val.",
+        )
+        for name in sorted(set(os.listdir(scratch)) - shards):
+            os.replace(os.path.join(scratch, name), os.path.join(records_dir, name))
+    finally:
+        shutil.rmtree(scratch)
 
 
 def _steady_rate(statuses: list[dict], workers: int) -> float:

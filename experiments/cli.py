@@ -23,6 +23,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("geoloc_tf.evaluation.compare_cli", "put several runs' results side by side"),
     "evaluate": ("geoloc_tf.evaluation.external", "evaluate a trained model on an external test set "
                  "(Im2GPS-style CSV + images)"),
+    "index": ("geoloc_tf.retrieval.index_cli", "store M1's features of a run's photos for search"),
+    "search": ("geoloc_tf.retrieval.search_cli", "the indexed photos nearest to a query image"),
+    "predict": ("geoloc_tf.inference.predict_cli", "locate photos: top cells, 50/90 % areas"),
+    "serve": ("geoloc_tf.inference.server", "HTTP server: POST /predict with a trained model"),
 }
 
 

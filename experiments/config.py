@@ -161,6 +161,15 @@ class M1Section:
     sgd_decay_per_epoch: float = param(
         0.04, "The SGD learning rate falls linearly by this fraction of its initial value per epoch "
         "(appendix A.1: 4 %).", minimum=0.0, maximum=1.0)
+    sgd_momentum: float = param(
+        0.0, "Momentum of the final SGD phase (appendix A.1 says SGD: plain, 0). Not in the paper.",
+        minimum=0.0, maximum=0.999)
+    crop_area_min: float = param(
+        0.08, "Smallest share of the photo a training crop covers (Inception preprocessing, Szegedy "
+        "et al. 2016: 0.08; crops cover [this, 1] of the area).", minimum=0.01, maximum=1.0)
+    color_jitter: bool = param(
+        True, "Random brightness, saturation, hue and contrast in training (Inception "
+        "preprocessing). Off where colour is the location signal (the demo's Earth imagery).")
     sgd_epochs: int = param(
         24, "Epochs of the final SGD phase, natural class frequencies, full data set per epoch "
         "(24 epochs at 4 % leave 4 % of the initial rate).", minimum=0)
@@ -204,6 +213,11 @@ class M2Section:
     early_stopping_patience: int = param(
         5, "Epochs of falling validation accuracy that stop a phase, restoring the best weights "
         "(appendix A.2).", minimum=1)
+    m1_prior: bool = param(
+        False, "Beyond the paper: M2's softmax adds the log of M1's renormalized top-k probabilities "
+        "to its (zero-initialized) output logits, so M2 starts as M1 and learns a correction from the "
+        "time. For M2 training sets too small to relearn the map onto the cells (the demo: ~9 photos "
+        "per cell); the paper's M2 had millions.")
     extra_inputs: tuple[str, ...] = param(
         (), "Inputs beyond the paper, appended to M2's input: 'outdoor' (the photo's outdoor "
         "probability; the paper's suggested future work).", choices=("outdoor",))
@@ -216,6 +230,9 @@ class M3Section:
     album_size: int = param(24, "Photos per album (§3.3: 24), zero-padded and masked.", minimum=1)
     lstm_units: int = param(256, "Units of each LSTM direction (not given in the paper).", minimum=1)
     init_from_m2: bool = param(True, "Initialize the per-photo blocks from the trained M2.")
+    residual_output: bool = param(
+        True, "M3's softmax takes M2's output logits plus a zero-initialized correction from the LSTM, "
+        "so M3 starts as the trained M2 (our reading of Figure 3); False: a fresh softmax on the LSTM.")
     batch_size: int = param(64, "Albums per global batch.", minimum=1)
     max_epochs: int = param(100, "Upper bound on epochs; early stopping usually ends sooner.", minimum=1)
     early_stopping_patience: int = param(5, "Epochs of falling validation accuracy that stop training.",
@@ -232,6 +249,14 @@ class EvaluateSection:
     outdoor_threshold: float = param(
         0.5, "Photos with outdoor probability >= this count as outdoor (Table 4).", minimum=0.0,
         maximum=1.0)
+    knn_k: int = param(
+        0, "Beyond the paper: add an 'M1 kNN' row, each photo located from its k nearest M1 "
+        "training photos in M1's feature space (Vo et al. 2017); needs --predict_store_features. "
+        "0: off (at YFCC100M scale the features take ~6 GB per million photos).", minimum=0)
+    knn_bandwidth_km: float = param(
+        100.0, "Bandwidth of the Gaussian kernel over great-circle distance that picks the densest "
+        "of the k neighbours' locations (our choice; Vo et al. 2017 tune it).", minimum=0.0,
+        min_exclusive=True)
 
 
 @dataclass(frozen=True)

@@ -16,3 +16,7 @@ class ConfigError(GeolocUserError):
 
 class StageError(GeolocUserError):
     """A stage cannot run: missing upstream outputs, or outputs made with other settings."""
+
+
+class BenchmarkError(GeolocUserError):
+    """The performance page cannot be written: an unknown benchmark name, or BUILD.md's markers."""

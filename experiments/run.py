@@ -84,6 +84,9 @@ def check_sources(config: RunConfig, stages: Sequence[str]) -> None:
             raise ConfigError(f"--data_images: {config.data.images!r} is not a folder of photos")
     if config.mesh.coords and not Path(config.mesh.coords).expanduser().is_file():
         raise ConfigError(f"--mesh_coords: file not found: {config.mesh.coords}")
+    if config.evaluate.knn_k and not config.predict.store_features:  # the M1 kNN row's index
+        raise ConfigError("--evaluate_knn_k > 0 needs M1's features of every photo: add "
+                          "--predict_store_features (or set --evaluate_knn_k=0)")
 
 
 def write_config(run_dir: Path, config: RunConfig, argv: Sequence[str]) -> Path:

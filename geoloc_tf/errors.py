@@ -24,3 +24,13 @@ class ExportError(GeolocTfError):
 class EvaluationError(GeolocTfError, ValueError):
     """Stored predictions, a mesh or an evaluation input cannot be evaluated (wrong columns, cell ids
     outside the mesh, a malformed indoor/outdoor label file)."""
+
+
+class RetrievalError(GeolocTfError, ValueError):
+    """A feature index cannot be built, opened or searched (missing or mismatched files, queries of
+    the wrong width, an unknown photo)."""
+
+
+class InferenceError(GeolocTfError, ValueError):
+    """An input of `geoloc predict` / `geoloc serve` cannot be used (a file that is not an image, a
+    malformed posting time) or a loaded model cannot answer what is asked of it."""

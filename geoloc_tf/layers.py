@@ -82,6 +82,36 @@ class TopKSparsifyNormalize(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="geoloc")
+class SparseLogPrior(keras.layers.Layer):
+    """log of operator (1)'s renormalized top-k probabilities, floored: M1's opinion as logits.
+
+    Input: the (..., N + 1) output of ``TopKSparsifyNormalize`` (its last entry, |p0|, is dropped).
+    Output (..., N): ``log(max(p, floor))``. Added to a network's output logits it makes the softmax
+    start from M1's top-k distribution (``M2Config.m1_prior``); the floor keeps the cells outside
+    the top k reachable by a learned correction of about ``-log(floor)`` logits, and keeps padded
+    album positions (all zeros) finite.
+    """
+
+    def __init__(self, floor: float = 1e-4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 < float(floor) < 1.0:
+            raise errors.ModelConfigError(f"SparseLogPrior(floor={floor}): expected 0 < floor < 1")
+        self.floor = float(floor)
+
+    def call(self, sparse: Any) -> Any:
+        return ops.log(ops.maximum(sparse[..., :-1], self.floor))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return tuple(input_shape[:-1]) + (input_shape[-1] - 1,)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return mask
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "floor": self.floor}
+
+
+@keras.saving.register_keras_serializable(package="geoloc")
 class DensifyTopK(keras.layers.Layer):
     """Sparse top-k (cell ids, probabilities) -> dense (..., N) probabilities, zeros elsewhere.
 

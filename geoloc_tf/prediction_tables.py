@@ -10,6 +10,10 @@ model alike (issue: "predictions written in the same columnar form as M1's"):
 | top_ids (list of int32), top_probs (list of float32) | the model's k most probable cells, best first |
 | top10_mass | sum of the 10 largest probabilities (Figure 3's |p0|) |
 | features (list of float32), optional | M1's penultimate features |
+
+A predictor that gives a place rather than a cell (the kNN estimate, `geoloc_tf.retrieval.knn`)
+writes a *point table* instead: the metadata columns plus `pred_lat`, `pred_lon` (degrees, NaN when
+it has no estimate) and no top-k columns; the evaluation scores it by the distance from that point.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from mesh.atomic import write_atomic
 
 METADATA_COLUMNS = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob")
 MASS_K = 10  # Figure 3: the top-10 entries
+POINT_COLUMNS = ("pred_lat", "pred_lon")
 
 
 def table_from_top_k(metadata: pd.DataFrame, top_ids: np.ndarray, top_probs: np.ndarray,
@@ -38,6 +43,18 @@ def table_from_top_k(metadata: pd.DataFrame, top_ids: np.ndarray, top_probs: np.
     frame["top_probs"] = list(top_probs)
     frame["top10_mass"] = (top_probs[:, :MASS_K].sum(axis=1) if top10_mass is None
                            else np.asarray(top10_mass)).astype(np.float32)
+    return frame
+
+
+def table_from_points(metadata: pd.DataFrame, pred_lat: np.ndarray, pred_lon: np.ndarray
+                      ) -> pd.DataFrame:
+    """A point table: the photos' metadata columns plus one predicted location each (degrees)."""
+    pred_lat, pred_lon = np.asarray(pred_lat, np.float64), np.asarray(pred_lon, np.float64)
+    if pred_lat.shape != (len(metadata),) or pred_lon.shape != (len(metadata),):
+        raise ValueError(f"predicted points {pred_lat.shape}/{pred_lon.shape} do not match "
+                         f"{len(metadata)} photos")
+    frame = metadata[list(METADATA_COLUMNS)].reset_index(drop=True).copy()
+    frame["pred_lat"], frame["pred_lon"] = pred_lat, pred_lon
     return frame
 
 

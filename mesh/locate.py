@@ -19,6 +19,13 @@ How ``Locator`` is fast, in numpy only (no compiled code):
 2. A vectorised *visibility walk* (Guibas-Stolfi style; it terminates on Delaunay triangulations):
    while a point fails an edge test of its current triangle, step to the neighbour across the
    most violated edge. Starting triangles are usually the answer or next to it.
+   A sub-cell cut by exactly one edge, shared by its triangle t and the neighbour t' (every other
+   edge of t and t' misses the sub-cell by 1e-9), answers by one linear test in degrees, with no
+   trigonometry: the edge test n.p of the unit normal is linearized at the sub-cell centre,
+   f(lat, lon) = a + b lat + c lon. Its Taylor remainder over the sub-cell is at most
+   (h_lat + h_lon)^2 / 2 (half-sizes in radians; every second derivative of n.p(lat, lon) is at most
+   1 for a unit n), so a point with |f| above that bound plus the 1e-9 margin is strictly on one
+   side and lies in exactly one closed triangle, t or t'. The rest take the general path below.
 3. A point that lands strictly inside (every edge test above 1e-9 of the normal's length, i.e.
    about 6 mm from every edge) belongs to no other triangle. The rare rest (points on or within
    6 mm of an edge or vertex) is decided by applying the rule to every triangle touching the one
@@ -201,6 +208,56 @@ class Locator:
             solid &= w[:, 3 * e] * p[:, 0] + w[:, 3 * e + 1] * p[:, 1] + w[:, 3 * e + 2] * p[:, 2] > sin_r
         self.sub_tri = np.where(solid, sub_tri, -sub_tri - 1)
         self.solid_share = float(solid.mean()) if total else 0.0
+        self._fill_one_edge(p, lat, lon, sub_tri, ~solid, sin_r, np.radians(0.5 * sub_size))
+
+    def _fill_one_edge(self, p: NDArray[np.float64], lat: NDArray[np.float64],
+                       lon: NDArray[np.float64], sub_tri: NDArray[np.int64],
+                       candidate: NDArray[np.bool_], sin_r: NDArray[np.float64],
+                       half_rad: NDArray[np.float64]) -> None:
+        """Sub-cells cut by one shared edge only: the linear test of step 1 (module docstring).
+
+        Per sub-cell: ``one_other`` (t', or -1 where the test does not apply), the coefficients
+        a, b, c of f(lat, lon) in degrees, and ``one_margin``; f > margin means t, < -margin t'.
+        """
+        total = len(sub_tri)
+        self.one_other = np.full(total, -1, dtype=np.int64)
+        self.one_a = np.zeros(total)
+        self.one_b = np.zeros(total)
+        self.one_c = np.zeros(total)
+        self.one_margin = np.zeros(total)
+        s = np.flatnonzero(candidate)
+        if s.size == 0:
+            self.one_edge_share = 0.0
+            return
+        t, pc, r = sub_tri[s], p[s], sin_r[s]
+        w = self._walk_tab[t].reshape(-1, 3, 3)
+        clear = np.einsum("nij,nj->ni", w, pc) > r[:, None]  # edge misses the sub-cell's cap
+        single = clear.sum(axis=1) == 2
+        e = np.argmin(clear, axis=1)
+        other = self.neighbors[3 * t + e]
+        w2 = self._walk_tab[other].reshape(-1, 3, 3)
+        clear2 = np.einsum("nij,nj->ni", w2, pc) > r[:, None]
+        shared = self.neighbors.reshape(-1, 3)[other] == t[:, None]  # t's edge, seen from t'
+        single &= np.all(clear2 | shared, axis=1) & (shared.sum(axis=1) == 1)
+        s, t, e, other, pc = s[single], t[single], e[single], other[single], pc[single]
+        n = w[single, e]  # unit normal, n.p >= 0 on t's side
+        phi, lam = np.radians(lat[s]), np.radians(lon[s])
+        d_phi = np.stack([-np.sin(phi) * np.cos(lam), -np.sin(phi) * np.sin(lam), np.cos(phi)], 1)
+        d_lam = np.stack([-np.cos(phi) * np.sin(lam), np.cos(phi) * np.cos(lam),
+                          np.zeros_like(phi)], 1)
+        deg = np.pi / 180.0
+        g_phi = np.einsum("ni,ni->n", n, d_phi) * deg  # df / dlat (degrees)
+        g_lam = np.einsum("ni,ni->n", n, d_lam) * deg
+        f0 = np.einsum("ni,ni->n", n, pc)
+        self.one_other[s] = other
+        self.one_a[s] = f0 - g_phi * lat[s] - g_lam * lon[s]
+        self.one_b[s] = g_phi
+        self.one_c[s] = g_lam
+        h = half_rad[s] if np.ndim(half_rad) else np.full(s.size, float(half_rad))
+        # Taylor remainder + the float error of p (as the walk's "strictly inside" margin) + the
+        # rounding of a + b lat + c lon (|a|, |b lat|, |c lon| are at most a few units).
+        self.one_margin[s] = 0.5 * (2.0 * h) ** 2 * (1.0 + 1e-6) + _NEAR + 1e-14
+        self.one_edge_share = float(s.size / total)
 
     # ------------------------------------------------------------------ walking
     def _walk(self, p: NDArray[np.float64], t: NDArray[np.int64], max_steps: int = 10000):
@@ -267,7 +324,9 @@ class Locator:
                 list(ex.map(work, bounds))
         return out
 
-    def _start(self, lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[np.int64]:
+    def _start(self, lat: NDArray[np.float64], lon: NDArray[np.float64]
+               ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """(sub-cell index of each point, its longitude with 180 E written as -180)."""
         lonn = np.where(lon >= 180.0, lon - 360.0, lon)  # 180 E is 180 W
         inv = 1.0 / self.top_deg
         fr = (lat + 90.0) * inv
@@ -283,13 +342,30 @@ class Locator:
         sc = ((fc - c) * side).astype(np.int64)
         np.clip(sr, 0, side - 1, out=sr)
         np.clip(sc, 0, side - 1, out=sc)
-        return np.take(self.sub_tri, np.take(self.top_off, top) + sr * side + sc)
+        return np.take(self.top_off, top) + sr * side + sc, lonn
 
     def _locate_chunk(self, lat: NDArray[np.float64], lon: NDArray[np.float64], p: NDArray[np.float64] | None) -> NDArray[np.int64]:
-        v = self._start(lat, lon)
+        sub, lonn = self._start(lat, lon)
+        v = np.take(self.sub_tri, sub)
         todo = np.flatnonzero(v < 0)
         if todo.size == 0:
             return v
+        sub_todo = np.take(sub, todo)
+        other = np.take(self.one_other, sub_todo)
+        one = np.flatnonzero(other >= 0)
+        if one.size:
+            at, st = np.take(todo, one), np.take(sub_todo, one)
+            f = np.take(self.one_a, st)
+            f += np.take(self.one_b, st) * np.take(lat, at)
+            f += np.take(self.one_c, st) * np.take(lonn, at)
+            margin = np.take(self.one_margin, st)
+            side_t = f > margin
+            decided = side_t | (f < -margin)
+            answer = np.where(side_t, -np.take(v, at) - 1, np.take(other, one))
+            v[at[decided]] = answer[decided]
+            todo = np.flatnonzero(v < 0)
+            if todo.size == 0:
+                return v
         if todo.size < v.size:
             p = lat_lon_to_xyz(np.take(lat, todo), np.take(lon, todo)) if p is None else np.take(p, todo, axis=0)
             v[todo] = self._locate_rest(p, np.take(v, todo))

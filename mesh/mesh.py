@@ -25,8 +25,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from mesh.atomic import write_atomic
 from mesh.errors import MeshError, MeshFormatError
+from mesh.geodesy import EARTH_RADIUS_KM
 from mesh.locate import Locator
-from mesh.sphere import check_lat_lon, lat_lon_to_xyz, normalize, xyz_to_lat_lon
+from mesh.sphere import check_lat_lon, lat_lon_to_xyz, normalize, triangle_areas_sr, xyz_to_lat_lon
 
 FORMAT_NAME = "geoloc-mesh"
 FORMAT_VERSION = 1
@@ -102,6 +103,14 @@ class Mesh:
     @property
     def imagery_xyz(self) -> NDArray[np.float64]:
         return self._imagery_xyz
+
+    @property
+    def cell_areas_km2(self) -> NDArray[np.float64]:
+        """(num_cells,) area of each kept cell in km2: the spherical excess of its triangle
+        (``mesh.sphere.triangle_areas_sr``) times R^2, R = 6372.795 km (§3.1.3). All the
+        triangles of a mesh sum to 4 pi R^2."""
+        a, b, c = (self.vertices[self.triangles[self.cell_triangle, k]] for k in range(3))
+        return triangle_areas_sr(a, b, c) * EARTH_RADIUS_KM**2
 
     @property
     def locator(self) -> Locator:

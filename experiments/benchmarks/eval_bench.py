@@ -21,7 +21,8 @@ With ``--report_dir``, the tables are also written as a run directory and the wh
 Baseline, measured in the same run: the straightforward per-photo Python loop (``math`` haversine,
 threshold counting, class counting in dicts) on a sample, extrapolated linearly to all photos and
 both label points and both models; plus ``scipy.stats.wilcoxon`` itself, which is the same in
-both. Speed is never asserted by tests.
+both. Speed is never asserted by tests. ``measure`` gives the headline row of the performance page
+(``python -m experiments.benchmarks``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import time
 import numpy as np
 
 from experiments.benchmarks.mesh_bench import flickr_like_points
+from experiments.benchmarks.rows import BenchmarkRow
 
 PAPER_VAL_PHOTOS = 2_700_000  # appendix A: 12.2 M training / 2.7 M validation images
 TARGET_SECONDS = 10.0
@@ -172,7 +174,7 @@ def run(photos: int, train_points: int, refinement_limit: int, min_examples: int
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=PAPER_VAL_PHOTOS, help="validation photos (default 2.7 M)")
     parser.add_argument("--quick", action="store_true", help="270 k photos on a mesh built from 300 k points")
@@ -185,13 +187,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report_dir", default=None,
                         help="also write the tables as a run directory here and time the whole report "
                              "(Parquet reading, metrics, tables, plots)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def sizes(args: argparse.Namespace) -> tuple[int, int, int, int]:
+    """(photos, train_points, refinement_limit, min_examples); --quick: a tenth of the photos on a
+    mesh built on 300 k points with limits scaled alike."""
     photos = args.photos if not args.quick or args.photos != PAPER_VAL_PHOTOS else 270_000
     train = args.train_points or (300_000 if args.quick else 1_000_000)
     limit, min_ex = (args.refinement_limit, args.min_examples)
     if args.quick and args.train_points is None:
         limit, min_ex = max(1, limit * 3 // 10), max(1, min_ex * 3 // 10)
-    res = run(photos, train, limit, min_ex, args.loop_sample, args.seed, args.report_dir)
+    return photos, train, limit, min_ex
+
+
+def measure(quick: bool = False) -> list[BenchmarkRow]:
+    """The performance page's row: the full metric set next to the per-photo loop baseline."""
+    args = parse_args(["--quick"] if quick else [])
+    res = run(*sizes(args), args.loop_sample, args.seed)
+    at_scale = res["photos"] >= PAPER_VAL_PHOTOS  # the target is for 2.7 M photos
+    return [BenchmarkRow(
+        "eval_bench", f"full metric set, {res['photos'] / 1e6:g} M photos, 2 models",
+        res["evaluate_seconds"], "s", "per-photo Python loop (extrapolated) + scipy wilcoxon",
+        res["baseline_seconds_extrapolated"], higher_is_better=False,
+        target=f"<= {TARGET_SECONDS:g} s on 2.7 M photos (issue 8)",
+        met=res["meets_target"] if at_scale else None)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    res = run(*sizes(args), args.loop_sample, args.seed, args.report_dir)
     print(f"evaluation benchmark: {res['photos']:,} photos, top-10 over {res['cells']:,} cells, "
           f"2 models, {res['cpu_count']} CPUs")
     print(f"  full metric set (geoloc_tf.evaluation): {res['evaluate_seconds']:.2f} s "

@@ -17,7 +17,8 @@ more images for the network's cost) and the achieved forward GFLOP/s (images/s x
 training step costs about 3x the forward pass).
 
 On a small shared CPU the figures are noisy (other processes compete for the cores); compare the
-two networks within one run, not across runs.
+two networks within one run, not across runs. ``measure`` gives the headline rows of the
+performance page (``python -m experiments.benchmarks``): both networks at the largest size run.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import os
 import platform
 import sys
 import time
+
+from experiments.benchmarks.rows import BenchmarkRow
 
 NETWORKS = ("inception_v4", "inception_resnet_v2")
 
@@ -84,7 +87,7 @@ def synthetic(size: int, batch: int, num_classes: int):
     )
 
 
-def measure(network: str, size: int, args, strategy) -> dict:
+def measure_network(network: str, size: int, args, strategy) -> dict:
     import keras
 
     with strategy.scope():
@@ -160,8 +163,8 @@ def parse_args(argv):
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args) -> list[dict]:
+    """Measures every network at every size of `args`, printing a table line by line."""
     import keras
     import tensorflow as tf
 
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for size in args.sizes:
         for network in args.networks:
-            row = measure(network, size, args, strategy)
+            row = measure_network(network, size, args, strategy)
             rows.append(row)
             print(
                 f"{network:<20} {size:>4} {row['params'] / 1e6:>8.2f} "
@@ -198,11 +201,33 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['train_warmup_s']:>8.1f}",
                 flush=True,
             )
+    return rows
+
+
+def measure(quick: bool = False) -> list[BenchmarkRow]:
+    """The performance page's rows: Inception-v4 training and inference images/s at the largest
+    size run, next to InceptionResNetV2 in the same run (no target was set for them)."""
+    args = parse_args(["--quick"] if quick else [])
+    rows = run(args)
+    size = max(args.sizes)
+    ours, theirs = (next(r for r in rows if r["network"] == n and r["size"] == size)
+                    for n in NETWORKS)
+    return [
+        BenchmarkRow("m1_bench", f"M1 Inception-v4 {kind}, {size} px, batch {args.batch_size}",
+                     ours[f"{kind}_images_per_s"],
+                     "img/s", "InceptionResNetV2 (keras.applications)",
+                     theirs[f"{kind}_images_per_s"])
+        for kind in ("train", "infer")
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows = run(args)
     if args.json:
-        tmp = f"{args.json}.partial-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"args": {k: v for k, v in vars(args).items()}, "rows": rows}, f, indent=2)
-        os.replace(tmp, args.json)
+        from mesh.atomic import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps({"args": vars(args), "rows": rows}, indent=2))
     return 0
 
 

@@ -25,7 +25,8 @@ def train_config(config: RunConfig):
                               alpha_schedule=tuple(m1.alpha_schedule),
                               epochs_per_cycle=m1.cycle_epochs, seed=config.data.seed),
         sgd_learning_rate=m1.sgd_learning_rate, sgd_decay_per_epoch=m1.sgd_decay_per_epoch,
-        sgd_epochs=m1.sgd_epochs, init_checkpoint=m1.init_checkpoint,
+        sgd_epochs=m1.sgd_epochs, sgd_momentum=m1.sgd_momentum,
+        crop_area_min=m1.crop_area_min, color_jitter=m1.color_jitter, init_checkpoint=m1.init_checkpoint,
         strategy=config.runtime.strategy, mixed_precision=config.runtime.mixed_precision,
         jit_compile=config.runtime.jit_compile, checkpoint_every_steps=m1.checkpoint_every_steps,
         validation_photos=m1.validation_photos, seed=config.data.seed)

@@ -22,7 +22,8 @@ def m2_config(config: RunConfig):
 
     m2 = config.m2
     return M2Config(top_k=m2.top_k, hidden_units=m2.hidden_units, dropout=m2.dropout,
-                    extra_inputs=tuple(m2.extra_inputs), learning_rates=tuple(m2.learning_rates),
+                    m1_prior=m2.m1_prior, extra_inputs=tuple(m2.extra_inputs),
+                    learning_rates=tuple(m2.learning_rates),
                     boosting_rounds=m2.boosting_rounds, batch_size=m2.batch_size,
                     max_epochs=m2.max_epochs, early_stopping_patience=m2.early_stopping_patience,
                     seed=config.data.seed)
@@ -43,7 +44,8 @@ def run_m3(config: RunConfig, run_dir: Path) -> dict[str, str]:
 
     m3 = config.m3
     m3_config = M3Config(m2=m2_config(config), album_size=m3.album_size, lstm_units=m3.lstm_units,
-                         init_from_m2=m3.init_from_m2, batch_size=m3.batch_size,
+                         init_from_m2=m3.init_from_m2,
+                         residual_output=m3.residual_output, batch_size=m3.batch_size,
                          max_epochs=m3.max_epochs,
                          early_stopping_patience=m3.early_stopping_patience, seed=config.data.seed)
     artifacts = train_and_predict(run_dir / "predictions", _mesh(run_dir), run_dir / "m3",
@@ -60,6 +62,7 @@ def run_evaluate(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from geoloc_tf.evaluation.results import EvalConfig
 
     write_averaging_predictions(run_dir / "predictions", M23_VAL, config.m3.album_size)
+    _knn_predictions(config, run_dir, M23_VAL)
     report_config = ReportConfig(evaluation=EvalConfig(
         split=M23_VAL, thresholds_km=tuple(config.evaluate.thresholds_km),
         outdoor_threshold=config.evaluate.outdoor_threshold,
@@ -67,6 +70,22 @@ def run_evaluate(config: RunConfig, run_dir: Path) -> dict[str, str]:
     written = evaluate_run(run_dir, mesh_path=run_dir / "mesh" / "mesh.npz", out_dir=run_dir / "eval",
                            config=report_config, simulated=is_simulated(config))
     return {name: str(Path(path).relative_to(run_dir)) for name, path in written.items()}
+
+
+def _knn_predictions(config: RunConfig, run_dir: Path, split: str) -> None:
+    """The "M1 kNN" row's table (`--evaluate_knn_k` > 0): each photo of `split` located from its
+    nearest M1 training photos in M1's feature space (stored by --predict_store_features, which
+    experiments.run checks); a stale table is removed when it is off."""
+    from data_pipelines.splits import M1_TRAIN
+    from geoloc_tf import prediction_tables
+    from geoloc_tf.retrieval.knn import KNN_MODEL, write_knn_predictions
+
+    predictions = run_dir / "predictions"
+    if config.evaluate.knn_k == 0:
+        prediction_tables.table_path(predictions, KNN_MODEL, split).unlink(missing_ok=True)
+        return
+    write_knn_predictions(predictions, split, config.evaluate.knn_k,
+                          config.evaluate.knn_bandwidth_km, index_split=M1_TRAIN)
 
 
 def run_export(config: RunConfig, run_dir: Path) -> dict[str, str]:

@@ -51,7 +51,7 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
             s = model["by_label_point"][lp]
             rows.append((label, res["num_cells"], model["display_name"], s["num_photos"],
                          *(_nan(s["accuracy_percent"][f"{t:g}"]) for t in th), _nan(s["mean_km"]),
-                         _nan(s["median_km"]), _nan(model["class_bias"]["kl_divergence"])))
+                         _nan(s["median_km"]), _nan((model["class_bias"] or {}).get("kl_divergence"))))
         name = "imagery centroid" if lp == "imagery" else "cell centroid"
         for r in res.get("best_possible", {}).get("rows", []):
             if r["label_point"] == name and r["over"] == "all photos":

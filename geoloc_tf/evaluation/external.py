@@ -19,13 +19,16 @@ import logging
 import secrets
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 
 from geoloc_tf import prediction_tables
-from geoloc_tf.errors import EvaluationError
+from geoloc_tf.errors import EvaluationError, GeolocTfError, InferenceError
+
+if TYPE_CHECKING:
+    from geoloc_tf.inference.m1_model import M1Model
 
 log = logging.getLogger(__name__)
 
@@ -54,51 +57,17 @@ def read_test_set(csv_path: str, image_path_template: str | None = None
     return table, skips.to_json()
 
 
-class _M1:
-    """M1 from a run directory (.keras) or an exported SavedModel, as JPEG bytes -> top-k."""
-
-    def __init__(self, path: Path, top_k: int):
-        import tensorflow as tf
-
-        self.top_k = top_k
-        if (path / "m1" / "m1.keras").exists():
-            import keras
-
-            from geoloc_tf import preprocessing
-
-            model = keras.saving.load_model(path / "m1" / "m1.keras")
-            size = int(model.input_shape[1])
-            self._predict = tf.function(lambda images: model(images, training=False))
-            self._prepare = lambda data: preprocessing.eval_image(tf.constant(data), size)
-            self.saved_model = None
-        elif (path / "saved_model.pb").exists():
-            self.saved_model = tf.saved_model.load(str(path))
-        else:
-            raise EvaluationError(f"--model={path}: neither a run directory (m1/m1.keras) nor an "
-                                  "exported SavedModel (saved_model.pb)")
-
-    def predict(self, images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-        import tensorflow as tf
-
-        if self.saved_model is not None:
-            out = self.saved_model.serve(tf.constant(images))
-            return out["cell_ids"].numpy(), out["probabilities"].numpy()
-        probabilities = self._predict(tf.stack([self._prepare(data) for data in images]))
-        top = tf.math.top_k(probabilities, k=min(self.top_k, probabilities.shape[-1]))
-        return top.indices.numpy(), top.values.numpy()
-
-
-def predict_m1(model: _M1, table: pd.DataFrame, images_dir: Path, batch_size: int
-               ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[str]]:
+def predict_m1(model: "M1Model", table: pd.DataFrame, images_dir: Path, batch_size: int,
+               top_k: int = 10) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[str]]:
     """M1's top-k for every readable image; returns the kept rows, ids, probs, unreadable files."""
-    import tensorflow as tf
+    from geoloc_tf.inference.m1_model import read_image_bytes
 
     kept, ids, probs, unreadable = [], [], [], []
     batch_rows, batch_bytes = [], []
 
     def flush():
         if batch_bytes:
-            i, p = model.predict(batch_bytes)
+            i, p = model.top_k(batch_bytes, top_k)
             ids.append(i)
             probs.append(p)
             kept.extend(batch_rows)
@@ -108,11 +77,10 @@ def predict_m1(model: _M1, table: pd.DataFrame, images_dir: Path, batch_size: in
     for row, relative in enumerate(table["image_path"]):
         path = images_dir / relative
         try:
-            data = path.read_bytes()
-            tf.io.decode_image(data, channels=3, expand_animations=False)  # reject non-images here
-        except (OSError, tf.errors.InvalidArgumentError) as error:
-            unreadable.append(f"{path}: {type(error).__name__}")
-            log.warning("skipped %s: cannot read the image (%s)", path, type(error).__name__)
+            data = read_image_bytes(path)  # rejects non-images here, naming the file
+        except InferenceError as error:
+            unreadable.append(str(error))
+            log.warning("skipped %s", error)
             continue
         batch_rows.append(row)
         batch_bytes.append(data)
@@ -161,6 +129,7 @@ def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: 
     import mesh as mesh_lib
 
     from geoloc_tf.evaluation.report import evaluate_run
+    from geoloc_tf.inference.m1_model import M1Model
 
     model_dir = Path(model_path)
     mesh_file = Path(mesh_path) if mesh_path else model_dir / "mesh" / "mesh.npz"
@@ -169,8 +138,8 @@ def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: 
     mesh = mesh_lib.Mesh.load(mesh_file)
     out = Path(out_dir) if out_dir else model_dir / "eval_external" / Path(csv_path).stem
     table, skipped = read_test_set(csv_path, image_path_template)
-    kept, ids, probs, unreadable = predict_m1(_M1(model_dir, top_k), table, Path(images_dir),
-                                              batch_size)
+    kept, ids, probs, unreadable = predict_m1(M1Model.load(model_dir, mesh_file), table,
+                                              Path(images_dir), batch_size, top_k)
     predictions = out / "predictions"
     tables = {"m1": str(prediction_tables.write_table(
         prediction_tables.table_from_top_k(kept, ids, probs),
@@ -258,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    scene_io_labels=args.scene_io_labels,
                                    scene_image_size=args.scene_image_size,
                                    scene_input_range=scene_range)
-    except (EvaluationError, DataPipelineError, MeshError, FileNotFoundError) as error:
+    except (GeolocTfError, DataPipelineError, MeshError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{result['photos']} photos evaluated; report: {result.get('report')}")

@@ -2,7 +2,8 @@
 
 - Error of a photo (§3.1.3): great-circle distance (``mesh.geodesy.great_circle_km``, the project's
   one distance) from the predicted cell's label point -- the imagery centroid or the cell centroid
-  (§3.1.2, Table 3) -- to the photo's true location.
+  (§3.1.2, Table 3) -- to the photo's true location; for a point prediction (the kNN estimate),
+  from the predicted point.
 - Accuracy (§3.1.3, Tables 3-6): percentage of photos whose error is <= 1 / 25 / 200 / 750 / 2500 km
   (inclusive: an error of exactly 25 km counts at 25 km), with mean and median error (Table 7).
 - Class bias (§4.2, appendix C, Table 7): KL(p || q) = sum_k p_k log(p_k / q_k), p = true class
@@ -80,6 +81,19 @@ def prediction_errors_km(
         np.full(len(cells), NO_PREDICTION_ERROR_KM)
     if missing.any():
         d[missing] = NO_PREDICTION_ERROR_KM
+    return d
+
+
+def point_errors_km(pred_lat: ArrayLike, pred_lon: ArrayLike, lat: ArrayLike, lon: ArrayLike
+                    ) -> NDArray[np.float64]:
+    """Per-photo error (km, §3.1.3) of a point prediction (a place, e.g. the kNN estimate, rather
+    than a cell's label point); a photo without one (NaN) gets ``NO_PREDICTION_ERROR_KM``."""
+    arrays = [np.asarray(a, dtype=np.float64).reshape(-1) for a in (pred_lat, pred_lon, lat, lon)]
+    if len({a.size for a in arrays}) != 1:
+        raise EvaluationError(f"point_errors_km: {[a.size for a in arrays]} values; expected as many "
+                              "predicted points as photos")
+    d = great_circle_km(*arrays)
+    d[np.isnan(d)] = NO_PREDICTION_ERROR_KM
     return d
 
 

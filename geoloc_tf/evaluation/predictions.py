@@ -4,8 +4,9 @@ Every model (M1, M2, M3, user and album averaging) writes the same Parquet colum
 (``geoloc_tf.m1.predict``): ``photo_id, user_hash, posted_at, lat, lon, outdoor_prob, top_ids,
 top_probs, top10_mass``. The evaluation needs only the metadata and the predicted cell, which is
 ``top_ids[0]`` (the best cell; averaging tables may have k = 1), read without unpacking the whole
-list column. Tables are found from a dict model -> path or from the run-directory layout
-``predictions/<model>/<split>.parquet``.
+list column. A point table (``prediction_tables.POINT_COLUMNS``: the kNN estimate, which is a
+place, not a cell) gives ``pred_lat``/``pred_lon`` instead, and ``cell`` is -1. Tables are found
+from a dict model -> path or from the run-directory layout ``predictions/<model>/<split>.parquet``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from geoloc_tf.errors import EvaluationError
+from geoloc_tf.prediction_tables import POINT_COLUMNS
 
 #: Columns the evaluation reads.
 COLUMNS: tuple[str, ...] = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob", "top_ids")
@@ -28,6 +30,7 @@ COLUMNS: tuple[str, ...] = ("photo_id", "user_hash", "posted_at", "lat", "lon", 
 #: listed here keep their folder name and come after these.
 MODEL_NAMES: dict[str, str] = {
     "m1": "Inception (M1)",
+    "m1_knn": "M1 kNN",
     "m2": "Time Inputs (M2)",
     "user_averaging": "User Averaging",
     "user_avg": "User Averaging",
@@ -50,15 +53,27 @@ class ModelPredictions:
     outdoor_prob: NDArray[np.float32]
     cell: NDArray[np.int64]  # predicted cell, top_ids[:, 0]; -1 where a row has no ids
     source: str = ""
+    pred_lat: NDArray[np.float64] | None = None  # point tables only: the predicted place
+    pred_lon: NDArray[np.float64] | None = None
 
     def __len__(self) -> int:
         return int(self.cell.size)
 
+    @property
+    def is_point(self) -> bool:
+        """True for a point prediction (a place, not a cell: no class, no label point)."""
+        return self.pred_lat is not None
+
     def take(self, rows: NDArray[np.int64]) -> "ModelPredictions":
         """The same predictions restricted to ``rows`` (in that order)."""
         return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name)[rows] for f in dataclasses.fields(self)
-            if f.name not in ("model", "source")})
+            name: getattr(self, name)[rows] for name in _array_fields(self)})
+
+
+def _array_fields(pred: ModelPredictions) -> list[str]:
+    """The per-photo array fields that ``pred`` has (point fields only for point tables)."""
+    return [f.name for f in dataclasses.fields(pred)
+            if f.name not in ("model", "source") and getattr(pred, f.name) is not None]
 
 
 def display_name(model: str) -> str:
@@ -76,23 +91,28 @@ def read_prediction_table(path: str | os.PathLike, model: str) -> ModelPredictio
     """Read the columns the evaluation needs from one prediction table (see module docstring)."""
     path = os.fspath(path)
     try:
-        table = pq.read_table(path, columns=list(COLUMNS))
+        point = set(POINT_COLUMNS) <= set(pq.read_schema(path).names)
+        columns = [c for c in COLUMNS if c != "top_ids"] + list(POINT_COLUMNS) if point \
+            else list(COLUMNS)
+        table = pq.read_table(path, columns=columns)
     except FileNotFoundError:
         raise EvaluationError(f"{path}: no such prediction table (model {model!r})") from None
     except (OSError, ValueError, KeyError) as e:
         raise EvaluationError(
             f"{path}: cannot read prediction table of model {model!r} ({e}); expected the columns "
             f"{list(COLUMNS)} written by geoloc_tf.m1.predict") from None
-    cell = _first_ids(table.column("top_ids"))
 
     def col(name: str, dtype) -> np.ndarray:
         return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=dtype)
 
+    cell = np.full(table.num_rows, -1, np.int64) if point else _first_ids(table.column("top_ids"))
     return ModelPredictions(
         model=model,
         photo_id=col("photo_id", object), user_hash=col("user_hash", object),
         posted_at=col("posted_at", np.int64), lat=col("lat", np.float64), lon=col("lon", np.float64),
-        outdoor_prob=col("outdoor_prob", np.float32), cell=cell, source=path)
+        outdoor_prob=col("outdoor_prob", np.float32), cell=cell, source=path,
+        pred_lat=col("pred_lat", np.float64) if point else None,
+        pred_lon=col("pred_lon", np.float64) if point else None)
 
 
 def _first_ids(top: "pa.ChunkedArray") -> NDArray[np.int64]:
@@ -137,7 +157,10 @@ def read_prediction_tables(paths: list[str | os.PathLike], model: str) -> ModelP
     parts = [read_prediction_table(p, model) for p in paths]
     if len(parts) == 1:
         return parts[0]
-    fields = [f.name for f in dataclasses.fields(ModelPredictions) if f.name not in ("model", "source")]
+    fields = _array_fields(parts[0])
+    if any(_array_fields(p) != fields for p in parts):
+        raise EvaluationError(f"model {model!r}: {', '.join(p.source for p in parts)} mix point and "
+                              "cell prediction tables; expected one kind")
     return ModelPredictions(model=model, source="+".join(p.source for p in parts),
                             **{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
 

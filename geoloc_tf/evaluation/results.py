@@ -5,6 +5,10 @@ The same code scores every model (M1, M2, M3, user/album averaging) from its pre
 photo given its own cell) and a "Most Frequent Cell" baseline that predicts the commonest training
 cell for every photo (what a classifier with no information about the image would do).
 
+A point predictor (M1 kNN, ``geoloc_tf.retrieval.knn``: a place, not a cell) is scored by the
+distance from its point, the same at both label points; it has no predicted class, so its class
+bias (KL divergence, entropy: proportions of predicted cells, appendix C) is ``None``.
+
 Each model is scored on all photos of its own table. Best possible and the baseline are scored on
 the photos of the first model's table (the reference, normally M1). The Wilcoxon tests pair the
 photos two tables share (matched by photo_id). The JSON-able ``Evaluation.results`` is what
@@ -34,7 +38,7 @@ RESULTS_VERSION = 1
 #: Wilcoxon pairs (A, B) tested when both tables exist: B against A (§4.2 tests M2 against M1).
 DEFAULT_WILCOXON_PAIRS: tuple[tuple[str, str], ...] = (
     ("m1", "m2"), ("m2", "m3"), ("m1", "m3"), ("m1", "user_averaging"), ("m1", "user_avg"),
-    ("m1", "album_averaging"), ("m1", "album_avg"))
+    ("m1", "album_averaging"), ("m1", "album_avg"), ("m1", "m1_knn"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,13 +101,7 @@ def evaluate_predictions(
             true_cell = mesh.locate(pred.lat, pred.lon) if len(pred) else np.zeros(0, np.int64)
             located.append((pred, true_cell))
         true_cells[name] = true_cell
-        by_point = {}
-        for lp in metrics.LABEL_POINTS:
-            try:
-                d = metrics.prediction_errors_km(pred.cell, pred.lat, pred.lon, points[lp])
-            except EvaluationError as e:
-                raise EvaluationError(f"{pred.source or name}: {e}") from None
-            by_point[lp] = d
+        by_point = _errors_by_label_point(pred, points, name)
         errors[name] = by_point[config.label_point]
         prob, prob_source = _outdoor_probs(pred, outdoor_probs)
         known = known_mask(prob)
@@ -112,8 +110,10 @@ def evaluate_predictions(
             "display_name": display_name(name),
             "source": pred.source,
             "num_photos": len(pred),
+            "prediction": "point" if pred.is_point else "cell",
             "num_in_dropped_cells": int((true_cell < 0).sum()),
-            "num_without_prediction": int((pred.cell < 0).sum()),
+            "num_without_prediction": int(np.isnan(pred.pred_lat).sum() if pred.is_point
+                                          else (pred.cell < 0).sum()),
             "by_label_point": {lp: metrics.error_summary(d, thresholds) for lp, d in by_point.items()},
             "outdoor": {
                 "probability_source": prob_source,
@@ -123,7 +123,8 @@ def evaluate_predictions(
                 "by_label_point": ({lp: metrics.error_summary(d[outdoor], thresholds) for lp, d in by_point.items()}
                                    if known.any() else None),
             },
-            "class_bias": metrics.class_bias(true_cell, pred.cell, mesh.num_cells),
+            "class_bias": (None if pred.is_point
+                           else metrics.class_bias(true_cell, pred.cell, mesh.num_cells)),
         }
 
     reference_name = next(iter(predictions))
@@ -144,6 +145,19 @@ def evaluate_predictions(
         "wilcoxon": _wilcoxon(predictions, errors, config.wilcoxon_pairs),
     }
     return Evaluation(results, dict(predictions), errors, true_cells)
+
+
+def _errors_by_label_point(pred: ModelPredictions, points: dict[str, NDArray[np.float64]], name: str
+                           ) -> dict[str, NDArray[np.float64]]:
+    """Per-photo errors at each label point; a point prediction's are the same at both."""
+    if pred.is_point:
+        d = metrics.point_errors_km(pred.pred_lat, pred.pred_lon, pred.lat, pred.lon)
+        return {lp: d for lp in metrics.LABEL_POINTS}
+    try:
+        return {lp: metrics.prediction_errors_km(pred.cell, pred.lat, pred.lon, points[lp])
+                for lp in metrics.LABEL_POINTS}
+    except EvaluationError as e:
+        raise EvaluationError(f"{pred.source or name}: {e}") from None
 
 
 def _best_possible(mesh: Mesh, ref: ModelPredictions, true_cell: NDArray[np.int64],

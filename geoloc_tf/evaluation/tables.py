@@ -18,6 +18,10 @@ from typing import Any
 THRESHOLD_NAMES: dict[float, str] = {1.0: "Street", 25.0: "City", 200.0: "Region", 750.0: "Country",
                                      2500.0: "Continent"}
 
+#: Why a point predictor (M1 kNN) has empty Table 7 class-bias columns.
+POINT_CLASS_BIAS_NOTE = ("predicts a point, not a cell: KL divergence and entropy compare proportions of "
+                         "predicted cells (appendix C), so they are left empty")
+
 
 @dataclasses.dataclass(frozen=True)
 class Table:
@@ -98,15 +102,23 @@ def _row_name(results: dict[str, Any], name: str) -> str:
 def table3(results: dict[str, Any]) -> Table:
     """Table 3: each model with the imagery-centroid and the cell-centroid label point."""
     th = results["thresholds_km"]
-    rows = []
+    rows, notes = [], [f"Split {results['split']}; {results['num_cells']} cells."]
     for model in results["models"].values():
-        for lp, imagery in (("cell", False), ("imagery", True)):
+        point = _is_point(model)
+        for lp, imagery in ((("imagery", None),) if point else (("cell", False), ("imagery", True))):
             s = model["by_label_point"][lp]
             rows.append((_row_name(results, model["display_name"]), imagery, s["num_photos"], *_acc(s, th),
                          s["mean_km"], s["median_km"]))
+        if point:
+            notes.append(f"{model['display_name']} predicts a point, not a cell: no label point, one row.")
     return Table("table3", "Table 3: imagery centroid vs cell centroid label points (accuracy %)",
                  ("Model", "Imagery Centroid", "Photos", *threshold_columns(th), "Mean (km)", "Median (km)"),
-                 tuple(rows), (f"Split {results['split']}; {results['num_cells']} cells.",))
+                 tuple(rows), tuple(notes))
+
+
+def _is_point(model: dict[str, Any]) -> bool:
+    """A point predictor's row (M1 kNN): errors from its point, no class (``results``)."""
+    return model.get("prediction") == "point"
 
 
 def table4(results: dict[str, Any]) -> Table:
@@ -162,9 +174,12 @@ def table6(results: dict[str, Any]) -> Table:
 def table7(results: dict[str, Any]) -> Table:
     """Table 7: KL(p || q), entropy of q and of p (nats, +1 counts, appendix C), mean and median error."""
     lp = results["label_point"]
-    rows = []
+    rows, point_notes = [], []
     for model in results["models"].values():
         cb, s = model["class_bias"], model["by_label_point"][lp]
+        if cb is None:
+            point_notes.append(f"{model['display_name']} {POINT_CLASS_BIAS_NOTE}.")
+            cb = dict.fromkeys(("num_photos", "kl_divergence", "entropy_pred_nats", "entropy_true_nats"))
         rows.append((_row_name(results, model["display_name"]), cb["num_photos"], cb["kl_divergence"],
                      cb["entropy_pred_nats"], cb["entropy_true_nats"], s["num_photos"], s["mean_km"], s["median_km"]))
     mf = results["most_frequent_cell"]
@@ -181,7 +196,8 @@ def table7(results: dict[str, Any]) -> Table:
                      cb["entropy_pred_nats"], cb["entropy_true_nats"], r["num_photos"], r["mean_km"], r["median_km"]))
     notes = ("KL and entropies cover the photos whose true location is in a kept cell ('Photos (KL)'): a photo "
              "in a dropped cell has no true class. 1 is added to every cell's count before taking proportions "
-             f"(appendix C). Errors ('Photos (errors)'): {lp} centroid, all photos of the row's table.",)
+             f"(appendix C). Errors ('Photos (errors)'): {lp} centroid, all photos of the row's table.",
+             *point_notes)
     return Table("table7", "Table 7: class bias (KL divergence from true class proportions) and errors",
                  ("Model", "Photos (KL)", "KL Divergence", "Entropy predicted (nats)", "Entropy true (nats)",
                   "Photos (errors)", "Mean Error (km)", "Median Error (km)"), tuple(rows), notes)

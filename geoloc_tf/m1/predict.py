@@ -63,29 +63,37 @@ def predict_splits(model: keras.Model, data: WrittenDataset, out_dir: Path | str
     infer = tf.function(lambda images: net(images, training=False))
     paths = {}
     for split in split_names:
-        parts_dir = out_dir / "_parts" / split
-        parts_dir.mkdir(parents=True, exist_ok=True)
-        lengths = data.shard_lengths(split)
-        started, done_images = time.monotonic(), 0
-        for shard in range(len(lengths)):
-            part = parts_dir / f"{shard:05d}.parquet"
-            if part.exists():
-                continue
-            frame = _predict_shard(infer, data, split, shard, config)
-            prediction_tables.write_table(frame, part)
-            done_images += len(frame)
-            rate = done_images / max(time.monotonic() - started, 1e-9)
-            remaining = sum(lengths[shard + 1:])
-            log.info("predict %s: shard %d/%d, %.0f photos/s, ETA %.0f s", split, shard + 1,
-                     len(lengths), rate, remaining / max(rate, 1e-9))
-        table = pd.concat([pd.read_parquet(parts_dir / f"{i:05d}.parquet")
-                           for i in range(len(lengths))], ignore_index=True) if lengths else \
-            _empty_frame(config)
+        parts = predict_parts(infer, data, split, out_dir / "_parts" / split, config)
+        table = pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True) if parts \
+            else _empty_frame(config)
         path = out_dir / f"{split}.parquet"
         prediction_tables.write_table(table, path)
         paths[split] = str(path)
         log.info("predict %s: %d photos -> %s", split, len(table), path)
     return paths
+
+
+def predict_parts(infer, data: WrittenDataset, split: str, parts_dir: Path | str,
+                  config: PredictConfig) -> list[Path]:
+    """One prediction table per record shard of ``split``, ``parts_dir/NNNNN.parquet`` (atomic);
+    parts that exist are kept, so a killed run redoes only unfinished shards. ``infer`` is
+    ``prediction_model(...)`` under ``tf.function``. Returns every part, in shard order."""
+    parts_dir = Path(parts_dir)
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    lengths = data.shard_lengths(split)
+    started, done_images = time.monotonic(), 0
+    for shard in range(len(lengths)):
+        part = parts_dir / f"{shard:05d}.parquet"
+        if part.exists():
+            continue
+        frame = _predict_shard(infer, data, split, shard, config)
+        prediction_tables.write_table(frame, part)
+        done_images += len(frame)
+        rate = done_images / max(time.monotonic() - started, 1e-9)
+        remaining = sum(lengths[shard + 1:])
+        log.info("predict %s: shard %d/%d, %.0f photos/s, ETA %.0f s", split, shard + 1,
+                 len(lengths), rate, remaining / max(rate, 1e-9))
+    return [parts_dir / f"{shard:05d}.parquet" for shard in range(len(lengths))]
 
 
 def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, config: PredictConfig

@@ -75,6 +75,8 @@ class M1TrainConfig:
     sgd_decay_per_epoch: float = 0.04  # A.1: "reduced at 4% with each epoch", of the initial rate
     sgd_epochs: int = 24
     sgd_momentum: float = 0.0  # A.1 says SGD; plain SGD unless set
+    crop_area_min: float = 0.08  # Inception preprocessing: crops cover [0.08, 1] of the photo
+    color_jitter: bool = True  # Inception preprocessing's brightness/saturation/hue/contrast
     init_checkpoint: str | None = None  # A.1: "pre-trained on ImageNet"
     strategy: str = "auto"
     mixed_precision: bool = False
@@ -173,7 +175,9 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
                  len(report.not_loaded))
 
     writer = tf.summary.create_file_writer(str(tensorboard_dir)) if chief else None
-    history = _read_history(out_dir) if latest else []
+    # A kill between writing history.json and the epoch's last checkpoint leaves a record of an
+    # epoch that is trained again: keep only the epochs the checkpoint holds.
+    history = [r for r in _read_history(out_dir) if r["epoch"] < start_epoch] if latest else []
     optimizer_phase = None
     manager = None
     checkpoint = None
@@ -242,7 +246,8 @@ def _train_epoch(model, strategy, data, train_labels, sampler, plan: EpochPlan, 
     input_config = InputConfig(
         image_size=config.image_size, global_batch_size=config.global_batch_size, training=True,
         deterministic=config.deterministic_input, seed=config.seed,
-        shuffle_buffer=config.shuffle_buffer)
+        shuffle_buffer=config.shuffle_buffer, area_range=(config.crop_area_min, 1.0),
+        color_jitter=config.color_jitter)
     per_pipeline_skip = first_step
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:

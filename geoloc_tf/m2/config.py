@@ -24,6 +24,13 @@ class M2Config:
         §3.2, so half of all hours, days and months), throwing away exactly the information M2
         exists to use; we therefore read the row as describing the layer type, not a transform, and
         default to None (identity). "relu" reproduces the literal table for comparison.
+    m1_prior: beyond the paper: the output softmax takes, besides the last hidden block's logits
+        (then zero-initialized), the log of operator (1)'s top-k probabilities
+        (``geoloc_tf.layers.SparseLogPrior``), so M2 starts as M1's renormalized top-k and learns a
+        correction from the time (and the confidence |p0|). The paper's M2 (False) must relearn the
+        map from the N + 1 sparse inputs back onto the N cells; with millions of training photos
+        (appendix A: the 2.7 M M1-validation photos) that is cheap, with a few thousand (the demo:
+        about 9 photos per cell) it costs more accuracy than the time adds.
     extra_inputs: beyond the paper: "outdoor" appends the photo's outdoor probability (the
         Places365 indoor/outdoor score of §4.1.2), the paper's suggested future work.
     learning_rates: Adam learning rates, one phase each (appendix A.2: 0.005 then 0.001).
@@ -41,6 +48,7 @@ class M2Config:
     hidden_units: int = 1626
     dropout: float = 0.5
     input_activation: str | None = None
+    m1_prior: bool = False
     extra_inputs: tuple[str, ...] = ()
     learning_rates: tuple[float, ...] = (0.005, 0.001)
     boosting_rounds: int = 2

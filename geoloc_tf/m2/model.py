@@ -26,7 +26,7 @@ from typing import Any
 import keras
 
 from geoloc_tf import errors
-from geoloc_tf.layers import DensifyTopK, TopKSparsifyNormalize
+from geoloc_tf.layers import DensifyTopK, SparseLogPrior, TopKSparsifyNormalize
 from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import CELL_IDS, CELL_PROBS, OUTDOOR, TIME
 from geoloc_tf.time_features import NUM_TIME_FEATURES
@@ -62,20 +62,23 @@ def model_inputs(num_cells: int, config: M2Config, input_form: str = "top_k",
     return inputs
 
 
-def input_layer(inputs: dict[str, Any], num_cells: int, config: M2Config) -> Any:
-    """Table 2 row 1: [operator (1) on P_i, |p0|, T_i (, outdoor)], width N + 4 (+ extras)."""
+def input_layer(inputs: dict[str, Any], num_cells: int, config: M2Config) -> tuple[Any, Any]:
+    """Table 2 row 1: [operator (1) on P_i, |p0|, T_i (, outdoor)], width N + 4 (+ extras).
+
+    Returns (that input, operator (1)'s (N + 1) output alone, for ``output_logits``)."""
     if CELL_IDS in inputs:
         probs = DensifyTopK(num_cells, name=PREFIX + "densify")(
             [inputs[CELL_IDS], inputs[CELL_PROBS]])
     else:
         probs = inputs[PROBS]
-    parts = [TopKSparsifyNormalize(config.top_k, name=PREFIX + "top_k")(probs), inputs[TIME]]
+    sparse = TopKSparsifyNormalize(config.top_k, name=PREFIX + "top_k")(probs)
+    parts = [sparse, inputs[TIME]]
     if OUTDOOR in inputs:
         parts.append(inputs[OUTDOOR])
     x = keras.layers.Concatenate(name=PREFIX + "input")(parts)
     if config.input_activation is not None:
         x = keras.layers.Activation(config.input_activation, name=PREFIX + "input_activation")(x)
-    return x
+    return x, sparse
 
 
 def hidden_blocks(x: Any, config: M2Config, mask: Any = None) -> Any:
@@ -102,10 +105,23 @@ def build_m2(num_cells: int, config: M2Config | None = None, input_form: str = "
         raise errors.ModelConfigError(
             f"build_m2: num_cells={num_cells}, expected at least top_k={config.top_k}")
     inputs = model_inputs(num_cells, config, input_form)
-    x = hidden_blocks(input_layer(inputs, num_cells, config), config)
-    outputs = keras.layers.Dense(num_cells, activation="softmax", kernel_initializer="he_normal",
-                                 name=PREFIX + "output")(x)
+    x, sparse = input_layer(inputs, num_cells, config)
+    logits = output_logits(hidden_blocks(x, config), sparse, num_cells, config)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name=PREFIX + "softmax")(logits)
     return keras.Model(inputs, outputs, name=name)
+
+
+def output_logits(hidden: Any, sparse: Any, num_cells: int, config: M2Config) -> Any:
+    """Table 2 row 5 before its softmax: Dense N on the last hidden block, plus M1's log top-k
+    probabilities when ``config.m1_prior`` (then the Dense starts at zero, so M2 starts as M1's
+    renormalized top-k). Shared with M3, whose per-photo part is M2's."""
+    logits = keras.layers.Dense(num_cells, name=PREFIX + "output",
+                                kernel_initializer="zeros" if config.m1_prior else "he_normal")(
+        hidden)
+    if config.m1_prior:
+        prior = SparseLogPrior(name=PREFIX + "m1_prior")(sparse)
+        logits = keras.layers.Add(name=PREFIX + "logits")([logits, prior])
+    return logits
 
 
 def transfer_weights(source: keras.Model, target: keras.Model, prefix: str = PREFIX,

@@ -19,6 +19,8 @@ class M3Config:
     lstm_units: units of each LSTM direction (not given in the paper; 256).
     init_from_m2: start the per-photo blocks from the trained M2's weights (Figure 3 stacks M3 on
         a trained M2).
+    residual_output: M3's softmax takes M2's output logits plus a zero-initialized correction from
+        the LSTM (``geoloc_tf.m3.model``), so M3 starts as M2; False: a fresh softmax on the LSTM.
     learning_rate: Adam learning rate (not given for M3; appendix A.2's final M2 rate, 0.001).
     batch_size: albums per batch (not in the paper).
     max_epochs: upper bound on epochs; each epoch is one random album per user (§3.3).
@@ -31,6 +33,7 @@ class M3Config:
     album_size: int = 24
     lstm_units: int = 256
     init_from_m2: bool = True
+    residual_output: bool = True
     learning_rate: float = 0.001
     batch_size: int = 64
     max_epochs: int = 100

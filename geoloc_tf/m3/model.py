@@ -8,6 +8,21 @@
 Figure 3: "M3 (Time-Albums) is properly described as M2 concatenated with M3 layers", so the
 per-photo part is M2's very layers (same names: they can start from a trained M2).
 
+Output (``M3Config.residual_output``, our reading of Figure 3): M2's own output layer, kept as logits,
+plus a correction computed from the LSTM state by a dense layer, through one softmax:
+
+    p = softmax(W_m2 h + b_m2 + W_m3 BiLSTM(h) + b_m3),   W_m3 small, b_m3 = 0 at the start.
+
+Started from a trained M2 (``init_from_m2``), M3 therefore begins within a small perturbation of M2
+on every photo (``CORRECTION_INIT``: variance 0.1 / fan-in, about 0.15 logits whatever the LSTM's
+width) and learns what the album adds. W_m3 = 0 would start M3 at exactly M2, but measured on the
+synthetic world of tests/geoloc_tf/test_m2_m3_synthetic.py it learned far less before early
+stopping (M3 0.58 with zeros, 0.76 with this initialization, M2 0.57): at zero the LSTM gets no
+gradient until W_m3 has moved. Figure 3 puts "M3 layers" after M2 and does not say whether M2's
+output layer survives; a fresh softmax on the LSTM alone (``residual_output=False``) throws away the
+trained M2's mapping onto the N cells and must relearn it from the M2/M3 training split, which on a
+small training set leaves M3 far below M2.
+
 Masking (§3.3: "albums are 0 padded and masking is utilized") is explicit: the "mask" input goes to
 every batch normalization (padded photos stay out of the batch statistics) and to the LSTM (padded
 steps leave its state unchanged), and training weights the loss by the mask. A padded position
@@ -18,9 +33,13 @@ from __future__ import annotations
 
 import keras
 
-from geoloc_tf.m2.model import hidden_blocks, input_layer, model_inputs
+from geoloc_tf.m2.model import hidden_blocks, input_layer, model_inputs, output_logits
 from geoloc_tf.m3.config import M3Config
 from geoloc_tf.m3.data import MASK
+
+#: Initialization of the residual output's correction (module docstring): small, not zero.
+CORRECTION_INIT = keras.initializers.VarianceScaling(scale=0.1, mode="fan_in",
+                                                     distribution="truncated_normal")
 
 
 def build_m3(num_cells: int, config: M3Config | None = None, input_form: str = "top_k",
@@ -33,9 +52,20 @@ def build_m3(num_cells: int, config: M3Config | None = None, input_form: str = "
     config = config or M3Config()
     inputs = model_inputs(num_cells, config.m2, input_form, album_size=config.album_size)
     mask = keras.Input((config.album_size,), dtype="bool", name=MASK)
-    x = hidden_blocks(input_layer(inputs, num_cells, config.m2), config.m2, mask=mask)
-    x = keras.layers.Bidirectional(
-        keras.layers.LSTM(config.lstm_units, return_sequences=True), name="m3_bilstm")(x, mask=mask)
-    outputs = keras.layers.Dense(num_cells, activation="softmax", kernel_initializer="he_normal",
-                                 name="m3_output")(x)
+    x, sparse = input_layer(inputs, num_cells, config.m2)
+    photo = hidden_blocks(x, config.m2, mask=mask)
+    album = keras.layers.Bidirectional(
+        keras.layers.LSTM(config.lstm_units, return_sequences=True), name="m3_bilstm")(
+        photo, mask=mask)
+    if not config.residual_output:
+        outputs = keras.layers.Dense(num_cells, activation="softmax", kernel_initializer="he_normal",
+                                     name="m3_output")(album)
+        return keras.Model({**inputs, MASK: mask}, outputs, name=name)
+    # M2's output layer under its M2 name (so ``transfer_weights`` copies it), as logits, with
+    # M1's log top-k when M2 has it (``M2Config.m1_prior``).
+    m2_logits = output_logits(photo, sparse, num_cells, config.m2)
+    correction = keras.layers.Dense(num_cells, name="m3_output", kernel_initializer=CORRECTION_INIT)(
+        album)
+    logits = keras.layers.Add(name="m3_logits")([m2_logits, correction])
+    outputs = keras.layers.Activation("softmax", dtype="float32", name="m3_softmax")(logits)
     return keras.Model({**inputs, MASK: mask}, outputs, name=name)

@@ -1,23 +1,11 @@
 """The README's main command, mesh and data stages, on the small demo: the first run fetches the two
-real sources and builds the demo collection; a second run downloads nothing and rebuilds nothing."""
+real sources and builds the demo collection (unless the session's shared cache holds them already,
+conftest.demo_data_dir); a second run downloads nothing and rebuilds nothing."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run(run_dir: Path, data_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GEOLOC_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "experiments.run", "--flagfile=demo.cfg",
-                           "--data_demo_size=small", f"--run_dir={run_dir}", "--stages=mesh,data"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
 
 def files_with_mtimes(folder: Path) -> dict[str, int]:
@@ -25,11 +13,16 @@ def files_with_mtimes(folder: Path) -> dict[str, int]:
 
 
 @pytest.mark.network
-def test_demo_data_stage_builds_once_then_reuses(tmp_path):
-    data_dir = tmp_path / "cache"
-    first = run(tmp_path / "run1", data_dir)
+def test_demo_data_stage_builds_once_then_reuses(tmp_path, demo_data_dir, run_small_demo):
+    data_dir = demo_data_dir
+    fresh = not any(data_dir.glob("demo_sources/*/*"))  # another test may have filled the cache
+
+    def run(run_dir: Path):
+        return run_small_demo(run_dir, "--stages=mesh,data", timeout=900)
+
+    first = run(tmp_path / "run1")
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "downloading geoclip==1.3.0" in first.stderr
+    assert ("downloading geoclip==1.3.0" in first.stderr) == fresh
     summary = json.loads((tmp_path / "run1" / "data" / "summary.json").read_text())
     assert summary["examples_written"] == 3000 and sum(summary["skipped"].values()) == 0
     assert set(summary["splits"]) == {"m1_train", "m23_train", "m23_val"}
@@ -37,11 +30,11 @@ def test_demo_data_stage_builds_once_then_reuses(tmp_path):
     assert mesh_summary["cells_kept"] > 10
     cache = files_with_mtimes(data_dir)
 
-    again = run(tmp_path / "run1", data_dir)  # same run: every stage skipped
+    again = run(tmp_path / "run1")  # same run: every stage skipped
     assert again.returncode == 0, again.stderr[-3000:]
     assert "skipped (done already)" in again.stdout and "downloading" not in again.stderr
 
-    other = run(tmp_path / "run2", data_dir)  # new run, same cache: nothing downloaded or rebuilt
+    other = run(tmp_path / "run2")  # new run, same cache: nothing downloaded or rebuilt
     assert other.returncode == 0, other.stderr[-3000:]
     assert "downloading" not in other.stderr and "complete already" in other.stderr
     assert files_with_mtimes(data_dir) == cache

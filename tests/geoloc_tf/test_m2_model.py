@@ -22,12 +22,28 @@ def test_layer_sizes_equal_table_2(num_cells):
     assert [model.get_layer(f"m2_block{i}_{a}").activation.__name__
             for i, a in ((1, "sigmoid"), (2, "relu"), (3, "sigmoid"))] == [
                 "sigmoid", "relu", "sigmoid"]
-    assert dense[-1].activation.__name__ == "softmax"
+    assert dense[-1].activation.__name__ == "linear"  # row 5's softmax is its own layer
+    assert model.get_layer("m2_softmax").activation.__name__ == "softmax"
     assert len([l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]) == 3
     dropouts = [l for l in model.layers if isinstance(l, keras.layers.Dropout)]
     assert [l.rate for l in dropouts] == [0.5] * 3
     assert model.output.shape == (None, num_cells)
     assert model.get_layer("m2_block1_dense").kernel.shape == (num_cells + 4, 1626)
+
+
+def test_m1_prior_starts_as_m1s_renormalized_top_k(tmp_path):
+    # M1 says [0.1, 0.6, 0.2, 0.05, 0.05]; top 2: cells 1 and 2, renormalized 0.75 and 0.25; the
+    # other three cells get the floor 1e-4 before the softmax: 0.75 / 1.0003, 0.25 / 1.0003, ...
+    probs = np.array([[0.1, 0.6, 0.2, 0.05, 0.05]], np.float32)
+    data = M2Data.from_dense(probs, np.array([1_500_000_000]), k=2)
+    model = build_m2(5, M2Config(top_k=2, hidden_units=8, m1_prior=True))
+    expected = np.array([1e-4, 0.75, 0.25, 1e-4, 1e-4]) / 1.0003
+    np.testing.assert_allclose(model.predict(data.model_inputs(), verbose=0)[0], expected,
+                               rtol=1e-5)
+    assert not np.any(model.get_layer("m2_output").kernel.numpy())  # the correction starts at 0
+    model.save(tmp_path / "m2.keras")  # the prior layer saves and loads
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "m2.keras").predict(
+        data.model_inputs(), verbose=0)[0], expected, rtol=1e-5)
 
 
 def test_outdoor_extra_input_widens_input():

@@ -112,9 +112,32 @@ def test_m3_starts_from_trained_m2_blocks():
     m3 = build_m3(NUM_CELLS, config)
     copied = transfer_weights(m2, m3)
     assert sorted(copied) == sorted(
-        [f"m2_block{i}_{kind}" for i in (1, 2, 3) for kind in ("dense", "bn")])
+        [f"m2_block{i}_{kind}" for i in (1, 2, 3) for kind in ("dense", "bn")] + ["m2_output"])
     np.testing.assert_array_equal(m3.get_layer("m2_block2_dense").get_weights()[0],
                                   m2.get_layer("m2_block2_dense").get_weights()[0])
+
+
+def test_m3_started_from_m2_predicts_exactly_what_m2_predicts():
+    """Residual output: M3 = M2 + the LSTM's correction; with the correction at zero, M3 = M2 on
+    every real photo, and as initialized it is small (within 0.5 logits here)."""
+    config = small_config()
+    keras.utils.set_random_seed(5)
+    m2 = build_m2(NUM_CELLS, config.m2)
+    from geoloc_tf.m2.model import transfer_weights
+    m3 = build_m3(NUM_CELLS, config)
+    transfer_weights(m2, m3)
+    inputs, _, mask = album_batch(np.random.default_rng(6))
+    photos = {name: inputs[name][mask] for name in ("cell_ids", "cell_probs", "time")}
+    m2_out = np.asarray(m2(photos, training=False))
+    started = np.asarray(m3(inputs, training=False))[mask]
+    assert np.abs(np.log(started) - np.log(m2_out)).max() < 0.5
+    correction = m3.get_layer("m3_output")
+    correction.set_weights([np.zeros_like(w) for w in correction.get_weights()])
+    m3_out = np.asarray(m3(inputs, training=False))
+    np.testing.assert_allclose(m3_out[mask], m2_out, rtol=1e-5, atol=1e-7)
+    fresh = build_m3(NUM_CELLS, M3Config(m2=config.m2, album_size=ALBUM, lstm_units=4,
+                                         init_from_m2=False, residual_output=False))
+    assert "m2_output" not in transfer_weights(m2, fresh)  # the paper-literal variant: own softmax
 
 
 def test_init_from_m2_needs_an_m2():

@@ -1,0 +1,147 @@
+"""The performance page (issue 10): benchmark discovery, the machine line, the markdown table and
+its place in BUILD.md between two marker comments.
+
+Kept apart from ``__main__`` so that tests can use it on hand-made rows without running anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+import math
+import os
+import pkgutil
+import platform
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from experiments.benchmarks.rows import BenchmarkRow
+from experiments.errors import BenchmarkError
+
+START_MARKER = "<!-- performance-table:start -->"
+END_MARKER = "<!-- performance-table:end -->"
+NOT_BENCHMARKS = frozenset({"rows", "__main__"})  # and private modules (a leading underscore)
+COLUMNS = ("benchmark", "figure", "value", "baseline", "baseline value", "ratio", "target", "met")
+
+
+@dataclasses.dataclass(frozen=True)
+class FailedBenchmark:
+    """A benchmark that raised: the page says so, with the error, and the runner exits non-zero."""
+
+    benchmark: str
+    error: str
+
+
+def discover(package_path: Sequence[str]) -> list[str]:
+    """Names of the benchmark modules in a package folder, sorted: every public module but rows."""
+    return sorted(module.name for module in pkgutil.iter_modules(list(package_path))
+                  if module.name not in NOT_BENCHMARKS and not module.name.startswith("_"))
+
+
+def machine_description() -> str:
+    """CPU model, cores, RAM, GPU(s), Python/TensorFlow/numpy versions and the date, on one line."""
+    cpu = _cpu_model()
+    cores = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    core_text = f"{cores} cores" if usable == cores else f"{usable} of {cores} cores usable"
+    ram = _ram_gib()
+    versions = ", ".join(f"{name} {_version(*dists)}" for name, dists in (
+        ("TensorFlow", ("tensorflow", "tensorflow-cpu")), ("numpy", ("numpy",))))
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return (f"{cpu}, {core_text}, {ram}, {_gpus()}; Python {platform.python_version()}, "
+            f"{versions}; {date}" + (f", {load} at the start" if load else ""))
+
+
+def _proc_lines(name: str) -> list[str]:
+    """Lines of /proc/<name>; none where there is no /proc (not Linux)."""
+    try:
+        return Path("/proc", name).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _cpu_model() -> str:
+    for line in _proc_lines("cpuinfo"):
+        if line.lower().startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _ram_gib() -> str:
+    for line in _proc_lines("meminfo"):
+        if line.startswith("MemTotal:"):
+            return f"{int(line.split()[1]) / 2**20:.0f} GiB RAM"
+    return "RAM unknown"
+
+
+def _gpus() -> str:
+    if not shutil.which("nvidia-smi"):
+        return "no GPU"
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"GPU unknown (nvidia-smi: {error})"
+    gpus = [line.strip() for line in names.splitlines() if line.strip()]
+    return "; ".join(gpus) if gpus else "no GPU"
+
+
+def _version(*distributions: str) -> str:
+    for name in distributions:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def format_number(value: float) -> str:
+    """Three significant figures or more, thousands separated; a dash for nan."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    size = abs(value)
+    if size >= 100:
+        return f"{value:,.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 0.1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_table(results: Sequence[BenchmarkRow | FailedBenchmark], machine: str, command: str,
+                 note: str = "") -> str:
+    """The markdown block: a line on the machine and command, then one table of every row."""
+    lines = [f"Measured on: {machine}. Command: `{command}`." + (f" {note}" if note else ""), "",
+             "| " + " | ".join(COLUMNS) + " |", "|---|---|---:|---|---:|---:|---|---|"]
+    for row in results:
+        if isinstance(row, FailedBenchmark):
+            cells = [row.benchmark, f"FAILED: {row.error}", "", "", "", "", "", ""]
+        else:
+            has_baseline = bool(row.baseline) and math.isfinite(row.baseline_value)
+            cells = [row.benchmark, row.figure, f"{format_number(row.value)} {row.unit}",
+                     row.baseline,
+                     f"{format_number(row.baseline_value)} {row.unit}" if has_baseline else "",
+                     f"{format_number(row.ratio)}x" if math.isfinite(row.ratio) else "",
+                     row.target, {True: "yes", False: "**no**", None: ""}[row.met]]
+        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_between_markers(document: str, block: str, where: str = "BUILD.md") -> str:
+    """`document` with what lies between the start and end markers replaced by `block`."""
+    start, end = document.find(START_MARKER), document.find(END_MARKER)
+    if start < 0 or end < 0 or end < start or document.count(START_MARKER) != 1:
+        raise BenchmarkError(
+            f"{where}: expected one '{START_MARKER}' line followed by one '{END_MARKER}' line "
+            f"around the performance table")
+    head = document[:start + len(START_MARKER)]
+    return f"{head}\n{block.rstrip()}\n{document[end:]}"

@@ -1,0 +1,99 @@
+"""Output formats of `geoloc predict`: table (for a person), JSON, CSV and GeoJSON (for programs).
+
+Every format is written as a stream (a header, one piece per photo, a footer) so a directory of a
+million photos is printed as it is predicted, and the result of each still parses as one document:
+JSON is an array of the records of ``Predictor`` (``predictor.Predictions.record``), GeoJSON a
+FeatureCollection with one Point per photo at its top cell's label point (RFC 7946: [lon, lat]),
+CSV one row per photo with the mass sets' sizes and areas (their cell lists are in JSON/GeoJSON).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+FORMATS: tuple[str, ...] = ("table", "json", "csv", "geojson")
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "file", "model", "posted_at", "lat", "lon", "top_cells", "top_probabilities",
+    "mass50_cells", "mass50_probability", "mass50_area_km2",
+    "mass90_cells", "mass90_probability", "mass90_area_km2")
+
+
+class StreamWriter:
+    """Text of one output format: ``header()``, ``record(r)`` per photo, ``footer()``."""
+
+    def __init__(self, name: str):
+        if name not in FORMATS:
+            raise ValueError(f"format={name!r}: expected one of {FORMATS}")
+        self.name = name
+        self._count = 0
+
+    def header(self) -> str:
+        return {"table": "", "json": "[", "csv": _csv_line(CSV_COLUMNS),
+                "geojson": '{"type": "FeatureCollection", "features": ['}[self.name]
+
+    def record(self, record: dict[str, Any]) -> str:
+        first = self._count == 0
+        self._count += 1
+        if self.name == "table":
+            return ("" if first else "\n") + table_text(record)
+        if self.name == "csv":
+            return _csv_line(csv_row(record))
+        body = json.dumps(record if self.name == "json" else geojson_feature(record))
+        return ("\n" if first else ",\n") + body
+
+    def footer(self) -> str:
+        return {"table": "", "json": "\n]\n", "csv": "", "geojson": "\n]}\n"}[self.name]
+
+
+def _csv_line(values) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def _mass(record: dict[str, Any], level: float) -> dict[str, Any]:
+    return next(s for s in record["mass_sets"] if abs(s["level"] - level) < 1e-9)
+
+
+def table_text(record: dict[str, Any]) -> str:
+    """A person's view of one photo: top cells with probability and label point, mass sets."""
+    time = f", posted {record['posted_at']}" if record.get("posted_at") else ""
+    lines = [f"{record.get('file') or 'photo'}  (model {record['model']}{time})",
+             f"  {'rank':>4}  {'cell':>6}  {'probability':>11}  {'lat':>9}  {'lon':>10}"]
+    for top in record["top_k"]:
+        lines.append(f"  {top['rank']:>4}  {top['cell']:>6}  {100 * top['probability']:>9.2f} %  "
+                     f"{top['lat']:>9.4f}  {top['lon']:>10.4f}")
+    for entry in record["mass_sets"]:
+        level = f"  {100 * entry['level']:.0f} % of the probability:"
+        if entry["num_cells"] is None:
+            lines.append(f"{level} {entry['note']}")
+        else:
+            lines.append(f"{level} {entry['num_cells']} cells ({100 * entry['probability']:.1f} %)"
+                         f", {entry['area_km2']:,.0f} km2")
+    return "\n".join(lines) + "\n"
+
+
+def csv_row(record: dict[str, Any]) -> list[Any]:
+    """The CSV_COLUMNS of one photo; cell lists are space-separated, unknown values empty."""
+    row: list[Any] = [record.get("file") or "", record["model"], record.get("posted_at") or "",
+                      f"{record['lat']:.6f}", f"{record['lon']:.6f}",
+                      " ".join(str(t["cell"]) for t in record["top_k"]),
+                      " ".join(f"{t['probability']:.6g}" for t in record["top_k"])]
+    for level in (0.5, 0.9):
+        entry = _mass(record, level)
+        known = entry["num_cells"] is not None
+        row += [entry["num_cells"] if known else "", f"{entry['probability']:.6g}" if known else "",
+                f"{entry['area_km2']:.0f}" if known else ""]
+    return row
+
+
+def geojson_feature(record: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON Point feature at the top cell's label point, the record as its properties."""
+    properties = {key: value for key, value in record.items() if key not in ("lat", "lon")}
+    return {"type": "Feature", "geometry": {"type": "Point",
+                                            "coordinates": [record["lon"], record["lat"]]},
+            "properties": properties}

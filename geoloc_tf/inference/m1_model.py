@@ -1,0 +1,223 @@
+"""M1 for inference: the one place that loads M1 to predict from image bytes.
+
+`geoloc predict`, `geoloc serve`, `geoloc evaluate` (external test sets, Table 5) and retrieval
+(appendix B: the penultimate features) all load M1 here, from either
+
+- a run directory (``RUN_DIR/m1/m1.keras``): full softmax over the cells and the penultimate
+  features (``inception_v4.FEATURES_LAYER``), label points from the run's mesh; or
+- an exported SavedModel (``saved_model.pb``, ``geoloc_tf.m1.export``): its serving signature
+  returns only the top-k cells (k = the export's ``top_k``), so the full probabilities exist only
+  when k covers every cell; features are not exported. What needs them raises a clear error.
+
+Images go through ``geoloc_tf.preprocessing.eval_batch``, the transform M1 was evaluated and
+exported with (central crop 0.875, resize, [-1, 1]); the SavedModel applies the same one inside.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from geoloc_tf import errors, preprocessing
+
+KERAS_FILE = Path("m1") / "m1.keras"
+SAVED_MODEL_FILE = "saved_model.pb"
+MESH_FILE = Path("mesh") / "mesh.npz"
+#: First bytes of the formats M1's preprocessing reads (JPEG, PNG, GIF87a/89a, BMP).
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
+LOGITS_LAYER = "Logits.Logits"  # the cell classifier of geoloc_tf.m1 (inception_v4, backbones)
+
+
+def read_image_bytes(path: Path | str) -> bytes:
+    """The bytes of an image file that M1's preprocessing can decode (JPEG, PNG, GIF, BMP).
+
+    The file is fully decoded once (``tf.io.decode_image``) so a truncated or non-image file is
+    refused here, named, rather than failing a whole batch later. BMP, which the JPEG/PNG/GIF
+    decoder of the preprocessing does not read, is re-encoded losslessly as PNG.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise errors.InferenceError(f"{path}: cannot read the file ({error.strerror or error})"
+                                    ) from None
+    return validate_image_bytes(data, str(path))
+
+
+def validate_image_bytes(data: bytes, name: str) -> bytes:
+    """``data`` if it decodes as an image (BMP re-encoded as PNG), else an error naming ``name``."""
+    if not data.startswith(IMAGE_SIGNATURES):
+        raise errors.InferenceError(f"{name}: not an image (starts with {data[:4]!r}); expected a "
+                                    "JPEG, PNG, GIF or BMP file")
+    try:
+        pixels = tf.io.decode_image(data, channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
+        reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", str(error.message)).strip()[:120]
+        raise errors.InferenceError(
+            f"{name}: not a readable image ({reason}); expected a JPEG, PNG, GIF or BMP file"
+        ) from None
+    if data[:2] == b"BM":
+        return tf.io.encode_png(pixels).numpy()
+    return data
+
+
+class M1Model:
+    """M1 loaded for inference; build it with ``M1Model.load(path)``.
+
+    Attributes: ``image_size`` (M1's square input side), ``num_cells`` (softmax width),
+    ``run_dir`` (the run directory, None for a SavedModel), ``label_points`` ((num_cells, 2) [lat,
+    lon] imagery centroids of the run's mesh, §3.1.2; None when no mesh was found), ``mesh``.
+    """
+
+    def __init__(self, *, path: Path, image_size: int, num_cells: int, run_dir: Path | None,
+                 mesh=None, forward=None, saved_model=None, export_top_k: int | None = None):
+        self.path = path
+        self.image_size = int(image_size)
+        self.num_cells = int(num_cells)
+        self.run_dir = run_dir
+        self.mesh = mesh
+        self.label_points = None if mesh is None else mesh.imagery_centroids
+        self._forward = forward  # tf.function: image bytes (B,) -> (probabilities, features)
+        self._saved_model = saved_model
+        self.export_top_k = export_top_k
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path, mesh_path: str | Path | None = None) -> "M1Model":
+        """M1 from a run directory (``m1/m1.keras``) or an exported SavedModel directory.
+
+        The mesh (for label points and cell areas) is ``mesh_path`` if given, else the run's
+        ``mesh/mesh.npz``; for a SavedModel at ``RUN_DIR/export/m1`` the run's mesh is found too.
+        """
+        path = Path(path)
+        if (path / KERAS_FILE).exists():
+            return cls._load_run(path, mesh_path)
+        if (path / SAVED_MODEL_FILE).exists():
+            return cls._load_saved_model(path, mesh_path)
+        raise errors.ExportError(
+            f"{path}: neither a run directory (expected {path / KERAS_FILE}) nor an exported M1 "
+            f"SavedModel (expected {path / SAVED_MODEL_FILE})")
+
+    @classmethod
+    def _load_run(cls, run_dir: Path, mesh_path: str | Path | None) -> "M1Model":
+        import keras
+
+        from geoloc_tf.m1.predict import prediction_model
+
+        model = keras.saving.load_model(run_dir / KERAS_FILE, compile=False)
+        image_size, num_cells = int(model.input_shape[1]), int(model.output_shape[-1])
+        net = prediction_model(model, store_features=True)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def forward(image_bytes):
+            probabilities, features = net(preprocessing.eval_batch(image_bytes, image_size),
+                                          training=False)
+            return tf.cast(probabilities, tf.float32), tf.cast(features, tf.float32)
+
+        mesh = _load_mesh(Path(mesh_path) if mesh_path else run_dir / MESH_FILE, num_cells,
+                          required=True)
+        return cls(path=run_dir, image_size=image_size, num_cells=num_cells, run_dir=run_dir,
+                   mesh=mesh, forward=forward)
+
+    @classmethod
+    def _load_saved_model(cls, path: Path, mesh_path: str | Path | None) -> "M1Model":
+        loaded = tf.saved_model.load(str(path))
+        if not hasattr(loaded, "serve"):
+            raise errors.ExportError(f"{path}: SavedModel has no 'serve' endpoint; expected an M1 "
+                                     "export of geoloc_tf.m1.export (JPEG bytes -> cells)")
+        outputs = loaded.signatures["serving_default"].structured_outputs
+        if not {"cell_ids", "probabilities"} <= set(outputs):
+            raise errors.ExportError(
+                f"{path}: serving signature returns {sorted(outputs)}; expected cell_ids, "
+                "probabilities, lat, lon (geoloc_tf.m1.export)")
+        export_top_k = int(outputs["cell_ids"].shape[-1])
+        num_cells = _saved_model_num_cells(loaded, path)
+        guess = path.parent.parent / MESH_FILE  # RUN_DIR/export/m1 -> RUN_DIR/mesh/mesh.npz
+        mesh = _load_mesh(Path(mesh_path) if mesh_path else guess, num_cells,
+                          required=mesh_path is not None)
+        return cls(path=path, image_size=_saved_model_image_size(loaded, path),
+                   num_cells=num_cells, run_dir=None, mesh=mesh, saved_model=loaded,
+                   export_top_k=export_top_k)
+
+    # ------------------------------------------------------------------ inference
+    def probabilities_and_features(self, images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities float32 [n, num_cells], features float32 [n, d]) in one forward pass."""
+        if self._forward is None:
+            raise self._no_features_error()
+        probabilities, features = self._forward(tf.constant(images, tf.string, shape=[len(images)]))
+        return probabilities.numpy(), features.numpy()
+
+    def probabilities(self, images: list[bytes]) -> np.ndarray:
+        """float32 [n, num_cells]: M1's softmax over the mesh cells."""
+        if self._forward is not None:
+            return self.probabilities_and_features(images)[0]
+        if self.export_top_k < self.num_cells:
+            raise errors.InferenceError(
+                f"{self.path}: this SavedModel returns only its top {self.export_top_k} of "
+                f"{self.num_cells} cells (geoloc_tf.m1.export), not the full probabilities; use "
+                "the run directory (m1/m1.keras) or re-export with top_k >= the number of cells")
+        ids, probs = self.top_k(images, self.num_cells)
+        out = np.zeros((len(images), self.num_cells), np.float32)
+        np.put_along_axis(out, ids.astype(np.int64), probs, axis=1)
+        return out
+
+    def features(self, images: list[bytes]) -> np.ndarray:
+        """float32 [n, d]: M1's penultimate features (appendix B), run directories only."""
+        return self.probabilities_and_features(images)[1]
+
+    def top_k(self, images: list[bytes], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(cell ids int32 [n, k'], probabilities float32 [n, k']), best first, k' = min(k, what
+        the model can give): every cell for a run directory, the export's top_k for a SavedModel."""
+        if self._forward is not None:
+            top = tf.math.top_k(self.probabilities(images), k=min(int(k), self.num_cells))
+            return top.indices.numpy().astype(np.int32), top.values.numpy()
+        out = self._saved_model.serve(tf.constant(images, tf.string, shape=[len(images)]))
+        kept = min(int(k), self.export_top_k)
+        return (out["cell_ids"].numpy()[:, :kept].astype(np.int32),
+                out["probabilities"].numpy()[:, :kept].astype(np.float32))
+
+    def _no_features_error(self) -> errors.InferenceError:
+        return errors.InferenceError(
+            f"{self.path}: an exported SavedModel has no penultimate features (geoloc_tf.m1.export "
+            "returns cells only); use the run directory (m1/m1.keras)")
+
+
+def _load_mesh(path: Path, num_cells: int, required: bool):
+    import mesh as mesh_lib
+
+    if not path.exists():
+        if required:
+            raise errors.ExportError(f"{path}: no mesh file; expected the run's mesh/mesh.npz "
+                                     f"with {num_cells} cells (label points and cell areas)")
+        return None
+    mesh = mesh_lib.Mesh.load(path)
+    if mesh.num_cells != num_cells:
+        raise errors.ExportError(f"{path}: mesh has {mesh.num_cells} cells but M1 has {num_cells}; "
+                                 "expected the mesh of the run that trained this model")
+    return mesh
+
+
+def _saved_model_num_cells(loaded, path: Path) -> int:
+    """Softmax width of an exported M1: the length of its logits bias."""
+    logits = [v for v in loaded.variables
+              if v.name.split("/")[0] == LOGITS_LAYER and len(v.shape) == 1]
+    if len(logits) != 1:
+        raise errors.ExportError(f"{path}: cannot find M1's logits layer {LOGITS_LAYER!r} among "
+                                 "the SavedModel's variables")
+    return int(logits[0].shape[0])
+
+
+def _saved_model_image_size(loaded, path: Path) -> int:
+    """M1's input side of an exported M1: the size constant of its preprocessing resize."""
+    graph = loaded.signatures["serving_default"].graph.as_graph_def()
+    for function in graph.library.function:
+        consts = {node.name: node for node in function.node_def if node.op == "Const"}
+        for node in function.node_def:
+            if node.op == "ResizeBilinear" and node.input[1].split(":")[0] in consts:
+                size = tf.make_ndarray(consts[node.input[1].split(":")[0]].attr["value"].tensor)
+                return int(size[0])
+    raise errors.ExportError(f"{path}: no preprocessing resize in the serving signature; expected "
+                             "an M1 export of geoloc_tf.m1.export")

@@ -1,0 +1,267 @@
+"""`geoloc predict`: where were these photos taken? A trained model on image files.
+
+    geoloc predict PHOTO.jpg DIR/ ... --model=RUN_DIR [--top_k=5] [--format=table]
+    geoloc predict DIR/ --model=RUN_DIR/export/m1 --format=geojson --out=guesses.geojson
+    geoloc predict PHOTO.jpg --model=RUN_DIR --posted_at=2014-06-01T14:30:00Z --map=guess.png
+
+For each photo: the top-k mesh cells with probability and label point (imagery centroid, §3.1.2),
+and the smallest sets of cells holding 50 % and 90 % of the probability with their area in km2.
+With --posted_at (UTC when no offset is given) and a run that has M2, M2 answers (§3.2: M1's top-10
+cells + posting time); the output names the model. Directories are searched recursively for
+.jpg/.jpeg/.png/.gif/.bmp files and predicted in batches while the next files are read. A file that
+is not a readable image gets one error line naming it on stderr; the others are still predicted,
+and the exit status is 1 when any failed (2 for a usage or model error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import io
+import itertools
+import logging
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Iterable, Iterator, Sequence
+
+from geoloc_tf import errors
+from geoloc_tf.inference.formats import FORMATS, StreamWriter
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp"})
+READ_THREADS = 2
+
+
+def collect_image_paths(paths: Sequence[str]) -> tuple[list[Path], list[str], int]:
+    """(files to predict, error lines for missing paths, files skipped in directories).
+
+    A named file is always tried; in a directory (recursive, sorted), only files with an image
+    suffix are, and hidden files and folders are left out."""
+    files, missing, skipped = [], [], 0
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
+                if found.suffix.lower() in IMAGE_SUFFIXES and not hidden:
+                    files.append(found)
+                else:
+                    skipped += 1
+        elif path.exists():
+            files.append(path)
+        else:
+            missing.append(f"{path}: no such file or directory")
+    return files, missing, skipped
+
+
+def read_ahead(files: Iterable[Path], window: int) -> Iterator[tuple[Path, bytes | None, str]]:
+    """(path, validated image bytes or None, error) in order, reading up to ``window`` files ahead
+    on background threads while the caller runs the model."""
+    from geoloc_tf.inference.m1_model import read_image_bytes
+
+    def read(path: Path) -> tuple[bytes | None, str]:
+        try:
+            return read_image_bytes(path), ""
+        except errors.InferenceError as error:
+            return None, str(error)
+
+    remaining = iter(files)
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        pending = collections.deque((p, pool.submit(read, p))
+                                    for p in itertools.islice(remaining, window))
+        while pending:
+            path, future = pending.popleft()
+            following = next(remaining, None)
+            if following is not None:
+                pending.append((following, pool.submit(read, following)))
+            yield (path, *future.result())
+
+
+class Progress:
+    """A progress line with rate and ETA on stderr: redrawn on a terminal, else every 10 s."""
+
+    def __init__(self, total: int, stream: IO[str], enabled: bool):
+        self.total, self.stream, self.enabled = total, stream, enabled
+        self.tty = enabled and hasattr(stream, "isatty") and stream.isatty()
+        self.started = self.shown = time.monotonic()
+
+    def update(self, done: int, failed: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not final and now - self.shown < (0.5 if self.tty else 10.0)):
+            return
+        self.shown = now
+        rate = done / max(now - self.started, 1e-9)
+        eta = (self.total - done - failed) / max(rate, 1e-9)
+        text = (f"predicted {done}/{self.total} photos, {failed} failed, {rate:.1f} photos/s"
+                + ("" if final else f", ETA {eta:.0f} s"))
+        if self.tty:
+            self.stream.write(f"\r{text}\033[K" + ("\n" if final else ""))
+        elif not final:  # the closing summary line says the rest
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def map_paths(base: Path, files: list[Path]) -> list[Path]:
+    """``base`` for one photo; ``<base stem>-<photo stem>.png`` (made unique) for several."""
+    if len(files) == 1:
+        return [base]
+    used: dict[str, int] = {}
+    out = []
+    for path in files:
+        name = f"{base.stem}-{path.stem}"
+        used[name] = used.get(name, 0) + 1
+        suffix = "" if used[name] == 1 else f"-{used[name]}"
+        out.append(base.with_name(f"{name}{suffix}{base.suffix or '.png'}"))
+    return out
+
+
+def predict_files(predictor, files: list[Path], out: IO[str], fmt: str, top_k: int,
+                  batch_size: int, posted_at: int | None = None, outdoor: float | None = None,
+                  map_path: Path | None = None, progress: Progress | None = None,
+                  err: IO[str] | None = None) -> tuple[int, int]:
+    """Predicts ``files`` in batches, streaming ``fmt`` to ``out``; returns (predicted, failed).
+    Unreadable files get one line each on ``err`` (sys.stderr at call time by default)."""
+    err = sys.stderr if err is None else err
+    writer = StreamWriter(fmt)
+    out.write(writer.header())
+    maps = dict(zip(files, map_paths(map_path, files))) if map_path else {}
+    polygons = None
+    done = failed = 0
+    batch: list[tuple[Path, bytes]] = []
+
+    def flush() -> None:
+        nonlocal done, polygons
+        if not batch:
+            return
+        n = len(batch)
+        answer = predictor.predict([data for _, data in batch], posted_at=[posted_at] * n,
+                                   outdoor=[outdoor] * n, top_k=top_k)
+        for row, (path, _) in enumerate(batch):
+            record = answer.record(row, str(path))
+            out.write(writer.record(record))
+            if maps:
+                polygons = _draw_map(predictor, answer, row, record, maps[path], polygons)
+        out.flush()
+        done += n
+        batch.clear()
+
+    for path, data, error in read_ahead(files, window=2 * batch_size):
+        if data is None:
+            failed += 1
+            err.write(f"error: {error}\n")
+            err.flush()
+        else:
+            batch.append((path, data))
+            if len(batch) == batch_size:
+                flush()
+        if progress is not None:
+            progress.update(done, failed)
+    flush()
+    out.write(writer.footer())
+    if progress is not None:
+        progress.update(done, failed, final=True)
+    return done, failed
+
+
+def _draw_map(predictor, answer, row: int, record: dict, path: Path, polygons):
+    from geoloc_tf.evaluation.plots import cell_polygons
+    from geoloc_tf.inference.map_plot import plot_probability_map
+
+    mesh = predictor.m1.mesh
+    polygons = polygons or cell_polygons(mesh)
+    sets = record["mass_sets"]
+    summary = ", ".join(f"{100 * s['level']:.0f} %: {s['num_cells']} cells, "
+                        f"{s['area_km2']:,.0f} km2" for s in sets if s["num_cells"] is not None)
+    plot_probability_map(mesh, answer.mass.cell_probabilities(row, mesh.num_cells),
+                         record["lat"], record["lon"], path,
+                         title=f"{Path(record['file']).name} (model {record['model']}): top cell "
+                               f"{record['top_k'][0]['probability']:.1%}; {summary}",
+                         mass50_cells=answer.mass.cells(row, 0), polygons=polygons)
+    return polygons
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="geoloc predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", help="image files or directories (recursive)")
+    parser.add_argument("--model", required=True, help="run directory or exported M1 SavedModel")
+    parser.add_argument("--mesh", default=None,
+                        help="the run's mesh (default: RUN_DIR/mesh, also found for "
+                             "RUN_DIR/export/m1)")
+    parser.add_argument("--top_k", type=int, default=5, help="cells listed per photo")
+    parser.add_argument("--posted_at", default=None,
+                        help="ISO 8601 posting time of the photos (UTC if no offset): M2 answers")
+    parser.add_argument("--outdoor", default=None,
+                        help="outdoor probability in [0, 1], for an M2 trained with it")
+    parser.add_argument("--format", default="table", choices=FORMATS)
+    parser.add_argument("--map", default=None, help="PNG of the probability over the mesh cells "
+                                                    "(one per photo: OUT-<photo>.png)")
+    parser.add_argument("--out", default=None, help="write here (atomically) instead of stdout")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                        help="progress line on stderr (auto: when a directory is given)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(name)s] %(message)s")
+    if args.top_k < 1 or args.batch_size < 1:
+        parser.error("--top_k and --batch_size must be >= 1")
+
+    from mesh.atomic import write_atomic
+    from mesh.errors import MeshError
+
+    from geoloc_tf.inference.predictor import Predictor, parse_outdoor, parse_posted_at
+
+    try:
+        posted_at = None if args.posted_at is None else parse_posted_at(args.posted_at)
+        outdoor = None if args.outdoor is None else parse_outdoor(args.outdoor)
+        files, missing, skipped = collect_image_paths(args.paths)
+        predictor = Predictor.load(args.model, args.mesh, with_m2=posted_at is not None)
+    except (errors.GeolocTfError, MeshError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for line in missing:
+        print(f"error: {line}", file=sys.stderr)
+    if not files:
+        print(f"error: no image file in {' '.join(args.paths)}", file=sys.stderr)
+        return 1
+    if posted_at is not None and not predictor.has_m2:
+        print(f"note: {args.model} has no M2 (m2/m2.keras of a run directory): M1 answers and "
+              "--posted_at is not used", file=sys.stderr)
+    if outdoor is not None and not predictor.m2_uses_outdoor:
+        print("note: --outdoor is not used (no M2 trained with the outdoor input)", file=sys.stderr)
+    if skipped:
+        print(f"note: {skipped} file(s) without an image suffix ({', '.join(sorted(IMAGE_SUFFIXES))}"
+              ") or hidden were left out of the directories", file=sys.stderr)
+    show = args.progress == "on" or (args.progress == "auto" and
+                                     any(Path(p).is_dir() for p in args.paths))
+    progress = Progress(len(files), sys.stderr, show)
+    started = time.monotonic()
+
+    def run(out: IO[str]) -> tuple[int, int]:
+        return predict_files(predictor, files, out, args.format, args.top_k, args.batch_size,
+                             posted_at, outdoor, Path(args.map) if args.map else None, progress)
+
+    if args.out:
+        counts: list[tuple[int, int]] = []
+
+        def write(raw) -> None:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            counts.append(run(text))
+            text.flush()
+            text.detach()
+
+        write_atomic(args.out, write)
+        done, failed = counts[0]
+    else:
+        done, failed = run(sys.stdout)
+    failed += len(missing)
+    seconds = time.monotonic() - started
+    if failed or show or args.out:
+        print(f"{done} photos predicted, {failed} failed ({done / max(seconds, 1e-9):.1f} "
+              f"photos/s){f'; written to {args.out}' if args.out else ''}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Photos to locations: M1 on the pixels, the run's M2 when the posting time is known.
+
+M1 (§3.1.2) gives a softmax over the mesh cells. When a photo comes with its posting time and the
+run has a trained M2 (§3.2, Figure 3), M1's top-10 cells and the time features go through M2, whose
+softmax replaces M1's for that photo; the output names the model that answered (``"m1"`` or
+``"m2"``). M2 trained with the outdoor input (``M2Config.extra_inputs``) takes the photo's outdoor
+probability, 0.5 ("can't tell", as in training) when none is given.
+
+Each photo gets its top-k cells with their label points (the imagery centroids, §3.1.2, as in the
+export) and the probability-mass sets of ``geoloc_tf.inference.mass`` with their areas.
+``Predictor`` is shared by `geoloc predict` and `geoloc serve`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from geoloc_tf import errors
+from geoloc_tf.inference.m1_model import M1Model
+from geoloc_tf.inference.mass import DEFAULT_LEVELS, MassSets, mass_sets, \
+    mass_sets_from_probabilities
+
+M2_FILE = Path("m2") / "m2.keras"
+
+
+def parse_posted_at(text: str) -> int:
+    """UTC epoch seconds of an ISO 8601 time ("2014-06-01T14:30:00Z", "+02:00" offsets); a time
+    without an offset is read as UTC (M2's time features are UTC, §3.2)."""
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise errors.InferenceError(
+            f"posted_at={text!r}: not an ISO 8601 time; expected e.g. 2014-06-01T14:30:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return int(moment.timestamp())
+
+
+def format_posted_at(seconds: int) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_outdoor(text: str) -> float:
+    """An outdoor probability in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise errors.InferenceError(f"outdoor={text!r}: expected a probability in [0, 1]")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    """The answer for n photos: which model answered, top-k cells, label points, mass sets."""
+
+    model: np.ndarray  # str [n]: "m1" or "m2"
+    top_ids: np.ndarray  # int [n, k], best first
+    top_probs: np.ndarray  # float [n, k]
+    top_latlon: np.ndarray  # float [n, k, 2] label points of the top cells, degrees
+    mass: MassSets
+    posted_at: list[int | None]
+    cells_known: int  # cells with a known probability (all, or an export's top-k)
+    known_mass: np.ndarray  # float [n]: probability those cells hold (1 for the full softmax)
+
+    def __len__(self) -> int:
+        return len(self.model)
+
+    def record(self, row: int, name: str | None = None, top_k: int | None = None) -> dict[str, Any]:
+        """The JSON-ready answer for photo ``row`` (the ``predict`` / ``serve`` output)."""
+        k = self.top_ids.shape[1] if top_k is None else min(top_k, self.top_ids.shape[1])
+        top = [{"rank": r + 1, "cell": int(self.top_ids[row, r]),
+                "probability": float(self.top_probs[row, r]),
+                "lat": float(self.top_latlon[row, r, 0]), "lon": float(self.top_latlon[row, r, 1])}
+               for r in range(k)]
+        sets = []
+        for i, level in enumerate(self.mass.levels):
+            size = int(self.mass.size[row, i])
+            entry: dict[str, Any] = {"level": level}
+            if size < 0:
+                held = float(self.known_mass[row])
+                entry.update(num_cells=None, probability=None, area_km2=None, cells=None,
+                             note=f"unknown: the model gives only its top {self.cells_known} "
+                                  f"cells, holding {held:.1%} of the probability")
+            else:
+                entry.update(num_cells=size, probability=float(self.mass.mass[row, i]),
+                             area_km2=float(self.mass.area_km2[row, i]),
+                             cells=[int(c) for c in self.mass.cells(row, i)])
+            sets.append(entry)
+        posted = self.posted_at[row]
+        return {"file": name, "model": str(self.model[row]),
+                "posted_at": None if posted is None else format_posted_at(posted),
+                "lat": top[0]["lat"], "lon": top[0]["lon"], "top_k": top, "mass_sets": sets}
+
+
+class Predictor:
+    """M1 (+ the run's M2) and the mesh, ready to answer photos; build with ``Predictor.load``."""
+
+    def __init__(self, m1: M1Model, m2=None):
+        if m1.mesh is None:
+            raise errors.InferenceError(
+                f"{m1.path}: no mesh for this model; pass the run's mesh (--mesh=RUN_DIR/mesh)")
+        self.m1 = m1
+        self.m2 = m2
+        self.cell_areas_km2 = m1.mesh.cell_areas_km2
+        self.m2_top_k = None if m2 is None else int(m2.input["cell_ids"].shape[-1])
+        self.m2_uses_outdoor = m2 is not None and "outdoor" in m2.input
+
+    @classmethod
+    def load(cls, model_path: str | Path, mesh_path: str | Path | None = None,
+             with_m2: bool = True) -> "Predictor":
+        """M1 from a run directory or SavedModel; the run's M2 (``m2/m2.keras``) if asked and
+        present (a SavedModel of M1 answers with M1 alone)."""
+        m1 = M1Model.load(model_path, mesh_path)
+        m2 = None
+        if with_m2 and m1.run_dir is not None and (m1.run_dir / M2_FILE).exists():
+            import keras
+
+            import geoloc_tf.layers  # noqa: F401  (registers M2's custom layers for loading)
+
+            m2 = keras.saving.load_model(m1.run_dir / M2_FILE, compile=False)
+            if int(m2.output_shape[-1]) != m1.num_cells:
+                raise errors.InferenceError(
+                    f"{m1.run_dir / M2_FILE}: M2 has {m2.output_shape[-1]} cells, M1 "
+                    f"{m1.num_cells}; expected both from the same run")
+        return cls(m1, m2)
+
+    @property
+    def has_m2(self) -> bool:
+        return self.m2 is not None
+
+    def predict(self, images: list[bytes], posted_at: Sequence[int | None] | None = None,
+                outdoor: Sequence[float | None] | None = None, top_k: int = 5,
+                levels: tuple[float, ...] = DEFAULT_LEVELS) -> Predictions:
+        """Answers a batch of validated image bytes (``m1_model.read_image_bytes``).
+
+        ``posted_at`` (UTC epoch seconds, None = unknown) and ``outdoor`` are per photo; photos
+        with a time go through M2 when the run has one.
+        """
+        n = len(images)
+        times = list(posted_at) if posted_at is not None else [None] * n
+        model = np.full(n, "m1", dtype=object)
+        full = self.m1.export_top_k is None or self.m1.export_top_k >= self.m1.num_cells
+        if full:  # a run directory, or an export of every cell
+            probabilities = self.m1.probabilities(images)
+            with_time = np.array([t is not None for t in times], bool)
+            if self.m2 is not None and with_time.any():
+                rows = np.flatnonzero(with_time)
+                probabilities[rows] = self._m2_probabilities(
+                    probabilities[rows], [times[r] for r in rows],
+                    None if outdoor is None else [outdoor[r] for r in rows])
+                model[rows] = "m2"
+            mass = mass_sets_from_probabilities(probabilities, self.cell_areas_km2, levels)
+        else:  # an export of the top-k cells only: M2 needs M1's top-10 and the full softmax
+            mass = mass_sets(*self.m1.top_k(images, self.m1.export_top_k), self.cell_areas_km2,
+                             levels)
+        sorted_probs = mass.sorted_probs
+        k = min(int(top_k), mass.order.shape[1])
+        top_ids = mass.order[:, :k]
+        return Predictions(model=model, top_ids=top_ids,
+                           top_probs=sorted_probs[:, :k].astype(np.float32),
+                           top_latlon=self.m1.label_points[top_ids], mass=mass, posted_at=times,
+                           cells_known=mass.order.shape[1],
+                           known_mass=sorted_probs.sum(axis=1, dtype=np.float64))
+
+    def _m2_probabilities(self, m1_probabilities: np.ndarray, times: list[int],
+                          outdoor: list[float | None] | None) -> np.ndarray:
+        from geoloc_tf.m2.data import M2Data
+        from geoloc_tf.m2.pipeline import UNKNOWN_OUTDOOR
+
+        values = np.array([UNKNOWN_OUTDOOR if outdoor is None or o is None else o
+                           for o in (outdoor or [None] * len(times))], np.float32)
+        data = M2Data.from_dense(m1_probabilities, np.array(times, np.int64), outdoor=values,
+                                 k=self.m2_top_k)
+        inputs = data.model_inputs(("outdoor",) if self.m2_uses_outdoor else ())
+        return np.asarray(self.m2.predict_on_batch(inputs), np.float32)

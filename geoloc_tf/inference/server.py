@@ -1,0 +1,405 @@
+"""`geoloc serve`: a small HTTP server answering photos with a trained model.
+
+    geoloc serve --model=RUN_DIR [--host=127.0.0.1] [--port=8080] [--max_body_bytes=16777216]
+
+- ``POST /predict``: the photo as a raw body (``Content-Type: image/jpeg``, ``image/png``, ...,
+  or ``application/octet-stream``; ``?posted_at=ISO8601&outdoor=P&top_k=K`` in the query) or as a
+  ``multipart/form-data`` upload (field ``image``; optional fields ``posted_at``, ``outdoor``,
+  ``top_k``). The answer is the JSON record of `geoloc predict` (``"model"`` says whether M1 or,
+  with a posting time, M2 answered, §3.2).
+- ``GET /healthz``: ``{"status": "ok", ...}`` with the model and the request counts.
+- Errors are JSON ``{"error": ..., "status": ...}``: 413 body over ``--max_body_bytes``, 415 a body
+  that is not an image (or an unknown content type), 400 a malformed upload, time or value, 411 no
+  Content-Length, 404 an unknown path, 405 a wrong method.
+
+Concurrent requests are batched: handler threads (``http.server.ThreadingHTTPServer``) validate
+and queue their photo; one model thread takes up to ``--max_batch`` waiting photos per forward pass,
+waiting at most ``--batch_wait_ms`` for a batch to fill. The server binds to 127.0.0.1 unless told
+otherwise: it has no authentication. Multipart bodies are split by the small parser below (the
+``cgi`` module is gone in Python 3.13); part headers are read by the ``email`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import queue
+import sys
+import threading
+import time
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import HTTP
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+from geoloc_tf import errors
+
+log = logging.getLogger(__name__)
+
+RAW_TYPES = ("application/octet-stream",)  # besides image/*
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 16 * 1024 * 1024  # a 24-megapixel JPEG is about 10 MB
+    max_batch: int = 16  # photos per forward pass
+    batch_wait_ms: float = 5.0  # how long the model thread waits for a batch to fill
+    top_k: int = 5  # default cells per answer; a request may ask for another k
+    request_timeout_s: float = 120.0
+
+
+class HttpError(Exception):
+    """A request answered with an error status and a JSON error body."""
+
+    def __init__(self, status: HTTPStatus, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+# ---------------------------------------------------------------------- batching
+@dataclasses.dataclass
+class _Job:
+    image: bytes
+    posted_at: int | None
+    outdoor: float | None
+    top_k: int
+    name: str | None
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    result: dict[str, Any] | None = None
+    error: BaseException | None = None
+
+
+class Batcher:
+    """One model thread answering queued photos in batches of up to ``max_batch``."""
+
+    def __init__(self, predictor, max_batch: int, wait_s: float):
+        self.predictor, self.max_batch, self.wait_s = predictor, max(1, int(max_batch)), wait_s
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="geoloc-model", daemon=True)
+        self.requests = self.batches = self.largest_batch = 0
+
+    def start(self) -> "Batcher":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def submit(self, job: _Job, timeout_s: float) -> dict[str, Any]:
+        """Queues ``job`` and waits for its answer."""
+        self._queue.put(job)
+        if not job.done.wait(timeout_s):
+            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
+                            f"no answer within {timeout_s:.0f} s; the server is overloaded")
+        if job.error is not None:
+            raise HttpError(HTTPStatus.INTERNAL_SERVER_ERROR, f"prediction failed: {job.error}")
+        return job.result
+
+    def _take_batch(self, first: _Job) -> tuple[list[_Job], bool]:
+        jobs, deadline = [first], time.monotonic() + self.wait_s
+        while len(jobs) < self.max_batch:
+            try:
+                job = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+        return jobs, False
+
+    def _loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs, stopping = self._take_batch(first)
+            try:
+                answer = self.predictor.predict(
+                    [j.image for j in jobs], posted_at=[j.posted_at for j in jobs],
+                    outdoor=[j.outdoor for j in jobs], top_k=max(j.top_k for j in jobs))
+                for row, job in enumerate(jobs):
+                    job.result = answer.record(row, job.name, job.top_k)
+            except Exception as error:  # noqa: BLE001 - answered to each request as a 500
+                log.exception("batch of %d photos failed", len(jobs))
+                for job in jobs:
+                    job.error = error
+            finally:
+                self.requests += len(jobs)
+                self.batches += 1
+                self.largest_batch = max(self.largest_batch, len(jobs))
+                for job in jobs:
+                    job.done.set()
+
+
+# ---------------------------------------------------------------------- request parsing
+def _media_type(header: str | None) -> tuple[str, dict[str, str]]:
+    message = EmailMessage()
+    message["Content-Type"] = header or "application/octet-stream"
+    params = {k: str(v) for k, v in message["Content-Type"].params.items()}
+    return message.get_content_type(), params
+
+
+def parse_multipart(body: bytes, boundary: str) -> dict[str, tuple[bytes, str | None]]:
+    """Fields of a multipart/form-data body (RFC 7578): name -> (content, filename)."""
+    if not boundary:
+        raise HttpError(HTTPStatus.BAD_REQUEST, "multipart/form-data without a boundary")
+    delimiter = b"\r\n--" + boundary.encode("latin-1")
+    pieces = (b"\r\n" + body).split(delimiter)
+    if len(pieces) < 3 or not pieces[-1].startswith(b"--"):
+        raise HttpError(HTTPStatus.BAD_REQUEST,
+                        f"malformed multipart body: no closing --{boundary}-- delimiter")
+    fields: dict[str, tuple[bytes, str | None]] = {}
+    for piece in pieces[1:-1]:  # pieces[0] is the preamble, the last one the epilogue
+        _, _, piece = piece.partition(b"\r\n")  # the rest of the delimiter line
+        head, separator, content = piece.partition(b"\r\n\r\n")
+        if not separator:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "malformed multipart part: no blank line "
+                                                    "after its headers")
+        headers = BytesHeaderParser(policy=HTTP).parsebytes(head + b"\r\n\r\n")
+        disposition = headers.get("Content-Disposition")
+        name = disposition.params.get("name") if disposition is not None else None
+        if name is None:
+            raise HttpError(HTTPStatus.BAD_REQUEST,
+                            "multipart part without Content-Disposition: form-data; name=...")
+        fields[str(name)] = (content, disposition.params.get("filename"))
+    return fields
+
+
+def parse_predict_request(content_type: str | None, query: str, body: bytes,
+                          default_top_k: int) -> _Job:
+    """The photo and options of a POST /predict request (HttpError 400/415 when unusable)."""
+    from geoloc_tf.inference.m1_model import validate_image_bytes
+    from geoloc_tf.inference.predictor import parse_outdoor, parse_posted_at
+
+    media, params = _media_type(content_type)
+    options = {k: v[-1] for k, v in parse_qs(query).items()}
+    name = None
+    if media == "multipart/form-data":
+        fields = parse_multipart(body, params.get("boundary", ""))
+        if "image" not in fields:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "multipart upload without an 'image' field; "
+                            f"got fields {sorted(fields)}")
+        image, name = fields.pop("image")
+        for key, (value, _) in fields.items():
+            options[key] = value.decode("utf-8", "replace")
+    elif media.startswith("image/") or media in RAW_TYPES:
+        image = body
+    else:
+        raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                        f"Content-Type {media}: expected image/jpeg (or another image/*), "
+                        "application/octet-stream or multipart/form-data")
+    if not image:
+        raise HttpError(HTTPStatus.BAD_REQUEST, "empty image; send the photo as the body or "
+                                                "as the multipart field 'image'")
+    try:
+        image = validate_image_bytes(image, name or "request body")
+    except errors.InferenceError as error:
+        raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, str(error)) from None
+    try:
+        posted_at = parse_posted_at(options["posted_at"]) if options.get("posted_at") else None
+        outdoor = parse_outdoor(options["outdoor"]) if options.get("outdoor") else None
+    except errors.InferenceError as error:
+        raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
+    top_k = options.get("top_k", str(default_top_k))
+    if not top_k.isdigit() or not 1 <= int(top_k) <= 1000:
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"top_k={top_k!r}: expected an integer 1..1000")
+    return _Job(image, posted_at, outdoor, int(top_k), name)
+
+
+# ---------------------------------------------------------------------- HTTP
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "geoloc"
+    protocol_version = "HTTP/1.1"
+    server: "GeolocHTTPServer"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        path = urlsplit(self.path).path
+        if path == "/healthz":
+            self._json(HTTPStatus.OK, self.server.health())
+        elif path == "/predict":
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST /predict with a photo")
+        else:
+            self._error(HTTPStatus.NOT_FOUND, f"no such path {path}; try POST /predict or "
+                                              "GET /healthz")
+
+    def do_POST(self) -> None:  # noqa: N802
+        url = urlsplit(self.path)
+        if url.path != "/predict":
+            self._drain_or_close()
+            self._error(HTTPStatus.NOT_FOUND, f"no such path {url.path}; try POST /predict")
+            return
+        try:
+            body = self._read_body()
+            job = parse_predict_request(self.headers.get("Content-Type"), url.query, body,
+                                        self.server.config.top_k)
+            result = self.server.batcher.submit(job, self.server.config.request_timeout_s)
+        except HttpError as error:
+            self._error(error.status, str(error))
+            return
+        self._json(HTTPStatus.OK, result)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise HttpError(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted; send "
+                                                        "Content-Length")
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            raise HttpError(HTTPStatus.LENGTH_REQUIRED, "POST /predict needs a Content-Length")
+        limit = self.server.config.max_body_bytes
+        if int(length) > limit:
+            self._drain_or_close()
+            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                            f"body of {int(length):,} bytes is over the limit of {limit:,} bytes "
+                            "(--max_body_bytes)")
+        return self.rfile.read(int(length))
+
+    def _drain_or_close(self) -> None:
+        """Reads and drops a refused body of a modest size (so the client reads the answer on a
+        kept connection); a larger one closes the connection instead."""
+        length = self.headers.get("Content-Length", "")
+        left = int(length) if length.isdigit() else -1
+        if 0 <= left <= 4 * self.server.config.max_body_bytes:
+            while left > 0:
+                chunk = self.rfile.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        else:
+            self.close_connection = True
+
+    def _json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: HTTPStatus, message: str) -> None:
+        self.server.count_error(status)
+        self._json(status, {"error": message, "status": int(status)})
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's name)
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class GeolocHTTPServer(ThreadingHTTPServer):
+    """A ThreadingHTTPServer holding the predictor's batcher and the configuration."""
+
+    daemon_threads = True
+
+    def __init__(self, predictor, config: ServerConfig):
+        super().__init__((config.host, config.port), _Handler)
+        self.config = config
+        self.predictor = predictor
+        self.batcher = Batcher(predictor, config.max_batch, config.batch_wait_ms / 1000.0)
+        self.errors: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def count_error(self, status: HTTPStatus) -> None:
+        with self._lock:
+            self.errors[int(status)] = self.errors.get(int(status), 0) + 1
+
+    def health(self) -> dict[str, Any]:
+        m1 = self.predictor.m1
+        return {"status": "ok", "model": str(m1.path), "num_cells": m1.num_cells,
+                "m2": self.predictor.has_m2, "answered": self.batcher.requests,
+                "batches": self.batcher.batches, "largest_batch": self.batcher.largest_batch,
+                "errors": {str(k): v for k, v in sorted(self.errors.items())}}
+
+
+def start_server(predictor, config: ServerConfig = ServerConfig()) -> GeolocHTTPServer:
+    """Binds, starts the model thread and serves on a background thread (``config.port=0``
+    picks a free port: see ``.url``). Stop it with ``stop_server``."""
+    server = GeolocHTTPServer(predictor, config)
+    server.batcher.start()
+    threading.Thread(target=server.serve_forever, name="geoloc-http", daemon=True).start()
+    return server
+
+
+def stop_server(server: GeolocHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+    server.batcher.stop()
+
+
+def warm_up(predictor) -> None:
+    """One tiny prediction (and one through M2) so the first request does not pay the tracing."""
+    import numpy as np
+    import tensorflow as tf
+
+    image = tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
+    predictor.predict([image], posted_at=[0 if predictor.has_m2 else None])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    defaults = ServerConfig()
+    parser = argparse.ArgumentParser(prog="geoloc serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="run directory or exported M1 SavedModel")
+    parser.add_argument("--mesh", default=None, help="the run's mesh (default: RUN_DIR/mesh)")
+    parser.add_argument("--host", default=defaults.host,
+                        help="address to bind (default loopback; the server has no auth)")
+    parser.add_argument("--port", type=int, default=defaults.port)
+    parser.add_argument("--max_body_bytes", type=int, default=defaults.max_body_bytes)
+    parser.add_argument("--max_batch", type=int, default=defaults.max_batch,
+                        help="photos per forward pass")
+    parser.add_argument("--batch_wait_ms", type=float, default=defaults.batch_wait_ms,
+                        help="how long a batch waits to fill")
+    parser.add_argument("--top_k", type=int, default=defaults.top_k)
+    parser.add_argument("--no_m2", action="store_true", help="answer with M1 even given a time")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s] %(message)s")
+    from mesh.errors import MeshError
+
+    from geoloc_tf.inference.predictor import Predictor
+
+    try:
+        predictor = Predictor.load(args.model, args.mesh, with_m2=not args.no_m2)
+    except (errors.GeolocTfError, MeshError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    warm_up(predictor)
+    config = ServerConfig(args.host, args.port, args.max_body_bytes, args.max_batch,
+                          args.batch_wait_ms, args.top_k)
+    try:
+        server = GeolocHTTPServer(predictor, config)
+    except OSError as error:
+        print(f"error: cannot listen on {args.host}:{args.port} ({error.strerror})",
+              file=sys.stderr)
+        return 2
+    server.batcher.start()
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: reachable from other machines, with no authentication",
+                    args.host)
+    log.info("serving %s on %s (POST /predict, GET /healthz); M2 %s; Ctrl-C stops", args.model,
+             server.url, "on" if predictor.has_m2 else "absent")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        log.info("stopping")
+    finally:
+        server.server_close()
+        server.batcher.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

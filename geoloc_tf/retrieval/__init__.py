@@ -1,0 +1,8 @@
+"""Query by example and kNN geolocation with M1's penultimate features (paper appendix B).
+
+- ``feature_index``: the on-disk index (features.npy memory map, photos.parquet, index.json),
+  built from a run's TFRecords by M1 (``geoloc index``), resumable by record shard.
+- ``search``: exact L2 nearest neighbours by blocked float32 matrix products, bounded memory.
+- ``knn``: kNN geolocation (Vo et al. 2017), the "M1 kNN" row of the evaluation.
+- ``sheet``: the Figure 4 query sheet; ``index_cli`` / ``search_cli``: ``geoloc index`` / ``search``.
+"""

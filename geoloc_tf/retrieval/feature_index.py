@@ -1,0 +1,286 @@
+"""An on-disk index of M1's penultimate features for query by example (paper appendix B).
+
+Appendix B retrieves the photos whose M1 features are nearest to a query's (Figure 4). An index
+is a directory:
+
+| file | content |
+|---|---|
+| ``features.npy`` | float32 [n, d] features (d = 1536 at full width), opened as a memory map |
+| ``sq_norms.npy`` | float32 [n] squared L2 norms, so a search never recomputes them |
+| ``photos.parquet`` | ``photo_id``, ``lat``, ``lon`` per row; with ``record``, ``offset`` when built from a run |
+| ``index.json`` | format version, n, d, model, split, data root, record files (relative to it) |
+
+``features.npy`` is opened with ``np.load(mmap_mode="r")``: a 1 M x 1536 index (5.7 GiB) is paged
+in by the search block by block and never copied into memory twice.
+
+**Images for the query sheet.** A row built from a run keeps where its photo's record lies
+(``record``: position in ``index.json``'s ``record_files``, ``offset``: its place in that
+TFRecord file), not a thumbnail: the sheet needs only k images, which are read from the
+TFRecords already on disk, while thumbnails of 1 M photos would add gigabytes to the index.
+
+An index is written into a temporary directory and renamed into place (``saving.replace_dir``): a
+reader never sees half an index. ``build_index`` runs M1 over one split of the run's TFRecords one
+record shard at a time (``geoloc_tf.m1.predict.predict_parts``, the prediction stage's own code and
+input pipeline); finished shards are kept in ``.<name>.build/``, so a killed build redoes only
+the unfinished ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from geoloc_tf.errors import RetrievalError
+from geoloc_tf.retrieval.search import DEFAULT_BLOCK_ROWS, nearest, squared_norms
+from geoloc_tf.saving import replace_dir
+from mesh.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+INDEX_VERSION = 1
+FEATURES_FILE = "features.npy"
+NORMS_FILE = "sq_norms.npy"
+PHOTOS_FILE = "photos.parquet"
+META_FILE = "index.json"
+BUILD_FILE = "build.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureIndex:
+    """An opened index: ``features`` and ``sq_norms`` are read-only memory maps."""
+
+    root: Path
+    meta: dict
+    features: np.ndarray  # [n, d] float32
+    sq_norms: np.ndarray  # [n] float32
+    photos: pd.DataFrame  # photo_id, lat, lon [, record, offset], one row per feature row
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.features.shape[1])
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``search.nearest`` over this index: (rows [q, k], L2 distances [q, k]), nearest first."""
+        queries = np.asarray(queries, np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise RetrievalError(f"{self.root}: queries of shape {queries.shape}; expected "
+                                 f"[q, {self.dim}] features of the model that built the index")
+        return nearest(self.features, queries, k, index_sq_norms=self.sq_norms)
+
+    def record_paths(self) -> list[Path]:
+        """The TFRecord files that ``photos.record`` points into (empty for an index written
+        from arrays)."""
+        root = Path(self.meta.get("data_root", ""))
+        return [root / name for name in self.meta.get("record_files", [])]
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "FeatureIndex":
+        """Opens an index written by ``write`` or ``build_index``; checks its files agree."""
+        root = Path(path)
+        meta_path = root / META_FILE
+        if not meta_path.is_file():
+            raise RetrievalError(f"{root}: no {META_FILE}; expected an index written by "
+                                 "`geoloc index` (FeatureIndex.write)")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format_version") != INDEX_VERSION:
+            raise RetrievalError(f"{meta_path}: format_version {meta.get('format_version')!r}; "
+                                 f"this geoloc reads {INDEX_VERSION}")
+        features = np.load(root / FEATURES_FILE, mmap_mode="r")
+        sq_norms = np.load(root / NORMS_FILE, mmap_mode="r")
+        photos = pd.read_parquet(root / PHOTOS_FILE)
+        n, d = int(meta["count"]), int(meta["dim"])
+        if features.shape != (n, d) or features.dtype != np.float32 or sq_norms.shape != (n,) \
+                or len(photos) != n:
+            raise RetrievalError(
+                f"{root}: {FEATURES_FILE} {features.shape} {features.dtype}, {NORMS_FILE} "
+                f"{sq_norms.shape}, {PHOTOS_FILE} {len(photos)} rows; expected [{n}, {d}] float32, "
+                f"[{n}] and {n} rows as {META_FILE} says")
+        return cls(root, meta, features, sq_norms, photos)
+
+    @staticmethod
+    def write(path: str | os.PathLike, features: np.ndarray, photo_ids, lat, lon, *,
+              records: pd.DataFrame | None = None, meta: dict | None = None) -> "FeatureIndex":
+        """Writes an index of in-memory (or memory-mapped) ``features`` [n, d] atomically.
+
+        ``records``: optional ``record``/``offset`` columns (where each photo's TFRecord lies);
+        ``meta``: extra ``index.json`` entries (model, split, data root, record files).
+        """
+        features = np.asarray(features, np.float32)
+        if features.ndim != 2:
+            raise RetrievalError(f"{path}: features of shape {features.shape}; expected [n, d]")
+        photos = _photos_table(photo_ids, lat, lon, records, len(features), path)
+        final = Path(path)
+        tmp = _temp_dir(final)
+        try:
+            _save_npy(tmp / FEATURES_FILE, features)
+            _save_npy(tmp / NORMS_FILE, squared_norms(features))
+            _finish(tmp, final, photos, features.shape, meta or {})
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        return FeatureIndex.open(final)
+
+
+def _photos_table(photo_ids, lat, lon, records: pd.DataFrame | None, n: int, where) -> pd.DataFrame:
+    photos = pd.DataFrame({"photo_id": np.asarray(photo_ids).astype(str),
+                           "lat": np.asarray(lat, np.float64), "lon": np.asarray(lon, np.float64)})
+    if records is not None:
+        photos["record"] = np.asarray(records["record"], np.int32)
+        photos["offset"] = np.asarray(records["offset"], np.int64)
+    if len(photos) != n:
+        raise RetrievalError(f"{where}: {len(photos)} photo ids/locations for {n} feature rows; "
+                             "expected one per row")
+    return photos
+
+
+def _temp_dir(final: Path) -> Path:
+    """An empty directory beside ``final`` (same file system: renamed into place at the end)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the index the usual permissions
+    return tmp
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
+def _finish(tmp: Path, final: Path, photos: pd.DataFrame, shape: tuple[int, int], meta: dict
+            ) -> None:
+    """Writes the photo table and index.json into ``tmp``, then swaps ``tmp`` into ``final``."""
+    photos.to_parquet(tmp / PHOTOS_FILE, index=False)
+    info = {"format_version": INDEX_VERSION, "count": int(shape[0]), "dim": int(shape[1]),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
+    (tmp / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    replace_dir(str(tmp), str(final))
+
+
+def read_features(path: str | os.PathLike, column: str = "features") -> np.ndarray:
+    """float32 [n, d] from a Parquet list column (a prediction table's ``features``), without a
+    Python loop over rows; every row must hold d values."""
+    try:
+        table = pq.read_table(path, columns=[column])
+    except (OSError, KeyError, pa.ArrowInvalid) as error:
+        raise RetrievalError(f"{path}: no readable {column!r} column ({error}); expected M1 "
+                             "prediction tables written with --predict_store_features") from None
+    array = table.column(column).combine_chunks()
+    n = len(array)
+    if n == 0:
+        return np.zeros((0, 0), np.float32)
+    if array.null_count:
+        raise RetrievalError(f"{path}: {array.null_count} rows without {column!r}; expected "
+                             "features for every photo")
+    offsets = np.asarray(array.offsets.to_numpy(zero_copy_only=False), np.int64)
+    lengths = np.diff(offsets)
+    if (lengths != lengths[0]).any() or lengths[0] == 0:
+        raise RetrievalError(f"{path}: {column!r} rows hold {lengths.min()}..{lengths.max()} "
+                             "values; expected the same feature width in every row")
+    values = array.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
+    return np.asarray(values, np.float32).reshape(n, int(lengths[0]))
+
+
+def default_index_dir(run_dir: str | os.PathLike, split: str) -> Path:
+    """Where ``geoloc index`` puts a run's index of ``split``: ``RUN_DIR/index/<split>``."""
+    return Path(run_dir) / "index" / split
+
+
+def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
+                out_dir: str | os.PathLike | None = None, batch_size: int = 128) -> FeatureIndex:
+    """Runs the run's M1 over ``split`` of its TFRecords and writes the index (see module doc).
+
+    Resumable: parts of finished record shards stay in ``.<out name>.build/`` next to the index
+    until the index is whole; a rerun with the same run, model and split keeps them.
+    """
+    import keras
+    import tensorflow as tf
+
+    from data_pipelines.dataset import load
+    from geoloc_tf.m1.predict import PredictConfig, predict_parts, prediction_model
+
+    run_dir = Path(run_dir).resolve()
+    model_path = run_dir / "m1" / "m1.keras"
+    if not model_path.is_file():
+        raise RetrievalError(f"--model={run_dir}: no {model_path}; expected a run directory whose "
+                             "m1 stage has finished")
+    data = load(str(run_dir / "data"))
+    final = Path(out_dir) if out_dir is not None else default_index_dir(run_dir, split)
+    record_files = data.shard_paths(split)
+    model = keras.saving.load_model(model_path, compile=False)
+    build = {"model": str(model_path), "model_mtime_ns": model_path.stat().st_mtime_ns,
+             "split": split, "data_root": str(Path(data.root).resolve()),
+             "record_files": [os.path.relpath(f, data.root) for f in record_files],
+             "image_size": int(model.input_shape[1])}
+    work = final.parent / f".{final.name}.build"
+    _check_build(work, build)
+    net = prediction_model(model, store_features=True)
+    infer = tf.function(lambda images: net(images, training=False))
+    config = PredictConfig(top_k=1, store_features=True, image_size=build["image_size"],
+                           batch_size=batch_size)
+    started = time.monotonic()
+    parts = predict_parts(infer, data, split, work / "parts", config)
+    log.info("index %s: M1 features of %d record shards in %.0f s", split, len(parts),
+             time.monotonic() - started)
+    _assemble(parts, work, final, build)
+    shutil.rmtree(work)
+    return FeatureIndex.open(final)
+
+
+def _check_build(work: Path, build: dict) -> None:
+    """Keeps the finished parts of an earlier build only if it used the same model and split."""
+    path = work / BUILD_FILE
+    if path.is_file() and json.loads(path.read_text()) != build:
+        log.warning("%s: an unfinished build of another model or split; starting again", work)
+        shutil.rmtree(work)
+    if not path.is_file():
+        work.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(build, indent=2, sort_keys=True) + "\n")
+
+
+def _assemble(parts: list[Path], work: Path, final: Path, build: dict) -> None:
+    """Joins the per-shard parts into one index directory, one part in memory at a time."""
+    counts = [pq.ParquetFile(part).metadata.num_rows for part in parts]
+    n = int(sum(counts))
+    first = next((p for p, c in zip(parts, counts) if c), None)
+    d = read_features(first).shape[1] if first is not None else 0
+    tmp = _temp_dir(final)
+    try:
+        features = np.lib.format.open_memmap(tmp / FEATURES_FILE, mode="w+", dtype=np.float32,
+                                             shape=(n, d))
+        frames, row = [], 0
+        for record, (part, count) in enumerate(zip(parts, counts)):
+            features[row:row + count] = read_features(part) if count else 0
+            frame = pd.read_parquet(part, columns=["photo_id", "lat", "lon"])
+            frame["record"] = np.int32(record)
+            frame["offset"] = np.arange(count, dtype=np.int64)  # record order within the shard
+            frames.append(frame)
+            row += count
+        features.flush()
+        norms = squared_norms(features, DEFAULT_BLOCK_ROWS)
+        del features
+        _save_npy(tmp / NORMS_FILE, norms)
+        photos = pd.concat(frames, ignore_index=True) if frames else \
+            pd.DataFrame({"photo_id": [], "lat": [], "lon": [], "record": [], "offset": []})
+        photos = _photos_table(photos["photo_id"], photos["lat"], photos["lon"], photos, n, work)
+        meta = {k: build[k] for k in ("model", "split", "data_root", "record_files", "image_size")}
+        _finish(tmp, final, photos, (n, d), meta)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    log.info("index %s: %d photos x %d features -> %s", build["split"], n, d, final)

@@ -1,0 +1,85 @@
+"""The query sheet of query by example: the query and its nearest photos (paper Figure 4).
+
+Figure 4 shows a query image and the six photos nearest to it in M1's feature space with their
+L2 distances below them. The sheet adds what a reader of a geolocation result wants next to each
+neighbour: its location and, when the query's true location is known, the great-circle distance
+between the two (``mesh.geodesy.great_circle_km``).
+
+Neighbour images come from the TFRecords the index points into (``FeatureIndex.record_paths``,
+``photos.record`` / ``photos.offset``); a neighbour whose record cannot be found (an index written
+from arrays, or moved records) gets an empty tile that says so.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geoloc_tf.retrieval.feature_index import FeatureIndex
+from mesh.atomic import write_atomic
+
+
+def record_images(index: FeatureIndex, rows: np.ndarray) -> list[bytes | None]:
+    """The stored JPEG of each index row in ``rows`` (None where the index has no record of it)."""
+    import tensorflow as tf
+
+    from data_pipelines import records
+
+    paths = index.record_paths()
+    if "record" not in index.photos.columns or not paths:
+        return [None] * len(rows)
+    spec = {"image": records.feature_spec(tf)["image"]}
+    out: list[bytes | None] = []
+    for row in np.asarray(rows, np.int64):
+        path = paths[int(index.photos["record"].iat[row])]
+        if not path.is_file():
+            out.append(None)
+            continue
+        offset = int(index.photos["offset"].iat[row])
+        record = next(iter(tf.data.TFRecordDataset(str(path)).skip(offset).take(1)), None)
+        out.append(None if record is None else
+                   tf.io.parse_single_example(record, spec)["image"].numpy())
+    return out
+
+
+def draw_query_sheet(query_image: bytes, neighbours: pd.DataFrame, images: list[bytes | None],
+                     out: str | os.PathLike, title: str = "") -> Path:
+    """Writes the sheet PNG atomically: the query, then one tile per row of ``neighbours``
+    (columns rank, photo_id, distance, lat, lon and km_from_query, NaN when unknown)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tiles = 1 + len(neighbours)
+    figure, axes = plt.subplots(1, tiles, figsize=(1.9 * tiles, 3.0), squeeze=False)
+    _tile(axes[0, 0], query_image, "query", color="tab:blue")
+    for ax, (_, n), data in zip(axes[0, 1:], neighbours.iterrows(), images):
+        text = f"#{n['rank']}  L2 {n['distance']:.3f}\n{n['lat']:.2f}, {n['lon']:.2f}"
+        if np.isfinite(n["km_from_query"]):
+            text += f"\n{n['km_from_query']:,.0f} km away"
+        _tile(ax, data, text)
+    figure.suptitle(title or "Query by example: nearest photos by L2 distance of M1 features "
+                    "(appendix B, Figure 4)", fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    write_atomic(out, lambda f: f.write(buffer.getvalue()))
+    return Path(out)
+
+
+def _tile(ax, data: bytes | None, text: str, color: str = "black") -> None:
+    from PIL import Image
+
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if data is None:
+        ax.text(0.5, 0.5, "image not\navailable", ha="center", va="center", fontsize=7)
+    else:
+        ax.imshow(Image.open(io.BytesIO(data)).convert("RGB"))
+    ax.set_xlabel(text, fontsize=7, color=color)

@@ -1,0 +1,73 @@
+"""--evaluate_knn_k: the evaluate stage adds the "M1 kNN" row from the stored M1 features."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.config import EvaluateSection, PredictSection, RunConfig
+from experiments.errors import ConfigError
+from experiments.run import check_sources
+
+PARIS, SYDNEY = (48.85, 2.35), (-33.87, 151.21)
+
+
+def test_knn_without_stored_features_is_refused_before_any_work():
+    with pytest.raises(ConfigError, match="--predict_store_features"):
+        check_sources(RunConfig(evaluate=EvaluateSection(knn_k=5)), ["mesh"])
+    check_sources(RunConfig(evaluate=EvaluateSection(knn_k=5),
+                            predict=PredictSection(store_features=True)), ["mesh"])
+
+
+def fake_m1_table(mesh, lat, lon, features, prefix):
+    from geoloc_tf import prediction_tables
+
+    n = len(lat)
+    meta = pd.DataFrame({"photo_id": [f"{prefix}{i}" for i in range(n)],
+                         "user_hash": [f"u{i % 3}" for i in range(n)],
+                         "posted_at": np.arange(n, dtype=np.int64) * 3600, "lat": lat, "lon": lon,
+                         "outdoor_prob": np.full(n, 0.9, np.float32)})
+    cells = np.maximum(mesh.locate(lat, lon), 0)
+    frame = prediction_tables.table_from_top_k(meta, cells[:, None], np.ones((n, 1)))
+    frame["features"] = list(np.asarray(features, np.float32))
+    return frame
+
+
+def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path):
+    from experiments.stages.model_stages import run_evaluate
+    from geoloc_tf import prediction_tables
+    from mesh import build_mesh
+
+    rng = np.random.default_rng(0)
+    mesh = build_mesh(rng.uniform(-60, 60, 3000), rng.uniform(-170, 170, 3000),
+                      refinement_limit=300, min_examples=20, init_grid=6)
+    mesh.save(tmp_path / "mesh" / "mesh.npz")
+    # Training photos: features (1, 0) in Paris, (0, 1) in Sydney; validation photos: one of each
+    # kind, so kNN puts them exactly in Paris and Sydney.
+    train_lat = np.array([PARIS[0]] * 4 + [SYDNEY[0]] * 4)
+    train_lon = np.array([PARIS[1]] * 4 + [SYDNEY[1]] * 4)
+    train_features = np.repeat([[1.0, 0.0], [0.0, 1.0]], 4, axis=0)
+    predictions = tmp_path / "predictions"
+    prediction_tables.write_table(fake_m1_table(mesh, train_lat, train_lon, train_features, "t"),
+                                  prediction_tables.table_path(predictions, "m1", "m1_train"))
+    prediction_tables.write_table(
+        fake_m1_table(mesh, np.array([48.0, -34.0]), np.array([2.0, 151.0]),
+                      [[0.9, 0.1], [0.2, 0.8]], "v"),
+        prediction_tables.table_path(predictions, "m1", "m23_val"))
+
+    config = RunConfig(predict=PredictSection(store_features=True),
+                       evaluate=EvaluateSection(knn_k=3, knn_bandwidth_km=50.0))
+    run_evaluate(config, tmp_path)
+    knn = pd.read_parquet(prediction_tables.table_path(predictions, "m1_knn", "m23_val"))
+    assert list(zip(knn["pred_lat"], knn["pred_lon"])) == [PARIS, SYDNEY]
+    table6 = pd.read_csv(tmp_path / "eval" / "table6.csv")
+    knn_row = table6[table6["Model"].str.endswith("M1 kNN") & ~table6["Outdoor Only"]]
+    assert knn_row["Photos"].tolist() == [2]
+    assert "M1 kNN" in (tmp_path / "eval" / "report.md").read_text()
+
+    run_evaluate(dataclasses.replace(config, evaluate=EvaluateSection(knn_k=0)), tmp_path)
+    assert not prediction_tables.table_path(predictions, "m1_knn", "m23_val").exists()
+    assert "M1 kNN" not in (tmp_path / "eval" / "report.md").read_text()

@@ -1,0 +1,235 @@
+"""`geoloc predict` on real files with a tiny real run directory whose probabilities are set by
+hand: M1's classifier has a zero kernel and a bias of log(p), so every photo gets the softmax p
+below whatever its pixels, and the top cells, mass sets and areas can be checked by hand."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from geoloc_tf import errors
+from tests.geoloc_tf.test_m1_export import TINY, jpeg
+
+# M1's softmax for every photo: cell 3 holds 40 %, cell 7 30 %, cell 1 15 %, cell 9 10 %, the
+# remaining 5 % spread evenly. 50 % set: {3, 7} (70 %); 90 % set: {3, 7, 1, 9} (95 %).
+M1_TOP = {3: 0.40, 7: 0.30, 1: 0.15, 9: 0.10}
+# The run's M2 ignores its inputs and answers cell 5 with 60 %, cell 2 with 20 %.
+M2_TOP = {5: 0.60, 2: 0.20}
+EXPORT_TOP_K = 3  # the SavedModel returns 3 cells: 85 % of the mass, so its 90 % set is unknown
+
+
+def distribution(num_cells: int, top: dict[int, float]) -> np.ndarray:
+    p = np.full(num_cells, (1.0 - sum(top.values())) / (num_cells - len(top)))
+    for cell, value in top.items():
+        p[cell] = value
+    return p
+
+
+def set_output(layer: keras.layers.Dense, p: np.ndarray) -> None:
+    kernel, _ = layer.get_weights()
+    layer.set_weights([np.zeros_like(kernel), np.log(p).astype(np.float32)])
+
+
+def build_tiny_run(root: Path, export: bool = True) -> Path:
+    """RUN_DIR with mesh/mesh.npz, m1/m1.keras, m2/m2.keras and export/m1 (top 3 cells)."""
+    from geoloc_tf.m1.export import export_m1
+    from geoloc_tf.m1.inception_v4 import build_inception_v4
+    from geoloc_tf.m2.config import M2Config
+    from geoloc_tf.m2.model import build_m2
+    from mesh import build_mesh
+
+    rng = np.random.default_rng(5)
+    mesh = build_mesh(rng.uniform(-60, 60, 2000), rng.uniform(-170, 170, 2000),
+                      refinement_limit=300, min_examples=20, init_grid=6)
+    mesh.save(root / "mesh" / "mesh.npz")
+    m1 = build_inception_v4(dataclasses.replace(TINY, num_cells=mesh.num_cells, num_blocks_b=0,
+                                                num_blocks_c=0))
+    set_output(m1.get_layer("Logits.Logits"), distribution(mesh.num_cells, M1_TOP))
+    (root / "m1").mkdir()
+    m1.save(root / "m1" / "m1.keras")
+    m2 = build_m2(mesh.num_cells, M2Config(hidden_units=8))
+    set_output(m2.get_layer("m2_output"), distribution(mesh.num_cells, M2_TOP))
+    (root / "m2").mkdir()
+    m2.save(root / "m2" / "m2.keras")
+    if export:
+        export_m1(m1, mesh.imagery_centroids, str(root / "export" / "m1"), top_k=EXPORT_TOP_K)
+    return root
+
+
+def png(height: int, width: int, seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return tf.io.encode_png(pixels).numpy()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    return build_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> dict[str, Path]:
+    """One JPEG, one PNG, and a folder: 2 JPEGs (one in a subfolder), a corrupt .jpg, a note."""
+    root = tmp_path_factory.mktemp("photos")
+    (root / "one.jpg").write_bytes(jpeg(90, 120, 0))
+    (root / "two.png").write_bytes(png(60, 80, 1))
+    folder = root / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(jpeg(75, 75, 2))
+    (folder / "sub" / "b.JPEG").write_bytes(jpeg(100, 50, 3))
+    (folder / "broken.jpg").write_bytes(np.random.default_rng(4).bytes(2000))
+    (folder / "notes.txt").write_text("not a photo\n")
+    return {"jpg": root / "one.jpg", "png": root / "two.png", "folder": folder}
+
+
+def test_mass_sets_by_hand():
+    from geoloc_tf.inference.mass import mass_sets, mass_sets_from_probabilities
+
+    probs = np.array([[0.1, 0.6, 0.2, 0.1], [0.25, 0.25, 0.25, 0.25]])
+    areas = np.array([1.0, 10.0, 100.0, 1000.0])
+    sets = mass_sets_from_probabilities(probs, areas)
+    # photo 0: 0.6 (cell 1) reaches 50 %; 0.6 + 0.2 + 0.1 (cells 1, 2, then 0 by lower id) 90 %
+    np.testing.assert_array_equal(sets.size, [[1, 3], [2, 4]])
+    np.testing.assert_allclose(sets.mass, [[0.6, 0.9], [0.5, 1.0]])
+    np.testing.assert_allclose(sets.area_km2, [[10.0, 111.0], [11.0, 1111.0]])
+    assert sets.cells(0, 1).tolist() == [1, 2, 0]
+    # only the top 2 cells known (0.6 + 0.2 = 0.8): the 90 % set is unknown, not guessed
+    top = mass_sets(np.array([[1, 2]]), np.array([[0.6, 0.2]]), areas)
+    np.testing.assert_array_equal(top.size, [[1, -1]])
+    assert np.isnan(top.area_km2[0, 1]) and top.area_km2[0, 0] == 10.0
+
+
+def test_m1_model_from_run_and_saved_model(run, photos):
+    from geoloc_tf.inference.m1_model import M1Model, read_image_bytes
+
+    images = [read_image_bytes(photos["jpg"]), read_image_bytes(photos["png"])]
+    model = M1Model.load(run)
+    assert (model.image_size, model.run_dir) == (75, run)
+    p = distribution(model.num_cells, M1_TOP)
+    probabilities, features = model.probabilities_and_features(images)
+    np.testing.assert_allclose(probabilities, np.stack([p, p]), atol=1e-6)
+    assert features.shape == (2, model.features(images).shape[1]) and features.dtype == np.float32
+    exported = M1Model.load(run / "export" / "m1")  # the run's mesh is found from export/m1
+    assert (exported.image_size, exported.num_cells, exported.run_dir) == (75, model.num_cells,
+                                                                            None)
+    ids, top = exported.top_k(images, 10)
+    assert ids.tolist() == [[3, 7, 1]] * 2 and np.allclose(top, [[0.4, 0.3, 0.15]] * 2, atol=1e-6)
+    with pytest.raises(errors.InferenceError, match="top 3 of"):
+        exported.probabilities(images)
+    with pytest.raises(errors.InferenceError, match="no penultimate features"):
+        exported.features(images)
+    with pytest.raises(errors.ExportError, match="neither a run directory"):
+        M1Model.load(run / "mesh")
+
+
+def test_read_image_bytes_names_bad_files_and_reencodes_bmp(tmp_path):
+    from PIL import Image
+
+    from geoloc_tf.inference.m1_model import read_image_bytes
+
+    Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(tmp_path / "grey.bmp")
+    data = read_image_bytes(tmp_path / "grey.bmp")
+    assert data[:4] == b"\x89PNG"  # the preprocessing's decoder reads PNG, not BMP
+    np.testing.assert_array_equal(tf.io.decode_png(data).numpy(), 200)
+    (tmp_path / "cut.jpg").write_bytes(jpeg(64, 64, 0)[:300])  # truncated JPEG
+    (tmp_path / "empty.png").write_bytes(b"")
+    for name in ("cut.jpg", "empty.png", "missing.jpg"):
+        with pytest.raises(errors.InferenceError, match=name):
+            read_image_bytes(tmp_path / name)
+
+
+def test_predict_files_and_a_folder_with_a_corrupt_file(run, photos, capsys):
+    from geoloc_tf.inference.predict_cli import main
+    from mesh import Mesh
+
+    code = main([str(photos["jpg"]), str(photos["png"]), str(photos["folder"]), f"--model={run}",
+                 "--format=json", "--top_k=3", "--batch_size=2"])
+    captured = capsys.readouterr()
+    assert code == 1  # one file failed
+    errors_lines = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors_lines) == 1 and "broken.jpg" in errors_lines[0]
+    records = json.loads(captured.out)
+    assert [Path(r["file"]).name for r in records] == ["one.jpg", "two.png", "a.jpg", "b.JPEG"]
+    mesh = Mesh.load(run / "mesh")
+    areas = mesh.cell_areas_km2
+    for record in records:
+        assert record["model"] == "m1" and record["posted_at"] is None
+        assert [t["cell"] for t in record["top_k"]] == [3, 7, 1]
+        np.testing.assert_allclose([t["probability"] for t in record["top_k"]], [0.4, 0.3, 0.15],
+                                   atol=1e-5)
+        assert (record["lat"], record["lon"]) == tuple(mesh.imagery_centroids[3])
+        half, most = record["mass_sets"]
+        assert (half["level"], half["cells"], most["cells"]) == (0.5, [3, 7], [3, 7, 1, 9])
+        assert half["probability"] >= 0.5 and most["probability"] >= 0.9
+        assert half["probability"] - 0.3 < 0.5  # minimal: without its least cell it is short
+        np.testing.assert_allclose(half["area_km2"], areas[3] + areas[7])
+        np.testing.assert_allclose(most["area_km2"], areas[[3, 7, 1, 9]].sum())
+
+
+def test_geojson_csv_and_table_outputs(run, photos, capsys):
+    from geoloc_tf.inference.predict_cli import main
+    from mesh import Mesh
+
+    centroid = Mesh.load(run / "mesh").imagery_centroids[3]
+    assert main([str(photos["jpg"]), f"--model={run}", "--format=geojson"]) == 0
+    collection = json.loads(capsys.readouterr().out)
+    assert collection["type"] == "FeatureCollection" and len(collection["features"]) == 1
+    feature = collection["features"][0]
+    assert feature["geometry"] == {"type": "Point", "coordinates": [centroid[1], centroid[0]]}
+    assert feature["properties"]["mass_sets"][0]["num_cells"] == 2
+
+    assert main([str(photos["jpg"]), str(photos["png"]), f"--model={run}", "--format=csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [Path(r["file"]).name for r in rows] == ["one.jpg", "two.png"]
+    assert (rows[0]["top_cells"].split()[:2], rows[0]["mass50_cells"],
+            rows[0]["mass90_cells"]) == (["3", "7"], "2", "4")
+
+    assert main([str(photos["jpg"]), f"--model={run}"]) == 0  # table, the default
+    text = capsys.readouterr().out
+    assert "(model m1)" in text and "50 % of the probability: 2 cells (70.0 %)" in text
+
+
+def test_posting_time_uses_the_runs_m2(run, photos, capsys):
+    from geoloc_tf.inference.predict_cli import main
+
+    assert main([str(photos["jpg"]), f"--model={run}", "--format=json",
+                 "--posted_at=2014-06-01T14:30:00+02:00"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["model"] == "m2" and record["posted_at"] == "2014-06-01T12:30:00Z"
+    assert [t["cell"] for t in record["top_k"][:2]] == [5, 2]
+    assert record["mass_sets"][0]["cells"] == [5]  # 60 % in one cell
+    assert main([str(photos["jpg"]), f"--model={run}", "--posted_at=June"]) == 2
+    assert "not an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_saved_model_answers_with_its_top_cells_and_says_what_is_unknown(run, photos, capsys):
+    from geoloc_tf.inference.predict_cli import main
+
+    assert main([str(photos["png"]), f"--model={run / 'export' / 'm1'}", "--format=json",
+                 "--posted_at=2014-06-01T12:00:00Z"]) == 0
+    captured = capsys.readouterr()
+    assert "has no M2" in captured.err  # the SavedModel of M1 alone: M1 answers
+    (record,) = json.loads(captured.out)
+    assert record["model"] == "m1" and [t["cell"] for t in record["top_k"]] == [3, 7, 1]
+    half, most = record["mass_sets"]
+    assert half["cells"] == [3, 7]
+    assert most["num_cells"] is None and "85.0%" in most["note"]
+
+
+def test_map_png(run, photos, tmp_path, capsys):
+    from geoloc_tf.inference.predict_cli import main
+
+    out = tmp_path / "maps" / "guess.png"
+    assert main([str(photos["jpg"]), f"--model={run}", f"--map={out}", "--format=csv",
+                 f"--out={tmp_path / 'guess.csv'}"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["guess.png"]
+    assert (tmp_path / "guess.csv").read_text().count("\n") == 2  # header + one photo
+    assert "written to" in capsys.readouterr().err
