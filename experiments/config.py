@@ -182,6 +182,12 @@ class M1Section:
     dropout_keep: float = param(
         0.8, "Keep probability of the dropout before the softmax (Inception-v4: 0.8).", minimum=0.0,
         maximum=1.0, min_exclusive=True)
+    batch_norm_decay: float = param(
+        0.9997, "Decay of batch normalization's moving mean and variance, which inference uses "
+        "(TF-slim's Inception-v4: 0.9997, made for ~10^6 steps). They forget their start (mean 0, "
+        "variance 1) only after ~1/(1-decay) steps, so a run of a few hundred steps needs ~0.99 or "
+        "its predictions are near uniform. Inception-v4 only.", minimum=0.0, maximum=0.99999,
+        min_exclusive=True)
 
 
 @dataclass(frozen=True)

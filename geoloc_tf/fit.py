@@ -13,12 +13,15 @@ across phases: loss, accuracy, val_loss, val_accuracy, learning_rate, boosting_r
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Any, Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+log = logging.getLogger(__name__)
 
 #: One epoch's training data: (inputs, labels, sample weights).
 EpochData = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
@@ -50,8 +53,14 @@ class TrainingHistory:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form for the run directory."""
-        return dataclasses.asdict(self)
+        """JSON-ready form for the run directory (the "start" record's missing training loss and
+        accuracy, NaN here, become null: strict JSON has no NaN)."""
+        data = dataclasses.asdict(self)
+        for record in data["epochs"]:
+            for key, value in record.items():
+                if isinstance(value, float) and not np.isfinite(value):
+                    record[key] = None
+        return data
 
 
 class EpochLoop:
@@ -93,15 +102,38 @@ class EpochLoop:
                 seconds=time.perf_counter() - start)
             self.history.epochs.append(record)
             self._log(record)
-            if record.val_accuracy > self.history.best_val_accuracy:
-                self.history.best_val_accuracy = record.val_accuracy
-                self.history.best_epoch = epoch
-                self._best_weights = self.model.get_weights()
+            if self._consider(record):
                 since_best = 0
             else:
                 since_best += 1
                 if early_stopping and since_best >= self.patience:
                     break
+
+    def score_start(self) -> None:
+        """Scores the untrained model on validation as a candidate for the kept weights (a record
+        of phase "start", no training loss). Where the start is already a model (M2 with
+        ``M2Config.m1_prior`` starts as M1; M3 with its residual output starts near M2), a run
+        that never beats it on validation keeps it rather than its least bad epoch."""
+        inputs, labels, weights = self.validation
+        start = time.perf_counter()
+        logs = self.model.evaluate(inputs, labels, sample_weight=weights,
+                                   batch_size=self.batch_size, verbose=0, return_dict=True)
+        record = EpochRecord(
+            epoch=len(self.history.epochs), phase="start", learning_rate=0.0, boosting_round=0,
+            loss=float("nan"), accuracy=float("nan"), val_loss=float(logs["loss"]),
+            val_accuracy=float(logs[self.accuracy_key]), seconds=time.perf_counter() - start)
+        self.history.epochs.append(record)
+        self._log(record)
+        self._consider(record)
+
+    def _consider(self, record: EpochRecord) -> bool:
+        """Keeps the model's weights if ``record`` is the best validation accuracy so far."""
+        if record.val_accuracy > self.history.best_val_accuracy:
+            self.history.best_val_accuracy = record.val_accuracy
+            self.history.best_epoch = record.epoch
+            self._best_weights = self.model.get_weights()
+            return True
+        return False
 
     def log_boosting(self, boosting_round: int, error: float, alpha: float) -> None:
         """Record one boosting step (M2)."""
@@ -123,10 +155,19 @@ class EpochLoop:
         return self.history
 
     def _log(self, record: EpochRecord) -> None:
+        """One progress line per epoch (M2 and M3 have no other), then the TensorBoard scalars."""
+        training = ("" if not np.isfinite(record.loss) else
+                    f"loss {record.loss:.3f}, accuracy {record.accuracy:.3f}, ")
+        log.info("%s epoch %d [%s]: %sval_loss %.3f, val_accuracy %.3f (best %.3f), %.1f s",
+                 self.model.name.upper(), record.epoch, record.phase, training, record.val_loss,
+                 record.val_accuracy, max(record.val_accuracy, self.history.best_val_accuracy),
+                 record.seconds)
         if self._writer is None:
             return
         with self._writer.as_default():
             for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
                          "boosting_round"):
-                tf.summary.scalar(name, float(getattr(record, name)), step=record.epoch)
+                value = float(getattr(record, name))
+                if np.isfinite(value):  # the "start" record has no training loss
+                    tf.summary.scalar(name, value, step=record.epoch)
         self._writer.flush()

@@ -83,23 +83,36 @@ class TopKSparsifyNormalize(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="geoloc")
 class SparseLogPrior(keras.layers.Layer):
-    """log of operator (1)'s renormalized top-k probabilities, floored: M1's opinion as logits.
+    """M1's distribution as logits, rebuilt from operator (1)'s output: top k kept, tail flattened.
 
-    Input: the (..., N + 1) output of ``TopKSparsifyNormalize`` (its last entry, |p0|, is dropped).
-    Output (..., N): ``log(max(p, floor))``. Added to a network's output logits it makes the softmax
-    start from M1's top-k distribution (``M2Config.m1_prior``); the floor keeps the cells outside
-    the top k reachable by a learned correction of about ``-log(floor)`` logits, and keeps padded
-    album positions (all zeros) finite.
+    Input: the (..., N + 1) output of ``TopKSparsifyNormalize(k)``: the top-k probabilities
+    renormalized to sum 1, then |p0|, the mass M1 gave them. Output (..., N): ``log q`` with
+
+        q_i = p_i / |p0| * |p0| = M1's p_i            for the k kept cells,
+        q_i = (1 - |p0|) / (N - k)                     for every other cell,
+
+    i.e. M1's own probabilities on its top k and its remaining mass spread evenly over the rest.
+    Added to a network's output logits it makes the softmax start from (nearly) M1
+    (``M2Config.m1_prior``). Keeping M1's tail matters: M1's top 10 misses the true cell for most
+    photos of a weak M1, and a prior that gives those cells ~0 costs a cross-entropy far above M1's
+    own, which the first training steps then "fix" by flattening everything. ``floor`` only keeps
+    the logarithm finite (all-zero padded album positions, |p0| = 1).
     """
 
-    def __init__(self, floor: float = 1e-4, **kwargs: Any) -> None:
+    def __init__(self, k: int = DEFAULT_TOP_K, floor: float = 1e-12, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not 0.0 < float(floor) < 1.0:
-            raise errors.ModelConfigError(f"SparseLogPrior(floor={floor}): expected 0 < floor < 1")
+        if int(k) < 1 or not 0.0 < float(floor) < 1.0:
+            raise errors.ModelConfigError(
+                f"SparseLogPrior(k={k}, floor={floor}): expected k >= 1 and 0 < floor < 1")
+        self.k = int(k)
         self.floor = float(floor)
 
     def call(self, sparse: Any) -> Any:
-        return ops.log(ops.maximum(sparse[..., :-1], self.floor))
+        probs, norm = sparse[..., :-1], sparse[..., -1:]
+        tail = max(int(probs.shape[-1]) - self.k, 1)
+        kept = ops.cast(probs > 0, probs.dtype)
+        q = probs * norm + (1.0 - kept) * (1.0 - norm) / tail
+        return ops.log(ops.maximum(q, self.floor))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return tuple(input_shape[:-1]) + (input_shape[-1] - 1,)
@@ -108,7 +121,7 @@ class SparseLogPrior(keras.layers.Layer):
         return mask
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "floor": self.floor}
+        return {**super().get_config(), "k": self.k, "floor": self.floor}
 
 
 @keras.saving.register_keras_serializable(package="geoloc")

@@ -19,14 +19,15 @@ def train_config(config: RunConfig):
     m1 = config.m1
     return M1TrainConfig(
         backbone=m1.backbone, image_size=m1.image_size, width_multiplier=m1.width_multiplier,
-        blocks=tuple(m1.blocks), dropout_keep=m1.dropout_keep,
+        blocks=tuple(m1.blocks), dropout_keep=m1.dropout_keep, batch_norm_decay=m1.batch_norm_decay,
         global_batch_size=m1.global_batch_size, adagrad_learning_rate=m1.adagrad_learning_rate,
         sampler=SamplerConfig(examples_per_cell=m1.examples_per_cell, growth_per_epoch=m1.epoch_growth,
                               alpha_schedule=tuple(m1.alpha_schedule),
                               epochs_per_cycle=m1.cycle_epochs, seed=config.data.seed),
         sgd_learning_rate=m1.sgd_learning_rate, sgd_decay_per_epoch=m1.sgd_decay_per_epoch,
         sgd_epochs=m1.sgd_epochs, sgd_momentum=m1.sgd_momentum,
-        crop_area_min=m1.crop_area_min, color_jitter=m1.color_jitter, init_checkpoint=m1.init_checkpoint,
+        crop_area_min=m1.crop_area_min, color_jitter=m1.color_jitter,
+        init_checkpoint=m1.init_checkpoint,
         strategy=config.runtime.strategy, mixed_precision=config.runtime.mixed_precision,
         jit_compile=config.runtime.jit_compile, checkpoint_every_steps=m1.checkpoint_every_steps,
         validation_photos=m1.validation_photos, seed=config.data.seed)

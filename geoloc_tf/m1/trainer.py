@@ -68,6 +68,10 @@ class M1TrainConfig:
     width_multiplier: float = 1.0  # 1.0: the published network
     blocks: tuple[int, int, int] = (4, 7, 3)  # Inception-A, -B, -C blocks (Szegedy et al. 2016)
     dropout_keep: float = 0.8  # Inception-v4's keep probability before the logits
+    # Moving-average decay of batch normalization (slim: 0.9997, for ~10^6 steps). The moving
+    # statistics are what inference uses; they forget their initial mean 0 / variance 1 only after
+    # ~1 / (1 - decay) steps (3,333 at 0.9997), so a run of a few hundred steps needs ~0.99.
+    batch_norm_decay: float = 0.9997
     global_batch_size: int = 256  # summed over replicas; each replica gets global / replicas
     adagrad_learning_rate: float = 0.01  # A.1 uses Adagrad; the rate is not given
     sampler: SamplerConfig = SamplerConfig()  # A.1: cells x 200, +6 %/epoch, alpha per cycle
@@ -101,7 +105,8 @@ class M1TrainConfig:
         a, b, c = self.blocks
         return inception_v4.InceptionV4Config(
             num_cells=num_cells, image_size=self.image_size, width_multiplier=self.width_multiplier,
-            num_blocks_a=a, num_blocks_b=b, num_blocks_c=c, dropout_keep_prob=self.dropout_keep)
+            num_blocks_a=a, num_blocks_b=b, num_blocks_c=c, dropout_keep_prob=self.dropout_keep,
+            batch_norm_decay=self.batch_norm_decay)
 
     def learning_rate(self, epoch: int) -> float:
         """Adagrad's rate during the cycles; the linearly falling SGD rate afterwards."""

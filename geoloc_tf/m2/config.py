@@ -25,9 +25,10 @@ class M2Config:
         exists to use; we therefore read the row as describing the layer type, not a transform, and
         default to None (identity). "relu" reproduces the literal table for comparison.
     m1_prior: beyond the paper: the output softmax takes, besides the last hidden block's logits
-        (then zero-initialized), the log of operator (1)'s top-k probabilities
-        (``geoloc_tf.layers.SparseLogPrior``), so M2 starts as M1's renormalized top-k and learns a
-        correction from the time (and the confidence |p0|). The paper's M2 (False) must relearn the
+        (then zero-initialized), the log of M1's distribution rebuilt from operator (1)'s output
+        (its top-k probabilities, the remaining mass spread evenly; ``geoloc_tf.layers.
+        SparseLogPrior``), so M2 starts as M1 and learns a correction from the time (and the
+        confidence |p0|). The paper's M2 (False) must relearn the
         map from the N + 1 sparse inputs back onto the N cells; with millions of training photos
         (appendix A: the 2.7 M M1-validation photos) that is cheap, with a few thousand (the demo:
         about 9 photos per cell) it costs more accuracy than the time adds.

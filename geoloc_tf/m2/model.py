@@ -119,7 +119,7 @@ def output_logits(hidden: Any, sparse: Any, num_cells: int, config: M2Config) ->
                                 kernel_initializer="zeros" if config.m1_prior else "he_normal")(
         hidden)
     if config.m1_prior:
-        prior = SparseLogPrior(name=PREFIX + "m1_prior")(sparse)
+        prior = SparseLogPrior(config.top_k, name=PREFIX + "m1_prior")(sparse)
         logits = keras.layers.Add(name=PREFIX + "logits")([logits, prior])
     return logits
 

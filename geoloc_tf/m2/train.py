@@ -51,6 +51,8 @@ def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config | None
     loop = EpochLoop(model, validation, config.batch_size, config.early_stopping_patience,
                      tensorboard_dir)
 
+    if config.m1_prior:  # M2 starts as M1: keep that unless training beats it on validation
+        loop.score_start()
     if config.boosting_rounds > 0:
         weights = uniform
         loop.run_phase("boost0", config.learning_rates[0], config.boosting_epochs,

@@ -44,6 +44,9 @@ def train_m3(draw: Callable[[int], AlbumArrays], val: AlbumArrays, num_cells: in
     loop = EpochLoop(model, (val.inputs, val.labels, val.sample_weight), config.batch_size,
                      config.early_stopping_patience, tensorboard_dir)
 
+    if config.init_from_m2 and config.residual_output:  # M3 starts near the trained M2
+        loop.score_start()
+
     def epoch_data(epoch: int):
         albums = draw(epoch)
         return albums.inputs, albums.labels, albums.sample_weight

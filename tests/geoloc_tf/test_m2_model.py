@@ -31,13 +31,13 @@ def test_layer_sizes_equal_table_2(num_cells):
     assert model.get_layer("m2_block1_dense").kernel.shape == (num_cells + 4, 1626)
 
 
-def test_m1_prior_starts_as_m1s_renormalized_top_k(tmp_path):
-    # M1 says [0.1, 0.6, 0.2, 0.05, 0.05]; top 2: cells 1 and 2, renormalized 0.75 and 0.25; the
-    # other three cells get the floor 1e-4 before the softmax: 0.75 / 1.0003, 0.25 / 1.0003, ...
+def test_m1_prior_starts_as_m1_with_its_tail_flattened(tmp_path):
+    # M1 says [0.1, 0.6, 0.2, 0.05, 0.05]; top 2: cells 1 and 2 (mass 0.8) keep 0.6 and 0.2, the
+    # other three cells share the remaining 0.2 evenly: M2 starts at [0.2/3, 0.6, 0.2, 0.2/3, 0.2/3].
     probs = np.array([[0.1, 0.6, 0.2, 0.05, 0.05]], np.float32)
     data = M2Data.from_dense(probs, np.array([1_500_000_000]), k=2)
     model = build_m2(5, M2Config(top_k=2, hidden_units=8, m1_prior=True))
-    expected = np.array([1e-4, 0.75, 0.25, 1e-4, 1e-4]) / 1.0003
+    expected = np.array([0.2 / 3, 0.6, 0.2, 0.2 / 3, 0.2 / 3])
     np.testing.assert_allclose(model.predict(data.model_inputs(), verbose=0)[0], expected,
                                rtol=1e-5)
     assert not np.any(model.get_layer("m2_output").kernel.numpy())  # the correction starts at 0

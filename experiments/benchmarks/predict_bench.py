@@ -1,0 +1,325 @@
+"""Benchmark of using a trained model (issue 9): predict, search, serve.
+
+    python -m experiments.benchmarks.predict_bench [--quick] [--paper_size] [--photos=256]
+        [--index_sizes=100000,1000000] [--requests=192] [--clients=8] [--json=out.json]
+
+Setup (not timed): a run directory in a temporary folder with a mesh (Flickr-like points,
+``mesh_bench.flickr_like_points``) and an M1 with random weights: the demo's M1 (Inception-v4
+layout, width 0.25, one block of each kind, 75 px; ``demo.cfg``) by default, the paper's full
+Inception-v4 at 299 px with ``--paper_size``. Photos are random-texture 640x480 JPEGs (what a
+phone's photo is after the usual downscale; decoding them is part of the work).
+
+Timed, each next to a baseline measured in the same run:
+
+- **predict latency**: one photo through ``Predictor.predict`` (decode, M1, mass sets), median
+  of repeated calls after a warm-up. Baseline: the whole `geoloc predict PHOTO` command in a fresh
+  process (Python and TensorFlow start, model load, the prediction), what a user waits for once.
+- **predict throughput**: `geoloc predict DIR` (``predict_cli.predict_files``: reading ahead,
+  batches of 32, JSON records written) over ``--photos`` photos. Baseline: the same photos one
+  ``Predictor.predict`` call each (batch 1).
+- **search**: milliseconds per query of ``retrieval.search.nearest`` (exact L2, k = 6, 64 queries
+  in a batch) over ``--index_sizes`` indexed 1536-d float32 feature vectors (M1's penultimate
+  width, §appendix B). Baseline: the straightforward numpy search per query (squared distances to
+  every row in blocks of 65,536 rows, then argpartition). 1 M vectors take 6.1 GB of memory.
+- **serve**: requests/s of `geoloc serve` (``inference.server``) on loopback with ``--clients``
+  concurrent clients posting JPEGs (the server batches them). Baseline: one client sending the
+  same requests one after another.
+
+Speed is never asserted by tests. ``measure`` gives the rows of the performance page
+(``python -m experiments.benchmarks``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from experiments.benchmarks.mesh_bench import flickr_like_points
+from experiments.benchmarks.rows import BenchmarkRow
+
+FEATURE_DIM = 1536  # Inception-v4's penultimate width (geoloc_tf.m1.inception_v4)
+SEARCH_K = 6  # Figure 4's six neighbours
+SEARCH_QUERIES = 64
+BASELINE_BLOCK_ROWS = 65_536
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.predict_bench",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="64 photos, a 100 k index, 48 requests (well under a minute)")
+    parser.add_argument("--paper_size", action="store_true",
+                        help="the paper's Inception-v4 at 299 px instead of the demo's M1")
+    parser.add_argument("--photos", type=int, default=256, help="photos in the predicted folder")
+    parser.add_argument("--index_sizes", default="100000,1000000",
+                        help="comma-separated numbers of indexed feature vectors")
+    parser.add_argument("--requests", type=int, default=192, help="HTTP requests per load")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
+    parser.add_argument("--latency_repeats", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.photos, args.index_sizes, args.requests = 64, "100000", 48
+        args.latency_repeats = 10
+    args.index_sizes = [int(s) for s in str(args.index_sizes).split(",") if s.strip()]
+    return args
+
+
+# ---------------------------------------------------------------------- setup
+def random_jpeg(rng: np.random.Generator, height: int = 480, width: int = 640) -> bytes:
+    """A JPEG of smooth random texture (noise upsampled), so it compresses like a photo."""
+    import tensorflow as tf
+
+    coarse = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
+    pixels = tf.image.resize(coarse[None].astype(np.float32), (height, width))[0]
+    return tf.io.encode_jpeg(tf.cast(pixels, tf.uint8), quality=90).numpy()
+
+
+def make_run_dir(root: Path, paper_size: bool, seed: int) -> Path:
+    """RUN_DIR/mesh/mesh.npz and RUN_DIR/m1/m1.keras (random weights) under ``root``."""
+    import dataclasses
+
+    from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4
+    from mesh import build_mesh
+
+    lat, lon = flickr_like_points(200_000, seed=seed)
+    mesh = build_mesh(lat, lon, refinement_limit=800, min_examples=100)  # ~ the coarse mesh's cells
+    mesh.save(root / "mesh" / "mesh.npz")
+    config = InceptionV4Config(num_cells=mesh.num_cells)
+    if not paper_size:  # demo.cfg's M1
+        config = dataclasses.replace(config, image_size=75, width_multiplier=0.25, num_blocks_a=1,
+                                     num_blocks_b=1, num_blocks_c=1)
+    (root / "m1").mkdir(parents=True, exist_ok=True)
+    build_inception_v4(config).save(root / "m1" / "m1.keras")
+    return root
+
+
+def make_photos(folder: Path, count: int, seed: int) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"photo_{i:05d}.jpg"
+        path.write_bytes(random_jpeg(rng))
+        paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------------- predict
+def time_predict(run_dir: Path, photos: list[Path], repeats: int) -> dict:
+    from geoloc_tf.inference.predict_cli import predict_files
+    from geoloc_tf.inference.predictor import Predictor
+
+    predictor = Predictor.load(run_dir, with_m2=False)
+    one = photos[0].read_bytes()
+    predictor.predict([one])  # tracing
+    latencies = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        predictor.predict([one])
+        latencies.append(time.perf_counter() - t0)
+
+    predict_files(predictor, photos[:32], open(os.devnull, "w"), "json", 5, 32)  # batch-32 trace
+    with open(os.devnull, "w") as sink:
+        t0 = time.perf_counter()
+        done, failed = predict_files(predictor, photos, sink, "json", 5, 32)
+        folder_s = time.perf_counter() - t0
+    if failed or done != len(photos):
+        raise RuntimeError(f"predict_files: {done} predicted, {failed} failed of {len(photos)}")
+
+    t0 = time.perf_counter()
+    for path in photos:
+        predictor.predict([path.read_bytes()])
+    one_by_one_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    cli = subprocess.run([sys.executable, "-m", "experiments.cli", "predict", str(photos[0]),
+                          f"--model={run_dir}", "--format=json"], capture_output=True, text=True)
+    cli_s = time.perf_counter() - t0
+    if cli.returncode != 0:
+        raise RuntimeError(f"geoloc predict failed: {cli.stderr[-2000:]}")
+    return {"latency_ms_median": 1000 * statistics.median(latencies),
+            "latency_ms_min": 1000 * min(latencies),
+            "cli_one_photo_s": cli_s,
+            "folder_photos_per_s": len(photos) / folder_s,
+            "one_by_one_photos_per_s": len(photos) / one_by_one_s,
+            "predictor": predictor}
+
+
+# ---------------------------------------------------------------------- search
+def naive_search(features: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """The baseline: squared distances of one query to every row (blocks bound the memory)."""
+    distances = np.empty(len(features), np.float32)
+    for start in range(0, len(features), BASELINE_BLOCK_ROWS):
+        block = features[start:start + BASELINE_BLOCK_ROWS]
+        diff = block - query
+        distances[start:start + len(block)] = np.einsum("ij,ij->i", diff, diff)
+    part = np.argpartition(distances, k)[:k]
+    return part[np.argsort(distances[part])]
+
+
+def time_search(n: int, seed: int) -> dict:
+    from geoloc_tf.retrieval.search import nearest, squared_norms
+
+    rng = np.random.default_rng(seed)
+    features = np.empty((n, FEATURE_DIM), np.float32)
+    for start in range(0, n, 100_000):  # ReLU'd features: non-negative, in bounded chunks
+        rows = min(100_000, n - start)
+        features[start:start + rows] = np.abs(rng.standard_normal((rows, FEATURE_DIM),
+                                                                  np.float32))
+    picked = rng.choice(n, SEARCH_QUERIES, replace=False)
+    queries = features[picked] + 0.01 * rng.standard_normal((SEARCH_QUERIES, FEATURE_DIM),
+                                                            np.float32)
+    norms = squared_norms(features)
+    nearest(features, queries[:2], SEARCH_K, index_sq_norms=norms)  # warm the caches
+    t0 = time.perf_counter()
+    found, _ = nearest(features, queries, SEARCH_K, index_sq_norms=norms)
+    batched_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    nearest(features, queries[:1], SEARCH_K, index_sq_norms=norms)
+    single_s = time.perf_counter() - t0
+    baseline_queries = 8
+    t0 = time.perf_counter()
+    for row in range(baseline_queries):
+        naive = naive_search(features, queries[row], SEARCH_K)
+        if naive[0] != found[row, 0]:
+            raise RuntimeError(f"search disagrees with the naive baseline on query {row}")
+    baseline_s = time.perf_counter() - t0
+    if not np.array_equal(found[:, 0], picked):
+        raise RuntimeError("search did not find the perturbed photo itself first")
+    return {"indexed": n, "ms_per_query_batched": 1000 * batched_s / SEARCH_QUERIES,
+            "ms_single_query": 1000 * single_s,
+            "baseline_ms_per_query": 1000 * baseline_s / baseline_queries,
+            "index_gb": features.nbytes / 1e9}
+
+
+# ---------------------------------------------------------------------- serve
+def time_serve(predictor, photos: list[Path], requests: int, clients: int) -> dict:
+    from geoloc_tf.inference.server import ServerConfig, start_server, stop_server
+
+    bodies = [p.read_bytes() for p in photos]
+    server = start_server(predictor, ServerConfig(port=0, max_batch=32, batch_wait_ms=5.0))
+    host, port = server.server_address[:2]
+    failures: list[str] = []
+
+    def send(count: int, offset: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=300)
+        for i in range(count):
+            conn.request("POST", "/predict", body=bodies[(offset + i) % len(bodies)],
+                         headers={"Content-Type": "image/jpeg"})
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                failures.append(f"HTTP {response.status}")
+        conn.close()
+
+    try:
+        send(4, 0)  # warm-up (tracing of the batch sizes a single client sends)
+        t0 = time.perf_counter()
+        send(requests, 0)
+        sequential_s = time.perf_counter() - t0
+        per_client = max(1, requests // clients)
+        threads = [threading.Thread(target=send, args=(per_client, c * per_client))
+                   for c in range(clients)]
+        t0 = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        concurrent_s = time.perf_counter() - t0
+        largest = server.batcher.largest_batch
+    finally:
+        stop_server(server)
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    return {"sequential_requests_per_s": requests / sequential_s,
+            "concurrent_requests_per_s": per_client * clients / concurrent_s,
+            "clients": clients, "largest_batch": largest}
+
+
+# ---------------------------------------------------------------------- driver
+def run(args: argparse.Namespace) -> dict:
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+    with tempfile.TemporaryDirectory(prefix="predict_bench_") as tmp:
+        root = Path(tmp)
+        run_dir = make_run_dir(root / "run", args.paper_size, args.seed)
+        photos = make_photos(root / "photos", args.photos, args.seed)
+        predict = time_predict(run_dir, photos, args.latency_repeats)
+        predictor = predict.pop("predictor")
+        serve = time_serve(predictor, photos, args.requests, args.clients)
+    search = [time_search(n, args.seed) for n in args.index_sizes]
+    return {"model": "paper Inception-v4 299 px" if args.paper_size else "demo M1 (75 px, width "
+                                                                          "0.25)",
+            "cells": predictor.m1.num_cells, "cpu_count": os.cpu_count(), "photos": len(photos),
+            "predict": predict, "serve": serve, "search": search}
+
+
+def rows(res: dict) -> list[BenchmarkRow]:
+    p, s = res["predict"], res["serve"]
+    out = [
+        BenchmarkRow("predict_bench", f"predict latency, 1 photo, {res['model']}",
+                     p["latency_ms_median"], "ms", "`geoloc predict PHOTO` in a fresh process",
+                     1000 * p["cli_one_photo_s"], higher_is_better=False),
+        BenchmarkRow("predict_bench", f"`geoloc predict DIR`, {res['photos']} 640x480 JPEGs",
+                     p["folder_photos_per_s"], "photos/s", "one photo per call (batch 1)",
+                     p["one_by_one_photos_per_s"]),
+        BenchmarkRow("predict_bench", f"`geoloc serve`, {s['clients']} concurrent clients",
+                     s["concurrent_requests_per_s"], "requests/s", "one client, sequential",
+                     s["sequential_requests_per_s"]),
+    ]
+    for search in res["search"]:
+        out.append(BenchmarkRow(
+            "predict_bench", f"search, {search['indexed']:,} x {FEATURE_DIM} index, k={SEARCH_K}, "
+                             f"batches of {SEARCH_QUERIES}",
+            search["ms_per_query_batched"], "ms/query", "numpy distances to every row, per query",
+            search["baseline_ms_per_query"], higher_is_better=False))
+    return out
+
+
+def measure(quick: bool = False) -> list[BenchmarkRow]:
+    return rows(run(parse_args(["--quick"] if quick else [])))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    res = run(args)
+    p, s = res["predict"], res["serve"]
+    print(f"predict benchmark: {res['model']}, {res['cells']} cells, {res['cpu_count']} CPUs")
+    print(f"  predict latency, one photo: {p['latency_ms_median']:.1f} ms median "
+          f"({p['latency_ms_min']:.1f} ms best); the whole `geoloc predict PHOTO` command "
+          f"in a fresh process: {p['cli_one_photo_s']:.1f} s")
+    print(f"  `geoloc predict DIR` ({res['photos']} photos, batches of 32): "
+          f"{p['folder_photos_per_s']:.1f} photos/s; one per call: "
+          f"{p['one_by_one_photos_per_s']:.1f} photos/s "
+          f"({p['folder_photos_per_s'] / p['one_by_one_photos_per_s']:.1f}x)")
+    for search in res["search"]:
+        print(f"  search {search['indexed']:,} x {FEATURE_DIM} ({search['index_gb']:.1f} GB): "
+              f"{search['ms_per_query_batched']:.2f} ms/query in batches of {SEARCH_QUERIES}, "
+              f"{search['ms_single_query']:.1f} ms for a single query; naive numpy "
+              f"{search['baseline_ms_per_query']:.1f} ms/query "
+              f"({search['baseline_ms_per_query'] / search['ms_per_query_batched']:.1f}x)")
+    print(f"  serve: {s['concurrent_requests_per_s']:.1f} requests/s with {s['clients']} "
+          f"clients (largest batch {s['largest_batch']}); one sequential client "
+          f"{s['sequential_requests_per_s']:.1f} requests/s "
+          f"({s['concurrent_requests_per_s'] / s['sequential_requests_per_s']:.1f}x)")
+    if args.json:
+        from mesh.atomic import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps(res, indent=2, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
