@@ -236,9 +236,15 @@ class M3Section:
     album_size: int = param(24, "Photos per album (§3.3: 24), zero-padded and masked.", minimum=1)
     lstm_units: int = param(256, "Units of each LSTM direction (not given in the paper).", minimum=1)
     init_from_m2: bool = param(True, "Initialize the per-photo blocks from the trained M2.")
+    freeze_m2: bool = param(
+        False, "Beyond the paper: keep the per-photo part started from M2 fixed and train only the "
+        "LSTM and its correction (for small M2/M3 training sets; needs --m3_init_from_m2).")
     residual_output: bool = param(
         True, "M3's softmax takes M2's output logits plus a zero-initialized correction from the LSTM, "
         "so M3 starts as the trained M2 (our reading of Figure 3); False: a fresh softmax on the LSTM.")
+    learning_rate: float = param(
+        0.001, "Adam learning rate (not given for M3; appendix A.2's final M2 rate).", minimum=0.0,
+        min_exclusive=True)
     batch_size: int = param(64, "Albums per global batch.", minimum=1)
     max_epochs: int = param(100, "Upper bound on epochs; early stopping usually ends sooner.", minimum=1)
     early_stopping_patience: int = param(5, "Epochs of falling validation accuracy that stop training.",

@@ -19,7 +19,11 @@ class M3Config:
     lstm_units: units of each LSTM direction (not given in the paper; 256).
     init_from_m2: start the per-photo blocks from the trained M2's weights (Figure 3 stacks M3 on
         a trained M2).
-    residual_output: M3's softmax takes M2's output logits plus a zero-initialized correction from
+    freeze_m2: keep the per-photo part started from M2 fixed (weights and batch-norm statistics)
+        and train only the LSTM and its correction: M3 then learns only what the album adds.
+        Not in the paper (which does not say); for M2/M3 training sets of a few thousand albums,
+        where fine-tuning all of M2 at once forgets what M2 learned faster than the LSTM learns.
+    residual_output: M3's softmax takes M2's output logits plus a small correction from
         the LSTM (``geoloc_tf.m3.model``), so M3 starts as M2; False: a fresh softmax on the LSTM.
     learning_rate: Adam learning rate (not given for M3; appendix A.2's final M2 rate, 0.001).
     batch_size: albums per batch (not in the paper).
@@ -33,6 +37,7 @@ class M3Config:
     album_size: int = 24
     lstm_units: int = 256
     init_from_m2: bool = True
+    freeze_m2: bool = False
     residual_output: bool = True
     learning_rate: float = 0.001
     batch_size: int = 64
@@ -49,3 +54,7 @@ class M3Config:
         if self.learning_rate <= 0:
             raise errors.ModelConfigError(
                 f"M3Config.learning_rate={self.learning_rate!r}: expected > 0")
+        if self.freeze_m2 and not self.init_from_m2:
+            raise errors.ModelConfigError(
+                "M3Config.freeze_m2=True needs init_from_m2=True: there is no trained M2 part to "
+                "keep fixed")

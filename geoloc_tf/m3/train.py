@@ -39,7 +39,10 @@ def train_m3(draw: Callable[[int], AlbumArrays], val: AlbumArrays, num_cells: in
     keras.utils.set_random_seed(config.seed)
     model = build_m3(num_cells, config)
     if config.init_from_m2:
-        transfer_weights(m2_model, model)
+        copied = transfer_weights(m2_model, model)
+        if config.freeze_m2:  # M2's part as trained: weights and batch-norm statistics fixed
+            for name in copied:
+                model.get_layer(name).trainable = False
     compile_m3(model, config.learning_rate)
     loop = EpochLoop(model, (val.inputs, val.labels, val.sample_weight), config.batch_size,
                      config.early_stopping_patience, tensorboard_dir)
