@@ -219,6 +219,10 @@ class M2Section:
     early_stopping_patience: int = param(
         5, "Epochs of falling validation accuracy that stop a phase, restoring the best weights "
         "(appendix A.2).", minimum=1)
+    early_stopping_metric: str = param(
+        "accuracy", "What early stopping watches on validation: 'accuracy' (appendix A.2) or 'loss' "
+        "(the cross-entropy: far less noisy where cell accuracy is a few percent on a few thousand "
+        "photos).", choices=("accuracy", "loss"))
     m1_prior: bool = param(
         False, "Beyond the paper: M2's softmax adds the log of M1's renormalized top-k probabilities "
         "to its (zero-initialized) output logits, so M2 starts as M1 and learns a correction from the "
@@ -240,8 +244,8 @@ class M3Section:
         False, "Beyond the paper: keep the per-photo part started from M2 fixed and train only the "
         "LSTM and its correction (for small M2/M3 training sets; needs --m3_init_from_m2).")
     residual_output: bool = param(
-        True, "M3's softmax takes M2's output logits plus a zero-initialized correction from the LSTM, "
-        "so M3 starts as the trained M2 (our reading of Figure 3); False: a fresh softmax on the LSTM.")
+        True, "M3's softmax takes M2's output logits plus a small correction from the LSTM, "
+        "so M3 starts near the trained M2 (our reading of Figure 3); False: a fresh softmax on the LSTM.")
     learning_rate: float = param(
         0.001, "Adam learning rate (not given for M3; appendix A.2's final M2 rate).", minimum=0.0,
         min_exclusive=True)
@@ -249,6 +253,9 @@ class M3Section:
     max_epochs: int = param(100, "Upper bound on epochs; early stopping usually ends sooner.", minimum=1)
     early_stopping_patience: int = param(5, "Epochs of falling validation accuracy that stop training.",
                                          minimum=1)
+    early_stopping_metric: str = param(
+        "accuracy", "What early stopping watches on validation: 'accuracy' or 'loss', as for M2.",
+        choices=("accuracy", "loss"))
 
 
 @dataclass(frozen=True)

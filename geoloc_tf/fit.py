@@ -1,8 +1,10 @@
 """The epoch loop shared by M2 and M3: phases, early stopping on validation accuracy, TensorBoard.
 
 Appendix A.2: "Early stopping is used to detect a sustained decrease in validation accuracy
-(Caruana et al., 2001)." A phase ends after ``patience`` epochs without a new best validation
-accuracy; the best weights seen over the whole run (all phases) are restored at the end.
+(Caruana et al., 2001)." A phase ends after ``patience`` epochs without a new best of the monitored
+validation figure (``monitor``: "accuracy", the paper's, or "loss", the cross-entropy, which is far
+less noisy where cell accuracy is a few percent on a few thousand photos); the best weights seen
+over the whole run (all phases) are restored at the end.
 
 Training runs one ``model.fit(epochs=1)`` per epoch rather than one long ``fit`` because M3 draws a
 fresh random album per user every epoch (§3.3) and M2's boosting passes change the sample weights;
@@ -22,6 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 log = logging.getLogger(__name__)
+
+#: Validation figures early stopping can monitor (``EpochLoop``).
+MONITORS: tuple[str, ...] = ("accuracy", "loss")
 
 #: One epoch's training data: (inputs, labels, sample weights).
 EpochData = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
@@ -49,14 +54,16 @@ class TrainingHistory:
     epochs: list[EpochRecord] = dataclasses.field(default_factory=list)
     boosting: list[dict[str, float]] = dataclasses.field(default_factory=list)
     best_epoch: int = -1
-    best_val_accuracy: float = float("-inf")
+    best_val_accuracy: float = float("-inf")  # of the kept epoch
+    best_val_loss: float = float("inf")  # of the kept epoch
+    monitor: str = "accuracy"  # what chose the kept epoch
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the run directory (the "start" record's missing training loss and
         accuracy, NaN here, become null: strict JSON has no NaN)."""
         data = dataclasses.asdict(self)
-        for record in data["epochs"]:
+        for record in [data, *data["epochs"]]:
             for key, value in record.items():
                 if isinstance(value, float) and not np.isfinite(value):
                     record[key] = None
@@ -68,13 +75,15 @@ class EpochLoop:
 
     def __init__(self, model: keras.Model, validation: EpochData, batch_size: int,
                  patience: int, tensorboard_dir: str | None = None,
-                 accuracy_key: str = "accuracy") -> None:
+                 accuracy_key: str = "accuracy", monitor: str = "accuracy") -> None:
+        if monitor not in MONITORS:
+            raise ValueError(f"EpochLoop(monitor={monitor!r}): expected one of {MONITORS}")
         self.model = model
         self.validation = validation
         self.batch_size = batch_size
         self.patience = patience
         self.accuracy_key = accuracy_key
-        self.history = TrainingHistory()
+        self.history = TrainingHistory(monitor=monitor)
         self._best_weights: list[np.ndarray] | None = None
         self._writer = (tf.summary.create_file_writer(tensorboard_dir)
                         if tensorboard_dir is not None else None)
@@ -127,13 +136,17 @@ class EpochLoop:
         self._consider(record)
 
     def _consider(self, record: EpochRecord) -> bool:
-        """Keeps the model's weights if ``record`` is the best validation accuracy so far."""
-        if record.val_accuracy > self.history.best_val_accuracy:
-            self.history.best_val_accuracy = record.val_accuracy
-            self.history.best_epoch = record.epoch
+        """Keeps the model's weights if ``record`` is the best monitored figure so far."""
+        best = self.history
+        if self.history.monitor == "loss":
+            better = record.val_loss < best.best_val_loss
+        else:
+            better = record.val_accuracy > best.best_val_accuracy
+        if better:
+            best.best_val_accuracy, best.best_val_loss = record.val_accuracy, record.val_loss
+            best.best_epoch = record.epoch
             self._best_weights = self.model.get_weights()
-            return True
-        return False
+        return better
 
     def log_boosting(self, boosting_round: int, error: float, alpha: float) -> None:
         """Record one boosting step (M2)."""
@@ -158,10 +171,9 @@ class EpochLoop:
         """One progress line per epoch (M2 and M3 have no other), then the TensorBoard scalars."""
         training = ("" if not np.isfinite(record.loss) else
                     f"loss {record.loss:.3f}, accuracy {record.accuracy:.3f}, ")
-        log.info("%s epoch %d [%s]: %sval_loss %.3f, val_accuracy %.3f (best %.3f), %.1f s",
+        log.info("%s epoch %d [%s]: %sval_loss %.3f, val_accuracy %.3f, %.1f s",
                  self.model.name.upper(), record.epoch, record.phase, training, record.val_loss,
-                 record.val_accuracy, max(record.val_accuracy, self.history.best_val_accuracy),
-                 record.seconds)
+                 record.val_accuracy, record.seconds)
         if self._writer is None:
             return
         with self._writer.as_default():

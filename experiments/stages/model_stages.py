@@ -26,6 +26,7 @@ def m2_config(config: RunConfig):
                     learning_rates=tuple(m2.learning_rates),
                     boosting_rounds=m2.boosting_rounds, batch_size=m2.batch_size,
                     max_epochs=m2.max_epochs, early_stopping_patience=m2.early_stopping_patience,
+                    early_stopping_metric=m2.early_stopping_metric,
                     seed=config.data.seed)
 
 
@@ -48,7 +49,8 @@ def run_m3(config: RunConfig, run_dir: Path) -> dict[str, str]:
                          learning_rate=m3.learning_rate,
                          residual_output=m3.residual_output, batch_size=m3.batch_size,
                          max_epochs=m3.max_epochs,
-                         early_stopping_patience=m3.early_stopping_patience, seed=config.data.seed)
+                         early_stopping_patience=m3.early_stopping_patience,
+                         early_stopping_metric=m3.early_stopping_metric, seed=config.data.seed)
     artifacts = train_and_predict(run_dir / "predictions", _mesh(run_dir), run_dir / "m3",
                                   run_dir / "tensorboard" / "m3", m3_config,
                                   run_dir / "m2" / "m2.keras", top_k=config.predict.top_k)

@@ -42,6 +42,9 @@ class M2Config:
     max_epochs: upper bound on epochs of each Adam phase (early stopping usually ends sooner).
     early_stopping_patience: epochs without a new best validation accuracy that end a phase
         (appendix A.2: "a sustained decrease in validation accuracy"); best weights are restored.
+    early_stopping_metric: "accuracy" (appendix A.2: validation accuracy) or "loss" (validation
+        cross-entropy: much less noisy where cell accuracy is a few percent on a few thousand
+        photos, as on the demo).
     seed: seeds Keras, numpy and TF (weights, dropout, shuffling) for reproducible runs.
     """
 
@@ -57,6 +60,7 @@ class M2Config:
     batch_size: int = 512
     max_epochs: int = 100
     early_stopping_patience: int = 5
+    early_stopping_metric: str = "accuracy"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,3 +90,5 @@ class M2Config:
             fail("max_epochs", ">= 1")
         if self.early_stopping_patience < 1:
             fail("early_stopping_patience", ">= 1")
+        if self.early_stopping_metric not in ("accuracy", "loss"):
+            fail("early_stopping_metric", "'accuracy' or 'loss'")

@@ -49,7 +49,7 @@ def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config | None
     validation = (val.model_inputs(config.extra_inputs), val.labels,
                   np.ones(len(val), np.float32))
     loop = EpochLoop(model, validation, config.batch_size, config.early_stopping_patience,
-                     tensorboard_dir)
+                     tensorboard_dir, monitor=config.early_stopping_metric)
 
     if config.m1_prior:  # M2 starts as M1: keep that unless training beats it on validation
         loop.score_start()

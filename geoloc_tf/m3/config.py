@@ -28,6 +28,7 @@ class M3Config:
     learning_rate: Adam learning rate (not given for M3; appendix A.2's final M2 rate, 0.001).
     batch_size: albums per batch (not in the paper).
     max_epochs: upper bound on epochs; each epoch is one random album per user (§3.3).
+    early_stopping_metric: "accuracy" or "loss" (validation cross-entropy), as for M2.
     early_stopping_patience: epochs without a new best validation accuracy that stop training
         (as M2, appendix A.2); best weights are restored.
     seed: seeds Keras, numpy and TF for reproducible runs.
@@ -43,6 +44,7 @@ class M3Config:
     batch_size: int = 64
     max_epochs: int = 100
     early_stopping_patience: int = 5
+    early_stopping_metric: str = "accuracy"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -54,6 +56,10 @@ class M3Config:
         if self.learning_rate <= 0:
             raise errors.ModelConfigError(
                 f"M3Config.learning_rate={self.learning_rate!r}: expected > 0")
+        if self.early_stopping_metric not in ("accuracy", "loss"):
+            raise errors.ModelConfigError(
+                f"M3Config.early_stopping_metric={self.early_stopping_metric!r}: expected "
+                "'accuracy' or 'loss'")
         if self.freeze_m2 and not self.init_from_m2:
             raise errors.ModelConfigError(
                 "M3Config.freeze_m2=True needs init_from_m2=True: there is no trained M2 part to "

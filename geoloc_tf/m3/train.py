@@ -45,7 +45,8 @@ def train_m3(draw: Callable[[int], AlbumArrays], val: AlbumArrays, num_cells: in
                 model.get_layer(name).trainable = False
     compile_m3(model, config.learning_rate)
     loop = EpochLoop(model, (val.inputs, val.labels, val.sample_weight), config.batch_size,
-                     config.early_stopping_patience, tensorboard_dir)
+                     config.early_stopping_patience, tensorboard_dir,
+                     monitor=config.early_stopping_metric)
 
     if config.init_from_m2 and config.residual_output:  # M3 starts near the trained M2
         loop.score_start()
