@@ -65,7 +65,7 @@ def test_small_demo_runs_every_stage_and_reports(tmp_path, run_small_demo):
 
     # M1 trained the configured epochs (appendix A.1: one Adagrad cycle of `cycle_epochs` per
     # alpha, then the SGD epochs), each of full global batches, and its checkpoint is at the end.
-    m1 = json.loads((run_dir / "config.json").read_text())["m1"]
+    m1 = json.loads((run_dir / "config.json").read_text())["sections"]["m1"]
     history = json.loads((run_dir / "m1" / "history.json").read_text())
     epochs = len(m1["alpha_schedule"]) * m1["cycle_epochs"] + m1["sgd_epochs"]
     assert [record["epoch"] for record in history] == list(range(epochs))
