@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 from mesh.atomic import write_atomic
 from mesh.errors import MeshError, MeshFormatError
 from mesh.geodesy import EARTH_RADIUS_KM
-from mesh.locate import Locator
+from mesh.locate import QUERY_SUBCELLS_PER_TRIANGLE, Locator
 from mesh.sphere import check_lat_lon, lat_lon_to_xyz, normalize, triangle_areas_sr, xyz_to_lat_lon
 
 FORMAT_NAME = "geoloc-mesh"
@@ -115,7 +115,8 @@ class Mesh:
     @property
     def locator(self) -> Locator:
         if self._locator is None:
-            self._locator = Locator(self.vertices, self.triangles)
+            self._locator = Locator(self.vertices, self.triangles,
+                                    subcells_per_triangle=QUERY_SUBCELLS_PER_TRIANGLE)
         return self._locator
 
     # ------------------------------------------------------------------ queries
@@ -130,7 +131,8 @@ class Mesh:
         Exact: agrees with a brute-force containment test everywhere, including edges, vertices,
         poles and the antimeridian; ties go to the lowest-numbered triangle (``mesh.locate``).
         """
-        return self.triangle_class[self.locate_triangles(lat, lon)]
+        lat_a, lon_a = check_lat_lon(lat, lon, "locate")
+        return self.locator.locate(lat_a, lon_a, relabel=self.triangle_class)
 
     def populate(self, lat: ArrayLike, lon: ArrayLike, min_examples: int | None = None) -> "Mesh":
         """A mesh with the same triangles, recounted and with imagery centroids recomputed from

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from mesh.errors import RefinementError
 from mesh.geodesy import EARTH_RADIUS_KM
-from mesh.locate import Locator
+from mesh.locate import QUERY_SUBCELLS_PER_TRIANGLE, Locator
 from mesh.sphere import angle_rad, lat_lon_to_xyz
 from mesh.triangulation import edge_midpoints, initial_grid_vertices, spherical_delaunay, triangle_keys
 
@@ -79,8 +79,12 @@ def refine(
         if not over.any():
             if exact:
                 log.info("refinement done after %d iterations: %d triangles", it, len(tris))
+                if loc.subcells_per_triangle != QUERY_SUBCELLS_PER_TRIANGLE:
+                    loc = Locator(xyz, tris, subcells_per_triangle=QUERY_SUBCELLS_PER_TRIANGLE)
                 return Refined(xyz, tris, point_tri, loc, it, unsplittable)
-            # Converged on incremental counts: recount everything exactly, then re-check.
+            # Converged on incremental counts: recount everything exactly, then re-check, with
+            # the finer locator the mesh keeps for its queries (it also makes this recount faster).
+            loc = Locator(xyz, tris, subcells_per_triangle=QUERY_SUBCELLS_PER_TRIANGLE)
             point_tri = loc.locate(lat, lon, p)
             exact = True
             continue

@@ -11,6 +11,9 @@ from numpy.typing import ArrayLike, NDArray
 from mesh.errors import InvalidCoordinatesError
 
 
+_CHECK_CHUNK = 1 << 16
+
+
 def check_lat_lon(lat: ArrayLike, lon: ArrayLike, what: str = "coordinates") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Return ``lat, lon`` as flat float64 arrays, or raise if they are not usable.
 
@@ -22,8 +25,13 @@ def check_lat_lon(lat: ArrayLike, lon: ArrayLike, what: str = "coordinates") -> 
         raise InvalidCoordinatesError(
             f"{what}: lat has {lat_a.size} values but lon has {lon_a.size}; expected the same length"
         )
-    bad = ~(np.isfinite(lat_a) & np.isfinite(lon_a) & (np.abs(lat_a) <= 90.0) & (np.abs(lon_a) <= 180.0))
-    if bad.any():
+    # In cache-sized chunks (on 14 M points one whole-array pass per test cost a quarter of the
+    # time of locating them). NaN and infinities fail the range tests, so those suffice.
+    for start in range(0, lat_a.size, _CHECK_CHUNK):
+        a, b = lat_a[start:start + _CHECK_CHUNK], lon_a[start:start + _CHECK_CHUNK]
+        if (np.abs(a) <= 90.0).all() and (np.abs(b) <= 180.0).all():
+            continue
+        bad = ~((np.abs(lat_a) <= 90.0) & (np.abs(lon_a) <= 180.0))
         i = int(np.flatnonzero(bad)[0])
         raise InvalidCoordinatesError(
             f"{what}: {int(bad.sum())} point(s) out of range, first at index {i}: "
