@@ -52,6 +52,11 @@ def param(
     return dataclasses.field(default=default, metadata=meta)
 
 
+#: Choices of --m2_early_stopping_metric / --m3_early_stopping_metric (geoloc_tf.m2.config's
+#: EARLY_STOPPING_METRICS; not imported, so that reading flags never imports TensorFlow).
+EARLY_STOPPING_METRICS: tuple[str, ...] = ("accuracy", "loss")
+
+
 def _increasing(values: tuple[float, ...]) -> str | None:
     if list(values) != sorted(values) or len(set(values)) != len(values):
         return "values must be strictly increasing"
@@ -222,7 +227,7 @@ class M2Section:
     early_stopping_metric: str = param(
         "accuracy", "What early stopping watches on validation: 'accuracy' (appendix A.2) or 'loss' "
         "(the cross-entropy: far less noisy where cell accuracy is a few percent on a few thousand "
-        "photos).", choices=("accuracy", "loss"))
+        "photos).", choices=EARLY_STOPPING_METRICS)
     m1_prior: bool = param(
         False, "Beyond the paper: M2's softmax adds the log of M1's renormalized top-k probabilities "
         "to its (zero-initialized) output logits, so M2 starts as M1 and learns a correction from the "
@@ -255,7 +260,7 @@ class M3Section:
                                          minimum=1)
     early_stopping_metric: str = param(
         "accuracy", "What early stopping watches on validation: 'accuracy' or 'loss', as for M2.",
-        choices=("accuracy", "loss"))
+        choices=EARLY_STOPPING_METRICS)
 
 
 @dataclass(frozen=True)

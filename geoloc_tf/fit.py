@@ -23,10 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-log = logging.getLogger(__name__)
+from geoloc_tf.m2.config import EARLY_STOPPING_METRICS as MONITORS
 
-#: Validation figures early stopping can monitor (``EpochLoop``).
-MONITORS: tuple[str, ...] = ("accuracy", "loss")
+log = logging.getLogger(__name__)
 
 #: One epoch's training data: (inputs, labels, sample weights).
 EpochData = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
@@ -138,7 +137,7 @@ class EpochLoop:
     def _consider(self, record: EpochRecord) -> bool:
         """Keeps the model's weights if ``record`` is the best monitored figure so far."""
         best = self.history
-        if self.history.monitor == "loss":
+        if best.monitor == "loss":
             better = record.val_loss < best.best_val_loss
         else:
             better = record.val_accuracy > best.best_val_accuracy

@@ -8,6 +8,8 @@ from geoloc_tf import errors
 
 #: Inputs beyond the paper that M2 can append (the paper's suggested future work, §5 / Table 4).
 EXTRA_INPUTS: tuple[str, ...] = ("outdoor",)
+#: What early stopping of M2 and M3 can watch on validation (``geoloc_tf.fit.EpochLoop``).
+EARLY_STOPPING_METRICS: tuple[str, ...] = ("accuracy", "loss")
 #: Reading of Table 2 row 1 ("Input, N+4, ReLU"); see ``M2Config.input_activation``.
 INPUT_ACTIVATIONS: tuple[str | None, ...] = (None, "relu")
 
@@ -90,5 +92,5 @@ class M2Config:
             fail("max_epochs", ">= 1")
         if self.early_stopping_patience < 1:
             fail("early_stopping_patience", ">= 1")
-        if self.early_stopping_metric not in ("accuracy", "loss"):
-            fail("early_stopping_metric", "'accuracy' or 'loss'")
+        if self.early_stopping_metric not in EARLY_STOPPING_METRICS:
+            fail("early_stopping_metric", f"one of {EARLY_STOPPING_METRICS}")

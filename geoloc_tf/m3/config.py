@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from geoloc_tf import errors
-from geoloc_tf.m2.config import M2Config
+from geoloc_tf.m2.config import EARLY_STOPPING_METRICS, M2Config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,10 +56,10 @@ class M3Config:
         if self.learning_rate <= 0:
             raise errors.ModelConfigError(
                 f"M3Config.learning_rate={self.learning_rate!r}: expected > 0")
-        if self.early_stopping_metric not in ("accuracy", "loss"):
+        if self.early_stopping_metric not in EARLY_STOPPING_METRICS:
             raise errors.ModelConfigError(
-                f"M3Config.early_stopping_metric={self.early_stopping_metric!r}: expected "
-                "'accuracy' or 'loss'")
+                f"M3Config.early_stopping_metric={self.early_stopping_metric!r}: expected one of "
+                f"{EARLY_STOPPING_METRICS}")
         if self.freeze_m2 and not self.init_from_m2:
             raise errors.ModelConfigError(
                 "M3Config.freeze_m2=True needs init_from_m2=True: there is no trained M2 part to "

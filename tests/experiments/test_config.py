@@ -61,3 +61,12 @@ def test_backbone_choices_are_the_ones_geoloc_tf_builds():
 
     field = next(f for f in dataclasses.fields(M1Section) if f.name == "backbone")
     assert set(field.metadata["choices"]) == set(BACKBONES)
+
+
+def test_early_stopping_metric_choices_match_the_models():
+    """The runner lists the choices itself (reading flags must not import TensorFlow); they must
+    stay those the M2/M3 configurations accept."""
+    from experiments.config import EARLY_STOPPING_METRICS
+    from geoloc_tf.m2.config import EARLY_STOPPING_METRICS as MODEL_METRICS
+
+    assert EARLY_STOPPING_METRICS == MODEL_METRICS
