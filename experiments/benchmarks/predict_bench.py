@@ -52,6 +52,10 @@ FEATURE_DIM = 1536  # Inception-v4's penultimate width (geoloc_tf.m1.inception_v
 SEARCH_K = 6  # Figure 4's six neighbours
 SEARCH_QUERIES = 64
 BASELINE_BLOCK_ROWS = 65_536
+#: Default sizes of the full and the quick run.
+SIZES = {"full": {"photos": 256, "index_sizes": "100000,1000000", "requests": 192,
+                  "latency_repeats": 20},
+         "quick": {"photos": 64, "index_sizes": "100000", "requests": 48, "latency_repeats": 10}}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,18 +65,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="64 photos, a 100 k index, 48 requests (well under a minute)")
     parser.add_argument("--paper_size", action="store_true",
                         help="the paper's Inception-v4 at 299 px instead of the demo's M1")
-    parser.add_argument("--photos", type=int, default=256, help="photos in the predicted folder")
-    parser.add_argument("--index_sizes", default="100000,1000000",
-                        help="comma-separated numbers of indexed feature vectors")
-    parser.add_argument("--requests", type=int, default=192, help="HTTP requests per load")
+    parser.add_argument("--photos", type=int, default=None,
+                        help="photos in the predicted folder (default 256; --quick 64)")
+    parser.add_argument("--index_sizes", default=None,
+                        help="comma-separated numbers of indexed feature vectors (default "
+                             "100000,1000000; --quick 100000)")
+    parser.add_argument("--requests", type=int, default=None,
+                        help="HTTP requests per load (default 192; --quick 48)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
-    parser.add_argument("--latency_repeats", type=int, default=20)
+    parser.add_argument("--latency_repeats", type=int, default=None,
+                        help="timed single-photo calls (default 20; --quick 10)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.photos, args.index_sizes, args.requests = 64, "100000", 48
-        args.latency_repeats = 10
+    sizes = SIZES["quick" if args.quick else "full"]
+    for name, value in sizes.items():  # what --quick sets; a flag given explicitly wins
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     args.index_sizes = [int(s) for s in str(args.index_sizes).split(",") if s.strip()]
     return args
 
@@ -131,8 +140,8 @@ def time_predict(run_dir: Path, photos: list[Path], repeats: int) -> dict:
         predictor.predict([one])
         latencies.append(time.perf_counter() - t0)
 
-    predict_files(predictor, photos[:32], open(os.devnull, "w"), "json", 5, 32)  # batch-32 trace
     with open(os.devnull, "w") as sink:
+        predict_files(predictor, photos[:32], sink, "json", 5, 32)  # traces the batch of 32
         t0 = time.perf_counter()
         done, failed = predict_files(predictor, photos, sink, "json", 5, 32)
         folder_s = time.perf_counter() - t0
