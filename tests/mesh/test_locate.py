@@ -69,3 +69,36 @@ def test_every_point_gets_a_triangle_and_classes_in_range(small_mesh):
     lat, lon = random_points(5000, seed=3)
     c = small_mesh.locate(lat, lon)
     assert c.min() >= -1 and c.max() < small_mesh.num_cells
+
+
+def test_dense_city_uses_child_levels_and_stays_exact():
+    # A city 2 km across: triangles far smaller than the level-2 nodes, so general nodes get
+    # 4 x 4 children. Queries: new photos of the city, points on node boundaries of every depth
+    # (multiples of 2^-14 degree), the mesh's vertices and points on its edges near the city.
+    from mesh import build_mesh
+
+    rng = np.random.default_rng(5)
+    n = 30_000
+    lat = np.concatenate([48.85 + rng.standard_normal(n) * 0.02,
+                          np.degrees(np.arcsin(rng.uniform(-1, 1, 1000)))])
+    lon = np.concatenate([2.35 + rng.standard_normal(n) * 0.03, rng.uniform(-180, 180, 1000)])
+    m = build_mesh(lat, lon, refinement_limit=100, min_examples=10, init_grid=11)
+    loc = m.locator
+    assert loc.levels >= 3 and loc.node_code.size > loc.num_level2_nodes
+    q_lat = [48.85 + rng.standard_normal(20_000) * 0.02]
+    q_lon = [2.35 + rng.standard_normal(20_000) * 0.03]
+    step = 2.0**-14
+    g_lat, g_lon = np.meshgrid(48.85 + step * np.arange(-200, 200, 3), 2.35 + step * np.arange(-200, 200, 3))
+    q_lat.append(np.round(g_lat.ravel() / step) * step)
+    q_lon.append(np.round(g_lon.ravel() / step) * step)
+    v_lat, v_lon = xyz_to_lat_lon(m.vertices)
+    city = (np.abs(v_lat - 48.85) < 0.2) & (np.abs(v_lon - 2.35) < 0.2)
+    q_lat.append(v_lat[city])
+    q_lon.append(v_lon[city])
+    e = m.triangles[city[m.triangles].all(axis=1)][:, [0, 1]]
+    mid_lat, mid_lon = xyz_to_lat_lon(0.5 * (m.vertices[e[:, 0]] + m.vertices[e[:, 1]]))
+    q_lat.append(mid_lat)
+    q_lon.append(mid_lon)
+    lat_q, lon_q = np.concatenate(q_lat), np.concatenate(q_lon)
+    expected = brute_force_locate(m.vertices, m.triangles, lat_q, lon_q)
+    assert np.array_equal(loc.locate(lat_q, lon_q), expected)
