@@ -26,6 +26,7 @@ Modules, one job each:
   labels          photo -> mesh cell labels through ``mesh.Mesh.locate``
   sampler         the A.1 curriculum: epoch size growth, class oversampling count**alpha
   input_pipeline  tf.data: parse, decode, Inception-style augmentation, batching, prefetch
-                  (``make_dataset``; ``augment_on_device`` + ``device_augment`` for CPU-poor hosts)
+                  (``make_dataset``; ``augment_on_device`` + ``device_augment``: resize and colour
+                  on the accelerator, the host only decodes crops)
   albums          §3.3 user albums of 24 with zero padding and a mask
 """

@@ -153,11 +153,14 @@ class InputConfig:
     drop_unlabeled: bool | None = None  # None: same as `training`.
     with_metadata: bool = False  # Add photo_id, user_hash, posted_at, lat, lon to the features.
     drop_remainder: bool | None = None  # None: same as `training`.
-    # Training only: the host crops, flips and resizes but yields uint8 pixels plus the colour
-    # draws; `input_pipeline.device_augment` (call it on the accelerator, first thing in the
-    # train step) applies colour jitter and scaling to the batch. On a CPU host, moving float
-    # images costs more than decoding them (experiments/benchmarks/input_bench.py).
+    # Training only: the host only decodes the random crop and yields it as uint8, padded to
+    # `device_pad_side` (0: the data set's max_side), with its size, flip and colour draws;
+    # `input_pipeline.device_augment` (on the accelerator, first thing in the train step:
+    # `geoloc_tf.m1` wraps the model in a `DeviceAugment` layer) resizes, flips, jitters and
+    # scales. On a CPU host, resizing costs about as much as decoding
+    # (experiments/benchmarks/input_bench.py); an accelerator does it in microseconds.
     augment_on_device: bool = False
+    device_pad_side: int = 0
     # Training on the host: compile the colour jitter + scaling + clipping of each image with XLA
     # (one fused pass instead of one pass and one buffer per op; input_bench.py measures it). Not
     # in the paper; False where XLA's CPU backend is unavailable (same result up to float rounding).

@@ -26,6 +26,11 @@ class WrittenDataset:
     def user_hash_salt(self) -> str:
         return self.metadata["user_hash_salt"]
 
+    @property
+    def max_side(self) -> int:
+        """Longest image side the ingestion kept (its ``--max_side``)."""
+        return int(self.metadata["settings"]["max_side"])
+
     def split_names(self, split: str) -> list[str]:
         names = list(splits.M1_VAL_SPLITS) if split == "m1_val" else split.split("+")
         for name in names:

@@ -12,6 +12,12 @@ Order of work, cheapest first, so that nothing is decoded that is not used:
      crop; resize to ``image_size`` (299, Inception v4) and scale to ``value_range``;
   4. batch per replica (``input_context`` from ``tf.distribute``), prefetch.
 
+With ``augment_on_device`` (the M1 trainer's choice when it trains on GPUs/TPUs) step 3 stops
+after decoding the crop: the batch holds uint8 crops padded to the data set's ``max_side``, and
+``device_augment`` resizes, flips, jitters and scales them inside the train step. On a CPU the
+resize costs about as much as the decode, so the host's work shrinks to that of the read+decode
+ceiling (experiments/benchmarks/input_bench.py).
+
 Deterministic mode (tests, evaluation): fixed seeds, ordered interleave and map, stateless random
 ops seeded per element; the same (config, epoch) gives the same batches. Augmentation always uses
 stateless ops with a per-element seed, so parallel map does not change the result.
@@ -56,8 +62,12 @@ def _shard_datasets(paths, labels, copies):
     return index, open_shard
 
 
-def parse(serialized):
-    return tf.io.parse_single_example(serialized, records.feature_spec(tf))
+def parse(serialized, features: tuple[str, ...] | None = None):
+    """One record's features (all of the schema, or only ``features``: parsing fewer is cheaper)."""
+    spec = records.feature_spec(tf)
+    if features is not None:
+        spec = {name: spec[name] for name in features}
+    return tf.io.parse_single_example(serialized, spec)
 
 
 def _scale(image, config: InputConfig):
@@ -135,15 +145,23 @@ def _random_crop_window(image_bytes, seed, config: InputConfig):
     return tf.stack([begin[0], begin[1], size[0], size[1]])
 
 
-def _crop_flip_resize(image_bytes, seeds, config: InputConfig):
+def _draws(seed):
+    """The random draws of one training image from its int64[2] ``seed``: the crop's seed, and
+    five uniforms in [0, 1): flip (< 0.5: flip), then brightness, saturation, hue, contrast.
+    Both augmentation modes derive them the same way, so they transform an image alike."""
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    return seeds[0], tf.random.stateless_uniform([5], seeds[1], dtype=tf.float32)
+
+
+def _crop_flip_resize(image_bytes, crop_seed, flip_draw, config: InputConfig):
     """Decode only the random crop, flip it (on uint8: cheaper), resize: float32 in [0, 255].
 
     Bilinear interpolation of uint8 pixels stays in [0, 255], so nothing needs clipping here.
     """
-    window = _random_crop_window(image_bytes, seeds[0], config)
+    window = _random_crop_window(image_bytes, crop_seed, config)
     crop = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
     if config.flip:
-        crop = tf.image.stateless_random_flip_left_right(crop, seeds[1])
+        crop = tf.cond(flip_draw < 0.5, lambda: tf.reverse(crop, [1]), lambda: crop)
     image = tf.image.resize(crop, [config.image_size, config.image_size], method="bilinear")
     return tf.ensure_shape(image, [config.image_size, config.image_size, 3])
 
@@ -196,10 +214,9 @@ def augment_image(image_bytes, seed, config: InputConfig):
     random left-right flip, resize, colour jitter (brightness, saturation, hue, contrast), scaling
     to ``value_range``, clipping; the last three are one fused affine map + clip.
     """
-    seeds = tf.random.experimental.stateless_split(seed, num=3)
-    image = _crop_flip_resize(image_bytes, seeds, config)
-    uniform = tf.random.stateless_uniform([4], seeds[2], dtype=tf.float32)
-    return _fused_jitter_and_scale(config)(image, uniform)
+    crop_seed, uniform = _draws(seed)
+    image = _crop_flip_resize(image_bytes, crop_seed, uniform[0], config)
+    return _fused_jitter_and_scale(config)(image, uniform[1:])
 
 
 def eval_image(image_bytes, config: InputConfig):
@@ -211,30 +228,83 @@ def eval_image(image_bytes, config: InputConfig):
     return _scale(tf.clip_by_value(image, 0.0, 1.0), config)
 
 
-def host_part_of_device_augment(image_bytes, seed, config: InputConfig) -> dict:
-    """The host half of ``augment_on_device``: random crop (only the crop is decoded), flip,
-    resize to ``image_size``, kept as uint8; plus the four uniform draws of the colour jitter.
+def host_part_of_device_augment(image_bytes, seed, config: InputConfig, pad_side: int) -> dict:
+    """The host half of ``augment_on_device``: decode the random crop, nothing more.
 
-    Returns ``{"pixels": uint8[size, size, 3], "color": float32[4]}``. Keeping uint8 until the
-    accelerator quarters the bytes the host must move, which is what limits a CPU host.
+    Returns ``{"pixels": uint8[h, w, 3], "size": int32[2], "flip": float32 (1: flip),
+    "color": float32[4]}``:
+    the decoded crop (batched with ``padded_batch`` to ``pad_side`` x ``pad_side``), its size,
+    the flip decision and the four colour draws, from the same seeds as ``augment_image``. The
+    host then does what the read+decode ceiling does (less: only the crop's rows are decoded)
+    plus one copy into the padded batch; resizing, which on a CPU costs about as much as the
+    decode itself, moves to the accelerator with the colour jitter (``device_augment``). A crop
+    larger than ``pad_side`` (a data set with larger images than its ``max_side``) is shrunk to
+    fit here, keeping its aspect ratio.
     """
-    seeds = tf.random.experimental.stateless_split(seed, num=3)
-    image = _crop_flip_resize(image_bytes, seeds, config)
-    pixels = tf.cast(tf.round(image), tf.uint8)  # bilinear output is already in [0, 255]
-    return {"pixels": pixels, "color": tf.random.stateless_uniform([4], seeds[2])}
+    crop_seed, uniform = _draws(seed)
+    window = _random_crop_window(image_bytes, crop_seed, config)
+    crop = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
+    shape = tf.shape(crop)[:2]
+    crop = tf.cond(
+        tf.reduce_max(shape) > pad_side,
+        lambda: tf.cast(tf.round(tf.image.resize(crop, [pad_side, pad_side],
+                                                 preserve_aspect_ratio=True)), tf.uint8),
+        lambda: crop,
+    )
+    # float32 1.0 / 0.0, not bool: tf.distribute cannot aggregate bool tensors.
+    flip = tf.cast(uniform[0] < 0.5, tf.float32) if config.flip else tf.constant(0.0)
+    return {"pixels": crop, "size": tf.shape(crop)[:2], "flip": flip, "color": uniform[1:]}
+
+
+def _bilinear_taps(length, out: int):
+    """Source indices and weights of a half-pixel-centre bilinear resize of ``length`` pixels
+    (float [B]) to ``out``: what ``tf.image.resize(method="bilinear")`` samples. Returns
+    (i0, i1, w), each [B, out]: output k = (1 - w) * in[i0] + w * in[i1]."""
+    src = (tf.range(out, dtype=tf.float32)[None] + 0.5) * (length[:, None] / out) - 0.5
+    src = tf.clip_by_value(src, 0.0, length[:, None] - 1.0)
+    low = tf.floor(src)
+    i0 = tf.cast(low, tf.int32)
+    i1 = tf.minimum(i0 + 1, tf.cast(length[:, None], tf.int32) - 1)
+    return i0, i1, src - low
+
+
+def device_resize(batch: dict, image_size: int):
+    """Resize each padded crop of a ``host_part_of_device_augment`` batch to ``image_size``,
+    flipping where ``flip`` says: float32 [B, size, size, 3] in [0, 255].
+
+    Separable bilinear interpolation by gathers (rows, then columns), per image, with the
+    half-pixel centres and edge clamping of ``tf.image.resize``: the result equals the host's
+    resize of the crop up to float rounding. A flip reverses the column taps (half-pixel sampling
+    is symmetric, so flipping after resizing equals resizing the flipped crop).
+    """
+    pixels = batch["pixels"]
+    size = tf.cast(batch["size"], tf.float32)
+    y0, y1, wy = _bilinear_taps(size[:, 0], image_size)
+    x0, x1, wx = _bilinear_taps(size[:, 1], image_size)
+    flip = batch["flip"][:, None] > 0.5
+    x0, x1 = tf.where(flip, x0[:, ::-1], x0), tf.where(flip, x1[:, ::-1], x1)
+    wx = tf.where(flip, wx[:, ::-1], wx)
+    top = tf.cast(tf.gather(pixels, y0, axis=1, batch_dims=1), tf.float32)
+    bottom = tf.cast(tf.gather(pixels, y1, axis=1, batch_dims=1), tf.float32)
+    rows = top + (bottom - top) * wy[:, :, None, None]  # [B, size, W, 3]
+    left = tf.gather(rows, x0, axis=2, batch_dims=1)
+    right = tf.gather(rows, x1, axis=2, batch_dims=1)
+    return left + (right - left) * wx[:, None, :, None]
 
 
 def device_augment(batch: dict, config: InputConfig):
-    """The accelerator half of ``augment_on_device``: colour jitter, scaling, clipping.
+    """The accelerator half of ``augment_on_device``: resize and flip (``device_resize``),
+    colour jitter, scaling, clipping.
 
-    ``batch`` is a batch of ``host_part_of_device_augment`` outputs; returns float32
-    [batch, image_size, image_size, 3] in ``value_range``, the same transform ``augment_image``
-    applies on the host. Pure TensorFlow: call it inside the (distributed) train step.
+    ``batch`` is a padded batch of ``host_part_of_device_augment`` outputs; returns float32
+    [batch, image_size, image_size, 3] in ``value_range``, the transform ``augment_image``
+    applies on the host (up to float rounding). Pure TensorFlow: call it inside the
+    (distributed) train step, e.g. through ``DeviceAugment`` in the training model.
     """
-    pixels = batch["pixels"]
-    n = tf.shape(pixels)[0]
+    image = device_resize(batch, config.image_size)
+    n = tf.shape(image)[0]
     low, high = config.value_range
-    flat = tf.reshape(tf.cast(pixels, tf.float32), [n, -1, 3])
+    flat = tf.reshape(image, [n, -1, 3])
     if config.color_jitter:
         mean = tf.reduce_mean(flat, axis=1, keepdims=True) / 255.0  # [n, 1, 3]
         a, c = tf.vectorized_map(
@@ -245,7 +315,7 @@ def device_augment(batch: dict, config: InputConfig):
     else:
         flat = flat * ((high - low) / 255.0) + low
     flat = tf.clip_by_value(flat, low, high)
-    return tf.reshape(flat, tf.shape(pixels))
+    return tf.reshape(flat, tf.shape(image))
 
 
 def make_dataset(
@@ -302,6 +372,7 @@ def make_dataset(
         int(np.random.default_rng([config.seed, epoch]).integers(2**31)) if deterministic else None
     )
 
+    pad_side = int(config.device_pad_side or data.max_side) if config.augment_on_device else 0
     index, open_shard = _shard_datasets(paths, labels_by_shard, copies_by_shard)
     if training and len(paths) > 1:
         index = index.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -332,9 +403,9 @@ def make_dataset(
 
     def preprocess(record_label, element_seed):
         record, label = record_label
-        example = parse(record)
+        example = parse(record, None if config.with_metadata else ("image",))
         if training and config.augment_on_device:
-            image = host_part_of_device_augment(example["image"], element_seed, config)
+            image = host_part_of_device_augment(example["image"], element_seed, config, pad_side)
         elif training:
             image = augment_image(example["image"], element_seed, config)
         else:
@@ -354,13 +425,34 @@ def make_dataset(
         return features, tf.cast(label, tf.int32)
 
     ds = ds.map(
-        preprocess, num_parallel_calls=AUTOTUNE, deterministic=True if deterministic else None
+        preprocess,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True if deterministic else None,
     )
-    ds = ds.batch(batch, drop_remainder=drop_remainder)
+    if training and config.augment_on_device:
+        ds = ds.padded_batch(batch, padded_shapes=_padded_shapes(ds.element_spec, pad_side),
+                             drop_remainder=drop_remainder)
+    else:
+        ds = ds.batch(batch, drop_remainder=drop_remainder)
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def _padded_shapes(spec, pad_side: int):
+    """``padded_batch`` shapes: the crop's pixels to ``pad_side`` x ``pad_side``, the rest as is."""
+    def shape(path, s):
+        return tf.TensorShape([pad_side, pad_side, 3]) if path[-1] == "pixels" else s.shape
+
+    def walk(s, path=()):
+        if isinstance(s, dict):
+            return {k: walk(v, path + (k,)) for k, v in s.items()}
+        if isinstance(s, tuple):
+            return tuple(walk(v, path + (i,)) for i, v in enumerate(s))
+        return shape(path, s)
+
+    return walk(spec)
 
 
 def raw_decode_dataset(paths: list[str], batch_size: int = 64) -> tf.data.Dataset:
@@ -374,7 +466,7 @@ def raw_decode_dataset(paths: list[str], batch_size: int = 64) -> tf.data.Datase
         num_parallel_calls=AUTOTUNE,
     )
     ds = ds.map(
-        lambda r: tf.io.decode_jpeg(parse(r)["image"], channels=3)[0, 0, 0],
+        lambda r: tf.io.decode_jpeg(parse(r, ("image",))["image"], channels=3)[0, 0, 0],
         num_parallel_calls=AUTOTUNE,
     )
     return ds.batch(batch_size).prefetch(AUTOTUNE)

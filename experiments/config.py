@@ -175,6 +175,11 @@ class M1Section:
     color_jitter: bool = param(
         True, "Random brightness, saturation, hue and contrast in training (Inception "
         "preprocessing). Off where colour is the location signal (the demo's Earth imagery).")
+    augment_on: str = param(
+        "auto", "Where training augmentation runs: device (the host only decodes the random crop; "
+        "resize, flip, colour and scaling run in the train step on the accelerator), host (all on "
+        "the CPU, float32 batches), auto (device when training on GPUs/TPUs, else host).",
+        choices=("auto", "device", "host"))
     sgd_epochs: int = param(
         24, "Epochs of the final SGD phase, natural class frequencies, full data set per epoch "
         "(24 epochs at 4 % leave 4 % of the initial rate).", minimum=0)

@@ -26,7 +26,7 @@ def train_config(config: RunConfig):
                               epochs_per_cycle=m1.cycle_epochs, seed=config.data.seed),
         sgd_learning_rate=m1.sgd_learning_rate, sgd_decay_per_epoch=m1.sgd_decay_per_epoch,
         sgd_epochs=m1.sgd_epochs, sgd_momentum=m1.sgd_momentum,
-        crop_area_min=m1.crop_area_min, color_jitter=m1.color_jitter,
+        crop_area_min=m1.crop_area_min, color_jitter=m1.color_jitter, augment_on=m1.augment_on,
         init_checkpoint=m1.init_checkpoint,
         strategy=config.runtime.strategy, mixed_precision=config.runtime.mixed_precision,
         jit_compile=config.runtime.jit_compile, checkpoint_every_steps=m1.checkpoint_every_steps,

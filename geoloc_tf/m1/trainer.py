@@ -57,6 +57,7 @@ TRAIN_SPLIT = "m1_train"
 VALIDATION_SPLIT = "m1_val"
 MODEL_FILE = "m1.keras"
 HISTORY_FILE = "history.json"
+AUGMENT_ON = ("auto", "device", "host")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +84,12 @@ class M1TrainConfig:
     color_jitter: bool = True  # Inception preprocessing's brightness/saturation/hue/contrast
     init_checkpoint: str | None = None  # A.1: "pre-trained on ImageNet"
     strategy: str = "auto"
+    # Where the training augmentation runs: "device" (the host only decodes the random crop; a
+    # DeviceAugment layer in the training model resizes, flips, jitters and scales on the
+    # accelerator: input_pipeline.device_augment), "host" (all on the host, float32 batches),
+    # or "auto": "device" when the strategy trains on GPUs or TPUs, "host" on CPUs, where the
+    # resize costs the same CPU either way and the host form needs no padded uint8 batch.
+    augment_on: str = "auto"
     mixed_precision: bool = False
     jit_compile: bool = False
     checkpoint_every_steps: int = 100
@@ -167,8 +174,13 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
     sampler = CurriculumSampler(counts, config.sampler)
     validation = _validation_subset(data, mesh, config)
 
+    on_device = augments_on_device(config, strategy)
+    input_config = _train_input_config(config, on_device)
     with strategy.scope():
         model = backbones.build_m1_model(config.backbone, config.model_config(mesh.num_cells))
+        # The model fit trains: M1 itself, or M1 behind the accelerator's half of augmentation
+        # (same weights; m1.keras and the exports hold M1 alone).
+        fit_model = _with_device_augment(model, input_config, data.max_side) if on_device else model
     state = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
              for name in ("epoch", "step_in_epoch", "global_step")}
     checkpoint_dir = out_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="m1_worker"))
@@ -191,12 +203,13 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
         if plan.cycle != optimizer_phase:
             with strategy.scope():
                 optimizer = _optimizer(plan, config)
-                model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
-                              metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                              jit_compile=config.jit_compile)
-                model.optimizer.build(model.trainable_variables)
+                fit_model.compile(optimizer=optimizer,
+                                  loss=keras.losses.SparseCategoricalCrossentropy(),
+                                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                                  jit_compile=config.jit_compile)
+                fit_model.optimizer.build(model.trainable_variables)
             checkpoint = tf.train.Checkpoint(model=model, **state,
-                                             **{f"optimizer_phase{plan.cycle}": model.optimizer})
+                                             **{f"optimizer_phase{plan.cycle}": fit_model.optimizer})
             manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
             if latest and optimizer_phase is None:
                 checkpoint.restore(latest).expect_partial()
@@ -205,8 +218,9 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
                          int(state["global_step"].numpy()))
             optimizer_phase = plan.cycle
         first_step = int(state["step_in_epoch"].numpy()) if epoch == start_epoch else 0
-        record = _train_epoch(model, strategy, data, train_labels, sampler, plan, epoch, first_step,
-                              manager, state, config, writer, chief)
+        record = _train_epoch(fit_model, strategy, data, train_labels, sampler, plan, epoch,
+                              first_step, manager, state, config, input_config, writer, chief)
+        record["augment_on"] = "device" if on_device else "host"
         record.update(_evaluate(model, validation, mesh, config))
         state["epoch"].assign(epoch + 1)
         state["step_in_epoch"].assign(0)
@@ -237,8 +251,62 @@ def _read_state(checkpoint_path: str, name: str) -> int:
     return int(reader.get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+def augments_on_device(config: M1TrainConfig, strategy: tf.distribute.Strategy) -> bool:
+    """``config.augment_on`` resolved for ``strategy`` (see ``M1TrainConfig``)."""
+    if config.augment_on not in AUGMENT_ON:
+        raise errors.ModelConfigError(
+            f"augment_on={config.augment_on!r}; expected one of {', '.join(AUGMENT_ON)}")
+    if config.augment_on != "auto":
+        return config.augment_on == "device"
+    try:
+        devices = strategy.extended.worker_devices
+    except (RuntimeError, NotImplementedError):  # the default strategy: TensorFlow's placement
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+    return any(tf.DeviceSpec.from_string(d).device_type in ("GPU", "TPU") for d in devices)
+
+
+def _train_input_config(config: M1TrainConfig, on_device: bool) -> InputConfig:
+    return InputConfig(
+        image_size=config.image_size, global_batch_size=config.global_batch_size, training=True,
+        deterministic=config.deterministic_input, seed=config.seed,
+        shuffle_buffer=config.shuffle_buffer, area_range=(config.crop_area_min, 1.0),
+        color_jitter=config.color_jitter, augment_on_device=on_device)
+
+
+def _with_device_augment(model: keras.Model, input_config: InputConfig,
+                         pad_side: int) -> keras.Model:
+    """``model`` fed by ``DeviceAugment``: takes the padded uint8 crops of the input pipeline's
+    ``augment_on_device`` batches (a dict), shares every weight with ``model``."""
+    side = int(input_config.device_pad_side or pad_side)
+    inputs = {
+        "pixels": keras.Input((side, side, 3), dtype="uint8", name="pixels"),
+        "size": keras.Input((2,), dtype="int32", name="size"),
+        "flip": keras.Input((), dtype="float32", name="flip"),
+        "color": keras.Input((4,), dtype="float32", name="color"),
+    }
+    images = DeviceAugment(input_config, name="device_augment")(inputs)
+    return keras.Model(inputs, model(images), name=f"{model.name}_with_device_augment")
+
+
+class DeviceAugment(keras.layers.Layer):
+    """The accelerator's half of training augmentation (``input_pipeline.device_augment``):
+    resize and flip the padded crops, colour jitter, scale to the model's value range."""
+
+    def __init__(self, input_config: InputConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.input_config = input_config
+
+    def call(self, inputs):
+        return input_pipeline.device_augment(inputs, self.input_config)
+
+    def compute_output_shape(self, input_shape):
+        size = self.input_config.image_size
+        return (input_shape["pixels"][0], size, size, 3)
+
+
 def _train_epoch(model, strategy, data, train_labels, sampler, plan: EpochPlan, epoch: int,
-                 first_step: int, manager, state, config: M1TrainConfig, writer, chief) -> dict:
+                 first_step: int, manager, state, config: M1TrainConfig,
+                 input_config: InputConfig, writer, chief) -> dict:
     copies = sampler.copies(train_labels, epoch)
     examples = int(sum(int(c.sum()) for c in copies))
     steps = _steps_per_epoch(copies, config.global_batch_size, _num_input_pipelines(strategy))
@@ -248,11 +316,6 @@ def _train_epoch(model, strategy, data, train_labels, sampler, plan: EpochPlan, 
             f"{config.global_batch_size}; lower --m1_global_batch_size")
     learning_rate = config.learning_rate(epoch)
     model.optimizer.learning_rate.assign(learning_rate)
-    input_config = InputConfig(
-        image_size=config.image_size, global_batch_size=config.global_batch_size, training=True,
-        deterministic=config.deterministic_input, seed=config.seed,
-        shuffle_buffer=config.shuffle_buffer, area_range=(config.crop_area_min, 1.0),
-        color_jitter=config.color_jitter)
     per_pipeline_skip = first_step
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:

@@ -155,6 +155,34 @@ def test_distribution_strategies_train(tiny_world, tmp_path, strategy, replicas)
     assert (tmp_path / strategy / "m1.keras").exists()
 
 
+def test_augmentation_on_the_device_trains_under_mirrored_strategy(tiny_world, tmp_path):
+    # augment_on="device": the input pipeline yields padded uint8 crops and the DeviceAugment
+    # layer resizes them inside the (distributed) train step; m1.keras is M1 alone.
+    import keras
+    one_epoch = dict(SAMPLER, epochs_per_cycle=1)
+    out = tmp_path / "device"
+    result = run_script(tiny_world, out, "mirrored",
+                        model=dict(MODEL, sgd_epochs=0, augment_on="device"), sampler=one_epoch)
+    history = json.loads((out / "history.json").read_text())
+    assert result["replicas"] == 2 and history[0]["augment_on"] == "device"
+    assert result["steps"] == history[0]["examples"] // MODEL["global_batch_size"] > 0
+    assert np.isfinite(history[0]["loss"])
+    model = keras.saving.load_model(out / "m1.keras")
+    assert tuple(model.input_shape) == (None, MODEL["image_size"], MODEL["image_size"], 3)
+
+
+def test_augment_on_auto_means_host_on_cpus_and_rejects_unknown_values():
+    import tensorflow as tf
+    from geoloc_tf.errors import ModelConfigError
+    from geoloc_tf.m1.trainer import augments_on_device
+    strategy = tf.distribute.get_strategy()
+    assert augments_on_device(configs(), strategy) is bool(tf.config.list_logical_devices("GPU"))
+    assert augments_on_device(configs(augment_on="device"), strategy) is True
+    assert augments_on_device(configs(augment_on="host"), strategy) is False
+    with pytest.raises(ModelConfigError, match="augment_on='gpu'"):
+        augments_on_device(configs(augment_on="gpu"), strategy)
+
+
 def test_predict_writes_every_photo_of_every_split_with_top_k(uninterrupted, tiny_world, tmp_path):
     import keras
 
