@@ -372,7 +372,7 @@ def make_dataset(
         int(np.random.default_rng([config.seed, epoch]).integers(2**31)) if deterministic else None
     )
 
-    pad_side = int(config.device_pad_side or data.max_side) if config.augment_on_device else 0
+    pad_side = device_pad_side(config, data) if config.augment_on_device else 0
     index, open_shard = _shard_datasets(paths, labels_by_shard, copies_by_shard)
     if training and len(paths) > 1:
         index = index.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -440,12 +440,18 @@ def make_dataset(
     return ds.with_options(options).prefetch(AUTOTUNE)
 
 
+def device_pad_side(config: InputConfig, data: WrittenDataset) -> int:
+    """Side the ``augment_on_device`` batches pad their crops to: ``config.device_pad_side``, or
+    the data set's ``max_side`` when that is 0."""
+    return int(config.device_pad_side or data.max_side)
+
+
 def _padded_shapes(spec, pad_side: int):
     """``padded_batch`` shapes: the crop's pixels to ``pad_side`` x ``pad_side``, the rest as is."""
     def shape(path, s):
         return tf.TensorShape([pad_side, pad_side, 3]) if path[-1] == "pixels" else s.shape
 
-    def walk(s, path=()):
+    def walk(s, path=()):  # tf.nest has no public map with paths
         if isinstance(s, dict):
             return {k: walk(v, path + (k,)) for k, v in s.items()}
         if isinstance(s, tuple):

@@ -67,6 +67,7 @@ _FRAC_BITS = 24  # fixed-point steps per top cell side: 2^24 (6.6 mm at 1 degree
 _FRAC_MASK = (1 << _FRAC_BITS) - 1
 _PACK_BITS = 26  # a leaf row packs t + (t' + 1) * 2^26 into one float64
 _PACK = 1 << _PACK_BITS
+_DEPTH_BITS = 6  # a split node's row packs first child * 2^6 + child depth
 #: Level-2 nodes per triangle of a mesh's query locator (``Mesh.locator``). On the fine mesh
 #: (13,152 triangles, 14 M Flickr-like points, 2 threads) 4 / 16 / 64 gave 18 / 23 / 25 M points/s
 #: for 37 / 38 / 47 MB of tables and 1.6 / 1.0 / 2.3 s to build; refinement, which builds a
@@ -252,7 +253,7 @@ class Locator:
                 break
             level = self._classify(child["lat0"], child["lon0"], child["depth"], child["start"])
         self.node_code = np.concatenate(codes)
-        self.node_rows = np.ascontiguousarray(np.concatenate(rows)) if rows else np.zeros((0, 4))
+        self.node_rows = np.ascontiguousarray(np.concatenate(rows))
         self.num_level2_nodes = total
         self.solid_share = float(solid_level2 / total) if total else 0.0
 
@@ -327,7 +328,7 @@ class Locator:
         Node code: t >= 0 for a solid node of triangle t; -(r + 1) for any other node, r being
         its row in ``node_rows`` = (a, b, c, packed). packed >= 0: a leaf, t + (t' + 1) * 2^26
         (t' = -1 and a = b = c = 0 where the linear test does not apply); packed < 0: a split node,
-        -(1 + first child * 64 + child depth), its 4 x 4 children stored row-major.
+        -(1 + first child * 2^_DEPTH_BITS + child depth), its 4 x 4 children stored row-major.
         """
         tri, other = level["tri"], level["other"]
         n = tri.size
@@ -340,19 +341,19 @@ class Locator:
         sp = np.flatnonzero(split) if split is not None else np.zeros(0, dtype=np.int64)
         if sp.size == 0:
             return code, row, None
-        fan = 1 << _CHILD_BITS
         child_depth = level["depth"][sp] + _CHILD_BITS
-        first_child = first_node + n + fan * fan * np.arange(sp.size, dtype=np.int64)
-        row[np.searchsorted(ns, sp), :] = 0.0
-        row[np.searchsorted(ns, sp), 3] = -(1.0 + first_child * 64.0 + child_depth)
+        first_child = first_node + n + _FAN * _FAN * np.arange(sp.size, dtype=np.int64)
+        split_rows = np.searchsorted(ns, sp)
+        row[split_rows, :3] = 0.0
+        row[split_rows, 3] = -(1.0 + first_child * float(1 << _DEPTH_BITS) + child_depth)
         csize = self.top_deg / 2.0**child_depth
-        i = np.arange(fan * fan)
-        cr, cc = i // fan, i % fan
+        i = np.arange(_FAN * _FAN)
+        cr, cc = i // _FAN, i % _FAN
         child = dict(
             lat0=(level["lat0"][sp, None] + cr[None, :] * csize[:, None]).ravel(),
             lon0=(level["lon0"][sp, None] + cc[None, :] * csize[:, None]).ravel(),
-            depth=np.repeat(child_depth, fan * fan),
-            start=np.repeat(tri[sp], fan * fan),
+            depth=np.repeat(child_depth, _FAN * _FAN),
+            start=np.repeat(tri[sp], _FAN * _FAN),
         )
         return code, row, child
 
@@ -482,17 +483,16 @@ class Locator:
             parent = np.flatnonzero(~leaf)
             at = todo[parent]
             pc = -code[parent] - 1
-            depth = np.bitwise_and(pc, 63)
+            depth = np.bitwise_and(pc, (1 << _DEPTH_BITS) - 1)
             sh = _FRAC_BITS - depth
-            child = np.right_shift(pc, 6)
+            child = np.right_shift(pc, _DEPTH_BITS)
             child += np.left_shift(np.bitwise_and(np.right_shift(np.take(qa, at), sh), _FAN - 1), _CHILD_BITS)
             child += np.bitwise_and(np.right_shift(np.take(qo, at), sh), _FAN - 1)
             cv = np.take(self.node_code, child)
             v[at] = cv
             todo = at[cv < 0]
         if walk_at:
-            todo = np.concatenate(walk_at) if len(walk_at) > 1 else walk_at[0]
-            start = np.concatenate(walk_from) if len(walk_from) > 1 else walk_from[0]
+            todo, start = np.concatenate(walk_at), np.concatenate(walk_from)
             q = lat_lon_to_xyz(np.take(lat, todo), np.take(lon, todo)) if p is None else np.take(p, todo, axis=0)
             v[todo] = self._locate_rest(q, start)
         return v

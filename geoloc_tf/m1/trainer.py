@@ -180,7 +180,9 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
         model = backbones.build_m1_model(config.backbone, config.model_config(mesh.num_cells))
         # The model fit trains: M1 itself, or M1 behind the accelerator's half of augmentation
         # (same weights; m1.keras and the exports hold M1 alone).
-        fit_model = _with_device_augment(model, input_config, data.max_side) if on_device else model
+        fit_model = (_with_device_augment(model, input_config,
+                                          input_pipeline.device_pad_side(input_config, data))
+                     if on_device else model)
     state = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
              for name in ("epoch", "step_in_epoch", "global_step")}
     checkpoint_dir = out_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="m1_worker"))
@@ -274,10 +276,9 @@ def _train_input_config(config: M1TrainConfig, on_device: bool) -> InputConfig:
 
 
 def _with_device_augment(model: keras.Model, input_config: InputConfig,
-                         pad_side: int) -> keras.Model:
+                         side: int) -> keras.Model:
     """``model`` fed by ``DeviceAugment``: takes the padded uint8 crops of the input pipeline's
     ``augment_on_device`` batches (a dict), shares every weight with ``model``."""
-    side = int(input_config.device_pad_side or pad_side)
     inputs = {
         "pixels": keras.Input((side, side, 3), dtype="uint8", name="pixels"),
         "size": keras.Input((2,), dtype="int32", name="size"),
