@@ -26,7 +26,7 @@ Modules, one job each:
   labels          photo -> mesh cell labels through ``mesh.Mesh.locate``
   sampler         the A.1 curriculum: epoch size growth, class oversampling count**alpha
   input_pipeline  tf.data: parse, decode, Inception-style augmentation, batching, prefetch
-                  (``make_dataset``; ``augment_on_device`` + ``device_augment``: resize and colour
-                  on the accelerator, the host only decodes crops)
+                  (``make_dataset``; ``augment_on_device`` + ``device_augment``: the host only
+                  decodes crops and packs them per batch, resize and colour on the accelerator)
   albums          §3.3 user albums of 24 with zero padding and a mask
 """

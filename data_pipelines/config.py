@@ -153,14 +153,26 @@ class InputConfig:
     drop_unlabeled: bool | None = None  # None: same as `training`.
     with_metadata: bool = False  # Add photo_id, user_hash, posted_at, lat, lon to the features.
     drop_remainder: bool | None = None  # None: same as `training`.
-    # Training only: the host only decodes the random crop and yields it as uint8, padded to
-    # `device_pad_side` (0: the data set's max_side), with its size, flip and colour draws;
+    # Training only: the host only decodes the random crops and packs them back to back into one
+    # flat uint8 buffer per batch (crops larger than `device_crop_side`, 0: the data set's
+    # max_side, are shrunk first), with their sizes, flip and colour draws;
     # `input_pipeline.device_augment` (on the accelerator, first thing in the train step:
-    # `geoloc_tf.m1` wraps the model in a `DeviceAugment` layer) resizes, flips, jitters and
-    # scales. On a CPU host, resizing costs about as much as decoding
+    # `geoloc_tf.m1` wraps the model in a `DeviceAugment` layer) unpacks, resizes, flips, jitters
+    # and scales. On a CPU host, resizing costs about as much as decoding
     # (experiments/benchmarks/input_bench.py); an accelerator does it in microseconds.
     augment_on_device: bool = False
-    device_pad_side: int = 0
+    device_crop_side: int = 0
+    # The packed buffer's length is rounded up (zeros) to a multiple of 1/`device_flat_buckets`
+    # of the most a batch can hold: at most this many distinct input shapes, so an XLA-compiled
+    # train step compiles a bounded number of times; 0: no rounding (a new length every batch).
+    device_flat_buckets: int = 16
+    # tf.data's autotuner. Off by default: on a 2-core host, with it on, tf.data now and then ran a
+    # whole pass with a core idle, in every pipeline, the read+decode ceiling too (about 1,200-1,300
+    # instead of 1,900 img/s, in a third to a half of the passes; experiments/benchmarks/
+    # input_bench.py), and no autotune algorithm or parallelism setting avoided it. Off, each
+    # AUTOTUNE map runs one call per core, each interleave `cycle_length` reads at once, and
+    # prefetch buffers grow while the consumer waits (tf.data's legacy autotuning).
+    autotune: bool = False
     # Training on the host: compile the colour jitter + scaling + clipping of each image with XLA
     # (one fused pass instead of one pass and one buffer per op; input_bench.py measures it). Not
     # in the paper; False where XLA's CPU backend is unavailable (same result up to float rounding).

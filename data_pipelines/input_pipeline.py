@@ -13,10 +13,16 @@ Order of work, cheapest first, so that nothing is decoded that is not used:
   4. batch per replica (``input_context`` from ``tf.distribute``), prefetch.
 
 With ``augment_on_device`` (the M1 trainer's choice when it trains on GPUs/TPUs) step 3 stops
-after decoding the crop: the batch holds uint8 crops padded to the data set's ``max_side``, and
-``device_augment`` resizes, flips, jitters and scales them inside the train step. On a CPU the
-resize costs about as much as the decode, so the host's work shrinks to that of the read+decode
-ceiling (experiments/benchmarks/input_bench.py).
+after decoding the crop, and steps 3-4 swap: records are batched first, then one map call per batch
+decodes its crops and packs them back to back into one flat uint8 buffer (``pack_crops``), which
+``device_augment`` unpacks, resizes, flips, jitters and scales inside the train step. On a CPU the
+resize costs about as much as the decode, and a batch padded to the data set's ``max_side`` moves
+2-3 times the bytes of the crops it holds (on a 2-core host that capped the pipeline at about
+two-thirds of the read+decode ceiling); packed crops bring the host's work below that ceiling's
+(experiments/benchmarks/input_bench.py).
+
+tf.data's autotuner is off unless ``InputConfig.autotune`` says otherwise: on a 2-core host it now
+and then left a core idle for a whole pass, in every pipeline (see ``InputConfig.autotune``).
 
 Deterministic mode (tests, evaluation): fixed seeds, ordered interleave and map, stateless random
 ops seeded per element; the same (config, epoch) gives the same batches. Augmentation always uses
@@ -62,11 +68,14 @@ def _shard_datasets(paths, labels, copies):
     return index, open_shard
 
 
-def parse(serialized, features: tuple[str, ...] | None = None):
-    """One record's features (all of the schema, or only ``features``: parsing fewer is cheaper)."""
+def parse(serialized, features: tuple[str, ...] | None = None, *, batched: bool = False):
+    """One record's features (all of the schema, or only ``features``: parsing fewer is cheaper);
+    ``batched``: ``serialized`` is a vector of records and each feature a vector."""
     spec = records.feature_spec(tf)
     if features is not None:
         spec = {name: spec[name] for name in features}
+    if batched:
+        return tf.io.parse_example(serialized, spec)
     return tf.io.parse_single_example(serialized, spec)
 
 
@@ -228,32 +237,75 @@ def eval_image(image_bytes, config: InputConfig):
     return _scale(tf.clip_by_value(image, 0.0, 1.0), config)
 
 
-def host_part_of_device_augment(image_bytes, seed, config: InputConfig, pad_side: int) -> dict:
-    """The host half of ``augment_on_device``: decode the random crop, nothing more.
+def host_part_of_device_augment(image_bytes, seed, config: InputConfig, crop_side: int) -> dict:
+    """The host half of ``augment_on_device`` for one image: decode the random crop, nothing more.
 
     Returns ``{"pixels": uint8[h, w, 3], "size": int32[2], "flip": float32 (1: flip),
-    "color": float32[4]}``:
-    the decoded crop (batched with ``padded_batch`` to ``pad_side`` x ``pad_side``), its size,
-    the flip decision and the four colour draws, from the same seeds as ``augment_image``. The
-    host then does what the read+decode ceiling does (less: only the crop's rows are decoded)
-    plus one copy into the padded batch; resizing, which on a CPU costs about as much as the
-    decode itself, moves to the accelerator with the colour jitter (``device_augment``). A crop
-    larger than ``pad_side`` (a data set with larger images than its ``max_side``) is shrunk to
-    fit here, keeping its aspect ratio.
+    "color": float32[4]}``: the decoded crop, its size, the flip decision and the four colour
+    draws, from the same seeds as ``augment_image``. A crop larger than ``crop_side`` (a data set
+    with larger images than its ``max_side``) is shrunk to fit here, keeping its aspect ratio, so
+    a batch never holds more than ``crop_side``^2 pixels per image. ``pack_crops`` batches these.
     """
     crop_seed, uniform = _draws(seed)
     window = _random_crop_window(image_bytes, crop_seed, config)
     crop = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
     shape = tf.shape(crop)[:2]
     crop = tf.cond(
-        tf.reduce_max(shape) > pad_side,
-        lambda: tf.cast(tf.round(tf.image.resize(crop, [pad_side, pad_side],
+        tf.reduce_max(shape) > crop_side,
+        lambda: tf.cast(tf.round(tf.image.resize(crop, [crop_side, crop_side],
                                                  preserve_aspect_ratio=True)), tf.uint8),
         lambda: crop,
     )
     # float32 1.0 / 0.0, not bool: tf.distribute cannot aggregate bool tensors.
     flip = tf.cast(uniform[0] < 0.5, tf.float32) if config.flip else tf.constant(0.0)
     return {"pixels": crop, "size": tf.shape(crop)[:2], "flip": flip, "color": uniform[1:]}
+
+
+def packed_length_step(config: InputConfig, batch_size: int, crop_side: int) -> int:
+    """Multiple of which ``pack_crops`` makes its flat buffer's length: the largest a batch of
+    ``batch_size`` crops can hold, divided by ``config.device_flat_buckets`` and rounded up to
+    whole pixels (3 bytes); 3 when ``device_flat_buckets`` is 0 (no rounding)."""
+    if config.device_flat_buckets <= 0:
+        return 3
+    return 3 * -(-batch_size * crop_side * crop_side // config.device_flat_buckets)
+
+
+def pack_crops(images, seeds, config: InputConfig, crop_side: int, batch_size: int) -> dict:
+    """The host half of ``augment_on_device`` for a batch: ``host_part_of_device_augment`` on
+    each of the JPEGs ``images`` (string [n]) with its ``seeds`` (int64 [n, 2]), the crops packed
+    back to back.
+
+    Returns ``{"pixels": uint8[T], "size": int32[n, 2], "flip": float32[n],
+    "color": float32[n, 4]}``: crop i's pixels, row-major RGB, start at byte
+    ``3 * sum(h_j * w_j for j < i)``. The buffer holds the crops' bytes and nothing else, but for
+    zeros at its end that round ``T`` up to a multiple of ``packed_length_step`` (at most
+    ``device_flat_buckets`` lengths a batch, so an XLA-compiled train step compiles a bounded
+    number of times). A batch padded to ``crop_side`` x ``crop_side`` instead moved 2-3 times the
+    bytes for average Inception crops (area 8-100 %) and, on a 2-core host, held the pipeline to
+    about two-thirds of the read+decode ceiling; packed, it runs above it (input_bench.py).
+
+    The crops are decoded one after another inside this call: the parallelism is across batches
+    (the ``map`` over batches runs with AUTOTUNE parallel calls).
+    """
+    n = tf.shape(images)[0]
+    crops = tf.TensorArray(tf.uint8, size=n + 1, infer_shape=False, element_shape=[None])
+    sizes = tf.TensorArray(tf.int32, size=n, element_shape=[2])
+    draws = tf.TensorArray(tf.float32, size=n, element_shape=[5])
+
+    def decode(i, crops, sizes, draws):
+        part = host_part_of_device_augment(images[i], seeds[i], config, crop_side)
+        return (i + 1, crops.write(i, tf.reshape(part["pixels"], [-1])),
+                sizes.write(i, part["size"]),
+                draws.write(i, tf.concat([part["flip"][None], part["color"]], 0)))
+
+    _, crops, sizes, draws = tf.while_loop(
+        lambda i, *_: i < n, decode, (tf.constant(0), crops, sizes, draws))
+    size = sizes.stack()
+    total = 3 * tf.reduce_sum(tf.cast(size[:, 0], tf.int64) * tf.cast(size[:, 1], tf.int64))
+    step = packed_length_step(config, batch_size, crop_side)
+    crops = crops.write(n, tf.zeros([(-total) % step], tf.uint8))
+    draws = draws.stack()
+    return {"pixels": crops.concat(), "size": size, "flip": draws[:, 0], "color": draws[:, 1:]}
 
 
 def _bilinear_taps(length, out: int):
@@ -269,34 +321,43 @@ def _bilinear_taps(length, out: int):
 
 
 def device_resize(batch: dict, image_size: int):
-    """Resize each padded crop of a ``host_part_of_device_augment`` batch to ``image_size``,
-    flipping where ``flip`` says: float32 [B, size, size, 3] in [0, 255].
+    """Resize each crop of a ``pack_crops`` batch to ``image_size``, flipping where ``flip``
+    says: float32 [n, size, size, 3] in [0, 255].
 
-    Separable bilinear interpolation by gathers (rows, then columns), per image, with the
-    half-pixel centres and edge clamping of ``tf.image.resize``: the result equals the host's
-    resize of the crop up to float rounding. A flip reverses the column taps (half-pixel sampling
-    is symmetric, so flipping after resizing equals resizing the flipped crop).
+    Bilinear interpolation by four gathers from the packed pixels (crop i starts at pixel
+    ``sum(h_j * w_j for j < i)``), with the half-pixel centres and edge clamping of
+    ``tf.image.resize``: the result equals the host's resize of the crop up to float rounding. A
+    flip reverses the column taps (half-pixel sampling is symmetric, so flipping after resizing
+    equals resizing the flipped crop).
     """
-    pixels = batch["pixels"]
-    size = tf.cast(batch["size"], tf.float32)
-    y0, y1, wy = _bilinear_taps(size[:, 0], image_size)
-    x0, x1, wx = _bilinear_taps(size[:, 1], image_size)
+    pixels = tf.reshape(batch["pixels"], [-1, 3])
+    size = batch["size"]
+    height, width = size[:, 0], size[:, 1]
+    start = tf.math.cumsum(height * width, exclusive=True)
+    y0, y1, wy = _bilinear_taps(tf.cast(height, tf.float32), image_size)
+    x0, x1, wx = _bilinear_taps(tf.cast(width, tf.float32), image_size)
     flip = batch["flip"][:, None] > 0.5
     x0, x1 = tf.where(flip, x0[:, ::-1], x0), tf.where(flip, x1[:, ::-1], x1)
     wx = tf.where(flip, wx[:, ::-1], wx)
-    top = tf.cast(tf.gather(pixels, y0, axis=1, batch_dims=1), tf.float32)
-    bottom = tf.cast(tf.gather(pixels, y1, axis=1, batch_dims=1), tf.float32)
-    rows = top + (bottom - top) * wy[:, :, None, None]  # [B, size, W, 3]
-    left = tf.gather(rows, x0, axis=2, batch_dims=1)
-    right = tf.gather(rows, x1, axis=2, batch_dims=1)
-    return left + (right - left) * wx[:, None, :, None]
+    row0 = start[:, None] + y0 * width[:, None]  # [n, size]: first pixel of each source row
+    row1 = start[:, None] + y1 * width[:, None]
+
+    def tap(rows, columns):  # [n, size, size, 3]
+        return tf.cast(tf.gather(pixels, rows[:, :, None] + columns[:, None, :]), tf.float32)
+
+    def along_row(rows):
+        left, right = tap(rows, x0), tap(rows, x1)
+        return left + (right - left) * wx[:, None, :, None]
+
+    top, bottom = along_row(row0), along_row(row1)
+    return top + (bottom - top) * wy[:, :, None, None]
 
 
 def device_augment(batch: dict, config: InputConfig):
     """The accelerator half of ``augment_on_device``: resize and flip (``device_resize``),
     colour jitter, scaling, clipping.
 
-    ``batch`` is a padded batch of ``host_part_of_device_augment`` outputs; returns float32
+    ``batch`` is a ``pack_crops`` batch; returns float32
     [batch, image_size, image_size, 3] in ``value_range``, the transform ``augment_image``
     applies on the host (up to float rounding). Pure TensorFlow: call it inside the
     (distributed) train step, e.g. through ``DeviceAugment`` in the training model.
@@ -372,7 +433,6 @@ def make_dataset(
         int(np.random.default_rng([config.seed, epoch]).integers(2**31)) if deterministic else None
     )
 
-    pad_side = device_pad_side(config, data) if config.augment_on_device else 0
     index, open_shard = _shard_datasets(paths, labels_by_shard, copies_by_shard)
     if training and len(paths) > 1:
         index = index.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -400,71 +460,68 @@ def make_dataset(
         ds = ds.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     element_seeds = tf.data.Dataset.random(seed=seed if seed is not None else None).batch(2)
     ds = tf.data.Dataset.zip((ds, element_seeds))
+    features = None if config.with_metadata else ("image",)
+    map_order = True if deterministic else None
 
-    def preprocess(record_label, element_seed):
-        record, label = record_label
-        example = parse(record, None if config.with_metadata else ("image",))
-        if training and config.augment_on_device:
-            image = host_part_of_device_augment(example["image"], element_seed, config, pad_side)
-        elif training:
-            image = augment_image(example["image"], element_seed, config)
-        else:
-            image = eval_image(example["image"], config)
-        if config.with_metadata:
-            features = {
-                "image": image,
-                "photo_id": example["photo_id"],
-                "user_hash": example["user_hash"],
-                "posted_at": example["posted_at"],
-                "lat": tf.cast(example["lat_e7"], tf.float64) / COORD_SCALE,
-                "lon": tf.cast(example["lon_e7"], tf.float64) / COORD_SCALE,
-                "outdoor_prob": example["outdoor_prob"],
-            }
-        else:
-            features = image
-        return features, tf.cast(label, tf.int32)
+    if training and config.augment_on_device:  # batch first, then decode and pack each batch
+        crop_side = device_crop_side(config, data)
 
-    ds = ds.map(
-        preprocess,
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True if deterministic else None,
-    )
-    if training and config.augment_on_device:
-        ds = ds.padded_batch(batch, padded_shapes=_padded_shapes(ds.element_spec, pad_side),
-                             drop_remainder=drop_remainder)
+        def preprocess_batch(records_labels, seeds):
+            records_, label = records_labels
+            example = parse(records_, features, batched=True)
+            image = pack_crops(example["image"], seeds, config, crop_side, batch)
+            return _features(image, example, config), tf.cast(label, tf.int32)
+
+        ds = ds.batch(batch, drop_remainder=drop_remainder)
+        ds = ds.map(preprocess_batch, num_parallel_calls=AUTOTUNE, deterministic=map_order)
     else:
+
+        def preprocess(record_label, element_seed):
+            record, label = record_label
+            example = parse(record, features)
+            if training:
+                image = augment_image(example["image"], element_seed, config)
+            else:
+                image = eval_image(example["image"], config)
+            return _features(image, example, config), tf.cast(label, tf.int32)
+
+        ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=map_order)
         ds = ds.batch(batch, drop_remainder=drop_remainder)
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
+    options.autotune.enabled = config.autotune
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options).prefetch(AUTOTUNE)
 
 
-def device_pad_side(config: InputConfig, data: WrittenDataset) -> int:
-    """Side the ``augment_on_device`` batches pad their crops to: ``config.device_pad_side``, or
-    the data set's ``max_side`` when that is 0."""
-    return int(config.device_pad_side or data.max_side)
+def device_crop_side(config: InputConfig, data: WrittenDataset) -> int:
+    """Largest crop side ``augment_on_device`` ships: ``config.device_crop_side``, or the data
+    set's ``max_side`` when that is 0."""
+    return int(config.device_crop_side or data.max_side)
 
 
-def _padded_shapes(spec, pad_side: int):
-    """``padded_batch`` shapes: the crop's pixels to ``pad_side`` x ``pad_side``, the rest as is."""
-    def shape(path, s):
-        return tf.TensorShape([pad_side, pad_side, 3]) if path[-1] == "pixels" else s.shape
+def _features(image, example: dict, config: InputConfig):
+    """The model's input: ``image`` alone, or with ``with_metadata`` a dict of it and the photo's
+    metadata (per record, or per batch: the ops are elementwise)."""
+    if not config.with_metadata:
+        return image
+    return {
+        "image": image,
+        "photo_id": example["photo_id"],
+        "user_hash": example["user_hash"],
+        "posted_at": example["posted_at"],
+        "lat": tf.cast(example["lat_e7"], tf.float64) / COORD_SCALE,
+        "lon": tf.cast(example["lon_e7"], tf.float64) / COORD_SCALE,
+        "outdoor_prob": example["outdoor_prob"],
+    }
 
-    def walk(s, path=()):  # tf.nest has no public map with paths
-        if isinstance(s, dict):
-            return {k: walk(v, path + (k,)) for k, v in s.items()}
-        if isinstance(s, tuple):
-            return tuple(walk(v, path + (i,)) for i, v in enumerate(s))
-        return shape(path, s)
 
-    return walk(spec)
-
-
-def raw_decode_dataset(paths: list[str], batch_size: int = 64) -> tf.data.Dataset:
+def raw_decode_dataset(paths: list[str], batch_size: int = 64,
+                       autotune: bool = InputConfig.autotune) -> tf.data.Dataset:
     """The read+decode ceiling: read every record, parse, full JPEG decode; nothing else.
 
-    ``experiments/benchmarks/input_bench.py`` compares ``make_dataset`` against this.
+    ``experiments/benchmarks/input_bench.py`` compares ``make_dataset`` against this, with the
+    same ``autotune`` setting (``InputConfig.autotune``).
     """
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).interleave(
         tf.data.TFRecordDataset,
@@ -475,7 +532,9 @@ def raw_decode_dataset(paths: list[str], batch_size: int = 64) -> tf.data.Datase
         lambda r: tf.io.decode_jpeg(parse(r, ("image",))["image"], channels=3)[0, 0, 0],
         num_parallel_calls=AUTOTUNE,
     )
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = autotune
+    return ds.batch(batch_size).prefetch(AUTOTUNE).with_options(options)
 
 
 def curriculum_epoch(

@@ -305,6 +305,9 @@ class RuntimeSection:
         choices=("auto", "mirrored", "multi_worker", "one_device"))
     mixed_precision: bool = param(False, "Train with mixed_float16 (GPUs with tensor cores).")
     jit_compile: bool = param(False, "Compile training steps with XLA.")
+    input_autotune: bool = param(
+        False, "tf.data's autotuner for M1's training input. Off: one map call per core (on a "
+        "2-core host the autotuner now and then left a core idle for a whole pass; input_bench).")
 
 
 SECTIONS: dict[str, type] = {

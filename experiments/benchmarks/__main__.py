@@ -44,7 +44,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default="", help="comma-separated benchmark modules to run")
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
     parser.add_argument("--update_build_md", action="store_true",
-                        help=f"replace the table between the markers in {BUILD_MD.name}")
+                        help=f"replace the table between the markers in {BUILD_MD.name} (with "
+                        "--only: those benchmarks' rows; the others' are kept, marked as older)")
     return parser.parse_args(argv)
 
 
@@ -110,7 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_text_atomic(args.out, table)
             print(f"[benchmarks] table written to {args.out}")
         if args.update_build_md:
-            write_text_atomic(BUILD_MD, _page.replace_between_markers(BUILD_MD.read_text(), table))
+            document = BUILD_MD.read_text()
+            if args.only:  # refresh these rows, keep the others
+                table = _page.keep_rows_not_rerun(_page.between_markers(document), table, names)
+            write_text_atomic(BUILD_MD, _page.replace_between_markers(document, table))
             print(f"[benchmarks] table replaced in {BUILD_MD}")
     except GeolocUserError as error:
         print(f"error: {error}", file=sys.stderr)

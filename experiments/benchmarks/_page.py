@@ -136,12 +136,47 @@ def render_table(results: Sequence[BenchmarkRow | FailedBenchmark], machine: str
     return "\n".join(lines) + "\n"
 
 
+def keep_rows_not_rerun(old_block: str, new_block: str, rerun: Sequence[str]) -> str:
+    """``new_block`` (a table of the benchmarks ``rerun`` only) with the rows of every other
+    benchmark kept from ``old_block`` (the table it replaces), rows grouped by benchmark in name
+    order, and a line under the table saying which rows are older and where they were measured:
+    ``--only=... --update_build_md`` refreshes some rows without dropping the rest."""
+    def parts(block: str) -> tuple[str, list[str], list[str]]:
+        lines = block.strip().splitlines()
+        heading = next((line for line in lines if line.startswith("Measured on:")), "")
+        table = [line for line in lines if line.startswith("|")]
+        return heading, table[:2], table[2:]
+
+    old_heading, _, old_rows = parts(old_block)
+    heading, header, new_rows = parts(new_block)
+    bench = lambda row: row.strip("|").split("|")[0].strip()
+    kept = [row for row in old_rows if bench(row) not in set(rerun)]
+    if not kept:
+        return new_block
+    rows = sorted(new_rows + kept, key=bench)  # stable: each benchmark's rows keep their order
+    names = ", ".join(dict.fromkeys(bench(row) for row in kept))
+    older = old_heading.removeprefix("Measured on:").strip() or "an earlier run"
+    return "\n".join([heading, "", *header, *rows, "",
+                      f"Rows of {names} are kept from an earlier table: {older}"]) + "\n"
+
+
 def replace_between_markers(document: str, block: str, where: str = "BUILD.md") -> str:
     """`document` with what lies between the start and end markers replaced by `block`."""
+    start, end = _marker_span(document, where)
+    head = document[:start + len(START_MARKER)]
+    return f"{head}\n{block.rstrip()}\n{document[end:]}"
+
+
+def between_markers(document: str, where: str = "BUILD.md") -> str:
+    """What lies between the start and end markers of `document`."""
+    start, end = _marker_span(document, where)
+    return document[start + len(START_MARKER):end]
+
+
+def _marker_span(document: str, where: str) -> tuple[int, int]:
     start, end = document.find(START_MARKER), document.find(END_MARKER)
     if start < 0 or end < 0 or end < start or document.count(START_MARKER) != 1:
         raise BenchmarkError(
             f"{where}: expected one '{START_MARKER}' line followed by one '{END_MARKER}' line "
             f"around the performance table")
-    head = document[:start + len(START_MARKER)]
-    return f"{head}\n{block.rstrip()}\n{document[end:]}"
+    return start, end

@@ -8,8 +8,8 @@ Writes a synthetic collection (YFCC 23-field metadata + JPEGs of ``source_side``
   ceiling      read every record, parse, full JPEG decode (``input_pipeline.raw_decode_dataset``)
   accelerator  the training pipeline as the M1 trainer runs it when it has an accelerator
                (``augment_on_device``, the trainer's default there): shard interleave, shuffle,
-               Inception random crop (only the crop is decoded), flip and colour draws, uint8
-               crops padded into the batch, prefetch. This is the target's figure: issue 4 ends
+               batch, then per batch the Inception random crops (only the crop is decoded),
+               flip and colour draws, the uint8 crops packed into one buffer, prefetch. This is the target's figure: issue 4 ends
                the input pipeline at "a batch on the accelerator". The accelerator's half
                (``device_augment``: resize, flip, colour, scaling) is timed apart, on whatever
                device TensorFlow places it (the CPU here, where it says nothing about a GPU)
@@ -17,11 +17,17 @@ Writes a synthetic collection (YFCC 23-field metadata + JPEGs of ``source_side``
                colour and scaling on the host, float32 batches
   floor        the least a host-side pipeline must do: read, parse, crop-decode, resize to
                --image_size (float32), batch; ``host`` cannot beat it on the same machine
-and prints them and their ratios to the ceiling (target >= 0.9). Every pipeline draws each
+and prints them and their ratios to the ceiling (target >= 0.9): each pipeline's best pass of
+--rounds alternating rounds (timeit's convention; see ``run`` for why on a 2-core VM), with the
+median of the per-round ratios beside it. Every pipeline draws each
 record --copies times per pass (the A.1 sampler's oversampling; the ceiling reads the shard list
 --copies times), so per-pass start-up (shuffle fill, autotuning), which a real epoch of 10^5 to
 10^6 images amortizes, weighs as little here. Each is timed over --epochs passes after one warm-up
 pass, so file-system caching treats them alike.
+
+``--autotune`` turns tf.data's autotuner on in every pipeline (default off, as
+``InputConfig.autotune``: with it on, a 2-core host now and then ran whole passes with a core
+idle, the ceiling's too).
 
 ``--cpu_allocator=bfc`` (the default) sets ``TF_CPU_ALLOCATOR_USE_BFC=true`` for the process
 before TensorFlow starts, for every pipeline alike. TensorFlow's default CPU allocator gets a
@@ -110,9 +116,8 @@ def images_per_second(make, epochs: int) -> tuple[float, float]:
     count, started, cpu_started = 0, time.perf_counter(), time.process_time()
     for _ in range(epochs):
         for batch in make():
-            first = batch[0] if isinstance(batch, tuple) else batch
-            first = next(iter(first.values())) if isinstance(first, dict) else first
-            count += int(first.shape[0])
+            # (features, label) batches count by the label; the ceiling yields a tensor
+            count += int((batch[1] if isinstance(batch, tuple) else batch).shape[0])
     cpu_ms = 1e3 * (time.process_time() - cpu_started) / count
     return count / (time.perf_counter() - started), cpu_ms
 
@@ -133,7 +138,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--epochs", type=int, default=1, help="timed passes per measurement")
     p.add_argument("--copies", type=int, default=8, help="draws of each record per pass")
-    p.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
+    p.add_argument("--rounds", type=int, default=5, help="alternating measurement rounds")
     p.add_argument("--workers", type=int, default=0, help="ingestion processes; 0 = all cores")
     p.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
     p.add_argument(
@@ -141,6 +146,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("bfc", "default"),
         default="bfc",
         help="bfc: TF_CPU_ALLOCATOR_USE_BFC=true for this process (see the docstring)",
+    )
+    p.add_argument(
+        "--autotune",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="tf.data's autotuner in every pipeline (default off, as InputConfig.autotune)",
     )
     p.add_argument("--quick", action="store_true", help="256 images, 4 draws, 2 rounds")
     args = p.parse_args(argv)
@@ -182,6 +193,8 @@ def run(args: argparse.Namespace) -> dict:
         )
         data = dataset.load(os.path.join(root, "out"))
 
+        import tensorflow as tf
+
         from data_pipelines import input_pipeline
 
         split = "m1_train"
@@ -193,10 +206,13 @@ def run(args: argparse.Namespace) -> dict:
             global_batch_size=args.batch_size,
             shuffle_buffer=1024,
             drop_remainder=False,
+            autotune=args.autotune,
         )
+        # Every pipeline runs with the same tf.data autotune setting (InputConfig.autotune).
+        options = tf.data.Options()
+        options.autotune.enabled = args.autotune
         paths = data.shard_paths(split)
         device_config = dataclasses.replace(host_config, augment_on_device=True)
-        import tensorflow as tf
 
         def floor_dataset():
             seeds = tf.data.Dataset.random(seed=0).batch(2)
@@ -214,7 +230,7 @@ def run(args: argparse.Namespace) -> dict:
                 ),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
-            return ds.batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
+            return ds.batch(args.batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
         def training(config):
             return lambda: input_pipeline.make_dataset(
@@ -223,14 +239,14 @@ def run(args: argparse.Namespace) -> dict:
 
         pipelines = {
             "ceiling": lambda: input_pipeline.raw_decode_dataset(
-                paths * args.copies, args.batch_size
+                paths * args.copies, args.batch_size, autotune=args.autotune
             ),
             "accelerator": training(device_config),
             "host": training(host_config),
             "floor": floor_dataset,
         }
-        # Alternate the pipelines round by round and take medians: on a shared machine the load
-        # changes within seconds, and a ratio is only meaningful between neighbouring measurements.
+        # Alternate the pipelines round by round: on a shared machine the load changes within
+        # seconds, and a ratio is only meaningful between neighbouring measurements.
         rates = {name: [] for name in pipelines}
         cpu_ms = {name: [] for name in pipelines}
         for _ in range(args.rounds):
@@ -238,7 +254,16 @@ def run(args: argparse.Namespace) -> dict:
                 rate, cpu = images_per_second(make, args.epochs)
                 rates[name].append(rate)
                 cpu_ms[name].append(cpu)
-        ratio = lambda name: float(np.median(np.array(rates[name]) / np.array(rates["ceiling"])))
+        # Two summaries of the rounds. "best": each pipeline's fastest pass (timeit's convention:
+        # disturbances only ever slow a pass down). On a 2-core VM tf.data now and then runs a
+        # whole pass with one core idle, for the ceiling as for the others (its rate then drops
+        # from about 1,900 to about 1,300 img/s), so a median of ratios between neighbouring
+        # passes mostly says which passes that struck. "median": the median of the per-round
+        # ratios, reported alongside.
+        best = {name: float(np.max(r)) for name, r in rates.items()}
+        ratio = lambda name: best[name] / best["ceiling"]
+        median_ratio = lambda name: float(
+            np.median(np.array(rates[name]) / np.array(rates["ceiling"])))
         # Images per CPU-second relative to the ceiling's: the wall ratio a host whose cores are
         # all the pipeline's would reach, if the pipeline keeps them busy (the wall figure says
         # whether it does).
@@ -252,7 +277,7 @@ def run(args: argparse.Namespace) -> dict:
         started, repeats = time.perf_counter(), 5
         for _ in range(repeats):
             augment(batch).numpy()
-        device_rate = repeats * int(batch["pixels"].shape[0]) / (time.perf_counter() - started)
+        device_rate = repeats * int(batch["size"].shape[0]) / (time.perf_counter() - started)
         result = {
             "images": data.num_examples(split),
             "copies_per_pass": args.copies,
@@ -261,22 +286,26 @@ def run(args: argparse.Namespace) -> dict:
             "image_size": args.image_size,
             "ingestion_photos_per_s": summary["timing"]["photos_per_s"],
             "ingestion_workers": summary["timing"]["workers"],
-            "ceiling_read_decode_images_per_s": round(median["ceiling"], 1),
-            "accelerator_pipeline_images_per_s": round(median["accelerator"], 1),
+            "ceiling_read_decode_images_per_s": round(best["ceiling"], 1),
+            "accelerator_pipeline_images_per_s": round(best["accelerator"], 1),
             "ratio_accelerator_vs_ceiling": round(ratio("accelerator"), 3),
+            "median_ratio_accelerator_vs_ceiling": round(median_ratio("accelerator"), 3),
             "cpu_ms_per_image": {n: round(float(np.median(c)), 3) for n, c in cpu_ms.items()},
             "cpu_ratio_accelerator_vs_ceiling": round(cpu_ratio("accelerator"), 3),
             "cpu_ratio_host_vs_ceiling": round(cpu_ratio("host"), 3),
-            "host_pipeline_images_per_s": round(median["host"], 1),
+            "host_pipeline_images_per_s": round(best["host"], 1),
             "ratio_host_vs_ceiling": round(ratio("host"), 3),
-            "floor_crop_decode_resize_images_per_s": round(median["floor"], 1),
+            "median_ratio_host_vs_ceiling": round(median_ratio("host"), 3),
+            "floor_crop_decode_resize_images_per_s": round(best["floor"], 1),
             "ratio_floor_vs_ceiling": round(ratio("floor"), 3),
+            "median_images_per_s": {name: round(m, 1) for name, m in median.items()},
             "rounds": args.rounds,
             "rates_per_round": {name: [round(r, 1) for r in rs] for name, rs in rates.items()},
             "device_augment_images_per_s": round(device_rate, 1),
             "device_augment_device": device_placement(),
             "cpu_count": os.cpu_count(),
             "cpu_allocator": args.cpu_allocator,
+            "tf_data_autotune": args.autotune,
         }
     return result
 
@@ -287,7 +316,8 @@ def measure(quick: bool = False) -> list[BenchmarkRow]:
     args = parse_args(["--quick"] if quick else [])
     set_cpu_allocator(args.cpu_allocator)
     res = run(args)
-    images = f"{res['images']} images x {res['copies_per_pass']} draws, {args.image_size} px"
+    images = (f"{res['images']} images x {res['copies_per_pass']} draws, {args.image_size} px, "
+              f"best pass of {res['rounds']}")
     ceiling = res["ceiling_read_decode_images_per_s"]
     ceiling_name = "read + parse + full JPEG decode (ceiling)"
     return [
@@ -295,6 +325,8 @@ def measure(quick: bool = False) -> list[BenchmarkRow]:
                      f"{images}", res["accelerator_pipeline_images_per_s"], "img/s",
                      ceiling_name, ceiling, target=f">= {TARGET_RATIO:g} x ceiling (issue 4)",
                      met=res["ratio_accelerator_vs_ceiling"] >= TARGET_RATIO),
+        BenchmarkRow("input_bench", f"the same, median of {res['rounds']} per-round ratios to the "
+                     "ceiling", res["median_ratio_accelerator_vs_ceiling"], "x ceiling"),
         BenchmarkRow("input_bench", "CPU per image, training pipeline to the accelerator",
                      res["cpu_ms_per_image"]["accelerator"], "ms", "CPU per image, ceiling",
                      res["cpu_ms_per_image"]["ceiling"], higher_is_better=False),

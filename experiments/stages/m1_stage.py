@@ -29,7 +29,8 @@ def train_config(config: RunConfig):
         crop_area_min=m1.crop_area_min, color_jitter=m1.color_jitter, augment_on=m1.augment_on,
         init_checkpoint=m1.init_checkpoint,
         strategy=config.runtime.strategy, mixed_precision=config.runtime.mixed_precision,
-        jit_compile=config.runtime.jit_compile, checkpoint_every_steps=m1.checkpoint_every_steps,
+        jit_compile=config.runtime.jit_compile, input_autotune=config.runtime.input_autotune,
+        checkpoint_every_steps=m1.checkpoint_every_steps,
         validation_photos=m1.validation_photos, seed=config.data.seed)
 
 

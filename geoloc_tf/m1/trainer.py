@@ -88,10 +88,11 @@ class M1TrainConfig:
     # DeviceAugment layer in the training model resizes, flips, jitters and scales on the
     # accelerator: input_pipeline.device_augment), "host" (all on the host, float32 batches),
     # or "auto": "device" when the strategy trains on GPUs or TPUs, "host" on CPUs, where the
-    # resize costs the same CPU either way and the host form needs no padded uint8 batch.
+    # resize costs the same CPU either way and the host form needs no unpacking step.
     augment_on: str = "auto"
     mixed_precision: bool = False
     jit_compile: bool = False
+    input_autotune: bool = False  # tf.data's autotuner for the training input (InputConfig.autotune)
     checkpoint_every_steps: int = 100
     log_every_steps: int = 20
     validation_photos: int = 2048  # fixed random subset of M1 validation, scored every epoch
@@ -180,9 +181,7 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
         model = backbones.build_m1_model(config.backbone, config.model_config(mesh.num_cells))
         # The model fit trains: M1 itself, or M1 behind the accelerator's half of augmentation
         # (same weights; m1.keras and the exports hold M1 alone).
-        fit_model = (_with_device_augment(model, input_config,
-                                          input_pipeline.device_pad_side(input_config, data))
-                     if on_device else model)
+        fit_model = _with_device_augment(model, input_config) if on_device else model
     state = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
              for name in ("epoch", "step_in_epoch", "global_step")}
     checkpoint_dir = out_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="m1_worker"))
@@ -272,26 +271,43 @@ def _train_input_config(config: M1TrainConfig, on_device: bool) -> InputConfig:
         image_size=config.image_size, global_batch_size=config.global_batch_size, training=True,
         deterministic=config.deterministic_input, seed=config.seed,
         shuffle_buffer=config.shuffle_buffer, area_range=(config.crop_area_min, 1.0),
-        color_jitter=config.color_jitter, augment_on_device=on_device)
+        color_jitter=config.color_jitter, augment_on_device=on_device,
+        autotune=config.input_autotune)
 
 
-def _with_device_augment(model: keras.Model, input_config: InputConfig,
-                         side: int) -> keras.Model:
-    """``model`` fed by ``DeviceAugment``: takes the padded uint8 crops of the input pipeline's
-    ``augment_on_device`` batches (a dict), shares every weight with ``model``."""
+def _with_device_augment(model: keras.Model, input_config: InputConfig) -> keras.Model:
+    """``model`` fed by ``DeviceAugment``: takes the packed uint8 crops of the input pipeline's
+    ``augment_on_device`` batches (a dict; ``pixels`` is one flat buffer, not per image), shares
+    every weight with ``model``."""
     inputs = {
-        "pixels": keras.Input((side, side, 3), dtype="uint8", name="pixels"),
+        "pixels": keras.Input((), dtype="uint8", name="pixels"),
         "size": keras.Input((2,), dtype="int32", name="size"),
         "flip": keras.Input((), dtype="float32", name="flip"),
         "color": keras.Input((4,), dtype="float32", name="color"),
     }
     images = DeviceAugment(input_config, name="device_augment")(inputs)
-    return keras.Model(inputs, model(images), name=f"{model.name}_with_device_augment")
+    return _PackedInputModel(inputs, model(images), name=f"{model.name}_with_device_augment")
+
+
+class _PackedInputModel(keras.Model):
+    """A functional model whose inputs differ in shape between replicas (packed crops).
+
+    Under a strategy with several replicas, Keras 3's ``fit`` learns the input shapes by
+    averaging the first batch across replicas (``_maybe_symbolic_build``), which needs equal
+    shapes; each replica's packed crops have a length of their own. This model builds from its
+    declared inputs instead (and so takes no batch from the iterator for it). Covered by
+    tests/geoloc_tf/test_m1_trainer.py (MirroredStrategy over two CPUs with augment_on=device).
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        spec = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), self.input)
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=(spec, tf.TensorSpec([None], tf.int32), None))
 
 
 class DeviceAugment(keras.layers.Layer):
     """The accelerator's half of training augmentation (``input_pipeline.device_augment``):
-    resize and flip the padded crops, colour jitter, scale to the model's value range."""
+    unpack, resize and flip the crops, colour jitter, scale to the model's value range."""
 
     def __init__(self, input_config: InputConfig, **kwargs):
         super().__init__(**kwargs)
@@ -302,7 +318,7 @@ class DeviceAugment(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         size = self.input_config.image_size
-        return (input_shape["pixels"][0], size, size, 3)
+        return (input_shape["size"][0], size, size, 3)
 
 
 def _train_epoch(model, strategy, data, train_labels, sampler, plan: EpochPlan, epoch: int,

@@ -131,7 +131,7 @@ def test_per_replica_batching_with_input_context(data, mesh_and_labels):
 
 
 def test_augment_on_device_matches_host_augmentation(data, mesh_and_labels):
-    from data_pipelines.input_pipeline import device_augment
+    from data_pipelines.input_pipeline import device_augment, packed_length_step
 
     _, per_shard = mesh_and_labels
     host = InputConfig(
@@ -147,18 +147,41 @@ def test_augment_on_device_matches_host_augmentation(data, mesh_and_labels):
     )
     images, labels_a = next(iter(make_dataset(data, "m1_train", per_shard, host)))
     batch, labels_b = next(iter(make_dataset(data, "m1_train", per_shard, device)))
-    # The host only decodes the crops: uint8, padded to the data set's max_side.
+    # The host only decodes the crops and packs them back to back: uint8, crop i at byte
+    # 3 * sum(h * w of the crops before it), zeros after the last up to a multiple of the step.
     side = data.max_side
-    assert batch["pixels"].dtype == tf.uint8 and batch["pixels"].shape == (6, side, side, 3)
     sizes = batch["size"].numpy()
-    assert (sizes >= 1).all() and (sizes <= side).all()
-    for pixels, (h, w) in zip(batch["pixels"].numpy(), sizes):
-        assert not pixels[h:].any() and not pixels[:, w:].any()  # zero padding only
+    assert sizes.shape == (6, 2) and (sizes >= 1).all() and (sizes <= side).all()
+    pixels = batch["pixels"].numpy()
+    used = 3 * int((sizes[:, 0] * sizes[:, 1]).sum())
+    step = packed_length_step(device, 6, side)
+    assert step == 3 * -(-6 * side * side // 16)
+    assert batch["pixels"].dtype == tf.uint8 and pixels.shape == (used + (-used) % step,)
+    assert pixels.size % step == 0 and not pixels[used:].any()
+    # The last crop, unpacked by hand, is the decoded window of its JPEG: its pixels vary.
+    h, w = sizes[-1]
+    last = pixels[used - 3 * h * w : used].reshape(h, w, 3)
+    assert last.std() > 0
     flips = batch["flip"].numpy()
     assert set(flips) == {0.0, 1.0}  # both paths are compared
     np.testing.assert_array_equal(labels_a, labels_b)
     # Same crops, flips and colours: equal up to float rounding (pixels in [-1, 1]).
     np.testing.assert_allclose(device_augment(batch, device).numpy(), images.numpy(), atol=2e-4)
+
+
+def test_packed_crops_unrounded_and_autotune_setting(data, mesh_and_labels):
+    _, per_shard = mesh_and_labels
+    config = InputConfig(training=True, deterministic=True, image_size=24, global_batch_size=5,
+                         augment_on_device=True, device_flat_buckets=0)
+    ds = make_dataset(data, "m1_train", per_shard, config)
+    batch, _ = next(iter(ds))
+    sizes = batch["size"].numpy()
+    # No rounding: the buffer is exactly the crops' bytes.
+    assert batch["pixels"].shape == (3 * int((sizes[:, 0] * sizes[:, 1]).sum()),)
+    # tf.data's autotuner is off unless asked for (InputConfig.autotune).
+    assert ds.options().autotune.enabled is False
+    tuned = make_dataset(data, "m1_train", per_shard, InputConfig(training=False, autotune=True))
+    assert tuned.options().autotune.enabled is True
 
 
 def test_shards_reads_only_the_given_shards_in_order(data, mesh_and_labels):

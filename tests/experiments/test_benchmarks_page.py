@@ -80,6 +80,26 @@ def test_build_md_table_is_replaced_between_the_markers_only():
     assert _page.replace_between_markers(updated, "| new | table |\n") == updated  # idempotent
 
 
+def test_rerunning_some_benchmarks_keeps_the_rows_of_the_others():
+    old = _page.render_table([EVAL, INGEST, LOCATE], "old box; 2026-01-01 10:00 UTC", "all")
+    faster = BenchmarkRow("input_bench", "ingestion", 2000.0, "photos/s")
+    new = _page.render_table([faster], "new box; 2026-01-02 11:00 UTC", "--only=input_bench")
+    merged = _page.keep_rows_not_rerun(old, new, ["input_bench"])
+    assert [row[:3] for row in table_body(merged)] == [
+        ["eval_bench", "full metric set", "4.00 s"],
+        ["input_bench", "ingestion", "2,000 photos/s"],
+        ["mesh_bench", "fine mesh locate, 14 M points", "8.00 M points/s"],
+    ]
+    assert merged.startswith("Measured on: new box; 2026-01-02 11:00 UTC.")
+    assert merged.rstrip().endswith(
+        "Rows of eval_bench, mesh_bench are kept from an earlier table: "
+        "old box; 2026-01-01 10:00 UTC. Command: `all`.")
+    # Rerunning every benchmark of the old table keeps nothing.
+    assert _page.keep_rows_not_rerun(old, new, ["eval_bench", "input_bench", "mesh_bench"]) == new
+    document = "intro\n" + _page.START_MARKER + "\n" + old + _page.END_MARKER + "\n"
+    assert _page.between_markers(document).strip() == old.strip()
+
+
 @pytest.mark.parametrize("document", ["no markers", _page.END_MARKER + "\n" + _page.START_MARKER,
                                       _page.START_MARKER * 2 + _page.END_MARKER])
 def test_build_md_without_proper_markers_is_an_error(document):

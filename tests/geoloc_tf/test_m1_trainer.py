@@ -156,8 +156,8 @@ def test_distribution_strategies_train(tiny_world, tmp_path, strategy, replicas)
 
 
 def test_augmentation_on_the_device_trains_under_mirrored_strategy(tiny_world, tmp_path):
-    # augment_on="device": the input pipeline yields padded uint8 crops and the DeviceAugment
-    # layer resizes them inside the (distributed) train step; m1.keras is M1 alone.
+    # augment_on="device": the input pipeline yields packed uint8 crops and the DeviceAugment
+    # layer unpacks and resizes them inside the (distributed) train step; m1.keras is M1 alone.
     import keras
     one_epoch = dict(SAMPLER, epochs_per_cycle=1)
     out = tmp_path / "device"
