@@ -256,6 +256,10 @@ class M3Section:
     residual_output: bool = param(
         True, "M3's softmax takes M2's output logits plus a small correction from the LSTM, "
         "so M3 starts near the trained M2 (our reading of Figure 3); False: a fresh softmax on the LSTM.")
+    album_evidence: bool = param(
+        False, "Beyond the paper: with --m3_residual_output, every photo's logits also get the log "
+        "of the mean softmax over its album, times a learned weight starting at 1 (the LSTM alone "
+        "did not learn to pool an album's evidence on the demo).")
     learning_rate: float = param(
         0.001, "Adam learning rate (not given for M3; appendix A.2's final M2 rate).", minimum=0.0,
         min_exclusive=True)

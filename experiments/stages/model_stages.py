@@ -47,7 +47,8 @@ def run_m3(config: RunConfig, run_dir: Path) -> dict[str, str]:
     m3_config = M3Config(m2=m2_config(config), album_size=m3.album_size, lstm_units=m3.lstm_units,
                          init_from_m2=m3.init_from_m2, freeze_m2=m3.freeze_m2,
                          learning_rate=m3.learning_rate,
-                         residual_output=m3.residual_output, batch_size=m3.batch_size,
+                         residual_output=m3.residual_output, album_evidence=m3.album_evidence,
+                         batch_size=m3.batch_size,
                          max_epochs=m3.max_epochs,
                          early_stopping_patience=m3.early_stopping_patience,
                          early_stopping_metric=m3.early_stopping_metric, seed=config.data.seed)

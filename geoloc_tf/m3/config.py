@@ -25,6 +25,11 @@ class M3Config:
         where fine-tuning all of M2 at once forgets what M2 learned faster than the LSTM learns.
     residual_output: M3's softmax takes M2's output logits plus a small correction from
         the LSTM (``geoloc_tf.m3.model``), so M3 starts as M2; False: a fresh softmax on the LSTM.
+    album_evidence: with ``residual_output``, add to every photo's logits the log of the mean
+        softmax over its album's photos, times a learned weight that starts at 1
+        (``geoloc_tf.layers.AlbumEvidence``). Not in the paper: its Figure 3 has the LSTM alone
+        carry album information, which the demo's LSTM did not learn to do (M3 level with M2,
+        while averaging M2 over each user beat M2).
     learning_rate: Adam learning rate (not given for M3; appendix A.2's final M2 rate, 0.001).
     batch_size: albums per batch (not in the paper).
     max_epochs: upper bound on epochs; each epoch is one random album per user (§3.3).
@@ -40,6 +45,7 @@ class M3Config:
     init_from_m2: bool = True
     freeze_m2: bool = False
     residual_output: bool = True
+    album_evidence: bool = False
     learning_rate: float = 0.001
     batch_size: int = 64
     max_epochs: int = 100
@@ -60,6 +66,10 @@ class M3Config:
             raise errors.ModelConfigError(
                 f"M3Config.early_stopping_metric={self.early_stopping_metric!r}: expected one of "
                 f"{EARLY_STOPPING_METRICS}")
+        if self.album_evidence and not self.residual_output:
+            raise errors.ModelConfigError(
+                "M3Config.album_evidence=True needs residual_output=True: the album's evidence is "
+                "added to M2's output logits, which only the residual output keeps")
         if self.freeze_m2 and not self.init_from_m2:
             raise errors.ModelConfigError(
                 "M3Config.freeze_m2=True needs init_from_m2=True: there is no trained M2 part to "

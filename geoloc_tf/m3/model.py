@@ -23,6 +23,10 @@ output layer survives; a fresh softmax on the LSTM alone (``residual_output=Fals
 trained M2's mapping onto the N cells and must relearn it from the M2/M3 training split, which on a
 small training set leaves M3 far below M2.
 
+``M3Config.album_evidence`` (beyond the paper) adds ``alpha * log(mean softmax over the album)``
+to those logits (``geoloc_tf.layers.AlbumEvidence``, alpha learned from 1): the album's pooled
+evidence reaches every photo directly, which the demo's LSTM alone did not learn to pass on.
+
 Masking (§3.3: "albums are 0 padded and masking is utilized") is explicit: the "mask" input goes to
 every batch normalization (padded photos stay out of the batch statistics) and to the LSTM (padded
 steps leave its state unchanged), and training weights the loss by the mask. A padded position
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import keras
 
+from geoloc_tf.layers import AlbumEvidence
 from geoloc_tf.m2.model import hidden_blocks, input_layer, model_inputs, output_logits
 from geoloc_tf.m3.config import M3Config
 from geoloc_tf.m3.data import MASK
@@ -67,5 +72,7 @@ def build_m3(num_cells: int, config: M3Config | None = None, input_form: str = "
     correction = keras.layers.Dense(num_cells, name="m3_output", kernel_initializer=CORRECTION_INIT)(
         album)
     logits = keras.layers.Add(name="m3_logits")([m2_logits, correction])
+    if config.album_evidence:
+        logits = AlbumEvidence(name="m3_album_evidence")(logits, album_mask=mask)
     outputs = keras.layers.Activation("softmax", dtype="float32", name="m3_softmax")(logits)
     return keras.Model({**inputs, MASK: mask}, outputs, name=name)

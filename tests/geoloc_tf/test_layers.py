@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from geoloc_tf import errors
-from geoloc_tf.layers import (DensifyTopK, PostingTimeFeatures, TopKSparsifyNormalize,
+from geoloc_tf.layers import (AlbumEvidence, DensifyTopK, PostingTimeFeatures, TopKSparsifyNormalize,
                               densify_top_k, sparsify_top_k)
 
 
@@ -77,4 +77,21 @@ def test_serialization_round_trip_in_functional_model(tmp_path):
     assert isinstance(loaded.get_layer("top_k"), TopKSparsifyNormalize)
     assert loaded.get_layer("top_k").k == 2
     np.testing.assert_allclose(loaded.predict(data, verbose=0), model.predict(data, verbose=0),
+                               rtol=1e-6)
+
+
+def test_album_evidence_adds_the_log_mean_softmax_of_the_real_photos():
+    # One album: two real photos over 2 cells, softmax [0.5, 0.5] and [0.8, 0.2]; a padded
+    # position with junk logits. Mean over the real photos: [0.65, 0.35].
+    logits = np.array([[[0.0, 0.0], [np.log(4.0), 0.0], [9.0, -9.0]]], np.float32)
+    mask = np.array([[True, True, False]])
+    layer = AlbumEvidence(alpha_init=0.0)
+    np.testing.assert_allclose(np.asarray(layer(logits, album_mask=mask)), logits)  # alpha 0
+    layer.alpha.assign(2.0)
+    out = np.asarray(layer(logits, album_mask=mask))
+    evidence = 2.0 * np.log([0.65, 0.35])
+    np.testing.assert_allclose(out[0, :2], logits[0, :2] + evidence, rtol=1e-5)
+    junk = logits.copy()
+    junk[0, 2] = [-5.0, 7.0]  # the padded position changes nothing at the real ones
+    np.testing.assert_allclose(np.asarray(layer(junk, album_mask=mask))[0, :2], out[0, :2],
                                rtol=1e-6)

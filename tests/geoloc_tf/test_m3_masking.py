@@ -17,9 +17,9 @@ from geoloc_tf.m3.model import build_m3
 NUM_CELLS, ALBUM = 12, 6
 
 
-def small_config(dropout=0.0):
+def small_config(dropout=0.0, album_evidence=False):
     return M3Config(m2=M2Config(top_k=3, hidden_units=8, dropout=dropout), album_size=ALBUM,
-                    lstm_units=4, init_from_m2=False)
+                    lstm_units=4, init_from_m2=False, album_evidence=album_evidence)
 
 
 def album_batch(rng, real=(4, 6)):
@@ -44,11 +44,12 @@ def with_garbage(inputs, mask, rng):
     return junk
 
 
+@pytest.mark.parametrize("album_evidence", [False, True])
 @pytest.mark.parametrize("training", [False, True])
-def test_padding_changes_neither_real_outputs_nor_loss(training):
+def test_padding_changes_neither_real_outputs_nor_loss(training, album_evidence):
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)
-    model = build_m3(NUM_CELLS, small_config())
+    model = build_m3(NUM_CELLS, small_config(album_evidence=album_evidence))
     inputs, labels, mask = album_batch(rng)
     junk = with_garbage(inputs, mask, rng)
     # training=True: batch statistics of the batch norms must come from real photos only.
@@ -161,3 +162,19 @@ def test_m3_saves_and_loads(tmp_path):
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(np.asarray(loaded(inputs))[mask], np.asarray(model(inputs))[mask],
                                rtol=1e-5)
+
+
+def test_album_evidence_saves_and_loads_and_needs_the_residual_output(tmp_path):
+    rng = np.random.default_rng(2)
+    model = build_m3(NUM_CELLS, small_config(album_evidence=True))
+    layer = model.get_layer("m3_album_evidence")
+    assert float(layer.alpha.numpy()) == 1.0  # starts as the product of the two distributions
+    layer.alpha.assign(2.5)
+    inputs, _, mask = album_batch(rng)
+    model.save(tmp_path / "m3.keras")
+    loaded = keras.saving.load_model(tmp_path / "m3.keras")
+    assert float(loaded.get_layer("m3_album_evidence").alpha.numpy()) == 2.5
+    np.testing.assert_allclose(np.asarray(loaded(inputs))[mask], np.asarray(model(inputs))[mask],
+                               rtol=1e-5, atol=1e-7)
+    with pytest.raises(errors.ModelConfigError, match="album_evidence=True needs residual_output"):
+        M3Config(residual_output=False, album_evidence=True)
