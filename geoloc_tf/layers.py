@@ -146,6 +146,7 @@ class AlbumEvidence(keras.layers.Layer):
         super().__init__(**kwargs)
         self.alpha_init = float(alpha_init)
         self.floor = float(floor)
+        self.supports_masking = True  # the logits' Keras mask (M3's album mask) passes through
 
     def build(self, input_shape: Any) -> None:
         self.alpha = self.add_weight(name="alpha", shape=(),

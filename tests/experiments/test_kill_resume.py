@@ -59,8 +59,12 @@ class Attempt:
 
 
 def start(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, Attempt, threading.Thread]:
+    # SIGINT at its default disposition, as a terminal gives it: a shell that starts the tests in
+    # the background (`pytest &`) ignores SIGINT, children inherit that, and Python then never
+    # raises KeyboardInterrupt.
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     attempt = Attempt()
     reader = threading.Thread(target=attempt.read, args=(process.stdout,), daemon=True)
     reader.start()
