@@ -162,13 +162,18 @@ def _draws(seed):
     return seeds[0], tf.random.stateless_uniform([5], seeds[1], dtype=tf.float32)
 
 
+def _decode_random_crop(image_bytes, crop_seed, config: InputConfig):
+    """uint8 [h, w, 3]: the Inception random crop, and only it, decoded from the JPEG."""
+    window = _random_crop_window(image_bytes, crop_seed, config)
+    return tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
+
+
 def _crop_flip_resize(image_bytes, crop_seed, flip_draw, config: InputConfig):
     """Decode only the random crop, flip it (on uint8: cheaper), resize: float32 in [0, 255].
 
     Bilinear interpolation of uint8 pixels stays in [0, 255], so nothing needs clipping here.
     """
-    window = _random_crop_window(image_bytes, crop_seed, config)
-    crop = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
+    crop = _decode_random_crop(image_bytes, crop_seed, config)
     if config.flip:
         crop = tf.cond(flip_draw < 0.5, lambda: tf.reverse(crop, [1]), lambda: crop)
     image = tf.image.resize(crop, [config.image_size, config.image_size], method="bilinear")
@@ -247,11 +252,9 @@ def host_part_of_device_augment(image_bytes, seed, config: InputConfig, crop_sid
     a batch never holds more than ``crop_side``^2 pixels per image. ``pack_crops`` batches these.
     """
     crop_seed, uniform = _draws(seed)
-    window = _random_crop_window(image_bytes, crop_seed, config)
-    crop = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
-    shape = tf.shape(crop)[:2]
+    crop = _decode_random_crop(image_bytes, crop_seed, config)
     crop = tf.cond(
-        tf.reduce_max(shape) > crop_side,
+        tf.reduce_max(tf.shape(crop)[:2]) > crop_side,
         lambda: tf.cast(tf.round(tf.image.resize(crop, [crop_side, crop_side],
                                                  preserve_aspect_ratio=True)), tf.uint8),
         lambda: crop,
@@ -487,11 +490,18 @@ def make_dataset(
 
         ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=map_order)
         ds = ds.batch(batch, drop_remainder=drop_remainder)
-    options = tf.data.Options()
+    options = tf_data_options(config.autotune)
     options.deterministic = bool(deterministic)
-    options.autotune.enabled = config.autotune
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def tf_data_options(autotune: bool) -> tf.data.Options:
+    """Options every pipeline here (and input_bench's) starts from: tf.data's autotuner on or off
+    (``InputConfig.autotune`` says why it is off by default)."""
+    options = tf.data.Options()
+    options.autotune.enabled = autotune
+    return options
 
 
 def device_crop_side(config: InputConfig, data: WrittenDataset) -> int:
@@ -532,9 +542,7 @@ def raw_decode_dataset(paths: list[str], batch_size: int = 64,
         lambda r: tf.io.decode_jpeg(parse(r, ("image",))["image"], channels=3)[0, 0, 0],
         num_parallel_calls=AUTOTUNE,
     )
-    options = tf.data.Options()
-    options.autotune.enabled = autotune
-    return ds.batch(batch_size).prefetch(AUTOTUNE).with_options(options)
+    return ds.batch(batch_size).prefetch(AUTOTUNE).with_options(tf_data_options(autotune))
 
 
 def curriculum_epoch(

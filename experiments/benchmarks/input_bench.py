@@ -9,8 +9,9 @@ Writes a synthetic collection (YFCC 23-field metadata + JPEGs of ``source_side``
   accelerator  the training pipeline as the M1 trainer runs it when it has an accelerator
                (``augment_on_device``, the trainer's default there): shard interleave, shuffle,
                batch, then per batch the Inception random crops (only the crop is decoded),
-               flip and colour draws, the uint8 crops packed into one buffer, prefetch. This is the target's figure: issue 4 ends
-               the input pipeline at "a batch on the accelerator". The accelerator's half
+               flip and colour draws, the uint8 crops packed into one buffer, prefetch. This
+               is the target's figure: issue 4 ends the input pipeline at "a batch on the
+               accelerator". The accelerator's half
                (``device_augment``: resize, flip, colour, scaling) is timed apart, on whatever
                device TensorFlow places it (the CPU here, where it says nothing about a GPU)
   host         the training pipeline as a CPU-only trainer runs it: the same plus resize, flip,
@@ -208,9 +209,6 @@ def run(args: argparse.Namespace) -> dict:
             drop_remainder=False,
             autotune=args.autotune,
         )
-        # Every pipeline runs with the same tf.data autotune setting (InputConfig.autotune).
-        options = tf.data.Options()
-        options.autotune.enabled = args.autotune
         paths = data.shard_paths(split)
         device_config = dataclasses.replace(host_config, augment_on_device=True)
 
@@ -230,6 +228,8 @@ def run(args: argparse.Namespace) -> dict:
                 ),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
+            # The same tf.data autotune setting as every other pipeline (InputConfig.autotune).
+            options = input_pipeline.tf_data_options(args.autotune)
             return ds.batch(args.batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
         def training(config):
