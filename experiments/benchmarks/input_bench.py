@@ -320,11 +320,14 @@ def measure(quick: bool = False) -> list[BenchmarkRow]:
               f"best pass of {res['rounds']}")
     ceiling = res["ceiling_read_decode_images_per_s"]
     ceiling_name = "read + parse + full JPEG decode (ceiling)"
+    # The target is judged at the default size only: --quick passes hold ~13 batches, so each
+    # pass's start-up (shuffle fill, the first batches' decode) weighs far more than in an epoch.
+    at_scale = not quick
     return [
         BenchmarkRow("input_bench", f"training pipeline to the accelerator (augment_on_device), "
                      f"{images}", res["accelerator_pipeline_images_per_s"], "img/s",
                      ceiling_name, ceiling, target=f">= {TARGET_RATIO:g} x ceiling (issue 4)",
-                     met=res["ratio_accelerator_vs_ceiling"] >= TARGET_RATIO),
+                     met=res["ratio_accelerator_vs_ceiling"] >= TARGET_RATIO if at_scale else None),
         BenchmarkRow("input_bench", f"the same, median of {res['rounds']} per-round ratios to the "
                      "ceiling", res["median_ratio_accelerator_vs_ceiling"], "x ceiling"),
         BenchmarkRow("input_bench", "CPU per image, training pipeline to the accelerator",
