@@ -1,0 +1,182 @@
+"""Declaring a setting once: its default, help text, bounds and choices, on the config dataclass of the
+code that uses it (STYLE.md, "Each fact once").
+
+Every package's config dataclass declares its fields with `setting(...)` and calls
+`check_settings(self)` first thing in `__post_init__`; cross-field rules follow there and raise
+`SettingError` naming the fields involved. `experiments` derives the runner's `--<section>_<field>`
+flags, `config.json`, stage fingerprints and the `geoloc` subcommands' options from these
+declarations, and renders a `SettingError` with flag names (`--m3_album_evidence`) where library code
+renders it with field names (`M3Config.album_evidence`). This module lives in `mesh`, the bottom of
+the package stack, so every package can use it without importing upwards, and it imports neither
+TensorFlow nor numpy: parsing flags stays fast.
+
+A field whose type is itself a config dataclass is *nested*: its settings become settings of the
+enclosing section under their own names (``IngestConfig.splits.seed`` is ``--data_seed``), so nested
+field names must not collide with the enclosing ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Callable, Iterator, Mapping
+
+
+def setting(
+    default: Any,
+    help: str,  # noqa: A002 - the word every flag library uses
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    min_exclusive: bool = False,
+    max_exclusive: bool = False,
+    choices: tuple[Any, ...] | None = None,
+    check: Callable[[Any], str | None] | None = None,
+    affects_outputs: bool = True,
+) -> Any:
+    """Declares one setting as a dataclass field.
+
+    `minimum`/`maximum` bound numbers (every element of a tuple); `choices` restricts values (every
+    element of a tuple); `check` returns an error sentence (or None) for what bounds cannot say.
+    `affects_outputs=False` marks a setting that changes how, not what, is computed (worker count):
+    it is left out of stage fingerprints.
+    """
+    meta = {
+        "help": help,
+        "minimum": minimum,
+        "maximum": maximum,
+        "min_exclusive": min_exclusive,
+        "max_exclusive": max_exclusive,
+        "choices": choices,
+        "check": check,
+        "affects_outputs": affects_outputs,
+    }
+    if isinstance(default, (list, tuple)):
+        return dataclasses.field(default_factory=lambda d=tuple(default): d, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def nested(cls: type, help: str = "") -> Any:  # noqa: A002
+    """A field holding another config dataclass whose settings join the enclosing section's."""
+    return dataclasses.field(default_factory=cls, metadata={"help": help, "nested": True})
+
+
+class SettingError(ValueError):
+    """A setting's value, or a combination of settings, that is not allowed.
+
+    `template` names fields as ``{field}`` placeholders; `render` fills them in, by default as
+    ``ClassName.field``, in the runner as ``--section_field``. `fields` lists them in order.
+    """
+
+    def __init__(self, owner: str, template: str, fields: tuple[str, ...]):
+        self.owner = owner
+        self.template = template
+        self.fields = fields
+        super().__init__(self.render())
+
+    def render(self, name: Callable[[str], str] | None = None) -> str:
+        name = name or (lambda field: f"{self.owner}.{field}")
+        return self.template.format(**{field: name(field) for field in self.fields})
+
+
+def setting_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of a config dataclass that are declared settings (nested ones included)."""
+    return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+
+def flat_settings(cls: type) -> Iterator[tuple[tuple[str, ...], dataclasses.Field, type]]:
+    """(path of field names, field, owning class) for every leaf setting, nested ones flattened.
+
+    A path of ("splits", "seed") is the setting `seed` of the nested `splits` field.
+    """
+    for field in setting_fields(cls):
+        if field.metadata.get("nested"):
+            inner = typing.get_type_hints(cls)[field.name]
+            for path, leaf, owner in flat_settings(inner):
+                yield (field.name,) + path, leaf, owner
+        else:
+            yield (field.name,), field, cls
+
+
+def field_kind(cls: type, field: dataclasses.Field) -> tuple[type, bool]:
+    """(element type, is_tuple) of a setting, from its annotation (Optional[X] gives X)."""
+    hint = typing.get_type_hints(cls)[field.name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], True
+    return hint, False
+
+
+def value_problem(field: dataclasses.Field, value: Any) -> str | None:
+    """The sentence saying what is wrong with a value for this setting, or None when it is allowed."""
+    meta = field.metadata
+    for v in value if isinstance(value, tuple) else (value,):
+        if v is None:
+            continue
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            lo, hi = meta.get("minimum"), meta.get("maximum")
+            if lo is not None and (v < lo or (meta.get("min_exclusive") and v == lo)):
+                return f"must be {'>' if meta.get('min_exclusive') else '>='} {lo}"
+            if hi is not None and (v > hi or (meta.get("max_exclusive") and v == hi)):
+                return f"must be {'<' if meta.get('max_exclusive') else '<='} {hi}"
+        choices = meta.get("choices")
+        if choices and v not in choices:
+            return f"must be one of {', '.join(map(str, choices))}"
+    check = meta.get("check")
+    return check(value) if check else None
+
+
+def check_settings(instance: Any) -> None:
+    """Checks every declared setting of a config dataclass instance against its declaration.
+
+    Call it first in `__post_init__`. Raises SettingError naming the first bad field.
+    """
+    owner = type(instance).__name__
+    for field in setting_fields(type(instance)):
+        if field.metadata.get("nested"):
+            continue  # the nested instance checked itself when it was made
+        problem = value_problem(field, getattr(instance, field.name))
+        if problem:
+            value = getattr(instance, field.name)
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else repr(value)
+            raise SettingError(owner, "{%s}=%s: %s" % (field.name, _brace_safe(shown), problem),
+                               (field.name,))
+
+
+def _brace_safe(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def to_dict(instance: Any) -> dict[str, Any]:
+    """JSON-ready values of a config dataclass, nested ones as dicts, tuples as lists."""
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        if dataclasses.is_dataclass(value):
+            out[field.name] = to_dict(value)
+        elif isinstance(value, tuple):
+            out[field.name] = list(value)
+        else:
+            out[field.name] = value
+    return out
+
+
+def from_dict(cls: type, values: Mapping[str, Any]) -> Any:
+    """Rebuilds a config dataclass from `to_dict` output; unknown keys raise ValueError."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)} for {cls.__name__}")
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            kwargs[key] = from_dict(hint, value)
+        elif isinstance(value, list):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
