@@ -1,8 +1,10 @@
 """The `geoloc` console script: one command, one subcommand per tool.
 
-`geoloc SUBCOMMAND ARGS...` is the same as `python -m MODULE ARGS...` for the module the table below
-names; each module exposes `main(argv) -> int`, argv without the program name. Modules are imported only when their subcommand runs,
-so `geoloc build-mesh` never loads TensorFlow. Only tools that exist are listed; later ones add a row.
+`geoloc SUBCOMMAND --flag=value ...`. A subcommand whose module defines `COMMAND` (an
+`experiments.commands.Command`) takes options derived from the same settings declarations as the
+runner; `geoloc run` is the runner itself. Modules are imported only when their subcommand runs, so
+`geoloc build-mesh` never loads TensorFlow. Every subcommand reports a user's mistake as one
+`error: ...` line with exit status 2 (experiments.errors).
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import importlib
 import sys
 from typing import Sequence
 
+from experiments.errors import EXIT_USER_ERROR, one_line, user_errors
+
 # subcommand -> (module, one-line description)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("experiments.run", "run the method's stages on a run directory (python -m experiments.run)"),
-    "build-mesh": ("mesh.build", "build the adaptive Delaunay mesh from a CSV of coordinates"),
-    "best-possible": ("mesh.best_possible", "best possible accuracy of a mesh on held-out photos"),
+    "build-mesh": ("experiments.commands.build_mesh", "build the adaptive Delaunay mesh from a CSV of "
+                   "coordinates"),
+    "best-possible": ("experiments.commands.best_possible", "best possible accuracy of a mesh on "
+                      "held-out photos"),
     "ingest": ("data_pipelines.ingest", "YFCC100M/CSV metadata + photos to sharded TFRecords"),
     "make-demo": ("data_pipelines.demo.generate", "write the demo collection (real locations and "
                   "imagery; SIMULATED users, times, indoor photos)"),
@@ -33,8 +39,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def _usage() -> str:
     width = max(len(name) for name in SUBCOMMANDS)
     rows = "\n".join(f"  {name:<{width}}  {text}" for name, (_, text) in sorted(SUBCOMMANDS.items()))
-    return (f"usage: geoloc SUBCOMMAND [ARGS...]\n\nsubcommands:\n{rows}\n\n"
-            "`geoloc SUBCOMMAND --help` describes one.")
+    return (f"usage: geoloc SUBCOMMAND [--flag=value ...]\n\nsubcommands:\n{rows}\n\n"
+            "`geoloc SUBCOMMAND --help` describes one. Exit status: 0 done, 2 a user error "
+            "(one 'error:' line), 130 interrupted.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,9 +52,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, rest = args[0], args[1:]
     if name not in SUBCOMMANDS:
         print(f"geoloc: unknown subcommand {name!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    return module.main(rest)
+    command = getattr(module, "COMMAND", None)
+    if command is not None:
+        from experiments.commands import run_command
+
+        return run_command(command, rest)
+    try:
+        return module.main(rest)
+    except user_errors() as error:
+        print(one_line(error), file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -21,14 +21,13 @@ from typing import Sequence
 
 from experiments import flags as geoloc_flags
 from experiments.config import RunConfig
-from experiments.errors import ConfigError, GeolocUserError
+from experiments.errors import (EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, one_line,
+                                user_errors)
 from experiments.stages import StageOutcome, run_stages
 from mesh.atomic import write_text_atomic
 
 FLAGS = geoloc_flags.FLAGS
 HELP_FLAGS = ("--help", "-help", "--helpshort", "-helpshort", "--helpfull", "-helpfull", "-h", "-?")
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("geoloc.run")
 
@@ -52,15 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not FLAGS.run_dir:
             raise ConfigError("--run_dir is required (the presets set one)")
         config = geoloc_flags.run_config_from_flags()
+        run_dir = usable_run_dir(FLAGS.run_dir)
         check_sources(config, FLAGS.stages)
-        run_dir = Path(FLAGS.run_dir).expanduser().resolve()
         _setup_logging(run_dir)
         write_config(run_dir, config, argv)
         log.info("run directory %s; stages %s", run_dir, ", ".join(FLAGS.stages))
         outcomes = run_stages(config, run_dir, FLAGS.stages, FLAGS.force_stages,
                               on_stage_start=lambda name, why: current_stage.update(name=name))
-    except GeolocUserError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except user_errors() as error:
+        print(one_line(error), file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         where = f" during stage {current_stage['name']}" if current_stage["name"] else ""
@@ -71,12 +70,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def usable_run_dir(value: str) -> Path:
+    """The run directory as an absolute path, checked before anything is written.
+
+    Refused with one line: a path that is a file, one under a file, or a folder (or the nearest
+    existing parent of one to be made) that this process cannot write.
+    """
+    path = Path(value).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--run_dir={value}: {path} is a file; expected a folder (new or a "
+                          "previous run's)")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"--run_dir={value}: {existing} is a file, so no folder can be made under "
+                          "it; expected a folder path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--run_dir={value}: {existing} is not writable by this user")
+    return path.resolve() if path.exists() else path
+
+
 def check_sources(config: RunConfig, stages: Sequence[str]) -> None:
-    """Cross-flag checks that single-flag validators cannot make, done before any work starts."""
+    """Checks that the files the settings name exist, before any work starts (the settings' own
+    rules ran when the flags were parsed)."""
     if "data" in stages and config.data.source == "metadata":
-        if not config.data.metadata:
-            raise ConfigError("--data_source=metadata needs --data_metadata=FILE[,FILE...] (YFCC100M or "
-                              "CSV metadata) and --data_images=DIR; or use --flagfile=demo.cfg")
         missing = [path for path in config.data.metadata if not Path(path).expanduser().exists()]
         if missing:
             raise ConfigError(f"--data_metadata: file(s) not found: {', '.join(missing)}")
@@ -84,9 +102,6 @@ def check_sources(config: RunConfig, stages: Sequence[str]) -> None:
             raise ConfigError(f"--data_images: {config.data.images!r} is not a folder of photos")
     if config.mesh.coords and not Path(config.mesh.coords).expanduser().is_file():
         raise ConfigError(f"--mesh_coords: file not found: {config.mesh.coords}")
-    if config.evaluate.knn_k and not config.predict.store_features:  # the M1 kNN row's index
-        raise ConfigError("--evaluate_knn_k > 0 needs M1's features of every photo: add "
-                          "--predict_store_features (or set --evaluate_knn_k=0)")
 
 
 def write_config(run_dir: Path, config: RunConfig, argv: Sequence[str]) -> Path:

@@ -7,14 +7,11 @@ photos in kept cells, and over all photos, where a photo in a dropped cell (whic
 predict) is scored against the nearest label point of any kept cell. Mean and median errors match
 Table 7's "Best Possible" columns.
 
-CLI: ``python -m mesh.best_possible --mesh=DIR --coords=FILE.csv`` prints the table as JSON.
+``geoloc best-possible --mesh=DIR --coords=FILE.csv`` prints the table as JSON.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from typing import Any
 
 import numpy as np
@@ -63,31 +60,3 @@ def best_possible(
         "num_cells": mesh.num_cells,
         "rows": rows,
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m mesh.best_possible --mesh=DIR --coords=FILE.csv``: print the table as JSON."""
-    from mesh.coords_csv import read_coords_csv
-
-    parser = argparse.ArgumentParser(prog="best-possible", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mesh", required=True, help="mesh directory (holding mesh.npz) or mesh file")
-    parser.add_argument("--coords", required=True, help="CSV of held-out photos with latitude/longitude columns")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse already printed one usage/error line
-        return int(e.code or 0)
-    try:
-        m = Mesh.load(args.mesh)
-        coords = read_coords_csv(args.coords)
-        print(coords.report(), file=sys.stderr)
-        table = best_possible(m, coords.lat, coords.lon)
-    except MeshError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    table["rows_skipped"] = coords.rows_skipped
-    print(json.dumps(table, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,20 +1,16 @@
-"""CLI: build a mesh from a CSV of photo coordinates (§3.1.1, Table 1).
+"""Building a mesh from settings and writing a mesh folder (§3.1.1, Table 1).
 
-    python -m mesh.build --coords=FILE.csv --preset=coarse --out=DIR
-    python -m mesh.build --coords=FILE.csv --refinement_limit=5000 --min_examples=500 --out=DIR
-
-Writes, each atomically, into DIR: ``mesh.npz`` (``Mesh.save`` format), ``mesh.geojson`` (kept
-cells), ``summary.json`` (cells kept/dropped, photos per cell min/median/max, build seconds) and
-``mesh.png`` (a Figure-2-like map). Bad input gives one ``error:`` line and exit status 2.
+`build_from_config` builds the mesh a `MeshConfig` describes (on a random sample first when
+`build_sample` is set, as the paper built its coarse mesh on 2M photos, Figure 2);
+`write_mesh_outputs` writes, each atomically, ``mesh.npz`` (``Mesh.save`` format), ``mesh.geojson``
+(kept cells), ``mesh.png`` (a Figure-2-like map) and ``summary.json`` (cells kept/dropped, photos
+per cell, build seconds). The run's mesh stage and ``geoloc build-mesh`` both call them.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
-import sys
 import time
 from typing import Any
 
@@ -22,9 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mesh.atomic import write_text_atomic
-from mesh.errors import MeshError
-from mesh.mesh import FORMAT_VERSION, Mesh, build_mesh
-from mesh.presets import PRESETS
+from mesh.config import MeshConfig
+from mesh.mesh import FORMAT_VERSION, MESH_FILE, Mesh, build_mesh
 
 
 def summarize(mesh: Mesh, coords_info: dict[str, Any], build_seconds: float) -> dict[str, Any]:
@@ -71,7 +66,7 @@ def write_mesh_outputs(
     out = os.fspath(out_dir)
     os.makedirs(out, exist_ok=True)
     summary = summarize(mesh, source, build_seconds)
-    mesh.save(os.path.join(out, "mesh.npz"))
+    mesh.save(os.path.join(out, MESH_FILE))
     write_text_atomic(os.path.join(out, "mesh.geojson"), json.dumps(mesh.to_geojson()))
     if plot:
         from mesh.plot import plot_mesh
@@ -81,51 +76,23 @@ def write_mesh_outputs(
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m mesh.build`` and ``geoloc build-mesh``; returns the exit status."""
-    from mesh.coords_csv import read_coords_csv
+def build_from_config(
+    lat: NDArray[np.float64], lon: NDArray[np.float64], config: MeshConfig, seed: int = 0
+) -> tuple[Mesh, dict[str, Any], float]:
+    """The mesh `config` describes, built on photos `lat, lon`; returns it, what to add to its
+    summary, and the build's seconds.
 
-    parser = argparse.ArgumentParser(prog="build-mesh", description="Build the adaptive triangle mesh (paper §3.1.1).")
-    parser.add_argument("--coords", required=True, help="CSV with latitude/longitude columns (header, any case)")
-    parser.add_argument("--out", required=True, help="output directory (created if missing)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="Table 1 preset: coarse 8000/1000, fine 5000/500, fineP 10000/50")
-    parser.add_argument("--refinement_limit", type=int, help="split a cell holding more photos than this (overrides preset)")
-    parser.add_argument("--min_examples", type=int, help="drop a cell holding fewer photos than this (overrides preset)")
-    parser.add_argument("--init_grid", type=int, default=31, help="initial grid size (paper: 31)")
-    parser.add_argument("--no_plot", action="store_true", help="skip the PNG map")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse already printed its usage/error line
-        return int(e.code or 0)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    limit, min_ex = PRESETS.get(args.preset, (None, None)) if args.preset else (None, None)
-    limit = args.refinement_limit if args.refinement_limit is not None else limit
-    min_ex = args.min_examples if args.min_examples is not None else min_ex
-    if limit is None or min_ex is None:
-        print("error: give --preset or both --refinement_limit and --min_examples", file=sys.stderr)
-        return 2
-    try:
-        coords = read_coords_csv(args.coords)
-        print(coords.report(), file=sys.stderr)
-        t0 = time.perf_counter()
-        mesh = build_mesh(coords.lat, coords.lon, limit, min_ex, args.init_grid)
-        seconds = time.perf_counter() - t0
-        summary = write_mesh_outputs(mesh, args.out, coords.lat, coords.lon, {
-            "preset": args.preset,
-            "coords_file": os.path.abspath(args.coords),
-            "rows_total": coords.rows_total,
-            "rows_skipped": coords.rows_skipped,
-            "bad_rows_examples": coords.bad_examples,
-        }, seconds, plot=not args.no_plot)
-    except MeshError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: {e.filename or args.out}: {e.strerror}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    With `config.build_sample` smaller than the photo count, the mesh is built on that many photos
+    drawn with `seed`, then populated with all of them without refining (Figure 2).
+    """
+    started = time.perf_counter()
+    info: dict[str, Any] = {}
+    if config.build_sample and config.build_sample < len(lat):
+        pick = np.random.default_rng(seed).choice(len(lat), config.build_sample, replace=False)
+        built = build_mesh(lat[pick], lon[pick], config.refinement_limit, config.min_examples,
+                           config.init_grid)
+        mesh = built.populate(lat, lon)
+        info["built_on_sample"] = int(config.build_sample)
+    else:
+        mesh = build_mesh(lat, lon, config.refinement_limit, config.min_examples, config.init_grid)
+    return mesh, info, time.perf_counter() - started

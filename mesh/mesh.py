@@ -30,6 +30,8 @@ from mesh.locate import QUERY_SUBCELLS_PER_TRIANGLE, Locator
 from mesh.sphere import check_lat_lon, lat_lon_to_xyz, normalize, triangle_areas_sr, xyz_to_lat_lon
 
 FORMAT_NAME = "geoloc-mesh"
+#: The file name of a mesh inside a mesh folder (a run's mesh/, `geoloc build-mesh --out`).
+MESH_FILE = "mesh.npz"
 FORMAT_VERSION = 1
 _POINT_CHUNK = 1 << 20
 
@@ -179,7 +181,7 @@ class Mesh:
         """Read a mesh written by ``save``; a directory means ``<dir>/mesh.npz``."""
         path = os.fspath(path)
         if os.path.isdir(path):
-            path = os.path.join(path, "mesh.npz")
+            path = os.path.join(path, MESH_FILE)
         if not os.path.exists(path):
             raise MeshFormatError(f"{path}: no such mesh file; expected a file written by Mesh.save")
         try:

@@ -180,3 +180,18 @@ def from_dict(cls: type, values: Mapping[str, Any]) -> Any:
         else:
             kwargs[key] = value
     return cls(**kwargs)
+
+
+def flat_values(instance: Any, outputs_only: bool = False) -> dict[str, Any]:
+    """{leaf setting name: JSON-ready value} of a config dataclass, nested settings flattened (their
+    names are the flags' names). `outputs_only` leaves out settings declared with
+    `affects_outputs=False`, for fingerprints of what a stage produced."""
+    out: dict[str, Any] = {}
+    for path, field, _ in flat_settings(type(instance)):
+        if outputs_only and not field.metadata.get("affects_outputs", True):
+            continue
+        value = instance
+        for name in path:
+            value = getattr(value, name)
+        out[field.name] = list(value) if isinstance(value, tuple) else value
+    return out

@@ -10,7 +10,6 @@ populates the cells with all of them without refining, as the paper did for its 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,23 +36,13 @@ def training_coordinates(config: RunConfig, run_dir: Path) -> tuple[np.ndarray, 
 
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
-    from mesh import build_mesh
-    from mesh.build import write_mesh_outputs
+    from mesh.build import build_from_config, write_mesh_outputs
 
     lat, lon, source = training_coordinates(config, run_dir)
-    m = config.mesh
-    started = time.perf_counter()
-    if m.build_sample and m.build_sample < len(lat):
-        pick = np.random.default_rng(config.data.seed).choice(len(lat), m.build_sample, replace=False)
-        built = build_mesh(lat[pick], lon[pick], m.refinement_limit, m.min_examples, m.init_grid)
-        mesh = built.populate(lat, lon)
-        source["built_on_sample"] = int(m.build_sample)
-    else:
-        mesh = build_mesh(lat, lon, m.refinement_limit, m.min_examples, m.init_grid)
-    seconds = time.perf_counter() - started
+    mesh, info, seconds = build_from_config(lat, lon, config.mesh, seed=config.data.seed)
     log.info("mesh: %d cells kept of %d triangles, from %d photos, in %.1f s", mesh.num_cells,
              mesh.num_triangles, len(lat), seconds)
     out = run_dir / "mesh"
-    write_mesh_outputs(mesh, out, lat, lon, source, seconds)
+    write_mesh_outputs(mesh, out, lat, lon, {**source, **info}, seconds)
     return {name: f"mesh/{file}" for name, file in (("mesh", "mesh.npz"), ("geojson", "mesh.geojson"),
                                                      ("summary", "summary.json"), ("map", "mesh.png"))}

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from mesh.atomic import write_text_atomic
-from experiments.config import RunConfig, section_to_dict
+from mesh.settings import flat_values
+from experiments.config import RunConfig
 from experiments.errors import StageError
 from experiments.stages.registry import STAGES, Stage
 
@@ -42,7 +43,9 @@ def record_path(run_dir: Path, name: str) -> Path:
 
 
 def stage_settings(stage: Stage, config: RunConfig) -> dict[str, dict]:
-    return {section: section_to_dict(config.section(section)) for section in stage.reads}
+    """{section: {setting: value}} of the settings that decide the stage's outputs (flag names)."""
+    return {section: flat_values(config.section(section), outputs_only=True)
+            for section in stage.reads}
 
 
 def fingerprint(settings: dict[str, dict]) -> str:

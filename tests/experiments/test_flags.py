@@ -7,10 +7,15 @@ from pathlib import Path
 import pytest
 
 from experiments import flags as geoloc_flags
+from experiments import settings_flags
 from experiments.config import RunConfig
 from experiments.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+#: A user's own collection: the presets need one (--data_source=metadata, the default).
+DATA = ("--data_metadata=yfcc100m_dataset", "--data_images=images")
 
 
 def parse(*args: str) -> RunConfig:
@@ -20,32 +25,32 @@ def parse(*args: str) -> RunConfig:
 
 def test_bare_name_resolves_to_configs_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the repo root: bare names still find the presets
-    path = geoloc_flags.resolve_flagfile("coarse.cfg")
+    path = settings_flags.resolve_flagfile("coarse.cfg")
     assert path == REPO / "experiments" / "configs" / "coarse.cfg"
 
 
 def test_presets_carry_table1_mesh_parameters():
     expected = {"coarse.cfg": (8000, 1000), "fine.cfg": (5000, 500), "fineP.cfg": (10000, 50)}
     for name, (limit, minimum) in expected.items():
-        config = parse(f"--flagfile={name}")
+        config = parse(f"--flagfile={name}", *DATA)
         assert (config.mesh.refinement_limit, config.mesh.min_examples) == (limit, minimum), name
         assert config.mesh.init_grid == 31
         assert config.m2.hidden_units == 542 * 3
         assert config.m3.album_size == 24
         assert config.m1.examples_per_cell == 200 and config.m1.epoch_growth == 0.06
-    assert parse("--flagfile=coarse.cfg").mesh.build_sample == 2_000_000
+    assert parse("--flagfile=coarse.cfg", *DATA).mesh.build_sample == 2_000_000
 
 
 def test_path_flagfile_and_nested_bare_include(tmp_path):
     own = tmp_path / "mine.cfg"
     own.write_text("# my run\n--flagfile=fine.cfg\n\n// another comment\n--m2_dropout=0.25\n")
-    config = parse(f"--flagfile={own}")
+    config = parse(f"--flagfile={own}", *DATA)
     assert config.mesh.refinement_limit == 5000  # from the nested bare include
     assert config.m2.dropout == 0.25  # the including file's later line wins
 
 
 def test_command_line_overrides_flagfile():
-    config = parse("--flagfile=coarse.cfg", "--mesh_min_examples=7")
+    config = parse("--flagfile=coarse.cfg", "--mesh_min_examples=7", *DATA)
     assert config.mesh.min_examples == 7
 
 
@@ -97,11 +102,12 @@ def test_line_that_is_not_a_flag_is_reported(tmp_path):
 
 
 def test_tuple_and_optional_fields_convert():
-    config = parse("--m2_learning_rates=0.01,0.002", "--m2_extra_inputs=outdoor", "--mesh_coords=a.csv")
+    config = parse("--m2_learning_rates=0.01,0.002", "--m2_extra_inputs=outdoor", "--mesh_coords=a.csv",
+                   *DATA)
     assert config.m2.learning_rates == (0.01, 0.002)
     assert config.m2.extra_inputs == ("outdoor",)
     assert config.mesh.coords == "a.csv"
-    assert parse().mesh.coords is None  # parse() starts again from the defaults
+    assert parse(*DATA).mesh.coords is None  # parse() starts again from the defaults
 
 
 def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -127,9 +133,9 @@ def test_helpfull_documents_every_flag():
     result = run_cli("--flagfile=coarse.cfg", "--helpfull")
     assert result.returncode == 0
     from experiments.config import SECTIONS
-    import dataclasses
+    from mesh.settings import flat_settings
     for section, cls in SECTIONS.items():
-        for field in dataclasses.fields(cls):
+        for _, field, _ in flat_settings(cls):
             name = f"{section}_{field.name}"
             assert f"--{name}:" in result.stdout or f"--[no]{name}:" in result.stdout, f"{name} undocumented"
     for name in ("--run_dir:", "--stages:", "--force_stages:"):
@@ -137,6 +143,54 @@ def test_helpfull_documents_every_flag():
 
 
 def test_short_aliases_for_the_distribution_settings():
-    config = parse("--strategy=mirrored", "--mixed_precision", "--jit_compile")
+    config = parse("--strategy=mirrored", "--mixed_precision", "--jit_compile", *DATA)
     assert config.runtime.strategy == "mirrored"
     assert config.runtime.mixed_precision and config.runtime.jit_compile
+
+
+@pytest.mark.parametrize("flags, named", [
+    (("--m3_album_evidence", "--nom3_residual_output"), ("--m3_album_evidence", "--m3_residual_output")),
+    (("--m3_freeze_m2", "--nom3_init_from_m2"), ("--m3_freeze_m2", "--m3_init_from_m2")),
+    (("--m2_top_k=12", "--predict_top_k=10"), ("--m2_top_k", "--predict_top_k")),
+    (("--evaluate_knn_k=5", "--nopredict_store_features"),
+     ("--evaluate_knn_k", "--predict_store_features")),
+    (("--data_source=metadata",), ("--data_source", "--data_metadata", "--data_images")),
+])
+def test_combination_rules_run_when_flags_are_parsed(flags, named):
+    """Rules that span settings fail at parsing, naming every flag involved, not in a stage."""
+    with pytest.raises(ConfigError) as error:
+        parse("--flagfile=demo.cfg", *flags)
+    for flag in named:
+        assert flag in str(error.value)
+
+
+def test_allowed_combinations_parse():
+    config = parse("--flagfile=demo.cfg", "--nom3_album_evidence", "--nom3_residual_output",
+                   "--m2_top_k=10", "--predict_top_k=10")
+    assert not config.m3.residual_output and config.m2.top_k == config.predict.top_k
+
+
+@pytest.mark.parametrize("extra", [
+    ["--m3_album_evidence", "--nom3_residual_output"],
+    ["--m3_freeze_m2", "--nom3_init_from_m2"],
+])
+def test_cli_conflicting_flags_fail_fast_and_write_nothing(tmp_path, extra):
+    run_dir = tmp_path / "run"
+    result = run_cli("--flagfile=demo.cfg", "--data_demo_size=small", f"--run_dir={run_dir}", *extra)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and extra[0] in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("under", ["", "sub/run"])
+def test_cli_run_dir_that_is_a_file_is_refused(tmp_path, under):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    run_dir = a_file / under if under else a_file
+    result = run_cli("--flagfile=demo.cfg", "--data_demo_size=small", f"--run_dir={run_dir}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert f"--run_dir={run_dir}" in result.stderr and "is a file" in result.stderr
+    assert a_file.read_text() == "not a folder" and sorted(tmp_path.iterdir()) == [a_file]

@@ -8,8 +8,15 @@ import pytest
 
 from mesh import build_mesh
 from mesh.best_possible import best_possible
-from mesh.best_possible import main as best_main
-from mesh.build import main as build_main
+from experiments.cli import main as geoloc
+
+
+def build_main(args):
+    return geoloc(["build-mesh", *args])
+
+
+def best_main(args):
+    return geoloc(["best-possible", *args])
 from mesh.coords_csv import read_coords_csv
 from mesh.geodesy import great_circle_km
 
