@@ -49,3 +49,15 @@ def run_small_demo(demo_env: dict[str, str]) -> Callable[..., subprocess.Complet
                               env=demo_env, capture_output=True, text=True, timeout=timeout,
                               check=False)
     return run
+
+
+@pytest.fixture
+def run_config():
+    """Makes a valid RunConfig from the given sections: the defaults plus the demo as data source
+    (the default source, a user's metadata files, needs files)."""
+    from experiments.config import SECTIONS, RunConfig
+
+    def make(**sections):
+        sections.setdefault("data", SECTIONS["data"](source="demo"))
+        return RunConfig(**sections)
+    return make

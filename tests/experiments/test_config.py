@@ -1,16 +1,17 @@
-"""RunConfig <-> config.json round trip and the field validators."""
+"""RunConfig <-> config.json round trip, and what the settings declarations decide."""
 
-import dataclasses
 import json
 
 import pytest
 
-from experiments.config import (FORMAT_VERSION, SECTIONS, M2Section, RunConfig, validate_value)
+from experiments.config import FORMAT_VERSION, SECTIONS, RunConfig
 from experiments.run import read_config, write_config
+from mesh.settings import flat_settings, value_problem
 
 
-def test_json_round_trip_preserves_every_value_and_type():
-    config = RunConfig(m2=M2Section(hidden_units=12, learning_rates=(0.1, 0.2), extra_inputs=("outdoor",)))
+def test_json_round_trip_preserves_every_value_and_type(run_config):
+    m2 = SECTIONS["m2"](hidden_units=12, learning_rates=(0.1, 0.2), extra_inputs=("outdoor",))
+    config = run_config(m2=m2)
     again = RunConfig.from_json(config.to_json())
     assert again == config
     assert isinstance(again.m2.learning_rates, tuple)
@@ -18,13 +19,16 @@ def test_json_round_trip_preserves_every_value_and_type():
 
 def test_config_json_written_and_read_back(tmp_path):
     from experiments import flags as geoloc_flags
-    geoloc_flags.parse(["prog", "--flagfile=fine.cfg", f"--run_dir={tmp_path}", "--m2_dropout=0.3"])
+    argv = ["prog", "--flagfile=fine.cfg", f"--run_dir={tmp_path}", "--m2_dropout=0.3",
+            "--data_metadata=meta.tsv", "--data_images=images"]
+    geoloc_flags.parse(argv)
     config = geoloc_flags.run_config_from_flags()
-    path = write_config(tmp_path, config, ["prog", "--flagfile=fine.cfg", "--m2_dropout=0.3"])
+    path = write_config(tmp_path, config, argv)
     payload = json.loads(path.read_text())
     assert payload["format_version"] == FORMAT_VERSION
     assert payload["sections"]["mesh"]["refinement_limit"] == 5000
-    assert payload["invocation"]["argv"] == ["--flagfile=fine.cfg", "--m2_dropout=0.3"]
+    assert payload["sections"]["m2"]["dropout"] == 0.3
+    assert payload["invocation"]["argv"] == argv[1:]
     assert read_config(tmp_path) == config
     assert not list(tmp_path.glob(".config.json*"))  # no temporary file left behind
 
@@ -35,38 +39,24 @@ def test_newer_config_format_is_refused():
         RunConfig.from_json(text)
 
 
-def test_unknown_field_is_refused():
-    sections = RunConfig().to_dict()
+def test_unknown_field_is_refused(run_config):
+    sections = run_config().to_dict()
     sections["m2"]["hiden_units"] = 3
     with pytest.raises(ValueError, match="hiden_units"):
         RunConfig.from_dict(sections)
 
 
-def test_every_field_has_help_and_its_default_is_valid():
+def test_every_setting_has_help_and_a_default_its_own_rules_accept():
+    """A default that breaks its own bounds would make every run fail at parsing."""
     for cls in SECTIONS.values():
-        instance = cls()
-        for field in dataclasses.fields(cls):
-            assert field.metadata["help"].strip(), f"{cls.__name__}.{field.name} has no help"
-            assert validate_value(field, getattr(instance, field.name)) is None, field.name
-
-
-def test_sections_are_frozen():
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        RunConfig().m2.hidden_units = 1  # type: ignore[misc]
+        for _, field, owner in flat_settings(cls):
+            assert field.metadata["help"].strip(), f"{owner.__name__}.{field.name} has no help"
+            default = field.default_factory() if callable(field.default_factory) else field.default
+            assert value_problem(field, default) is None, f"{owner.__name__}.{field.name}"
 
 
 def test_backbone_choices_are_the_ones_geoloc_tf_builds():
-    from experiments.config import M1Section
     from geoloc_tf.m1.backbones import BACKBONES
 
-    field = next(f for f in dataclasses.fields(M1Section) if f.name == "backbone")
+    (field,) = [f for _, f, _ in flat_settings(SECTIONS["m1"]) if f.name == "backbone"]
     assert set(field.metadata["choices"]) == set(BACKBONES)
-
-
-def test_early_stopping_metric_choices_match_the_models():
-    """The runner lists the choices itself (reading flags must not import TensorFlow); they must
-    stay those the M2/M3 configurations accept."""
-    from experiments.config import EARLY_STOPPING_METRICS
-    from geoloc_tf.m2.config import EARLY_STOPPING_METRICS as MODEL_METRICS
-
-    assert EARLY_STOPPING_METRICS == MODEL_METRICS

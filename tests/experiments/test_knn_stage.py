@@ -8,18 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.config import EvaluateSection, PredictSection, RunConfig
-from experiments.errors import ConfigError
-from experiments.run import check_sources
+from experiments.config import SECTIONS
+from mesh.settings import SettingError
 
 PARIS, SYDNEY = (48.85, 2.35), (-33.87, 151.21)
 
 
-def test_knn_without_stored_features_is_refused_before_any_work():
-    with pytest.raises(ConfigError, match="--predict_store_features"):
-        check_sources(RunConfig(evaluate=EvaluateSection(knn_k=5)), ["mesh"])
-    check_sources(RunConfig(evaluate=EvaluateSection(knn_k=5),
-                            predict=PredictSection(store_features=True)), ["mesh"])
+def test_knn_without_stored_features_is_refused_when_flags_are_parsed(run_config):
+    with pytest.raises(SettingError, match="predict_store_features"):
+        run_config(evaluate=SECTIONS["evaluate"](knn_k=5))
+    config = run_config(evaluate=SECTIONS["evaluate"](knn_k=5),
+                        predict=SECTIONS["predict"](store_features=True))
+    assert config.evaluate.knn_k == 5
 
 
 def fake_m1_table(mesh, lat, lon, features, prefix):
@@ -36,7 +36,7 @@ def fake_m1_table(mesh, lat, lon, features, prefix):
     return frame
 
 
-def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path):
+def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path, run_config):
     from experiments.stages.model_stages import run_evaluate
     from geoloc_tf import prediction_tables
     from mesh import build_mesh
@@ -58,8 +58,8 @@ def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path):
                       [[0.9, 0.1], [0.2, 0.8]], "v"),
         prediction_tables.table_path(predictions, "m1", "m23_val"))
 
-    config = RunConfig(predict=PredictSection(store_features=True),
-                       evaluate=EvaluateSection(knn_k=3, knn_bandwidth_km=50.0))
+    config = run_config(predict=SECTIONS["predict"](store_features=True),
+                       evaluate=SECTIONS["evaluate"](knn_k=3, knn_bandwidth_km=50.0))
     run_evaluate(config, tmp_path)
     knn = pd.read_parquet(prediction_tables.table_path(predictions, "m1_knn", "m23_val"))
     assert list(zip(knn["pred_lat"], knn["pred_lon"])) == [PARIS, SYDNEY]
@@ -68,6 +68,6 @@ def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path):
     assert knn_row["Photos"].tolist() == [2]
     assert "M1 kNN" in (tmp_path / "eval" / "report.md").read_text()
 
-    run_evaluate(dataclasses.replace(config, evaluate=EvaluateSection(knn_k=0)), tmp_path)
+    run_evaluate(dataclasses.replace(config, evaluate=SECTIONS["evaluate"](knn_k=0)), tmp_path)
     assert not prediction_tables.table_path(predictions, "m1_knn", "m23_val").exists()
     assert "M1 kNN" not in (tmp_path / "eval" / "report.md").read_text()
