@@ -43,9 +43,16 @@ def _shown(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Reports a bad option in one line (no usage block), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
     """The options: --out, then one per setting of IngestConfig."""
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog=PROG,
         description="Ingest a geotagged photo collection (YFCC100M, Multimedia Commons or CSV), "
         "or the demo collection, into sharded TFRecords + tables (resumable: rerun the same "
