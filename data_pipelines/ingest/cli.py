@@ -39,8 +39,17 @@ def _converter(kind: type, is_tuple: bool, field: dataclasses.Field) -> Callable
     return convert
 
 
-def _shown(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+def _default_text(value: Any) -> str:
+    if value in (None, ()):
+        return ""
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return f" Default: {shown}."
+
+
+def _metavar(kind: type, is_tuple: bool, field: dataclasses.Field) -> str:
+    choices = field.metadata.get("choices")
+    one = "|".join(map(str, choices)) if choices else kind.__name__.upper()
+    return f"{one}[,{one}...]" if is_tuple else one
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -62,16 +71,13 @@ def parser() -> argparse.ArgumentParser:
     for path, field, owner in flat_settings(IngestConfig):
         kind, is_tuple = field_kind(owner, field)
         default = field.default_factory() if field.default is dataclasses.MISSING else field.default
-        help_text = field.metadata["help"]
-        if field.metadata.get("choices"):
-            help_text += f" Allowed: {', '.join(map(str, field.metadata['choices']))}."
-        help_text = (help_text + f" Default: {_shown(default)}.").replace("%", "%%")
+        help_text = (field.metadata["help"] + _default_text(default)).replace("%", "%%")
         if kind is bool and not is_tuple:
             p.add_argument(f"--{path[-1]}", action=argparse.BooleanOptionalAction, default=default,
                            help=help_text)
         else:
             p.add_argument(f"--{path[-1]}", type=_converter(kind, is_tuple, field),
-                           default=default, metavar=kind.__name__.upper(), help=help_text)
+                           default=default, metavar=_metavar(kind, is_tuple, field), help=help_text)
     return p
 
 

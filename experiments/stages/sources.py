@@ -10,17 +10,22 @@ from __future__ import annotations
 import dataclasses
 
 from experiments.config import RunConfig
+from experiments.errors import ConfigError
 
 
 def data_config(config: RunConfig):
-    """The IngestConfig of this run's data section."""
+    """The IngestConfig of this run's data section; a bad combination of data flags raises
+    ConfigError naming the flags."""
     from data_pipelines.config import IngestConfig
-    from mesh.settings import from_flat
+    from mesh.settings import SettingError, from_flat
 
     if isinstance(config.data, IngestConfig):
         return config.data
-    return from_flat(IngestConfig, {f.name: getattr(config.data, f.name)
-                                    for f in dataclasses.fields(config.data)})
+    try:
+        return from_flat(IngestConfig, {f.name: getattr(config.data, f.name)
+                                        for f in dataclasses.fields(config.data)})
+    except SettingError as error:
+        raise ConfigError(error.render(lambda field: f"--data_{field}")) from None
 
 
 def is_simulated(config: RunConfig) -> bool:
