@@ -33,11 +33,12 @@ class SplitConfig:
         2.7 / 14.9, "Share of photos held out from M1 training (appendix A: 12.2M train / 2.7M "
         "validation).", minimum=0.0, maximum=1.0, min_exclusive=True)
     m23_val_fraction: float = setting(
-        0.2, "Share of the M1 validation photos held out from M2/M3 training (appendix A splits M1's "
-        "validation again at random; the paper does not give the ratio, 80/20 is our choice).",
+        0.2, "Share of the M1 validation photos held out from M2/M3 training (appendix A splits "
+        "M1's validation again at random; the paper does not give the ratio, 80/20 is our choice).",
         minimum=0.0, maximum=1.0, min_exclusive=True)
     split_by: str = setting(
-        "photo", "Unit of the random splits: 'photo' (the paper) or 'user' (no user on both sides).",
+        "photo",
+        "Unit of the random splits: 'photo' (the paper) or 'user' (no user on both sides).",
         choices=("photo", "user"))
 
     def __post_init__(self):
@@ -60,12 +61,12 @@ class IngestConfig:
     """
 
     source: str = setting(
-        "metadata", "Where photos come from: 'metadata' (YFCC100M or CSV files given by the metadata "
-        "and images settings) or 'demo' (the embedded demo data set, built on first use).",
+        "metadata", "Where photos come from: 'metadata' (YFCC100M or CSV files given by the "
+        "metadata and images settings) or 'demo' (the embedded demo data set, built on first use).",
         choices=("metadata", "demo"))
     demo_size: str = setting(
-        "default", "Size of the demo data set: 'small' (a few thousand photos, for CI) or 'default' "
-        "(tens of thousands). Its users, posting times and indoor photos are simulated.",
+        "default", "Size of the demo data set: 'small' (a few thousand photos, for CI) or "
+        "'default' (tens of thousands). Its users, posting times and indoor photos are simulated.",
         choices=("small", "default"))
     metadata: tuple[str, ...] = setting(
         (), "Comma-separated metadata files (YFCC100M dataset files, Multimedia Commons, or CSV; "
@@ -83,10 +84,12 @@ class IngestConfig:
     max_image_side: int = setting(
         512, "Photos are re-encoded as JPEG with at most this many pixels on the longest side, to "
         "keep shards small.", minimum=32)
-    jpeg_quality: int = setting(90, "JPEG quality of the re-encoded photos.", minimum=1, maximum=100)
+    jpeg_quality: int = setting(
+        90, "JPEG quality of the re-encoded photos.", minimum=1, maximum=100)
     # ~1000 photos of <= 512 px is ~50-100 MB a shard, the size tf.data and tfds read well.
     examples_per_shard: int = setting(
-        1024, "Photos per TFRecord shard (at most; a split's last shard holds the rest).", minimum=1)
+        1024, "Photos per TFRecord shard (at most; a split's last shard holds the rest).",
+        minimum=1)
     workers: int = setting(
         0, "Worker processes for parsing and image work; 0: one per core.", minimum=0,
         affects_outputs=False)
@@ -115,8 +118,8 @@ class IngestConfig:
         check_settings(self)
         owner = type(self).__name__
         if self.source == "metadata" and not (self.metadata and self.images):
-            raise SettingError(owner, "{source}=metadata needs {metadata}=FILE[,FILE...] (YFCC100M, "
-                               "Multimedia Commons or CSV metadata) and {images}=DIR",
+            raise SettingError(owner, "{source}=metadata needs {metadata}=FILE[,FILE...] "
+                               "(YFCC100M, Multimedia Commons or CSV metadata) and {images}=DIR",
                                ("source", "metadata", "images"))
         if self.source == "demo":
             given = [name for name in DEMO_PROVIDES if getattr(self, name) not in ((), None)]

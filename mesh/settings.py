@@ -112,7 +112,8 @@ def from_flat(cls: type, values: Mapping[str, Any]) -> Any:
         if field.metadata.get("nested"):
             inner = typing.get_type_hints(cls)[field.name]
             inner_names = {path[-1] for path, _, _ in flat_settings(inner)}
-            kwargs[field.name] = from_flat(inner, {k: v for k, v in values.items() if k in inner_names})
+            kwargs[field.name] = from_flat(
+                inner, {k: v for k, v in values.items() if k in inner_names})
         elif field.name in values:
             kwargs[field.name] = values[field.name]
     return cls(**kwargs)

@@ -1,6 +1,7 @@
 """Ingestion: metadata files + image folder -> sharded TFRecords, per-split tables, summary.json.
 
-    geoloc ingest --metadata=FILE[,FILE...] --images=DIR --out=DIR      (or python -m data_pipelines.ingest)
+    geoloc ingest --metadata=FILE[,FILE...] --images=DIR --out=DIR
+    python -m data_pipelines.ingest ...     (the same)
 
 Two phases, both resumable:
 

@@ -1,8 +1,8 @@
 """The plan of phase 2: every kept photo of all files, with its split and its shard.
 
 Duplicates are dropped over all files at once (first occurrence kept, in file order), unknown
-outdoor probabilities are filled from the autotags files, the stable splits (``splits``) are decided,
-and each split's rows, in file order, are cut into shards of ``examples_per_shard``. The plan
+outdoor probabilities are filled from the autotags files, the stable splits (``splits``) are
+decided, and each split's rows, in file order, are cut into shards of ``examples_per_shard``. The plan
 depends on the metadata and the settings alone (not on the number of workers or timing), which is
 what makes a resumed run byte-identical to an uninterrupted one.
 """

@@ -91,7 +91,8 @@ def run_ingestion(config: IngestConfig, out_dir: str) -> dict:
     summary.json (with ``finished: False`` and this machine's counts when num_tasks > 1)."""
     started = time.monotonic()
     phase = _metadata_phase(config, out_dir)
-    config, infos, skips, table, plan = phase.config, phase.infos, phase.skips, phase.table, phase.plan
+    config, infos, skips = phase.config, phase.infos, phase.skips
+    table, plan = phase.table, phase.plan
     parse_seconds = time.monotonic() - started
     log.info("metadata: %d lines, %d candidates in %d shards",
              sum(i["lines_read"] for i in infos), len(table), len(plan))

@@ -191,8 +191,8 @@ def run_shards(
                     report(future.result(), futures[future])
         except concurrent.futures.process.BrokenProcessPool as e:
             raise errors.DatasetError(
-                f"{out_dir}: an ingestion worker process died ({e}); finished shards are kept, rerun "
-                "to resume (expected: enough memory per worker, and a main script that can be "
+                f"{out_dir}: an ingestion worker process died ({e}); finished shards are kept, "
+                "rerun to resume (expected: enough memory per worker, and a main script that can be "
                 "re-imported by spawned processes, i.e. not stdin)"
             ) from None
     if config.num_tasks > 1:

@@ -1,4 +1,4 @@
-"""The runner's data flags reach the library's IngestConfig that the mesh and data stages receive."""
+"""The runner's data flags reach the library IngestConfig that the mesh and data stages receive."""
 
 from __future__ import annotations
 
