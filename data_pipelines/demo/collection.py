@@ -17,28 +17,27 @@ from data_pipelines.demo.sources import data_dir
 
 log = logging.getLogger(__name__)
 
-DEMO_IMAGE_SIZE = 96  # px, the side of the demo's square photos
-
 
 def demo_folder(config: IngestConfig) -> Path:
     """Where the demo collection of this size and seed lives in the data cache."""
-    return data_dir() / "demo" / f"{config.demo_size}-seed{config.splits.seed}-{DEMO_IMAGE_SIZE}px"
+    size = generate.DEFAULT_IMAGE_SIZE
+    return data_dir() / "demo" / f"{config.demo_size}-seed{config.splits.seed}-{size}px"
 
 
 def with_demo_collection(config: IngestConfig) -> IngestConfig:
     """The config with the demo collection's files in place of source=demo, generating the
     collection on first use (then reused, never rebuilt)."""
     folder = demo_folder(config)
-    spec = generate.DemoSpec(num_photos=generate.SIZES[config.demo_size], seed=config.splits.seed,
-                             image_size=DEMO_IMAGE_SIZE)
+    spec = generate.DemoSpec(num_photos=generate.SIZES[config.demo_size], seed=config.splits.seed)
     info = generate.generate(folder, spec)
     log.info("demo collection %s: %d photos by %d SIMULATED users", folder, info["photos"],
              info["users"])
+    files = info["files"]
     return dataclasses.replace(
         config,
         source="metadata",
-        metadata=(str(folder / generate.METADATA_FILE),),
-        images=str(folder / generate.IMAGES_DIR),
-        autotags=(str(folder / generate.AUTOTAGS_FILE),),
-        image_path_template="{id}.jpg",
+        metadata=(str(folder / files["metadata"]),),
+        images=str(folder / files["images"]),
+        autotags=(str(folder / files["autotags"]),),
+        image_path_template=files["image_path_template"],
     )
