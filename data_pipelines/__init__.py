@@ -13,14 +13,16 @@ reason, written last: its presence means the ingestion finished), ``_work/`` (re
 
 Modules, one job each:
   errors          the package's exceptions
-  config          frozen config dataclasses (IngestConfig, SplitConfig, InputConfig, SamplerConfig)
+  config          frozen config dataclasses (IngestConfig, SplitConfig, InputConfig, SamplerConfig);
+                  IngestConfig + SplitConfig declare the runner's data section (``--data_*``)
   hashing         stable vectorized hashes (splits) and salted user-id hashing (privacy)
   readers/        streaming metadata readers: YFCC100M 23-field, Multimedia Commons 25-field, CSV
   images          decode + re-encode JPEG with a bounded longest side
   records         the TFRecord schema (tf.train.Example), shared by writer, reader and tfds
-  ingest          metadata + images -> sharded TFRecords, per-split Parquet tables, summary.json
-                  (``run_ingestion(IngestConfig) -> summary dict``; CLI ``python -m
-                  data_pipelines.ingest``); resumable, parallel, several machines
+  ingest/         metadata + images -> sharded TFRecords, per-split Parquet tables, summary.json
+                  (``run_ingestion(IngestConfig, out_dir) -> summary dict``; CLI ``geoloc
+                  ingest`` = ``python -m data_pipelines.ingest``); resumable, parallel, several
+                  machines; one module per phase (parse, plan, shards, tables, tfds_metadata)
   dataset         reading a written data set back (``load(root)``: manifest, tables, shards)
   splits          stable hash splits M1 train / M1 val, M1 val -> M2/M3 train / val
   labels          photo -> mesh cell labels through ``mesh.Mesh.locate``

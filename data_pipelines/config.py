@@ -1,16 +1,21 @@
 """Frozen config dataclasses of ``data_pipelines``.
 
-Library functions take these (or plain arguments) and never read absl ``FLAGS``; ``experiments/``
-and the ``python -m data_pipelines.ingest`` CLI turn their flags into these objects. Each number
-says where it comes from: a paper section, or "not in the paper" with the reason for the choice.
+Library functions take these (or plain arguments) and never read absl ``FLAGS``. ``IngestConfig``
+(with its nested ``SplitConfig``) is the declaration of the runner's data section: each of its
+settings (``mesh.settings``) is the flag ``--data_<name>`` of ``python -m experiments.run`` and the
+option ``--<name>`` of ``geoloc ingest``. Each number says where it comes from: a paper section, or
+"not in the paper" with the reason for the choice. This module never imports TensorFlow, so
+parsing flags stays fast.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Optional
 
 from data_pipelines import errors
+from mesh.settings import SettingError, check_settings, nested, setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,104 +23,116 @@ class SplitConfig:
     """Stable random splits of appendix A.
 
     A photo goes to M1 train or M1 validation by a hash of its key (photo id, or hashed user id when
-    ``by_user``) and ``seed``; M1 validation is split again, by an independent hash, into M2/M3 train
-    and M2/M3 validation so that no photo that trained M1 trains M2 or M3 (appendix A, Fig. 3).
+    ``split_by="user"``) and ``seed``; M1 validation is split again, by an independent hash, into
+    M2/M3 train and M2/M3 validation so that no photo that trained M1 trains M2 or M3 (appendix A,
+    Fig. 3).
     """
 
-    # Appendix A / §2: 14.9 M photos divided 12.2 M training / 2.7 M validation.
-    m1_train_weight: float = 12.2
-    m1_val_weight: float = 2.7
-    # Fraction of M1 validation that becomes M2/M3 validation. Not in the paper (it says only "a new
-    # random split"); 0.2 keeps most of the 2.7 M photos for training the small M2/M3 models.
-    m23_val_fraction: float = 0.2
-    seed: int = 0
-    # Split by hashed user instead of photo id, so no user has photos on both sides.
-    by_user: bool = False
+    seed: int = setting(0, "Seed of the stable hash splits (and of the demo generator).", minimum=0)
+    m1_val_fraction: float = setting(
+        2.7 / 14.9, "Share of photos held out from M1 training (appendix A: 12.2M train / 2.7M "
+        "validation).", minimum=0.0, maximum=1.0, min_exclusive=True)
+    m23_val_fraction: float = setting(
+        0.2, "Share of the M1 validation photos held out from M2/M3 training (appendix A splits "
+        "M1's validation again at random; the paper does not give the ratio, 80/20 is our choice).",
+        minimum=0.0, maximum=1.0, min_exclusive=True)
+    split_by: str = setting(
+        "photo",
+        "Unit of the random splits: 'photo' (the paper) or 'user' (no user on both sides).",
+        choices=("photo", "user"))
 
     def __post_init__(self):
-        if (
-            self.m1_train_weight < 0
-            or self.m1_val_weight < 0
-            or (self.m1_train_weight + self.m1_val_weight <= 0)
-        ):
-            raise errors.ConfigError(
-                f"SplitConfig: m1_train_weight={self.m1_train_weight}, "
-                f"m1_val_weight={self.m1_val_weight}; expected non-negative weights with a positive sum"
-            )
-        if not 0.0 <= self.m23_val_fraction <= 1.0:
-            raise errors.ConfigError(
-                f"SplitConfig.m23_val_fraction={self.m23_val_fraction}; expected a value in [0, 1]"
-            )
+        check_settings(self)
 
     @property
     def m1_train_fraction(self) -> float:
-        return self.m1_train_weight / (self.m1_train_weight + self.m1_val_weight)
+        return 1.0 - self.m1_val_fraction
+
+
+#: What --data_source=demo replaces: the demo collection brings its own files.
+DEMO_PROVIDES = ("metadata", "images", "autotags", "image_path_template")
 
 
 @dataclasses.dataclass(frozen=True)
 class IngestConfig:
-    """Everything ``run_ingestion`` needs: metadata files, image folder, output folder."""
+    """Photos and their metadata (paper §2, appendix A): what ``run_ingestion`` reads and how.
 
-    metadata_paths: tuple[str, ...]
-    images_dir: str
-    out_dir: str
-    # YFCC100M autotags files (photo id, tag:confidence list): their indoor/outdoor confidences give
-    # the outdoor probability of photos whose metadata has none (§4.1.2). Empty: none.
-    autotags_paths: tuple[str, ...] = ()
-    # Python format string over {id}, {hash}, {ext}, {secret}, {server}, {farm}; slicing works,
-    # e.g. Multimedia Commons: "{hash[0:3]}/{hash[3:6]}/{hash}.jpg". None: the CSV path column if
-    # the file has one, else "{id}.jpg".
-    image_path_template: str | None = None
-    # Longest image side kept in the shards. Not in the paper: 512 px leaves room for the random
-    # crops of the 299 px Inception v4 input (§3.1.2) while keeping a 14 M-photo set near 0.5 TB.
-    max_side: int = 512
-    jpeg_quality: int = 90
+    The output folder is not a setting: ``run_ingestion(config, out_dir)`` takes it.
+    """
+
+    source: str = setting(
+        "metadata", "Where photos come from: 'metadata' (YFCC100M or CSV files given by the "
+        "metadata and images settings) or 'demo' (the embedded demo data set, built on first use).",
+        choices=("metadata", "demo"))
+    demo_size: str = setting(
+        "default", "Size of the demo data set: 'small' (a few thousand photos, for CI) or "
+        "'default' (tens of thousands). Its users, posting times and indoor photos are simulated.",
+        choices=("small", "default"))
+    metadata: tuple[str, ...] = setting(
+        (), "Comma-separated metadata files (YFCC100M dataset files, Multimedia Commons, or CSV; "
+        ".bz2/.gz read transparently) for source=metadata.")
+    images: Optional[str] = setting(None, "Folder holding the photos named by the metadata.")
+    autotags: tuple[str, ...] = setting(
+        (), "Comma-separated YFCC100M autotags files: their indoor/outdoor confidences give each "
+        "photo's outdoor probability where its metadata has none (§4.1.2, Table 4).")
+    image_path_template: Optional[str] = setting(
+        None, "Path of a photo under the images folder, from metadata fields {id} {hash} {ext} "
+        "{secret} {server} {farm}, slices allowed (Multimedia Commons: "
+        "{hash[0:3]}/{hash[3:6]}/{hash}.jpg). Unset: a CSV path column, else {id}.jpg.")
+    # Not in the paper: 512 px leaves room for the random crops of the 299 px Inception v4 input
+    # (§3.1.2) while keeping a 14 M-photo set near 0.5 TB.
+    max_image_side: int = setting(
+        512, "Photos are re-encoded as JPEG with at most this many pixels on the longest side, to "
+        "keep shards small.", minimum=32)
+    jpeg_quality: int = setting(
+        90, "JPEG quality of the re-encoded photos.", minimum=1, maximum=100)
     # ~1000 photos of <= 512 px is ~50-100 MB a shard, the size tf.data and tfds read well.
-    examples_per_shard: int = 1024
-    # Worker processes for image work; 0 = os.cpu_count().
-    workers: int = 0
-    # Per-data-set salt for user-id hashing; None = random on first run, then read back from
-    # metadata.json so a resumed run hashes identically.
-    salt: str | None = None
-    splits: SplitConfig = SplitConfig()
-    # How many skipped lines per reason are logged with file:line.
-    log_first_skips: int = 5
-    dataset_name: str = "geoloc_photos"
-    # Several machines: each runs the same command with its own task_index (and the same --salt,
-    # paths and settings) on a shared output folder and writes shards position % num_tasks ==
-    # task_index; a final run with num_tasks=1 then only writes tables, manifest and summary.
-    task_index: int = 0
-    num_tasks: int = 1
+    examples_per_shard: int = setting(
+        1024, "Photos per TFRecord shard (at most; a split's last shard holds the rest).",
+        minimum=1)
+    workers: int = setting(
+        0, "Worker processes for parsing and image work; 0: one per core.", minimum=0,
+        affects_outputs=False)
+    salt: Optional[str] = setting(
+        None, "Salt of the data set's user-id hashing. Unset: random on the first run, then read "
+        "back from the output's metadata.json, so a resumed run hashes identically. Needed "
+        "explicitly with num_tasks > 1.")
+    log_first_skips: int = setting(
+        5, "Skipped lines logged (with file:line) per skip reason; the rest are only counted.",
+        minimum=0, affects_outputs=False)
+    dataset_name: str = setting(
+        "geoloc_photos", "Name of the data set in its shard files and tfds metadata.",
+        check=lambda v: None if v and "/" not in v and "-" not in v
+        else "expected a non-empty name without '/' or '-'")
+    # Several machines: each runs the same command with its own task_index (and the same salt,
+    # paths and settings) on a shared output folder; a final run with num_tasks=1 writes the rest.
+    task_index: int = setting(
+        0, "This machine's index when num_tasks > 1.", minimum=0, affects_outputs=False)
+    num_tasks: int = setting(
+        1, "Machines sharing the output folder: each writes every num_tasks-th shard; finish with "
+        "one run with num_tasks=1 (same settings), which writes tables, manifest and summary.",
+        minimum=1, affects_outputs=False)
+    splits: SplitConfig = nested(SplitConfig, "Stable random splits (appendix A).")
 
     def __post_init__(self):
-        if not 0 <= self.task_index < self.num_tasks:
-            raise errors.ConfigError(
-                f"IngestConfig: task_index={self.task_index}, num_tasks={self.num_tasks}; expected "
-                "0 <= task_index < num_tasks"
-            )
+        check_settings(self)
+        owner = type(self).__name__
+        if self.source == "metadata" and not (self.metadata and self.images):
+            raise SettingError(owner, "{source}=metadata needs {metadata}=FILE[,FILE...] "
+                               "(YFCC100M, Multimedia Commons or CSV metadata) and {images}=DIR",
+                               ("source", "metadata", "images"))
+        if self.source == "demo":
+            given = [name for name in DEMO_PROVIDES if getattr(self, name) not in ((), None)]
+            if given:
+                raise SettingError(owner, "{source}=demo brings its own photos and metadata: drop "
+                                   + " and ".join("{%s}" % name for name in given),
+                                   ("source", *given))
+        if self.task_index >= self.num_tasks:
+            raise SettingError(owner, "{task_index}=%d: expected < {num_tasks}=%d"
+                               % (self.task_index, self.num_tasks), ("task_index", "num_tasks"))
         if self.num_tasks > 1 and self.salt is None:
-            raise errors.ConfigError(
-                "IngestConfig: num_tasks > 1 needs an explicit salt (--salt), so that every machine "
-                "hashes user ids the same way"
-            )
-        if not self.metadata_paths:
-            raise errors.ConfigError(
-                "IngestConfig.metadata_paths is empty; expected at least one file"
-            )
-        if self.max_side < 32:
-            raise errors.ConfigError(
-                f"IngestConfig.max_side={self.max_side}; expected >= 32 pixels"
-            )
-        if not 1 <= self.jpeg_quality <= 100:
-            raise errors.ConfigError(
-                f"IngestConfig.jpeg_quality={self.jpeg_quality}; expected a value in [1, 100]"
-            )
-        if self.examples_per_shard < 1:
-            raise errors.ConfigError(
-                f"IngestConfig.examples_per_shard={self.examples_per_shard}; expected >= 1"
-            )
-        if self.workers < 0:
-            raise errors.ConfigError(f"IngestConfig.workers={self.workers}; expected >= 0")
+            raise SettingError(owner, "{num_tasks} > 1 needs an explicit {salt}, so that every "
+                               "machine hashes user ids the same way", ("num_tasks", "salt"))
 
     @property
     def num_workers(self) -> int:

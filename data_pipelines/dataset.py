@@ -14,6 +14,7 @@ import os
 import pandas as pd
 
 from data_pipelines import errors, splits
+from data_pipelines.ingest import layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +29,10 @@ class WrittenDataset:
 
     @property
     def max_side(self) -> int:
-        """Longest image side the ingestion kept (its ``--max_side``)."""
-        return int(self.metadata["settings"]["max_side"])
+        """Longest image side the ingestion kept (its ``max_image_side``; ``max_side`` in data sets
+        written before the setting had the runner's name)."""
+        settings = self.metadata["settings"]
+        return int(settings.get("max_image_side", settings.get("max_side")))
 
     def split_names(self, split: str) -> list[str]:
         names = list(splits.M1_VAL_SPLITS) if split == "m1_val" else split.split("+")
@@ -78,14 +81,14 @@ class WrittenDataset:
 
 def load(root: str) -> WrittenDataset:
     """Opens a data set written by ``ingest.run_ingestion`` (complete: summary.json exists)."""
-    for name in ("summary.json", "manifest.json", "metadata.json"):
+    for name in (layout.SUMMARY_FILE, layout.MANIFEST_FILE, layout.METADATA_FILE):
         if not os.path.exists(os.path.join(root, name)):
             raise errors.DatasetError(
                 f"{root}: no {name}; expected a finished ingestion (rerun "
-                "`python -m data_pipelines.ingest` with the same arguments to finish it)"
+                "`geoloc ingest` with the same arguments to finish it)"
             )
-    with open(os.path.join(root, "manifest.json")) as f:
+    with open(os.path.join(root, layout.MANIFEST_FILE)) as f:
         manifest = json.load(f)
-    with open(os.path.join(root, "metadata.json")) as f:
+    with open(os.path.join(root, layout.METADATA_FILE)) as f:
         metadata = json.load(f)
     return WrittenDataset(root=root, manifest=manifest, metadata=metadata)

@@ -1,6 +1,6 @@
 """Decode a photo and re-encode it as a JPEG with a bounded longest side (ingestion).
 
-Re-encoding keeps shards small (IngestConfig.max_side) and drops EXIF (which can hold GPS, owner
+Re-encoding keeps shards small (``max_image_side``) and drops EXIF (which can hold GPS, owner
 names and device serials) so that no metadata besides the kept columns reaches the data set.
 PIL is used rather than TensorFlow so the ingestion workers decode and resize in C without a
 graph, and ``Image.draft`` lets libjpeg downscale large JPEGs by 1/2..1/8 during decoding.

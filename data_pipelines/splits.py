@@ -28,11 +28,16 @@ M1_VAL = f"{M23_TRAIN}+{M23_VAL}"
 M1_VAL_SPLITS = (M23_TRAIN, M23_VAL)
 
 
+def split_keys(photo_ids, user_hashes, config: SplitConfig):
+    """What a photo's split is decided on: its user's hash when ``split_by="user"``, else its id."""
+    return user_hashes if config.split_by == "user" else photo_ids
+
+
 def split_codes(keys, config: SplitConfig) -> np.ndarray:
     """Returns int8 codes: 0 = m1_train, 1 = m23_train, 2 = m23_val (index into ``SPLITS``).
 
-    ``keys`` are photo ids, or hashed user ids when ``config.by_user``; the two hashes are
-    independent (different salts), so the second split is random within M1 validation.
+    ``keys`` come from ``split_keys``; the two hashes are independent (different salts), so the
+    second split is random within M1 validation.
     """
     keys = np.asarray(keys)
     u1 = hashing.stable_unit(keys, f"m1-split/{config.seed}")
@@ -42,6 +47,6 @@ def split_codes(keys, config: SplitConfig) -> np.ndarray:
 
 
 def assign_splits(photo_ids, user_hashes, config: SplitConfig) -> np.ndarray:
-    """Split names (``SPLITS``) for each photo; uses user hashes when ``config.by_user``."""
-    keys = user_hashes if config.by_user else photo_ids
+    """Split names (``SPLITS``) for each photo."""
+    keys = split_keys(photo_ids, user_hashes, config)
     return np.asarray(SPLITS, dtype=object)[split_codes(keys, config)]

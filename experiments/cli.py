@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                    "coordinates"),
     "best-possible": ("experiments.commands.best_possible", "best possible accuracy of a mesh on "
                       "held-out photos"),
-    "ingest": ("data_pipelines.ingest", "YFCC100M/CSV metadata + photos to sharded TFRecords"),
+    "ingest": ("data_pipelines.ingest.cli", "YFCC100M/CSV metadata + photos to sharded TFRecords"),
     "make-demo": ("data_pipelines.demo.generate", "write the demo collection (real locations and "
                   "imagery; SIMULATED users, times, indoor photos)"),
     "contact-sheet": ("data_pipelines.demo.contact_sheet", "draw a contact sheet of demo photos"),

@@ -5,10 +5,11 @@ A reader never sees half a file (STYLE.md).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
@@ -38,6 +39,18 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` atomically."""
     write_atomic(path, lambda f: f.write(data))
+
+
+def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
+    """Write ``value`` as indented JSON with sorted keys and a final newline, atomically."""
+    write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def write_parquet_atomic(path: str | os.PathLike, frame: Any) -> None:
+    """Write a pandas DataFrame as Parquet (without its index), atomically.
+
+    ``frame`` is used through its own ``to_parquet``: mesh never imports pandas."""
+    write_atomic(path, lambda f: frame.to_parquet(f, index=False))
 
 
 def _umask() -> int:

@@ -99,6 +99,26 @@ def flat_settings(cls: type) -> Iterator[tuple[tuple[str, ...], dataclasses.Fiel
             yield (field.name,), field, cls
 
 
+def from_flat(cls: type, values: Mapping[str, Any]) -> Any:
+    """Builds a config dataclass from leaf settings keyed by their own names, nested ones included
+    (``{"seed": 3}`` sets ``IngestConfig.splits.seed``), as flags and command-line options name
+    them. Settings left out keep their defaults; a name that is no setting raises ValueError."""
+    leaves = {path[-1] for path, _, _ in flat_settings(cls)}
+    unknown = set(values) - leaves
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)} for {cls.__name__}")
+    kwargs: dict[str, Any] = {}
+    for field in setting_fields(cls):
+        if field.metadata.get("nested"):
+            inner = typing.get_type_hints(cls)[field.name]
+            inner_names = {path[-1] for path, _, _ in flat_settings(inner)}
+            kwargs[field.name] = from_flat(
+                inner, {k: v for k, v in values.items() if k in inner_names})
+        elif field.name in values:
+            kwargs[field.name] = values[field.name]
+    return cls(**kwargs)
+
+
 def field_kind(cls: type, field: dataclasses.Field) -> tuple[type, bool]:
     """(element type, is_tuple) of a setting, from its annotation (Optional[X] gives X)."""
     hint = typing.get_type_hints(cls)[field.name]

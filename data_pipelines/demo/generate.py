@@ -1,6 +1,6 @@
 """Writes the demo collection in the YFCC100M layout, to go through the standard ingestion.
 
-    python -m data_pipelines.demo.generate --out=DIR [--size=small|default] [--seed=0]
+    geoloc make-demo --out=DIR [--demo_size=small|default] [--seed=0]
 
 The demo exercises the real path, not a side door: it writes what a YFCC100M user has,
 
@@ -44,6 +44,7 @@ from mesh.atomic import write_bytes_atomic, write_text_atomic
 log = logging.getLogger(__name__)
 
 SIZES = {"small": 3_000, "default": 30_000}
+DEFAULT_IMAGE_SIZE = 96  # px, the side of the demo's square photos
 METADATA_FILE = "yfcc100m_dataset"
 AUTOTAGS_FILE = "yfcc100m_autotags"
 INFO_FILE = "demo_info.json"
@@ -66,7 +67,7 @@ class DemoSpec:
 
     num_photos: int
     seed: int = 0
-    image_size: int = 96
+    image_size: int = DEFAULT_IMAGE_SIZE
     indoor_share: float = 0.5
     workers: int = 0  # processes rendering images; 0 = all cores
 
@@ -238,19 +239,26 @@ def _render_all(photos: DemoPhotos, raster_path: Path, folder: Path, spec: DemoS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_pipelines.demo.generate",
-                                     description=__doc__.split("\n\n")[0])
+    # --demo_size and --seed are the data section's settings (IngestConfig), by their own names.
+    from data_pipelines.config import IngestConfig
+    from mesh.settings import flat_settings
+
+    declared = {path[-1]: field for path, field, _ in flat_settings(IngestConfig)}
+    demo_size, seed = declared["demo_size"], declared["seed"]
+    parser = argparse.ArgumentParser(prog="geoloc make-demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder to write the collection into")
-    parser.add_argument("--size", choices=sorted(SIZES), default="default",
-                        help=f"photos: {SIZES}")
-    parser.add_argument("--num_photos", type=int, default=None, help="overrides --size")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--image_size", type=int, default=96, help="side of the square photos, px")
+    parser.add_argument("--demo_size", choices=demo_size.metadata["choices"],
+                        default=demo_size.default,
+                        help=f"{demo_size.metadata['help']} Photos: {SIZES}.")
+    parser.add_argument("--num_photos", type=int, default=None, help="overrides --demo_size")
+    parser.add_argument("--seed", type=int, default=seed.default, help=seed.metadata["help"])
+    parser.add_argument("--image_size", type=int, default=DEFAULT_IMAGE_SIZE,
+                        help="side of the square photos, px")
     parser.add_argument("--workers", type=int, default=0, help="0: all cores")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s] %(message)s",
                         datefmt="%H:%M:%S")
-    spec = DemoSpec(num_photos=args.num_photos or SIZES[args.size], seed=args.seed,
+    spec = DemoSpec(num_photos=args.num_photos or SIZES[args.demo_size], seed=args.seed,
                     image_size=args.image_size, workers=args.workers)
     try:
         info = generate(args.out, spec)

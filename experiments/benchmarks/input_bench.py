@@ -134,7 +134,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m experiments.benchmarks.input_bench")
     p.add_argument("--num_images", type=int, default=512)
     p.add_argument("--source_side", type=int, default=640, help="width of the synthetic JPEGs")
-    p.add_argument("--max_side", type=int, default=512, help="ingestion --max_side")
+    p.add_argument("--max_image_side", type=int, default=512, help="ingestion --max_image_side")
     p.add_argument("--image_size", type=int, default=299, help="model input (Inception v4)")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--epochs", type=int, default=1, help="timed passes per measurement")
@@ -183,14 +183,14 @@ def run(args: argparse.Namespace) -> dict:
         metadata, images = write_collection(root, args.num_images, args.source_side)
         summary = ingest.run_ingestion(
             IngestConfig(
-                metadata_paths=(metadata,),
-                images_dir=images,
-                out_dir=os.path.join(root, "out"),
-                max_side=args.max_side,
+                metadata=(metadata,),
+                images=images,
+                max_image_side=args.max_image_side,
                 examples_per_shard=64,
                 workers=args.workers,
                 salt="bench",
-            )
+            ),
+            os.path.join(root, "out"),
         )
         data = dataset.load(os.path.join(root, "out"))
 
@@ -282,7 +282,7 @@ def run(args: argparse.Namespace) -> dict:
             "images": data.num_examples(split),
             "copies_per_pass": args.copies,
             "source_side": args.source_side,
-            "stored_max_side": args.max_side,
+            "stored_max_side": args.max_image_side,
             "image_size": args.image_size,
             "ingestion_photos_per_s": summary["timing"]["photos_per_s"],
             "ingestion_workers": summary["timing"]["workers"],

@@ -11,15 +11,20 @@ import logging
 from pathlib import Path
 
 from experiments.config import RunConfig
+from experiments.errors import StageError
 
 log = logging.getLogger(__name__)
 
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from data_pipelines.ingest import run_ingestion
-    from experiments.stages.sources import ingest_config
+    from experiments.stages.sources import data_config
 
-    summary = run_ingestion(ingest_config(config, run_dir))
+    summary = run_ingestion(data_config(config), str(run_dir / "data"))
+    if not summary["finished"]:
+        raise StageError(f"data: task {summary['task_index']} of {summary['num_tasks']} wrote its "
+                         f"{summary['shards_written']} shards; run once more with "
+                         "--data_num_tasks=1 to finish the data set")
     log.info("data: %d lines read, %d photos written, skipped %s; splits %s", summary["lines_read"],
              summary["examples_written"], {k: v for k, v in summary["skipped"].items() if v},
              summary["splits"])

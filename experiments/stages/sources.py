@@ -1,60 +1,31 @@
-"""Where a run's photos come from: the user's metadata files, or the embedded demo collection.
+"""The runner's data section as the library's `IngestConfig`, and whether the run is simulated.
 
-Both go through the same ingestion (`data_pipelines.ingest`); the demo is first generated, once,
-into the data cache (`$GEOLOC_DATA_DIR/demo/...`), as a YFCC100M-layout collection.
+`IngestConfig` declares the data section's settings under the runner's names (`--data_<name>`), so
+this is a copy by name, not a mapping; where the photos come from (the user's files or the demo
+collection) is resolved by `data_pipelines.ingest` itself.
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+import dataclasses
 
-from experiments.config import DataSection, RunConfig
-
-log = logging.getLogger(__name__)
-
-DEMO_IMAGE_SIZE = 96  # px, the side of the demo's square photos (issue: "about 96 px")
+from experiments.config import RunConfig
+from experiments.errors import ConfigError
 
 
-def demo_collection(data: DataSection) -> Path:
-    """The demo collection for these settings, generated on first use (then reused, never rebuilt)."""
-    from data_pipelines.demo import generate as demo
-    from data_pipelines.demo.sources import data_dir
+def data_config(config: RunConfig):
+    """The IngestConfig of this run's data section; a bad combination of data flags raises
+    ConfigError naming the flags."""
+    from data_pipelines.config import IngestConfig
+    from mesh.settings import SettingError, from_flat
 
-    folder = data_dir() / "demo" / f"{data.demo_size}-seed{data.seed}-{DEMO_IMAGE_SIZE}px"
-    spec = demo.DemoSpec(num_photos=demo.SIZES[data.demo_size], seed=data.seed,
-                         image_size=DEMO_IMAGE_SIZE)
-    info = demo.generate(folder, spec)
-    log.info("demo collection %s: %d photos by %d SIMULATED users", folder, info["photos"],
-             info["users"])
-    return folder
-
-
-def ingest_config(config: RunConfig, run_dir: Path):
-    """The IngestConfig of this run: the data set is written to run_dir/data."""
-    from data_pipelines.config import IngestConfig, SplitConfig
-
-    data = config.data
-    if data.source == "demo":
-        from data_pipelines.demo import generate as demo
-
-        folder = demo_collection(data)
-        metadata = (str(folder / demo.METADATA_FILE),)
-        images = str(folder / demo.IMAGES_DIR)
-        autotags = (str(folder / demo.AUTOTAGS_FILE),)
-        template = "{id}.jpg"
-    else:
-        metadata = tuple(str(Path(p).expanduser()) for p in data.metadata)
-        images = str(Path(data.images).expanduser())
-        autotags = tuple(str(Path(p).expanduser()) for p in data.autotags)
-        template = data.image_path_template
-    return IngestConfig(
-        metadata_paths=metadata, images_dir=images, out_dir=str(run_dir / "data"),
-        autotags_paths=autotags, image_path_template=template, max_side=data.max_image_side,
-        splits=SplitConfig(m1_train_weight=1.0 - data.m1_val_fraction,
-                           m1_val_weight=data.m1_val_fraction,
-                           m23_val_fraction=data.m23_val_fraction, seed=data.seed,
-                           by_user=data.split_by == "user"))
+    if isinstance(config.data, IngestConfig):
+        return config.data
+    try:
+        return from_flat(IngestConfig, {f.name: getattr(config.data, f.name)
+                                        for f in dataclasses.fields(config.data)})
+    except SettingError as error:
+        raise ConfigError(error.render(lambda field: f"--data_{field}")) from None
 
 
 def is_simulated(config: RunConfig) -> bool:

@@ -171,14 +171,14 @@ def ingested(tmp_path_factory):
     metadata, images = make_collection(root, n=60, users=6, seed=7, size=(96, 72), clustered=True)
     ingest.run_ingestion(
         IngestConfig(
-            metadata_paths=(metadata,),
-            images_dir=images,
-            out_dir=os.path.join(root, "out"),
-            max_side=64,
+            metadata=(metadata,),
+            images=images,
+            max_image_side=64,
             examples_per_shard=7,
             workers=1,
             salt="s",
-            splits=SplitConfig(m1_train_weight=2, m1_val_weight=1),
-        )
+            splits=SplitConfig(m1_val_fraction=1 / 3),
+        ),
+        os.path.join(root, "out"),
     )
     return os.path.join(root, "out")

@@ -4,7 +4,7 @@
 import numpy as np
 
 from data_pipelines import ingest
-from data_pipelines.config import IngestConfig, SplitConfig
+from data_pipelines.config import IngestConfig
 from data_pipelines.dataset import load
 from data_pipelines.readers.autotags import read_outdoor_probabilities
 
@@ -37,10 +37,9 @@ def test_ingestion_fills_outdoor_probability_from_autotags(tmp_path, collection)
         f"{1000 + i}\toutdoor:{i / 20:.2f},indoor:{1 - i / 20:.2f}" for i in range(0, 12, 2)])
     out = tmp_path / "out"
     ingest.run_ingestion(IngestConfig(
-        metadata_paths=(metadata,), images_dir=images, out_dir=str(out), autotags_paths=(autotags,),
-        max_side=32, examples_per_shard=8, workers=1, salt="s",
-        splits=SplitConfig(m1_train_weight=1, m1_val_weight=0)))
-    table = load(str(out)).table("m1_train")
+        metadata=(metadata,), images=images, autotags=(autotags,), max_image_side=32,
+        examples_per_shard=8, workers=1, salt="s"), str(out))
+    table = load(str(out)).table("m1_train+m23_train+m23_val")
     by_id = dict(zip(table["photo_id"], table["outdoor_prob"]))
     filled = [by_id[str(1000 + i)] for i in range(0, 12, 2)]
     np.testing.assert_allclose(filled, [i / 20 for i in range(0, 12, 2)], rtol=1e-6)

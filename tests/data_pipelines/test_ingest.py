@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from data_pipelines import errors, ingest
+from data_pipelines.ingest import cli as ingest_cli
 from data_pipelines.config import IngestConfig
 
 from tests.data_pipelines.conftest import (
@@ -106,14 +107,13 @@ def test_ingest_counts_every_skip_reason_and_keeps_only_allowed_fields(tmp_path,
     yfcc, csv, images = messy
     out = str(tmp_path / "out")
     config = IngestConfig(
-        metadata_paths=(yfcc, csv),
-        images_dir=images,
-        out_dir=out,
-        max_side=128,
+        metadata=(yfcc, csv),
+        images=images,
+        max_image_side=128,
         examples_per_shard=4,
         workers=1,
     )
-    summary = ingest.run_ingestion(config)
+    summary = ingest.run_ingestion(config, out)
     assert summary["lines_read"] == 22  # 20 YFCC lines + 2 CSV rows
     assert summary["examples_written"] == 12  # 100-109, 208, 300
     assert summary["skipped"] == {
@@ -207,14 +207,14 @@ def wait_for(pattern, timeout=90):
 def test_resume_after_kill_gives_identical_data_set(tmp_path):
     metadata, images = make_collection(str(tmp_path), n=40, users=5)
     common = dict(
-        metadata_paths=(metadata,),
-        images_dir=images,
-        max_side=64,
+        metadata=(metadata,),
+        images=images,
+        max_image_side=64,
         examples_per_shard=2,
         salt="fixed-test-salt",
     )
     # Reference: uninterrupted, two worker processes.
-    reference = ingest.run_ingestion(IngestConfig(out_dir=str(tmp_path / "a"), workers=2, **common))
+    reference = ingest.run_ingestion(IngestConfig(workers=2, **common), str(tmp_path / "a"))
 
     # A real kill: SIGKILL the CLI once its first shard is finished.
     out_b = str(tmp_path / "b")
@@ -226,7 +226,7 @@ def test_resume_after_kill_gives_identical_data_set(tmp_path):
             f"--metadata={metadata}",
             f"--images={images}",
             f"--out={out_b}",
-            "--max_side=64",
+            "--max_image_side=64",
             "--examples_per_shard=2",
             "--salt=fixed-test-salt",
             "--workers=1",
@@ -259,7 +259,7 @@ def test_resume_after_kill_gives_identical_data_set(tmp_path):
     done_before = len(glob.glob(os.path.join(out_b, "_work", "shards", "*.json")))
     assert done_before < reference["num_shards"]
 
-    resumed = ingest.run_ingestion(IngestConfig(out_dir=out_b, workers=1, **common))
+    resumed = ingest.run_ingestion(IngestConfig(workers=1, **common), out_b)
     assert resumed["examples_written"] == reference["examples_written"] == 40
     assert resumed["splits"] == reference["splits"]
     a, b = tree_bytes(str(tmp_path / "a")), tree_bytes(out_b)
@@ -270,20 +270,20 @@ def test_resume_after_kill_gives_identical_data_set(tmp_path):
     ] == []  # shards, tables, manifest, metadata: byte-identical
 
     # A different setting is refused instead of silently mixing two data sets.
-    with pytest.raises(errors.ConfigError, match="max_side"):
-        ingest.run_ingestion(IngestConfig(out_dir=out_b, workers=1, **{**common, "max_side": 96}))
+    with pytest.raises(errors.ConfigError, match="max_image_side=64, now 96"):
+        ingest.run_ingestion(IngestConfig(workers=1, **{**common, "max_image_side": 96}), out_b)
 
 
 def test_cli_bad_input_prints_one_clear_line(tmp_path, capsys):
     images = tmp_path / "images"
     images.mkdir()
-    rc = ingest.main(
+    rc = ingest_cli.main(
         [f"--metadata={tmp_path}/missing.tsv", f"--images={images}", f"--out={tmp_path}/out"]
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "missing.tsv" in err[0] and "expected" in err[0]
     bad = write_lines(tmp_path / "bad.tsv", ["only\tthree\tfields"])
-    rc = ingest.main([f"--metadata={bad}", f"--images={images}", f"--out={tmp_path}/out2"])
+    rc = ingest_cli.main([f"--metadata={bad}", f"--images={images}", f"--out={tmp_path}/out2"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith(f"error: {bad}:1:") and "expected 23" in err[-1]
 
@@ -291,24 +291,24 @@ def test_cli_bad_input_prints_one_clear_line(tmp_path, capsys):
 def test_machines_sharing_an_output_folder_give_the_single_machine_data_set(tmp_path):
     metadata, images = make_collection(str(tmp_path), n=14, users=3)
     common = dict(
-        metadata_paths=(metadata,),
-        images_dir=images,
-        max_side=48,
+        metadata=(metadata,),
+        images=images,
+        max_image_side=48,
         examples_per_shard=3,
         salt="shared",
         workers=1,
     )
-    single = ingest.run_ingestion(IngestConfig(out_dir=str(tmp_path / "one"), **common))
+    single = ingest.run_ingestion(IngestConfig(**common), str(tmp_path / "one"))
     shared = str(tmp_path / "shared")
     parts = [
-        ingest.run_ingestion(IngestConfig(out_dir=shared, task_index=i, num_tasks=2, **common))
+        ingest.run_ingestion(IngestConfig(task_index=i, num_tasks=2, **common), shared)
         for i in (1, 0)
     ]
     assert not any(p["finished"] for p in parts) and not os.path.exists(
         os.path.join(shared, "summary.json")
     )
     assert sum(p["shards_written"] for p in parts) == single["num_shards"]
-    final = ingest.run_ingestion(IngestConfig(out_dir=shared, **common))
+    final = ingest.run_ingestion(IngestConfig(**common), shared)
     assert final["finished"] and final["splits"] == single["splits"]
     a, b = tree_bytes(str(tmp_path / "one")), tree_bytes(shared)
     assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
@@ -340,13 +340,13 @@ def test_fuzzed_metadata_through_ingestion_keeps_the_counting_identity(tmp_path)
     path.write_bytes("\n".join(good).encode() + b"\n" + b"\n".join(bad) + b"\n")
     summary = ingest.run_ingestion(
         IngestConfig(
-            metadata_paths=(str(path),),
-            images_dir=images,
-            out_dir=str(tmp_path / "out"),
+            metadata=(str(path),),
+            images=images,
             workers=1,
-            max_side=32,
+            max_image_side=32,
             examples_per_shard=512,
-        )
+        ),
+        str(tmp_path / "out"),
     )
     assert summary["lines_read"] == 2520
     assert summary["lines_read"] == summary["examples_written"] + sum(summary["skipped"].values())

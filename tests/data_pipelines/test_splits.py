@@ -40,11 +40,11 @@ def test_splits_are_stable_when_data_is_added_and_disjoint():
 def test_split_by_user_keeps_each_user_on_one_side():
     users = np.array([f"u{i % 300}" for i in range(6000)])
     ids = np.arange(6000).astype(str)
-    names = splits.assign_splits(ids, users, SplitConfig(by_user=True))
+    names = splits.assign_splits(ids, users, SplitConfig(split_by="user"))
     sides = {}
     for user, name in zip(users, names):
         sides.setdefault(user, set()).add(name)
     assert all(len(s) == 1 for s in sides.values())
     assert set(names) == set(splits.SPLITS)
-    by_photo = splits.assign_splits(ids, users, SplitConfig(by_user=False))
+    by_photo = splits.assign_splits(ids, users, SplitConfig(split_by="photo"))
     assert sum(len(set(by_photo[users == u])) > 1 for u in set(users)) > 250

@@ -56,9 +56,9 @@ def build_tiny_world(root: Path, photos: int = 240) -> TinyWorld:
                   raster_path=write_tiny_earth(src / "earth.png"))
     data_root = root / "data"
     ingest.run_ingestion(IngestConfig(
-        metadata_paths=(str(collection / demo.METADATA_FILE),), images_dir=str(collection / "images"),
-        out_dir=str(data_root), max_side=48, examples_per_shard=32, workers=1, salt="test",
-        splits=SplitConfig(m1_train_weight=3, m1_val_weight=1)))
+        metadata=(str(collection / demo.METADATA_FILE),), images=str(collection / "images"),
+        max_image_side=48, examples_per_shard=32, workers=1, salt="test",
+        splits=SplitConfig(m1_val_fraction=0.25)), str(data_root))
     table = load(str(data_root)).table("m1_train", columns=["lat", "lon"])
     mesh = build_mesh(table["lat"].to_numpy(), table["lon"].to_numpy(), refinement_limit=40,
                       min_examples=4, init_grid=4)

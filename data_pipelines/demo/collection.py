@@ -1,0 +1,43 @@
+"""source=demo: the demo collection a config stands for, generated into the data cache on first use.
+
+The runner and ``geoloc ingest --source=demo`` both come here, so the demo is one collection per
+(size, seed) in ``$GEOLOC_DATA_DIR/demo/`` and goes through the same ingestion as a user's YFCC100M
+files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from data_pipelines.config import IngestConfig
+from data_pipelines.demo import generate
+from data_pipelines.demo.sources import data_dir
+
+log = logging.getLogger(__name__)
+
+
+def demo_folder(config: IngestConfig) -> Path:
+    """Where the demo collection of this size and seed lives in the data cache."""
+    size = generate.DEFAULT_IMAGE_SIZE
+    return data_dir() / "demo" / f"{config.demo_size}-seed{config.splits.seed}-{size}px"
+
+
+def with_demo_collection(config: IngestConfig) -> IngestConfig:
+    """The config with the demo collection's files in place of source=demo, generating the
+    collection on first use (then reused, never rebuilt)."""
+    folder = demo_folder(config)
+    spec = generate.DemoSpec(num_photos=generate.SIZES[config.demo_size], seed=config.splits.seed)
+    info = generate.generate(folder, spec)
+    log.info("demo collection %s: %d photos by %d SIMULATED users", folder, info["photos"],
+             info["users"])
+    files = info["files"]
+    return dataclasses.replace(
+        config,
+        source="metadata",
+        metadata=(str(folder / files["metadata"]),),
+        images=str(folder / files["images"]),
+        autotags=(str(folder / files["autotags"]),),
+        image_path_template=files["image_path_template"],
+    )

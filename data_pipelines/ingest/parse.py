@@ -1,0 +1,90 @@
+"""Phase 1 of ingestion: each metadata file, streamed, to the rows it keeps and its skip counts.
+
+One process per file. Each line is kept or counted by skip reason, and user ids are hashed with the
+data set's salt; a file's kept rows go to ``_work/parsed/NNNNN.parquet`` (+ ``.json`` with its
+counts, written last). A file whose ``.json`` exists is done, so a rerun parses only the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import pandas as pd
+
+from data_pipelines import errors
+from data_pipelines.config import IngestConfig
+from data_pipelines.ingest import layout
+from data_pipelines.ingest.processes import spawn_pool
+from data_pipelines.ingest.progress import Progress
+from data_pipelines.hashing import UserHasher
+from data_pipelines.readers import SkipLog, detect_layout, read_metadata_file
+from data_pipelines.readers import common as rcommon
+from mesh.atomic import write_json_atomic, write_parquet_atomic
+
+log = logging.getLogger("data_pipelines.ingest")
+
+
+def parse_metadata_file(
+    index: int, path: str, template: str | None, salt: str, out_dir: str, log_first_skips: int
+) -> dict:
+    """Parses one metadata file into its ``_work/parsed`` state; returns its counts (resumable)."""
+    stem = layout.parsed_stem(out_dir, index)
+    if os.path.exists(stem + ".json"):
+        with open(stem + ".json") as f:
+            return json.load(f)
+    skips = SkipLog(log_first_skips)
+    hasher = UserHasher(salt)
+    progress = Progress()
+
+    def on_progress(lines, position, size):
+        if progress.due():
+            fraction = position / size if size else 0.0
+            log.info("%s: %d lines (%.0f lines/s), %.1f%% of the file, ETA %s", path, lines,
+                     progress.rate(lines), 100 * fraction, progress.eta(fraction))
+
+    chunks, lines_read = [], 0
+    try:
+        for lines_read, columns in read_metadata_file(
+            path, template=template, user_hasher=hasher, skips=skips, on_progress=on_progress
+        ):
+            chunks.append(pd.DataFrame(columns))
+    except (OSError, EOFError) as e:  # e.g. a truncated .bz2: stop with a clear message.
+        raise errors.DatasetError(
+            f"{path}: read error after line {lines_read} ({e}); expected an "
+            "intact plain, .bz2 or .gz file"
+        ) from None
+    df = (
+        pd.concat(chunks, ignore_index=True)
+        if chunks
+        else pd.DataFrame({c: [] for c in rcommon.COLUMNS})
+    )
+    write_parquet_atomic(stem + ".parquet", df)
+    info = {
+        "path": path,
+        "layout": detect_layout(path),
+        "lines_read": int(lines_read),
+        "kept": int(len(df)),
+        "skips": skips.to_json(),
+        "seconds": round(time.monotonic() - progress.started, 3),
+    }
+    write_json_atomic(stem + ".json", info)
+    log.info("%s: %s layout, %d lines, %d kept (%.0f lines/s)", path, info["layout"], lines_read,
+             len(df), lines_read / max(info["seconds"], 1e-9))
+    return info
+
+
+def parse_all(config: IngestConfig, salt: str, out_dir: str) -> list[dict]:
+    """Parses every metadata file (one process each, up to the worker count); their counts."""
+    os.makedirs(os.path.dirname(layout.parsed_stem(out_dir, 0)), exist_ok=True)
+    args = [
+        (i, p, config.image_path_template, salt, out_dir, config.log_first_skips)
+        for i, p in enumerate(config.metadata)
+    ]
+    workers = min(config.num_workers, len(args))
+    if workers <= 1:
+        return [parse_metadata_file(*a) for a in args]
+    with spawn_pool(workers) as pool:
+        return list(pool.map(parse_metadata_file, *zip(*args)))

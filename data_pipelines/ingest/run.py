@@ -1,0 +1,160 @@
+"""The ingestion, phase after phase, and its summary: ``run_ingestion`` and ``split_coordinates``.
+
+``lines_read == examples_written + sum(skipped)`` holds by construction and is checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+from data_pipelines import errors, splits
+from data_pipelines.config import IngestConfig
+from data_pipelines.ingest import layout
+from data_pipelines.ingest.parse import parse_all
+from data_pipelines.ingest.plan import PlannedShard, plan_shards
+from data_pipelines.ingest.settings_record import init_metadata
+from data_pipelines.ingest.shards import manifest, remove_half_written, run_shards, steady_rate
+from data_pipelines.ingest.tables import write_tables
+from data_pipelines.ingest.tfds_metadata import write_tfds_metadata
+from data_pipelines.readers import SKIP_REASONS, SkipLog
+from data_pipelines.readers import common as rcommon
+from mesh.atomic import write_json_atomic
+
+log = logging.getLogger("data_pipelines.ingest")
+
+
+def resolve_sources(config: IngestConfig) -> IngestConfig:
+    """The config with its files in place: the demo collection's (generated on first use) for
+    source=demo, else the given paths with ``~`` expanded."""
+    if config.source == "demo":
+        from data_pipelines.demo.collection import with_demo_collection
+
+        return with_demo_collection(config)
+    return dataclasses.replace(
+        config,
+        metadata=tuple(os.path.expanduser(p) for p in config.metadata),
+        images=os.path.expanduser(config.images),
+        autotags=tuple(os.path.expanduser(p) for p in config.autotags),
+    )
+
+
+@dataclasses.dataclass
+class _MetadataPhase:
+    config: IngestConfig  # with its sources resolved
+    infos: list[dict]  # one per metadata file: its counts
+    skips: SkipLog
+    table: pd.DataFrame
+    plan: list[PlannedShard]
+
+
+def _metadata_phase(config: IngestConfig, out_dir: str) -> _MetadataPhase:
+    """Phase 1 (resumable): parse every metadata file, drop duplicates, decide the splits."""
+    config = resolve_sources(config)
+    if not os.path.isdir(config.images):
+        raise errors.ConfigError(
+            f"{config.images}: not a folder; expected the folder holding the photos (images)"
+        )
+    os.makedirs(os.path.join(out_dir, layout.WORK_DIR), exist_ok=True)
+    metadata = init_metadata(config, out_dir)
+    infos = parse_all(config, metadata["user_hash_salt"], out_dir)
+    skips = SkipLog(config.log_first_skips)
+    for info in infos:
+        skips.merge(SkipLog.from_json(info["skips"], config.log_first_skips))
+    table, plan = plan_shards(config, len(infos), out_dir, skips)
+    return _MetadataPhase(config, infos, skips, table, plan)
+
+
+def split_coordinates(
+    config: IngestConfig, out_dir: str, split: str = splits.M1_TRAIN
+) -> tuple[np.ndarray, np.ndarray]:
+    """lat, lon (degrees) of the photos of one split, from the metadata phase alone (no images).
+
+    This is what the mesh is built on (the M1 training photos, §3.1.1) before any image is
+    re-encoded; the later `run_ingestion` with the same config and folder reuses the phase's work.
+    Photos whose image later turns out missing or broken are still counted here: the mesh sees
+    the metadata.
+    """
+    table = _metadata_phase(config, out_dir).table
+    rows = table["split"].to_numpy() == splits.SPLITS.index(split)
+    scale = rcommon.COORD_SCALE
+    return (table["lat_e7"].to_numpy()[rows] / scale, table["lon_e7"].to_numpy()[rows] / scale)
+
+
+def run_ingestion(config: IngestConfig, out_dir: str) -> dict:
+    """Runs (or resumes) an ingestion into `out_dir`; returns the summary also written to
+    summary.json (with ``finished: False`` and this machine's counts when num_tasks > 1)."""
+    started = time.monotonic()
+    phase = _metadata_phase(config, out_dir)
+    config, infos, skips = phase.config, phase.infos, phase.skips
+    table, plan = phase.table, phase.plan
+    parse_seconds = time.monotonic() - started
+    log.info("metadata: %d lines, %d candidates in %d shards",
+             sum(i["lines_read"] for i in infos), len(table), len(plan))
+
+    image_started = time.monotonic()
+    statuses = run_shards(config, table, plan, out_dir)
+    image_seconds = time.monotonic() - image_started
+    if config.num_tasks > 1:  # One machine's part: no tables / manifest / summary yet.
+        written = sum(s["num_examples"] for s in statuses)
+        log.info("task %d of %d: %d shards, %d examples written; run once more with num_tasks=1 "
+                 "to finish", config.task_index, config.num_tasks, len(statuses), written)
+        return {
+            "finished": False,
+            "task_index": config.task_index,
+            "num_tasks": config.num_tasks,
+            "shards_written": len(statuses),
+            "examples_written": written,
+            "photos_per_s_steady": round(steady_rate(statuses, config.num_workers), 1),
+        }
+    for status in statuses:
+        skips.merge(SkipLog.from_json(status["skips"], config.log_first_skips))
+
+    remove_half_written(out_dir)
+    split_counts = write_tables(table, plan, statuses, out_dir)
+    shards_manifest = manifest(config, statuses)
+    write_json_atomic(os.path.join(out_dir, layout.MANIFEST_FILE), shards_manifest)
+    write_tfds_metadata(shards_manifest, layout.records_dir(out_dir))
+
+    lines_read = sum(i["lines_read"] for i in infos)
+    written = sum(s["num_examples"] for s in statuses)
+    skipped = {reason: int(skips.counts.get(reason, 0)) for reason in SKIP_REASONS}
+    if lines_read != written + sum(skipped.values()) or written != sum(split_counts.values()):
+        raise errors.DatasetError(
+            f"{out_dir}: counting identity broken: lines_read={lines_read}, examples_written="
+            f"{written}, skipped={sum(skipped.values())}, tables={sum(split_counts.values())}; "
+            "expected lines_read == examples_written + sum(skipped)"
+        )
+    seconds = time.monotonic() - started
+    summary = {
+        "finished": True,
+        "lines_read": lines_read,
+        "examples_written": written,
+        "skipped": skipped,
+        "skipped_examples": {k: v for k, v in skips.examples.items() if v},
+        "splits": split_counts,
+        "m1_validation": sum(split_counts[s] for s in splits.M1_VAL_SPLITS),
+        "files": [
+            {"path": i["path"], "layout": i["layout"], "lines_read": i["lines_read"]} for i in infos
+        ],
+        "num_shards": len(plan),
+        "timing": {
+            "seconds": round(seconds, 3),
+            "metadata_seconds": round(parse_seconds, 3),
+            "image_seconds": round(image_seconds, 3),
+            "lines_per_s": round(lines_read / max(parse_seconds, 1e-9), 1),
+            "photos_per_s": round(written / max(image_seconds, 1e-9), 1),
+            # Without process start-up and TensorFlow import (what 14 M photos see):
+            "photos_per_s_steady": round(steady_rate(statuses, config.num_workers), 1),
+            "workers": config.num_workers,
+        },
+    }
+    write_json_atomic(os.path.join(out_dir, layout.SUMMARY_FILE), summary)
+    log.info("done: %d lines, %d examples written, %d skipped, %.1f photos/s", lines_read, written,
+             sum(skipped.values()), summary["timing"]["photos_per_s"])
+    return summary
