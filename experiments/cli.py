@@ -15,17 +15,17 @@ from typing import Sequence
 
 from experiments.errors import EXIT_USER_ERROR, one_line, user_errors
 
-# subcommand -> (module, one-line description)
+# subcommand -> ("module" or "module:ATTRIBUTE" of its Command (default COMMAND), description)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("experiments.run", "run the method's stages on a run directory (python -m experiments.run)"),
     "build-mesh": ("experiments.commands.build_mesh", "build the adaptive Delaunay mesh from a CSV of "
                    "coordinates"),
     "best-possible": ("experiments.commands.best_possible", "best possible accuracy of a mesh on "
                       "held-out photos"),
-    "ingest": ("data_pipelines.ingest.cli", "YFCC100M/CSV metadata + photos to sharded TFRecords"),
-    "make-demo": ("data_pipelines.demo.generate", "write the demo collection (real locations and "
+    "ingest": ("experiments.commands.ingest", "YFCC100M/CSV metadata + photos to sharded TFRecords"),
+    "make-demo": ("experiments.commands.demo:MAKE_DEMO", "write the demo collection (real locations and "
                   "imagery; SIMULATED users, times, indoor photos)"),
-    "contact-sheet": ("data_pipelines.demo.contact_sheet", "draw a contact sheet of demo photos"),
+    "contact-sheet": ("experiments.commands.demo:CONTACT_SHEET", "draw a contact sheet of demo photos"),
     "compare": ("geoloc_tf.evaluation.compare_cli", "put several runs' results side by side"),
     "evaluate": ("geoloc_tf.evaluation.external", "evaluate a trained model on an external test set "
                  "(Im2GPS-style CSV + images)"),
@@ -53,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"geoloc: unknown subcommand {name!r}\n\n{_usage()}", file=sys.stderr)
         return EXIT_USER_ERROR
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    command = getattr(module, "COMMAND", None)
+    module_name, _, attribute = SUBCOMMANDS[name][0].partition(":")
+    module = importlib.import_module(module_name)
+    command = getattr(module, attribute or "COMMAND", None)
     if command is not None:
         from experiments.commands import run_command
 

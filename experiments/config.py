@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from data_pipelines.config import IngestConfig
 from mesh.config import MeshConfig
 from mesh.settings import SettingError, check_settings, from_dict, setting, to_dict
 
@@ -36,52 +37,6 @@ def _increasing(values: tuple[float, ...]) -> str | None:
 
 def _non_empty(values: tuple) -> str | None:
     return None if len(values) else "at least one value is needed"
-
-
-@dataclass(frozen=True)
-class DataSection:
-    """Photos and their metadata (paper §2, appendix A)."""
-
-    source: str = setting(
-        "metadata", "Where photos come from: 'metadata' (YFCC100M or CSV files given by --data_metadata "
-        "and --data_images) or 'demo' (the embedded demo data set, built on first use).",
-        choices=("metadata", "demo"))
-    metadata: tuple[str, ...] = setting(
-        (), "Comma-separated metadata files (YFCC100M dataset files, Multimedia Commons, or CSV) for "
-        "--data_source=metadata.")
-    images: Optional[str] = setting(None, "Folder holding the photos named by the metadata.")
-    autotags: tuple[str, ...] = setting(
-        (), "Comma-separated YFCC100M autotags files: their indoor/outdoor confidences give each "
-        "photo's outdoor probability (Table 4).")
-    image_path_template: Optional[str] = setting(
-        None, "Path of a photo under --data_images, from metadata fields {id} {hash} {ext} {secret} "
-        "{server} {farm}, slices allowed (Multimedia Commons: {hash[0:3]}/{hash[3:6]}/{hash}.jpg). "
-        "Unset: a CSV path column, else {id}.jpg.")
-    demo_size: str = setting(
-        "default", "Size of the demo data set: 'small' (a few thousand photos, for CI) or 'default' "
-        "(tens of thousands). Its users, posting times and indoor photos are simulated.",
-        choices=("small", "default"))
-    seed: int = setting(0, "Seed of the stable hash splits (and of the demo generator).", minimum=0)
-    m1_val_fraction: float = setting(
-        2.7 / 14.9, "Share of photos held out from M1 training (appendix A: 12.2M train / 2.7M "
-        "validation).", minimum=0.0, maximum=1.0, min_exclusive=True)
-    m23_val_fraction: float = setting(
-        0.2, "Share of the M1 validation photos held out from M2/M3 training (appendix A splits M1's "
-        "validation again at random; the paper does not give the ratio, 80/20 is our choice).",
-        minimum=0.0, maximum=1.0, min_exclusive=True)
-    split_by: str = setting(
-        "photo", "Unit of the random splits: 'photo' (the paper) or 'user' (no user on both sides).",
-        choices=("photo", "user"))
-    max_image_side: int = setting(
-        512, "Photos are re-encoded as JPEG with at most this many pixels on the longest side, to keep "
-        "shards small.", minimum=32)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-        if self.source == "metadata" and not (self.metadata and self.images):
-            raise SettingError(
-                "DataSection", "{source}=metadata needs {metadata}=FILE[,FILE...] (YFCC100M or CSV "
-                "metadata) and {images}=DIR; or use --flagfile=demo.cfg", ("source", "metadata", "images"))
 
 
 @dataclass(frozen=True)
@@ -303,7 +258,7 @@ class RuntimeSection:
 
 SECTIONS: dict[str, type] = {
     "mesh": MeshConfig,
-    "data": DataSection,
+    "data": IngestConfig,
     "m1": M1Section,
     "predict": PredictSection,
     "m2": M2Section,
@@ -319,7 +274,7 @@ class RunConfig:
     """Every section of one run; written to `run_dir/config.json`."""
 
     mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
-    data: DataSection = dataclasses.field(default_factory=DataSection)
+    data: IngestConfig = dataclasses.field(default_factory=IngestConfig)
     m1: M1Section = dataclasses.field(default_factory=M1Section)
     predict: PredictSection = dataclasses.field(default_factory=PredictSection)
     m2: M2Section = dataclasses.field(default_factory=M2Section)

@@ -33,12 +33,17 @@ def flag_name(prefix: str, field: str) -> str:
 
 
 def define_setting_flags(flag_values: flags.FlagValues, sections: Mapping[str, type],
-                         module_name: str | None = None) -> None:
-    """Defines one flag per leaf setting of each section class, keyed by prefix in `sections`."""
+                         module_name: str | None = None, only: Sequence[str] | None = None) -> None:
+    """Defines one flag per leaf setting of each section class, keyed by prefix in `sections`.
+
+    `only`: define just these settings (a tool that takes a few of a section's settings).
+    """
     for prefix, cls in sections.items():
         title = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
         module = module_name or f"geoloc [{prefix or cls.__name__}] {title}"
         for _, field, owner in flat_settings(cls):
+            if only is not None and field.name not in only:
+                continue
             name = flag_name(prefix, field.name)
             kind, is_tuple = field_kind(owner, field)
             default = field.default_factory() if field.default is dataclasses.MISSING else field.default

@@ -1,6 +1,6 @@
 """A contact sheet of demo photos, to look at what the models will see.
 
-    python -m data_pipelines.demo.contact_sheet --demo=DIR --out=sheet.png [--count=48]
+    geoloc contact-sheet --demo=DIR --out=sheet.png [--count=48]
 
 Each tile is titled with the photo's true location and its simulated outdoor probability; indoor
 photos (whose pixels show an unrelated place) are framed in red.
@@ -8,13 +8,11 @@ photos (whose pixels show an unrelated place) are framed in red.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from data_pipelines.errors import DatasetError
 from data_pipelines.demo.generate import AUTOTAGS_FILE, IMAGES_DIR, INFO_FILE, METADATA_FILE
 
 
@@ -26,7 +24,8 @@ def draw_contact_sheet(demo_dir: Path, out: Path, count: int = 48, seed: int = 0
     from PIL import Image
 
     if not (demo_dir / INFO_FILE).exists():
-        raise FileNotFoundError(f"{demo_dir / INFO_FILE} not found: not a complete demo collection")
+        raise DatasetError(f"{demo_dir / INFO_FILE} not found: not a complete demo collection "
+                           "(expected a folder written by geoloc make-demo)")
     rows = [line.split("\t") for line in (demo_dir / METADATA_FILE).read_text().splitlines()]
     outdoor = {line.split("\t")[0]: float(line.split("\t")[1].split(",")[0].split(":")[1])
                for line in (demo_dir / AUTOTAGS_FILE).read_text().splitlines()}
@@ -58,23 +57,3 @@ def draw_contact_sheet(demo_dir: Path, out: Path, count: int = 48, seed: int = 0
     plt.close(figure)
     tmp.replace(out)
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_pipelines.demo.contact_sheet",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--demo", required=True, help="a folder written by data_pipelines.demo.generate")
-    parser.add_argument("--out", required=True, help="PNG to write")
-    parser.add_argument("--count", type=int, default=48)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        print(draw_contact_sheet(Path(args.demo), Path(args.out), args.count, args.seed))
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

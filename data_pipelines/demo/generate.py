@@ -24,16 +24,13 @@ atomically and an interrupted run continues where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import multiprocessing
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -236,39 +233,3 @@ def _render_all(photos: DemoPhotos, raster_path: Path, folder: Path, spec: DemoS
                 rate = k / max(time.monotonic() - started, 1e-9)
                 log.info("demo images %d/%d (%.0f/s, ETA %.0f s)", k, len(jobs), rate,
                          (len(jobs) - k) / rate)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    # --demo_size and --seed are the data section's settings (IngestConfig), by their own names.
-    from data_pipelines.config import IngestConfig
-    from mesh.settings import flat_settings
-
-    declared = {path[-1]: field for path, field, _ in flat_settings(IngestConfig)}
-    demo_size, seed = declared["demo_size"], declared["seed"]
-    parser = argparse.ArgumentParser(prog="geoloc make-demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="folder to write the collection into")
-    parser.add_argument("--demo_size", choices=demo_size.metadata["choices"],
-                        default=demo_size.default,
-                        help=f"{demo_size.metadata['help']} Photos: {SIZES}.")
-    parser.add_argument("--num_photos", type=int, default=None, help="overrides --demo_size")
-    parser.add_argument("--seed", type=int, default=seed.default, help=seed.metadata["help"])
-    parser.add_argument("--image_size", type=int, default=DEFAULT_IMAGE_SIZE,
-                        help="side of the square photos, px")
-    parser.add_argument("--workers", type=int, default=0, help="0: all cores")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s] %(message)s",
-                        datefmt="%H:%M:%S")
-    spec = DemoSpec(num_photos=args.num_photos or SIZES[args.demo_size], seed=args.seed,
-                    image_size=args.image_size, workers=args.workers)
-    try:
-        info = generate(args.out, spec)
-    except DataPipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: info[k] for k in ("photos", "users", "photos_per_user", "indoor_share",
-                                           "generation_seconds")}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,9 +18,8 @@ log = logging.getLogger(__name__)
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from data_pipelines.ingest import run_ingestion
-    from experiments.stages.sources import data_config
 
-    summary = run_ingestion(data_config(config), str(run_dir / "data"))
+    summary = run_ingestion(config.data, str(run_dir / "data"))
     if not summary["finished"]:
         raise StageError(f"data: task {summary['task_index']} of {summary['num_tasks']} wrote its "
                          f"{summary['shards_written']} shards; run once more with "

@@ -29,9 +29,8 @@ def training_coordinates(config: RunConfig, run_dir: Path) -> tuple[np.ndarray, 
                                         "rows_total": coords.rows_total,
                                         "rows_skipped": coords.rows_skipped}
     from data_pipelines.ingest import split_coordinates
-    from experiments.stages.sources import data_config
 
-    lat, lon = split_coordinates(data_config(config), str(run_dir / "data"))
+    lat, lon = split_coordinates(config.data, str(run_dir / "data"))
     return lat, lon, {"coords_source": f"M1 training split of the {config.data.source} data"}
 
 

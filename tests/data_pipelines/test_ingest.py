@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from data_pipelines import errors, ingest
-from data_pipelines.ingest import cli as ingest_cli
 from data_pipelines.config import IngestConfig
 
 from tests.data_pipelines.conftest import (
@@ -222,7 +221,8 @@ def test_resume_after_kill_gives_identical_data_set(tmp_path):
         [
             sys.executable,
             "-m",
-            "data_pipelines.ingest",
+            "experiments.cli",
+            "ingest",
             f"--metadata={metadata}",
             f"--images={images}",
             f"--out={out_b}",
@@ -272,20 +272,6 @@ def test_resume_after_kill_gives_identical_data_set(tmp_path):
     # A different setting is refused instead of silently mixing two data sets.
     with pytest.raises(errors.ConfigError, match="max_image_side=64, now 96"):
         ingest.run_ingestion(IngestConfig(workers=1, **{**common, "max_image_side": 96}), out_b)
-
-
-def test_cli_bad_input_prints_one_clear_line(tmp_path, capsys):
-    images = tmp_path / "images"
-    images.mkdir()
-    rc = ingest_cli.main(
-        [f"--metadata={tmp_path}/missing.tsv", f"--images={images}", f"--out={tmp_path}/out"]
-    )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "missing.tsv" in err[0] and "expected" in err[0]
-    bad = write_lines(tmp_path / "bad.tsv", ["only\tthree\tfields"])
-    rc = ingest_cli.main([f"--metadata={bad}", f"--images={images}", f"--out={tmp_path}/out2"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and err[-1].startswith(f"error: {bad}:1:") and "expected 23" in err[-1]
 
 
 def test_machines_sharing_an_output_folder_give_the_single_machine_data_set(tmp_path):
