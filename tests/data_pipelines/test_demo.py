@@ -204,12 +204,12 @@ def test_fetch_and_verify_the_two_real_files(tmp_path):
 
 
 def test_source_demo_ingests_the_cached_collection(tmp_path, monkeypatch):
-    """`geoloc ingest --source=demo` finds the collection of its size and seed in the data cache
+    """Ingestion with source=demo finds the collection of its size and seed in the data cache
     (made here from tiny sources, as the runner's mesh stage would have) and ingests it."""
     from data_pipelines.config import IngestConfig, SplitConfig
     from data_pipelines.dataset import load
     from data_pipelines.demo import collection
-    from data_pipelines.ingest import cli
+    from data_pipelines.ingest import run_ingestion
 
     monkeypatch.setenv("GEOLOC_DATA_DIR", str(tmp_path / "cache"))
     monkeypatch.setitem(demo.SIZES, "small", 40)
@@ -222,9 +222,8 @@ def test_source_demo_ingests_the_cached_collection(tmp_path, monkeypatch):
                   coordinates_path=tiny_coordinates(src / "coords.csv")[0],
                   raster_path=tiny_raster(src / "earth.png"))
     out = tmp_path / "data"
-    rc = cli.main([f"--out={out}", "--source=demo", "--demo_size=small", "--seed=2", "--workers=1",
-                   "--max_image_side=48"])
-    assert rc == 0
+    run_ingestion(IngestConfig(source="demo", demo_size="small", splits=SplitConfig(seed=2),
+                               workers=1, max_image_side=48), str(out))
     written = load(str(out))
     assert sum(written.num_examples(s) for s in ("m1_train", "m23_train", "m23_val")) == 40
     sources = written.metadata["settings"]["sources"]
