@@ -73,6 +73,3 @@ def read_table(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     return (table, np.stack(table["top_ids"].to_numpy()).astype(np.int32),
             np.stack(table["top_probs"].to_numpy()).astype(np.float32))
 
-
-def table_path(predictions_dir: Path | str, model: str, split: str) -> Path:
-    return Path(predictions_dir) / model / f"{split}.parquet"

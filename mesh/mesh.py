@@ -31,6 +31,12 @@ from mesh.sphere import check_lat_lon, lat_lon_to_xyz, normalize, triangle_areas
 
 FORMAT_NAME = "geoloc-mesh"
 FORMAT_VERSION = 1
+#: The files of a mesh folder (``mesh.build.write_mesh_outputs``): the mesh itself (``Mesh.save``),
+#: its kept cells as GeoJSON, the build summary and a Figure-2-like map.
+MESH_FILE = "mesh.npz"
+GEOJSON_FILE = "mesh.geojson"
+SUMMARY_FILE = "summary.json"
+PLOT_FILE = "mesh.png"
 _POINT_CHUNK = 1 << 20
 
 
@@ -179,7 +185,7 @@ class Mesh:
         """Read a mesh written by ``save``; a directory means ``<dir>/mesh.npz``."""
         path = os.fspath(path)
         if os.path.isdir(path):
-            path = os.path.join(path, "mesh.npz")
+            path = os.path.join(path, MESH_FILE)
         if not os.path.exists(path):
             raise MeshFormatError(f"{path}: no such mesh file; expected a file written by Mesh.save")
         try:

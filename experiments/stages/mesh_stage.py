@@ -38,6 +38,7 @@ def training_coordinates(config: RunConfig, run_dir: Path) -> tuple[np.ndarray, 
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from mesh import build_mesh
+    from geoloc_tf.run_layout import RunLayout
     from mesh.build import write_mesh_outputs
 
     lat, lon, source = training_coordinates(config, run_dir)
@@ -53,7 +54,8 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     seconds = time.perf_counter() - started
     log.info("mesh: %d cells kept of %d triangles, from %d photos, in %.1f s", mesh.num_cells,
              mesh.num_triangles, len(lat), seconds)
-    out = run_dir / "mesh"
-    write_mesh_outputs(mesh, out, lat, lon, source, seconds)
-    return {name: f"mesh/{file}" for name, file in (("mesh", "mesh.npz"), ("geojson", "mesh.geojson"),
-                                                     ("summary", "summary.json"), ("map", "mesh.png"))}
+    layout = RunLayout(run_dir)
+    write_mesh_outputs(mesh, layout.mesh_dir, lat, lon, source, seconds)
+    return {name: layout.relative(path) for name, path in (
+        ("mesh", layout.mesh), ("geojson", layout.mesh_geojson), ("summary", layout.mesh_summary),
+        ("map", layout.mesh_plot))}

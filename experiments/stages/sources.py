@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from experiments.config import DataSection, RunConfig
+from geoloc_tf.run_layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def ingest_config(config: RunConfig, run_dir: Path):
         autotags = tuple(str(Path(p).expanduser()) for p in data.autotags)
         template = data.image_path_template
     return IngestConfig(
-        metadata_paths=metadata, images_dir=images, out_dir=str(run_dir / "data"),
+        metadata_paths=metadata, images_dir=images, out_dir=str(RunLayout(run_dir).data_dir),
         autotags_paths=autotags, image_path_template=template, max_side=data.max_image_side,
         splits=SplitConfig(m1_train_weight=1.0 - data.m1_val_fraction,
                            m1_val_weight=data.m1_val_fraction,

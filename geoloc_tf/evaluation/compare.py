@@ -15,13 +15,14 @@ from typing import Any
 
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation.tables import Table, threshold_columns
+from geoloc_tf.run_layout import RESULTS_FILE, RunLayout
 from mesh.atomic import write_text_atomic
 
 
 def read_results(path: str | os.PathLike) -> dict[str, Any]:
     """A run's results: ``path`` is ``results.json``, an ``eval`` dir or a run dir."""
     p = Path(path)
-    for candidate in (p, p / "results.json", p / "eval" / "results.json"):
+    for candidate in (p, p / RESULTS_FILE, RunLayout(p).eval_results):
         if candidate.is_file():
             try:
                 return json.loads(candidate.read_text(encoding="utf-8"))
@@ -85,8 +86,8 @@ def compare_runs(paths: list[str | os.PathLike], out_dir: str | os.PathLike | No
 
 def _label(path: str | os.PathLike) -> str:
     p = Path(path).resolve()
-    if p.name == "results.json":
+    if p.name == RESULTS_FILE:
         p = p.parent
-    if p.name == "eval":
+    if p == RunLayout(p.parent).eval_dir:
         p = p.parent
     return p.name

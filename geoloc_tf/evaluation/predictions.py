@@ -140,15 +140,10 @@ def discover_prediction_tables(run_dir: str | os.PathLike, split: str) -> dict[s
     A split expression ``a+b`` (e.g. ``m23_train+m23_val``, all of M1's validation photos, as in
     Tables 3-4) gives ``{model: [path_a, path_b]}`` for the models that have every part.
     """
-    root = Path(run_dir) / "predictions"
-    if not root.is_dir():
-        return {}
-    parts = split.split("+")
-    found: dict[str, str | list[str]] = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        paths = [folder / f"{part}.parquet" for part in parts]
-        if all(p.is_file() for p in paths):
-            found[folder.name] = str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
+    from geoloc_tf.run_layout import RunLayout
+
+    found = {model: str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
+             for model, paths in RunLayout(run_dir).prediction_tables(split).items()}
     return {m: found[m] for m in model_order(list(found))}
 
 

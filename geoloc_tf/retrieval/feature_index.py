@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 
 from geoloc_tf.errors import RetrievalError
 from geoloc_tf.retrieval.search import DEFAULT_BLOCK_ROWS, nearest, squared_norms
+from geoloc_tf.run_layout import RunLayout
 from geoloc_tf.saving import replace_dir
 from mesh.atomic import write_text_atomic
 
@@ -196,11 +197,6 @@ def read_features(path: str | os.PathLike, column: str = "features") -> np.ndarr
     return np.asarray(values, np.float32).reshape(n, int(lengths[0]))
 
 
-def default_index_dir(run_dir: str | os.PathLike, split: str) -> Path:
-    """Where ``geoloc index`` puts a run's index of ``split``: ``RUN_DIR/index/<split>``."""
-    return Path(run_dir) / "index" / split
-
-
 def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
                 out_dir: str | os.PathLike | None = None, batch_size: int = 128) -> FeatureIndex:
     """Runs the run's M1 over ``split`` of its TFRecords and writes the index (see module doc).
@@ -215,12 +211,13 @@ def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
     from geoloc_tf.m1.predict import PredictConfig, predict_parts, prediction_model
 
     run_dir = Path(run_dir).resolve()
-    model_path = run_dir / "m1" / "m1.keras"
+    layout = RunLayout(run_dir)
+    model_path = layout.m1_model
     if not model_path.is_file():
         raise RetrievalError(f"--model={run_dir}: no {model_path}; expected a run directory whose "
                              "m1 stage has finished")
-    data = load(str(run_dir / "data"))
-    final = Path(out_dir) if out_dir is not None else default_index_dir(run_dir, split)
+    data = load(str(layout.data_dir))
+    final = Path(out_dir) if out_dir is not None else layout.index_dir(split)
     record_files = data.shard_paths(split)
     model = keras.saving.load_model(model_path, compile=False)
     build = {"model": str(model_path), "model_mtime_ns": model_path.stat().st_mtime_ns,

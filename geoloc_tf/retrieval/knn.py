@@ -106,9 +106,10 @@ def write_knn_predictions(predictions_dir: str | Path, split: str, k: int, bandw
 
     from geoloc_tf import prediction_tables
     from geoloc_tf.retrieval.feature_index import read_features
+    from geoloc_tf.run_layout import prediction_table_path
 
-    index_path = prediction_tables.table_path(predictions_dir, model, index_split)
-    query_path = prediction_tables.table_path(predictions_dir, model, split)
+    index_path = prediction_table_path(predictions_dir, model, index_split)
+    query_path = prediction_table_path(predictions_dir, model, split)
     index_features, queries = read_features(index_path), read_features(query_path)
     if len(index_features) == 0:
         raise RetrievalError(f"{index_path}: no photos to search; expected {index_split}'s "
@@ -123,7 +124,7 @@ def write_knn_predictions(predictions_dir: str | Path, split: str, k: int, bandw
                          if len(queries) else (np.zeros(0), np.zeros(0), np.zeros(0)))
     frame = prediction_tables.table_from_points(metadata, lat, lon)
     frame["knn_density"] = density.astype(np.float32)
-    path = prediction_tables.table_path(predictions_dir, KNN_MODEL, split)
+    path = prediction_table_path(predictions_dir, KNN_MODEL, split)
     prediction_tables.write_table(frame, path)
     log.info("kNN %s: %d photos, k=%d, bandwidth %g km, index %s (%d photos) -> %s", split,
              len(frame), k, bandwidth_km, index_split, len(index_features), path)
