@@ -54,6 +54,12 @@ class EvalConfig:
     wilcoxon_pairs: tuple[tuple[str, str], ...] = DEFAULT_WILCOXON_PAIRS
     mesh_name: str = ""  # e.g. "Coarse Mesh": prefixes the row names as in Tables 6-7
 
+    @classmethod
+    def from_settings(cls, settings: EvaluateConfig, **fields: Any) -> "EvalConfig":
+        """The evaluation the runner's evaluate section asks for (thresholds, outdoor threshold)."""
+        return cls(thresholds_km=tuple(settings.thresholds_km),
+                   outdoor_threshold=settings.outdoor_threshold, **fields)
+
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:

@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no image file in {' '.join(args.paths)}", file=sys.stderr)
         return 1
     if posted_at is not None and not predictor.has_m2:
-        print(f"note: {args.model} has no M2 (m2/m2.keras of a run directory): M1 answers and "
+        print(f"note: {args.model} has no M2 (a run directory's trained M2): M1 answers and "
               "--posted_at is not used", file=sys.stderr)
     if outdoor is not None and not predictor.m2_uses_outdoor:
         print("note: --outdoor is not used (no M2 trained with the outdoor input)", file=sys.stderr)

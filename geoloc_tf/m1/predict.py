@@ -32,18 +32,21 @@ from data_pipelines.config import InputConfig
 from data_pipelines.dataset import WrittenDataset
 from geoloc_tf import prediction_tables
 from geoloc_tf.m1 import inception_v4
+from geoloc_tf.run_configs import PredictConfig
 
 log = logging.getLogger(__name__)
 
 MASS_K = prediction_tables.MASS_K
+BATCH_SIZE = 128  # photos per forward pass
 
 
 @dataclasses.dataclass(frozen=True)
-class PredictConfig:
-    top_k: int = 10  # cells kept per photo
-    store_features: bool = False
-    image_size: int = inception_v4.DEFAULT_IMAGE_SIZE
-    batch_size: int = 128
+class _Pass:
+    """One prediction pass: the settings plus M1's input side (from M1's config) and batch."""
+
+    config: PredictConfig
+    image_size: int
+    batch_size: int
 
 
 def prediction_model(model: keras.Model, store_features: bool) -> keras.Model:
@@ -55,15 +58,18 @@ def prediction_model(model: keras.Model, store_features: bool) -> keras.Model:
 
 
 def predict_splits(model: keras.Model, data: WrittenDataset, out_dir: Path | str,
-                   config: PredictConfig, split_names: tuple[str, ...] = splits.SPLITS
+                   config: PredictConfig, image_size: int,
+                   split_names: tuple[str, ...] = splits.SPLITS, batch_size: int = BATCH_SIZE
                    ) -> dict[str, str]:
-    """Writes `out_dir/<split>.parquet` for every split; returns split -> path."""
+    """Writes `out_dir/<split>.parquet` for every split; returns split -> path. ``image_size``:
+    M1's input side (``--m1_image_size``)."""
     out_dir = Path(out_dir)
     net = prediction_model(model, config.store_features)
     infer = tf.function(lambda images: net(images, training=False))
     paths = {}
     for split in split_names:
-        parts = predict_parts(infer, data, split, out_dir / "_parts" / split, config)
+        parts = predict_parts(infer, data, split, out_dir / "_parts" / split, config, image_size,
+                              batch_size)
         table = pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True) if parts \
             else _empty_frame(config)
         path = out_dir / f"{split}.parquet"
@@ -74,7 +80,8 @@ def predict_splits(model: keras.Model, data: WrittenDataset, out_dir: Path | str
 
 
 def predict_parts(infer, data: WrittenDataset, split: str, parts_dir: Path | str,
-                  config: PredictConfig) -> list[Path]:
+                  config: PredictConfig, image_size: int, batch_size: int = BATCH_SIZE
+                  ) -> list[Path]:
     """One prediction table per record shard of ``split``, ``parts_dir/NNNNN.parquet`` (atomic);
     parts that exist are kept, so a killed run redoes only unfinished shards. ``infer`` is
     ``prediction_model(...)`` under ``tf.function``. Returns every part, in shard order."""
@@ -86,7 +93,7 @@ def predict_parts(infer, data: WrittenDataset, split: str, parts_dir: Path | str
         part = parts_dir / f"{shard:05d}.parquet"
         if part.exists():
             continue
-        frame = _predict_shard(infer, data, split, shard, config)
+        frame = _predict_shard(infer, data, split, shard, _Pass(config, image_size, batch_size))
         prediction_tables.write_table(frame, part)
         done_images += len(frame)
         rate = done_images / max(time.monotonic() - started, 1e-9)
@@ -96,9 +103,10 @@ def predict_parts(infer, data: WrittenDataset, split: str, parts_dir: Path | str
     return [parts_dir / f"{shard:05d}.parquet" for shard in range(len(lengths))]
 
 
-def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, config: PredictConfig
+def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, run: _Pass
                    ) -> pd.DataFrame:
-    input_config = InputConfig(image_size=config.image_size, global_batch_size=config.batch_size,
+    config = run.config
+    input_config = InputConfig(image_size=run.image_size, global_batch_size=run.batch_size,
                                training=False, deterministic=True, with_metadata=True,
                                drop_unlabeled=False, drop_remainder=False)
     dataset = input_pipeline.make_dataset(data, split, None, input_config, shards=[shard])

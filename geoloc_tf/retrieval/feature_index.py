@@ -208,7 +208,8 @@ def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
     import tensorflow as tf
 
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.predict import PredictConfig, predict_parts, prediction_model
+    from geoloc_tf.m1.predict import predict_parts, prediction_model
+    from geoloc_tf.run_configs import PredictConfig
 
     run_dir = Path(run_dir).resolve()
     layout = RunLayout(run_dir)
@@ -228,10 +229,10 @@ def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
     _check_build(work, build)
     net = prediction_model(model, store_features=True)
     infer = tf.function(lambda images: net(images, training=False))
-    config = PredictConfig(top_k=1, store_features=True, image_size=build["image_size"],
-                           batch_size=batch_size)
+    config = PredictConfig(top_k=1, store_features=True)
     started = time.monotonic()
-    parts = predict_parts(infer, data, split, work / "parts", config)
+    parts = predict_parts(infer, data, split, work / "parts", config, build["image_size"],
+                          batch_size)
     log.info("index %s: M1 features of %d record shards in %.0f s", split, len(parts),
              time.monotonic() - started)
     _assemble(parts, work, final, build)

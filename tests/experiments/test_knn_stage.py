@@ -11,6 +11,7 @@ import pytest
 from experiments.config import EvaluateSection, PredictSection, RunConfig
 from experiments.errors import ConfigError
 from experiments.run import check_sources
+from geoloc_tf.run_layout import prediction_table_path
 
 PARIS, SYDNEY = (48.85, 2.35), (-33.87, 151.21)
 
@@ -52,16 +53,16 @@ def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path):
     train_features = np.repeat([[1.0, 0.0], [0.0, 1.0]], 4, axis=0)
     predictions = tmp_path / "predictions"
     prediction_tables.write_table(fake_m1_table(mesh, train_lat, train_lon, train_features, "t"),
-                                  prediction_tables.table_path(predictions, "m1", "m1_train"))
+                                  prediction_table_path(predictions, "m1", "m1_train"))
     prediction_tables.write_table(
         fake_m1_table(mesh, np.array([48.0, -34.0]), np.array([2.0, 151.0]),
                       [[0.9, 0.1], [0.2, 0.8]], "v"),
-        prediction_tables.table_path(predictions, "m1", "m23_val"))
+        prediction_table_path(predictions, "m1", "m23_val"))
 
     config = RunConfig(predict=PredictSection(store_features=True),
                        evaluate=EvaluateSection(knn_k=3, knn_bandwidth_km=50.0))
     run_evaluate(config, tmp_path)
-    knn = pd.read_parquet(prediction_tables.table_path(predictions, "m1_knn", "m23_val"))
+    knn = pd.read_parquet(prediction_table_path(predictions, "m1_knn", "m23_val"))
     assert list(zip(knn["pred_lat"], knn["pred_lon"])) == [PARIS, SYDNEY]
     table6 = pd.read_csv(tmp_path / "eval" / "table6.csv")
     knn_row = table6[table6["Model"].str.endswith("M1 kNN") & ~table6["Outdoor Only"]]
@@ -69,5 +70,5 @@ def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path):
     assert "M1 kNN" in (tmp_path / "eval" / "report.md").read_text()
 
     run_evaluate(dataclasses.replace(config, evaluate=EvaluateSection(knn_k=0)), tmp_path)
-    assert not prediction_tables.table_path(predictions, "m1_knn", "m23_val").exists()
+    assert not prediction_table_path(predictions, "m1_knn", "m23_val").exists()
     assert "M1 kNN" not in (tmp_path / "eval" / "report.md").read_text()

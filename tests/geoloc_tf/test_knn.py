@@ -10,6 +10,7 @@ from geoloc_tf import prediction_tables
 from geoloc_tf.errors import RetrievalError
 from geoloc_tf.retrieval.knn import KNN_MODEL, kde_locations, knn_locations, write_knn_predictions
 from mesh.geodesy import great_circle_km
+from geoloc_tf.run_layout import prediction_table_path
 
 PARIS = (48.85, 2.35)
 SYDNEY = (-33.87, 151.21)
@@ -89,12 +90,12 @@ def test_write_knn_predictions_reads_stored_features(tmp_path):
 
     predictions = tmp_path / "predictions"
     prediction_tables.write_table(table(6, lat, lon, features, "t"),
-                                  prediction_tables.table_path(predictions, "m1", "m1_train"))
+                                  prediction_table_path(predictions, "m1", "m1_train"))
     queries = np.array([[0.95, 0.05], [0.05, 0.95]], np.float32)
     prediction_tables.write_table(table(2, [48.0, -33.0], [2.0, 151.0], queries, "v"),
-                                  prediction_tables.table_path(predictions, "m1", "m23_val"))
+                                  prediction_table_path(predictions, "m1", "m23_val"))
     path = write_knn_predictions(predictions, "m23_val", k=3, bandwidth_km=50.0)
-    assert path == prediction_tables.table_path(predictions, KNN_MODEL, "m23_val")
+    assert path == prediction_table_path(predictions, KNN_MODEL, "m23_val")
     out = pd.read_parquet(path)
     assert list(out["photo_id"]) == ["v0", "v1"] and "top_ids" not in out.columns
     assert list(zip(out["pred_lat"], out["pred_lon"])) == [PARIS, SYDNEY]

@@ -187,13 +187,14 @@ def test_predict_writes_every_photo_of_every_split_with_top_k(uninterrupted, tin
     import keras
 
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.predict import PredictConfig, predict_splits, read_predictions
+    from geoloc_tf.m1.predict import predict_splits, read_predictions
+    from geoloc_tf.run_configs import PredictConfig
 
     _, result = uninterrupted
     model = keras.saving.load_model(result.model_path)
     data = load(tiny_world.data_root)
     paths = predict_splits(model, data, tmp_path / "m1",
-                           PredictConfig(top_k=3, store_features=True, image_size=75, batch_size=16))
+                           PredictConfig(top_k=3, store_features=True), image_size=75, batch_size=16)
     assert set(paths) == {"m1_train", "m23_train", "m23_val"}
     for split, path in paths.items():
         table, ids, probs = read_predictions(path)
@@ -207,6 +208,6 @@ def test_predict_writes_every_photo_of_every_split_with_top_k(uninterrupted, tin
     # a rerun finds every shard done and rewrites nothing but the joined tables
     parts = sorted((tmp_path / "m1" / "_parts").rglob("*.parquet"))
     mtimes = [p.stat().st_mtime_ns for p in parts]
-    predict_splits(model, data, tmp_path / "m1", PredictConfig(top_k=3, store_features=True,
-                                                               image_size=75, batch_size=16))
+    predict_splits(model, data, tmp_path / "m1", PredictConfig(top_k=3, store_features=True),
+                   image_size=75, batch_size=16)
     assert [p.stat().st_mtime_ns for p in parts] == mtimes

@@ -7,6 +7,7 @@ import pytest
 from geoloc_tf import errors
 from geoloc_tf.layers import sparsify_top_k
 from geoloc_tf.m2.boosting import samme_update
+from mesh.settings import SettingError
 from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import M2Data
 from geoloc_tf.m2.model import build_m2, input_width, transfer_weights
@@ -75,10 +76,12 @@ def test_dense_and_top_k_forms_agree_and_save(tmp_path):
 
 
 def test_config_rejects_bad_values():
-    with pytest.raises(errors.ModelConfigError, match="M2Config.extra_inputs"):
+    with pytest.raises(SettingError, match="M2Config.extra_inputs=weather: must be one of outdoor"):
         M2Config(extra_inputs=("weather",))
-    with pytest.raises(errors.ModelConfigError, match="M2Config.learning_rates"):
+    with pytest.raises(SettingError, match="M2Config.learning_rates"):
         M2Config(learning_rates=())
+    with pytest.raises(SettingError, match="M2Config.dropout=1.0: must be < 1.0"):
+        M2Config(dropout=1.0)  # Keras' Dropout refuses a rate of 1
 
 
 def test_samme_update_by_hand():
