@@ -17,6 +17,7 @@ from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation.tables import Table, threshold_columns
 from geoloc_tf.run_layout import RESULTS_FILE, RunLayout
 from mesh.atomic import write_text_atomic
+from mesh.geodesy import threshold_key
 
 
 def read_results(path: str | os.PathLike) -> dict[str, Any]:
@@ -51,13 +52,13 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
         for model in res["models"].values():
             s = model["by_label_point"][lp]
             rows.append((label, res["num_cells"], model["display_name"], s["num_photos"],
-                         *(_nan(s["accuracy_percent"][f"{t:g}"]) for t in th), _nan(s["mean_km"]),
+                         *(_nan(s["accuracy_percent"][threshold_key(t)]) for t in th), _nan(s["mean_km"]),
                          _nan(s["median_km"]), _nan((model["class_bias"] or {}).get("kl_divergence"))))
         name = "imagery centroid" if lp == "imagery" else "cell centroid"
         for r in res.get("best_possible", {}).get("rows", []):
             if r["label_point"] == name and r["over"] == "all photos":
                 rows.append((label, res["num_cells"], "Best Possible", r["num_photos"],
-                             *(_nan(r["accuracy_percent"][f"{t:g}"]) for t in th), _nan(r["mean_km"]),
+                             *(_nan(r["accuracy_percent"][threshold_key(t)]) for t in th), _nan(r["mean_km"]),
                              _nan(r["median_km"]), 0.0))
     return Table("compare", "Runs side by side (accuracy %)",
                  ("Run", "Cells", "Model", "Photos", *threshold_columns(th), "Mean Error (km)", "Median Error (km)",

@@ -118,8 +118,8 @@ class Predictor:
     @classmethod
     def load(cls, model_path: str | Path, mesh_path: str | Path | None = None,
              with_m2: bool = True) -> "Predictor":
-        """M1 from a run directory or SavedModel; the run's M2 (``m2/m2.keras``) if asked and
-        present (a SavedModel of M1 answers with M1 alone)."""
+        """M1 from a run directory or SavedModel; the run's trained M2 (``geoloc_tf.m2.task``) if
+        asked and present (a SavedModel of M1 answers with M1 alone)."""
         from geoloc_tf.m2.task import TrainedM2
 
         m1 = M1Model.load(model_path, mesh_path)

@@ -110,7 +110,7 @@ class TrainedM2:
                                  k=self.config.top_k)
 
     def save(self, layout: RunLayout) -> Path:
-        """``m2/m2.keras`` and the config beside it; returns the model file."""
+        """The model file and the config beside it (``RunLayout``); returns the model file."""
         save_keras(self.model, str(layout.model_file(MODEL)))
         write_text_atomic(layout.task_config(MODEL),
                           json.dumps(settings.to_dict(self.config), indent=2, sort_keys=True))

@@ -69,7 +69,7 @@ class TrainedM3:
         return photo_values(ids, albums), photo_values(probs, albums)
 
     def save(self, layout: RunLayout) -> Path:
-        """``m3/m3.keras`` and both configs beside it; returns the model file."""
+        """The model file and both configs beside it (``RunLayout``); returns the model file."""
         save_keras(self.model, str(layout.model_file(MODEL)))
         write_text_atomic(layout.task_config(MODEL), json.dumps(
             {"m3": settings.to_dict(self.config), "m2": settings.to_dict(self.m2)}, indent=2,
