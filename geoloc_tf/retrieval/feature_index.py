@@ -18,7 +18,7 @@ in by the search block by block and never copied into memory twice.
 TFRecord file), not a thumbnail: the sheet needs only k images, which are read from the
 TFRecords already on disk, while thumbnails of 1 M photos would add gigabytes to the index.
 
-An index is written into a temporary directory and renamed into place (``saving.replace_dir``): a
+An index is written into a temporary directory and renamed into place (``mesh.atomic.atomic_dir``): a
 reader never sees half an index. ``build_index`` runs M1 over one split of the run's TFRecords one
 record shard at a time (``geoloc_tf.m1.predict.predict_parts``, the prediction stage's own code and
 input pipeline); finished shards are kept in ``.<name>.build/``, so a killed build redoes only
@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,8 +43,7 @@ import pyarrow.parquet as pq
 from geoloc_tf.errors import RetrievalError
 from geoloc_tf.retrieval.search import DEFAULT_BLOCK_ROWS, nearest, squared_norms
 from geoloc_tf.run_layout import RunLayout
-from geoloc_tf.saving import replace_dir
-from mesh.atomic import write_text_atomic
+from mesh.atomic import atomic_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +122,12 @@ class FeatureIndex:
         if features.ndim != 2:
             raise RetrievalError(f"{path}: features of shape {features.shape}; expected [n, d]")
         photos = _photos_table(photo_ids, lat, lon, records, len(features), path)
-        final = Path(path)
-        tmp = _temp_dir(final)
-        try:
+        with atomic_dir(path) as folder:
+            tmp = Path(folder)
             _save_npy(tmp / FEATURES_FILE, features)
             _save_npy(tmp / NORMS_FILE, squared_norms(features))
-            _finish(tmp, final, photos, features.shape, meta or {})
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-        return FeatureIndex.open(final)
+            _finish(tmp, photos, features.shape, meta or {})
+        return FeatureIndex.open(path)
 
 
 def _photos_table(photo_ids, lat, lon, records: pd.DataFrame | None, n: int, where) -> pd.DataFrame:
@@ -148,29 +142,17 @@ def _photos_table(photo_ids, lat, lon, records: pd.DataFrame | None, n: int, whe
     return photos
 
 
-def _temp_dir(final: Path) -> Path:
-    """An empty directory beside ``final`` (same file system: renamed into place at the end)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the index the usual permissions
-    return tmp
-
-
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as f:
         np.save(f, array)
 
 
-def _finish(tmp: Path, final: Path, photos: pd.DataFrame, shape: tuple[int, int], meta: dict
-            ) -> None:
-    """Writes the photo table and index.json into ``tmp``, then swaps ``tmp`` into ``final``."""
+def _finish(tmp: Path, photos: pd.DataFrame, shape: tuple[int, int], meta: dict) -> None:
+    """Writes the photo table and index.json into the index folder being built, ``tmp``."""
     photos.to_parquet(tmp / PHOTOS_FILE, index=False)
     info = {"format_version": INDEX_VERSION, "count": int(shape[0]), "dim": int(shape[1]),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
     (tmp / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    replace_dir(str(tmp), str(final))
 
 
 def read_features(path: str | os.PathLike, column: str = "features") -> np.ndarray:
@@ -257,8 +239,8 @@ def _assemble(parts: list[Path], work: Path, final: Path, build: dict) -> None:
     n = int(sum(counts))
     first = next((p for p, c in zip(parts, counts) if c), None)
     d = read_features(first).shape[1] if first is not None else 0
-    tmp = _temp_dir(final)
-    try:
+    with atomic_dir(final) as folder:
+        tmp = Path(folder)
         features = np.lib.format.open_memmap(tmp / FEATURES_FILE, mode="w+", dtype=np.float32,
                                              shape=(n, d))
         frames, row = [], 0
@@ -277,8 +259,5 @@ def _assemble(parts: list[Path], work: Path, final: Path, build: dict) -> None:
             pd.DataFrame({"photo_id": [], "lat": [], "lon": [], "record": [], "offset": []})
         photos = _photos_table(photos["photo_id"], photos["lat"], photos["lon"], photos, n, work)
         meta = {k: build[k] for k in ("model", "split", "data_root", "record_files", "image_size")}
-        _finish(tmp, final, photos, (n, d), meta)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        _finish(tmp, photos, (n, d), meta)
     log.info("index %s: %d photos x %d features -> %s", build["split"], n, d, final)
