@@ -30,6 +30,7 @@ from geoloc_tf.evaluation.tables import Table, all_tables
 from geoloc_tf.run_layout import REPORT_FILE, RESULTS_FILE, TABLES_FILE, RunLayout
 from mesh import Mesh
 from mesh.atomic import write_text_atomic
+from mesh.plot import cell_polygons
 
 #: The line put at the top of a report made from simulated data.
 SIMULATED_NOTICE = ("**SIMULATED DATA.** This report was made from a data set with simulated users, posting "
@@ -80,7 +81,7 @@ def write_plots(evaluation: Evaluation, mesh: Mesh, out_dir: Path, config: Repor
                          results["thresholds_km"], path,
                          title=f"Error CDF ({results['label_point']} centroid, split {results['split']})")
     files["error_cdf"] = path.name
-    polygons = plots.cell_polygons(mesh)
+    polygons = cell_polygons(mesh)
     for model, d in evaluation.errors_km.items():
         pred = evaluation.predictions[model]
         path = out_dir / f"accuracy_map_{model}.png"

@@ -167,7 +167,7 @@ def predict_files(predictor, files: list[Path], out: IO[str], fmt: str, top_k: i
 
 
 def _draw_map(predictor, answer, row: int, record: dict, path: Path, polygons):
-    from geoloc_tf.evaluation.plots import cell_polygons
+    from mesh.plot import cell_polygons
     from geoloc_tf.inference.map_plot import plot_probability_map
 
     mesh = predictor.m1.mesh
