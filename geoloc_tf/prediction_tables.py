@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mesh.atomic import write_atomic
 
@@ -65,9 +67,33 @@ def write_table(frame: pd.DataFrame, path: Path | str) -> Path:
     return path
 
 
+def read_arrow(path: Path | str, columns: list[str] | None = None) -> pa.Table:
+    """The one reader of a stored prediction table: all columns, or ``columns``; a point table
+    (``POINT_COLUMNS``) is read without the top-k columns it lacks. Raises EvaluationError naming
+    the file when it is missing or lacks a column."""
+    from geoloc_tf.errors import EvaluationError
+
+    try:
+        if columns is not None and set(POINT_COLUMNS) <= set(pq.read_schema(path).names):
+            columns = [c for c in columns if c not in ("top_ids", "top_probs", "top10_mass")]
+            columns += [c for c in POINT_COLUMNS if c not in columns]
+        return pq.read_table(path, columns=columns)
+    except FileNotFoundError:
+        raise EvaluationError(f"{path}: no such prediction table") from None
+    except (OSError, ValueError, KeyError) as error:
+        raise EvaluationError(f"{path}: cannot read prediction table ({error}); expected the "
+                              f"columns {list(columns or METADATA_COLUMNS)} of "
+                              "geoloc_tf.prediction_tables") from None
+
+
+def read_frame(path: Path | str, columns: list[str] | None = None) -> pd.DataFrame:
+    """A stored prediction table (all columns, or ``columns``) as a DataFrame."""
+    return read_arrow(path, columns).to_pandas()
+
+
 def read_table(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(table, top_ids [n, k] int32, top_probs [n, k] float32) of a stored prediction table."""
-    table = pd.read_parquet(path)
+    table = read_frame(path)
     if len(table) == 0:
         return table, np.zeros((0, 0), np.int32), np.zeros((0, 0), np.float32)
     return (table, np.stack(table["top_ids"].to_numpy()).astype(np.int32),

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.prediction_tables import POINT_COLUMNS
+from geoloc_tf.prediction_tables import POINT_COLUMNS, read_arrow
 
 #: Columns the evaluation reads.
 COLUMNS: tuple[str, ...] = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob", "top_ids")
@@ -91,16 +90,10 @@ def read_prediction_table(path: str | os.PathLike, model: str) -> ModelPredictio
     """Read the columns the evaluation needs from one prediction table (see module docstring)."""
     path = os.fspath(path)
     try:
-        point = set(POINT_COLUMNS) <= set(pq.read_schema(path).names)
-        columns = [c for c in COLUMNS if c != "top_ids"] + list(POINT_COLUMNS) if point \
-            else list(COLUMNS)
-        table = pq.read_table(path, columns=columns)
-    except FileNotFoundError:
-        raise EvaluationError(f"{path}: no such prediction table (model {model!r})") from None
-    except (OSError, ValueError, KeyError) as e:
-        raise EvaluationError(
-            f"{path}: cannot read prediction table of model {model!r} ({e}); expected the columns "
-            f"{list(COLUMNS)} written by geoloc_tf.m1.predict") from None
+        table = read_arrow(path, list(COLUMNS))
+    except EvaluationError as error:
+        raise EvaluationError(f"model {model!r}: {error}") from None
+    point = set(POINT_COLUMNS) <= set(table.column_names)
 
     def col(name: str, dtype) -> np.ndarray:
         return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=dtype)

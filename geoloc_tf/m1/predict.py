@@ -70,7 +70,8 @@ def predict_splits(model: keras.Model, data: WrittenDataset, out_dir: Path | str
     for split in split_names:
         parts = predict_parts(infer, data, split, out_dir / "_parts" / split, config, image_size,
                               batch_size)
-        table = pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True) if parts \
+        table = pd.concat([prediction_tables.read_frame(part) for part in parts],
+                          ignore_index=True) if parts \
             else _empty_frame(config)
         path = out_dir / f"{split}.parquet"
         prediction_tables.write_table(table, path)
@@ -154,7 +155,3 @@ def _empty_frame(config: PredictConfig) -> pd.DataFrame:
         frame["features"] = []
     return frame
 
-
-def read_predictions(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """(table, top_ids [n, k] int32, top_probs [n, k] float32) of a stored prediction table."""
-    return prediction_tables.read_table(path)

@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from geoloc_tf import prediction_tables
 from geoloc_tf.errors import RetrievalError
 from geoloc_tf.retrieval.search import DEFAULT_BLOCK_ROWS, nearest, squared_norms
 from geoloc_tf.run_layout import RunLayout
@@ -246,7 +247,7 @@ def _assemble(parts: list[Path], work: Path, final: Path, build: dict) -> None:
         frames, row = [], 0
         for record, (part, count) in enumerate(zip(parts, counts)):
             features[row:row + count] = read_features(part) if count else 0
-            frame = pd.read_parquet(part, columns=["photo_id", "lat", "lon"])
+            frame = prediction_tables.read_frame(part, ["photo_id", "lat", "lon"])
             frame["record"] = np.int32(record)
             frame["offset"] = np.arange(count, dtype=np.int64)  # record order within the shard
             frames.append(frame)

@@ -117,8 +117,8 @@ def write_knn_predictions(predictions_dir: str | Path, split: str, k: int, bandw
     if len(queries) and queries.shape[1] != index_features.shape[1]:
         raise RetrievalError(f"{query_path}: features of width {queries.shape[1]}, {index_path}: "
                              f"{index_features.shape[1]}; expected the same M1")
-    index_meta = pd.read_parquet(index_path, columns=["lat", "lon"])
-    metadata = pd.read_parquet(query_path, columns=list(prediction_tables.METADATA_COLUMNS))
+    index_meta = prediction_tables.read_frame(index_path, ["lat", "lon"])
+    metadata = prediction_tables.read_frame(query_path, list(prediction_tables.METADATA_COLUMNS))
     lat, lon, density = (knn_locations(index_features, index_meta["lat"].to_numpy(),
                                        index_meta["lon"].to_numpy(), queries, k, bandwidth_km)
                          if len(queries) else (np.zeros(0), np.zeros(0), np.zeros(0)))

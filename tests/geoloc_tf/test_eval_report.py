@@ -185,5 +185,5 @@ def test_predicted_cell_is_the_first_id_and_missing_columns_are_reported(tmp_pat
     p = predictions.read_prediction_table(tmp_path / "t.parquet", "m1")
     np.testing.assert_array_equal(p.cell, [7, -1, 2])  # an empty list: no prediction
     frame.drop(columns=["outdoor_prob"]).to_parquet(tmp_path / "bad.parquet", index=False)
-    with pytest.raises(EvaluationError, match="bad.parquet: cannot read prediction table of model 'm1'"):
+    with pytest.raises(EvaluationError, match="model 'm1': .*bad.parquet: cannot read prediction table"):
         predictions.read_prediction_table(tmp_path / "bad.parquet", "m1")

@@ -187,7 +187,8 @@ def test_predict_writes_every_photo_of_every_split_with_top_k(uninterrupted, tin
     import keras
 
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.predict import predict_splits, read_predictions
+    from geoloc_tf.m1.predict import predict_splits
+    from geoloc_tf.prediction_tables import read_table as read_predictions
     from geoloc_tf.run_configs import PredictConfig
 
     _, result = uninterrupted
