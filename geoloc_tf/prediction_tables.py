@@ -9,7 +9,6 @@ model alike (issue: "predictions written in the same columnar form as M1's"):
 | photo_id, user_hash, posted_at, lat, lon, outdoor_prob | the photo's kept metadata |
 | top_ids (list of int32), top_probs (list of float32) | the model's k most probable cells, best first |
 | top10_mass | sum of the 10 largest probabilities (Figure 3's |p0|) |
-| features (list of float32), optional | M1's penultimate features |
 
 A predictor that gives a place rather than a cell (the kNN estimate, `geoloc_tf.retrieval.knn`)
 writes a *point table* instead: the metadata columns plus `pred_lat`, `pred_lon` (degrees, NaN when
@@ -28,6 +27,8 @@ import pyarrow.parquet as pq
 from mesh.atomic import write_atomic
 
 METADATA_COLUMNS = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob")
+#: The columns of a prediction table of cells.
+TABLE_COLUMNS = METADATA_COLUMNS + ("top_ids", "top_probs", "top10_mass")
 MASS_K = 10  # Figure 3: the top-10 entries
 POINT_COLUMNS = ("pred_lat", "pred_lon")
 

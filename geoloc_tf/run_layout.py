@@ -13,7 +13,9 @@
       eval_external/<test set>/      `geoloc evaluate` on an external test set
       export/m1, export/m2, export/m3      SavedModels
       tensorboard/<stage>/
-      index/<split>/                 `geoloc index`'s feature index for `geoloc search`
+      index/<split>/                 M1's features of a split (the predict stage with
+                                     --predict_store_features, or `geoloc index`): the one store
+                                     that the kNN row and `geoloc search` read
 
 Everything else asks ``RunLayout(run_dir)`` for a path (``layout.m1_model``,
 ``layout.prediction_table("m2", "m23_val")``) and never joins ``"m1"`` and ``"m1.keras"`` itself.
@@ -165,6 +167,10 @@ class RunLayout:
     def prediction_table(self, model: str, split: str) -> Path:
         return prediction_table_path(self.predictions_dir, model, split)
 
+    def prediction_parts(self, model: str, split: str) -> Path:
+        """Where a resumable prediction keeps one table per finished record shard of ``split``."""
+        return self.prediction_dir(model) / "_parts" / split
+
     def prediction_tables(self, split: str) -> dict[str, list[Path]]:
         """``{model: [table per part]}`` for every model folder holding a table of each part of
         ``split`` (``a+b`` names several splits), folders in name order."""
@@ -211,7 +217,7 @@ class RunLayout:
         return self.root / "index"
 
     def index_dir(self, split: str) -> Path:
-        """`geoloc index`'s feature index of ``split``."""
+        """The feature index of ``split`` (``geoloc_tf.retrieval.feature_index``)."""
         return self.index_root / split
 
     @classmethod

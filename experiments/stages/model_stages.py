@@ -92,7 +92,7 @@ def _knn_predictions(config: RunConfig, run_dir: Path, split: str) -> None:
     if config.evaluate.knn_k == 0:
         layout.prediction_table(KNN_MODEL, split).unlink(missing_ok=True)
         return
-    write_knn_predictions(layout.predictions_dir, split, config.evaluate.knn_k,
+    write_knn_predictions(layout, split, config.evaluate.knn_k,
                           config.evaluate.knn_bandwidth_km, index_split=M1_TRAIN)
 
 

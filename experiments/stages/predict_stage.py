@@ -21,7 +21,7 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
 
     layout = RunLayout(run_dir)
     model = keras.saving.load_model(layout.m1_model)
-    paths = predict_splits(model, load(str(layout.data_dir)), layout.prediction_dir("m1"),
+    paths = predict_splits(model, load(str(layout.data_dir)), layout,
                            PredictConfig(top_k=config.predict.top_k,
                                          store_features=config.predict.store_features),
                            image_size=config.m1.image_size)

@@ -1,18 +1,22 @@
 """M1's predictions for every photo, stored as Parquet tables that need no image work to read.
 
-M2, M3, user averaging, the evaluation and retrieval all start from these tables (paper Figure 3:
-M2 takes M1's top-10 cells; appendix B: retrieval takes the penultimate features). One table per
-split, `predictions/m1/<split>.parquet`, one row per photo in record order:
+M2, M3, user averaging and the evaluation start from these tables (paper Figure 3: M2 takes M1's
+top-10 cells). One table per split, `predictions/m1/<split>.parquet`, one row per photo in record
+order:
 
 | column | meaning |
 |---|---|
 | photo_id, user_hash, posted_at, lat, lon, outdoor_prob | the photo's kept metadata |
 | top_ids (list of int32), top_probs (list of float32) | the k most probable cells, best first |
 | top10_mass | sum of the 10 largest probabilities: the L1 norm |p0| of Figure 3, operator (1) |
-| features (list of float32), optional | the penultimate (1536-d at full width) features |
 
-Work is done one record shard at a time (`_parts/<split>/NNNNN.parquet`, atomic); a killed run
-redoes only the unfinished shards, then the parts are joined into the split's table.
+With ``PredictConfig.store_features``, M1's penultimate (1536-d at full width) features of each
+split go to the split's feature index (``geoloc_tf.retrieval.feature_index``, appendix B), in the
+same photo order: the one store that the kNN row and `geoloc search` read.
+
+Work is done one record shard at a time (``RunLayout.prediction_parts``, one atomic table per
+shard, features included); a killed run redoes only the unfinished shards, then the parts are
+joined into the split's table and index.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ from data_pipelines.dataset import WrittenDataset
 from geoloc_tf import prediction_tables
 from geoloc_tf.m1 import inception_v4
 from geoloc_tf.run_configs import PredictConfig
+from geoloc_tf.run_layout import RunLayout
 
 log = logging.getLogger(__name__)
 
+MODEL = "m1"
 MASS_K = prediction_tables.MASS_K
 BATCH_SIZE = 128  # photos per forward pass
 
@@ -57,26 +63,32 @@ def prediction_model(model: keras.Model, store_features: bool) -> keras.Model:
     return keras.Model(model.inputs, [model.output, features], name=f"{model.name}_with_features")
 
 
-def predict_splits(model: keras.Model, data: WrittenDataset, out_dir: Path | str,
+def predict_splits(model: keras.Model, data: WrittenDataset, layout: RunLayout,
                    config: PredictConfig, image_size: int,
                    split_names: tuple[str, ...] = splits.SPLITS, batch_size: int = BATCH_SIZE
                    ) -> dict[str, str]:
-    """Writes `out_dir/<split>.parquet` for every split; returns split -> path. ``image_size``:
-    M1's input side (``--m1_image_size``)."""
-    out_dir = Path(out_dir)
+    """Writes M1's prediction table of every split and, with ``config.store_features``, its feature
+    index (``layout.index_dir(split)``, the run's one store of M1 features); returns split ->
+    table path and ``<split>_features`` -> index folder. ``image_size``: M1's input side
+    (``--m1_image_size``); ``model`` is the run's ``layout.m1_model``."""
+    from geoloc_tf.retrieval.feature_index import assemble_index, index_meta
+
     net = prediction_model(model, config.store_features)
     infer = tf.function(lambda images: net(images, training=False))
     paths = {}
     for split in split_names:
-        parts = predict_parts(infer, data, split, out_dir / "_parts" / split, config, image_size,
-                              batch_size)
-        table = pd.concat([prediction_tables.read_frame(part) for part in parts],
-                          ignore_index=True) if parts \
-            else _empty_frame(config)
-        path = out_dir / f"{split}.parquet"
-        prediction_tables.write_table(table, path)
+        parts = predict_parts(infer, data, split, layout.prediction_parts(MODEL, split), config,
+                              image_size, batch_size)
+        columns = list(prediction_tables.TABLE_COLUMNS)
+        table = pd.concat([prediction_tables.read_frame(part, columns) for part in parts],
+                          ignore_index=True) if parts else _empty_frame(config)
+        path = prediction_tables.write_table(table, layout.prediction_table(MODEL, split))
         paths[split] = str(path)
         log.info("predict %s: %d photos -> %s", split, len(table), path)
+        if config.store_features:
+            index = assemble_index(parts, layout.index_dir(split),
+                                   index_meta(layout.m1_model, data, split, image_size))
+            paths[f"{split}_features"] = str(index.root)
     return paths
 
 
@@ -149,9 +161,6 @@ def _concat(chunks: list[np.ndarray], dtype) -> np.ndarray:
 
 def _empty_frame(config: PredictConfig) -> pd.DataFrame:
     empty = np.zeros((0, config.top_k))
-    frame = prediction_tables.table_from_top_k(
+    return prediction_tables.table_from_top_k(
         pd.DataFrame({name: [] for name in prediction_tables.METADATA_COLUMNS}), empty, empty)
-    if config.store_features:
-        frame["features"] = []
-    return frame
 

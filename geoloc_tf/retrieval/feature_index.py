@@ -18,11 +18,15 @@ in by the search block by block and never copied into memory twice.
 TFRecord file), not a thumbnail: the sheet needs only k images, which are read from the
 TFRecords already on disk, while thumbnails of 1 M photos would add gigabytes to the index.
 
+This is the one store of M1's features in a run (``RunLayout.index_dir(split)``): the predict stage
+with ``--predict_store_features`` writes one per split from its per-shard parts
+(``assemble_index``), the "M1 kNN" row (``geoloc_tf.retrieval.knn``) and `geoloc search` read it.
+
 An index is written into a temporary directory and renamed into place (``mesh.atomic.atomic_dir``): a
-reader never sees half an index. ``build_index`` runs M1 over one split of the run's TFRecords one
-record shard at a time (``geoloc_tf.m1.predict.predict_parts``, the prediction stage's own code and
-input pipeline); finished shards are kept in ``.<name>.build/``, so a killed build redoes only
-the unfinished ones.
+reader never sees half an index. ``build_index`` (`geoloc index`, for a run predicted without
+features) runs M1 over one split of the run's TFRecords one record shard at a time
+(``geoloc_tf.m1.predict.predict_parts``, the prediction stage's own code and input pipeline);
+finished shards are kept in ``.<name>.build/``, so a killed build redoes only the unfinished ones.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from geoloc_tf import prediction_tables
-from geoloc_tf.errors import RetrievalError
+from geoloc_tf.errors import EvaluationError, RetrievalError
 from geoloc_tf.retrieval.search import DEFAULT_BLOCK_ROWS, nearest, squared_norms
 from geoloc_tf.run_layout import RunLayout
 from mesh.atomic import atomic_dir, write_text_atomic
@@ -157,13 +161,13 @@ def _finish(tmp: Path, photos: pd.DataFrame, shape: tuple[int, int], meta: dict)
 
 
 def read_features(path: str | os.PathLike, column: str = "features") -> np.ndarray:
-    """float32 [n, d] from a Parquet list column (a prediction table's ``features``), without a
+    """float32 [n, d] from a Parquet list column (a prediction part's ``features``), without a
     Python loop over rows; every row must hold d values."""
     try:
-        table = pq.read_table(path, columns=[column])
-    except (OSError, KeyError, pa.ArrowInvalid) as error:
-        raise RetrievalError(f"{path}: no readable {column!r} column ({error}); expected M1 "
-                             "prediction tables written with --predict_store_features") from None
+        table = prediction_tables.read_arrow(path, [column])
+    except EvaluationError as error:
+        raise RetrievalError(f"{error}; expected M1's prediction parts with features "
+                             "(PredictConfig.store_features)") from None
     array = table.column(column).combine_chunks()
     n = len(array)
     if n == 0:
@@ -202,12 +206,9 @@ def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
                              "m1 stage has finished")
     data = load(str(layout.data_dir))
     final = Path(out_dir) if out_dir is not None else layout.index_dir(split)
-    record_files = data.shard_paths(split)
     model = keras.saving.load_model(model_path, compile=False)
-    build = {"model": str(model_path), "model_mtime_ns": model_path.stat().st_mtime_ns,
-             "split": split, "data_root": str(Path(data.root).resolve()),
-             "record_files": [os.path.relpath(f, data.root) for f in record_files],
-             "image_size": int(model.input_shape[1])}
+    build = {**index_meta(model_path, data, split, int(model.input_shape[1])),
+             "model_mtime_ns": model_path.stat().st_mtime_ns}
     work = final.parent / f".{final.name}.build"
     _check_build(work, build)
     net = prediction_model(model, store_features=True)
@@ -218,9 +219,18 @@ def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
                           batch_size)
     log.info("index %s: M1 features of %d record shards in %.0f s", split, len(parts),
              time.monotonic() - started)
-    _assemble(parts, work, final, build)
+    index = assemble_index(parts, final, build)
     shutil.rmtree(work)
-    return FeatureIndex.open(final)
+    return index
+
+
+def index_meta(model_path: str | os.PathLike, data, split: str, image_size: int) -> dict:
+    """``index.json``'s entries for an index of ``split`` of the run's data set ``data`` made by
+    the M1 at ``model_path``: where its photos' records lie, for the query sheet."""
+    return {"model": str(model_path), "split": split,
+            "data_root": str(Path(data.root).resolve()),
+            "record_files": [os.path.relpath(f, data.root) for f in data.shard_paths(split)],
+            "image_size": int(image_size)}
 
 
 def _check_build(work: Path, build: dict) -> None:
@@ -234,8 +244,10 @@ def _check_build(work: Path, build: dict) -> None:
         write_text_atomic(path, json.dumps(build, indent=2, sort_keys=True) + "\n")
 
 
-def _assemble(parts: list[Path], work: Path, final: Path, build: dict) -> None:
-    """Joins the per-shard parts into one index directory, one part in memory at a time."""
+def assemble_index(parts: list[Path], final: str | os.PathLike, meta: dict) -> FeatureIndex:
+    """Joins per-shard prediction parts (``m1.predict.predict_parts`` with features, one per record
+    shard in shard order) into the index ``final``, one part in memory at a time. ``meta``:
+    ``index_meta``'s entries."""
     counts = [pq.ParquetFile(part).metadata.num_rows for part in parts]
     n = int(sum(counts))
     first = next((p for p, c in zip(parts, counts) if c), None)
@@ -258,7 +270,8 @@ def _assemble(parts: list[Path], work: Path, final: Path, build: dict) -> None:
         _save_npy(tmp / NORMS_FILE, norms)
         photos = pd.concat(frames, ignore_index=True) if frames else \
             pd.DataFrame({"photo_id": [], "lat": [], "lon": [], "record": [], "offset": []})
-        photos = _photos_table(photos["photo_id"], photos["lat"], photos["lon"], photos, n, work)
-        meta = {k: build[k] for k in ("model", "split", "data_root", "record_files", "image_size")}
+        photos = _photos_table(photos["photo_id"], photos["lat"], photos["lon"], photos, n, final)
+        meta = {k: meta[k] for k in ("model", "split", "data_root", "record_files", "image_size")}
         _finish(tmp, photos, (n, d), meta)
-    log.info("index %s: %d photos x %d features -> %s", build["split"], n, d, final)
+    log.info("index %s: %d photos x %d features -> %s", meta["split"], n, d, final)
+    return FeatureIndex.open(final)
