@@ -1,6 +1,6 @@
 """Per-photo prediction tables: the one format every model's predictions are stored in.
 
-M1 (`geoloc_tf.m1.predict`), M2, M3 and the averaging baselines all write
+M1 (`geoloc_tf.m1.predict_records`), M2, M3 and the averaging baselines all write
 `run_dir/predictions/<model>/<split>.parquet` with the same columns, so the evaluation treats every
 model alike (issue: "predictions written in the same columnar form as M1's"):
 

@@ -131,7 +131,7 @@ def make_photos(folder: Path, count: int, seed: int) -> list[Path]:
 # ---------------------------------------------------------------------- predict
 def time_predict(run_dir: Path, photos: list[Path], repeats: int) -> dict:
     from geoloc_tf.inference.predict_cli import predict_files
-    from geoloc_tf.inference.predictor import Predictor
+    from geoloc_tf.inference.photo_predictor import Predictor
 
     predictor = Predictor.load(run_dir, with_m2=False)
     one = photos[0].read_bytes()

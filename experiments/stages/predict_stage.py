@@ -1,7 +1,7 @@
 """Stage `predict`: M1's top-k cells for every photo of every split, as Parquet tables.
 
 M2, M3, user averaging, the evaluation and retrieval read these tables, never images
-(geoloc_tf.m1.predict). Resumable shard by shard.
+(geoloc_tf.m1.predict_records). Resumable shard by shard.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     import keras
 
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.predict import predict_splits
+    from geoloc_tf.m1.predict_records import predict_splits
     from geoloc_tf.run_configs import PredictConfig
     from geoloc_tf.run_layout import RunLayout
 

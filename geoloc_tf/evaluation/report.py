@@ -24,7 +24,7 @@ from typing import Any
 
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation import plots
-from geoloc_tf.evaluation.predictions import discover_prediction_tables, load_predictions
+from geoloc_tf.evaluation.model_predictions import discover_prediction_tables, load_predictions
 from geoloc_tf.evaluation.results import EvalConfig, Evaluation, evaluate_predictions
 from geoloc_tf.evaluation.tables import Table, all_tables
 from geoloc_tf.run_layout import REPORT_FILE, RESULTS_FILE, TABLES_FILE, RunLayout

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation import metrics
 from geoloc_tf.evaluation.outdoor import known_mask, outdoor_mask
-from geoloc_tf.evaluation.predictions import ModelPredictions, display_name, paired_rows
+from geoloc_tf.evaluation.model_predictions import ModelPredictions, display_name, paired_rows
 from mesh import Mesh
 from mesh.best_possible import best_possible
 from geoloc_tf.run_configs import EvaluateConfig

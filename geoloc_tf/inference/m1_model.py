@@ -104,7 +104,7 @@ class M1Model:
     def _load_run(cls, run_dir: Path, mesh_path: str | Path | None) -> "M1Model":
         import keras
 
-        from geoloc_tf.m1.predict import prediction_model
+        from geoloc_tf.m1.predict_records import prediction_model
 
         layout = RunLayout(run_dir)
         model = keras.saving.load_model(layout.m1_model, compile=False)

@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mesh.atomic import write_atomic
     from mesh.errors import MeshError
 
-    from geoloc_tf.inference.predictor import Predictor, parse_outdoor, parse_posted_at
+    from geoloc_tf.inference.photo_predictor import Predictor, parse_outdoor, parse_posted_at
 
     try:
         posted_at = None if args.posted_at is None else parse_posted_at(args.posted_at)

@@ -1,6 +1,6 @@
 """M2 as one task: its inputs from M1's prediction tables, training, predictions, saving, export.
 
-The stage (``run``), `geoloc predict` and `geoloc serve` (``geoloc_tf.inference.predictor``),
+The stage (``run``), `geoloc predict` and `geoloc serve` (``geoloc_tf.inference.photo_predictor``),
 `geoloc evaluate` (``geoloc_tf.evaluation.external``) and the export all go through here. A trained
 M2 is saved with the ``M2Config`` it was built from (``RunLayout.task_config("m2")``), so whoever
 loads it knows its inputs (M1's k, the extra inputs) from that config, never by inspecting the model.
@@ -31,7 +31,7 @@ from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import OUTDOOR, M2Data
 from geoloc_tf.run_layout import RunLayout
 from geoloc_tf.saving import save_keras
-from geoloc_tf.top_k_predictions import predict_top_k
+from geoloc_tf.chunked_top_k import predict_top_k
 from mesh import settings
 from mesh.atomic import write_text_atomic
 

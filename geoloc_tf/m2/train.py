@@ -14,7 +14,7 @@ from geoloc_tf.m2.boosting import samme_update
 from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import M2Data
 from geoloc_tf.m2.model import build_m2
-from geoloc_tf.top_k_predictions import predict_top_k
+from geoloc_tf.chunked_top_k import predict_top_k
 
 
 def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config, *, seed: int,

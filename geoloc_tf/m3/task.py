@@ -32,7 +32,7 @@ from geoloc_tf.m3.config import M3Config
 from geoloc_tf.m3.data import AlbumArrays, album_arrays, photo_values, training_draws
 from geoloc_tf.run_layout import RunLayout
 from geoloc_tf.saving import save_keras
-from geoloc_tf.top_k_predictions import predict_top_k
+from geoloc_tf.chunked_top_k import predict_top_k
 from mesh import settings
 from mesh.atomic import write_text_atomic
 

@@ -25,7 +25,7 @@ with ``--predict_store_features`` writes one per split from its per-shard parts
 An index is written into a temporary directory and renamed into place (``mesh.atomic.atomic_dir``): a
 reader never sees half an index. ``build_index`` (`geoloc index`, for a run predicted without
 features) runs M1 over one split of the run's TFRecords one record shard at a time
-(``geoloc_tf.m1.predict.predict_parts``, the prediction stage's own code and input pipeline);
+(``geoloc_tf.m1.predict_records.predict_parts``, the prediction stage's own code and input pipeline);
 finished shards are kept in ``.<name>.build/``, so a killed build redoes only the unfinished ones.
 """
 
@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from geoloc_tf import prediction_tables
@@ -195,7 +194,7 @@ def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
     import tensorflow as tf
 
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.predict import predict_parts, prediction_model
+    from geoloc_tf.m1.predict_records import predict_parts, prediction_model
     from geoloc_tf.run_configs import PredictConfig
 
     run_dir = Path(run_dir).resolve()
@@ -245,7 +244,7 @@ def _check_build(work: Path, build: dict) -> None:
 
 
 def assemble_index(parts: list[Path], final: str | os.PathLike, meta: dict) -> FeatureIndex:
-    """Joins per-shard prediction parts (``m1.predict.predict_parts`` with features, one per record
+    """Joins per-shard prediction parts (``m1.predict_records.predict_parts`` with features, one per record
     shard in shard order) into the index ``final``, one part in memory at a time. ``meta``:
     ``index_meta``'s entries."""
     counts = [pq.ParquetFile(part).metadata.num_rows for part in parts]

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from geoloc_tf import prediction_tables
-from geoloc_tf.evaluation import compare, predictions, report, results, tables
+from geoloc_tf.evaluation import compare, report, results, tables
+from geoloc_tf.evaluation import model_predictions as predictions
 from mesh import Mesh, build_mesh
 from mesh.geodesy import great_circle_km
 from geoloc_tf.run_layout import prediction_table_path

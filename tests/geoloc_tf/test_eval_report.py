@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.evaluation import compare, predictions, report, results
+from geoloc_tf.evaluation import compare, report, results
+from geoloc_tf.evaluation import model_predictions as predictions
 from mesh import Mesh, build_mesh
 
 N = 400  # validation photos

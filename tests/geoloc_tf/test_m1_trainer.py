@@ -187,7 +187,7 @@ def test_predict_writes_every_photo_of_every_split_with_top_k(uninterrupted, tin
     import keras
 
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.predict import predict_splits
+    from geoloc_tf.m1.predict_records import predict_splits
     from geoloc_tf.prediction_tables import read_table as read_predictions
     from geoloc_tf.retrieval.feature_index import FeatureIndex
     from geoloc_tf.run_configs import PredictConfig

@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 
-from geoloc_tf import errors
 from geoloc_tf.layers import sparsify_top_k
 from geoloc_tf.m2.boosting import samme_update
 from mesh.settings import SettingError
@@ -105,7 +104,7 @@ def test_m1_top1_is_the_best_stored_cell():
 
 
 def test_predict_top_k_in_chunks_matches_full_predict():
-    from geoloc_tf.top_k_predictions import predict_top_k
+    from geoloc_tf.chunked_top_k import predict_top_k
     rng = np.random.default_rng(2)
     data = M2Data.from_dense(rng.dirichlet(np.ones(15), 10), rng.integers(1.4e9, 1.6e9, 10))
     keras.utils.set_random_seed(0)

@@ -113,7 +113,7 @@ def tiny_run(tiny_world, tmp_path_factory) -> Path:
 
 def test_index_build_resumes_after_a_kill(tiny_run, monkeypatch):
     from data_pipelines.dataset import load
-    from geoloc_tf.m1 import predict
+    from geoloc_tf.m1 import predict_records as predict
 
     lengths = load(str(tiny_run / "data")).shard_lengths("m1_train")
     assert len(lengths) > 2

@@ -1,7 +1,7 @@
 """Stored prediction tables as the evaluation reads them: one per model and split.
 
 Every model (M1, M2, M3, user and album averaging) writes the same Parquet columns
-(``geoloc_tf.m1.predict``): ``photo_id, user_hash, posted_at, lat, lon, outdoor_prob, top_ids,
+(``geoloc_tf.m1.predict_records``): ``photo_id, user_hash, posted_at, lat, lon, outdoor_prob, top_ids,
 top_probs, top10_mass``. The evaluation needs only the metadata and the predicted cell, which is
 ``top_ids[0]`` (the best cell; averaging tables may have k = 1), read without unpacking the whole
 list column. A point table (``prediction_tables.POINT_COLUMNS``: the kNN estimate, which is a
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
