@@ -182,3 +182,11 @@ def test_album_evidence_saves_and_loads_and_needs_the_residual_output(tmp_path):
                                rtol=1e-5, atol=1e-7)
     with pytest.raises(SettingError, match="M3Config.album_evidence needs M3Config.residual_output"):
         M3Config(residual_output=False, album_evidence=True)
+
+
+def test_frozen_m2_needs_m2s_weights_and_names_both_settings():
+    with pytest.raises(SettingError) as raised:
+        M3Config(freeze_m2=True, init_from_m2=False)
+    assert raised.value.fields == ("freeze_m2", "init_from_m2")
+    assert raised.value.render(lambda f: f"--m3_{f}").startswith(
+        "--m3_freeze_m2 needs --m3_init_from_m2")
