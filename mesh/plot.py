@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -109,7 +109,15 @@ def plot_mesh(
     ax.set_ylabel("latitude (deg)")
     ax.set_title(title or f"{mesh.num_cells} kept cells (red) of {mesh.num_triangles} triangles; "
                           f"refinement limit {mesh.refinement_limit}, minimum examples {mesh.min_examples}")
+    save_figure(fig, path, bbox_inches="tight")
+
+
+def save_figure(fig: Any, path: str | os.PathLike, **savefig_options: Any) -> None:
+    """Writes a matplotlib figure as a PNG atomically and closes it (every map and plot of geoloc
+    goes through here)."""
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
+    fig.savefig(buf, format="png", **savefig_options)
     plt.close(fig)
     write_atomic(path, lambda f: f.write(buf.getvalue()))

@@ -10,16 +10,14 @@
 
 from __future__ import annotations
 
-import io
 import os
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from mesh.atomic import write_atomic
 from mesh.geodesy import EARTH_RADIUS_KM
-from mesh.plot import cell_polygons
+from mesh.plot import cell_polygons, save_figure
 
 if TYPE_CHECKING:
     from mesh import Mesh
@@ -35,11 +33,7 @@ def _pyplot():
 
 
 def _save(fig, path: str | os.PathLike) -> None:
-    plt = _pyplot()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    write_atomic(path, lambda f: f.write(buf.getvalue()))
+    save_figure(fig, path, bbox_inches="tight")
 
 
 def one_photo_per_user(user_hash: NDArray, seed: int = 0) -> NDArray[np.int64]:
