@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from geoloc_tf import errors
-from mesh.atomic import atomic_dir, atomic_path
+from mesh import settings
+from mesh.atomic import atomic_dir, atomic_path, write_text_atomic
+
+if TYPE_CHECKING:
+    from geoloc_tf.run_layout import RunLayout
 
 
 def save_keras(model: keras.Model, path: str) -> str:
@@ -24,3 +31,27 @@ def write_export_archive(archive: keras.export.ExportArchive, export_dir: str | 
     with atomic_dir(export_dir) as tmp:
         archive.write_out(tmp, verbose=False)
     return os.path.abspath(export_dir)
+
+
+def save_task_model(layout: "RunLayout", name: str, model: keras.Model, configs: dict[str, Any]
+                    ) -> Path:
+    """A metadata model's file and, beside it, the config dataclasses it was built from
+    (``{"m2": M2Config, ...}``), so a loader knows its inputs without inspecting it."""
+    save_keras(model, str(layout.model_file(name)))
+    write_text_atomic(layout.task_config(name), json.dumps(
+        {key: settings.to_dict(config) for key, config in configs.items()}, indent=2,
+        sort_keys=True))
+    return layout.model_file(name)
+
+
+def load_task_model(layout: "RunLayout", name: str) -> tuple[keras.Model, dict[str, dict]]:
+    """(model, saved configs as dicts) written by ``save_task_model``."""
+    import geoloc_tf.layers  # noqa: F401  (registers the custom layers for loading)
+
+    path = layout.task_config(name)
+    if not path.is_file():
+        raise errors.ModelConfigError(
+            f"{path}: not found; expected the settings saved with {layout.model_file(name)} "
+            f"(rerun the {name} stage)")
+    return (keras.saving.load_model(layout.model_file(name), compile=False),
+            json.loads(path.read_text()))

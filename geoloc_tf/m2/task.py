@@ -30,7 +30,7 @@ from geoloc_tf import errors, prediction_tables
 from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import OUTDOOR, M2Data
 from geoloc_tf.run_layout import RunLayout
-from geoloc_tf.saving import save_keras
+from geoloc_tf.saving import load_task_model, save_task_model
 from geoloc_tf.chunked_top_k import predict_top_k
 from mesh import settings
 from mesh.atomic import write_text_atomic
@@ -110,11 +110,8 @@ class TrainedM2:
                                  k=self.config.top_k)
 
     def save(self, layout: RunLayout) -> Path:
-        """The model file and the config beside it (``RunLayout``); returns the model file."""
-        save_keras(self.model, str(layout.model_file(MODEL)))
-        write_text_atomic(layout.task_config(MODEL),
-                          json.dumps(settings.to_dict(self.config), indent=2, sort_keys=True))
-        return layout.model_file(MODEL)
+        """The model file and its config beside it (``RunLayout``); returns the model file."""
+        return save_task_model(layout, MODEL, self.model, {MODEL: self.config})
 
     @staticmethod
     def exists(layout: RunLayout) -> bool:
@@ -123,10 +120,8 @@ class TrainedM2:
     @classmethod
     def load(cls, layout: RunLayout) -> "TrainedM2":
         """The run's trained M2 (``save``'s files)."""
-        import geoloc_tf.layers  # noqa: F401  (registers M2's custom layers for loading)
-
-        config = settings.from_dict(M2Config, read_task_config(layout, MODEL))
-        return cls(keras.saving.load_model(layout.model_file(MODEL), compile=False), config)
+        model, configs = load_task_model(layout, MODEL)
+        return cls(model, settings.from_dict(M2Config, configs[MODEL]))
 
     def export(self, cell_latlon: np.ndarray, export_dir: str | Path, top_k: int) -> str:
         """M2's serving SavedModel (``geoloc_tf.metadata_export``)."""
@@ -135,16 +130,6 @@ class TrainedM2:
         return export_metadata_model(self.model, cell_latlon, str(export_dir),
                                      m1_k=self.config.top_k,
                                      extra_inputs=self.config.extra_inputs, top_k=top_k)
-
-
-def read_task_config(layout: RunLayout, model: str) -> dict:
-    """The settings a metadata model was saved with (``TrainedM2.save``, ``TrainedM3.save``)."""
-    path = layout.task_config(model)
-    if not path.is_file():
-        raise errors.ModelConfigError(
-            f"{path}: not found; expected the settings saved with {layout.model_file(model)} "
-            f"(rerun the {model} stage)")
-    return json.loads(path.read_text())
 
 
 # ---------------------------------------------------------------------- the stage

@@ -31,7 +31,7 @@ from geoloc_tf.m2.data import M2Data
 from geoloc_tf.m3.config import M3Config
 from geoloc_tf.m3.data import AlbumArrays, album_arrays, photo_values, training_draws
 from geoloc_tf.run_layout import RunLayout
-from geoloc_tf.saving import save_keras
+from geoloc_tf.saving import load_task_model, save_task_model
 from geoloc_tf.chunked_top_k import predict_top_k
 from mesh import settings
 from mesh.atomic import write_text_atomic
@@ -70,11 +70,7 @@ class TrainedM3:
 
     def save(self, layout: RunLayout) -> Path:
         """The model file and both configs beside it (``RunLayout``); returns the model file."""
-        save_keras(self.model, str(layout.model_file(MODEL)))
-        write_text_atomic(layout.task_config(MODEL), json.dumps(
-            {"m3": settings.to_dict(self.config), "m2": settings.to_dict(self.m2)}, indent=2,
-            sort_keys=True))
-        return layout.model_file(MODEL)
+        return save_task_model(layout, MODEL, self.model, {MODEL: self.config, "m2": self.m2})
 
     @staticmethod
     def exists(layout: RunLayout) -> bool:
@@ -82,11 +78,10 @@ class TrainedM3:
 
     @classmethod
     def load(cls, layout: RunLayout) -> "TrainedM3":
-        import geoloc_tf.layers  # noqa: F401  (registers the custom layers for loading)
-
-        saved = m2_task.read_task_config(layout, MODEL)
-        return cls(keras.saving.load_model(layout.model_file(MODEL), compile=False),
-                   settings.from_dict(M3Config, saved["m3"]), settings.from_dict(M2Config, saved["m2"]))
+        """The run's trained M3 (``save``'s files)."""
+        model, configs = load_task_model(layout, MODEL)
+        return cls(model, settings.from_dict(M3Config, configs[MODEL]),
+                   settings.from_dict(M2Config, configs["m2"]))
 
     def export(self, cell_latlon: np.ndarray, export_dir: str | Path, top_k: int) -> str:
         """M3's serving SavedModel (``geoloc_tf.metadata_export``)."""
