@@ -24,6 +24,7 @@ from experiments.config import RunConfig
 from experiments.errors import (EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, one_line,
                                 user_errors)
 from experiments.stages import StageOutcome, run_stages
+from geoloc_tf.run_layout import RunLayout
 from mesh.atomic import write_text_atomic
 
 FLAGS = geoloc_flags.FLAGS
@@ -114,14 +115,14 @@ def write_config(run_dir: Path, config: RunConfig, argv: Sequence[str]) -> Path:
         "force_stages": list(FLAGS.force_stages),
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    path = run_dir / "config.json"
+    path = RunLayout(run_dir).config
     write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True))
     return path
 
 
 def read_config(run_dir: Path) -> RunConfig:
     """The RunConfig a run directory was made with."""
-    path = Path(run_dir) / "config.json"
+    path = RunLayout(run_dir).config
     if not path.exists():
         raise ConfigError(f"{path} not found: not a geoloc run directory")
     try:
@@ -131,14 +132,15 @@ def read_config(run_dir: Path) -> RunConfig:
 
 
 def _setup_logging(run_dir: Path) -> None:
-    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    layout = RunLayout(run_dir)
+    layout.logs_dir.mkdir(parents=True, exist_ok=True)
     formatter = logging.Formatter("%(asctime)s %(levelname).1s %(name)s] %(message)s", "%H:%M:%S")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):
         if getattr(handler, "_geoloc", False):
             root.removeHandler(handler)
-    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(run_dir / "logs" / "run.log")):
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(layout.log_file)):
         handler.setFormatter(formatter)
         handler._geoloc = True  # type: ignore[attr-defined]
         root.addHandler(handler)
@@ -150,14 +152,14 @@ def summary(run_dir: Path, outcomes: list[StageOutcome]) -> str:
     for outcome in outcomes:
         timing = f"{outcome.seconds:8.1f} s" if outcome.action == "ran" else "  skipped (done already)"
         lines.append(f"  {outcome.name:<9}{timing}")
-    report = run_dir / "eval" / "report.md"
-    if report.exists():
-        lines.append(f"report:      {report}")
-    if (run_dir / "tensorboard").exists():
-        lines.append(f"tensorboard: tensorboard --logdir {run_dir / 'tensorboard'}")
-    if (run_dir / "export").exists():
-        lines.append(f"models:      {run_dir / 'export'}")
-    lines.append(f"config:      {run_dir / 'config.json'}   log: {run_dir / 'logs' / 'run.log'}")
+    layout = RunLayout(run_dir)
+    if layout.eval_report.exists():
+        lines.append(f"report:      {layout.eval_report}")
+    if layout.tensorboard_dir.exists():
+        lines.append(f"tensorboard: tensorboard --logdir {layout.tensorboard_dir}")
+    if layout.export_dir.exists():
+        lines.append(f"models:      {layout.export_dir}")
+    lines.append(f"config:      {layout.config}   log: {layout.log_file}")
     return "\n".join(lines)
 
 

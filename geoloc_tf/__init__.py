@@ -1,8 +1,8 @@
 """geoloc_tf: models (M1, M2, M3), training, evaluation, prediction and export, on TensorFlow/Keras 3.
 
-Library code here takes plain arguments or config dataclasses; it never reads absl flags. Importing
-the package does not import TensorFlow (its config modules and errors are read when flags are
-parsed, which must stay fast); it only checks that TensorFlow is installed.
+Library code here takes plain arguments or config dataclasses; it never reads absl flags. The config
+modules (``m2.config``, ``m3.config``, ``task_configs``) and ``run_layout`` import without
+TensorFlow, so the runner parses flags fast; the package only checks that TensorFlow is installed.
 """
 
 import importlib.util as _util

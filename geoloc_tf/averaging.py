@@ -92,9 +92,10 @@ def write_averaging_predictions(predictions_dir, split: str, album_size: int = 2
     probability), so the evaluation scores them like any model (Tables 6 and 7)."""
     from data_pipelines.albums import build_albums
     from geoloc_tf import prediction_tables
+    from geoloc_tf.run_layout import prediction_table_path
 
     table, ids, probs = prediction_tables.read_table(
-        prediction_tables.table_path(predictions_dir, "m1", split))
+        prediction_table_path(predictions_dir, "m1", split))
     results = {
         "user_averaging": user_average_cells(table["user_hash"].to_numpy(), ids, probs),
         "album_averaging": album_average_cells(build_albums(table, album_size), ids, probs),
@@ -104,5 +105,5 @@ def write_averaging_predictions(predictions_dir, split: str, album_size: int = 2
         frame = prediction_tables.table_from_top_k(table, cell[:, None], mean[:, None],
                                                    top10_mass=mean)
         paths[name] = str(prediction_tables.write_table(
-            frame, prediction_tables.table_path(predictions_dir, name, split)))
+            frame, prediction_table_path(predictions_dir, name, split)))
     return paths

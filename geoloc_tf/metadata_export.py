@@ -10,6 +10,9 @@ top cell's label point, baked in as a constant), like M1's export:
   [, outdoor float32 (B,)])`
 - M3 `serve(cell_ids int32 (B, 24, k), cell_probs float32 (B, 24, k), posted_at int64 (B, 24),
   mask bool (B, 24) [, outdoor float32 (B, 24)])`; padded positions are masked out.
+
+The task modules (``geoloc_tf.m2.task``, ``geoloc_tf.m3.task``) call this with the inputs their
+configs declare: M1's k, the extra inputs and the album size.
 """
 
 from __future__ import annotations
@@ -34,11 +37,13 @@ def _label_points(cell_latlon: np.ndarray, num_cells: int) -> tf.Tensor:
     return tf.constant(points, tf.float64)
 
 
-def _serving_fn(model: keras.Model, cell_latlon: np.ndarray, top_k: int, album: bool):
+def _serving_fn(model: keras.Model, cell_latlon: np.ndarray, top_k: int, m1_k: int,
+                extra_inputs: tuple[str, ...], album_size: int | None):
     num_cells = int(model.output_shape[-1])
     points = _label_points(cell_latlon, num_cells)
     k = min(int(top_k), num_cells)
-    with_outdoor = OUTDOOR in model.input
+    with_outdoor = OUTDOOR in extra_inputs
+    album = album_size is not None
 
     def serve(cell_ids, cell_probs, posted_at, *rest):
         inputs = {CELL_IDS: cell_ids, CELL_PROBS: cell_probs, TIME: time_features(posted_at)}
@@ -53,8 +58,7 @@ def _serving_fn(model: keras.Model, cell_latlon: np.ndarray, top_k: int, album: 
         return {"cell_ids": tf.cast(top.indices, tf.int32), "probabilities": top.values,
                 "lat": best[..., 0], "lon": best[..., 1]}
 
-    lead = [None, int(model.input[MASK].shape[1])] if album else [None]
-    m1_k = int(model.input[CELL_IDS].shape[-1])
+    lead = [None, int(album_size)] if album else [None]
     signature = [tf.TensorSpec(lead + [m1_k], tf.int32, name=CELL_IDS),
                  tf.TensorSpec(lead + [m1_k], tf.float32, name=CELL_PROBS),
                  tf.TensorSpec(lead, tf.int64, name="posted_at")]
@@ -66,9 +70,13 @@ def _serving_fn(model: keras.Model, cell_latlon: np.ndarray, top_k: int, album: 
 
 
 def export_metadata_model(model: keras.Model, cell_latlon: np.ndarray, export_dir: str, *,
-                          album: bool, top_k: int = 5) -> str:
-    """Writes M2's (album=False) or M3's (album=True) serving SavedModel; returns its folder."""
-    serve, signature = _serving_fn(model, cell_latlon, top_k, album)
+                          m1_k: int, extra_inputs: tuple[str, ...] = (),
+                          album_size: int | None = None, top_k: int = 5) -> str:
+    """Writes M2's (``album_size`` None) or M3's serving SavedModel; returns its folder.
+
+    ``m1_k``: M1's cells per photo the model takes (``M2Config.top_k``); ``extra_inputs``:
+    ``M2Config.extra_inputs``; ``album_size``: ``M3Config.album_size`` for M3."""
+    serve, signature = _serving_fn(model, cell_latlon, top_k, m1_k, extra_inputs, album_size)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(name=ENDPOINT, fn=serve, input_signature=signature)

@@ -1,6 +1,6 @@
 """Per-photo prediction tables: the one format every model's predictions are stored in.
 
-M1 (`geoloc_tf.m1.predict`), M2, M3 and the averaging baselines all write
+M1 (`geoloc_tf.m1.predict_records`), M2, M3 and the averaging baselines all write
 `run_dir/predictions/<model>/<split>.parquet` with the same columns, so the evaluation treats every
 model alike (issue: "predictions written in the same columnar form as M1's"):
 
@@ -9,7 +9,6 @@ model alike (issue: "predictions written in the same columnar form as M1's"):
 | photo_id, user_hash, posted_at, lat, lon, outdoor_prob | the photo's kept metadata |
 | top_ids (list of int32), top_probs (list of float32) | the model's k most probable cells, best first |
 | top10_mass | sum of the 10 largest probabilities (Figure 3's |p0|) |
-| features (list of float32), optional | M1's penultimate features |
 
 A predictor that gives a place rather than a cell (the kNN estimate, `geoloc_tf.retrieval.knn`)
 writes a *point table* instead: the metadata columns plus `pred_lat`, `pred_lon` (degrees, NaN when
@@ -22,10 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mesh.atomic import write_atomic
 
 METADATA_COLUMNS = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob")
+#: The columns of a prediction table of cells.
+TABLE_COLUMNS = METADATA_COLUMNS + ("top_ids", "top_probs", "top10_mass")
 MASS_K = 10  # Figure 3: the top-10 entries
 POINT_COLUMNS = ("pred_lat", "pred_lon")
 
@@ -65,14 +68,35 @@ def write_table(frame: pd.DataFrame, path: Path | str) -> Path:
     return path
 
 
+def read_arrow(path: Path | str, columns: list[str] | None = None) -> pa.Table:
+    """The one reader of a stored prediction table: all columns, or ``columns``; a point table
+    (``POINT_COLUMNS``) is read without the top-k columns it lacks. Raises EvaluationError naming
+    the file when it is missing or lacks a column."""
+    from geoloc_tf.errors import EvaluationError
+
+    try:
+        if columns is not None and set(POINT_COLUMNS) <= set(pq.read_schema(path).names):
+            columns = [c for c in columns if c not in ("top_ids", "top_probs", "top10_mass")]
+            columns += [c for c in POINT_COLUMNS if c not in columns]
+        return pq.read_table(path, columns=columns)
+    except FileNotFoundError:
+        raise EvaluationError(f"{path}: no such prediction table") from None
+    except (OSError, ValueError, KeyError) as error:
+        raise EvaluationError(f"{path}: cannot read prediction table ({error}); expected the "
+                              f"columns {list(columns or METADATA_COLUMNS)} of "
+                              "geoloc_tf.prediction_tables") from None
+
+
+def read_frame(path: Path | str, columns: list[str] | None = None) -> pd.DataFrame:
+    """A stored prediction table (all columns, or ``columns``) as a DataFrame."""
+    return read_arrow(path, columns).to_pandas()
+
+
 def read_table(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(table, top_ids [n, k] int32, top_probs [n, k] float32) of a stored prediction table."""
-    table = pd.read_parquet(path)
+    table = read_frame(path)
     if len(table) == 0:
         return table, np.zeros((0, 0), np.int32), np.zeros((0, 0), np.float32)
     return (table, np.stack(table["top_ids"].to_numpy()).astype(np.int32),
             np.stack(table["top_probs"].to_numpy()).astype(np.float32))
 
-
-def table_path(predictions_dir: Path | str, model: str, split: str) -> Path:
-    return Path(predictions_dir) / model / f"{split}.parquet"

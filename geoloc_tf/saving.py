@@ -1,48 +1,57 @@
-"""Saving models so that a reader never sees half a file or half a folder."""
+"""Saving models so that a reader never sees half a file or half a folder (``mesh.atomic``)."""
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from geoloc_tf import errors
+from mesh import settings
+from mesh.atomic import atomic_dir, atomic_path, write_text_atomic
 
-
-def replace_dir(tmp: str, final: str) -> None:
-    """Moves ``tmp`` to ``final``; an existing ``final`` is replaced only once ``tmp`` is whole."""
-    old = None
-    if os.path.exists(final):
-        old = f"{final}.old-{os.getpid()}"
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old)
+if TYPE_CHECKING:
+    from geoloc_tf.run_layout import RunLayout
 
 
 def save_keras(model: keras.Model, path: str) -> str:
     """Saves ``model`` as a ``.keras`` file, written under a temporary name and renamed into place."""
-    if not path.endswith(".keras"):
+    if not str(path).endswith(".keras"):
         raise errors.ExportError(f"{path}: a Keras model file must end in .keras")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)[:-6]}.partial-{os.getpid()}.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
     return path
 
 
 def write_export_archive(archive: keras.export.ExportArchive, export_dir: str | os.PathLike) -> str:
     """Writes a SavedModel to a temporary folder beside `export_dir`, then swaps it into place."""
-    final = os.path.abspath(export_dir)
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.partial-", dir=os.path.dirname(final))
-    try:
+    with atomic_dir(export_dir) as tmp:
         archive.write_out(tmp, verbose=False)
-        replace_dir(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
-    return final
+    return os.path.abspath(export_dir)
+
+
+def save_task_model(layout: "RunLayout", name: str, model: keras.Model, configs: dict[str, Any]
+                    ) -> Path:
+    """A metadata model's file and, beside it, the config dataclasses it was built from
+    (``{"m2": M2Config, ...}``), so a loader knows its inputs without inspecting it."""
+    save_keras(model, str(layout.model_file(name)))
+    write_text_atomic(layout.task_config(name), json.dumps(
+        {key: settings.to_dict(config) for key, config in configs.items()}, indent=2,
+        sort_keys=True))
+    return layout.model_file(name)
+
+
+def load_task_model(layout: "RunLayout", name: str) -> tuple[keras.Model, dict[str, dict]]:
+    """(model, saved configs as dicts) written by ``save_task_model``."""
+    import geoloc_tf.layers  # noqa: F401  (registers the custom layers for loading)
+
+    path = layout.task_config(name)
+    if not path.is_file():
+        raise errors.ModelConfigError(
+            f"{path}: not found; expected the settings saved with {layout.model_file(name)} "
+            f"(rerun the {name} stage)")
+    return (keras.saving.load_model(layout.model_file(name), compile=False),
+            json.loads(path.read_text()))

@@ -11,7 +11,7 @@ Pure numpy/scipy (never TensorFlow): the lowest layer of geoloc, usable alone by
 """
 
 from mesh.errors import MeshError, MeshFormatError
-from mesh.mesh import FORMAT_VERSION, Mesh, build_mesh
+from mesh.mesh import FORMAT_VERSION, MESH_FILE, Mesh, build_mesh
 from mesh.presets import PRESETS
 
-__all__ = ["FORMAT_VERSION", "Mesh", "MeshError", "MeshFormatError", "PRESETS", "build_mesh"]
+__all__ = ["FORMAT_VERSION", "MESH_FILE", "Mesh", "MeshError", "MeshFormatError", "PRESETS", "build_mesh"]

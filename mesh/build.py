@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from mesh.atomic import write_text_atomic
 from mesh.config import MeshConfig
-from mesh.mesh import FORMAT_VERSION, MESH_FILE, Mesh, build_mesh
+from mesh.mesh import FORMAT_VERSION, GEOJSON_FILE, MESH_FILE, PLOT_FILE, SUMMARY_FILE, Mesh, build_mesh
 
 
 def summarize(mesh: Mesh, coords_info: dict[str, Any], build_seconds: float) -> dict[str, Any]:
@@ -67,12 +67,12 @@ def write_mesh_outputs(
     os.makedirs(out, exist_ok=True)
     summary = summarize(mesh, source, build_seconds)
     mesh.save(os.path.join(out, MESH_FILE))
-    write_text_atomic(os.path.join(out, "mesh.geojson"), json.dumps(mesh.to_geojson()))
+    write_text_atomic(os.path.join(out, GEOJSON_FILE), json.dumps(mesh.to_geojson()))
     if plot:
         from mesh.plot import plot_mesh
 
-        plot_mesh(mesh, lat, lon, os.path.join(out, "mesh.png"))
-    write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2) + "\n")
+        plot_mesh(mesh, lat, lon, os.path.join(out, PLOT_FILE))
+    write_text_atomic(os.path.join(out, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
     return summary
 
 

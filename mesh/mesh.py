@@ -33,6 +33,12 @@ FORMAT_NAME = "geoloc-mesh"
 #: The file name of a mesh inside a mesh folder (a run's mesh/, `geoloc build-mesh --out`).
 MESH_FILE = "mesh.npz"
 FORMAT_VERSION = 1
+#: The files of a mesh folder (``mesh.build.write_mesh_outputs``): the mesh itself (``Mesh.save``),
+#: its kept cells as GeoJSON, the build summary and a Figure-2-like map.
+MESH_FILE = "mesh.npz"
+GEOJSON_FILE = "mesh.geojson"
+SUMMARY_FILE = "summary.json"
+PLOT_FILE = "mesh.png"
 _POINT_CHUNK = 1 << 20
 
 

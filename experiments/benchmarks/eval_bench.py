@@ -97,27 +97,28 @@ def time_report(report_dir: str, mesh, preds: dict, top10: dict) -> dict:
     import pandas as pd
 
     from geoloc_tf.evaluation import report
+    from geoloc_tf.run_layout import RunLayout
 
     run_dir = os.path.join(report_dir, "run")
-    os.makedirs(os.path.join(run_dir, "mesh"), exist_ok=True)
-    mesh.save(os.path.join(run_dir, "mesh", "mesh.npz"))
+    layout = RunLayout(run_dir)
+    mesh.save(layout.mesh)
     for m, p in preds.items():
-        out = os.path.join(run_dir, "predictions", m)
-        os.makedirs(out, exist_ok=True)
+        out = layout.prediction_table(m, "m23_val")
+        out.parent.mkdir(parents=True, exist_ok=True)
         probs = np.full(top10[m].shape, 0.1, np.float32)
         pd.DataFrame({"photo_id": p.photo_id, "user_hash": p.user_hash, "posted_at": p.posted_at, "lat": p.lat,
                       "lon": p.lon, "outdoor_prob": p.outdoor_prob, "top_ids": list(top10[m]),
                       "top_probs": list(probs), "top10_mass": probs.sum(axis=1)}
-                     ).to_parquet(os.path.join(out, "m23_val.parquet"), index=False)
+                     ).to_parquet(out, index=False)
     t0 = time.perf_counter()
     report.evaluate_run(run_dir, simulated=True)
-    return {"report_seconds": round(time.perf_counter() - t0, 2), "report_dir": os.path.join(run_dir, "eval")}
+    return {"report_seconds": round(time.perf_counter() - t0, 2), "report_dir": str(layout.eval_dir)}
 
 
 def run(photos: int, train_points: int, refinement_limit: int, min_examples: int, loop_sample: int,
         seed: int, report_dir: str | None = None) -> dict:
     from geoloc_tf.evaluation import results
-    from geoloc_tf.evaluation.predictions import ModelPredictions
+    from geoloc_tf.evaluation.model_predictions import ModelPredictions
     from scipy import stats
 
     t0 = time.perf_counter()

@@ -101,17 +101,19 @@ def make_run_dir(root: Path, paper_size: bool, seed: int) -> Path:
     import dataclasses
 
     from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4
+    from geoloc_tf.run_layout import RunLayout
     from mesh import build_mesh
 
     lat, lon = flickr_like_points(200_000, seed=seed)
     mesh = build_mesh(lat, lon, refinement_limit=800, min_examples=100)  # ~ the coarse mesh's cells
-    mesh.save(root / "mesh" / "mesh.npz")
+    layout = RunLayout(root)
+    mesh.save(layout.mesh)
     config = InceptionV4Config(num_cells=mesh.num_cells)
     if not paper_size:  # demo.cfg's M1
         config = dataclasses.replace(config, image_size=75, width_multiplier=0.25, num_blocks_a=1,
                                      num_blocks_b=1, num_blocks_c=1)
-    (root / "m1").mkdir(parents=True, exist_ok=True)
-    build_inception_v4(config).save(root / "m1" / "m1.keras")
+    layout.m1_dir.mkdir(parents=True, exist_ok=True)
+    build_inception_v4(config).save(layout.m1_model)
     return root
 
 
@@ -129,7 +131,7 @@ def make_photos(folder: Path, count: int, seed: int) -> list[Path]:
 # ---------------------------------------------------------------------- predict
 def time_predict(run_dir: Path, photos: list[Path], repeats: int) -> dict:
     from geoloc_tf.inference.predict_cli import predict_files
-    from geoloc_tf.inference.predictor import Predictor
+    from geoloc_tf.inference.photo_predictor import Predictor
 
     predictor = Predictor.load(run_dir, with_m2=False)
     one = photos[0].read_bytes()

@@ -38,7 +38,9 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     import mesh
     from data_pipelines.dataset import load
     from geoloc_tf.m1.trainer import train_m1
+    from geoloc_tf.run_layout import RunLayout
 
-    train_m1(load(str(run_dir / "data")), mesh.Mesh.load(run_dir / "mesh" / "mesh.npz"),
-                      run_dir / "m1", run_dir / "tensorboard" / "m1", train_config(config))
-    return {"model": "m1/m1.keras", "history": "m1/history.json"}
+    layout = RunLayout(run_dir)
+    train_m1(load(str(layout.data_dir)), mesh.Mesh.load(layout.mesh),
+                      layout.m1_dir, layout.tensorboard("m1"), train_config(config))
+    return {"model": layout.relative(layout.m1_model), "history": layout.relative(layout.m1_history)}

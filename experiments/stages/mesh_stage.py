@@ -35,13 +35,15 @@ def training_coordinates(config: RunConfig, run_dir: Path) -> tuple[np.ndarray, 
 
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
+    from geoloc_tf.run_layout import RunLayout
     from mesh.build import build_from_config, write_mesh_outputs
 
     lat, lon, source = training_coordinates(config, run_dir)
     mesh, info, seconds = build_from_config(lat, lon, config.mesh, seed=config.data.seed)
     log.info("mesh: %d cells kept of %d triangles, from %d photos, in %.1f s", mesh.num_cells,
              mesh.num_triangles, len(lat), seconds)
-    out = run_dir / "mesh"
-    write_mesh_outputs(mesh, out, lat, lon, {**source, **info}, seconds)
-    return {name: f"mesh/{file}" for name, file in (("mesh", "mesh.npz"), ("geojson", "mesh.geojson"),
-                                                     ("summary", "summary.json"), ("map", "mesh.png"))}
+    layout = RunLayout(run_dir)
+    write_mesh_outputs(mesh, layout.mesh_dir, lat, lon, {**source, **info}, seconds)
+    return {name: layout.relative(path) for name, path in (
+        ("mesh", layout.mesh), ("geojson", layout.mesh_geojson), ("summary", layout.mesh_summary),
+        ("map", layout.mesh_plot))}

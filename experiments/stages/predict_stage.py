@@ -1,7 +1,7 @@
 """Stage `predict`: M1's top-k cells for every photo of every split, as Parquet tables.
 
 M2, M3, user averaging, the evaluation and retrieval read these tables, never images
-(geoloc_tf.m1.predict). Resumable shard by shard.
+(geoloc_tf.m1.predict_records). Resumable shard by shard.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     import keras
 
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.predict import PredictConfig, predict_splits
+    from geoloc_tf.m1.predict_records import predict_splits
+    from geoloc_tf.run_configs import PredictConfig
+    from geoloc_tf.run_layout import RunLayout
 
-    model = keras.saving.load_model(run_dir / "m1" / "m1.keras")
-    paths = predict_splits(model, load(str(run_dir / "data")), run_dir / "predictions" / "m1",
+    layout = RunLayout(run_dir)
+    model = keras.saving.load_model(layout.m1_model)
+    paths = predict_splits(model, load(str(layout.data_dir)), layout,
                            PredictConfig(top_k=config.predict.top_k,
-                                         store_features=config.predict.store_features,
-                                         image_size=config.m1.image_size))
-    return {split: str(Path(path).relative_to(run_dir)) for split, path in paths.items()}
+                                         store_features=config.predict.store_features),
+                           image_size=config.m1.image_size)
+    return {split: layout.relative(path) for split, path in paths.items()}

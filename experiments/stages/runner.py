@@ -39,7 +39,9 @@ RECORD_VERSION = 1
 
 
 def record_path(run_dir: Path, name: str) -> Path:
-    return run_dir / "stages" / f"{name}.json"
+    from geoloc_tf.run_layout import RunLayout
+
+    return RunLayout(run_dir).stage_record(name)
 
 
 def stage_settings(stage: Stage, config: RunConfig) -> dict[str, dict]:

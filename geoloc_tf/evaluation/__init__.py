@@ -5,7 +5,8 @@
 - ``metrics``: per-photo errors at either label point, accuracy at 1/25/200/750/2500 km, mean and
   median, KL divergence and entropy with the +1 rule, paired Wilcoxon test.
 - ``outdoor``: Table 4's outdoor filter, from a column or a scene classifier + Places365 IO file.
-- ``predictions``: reading ``predictions/<model>/<split>.parquet`` tables.
+- ``model_predictions``: a model's stored prediction table as the evaluation's arrays
+  (``ModelPredictions``).
 - ``results``: every number of the report for a set of models and a mesh.
 - ``tables`` / ``plots`` / ``report``: Tables 3, 4, 6, 7 + Wilcoxon as Markdown/CSV/JSON, PNG figures.
 - ``compare``: several runs side by side.
@@ -15,8 +16,8 @@ from geoloc_tf.evaluation.compare import compare_results, compare_runs, read_res
 from geoloc_tf.evaluation.metrics import (class_bias, entropy_nats, error_summary, kl_divergence, label_points,
                                           most_frequent_cell, prediction_errors_km, wilcoxon_paired)
 from geoloc_tf.evaluation.outdoor import outdoor_mask, read_io_labels, scene_outdoor_probs
-from geoloc_tf.evaluation.predictions import (discover_prediction_tables, load_predictions, read_prediction_table,
-                                              read_prediction_tables)
+from geoloc_tf.evaluation.model_predictions import (discover_prediction_tables, load_predictions,
+                                                    read_prediction_table, read_prediction_tables)
 from geoloc_tf.evaluation.report import SIMULATED_NOTICE, ReportConfig, evaluate_run, write_report
 from geoloc_tf.evaluation.results import EvalConfig, Evaluation, evaluate_predictions
 

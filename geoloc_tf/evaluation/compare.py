@@ -15,13 +15,15 @@ from typing import Any
 
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation.tables import Table, threshold_columns
+from geoloc_tf.run_layout import RESULTS_FILE, RunLayout
 from mesh.atomic import write_text_atomic
+from mesh.geodesy import threshold_key
 
 
 def read_results(path: str | os.PathLike) -> dict[str, Any]:
     """A run's results: ``path`` is ``results.json``, an ``eval`` dir or a run dir."""
     p = Path(path)
-    for candidate in (p, p / "results.json", p / "eval" / "results.json"):
+    for candidate in (p, p / RESULTS_FILE, RunLayout(p).eval_results):
         if candidate.is_file():
             try:
                 return json.loads(candidate.read_text(encoding="utf-8"))
@@ -50,13 +52,13 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
         for model in res["models"].values():
             s = model["by_label_point"][lp]
             rows.append((label, res["num_cells"], model["display_name"], s["num_photos"],
-                         *(_nan(s["accuracy_percent"][f"{t:g}"]) for t in th), _nan(s["mean_km"]),
+                         *(_nan(s["accuracy_percent"][threshold_key(t)]) for t in th), _nan(s["mean_km"]),
                          _nan(s["median_km"]), _nan((model["class_bias"] or {}).get("kl_divergence"))))
         name = "imagery centroid" if lp == "imagery" else "cell centroid"
         for r in res.get("best_possible", {}).get("rows", []):
             if r["label_point"] == name and r["over"] == "all photos":
                 rows.append((label, res["num_cells"], "Best Possible", r["num_photos"],
-                             *(_nan(r["accuracy_percent"][f"{t:g}"]) for t in th), _nan(r["mean_km"]),
+                             *(_nan(r["accuracy_percent"][threshold_key(t)]) for t in th), _nan(r["mean_km"]),
                              _nan(r["median_km"]), 0.0))
     return Table("compare", "Runs side by side (accuracy %)",
                  ("Run", "Cells", "Model", "Photos", *threshold_columns(th), "Mean Error (km)", "Median Error (km)",
@@ -85,8 +87,8 @@ def compare_runs(paths: list[str | os.PathLike], out_dir: str | os.PathLike | No
 
 def _label(path: str | os.PathLike) -> str:
     p = Path(path).resolve()
-    if p.name == "results.json":
+    if p.name == RESULTS_FILE:
         p = p.parent
-    if p.name == "eval":
+    if p == RunLayout(p.parent).eval_dir:
         p = p.parent
     return p.name

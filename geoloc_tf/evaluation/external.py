@@ -26,6 +26,7 @@ import pandas as pd
 
 from geoloc_tf import prediction_tables
 from geoloc_tf.errors import EvaluationError, GeolocTfError, InferenceError
+from geoloc_tf.run_layout import RunLayout
 
 if TYPE_CHECKING:
     from geoloc_tf.inference.m1_model import M1Model
@@ -132,19 +133,18 @@ def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: 
     from geoloc_tf.inference.m1_model import M1Model
 
     model_dir = Path(model_path)
-    mesh_file = Path(mesh_path) if mesh_path else model_dir / "mesh" / "mesh.npz"
-    if not (mesh_file.exists() or (mesh_file / "mesh.npz").exists()):
+    run = RunLayout(model_dir)
+    mesh_file = Path(mesh_path) if mesh_path else run.mesh
+    if not (mesh_file.exists() or (mesh_file / mesh_lib.MESH_FILE).exists()):
         raise EvaluationError(f"no mesh at {mesh_file}; pass --mesh=RUN_DIR/mesh with a SavedModel")
     mesh = mesh_lib.Mesh.load(mesh_file)
-    out = Path(out_dir) if out_dir else model_dir / "eval_external" / Path(csv_path).stem
+    out = RunLayout(Path(out_dir) if out_dir else run.eval_external(Path(csv_path).stem))
     table, skipped = read_test_set(csv_path, image_path_template)
     kept, ids, probs, unreadable = predict_m1(M1Model.load(model_dir, mesh_file), table,
                                               Path(images_dir), batch_size, top_k)
-    predictions = out / "predictions"
     tables = {"m1": str(prediction_tables.write_table(
-        prediction_tables.table_from_top_k(kept, ids, probs),
-        prediction_tables.table_path(predictions, "m1", SPLIT)))}
-    tables.update(_metadata_models(model_dir, predictions, mesh, kept, ids, probs, top_k))
+        prediction_tables.table_from_top_k(kept, ids, probs), out.prediction_table("m1", SPLIT)))}
+    tables.update(_metadata_models(run, out, mesh, kept, ids, probs, top_k))
     from geoloc_tf.evaluation.report import ReportConfig
     from geoloc_tf.evaluation.results import EvalConfig
 
@@ -154,7 +154,7 @@ def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: 
             raise EvaluationError("--scene_model needs --scene_io_labels (Places365 IO file)")
         outdoor = scene_outdoor_probabilities(kept, Path(images_dir), scene_model, scene_io_labels,
                                               scene_image_size, scene_input_range, batch_size)
-    written = evaluate_run(out, mesh_path=mesh_file, tables=tables, out_dir=out,
+    written = evaluate_run(out.root, mesh_path=mesh_file, tables=tables, out_dir=out.root,
                            config=ReportConfig(evaluation=EvalConfig(split=SPLIT)),
                            outdoor_probs=outdoor,
                            notice=f"External test set {Path(csv_path).name}: {len(kept)} photos "
@@ -163,38 +163,30 @@ def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: 
     return {**written, "photos": len(kept), "unreadable": unreadable, "skipped_rows": skipped}
 
 
-def _metadata_models(run_dir: Path, predictions: Path, mesh, table: pd.DataFrame, ids: np.ndarray,
+def _metadata_models(run: RunLayout, out: RunLayout, mesh, table: pd.DataFrame, ids: np.ndarray,
                      probs: np.ndarray, top_k: int) -> dict[str, str]:
     """M2 (every photo has a posting time) and M3 (and users) rows, when the run has the models."""
-    import keras
+    from geoloc_tf.m2.task import TrainedM2, photo_data
+    from geoloc_tf.m3.task import TrainedM3
 
-    from geoloc_tf.m2.pipeline import m2_data
-    from geoloc_tf.top_k_predictions import predict_top_k
-
-    if (table["posted_at"] < 0).any() or not (run_dir / "m2" / "m2.keras").exists():
+    if (table["posted_at"] < 0).any() or not TrainedM2.exists(run):
         return {}
     tables = {}
-    m2 = keras.saving.load_model(run_dir / "m2" / "m2.keras")
-    k = int(m2.input["cell_ids"].shape[-1])
-    if ids.shape[1] < k:
+    m2 = TrainedM2.load(run)
+    if ids.shape[1] < m2.config.top_k:
         return {}
-    data = m2_data(table, ids, probs, mesh, k)
-    extra = ("outdoor",) if "outdoor" in m2.input else ()
-    m2_ids, m2_probs = predict_top_k(m2, data.model_inputs(extra), k=top_k)
+    data = photo_data(table, ids, probs, mesh, m2.config)
+    m2_ids, m2_probs = m2.top_k(data, top_k)
     tables["m2"] = str(prediction_tables.write_table(
         prediction_tables.table_from_top_k(table, m2_ids, m2_probs),
-        prediction_tables.table_path(predictions, "m2", SPLIT)))
+        out.prediction_table("m2", SPLIT)))
     has_users = table["user_hash"].duplicated().any()  # some user has 2+ photos: albums exist
-    if has_users and (run_dir / "m3" / "m3.keras").exists():
-        from data_pipelines.albums import build_albums
-        from geoloc_tf.m3.pipeline import predict_albums
-
-        m3 = keras.saving.load_model(run_dir / "m3" / "m3.keras")
-        albums = build_albums(table, int(m3.input["mask"].shape[1]))
-        m3_ids, m3_probs = predict_albums(m3, data, albums, extra, top_k)
+    if has_users and TrainedM3.exists(run):
+        m3 = TrainedM3.load(run)
+        m3_ids, m3_probs = m3.top_k(data, m3.albums(table), top_k)
         tables["m3"] = str(prediction_tables.write_table(
             prediction_tables.table_from_top_k(table, m3_ids, m3_probs),
-            prediction_tables.table_path(predictions, "m3", SPLIT)))
+            out.prediction_table("m3", SPLIT)))
     return tables
 
 

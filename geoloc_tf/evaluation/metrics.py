@@ -26,16 +26,12 @@ from scipy import stats
 
 from geoloc_tf.errors import EvaluationError
 from mesh import Mesh
-from mesh.geodesy import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, great_circle_km
+from mesh.geodesy import (ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, accuracy_at_thresholds,
+                          great_circle_km)
 
 #: Label points of a cell (§3.1.2): "imagery" = centre of mass of its training photos, "cell" = the
 #: triangle's centroid.
 LABEL_POINTS: tuple[str, ...] = ("imagery", "cell")
-
-#: Relative slack of the inclusive threshold test. A photo exactly 25 km from its label point in
-#: exact geometry can compute as 25.000000000000004 km (haversine and coordinate rounding, ~1e-13
-#: relative), and must still count at 25 km; 1e-9 relative is 25 micrometres at 25 km.
-THRESHOLD_RTOL: float = 1e-9
 
 #: Error given to a photo without any predicted cell (id < 0, e.g. an averaging group with no stored
 #: cell): half the circumference, the largest possible error, so it is a miss at every threshold.
@@ -97,19 +93,6 @@ def point_errors_km(pred_lat: ArrayLike, pred_lon: ArrayLike, lat: ArrayLike, lo
     return d
 
 
-def accuracy_percent(
-    errors_km: ArrayLike, thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM
-) -> dict[str, float]:
-    """Percentage of errors <= each threshold, inclusive up to ``THRESHOLD_RTOL`` (§3.1.3: "the
-    number of images which are classified within a distance of d"); keys as
-    ``mesh.geodesy.accuracy_at_thresholds`` ("1", "25", ...). NaN for no photos."""
-    d = np.asarray(errors_km, dtype=np.float64).reshape(-1)
-    if d.size == 0:
-        return {f"{t:g}": float("nan") for t in thresholds_km}
-    return {f"{t:g}": float(100.0 * np.count_nonzero(d <= t * (1.0 + THRESHOLD_RTOL)) / d.size)
-            for t in thresholds_km}
-
-
 def error_summary(
     errors_km: ArrayLike, thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM
 ) -> dict[str, Any]:
@@ -117,7 +100,7 @@ def error_summary(
     d = np.asarray(errors_km, dtype=np.float64).reshape(-1)
     return {
         "num_photos": int(d.size),
-        "accuracy_percent": accuracy_percent(d, tuple(thresholds_km)),
+        "accuracy_percent": accuracy_at_thresholds(d, tuple(thresholds_km)),
         "mean_km": float(d.mean()) if d.size else float("nan"),
         "median_km": float(np.median(d)) if d.size else float("nan"),
     }

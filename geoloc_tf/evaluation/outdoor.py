@@ -20,9 +20,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from geoloc_tf.errors import EvaluationError
+from geoloc_tf.run_configs import EvaluateConfig
 
-#: Table 4's default: a photo is outdoor when its outdoor probability is >= 0.5.
-DEFAULT_OUTDOOR_THRESHOLD: float = 0.5
+#: Table 4's default: a photo is outdoor when its outdoor probability is >= this (``EvaluateConfig``).
+DEFAULT_OUTDOOR_THRESHOLD: float = EvaluateConfig().outdoor_threshold
 
 
 def outdoor_mask(outdoor_prob: ArrayLike, threshold: float = DEFAULT_OUTDOOR_THRESHOLD) -> NDArray[np.bool_]:

@@ -10,15 +10,14 @@
 
 from __future__ import annotations
 
-import io
 import os
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from mesh.atomic import write_atomic
 from mesh.geodesy import EARTH_RADIUS_KM
+from mesh.plot import cell_polygons, save_figure
 
 if TYPE_CHECKING:
     from mesh import Mesh
@@ -34,11 +33,7 @@ def _pyplot():
 
 
 def _save(fig, path: str | os.PathLike) -> None:
-    plt = _pyplot()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    write_atomic(path, lambda f: f.write(buf.getvalue()))
+    save_figure(fig, path, bbox_inches="tight")
 
 
 def one_photo_per_user(user_hash: NDArray, seed: int = 0) -> NDArray[np.int64]:
@@ -115,53 +110,6 @@ def cell_accuracy(true_cell: NDArray[np.int64], errors_km: NDArray[np.float64], 
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = np.where(n > 0, 100.0 * hit / np.maximum(n, 1), np.nan)
     return acc, n
-
-
-def cell_polygons(mesh: "Mesh", max_segment_deg: float = 1.0) -> tuple[list[np.ndarray], list[int]]:
-    """Polygons (lon, lat) of the kept cells and the class id of each, for a map.
-
-    Vectorized over cells (``mesh.geojson.triangle_ring`` does one triangle per call, ~1 ms each): every
-    edge is cut into the same number of great-circle pieces (at most ``max_segment_deg`` on the
-    longest edge, 2 to 32), longitudes are unwrapped along each ring, and a ring reaching beyond
-    +-180 deg is also drawn shifted by 360 deg so the map shows it on both edges. The few cells at a
-    pole (a corner on it, or containing it) go through ``triangle_ring``, which handles them.
-    """
-    from mesh.geojson import triangle_ring
-    from mesh.sphere import xyz_to_lat_lon
-
-    corners = mesh.vertices[mesh.triangles[mesh.cell_triangle]]  # (C, 3 corners, 3 xyz)
-    num = len(corners)
-    if num == 0:
-        return [], []
-    u, v = corners, np.roll(corners, -1, axis=1)  # edges a->b, b->c, c->a
-    angle = np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), np.sum(u * v, axis=-1))  # (C, 3)
-    steps = int(np.clip(np.ceil(np.degrees(angle.max()) / max_segment_deg), 2, 32))
-    t = (np.arange(steps) / steps)[None, None, :, None]
-    a = angle[:, :, None, None]
-    sin_a = np.where(a > 1e-12, np.sin(a), 1.0)
-    pts = np.where(a > 1e-12, (np.sin((1 - t) * a) * u[:, :, None] + np.sin(t * a) * v[:, :, None]) / sin_a,
-                   u[:, :, None])
-    lat, lon = xyz_to_lat_lon(pts.reshape(-1, 3))
-    lat = lat.reshape(num, 3 * steps)
-    lon = np.degrees(np.unwrap(np.radians(lon.reshape(num, 3 * steps)), axis=1))
-    normals = np.cross(u, v)[:, :, 2]  # z of each edge's plane normal: all one sign = a pole inside
-    at_pole = (np.abs(lat) > 90.0 - 1e-9).any(axis=1) | (normals > 0).all(axis=1) | (normals < 0).all(axis=1)
-    polys, owner = [], []
-    rings = np.stack([lon, lat], axis=2)
-    for c in range(num):  # one polygon per cell, not per photo
-        if at_pole[c]:
-            a_, b_, c_ = corners[c]
-            cell_rings = [np.asarray(p[0]) for p in triangle_ring(a_, b_, c_)]
-        else:
-            cell_rings = [rings[c]]
-        for ring in cell_rings:
-            polys.append(ring)
-            owner.append(c)
-            for shift in (-360.0, 360.0):
-                if (ring[:, 0] + shift > -180.0).any() and (ring[:, 0] + shift < 180.0).any():
-                    polys.append(ring + np.array([shift, 0.0]))
-                    owner.append(c)
-    return polys, owner
 
 
 def plot_accuracy_map(mesh: "Mesh", true_cell: NDArray[np.int64], errors_km: NDArray[np.float64],

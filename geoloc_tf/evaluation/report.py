@@ -24,11 +24,13 @@ from typing import Any
 
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation import plots
-from geoloc_tf.evaluation.predictions import discover_prediction_tables, load_predictions
+from geoloc_tf.evaluation.model_predictions import discover_prediction_tables, load_predictions
 from geoloc_tf.evaluation.results import EvalConfig, Evaluation, evaluate_predictions
 from geoloc_tf.evaluation.tables import Table, all_tables
+from geoloc_tf.run_layout import REPORT_FILE, RESULTS_FILE, TABLES_FILE, RunLayout
 from mesh import Mesh
 from mesh.atomic import write_text_atomic
+from mesh.plot import cell_polygons
 
 #: The line put at the top of a report made from simulated data.
 SIMULATED_NOTICE = ("**SIMULATED DATA.** This report was made from a data set with simulated users, posting "
@@ -79,7 +81,7 @@ def write_plots(evaluation: Evaluation, mesh: Mesh, out_dir: Path, config: Repor
                          results["thresholds_km"], path,
                          title=f"Error CDF ({results['label_point']} centroid, split {results['split']})")
     files["error_cdf"] = path.name
-    polygons = plots.cell_polygons(mesh)
+    polygons = cell_polygons(mesh)
     for model, d in evaluation.errors_km.items():
         pred = evaluation.predictions[model]
         path = out_dir / f"accuracy_map_{model}.png"
@@ -140,14 +142,14 @@ def write_report(evaluation: Evaluation, mesh: Mesh, out_dir: str | os.PathLike,
         path = out / f"{t.key}.csv"
         write_text_atomic(path, t.to_csv())
         artifacts[t.key] = str(path)
-    _write_json(out / "tables.json", {"notice": results["notice"], "tables": [t.to_dict() for t in tables]})
-    artifacts["tables_json"] = str(out / "tables.json")
+    _write_json(out / TABLES_FILE, {"notice": results["notice"], "tables": [t.to_dict() for t in tables]})
+    artifacts["tables_json"] = str(out / TABLES_FILE)
     figures = write_plots(evaluation, mesh, out, config) if config.plots else {}
     artifacts.update({k: str(out / v) for k, v in figures.items()})
-    _write_json(out / "results.json", results)
-    artifacts["results"] = str(out / "results.json")
-    write_text_atomic(out / "report.md", render_markdown(results, tables, figures))
-    artifacts["report"] = str(out / "report.md")
+    _write_json(out / RESULTS_FILE, results)
+    artifacts["results"] = str(out / RESULTS_FILE)
+    write_text_atomic(out / REPORT_FILE, render_markdown(results, tables, figures))
+    artifacts["report"] = str(out / REPORT_FILE)
     return artifacts
 
 
@@ -170,12 +172,13 @@ def evaluate_run(
     ``outdoor.scene_outdoor_probs``) replacing the tables' ``outdoor_prob`` column.
     """
     run_dir = Path(run_dir)
-    mesh = Mesh.load(mesh_path if mesh_path is not None else run_dir / "mesh")
+    layout = RunLayout(run_dir)
+    mesh = Mesh.load(mesh_path if mesh_path is not None else layout.mesh)
     found = dict(tables) if tables is not None else discover_prediction_tables(run_dir, config.evaluation.split)
     if not found:
         raise EvaluationError(
-            f"{run_dir}/predictions: no <model>/{config.evaluation.split}.parquet tables; expected the predict "
+            f"{layout.predictions_dir}: no <model>/{config.evaluation.split}.parquet tables; expected the predict "
             "stage's output (or pass tables={model: path})")
     evaluation = evaluate_predictions(load_predictions(found), mesh, config.evaluation, outdoor_probs)
-    return write_report(evaluation, mesh, out_dir if out_dir is not None else run_dir / "eval", config,
+    return write_report(evaluation, mesh, out_dir if out_dir is not None else layout.eval_dir, config,
                         simulated=simulated, notice=notice)

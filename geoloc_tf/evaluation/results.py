@@ -26,11 +26,11 @@ from numpy.typing import NDArray
 
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation import metrics
-from geoloc_tf.evaluation.outdoor import DEFAULT_OUTDOOR_THRESHOLD, known_mask, outdoor_mask
-from geoloc_tf.evaluation.predictions import ModelPredictions, display_name, paired_rows
+from geoloc_tf.evaluation.outdoor import known_mask, outdoor_mask
+from geoloc_tf.evaluation.model_predictions import ModelPredictions, display_name, paired_rows
 from mesh import Mesh
 from mesh.best_possible import best_possible
-from mesh.geodesy import ACCURACY_THRESHOLDS_KM
+from geoloc_tf.run_configs import EvaluateConfig
 
 #: Format of ``results.json``; bump when a field changes meaning.
 RESULTS_VERSION = 1
@@ -48,11 +48,17 @@ class EvalConfig:
     better (§4.1.1). Table 3 always shows both."""
 
     split: str = "m23_val"
-    thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM
-    outdoor_threshold: float = DEFAULT_OUTDOOR_THRESHOLD
+    thresholds_km: tuple[float, ...] = EvaluateConfig().thresholds_km
+    outdoor_threshold: float = EvaluateConfig().outdoor_threshold
     label_point: str = "imagery"
     wilcoxon_pairs: tuple[tuple[str, str], ...] = DEFAULT_WILCOXON_PAIRS
     mesh_name: str = ""  # e.g. "Coarse Mesh": prefixes the row names as in Tables 6-7
+
+    @classmethod
+    def from_settings(cls, settings: EvaluateConfig, **fields: Any) -> "EvalConfig":
+        """The evaluation the runner's evaluate section asks for (thresholds, outdoor threshold)."""
+        return cls(thresholds_km=tuple(settings.thresholds_km),
+                   outdoor_threshold=settings.outdoor_threshold, **fields)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,8 @@ import io
 import math
 from typing import Any
 
+from mesh.geodesy import threshold_key
+
 #: Names of the paper's thresholds (§3.1.3): street, city, region, country, continent.
 THRESHOLD_NAMES: dict[float, str] = {1.0: "Street", 25.0: "City", 200.0: "Region", 750.0: "Country",
                                      2500.0: "Continent"}
@@ -91,7 +93,7 @@ def threshold_columns(thresholds_km: list[float]) -> tuple[str, ...]:
 def _acc(summary: dict[str, Any] | None, thresholds_km: list[float]) -> tuple[Any, ...]:
     if summary is None:
         return (None,) * len(thresholds_km)
-    return tuple(summary["accuracy_percent"][f"{t:g}"] for t in thresholds_km)
+    return tuple(summary["accuracy_percent"][threshold_key(t)] for t in thresholds_km)
 
 
 def _row_name(results: dict[str, Any], name: str) -> str:

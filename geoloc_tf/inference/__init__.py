@@ -2,8 +2,9 @@
 
 - ``m1_model.M1Model``: the one place that loads M1 for inference (a run directory or its exported
   SavedModel), with the evaluation path's preprocessing (`geoloc_tf.preprocessing`).
-- ``predictor.Predictor``: M1 (and the run's M2 when a posting time is given, §3.2) to top-k cells,
+- ``photo_predictor.Predictor``: M1 (and the run's M2 when a posting time is given, §3.2) to top-k cells,
   label points and the probability-mass sets of ``mass``.
 - ``formats``, ``map_plot``: table/JSON/CSV/GeoJSON output and the probability map PNG.
-- ``predict_cli``, ``server``: the two commands.
+- ``predict_cli``, ``server``: the two commands; ``http_request`` parses a POST /predict,
+  ``batcher`` answers queued photos in batches.
 """

@@ -22,10 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from geoloc_tf import errors, preprocessing
+from geoloc_tf.run_layout import RunLayout
 
-KERAS_FILE = Path("m1") / "m1.keras"
 SAVED_MODEL_FILE = "saved_model.pb"
-MESH_FILE = Path("mesh") / "mesh.npz"
 #: First bytes of the formats M1's preprocessing reads (JPEG, PNG, GIF87a/89a, BMP).
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
 LOGITS_LAYER = "Logits.Logits"  # the cell classifier of geoloc_tf.m1 (inception_v4, backbones)
@@ -93,21 +92,22 @@ class M1Model:
         ``mesh/mesh.npz``; for a SavedModel at ``RUN_DIR/export/m1`` the run's mesh is found too.
         """
         path = Path(path)
-        if (path / KERAS_FILE).exists():
+        if RunLayout(path).m1_model.exists():
             return cls._load_run(path, mesh_path)
         if (path / SAVED_MODEL_FILE).exists():
             return cls._load_saved_model(path, mesh_path)
         raise errors.ExportError(
-            f"{path}: neither a run directory (expected {path / KERAS_FILE}) nor an exported M1 "
+            f"{path}: neither a run directory (expected {RunLayout(path).m1_model}) nor an exported M1 "
             f"SavedModel (expected {path / SAVED_MODEL_FILE})")
 
     @classmethod
     def _load_run(cls, run_dir: Path, mesh_path: str | Path | None) -> "M1Model":
         import keras
 
-        from geoloc_tf.m1.predict import prediction_model
+        from geoloc_tf.m1.predict_records import prediction_model
 
-        model = keras.saving.load_model(run_dir / KERAS_FILE, compile=False)
+        layout = RunLayout(run_dir)
+        model = keras.saving.load_model(layout.m1_model, compile=False)
         image_size, num_cells = int(model.input_shape[1]), int(model.output_shape[-1])
         net = prediction_model(model, store_features=True)
 
@@ -117,7 +117,7 @@ class M1Model:
                                           training=False)
             return tf.cast(probabilities, tf.float32), tf.cast(features, tf.float32)
 
-        mesh = _load_mesh(Path(mesh_path) if mesh_path else run_dir / MESH_FILE, num_cells,
+        mesh = _load_mesh(Path(mesh_path) if mesh_path else layout.mesh, num_cells,
                           required=True)
         return cls(path=run_dir, image_size=image_size, num_cells=num_cells, run_dir=run_dir,
                    mesh=mesh, forward=forward)
@@ -135,7 +135,7 @@ class M1Model:
                 "probabilities, lat, lon (geoloc_tf.m1.export)")
         export_top_k = int(outputs["cell_ids"].shape[-1])
         num_cells = _saved_model_num_cells(loaded, path)
-        guess = path.parent.parent / MESH_FILE  # RUN_DIR/export/m1 -> RUN_DIR/mesh/mesh.npz
+        guess = RunLayout.of_export(path).mesh  # RUN_DIR/export/m1 -> the run's mesh
         mesh = _load_mesh(Path(mesh_path) if mesh_path else guess, num_cells,
                           required=mesh_path is not None)
         return cls(path=path, image_size=_saved_model_image_size(loaded, path),

@@ -3,7 +3,7 @@
 Each kept cell is filled by its probability (the model's softmax, §3.1.2), on a log colour scale so
 that the tail is visible next to a confident top cell; cells whose probability is unknown (an
 export that returns only its top-k) are outlined in grey; the 50 % mass set is outlined in white;
-the top cell's label point is a star. Cell polygons come from ``evaluation.plots.cell_polygons``
+the top cell's label point is a star. Cell polygons come from ``mesh.plot.cell_polygons``
 (computed once per mesh and reused for every photo of a run).
 """
 
@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from geoloc_tf.evaluation.plots import _pyplot, _save, cell_polygons
+from geoloc_tf.evaluation.plots import _pyplot, _save
+from mesh.plot import cell_polygons
 
 if TYPE_CHECKING:
     from mesh import Mesh

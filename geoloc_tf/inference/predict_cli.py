@@ -167,7 +167,7 @@ def predict_files(predictor, files: list[Path], out: IO[str], fmt: str, top_k: i
 
 
 def _draw_map(predictor, answer, row: int, record: dict, path: Path, polygons):
-    from geoloc_tf.evaluation.plots import cell_polygons
+    from mesh.plot import cell_polygons
     from geoloc_tf.inference.map_plot import plot_probability_map
 
     mesh = predictor.m1.mesh
@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mesh.atomic import write_atomic
     from mesh.errors import MeshError
 
-    from geoloc_tf.inference.predictor import Predictor, parse_outdoor, parse_posted_at
+    from geoloc_tf.inference.photo_predictor import Predictor, parse_outdoor, parse_posted_at
 
     try:
         posted_at = None if args.posted_at is None else parse_posted_at(args.posted_at)
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no image file in {' '.join(args.paths)}", file=sys.stderr)
         return 1
     if posted_at is not None and not predictor.has_m2:
-        print(f"note: {args.model} has no M2 (m2/m2.keras of a run directory): M1 answers and "
+        print(f"note: {args.model} has no M2 (a run directory's trained M2): M1 answers and "
               "--posted_at is not used", file=sys.stderr)
     if outdoor is not None and not predictor.m2_uses_outdoor:
         print("note: --outdoor is not used (no M2 trained with the outdoor input)", file=sys.stderr)

@@ -13,10 +13,9 @@
   Content-Length, 404 an unknown path, 405 a wrong method.
 
 Concurrent requests are batched: handler threads (``http.server.ThreadingHTTPServer``) validate
-and queue their photo; one model thread takes up to ``--max_batch`` waiting photos per forward pass,
-waiting at most ``--batch_wait_ms`` for a batch to fill. The server binds to 127.0.0.1 unless told
-otherwise: it has no authentication. Multipart bodies are split by the small parser below (the
-``cgi`` module is gone in Python 3.13); part headers are read by the ``email`` package.
+(``http_request``) and queue their photo; one model thread (``batcher``) takes up to
+``--max_batch`` waiting photos per forward pass, waiting at most ``--batch_wait_ms`` for a batch to
+fill. The server binds to 127.0.0.1 unless told otherwise: it has no authentication.
 """
 
 from __future__ import annotations
@@ -25,23 +24,18 @@ import argparse
 import dataclasses
 import json
 import logging
-import queue
 import sys
 import threading
-import time
-from email.message import EmailMessage
-from email.parser import BytesHeaderParser
-from email.policy import HTTP
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Sequence
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from geoloc_tf import errors
+from geoloc_tf.inference.batcher import Batcher
+from geoloc_tf.inference.http_request import HttpError, parse_predict_request
 
 log = logging.getLogger(__name__)
-
-RAW_TYPES = ("application/octet-stream",)  # besides image/*
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,167 +49,6 @@ class ServerConfig:
     request_timeout_s: float = 120.0
 
 
-class HttpError(Exception):
-    """A request answered with an error status and a JSON error body."""
-
-    def __init__(self, status: HTTPStatus, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-# ---------------------------------------------------------------------- batching
-@dataclasses.dataclass
-class _Job:
-    image: bytes
-    posted_at: int | None
-    outdoor: float | None
-    top_k: int
-    name: str | None
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    result: dict[str, Any] | None = None
-    error: BaseException | None = None
-
-
-class Batcher:
-    """One model thread answering queued photos in batches of up to ``max_batch``."""
-
-    def __init__(self, predictor, max_batch: int, wait_s: float):
-        self.predictor, self.max_batch, self.wait_s = predictor, max(1, int(max_batch)), wait_s
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="geoloc-model", daemon=True)
-        self.requests = self.batches = self.largest_batch = 0
-
-    def start(self) -> "Batcher":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-
-    def submit(self, job: _Job, timeout_s: float) -> dict[str, Any]:
-        """Queues ``job`` and waits for its answer."""
-        self._queue.put(job)
-        if not job.done.wait(timeout_s):
-            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
-                            f"no answer within {timeout_s:.0f} s; the server is overloaded")
-        if job.error is not None:
-            raise HttpError(HTTPStatus.INTERNAL_SERVER_ERROR, f"prediction failed: {job.error}")
-        return job.result
-
-    def _take_batch(self, first: _Job) -> tuple[list[_Job], bool]:
-        jobs, deadline = [first], time.monotonic() + self.wait_s
-        while len(jobs) < self.max_batch:
-            try:
-                job = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
-            except queue.Empty:
-                break
-            if job is None:
-                return jobs, True
-            jobs.append(job)
-        return jobs, False
-
-    def _loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                return
-            jobs, stopping = self._take_batch(first)
-            try:
-                answer = self.predictor.predict(
-                    [j.image for j in jobs], posted_at=[j.posted_at for j in jobs],
-                    outdoor=[j.outdoor for j in jobs], top_k=max(j.top_k for j in jobs))
-                for row, job in enumerate(jobs):
-                    job.result = answer.record(row, job.name, job.top_k)
-            except Exception as error:  # noqa: BLE001 - answered to each request as a 500
-                log.exception("batch of %d photos failed", len(jobs))
-                for job in jobs:
-                    job.error = error
-            finally:
-                self.requests += len(jobs)
-                self.batches += 1
-                self.largest_batch = max(self.largest_batch, len(jobs))
-                for job in jobs:
-                    job.done.set()
-
-
-# ---------------------------------------------------------------------- request parsing
-def _media_type(header: str | None) -> tuple[str, dict[str, str]]:
-    message = EmailMessage()
-    message["Content-Type"] = header or "application/octet-stream"
-    params = {k: str(v) for k, v in message["Content-Type"].params.items()}
-    return message.get_content_type(), params
-
-
-def parse_multipart(body: bytes, boundary: str) -> dict[str, tuple[bytes, str | None]]:
-    """Fields of a multipart/form-data body (RFC 7578): name -> (content, filename)."""
-    if not boundary:
-        raise HttpError(HTTPStatus.BAD_REQUEST, "multipart/form-data without a boundary")
-    delimiter = b"\r\n--" + boundary.encode("latin-1")
-    pieces = (b"\r\n" + body).split(delimiter)
-    if len(pieces) < 3 or not pieces[-1].startswith(b"--"):
-        raise HttpError(HTTPStatus.BAD_REQUEST,
-                        f"malformed multipart body: no closing --{boundary}-- delimiter")
-    fields: dict[str, tuple[bytes, str | None]] = {}
-    for piece in pieces[1:-1]:  # pieces[0] is the preamble, the last one the epilogue
-        _, _, piece = piece.partition(b"\r\n")  # the rest of the delimiter line
-        head, separator, content = piece.partition(b"\r\n\r\n")
-        if not separator:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "malformed multipart part: no blank line "
-                                                    "after its headers")
-        headers = BytesHeaderParser(policy=HTTP).parsebytes(head + b"\r\n\r\n")
-        disposition = headers.get("Content-Disposition")
-        name = disposition.params.get("name") if disposition is not None else None
-        if name is None:
-            raise HttpError(HTTPStatus.BAD_REQUEST,
-                            "multipart part without Content-Disposition: form-data; name=...")
-        fields[str(name)] = (content, disposition.params.get("filename"))
-    return fields
-
-
-def parse_predict_request(content_type: str | None, query: str, body: bytes,
-                          default_top_k: int) -> _Job:
-    """The photo and options of a POST /predict request (HttpError 400/415 when unusable)."""
-    from geoloc_tf.inference.m1_model import validate_image_bytes
-    from geoloc_tf.inference.predictor import parse_outdoor, parse_posted_at
-
-    media, params = _media_type(content_type)
-    options = {k: v[-1] for k, v in parse_qs(query).items()}
-    name = None
-    if media == "multipart/form-data":
-        fields = parse_multipart(body, params.get("boundary", ""))
-        if "image" not in fields:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "multipart upload without an 'image' field; "
-                            f"got fields {sorted(fields)}")
-        image, name = fields.pop("image")
-        for key, (value, _) in fields.items():
-            options[key] = value.decode("utf-8", "replace")
-    elif media.startswith("image/") or media in RAW_TYPES:
-        image = body
-    else:
-        raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                        f"Content-Type {media}: expected image/jpeg (or another image/*), "
-                        "application/octet-stream or multipart/form-data")
-    if not image:
-        raise HttpError(HTTPStatus.BAD_REQUEST, "empty image; send the photo as the body or "
-                                                "as the multipart field 'image'")
-    try:
-        image = validate_image_bytes(image, name or "request body")
-    except errors.InferenceError as error:
-        raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, str(error)) from None
-    try:
-        posted_at = parse_posted_at(options["posted_at"]) if options.get("posted_at") else None
-        outdoor = parse_outdoor(options["outdoor"]) if options.get("outdoor") else None
-    except errors.InferenceError as error:
-        raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
-    top_k = options.get("top_k", str(default_top_k))
-    if not top_k.isdigit() or not 1 <= int(top_k) <= 1000:
-        raise HttpError(HTTPStatus.BAD_REQUEST, f"top_k={top_k!r}: expected an integer 1..1000")
-    return _Job(image, posted_at, outdoor, int(top_k), name)
-
-
-# ---------------------------------------------------------------------- HTTP
 class _Handler(BaseHTTPRequestHandler):
     server_version = "geoloc"
     protocol_version = "HTTP/1.1"
@@ -369,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s] %(message)s")
     from mesh.errors import MeshError
 
-    from geoloc_tf.inference.predictor import Predictor
+    from geoloc_tf.inference.photo_predictor import Predictor
 
     try:
         predictor = Predictor.load(args.model, args.mesh, with_m2=not args.no_m2)

@@ -9,39 +9,34 @@ import keras
 import numpy as np
 
 from geoloc_tf import errors
-from geoloc_tf.fit import EpochLoop, TrainingHistory
+from geoloc_tf.epoch_loop import EpochLoop, TrainingHistory, compile_model
 from geoloc_tf.m2.boosting import samme_update
 from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import M2Data
 from geoloc_tf.m2.model import build_m2
-from geoloc_tf.top_k_predictions import predict_top_k
+from geoloc_tf.chunked_top_k import predict_top_k
 
 
-def compile_m2(model: keras.Model, learning_rate: float) -> None:
-    """Adam (appendix A.2) on sparse categorical cross-entropy, with accuracy."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-
-
-def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config | None = None,
+def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config, *, seed: int,
              tensorboard_dir: str | None = None) -> tuple[keras.Model, TrainingHistory]:
     """Train M2 on ``train``, early-stopping on ``val``; returns the model (best weights) and history.
+
+    ``seed`` (the run's one seed) seeds Keras, numpy and TF: weights, dropout, shuffling.
 
     Schedule (appendix A.2): if ``boosting_rounds`` > 0, one uniform pass and then that many SAMME
     re-weighted passes (``geoloc_tf.m2.boosting``), all with Adam at the first learning rate; then one
     Adam phase per entry of ``learning_rates`` on uniform weights, each ended by early stopping on a
     sustained fall of validation accuracy. The returned model is in the "top_k" input form.
     """
-    config = config or M2Config()
     for name, split in (("train", train), ("val", val)):
         if split.labels is None:
             raise errors.ModelConfigError(f"train_m2: {name}.labels is None, expected labels")
         if split.labels.size and (split.labels.min() < 0 or split.labels.max() >= num_cells):
             raise errors.ModelConfigError(
                 f"train_m2: {name}.labels outside [0, {num_cells}), expected cell indices")
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(seed)
     model = build_m2(num_cells, config)
-    compile_m2(model, config.learning_rates[0])
+    compile_model(model, config.learning_rates[0])
 
     train_x = train.model_inputs(config.extra_inputs)
     train_y = train.labels

@@ -38,6 +38,7 @@ from __future__ import annotations
 import keras
 
 from geoloc_tf.layers import AlbumEvidence
+from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.model import hidden_blocks, input_layer, model_inputs, output_logits
 from geoloc_tf.m3.config import M3Config
 from geoloc_tf.m3.data import MASK
@@ -47,18 +48,17 @@ CORRECTION_INIT = keras.initializers.VarianceScaling(scale=0.1, mode="fan_in",
                                                      distribution="truncated_normal")
 
 
-def build_m3(num_cells: int, config: M3Config | None = None, input_form: str = "top_k",
+def build_m3(num_cells: int, config: M3Config, m2_config: M2Config, input_form: str = "top_k",
              name: str = "m3") -> keras.Model:
-    """The M3 model for ``num_cells`` cells, uncompiled.
+    """The M3 model for ``num_cells`` cells, uncompiled; its per-photo part is ``m2_config``'s M2.
 
     Inputs (a dict): M2's inputs with an album axis, (album_size, ...) each, and "mask"
     (album_size,) bool. Output: (album_size, N) softmax per photo.
     """
-    config = config or M3Config()
-    inputs = model_inputs(num_cells, config.m2, input_form, album_size=config.album_size)
+    inputs = model_inputs(num_cells, m2_config, input_form, album_size=config.album_size)
     mask = keras.Input((config.album_size,), dtype="bool", name=MASK)
-    x, sparse = input_layer(inputs, num_cells, config.m2)
-    photo = hidden_blocks(x, config.m2, mask=mask)
+    x, sparse = input_layer(inputs, num_cells, m2_config)
+    photo = hidden_blocks(x, m2_config, mask=mask)
     album = keras.layers.Bidirectional(
         keras.layers.LSTM(config.lstm_units, return_sequences=True), name="m3_bilstm")(
         photo, mask=mask)
@@ -68,7 +68,7 @@ def build_m3(num_cells: int, config: M3Config | None = None, input_form: str = "
         return keras.Model({**inputs, MASK: mask}, outputs, name=name)
     # M2's output layer under its M2 name (so ``transfer_weights`` copies it), as logits, with
     # M1's log top-k when M2 has it (``M2Config.m1_prior``).
-    m2_logits = output_logits(photo, sparse, num_cells, config.m2)
+    m2_logits = output_logits(photo, sparse, num_cells, m2_config)
     correction = keras.layers.Dense(num_cells, name="m3_output", kernel_initializer=CORRECTION_INIT)(
         album)
     logits = keras.layers.Add(name="m3_logits")([m2_logits, correction])

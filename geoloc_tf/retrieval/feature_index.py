@@ -18,11 +18,15 @@ in by the search block by block and never copied into memory twice.
 TFRecord file), not a thumbnail: the sheet needs only k images, which are read from the
 TFRecords already on disk, while thumbnails of 1 M photos would add gigabytes to the index.
 
-An index is written into a temporary directory and renamed into place (``saving.replace_dir``): a
-reader never sees half an index. ``build_index`` runs M1 over one split of the run's TFRecords one
-record shard at a time (``geoloc_tf.m1.predict.predict_parts``, the prediction stage's own code and
-input pipeline); finished shards are kept in ``.<name>.build/``, so a killed build redoes only
-the unfinished ones.
+This is the one store of M1's features in a run (``RunLayout.index_dir(split)``): the predict stage
+with ``--predict_store_features`` writes one per split from its per-shard parts
+(``assemble_index``), the "M1 kNN" row (``geoloc_tf.retrieval.knn``) and `geoloc search` read it.
+
+An index is written into a temporary directory and renamed into place (``mesh.atomic.atomic_dir``): a
+reader never sees half an index. ``build_index`` (`geoloc index`, for a run predicted without
+features) runs M1 over one split of the run's TFRecords one record shard at a time
+(``geoloc_tf.m1.predict_records.predict_parts``, the prediction stage's own code and input pipeline);
+finished shards are kept in ``.<name>.build/``, so a killed build redoes only the unfinished ones.
 """
 
 from __future__ import annotations
@@ -32,19 +36,18 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from geoloc_tf.errors import RetrievalError
+from geoloc_tf import prediction_tables
+from geoloc_tf.errors import EvaluationError, RetrievalError
 from geoloc_tf.retrieval.search import DEFAULT_BLOCK_ROWS, nearest, squared_norms
-from geoloc_tf.saving import replace_dir
-from mesh.atomic import write_text_atomic
+from geoloc_tf.run_layout import RunLayout
+from mesh.atomic import atomic_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -123,16 +126,12 @@ class FeatureIndex:
         if features.ndim != 2:
             raise RetrievalError(f"{path}: features of shape {features.shape}; expected [n, d]")
         photos = _photos_table(photo_ids, lat, lon, records, len(features), path)
-        final = Path(path)
-        tmp = _temp_dir(final)
-        try:
+        with atomic_dir(path) as folder:
+            tmp = Path(folder)
             _save_npy(tmp / FEATURES_FILE, features)
             _save_npy(tmp / NORMS_FILE, squared_norms(features))
-            _finish(tmp, final, photos, features.shape, meta or {})
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-        return FeatureIndex.open(final)
+            _finish(tmp, photos, features.shape, meta or {})
+        return FeatureIndex.open(path)
 
 
 def _photos_table(photo_ids, lat, lon, records: pd.DataFrame | None, n: int, where) -> pd.DataFrame:
@@ -147,39 +146,27 @@ def _photos_table(photo_ids, lat, lon, records: pd.DataFrame | None, n: int, whe
     return photos
 
 
-def _temp_dir(final: Path) -> Path:
-    """An empty directory beside ``final`` (same file system: renamed into place at the end)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the index the usual permissions
-    return tmp
-
-
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as f:
         np.save(f, array)
 
 
-def _finish(tmp: Path, final: Path, photos: pd.DataFrame, shape: tuple[int, int], meta: dict
-            ) -> None:
-    """Writes the photo table and index.json into ``tmp``, then swaps ``tmp`` into ``final``."""
+def _finish(tmp: Path, photos: pd.DataFrame, shape: tuple[int, int], meta: dict) -> None:
+    """Writes the photo table and index.json into the index folder being built, ``tmp``."""
     photos.to_parquet(tmp / PHOTOS_FILE, index=False)
     info = {"format_version": INDEX_VERSION, "count": int(shape[0]), "dim": int(shape[1]),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
     (tmp / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    replace_dir(str(tmp), str(final))
 
 
 def read_features(path: str | os.PathLike, column: str = "features") -> np.ndarray:
-    """float32 [n, d] from a Parquet list column (a prediction table's ``features``), without a
+    """float32 [n, d] from a Parquet list column (a prediction part's ``features``), without a
     Python loop over rows; every row must hold d values."""
     try:
-        table = pq.read_table(path, columns=[column])
-    except (OSError, KeyError, pa.ArrowInvalid) as error:
-        raise RetrievalError(f"{path}: no readable {column!r} column ({error}); expected M1 "
-                             "prediction tables written with --predict_store_features") from None
+        table = prediction_tables.read_arrow(path, [column])
+    except EvaluationError as error:
+        raise RetrievalError(f"{error}; expected M1's prediction parts with features "
+                             "(PredictConfig.store_features)") from None
     array = table.column(column).combine_chunks()
     n = len(array)
     if n == 0:
@@ -196,11 +183,6 @@ def read_features(path: str | os.PathLike, column: str = "features") -> np.ndarr
     return np.asarray(values, np.float32).reshape(n, int(lengths[0]))
 
 
-def default_index_dir(run_dir: str | os.PathLike, split: str) -> Path:
-    """Where ``geoloc index`` puts a run's index of ``split``: ``RUN_DIR/index/<split>``."""
-    return Path(run_dir) / "index" / split
-
-
 def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
                 out_dir: str | os.PathLike | None = None, batch_size: int = 128) -> FeatureIndex:
     """Runs the run's M1 over ``split`` of its TFRecords and writes the index (see module doc).
@@ -212,34 +194,42 @@ def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
     import tensorflow as tf
 
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.predict import PredictConfig, predict_parts, prediction_model
+    from geoloc_tf.m1.predict_records import predict_parts, prediction_model
+    from geoloc_tf.run_configs import PredictConfig
 
     run_dir = Path(run_dir).resolve()
-    model_path = run_dir / "m1" / "m1.keras"
+    layout = RunLayout(run_dir)
+    model_path = layout.m1_model
     if not model_path.is_file():
         raise RetrievalError(f"--model={run_dir}: no {model_path}; expected a run directory whose "
                              "m1 stage has finished")
-    data = load(str(run_dir / "data"))
-    final = Path(out_dir) if out_dir is not None else default_index_dir(run_dir, split)
-    record_files = data.shard_paths(split)
+    data = load(str(layout.data_dir))
+    final = Path(out_dir) if out_dir is not None else layout.index_dir(split)
     model = keras.saving.load_model(model_path, compile=False)
-    build = {"model": str(model_path), "model_mtime_ns": model_path.stat().st_mtime_ns,
-             "split": split, "data_root": str(Path(data.root).resolve()),
-             "record_files": [os.path.relpath(f, data.root) for f in record_files],
-             "image_size": int(model.input_shape[1])}
+    build = {**index_meta(model_path, data, split, int(model.input_shape[1])),
+             "model_mtime_ns": model_path.stat().st_mtime_ns}
     work = final.parent / f".{final.name}.build"
     _check_build(work, build)
     net = prediction_model(model, store_features=True)
     infer = tf.function(lambda images: net(images, training=False))
-    config = PredictConfig(top_k=1, store_features=True, image_size=build["image_size"],
-                           batch_size=batch_size)
+    config = PredictConfig(top_k=1, store_features=True)
     started = time.monotonic()
-    parts = predict_parts(infer, data, split, work / "parts", config)
+    parts = predict_parts(infer, data, split, work / "parts", config, build["image_size"],
+                          batch_size)
     log.info("index %s: M1 features of %d record shards in %.0f s", split, len(parts),
              time.monotonic() - started)
-    _assemble(parts, work, final, build)
+    index = assemble_index(parts, final, build)
     shutil.rmtree(work)
-    return FeatureIndex.open(final)
+    return index
+
+
+def index_meta(model_path: str | os.PathLike, data, split: str, image_size: int) -> dict:
+    """``index.json``'s entries for an index of ``split`` of the run's data set ``data`` made by
+    the M1 at ``model_path``: where its photos' records lie, for the query sheet."""
+    return {"model": str(model_path), "split": split,
+            "data_root": str(Path(data.root).resolve()),
+            "record_files": [os.path.relpath(f, data.root) for f in data.shard_paths(split)],
+            "image_size": int(image_size)}
 
 
 def _check_build(work: Path, build: dict) -> None:
@@ -253,20 +243,22 @@ def _check_build(work: Path, build: dict) -> None:
         write_text_atomic(path, json.dumps(build, indent=2, sort_keys=True) + "\n")
 
 
-def _assemble(parts: list[Path], work: Path, final: Path, build: dict) -> None:
-    """Joins the per-shard parts into one index directory, one part in memory at a time."""
+def assemble_index(parts: list[Path], final: str | os.PathLike, meta: dict) -> FeatureIndex:
+    """Joins per-shard prediction parts (``m1.predict_records.predict_parts`` with features, one per record
+    shard in shard order) into the index ``final``, one part in memory at a time. ``meta``:
+    ``index_meta``'s entries."""
     counts = [pq.ParquetFile(part).metadata.num_rows for part in parts]
     n = int(sum(counts))
     first = next((p for p, c in zip(parts, counts) if c), None)
     d = read_features(first).shape[1] if first is not None else 0
-    tmp = _temp_dir(final)
-    try:
+    with atomic_dir(final) as folder:
+        tmp = Path(folder)
         features = np.lib.format.open_memmap(tmp / FEATURES_FILE, mode="w+", dtype=np.float32,
                                              shape=(n, d))
         frames, row = [], 0
         for record, (part, count) in enumerate(zip(parts, counts)):
             features[row:row + count] = read_features(part) if count else 0
-            frame = pd.read_parquet(part, columns=["photo_id", "lat", "lon"])
+            frame = prediction_tables.read_frame(part, ["photo_id", "lat", "lon"])
             frame["record"] = np.int32(record)
             frame["offset"] = np.arange(count, dtype=np.int64)  # record order within the shard
             frames.append(frame)
@@ -277,10 +269,8 @@ def _assemble(parts: list[Path], work: Path, final: Path, build: dict) -> None:
         _save_npy(tmp / NORMS_FILE, norms)
         photos = pd.concat(frames, ignore_index=True) if frames else \
             pd.DataFrame({"photo_id": [], "lat": [], "lon": [], "record": [], "offset": []})
-        photos = _photos_table(photos["photo_id"], photos["lat"], photos["lon"], photos, n, work)
-        meta = {k: build[k] for k in ("model", "split", "data_root", "record_files", "image_size")}
-        _finish(tmp, final, photos, (n, d), meta)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    log.info("index %s: %d photos x %d features -> %s", build["split"], n, d, final)
+        photos = _photos_table(photos["photo_id"], photos["lat"], photos["lon"], photos, n, final)
+        meta = {k: meta[k] for k in ("model", "split", "data_root", "record_files", "image_size")}
+        _finish(tmp, photos, (n, d), meta)
+    log.info("index %s: %d photos x %d features -> %s", meta["split"], n, d, final)
+    return FeatureIndex.open(final)

@@ -31,11 +31,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from geoloc_tf.errors import RetrievalError
 from mesh.geodesy import great_circle_km
+
+if TYPE_CHECKING:
+    from geoloc_tf.run_layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -96,35 +100,44 @@ def knn_locations(index_features: np.ndarray, index_lat: np.ndarray, index_lon: 
     return kde_locations(index_lat[rows], index_lon[rows], bandwidth_km)
 
 
-def write_knn_predictions(predictions_dir: str | Path, split: str, k: int, bandwidth_km: float,
-                          index_split: str = "m1_train", model: str = "m1") -> Path:
+def write_knn_predictions(layout: "RunLayout", split: str, k: int, bandwidth_km: float,
+                          index_split: str = "m1_train") -> Path:
     """``predictions/m1_knn/<split>.parquet``: the kNN estimate of every photo of ``split`` from
-    its M1 features' neighbours among ``index_split``'s (both from M1's prediction tables, which
-    hold features when the predict stage ran with --predict_store_features). A point prediction
-    table (``prediction_tables.table_from_points``)."""
-    import pandas as pd
-
+    its M1 features' neighbours among ``index_split``'s, both read from the run's feature indexes
+    (``layout.index_dir``, written by the predict stage with --predict_store_features). A point
+    prediction table (``prediction_tables.table_from_points``)."""
     from geoloc_tf import prediction_tables
-    from geoloc_tf.retrieval.feature_index import read_features
 
-    index_path = prediction_tables.table_path(predictions_dir, model, index_split)
-    query_path = prediction_tables.table_path(predictions_dir, model, split)
-    index_features, queries = read_features(index_path), read_features(query_path)
-    if len(index_features) == 0:
-        raise RetrievalError(f"{index_path}: no photos to search; expected {index_split}'s "
+    index, queries = (_open_features(layout, s) for s in (index_split, split))
+    if len(index) == 0:
+        raise RetrievalError(f"{index.root}: no photos to search; expected {index_split}'s "
                              "M1 features")
-    if len(queries) and queries.shape[1] != index_features.shape[1]:
-        raise RetrievalError(f"{query_path}: features of width {queries.shape[1]}, {index_path}: "
-                             f"{index_features.shape[1]}; expected the same M1")
-    index_meta = pd.read_parquet(index_path, columns=["lat", "lon"])
-    metadata = pd.read_parquet(query_path, columns=list(prediction_tables.METADATA_COLUMNS))
-    lat, lon, density = (knn_locations(index_features, index_meta["lat"].to_numpy(),
-                                       index_meta["lon"].to_numpy(), queries, k, bandwidth_km)
+    if len(queries) and queries.dim != index.dim:
+        raise RetrievalError(f"{queries.root}: features of width {queries.dim}, {index.root}: "
+                             f"{index.dim}; expected the same M1")
+    metadata = prediction_tables.read_frame(layout.prediction_table("m1", split),
+                                            list(prediction_tables.METADATA_COLUMNS))
+    if list(metadata["photo_id"]) != list(queries.photos["photo_id"]):
+        raise RetrievalError(f"{queries.root}: photos differ from "
+                             f"{layout.prediction_table('m1', split)}; expected the features of the "
+                             "same predict stage (rerun it)")
+    lat, lon, density = (knn_locations(index.features, index.photos["lat"].to_numpy(),
+                                       index.photos["lon"].to_numpy(), queries.features, k,
+                                       bandwidth_km, index_sq_norms=index.sq_norms)
                          if len(queries) else (np.zeros(0), np.zeros(0), np.zeros(0)))
     frame = prediction_tables.table_from_points(metadata, lat, lon)
     frame["knn_density"] = density.astype(np.float32)
-    path = prediction_tables.table_path(predictions_dir, KNN_MODEL, split)
-    prediction_tables.write_table(frame, path)
+    path = prediction_tables.write_table(frame, layout.prediction_table(KNN_MODEL, split))
     log.info("kNN %s: %d photos, k=%d, bandwidth %g km, index %s (%d photos) -> %s", split,
-             len(frame), k, bandwidth_km, index_split, len(index_features), path)
+             len(frame), k, bandwidth_km, index_split, len(index), path)
     return path
+
+
+def _open_features(layout: "RunLayout", split: str):
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
+
+    try:
+        return FeatureIndex.open(layout.index_dir(split))
+    except (RetrievalError, FileNotFoundError) as error:
+        raise RetrievalError(f"M1's features of {split}: {error}; expected the predict stage's "
+                             "feature index (--predict_store_features)") from None

@@ -70,7 +70,9 @@ def _model_dir(index, model: str | None) -> Path:
 
         raise RetrievalError(f"{index.root}: the index does not name its model; pass "
                              "--model=RUN_DIR (the run whose M1 made the features)")
-    return Path(index.meta["model"]).parent.parent  # RUN_DIR/m1/m1.keras -> RUN_DIR
+    from geoloc_tf.run_layout import RunLayout
+
+    return RunLayout.of_model_file(index.meta["model"]).root
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from geoloc_tf.retrieval.feature_index import FeatureIndex
-from mesh.atomic import write_atomic
+from mesh.plot import save_figure
 
 
 def record_images(index: FeatureIndex, rows: np.ndarray) -> list[bytes | None]:
@@ -66,10 +66,7 @@ def draw_query_sheet(query_image: bytes, neighbours: pd.DataFrame, images: list[
     figure.suptitle(title or "Query by example: nearest photos by L2 distance of M1 features "
                     "(appendix B, Figure 4)", fontsize=8)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    write_atomic(out, lambda f: f.write(buffer.getvalue()))
+    save_figure(figure, out, dpi=110)
     return Path(out)
 
 

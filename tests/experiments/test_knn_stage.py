@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from experiments.config import SECTIONS
+from geoloc_tf.run_layout import RunLayout
 from mesh.settings import SettingError
 
 PARIS, SYDNEY = (48.85, 2.35), (-33.87, 151.21)
@@ -22,8 +23,11 @@ def test_knn_without_stored_features_is_refused_when_flags_are_parsed(run_config
     assert config.evaluate.knn_k == 5
 
 
-def fake_m1_table(mesh, lat, lon, features, prefix):
+def store_m1_predictions(layout, split, mesh, lat, lon, features, prefix):
+    """What the predict stage writes with --predict_store_features: M1's table and the split's
+    feature index."""
     from geoloc_tf import prediction_tables
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
 
     n = len(lat)
     meta = pd.DataFrame({"photo_id": [f"{prefix}{i}" for i in range(n)],
@@ -31,43 +35,41 @@ def fake_m1_table(mesh, lat, lon, features, prefix):
                          "posted_at": np.arange(n, dtype=np.int64) * 3600, "lat": lat, "lon": lon,
                          "outdoor_prob": np.full(n, 0.9, np.float32)})
     cells = np.maximum(mesh.locate(lat, lon), 0)
-    frame = prediction_tables.table_from_top_k(meta, cells[:, None], np.ones((n, 1)))
-    frame["features"] = list(np.asarray(features, np.float32))
-    return frame
+    prediction_tables.write_table(
+        prediction_tables.table_from_top_k(meta, cells[:, None], np.ones((n, 1))),
+        layout.prediction_table("m1", split))
+    FeatureIndex.write(layout.index_dir(split), np.asarray(features, np.float32),
+                       meta["photo_id"], lat, lon)
 
 
 def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path, run_config):
     from experiments.stages.model_stages import run_evaluate
-    from geoloc_tf import prediction_tables
     from mesh import build_mesh
 
+    layout = RunLayout(tmp_path)
     rng = np.random.default_rng(0)
     mesh = build_mesh(rng.uniform(-60, 60, 3000), rng.uniform(-170, 170, 3000),
                       refinement_limit=300, min_examples=20, init_grid=6)
-    mesh.save(tmp_path / "mesh" / "mesh.npz")
+    mesh.save(layout.mesh)
     # Training photos: features (1, 0) in Paris, (0, 1) in Sydney; validation photos: one of each
     # kind, so kNN puts them exactly in Paris and Sydney.
     train_lat = np.array([PARIS[0]] * 4 + [SYDNEY[0]] * 4)
     train_lon = np.array([PARIS[1]] * 4 + [SYDNEY[1]] * 4)
     train_features = np.repeat([[1.0, 0.0], [0.0, 1.0]], 4, axis=0)
-    predictions = tmp_path / "predictions"
-    prediction_tables.write_table(fake_m1_table(mesh, train_lat, train_lon, train_features, "t"),
-                                  prediction_tables.table_path(predictions, "m1", "m1_train"))
-    prediction_tables.write_table(
-        fake_m1_table(mesh, np.array([48.0, -34.0]), np.array([2.0, 151.0]),
-                      [[0.9, 0.1], [0.2, 0.8]], "v"),
-        prediction_tables.table_path(predictions, "m1", "m23_val"))
+    store_m1_predictions(layout, "m1_train", mesh, train_lat, train_lon, train_features, "t")
+    store_m1_predictions(layout, "m23_val", mesh, np.array([48.0, -34.0]), np.array([2.0, 151.0]),
+                         [[0.9, 0.1], [0.2, 0.8]], "v")
 
     config = run_config(predict=SECTIONS["predict"](store_features=True),
                        evaluate=SECTIONS["evaluate"](knn_k=3, knn_bandwidth_km=50.0))
     run_evaluate(config, tmp_path)
-    knn = pd.read_parquet(prediction_tables.table_path(predictions, "m1_knn", "m23_val"))
+    knn = pd.read_parquet(layout.prediction_table("m1_knn", "m23_val"))
     assert list(zip(knn["pred_lat"], knn["pred_lon"])) == [PARIS, SYDNEY]
-    table6 = pd.read_csv(tmp_path / "eval" / "table6.csv")
+    table6 = pd.read_csv(layout.eval_dir / "table6.csv")
     knn_row = table6[table6["Model"].str.endswith("M1 kNN") & ~table6["Outdoor Only"]]
     assert knn_row["Photos"].tolist() == [2]
-    assert "M1 kNN" in (tmp_path / "eval" / "report.md").read_text()
+    assert "M1 kNN" in layout.eval_report.read_text()
 
     run_evaluate(dataclasses.replace(config, evaluate=SECTIONS["evaluate"](knn_k=0)), tmp_path)
-    assert not prediction_tables.table_path(predictions, "m1_knn", "m23_val").exists()
-    assert "M1 kNN" not in (tmp_path / "eval" / "report.md").read_text()
+    assert not layout.prediction_table("m1_knn", "m23_val").exists()
+    assert "M1 kNN" not in layout.eval_report.read_text()

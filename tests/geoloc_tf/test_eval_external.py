@@ -98,3 +98,54 @@ def test_geoloc_evaluate_with_a_scene_model_for_the_outdoor_rows(tmp_path, capsy
     table4 = pd.read_csv(tmp_path / "out" / "table4.csv")
     outdoor_rows = table4[table4["Outdoor Only"].astype(str) == "True"]
     assert list(outdoor_rows["Photos"]) == [4]
+
+
+def test_geoloc_evaluate_adds_m2_and_m3_rows_from_the_runs_task_modules(tmp_path, capsys):
+    """A test set with posting times and users: M2 and M3 (saved by their task modules with their
+    configs) answer every photo, with the inputs their configs declare (M2 here takes M1's top 3)."""
+    from geoloc_tf.evaluation.external import main
+    from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4
+    from geoloc_tf.m2.config import M2Config
+    from geoloc_tf.m2.model import build_m2
+    from geoloc_tf.m2.task import TrainedM2, photo_data
+    from geoloc_tf.m3.config import M3Config
+    from geoloc_tf.m3.model import build_m3
+    from geoloc_tf.m3.task import TrainedM3
+    from geoloc_tf.prediction_tables import read_table
+    from geoloc_tf.run_layout import REPORT_FILE, RunLayout
+    from mesh import build_mesh
+
+    rng = np.random.default_rng(7)
+    layout = RunLayout(tmp_path / "run")
+    mesh = build_mesh(rng.uniform(-60, 60, 3000), rng.uniform(-170, 170, 3000),
+                      refinement_limit=300, min_examples=20, init_grid=6)
+    mesh.save(layout.mesh)
+    layout.m1_dir.mkdir()
+    build_inception_v4(InceptionV4Config(num_cells=mesh.num_cells, image_size=75,
+                                         width_multiplier=0.05, num_blocks_a=1, num_blocks_b=0,
+                                         num_blocks_c=0)).save(layout.m1_model)
+    m2_config = M2Config(top_k=3, hidden_units=8)
+    m2 = TrainedM2(build_m2(mesh.num_cells, m2_config), m2_config)
+    m2.save(layout)
+    m3_config = M3Config(album_size=4, lstm_units=4)
+    TrainedM3(build_m3(mesh.num_cells, m3_config, m2_config), m3_config, m2_config).save(layout)
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = ["IMG_ID,LAT,LON,USER,POSTED_AT"]
+    for i in range(6):
+        rows.append(f"{i}.jpg,{rng.uniform(-50, 50):.5f},{rng.uniform(-160, 160):.5f},u{i % 2},"
+                    f"{1_400_000_000 + 3600 * i}")
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(images / f"{i}.jpg")
+    (tmp_path / "test.csv").write_text("\n".join(rows) + "\n")
+    out = RunLayout(tmp_path / "out")
+    assert main([f"--model={layout.root}", f"--csv={tmp_path / 'test.csv'}", f"--images={images}",
+                 f"--out={out.root}", "--image_path_template={id}"]) == 0
+    m1_table, m1_ids, m1_probs = read_table(out.prediction_table("m1", "external"))
+    m2_table, m2_ids, _ = read_table(out.prediction_table("m2", "external"))
+    m3_table, _, _ = read_table(out.prediction_table("m3", "external"))
+    assert list(m2_table["photo_id"]) == list(m3_table["photo_id"]) == list(m1_table["photo_id"])
+    direct = m2.probabilities(photo_data(m1_table, m1_ids, m1_probs, mesh, m2_config))
+    np.testing.assert_array_equal(m2_ids[:, 0], direct.argmax(axis=1))
+    report = (out.root / REPORT_FILE).read_text()  # the external report is the folder itself
+    assert "Time Inputs (M2)" in report and "User Albums Time Inputs (M3)" in report

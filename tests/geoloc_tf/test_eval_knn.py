@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 
 from geoloc_tf import prediction_tables
-from geoloc_tf.evaluation import compare, predictions, report, results, tables
+from geoloc_tf.evaluation import compare, report, results, tables
+from geoloc_tf.evaluation import model_predictions as predictions
 from mesh import Mesh, build_mesh
 from mesh.geodesy import great_circle_km
+from geoloc_tf.run_layout import prediction_table_path
 
 # Four validation photos; the kNN point is exact for two, 30 km north for one, missing for one.
 LAT = np.array([48.85, 40.71, 35.68, -33.87])
@@ -31,12 +33,12 @@ def knn_run(tmp_path_factory):
     cells = np.where(cells >= 0, cells, 0)
     prediction_tables.write_table(
         prediction_tables.table_from_top_k(meta, cells[:, None], np.ones((4, 1))),
-        prediction_tables.table_path(run / "predictions", "m1", "m23_val"))
+        prediction_table_path(run / "predictions", "m1", "m23_val"))
     pred_lat = np.array([LAT[0], LAT[1] + 30 * KM_IN_LAT_DEG, LAT[2], np.nan])
     pred_lon = np.array([LON[0], LON[1], LON[2], np.nan])
     prediction_tables.write_table(
         prediction_tables.table_from_points(meta, pred_lat, pred_lon),
-        prediction_tables.table_path(run / "predictions", "m1_knn", "m23_val"))
+        prediction_table_path(run / "predictions", "m1_knn", "m23_val"))
     return run
 
 

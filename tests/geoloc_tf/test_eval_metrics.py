@@ -8,7 +8,7 @@ from scipy import stats
 
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation import metrics
-from mesh.geodesy import EARTH_RADIUS_KM, great_circle_km
+from mesh.geodesy import EARTH_RADIUS_KM, accuracy_at_thresholds, great_circle_km
 
 R = EARTH_RADIUS_KM
 
@@ -49,8 +49,8 @@ def test_threshold_is_inclusive_for_points_exactly_25_km_apart():
     acc = metrics.error_summary(d)["accuracy_percent"]
     assert acc == {"1": 0.0, "25": 100.0, "200": 100.0, "750": 100.0, "2500": 100.0}
     # Just outside (1 m more) does not count; exactly 25.0 and 1.0 do.
-    assert metrics.accuracy_percent([25.001, 25.0, 1.0, 0.999])["25"] == 75.0
-    assert metrics.accuracy_percent([25.001, 25.0, 1.0, 0.999])["1"] == 50.0
+    assert accuracy_at_thresholds([25.001, 25.0, 1.0, 0.999])["25"] == 75.0
+    assert accuracy_at_thresholds([25.001, 25.0, 1.0, 0.999])["1"] == 50.0
 
 
 def test_error_summary_mean_median_and_count():

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.evaluation import compare, predictions, report, results
+from geoloc_tf.evaluation import compare, report, results
+from geoloc_tf.evaluation import model_predictions as predictions
 from mesh import Mesh, build_mesh
 
 N = 400  # validation photos
@@ -185,5 +186,5 @@ def test_predicted_cell_is_the_first_id_and_missing_columns_are_reported(tmp_pat
     p = predictions.read_prediction_table(tmp_path / "t.parquet", "m1")
     np.testing.assert_array_equal(p.cell, [7, -1, 2])  # an empty list: no prediction
     frame.drop(columns=["outdoor_prob"]).to_parquet(tmp_path / "bad.parquet", index=False)
-    with pytest.raises(EvaluationError, match="bad.parquet: cannot read prediction table of model 'm1'"):
+    with pytest.raises(EvaluationError, match="model 'm1': .*bad.parquet: cannot read prediction table"):
         predictions.read_prediction_table(tmp_path / "bad.parquet", "m1")

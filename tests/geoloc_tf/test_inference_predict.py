@@ -44,23 +44,26 @@ def build_tiny_run(root: Path, export: bool = True) -> Path:
     from geoloc_tf.m1.inception_v4 import build_inception_v4
     from geoloc_tf.m2.config import M2Config
     from geoloc_tf.m2.model import build_m2
+    from geoloc_tf.m2.task import TrainedM2
+    from geoloc_tf.run_layout import RunLayout
     from mesh import build_mesh
 
+    layout = RunLayout(root)
     rng = np.random.default_rng(5)
     mesh = build_mesh(rng.uniform(-60, 60, 2000), rng.uniform(-170, 170, 2000),
                       refinement_limit=300, min_examples=20, init_grid=6)
-    mesh.save(root / "mesh" / "mesh.npz")
+    mesh.save(layout.mesh)
     m1 = build_inception_v4(dataclasses.replace(TINY, num_cells=mesh.num_cells, num_blocks_b=0,
                                                 num_blocks_c=0))
     set_output(m1.get_layer("Logits.Logits"), distribution(mesh.num_cells, M1_TOP))
-    (root / "m1").mkdir()
-    m1.save(root / "m1" / "m1.keras")
-    m2 = build_m2(mesh.num_cells, M2Config(hidden_units=8))
+    layout.m1_dir.mkdir()
+    m1.save(layout.m1_model)
+    m2_config = M2Config(hidden_units=8)
+    m2 = build_m2(mesh.num_cells, m2_config)
     set_output(m2.get_layer("m2_output"), distribution(mesh.num_cells, M2_TOP))
-    (root / "m2").mkdir()
-    m2.save(root / "m2" / "m2.keras")
+    TrainedM2(m2, m2_config).save(layout)
     if export:
-        export_m1(m1, mesh.imagery_centroids, str(root / "export" / "m1"), top_k=EXPORT_TOP_K)
+        export_m1(m1, mesh.imagery_centroids, str(layout.export("m1")), top_k=EXPORT_TOP_K)
     return root
 
 

@@ -19,7 +19,7 @@ MAX_BODY = 200_000
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from geoloc_tf.inference.predictor import Predictor
+    from geoloc_tf.inference.photo_predictor import Predictor
     from geoloc_tf.inference.server import ServerConfig, start_server, stop_server
 
     run = build_tiny_run(tmp_path_factory.mktemp("tiny_run"), export=False)

@@ -10,6 +10,7 @@ from geoloc_tf import prediction_tables
 from geoloc_tf.errors import RetrievalError
 from geoloc_tf.retrieval.knn import KNN_MODEL, kde_locations, knn_locations, write_knn_predictions
 from mesh.geodesy import great_circle_km
+from geoloc_tf.run_layout import RunLayout
 
 PARIS = (48.85, 2.35)
 SYDNEY = (-33.87, 151.21)
@@ -76,25 +77,27 @@ def test_knn_locations_search_then_density():
     assert (out_lat[1], out_lon[1]) == SYDNEY
 
 
-def test_write_knn_predictions_reads_stored_features(tmp_path):
-    features, lat, lon = index_of_places()
+def test_write_knn_predictions_reads_the_feature_indexes(tmp_path):
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
 
-    def table(n, rows_lat, rows_lon, feats, prefix):
+    features, lat, lon = index_of_places()
+    layout = RunLayout(tmp_path)
+
+    def store(split, n, rows_lat, rows_lon, feats, prefix):
+        """What the predict stage writes: M1's table and the split's feature index."""
         meta = pd.DataFrame({"photo_id": [f"{prefix}{i}" for i in range(n)], "user_hash": "u",
                              "posted_at": np.zeros(n, np.int64), "lat": rows_lat, "lon": rows_lon,
                              "outdoor_prob": np.full(n, -1.0, np.float32)})
-        frame = prediction_tables.table_from_top_k(meta, np.zeros((n, 1)), np.ones((n, 1)))
-        frame["features"] = list(feats)
-        return frame
+        prediction_tables.write_table(
+            prediction_tables.table_from_top_k(meta, np.zeros((n, 1)), np.ones((n, 1))),
+            layout.prediction_table("m1", split))
+        FeatureIndex.write(layout.index_dir(split), feats, meta["photo_id"], rows_lat, rows_lon)
 
-    predictions = tmp_path / "predictions"
-    prediction_tables.write_table(table(6, lat, lon, features, "t"),
-                                  prediction_tables.table_path(predictions, "m1", "m1_train"))
+    store("m1_train", 6, lat, lon, features, "t")
     queries = np.array([[0.95, 0.05], [0.05, 0.95]], np.float32)
-    prediction_tables.write_table(table(2, [48.0, -33.0], [2.0, 151.0], queries, "v"),
-                                  prediction_tables.table_path(predictions, "m1", "m23_val"))
-    path = write_knn_predictions(predictions, "m23_val", k=3, bandwidth_km=50.0)
-    assert path == prediction_tables.table_path(predictions, KNN_MODEL, "m23_val")
+    store("m23_val", 2, [48.0, -33.0], [2.0, 151.0], queries, "v")
+    path = write_knn_predictions(layout, "m23_val", k=3, bandwidth_km=50.0)
+    assert path == layout.prediction_table(KNN_MODEL, "m23_val")
     out = pd.read_parquet(path)
     assert list(out["photo_id"]) == ["v0", "v1"] and "top_ids" not in out.columns
     assert list(zip(out["pred_lat"], out["pred_lon"])) == [PARIS, SYDNEY]

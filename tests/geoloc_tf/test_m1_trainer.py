@@ -187,26 +187,35 @@ def test_predict_writes_every_photo_of_every_split_with_top_k(uninterrupted, tin
     import keras
 
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.predict import PredictConfig, predict_splits, read_predictions
+    from geoloc_tf.m1.predict_records import predict_splits
+    from geoloc_tf.prediction_tables import read_table as read_predictions
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
+    from geoloc_tf.run_configs import PredictConfig
+    from geoloc_tf.run_layout import RunLayout
 
     _, result = uninterrupted
     model = keras.saving.load_model(result.model_path)
     data = load(tiny_world.data_root)
-    paths = predict_splits(model, data, tmp_path / "m1",
-                           PredictConfig(top_k=3, store_features=True, image_size=75, batch_size=16))
-    assert set(paths) == {"m1_train", "m23_train", "m23_val"}
-    for split, path in paths.items():
-        table, ids, probs = read_predictions(path)
+    layout = RunLayout(tmp_path)
+    paths = predict_splits(model, data, layout, PredictConfig(top_k=3, store_features=True),
+                           image_size=75, batch_size=16)
+    splits = ("m1_train", "m23_train", "m23_val")
+    assert set(paths) == set(splits) | {f"{split}_features" for split in splits}
+    for split in splits:
+        table, ids, probs = read_predictions(paths[split])
         expected = data.table(split)
         assert list(table["photo_id"]) == list(expected["photo_id"])  # every photo, record order
         np.testing.assert_allclose(table["lat"], expected["lat"])
         assert ids.shape == (len(table), 3) and np.all(np.diff(probs, axis=1) <= 0)
         assert np.all(table["top10_mass"] >= probs.sum(axis=1) - 1e-6)  # 10 >= 3 cells of mass
         assert np.all(table["top10_mass"] <= 1 + 1e-6)
-        assert len(table["features"].iloc[0]) == 78  # 1536 x 0.05 width: Inception-C's 6 x 13
+        assert "features" not in table  # the features live in the split's index, in table order
+        index = FeatureIndex.open(layout.index_dir(split))
+        assert list(index.photos["photo_id"]) == list(table["photo_id"])
+        assert index.dim == 78  # 1536 x 0.05 width: Inception-C's 6 x 13
     # a rerun finds every shard done and rewrites nothing but the joined tables
-    parts = sorted((tmp_path / "m1" / "_parts").rglob("*.parquet"))
+    parts = sorted(layout.prediction_dir("m1").rglob("_parts/*/*.parquet"))
     mtimes = [p.stat().st_mtime_ns for p in parts]
-    predict_splits(model, data, tmp_path / "m1", PredictConfig(top_k=3, store_features=True,
-                                                               image_size=75, batch_size=16))
+    predict_splits(model, data, layout, PredictConfig(top_k=3, store_features=True),
+                   image_size=75, batch_size=16)
     assert [p.stat().st_mtime_ns for p in parts] == mtimes

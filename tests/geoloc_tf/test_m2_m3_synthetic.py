@@ -54,9 +54,9 @@ def world(tmp_path_factory):
     splits = {name: synthetic_split(rng, users, 1000 * i)
               for i, (name, users) in enumerate((("train", 150), ("val", 50), ("test", 50)))}
     m2_config = M2Config(hidden_units=64, dropout=0.2, batch_size=128, max_epochs=3,
-                         early_stopping_patience=2, boosting_rounds=1, seed=0)
+                         early_stopping_patience=2, boosting_rounds=1)
     tensorboard_dir = tmp_path_factory.mktemp("m2_tensorboard")
-    m2, history = train_m2(splits["train"][0], splits["val"][0], NUM_CELLS, m2_config,
+    m2, history = train_m2(splits["train"][0], splits["val"][0], NUM_CELLS, m2_config, seed=0,
                            tensorboard_dir=str(tensorboard_dir))
     return splits, m2_config, m2, history, tensorboard_dir
 
@@ -93,11 +93,11 @@ def test_m3_beats_m2_when_users_stay_in_one_region(world, tmp_path):
     splits, m2_config, m2, _, _ = world
     (train, train_table), (val, val_table), (test, test_table) = (
         splits["train"], splits["val"], splits["test"])
-    config = M3Config(m2=m2_config, lstm_units=16, learning_rate=0.005, batch_size=32,
-                      max_epochs=12, early_stopping_patience=4, seed=0)
+    config = M3Config(lstm_units=16, learning_rate=0.005, batch_size=32,
+                      max_epochs=12, early_stopping_patience=4)
     m3, history = train_m3(training_draws(train, build_albums(train_table), seed=0),
                            album_arrays(val, build_albums(val_table)), NUM_CELLS, config,
-                           m2_model=m2, tensorboard_dir=str(tmp_path / "tb"))
+                           m2_config, seed=0, m2_model=m2, tensorboard_dir=str(tmp_path / "tb"))
     test_albums = build_albums(test_table)
     album_probs = m3.predict(album_arrays(test, test_albums).inputs, verbose=0)
     m3_accuracy = accuracy(photo_values(album_probs, test_albums).argmax(axis=1), test)

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from geoloc_tf import errors
 from geoloc_tf.layers import sparsify_top_k
 from geoloc_tf.m2.boosting import samme_update
+from mesh.settings import SettingError
 from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import M2Data
 from geoloc_tf.m2.model import build_m2, input_width, transfer_weights
@@ -75,10 +75,12 @@ def test_dense_and_top_k_forms_agree_and_save(tmp_path):
 
 
 def test_config_rejects_bad_values():
-    with pytest.raises(errors.ModelConfigError, match="M2Config.extra_inputs"):
+    with pytest.raises(SettingError, match="M2Config.extra_inputs=weather: must be one of outdoor"):
         M2Config(extra_inputs=("weather",))
-    with pytest.raises(errors.ModelConfigError, match="M2Config.learning_rates"):
+    with pytest.raises(SettingError, match="M2Config.learning_rates"):
         M2Config(learning_rates=())
+    with pytest.raises(SettingError, match="M2Config.dropout=1.0: must be < 1.0"):
+        M2Config(dropout=1.0)  # Keras' Dropout refuses a rate of 1
 
 
 def test_samme_update_by_hand():
@@ -102,7 +104,7 @@ def test_m1_top1_is_the_best_stored_cell():
 
 
 def test_predict_top_k_in_chunks_matches_full_predict():
-    from geoloc_tf.top_k_predictions import predict_top_k
+    from geoloc_tf.chunked_top_k import predict_top_k
     rng = np.random.default_rng(2)
     data = M2Data.from_dense(rng.dirichlet(np.ones(15), 10), rng.integers(1.4e9, 1.6e9, 10))
     keras.utils.set_random_seed(0)

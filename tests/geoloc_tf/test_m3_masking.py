@@ -13,13 +13,16 @@ from geoloc_tf.m2.model import build_m2
 from geoloc_tf.m3.config import M3Config
 from geoloc_tf.m3.data import album_arrays, photo_values, training_draws
 from geoloc_tf.m3.model import build_m3
+from mesh.settings import SettingError
 
 NUM_CELLS, ALBUM = 12, 6
 
 
 def small_config(dropout=0.0, album_evidence=False):
-    return M3Config(m2=M2Config(top_k=3, hidden_units=8, dropout=dropout), album_size=ALBUM,
-                    lstm_units=4, init_from_m2=False, album_evidence=album_evidence)
+    """(M3Config, the M2Config of its per-photo part), as build_m3 takes them."""
+    return (M3Config(album_size=ALBUM, lstm_units=4, init_from_m2=False,
+                     album_evidence=album_evidence),
+            M2Config(top_k=3, hidden_units=8, dropout=dropout))
 
 
 def album_batch(rng, real=(4, 6)):
@@ -49,7 +52,7 @@ def with_garbage(inputs, mask, rng):
 def test_padding_changes_neither_real_outputs_nor_loss(training, album_evidence):
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)
-    model = build_m3(NUM_CELLS, small_config(album_evidence=album_evidence))
+    model = build_m3(NUM_CELLS, *small_config(album_evidence=album_evidence))
     inputs, labels, mask = album_batch(rng)
     junk = with_garbage(inputs, mask, rng)
     # training=True: batch statistics of the batch norms must come from real photos only.
@@ -74,7 +77,7 @@ def test_loss_ignores_padding_through_a_training_step():
     weights = []
     for batch in (inputs, junk):
         keras.utils.set_random_seed(0)
-        model = build_m3(NUM_CELLS, small_config())
+        model = build_m3(NUM_CELLS, *small_config())
         model.compile(optimizer=keras.optimizers.SGD(0.1),
                       loss=keras.losses.SparseCategoricalCrossentropy())
         loss = model.train_on_batch(batch, labels, sample_weight=mask.astype(np.float32))
@@ -106,11 +109,11 @@ def test_albums_from_a_table_and_back():
 
 
 def test_m3_starts_from_trained_m2_blocks():
-    config = small_config(dropout=0.5)
+    config, m2_config = small_config(dropout=0.5)
     keras.utils.set_random_seed(3)
-    m2 = build_m2(NUM_CELLS, config.m2)
+    m2 = build_m2(NUM_CELLS, m2_config)
     from geoloc_tf.m2.model import transfer_weights
-    m3 = build_m3(NUM_CELLS, config)
+    m3 = build_m3(NUM_CELLS, config, m2_config)
     copied = transfer_weights(m2, m3)
     assert sorted(copied) == sorted(
         [f"m2_block{i}_{kind}" for i in (1, 2, 3) for kind in ("dense", "bn")] + ["m2_output"])
@@ -121,11 +124,11 @@ def test_m3_starts_from_trained_m2_blocks():
 def test_m3_started_from_m2_predicts_exactly_what_m2_predicts():
     """Residual output: M3 = M2 + the LSTM's correction; with the correction at zero, M3 = M2 on
     every real photo, and as initialized it is small (within 0.5 logits here)."""
-    config = small_config()
+    config, m2_config = small_config()
     keras.utils.set_random_seed(5)
-    m2 = build_m2(NUM_CELLS, config.m2)
+    m2 = build_m2(NUM_CELLS, m2_config)
     from geoloc_tf.m2.model import transfer_weights
-    m3 = build_m3(NUM_CELLS, config)
+    m3 = build_m3(NUM_CELLS, config, m2_config)
     transfer_weights(m2, m3)
     inputs, _, mask = album_batch(np.random.default_rng(6))
     photos = {name: inputs[name][mask] for name in ("cell_ids", "cell_probs", "time")}
@@ -136,26 +139,27 @@ def test_m3_started_from_m2_predicts_exactly_what_m2_predicts():
     correction.set_weights([np.zeros_like(w) for w in correction.get_weights()])
     m3_out = np.asarray(m3(inputs, training=False))
     np.testing.assert_allclose(m3_out[mask], m2_out, rtol=1e-5, atol=1e-7)
-    fresh = build_m3(NUM_CELLS, M3Config(m2=config.m2, album_size=ALBUM, lstm_units=4,
-                                         init_from_m2=False, residual_output=False))
+    fresh = build_m3(NUM_CELLS, M3Config(album_size=ALBUM, lstm_units=4, init_from_m2=False,
+                                         residual_output=False), m2_config)
     assert "m2_output" not in transfer_weights(m2, fresh)  # the paper-literal variant: own softmax
 
 
 def test_init_from_m2_needs_an_m2():
     from geoloc_tf.m3.train import train_m3
-    config = M3Config(m2=M2Config(top_k=3, hidden_units=8), album_size=ALBUM)
+    config = M3Config(album_size=ALBUM)
     rng = np.random.default_rng(0)
     inputs, labels, mask = album_batch(rng)
     from geoloc_tf.m3.data import AlbumArrays
     val = AlbumArrays(inputs=inputs, labels=labels, mask=mask)
     with pytest.raises(errors.ModelConfigError, match="init_from_m2"):
-        train_m3(lambda epoch: val, val, NUM_CELLS, config)
+        train_m3(lambda epoch: val, val, NUM_CELLS, config, M2Config(top_k=3, hidden_units=8),
+                 seed=0)
 
 
 def test_m3_saves_and_loads(tmp_path):
     rng = np.random.default_rng(4)
     keras.utils.set_random_seed(0)
-    model = build_m3(NUM_CELLS, small_config(dropout=0.5))
+    model = build_m3(NUM_CELLS, *small_config(dropout=0.5))
     inputs, _, mask = album_batch(rng)
     path = tmp_path / "m3.keras"
     model.save(path)
@@ -166,7 +170,7 @@ def test_m3_saves_and_loads(tmp_path):
 
 def test_album_evidence_saves_and_loads_and_needs_the_residual_output(tmp_path):
     rng = np.random.default_rng(2)
-    model = build_m3(NUM_CELLS, small_config(album_evidence=True))
+    model = build_m3(NUM_CELLS, *small_config(album_evidence=True))
     layer = model.get_layer("m3_album_evidence")
     assert float(layer.alpha.numpy()) == 1.0  # starts as the product of the two distributions
     layer.alpha.assign(2.5)
@@ -176,5 +180,13 @@ def test_album_evidence_saves_and_loads_and_needs_the_residual_output(tmp_path):
     assert float(loaded.get_layer("m3_album_evidence").alpha.numpy()) == 2.5
     np.testing.assert_allclose(np.asarray(loaded(inputs))[mask], np.asarray(model(inputs))[mask],
                                rtol=1e-5, atol=1e-7)
-    with pytest.raises(errors.ModelConfigError, match="album_evidence=True needs residual_output"):
+    with pytest.raises(SettingError, match="M3Config.album_evidence needs M3Config.residual_output"):
         M3Config(residual_output=False, album_evidence=True)
+
+
+def test_frozen_m2_needs_m2s_weights_and_names_both_settings():
+    with pytest.raises(SettingError) as raised:
+        M3Config(freeze_m2=True, init_from_m2=False)
+    assert raised.value.fields == ("freeze_m2", "init_from_m2")
+    assert raised.value.render(lambda f: f"--m3_{f}").startswith(
+        "--m3_freeze_m2 needs --m3_init_from_m2")

@@ -11,6 +11,7 @@ import pytest
 
 from data_pipelines.splits import M23_TRAIN, M23_VAL
 from geoloc_tf import prediction_tables
+from geoloc_tf.run_layout import RunLayout, prediction_table_path
 
 
 def synthetic_m1_tables(mesh, predictions_dir, seed=0, users=30, photos_per_user=12):
@@ -35,7 +36,7 @@ def synthetic_m1_tables(mesh, predictions_dir, seed=0, users=30, photos_per_user
         probs = np.sort(rng.dirichlet(np.ones(k), size=len(table)), axis=1)[:, ::-1] * 0.4
         probs[:, 0] += 0.6
         prediction_tables.write_table(prediction_tables.table_from_top_k(table, ids, probs),
-                                      prediction_tables.table_path(predictions_dir, "m1", split))
+                                      prediction_table_path(predictions_dir, "m1", split))
 
 
 @pytest.fixture(scope="module")
@@ -52,28 +53,31 @@ def test_m2_m3_averaging_and_report_from_prediction_tables(tiny_mesh, tmp_path):
     from geoloc_tf.averaging import write_averaging_predictions
     from geoloc_tf.evaluation.report import evaluate_run
     from geoloc_tf.m2.config import M2Config
-    from geoloc_tf.m2.pipeline import run_m2
+    from geoloc_tf.m2 import task as m2_task
+    from geoloc_tf.m3 import task as m3_task
     from geoloc_tf.m3.config import M3Config
-    from geoloc_tf.m3.pipeline import run_m3
 
     run_dir = tmp_path / "run"
-    predictions = run_dir / "predictions"
+    layout = RunLayout(run_dir)
+    predictions = layout.predictions_dir
     synthetic_m1_tables(tiny_mesh, predictions)
-    tiny_mesh.save(run_dir / "mesh" / "mesh.npz")
+    tiny_mesh.save(layout.mesh)
     m2 = M2Config(hidden_units=16, boosting_rounds=1, max_epochs=3, early_stopping_patience=2,
                   batch_size=64)
-    artifacts = run_m2(predictions, tiny_mesh, run_dir / "m2", run_dir / "tb" / "m2", m2, top_k=5)
-    assert (run_dir / "m2" / "m2.keras").exists()
-    m3 = M3Config(m2=m2, lstm_units=8, max_epochs=2, batch_size=8)
-    run_m3(predictions, tiny_mesh, run_dir / "m3", run_dir / "tb" / "m3", m3, artifacts["model"],
-           top_k=5)
+    artifacts = m2_task.run(layout, tiny_mesh, m2, seed=0, top_k=5)
+    assert artifacts["model"] == str(layout.m2_model) and layout.m2_model.exists()
+    assert m2_task.TrainedM2.load(layout).config == m2  # saved with the config it was built from
+    m3 = M3Config(lstm_units=8, max_epochs=2, batch_size=8)
+    m3_task.run(layout, tiny_mesh, m3, m2, seed=0, top_k=5)
+    loaded = m3_task.TrainedM3.load(layout)
+    assert (loaded.config, loaded.m2) == (m3, m2)
     averaging = write_averaging_predictions(predictions, M23_VAL)
 
     m1_table, _, _ = prediction_tables.read_table(
-        prediction_tables.table_path(predictions, "m1", M23_VAL))
+        prediction_table_path(predictions, "m1", M23_VAL))
     for model in ("m2", "m3", "user_averaging", "album_averaging"):
         table, ids, probs = prediction_tables.read_table(
-            prediction_tables.table_path(predictions, model, M23_VAL))
+            prediction_table_path(predictions, model, M23_VAL))
         assert list(table["photo_id"]) == list(m1_table["photo_id"]), model  # every photo once, same order
         assert ids.shape[1] == (1 if "averaging" in model else 5)
         assert ((ids >= 0) & (ids < tiny_mesh.num_cells)).all()
@@ -103,7 +107,8 @@ def test_m2_and_m3_savedmodels_answer_like_the_models(tiny_mesh, tmp_path):
     from geoloc_tf.m2.model import build_m2
     from geoloc_tf.m3.config import M3Config
     from geoloc_tf.m3.model import build_m3
-    from geoloc_tf.metadata_export import export_metadata_model
+    from geoloc_tf.m2.task import TrainedM2
+    from geoloc_tf.m3.task import TrainedM3
     from geoloc_tf.time_features import time_features
 
     rng = np.random.default_rng(1)
@@ -112,22 +117,23 @@ def test_m2_and_m3_savedmodels_answer_like_the_models(tiny_mesh, tmp_path):
     probs = np.sort(rng.dirichlet(np.ones(k), n), axis=1)[:, ::-1].astype(np.float32)
     posted = rng.integers(1_200_000_000, 1_500_000_000, n).astype(np.int64)
     m2 = build_m2(cells, M2Config(hidden_units=8))
-    exported = tf.saved_model.load(export_metadata_model(m2, tiny_mesh.imagery_centroids,
-                                                         str(tmp_path / "m2"), album=False, top_k=3))
+    exported = tf.saved_model.load(TrainedM2(m2, M2Config(hidden_units=8)).export(
+        tiny_mesh.imagery_centroids, tmp_path / "m2", top_k=3))
     out = exported.serve(ids, probs, posted)
     direct = m2.predict_on_batch(M2Data(ids.astype(np.int64), probs, posted).model_inputs())
     np.testing.assert_array_equal(out["cell_ids"].numpy()[:, 0], direct.argmax(axis=1))
     np.testing.assert_allclose(out["lat"].numpy(),
                                tiny_mesh.imagery_centroids[direct.argmax(axis=1), 0])
 
-    m3 = build_m3(cells, M3Config(m2=M2Config(hidden_units=8), lstm_units=4))
+    m3_config = M3Config(lstm_units=4)
+    m3 = build_m3(cells, m3_config, M2Config(hidden_units=8))
     album = lambda a: np.zeros((1, 24) + a.shape[1:], a.dtype)  # noqa: E731
     a_ids, a_probs, a_posted = album(ids), album(probs), album(posted)
     a_ids[0, :n], a_probs[0, :n], a_posted[0, :n] = ids, probs, posted
     mask = np.zeros((1, 24), bool)
     mask[0, :n] = True
-    exported3 = tf.saved_model.load(export_metadata_model(m3, tiny_mesh.imagery_centroids,
-                                                          str(tmp_path / "m3"), album=True, top_k=3))
+    exported3 = tf.saved_model.load(TrainedM3(m3, m3_config, M2Config(hidden_units=8)).export(
+        tiny_mesh.imagery_centroids, tmp_path / "m3", top_k=3))
     out3 = exported3.serve(a_ids, a_probs, a_posted, mask)
     direct3 = m3.predict_on_batch({"cell_ids": a_ids, "cell_probs": a_probs,
                                    "time": time_features(a_posted), "mask": mask})

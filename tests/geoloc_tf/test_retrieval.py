@@ -113,7 +113,7 @@ def tiny_run(tiny_world, tmp_path_factory) -> Path:
 
 def test_index_build_resumes_after_a_kill(tiny_run, monkeypatch):
     from data_pipelines.dataset import load
-    from geoloc_tf.m1 import predict
+    from geoloc_tf.m1 import predict_records as predict
 
     lengths = load(str(tiny_run / "data")).shard_lengths("m1_train")
     assert len(lengths) > 2
@@ -122,7 +122,7 @@ def test_index_build_resumes_after_a_kill(tiny_run, monkeypatch):
     def killed(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(feature_index, "_assemble", killed)  # dies after every shard is done
+    monkeypatch.setattr(feature_index, "assemble_index", killed)  # dies after every shard is done
     with pytest.raises(KeyboardInterrupt):
         feature_index.build_index(tiny_run, "m1_train", out)
     parts = sorted((out.parent / ".resume.build" / "parts").glob("*.parquet"))

@@ -51,3 +51,10 @@ def test_matches_arccos_form_and_broadcasts():
 def test_accuracy_at_thresholds():
     acc = accuracy_at_thresholds([0.5, 10.0, 100.0, 1000.0], (1.0, 25.0, 200.0, 750.0, 2500.0))
     assert acc == {"1": 25.0, "25": 50.0, "200": 75.0, "750": 75.0, "2500": 100.0}
+
+
+def test_accuracy_counts_a_distance_at_the_threshold_up_to_rounding():
+    """A photo exactly 25 km away whose distance rounds to 25.000000000000004 km is within 25 km;
+    one a millimetre beyond is not."""
+    acc = accuracy_at_thresholds([25.0 * (1 + 1e-15), 25.0 + 1e-6], (25.0,))
+    assert acc == {"25": 50.0}

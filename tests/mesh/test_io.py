@@ -76,3 +76,30 @@ def test_atomic_write_creates_parent_and_leaves_no_temp(tmp_path):
     write_text_atomic(target, '{"x": 1}\n')  # replaces in place
     assert target.read_text() == '{"x": 1}\n'
     assert [p.name for p in target.parent.iterdir()] == ["s.json"]
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_folder(tmp_path):
+    import pytest
+
+    from mesh.atomic import atomic_dir, atomic_path, write_text_atomic
+
+    target = tmp_path / "model.keras"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            assert tmp.endswith(".keras")  # tools that check the suffix accept it
+            open(tmp, "w").write("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    folder = tmp_path / "export"
+    with atomic_dir(folder) as tmp:
+        open(f"{tmp}/a.txt", "w").write("first")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(folder) as tmp:
+            open(f"{tmp}/a.txt", "w").write("second")
+            raise RuntimeError("killed")
+    assert (folder / "a.txt").read_text() == "first"
+    with atomic_dir(folder) as tmp:
+        open(f"{tmp}/b.txt", "w").write("third")
+    assert sorted(p.name for p in folder.iterdir()) == ["b.txt"]  # replaced whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "model.keras"]

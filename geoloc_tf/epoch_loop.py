@@ -182,3 +182,12 @@ class EpochLoop:
                 if np.isfinite(value):  # the "start" record has no training loss
                     tf.summary.scalar(name, value, step=record.epoch)
         self._writer.flush()
+
+
+def compile_model(model: keras.Model, learning_rate: float, *, masked: bool = False) -> None:
+    """Adam (appendix A.2) on sparse categorical cross-entropy, with accuracy: M2's and M3's one
+    compile. ``masked`` (M3's albums): accuracy is weighted by the sample weights, so padded album
+    positions (weight 0) do not count."""
+    accuracy = {"weighted_metrics": ["accuracy"]} if masked else {"metrics": ["accuracy"]}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(), **accuracy)

@@ -1,18 +1,22 @@
 """M1's predictions for every photo, stored as Parquet tables that need no image work to read.
 
-M2, M3, user averaging, the evaluation and retrieval all start from these tables (paper Figure 3:
-M2 takes M1's top-10 cells; appendix B: retrieval takes the penultimate features). One table per
-split, `predictions/m1/<split>.parquet`, one row per photo in record order:
+M2, M3, user averaging and the evaluation start from these tables (paper Figure 3: M2 takes M1's
+top-10 cells). One table per split, `predictions/m1/<split>.parquet`, one row per photo in record
+order:
 
 | column | meaning |
 |---|---|
 | photo_id, user_hash, posted_at, lat, lon, outdoor_prob | the photo's kept metadata |
 | top_ids (list of int32), top_probs (list of float32) | the k most probable cells, best first |
 | top10_mass | sum of the 10 largest probabilities: the L1 norm |p0| of Figure 3, operator (1) |
-| features (list of float32), optional | the penultimate (1536-d at full width) features |
 
-Work is done one record shard at a time (`_parts/<split>/NNNNN.parquet`, atomic); a killed run
-redoes only the unfinished shards, then the parts are joined into the split's table.
+With ``PredictConfig.store_features``, M1's penultimate (1536-d at full width) features of each
+split go to the split's feature index (``geoloc_tf.retrieval.feature_index``, appendix B), in the
+same photo order: the one store that the kNN row and `geoloc search` read.
+
+Work is done one record shard at a time (``RunLayout.prediction_parts``, one atomic table per
+shard, features included); a killed run redoes only the unfinished shards, then the parts are
+joined into the split's table and index.
 """
 
 from __future__ import annotations
@@ -32,18 +36,23 @@ from data_pipelines.config import InputConfig
 from data_pipelines.dataset import WrittenDataset
 from geoloc_tf import prediction_tables
 from geoloc_tf.m1 import inception_v4
+from geoloc_tf.run_configs import PredictConfig
+from geoloc_tf.run_layout import RunLayout
 
 log = logging.getLogger(__name__)
 
+MODEL = "m1"
 MASS_K = prediction_tables.MASS_K
+BATCH_SIZE = 128  # photos per forward pass
 
 
 @dataclasses.dataclass(frozen=True)
-class PredictConfig:
-    top_k: int = 10  # cells kept per photo
-    store_features: bool = False
-    image_size: int = inception_v4.DEFAULT_IMAGE_SIZE
-    batch_size: int = 128
+class _Pass:
+    """One prediction pass: the settings plus M1's input side (from M1's config) and batch."""
+
+    config: PredictConfig
+    image_size: int
+    batch_size: int
 
 
 def prediction_model(model: keras.Model, store_features: bool) -> keras.Model:
@@ -54,27 +63,38 @@ def prediction_model(model: keras.Model, store_features: bool) -> keras.Model:
     return keras.Model(model.inputs, [model.output, features], name=f"{model.name}_with_features")
 
 
-def predict_splits(model: keras.Model, data: WrittenDataset, out_dir: Path | str,
-                   config: PredictConfig, split_names: tuple[str, ...] = splits.SPLITS
+def predict_splits(model: keras.Model, data: WrittenDataset, layout: RunLayout,
+                   config: PredictConfig, image_size: int,
+                   split_names: tuple[str, ...] = splits.SPLITS, batch_size: int = BATCH_SIZE
                    ) -> dict[str, str]:
-    """Writes `out_dir/<split>.parquet` for every split; returns split -> path."""
-    out_dir = Path(out_dir)
+    """Writes M1's prediction table of every split and, with ``config.store_features``, its feature
+    index (``layout.index_dir(split)``, the run's one store of M1 features); returns split ->
+    table path and ``<split>_features`` -> index folder. ``image_size``: M1's input side
+    (``--m1_image_size``); ``model`` is the run's ``layout.m1_model``."""
+    from geoloc_tf.retrieval.feature_index import assemble_index, index_meta
+
     net = prediction_model(model, config.store_features)
     infer = tf.function(lambda images: net(images, training=False))
     paths = {}
     for split in split_names:
-        parts = predict_parts(infer, data, split, out_dir / "_parts" / split, config)
-        table = pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True) if parts \
-            else _empty_frame(config)
-        path = out_dir / f"{split}.parquet"
-        prediction_tables.write_table(table, path)
+        parts = predict_parts(infer, data, split, layout.prediction_parts(MODEL, split), config,
+                              image_size, batch_size)
+        columns = list(prediction_tables.TABLE_COLUMNS)
+        table = pd.concat([prediction_tables.read_frame(part, columns) for part in parts],
+                          ignore_index=True) if parts else _empty_frame(config)
+        path = prediction_tables.write_table(table, layout.prediction_table(MODEL, split))
         paths[split] = str(path)
         log.info("predict %s: %d photos -> %s", split, len(table), path)
+        if config.store_features:
+            index = assemble_index(parts, layout.index_dir(split),
+                                   index_meta(layout.m1_model, data, split, image_size))
+            paths[f"{split}_features"] = str(index.root)
     return paths
 
 
 def predict_parts(infer, data: WrittenDataset, split: str, parts_dir: Path | str,
-                  config: PredictConfig) -> list[Path]:
+                  config: PredictConfig, image_size: int, batch_size: int = BATCH_SIZE
+                  ) -> list[Path]:
     """One prediction table per record shard of ``split``, ``parts_dir/NNNNN.parquet`` (atomic);
     parts that exist are kept, so a killed run redoes only unfinished shards. ``infer`` is
     ``prediction_model(...)`` under ``tf.function``. Returns every part, in shard order."""
@@ -86,7 +106,7 @@ def predict_parts(infer, data: WrittenDataset, split: str, parts_dir: Path | str
         part = parts_dir / f"{shard:05d}.parquet"
         if part.exists():
             continue
-        frame = _predict_shard(infer, data, split, shard, config)
+        frame = _predict_shard(infer, data, split, shard, _Pass(config, image_size, batch_size))
         prediction_tables.write_table(frame, part)
         done_images += len(frame)
         rate = done_images / max(time.monotonic() - started, 1e-9)
@@ -96,9 +116,10 @@ def predict_parts(infer, data: WrittenDataset, split: str, parts_dir: Path | str
     return [parts_dir / f"{shard:05d}.parquet" for shard in range(len(lengths))]
 
 
-def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, config: PredictConfig
+def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, run: _Pass
                    ) -> pd.DataFrame:
-    input_config = InputConfig(image_size=config.image_size, global_batch_size=config.batch_size,
+    config = run.config
+    input_config = InputConfig(image_size=run.image_size, global_batch_size=run.batch_size,
                                training=False, deterministic=True, with_metadata=True,
                                drop_unlabeled=False, drop_remainder=False)
     dataset = input_pipeline.make_dataset(data, split, None, input_config, shards=[shard])
@@ -140,13 +161,6 @@ def _concat(chunks: list[np.ndarray], dtype) -> np.ndarray:
 
 def _empty_frame(config: PredictConfig) -> pd.DataFrame:
     empty = np.zeros((0, config.top_k))
-    frame = prediction_tables.table_from_top_k(
+    return prediction_tables.table_from_top_k(
         pd.DataFrame({name: [] for name in prediction_tables.METADATA_COLUMNS}), empty, empty)
-    if config.store_features:
-        frame["features"] = []
-    return frame
 
-
-def read_predictions(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """(table, top_ids [n, k] int32, top_probs [n, k] float32) of a stored prediction table."""
-    return prediction_tables.read_table(path)

@@ -1,7 +1,7 @@
 """Stored prediction tables as the evaluation reads them: one per model and split.
 
 Every model (M1, M2, M3, user and album averaging) writes the same Parquet columns
-(``geoloc_tf.m1.predict``): ``photo_id, user_hash, posted_at, lat, lon, outdoor_prob, top_ids,
+(``geoloc_tf.m1.predict_records``): ``photo_id, user_hash, posted_at, lat, lon, outdoor_prob, top_ids,
 top_probs, top10_mass``. The evaluation needs only the metadata and the predicted cell, which is
 ``top_ids[0]`` (the best cell; averaging tables may have k = 1), read without unpacking the whole
 list column. A point table (``prediction_tables.POINT_COLUMNS``: the kNN estimate, which is a
@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.prediction_tables import POINT_COLUMNS
+from geoloc_tf.prediction_tables import POINT_COLUMNS, read_arrow
 
 #: Columns the evaluation reads.
 COLUMNS: tuple[str, ...] = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob", "top_ids")
@@ -91,16 +89,10 @@ def read_prediction_table(path: str | os.PathLike, model: str) -> ModelPredictio
     """Read the columns the evaluation needs from one prediction table (see module docstring)."""
     path = os.fspath(path)
     try:
-        point = set(POINT_COLUMNS) <= set(pq.read_schema(path).names)
-        columns = [c for c in COLUMNS if c != "top_ids"] + list(POINT_COLUMNS) if point \
-            else list(COLUMNS)
-        table = pq.read_table(path, columns=columns)
-    except FileNotFoundError:
-        raise EvaluationError(f"{path}: no such prediction table (model {model!r})") from None
-    except (OSError, ValueError, KeyError) as e:
-        raise EvaluationError(
-            f"{path}: cannot read prediction table of model {model!r} ({e}); expected the columns "
-            f"{list(COLUMNS)} written by geoloc_tf.m1.predict") from None
+        table = read_arrow(path, list(COLUMNS))
+    except EvaluationError as error:
+        raise EvaluationError(f"model {model!r}: {error}") from None
+    point = set(POINT_COLUMNS) <= set(table.column_names)
 
     def col(name: str, dtype) -> np.ndarray:
         return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=dtype)
@@ -140,15 +132,10 @@ def discover_prediction_tables(run_dir: str | os.PathLike, split: str) -> dict[s
     A split expression ``a+b`` (e.g. ``m23_train+m23_val``, all of M1's validation photos, as in
     Tables 3-4) gives ``{model: [path_a, path_b]}`` for the models that have every part.
     """
-    root = Path(run_dir) / "predictions"
-    if not root.is_dir():
-        return {}
-    parts = split.split("+")
-    found: dict[str, str | list[str]] = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        paths = [folder / f"{part}.parquet" for part in parts]
-        if all(p.is_file() for p in paths):
-            found[folder.name] = str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
+    from geoloc_tf.run_layout import RunLayout
+
+    found = {model: str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
+             for model, paths in RunLayout(run_dir).prediction_tables(split).items()}
     return {m: found[m] for m in model_order(list(found))}
 
 

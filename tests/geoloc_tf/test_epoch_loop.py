@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from geoloc_tf.fit import EpochLoop
+from geoloc_tf.epoch_loop import EpochLoop
 
 
 def tiny_problem():

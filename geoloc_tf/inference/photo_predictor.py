@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -24,8 +24,10 @@ from geoloc_tf import errors
 from geoloc_tf.inference.m1_model import M1Model
 from geoloc_tf.inference.mass import DEFAULT_LEVELS, MassSets, mass_sets, \
     mass_sets_from_probabilities
+from geoloc_tf.run_layout import RunLayout
 
-M2_FILE = Path("m2") / "m2.keras"
+if TYPE_CHECKING:
+    from geoloc_tf.m2.task import TrainedM2
 
 
 def parse_posted_at(text: str) -> int:
@@ -104,32 +106,30 @@ class Predictions:
 class Predictor:
     """M1 (+ the run's M2) and the mesh, ready to answer photos; build with ``Predictor.load``."""
 
-    def __init__(self, m1: M1Model, m2=None):
+    def __init__(self, m1: M1Model, m2: "TrainedM2 | None" = None):
         if m1.mesh is None:
             raise errors.InferenceError(
                 f"{m1.path}: no mesh for this model; pass the run's mesh (--mesh=RUN_DIR/mesh)")
         self.m1 = m1
         self.m2 = m2
         self.cell_areas_km2 = m1.mesh.cell_areas_km2
-        self.m2_top_k = None if m2 is None else int(m2.input["cell_ids"].shape[-1])
-        self.m2_uses_outdoor = m2 is not None and "outdoor" in m2.input
+        self.m2_uses_outdoor = m2 is not None and m2.uses_outdoor
 
     @classmethod
     def load(cls, model_path: str | Path, mesh_path: str | Path | None = None,
              with_m2: bool = True) -> "Predictor":
-        """M1 from a run directory or SavedModel; the run's M2 (``m2/m2.keras``) if asked and
-        present (a SavedModel of M1 answers with M1 alone)."""
+        """M1 from a run directory or SavedModel; the run's trained M2 (``geoloc_tf.m2.task``) if
+        asked and present (a SavedModel of M1 answers with M1 alone)."""
+        from geoloc_tf.m2.task import TrainedM2
+
         m1 = M1Model.load(model_path, mesh_path)
         m2 = None
-        if with_m2 and m1.run_dir is not None and (m1.run_dir / M2_FILE).exists():
-            import keras
-
-            import geoloc_tf.layers  # noqa: F401  (registers M2's custom layers for loading)
-
-            m2 = keras.saving.load_model(m1.run_dir / M2_FILE, compile=False)
-            if int(m2.output_shape[-1]) != m1.num_cells:
+        layout = None if m1.run_dir is None else RunLayout(m1.run_dir)
+        if with_m2 and layout is not None and TrainedM2.exists(layout):
+            m2 = TrainedM2.load(layout)
+            if m2.num_cells != m1.num_cells:
                 raise errors.InferenceError(
-                    f"{m1.run_dir / M2_FILE}: M2 has {m2.output_shape[-1]} cells, M1 "
+                    f"{layout.m2_model}: M2 has {m2.num_cells} cells, M1 "
                     f"{m1.num_cells}; expected both from the same run")
         return cls(m1, m2)
 
@@ -173,12 +173,4 @@ class Predictor:
 
     def _m2_probabilities(self, m1_probabilities: np.ndarray, times: list[int],
                           outdoor: list[float | None] | None) -> np.ndarray:
-        from geoloc_tf.m2.data import M2Data
-        from geoloc_tf.m2.pipeline import UNKNOWN_OUTDOOR
-
-        values = np.array([UNKNOWN_OUTDOOR if outdoor is None or o is None else o
-                           for o in (outdoor or [None] * len(times))], np.float32)
-        data = M2Data.from_dense(m1_probabilities, np.array(times, np.int64), outdoor=values,
-                                 k=self.m2_top_k)
-        inputs = data.model_inputs(("outdoor",) if self.m2_uses_outdoor else ())
-        return np.asarray(self.m2.predict_on_batch(inputs), np.float32)
+        return self.m2.probabilities(self.m2.data_from_m1(m1_probabilities, times, outdoor))

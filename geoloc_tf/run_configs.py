@@ -1,0 +1,64 @@
+"""Settings of the run's steps that have no model of their own: M1's predictions, the evaluation
+and the export. Each declared once (``mesh.settings``); field names are the runner's flag suffixes
+(``top_k`` of ``PredictConfig`` is ``--predict_top_k``). Imports neither TensorFlow nor Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mesh.geodesy import ACCURACY_THRESHOLDS_KM
+from mesh.settings import check_settings, setting
+
+
+def _increasing(values: tuple[float, ...]) -> str | None:
+    if list(values) != sorted(values) or len(set(values)) != len(values):
+        return "values must be strictly increasing"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictConfig:
+    """Stored M1 predictions for every photo, read by M2, M3, averaging, evaluation and retrieval
+    (``geoloc_tf.m1.prediction_tables``)."""
+
+    top_k: int = setting(10, "Cells kept per photo, with their probabilities (Figure 3 operator (1): "
+                         "10).", minimum=1)
+    store_features: bool = setting(False, "Also store M1's 1536-d penultimate features (for the kNN "
+                                   "row and retrieval).")
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """Evaluation and report (paper §3.1.3, Tables 3-7, appendix C)."""
+
+    thresholds_km: tuple[float, ...] = setting(
+        ACCURACY_THRESHOLDS_KM, "Accuracy thresholds in km: street, city, region, country, "
+        "continent (§3.1.3).", minimum=0.0, min_exclusive=True, check=_increasing)
+    outdoor_threshold: float = setting(
+        0.5, "Photos with outdoor probability >= this count as outdoor (Table 4).", minimum=0.0,
+        maximum=1.0)
+    knn_k: int = setting(
+        0, "Beyond the paper: add an 'M1 kNN' row, each photo located from its k nearest M1 "
+        "training photos in M1's feature space (Vo et al. 2017); needs --predict_store_features. "
+        "0: off (at YFCC100M scale the features take ~6 GB per million photos).", minimum=0)
+    knn_bandwidth_km: float = setting(
+        100.0, "Bandwidth of the Gaussian kernel over great-circle distance that picks the densest "
+        "of the k neighbours' locations (our choice; Vo et al. 2017 tune it).", minimum=0.0,
+        min_exclusive=True)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """SavedModel export of the trained models."""
+
+    top_k: int = setting(5, "Cells returned per photo by the serving signatures.", minimum=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
