@@ -135,6 +135,12 @@ class IngestConfig:
                                "machine hashes user ids the same way", ("num_tasks", "salt"))
 
     @property
+    def simulated(self) -> bool:
+        """True for the demo collection, whose users, posting times and indoor photos are SIMULATED:
+        every report made from it says so."""
+        return self.source == "demo"
+
+    @property
     def num_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
 

@@ -20,20 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from data_pipelines.config import IngestConfig
+from geoloc_tf.m2.config import M2Config
+from geoloc_tf.m3.config import M3Config
+from geoloc_tf.run_configs import EvaluateConfig, ExportConfig, PredictConfig
 from mesh.config import MeshConfig
 from mesh.settings import SettingError, check_settings, from_dict, setting, to_dict
 
 FORMAT_VERSION = 2
-
-#: Choices of --m2_early_stopping_metric / --m3_early_stopping_metric.
-EARLY_STOPPING_METRICS: tuple[str, ...] = ("accuracy", "loss")
-
-
-def _increasing(values: tuple[float, ...]) -> str | None:
-    if list(values) != sorted(values) or len(set(values)) != len(values):
-        return "values must be strictly increasing"
-    return None
-
 
 def _non_empty(values: tuple) -> str | None:
     return None if len(values) else "at least one value is needed"
@@ -116,129 +109,6 @@ class M1Section:
 
 
 @dataclass(frozen=True)
-class PredictSection:
-    """Stored M1 predictions for every photo, read by M2, M3, averaging, evaluation and retrieval."""
-
-    top_k: int = setting(10, "Cells kept per photo, with their probabilities (Figure 3 operator (1): 10).",
-                       minimum=1)
-    store_features: bool = setting(False, "Also store M1's 1536-d penultimate features (for retrieval).")
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-
-@dataclass(frozen=True)
-class M2Section:
-    """M2: the time-adjusting model (paper §3.2, Table 2, appendix A.2)."""
-
-    top_k: int = setting(10, "Entries kept by the sparsify-normalize layer (§3.2: top 10).", minimum=1)
-    hidden_units: int = setting(1626, "Units of each hidden block (Table 2: 542*3).", minimum=1)
-    dropout: float = setting(0.5, "Dropout rate of every hidden block (Table 2: 50 %).", minimum=0.0,
-                           maximum=1.0)
-    learning_rates: tuple[float, ...] = setting(
-        (0.005, 0.001), "Adam learning rates, one phase each (appendix A.2: 0.005 then 0.001).",
-        minimum=0.0, min_exclusive=True, check=_non_empty)
-    boosting_rounds: int = setting(
-        2, "Rounds of AdaBoost-style re-weighting of misclassified photos before the Adam phases "
-        "(appendix A.2 'initial iterations of Adaboost'; 0 turns it off).", minimum=0)
-    batch_size: int = setting(512, "Global batch size.", minimum=1)
-    max_epochs: int = setting(100, "Upper bound on epochs per phase; early stopping usually ends sooner.",
-                            minimum=1)
-    early_stopping_patience: int = setting(
-        5, "Epochs of falling validation accuracy that stop a phase, restoring the best weights "
-        "(appendix A.2).", minimum=1)
-    early_stopping_metric: str = setting(
-        "accuracy", "What early stopping watches on validation: 'accuracy' (appendix A.2) or 'loss' "
-        "(the cross-entropy: far less noisy where cell accuracy is a few percent on a few thousand "
-        "photos).", choices=EARLY_STOPPING_METRICS)
-    m1_prior: bool = setting(
-        False, "Beyond the paper: M2's softmax adds the log of M1's renormalized top-k probabilities "
-        "to its (zero-initialized) output logits, so M2 starts as M1 and learns a correction from the "
-        "time. For M2 training sets too small to relearn the map onto the cells (the demo: ~9 photos "
-        "per cell); the paper's M2 had millions.")
-    extra_inputs: tuple[str, ...] = setting(
-        (), "Inputs beyond the paper, appended to M2's input: 'outdoor' (the photo's outdoor "
-        "probability; the paper's suggested future work).", choices=("outdoor",))
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-
-@dataclass(frozen=True)
-class M3Section:
-    """M3: M2's blocks inside a masked bidirectional LSTM over user albums (paper §3.3, Figure 3)."""
-
-    album_size: int = setting(24, "Photos per album (§3.3: 24), zero-padded and masked.", minimum=1)
-    lstm_units: int = setting(256, "Units of each LSTM direction (not given in the paper).", minimum=1)
-    init_from_m2: bool = setting(True, "Initialize the per-photo blocks from the trained M2.")
-    freeze_m2: bool = setting(
-        False, "Beyond the paper: keep the per-photo part started from M2 fixed and train only the "
-        "LSTM and its correction (for small M2/M3 training sets; needs --m3_init_from_m2).")
-    residual_output: bool = setting(
-        True, "M3's softmax takes M2's output logits plus a small correction from the LSTM, "
-        "so M3 starts near the trained M2 (our reading of Figure 3); False: a fresh softmax on the LSTM.")
-    album_evidence: bool = setting(
-        False, "Beyond the paper: with --m3_residual_output, every photo's logits also get the log "
-        "of the mean softmax over its album, times a learned weight starting at 1 (the LSTM alone "
-        "did not learn to pool an album's evidence on the demo).")
-    learning_rate: float = setting(
-        0.001, "Adam learning rate (not given for M3; appendix A.2's final M2 rate).", minimum=0.0,
-        min_exclusive=True)
-    batch_size: int = setting(64, "Albums per global batch.", minimum=1)
-    max_epochs: int = setting(100, "Upper bound on epochs; early stopping usually ends sooner.", minimum=1)
-    early_stopping_patience: int = setting(5, "Epochs of falling validation accuracy that stop training.",
-                                         minimum=1)
-    early_stopping_metric: str = setting(
-        "accuracy", "What early stopping watches on validation: 'accuracy' or 'loss', as for M2.",
-        choices=EARLY_STOPPING_METRICS)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-        if self.album_evidence and not self.residual_output:
-            raise SettingError(
-                "M3Section", "{album_evidence} needs {residual_output}: the album's evidence is added "
-                "to M2's output logits, which only the residual output keeps",
-                ("album_evidence", "residual_output"))
-        if self.freeze_m2 and not self.init_from_m2:
-            raise SettingError(
-                "M3Section", "{freeze_m2} needs {init_from_m2}: there is no trained M2 part to keep "
-                "fixed", ("freeze_m2", "init_from_m2"))
-
-
-@dataclass(frozen=True)
-class EvaluateSection:
-    """Evaluation and report (paper §3.1.3, Tables 3-7, appendix C)."""
-
-    thresholds_km: tuple[float, ...] = setting(
-        (1.0, 25.0, 200.0, 750.0, 2500.0), "Accuracy thresholds in km: street, city, region, country, "
-        "continent (§3.1.3).", minimum=0.0, min_exclusive=True, check=_increasing)
-    outdoor_threshold: float = setting(
-        0.5, "Photos with outdoor probability >= this count as outdoor (Table 4).", minimum=0.0,
-        maximum=1.0)
-    knn_k: int = setting(
-        0, "Beyond the paper: add an 'M1 kNN' row, each photo located from its k nearest M1 "
-        "training photos in M1's feature space (Vo et al. 2017); needs --predict_store_features. "
-        "0: off (at YFCC100M scale the features take ~6 GB per million photos).", minimum=0)
-    knn_bandwidth_km: float = setting(
-        100.0, "Bandwidth of the Gaussian kernel over great-circle distance that picks the densest "
-        "of the k neighbours' locations (our choice; Vo et al. 2017 tune it).", minimum=0.0,
-        min_exclusive=True)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-
-@dataclass(frozen=True)
-class ExportSection:
-    """SavedModel export of the trained models."""
-
-    top_k: int = setting(5, "Cells returned per photo by the serving signatures.", minimum=1)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-
-@dataclass(frozen=True)
 class RuntimeSection:
     """How the run executes; changing these never invalidates finished stages."""
 
@@ -260,11 +130,11 @@ SECTIONS: dict[str, type] = {
     "mesh": MeshConfig,
     "data": IngestConfig,
     "m1": M1Section,
-    "predict": PredictSection,
-    "m2": M2Section,
-    "m3": M3Section,
-    "evaluate": EvaluateSection,
-    "export": ExportSection,
+    "predict": PredictConfig,
+    "m2": M2Config,
+    "m3": M3Config,
+    "evaluate": EvaluateConfig,
+    "export": ExportConfig,
     "runtime": RuntimeSection,
 }
 
@@ -276,11 +146,11 @@ class RunConfig:
     mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
     data: IngestConfig = dataclasses.field(default_factory=IngestConfig)
     m1: M1Section = dataclasses.field(default_factory=M1Section)
-    predict: PredictSection = dataclasses.field(default_factory=PredictSection)
-    m2: M2Section = dataclasses.field(default_factory=M2Section)
-    m3: M3Section = dataclasses.field(default_factory=M3Section)
-    evaluate: EvaluateSection = dataclasses.field(default_factory=EvaluateSection)
-    export: ExportSection = dataclasses.field(default_factory=ExportSection)
+    predict: PredictConfig = dataclasses.field(default_factory=PredictConfig)
+    m2: M2Config = dataclasses.field(default_factory=M2Config)
+    m3: M3Config = dataclasses.field(default_factory=M3Config)
+    evaluate: EvaluateConfig = dataclasses.field(default_factory=EvaluateConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     runtime: RuntimeSection = dataclasses.field(default_factory=RuntimeSection)
 
     def __post_init__(self) -> None:
@@ -295,6 +165,11 @@ class RunConfig:
                 "RunConfig", "{m2_top_k}=%d exceeds {predict_top_k}=%d: M2 keeps the top cells of "
                 "the ones M1's predictions store" % (self.m2.top_k, self.predict.top_k),
                 ("m2_top_k", "predict_top_k"))
+
+    @property
+    def seed(self) -> int:
+        """The run's one seed (--data_seed): splits, demo, mesh sample, M1's curriculum, M2, M3."""
+        return self.data.splits.seed
 
     def section(self, name: str) -> Any:
         return getattr(self, name)

@@ -18,8 +18,11 @@ log = logging.getLogger(__name__)
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from data_pipelines.ingest import run_ingestion
+    from data_pipelines.ingest.layout import MANIFEST_FILE, SUMMARY_FILE
+    from geoloc_tf.run_layout import RunLayout
 
-    summary = run_ingestion(config.data, str(run_dir / "data"))
+    layout = RunLayout(run_dir)
+    summary = run_ingestion(config.data, str(layout.data_dir))
     if not summary["finished"]:
         raise StageError(f"data: task {summary['task_index']} of {summary['num_tasks']} wrote its "
                          f"{summary['shards_written']} shards; run once more with "
@@ -27,4 +30,5 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     log.info("data: %d lines read, %d photos written, skipped %s; splits %s", summary["lines_read"],
              summary["examples_written"], {k: v for k, v in summary["skipped"].items() if v},
              summary["splits"])
-    return {"summary": "data/summary.json", "manifest": "data/manifest.json"}
+    return {"summary": layout.relative(layout.data_dir / SUMMARY_FILE),
+            "manifest": layout.relative(layout.data_dir / MANIFEST_FILE)}

@@ -29,8 +29,9 @@ def training_coordinates(config: RunConfig, run_dir: Path) -> tuple[np.ndarray, 
                                         "rows_total": coords.rows_total,
                                         "rows_skipped": coords.rows_skipped}
     from data_pipelines.ingest import split_coordinates
+    from geoloc_tf.run_layout import RunLayout
 
-    lat, lon = split_coordinates(config.data, str(run_dir / "data"))
+    lat, lon = split_coordinates(config.data, str(RunLayout(run_dir).data_dir))
     return lat, lon, {"coords_source": f"M1 training split of the {config.data.source} data"}
 
 
@@ -39,7 +40,7 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from mesh.build import build_from_config, write_mesh_outputs
 
     lat, lon, source = training_coordinates(config, run_dir)
-    mesh, info, seconds = build_from_config(lat, lon, config.mesh, seed=config.data.seed)
+    mesh, info, seconds = build_from_config(lat, lon, config.mesh, seed=config.seed)
     log.info("mesh: %d cells kept of %d triangles, from %d photos, in %.1f s", mesh.num_cells,
              mesh.num_triangles, len(lat), seconds)
     layout = RunLayout(run_dir)

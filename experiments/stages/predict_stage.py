@@ -16,13 +16,10 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
 
     from data_pipelines.dataset import load
     from geoloc_tf.m1.predict_records import predict_splits
-    from geoloc_tf.run_configs import PredictConfig
     from geoloc_tf.run_layout import RunLayout
 
     layout = RunLayout(run_dir)
     model = keras.saving.load_model(layout.m1_model)
-    paths = predict_splits(model, load(str(layout.data_dir)), layout,
-                           PredictConfig(top_k=config.predict.top_k,
-                                         store_features=config.predict.store_features),
+    paths = predict_splits(model, load(str(layout.data_dir)), layout, config.predict,
                            image_size=config.m1.image_size)
     return {split: layout.relative(path) for split, path in paths.items()}

@@ -1,7 +1,7 @@
 """The stages of a run, in order, with the config sections each reads and the stages it needs.
 
 A stage is a function `(config, run_dir) -> artifacts` (STYLE.md): it writes under
-`run_dir/<output dir>` and returns a dict of artifact name -> path relative to run_dir. Stages whose
+its folder of the run directory (`RunLayout.stage_dir`) and returns a dict of artifact name -> path relative to run_dir. Stages whose
 modules are imported only when the stage runs.
 """
 
@@ -25,7 +25,6 @@ class Stage:
     """
 
     name: str
-    output_dir: str
     reads: tuple[str, ...]
     needs: tuple[str, ...]
     run: StageFn
@@ -40,21 +39,21 @@ def _lazy(module: str, function: str) -> StageFn:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("mesh", "mesh", reads=("mesh", "data"), needs=(),
+    Stage("mesh", reads=("mesh", "data"), needs=(),
           run=_lazy("experiments.stages.mesh_stage", "run")),
-    Stage("data", "data", reads=("data",), needs=(), run=_lazy("experiments.stages.data_stage", "run")),
-    Stage("m1", "m1", reads=("m1",), needs=("mesh", "data"),
+    Stage("data", reads=("data",), needs=(), run=_lazy("experiments.stages.data_stage", "run")),
+    Stage("m1", reads=("m1",), needs=("mesh", "data"),
           run=_lazy("experiments.stages.m1_stage", "run")),
-    Stage("predict", "predictions", reads=("predict",), needs=("m1",),
+    Stage("predict", reads=("predict",), needs=("m1",),
           run=_lazy("experiments.stages.predict_stage", "run")),
-    Stage("m2", "m2", reads=("m2",), needs=("predict",),
-          run=_lazy("experiments.stages.model_stages", "run_m2")),
-    Stage("m3", "m3", reads=("m3",), needs=("predict", "m2"),
-          run=_lazy("experiments.stages.model_stages", "run_m3")),
-    Stage("evaluate", "eval", reads=("evaluate",), needs=("predict", "m2", "m3"),
-          run=_lazy("experiments.stages.model_stages", "run_evaluate")),
-    Stage("export", "export", reads=("export",), needs=("mesh", "m1", "m2", "m3"),
-          run=_lazy("experiments.stages.model_stages", "run_export")),
+    Stage("m2", reads=("m2",), needs=("predict",),
+          run=_lazy("experiments.stages.m2_stage", "run")),
+    Stage("m3", reads=("m3",), needs=("predict", "m2"),
+          run=_lazy("experiments.stages.m3_stage", "run")),
+    Stage("evaluate", reads=("evaluate",), needs=("predict", "m2", "m3"),
+          run=_lazy("experiments.stages.evaluate_stage", "run")),
+    Stage("export", reads=("export",), needs=("mesh", "m1", "m2", "m3"),
+          run=_lazy("experiments.stages.export_stage", "run")),
 )
 
 STAGE_BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from mesh.atomic import write_text_atomic
-from mesh.settings import flat_values
 from experiments.config import RunConfig
 from experiments.errors import StageError
 from experiments.stages.registry import STAGES, Stage
+from geoloc_tf.run_layout import RunLayout
+from mesh.atomic import write_text_atomic
+from mesh.settings import flat_values
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,6 @@ RECORD_VERSION = 1
 
 
 def record_path(run_dir: Path, name: str) -> Path:
-    from geoloc_tf.run_layout import RunLayout
-
     return RunLayout(run_dir).stage_record(name)
 
 
@@ -124,7 +123,7 @@ def run_stages(
             on_stage_start(stage.name, reason)
         log.info("stage %s: running (%s)", stage.name, reason)
         started = time.monotonic()
-        (run_dir / stage.output_dir).mkdir(parents=True, exist_ok=True)
+        RunLayout(run_dir).stage_dir(stage.name).mkdir(parents=True, exist_ok=True)
         artifacts = stage.run(config, run_dir)
         seconds = time.monotonic() - started
         records[stage.name] = _write_record(config, run_dir, stage, records, artifacts, seconds)

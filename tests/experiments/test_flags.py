@@ -69,7 +69,7 @@ def test_self_including_flagfile_is_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("flag, expected", [
-    ("--m2_dropout=1.5", "must be <= 1.0"),
+    ("--m2_dropout=1.5", "must be < 1.0"),
     ("--m3_album_size=0", "must be >= 1"),
     ("--data_m1_val_fraction=0", "must be > 0.0"),
     ("--data_source=flickr", "must be one of metadata, demo"),
@@ -126,7 +126,7 @@ def test_cli_missing_flagfile_is_one_line_without_traceback():
 def test_cli_invalid_value_is_one_line_without_traceback():
     result = run_cli("--flagfile=coarse.cfg", "--m2_dropout=2")
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: flag --m2_dropout=2.0: must be <= 1.0"
+    assert result.stderr.strip() == "error: flag --m2_dropout=2.0: must be < 1.0"
 
 
 def test_helpfull_documents_every_flag():

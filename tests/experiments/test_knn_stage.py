@@ -43,7 +43,7 @@ def store_m1_predictions(layout, split, mesh, lat, lon, features, prefix):
 
 
 def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path, run_config):
-    from experiments.stages.model_stages import run_evaluate
+    from experiments.stages.evaluate_stage import run as run_evaluate
     from mesh import build_mesh
 
     layout = RunLayout(tmp_path)

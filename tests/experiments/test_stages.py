@@ -27,8 +27,8 @@ def writer(name: str):
 
 
 TOY = (
-    Stage("a", "a", reads=("mesh",), needs=(), run=writer("a")),
-    Stage("b", "b", reads=("m2",), needs=("a",), run=writer("b")),
+    Stage("a", reads=("mesh",), needs=(), run=writer("a")),
+    Stage("b", reads=("m2",), needs=("a",), run=writer("b")),
 )
 
 

@@ -1,0 +1,36 @@
+"""Stage `evaluate`: the paper's tables, Wilcoxon tests, outdoor-only rows, user and album averaging
+and plots (§3.1.3, Tables 3-7), from every model's stored predictions on the M2/M3 validation split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from experiments.config import RunConfig
+
+
+def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
+    from data_pipelines.splits import M1_TRAIN, M23_VAL
+    from geoloc_tf.averaging import write_averaging_predictions
+    from geoloc_tf.evaluation.report import ReportConfig, evaluate_run
+    from geoloc_tf.evaluation.results import EvalConfig
+    from geoloc_tf.retrieval.knn import KNN_MODEL, write_knn_predictions
+    from geoloc_tf.run_layout import RunLayout
+
+    layout = RunLayout(run_dir)
+    evaluate = config.evaluate
+    write_averaging_predictions(layout.predictions_dir, M23_VAL, config.m3.album_size)
+    # The "M1 kNN" row (--evaluate_knn_k > 0): each photo located from its nearest M1 training
+    # photos in M1's feature space (stored by --predict_store_features); a stale table is removed
+    # when the row is off.
+    if evaluate.knn_k:
+        write_knn_predictions(layout, M23_VAL, evaluate.knn_k, evaluate.knn_bandwidth_km,
+                              index_split=M1_TRAIN)
+    else:
+        layout.prediction_table(KNN_MODEL, M23_VAL).unlink(missing_ok=True)
+    report_config = ReportConfig(evaluation=EvalConfig.from_settings(
+        evaluate, split=M23_VAL,
+        mesh_name=f"mesh {config.mesh.refinement_limit}/{config.mesh.min_examples}"))
+    written = evaluate_run(run_dir, mesh_path=layout.mesh, out_dir=layout.eval_dir,
+                           config=report_config, simulated=config.data.simulated)
+    return {name: layout.relative(path) for name, path in written.items()}
