@@ -193,7 +193,7 @@ def test_fetch_and_verify_the_two_real_files(tmp_path):
     assert sources.sha256_of(coordinates) == sources.COORDINATES.sha256
     assert sources.sha256_of(raster) == sources.BLUE_MARBLE.sha256
     lat, lon, rows = demo.read_locations(coordinates)
-    assert rows == 100_000 and len(lat) == 94_123  # the figures
+    assert rows == 100_000 and len(lat) == 94_123  # the file's rows; the distinct locations among them
     with Image.open(raster) as image:
         assert image.size == (5400, 2700)
     # a second fetch uses the cache: same file, nothing downloaded
