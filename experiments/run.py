@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_config(run_dir, config, argv)
         log.info("run directory %s; stages %s", run_dir, ", ".join(FLAGS.stages))
         outcomes = run_stages(config, run_dir, FLAGS.stages, FLAGS.force_stages,
-                              on_stage_start=lambda name, why: current_stage.update(name=name))
+                              on_stage_start=lambda name, why: (current_stage.update(name=name),
+                                                                before_stage(config, name)))
     except GeolocUserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -87,6 +88,16 @@ def check_sources(config: RunConfig, stages: Sequence[str]) -> None:
     if config.evaluate.knn_k and not config.predict.store_features:  # the M1 kNN row's index
         raise ConfigError("--evaluate_knn_k > 0 needs M1's features of every photo: add "
                           "--predict_store_features (or set --evaluate_knn_k=0)")
+
+
+def before_stage(config: RunConfig, stage: str) -> None:
+    """Seeds every random generator (and, with --runtime_deterministic, makes TensorFlow's ops
+    deterministic), so a stage draws the same numbers in a resumed run as in a fresh one. The mesh
+    stage is NumPy alone: it does not pay TensorFlow's import."""
+    from experiments.determinism import prepare_stage
+
+    prepare_stage(config.data.seed, deterministic=config.runtime.deterministic,
+                  tensorflow=stage != "mesh")
 
 
 def write_config(run_dir: Path, config: RunConfig, argv: Sequence[str]) -> Path:

@@ -13,7 +13,7 @@ from experiments.config import DataSection, RunConfig
 
 log = logging.getLogger(__name__)
 
-DEMO_IMAGE_SIZE = 96  # px, the side of the demo's square photos (issue: "about 96 px")
+DEMO_IMAGE_SIZE = 96  # px, the side of the demo's square photos: enough terrain for M1's 75 px crops
 
 
 def demo_collection(data: DataSection) -> Path:
@@ -43,14 +43,18 @@ def ingest_config(config: RunConfig, run_dir: Path):
         images = str(folder / demo.IMAGES_DIR)
         autotags = (str(folder / demo.AUTOTAGS_FILE),)
         template = "{id}.jpg"
+        # Simulated users have nothing to hide: a salt fixed by the seed keeps their hashes, and
+        # so M3's albums and the user splits, the same in every run (real data: random per set).
+        salt = f"geoloc-demo-seed{data.seed}"
     else:
         metadata = tuple(str(Path(p).expanduser()) for p in data.metadata)
         images = str(Path(data.images).expanduser())
         autotags = tuple(str(Path(p).expanduser()) for p in data.autotags)
         template = data.image_path_template
+        salt = None
     return IngestConfig(
         metadata_paths=metadata, images_dir=images, out_dir=str(run_dir / "data"),
-        autotags_paths=autotags, image_path_template=template, max_side=data.max_image_side,
+        autotags_paths=autotags, image_path_template=template, max_side=data.max_image_side, salt=salt,
         splits=SplitConfig(m1_train_weight=1.0 - data.m1_val_fraction,
                            m1_val_weight=data.m1_val_fraction,
                            m23_val_fraction=data.m23_val_fraction, seed=data.seed,
