@@ -13,7 +13,7 @@ from experiments.config import DataSection, RunConfig
 
 log = logging.getLogger(__name__)
 
-DEMO_IMAGE_SIZE = 96  # px, the side of the demo's square photos: enough terrain for M1's 75 px crops
+DEMO_IMAGE_SIZE = 96  # px, the side of the demo's square photos; demo.cfg's M1 reads 75 px crops
 
 
 def demo_collection(data: DataSection) -> Path:
@@ -54,7 +54,8 @@ def ingest_config(config: RunConfig, run_dir: Path):
         salt = None
     return IngestConfig(
         metadata_paths=metadata, images_dir=images, out_dir=str(run_dir / "data"),
-        autotags_paths=autotags, image_path_template=template, max_side=data.max_image_side, salt=salt,
+        autotags_paths=autotags, image_path_template=template, max_side=data.max_image_side,
+        salt=salt,
         splits=SplitConfig(m1_train_weight=1.0 - data.m1_val_fraction,
                            m1_val_weight=data.m1_val_fraction,
                            m23_val_fraction=data.m23_val_fraction, seed=data.seed,
