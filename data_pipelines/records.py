@@ -1,6 +1,6 @@
 """The TFRecord schema of the written data set (one ``tf.train.Example`` per photo).
 
-Kept per photo (issue 4, privacy): image (JPEG), photo id, hashed user id, posting time (UTC
+Kept per photo (no more, for privacy: README "Responsible use"): image (JPEG), photo id, hashed user id, posting time (UTC
 epoch s, §2, -1 unknown), latitude/longitude as int64 1e-7 degrees (exact to ~1 cm: the 1 km
 threshold of §3.1.3 must not suffer float32's ~1 m at 180 deg), accuracy (Flickr level 1-16,
 -1 unknown) and outdoor probability (§4.1.2, -1 unknown). Nothing else.

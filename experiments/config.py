@@ -121,6 +121,11 @@ class RuntimeSection:
     input_autotune: bool = setting(
         False, "tf.data's autotuner for M1's training input. Off: one map call per core (on a "
         "2-core host the autotuner now and then left a core idle for a whole pass; input_bench).")
+    deterministic: bool = setting(
+        True, "Same command, same --data_seed, same machine: the same tables, bit for bit. Seeds "
+        "every random generator before each stage and turns on TensorFlow's op determinism "
+        "(experiments.determinism). Off: faster kernels where TensorFlow has nondeterministic ones "
+        "(GPUs mostly); two runs then differ by training noise.")
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_config(run_dir, config, argv)
         log.info("run directory %s; stages %s", run_dir, ", ".join(FLAGS.stages))
         outcomes = run_stages(config, run_dir, FLAGS.stages, FLAGS.force_stages,
-                              on_stage_start=lambda name, why: current_stage.update(name=name))
+                              on_stage_start=lambda name, why: (current_stage.update(name=name),
+                                                                before_stage(config, name)))
     except user_errors() as error:
         print(one_line(error), file=sys.stderr)
         return EXIT_USER_ERROR
@@ -103,6 +104,16 @@ def check_sources(config: RunConfig, stages: Sequence[str]) -> None:
             raise ConfigError(f"--data_images: {config.data.images!r} is not a folder of photos")
     if config.mesh.coords and not Path(config.mesh.coords).expanduser().is_file():
         raise ConfigError(f"--mesh_coords: file not found: {config.mesh.coords}")
+
+
+def before_stage(config: RunConfig, stage: str) -> None:
+    """Seeds every random generator (and, with --runtime_deterministic, makes TensorFlow's ops
+    deterministic), so a stage draws the same numbers in a resumed run as in a fresh one. The mesh
+    stage is NumPy alone: it does not pay TensorFlow's import."""
+    from experiments.determinism import prepare_stage
+
+    prepare_stage(config.seed, deterministic=config.runtime.deterministic,
+                  tensorflow=stage != "mesh")
 
 
 def write_config(run_dir: Path, config: RunConfig, argv: Sequence[str]) -> Path:

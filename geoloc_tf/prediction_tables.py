@@ -2,7 +2,7 @@
 
 M1 (`geoloc_tf.m1.predict_records`), M2, M3 and the averaging baselines all write
 `run_dir/predictions/<model>/<split>.parquet` with the same columns, so the evaluation treats every
-model alike (issue: "predictions written in the same columnar form as M1's"):
+model alike, M2's and M3's in the same columnar form as M1's:
 
 | column | meaning |
 |---|---|

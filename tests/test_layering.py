@@ -14,22 +14,56 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: What each package must never import: the packages above it (and, for mesh, TensorFlow).
+FORBIDDEN = {
+    "mesh": {"data_pipelines", "geoloc_tf", "experiments", "tensorflow", "keras"},
+    "data_pipelines": {"geoloc_tf", "experiments"},
+    "geoloc_tf": {"experiments"},
+}
+
+#: Read when flags are parsed: they must not cost TensorFlow's import.
+CONFIG_MODULES = ("mesh.settings", "data_pipelines.config", "geoloc_tf.m2.config",
+                  "geoloc_tf.m3.config", "experiments.config", "experiments.flags")
+
+
 def imported_after(module: str) -> set[str]:
     code = f"import sys, {module}; print('\\n'.join(sorted(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, check=True)
+                            timeout=300)
+    assert result.returncode == 0, f"import {module} failed:\n{result.stderr[-2000:]}"
     return set(result.stdout.split())
+
+
+def modules_of(package: str) -> list[str]:
+    """Every module of `package` (its files, not `__main__`), as dotted names."""
+    root = REPO / package
+    names = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        if parts[-1] == "__main__":
+            continue
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_no_module_of_a_package_imports_what_is_above_it(package):
+    """Every module of the package at once, in a fresh interpreter: nothing above it is loaded."""
+    loaded = imported_after(", ".join(modules_of(package)))
+    wrong = {name for name in loaded if name.split(".")[0] in FORBIDDEN[package]}
+    assert not wrong, f"importing {package} loads {sorted(wrong)[:5]}"
+
+
+@pytest.mark.parametrize("module", CONFIG_MODULES)
+def test_config_module_imports_without_tensorflow(module):
+    loaded = imported_after(module)
+    assert not {"tensorflow", "keras"} & loaded, f"importing {module} loads TensorFlow/Keras"
 
 
 @pytest.mark.parametrize("module", ["mesh", "experiments.run", "experiments.cli"])
 def test_module_does_not_import_tensorflow_or_keras(module):
     loaded = imported_after(module)
     assert "tensorflow" not in loaded and "keras" not in loaded, f"importing {module} loads TF/Keras"
-
-
-def test_mesh_imports_nothing_above_it():
-    loaded = imported_after("mesh")
-    assert not {"data_pipelines", "geoloc_tf", "experiments"} & loaded
 
 
 def test_mesh_and_its_tools_load_neither_tensorflow_nor_matplotlib():

@@ -40,4 +40,7 @@ def with_demo_collection(config: IngestConfig) -> IngestConfig:
         images=str(folder / files["images"]),
         autotags=(str(folder / files["autotags"]),),
         image_path_template=files["image_path_template"],
+        # Simulated users have nothing to hide: a salt fixed by the seed keeps their hashes, and
+        # so M3's albums and the user splits, the same in every run (real data: random per set).
+        salt=config.salt or f"geoloc-demo-seed{config.splits.seed}",
     )

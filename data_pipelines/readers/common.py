@@ -47,7 +47,7 @@ SKIP_REASONS = (
 )
 
 # Columns of a parsed chunk. Only these leave the raw metadata: never nickname, title,
-# description, tags or URLs (privacy, issue 4).
+# description, tags or URLs (privacy: README "Responsible use").
 COLUMNS = (
     "photo_id",
     "user_hash",

@@ -1,4 +1,4 @@
-"""The performance page (issue 10): every benchmark of this package, one markdown table.
+"""The performance page: every benchmark of this package, one markdown table.
 
     python -m experiments.benchmarks                     # full sizes (tens of minutes on 2 cores)
     python -m experiments.benchmarks --quick             # quick sizes

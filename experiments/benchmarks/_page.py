@@ -1,4 +1,4 @@
-"""The performance page (issue 10): benchmark discovery, the machine line, the markdown table and
+"""The performance page: benchmark discovery, the machine line, the markdown table and
 its place in BUILD.md between two marker comments.
 
 Kept apart from ``__main__`` so that tests can use it on hand-made rows without running anything.

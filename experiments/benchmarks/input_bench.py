@@ -1,4 +1,4 @@
-"""Input pipeline benchmark: training images/s against the raw read+decode ceiling (issue 4).
+"""Input pipeline benchmark: training images/s against the raw read+decode ceiling.
 
     python -m experiments.benchmarks.input_bench [--num_images=512] [--source_side=640]
         [--copies=8] [--cpu_allocator=bfc|default]
@@ -10,8 +10,8 @@ Writes a synthetic collection (YFCC 23-field metadata + JPEGs of ``source_side``
                (``augment_on_device``, the trainer's default there): shard interleave, shuffle,
                batch, then per batch the Inception random crops (only the crop is decoded),
                flip and colour draws, the uint8 crops packed into one buffer, prefetch. This
-               is the target's figure: issue 4 ends the input pipeline at "a batch on the
-               accelerator". The accelerator's half
+               is the target's figure: the input pipeline ends at a batch on the
+               accelerator. The accelerator's half
                (``device_augment``: resize, flip, colour, scaling) is timed apart, on whatever
                device TensorFlow places it (the CPU here, where it says nothing about a GPU)
   host         the training pipeline as a CPU-only trainer runs it: the same plus resize, flip,
@@ -54,7 +54,7 @@ import numpy as np
 
 from experiments.benchmarks.rows import BenchmarkRow
 
-TARGET_RATIO = 0.9  # issue 4: the training pipeline at >= 90 % of the read+decode ceiling
+TARGET_RATIO = 0.9  # the training pipeline at >= 90 % of the read+decode ceiling
 
 
 def write_collection(root: str, num_images: int, side: int, seed: int = 0) -> tuple[str, str]:
@@ -326,7 +326,7 @@ def measure(quick: bool = False) -> list[BenchmarkRow]:
     return [
         BenchmarkRow("input_bench", f"training pipeline to the accelerator (augment_on_device), "
                      f"{images}", res["accelerator_pipeline_images_per_s"], "img/s",
-                     ceiling_name, ceiling, target=f">= {TARGET_RATIO:g} x ceiling (issue 4)",
+                     ceiling_name, ceiling, target=f">= {TARGET_RATIO:g} x ceiling",
                      met=res["ratio_accelerator_vs_ceiling"] >= TARGET_RATIO if at_scale else None),
         BenchmarkRow("input_bench", f"the same, median of {res['rounds']} per-round ratios to the "
                      "ceiling", res["median_ratio_accelerator_vs_ceiling"], "x ceiling"),

@@ -1,4 +1,4 @@
-"""Benchmark of using a trained model (issue 9): predict, search, serve.
+"""Benchmark of using a trained model: predict, search, serve.
 
     python -m experiments.benchmarks.predict_bench [--quick] [--paper_size] [--photos=256]
         [--index_sizes=100000,1000000] [--requests=192] [--clients=8] [--json=out.json]

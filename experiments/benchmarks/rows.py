@@ -1,4 +1,4 @@
-"""One row of the performance page (issue 10): a figure next to its baseline from the same run.
+"""One row of the performance page: a figure next to its baseline from the same run.
 
 Every benchmark module in this package exposes
 
@@ -17,7 +17,7 @@ import math
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkRow:
-    """A measured figure, the baseline measured in the same run, and the target if the issue set one.
+    """A measured figure, the baseline measured in the same run, and the target if it has one.
 
     ``higher_is_better`` orients the ratio: the ratio is always "how many times better than the
     baseline" (figure / baseline for rates, baseline / figure for times).
@@ -30,7 +30,7 @@ class BenchmarkRow:
     baseline: str = ""  # what the baseline is, e.g. "h3 latlng_to_cell loop"
     baseline_value: float = math.nan
     higher_is_better: bool = True
-    target: str = ""  # e.g. ">= 10 M points/s (issue 3)"
+    target: str = ""  # e.g. ">= 10 M points/s"
     met: bool | None = None  # whether the target is met; None when there is no target
 
     @property

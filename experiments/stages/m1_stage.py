@@ -31,7 +31,8 @@ def train_config(config: RunConfig):
         strategy=config.runtime.strategy, mixed_precision=config.runtime.mixed_precision,
         jit_compile=config.runtime.jit_compile, input_autotune=config.runtime.input_autotune,
         checkpoint_every_steps=m1.checkpoint_every_steps,
-        validation_photos=m1.validation_photos, seed=config.data.seed)
+        validation_photos=m1.validation_photos, seed=config.data.seed,
+        deterministic_input=config.runtime.deterministic)
 
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:

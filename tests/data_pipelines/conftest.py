@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import os
+import random
 
 import numpy as np
 import pytest
@@ -182,3 +183,29 @@ def ingested(tmp_path_factory):
         os.path.join(root, "out"),
     )
     return os.path.join(root, "out")
+
+
+def corrupt(line: str, rng: random.Random) -> bytes:
+    """A YFCC100M metadata line damaged in one of six ways (bytes, cut, tabs, fields, numbers)."""
+    data = bytearray(line.encode("utf-8"))
+    kind = rng.randrange(6)
+    if kind == 0:  # flip random bytes
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    elif kind == 1:  # cut
+        data = data[: rng.randrange(len(data))]
+    elif kind == 2:  # drop or add tabs
+        data = data.replace(b"\t", b"", rng.randint(1, 3)) if rng.random() < 0.5 else data + b"\tx"
+    elif kind == 3:  # garbage fields
+        fields = data.split(b"\t")
+        fields[rng.randrange(len(fields))] = bytes(rng.randrange(256) for _ in range(5))
+        data = b"\t".join(fields)
+    elif kind == 4:  # nonsense numbers in the numeric fields
+        fields = data.split(b"\t")
+        for i in (0, 4, 10, 11, 12, 22):
+            if rng.random() < 0.5:
+                fields[i] = rng.choice(
+                    [b"nan", b"inf", b"-1e400", b"", b"99999999999999999999", b"1e3"]
+                )
+        data = b"\t".join(fields)
+    return bytes(data).replace(b"\n", b" ").replace(b"\r", b" ")

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from data_pipelines.demo import generate as demo
+from data_pipelines.errors import DataPipelineError
 from data_pipelines.demo import sources, times
 from data_pipelines.readers import SkipLog, read_metadata_file
 
@@ -172,8 +173,9 @@ def test_info_says_what_is_simulated_and_credits_sources(tmp_path):
 
 def test_completed_collection_with_other_spec_is_refused(tmp_path):
     make(tmp_path, "demo", num_photos=40)
-    with pytest.raises(Exception, match="use another folder"):
+    with pytest.raises(DataPipelineError, match="use another folder") as error:
         make(tmp_path, "demo", num_photos=41)
+    assert "'num_photos': 40" in str(error.value) and "'num_photos': 41" in str(error.value)
 
 
 def test_download_failure_says_how_to_place_the_file_by_hand(tmp_path, monkeypatch):
@@ -193,7 +195,7 @@ def test_fetch_and_verify_the_two_real_files(tmp_path):
     assert sources.sha256_of(coordinates) == sources.COORDINATES.sha256
     assert sources.sha256_of(raster) == sources.BLUE_MARBLE.sha256
     lat, lon, rows = demo.read_locations(coordinates)
-    assert rows == 100_000 and len(lat) == 94_123  # the figures
+    assert rows == 100_000 and len(lat) == 94_123  # the file's rows; the distinct locations among them
     with Image.open(raster) as image:
         assert image.size == (5400, 2700)
     # a second fetch uses the cache: same file, nothing downloaded

@@ -303,7 +303,7 @@ def test_machines_sharing_an_output_folder_give_the_single_machine_data_set(tmp_
 def test_fuzzed_metadata_through_ingestion_keeps_the_counting_identity(tmp_path):
     import random
 
-    from tests.data_pipelines.test_readers import corrupt
+    from tests.data_pipelines.conftest import corrupt
 
     rng = random.Random(99)
     images = str(tmp_path / "images")

@@ -10,7 +10,7 @@ import pytest
 from data_pipelines import errors
 from data_pipelines.readers import SkipLog, detect_layout, read_metadata_file
 
-from tests.data_pipelines.conftest import mmc_fields, write_lines, yfcc_fields
+from tests.data_pipelines.conftest import corrupt, mmc_fields, write_lines, yfcc_fields
 
 
 def read_all(path, template=None):
@@ -144,31 +144,6 @@ def test_csv_missing_required_column_is_a_clear_error(tmp_path):
     path = write_lines(tmp_path / "bad2.csv", ["id,user,lat", "1,u,2"])
     with pytest.raises(errors.LayoutError, match="no CSV header"):
         detect_layout(path)
-
-
-def corrupt(line: str, rng: random.Random) -> bytes:
-    data = bytearray(line.encode("utf-8"))
-    kind = rng.randrange(6)
-    if kind == 0:  # flip random bytes
-        for _ in range(rng.randint(1, 8)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-    elif kind == 1:  # cut
-        data = data[: rng.randrange(len(data))]
-    elif kind == 2:  # drop or add tabs
-        data = data.replace(b"\t", b"", rng.randint(1, 3)) if rng.random() < 0.5 else data + b"\tx"
-    elif kind == 3:  # garbage fields
-        fields = data.split(b"\t")
-        fields[rng.randrange(len(fields))] = bytes(rng.randrange(256) for _ in range(5))
-        data = b"\t".join(fields)
-    elif kind == 4:  # nonsense numbers in the numeric fields
-        fields = data.split(b"\t")
-        for i in (0, 4, 10, 11, 12, 22):
-            if rng.random() < 0.5:
-                fields[i] = rng.choice(
-                    [b"nan", b"inf", b"-1e400", b"", b"99999999999999999999", b"1e3"]
-                )
-        data = b"\t".join(fields)
-    return bytes(data).replace(b"\n", b" ").replace(b"\r", b" ")
 
 
 def test_fuzz_thousands_of_corrupted_lines_never_crash(tmp_path):

@@ -1,4 +1,4 @@
-"""The performance page (issue 10) on hand-made rows: discovery, the table, BUILD.md's markers.
+"""The performance page on hand-made rows: discovery, the table, BUILD.md's markers.
 
 No benchmark runs here: speed is measured by hand, never in tests.
 """
@@ -16,9 +16,9 @@ from experiments.benchmarks.rows import BenchmarkRow
 from experiments.errors import BenchmarkError
 
 LOCATE = BenchmarkRow("mesh_bench", "fine mesh locate, 14 M points", 8.0, "M points/s",
-                      "h3 per-point loop", 0.5, target=">= 10 M points/s (issue 3)", met=False)
+                      "h3 per-point loop", 0.5, target=">= 10 M points/s", met=False)
 EVAL = BenchmarkRow("eval_bench", "full metric set", 4.0, "s", "per-photo loop", 1200.0,
-                    higher_is_better=False, target="<= 10 s (issue 8)", met=True)
+                    higher_is_better=False, target="<= 10 s", met=True)
 INGEST = BenchmarkRow("input_bench", "ingestion", 1234.5, "photos/s")
 
 
@@ -58,9 +58,9 @@ def test_table_has_one_row_per_figure_and_the_machine_line():
     assert table.splitlines()[0] == "Measured on: Some CPU, 2 cores. Command: `python -m x`. Noisy."
     assert table_body(table) == [
         ["mesh_bench", "fine mesh locate, 14 M points", "8.00 M points/s", "h3 per-point loop",
-         "0.50 M points/s", "16.0x", ">= 10 M points/s (issue 3)", "**no**"],
+         "0.50 M points/s", "16.0x", ">= 10 M points/s", "**no**"],
         ["eval_bench", "full metric set", "4.00 s", "per-photo loop", "1,200 s", "300x",
-         "<= 10 s (issue 8)", "yes"],
+         "<= 10 s", "yes"],
         ["input_bench", "ingestion", "1,234 photos/s", "", "", "", "", ""],
         ["m1_bench", "FAILED: RuntimeError: out of memory \\| 2 GiB", "", "", "", "", "", ""],
     ]

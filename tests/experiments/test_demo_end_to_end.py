@@ -1,4 +1,4 @@
-"""The README's main command on the small demo, through every stage, as a user runs it (issue 10).
+"""The README's main command on the small demo, through every stage, as a user runs it.
 
 One subprocess run of `python -m experiments.run --flagfile=demo.cfg --data_demo_size=small`
 (about 3-4 minutes on 2 cores; CI runs it), then checks on the run directory a person can redo by

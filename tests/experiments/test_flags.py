@@ -129,17 +129,6 @@ def test_cli_invalid_value_is_one_line_without_traceback():
     assert result.stderr.strip() == "error: flag --m2_dropout=2.0: must be < 1.0"
 
 
-def test_helpfull_documents_every_flag():
-    result = run_cli("--flagfile=coarse.cfg", "--helpfull")
-    assert result.returncode == 0
-    from experiments.config import SECTIONS
-    from mesh.settings import flat_settings
-    for section, cls in SECTIONS.items():
-        for _, field, _ in flat_settings(cls):
-            name = f"{section}_{field.name}"
-            assert f"--{name}:" in result.stdout or f"--[no]{name}:" in result.stdout, f"{name} undocumented"
-    for name in ("--run_dir:", "--stages:", "--force_stages:"):
-        assert name in result.stdout
 
 
 def test_short_aliases_for_the_distribution_settings():

@@ -1,4 +1,4 @@
-"""Faults (issue 10): kill -9 at random moments, rerun the same command, get the same run; Ctrl-C.
+"""Faults: kill -9 at random moments, rerun the same command, get the same run; Ctrl-C.
 
 The kill test runs the README's main command on the small demo once without interruption (the
 reference), then runs it into another run directory and SIGKILLs its whole process group (the
@@ -32,7 +32,7 @@ import pytest
 from experiments.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
-KILL_SEED = 10  # issue 10
+KILL_SEED = 10  # which moments the kills fall on; fixed so a failure can be replayed
 STAGE_LINE = re.compile(r"\] stage (\w+): (running|finished)")
 
 

@@ -1,19 +1,94 @@
-"""A tiny real world for training tests: the demo generator on a tiny 8-colour 'Earth', the real
-ingestion into TFRecords, and a real mesh built on the M1 training photos."""
+"""Shared by the geoloc_tf tests: a tiny real world for training tests (the demo generator on a tiny
+8-colour 'Earth', the real ingestion into TFRecords, a real mesh built on the M1 training photos);
+a tiny Inception-v4; test images; a tiny run directory whose probabilities are set by hand."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
+
+from geoloc_tf.m1.inception_v4 import InceptionV4Config
 
 # Eight regions of distinct colour: 4 longitude quarters x 2 hemispheres. A photo's pixels tell
 # its region, so a tiny M1 can learn something in a few steps.
 COLOURS = np.array([[220, 40, 40], [40, 220, 40], [40, 40, 220], [220, 220, 40],
                     [220, 40, 220], [40, 220, 220], [250, 250, 250], [30, 30, 30]], np.uint8)
+
+#: A tiny Inception-v4 (7 cells, 75 px, 5 % of the width): builds and runs in seconds.
+TINY = InceptionV4Config(
+    num_cells=7,
+    image_size=75,
+    width_multiplier=0.05,
+    num_blocks_a=1,
+    num_blocks_b=1,
+    num_blocks_c=1,
+)
+
+
+def jpeg(height: int, width: int, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return tf.io.encode_jpeg(pixels, quality=90).numpy()
+
+
+# M1's softmax for every photo: cell 3 holds 40 %, cell 7 30 %, cell 1 15 %, cell 9 10 %, the
+# remaining 5 % spread evenly. 50 % set: {3, 7} (70 %); 90 % set: {3, 7, 1, 9} (95 %).
+M1_TOP = {3: 0.40, 7: 0.30, 1: 0.15, 9: 0.10}
+# The run's M2 ignores its inputs and answers cell 5 with 60 %, cell 2 with 20 %.
+M2_TOP = {5: 0.60, 2: 0.20}
+EXPORT_TOP_K = 3  # the SavedModel returns 3 cells: 85 % of the mass, so its 90 % set is unknown
+
+
+def distribution(num_cells: int, top: dict[int, float]) -> np.ndarray:
+    p = np.full(num_cells, (1.0 - sum(top.values())) / (num_cells - len(top)))
+    for cell, value in top.items():
+        p[cell] = value
+    return p
+
+
+def set_output(layer: keras.layers.Dense, p: np.ndarray) -> None:
+    kernel, _ = layer.get_weights()
+    layer.set_weights([np.zeros_like(kernel), np.log(p).astype(np.float32)])
+
+
+def build_tiny_run(root: Path, export: bool = True) -> Path:
+    """RUN_DIR with mesh/mesh.npz, m1/m1.keras, m2/m2.keras and export/m1 (top 3 cells)."""
+    from geoloc_tf.m1.export import export_m1
+    from geoloc_tf.m1.inception_v4 import build_inception_v4
+    from geoloc_tf.m2.config import M2Config
+    from geoloc_tf.m2.model import build_m2
+    from geoloc_tf.m2.task import TrainedM2
+    from geoloc_tf.run_layout import RunLayout
+    from mesh import build_mesh
+
+    layout = RunLayout(root)
+    rng = np.random.default_rng(5)
+    mesh = build_mesh(rng.uniform(-60, 60, 2000), rng.uniform(-170, 170, 2000),
+                      refinement_limit=300, min_examples=20, init_grid=6)
+    mesh.save(layout.mesh)
+    m1 = build_inception_v4(dataclasses.replace(TINY, num_cells=mesh.num_cells, num_blocks_b=0,
+                                                num_blocks_c=0))
+    set_output(m1.get_layer("Logits.Logits"), distribution(mesh.num_cells, M1_TOP))
+    layout.m1_dir.mkdir()
+    m1.save(layout.m1_model)
+    m2_config = M2Config(hidden_units=8)
+    m2 = build_m2(mesh.num_cells, m2_config)
+    set_output(m2.get_layer("m2_output"), distribution(mesh.num_cells, M2_TOP))
+    TrainedM2(m2, m2_config).save(layout)
+    if export:
+        export_m1(m1, mesh.imagery_centroids, str(layout.export("m1")), top_k=EXPORT_TOP_K)
+    return root
+
+
+def png(height: int, width: int, seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return tf.io.encode_png(pixels).numpy()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The report renders every table and plot from a small fake run directory (issue 8).
+"""The report renders every table and plot from a small fake run directory.
 
 The run directory holds a real tiny mesh (``mesh.build_mesh``) and fake prediction tables in the
 predict stage's format: M1, M2 (same photos, same order), user averaging (k = 1) and M3 (a shuffled

@@ -1,75 +1,20 @@
 """`geoloc predict` on real files with a tiny real run directory whose probabilities are set by
 hand: M1's classifier has a zero kernel and a bias of log(p), so every photo gets the softmax p
-below whatever its pixels, and the top cells, mass sets and areas can be checked by hand."""
+of conftest.M1_TOP (cell 3 at 40 %, 7 at 30 %, 1 at 15 %, 9 at 10 %) whatever its pixels, and the top cells, mass sets and areas can be checked by hand."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from geoloc_tf import errors
-from tests.geoloc_tf.test_m1_export import TINY, jpeg
-
-# M1's softmax for every photo: cell 3 holds 40 %, cell 7 30 %, cell 1 15 %, cell 9 10 %, the
-# remaining 5 % spread evenly. 50 % set: {3, 7} (70 %); 90 % set: {3, 7, 1, 9} (95 %).
-M1_TOP = {3: 0.40, 7: 0.30, 1: 0.15, 9: 0.10}
-# The run's M2 ignores its inputs and answers cell 5 with 60 %, cell 2 with 20 %.
-M2_TOP = {5: 0.60, 2: 0.20}
-EXPORT_TOP_K = 3  # the SavedModel returns 3 cells: 85 % of the mass, so its 90 % set is unknown
-
-
-def distribution(num_cells: int, top: dict[int, float]) -> np.ndarray:
-    p = np.full(num_cells, (1.0 - sum(top.values())) / (num_cells - len(top)))
-    for cell, value in top.items():
-        p[cell] = value
-    return p
-
-
-def set_output(layer: keras.layers.Dense, p: np.ndarray) -> None:
-    kernel, _ = layer.get_weights()
-    layer.set_weights([np.zeros_like(kernel), np.log(p).astype(np.float32)])
-
-
-def build_tiny_run(root: Path, export: bool = True) -> Path:
-    """RUN_DIR with mesh/mesh.npz, m1/m1.keras, m2/m2.keras and export/m1 (top 3 cells)."""
-    from geoloc_tf.m1.export import export_m1
-    from geoloc_tf.m1.inception_v4 import build_inception_v4
-    from geoloc_tf.m2.config import M2Config
-    from geoloc_tf.m2.model import build_m2
-    from geoloc_tf.m2.task import TrainedM2
-    from geoloc_tf.run_layout import RunLayout
-    from mesh import build_mesh
-
-    layout = RunLayout(root)
-    rng = np.random.default_rng(5)
-    mesh = build_mesh(rng.uniform(-60, 60, 2000), rng.uniform(-170, 170, 2000),
-                      refinement_limit=300, min_examples=20, init_grid=6)
-    mesh.save(layout.mesh)
-    m1 = build_inception_v4(dataclasses.replace(TINY, num_cells=mesh.num_cells, num_blocks_b=0,
-                                                num_blocks_c=0))
-    set_output(m1.get_layer("Logits.Logits"), distribution(mesh.num_cells, M1_TOP))
-    layout.m1_dir.mkdir()
-    m1.save(layout.m1_model)
-    m2_config = M2Config(hidden_units=8)
-    m2 = build_m2(mesh.num_cells, m2_config)
-    set_output(m2.get_layer("m2_output"), distribution(mesh.num_cells, M2_TOP))
-    TrainedM2(m2, m2_config).save(layout)
-    if export:
-        export_m1(m1, mesh.imagery_centroids, str(layout.export("m1")), top_k=EXPORT_TOP_K)
-    return root
-
-
-def png(height: int, width: int, seed: int) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return tf.io.encode_png(pixels).numpy()
+from tests.geoloc_tf.conftest import M1_TOP, build_tiny_run, distribution, jpeg, png
 
 
 @pytest.fixture(scope="module")

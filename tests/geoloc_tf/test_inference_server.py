@@ -1,5 +1,5 @@
 """`geoloc serve` answering real HTTP requests on loopback, with the hand-set tiny run of
-test_inference_predict (every photo: cell 3 at 40 %, cell 7 at 30 %, ...; M2 answers cell 5)."""
+conftest.build_tiny_run (every photo: cell 3 at 40 %, cell 7 at 30 %, ...; M2 answers cell 5)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.geoloc_tf.test_inference_predict import build_tiny_run, png
-from tests.geoloc_tf.test_m1_export import jpeg
+from tests.geoloc_tf.conftest import build_tiny_run, jpeg, png
 
 MAX_BODY = 200_000
 

@@ -15,17 +15,10 @@ import tensorflow as tf
 
 from geoloc_tf import errors, preprocessing
 from geoloc_tf.m1 import export
-from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4
+from geoloc_tf.m1.inception_v4 import build_inception_v4
+from tests.geoloc_tf.conftest import TINY, jpeg
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = InceptionV4Config(
-    num_cells=7,
-    image_size=75,
-    width_multiplier=0.05,
-    num_blocks_a=1,
-    num_blocks_b=1,
-    num_blocks_c=1,
-)
 # Imagery centroids of 7 cells, [lat, lon] degrees (Paris, New York, Tokyo, Sydney, ...).
 CELLS = np.array(
     [
@@ -38,12 +31,6 @@ CELLS = np.array(
         [1.3521, 103.8198],
     ]
 )
-
-
-def jpeg(height: int, width: int, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return tf.io.encode_jpeg(pixels, quality=90).numpy()
 
 
 def gradient_model():

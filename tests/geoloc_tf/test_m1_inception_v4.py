@@ -9,15 +9,8 @@ import pytest
 from geoloc_tf import errors
 from geoloc_tf.m1 import backbones, inception_v4
 from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4, features_model
+from tests.geoloc_tf.conftest import TINY
 
-TINY = InceptionV4Config(
-    num_cells=7,
-    image_size=75,
-    width_multiplier=0.05,
-    num_blocks_a=1,
-    num_blocks_b=1,
-    num_blocks_c=1,
-)
 
 
 def _conv_weights(convs):

@@ -14,15 +14,8 @@ import pytest
 from geoloc_tf import errors
 from geoloc_tf.m1 import slim_checkpoint
 from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4, features_model
+from tests.geoloc_tf.conftest import TINY
 
-TINY = InceptionV4Config(
-    num_cells=7,
-    image_size=75,
-    width_multiplier=0.05,
-    num_blocks_a=1,
-    num_blocks_b=1,
-    num_blocks_c=1,
-)
 # 11 stem + 7 (A) + 4 (reduction A) + 10 (B) + 6 (reduction B) + 10 (C) convs, each with a kernel
 # and BatchNorm beta, moving_mean, moving_variance.
 TINY_CONVS = 48
