@@ -33,8 +33,9 @@ def test_prepare_stage_resets_python_numpy_and_tensorflow():
 
 def test_the_runner_prepares_the_mesh_stage_without_tensorflow():
     """Seeding before the mesh stage (NumPy alone) must not import TensorFlow."""
-    code = ("import sys; from experiments.config import RunConfig; from experiments.run import "
-            "before_stage; before_stage(RunConfig(), 'mesh'); "
+    code = ("import sys; from data_pipelines.config import IngestConfig; "
+            "from experiments.config import RunConfig; from experiments.run import before_stage; "
+            "before_stage(RunConfig(data=IngestConfig(source='demo')), 'mesh'); "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                             timeout=120)

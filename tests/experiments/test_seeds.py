@@ -83,5 +83,5 @@ def test_bad_runner_flag_is_one_line_and_exit_2(tmp_path):
                              "--flagfile=demo.cfg", f"--runs_dir={tmp_path}"], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: seed 0: flag --m2_dropout=2.0: must be <= 1.0"
+    assert result.stderr.strip() == "error: seed 0: flag --m2_dropout=2.0: must be < 1.0"
     assert not (tmp_path / "seed0" / "mesh").exists()

@@ -37,8 +37,8 @@ def tiny_split(seed: int, n: int = 160) -> M2Data:
 
 def fit_weights(seed: int) -> list[np.ndarray]:
     config = M2Config(top_k=4, hidden_units=16, dropout=0.5, learning_rates=(0.01,),
-                      boosting_rounds=1, batch_size=32, max_epochs=3, seed=seed)
-    model, _ = train_m2(tiny_split(0), tiny_split(1), NUM_CELLS, config)
+                      boosting_rounds=1, batch_size=32, max_epochs=3)
+    model, _ = train_m2(tiny_split(0), tiny_split(1), NUM_CELLS, config, seed=seed)
     return model.get_weights()
 
 
