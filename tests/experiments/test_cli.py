@@ -1,4 +1,4 @@
-"""The `geoloc` console script dispatches to each tool's main(argv)."""
+"""The `geoloc` console script dispatches to each tool's Command (the runner: its main(argv))."""
 
 import subprocess
 import sys
@@ -18,10 +18,17 @@ def test_unknown_subcommand_is_an_error(capsys):
     assert "unknown subcommand 'teleport'" in capsys.readouterr().err
 
 
-def test_every_subcommand_module_has_main():
+def test_every_subcommand_names_a_command_or_a_main():
     import importlib
-    for name, (module, _) in cli.SUBCOMMANDS.items():
-        assert callable(getattr(importlib.import_module(module), "main")), name
+
+    from experiments.commands import Command
+
+    for name, (target, _) in cli.SUBCOMMANDS.items():
+        module_name, _, attribute = target.partition(":")
+        module = importlib.import_module(module_name)
+        command = getattr(module, attribute or "COMMAND", None)
+        assert (command.name == name if isinstance(command, Command)
+                else callable(getattr(module, "main"))), name
 
 
 def test_run_subcommand_passes_arguments_through():
