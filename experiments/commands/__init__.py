@@ -19,8 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from absl import flags
 
 from experiments import settings_flags
-from experiments.errors import (EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, one_line,
-                                user_errors)
+from experiments.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, one_line, user_errors
 
 HELP_FLAGS = ("--help", "-help", "--helpshort", "-helpshort", "--helpfull", "-helpfull", "-h", "-?")
 

@@ -9,6 +9,7 @@ settings: the runs, their column labels and the output folder are its inputs.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -28,7 +29,8 @@ def _run(_: dict[str, Any], inputs: flags.FlagValues, runs: list[str]) -> int:
     from geoloc_tf.evaluation.compare import compare_runs
 
     with missing_files_are_user_errors():
-        table, files = compare_runs(runs, inputs.out, inputs.labels)
+        paths: list[str | os.PathLike] = list(runs)
+        table, files = compare_runs(paths, inputs.out, inputs.labels)
     print(table.to_markdown())
     for path in files.values():
         print(f"wrote {path}", file=sys.stderr)

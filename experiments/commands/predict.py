@@ -46,8 +46,7 @@ def _define_inputs(flag_values: flags.FlagValues) -> None:
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, paths: list[str]) -> int:
     from geoloc_tf.inference.photo_predictor import Predictor, parse_outdoor, parse_posted_at
-    from geoloc_tf.inference.predict_files import (IMAGE_SUFFIXES, Progress, collect_image_paths,
-                                                   predict_files)
+    from geoloc_tf.inference.predict_files import IMAGE_SUFFIXES, Progress, collect_image_paths, predict_files
     from mesh.atomic import write_atomic
 
     config: PredictFilesConfig = configs[""]

@@ -61,7 +61,8 @@ def predict_m1(model: "M1Model", table: pd.DataFrame, images_dir: Path, batch_si
     from geoloc_tf.inference.m1_model import read_image_bytes
 
     kept, ids, probs, unreadable = [], [], [], []
-    batch_rows, batch_bytes = [], []
+    batch_rows: list[int] = []
+    batch_bytes: list[bytes] = []
 
     def flush():
         if batch_bytes:
@@ -117,7 +118,7 @@ def scene_outdoor_probabilities(table: pd.DataFrame, images_dir: Path, scene_mod
 
 def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: str | None = None,
                       mesh_path: str | None = None, image_path_template: str | None = None,
-                      config: ExternalEvaluateConfig = ExternalEvaluateConfig(),
+                      config: ExternalEvaluateConfig | None = None,
                       scene_model: str | None = None,
                       scene_io_labels: str | None = None) -> dict:
     """Predicts and evaluates an external test set; returns {'report': path, ...} and counts.
@@ -125,12 +126,12 @@ def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: 
     With `scene_model` and `scene_io_labels`, the outdoor-only rows use the scene classifier's
     outdoor probability instead of the CSV's outdoor column."""
     import mesh as mesh_lib
-
     from geoloc_tf.evaluation.report import evaluate_run
     from geoloc_tf.inference.m1_model import M1Model
 
     if scene_model and not scene_io_labels:
         raise EvaluationError("--scene_model needs --scene_io_labels (Places365 IO file)")
+    config = config or ExternalEvaluateConfig()
     top_k, batch_size = config.predict.top_k, config.batch_size
 
     model_dir = Path(model_path)
@@ -150,10 +151,10 @@ def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: 
     from geoloc_tf.evaluation.results import EvalConfig
 
     outdoor = None
-    if scene_model:
+    if scene_model and scene_io_labels:  # one without the other was refused above
+        low, high = config.scene_input_range
         outdoor = scene_outdoor_probabilities(kept, Path(images_dir), scene_model, scene_io_labels,
-                                              config.scene_image_size,
-                                              tuple(config.scene_input_range), batch_size)
+                                              config.scene_image_size, (low, high), batch_size)
     evaluation = EvalConfig.from_settings(config.evaluate, split=SPLIT)
     written = evaluate_run(out.root, mesh_path=mesh_file, tables=tables, out_dir=out.root,
                            config=ReportConfig(evaluation=evaluation),

@@ -164,8 +164,8 @@ def predict_files(predictor, files: list[Path], out: IO[str], config: PredictFil
 
 
 def _draw_map(predictor, answer, row: int, record: dict, path: Path, polygons):
-    from mesh.plot import cell_polygons
     from geoloc_tf.inference.map_plot import plot_probability_map
+    from mesh.plot import cell_polygons
 
     mesh = predictor.m1.mesh
     polygons = polygons or cell_polygons(mesh)

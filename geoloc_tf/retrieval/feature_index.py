@@ -184,7 +184,7 @@ def read_features(path: str | os.PathLike, column: str = "features") -> np.ndarr
     return np.asarray(values, np.float32).reshape(n, int(lengths[0]))
 
 
-def build_index(run_dir: str | os.PathLike, config: IndexConfig = IndexConfig(),
+def build_index(run_dir: str | os.PathLike, config: IndexConfig | None = None,
                 out_dir: str | os.PathLike | None = None) -> FeatureIndex:
     """Runs the run's M1 over ``config.split`` of its TFRecords and writes the index (see module
     doc); ``out_dir`` defaults to the run's index of that split.
@@ -199,6 +199,7 @@ def build_index(run_dir: str | os.PathLike, config: IndexConfig = IndexConfig(),
     from geoloc_tf.m1.predict_records import predict_parts, prediction_model
     from geoloc_tf.run_configs import PredictConfig
 
+    config = config or IndexConfig()
     split = config.split
     run_dir = Path(run_dir).resolve()
     layout = RunLayout(run_dir)

@@ -28,7 +28,7 @@ def test_every_subcommand_names_a_command_or_a_main():
         module = importlib.import_module(module_name)
         command = getattr(module, attribute or "COMMAND", None)
         assert (command.name == name if isinstance(command, Command)
-                else callable(getattr(module, "main"))), name
+                else callable(module.main)), name
 
 
 def test_run_subcommand_passes_arguments_through():

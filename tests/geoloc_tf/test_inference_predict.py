@@ -19,7 +19,6 @@ from experiments.cli import main as geoloc
 from geoloc_tf import errors
 from tests.geoloc_tf.test_m1_export import TINY, jpeg
 
-
 # M1's softmax for every photo: cell 3 holds 40 %, cell 7 30 %, cell 1 15 %, cell 9 10 %, the
 # remaining 5 % spread evenly. 50 % set: {3, 7} (70 %); 90 % set: {3, 7, 1, 9} (95 %).
 M1_TOP = {3: 0.40, 7: 0.30, 1: 0.15, 9: 0.10}

@@ -15,7 +15,6 @@ from geoloc_tf import prediction_tables
 from geoloc_tf.run_layout import RunLayout, prediction_table_path
 
 
-
 def synthetic_m1_tables(mesh, predictions_dir, seed=0, users=30, photos_per_user=12):
     """Users living in one random kept cell each; 'M1' puts 60 % of its mass on the true cell half
     the time and on a random cell otherwise."""
