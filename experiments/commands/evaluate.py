@@ -21,18 +21,16 @@ from absl import flags
 
 from data_pipelines.config import IngestConfig
 from experiments.commands import Command, missing_files_are_user_errors, require
+from experiments.commands.predict import define_model_inputs
 from experiments.settings_flags import define_setting_flags
 from geoloc_tf.run_configs import ExternalEvaluateConfig
 
 
 def _define_inputs(flag_values: flags.FlagValues) -> None:
-    flags.DEFINE_string("model", None, "Run directory, or an exported M1 SavedModel.",
-                        flag_values=flag_values)
+    define_model_inputs(flag_values)
     flags.DEFINE_string("csv", None, "Test set CSV: IMG_ID, LAT, LON [, time, user, outdoor, "
                         "image path].", flag_values=flag_values)
     flags.DEFINE_string("images", None, "Folder holding the test images.", flag_values=flag_values)
-    flags.DEFINE_string("mesh", None, "The run's mesh (needed with a SavedModel).",
-                        flag_values=flag_values)
     flags.DEFINE_string("out", None, "Report folder (default: RUN_DIR/eval_external/<csv name>).",
                         flag_values=flag_values)
     flags.DEFINE_string("scene_model", None, "Scene classifier (.keras or SavedModel) whose outdoor "
@@ -42,7 +40,7 @@ def _define_inputs(flag_values: flags.FlagValues) -> None:
                         "format: name 1|2).", flag_values=flag_values)
     define_setting_flags(flag_values, {"": IngestConfig}, module_name="geoloc evaluate: settings",
                          only=("image_path_template",))
-    require(flag_values, "model", "csv", "images")
+    require(flag_values, "csv", "images")
 
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int:

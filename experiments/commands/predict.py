@@ -28,11 +28,19 @@ from experiments.commands import Command, require
 from geoloc_tf.inference.config import PredictFilesConfig
 
 
-def _define_inputs(flag_values: flags.FlagValues) -> None:
+def define_model_inputs(flag_values: flags.FlagValues) -> None:
+    """--model and --mesh, as the tools that answer with a trained model take them (predict, serve,
+    evaluate); --model is required."""
     flags.DEFINE_string("model", None, "Run directory, or an exported M1 SavedModel.",
                         flag_values=flag_values)
-    flags.DEFINE_string("mesh", None, "The run's mesh (default: RUN_DIR/mesh, also found for "
-                        "RUN_DIR/export/m1).", flag_values=flag_values)
+    flags.DEFINE_string("mesh", None, "The run's mesh (default: the mesh of the run that holds "
+                        "the model; give it for a SavedModel kept elsewhere).",
+                        flag_values=flag_values)
+    require(flag_values, "model")
+
+
+def _define_inputs(flag_values: flags.FlagValues) -> None:
+    define_model_inputs(flag_values)
     flags.DEFINE_string("posted_at", None, "ISO 8601 posting time of the photos (UTC if no "
                         "offset): M2 answers.", flag_values=flag_values)
     flags.DEFINE_string("outdoor", None, "Outdoor probability of the photos in [0, 1], for an M2 "
@@ -41,7 +49,6 @@ def _define_inputs(flag_values: flags.FlagValues) -> None:
                         "MAP-<photo>.png).", flag_values=flag_values)
     flags.DEFINE_string("out", None, "Write here (atomically) instead of stdout.",
                         flag_values=flag_values)
-    require(flag_values, "model")
 
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, paths: list[str]) -> int:

@@ -18,16 +18,9 @@ from typing import Any
 
 from absl import flags
 
-from experiments.commands import Command, require
+from experiments.commands import Command
+from experiments.commands.predict import define_model_inputs
 from geoloc_tf.inference.config import ServerConfig
-
-
-def _define_inputs(flag_values: flags.FlagValues) -> None:
-    flags.DEFINE_string("model", None, "Run directory, or an exported M1 SavedModel.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("mesh", None, "The run's mesh (default: RUN_DIR/mesh).",
-                        flag_values=flag_values)
-    require(flag_values, "model")
 
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int:
@@ -45,6 +38,6 @@ COMMAND = Command(
     summary="HTTP server: POST /predict answers a photo with a trained model (bound to 127.0.0.1 "
             "unless --host says otherwise; no authentication).",
     sections={"": ServerConfig},
-    define_inputs=_define_inputs,
+    define_inputs=define_model_inputs,
     run=_run,
 )
