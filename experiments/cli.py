@@ -26,13 +26,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "make-demo": ("experiments.commands.demo:MAKE_DEMO", "write the demo collection (real locations and "
                   "imagery; SIMULATED users, times, indoor photos)"),
     "contact-sheet": ("experiments.commands.demo:CONTACT_SHEET", "draw a contact sheet of demo photos"),
-    "compare": ("geoloc_tf.evaluation.compare_cli", "put several runs' results side by side"),
-    "evaluate": ("geoloc_tf.evaluation.external", "evaluate a trained model on an external test set "
+    "compare": ("experiments.commands.compare", "put several runs' results side by side"),
+    "evaluate": ("experiments.commands.evaluate", "evaluate a trained model on an external test set "
                  "(Im2GPS-style CSV + images)"),
-    "index": ("geoloc_tf.retrieval.index_cli", "store M1's features of a run's photos for search"),
-    "search": ("geoloc_tf.retrieval.search_cli", "the indexed photos nearest to a query image"),
-    "predict": ("geoloc_tf.inference.predict_cli", "locate photos: top cells, 50/90 % areas"),
-    "serve": ("geoloc_tf.inference.server", "HTTP server: POST /predict with a trained model"),
+    "index": ("experiments.commands.index", "store M1's features of a run's photos for search"),
+    "search": ("experiments.commands.search", "the indexed photos nearest to a query image"),
+    "predict": ("experiments.commands.predict", "locate photos: top cells, 50/90 % areas"),
+    "serve": ("experiments.commands.serve", "HTTP server: POST /predict with a trained model"),
 }
 
 

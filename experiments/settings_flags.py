@@ -85,21 +85,30 @@ def _validator(field: dataclasses.Field, kind: type, is_tuple: bool):
     return check
 
 
-def configs_from_flags(flag_values: flags.FlagValues, sections: Mapping[str, type]) -> dict[str, Any]:
+def configs_from_flags(flag_values: flags.FlagValues, sections: Mapping[str, type],
+                       only: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
     """The config object of every section, built from the parsed flags.
 
-    A value or combination its class refuses raises ConfigError naming the flags.
+    `only`: for a section (by prefix), the settings that have flags (`define_setting_flags`'s
+    `only`); the others keep their defaults. A value or combination its class refuses raises
+    ConfigError naming the flags.
     """
-    return {prefix: _build(cls, flag_values, prefix) for prefix, cls in sections.items()}
+    only = only or {}
+    return {prefix: _build(cls, flag_values, prefix, only.get(prefix))
+            for prefix, cls in sections.items()}
 
 
-def _build(cls: type, flag_values: flags.FlagValues, prefix: str) -> Any:
+def _build(cls: type, flag_values: flags.FlagValues, prefix: str,
+           only: Sequence[str] | None = None) -> Any:
     values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         if "help" not in field.metadata:
             continue
         if field.metadata.get("nested"):
-            values[field.name] = _build(typing.get_type_hints(cls)[field.name], flag_values, prefix)
+            values[field.name] = _build(typing.get_type_hints(cls)[field.name], flag_values, prefix,
+                                        only)
+            continue
+        if only is not None and field.name not in only:
             continue
         kind, is_tuple = field_kind(cls, field)
         values[field.name] = _convert(kind, is_tuple, flag_values[flag_name(prefix, field.name)].value)

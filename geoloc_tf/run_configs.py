@@ -1,6 +1,7 @@
 """Settings of the run's steps that have no model of their own: M1's predictions, the evaluation
-and the export. Each declared once (``mesh.settings``); field names are the runner's flag suffixes
-(``top_k`` of ``PredictConfig`` is ``--predict_top_k``). Imports neither TensorFlow nor Keras.
+and the export, and of `geoloc evaluate`, which reuses the first two. Each declared once
+(``mesh.settings``); field names are the runner's flag suffixes (``top_k`` of ``PredictConfig`` is
+``--predict_top_k``). Imports neither TensorFlow nor Keras.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM
-from mesh.settings import check_settings, setting
+from mesh.settings import check_settings, nested, setting
 
 
 def _increasing(values: tuple[float, ...]) -> str | None:
@@ -59,6 +60,32 @@ class ExportConfig:
     """SavedModel export of the trained models."""
 
     top_k: int = setting(5, "Cells returned per photo by the serving signatures.", minimum=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+def _pixel_range(values: tuple[float, ...]) -> str | None:
+    if len(values) != 2 or values[0] >= values[1]:
+        return "expected two values, low,high with low < high"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ExternalEvaluateConfig:
+    """`geoloc evaluate`: a trained run on an external test set (§4.1.3, Table 5).
+
+    The thresholds, outdoor threshold and cells kept per photo are the run's own settings (the
+    nested sections), so the tool takes them under the runner's names without the prefix."""
+
+    evaluate: EvaluateConfig = nested(EvaluateConfig, "The evaluation, as in the run's report.")
+    predict: PredictConfig = nested(PredictConfig, "M1's stored predictions, as in the run.")
+    batch_size: int = setting(32, "Photos per forward pass.", minimum=1, affects_outputs=False)
+    scene_image_size: int = setting(224, "Side of the square images the scene classifier takes, "
+                                    "px.", minimum=1)
+    scene_input_range: tuple[float, ...] = setting(
+        (0.0, 1.0), "Pixel range the scene classifier expects, e.g. 0,1 or -1,1 or 0,255.",
+        check=_pixel_range)
 
     def __post_init__(self) -> None:
         check_settings(self)

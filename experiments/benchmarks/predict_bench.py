@@ -14,7 +14,7 @@ Timed, each next to a baseline measured in the same run:
 - **predict latency**: one photo through ``Predictor.predict`` (decode, M1, mass sets), median
   of repeated calls after a warm-up. Baseline: the whole `geoloc predict PHOTO` command in a fresh
   process (Python and TensorFlow start, model load, the prediction), what a user waits for once.
-- **predict throughput**: `geoloc predict DIR` (``predict_cli.predict_files``: reading ahead,
+- **predict throughput**: `geoloc predict DIR` (``predict_files.predict_files``: reading ahead,
   batches of 32, JSON records written) over ``--photos`` photos. Baseline: the same photos one
   ``Predictor.predict`` call each (batch 1).
 - **search**: milliseconds per query of ``retrieval.search.nearest`` (exact L2, k = 6, 64 queries
@@ -130,7 +130,8 @@ def make_photos(folder: Path, count: int, seed: int) -> list[Path]:
 
 # ---------------------------------------------------------------------- predict
 def time_predict(run_dir: Path, photos: list[Path], repeats: int) -> dict:
-    from geoloc_tf.inference.predict_cli import predict_files
+    from geoloc_tf.inference.config import PredictFilesConfig
+    from geoloc_tf.inference.predict_files import predict_files
     from geoloc_tf.inference.photo_predictor import Predictor
 
     predictor = Predictor.load(run_dir, with_m2=False)
@@ -143,9 +144,10 @@ def time_predict(run_dir: Path, photos: list[Path], repeats: int) -> dict:
         latencies.append(time.perf_counter() - t0)
 
     with open(os.devnull, "w") as sink:
-        predict_files(predictor, photos[:32], sink, "json", 5, 32)  # traces the batch of 32
+        config = PredictFilesConfig(format="json", top_k=5, batch_size=32)
+        predict_files(predictor, photos[:32], sink, config)  # traces the batch of 32
         t0 = time.perf_counter()
-        done, failed = predict_files(predictor, photos, sink, "json", 5, 32)
+        done, failed = predict_files(predictor, photos, sink, config)
         folder_s = time.perf_counter() - t0
     if failed or done != len(photos):
         raise RuntimeError(f"predict_files: {done} predicted, {failed} failed of {len(photos)}")

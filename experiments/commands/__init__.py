@@ -11,15 +11,15 @@ runner does.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from absl import flags
 
 from experiments import settings_flags
-from experiments.errors import (EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, one_line,
-                                user_errors)
+from experiments.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, one_line, user_errors
 
 HELP_FLAGS = ("--help", "-help", "--helpshort", "-helpshort", "--helpfull", "-helpfull", "-h", "-?")
 
@@ -31,6 +31,7 @@ class Command:
     `run(configs, inputs, positional)` gets the built configs by prefix, the parsed FlagValues (for
     the tool's own inputs) and the positional arguments; it returns the exit status.
     `positional`: how the usage line names positional arguments ("" allows none).
+    `only`: for a section (by prefix), the settings the tool takes; the others keep their defaults.
     """
 
     name: str
@@ -40,13 +41,16 @@ class Command:
     define_inputs: Callable[[flags.FlagValues], None] = lambda flag_values: None
     positional: str = ""
     description: str = ""
+    only: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def command_flags(command: Command) -> flags.FlagValues:
     """A fresh FlagValues holding the command's settings and inputs."""
     flag_values = flags.FlagValues()
-    settings_flags.define_setting_flags(flag_values, command.sections,
-                                        module_name=f"geoloc {command.name}: settings")
+    for prefix, cls in command.sections.items():
+        settings_flags.define_setting_flags(flag_values, {prefix: cls},
+                                            module_name=f"geoloc {command.name}: settings",
+                                            only=command.only.get(prefix))
     command.define_inputs(flag_values)
     return flag_values
 
@@ -74,7 +78,7 @@ def run_command(command: Command, argv: Sequence[str]) -> int:
                               "every setting is a --flag")
         if command.positional and not rest:
             raise ConfigError(f"geoloc {command.name}: expected {command.positional}")
-        configs = settings_flags.configs_from_flags(flag_values, command.sections)
+        configs = settings_flags.configs_from_flags(flag_values, command.sections, command.only)
         return command.run(configs, flag_values, list(rest))
     except user_errors() as error:
         print(one_line(error), file=sys.stderr)
@@ -88,3 +92,13 @@ def require(flag_values: flags.FlagValues, *names: str) -> None:
     """Marks the tool's inputs that must be given (absl reports a missing one as one line)."""
     for name in names:
         flags.mark_flag_as_required(name, flag_values=flag_values)
+
+
+@contextlib.contextmanager
+def missing_files_are_user_errors() -> Iterator[None]:
+    """A path the user gave that is not there (a FileNotFoundError from deep inside a library) is
+    reported as one `error:` line naming it, like every other user error."""
+    try:
+        yield
+    except FileNotFoundError as error:
+        raise ConfigError(f"{error.filename or error}: no such file or directory") from None

@@ -1,7 +1,5 @@
-"""`geoloc evaluate`: a trained model on an external test set (paper §4.1.3, Table 5).
-
-    geoloc evaluate --model=RUN_DIR --csv=im2gps3k.csv --images=DIR [--out=DIR]
-    geoloc evaluate --model=RUN_DIR/export/m1 --mesh=RUN_DIR/mesh --csv=... --images=...
+"""A trained model on an external test set (paper §4.1.3, Table 5), what `geoloc evaluate` runs
+(``experiments.commands.evaluate``; settings: ``geoloc_tf.run_configs.ExternalEvaluateConfig``).
 
 The CSV is read by the data pipeline's CSV reader (IMG_ID, LAT, LON, optional time, user, outdoor and
 image path columns; clearly swapped LAT/LON headers are detected and corrected with a warning). M1
@@ -14,18 +12,17 @@ others are still evaluated.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import secrets
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from geoloc_tf import prediction_tables
-from geoloc_tf.errors import EvaluationError, GeolocTfError, InferenceError
+from geoloc_tf.errors import EvaluationError, InferenceError
+from geoloc_tf.run_configs import ExternalEvaluateConfig
 from geoloc_tf.run_layout import RunLayout
 
 if TYPE_CHECKING:
@@ -64,7 +61,8 @@ def predict_m1(model: "M1Model", table: pd.DataFrame, images_dir: Path, batch_si
     from geoloc_tf.inference.m1_model import read_image_bytes
 
     kept, ids, probs, unreadable = [], [], [], []
-    batch_rows, batch_bytes = [], []
+    batch_rows: list[int] = []
+    batch_bytes: list[bytes] = []
 
     def flush():
         if batch_bytes:
@@ -120,17 +118,21 @@ def scene_outdoor_probabilities(table: pd.DataFrame, images_dir: Path, scene_mod
 
 def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: str | None = None,
                       mesh_path: str | None = None, image_path_template: str | None = None,
-                      top_k: int = 10, batch_size: int = 32, scene_model: str | None = None,
-                      scene_io_labels: str | None = None, scene_image_size: int = 224,
-                      scene_input_range: tuple[float, float] = (0.0, 1.0)) -> dict:
+                      config: ExternalEvaluateConfig | None = None,
+                      scene_model: str | None = None,
+                      scene_io_labels: str | None = None) -> dict:
     """Predicts and evaluates an external test set; returns {'report': path, ...} and counts.
 
     With `scene_model` and `scene_io_labels`, the outdoor-only rows use the scene classifier's
     outdoor probability instead of the CSV's outdoor column."""
     import mesh as mesh_lib
-
     from geoloc_tf.evaluation.report import evaluate_run
     from geoloc_tf.inference.m1_model import M1Model
+
+    if scene_model and not scene_io_labels:
+        raise EvaluationError("--scene_model needs --scene_io_labels (Places365 IO file)")
+    config = config or ExternalEvaluateConfig()
+    top_k, batch_size = config.predict.top_k, config.batch_size
 
     model_dir = Path(model_path)
     run = RunLayout(model_dir)
@@ -149,13 +151,13 @@ def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: 
     from geoloc_tf.evaluation.results import EvalConfig
 
     outdoor = None
-    if scene_model:
-        if not scene_io_labels:
-            raise EvaluationError("--scene_model needs --scene_io_labels (Places365 IO file)")
+    if scene_model and scene_io_labels:  # one without the other was refused above
+        low, high = config.scene_input_range
         outdoor = scene_outdoor_probabilities(kept, Path(images_dir), scene_model, scene_io_labels,
-                                              scene_image_size, scene_input_range, batch_size)
+                                              config.scene_image_size, (low, high), batch_size)
+    evaluation = EvalConfig.from_settings(config.evaluate, split=SPLIT)
     written = evaluate_run(out.root, mesh_path=mesh_file, tables=tables, out_dir=out.root,
-                           config=ReportConfig(evaluation=EvalConfig(split=SPLIT)),
+                           config=ReportConfig(evaluation=evaluation),
                            outdoor_probs=outdoor,
                            notice=f"External test set {Path(csv_path).name}: {len(kept)} photos "
                                   f"evaluated, {len(unreadable)} unreadable images skipped, rows "
@@ -188,46 +190,3 @@ def _metadata_models(run: RunLayout, out: RunLayout, mesh, table: pd.DataFrame, 
             prediction_tables.table_from_top_k(table, m3_ids, m3_probs),
             out.prediction_table("m3", SPLIT)))
     return tables
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="geoloc evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="run directory, or exported M1 SavedModel")
-    parser.add_argument("--csv", required=True, help="test set CSV: IMG_ID, LAT, LON [, time, user]")
-    parser.add_argument("--images", required=True, help="folder holding the test images")
-    parser.add_argument("--mesh", default=None, help="mesh (needed with a SavedModel)")
-    parser.add_argument("--out", default=None, help="report folder")
-    parser.add_argument("--image_path_template", default=None, help="default: path column, else {id}.jpg")
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--scene_model", default=None,
-                        help="scene classifier (.keras or SavedModel) for the outdoor-only rows")
-    parser.add_argument("--scene_io_labels", default=None,
-                        help="its indoor/outdoor class file (Places365 IO format: name 1|2)")
-    parser.add_argument("--scene_image_size", type=int, default=224)
-    parser.add_argument("--scene_input_range", default="0,1",
-                        help="pixel range the scene model expects, e.g. 0,1 or -1,1 or 0,255")
-    args = parser.parse_args(argv)
-    scene_range = tuple(float(v) for v in args.scene_input_range.split(","))
-    logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s] %(message)s")
-    from data_pipelines.errors import DataPipelineError
-    from mesh.errors import MeshError
-
-    try:
-        result = evaluate_external(args.model, args.csv, args.images, args.out, args.mesh,
-                                   args.image_path_template, batch_size=args.batch_size,
-                                   scene_model=args.scene_model,
-                                   scene_io_labels=args.scene_io_labels,
-                                   scene_image_size=args.scene_image_size,
-                                   scene_input_range=scene_range)
-    except (GeolocTfError, DataPipelineError, MeshError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{result['photos']} photos evaluated; report: {result.get('report')}")
-    if result["unreadable"]:
-        print(f"{len(result['unreadable'])} unreadable images skipped, e.g. "
-              f"{result['unreadable'][0]}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,6 +5,7 @@
 - ``photo_predictor.Predictor``: M1 (and the run's M2 when a posting time is given, §3.2) to top-k cells,
   label points and the probability-mass sets of ``mass``.
 - ``formats``, ``map_plot``: table/JSON/CSV/GeoJSON output and the probability map PNG.
-- ``predict_cli``, ``server``: the two commands; ``http_request`` parses a POST /predict,
+- ``predict_files``, ``server``: what the two commands run (``config``: their settings);
+  ``http_request`` parses a POST /predict,
   ``batcher`` answers queued photos in batches.
 """

@@ -1,6 +1,7 @@
-"""`geoloc serve`: a small HTTP server answering photos with a trained model.
+"""The HTTP server of `geoloc serve`: photos answered by a trained model.
 
-    geoloc serve --model=RUN_DIR [--host=127.0.0.1] [--port=8080] [--max_body_bytes=16777216]
+The command (``experiments.commands.serve``) loads the model and calls ``serve``; its settings are
+``geoloc_tf.inference.config.ServerConfig``.
 
 - ``POST /predict``: the photo as a raw body (``Content-Type: image/jpeg``, ``image/png``, ...,
   or ``application/octet-stream``; ``?posted_at=ISO8601&outdoor=P&top_k=K`` in the query) or as a
@@ -20,33 +21,20 @@ fill. The server binds to 127.0.0.1 unless told otherwise: it has no authenticat
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import logging
-import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from geoloc_tf import errors
 from geoloc_tf.inference.batcher import Batcher
+from geoloc_tf.inference.config import ServerConfig
 from geoloc_tf.inference.http_request import HttpError, parse_predict_request
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    max_body_bytes: int = 16 * 1024 * 1024  # a 24-megapixel JPEG is about 10 MB
-    max_batch: int = 16  # photos per forward pass
-    batch_wait_ms: float = 5.0  # how long the model thread waits for a batch to fill
-    top_k: int = 5  # default cells per answer; a request may ask for another k
-    request_timeout_s: float = 120.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -183,47 +171,25 @@ def warm_up(predictor) -> None:
     predictor.predict([image], posted_at=[0 if predictor.has_m2 else None])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    defaults = ServerConfig()
-    parser = argparse.ArgumentParser(prog="geoloc serve", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="run directory or exported M1 SavedModel")
-    parser.add_argument("--mesh", default=None, help="the run's mesh (default: RUN_DIR/mesh)")
-    parser.add_argument("--host", default=defaults.host,
-                        help="address to bind (default loopback; the server has no auth)")
-    parser.add_argument("--port", type=int, default=defaults.port)
-    parser.add_argument("--max_body_bytes", type=int, default=defaults.max_body_bytes)
-    parser.add_argument("--max_batch", type=int, default=defaults.max_batch,
-                        help="photos per forward pass")
-    parser.add_argument("--batch_wait_ms", type=float, default=defaults.batch_wait_ms,
-                        help="how long a batch waits to fill")
-    parser.add_argument("--top_k", type=int, default=defaults.top_k)
-    parser.add_argument("--no_m2", action="store_true", help="answer with M1 even given a time")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s] %(message)s")
-    from mesh.errors import MeshError
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
-    from geoloc_tf.inference.photo_predictor import Predictor
 
-    try:
-        predictor = Predictor.load(args.model, args.mesh, with_m2=not args.no_m2)
-    except (errors.GeolocTfError, MeshError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def serve(predictor, config: ServerConfig) -> None:
+    """Warms the model up, binds ``config.host:config.port`` and answers requests until Ctrl-C.
+
+    A port that cannot be bound raises InferenceError naming it."""
     warm_up(predictor)
-    config = ServerConfig(args.host, args.port, args.max_body_bytes, args.max_batch,
-                          args.batch_wait_ms, args.top_k)
     try:
         server = GeolocHTTPServer(predictor, config)
     except OSError as error:
-        print(f"error: cannot listen on {args.host}:{args.port} ({error.strerror})",
-              file=sys.stderr)
-        return 2
+        raise errors.InferenceError(f"cannot listen on {config.host}:{config.port} "
+                                    f"({error.strerror}); try another --port") from None
     server.batcher.start()
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if config.host not in LOOPBACK:
         log.warning("listening on %s: reachable from other machines, with no authentication",
-                    args.host)
-    log.info("serving %s on %s (POST /predict, GET /healthz); M2 %s; Ctrl-C stops", args.model,
-             server.url, "on" if predictor.has_m2 else "absent")
+                    config.host)
+    log.info("serving %s on %s (POST /predict, GET /healthz); M2 %s; Ctrl-C stops",
+             predictor.m1.path, server.url, "on" if predictor.has_m2 else "absent")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -231,8 +197,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.server_close()
         server.batcher.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,5 +4,6 @@
   built from a run's TFRecords by M1 (``geoloc index``), resumable by record shard.
 - ``search``: exact L2 nearest neighbours by blocked float32 matrix products, bounded memory.
 - ``knn``: kNN geolocation (Vo et al. 2017), the "M1 kNN" row of the evaluation.
-- ``sheet``: the Figure 4 query sheet; ``index_cli`` / ``search_cli``: ``geoloc index`` / ``search``.
+- ``query``: one query image against an index (``geoloc search``); ``sheet``: the Figure 4 sheet.
+- ``config``: the settings of ``geoloc index`` and ``geoloc search``.
 """

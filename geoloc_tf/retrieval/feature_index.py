@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 
 from geoloc_tf import prediction_tables
 from geoloc_tf.errors import EvaluationError, RetrievalError
+from geoloc_tf.retrieval.config import IndexConfig
 from geoloc_tf.retrieval.search import DEFAULT_BLOCK_ROWS, nearest, squared_norms
 from geoloc_tf.run_layout import RunLayout
 from mesh.atomic import atomic_dir, write_text_atomic
@@ -183,9 +184,10 @@ def read_features(path: str | os.PathLike, column: str = "features") -> np.ndarr
     return np.asarray(values, np.float32).reshape(n, int(lengths[0]))
 
 
-def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
-                out_dir: str | os.PathLike | None = None, batch_size: int = 128) -> FeatureIndex:
-    """Runs the run's M1 over ``split`` of its TFRecords and writes the index (see module doc).
+def build_index(run_dir: str | os.PathLike, config: IndexConfig | None = None,
+                out_dir: str | os.PathLike | None = None) -> FeatureIndex:
+    """Runs the run's M1 over ``config.split`` of its TFRecords and writes the index (see module
+    doc); ``out_dir`` defaults to the run's index of that split.
 
     Resumable: parts of finished record shards stay in ``.<out name>.build/`` next to the index
     until the index is whole; a rerun with the same run, model and split keeps them.
@@ -197,6 +199,8 @@ def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
     from geoloc_tf.m1.predict_records import predict_parts, prediction_model
     from geoloc_tf.run_configs import PredictConfig
 
+    config = config or IndexConfig()
+    split = config.split
     run_dir = Path(run_dir).resolve()
     layout = RunLayout(run_dir)
     model_path = layout.m1_model
@@ -212,10 +216,10 @@ def build_index(run_dir: str | os.PathLike, split: str = "m1_train",
     _check_build(work, build)
     net = prediction_model(model, store_features=True)
     infer = tf.function(lambda images: net(images, training=False))
-    config = PredictConfig(top_k=1, store_features=True)
+    features_only = PredictConfig(top_k=1, store_features=True)
     started = time.monotonic()
-    parts = predict_parts(infer, data, split, work / "parts", config, build["image_size"],
-                          batch_size)
+    parts = predict_parts(infer, data, split, work / "parts", features_only, build["image_size"],
+                          config.batch_size)
     log.info("index %s: M1 features of %d record shards in %.0f s", split, len(parts),
              time.monotonic() - started)
     index = assemble_index(parts, final, build)

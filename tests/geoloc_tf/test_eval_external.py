@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from experiments.cli import main as geoloc
+
 
 def test_geoloc_evaluate_on_a_swapped_header_csv(tmp_path, capsys):
 
-    from geoloc_tf.evaluation.external import main
     from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4
     from mesh import build_mesh
 
@@ -39,8 +40,9 @@ def test_geoloc_evaluate_on_a_swapped_header_csv(tmp_path, capsys):
     (images / "7.jpg").write_bytes(b"not a jpeg")  # one unreadable image: named, skipped
     (tmp_path / "test.csv").write_text("\n".join(rows) + "\n")
 
-    code = main([f"--model={run}", f"--csv={tmp_path / 'test.csv'}", f"--images={images}",
-                 f"--out={tmp_path / 'out'}", "--image_path_template={id}"])
+    code = geoloc(["evaluate", f"--model={run}", f"--csv={tmp_path / 'test.csv'}",
+                   f"--images={images}",
+                   f"--out={tmp_path / 'out'}", "--image_path_template={id}"])
     assert code == 0
     captured = capsys.readouterr()
     assert "19 photos evaluated" in captured.out
@@ -60,7 +62,6 @@ def test_geoloc_evaluate_with_a_scene_model_for_the_outdoor_rows(tmp_path, capsy
     """A tiny 'scene model' that calls bright images outdoor (class 1 = outdoor in the IO file)."""
     import keras
 
-    from geoloc_tf.evaluation.external import main
     from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4
     from mesh import build_mesh
 
@@ -91,10 +92,12 @@ def test_geoloc_evaluate_with_a_scene_model_for_the_outdoor_rows(tmp_path, capsy
         Image.fromarray(np.full((30, 30, 3), value, np.uint8)).save(images / f"{i}.jpg")
         rows.append(f"{i}.jpg,{rng.uniform(-40, 40):.4f},{rng.uniform(-100, 100):.4f}")
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
-    assert main([f"--model={run}", f"--csv={tmp_path / 't.csv'}", f"--images={images}",
-                 f"--out={tmp_path / 'out'}", "--image_path_template={id}",
-                 f"--scene_model={tmp_path / 'scene.keras'}", f"--scene_io_labels={tmp_path / 'io.txt'}",
-                 "--scene_image_size=8"]) == 0
+    assert geoloc(["evaluate", f"--model={run}", f"--csv={tmp_path / 't.csv'}",
+                   f"--images={images}",
+                   f"--out={tmp_path / 'out'}", "--image_path_template={id}",
+                   f"--scene_model={tmp_path / 'scene.keras'}",
+                   f"--scene_io_labels={tmp_path / 'io.txt'}",
+                   "--scene_image_size=8"]) == 0
     table4 = pd.read_csv(tmp_path / "out" / "table4.csv")
     outdoor_rows = table4[table4["Outdoor Only"].astype(str) == "True"]
     assert list(outdoor_rows["Photos"]) == [4]
@@ -103,7 +106,6 @@ def test_geoloc_evaluate_with_a_scene_model_for_the_outdoor_rows(tmp_path, capsy
 def test_geoloc_evaluate_adds_m2_and_m3_rows_from_the_runs_task_modules(tmp_path, capsys):
     """A test set with posting times and users: M2 and M3 (saved by their task modules with their
     configs) answer every photo, with the inputs their configs declare (M2 here takes M1's top 3)."""
-    from geoloc_tf.evaluation.external import main
     from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4
     from geoloc_tf.m2.config import M2Config
     from geoloc_tf.m2.model import build_m2
@@ -139,8 +141,9 @@ def test_geoloc_evaluate_adds_m2_and_m3_rows_from_the_runs_task_modules(tmp_path
         Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(images / f"{i}.jpg")
     (tmp_path / "test.csv").write_text("\n".join(rows) + "\n")
     out = RunLayout(tmp_path / "out")
-    assert main([f"--model={layout.root}", f"--csv={tmp_path / 'test.csv'}", f"--images={images}",
-                 f"--out={out.root}", "--image_path_template={id}"]) == 0
+    assert geoloc(["evaluate", f"--model={layout.root}", f"--csv={tmp_path / 'test.csv'}",
+                   f"--images={images}",
+                   f"--out={out.root}", "--image_path_template={id}"]) == 0
     m1_table, m1_ids, m1_probs = read_table(out.prediction_table("m1", "external"))
     m2_table, m2_ids, _ = read_table(out.prediction_table("m2", "external"))
     m3_table, _, _ = read_table(out.prediction_table("m3", "external"))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from experiments.cli import main as geoloc
 from geoloc_tf import errors
 from tests.geoloc_tf.conftest import M1_TOP, build_tiny_run, distribution, jpeg, png
 
@@ -94,11 +95,11 @@ def test_read_image_bytes_names_bad_files_and_reencodes_bmp(tmp_path):
 
 
 def test_predict_files_and_a_folder_with_a_corrupt_file(run, photos, capsys):
-    from geoloc_tf.inference.predict_cli import main
     from mesh import Mesh
 
-    code = main([str(photos["jpg"]), str(photos["png"]), str(photos["folder"]), f"--model={run}",
-                 "--format=json", "--top_k=3", "--batch_size=2"])
+    code = geoloc(["predict", str(photos["jpg"]), str(photos["png"]), str(photos["folder"]),
+                   f"--model={run}",
+                   "--format=json", "--top_k=3", "--batch_size=2"])
     captured = capsys.readouterr()
     assert code == 1  # one file failed
     errors_lines = [line for line in captured.err.splitlines() if line.startswith("error:")]
@@ -122,46 +123,45 @@ def test_predict_files_and_a_folder_with_a_corrupt_file(run, photos, capsys):
 
 
 def test_geojson_csv_and_table_outputs(run, photos, capsys):
-    from geoloc_tf.inference.predict_cli import main
     from mesh import Mesh
 
     centroid = Mesh.load(run / "mesh").imagery_centroids[3]
-    assert main([str(photos["jpg"]), f"--model={run}", "--format=geojson"]) == 0
+    assert geoloc(["predict", str(photos["jpg"]), f"--model={run}", "--format=geojson"]) == 0
     collection = json.loads(capsys.readouterr().out)
     assert collection["type"] == "FeatureCollection" and len(collection["features"]) == 1
     feature = collection["features"][0]
     assert feature["geometry"] == {"type": "Point", "coordinates": [centroid[1], centroid[0]]}
     assert feature["properties"]["mass_sets"][0]["num_cells"] == 2
 
-    assert main([str(photos["jpg"]), str(photos["png"]), f"--model={run}", "--format=csv"]) == 0
+    assert geoloc(["predict", str(photos["jpg"]), str(photos["png"]), f"--model={run}",
+                   "--format=csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [Path(r["file"]).name for r in rows] == ["one.jpg", "two.png"]
     assert (rows[0]["top_cells"].split()[:2], rows[0]["mass50_cells"],
             rows[0]["mass90_cells"]) == (["3", "7"], "2", "4")
 
-    assert main([str(photos["jpg"]), f"--model={run}"]) == 0  # table, the default
+    assert geoloc(["predict", str(photos["jpg"]), f"--model={run}"]) == 0  # table, the default
     text = capsys.readouterr().out
     assert "(model m1)" in text and "50 % of the probability: 2 cells (70.0 %)" in text
 
 
 def test_posting_time_uses_the_runs_m2(run, photos, capsys):
-    from geoloc_tf.inference.predict_cli import main
 
-    assert main([str(photos["jpg"]), f"--model={run}", "--format=json",
-                 "--posted_at=2014-06-01T14:30:00+02:00"]) == 0
+    assert geoloc(["predict", str(photos["jpg"]), f"--model={run}", "--format=json",
+                   "--posted_at=2014-06-01T14:30:00+02:00"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
     assert record["model"] == "m2" and record["posted_at"] == "2014-06-01T12:30:00Z"
     assert [t["cell"] for t in record["top_k"][:2]] == [5, 2]
     assert record["mass_sets"][0]["cells"] == [5]  # 60 % in one cell
-    assert main([str(photos["jpg"]), f"--model={run}", "--posted_at=June"]) == 2
+    assert geoloc(["predict", str(photos["jpg"]), f"--model={run}", "--posted_at=June"]) == 2
     assert "not an ISO 8601 time" in capsys.readouterr().err
 
 
 def test_saved_model_answers_with_its_top_cells_and_says_what_is_unknown(run, photos, capsys):
-    from geoloc_tf.inference.predict_cli import main
 
-    assert main([str(photos["png"]), f"--model={run / 'export' / 'm1'}", "--format=json",
-                 "--posted_at=2014-06-01T12:00:00Z"]) == 0
+    assert geoloc(["predict", str(photos["png"]), f"--model={run / 'export' / 'm1'}",
+                   "--format=json",
+                   "--posted_at=2014-06-01T12:00:00Z"]) == 0
     captured = capsys.readouterr()
     assert "has no M2" in captured.err  # the SavedModel of M1 alone: M1 answers
     (record,) = json.loads(captured.out)
@@ -172,11 +172,10 @@ def test_saved_model_answers_with_its_top_cells_and_says_what_is_unknown(run, ph
 
 
 def test_map_png(run, photos, tmp_path, capsys):
-    from geoloc_tf.inference.predict_cli import main
 
     out = tmp_path / "maps" / "guess.png"
-    assert main([str(photos["jpg"]), f"--model={run}", f"--map={out}", "--format=csv",
-                 f"--out={tmp_path / 'guess.csv'}"]) == 0
+    assert geoloc(["predict", str(photos["jpg"]), f"--model={run}", f"--map={out}", "--format=csv",
+                   f"--out={tmp_path / 'guess.csv'}"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["guess.png"]
     assert (tmp_path / "guess.csv").read_text().count("\n") == 2  # header + one photo

@@ -17,12 +17,17 @@ MAX_BODY = 200_000
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from geoloc_tf.inference.photo_predictor import Predictor
-    from geoloc_tf.inference.server import ServerConfig, start_server, stop_server
+def tiny_run(tmp_path_factory):
+    return build_tiny_run(tmp_path_factory.mktemp("tiny_run"), export=False)
 
-    run = build_tiny_run(tmp_path_factory.mktemp("tiny_run"), export=False)
-    predictor = Predictor.load(run)
+
+@pytest.fixture(scope="module")
+def server(tiny_run):
+    from geoloc_tf.inference.config import ServerConfig
+    from geoloc_tf.inference.photo_predictor import Predictor
+    from geoloc_tf.inference.server import start_server, stop_server
+
+    predictor = Predictor.load(tiny_run)
     running = start_server(predictor, ServerConfig(port=0, max_body_bytes=MAX_BODY, max_batch=8,
                                                    batch_wait_ms=50.0, top_k=3))
     yield running
@@ -136,8 +141,19 @@ def test_concurrent_requests_are_batched(server):
     assert batches < 12 and server.batcher.largest_batch > 1  # some requests shared a pass
 
 
-def test_serve_main_refuses_a_missing_model(tmp_path: Path, capsys):
-    from geoloc_tf.inference.server import main
+def test_geoloc_serve_refuses_a_missing_model(tmp_path: Path, capsys):
+    from experiments.cli import main as geoloc
 
-    assert main([f"--model={tmp_path / 'nothing'}", "--port=0"]) == 2
-    assert capsys.readouterr().err.startswith("error:")
+    assert geoloc(["serve", f"--model={tmp_path / 'nothing'}", "--port=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "nothing" in err and "\n" not in err
+
+
+def test_geoloc_serve_on_a_port_in_use_is_one_line(server, tiny_run, capsys):
+    from experiments.cli import main as geoloc
+
+    host, port = server.server_address[:2]
+    assert host == "127.0.0.1"  # loopback unless told otherwise
+    assert geoloc(["serve", f"--model={tiny_run}", f"--port={port}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}") and len(err) == 1

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from data_pipelines.splits import M23_TRAIN, M23_VAL
+from experiments.cli import main as geoloc
 from geoloc_tf import prediction_tables
 from geoloc_tf.run_layout import RunLayout, prediction_table_path
 
@@ -141,7 +142,6 @@ def test_m2_and_m3_savedmodels_answer_like_the_models(tiny_mesh, tmp_path):
 
 
 def test_geoloc_compare_puts_two_runs_side_by_side(tiny_mesh, tmp_path, capsys):
-    from geoloc_tf.evaluation.compare_cli import main
     from geoloc_tf.evaluation.report import ReportConfig, evaluate_run
 
     for name, seed in (("runA", 0), ("runB", 1)):
@@ -150,9 +150,10 @@ def test_geoloc_compare_puts_two_runs_side_by_side(tiny_mesh, tmp_path, capsys):
         tiny_mesh.save(run_dir / "mesh" / "mesh.npz")
         evaluate_run(run_dir, mesh_path=run_dir / "mesh" / "mesh.npz",
                      config=ReportConfig(plots=False))
-    assert main([str(tmp_path / "runA"), str(tmp_path / "runB"), f"--out={tmp_path / 'cmp'}"]) == 0
+    assert geoloc(["compare", str(tmp_path / "runA"), str(tmp_path / "runB"),
+                   f"--out={tmp_path / 'cmp'}"]) == 0
     out = capsys.readouterr().out
     assert "runA" in out and "runB" in out and "Inception (M1)" in out
     assert (tmp_path / "cmp" / "compare.csv").exists()
-    assert main([str(tmp_path / "nothing-here")]) == 2
+    assert geoloc(["compare", str(tmp_path / "nothing-here")]) == 2
     assert "no results.json" in capsys.readouterr().err

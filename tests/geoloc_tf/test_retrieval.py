@@ -124,7 +124,7 @@ def test_index_build_resumes_after_a_kill(tiny_run, monkeypatch):
 
     monkeypatch.setattr(feature_index, "assemble_index", killed)  # dies after every shard is done
     with pytest.raises(KeyboardInterrupt):
-        feature_index.build_index(tiny_run, "m1_train", out)
+        feature_index.build_index(tiny_run, out_dir=out)
     parts = sorted((out.parent / ".resume.build" / "parts").glob("*.parquet"))
     assert len(parts) == len(lengths) and not out.exists()
     parts[1].unlink()  # as if killed during shard 1
@@ -132,7 +132,7 @@ def test_index_build_resumes_after_a_kill(tiny_run, monkeypatch):
     calls = []
     real = predict._predict_shard
     monkeypatch.setattr(predict, "_predict_shard", lambda *a: calls.append(a[3]) or real(*a))
-    index = feature_index.build_index(tiny_run, "m1_train", out)
+    index = feature_index.build_index(tiny_run, out_dir=out)
     assert calls == [1]  # only the unfinished shard was redone
     assert len(index) == sum(lengths) and not (out.parent / ".resume.build").exists()
     assert index.photos["offset"].tolist()[:lengths[0]] == list(range(lengths[0]))

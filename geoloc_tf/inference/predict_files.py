@@ -1,23 +1,17 @@
-"""`geoloc predict`: where were these photos taken? A trained model on image files.
-
-    geoloc predict PHOTO.jpg DIR/ ... --model=RUN_DIR [--top_k=5] [--format=table]
-    geoloc predict DIR/ --model=RUN_DIR/export/m1 --format=geojson --out=guesses.geojson
-    geoloc predict PHOTO.jpg --model=RUN_DIR --posted_at=2014-06-01T14:30:00Z --map=guess.png
+"""Photo files answered by a trained model, streamed in an output format (`geoloc predict`, whose
+command line is ``experiments.commands.predict``; settings: ``config.PredictFilesConfig``).
 
 For each photo: the top-k mesh cells with probability and label point (imagery centroid, §3.1.2),
 and the smallest sets of cells holding 50 % and 90 % of the probability with their area in km2.
-With --posted_at (UTC when no offset is given) and a run that has M2, M2 answers (§3.2: M1's top-10
-cells + posting time); the output names the model. Directories are searched recursively for
-.jpg/.jpeg/.png/.gif/.bmp files and predicted in batches while the next files are read. A file that
-is not a readable image gets one error line naming it on stderr; the others are still predicted,
-and the exit status is 1 when any failed (2 for a usage or model error).
+With a posting time and a run that has M2, M2 answers (§3.2: M1's top-10 cells + posting time);
+the output names the model. Directories are searched recursively for .jpg/.jpeg/.png/.gif/.bmp
+files, predicted in batches while the next files are read. A file that is not a readable image gets
+one error line naming it; the others are still predicted.
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
-import io
 import itertools
 import logging
 import sys
@@ -27,7 +21,8 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
 from geoloc_tf import errors
-from geoloc_tf.inference.formats import FORMATS, StreamWriter
+from geoloc_tf.inference.config import PredictFilesConfig
+from geoloc_tf.inference.formats import StreamWriter
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +113,16 @@ def map_paths(base: Path, files: list[Path]) -> list[Path]:
     return out
 
 
-def predict_files(predictor, files: list[Path], out: IO[str], fmt: str, top_k: int,
-                  batch_size: int, posted_at: int | None = None, outdoor: float | None = None,
+def predict_files(predictor, files: list[Path], out: IO[str], config: PredictFilesConfig,
+                  posted_at: int | None = None, outdoor: float | None = None,
                   map_path: Path | None = None, progress: Progress | None = None,
                   err: IO[str] | None = None) -> tuple[int, int]:
-    """Predicts ``files`` in batches, streaming ``fmt`` to ``out``; returns (predicted, failed).
-    Unreadable files get one line each on ``err`` (sys.stderr at call time by default)."""
+    """Predicts ``files`` in batches of ``config.batch_size``, streaming ``config.format`` to
+    ``out``; returns (predicted, failed). Unreadable files get one line each on ``err``
+    (sys.stderr at call time by default)."""
     err = sys.stderr if err is None else err
-    writer = StreamWriter(fmt)
+    top_k, batch_size = config.top_k, config.batch_size
+    writer = StreamWriter(config.format)
     out.write(writer.header())
     maps = dict(zip(files, map_paths(map_path, files))) if map_path else {}
     polygons = None
@@ -167,8 +164,8 @@ def predict_files(predictor, files: list[Path], out: IO[str], fmt: str, top_k: i
 
 
 def _draw_map(predictor, answer, row: int, record: dict, path: Path, polygons):
-    from mesh.plot import cell_polygons
     from geoloc_tf.inference.map_plot import plot_probability_map
+    from mesh.plot import cell_polygons
 
     mesh = predictor.m1.mesh
     polygons = polygons or cell_polygons(mesh)
@@ -181,87 +178,3 @@ def _draw_map(predictor, answer, row: int, record: dict, path: Path, polygons):
                                f"{record['top_k'][0]['probability']:.1%}; {summary}",
                          mass50_cells=answer.mass.cells(row, 0), polygons=polygons)
     return polygons
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="geoloc predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", nargs="+", help="image files or directories (recursive)")
-    parser.add_argument("--model", required=True, help="run directory or exported M1 SavedModel")
-    parser.add_argument("--mesh", default=None,
-                        help="the run's mesh (default: RUN_DIR/mesh, also found for "
-                             "RUN_DIR/export/m1)")
-    parser.add_argument("--top_k", type=int, default=5, help="cells listed per photo")
-    parser.add_argument("--posted_at", default=None,
-                        help="ISO 8601 posting time of the photos (UTC if no offset): M2 answers")
-    parser.add_argument("--outdoor", default=None,
-                        help="outdoor probability in [0, 1], for an M2 trained with it")
-    parser.add_argument("--format", default="table", choices=FORMATS)
-    parser.add_argument("--map", default=None, help="PNG of the probability over the mesh cells "
-                                                    "(one per photo: OUT-<photo>.png)")
-    parser.add_argument("--out", default=None, help="write here (atomically) instead of stdout")
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
-                        help="progress line on stderr (auto: when a directory is given)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(name)s] %(message)s")
-    if args.top_k < 1 or args.batch_size < 1:
-        parser.error("--top_k and --batch_size must be >= 1")
-
-    from mesh.atomic import write_atomic
-    from mesh.errors import MeshError
-
-    from geoloc_tf.inference.photo_predictor import Predictor, parse_outdoor, parse_posted_at
-
-    try:
-        posted_at = None if args.posted_at is None else parse_posted_at(args.posted_at)
-        outdoor = None if args.outdoor is None else parse_outdoor(args.outdoor)
-        files, missing, skipped = collect_image_paths(args.paths)
-        predictor = Predictor.load(args.model, args.mesh, with_m2=posted_at is not None)
-    except (errors.GeolocTfError, MeshError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for line in missing:
-        print(f"error: {line}", file=sys.stderr)
-    if not files:
-        print(f"error: no image file in {' '.join(args.paths)}", file=sys.stderr)
-        return 1
-    if posted_at is not None and not predictor.has_m2:
-        print(f"note: {args.model} has no M2 (a run directory's trained M2): M1 answers and "
-              "--posted_at is not used", file=sys.stderr)
-    if outdoor is not None and not predictor.m2_uses_outdoor:
-        print("note: --outdoor is not used (no M2 trained with the outdoor input)", file=sys.stderr)
-    if skipped:
-        print(f"note: {skipped} file(s) without an image suffix ({', '.join(sorted(IMAGE_SUFFIXES))}"
-              ") or hidden were left out of the directories", file=sys.stderr)
-    show = args.progress == "on" or (args.progress == "auto" and
-                                     any(Path(p).is_dir() for p in args.paths))
-    progress = Progress(len(files), sys.stderr, show)
-    started = time.monotonic()
-
-    def run(out: IO[str]) -> tuple[int, int]:
-        return predict_files(predictor, files, out, args.format, args.top_k, args.batch_size,
-                             posted_at, outdoor, Path(args.map) if args.map else None, progress)
-
-    if args.out:
-        counts: list[tuple[int, int]] = []
-
-        def write(raw) -> None:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            counts.append(run(text))
-            text.flush()
-            text.detach()
-
-        write_atomic(args.out, write)
-        done, failed = counts[0]
-    else:
-        done, failed = run(sys.stdout)
-    failed += len(missing)
-    seconds = time.monotonic() - started
-    if failed or show or args.out:
-        print(f"{done} photos predicted, {failed} failed ({done / max(seconds, 1e-9):.1f} "
-              f"photos/s){f'; written to {args.out}' if args.out else ''}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

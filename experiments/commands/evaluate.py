@@ -1,0 +1,70 @@
+"""`geoloc evaluate`: a trained model on an external test set (paper §4.1.3, Table 5).
+
+    geoloc evaluate --model=RUN_DIR --csv=im2gps3k.csv --images=DIR [--out=DIR]
+    geoloc evaluate --model=RUN_DIR/export/m1 --mesh=RUN_DIR/mesh --csv=... --images=...
+
+Predicts every readable image with M1 (and the run's M2 and M3 when the set has posting times and
+users) and writes the same report as the run's own (``geoloc_tf.evaluation.external``), by default
+to RUN_DIR/eval_external/<csv name>. Settings: ``geoloc_tf.run_configs.ExternalEvaluateConfig``;
+`--thresholds_km`, `--outdoor_threshold` and `--top_k` are the runner's `--evaluate_thresholds_km`,
+`--evaluate_outdoor_threshold` and `--predict_top_k`, and `--image_path_template` is its
+`--data_image_path_template`. The model, the test set and the scene classifier are the tool's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from absl import flags
+
+from data_pipelines.config import IngestConfig
+from experiments.commands import Command, missing_files_are_user_errors, require
+from experiments.commands.predict import define_model_inputs
+from experiments.settings_flags import define_setting_flags
+from geoloc_tf.run_configs import ExternalEvaluateConfig
+
+
+def _define_inputs(flag_values: flags.FlagValues) -> None:
+    define_model_inputs(flag_values)
+    flags.DEFINE_string("csv", None, "Test set CSV: IMG_ID, LAT, LON [, time, user, outdoor, "
+                        "image path].", flag_values=flag_values)
+    flags.DEFINE_string("images", None, "Folder holding the test images.", flag_values=flag_values)
+    flags.DEFINE_string("out", None, "Report folder (default: RUN_DIR/eval_external/<csv name>).",
+                        flag_values=flag_values)
+    flags.DEFINE_string("scene_model", None, "Scene classifier (.keras or SavedModel) whose outdoor "
+                        "probability selects the outdoor-only rows (Table 4).",
+                        flag_values=flag_values)
+    flags.DEFINE_string("scene_io_labels", None, "Its indoor/outdoor class file (Places365 IO "
+                        "format: name 1|2).", flag_values=flag_values)
+    define_setting_flags(flag_values, {"": IngestConfig}, module_name="geoloc evaluate: settings",
+                         only=("image_path_template",))
+    require(flag_values, "csv", "images")
+
+
+def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int:
+    from geoloc_tf.evaluation.external import evaluate_external
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s] %(message)s")
+    with missing_files_are_user_errors():
+        result = evaluate_external(inputs.model, inputs.csv, inputs.images, inputs.out,
+                                   inputs.mesh, inputs.image_path_template, configs[""],
+                                   inputs.scene_model, inputs.scene_io_labels)
+    print(f"{result['photos']} photos evaluated; report: {result.get('report')}")
+    if result["unreadable"]:
+        print(f"{len(result['unreadable'])} unreadable images skipped, e.g. "
+              f"{result['unreadable'][0]}", file=sys.stderr)
+    return 0
+
+
+COMMAND = Command(
+    name="evaluate",
+    summary="Evaluate a trained model on an external test set (Im2GPS-style CSV + images; "
+            "Table 5).",
+    sections={"": ExternalEvaluateConfig},
+    only={"": ("thresholds_km", "outdoor_threshold", "top_k", "batch_size", "scene_image_size",
+               "scene_input_range")},
+    define_inputs=_define_inputs,
+    run=_run,
+)

@@ -1,0 +1,50 @@
+"""`geoloc index`: store M1's penultimate features of a run's photos for query by example.
+
+    geoloc index --model=RUN_DIR [--split=m1_train] [--out=RUN_DIR/index/m1_train]
+
+Runs the run's M1 over one split of its TFRecords (paper appendix B: retrieval by M1's 1536-d
+features) and writes a ``FeatureIndex`` directory (``geoloc_tf.retrieval.feature_index``). A killed
+build, rerun with the same command, redoes only the record shards it had not finished. Settings:
+``geoloc_tf.retrieval.config.IndexConfig``; the run and the output folder are the tool's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from absl import flags
+
+from experiments.commands import Command, missing_files_are_user_errors, require
+from geoloc_tf.retrieval.config import IndexConfig
+
+
+def _define_inputs(flag_values: flags.FlagValues) -> None:
+    flags.DEFINE_string("model", None, "Run directory (its m1 stage finished, and its data/).",
+                        flag_values=flag_values)
+    flags.DEFINE_string("out", None, "Index directory (default: RUN_DIR/index/SPLIT).",
+                        flag_values=flag_values)
+    require(flag_values, "model")
+
+
+def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int:
+    from geoloc_tf.retrieval.feature_index import build_index
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s] %(message)s")
+    started = time.monotonic()
+    with missing_files_are_user_errors():
+        index = build_index(inputs.model, configs[""], inputs.out)
+    seconds = time.monotonic() - started
+    print(f"{len(index)} photos x {index.dim} features indexed in {seconds:.0f} s "
+          f"({len(index) / max(seconds, 1e-9):.0f} photos/s): {index.root}")
+    return 0
+
+
+COMMAND = Command(
+    name="index",
+    summary="Store M1's features of a run's photos for query by example (geoloc search).",
+    sections={"": IndexConfig},
+    define_inputs=_define_inputs,
+    run=_run,
+)
