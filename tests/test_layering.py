@@ -21,7 +21,8 @@ def imported_after(module: str) -> set[str]:
     return set(result.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["mesh", "experiments.run", "experiments.cli"])
+@pytest.mark.parametrize("module", ["mesh", "experiments.run", "experiments.cli",
+                                    "geoloc_tf.m1.config", "geoloc_tf.runtime_config"])
 def test_module_does_not_import_tensorflow_or_keras(module):
     loaded = imported_after(module)
     assert "tensorflow" not in loaded and "keras" not in loaded, f"importing {module} loads TF/Keras"
