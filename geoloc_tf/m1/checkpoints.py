@@ -67,6 +67,14 @@ class TrainingCheckpoints:
         self._manager = tf.train.CheckpointManager(checkpoint, str(self.directory), max_to_keep=2)
         if not (first and self.latest):
             return None
+        return self._restore(checkpoint)
+
+    def restore_finished(self) -> Position:
+        """The model and counters of a run whose every epoch is in the latest checkpoint (killed
+        before it wrote its model file)."""
+        return self._restore(tf.train.Checkpoint(model=self.model, **self.counters))
+
+    def _restore(self, checkpoint: tf.train.Checkpoint) -> Position:
         checkpoint.restore(self.latest).expect_partial()
         position = Position(**{name: int(v.numpy()) for name, v in self.counters.items()})
         log.info("M1 resumed from %s: epoch %d, step %d of it, %d steps in all", self.latest,

@@ -104,7 +104,8 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
 
     writer = tf.summary.create_file_writer(str(tensorboard_dir)) if chief else None
     history = read_history(out_dir, start_epoch) if checkpoints.resuming else []
-    position = Position(epoch=start_epoch)
+    finished = checkpoints.resuming and start_epoch >= config.total_epochs
+    position = checkpoints.restore_finished() if finished else Position(epoch=start_epoch)
     phase, step = None, None
     for epoch in range(start_epoch, config.total_epochs):
         plan = sampler.plan(epoch)

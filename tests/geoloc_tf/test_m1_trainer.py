@@ -139,6 +139,26 @@ def test_kill_minus_9_and_resume_reaches_the_same_step_count(uninterrupted, tiny
     assert history[0]["resumed_at_step"] > 0  # the interrupted epoch went on mid-way
 
 
+def test_a_run_killed_before_writing_its_model_writes_the_trained_one(uninterrupted, tiny_world,
+                                                                     tmp_path):
+    import shutil
+
+    import keras
+    import mesh
+    from data_pipelines.dataset import load
+    from geoloc_tf.m1.training import train_m1
+    out, expected = uninterrupted
+    rerun = tmp_path / "rerun"
+    shutil.copytree(out / "checkpoints", rerun / "checkpoints")  # every epoch, no m1.keras
+    shutil.copy(out / "history.json", rerun / "history.json")
+    result = train_m1(load(tiny_world.data_root), mesh.Mesh.load(tiny_world.mesh_path), rerun,
+                      rerun / "tb", configs(), seed=0)
+    assert result.global_steps == expected.global_steps and len(result.history) == 3
+    trained = keras.saving.load_model(expected.model_path).get_weights()
+    for saved, original in zip(keras.saving.load_model(result.model_path).get_weights(), trained):
+        np.testing.assert_array_equal(saved, original)
+
+
 @pytest.mark.parametrize("strategy, replicas", [("mirrored", 2), ("multi_worker", 1)])
 def test_distribution_strategies_train(tiny_world, tmp_path, strategy, replicas):
     one_epoch = dict(SAMPLER, cycle_epochs=1)
