@@ -3,8 +3,9 @@
 Paper: §2 (YFCC100M data), §3.3 (user albums), appendix A (splits, the A.1 curriculum).
 
 Importing this package does not import TensorFlow: the readers, splits, labels, albums, sampler
-and ``ingest`` itself are numpy/pandas/PIL; only ``input_pipeline`` imports TensorFlow at import
-time, ``records`` and the ingestion's image workers when called.
+and ``ingest`` itself are numpy/pandas/PIL; the tf.data modules (``input_pipeline`` and the
+``curriculum``, ``parsing``, ``augmentation``, ``device_augment`` it uses) import TensorFlow at
+import time, ``records`` and the ingestion's image workers when called.
 
 Written data set (``--out``): ``records/`` (TFRecord shards in tfds naming + dataset_info.json),
 ``tables/<split>.parquet`` (kept metadata, record order, no pixels), ``manifest.json`` (shards,
@@ -27,8 +28,11 @@ Modules, one job each:
   splits          stable hash splits M1 train / M1 val, M1 val -> M2/M3 train / val
   labels          photo -> mesh cell labels through ``mesh.Mesh.locate``
   sampler         the A.1 curriculum: epoch size growth, class oversampling count**alpha
-  input_pipeline  tf.data: parse, decode, Inception-style augmentation, batching, prefetch
-                  (``make_dataset``; ``augment_on_device`` + ``device_augment``: the host only
-                  decodes crops and packs them per batch, resize and colour on the accelerator)
+  curriculum      the sampler's plan as a record stream: shards with labels and copy counts
+  parsing         a record's features, and the model's input made from them
+  augmentation    Inception-style training augmentation and evaluation crop, on the host
+  device_augment  ``augment_on_device``: the host decodes crops and packs them per batch, the
+                  accelerator resizes, flips, jitters and scales them in the train step
+  input_pipeline  tf.data: shards -> batches (``make_dataset``), shuffle, batching, prefetch
   albums          §3.3 user albums of 24 with zero padding and a mask
 """

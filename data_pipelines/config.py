@@ -210,9 +210,13 @@ class InputConfig:
             )
 
 
+def _non_empty(values: tuple) -> str | None:
+    return None if len(values) else "at least one value is needed"
+
+
 @dataclasses.dataclass(frozen=True)
 class SamplerConfig:
-    """The A.1 curriculum sampler for M1.
+    """The A.1 curriculum sampler for M1 (``sampler.CurriculumSampler``; its seed is the run's).
 
     Appendix A.1: "the number of training examples were increased each epoch by 6%, with the initial
     number of examples equal to the number of cells times 200"; classes oversampled "such that all
@@ -221,29 +225,23 @@ class SamplerConfig:
     the full dataset per epoch" (alpha = 1, every photo once).
     """
 
-    examples_per_cell: int = 200  # A.1: initial epoch size = num_cells * 200.
-    growth_per_epoch: float = 0.06  # A.1: +6 % examples per epoch.
-    # alpha per biased training cycle; class c drawn with probability ~ count_c ** alpha. A.1 starts
-    # at 0 (all classes equal) and reduces the bias each cycle without giving values; these are ours.
-    alpha_schedule: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
-    epochs_per_cycle: int = 10  # Not in the paper.
-    # Epochs index is global across cycles (the 6 % growth does not restart with a cycle).
-    restart_growth_each_cycle: bool = False
-    # Fraction of a split's shards streamed per biased epoch (random each epoch); 1.0 reads all.
-    shard_fraction: float = 1.0
-    seed: int = 0
+    examples_per_cell: int = setting(
+        200, "First epoch size is number of cells times this (appendix A.1: 200).", minimum=1)
+    epoch_growth: float = setting(
+        0.06, "Epoch size grows by this fraction every epoch (appendix A.1: 6 %).", minimum=0.0)
+    alpha_schedule: tuple[float, ...] = setting(
+        (0.0, 0.25, 0.5, 0.75), "Class-balance exponent of each Adagrad cycle: class c is drawn "
+        "with probability proportional to count_c**alpha (0: all classes equal, as A.1 starts; "
+        "raised each cycle to reduce the bias; the values are ours).", minimum=0.0, maximum=1.0,
+        check=_non_empty)
+    cycle_epochs: int = setting(10, "Epochs per Adagrad cycle (not given in the paper).", minimum=1)
+    restart_growth_each_cycle: bool = setting(
+        False, "Restart the epoch-size growth with every cycle (default: the epoch index is global "
+        "across cycles, so the 6 % growth goes on).")
+    shard_fraction: float = setting(
+        1.0, "Share of a split's shards streamed per biased epoch (random each epoch; the class "
+        "rates come from the photos in them): saves reading when an epoch is much smaller than "
+        "the split. 1.0 reads all.", minimum=0.0, maximum=1.0, min_exclusive=True)
 
     def __post_init__(self):
-        for a in self.alpha_schedule:
-            if not 0.0 <= a <= 1.0:
-                raise errors.ConfigError(
-                    f"SamplerConfig.alpha_schedule contains {a}; expected values in [0, 1]"
-                )
-        if self.epochs_per_cycle < 1:
-            raise errors.ConfigError(
-                f"SamplerConfig.epochs_per_cycle={self.epochs_per_cycle}; expected >= 1"
-            )
-        if not 0.0 < self.shard_fraction <= 1.0:
-            raise errors.ConfigError(
-                f"SamplerConfig.shard_fraction={self.shard_fraction}; expected a value in (0, 1]"
-            )
+        check_settings(self)

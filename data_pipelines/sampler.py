@@ -42,17 +42,22 @@ class EpochPlan:
 
 
 class CurriculumSampler:
-    """Plans and draws the examples of each M1 training epoch (appendix A.1)."""
+    """Plans and draws the examples of each M1 training epoch (appendix A.1).
 
-    def __init__(self, counts: np.ndarray, config: SamplerConfig = SamplerConfig()):
+    The draws of an epoch are a function of (``seed``, epoch): every input pipeline of a
+    distributed run, and a resumed run, draws the same copies.
+    """
+
+    def __init__(self, counts: np.ndarray, config: SamplerConfig = SamplerConfig(), *, seed: int):
         counts = np.asarray(counts, np.int64)
         if counts.ndim != 1 or counts.size == 0 or np.any(counts < 0) or counts.sum() == 0:
             raise errors.ConfigError(
-                f"CurriculumSampler: counts of shape {counts.shape} with sum {counts.sum()}; expected "
-                "one non-negative count per cell and at least one photo"
+                f"CurriculumSampler: counts of shape {counts.shape} with sum {counts.sum()}; "
+                "expected one non-negative count per cell and at least one photo"
             )
         self.counts = counts
         self.config = config
+        self.seed = seed
 
     @property
     def num_cells(self) -> int:
@@ -61,12 +66,12 @@ class CurriculumSampler:
     def epoch_size(self, epoch: int) -> int:
         """``num_cells * 200 * 1.06 ** e`` (A.1), e = global epoch or epoch within the cycle."""
         c = self.config
-        e = epoch % c.epochs_per_cycle if c.restart_growth_each_cycle else epoch
-        return int(round(self.num_cells * c.examples_per_cell * (1.0 + c.growth_per_epoch) ** e))
+        e = epoch % c.cycle_epochs if c.restart_growth_each_cycle else epoch
+        return int(round(self.num_cells * c.examples_per_cell * (1.0 + c.epoch_growth) ** e))
 
     def plan(self, epoch: int) -> EpochPlan:
         c = self.config
-        cycle = epoch // c.epochs_per_cycle
+        cycle = epoch // c.cycle_epochs
         if cycle >= len(c.alpha_schedule):
             return EpochPlan(epoch, len(c.alpha_schedule), 1.0, int(self.counts.sum()), True)
         return EpochPlan(
@@ -82,12 +87,12 @@ class CurriculumSampler:
     def copies(self, labels_by_shard: list[np.ndarray], epoch: int) -> list[np.ndarray]:
         """Copies of each record of each shard this epoch (int32, aligned with the labels).
 
-        Records with label -1 (dropped cells) get 0. Deterministic in (config.seed, epoch).
+        Records with label -1 (dropped cells) get 0. Deterministic in (seed, epoch).
         """
         plan = self.plan(epoch)
         if plan.natural:
-            return [(np.asarray(l) >= 0).astype(np.int32) for l in labels_by_shard]
-        rng = np.random.default_rng([self.config.seed, epoch])
+            return [(np.asarray(s) >= 0).astype(np.int32) for s in labels_by_shard]
+        rng = np.random.default_rng([self.seed, epoch])
         selected = np.ones(len(labels_by_shard), bool)
         if self.config.shard_fraction < 1.0:
             k = max(1, int(round(self.config.shard_fraction * len(labels_by_shard))))
@@ -96,19 +101,20 @@ class CurriculumSampler:
         present = np.zeros(self.num_cells, np.int64)
         for shard_labels, keep in zip(labels_by_shard, selected):
             if keep:
-                l = np.asarray(shard_labels)
-                present += np.bincount(l[l >= 0], minlength=self.num_cells)[: self.num_cells]
+                kept = np.asarray(shard_labels)
+                kept = kept[kept >= 0]
+                present += np.bincount(kept, minlength=self.num_cells)[: self.num_cells]
         # p_c from the full counts; classes absent from the streamed shards pass their mass on.
         p = np.where(present > 0, self.class_probabilities(plan.alpha), 0.0)
         p = p / p.sum()
         rate = np.divide(plan.size * p, present, out=np.zeros(self.num_cells), where=present > 0)
         out = []
         for shard_labels, keep in zip(labels_by_shard, selected):
-            l = np.asarray(shard_labels)
+            cells = np.asarray(shard_labels)
             if not keep:
-                out.append(np.zeros(l.shape, np.int32))
+                out.append(np.zeros(cells.shape, np.int32))
                 continue
-            r = np.where(l >= 0, rate[np.clip(l, 0, None)], 0.0)
+            r = np.where(cells >= 0, rate[np.clip(cells, 0, None)], 0.0)
             whole = np.floor(r)
-            out.append((whole + (rng.random(l.shape) < (r - whole))).astype(np.int32))
+            out.append((whole + (rng.random(cells.shape) < (r - whole))).astype(np.int32))
         return out

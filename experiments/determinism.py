@@ -9,7 +9,7 @@ What varies between two runs of the same command, and what fixes it:
 - The order in which TensorFlow's kernels add floating-point numbers, and tf.data's parallel
   ``map``/``interleave``, which hand out elements as they finish: op determinism
   (``tf.config.experimental.enable_op_determinism``) makes both deterministic. M1's training input
-  (``M1TrainConfig.deterministic_input``, set by the runner from the same setting) also fixes its
+  (``RuntimeConfig.deterministic``, the same setting) also fixes its
   per-epoch shuffle and augmentation seeds, as evaluation's input does, so a resumed epoch gets
   the same batches.
 - Everything else that draws random numbers already takes an explicit seed (splits, the demo

@@ -18,17 +18,17 @@ import keras
 import tensorflow as tf
 
 from geoloc_tf import errors
+from geoloc_tf.runtime_config import STRATEGIES
 
 log = logging.getLogger(__name__)
-
-STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The strategy named `name` (see the module docstring)."""
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
-        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+        strategy = (tf.distribute.MirroredStrategy() if len(gpus) > 1
+                    else tf.distribute.get_strategy())
     elif name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         strategy = tf.distribute.MirroredStrategy(devices)

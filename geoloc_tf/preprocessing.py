@@ -1,7 +1,7 @@
 """Image preprocessing of M1's evaluation, prediction and exported SavedModel: one definition.
 
 The serving signature must see exactly the pixels the model was evaluated on, so the transform is
-the data pipeline's own evaluation transform (`data_pipelines.input_pipeline.eval_image`): decode
+the data pipeline's own evaluation transform (`data_pipelines.augmentation.eval_image`): decode
 the JPEG, keep the central `central_fraction` of each side (0.875, the Inception evaluation crop of
 TF-slim's `inception_preprocessing.preprocess_for_eval`), resize bilinearly to the model's square
 input (299 px for Inception-v4, paper §3.1.2) and scale [0, 1] to [-1, 1]. This module only gives
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from data_pipelines.augmentation import eval_image as _pipeline_eval_image
 from data_pipelines.config import InputConfig
-from data_pipelines.input_pipeline import eval_image as _pipeline_eval_image
 
 #: Fraction of each side kept by the evaluation crop (slim `preprocess_for_eval` default).
 CENTRAL_FRACTION = InputConfig.central_fraction

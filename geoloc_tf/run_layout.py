@@ -47,6 +47,11 @@ def prediction_table_path(predictions_dir: str | os.PathLike, model: str, split:
     return Path(predictions_dir) / model / f"{split}{TABLE_SUFFIX}"
 
 
+def model_file_name(model: str) -> str:
+    """``<model>.keras``: the file of a trained model inside its folder."""
+    return f"{model}{MODEL_SUFFIX}"
+
+
 class RunLayout:
     """The paths of one run directory (nothing is created or checked here)."""
 
@@ -119,7 +124,7 @@ class RunLayout:
 
     def model_file(self, model: str) -> Path:
         """The trained Keras model, ``<model>/<model>.keras``."""
-        return self.model_dir(model) / f"{model}{MODEL_SUFFIX}"
+        return self.model_dir(model) / model_file_name(model)
 
     def history(self, model: str) -> Path:
         return self.model_dir(model) / HISTORY_FILE

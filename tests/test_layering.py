@@ -22,8 +22,10 @@ FORBIDDEN = {
 }
 
 #: Read when flags are parsed: they must not cost TensorFlow's import.
-CONFIG_MODULES = ("mesh.settings", "data_pipelines.config", "geoloc_tf.m2.config",
-                  "geoloc_tf.m3.config", "experiments.config", "experiments.flags")
+CONFIG_MODULES = ("mesh.settings", "mesh.config", "data_pipelines.config", "geoloc_tf.m1.config",
+                  "geoloc_tf.runtime_config", "geoloc_tf.m2.config", "geoloc_tf.m3.config",
+                  "geoloc_tf.run_configs", "geoloc_tf.inference.config", "geoloc_tf.retrieval.config",
+                  "experiments.config", "experiments.flags", "experiments.settings_flags")
 
 
 def imported_after(module: str) -> set[str]:

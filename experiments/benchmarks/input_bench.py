@@ -12,7 +12,7 @@ Writes a synthetic collection (YFCC 23-field metadata + JPEGs of ``source_side``
                flip and colour draws, the uint8 crops packed into one buffer, prefetch. This
                is the target's figure: the input pipeline ends at a batch on the
                accelerator. The accelerator's half
-               (``device_augment``: resize, flip, colour, scaling) is timed apart, on whatever
+               (``device_augment.device_augment``: resize, flip, colour, scaling) is timed apart, on whatever
                device TensorFlow places it (the CPU here, where it says nothing about a GPU)
   host         the training pipeline as a CPU-only trainer runs it: the same plus resize, flip,
                colour and scaling on the host, float32 batches
@@ -196,7 +196,8 @@ def run(args: argparse.Namespace) -> dict:
 
         import tensorflow as tf
 
-        from data_pipelines import input_pipeline
+        from data_pipelines import augmentation, input_pipeline, parsing
+        from data_pipelines.device_augment import device_augment
 
         split = "m1_train"
         labels = [np.zeros(n, np.int64) for n in data.shard_lengths(split)]
@@ -223,8 +224,8 @@ def run(args: argparse.Namespace) -> dict:
             )
             no_flip = dataclasses.replace(host_config, flip=False)
             ds = tf.data.Dataset.zip((ds, seeds)).map(
-                lambda r, seed: input_pipeline._crop_flip_resize(
-                    input_pipeline.parse(r, ("image",))["image"], seed, 1.0, no_flip
+                lambda r, seed: augmentation.crop_flip_resize(
+                    parsing.parse(r, ("image",))["image"], seed, 1.0, no_flip
                 ),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
@@ -272,7 +273,7 @@ def run(args: argparse.Namespace) -> dict:
         )
         median = {name: float(np.median(r)) for name, r in rates.items()}
         batch, _ = next(iter(training(device_config)()))
-        augment = tf.function(lambda b: input_pipeline.device_augment(b, device_config))
+        augment = tf.function(lambda b: device_augment(b, device_config))
         augment(batch)
         started, repeats = time.perf_counter(), 5
         for _ in range(repeats):

@@ -1,52 +1,53 @@
 """M1, the image model (paper §3.1.2, appendix A.1): Inception-v4 over mesh cells.
 
+config           ``M1Config``: the network's and appendix A.1's settings (imports no TensorFlow)
 inception_v4     the network (slim layout and names), ``features_model`` for retrieval
 backbones        ``--m1_backbone``: keras.applications networks with the same head
 slim_checkpoint  ImageNet initialization from TF-slim's inception_v4.ckpt or Keras weights
+training         ``train_m1``: appendix A.1's phases as a tf.distribute training loop
+checkpoints      the training state on disk, so a killed run resumes at the step it stopped at
+device_augment   where training augmentation runs, and its accelerator half in the train step
+validation       km accuracy on a fixed validation subset after every epoch
+predict          top-k cells of every photo of a data set, written as tables
 export           SavedModel taking JPEG bytes -> top-k cells and lat/lon, and the .keras file
+
+The names below are importable from the package itself; each loads its module (and TensorFlow)
+on first use, so that ``geoloc_tf.m1.config`` stays light.
 """
 
-from geoloc_tf.m1.backbones import BACKBONES, build_applications_model, build_m1_model
-from geoloc_tf.m1.export import ExportedM1, export_m1, make_serving_fn, save_keras
-from geoloc_tf.m1.inception_v4 import (
-    FEATURE_DIM,
-    FEATURES_LAYER,
-    MIN_IMAGE_SIZE,
-    InceptionV4Config,
-    build_inception_v4,
-    features_model,
-)
-from geoloc_tf.m1.slim_checkpoint import (
-    LoadReport,
-    initialize_from,
-    load_keras_model_weights,
-    load_keras_weights_file,
-    load_slim_checkpoint,
-    save_as_slim_checkpoint,
-    slim_name_map,
-    write_slim_checkpoint,
-)
+import importlib
 
-__all__ = [
-    "BACKBONES",
-    "FEATURE_DIM",
-    "FEATURES_LAYER",
-    "MIN_IMAGE_SIZE",
-    "ExportedM1",
-    "InceptionV4Config",
-    "LoadReport",
-    "build_applications_model",
-    "build_inception_v4",
-    "build_m1_model",
-    "export_m1",
-    "features_model",
-    "initialize_from",
-    "load_keras_model_weights",
-    "load_keras_weights_file",
-    "load_slim_checkpoint",
-    "make_serving_fn",
-    "save_as_slim_checkpoint",
-    "save_keras",
-    "slim_name_map",
-    "write_slim_checkpoint",
-]
+_EXPORTS = {
+    "BACKBONES": "backbones",
+    "build_applications_model": "backbones",
+    "build_m1_model": "backbones",
+    "ExportedM1": "export",
+    "export_m1": "export",
+    "make_serving_fn": "export",
+    "save_keras": "export",
+    "FEATURE_DIM": "inception_v4",
+    "FEATURES_LAYER": "inception_v4",
+    "MIN_IMAGE_SIZE": "inception_v4",
+    "InceptionV4Config": "inception_v4",
+    "build_inception_v4": "inception_v4",
+    "features_model": "inception_v4",
+    "LoadReport": "slim_checkpoint",
+    "initialize_from": "slim_checkpoint",
+    "load_keras_model_weights": "slim_checkpoint",
+    "load_keras_weights_file": "slim_checkpoint",
+    "load_slim_checkpoint": "slim_checkpoint",
+    "save_as_slim_checkpoint": "slim_checkpoint",
+    "slim_name_map": "slim_checkpoint",
+    "write_slim_checkpoint": "slim_checkpoint",
+    "M1Config": "config",
+    "M1TrainResult": "training",
+    "train_m1": "training",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -76,7 +76,8 @@ def test_eval_input_is_deterministic_aligned_and_complete(data, mesh_and_labels)
 def test_training_input_follows_sampler_copies_and_is_reproducible(data, mesh_and_labels):
     mesh, per_shard = mesh_and_labels
     counts = labels.class_counts(np.concatenate(per_shard), mesh.num_cells)
-    sampler = CurriculumSampler(counts, SamplerConfig(alpha_schedule=(0.0,), examples_per_cell=3))
+    sampler = CurriculumSampler(counts, SamplerConfig(alpha_schedule=(0.0,), examples_per_cell=3),
+                                seed=0)
     copies = sampler.copies(per_shard, epoch=0)
     config = InputConfig(
         training=True,
@@ -131,7 +132,7 @@ def test_per_replica_batching_with_input_context(data, mesh_and_labels):
 
 
 def test_augment_on_device_matches_host_augmentation(data, mesh_and_labels):
-    from data_pipelines.input_pipeline import device_augment, packed_length_step
+    from data_pipelines.device_augment import device_augment, packed_length_step
 
     _, per_shard = mesh_and_labels
     host = InputConfig(

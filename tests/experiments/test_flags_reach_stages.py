@@ -100,6 +100,7 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
     import geoloc_tf.averaging
     import geoloc_tf.evaluation.report
     import geoloc_tf.m1.export
+    import geoloc_tf.m1.training
     import geoloc_tf.m1.predict_records
     import geoloc_tf.m2.task
     import geoloc_tf.m3.task
@@ -117,6 +118,8 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
     patches = {
         "mesh": (mesh.build, "build_from_config", lambda r: r.args_[2]),
         "data": (data_pipelines.ingest, "run_ingestion", lambda r: r.args_[0]),
+        "m1": (geoloc_tf.m1.training, "train_m1", lambda r: r.args_[4]),
+        "runtime": (geoloc_tf.m1.training, "train_m1", lambda r: r.args_[5]),
         "predict": (geoloc_tf.m1.predict_records, "predict_splits", lambda r: r.args_[3]),
         "m2": (geoloc_tf.m2.task, "run", lambda r: r.args_[2]),
         "m3": (geoloc_tf.m3.task, "run", lambda r: r.args_[2]),
@@ -140,12 +143,12 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
     module, name, extract = patches[section]
     monkeypatch.setattr(module, name, recorder)
     with pytest.raises(Recorded) as got:
-        STAGE_BY_NAME[section].run(config, run_dir)
+        STAGE_BY_NAME["m1" if section == "runtime" else section].run(config, run_dir)
     value = extract(got.value)
     return value if isinstance(value, dict) else flat_values(value)
 
 
-FLAGS = [(section, field, owner) for section, cls in SECTIONS.items() if section not in ("m1", "runtime")
+FLAGS = [(section, field, owner) for section, cls in SECTIONS.items()
          for _, field, owner in flat_settings(cls)]
 
 

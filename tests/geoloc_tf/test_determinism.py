@@ -67,11 +67,13 @@ import keras, numpy as np, tensorflow as tf
 import mesh
 from data_pipelines.config import SamplerConfig
 from data_pipelines.dataset import load
-from geoloc_tf.m1.trainer import M1TrainConfig, train_m1
+from geoloc_tf.m1.config import M1Config
+from geoloc_tf.m1.training import train_m1
+from geoloc_tf.runtime_config import RuntimeConfig
 tf.config.experimental.enable_op_determinism()  # what the runner's --runtime_deterministic does
-config = M1TrainConfig(image_size=75, width_multiplier=0.05, blocks=(1, 1, 1), global_batch_size=8,
-                       sgd_epochs=1, validation_photos=0, shuffle_buffer=64, deterministic_input=True,
-                       sampler=SamplerConfig(examples_per_cell=3, alpha_schedule=(0.0,)))
+config = M1Config(image_size=75, width_multiplier=0.05, blocks=(1, 1, 1), global_batch_size=8,
+                  sgd_epochs=1, validation_photos=0, shuffle_buffer=64,
+                  sampler=SamplerConfig(examples_per_cell=3, alpha_schedule=(0.0,)))
 world = Path(sys.argv[1])
 weights = []
 for run in range(2):
@@ -79,7 +81,8 @@ for run in range(2):
     for _ in range(run + 1):  # what ran before differs between the two: TensorFlow's op seeds too
         tf.random.uniform([])
     out = Path(sys.argv[2]) / str(run)
-    train_m1(load(str(world / "data")), mesh.Mesh.load(world / "mesh.npz"), out, out / "tb", config)
+    train_m1(load(str(world / "data")), mesh.Mesh.load(world / "mesh.npz"), out, out / "tb", config,
+             RuntimeConfig(deterministic=True), seed=0)
     weights.append(keras.saving.load_model(out / "m1.keras").get_weights())
 print("SAME", all(np.array_equal(a, b) for a, b in zip(*weights)))
 """

@@ -1,4 +1,4 @@
-"""M1's A.1 trainer on a tiny real world: phases, epoch sizes, TensorBoard scalars, kill -9 and
+"""M1's A.1 training on a tiny real world: phases, epoch sizes, TensorBoard scalars, kill -9 and
 resume to the same step count, MirroredStrategy over 2 logical CPUs, single-worker multi-worker."""
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from pathlib import Path
 import mesh
 from data_pipelines.config import SamplerConfig
 from data_pipelines.dataset import load
-from geoloc_tf.m1.trainer import M1TrainConfig, train_m1
-config = M1TrainConfig(**json.loads(sys.argv[4]), strategy=strategy,
-                       sampler=SamplerConfig(**json.loads(sys.argv[5])))
+from geoloc_tf.m1.config import M1Config
+from geoloc_tf.m1.training import train_m1
+from geoloc_tf.runtime_config import RuntimeConfig
+config = M1Config(**json.loads(sys.argv[4]), sampler=SamplerConfig(**json.loads(sys.argv[5])))
 out = Path(sys.argv[2])
 result = train_m1(load(sys.argv[1] + "/data"), mesh.Mesh.load(sys.argv[1] + "/mesh.npz"), out,
-                  out / "tb", config)
+                  out / "tb", config, RuntimeConfig(strategy=strategy), seed=0)
 import tensorflow as tf
 print("RESULT", json.dumps({"steps": result.global_steps, "replicas":
       __import__("geoloc_tf.distribute", fromlist=["x"]).make_strategy(strategy).num_replicas_in_sync}))
@@ -42,14 +43,14 @@ print("RESULT", json.dumps({"steps": result.global_steps, "replicas":
 MODEL = dict(image_size=75, width_multiplier=0.05, blocks=(1, 1, 1), global_batch_size=8,
              sgd_epochs=1, checkpoint_every_steps=3, log_every_steps=2, validation_photos=16,
              shuffle_buffer=64)
-SAMPLER = dict(examples_per_cell=3, alpha_schedule=(0.0,), epochs_per_cycle=2)
+SAMPLER = dict(examples_per_cell=3, alpha_schedule=(0.0,), cycle_epochs=2)
 
 
 def configs(**changes):
     from data_pipelines.config import SamplerConfig
-    from geoloc_tf.m1.trainer import M1TrainConfig
+    from geoloc_tf.m1.config import M1Config
     sampler = SamplerConfig(**{**SAMPLER, **changes.pop("sampler", {})})
-    return M1TrainConfig(**{**MODEL, **changes}, sampler=sampler)
+    return M1Config(**{**MODEL, **changes}, sampler=sampler)
 
 
 def run_script(tiny_world, out: Path, strategy: str, model=MODEL, sampler=SAMPLER, kill_when=None):
@@ -79,10 +80,10 @@ def run_script(tiny_world, out: Path, strategy: str, model=MODEL, sampler=SAMPLE
 def uninterrupted(tiny_world, tmp_path_factory):
     import mesh
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.trainer import train_m1
+    from geoloc_tf.m1.training import train_m1
     out = tmp_path_factory.mktemp("m1_uninterrupted")
     result = train_m1(load(tiny_world.data_root), mesh.Mesh.load(tiny_world.mesh_path), out,
-                      out / "tb", configs())
+                      out / "tb", configs(), seed=0)
     return out, result
 
 
@@ -105,13 +106,6 @@ def test_phases_epoch_sizes_and_learning_rates(uninterrupted, tiny_world):
     assert result.global_steps == sum(h["steps"] for h in history)
     for h in history:
         assert h["steps"] == h["examples"] // 8  # full global batches only
-
-
-def test_sgd_learning_rate_falls_four_percent_per_epoch():
-    config = configs(sgd_epochs=5, sgd_learning_rate=0.02)
-    assert config.biased_epochs == 2
-    rates = [config.learning_rate(e) for e in range(2, 7)]
-    np.testing.assert_allclose(rates, [0.02, 0.0192, 0.0184, 0.0176, 0.0168])
 
 
 def test_model_file_and_tensorboard_scalars(uninterrupted):
@@ -145,9 +139,29 @@ def test_kill_minus_9_and_resume_reaches_the_same_step_count(uninterrupted, tiny
     assert history[0]["resumed_at_step"] > 0  # the interrupted epoch went on mid-way
 
 
+def test_a_run_killed_before_writing_its_model_writes_the_trained_one(uninterrupted, tiny_world,
+                                                                     tmp_path):
+    import shutil
+
+    import keras
+    import mesh
+    from data_pipelines.dataset import load
+    from geoloc_tf.m1.training import train_m1
+    out, expected = uninterrupted
+    rerun = tmp_path / "rerun"
+    shutil.copytree(out / "checkpoints", rerun / "checkpoints")  # every epoch, no m1.keras
+    shutil.copy(out / "history.json", rerun / "history.json")
+    result = train_m1(load(tiny_world.data_root), mesh.Mesh.load(tiny_world.mesh_path), rerun,
+                      rerun / "tb", configs(), seed=0)
+    assert result.global_steps == expected.global_steps and len(result.history) == 3
+    trained = keras.saving.load_model(expected.model_path).get_weights()
+    for saved, original in zip(keras.saving.load_model(result.model_path).get_weights(), trained):
+        np.testing.assert_array_equal(saved, original)
+
+
 @pytest.mark.parametrize("strategy, replicas", [("mirrored", 2), ("multi_worker", 1)])
 def test_distribution_strategies_train(tiny_world, tmp_path, strategy, replicas):
-    one_epoch = dict(SAMPLER, epochs_per_cycle=1)
+    one_epoch = dict(SAMPLER, cycle_epochs=1)
     result = run_script(tiny_world, tmp_path / strategy, strategy, model=dict(MODEL, sgd_epochs=0),
                         sampler=one_epoch)
     assert result["replicas"] == replicas
@@ -159,7 +173,7 @@ def test_augmentation_on_the_device_trains_under_mirrored_strategy(tiny_world, t
     # augment_on="device": the input pipeline yields packed uint8 crops and the DeviceAugment
     # layer unpacks and resizes them inside the (distributed) train step; m1.keras is M1 alone.
     import keras
-    one_epoch = dict(SAMPLER, epochs_per_cycle=1)
+    one_epoch = dict(SAMPLER, cycle_epochs=1)
     out = tmp_path / "device"
     result = run_script(tiny_world, out, "mirrored",
                         model=dict(MODEL, sgd_epochs=0, augment_on="device"), sampler=one_epoch)
@@ -173,14 +187,16 @@ def test_augmentation_on_the_device_trains_under_mirrored_strategy(tiny_world, t
 
 def test_augment_on_auto_means_host_on_cpus_and_rejects_unknown_values():
     import tensorflow as tf
-    from geoloc_tf.errors import ModelConfigError
-    from geoloc_tf.m1.trainer import augments_on_device
+    from geoloc_tf.m1.device_augment import augments_on_device
+    from mesh.settings import SettingError
     strategy = tf.distribute.get_strategy()
-    assert augments_on_device(configs(), strategy) is bool(tf.config.list_logical_devices("GPU"))
-    assert augments_on_device(configs(augment_on="device"), strategy) is True
-    assert augments_on_device(configs(augment_on="host"), strategy) is False
-    with pytest.raises(ModelConfigError, match="augment_on='gpu'"):
-        augments_on_device(configs(augment_on="gpu"), strategy)
+    assert augments_on_device("auto", strategy) is bool(tf.config.list_logical_devices("GPU"))
+    assert augments_on_device("device", strategy) is True
+    assert augments_on_device("host", strategy) is False
+    mirrored_cpus = tf.distribute.MirroredStrategy(["/cpu:0"])
+    assert augments_on_device("auto", mirrored_cpus) is False
+    with pytest.raises(SettingError, match="M1Config.augment_on='gpu': must be one of auto"):
+        configs(augment_on="gpu")
 
 
 def test_predict_writes_every_photo_of_every_split_with_top_k(uninterrupted, tiny_world, tmp_path):

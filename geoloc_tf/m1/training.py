@@ -1,0 +1,290 @@
+"""Trains M1 by the procedure of appendix A.1, on tf.distribute; resumable after a kill.
+
+Appendix A.1, as configuration (``geoloc_tf.m1.config.M1Config``):
+
+1. start from ImageNet weights (``init_checkpoint``: slim's inception_v4.ckpt or a Keras file);
+2. Adagrad training cycles with class-balanced sampling (``data_pipelines.sampler``): class c is
+   drawn with probability proportional to count_c ** alpha, alpha = 0 (all classes equal) in the
+   first cycle and raised cycle by cycle (``alpha_schedule``); an epoch starts at num_cells * 200
+   examples and grows 6 % per epoch;
+3. each cycle starts from the previous cycle's weights with a fresh Adagrad ("previous weights
+   loaded and the model re-trained with a reduced bias": we read "re-trained" as a new optimizer
+   run, so Adagrad's accumulators, which only shrink the step, start again);
+4. a final SGD phase without class bias, the full data set per epoch, and a learning rate that falls
+   linearly by ``sgd_decay_per_epoch`` (4 %) of its initial value every epoch.
+
+The loop is tf.distribute's custom training loop: ``strategy.run`` of one step per batch, the
+gradients summed across replicas by the optimizer. It takes the batches of every replica as they
+come, so a replica's packed crops (``augment_on="device"``, ``geoloc_tf.m1.device_augment``) may
+have a length of their own. Resumability: ``geoloc_tf.m1.checkpoints``.
+
+TensorBoard (``tensorboard_dir``): per epoch loss, cell accuracy, learning rate, sampler alpha and
+epoch size, and accuracy at 1/25/200/750/2500 km on a fixed random validation subset
+(``geoloc_tf.m1.validation``); per ``log_every_steps`` the training loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data_pipelines import input_pipeline, labels
+from data_pipelines.config import InputConfig
+from data_pipelines.dataset import WrittenDataset
+from data_pipelines.sampler import CurriculumSampler, EpochPlan
+from geoloc_tf import distribute, errors
+from geoloc_tf.m1 import backbones, slim_checkpoint
+from geoloc_tf.m1.checkpoints import Position, TrainingCheckpoints, read_history, write_history
+from geoloc_tf.m1.config import M1Config
+from geoloc_tf.m1.device_augment import augments_on_device, images_for_model
+from geoloc_tf.m1.validation import evaluate, validation_subset
+from geoloc_tf.run_layout import model_file_name
+from geoloc_tf.runtime_config import RuntimeConfig
+from geoloc_tf.saving import save_keras
+
+log = logging.getLogger(__name__)
+
+TRAIN_SPLIT = "m1_train"
+
+
+@dataclasses.dataclass(frozen=True)
+class M1TrainResult:
+    model_path: str
+    global_steps: int
+    epochs: int
+    history: list[dict[str, Any]]
+
+
+def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_dir: Path | str,
+             config: M1Config, runtime: RuntimeConfig = RuntimeConfig(), *,
+             seed: int) -> M1TrainResult:
+    """Trains M1 on ``data``'s M1 training split, labelled by ``mesh``; resumes from ``out_dir``.
+
+    ``mesh`` needs ``num_cells``, ``locate(lat, lon)`` and ``imagery_centroids``. ``seed`` (the
+    run's one seed) draws the sampler's copies, the validation subset and, with
+    ``runtime.deterministic``, the input order. Writes ``out_dir/m1.keras`` (atomically, at the end),
+    ``out_dir/history.json``, checkpoints under ``out_dir/checkpoints/``.
+    """
+    out_dir = Path(out_dir)
+    distribute.set_precision(runtime.mixed_precision)
+    strategy = distribute.make_strategy(runtime.strategy)
+    chief = distribute.is_chief(strategy)
+    if config.global_batch_size % strategy.num_replicas_in_sync:
+        raise errors.ModelConfigError(
+            f"global batch size {config.global_batch_size} is not divisible by the "
+            f"{strategy.num_replicas_in_sync} replicas")
+    train_labels = labels.shard_labels(data, TRAIN_SPLIT, mesh)
+    counts = labels.class_counts(np.concatenate(train_labels), mesh.num_cells)
+    if counts.sum() == 0:
+        raise errors.ModelConfigError("no M1 training photo falls in a kept mesh cell")
+    sampler = CurriculumSampler(counts, config.sampler, seed=seed)
+    validation = validation_subset(data, mesh, config.validation_photos, config.image_size,
+                                   config.global_batch_size, seed)
+    on_device = augments_on_device(config.augment_on, strategy)
+    input_config = training_input_config(config, runtime, seed, on_device)
+    with strategy.scope():
+        model = backbones.build_m1_model(config.backbone, config.model_config(mesh.num_cells))
+        metrics = _EpochMetrics()
+    checkpoints = TrainingCheckpoints(
+        out_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="m1_worker")), model)
+    start_epoch = checkpoints.start_epoch()
+    if not checkpoints.resuming and config.init_checkpoint:
+        report = slim_checkpoint.initialize_from(model, config.init_checkpoint)
+        log.info("M1 initialized from %s (%d variables not loaded)", config.init_checkpoint,
+                 len(report.not_loaded))
+
+    writer = tf.summary.create_file_writer(str(tensorboard_dir)) if chief else None
+    history = read_history(out_dir, start_epoch) if checkpoints.resuming else []
+    finished = checkpoints.resuming and start_epoch >= config.total_epochs
+    position = checkpoints.restore_finished() if finished else Position(epoch=start_epoch)
+    phase, step = None, None
+    for epoch in range(start_epoch, config.total_epochs):
+        plan = sampler.plan(epoch)
+        if plan.cycle != phase:
+            with strategy.scope():
+                optimizer = _optimizer(plan, config, runtime)
+                optimizer.build(model.trainable_variables)
+            position = checkpoints.begin_phase(plan.cycle, optimizer) or position
+            step = _train_step(model, optimizer, metrics, strategy, input_config,
+                               runtime.jit_compile)
+            phase = plan.cycle
+        optimizer.learning_rate.assign(config.learning_rate(epoch))
+        record = _train_epoch(step, metrics, strategy, data, train_labels, sampler, plan, position,
+                              checkpoints, config, input_config, writer)
+        record["augment_on"] = "device" if on_device else "host"
+        record.update(evaluate(model, validation, mesh))
+        position = Position(epoch=epoch + 1, global_step=position.global_step)
+        history.append(record)
+        _log_epoch(record, config)
+        if writer is not None:
+            _write_epoch_summaries(writer, record, position.global_step)
+        if chief:
+            write_history(out_dir, history)
+        checkpoints.save(position)
+
+    model_path = out_dir / model_file_name("m1")
+    if chief:
+        save_keras(model, str(model_path))
+    return M1TrainResult(str(model_path), position.global_step, config.total_epochs, history)
+
+
+def training_input_config(config: M1Config, runtime: RuntimeConfig, seed: int,
+                          on_device: bool) -> InputConfig:
+    """The input pipeline of M1's training batches (packed crops when ``on_device``)."""
+    return InputConfig(
+        image_size=config.image_size, global_batch_size=config.global_batch_size, training=True,
+        deterministic=runtime.deterministic, seed=seed,
+        shuffle_buffer=config.shuffle_buffer, area_range=(config.crop_area_min, 1.0),
+        color_jitter=config.color_jitter, augment_on_device=on_device,
+        autotune=runtime.input_autotune)
+
+
+def _optimizer(plan: EpochPlan, config: M1Config,
+               runtime: RuntimeConfig) -> keras.optimizers.Optimizer:
+    """The phase's optimizer: Adagrad in the cycles, SGD in the natural phase; under mixed
+    precision behind dynamic loss scaling (what ``Model.compile`` would add)."""
+    if plan.natural:
+        optimizer = keras.optimizers.SGD(learning_rate=config.sgd_learning_rate,
+                                         momentum=config.sgd_momentum)
+    else:
+        optimizer = keras.optimizers.Adagrad(learning_rate=config.adagrad_learning_rate)
+    if runtime.mixed_precision:
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+class _EpochMetrics:
+    """The epoch's mean training loss and cell accuracy, summed over replicas when read."""
+
+    def __init__(self):
+        self.loss = keras.metrics.Mean(name="loss")
+        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    def reset(self) -> None:
+        self.loss.reset_state()
+        self.accuracy.reset_state()
+
+
+def _train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, metrics: _EpochMetrics,
+                strategy: tf.distribute.Strategy, input_config: InputConfig, jit_compile: bool):
+    """One training step on the next batch of a distributed iterator: each replica augments its
+    batch (``images_for_model``), runs forward and backward, and the optimizer sums the replicas'
+    gradients. The replica's loss is divided by the number of replicas so that the sum is the
+    gradient of the global batch's mean loss (plus the weight decay), as ``Model.fit`` does."""
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_step(features, label):
+        images = images_for_model(features, input_config)
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(label, probabilities))
+            if model.losses:
+                loss += tf.add_n([tf.cast(term, loss.dtype) for term in model.losses])
+            scaled = optimizer.scale_loss(loss / replicas)
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        metrics.loss.update_state(loss, sample_weight=tf.shape(label)[0])
+        metrics.accuracy.update_state(label, probabilities)
+
+    replica_step = tf.function(replica_step, jit_compile=jit_compile, reduce_retracing=True)
+
+    @tf.function
+    def step(iterator):
+        features, label = next(iterator)
+        strategy.run(replica_step, args=(features, label))
+
+    return step
+
+
+def _train_epoch(step, metrics: _EpochMetrics, strategy: tf.distribute.Strategy,
+                 data: WrittenDataset, train_labels, sampler: CurriculumSampler, plan: EpochPlan,
+                 position: Position, checkpoints: TrainingCheckpoints, config: M1Config,
+                 input_config: InputConfig, writer) -> dict:
+    """Trains epoch ``plan.epoch`` from step ``position.step_in_epoch`` on (a resumed run skips
+    the batches already trained); advances ``position`` and checkpoints it every
+    ``checkpoint_every_steps`` steps."""
+    epoch, first_step = plan.epoch, position.step_in_epoch
+    copies = sampler.copies(train_labels, epoch)
+    examples = int(sum(int(c.sum()) for c in copies))
+    steps = _steps_per_epoch(copies, config.global_batch_size, _num_input_pipelines(strategy))
+    if steps == 0:
+        raise errors.ModelConfigError(
+            f"epoch {epoch} holds {examples} examples, fewer than one global batch of "
+            f"{config.global_batch_size}; lower M1Config.global_batch_size")
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        ds = input_pipeline.make_dataset(data, TRAIN_SPLIT, train_labels, input_config,
+                                         copies_by_shard=copies, epoch=epoch, input_context=context)
+        replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+        return ds.skip(first_step * replicas_per_pipeline)
+
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    metrics.reset()
+    started = time.monotonic()
+    for done in range(first_step + 1, steps + 1):
+        step(iterator)
+        position.step_in_epoch, position.global_step = done, position.global_step + 1
+        if writer is not None and position.global_step % config.log_every_steps == 0:
+            with writer.as_default(step=position.global_step):
+                tf.summary.scalar("train/loss_step", float(metrics.loss.result()))
+        if done % config.checkpoint_every_steps == 0:
+            checkpoints.save(position)
+    seconds = time.monotonic() - started
+    trained = (steps - first_step) * config.global_batch_size
+    return {
+        "epoch": epoch, "phase": "sgd" if plan.natural else f"adagrad_cycle_{plan.cycle}",
+        "alpha": plan.alpha, "epoch_size": plan.size, "examples": examples, "steps": steps,
+        "resumed_at_step": first_step, "learning_rate": config.learning_rate(epoch),
+        "loss": float(metrics.loss.result()), "accuracy": float(metrics.accuracy.result()),
+        "seconds": round(seconds, 2), "images_per_second": round(trained / max(seconds, 1e-9), 1),
+        "global_step": position.global_step,
+    }
+
+
+def _num_input_pipelines(strategy: tf.distribute.Strategy) -> int:
+    """One input pipeline per worker (distribute_datasets_from_function)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec() if resolver is not None else None
+    workers = (spec.num_tasks("worker") if spec and "worker" in spec.jobs else 0) + (
+        spec.num_tasks("chief") if spec and "chief" in spec.jobs else 0)
+    return max(1, workers)
+
+
+def _steps_per_epoch(copies: list[np.ndarray], global_batch: int, pipelines: int) -> int:
+    """Full global batches every pipeline can deliver: pipeline p reads shards p, p + n, ... (the
+    input pipeline's sharding), each contributing global / n examples per step."""
+    per_pipeline_batch = global_batch // pipelines
+    held = [sum(int(c.sum()) for c in copies[p::pipelines]) for p in range(pipelines)]
+    return min(h // per_pipeline_batch for h in held)
+
+
+def _log_epoch(record: dict, config: M1Config) -> None:
+    km = " ".join(f"{k[13:-2]}km {record[k]:.1f}%" for k in record if k.startswith("val_accuracy_"))
+    log.info("M1 epoch %d/%d [%s, alpha %.2f, lr %.4g] %d examples, %d steps, loss %.3f, acc %.3f, "
+             "%.0f img/s | val %s", record["epoch"] + 1, config.total_epochs, record["phase"],
+             record["alpha"], record["learning_rate"], record["examples"], record["steps"],
+             record["loss"], record["accuracy"], record["images_per_second"], km or "-")
+
+
+def _write_epoch_summaries(writer, record: dict, step: int) -> None:
+    with writer.as_default(step=step):
+        tf.summary.scalar("train/loss", record["loss"])
+        tf.summary.scalar("train/cell_accuracy", record["accuracy"])
+        tf.summary.scalar("train/learning_rate", record["learning_rate"])
+        tf.summary.scalar("train/images_per_second", record["images_per_second"])
+        tf.summary.scalar("sampler/alpha", record["alpha"])
+        tf.summary.scalar("sampler/epoch_size", record["epoch_size"])
+        for key, value in record.items():
+            if key.startswith("val_") and isinstance(value, float) and math.isfinite(value):
+                tf.summary.scalar(f"validation/{key[4:]}", value)
+    writer.flush()
