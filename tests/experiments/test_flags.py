@@ -37,7 +37,7 @@ def test_presets_carry_table1_mesh_parameters():
         assert config.mesh.init_grid == 31
         assert config.m2.hidden_units == 542 * 3
         assert config.m3.album_size == 24
-        assert config.m1.examples_per_cell == 200 and config.m1.epoch_growth == 0.06
+        assert config.m1.sampler.examples_per_cell == 200 and config.m1.sampler.epoch_growth == 0.06
     assert parse("--flagfile=coarse.cfg", *DATA).mesh.build_sample == 2_000_000
 
 

@@ -64,6 +64,8 @@ def other_value(field: dataclasses.Field, kind: type, is_tuple: bool, current: A
     candidate = (base + high) / 2 if high is not None else (base * 1.5 if base else 0.5)
     if low is not None and candidate <= low:
         candidate = low + (high - low) / 2 if high is not None else low + 1.0
+    if candidate == base:  # at the upper bound already: halfway down to the lower one
+        candidate = (base + (low or 0.0)) / 2
     return candidate
 
 
