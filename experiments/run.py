@@ -21,8 +21,7 @@ from typing import Sequence
 
 from experiments import flags as geoloc_flags
 from experiments.config import RunConfig
-from experiments.errors import (EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, one_line,
-                                user_errors)
+from experiments.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, one_line, user_errors
 from experiments.stages import StageOutcome, run_stages
 from geoloc_tf.run_layout import RunLayout
 from mesh.atomic import write_text_atomic

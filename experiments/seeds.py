@@ -209,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             options.runs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise ConfigError(f"--runs_dir={options.runs_dir}: cannot be made a folder ({error.strerror})")
+            raise ConfigError(
+                f"--runs_dir={options.runs_dir}: cannot be made a folder ({error.strerror})") from None
         tables_by_seed = {}
         for number, seed in enumerate(options.seeds, 1):
             print(f"seed {seed} ({number} of {len(options.seeds)}): python -m experiments.run "

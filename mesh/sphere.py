@@ -10,7 +10,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from mesh.errors import InvalidCoordinatesError
 
-
 _CHECK_CHUNK = 1 << 16
 
 

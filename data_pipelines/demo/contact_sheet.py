@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipelines.errors import DatasetError
 from data_pipelines.demo.generate import AUTOTAGS_FILE, IMAGES_DIR, INFO_FILE, METADATA_FILE
+from data_pipelines.errors import DatasetError
 
 
 def draw_contact_sheet(demo_dir: Path, out: Path, count: int = 48, seed: int = 0) -> Path:

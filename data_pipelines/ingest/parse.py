@@ -16,10 +16,10 @@ import pandas as pd
 
 from data_pipelines import errors
 from data_pipelines.config import IngestConfig
+from data_pipelines.hashing import UserHasher
 from data_pipelines.ingest import layout
 from data_pipelines.ingest.processes import spawn_pool
 from data_pipelines.ingest.progress import Progress
-from data_pipelines.hashing import UserHasher
 from data_pipelines.readers import SkipLog, detect_layout, read_metadata_file
 from data_pipelines.readers import common as rcommon
 from mesh.atomic import write_json_atomic, write_parquet_atomic
@@ -47,7 +47,7 @@ def parse_metadata_file(
 
     chunks, lines_read = [], 0
     try:
-        for lines_read, columns in read_metadata_file(
+        for lines_read, columns in read_metadata_file(  # noqa: B007 - the count after the loop
             path, template=template, user_hasher=hasher, skips=skips, on_progress=on_progress
         ):
             chunks.append(pd.DataFrame(columns))

@@ -117,9 +117,10 @@ def time_report(report_dir: str, mesh, preds: dict, top10: dict) -> dict:
 
 def run(photos: int, train_points: int, refinement_limit: int, min_examples: int, loop_sample: int,
         seed: int, report_dir: str | None = None) -> dict:
+    from scipy import stats
+
     from geoloc_tf.evaluation import results
     from geoloc_tf.evaluation.model_predictions import ModelPredictions
-    from scipy import stats
 
     t0 = time.perf_counter()
     mesh = build_world(train_points, refinement_limit, min_examples, seed)

@@ -159,7 +159,7 @@ def run(n_fine: int, n_coarse: int, n_h3: int, seed: int) -> dict:
         if n_build < n_fine:  # the paper's coarse mesh: built on 2M photos, populated with all
             m, pop_s = _timed(m.populate, lat, lon)
             r["populate_seconds"] = round(pop_s, 2)
-        m.locator  # build the acceleration structure outside the timing
+        _ = m.locator  # build the acceleration structure outside the timing
         cls, loc_s = _timed(m.locate, lat, lon, repeats=2)
         r["locate_points_per_s"] = _rate(n_fine, loc_s)
         # CPU time too: on a shared, loaded machine wall-clock rates understate the code. The

@@ -131,8 +131,8 @@ def make_photos(folder: Path, count: int, seed: int) -> list[Path]:
 # ---------------------------------------------------------------------- predict
 def time_predict(run_dir: Path, photos: list[Path], repeats: int) -> dict:
     from geoloc_tf.inference.config import PredictFilesConfig
-    from geoloc_tf.inference.predict_files import predict_files
     from geoloc_tf.inference.photo_predictor import Predictor
+    from geoloc_tf.inference.predict_files import predict_files
 
     predictor = Predictor.load(run_dir, with_m2=False)
     one = photos[0].read_bytes()

@@ -60,7 +60,8 @@ def read_record(run_dir: Path, name: str) -> dict | None:
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise StageError(f"{path}: unreadable stage record ({error}); delete it to redo stage {name}")
+        raise StageError(
+            f"{path}: unreadable stage record ({error}); delete it to redo stage {name}") from None
     if record.get("record_version") != RECORD_VERSION:
         raise StageError(f"{path}: record_version {record.get('record_version')!r}, this geoloc reads "
                          f"{RECORD_VERSION}")

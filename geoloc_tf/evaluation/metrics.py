@@ -26,8 +26,7 @@ from scipy import stats
 
 from geoloc_tf.errors import EvaluationError
 from mesh import Mesh
-from mesh.geodesy import (ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, accuracy_at_thresholds,
-                          great_circle_km)
+from mesh.geodesy import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, accuracy_at_thresholds, great_circle_km
 
 #: Label points of a cell (§3.1.2): "imagery" = centre of mass of its training photos, "cell" = the
 #: triangle's centroid.

@@ -26,11 +26,11 @@ from numpy.typing import NDArray
 
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation import metrics
-from geoloc_tf.evaluation.outdoor import known_mask, outdoor_mask
 from geoloc_tf.evaluation.model_predictions import ModelPredictions, display_name, paired_rows
+from geoloc_tf.evaluation.outdoor import known_mask, outdoor_mask
+from geoloc_tf.run_configs import EvaluateConfig
 from mesh import Mesh
 from mesh.best_possible import best_possible
-from geoloc_tf.run_configs import EvaluateConfig
 
 #: Format of ``results.json``; bump when a field changes meaning.
 RESULTS_VERSION = 1

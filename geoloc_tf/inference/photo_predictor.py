@@ -22,8 +22,7 @@ import numpy as np
 
 from geoloc_tf import errors
 from geoloc_tf.inference.m1_model import M1Model
-from geoloc_tf.inference.mass import DEFAULT_LEVELS, MassSets, mass_sets, \
-    mass_sets_from_probabilities
+from geoloc_tf.inference.mass import DEFAULT_LEVELS, MassSets, mass_sets, mass_sets_from_probabilities
 from geoloc_tf.run_layout import RunLayout
 
 if TYPE_CHECKING:

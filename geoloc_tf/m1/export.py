@@ -22,8 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from geoloc_tf import errors
-from geoloc_tf import preprocessing
+from geoloc_tf import errors, preprocessing
 from geoloc_tf.saving import save_keras, write_export_archive
 
 #: Name of the serving endpoint (also exported as ``serving_default``).

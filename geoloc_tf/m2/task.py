@@ -27,11 +27,11 @@ import pandas as pd
 
 from data_pipelines.splits import M23_TRAIN, M23_VAL
 from geoloc_tf import errors, prediction_tables
+from geoloc_tf.chunked_top_k import predict_top_k
 from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import OUTDOOR, M2Data
 from geoloc_tf.run_layout import RunLayout
 from geoloc_tf.saving import load_task_model, save_task_model
-from geoloc_tf.chunked_top_k import predict_top_k
 from mesh import settings
 from mesh.atomic import write_text_atomic
 

@@ -9,12 +9,12 @@ import keras
 import numpy as np
 
 from geoloc_tf import errors
+from geoloc_tf.chunked_top_k import predict_top_k
 from geoloc_tf.epoch_loop import EpochLoop, TrainingHistory, compile_model
 from geoloc_tf.m2.boosting import samme_update
 from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import M2Data
 from geoloc_tf.m2.model import build_m2
-from geoloc_tf.chunked_top_k import predict_top_k
 
 
 def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config, *, seed: int,
@@ -51,7 +51,7 @@ def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config, *, se
     if config.boosting_rounds > 0:
         weights = uniform
         loop.run_phase("boost0", config.learning_rates[0], config.boosting_epochs,
-                       lambda epoch: (train_x, train_y, weights), early_stopping=False)
+                       lambda epoch: (train_x, train_y, uniform), early_stopping=False)
         for boosting_round in range(1, config.boosting_rounds + 1):
             predicted, _ = predict_top_k(model, train_x, k=1)
             step = samme_update(weights, predicted[:, 0] != train_y, num_cells)
@@ -60,7 +60,7 @@ def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config, *, se
                 break
             weights = step.weights.astype(np.float32)
             loop.run_phase(f"boost{boosting_round}", config.learning_rates[0],
-                           config.boosting_epochs, lambda epoch: (train_x, train_y, weights),
+                           config.boosting_epochs, lambda epoch, w=weights: (train_x, train_y, w),
                            boosting_round=boosting_round, early_stopping=False)
 
     for learning_rate in config.learning_rates:

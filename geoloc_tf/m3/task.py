@@ -25,6 +25,7 @@ import pandas as pd
 from data_pipelines import albums as album_lib
 from data_pipelines.splits import M23_TRAIN, M23_VAL
 from geoloc_tf import prediction_tables
+from geoloc_tf.chunked_top_k import predict_top_k
 from geoloc_tf.m2 import task as m2_task
 from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import M2Data
@@ -32,7 +33,6 @@ from geoloc_tf.m3.config import M3Config
 from geoloc_tf.m3.data import AlbumArrays, album_arrays, photo_values, training_draws
 from geoloc_tf.run_layout import RunLayout
 from geoloc_tf.saving import load_task_model, save_task_model
-from geoloc_tf.chunked_top_k import predict_top_k
 from mesh import settings
 from mesh.atomic import write_text_atomic
 

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from data_pipelines.demo import generate as demo
-from data_pipelines.errors import DataPipelineError
 from data_pipelines.demo import sources, times
+from data_pipelines.errors import DataPipelineError
 from data_pipelines.readers import SkipLog, read_metadata_file
 
 

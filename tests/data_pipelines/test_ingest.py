@@ -15,7 +15,6 @@ import pytest
 
 from data_pipelines import errors, ingest
 from data_pipelines.config import IngestConfig
-
 from tests.data_pipelines.conftest import (
     SECRETS,
     make_collection,

@@ -10,7 +10,6 @@ from data_pipelines import dataset, labels
 from data_pipelines.config import InputConfig, SamplerConfig
 from data_pipelines.input_pipeline import curriculum_epoch, make_dataset
 from data_pipelines.sampler import CurriculumSampler
-
 from tests.data_pipelines.conftest import build_test_mesh
 
 

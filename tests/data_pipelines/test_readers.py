@@ -9,14 +9,13 @@ import pytest
 
 from data_pipelines import errors
 from data_pipelines.readers import SkipLog, detect_layout, read_metadata_file
-
 from tests.data_pipelines.conftest import corrupt, mmc_fields, write_lines, yfcc_fields
 
 
 def read_all(path, template=None):
     skips = SkipLog(5)
     chunks, lines = [], 0
-    for lines, columns in read_metadata_file(
+    for lines, columns in read_metadata_file(  # noqa: B007 - the count after the loop
         path, template=template, user_hasher=lambda u: "h:" + u, skips=skips, chunk_lines=3
     ):
         chunks.append(columns)

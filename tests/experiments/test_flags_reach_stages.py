@@ -102,8 +102,8 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
     import geoloc_tf.averaging
     import geoloc_tf.evaluation.report
     import geoloc_tf.m1.export
-    import geoloc_tf.m1.training
     import geoloc_tf.m1.predict_records
+    import geoloc_tf.m1.training
     import geoloc_tf.m2.task
     import geoloc_tf.m3.task
     import geoloc_tf.retrieval.knn

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from experiments.config import RunConfig
-from mesh.config import MeshConfig
 from experiments.errors import StageError
 from experiments.stages import STAGES, Stage, run_stages
 from experiments.stages.runner import record_path
+from mesh.config import MeshConfig
 
 CALLS: list[str] = []
 

@@ -9,9 +9,9 @@ import pytest
 from geoloc_tf import prediction_tables
 from geoloc_tf.evaluation import compare, report, results, tables
 from geoloc_tf.evaluation import model_predictions as predictions
+from geoloc_tf.run_layout import prediction_table_path
 from mesh import Mesh, build_mesh
 from mesh.geodesy import great_circle_km
-from geoloc_tf.run_layout import prediction_table_path
 
 # Four validation photos; the kNN point is exact for two, 30 km north for one, missing for one.
 LAT = np.array([48.85, 40.71, 35.68, -33.87])

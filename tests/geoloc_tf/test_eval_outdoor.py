@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.evaluation import outdoor, results
 from geoloc_tf.evaluation import model_predictions as predictions
+from geoloc_tf.evaluation import outdoor, results
 from mesh import build_mesh
 
 # Class 0 a dark indoor scene, class 1 a bright outdoor scene, class 2 another indoor scene (never

@@ -9,8 +9,8 @@ import pytest
 from geoloc_tf import prediction_tables
 from geoloc_tf.errors import RetrievalError
 from geoloc_tf.retrieval.knn import KNN_MODEL, kde_locations, knn_locations, write_knn_predictions
-from mesh.geodesy import great_circle_km
 from geoloc_tf.run_layout import RunLayout
+from mesh.geodesy import great_circle_km
 
 PARIS = (48.85, 2.35)
 SYDNEY = (-33.87, 151.21)

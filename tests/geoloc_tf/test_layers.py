@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 
 from geoloc_tf import errors
-from geoloc_tf.layers import (AlbumEvidence, DensifyTopK, PostingTimeFeatures, TopKSparsifyNormalize,
-                              densify_top_k, sparsify_top_k)
+from geoloc_tf.layers import (
+    AlbumEvidence,
+    DensifyTopK,
+    PostingTimeFeatures,
+    TopKSparsifyNormalize,
+    densify_top_k,
+    sparsify_top_k,
+)
 
 
 def test_keeps_top_k_renormalizes_and_appends_norm():

@@ -12,7 +12,6 @@ from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4, fea
 from tests.geoloc_tf.conftest import TINY
 
 
-
 def _conv_weights(convs):
     return sum(kh * kw * cin * cout for kh, kw, cin, cout in convs)
 

@@ -97,8 +97,8 @@ def test_phases_epoch_sizes_and_learning_rates(uninterrupted, tiny_world):
     # whole training split, every photo once.
     assert history[0]["epoch_size"] == cells * 3
     assert history[1]["epoch_size"] == round(cells * 3 * 1.06)
-    from data_pipelines.dataset import load
     from data_pipelines import labels
+    from data_pipelines.dataset import load
     train_labels = np.concatenate(labels.shard_labels(load(tiny_world.data_root), "m1_train",
                                                       mesh.Mesh.load(tiny_world.mesh_path)))
     assert history[2]["examples"] == int((train_labels >= 0).sum())
@@ -144,6 +144,7 @@ def test_a_run_killed_before_writing_its_model_writes_the_trained_one(uninterrup
     import shutil
 
     import keras
+
     import mesh
     from data_pipelines.dataset import load
     from geoloc_tf.m1.training import train_m1
@@ -187,6 +188,7 @@ def test_augmentation_on_the_device_trains_under_mirrored_strategy(tiny_world, t
 
 def test_augment_on_auto_means_host_on_cpus_and_rejects_unknown_values():
     import tensorflow as tf
+
     from geoloc_tf.m1.device_augment import augments_on_device
     from mesh.settings import SettingError
     strategy = tf.distribute.get_strategy()

@@ -6,10 +6,10 @@ import pytest
 
 from geoloc_tf.layers import sparsify_top_k
 from geoloc_tf.m2.boosting import samme_update
-from mesh.settings import SettingError
 from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import M2Data
 from geoloc_tf.m2.model import build_m2, input_width, transfer_weights
+from mesh.settings import SettingError
 
 
 @pytest.mark.parametrize("num_cells", [538, 6565])  # Table 2: coarse and fine mesh

@@ -53,8 +53,8 @@ def tiny_mesh(tmp_path_factory):
 def test_m2_m3_averaging_and_report_from_prediction_tables(tiny_mesh, tmp_path):
     from geoloc_tf.averaging import write_averaging_predictions
     from geoloc_tf.evaluation.report import evaluate_run
-    from geoloc_tf.m2.config import M2Config
     from geoloc_tf.m2 import task as m2_task
+    from geoloc_tf.m2.config import M2Config
     from geoloc_tf.m3 import task as m3_task
     from geoloc_tf.m3.config import M3Config
 
@@ -106,9 +106,9 @@ def test_m2_and_m3_savedmodels_answer_like_the_models(tiny_mesh, tmp_path):
     from geoloc_tf.m2.config import M2Config
     from geoloc_tf.m2.data import M2Data
     from geoloc_tf.m2.model import build_m2
+    from geoloc_tf.m2.task import TrainedM2
     from geoloc_tf.m3.config import M3Config
     from geoloc_tf.m3.model import build_m3
-    from geoloc_tf.m2.task import TrainedM2
     from geoloc_tf.m3.task import TrainedM3
     from geoloc_tf.time_features import time_features
 

@@ -6,9 +6,11 @@ import math
 import numpy as np
 import pytest
 
+from experiments.cli import main as geoloc
 from mesh import build_mesh
 from mesh.best_possible import best_possible
-from experiments.cli import main as geoloc
+from mesh.coords_csv import read_coords_csv
+from mesh.geodesy import great_circle_km
 
 
 def build_main(args):
@@ -17,8 +19,6 @@ def build_main(args):
 
 def best_main(args):
     return geoloc(["best-possible", *args])
-from mesh.coords_csv import read_coords_csv
-from mesh.geodesy import great_circle_km
 
 
 @pytest.mark.parametrize("header,order", [
