@@ -37,12 +37,22 @@ setup(
     name="geoloc",
     version="0.1.0",
     description="Multi-modal photo geolocation: Delaunay-mesh classification with Inception-v4, "
-                "posting-time and user-album models (TensorFlow/Keras)",
+    "posting-time and user-album models (TensorFlow/Keras)",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["mesh", "mesh.*", "data_pipelines", "data_pipelines.*",
-                                    "geoloc_tf", "geoloc_tf.*", "experiments", "experiments.*"]),
+    packages=find_packages(
+        include=[
+            "mesh",
+            "mesh.*",
+            "data_pipelines",
+            "data_pipelines.*",
+            "geoloc_tf",
+            "geoloc_tf.*",
+            "experiments",
+            "experiments.*",
+        ]
+    ),
     package_data={"experiments": ["configs/*.cfg"]},
     install_requires=REQUIRED,
     extras_require=EXTRAS,

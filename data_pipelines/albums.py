@@ -65,9 +65,7 @@ def build_albums(
     order = np.lexsort((id_codes, table[time_col].to_numpy(np.int64), user_codes))
     sorted_users = user_codes[order]
     starts = (
-        np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
-        if n
-        else np.zeros(0, np.int64)
+        np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]]) if n else np.zeros(0, np.int64)
     )
     counts = np.diff(np.r_[starts, n])
     rank = np.arange(n) - np.repeat(starts, counts)  # position within the user

@@ -47,14 +47,10 @@ def color_affine(uniform, config: InputConfig, mean_rgb):
         config.saturation_range[1] - config.saturation_range[0]
     )
     hue = (2.0 * uniform[2] - 1.0) * config.hue_delta * 2.0 * np.pi  # tf.image: delta in turns
-    contrast = config.contrast_range[0] + uniform[3] * (
-        config.contrast_range[1] - config.contrast_range[0]
-    )
+    contrast = config.contrast_range[0] + uniform[3] * (config.contrast_range[1] - config.contrast_range[0])
     cos, sin = tf.cos(hue) * saturation, tf.sin(hue) * saturation
     zero, one = tf.zeros([]), tf.ones([])
-    plane = tf.stack(
-        [tf.stack([one, zero, zero]), tf.stack([zero, cos, -sin]), tf.stack([zero, sin, cos])]
-    )
+    plane = tf.stack([tf.stack([one, zero, zero]), tf.stack([zero, cos, -sin]), tf.stack([zero, sin, cos])])
     matrix = tf.transpose(tf.constant(_YIQ_TO_RGB) @ plane @ tf.constant(_RGB_TO_YIQ))
     mean_after = (mean_rgb + brightness) @ matrix  # image mean after brightness and colour
     a = contrast * matrix

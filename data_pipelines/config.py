@@ -30,16 +30,25 @@ class SplitConfig:
 
     seed: int = setting(0, "Seed of the stable hash splits (and of the demo generator).", minimum=0)
     m1_val_fraction: float = setting(
-        2.7 / 14.9, "Share of photos held out from M1 training (appendix A: 12.2M train / 2.7M "
-        "validation).", minimum=0.0, maximum=1.0, min_exclusive=True)
+        2.7 / 14.9,
+        "Share of photos held out from M1 training (appendix A: 12.2M train / 2.7M validation).",
+        minimum=0.0,
+        maximum=1.0,
+        min_exclusive=True,
+    )
     m23_val_fraction: float = setting(
-        0.2, "Share of the M1 validation photos held out from M2/M3 training (appendix A splits "
+        0.2,
+        "Share of the M1 validation photos held out from M2/M3 training (appendix A splits "
         "M1's validation again at random; the paper does not give the ratio, 80/20 is our choice).",
-        minimum=0.0, maximum=1.0, min_exclusive=True)
+        minimum=0.0,
+        maximum=1.0,
+        min_exclusive=True,
+    )
     split_by: str = setting(
         "photo",
         "Unit of the random splits: 'photo' (the paper) or 'user' (no user on both sides).",
-        choices=("photo", "user"))
+        choices=("photo", "user"),
+    )
 
     def __post_init__(self):
         check_settings(self)
@@ -61,78 +70,113 @@ class IngestConfig:
     """
 
     source: str = setting(
-        "metadata", "Where photos come from: 'metadata' (YFCC100M or CSV files given by the "
+        "metadata",
+        "Where photos come from: 'metadata' (YFCC100M or CSV files given by the "
         "metadata and images settings) or 'demo' (the embedded demo data set, built on first use).",
-        choices=("metadata", "demo"))
+        choices=("metadata", "demo"),
+    )
     demo_size: str = setting(
-        "default", "Size of the demo data set: 'small' (a few thousand photos, for CI) or "
+        "default",
+        "Size of the demo data set: 'small' (a few thousand photos, for CI) or "
         "'default' (tens of thousands). Its users, posting times and indoor photos are simulated.",
-        choices=("small", "default"))
+        choices=("small", "default"),
+    )
     metadata: tuple[str, ...] = setting(
-        (), "Comma-separated metadata files (YFCC100M dataset files, Multimedia Commons, or CSV; "
-        ".bz2/.gz read transparently) for source=metadata.")
+        (),
+        "Comma-separated metadata files (YFCC100M dataset files, Multimedia Commons, or CSV; "
+        ".bz2/.gz read transparently) for source=metadata.",
+    )
     images: Optional[str] = setting(None, "Folder holding the photos named by the metadata.")
     autotags: tuple[str, ...] = setting(
-        (), "Comma-separated YFCC100M autotags files: their indoor/outdoor confidences give each "
-        "photo's outdoor probability where its metadata has none (§4.1.2, Table 4).")
+        (),
+        "Comma-separated YFCC100M autotags files: their indoor/outdoor confidences give each "
+        "photo's outdoor probability where its metadata has none (§4.1.2, Table 4).",
+    )
     image_path_template: Optional[str] = setting(
-        None, "Path of a photo under the images folder, from metadata fields {id} {hash} {ext} "
+        None,
+        "Path of a photo under the images folder, from metadata fields {id} {hash} {ext} "
         "{secret} {server} {farm}, slices allowed (Multimedia Commons: "
-        "{hash[0:3]}/{hash[3:6]}/{hash}.jpg). Unset: a CSV path column, else {id}.jpg.")
+        "{hash[0:3]}/{hash[3:6]}/{hash}.jpg). Unset: a CSV path column, else {id}.jpg.",
+    )
     # Not in the paper: 512 px leaves room for the random crops of the 299 px Inception v4 input
     # (§3.1.2) while keeping a 14 M-photo set near 0.5 TB.
     max_image_side: int = setting(
-        512, "Photos are re-encoded as JPEG with at most this many pixels on the longest side, to "
-        "keep shards small.", minimum=32)
-    jpeg_quality: int = setting(
-        90, "JPEG quality of the re-encoded photos.", minimum=1, maximum=100)
+        512,
+        "Photos are re-encoded as JPEG with at most this many pixels on the longest side, to "
+        "keep shards small.",
+        minimum=32,
+    )
+    jpeg_quality: int = setting(90, "JPEG quality of the re-encoded photos.", minimum=1, maximum=100)
     # ~1000 photos of <= 512 px is ~50-100 MB a shard, the size tf.data and tfds read well.
     examples_per_shard: int = setting(
-        1024, "Photos per TFRecord shard (at most; a split's last shard holds the rest).",
-        minimum=1)
+        1024, "Photos per TFRecord shard (at most; a split's last shard holds the rest).", minimum=1
+    )
     workers: int = setting(
-        0, "Worker processes for parsing and image work; 0: one per core.", minimum=0,
-        affects_outputs=False)
+        0, "Worker processes for parsing and image work; 0: one per core.", minimum=0, affects_outputs=False
+    )
     salt: Optional[str] = setting(
-        None, "Salt of the data set's user-id hashing. Unset: random on the first run, then read "
+        None,
+        "Salt of the data set's user-id hashing. Unset: random on the first run, then read "
         "back from the output's metadata.json, so a resumed run hashes identically. Needed "
-        "explicitly with num_tasks > 1.")
+        "explicitly with num_tasks > 1.",
+    )
     log_first_skips: int = setting(
-        5, "Skipped lines logged (with file:line) per skip reason; the rest are only counted.",
-        minimum=0, affects_outputs=False)
+        5,
+        "Skipped lines logged (with file:line) per skip reason; the rest are only counted.",
+        minimum=0,
+        affects_outputs=False,
+    )
     dataset_name: str = setting(
-        "geoloc_photos", "Name of the data set in its shard files and tfds metadata.",
-        check=lambda v: None if v and "/" not in v and "-" not in v
-        else "expected a non-empty name without '/' or '-'")
+        "geoloc_photos",
+        "Name of the data set in its shard files and tfds metadata.",
+        check=lambda v: (
+            None if v and "/" not in v and "-" not in v else "expected a non-empty name without '/' or '-'"
+        ),
+    )
     # Several machines: each runs the same command with its own task_index (and the same salt,
     # paths and settings) on a shared output folder; a final run with num_tasks=1 writes the rest.
-    task_index: int = setting(
-        0, "This machine's index when num_tasks > 1.", minimum=0, affects_outputs=False)
+    task_index: int = setting(0, "This machine's index when num_tasks > 1.", minimum=0, affects_outputs=False)
     num_tasks: int = setting(
-        1, "Machines sharing the output folder: each writes every num_tasks-th shard; finish with "
+        1,
+        "Machines sharing the output folder: each writes every num_tasks-th shard; finish with "
         "one run with num_tasks=1 (same settings), which writes tables, manifest and summary.",
-        minimum=1, affects_outputs=False)
+        minimum=1,
+        affects_outputs=False,
+    )
     splits: SplitConfig = nested(SplitConfig, "Stable random splits (appendix A).")
 
     def __post_init__(self):
         check_settings(self)
         owner = type(self).__name__
         if self.source == "metadata" and not (self.metadata and self.images):
-            raise SettingError(owner, "{source}=metadata needs {metadata}=FILE[,FILE...] "
-                               "(YFCC100M, Multimedia Commons or CSV metadata) and {images}=DIR",
-                               ("source", "metadata", "images"))
+            raise SettingError(
+                owner,
+                "{source}=metadata needs {metadata}=FILE[,FILE...] "
+                "(YFCC100M, Multimedia Commons or CSV metadata) and {images}=DIR",
+                ("source", "metadata", "images"),
+            )
         if self.source == "demo":
             given = [name for name in DEMO_PROVIDES if getattr(self, name) not in ((), None)]
             if given:
-                raise SettingError(owner, "{source}=demo brings its own photos and metadata: drop "
-                                   + " and ".join("{%s}" % name for name in given),
-                                   ("source", *given))
+                raise SettingError(
+                    owner,
+                    "{source}=demo brings its own photos and metadata: drop "
+                    + " and ".join("{%s}" % name for name in given),
+                    ("source", *given),
+                )
         if self.task_index >= self.num_tasks:
-            raise SettingError(owner, "{task_index}=%d: expected < {num_tasks}=%d"
-                               % (self.task_index, self.num_tasks), ("task_index", "num_tasks"))
+            raise SettingError(
+                owner,
+                "{task_index}=%d: expected < {num_tasks}=%d" % (self.task_index, self.num_tasks),
+                ("task_index", "num_tasks"),
+            )
         if self.num_tasks > 1 and self.salt is None:
-            raise SettingError(owner, "{num_tasks} > 1 needs an explicit {salt}, so that every "
-                               "machine hashes user ids the same way", ("num_tasks", "salt"))
+            raise SettingError(
+                owner,
+                "{num_tasks} > 1 needs an explicit {salt}, so that every "
+                "machine hashes user ids the same way",
+                ("num_tasks", "salt"),
+            )
 
     @property
     def simulated(self) -> bool:
@@ -205,9 +249,7 @@ class InputConfig:
         if self.image_size < 8:
             raise errors.ConfigError(f"InputConfig.image_size={self.image_size}; expected >= 8")
         if self.global_batch_size < 1:
-            raise errors.ConfigError(
-                f"InputConfig.global_batch_size={self.global_batch_size}; expected >= 1"
-            )
+            raise errors.ConfigError(f"InputConfig.global_batch_size={self.global_batch_size}; expected >= 1")
 
 
 def _non_empty(values: tuple) -> str | None:
@@ -226,22 +268,35 @@ class SamplerConfig:
     """
 
     examples_per_cell: int = setting(
-        200, "First epoch size is number of cells times this (appendix A.1: 200).", minimum=1)
+        200, "First epoch size is number of cells times this (appendix A.1: 200).", minimum=1
+    )
     epoch_growth: float = setting(
-        0.06, "Epoch size grows by this fraction every epoch (appendix A.1: 6 %).", minimum=0.0)
+        0.06, "Epoch size grows by this fraction every epoch (appendix A.1: 6 %).", minimum=0.0
+    )
     alpha_schedule: tuple[float, ...] = setting(
-        (0.0, 0.25, 0.5, 0.75), "Class-balance exponent of each Adagrad cycle: class c is drawn "
+        (0.0, 0.25, 0.5, 0.75),
+        "Class-balance exponent of each Adagrad cycle: class c is drawn "
         "with probability proportional to count_c**alpha (0: all classes equal, as A.1 starts; "
-        "raised each cycle to reduce the bias; the values are ours).", minimum=0.0, maximum=1.0,
-        check=_non_empty)
+        "raised each cycle to reduce the bias; the values are ours).",
+        minimum=0.0,
+        maximum=1.0,
+        check=_non_empty,
+    )
     cycle_epochs: int = setting(10, "Epochs per Adagrad cycle (not given in the paper).", minimum=1)
     restart_growth_each_cycle: bool = setting(
-        False, "Restart the epoch-size growth with every cycle (default: the epoch index is global "
-        "across cycles, so the 6 % growth goes on).")
+        False,
+        "Restart the epoch-size growth with every cycle (default: the epoch index is global "
+        "across cycles, so the 6 % growth goes on).",
+    )
     shard_fraction: float = setting(
-        1.0, "Share of a split's shards streamed per biased epoch (random each epoch; the class "
+        1.0,
+        "Share of a split's shards streamed per biased epoch (random each epoch; the class "
         "rates come from the photos in them): saves reading when an epoch is much smaller than "
-        "the split. 1.0 reads all.", minimum=0.0, maximum=1.0, min_exclusive=True)
+        "the split. 1.0 reads all.",
+        minimum=0.0,
+        maximum=1.0,
+        min_exclusive=True,
+    )
 
     def __post_init__(self):
         check_settings(self)

@@ -26,9 +26,7 @@ def _shard_datasets(paths, labels, copies):
     all_copies = tf.constant(
         np.concatenate(copies).astype(np.int32) if len(copies) else np.zeros([0], np.int32)
     )
-    index = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(paths, tf.string), offsets[:-1], lengths)
-    )
+    index = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), offsets[:-1], lengths))
 
     def open_shard(path, offset, length):
         records_ds = tf.data.TFRecordDataset(path)
@@ -78,4 +76,3 @@ def records_with_copies(
         )
         return ds.unbatch()
     return ds.map(lambda record, side: (record, side[0]))
-

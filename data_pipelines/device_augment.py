@@ -40,8 +40,9 @@ def host_part_of_device_augment(image_bytes, seed, config: InputConfig, crop_sid
     crop = decode_random_crop(image_bytes, crop_seed, config)
     crop = tf.cond(
         tf.reduce_max(tf.shape(crop)[:2]) > crop_side,
-        lambda: tf.cast(tf.round(tf.image.resize(crop, [crop_side, crop_side],
-                                                 preserve_aspect_ratio=True)), tf.uint8),
+        lambda: tf.cast(
+            tf.round(tf.image.resize(crop, [crop_side, crop_side], preserve_aspect_ratio=True)), tf.uint8
+        ),
         lambda: crop,
     )
     # float32 1.0 / 0.0, not bool: tf.distribute cannot aggregate bool tensors.
@@ -82,19 +83,22 @@ def pack_crops(images, seeds, config: InputConfig, crop_side: int, batch_size: i
 
     def decode(i, crops, sizes, uniforms):
         part = host_part_of_device_augment(images[i], seeds[i], config, crop_side)
-        return (i + 1, crops.write(i, tf.reshape(part["pixels"], [-1])),
-                sizes.write(i, part["size"]),
-                uniforms.write(i, tf.concat([part["flip"][None], part["color"]], 0)))
+        return (
+            i + 1,
+            crops.write(i, tf.reshape(part["pixels"], [-1])),
+            sizes.write(i, part["size"]),
+            uniforms.write(i, tf.concat([part["flip"][None], part["color"]], 0)),
+        )
 
     _, crops, sizes, uniforms = tf.while_loop(
-        lambda i, *_: i < n, decode, (tf.constant(0), crops, sizes, uniforms))
+        lambda i, *_: i < n, decode, (tf.constant(0), crops, sizes, uniforms)
+    )
     size = sizes.stack()
     total = 3 * tf.reduce_sum(tf.cast(size[:, 0], tf.int64) * tf.cast(size[:, 1], tf.int64))
     step = packed_length_step(config, batch_size, crop_side)
     crops = crops.write(n, tf.zeros([(-total) % step], tf.uint8))
     uniforms = uniforms.stack()
-    return {"pixels": crops.concat(), "size": size, "flip": uniforms[:, 0],
-            "color": uniforms[:, 1:]}
+    return {"pixels": crops.concat(), "size": size, "flip": uniforms[:, 0], "color": uniforms[:, 1:]}
 
 
 def _bilinear_taps(length, out: int):

@@ -82,23 +82,25 @@ def make_dataset(
     if shards is not None:
         shard_ids = np.asarray(shards, np.int64).reshape([-1])
         if shard_ids.size and (shard_ids.min() < 0 or shard_ids.max() >= len(paths)):
-            raise ValueError(
-                f"shards={list(shards)} of {split}: expected indices in [0, {len(paths)})"
-            )
+            raise ValueError(f"shards={list(shards)} of {split}: expected indices in [0, {len(paths)})")
     if input_context is not None:
         batch = input_context.get_per_replica_batch_size(config.global_batch_size)
         shard_ids = shard_ids[input_context.input_pipeline_id :: input_context.num_input_pipelines]
     paths = [paths[i] for i in shard_ids]
     labels_by_shard = [labels_by_shard[i] for i in shard_ids]
     copies_by_shard = [copies_by_shard[i] for i in shard_ids]
-    seed = (
-        int(np.random.default_rng([config.seed, epoch]).integers(2**31)) if deterministic else None
-    )
+    seed = int(np.random.default_rng([config.seed, epoch]).integers(2**31)) if deterministic else None
 
     ds = records_with_copies(
-        paths, labels_by_shard, copies_by_shard, shuffle_shards=training,
-        drop_unlabeled=drop_unlabeled, deterministic=deterministic, seed=seed,
-        num_parallel_reads=config.num_parallel_reads)
+        paths,
+        labels_by_shard,
+        copies_by_shard,
+        shuffle_shards=training,
+        drop_unlabeled=drop_unlabeled,
+        deterministic=deterministic,
+        seed=seed,
+        num_parallel_reads=config.num_parallel_reads,
+    )
     if training and config.shuffle_buffer > 1:
         ds = ds.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     element_seeds = tf.data.Dataset.random(seed=seed if seed is not None else None).batch(2)
@@ -144,8 +146,9 @@ def tf_data_options(autotune: bool) -> tf.data.Options:
     return options
 
 
-def raw_decode_dataset(paths: list[str], batch_size: int = 64,
-                       autotune: bool = InputConfig.autotune) -> tf.data.Dataset:
+def raw_decode_dataset(
+    paths: list[str], batch_size: int = 64, autotune: bool = InputConfig.autotune
+) -> tf.data.Dataset:
     """The read+decode ceiling: read every record, parse, full JPEG decode; nothing else.
 
     ``experiments/benchmarks/input_bench.py`` compares ``make_dataset`` against this, with the
@@ -182,9 +185,7 @@ def curriculum_epoch(
     """
     plan = sampler.plan(epoch)
     copies = sampler.copies(labels_by_shard, epoch)
-    num_examples = int(
-        sum(int(c[np.asarray(s) >= 0].sum()) for c, s in zip(copies, labels_by_shard))
-    )
+    num_examples = int(sum(int(c[np.asarray(s) >= 0].sum()) for c, s in zip(copies, labels_by_shard)))
     dataset = make_dataset(
         data,
         split,

@@ -74,9 +74,7 @@ class CurriculumSampler:
         cycle = epoch // c.cycle_epochs
         if cycle >= len(c.alpha_schedule):
             return EpochPlan(epoch, len(c.alpha_schedule), 1.0, int(self.counts.sum()), True)
-        return EpochPlan(
-            epoch, cycle, float(c.alpha_schedule[cycle]), self.epoch_size(epoch), False
-        )
+        return EpochPlan(epoch, cycle, float(c.alpha_schedule[cycle]), self.epoch_size(epoch), False)
 
     def class_probabilities(self, alpha: float, counts: np.ndarray | None = None) -> np.ndarray:
         """p_c proportional to count_c ** alpha over non-empty classes (0 for empty ones)."""

@@ -18,17 +18,25 @@ from experiments.errors import EXIT_USER_ERROR, one_line, user_errors
 # subcommand -> ("module" or "module:ATTRIBUTE" of its Command (default COMMAND), description)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("experiments.run", "run the method's stages on a run directory (python -m experiments.run)"),
-    "build-mesh": ("experiments.commands.build_mesh", "build the adaptive Delaunay mesh from a CSV of "
-                   "coordinates"),
-    "best-possible": ("experiments.commands.best_possible", "best possible accuracy of a mesh on "
-                      "held-out photos"),
+    "build-mesh": (
+        "experiments.commands.build_mesh",
+        "build the adaptive Delaunay mesh from a CSV of coordinates",
+    ),
+    "best-possible": (
+        "experiments.commands.best_possible",
+        "best possible accuracy of a mesh on held-out photos",
+    ),
     "ingest": ("experiments.commands.ingest", "YFCC100M/CSV metadata + photos to sharded TFRecords"),
-    "make-demo": ("experiments.commands.demo:MAKE_DEMO", "write the demo collection (real locations and "
-                  "imagery; SIMULATED users, times, indoor photos)"),
+    "make-demo": (
+        "experiments.commands.demo:MAKE_DEMO",
+        "write the demo collection (real locations and imagery; SIMULATED users, times, indoor photos)",
+    ),
     "contact-sheet": ("experiments.commands.demo:CONTACT_SHEET", "draw a contact sheet of demo photos"),
     "compare": ("experiments.commands.compare", "put several runs' results side by side"),
-    "evaluate": ("experiments.commands.evaluate", "evaluate a trained model on an external test set "
-                 "(Im2GPS-style CSV + images)"),
+    "evaluate": (
+        "experiments.commands.evaluate",
+        "evaluate a trained model on an external test set (Im2GPS-style CSV + images)",
+    ),
     "index": ("experiments.commands.index", "store M1's features of a run's photos for search"),
     "search": ("experiments.commands.search", "the indexed photos nearest to a query image"),
     "predict": ("experiments.commands.predict", "locate photos: top cells, 50/90 % areas"),
@@ -39,9 +47,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def _usage() -> str:
     width = max(len(name) for name in SUBCOMMANDS)
     rows = "\n".join(f"  {name:<{width}}  {text}" for name, (_, text) in sorted(SUBCOMMANDS.items()))
-    return (f"usage: geoloc SUBCOMMAND [--flag=value ...]\n\nsubcommands:\n{rows}\n\n"
-            "`geoloc SUBCOMMAND --help` describes one. Exit status: 0 done, 2 a user error "
-            "(one 'error:' line), 130 interrupted.")
+    return (
+        f"usage: geoloc SUBCOMMAND [--flag=value ...]\n\nsubcommands:\n{rows}\n\n"
+        "`geoloc SUBCOMMAND --help` describes one. Exit status: 0 done, 2 a user error "
+        "(one 'error:' line), 130 interrupted."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,6 +30,7 @@ from mesh.settings import SettingError, from_dict, to_dict
 
 FORMAT_VERSION = 2
 
+
 def _non_empty(values: tuple) -> str | None:
     return None if len(values) else "at least one value is needed"
 
@@ -65,14 +66,18 @@ class RunConfig:
         """Rules that span sections; their fields are named `<section>_<field>`, as the flags."""
         if self.evaluate.knn_k and not self.predict.store_features:
             raise SettingError(
-                "RunConfig", "{evaluate_knn_k}=%d needs M1's features of every photo: add "
+                "RunConfig",
+                "{evaluate_knn_k}=%d needs M1's features of every photo: add "
                 "{predict_store_features} (or set {evaluate_knn_k}=0)" % self.evaluate.knn_k,
-                ("evaluate_knn_k", "predict_store_features"))
+                ("evaluate_knn_k", "predict_store_features"),
+            )
         if self.m2.top_k > self.predict.top_k:
             raise SettingError(
-                "RunConfig", "{m2_top_k}=%d exceeds {predict_top_k}=%d: M2 keeps the top cells of "
+                "RunConfig",
+                "{m2_top_k}=%d exceeds {predict_top_k}=%d: M2 keeps the top cells of "
                 "the ones M1's predictions store" % (self.m2.top_k, self.predict.top_k),
-                ("m2_top_k", "predict_top_k"))
+                ("m2_top_k", "predict_top_k"),
+            )
 
     @property
     def seed(self) -> int:
@@ -86,8 +91,9 @@ class RunConfig:
         return {name: to_dict(self.section(name)) for name in SECTIONS}
 
     def to_json(self) -> str:
-        return json.dumps({"format_version": FORMAT_VERSION, "sections": self.to_dict()}, indent=2,
-                          sort_keys=True)
+        return json.dumps(
+            {"format_version": FORMAT_VERSION, "sections": self.to_dict()}, indent=2, sort_keys=True
+        )
 
     @classmethod
     def from_dict(cls, sections: dict[str, dict[str, Any]]) -> "RunConfig":
@@ -101,6 +107,7 @@ class RunConfig:
         payload = json.loads(text)
         version = payload.get("format_version")
         if version != FORMAT_VERSION:
-            raise ValueError(f"config.json has format_version {version!r}; this geoloc reads "
-                             f"{FORMAT_VERSION}")
+            raise ValueError(
+                f"config.json has format_version {version!r}; this geoloc reads {FORMAT_VERSION}"
+            )
         return cls.from_dict(payload["sections"])

@@ -21,19 +21,32 @@ STAGE_NAMES = ("mesh", "data", "m1", "predict", "m2", "m3", "evaluate", "export"
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("run_dir", None, "Run directory: config.json, per-stage outputs, tensorboard/, "
-                    "logs/. A rerun on the same directory continues where it stopped.")
-flags.DEFINE_list("stages", list(STAGE_NAMES), "Stages to run, in this order: " + ", ".join(STAGE_NAMES)
-                  + ". A stage whose outputs exist for the same config is skipped.")
-flags.DEFINE_list("force_stages", [], "Stages to redo even if their outputs exist; stages downstream of "
-                  "a redone stage are redone too.")
+flags.DEFINE_string(
+    "run_dir",
+    None,
+    "Run directory: config.json, per-stage outputs, tensorboard/, "
+    "logs/. A rerun on the same directory continues where it stopped.",
+)
+flags.DEFINE_list(
+    "stages",
+    list(STAGE_NAMES),
+    "Stages to run, in this order: "
+    + ", ".join(STAGE_NAMES)
+    + ". A stage whose outputs exist for the same config is skipped.",
+)
+flags.DEFINE_list(
+    "force_stages",
+    [],
+    "Stages to redo even if their outputs exist; stages downstream of a redone stage are redone too.",
+)
 
 
 def _check_stage_list(names: list[str]) -> bool:
     unknown = [n for n in names if n not in STAGE_NAMES]
     if unknown:
         raise flags.ValidationError(
-            f"unknown stage(s) {', '.join(unknown)}; allowed: {', '.join(STAGE_NAMES)}")
+            f"unknown stage(s) {', '.join(unknown)}; allowed: {', '.join(STAGE_NAMES)}"
+        )
     return True
 
 

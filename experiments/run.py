@@ -56,16 +56,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging(run_dir)
         write_config(run_dir, config, argv)
         log.info("run directory %s; stages %s", run_dir, ", ".join(FLAGS.stages))
-        outcomes = run_stages(config, run_dir, FLAGS.stages, FLAGS.force_stages,
-                              on_stage_start=lambda name, why: (current_stage.update(name=name),
-                                                                before_stage(config, name)))
+        outcomes = run_stages(
+            config,
+            run_dir,
+            FLAGS.stages,
+            FLAGS.force_stages,
+            on_stage_start=lambda name, why: (current_stage.update(name=name), before_stage(config, name)),
+        )
     except user_errors() as error:
         print(one_line(error), file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         where = f" during stage {current_stage['name']}" if current_stage["name"] else ""
-        print(f"\ninterrupted{where}; nothing finished was lost. Rerun the same command to resume.",
-              file=sys.stderr)
+        print(
+            f"\ninterrupted{where}; nothing finished was lost. Rerun the same command to resume.",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     print(summary(run_dir, outcomes))
     return 0
@@ -79,14 +85,15 @@ def usable_run_dir(value: str) -> Path:
     """
     path = Path(value).expanduser().absolute()
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"--run_dir={value}: {path} is a file; expected a folder (new or a "
-                          "previous run's)")
+        raise ConfigError(f"--run_dir={value}: {path} is a file; expected a folder (new or a previous run's)")
     existing = path
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise ConfigError(f"--run_dir={value}: {existing} is a file, so no folder can be made under "
-                          "it; expected a folder path")
+        raise ConfigError(
+            f"--run_dir={value}: {existing} is a file, so no folder can be made under "
+            "it; expected a folder path"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"--run_dir={value}: {existing} is not writable by this user")
     return path.resolve() if path.exists() else path
@@ -111,8 +118,7 @@ def before_stage(config: RunConfig, stage: str) -> None:
     stage is NumPy alone: it does not pay TensorFlow's import."""
     from experiments.determinism import prepare_stage
 
-    prepare_stage(config.seed, deterministic=config.runtime.deterministic,
-                  tensorflow=stage != "mesh")
+    prepare_stage(config.seed, deterministic=config.runtime.deterministic, tensorflow=stage != "mesh")
 
 
 def write_config(run_dir: Path, config: RunConfig, argv: Sequence[str]) -> Path:

@@ -56,8 +56,9 @@ def parse_args(argv: Sequence[str]) -> Options:
         name, _, value = arg.partition("=")
         if name == "--seeds":
             if not re.fullmatch(r"\d+(,\d+)*", value):
-                raise ConfigError(f"--seeds={value!r}: expected comma-separated non-negative integers, "
-                                  "e.g. --seeds=0,1,2")
+                raise ConfigError(
+                    f"--seeds={value!r}: expected comma-separated non-negative integers, e.g. --seeds=0,1,2"
+                )
             seeds = tuple(dict.fromkeys(int(s) for s in value.split(",")))
         elif name == "--runs_dir":
             if not value:
@@ -68,8 +69,10 @@ def parse_args(argv: Sequence[str]) -> Options:
                 raise ConfigError("--out: expected the Markdown file to write the findings to")
             out = Path(value).expanduser()
         elif name in OWN_RUN_FLAGS:
-            raise ConfigError(f"{name}: set by experiments.seeds for each seed (RUNS_DIR/seedN); use "
-                              "--seeds and --runs_dir instead")
+            raise ConfigError(
+                f"{name}: set by experiments.seeds for each seed (RUNS_DIR/seedN); use "
+                "--seeds and --runs_dir instead"
+            )
         else:
             run_flags.append(arg)
     if seeds is None:
@@ -82,8 +85,14 @@ def parse_args(argv: Sequence[str]) -> Options:
 def run_seed(options: Options, seed: int) -> Path:
     """Runs (or resumes) the runner for one seed in its own process; returns its run directory."""
     run_dir = options.runs_dir / f"seed{seed}"
-    command = [sys.executable, "-m", "experiments.run", *options.run_flags, f"--data_seed={seed}",
-               f"--run_dir={run_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.run",
+        *options.run_flags,
+        f"--data_seed={seed}",
+        f"--run_dir={run_dir}",
+    ]
     started = time.monotonic()
     tail: collections.deque[str] = collections.deque(maxlen=40)
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as run:
@@ -95,8 +104,10 @@ def run_seed(options: Options, seed: int) -> Path:
         lines = "".join(tail).strip().splitlines() or ["(no message)"]
         raise ConfigError(f"seed {seed}: {lines[-1].removeprefix('error: ')}")
     if run.returncode != 0:
-        raise RuntimeError(f"seed {seed}: experiments.run exited {run.returncode}; see "
-                           f"{run_dir / 'logs' / 'run.log'}\n{''.join(tail)}")
+        raise RuntimeError(
+            f"seed {seed}: experiments.run exited {run.returncode}; see "
+            f"{run_dir / 'logs' / 'run.log'}\n{''.join(tail)}"
+        )
     print(f"seed {seed}: done in {time.monotonic() - started:.0f} s ({run_dir})", flush=True)
     return run_dir
 
@@ -112,17 +123,23 @@ def read_tables(run_dir: Path) -> dict[str, dict[str, Any]]:
 def _accuracy(table: dict[str, Any], model: str, flag: bool) -> dict[float, float]:
     """Accuracy (%) by threshold (km) of the row of `model` whose second column (imagery centroid,
     outdoor only) is `flag`."""
-    km = {i: float(m.group(1)) for i, column in enumerate(table["columns"])
-          if (m := re.search(r"(\d+(?:\.\d+)?) km$", column))}
+    km = {
+        i: float(m.group(1))
+        for i, column in enumerate(table["columns"])
+        if (m := re.search(r"(\d+(?:\.\d+)?) km$", column))
+    }
     for row in table["rows"]:
         if model in row[0] and row[1] is flag:
             return {threshold: row[i] for i, threshold in km.items()}
-    raise ConfigError(f"{table['key']}: no row for {model!r} ({table['columns'][1]}={flag}); "
-                      "expected a run with M1, M2 and M3")
+    raise ConfigError(
+        f"{table['key']}: no row for {model!r} ({table['columns'][1]}={flag}); "
+        "expected a run with M1, M2 and M3"
+    )
 
 
-def _above(a: dict[float, float], b: dict[float, float], thresholds: Sequence[float],
-           strict: bool = True) -> tuple[bool, str]:
+def _above(
+    a: dict[float, float], b: dict[float, float], thresholds: Sequence[float], strict: bool = True
+) -> tuple[bool, str]:
     """Whether `a` is above (`strict`) or at least `b` at every threshold, and the first where not."""
     for t in thresholds:
         if (a[t] <= b[t]) if strict else (a[t] < b[t]):
@@ -141,33 +158,47 @@ def _wilcoxon(tables: dict, better: str, worse: str) -> tuple[bool, str]:
 
 def _imagery_centroid(tables: dict) -> tuple[bool, str]:
     for model in (M1, M2, M3):
-        holds, where = _above(_accuracy(tables["table3"], model, True),
-                              _accuracy(tables["table3"], model, False), (1.0, 25.0), strict=False)
+        holds, where = _above(
+            _accuracy(tables["table3"], model, True),
+            _accuracy(tables["table3"], model, False),
+            (1.0, 25.0),
+            strict=False,
+        )
         if not holds:
             return False, f"{model} {where}"
     return True, ""
 
 
 def _m1_above_most_frequent(tables: dict) -> tuple[bool, str]:
-    return _above(_accuracy(tables["table6"], M1, False),
-                  _accuracy(tables["table6"], MOST_FREQUENT, False), (750.0, 2500.0))
+    return _above(
+        _accuracy(tables["table6"], M1, False),
+        _accuracy(tables["table6"], MOST_FREQUENT, False),
+        (750.0, 2500.0),
+    )
 
 
 def _m2_above_m1(tables: dict) -> tuple[bool, str]:
-    holds, where = _above(_accuracy(tables["table6"], M2, False),
-                          _accuracy(tables["table6"], M1, False), (200.0, 750.0, 2500.0))
+    holds, where = _above(
+        _accuracy(tables["table6"], M2, False), _accuracy(tables["table6"], M1, False), (200.0, 750.0, 2500.0)
+    )
     significant, p_value = _wilcoxon(tables, M2, M1)
     return holds and significant, ", ".join(filter(None, (where, p_value)))
 
 
 def _m3_above_m2(tables: dict) -> tuple[bool, str]:
-    return _above(_accuracy(tables["table6"], M3, False),
-                  _accuracy(tables["table6"], M2, False), (25.0, 200.0, 750.0, 2500.0))
+    return _above(
+        _accuracy(tables["table6"], M3, False),
+        _accuracy(tables["table6"], M2, False),
+        (25.0, 200.0, 750.0, 2500.0),
+    )
 
 
 def _outdoor_above_all(tables: dict) -> tuple[bool, str]:
     for model in (M1, M2, M3):
-        outdoor, everything = _accuracy(tables["table4"], model, True), _accuracy(tables["table4"], model, False)
+        outdoor, everything = (
+            _accuracy(tables["table4"], model, True),
+            _accuracy(tables["table4"], model, False),
+        )
         holds, where = _above(outdoor, everything, tuple(outdoor), strict=False)
         if not holds:
             return False, f"{model} {where}"
@@ -188,8 +219,10 @@ FINDINGS: tuple[tuple[str, Callable[[dict], tuple[bool, str]]], ...] = (
 def findings_table(tables_by_seed: dict[int, dict]) -> str:
     """Markdown: each finding, in how many seeds it holds, and per seed yes/no (with why not)."""
     seeds = list(tables_by_seed)
-    lines = ["| Finding | Holds in | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-             "|---|---|" + "---|" * len(seeds)]
+    lines = [
+        "| Finding | Holds in | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---|---|" + "---|" * len(seeds),
+    ]
     for statement, test in FINDINGS:
         results = [test(tables) for tables in tables_by_seed.values()]
         cells = [("yes" if holds else "no") + (f" ({detail})" if detail else "") for holds, detail in results]
@@ -210,12 +243,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             options.runs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ConfigError(
-                f"--runs_dir={options.runs_dir}: cannot be made a folder ({error.strerror})") from None
+                f"--runs_dir={options.runs_dir}: cannot be made a folder ({error.strerror})"
+            ) from None
         tables_by_seed = {}
         for number, seed in enumerate(options.seeds, 1):
-            print(f"seed {seed} ({number} of {len(options.seeds)}): python -m experiments.run "
-                  f"{' '.join(options.run_flags)} --data_seed={seed} "
-                  f"--run_dir={options.runs_dir / f'seed{seed}'}", flush=True)
+            print(
+                f"seed {seed} ({number} of {len(options.seeds)}): python -m experiments.run "
+                f"{' '.join(options.run_flags)} --data_seed={seed} "
+                f"--run_dir={options.runs_dir / f'seed{seed}'}",
+                flush=True,
+            )
             tables_by_seed[seed] = read_tables(run_seed(options, seed))
     except GeolocUserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -32,8 +32,12 @@ def flag_name(prefix: str, field: str) -> str:
     return f"{prefix}_{field}" if prefix else field
 
 
-def define_setting_flags(flag_values: flags.FlagValues, sections: Mapping[str, type],
-                         module_name: str | None = None, only: Sequence[str] | None = None) -> None:
+def define_setting_flags(
+    flag_values: flags.FlagValues,
+    sections: Mapping[str, type],
+    module_name: str | None = None,
+    only: Sequence[str] | None = None,
+) -> None:
     """Defines one flag per leaf setting of each section class, keyed by prefix in `sections`.
 
     `only`: define just these settings (a tool that takes a few of a section's settings).
@@ -55,8 +59,7 @@ def define_setting_flags(flag_values: flags.FlagValues, sections: Mapping[str, t
                 raise TypeError(f"no flag type for {owner.__name__}.{field.name}: {kind}")
             value = [str(v) for v in default] if is_tuple else default
             define(name, value, help_text, flag_values=flag_values, module_name=module)
-            flags.register_validator(name, _validator(field, kind, is_tuple),
-                                     flag_values=flag_values)
+            flags.register_validator(name, _validator(field, kind, is_tuple), flag_values=flag_values)
 
 
 _DEFINERS = {
@@ -82,11 +85,15 @@ def _validator(field: dataclasses.Field, kind: type, is_tuple: bool):
         if problem:
             raise flags.ValidationError(problem)
         return True
+
     return check
 
 
-def configs_from_flags(flag_values: flags.FlagValues, sections: Mapping[str, type],
-                       only: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+def configs_from_flags(
+    flag_values: flags.FlagValues,
+    sections: Mapping[str, type],
+    only: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
     """The config object of every section, built from the parsed flags.
 
     `only`: for a section (by prefix), the settings that have flags (`define_setting_flags`'s
@@ -94,19 +101,16 @@ def configs_from_flags(flag_values: flags.FlagValues, sections: Mapping[str, typ
     ConfigError naming the flags.
     """
     only = only or {}
-    return {prefix: _build(cls, flag_values, prefix, only.get(prefix))
-            for prefix, cls in sections.items()}
+    return {prefix: _build(cls, flag_values, prefix, only.get(prefix)) for prefix, cls in sections.items()}
 
 
-def _build(cls: type, flag_values: flags.FlagValues, prefix: str,
-           only: Sequence[str] | None = None) -> Any:
+def _build(cls: type, flag_values: flags.FlagValues, prefix: str, only: Sequence[str] | None = None) -> Any:
     values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         if "help" not in field.metadata:
             continue
         if field.metadata.get("nested"):
-            values[field.name] = _build(typing.get_type_hints(cls)[field.name], flag_values, prefix,
-                                        only)
+            values[field.name] = _build(typing.get_type_hints(cls)[field.name], flag_values, prefix, only)
             continue
         if only is not None and field.name not in only:
             continue
@@ -121,8 +125,9 @@ def _build(cls: type, flag_values: flags.FlagValues, prefix: str,
 def render_setting_error(error: SettingError, prefix: str) -> str:
     """A SettingError's message with flag names: `--<prefix>_<field>` (`--<field>` for the run's own
     cross-section rules, whose fields are already `<section>_<field>`)."""
-    return error.render(lambda field: "--" + (field if error.owner == "RunConfig"
-                                              else flag_name(prefix, field)))
+    return error.render(
+        lambda field: "--" + (field if error.owner == "RunConfig" else flag_name(prefix, field))
+    )
 
 
 def resolve_flagfile(name: str, relative_to: Path | None = None) -> Path:
@@ -153,8 +158,9 @@ def expand_flagfiles(argv: Sequence[str]) -> tuple[list[str], dict[int, str]]:
     out: list[str] = []
     origin: dict[int, str] = {}
 
-    def expand(args: Sequence[str], where: list[str | None], stack: tuple[Path, ...],
-               base: Path | None) -> None:
+    def expand(
+        args: Sequence[str], where: list[str | None], stack: tuple[Path, ...], base: Path | None
+    ) -> None:
         i = 0
         while i < len(args):
             arg = args[i]

@@ -10,4 +10,5 @@ import importlib.util as _util
 if _util.find_spec("tensorflow") is None:  # pragma: no cover - depends on the install
     raise ImportError(
         "geoloc_tf needs TensorFlow 2.21: install geoloc with the 'cpu' or 'gpu' extra, e.g. "
-        "pip install -e \".[cpu]\" (see BUILD.md)")
+        'pip install -e ".[cpu]" (see BUILD.md)'
+    )

@@ -21,8 +21,9 @@ from data_pipelines.albums import Albums
 from geoloc_tf import errors
 
 
-def group_average_cells(group: ArrayLike, cell_ids: ArrayLike,
-                        cell_probs: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def group_average_cells(
+    group: ArrayLike, cell_ids: ArrayLike, cell_probs: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     """For each photo, the cell of highest average probability over its group, and that average.
 
     group: (n,) any hashable labels (user hashes, album numbers); cell_ids/cell_probs: (n, k) M1's
@@ -35,7 +36,8 @@ def group_average_cells(group: ArrayLike, cell_ids: ArrayLike,
     if ids.shape != probs.shape or ids.ndim != 2 or len(group) != len(ids):
         raise errors.ModelConfigError(
             f"group_average_cells: group {group.shape}, cell_ids {ids.shape}, cell_probs "
-            f"{probs.shape}; expected (n,), (n, k), (n, k)")
+            f"{probs.shape}; expected (n,), (n, k), (n, k)"
+        )
     n, k = ids.shape
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
@@ -63,14 +65,16 @@ def group_average_cells(group: ArrayLike, cell_ids: ArrayLike,
     return best_cell[group_code], best_mean[group_code]
 
 
-def user_average_cells(user: ArrayLike, cell_ids: ArrayLike,
-                       cell_probs: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def user_average_cells(
+    user: ArrayLike, cell_ids: ArrayLike, cell_probs: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     """§3.3 user averaging: every photo gets its user's highest-average M1 cell in this split."""
     return group_average_cells(user, cell_ids, cell_probs)
 
 
-def album_average_cells(albums: Albums, cell_ids: ArrayLike,
-                        cell_probs: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def album_average_cells(
+    albums: Albums, cell_ids: ArrayLike, cell_probs: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     """PlaNet album averaging (§3.3) over the 24-photo albums of ``data_pipelines.albums``.
 
     ``albums`` indexes the rows of ``cell_ids``/``cell_probs`` and must place every row in exactly
@@ -82,7 +86,8 @@ def album_average_cells(albums: Albums, cell_ids: ArrayLike,
     if (album_of_row < 0).any():
         raise errors.ModelConfigError(
             f"album_average_cells: {(album_of_row < 0).sum()} of {len(ids)} rows are in no album; "
-            "expected albums from build_albums over the same table")
+            "expected albums from build_albums over the same table"
+        )
     return group_average_cells(album_of_row, ids, cell_probs)
 
 
@@ -94,16 +99,15 @@ def write_averaging_predictions(predictions_dir, split: str, album_size: int = 2
     from geoloc_tf import prediction_tables
     from geoloc_tf.run_layout import prediction_table_path
 
-    table, ids, probs = prediction_tables.read_table(
-        prediction_table_path(predictions_dir, "m1", split))
+    table, ids, probs = prediction_tables.read_table(prediction_table_path(predictions_dir, "m1", split))
     results = {
         "user_averaging": user_average_cells(table["user_hash"].to_numpy(), ids, probs),
         "album_averaging": album_average_cells(build_albums(table, album_size), ids, probs),
     }
     paths = {}
     for name, (cell, mean) in results.items():
-        frame = prediction_tables.table_from_top_k(table, cell[:, None], mean[:, None],
-                                                   top10_mass=mean)
-        paths[name] = str(prediction_tables.write_table(
-            frame, prediction_table_path(predictions_dir, name, split)))
+        frame = prediction_tables.table_from_top_k(table, cell[:, None], mean[:, None], top10_mass=mean)
+        paths[name] = str(
+            prediction_tables.write_table(frame, prediction_table_path(predictions_dir, name, split))
+        )
     return paths

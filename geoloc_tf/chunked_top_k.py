@@ -13,8 +13,9 @@ import numpy as np
 from geoloc_tf import errors
 
 
-def predict_top_k(model: keras.Model, inputs: dict[str, np.ndarray], k: int = 10,
-                  chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def predict_top_k(
+    model: keras.Model, inputs: dict[str, np.ndarray], k: int = 10, chunk_size: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
     """(cell ids int64, probabilities float32), each (examples, ..., k), best first.
 
     Works for M2 (examples = photos) and M3 (examples = albums, an album axis before k).
@@ -22,11 +23,12 @@ def predict_top_k(model: keras.Model, inputs: dict[str, np.ndarray], k: int = 10
     sizes = {len(value) for value in inputs.values()}
     if len(sizes) != 1:
         raise errors.ModelConfigError(
-            f"predict_top_k: inputs have different lengths {sorted(sizes)}, expected one")
+            f"predict_top_k: inputs have different lengths {sorted(sizes)}, expected one"
+        )
     (num_examples,) = sizes
     ids, probs = [], []
     for start in range(0, num_examples, chunk_size):
-        chunk = {name: value[start:start + chunk_size] for name, value in inputs.items()}
+        chunk = {name: value[start : start + chunk_size] for name, value in inputs.items()}
         out = np.asarray(model.predict_on_batch(chunk))
         order = np.argsort(-out, axis=-1, kind="stable")[..., :k]
         ids.append(order.astype(np.int64))

@@ -27,8 +27,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     """The strategy named `name` (see the module docstring)."""
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
-        strategy = (tf.distribute.MirroredStrategy() if len(gpus) > 1
-                    else tf.distribute.get_strategy())
+        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     elif name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         strategy = tf.distribute.MirroredStrategy(devices)
@@ -38,8 +37,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         strategy = tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     else:
         raise errors.ModelConfigError(f"strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
-    log.info("tf.distribute strategy %s with %d replica(s)", type(strategy).__name__,
-             strategy.num_replicas_in_sync)
+    log.info(
+        "tf.distribute strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync
+    )
     return strategy
 
 
@@ -48,8 +48,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.cluster_spec().as_dict():
         return True
-    return resolver.task_type in (None, "chief") or (resolver.task_type == "worker"
-                                                      and resolver.task_id == 0)
+    return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0)
 
 
 def set_precision(mixed_precision: bool) -> None:

@@ -72,9 +72,16 @@ class TrainingHistory:
 class EpochLoop:
     """Runs phases of epochs on a compiled model, tracking the best validation accuracy."""
 
-    def __init__(self, model: keras.Model, validation: EpochData, batch_size: int,
-                 patience: int, tensorboard_dir: str | None = None,
-                 accuracy_key: str = "accuracy", monitor: str = "accuracy") -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        validation: EpochData,
+        batch_size: int,
+        patience: int,
+        tensorboard_dir: str | None = None,
+        accuracy_key: str = "accuracy",
+        monitor: str = "accuracy",
+    ) -> None:
         if monitor not in MONITORS:
             raise ValueError(f"EpochLoop(monitor={monitor!r}): expected one of {MONITORS}")
         self.model = model
@@ -84,13 +91,18 @@ class EpochLoop:
         self.accuracy_key = accuracy_key
         self.history = TrainingHistory(monitor=monitor)
         self._best_weights: list[np.ndarray] | None = None
-        self._writer = (tf.summary.create_file_writer(tensorboard_dir)
-                        if tensorboard_dir is not None else None)
+        self._writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir is not None else None
         self._start = time.perf_counter()
 
-    def run_phase(self, phase: str, learning_rate: float, epochs: int,
-                  draw: Callable[[int], EpochData], boosting_round: int = 0,
-                  early_stopping: bool = True) -> None:
+    def run_phase(
+        self,
+        phase: str,
+        learning_rate: float,
+        epochs: int,
+        draw: Callable[[int], EpochData],
+        boosting_round: int = 0,
+        early_stopping: bool = True,
+    ) -> None:
         """Up to ``epochs`` epochs at ``learning_rate``; ``draw(epoch)`` gives each epoch's data."""
         self.model.optimizer.learning_rate.assign(learning_rate)
         since_best = 0
@@ -98,16 +110,27 @@ class EpochLoop:
             epoch = len(self.history.epochs)
             inputs, labels, weights = draw(epoch)
             start = time.perf_counter()
-            logs = self.model.fit(inputs, labels, sample_weight=weights,
-                                  batch_size=self.batch_size, epochs=1, shuffle=True, verbose=0,
-                                  validation_data=self.validation).history
+            logs = self.model.fit(
+                inputs,
+                labels,
+                sample_weight=weights,
+                batch_size=self.batch_size,
+                epochs=1,
+                shuffle=True,
+                verbose=0,
+                validation_data=self.validation,
+            ).history
             record = EpochRecord(
-                epoch=epoch, phase=phase, learning_rate=float(learning_rate),
-                boosting_round=boosting_round, loss=float(logs["loss"][-1]),
+                epoch=epoch,
+                phase=phase,
+                learning_rate=float(learning_rate),
+                boosting_round=boosting_round,
+                loss=float(logs["loss"][-1]),
                 accuracy=float(logs[self.accuracy_key][-1]),
                 val_loss=float(logs["val_loss"][-1]),
                 val_accuracy=float(logs["val_" + self.accuracy_key][-1]),
-                seconds=time.perf_counter() - start)
+                seconds=time.perf_counter() - start,
+            )
             self.history.epochs.append(record)
             self._log(record)
             if self._consider(record):
@@ -124,12 +147,20 @@ class EpochLoop:
         that never beats it on validation keeps it rather than its least bad epoch."""
         inputs, labels, weights = self.validation
         start = time.perf_counter()
-        logs = self.model.evaluate(inputs, labels, sample_weight=weights,
-                                   batch_size=self.batch_size, verbose=0, return_dict=True)
+        logs = self.model.evaluate(
+            inputs, labels, sample_weight=weights, batch_size=self.batch_size, verbose=0, return_dict=True
+        )
         record = EpochRecord(
-            epoch=len(self.history.epochs), phase="start", learning_rate=0.0, boosting_round=0,
-            loss=float("nan"), accuracy=float("nan"), val_loss=float(logs["loss"]),
-            val_accuracy=float(logs[self.accuracy_key]), seconds=time.perf_counter() - start)
+            epoch=len(self.history.epochs),
+            phase="start",
+            learning_rate=0.0,
+            boosting_round=0,
+            loss=float("nan"),
+            accuracy=float("nan"),
+            val_loss=float(logs["loss"]),
+            val_accuracy=float(logs[self.accuracy_key]),
+            seconds=time.perf_counter() - start,
+        )
         self.history.epochs.append(record)
         self._log(record)
         self._consider(record)
@@ -149,8 +180,7 @@ class EpochLoop:
 
     def log_boosting(self, boosting_round: int, error: float, alpha: float) -> None:
         """Record one boosting step (M2)."""
-        self.history.boosting.append(
-            {"round": boosting_round, "error": error, "alpha": alpha})
+        self.history.boosting.append({"round": boosting_round, "error": error, "alpha": alpha})
         if self._writer is not None:
             with self._writer.as_default():
                 tf.summary.scalar("boosting/error", error, step=boosting_round)
@@ -168,16 +198,25 @@ class EpochLoop:
 
     def _log(self, record: EpochRecord) -> None:
         """One progress line per epoch (M2 and M3 have no other), then the TensorBoard scalars."""
-        training = ("" if not np.isfinite(record.loss) else
-                    f"loss {record.loss:.3f}, accuracy {record.accuracy:.3f}, ")
-        log.info("%s epoch %d [%s]: %sval_loss %.3f, val_accuracy %.3f, %.1f s",
-                 self.model.name.upper(), record.epoch, record.phase, training, record.val_loss,
-                 record.val_accuracy, record.seconds)
+        training = (
+            ""
+            if not np.isfinite(record.loss)
+            else f"loss {record.loss:.3f}, accuracy {record.accuracy:.3f}, "
+        )
+        log.info(
+            "%s epoch %d [%s]: %sval_loss %.3f, val_accuracy %.3f, %.1f s",
+            self.model.name.upper(),
+            record.epoch,
+            record.phase,
+            training,
+            record.val_loss,
+            record.val_accuracy,
+            record.seconds,
+        )
         if self._writer is None:
             return
         with self._writer.as_default():
-            for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
-                         "boosting_round"):
+            for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "boosting_round"):
                 value = float(getattr(record, name))
                 if np.isfinite(value):  # the "start" record has no training loss
                     tf.summary.scalar(name, value, step=record.epoch)
@@ -189,5 +228,8 @@ def compile_model(model: keras.Model, learning_rate: float, *, masked: bool = Fa
     compile. ``masked`` (M3's albums): accuracy is weighted by the sample weights, so padded album
     positions (weight 0) do not count."""
     accuracy = {"weighted_metrics": ["accuracy"]} if masked else {"metrics": ["accuracy"]}
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(), **accuracy)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        **accuracy,
+    )

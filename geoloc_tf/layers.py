@@ -53,7 +53,8 @@ class TopKSparsifyNormalize(keras.layers.Layer):
         num_cells = input_shape[-1]
         if num_cells is None or num_cells < self.k:
             raise errors.ModelConfigError(
-                f"layer {self.name}: input has {num_cells} cells, expected at least k={self.k}")
+                f"layer {self.name}: input has {num_cells} cells, expected at least k={self.k}"
+            )
         self.built = True
 
     def call(self, probs: Any) -> Any:
@@ -66,8 +67,7 @@ class TopKSparsifyNormalize(keras.layers.Layer):
         rows = ops.shape(flat)[0]
         row_ids = ops.repeat(ops.expand_dims(ops.arange(rows, dtype="int32"), 1), self.k, axis=1)
         coords = ops.stack([row_ids, ops.cast(indices, "int32")], axis=-1)
-        dense = ops.scatter(ops.reshape(coords, (-1, 2)), ops.reshape(values, (-1,)),
-                            (rows, num_cells))
+        dense = ops.scatter(ops.reshape(coords, (-1, 2)), ops.reshape(values, (-1,)), (rows, num_cells))
         out = ops.concatenate([dense, norm], axis=-1)
         return ops.reshape(out, tuple(leading) + (num_cells + 1,))
 
@@ -103,7 +103,8 @@ class SparseLogPrior(keras.layers.Layer):
         super().__init__(**kwargs)
         if int(k) < 1 or not 0.0 < float(floor) < 1.0:
             raise errors.ModelConfigError(
-                f"SparseLogPrior(k={k}, floor={floor}): expected k >= 1 and 0 < floor < 1")
+                f"SparseLogPrior(k={k}, floor={floor}): expected k >= 1 and 0 < floor < 1"
+            )
         self.k = int(k)
         self.floor = float(floor)
 
@@ -149,16 +150,17 @@ class AlbumEvidence(keras.layers.Layer):
         self.supports_masking = True  # the logits' Keras mask (M3's album mask) passes through
 
     def build(self, input_shape: Any) -> None:
-        self.alpha = self.add_weight(name="alpha", shape=(),
-                                     initializer=keras.initializers.Constant(self.alpha_init))
+        self.alpha = self.add_weight(
+            name="alpha", shape=(), initializer=keras.initializers.Constant(self.alpha_init)
+        )
 
     def call(self, logits: Any, album_mask: Any) -> Any:
         weights = ops.cast(album_mask, logits.dtype)[..., None]  # (batch, album, 1)
         probs = ops.softmax(logits, axis=-1) * weights
         mean = ops.sum(probs, axis=1, keepdims=True) / ops.maximum(
-            ops.sum(weights, axis=1, keepdims=True), 1.0)
-        return logits + ops.cast(self.alpha, logits.dtype) * ops.log(
-            ops.maximum(mean, self.floor))
+            ops.sum(weights, axis=1, keepdims=True), 1.0
+        )
+        return logits + ops.cast(self.alpha, logits.dtype) * ops.log(ops.maximum(mean, self.floor))
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
@@ -228,10 +230,12 @@ def densify_top_k(cell_ids: ArrayLike, probs: ArrayLike, num_cells: int) -> np.n
     values = np.asarray(probs, dtype=np.float32)
     if ids.shape != values.shape:
         raise errors.ModelConfigError(
-            f"densify_top_k: cell_ids shape {ids.shape} != probs shape {values.shape}")
+            f"densify_top_k: cell_ids shape {ids.shape} != probs shape {values.shape}"
+        )
     if ids.size and ids.max() >= num_cells:
         raise errors.ModelConfigError(
-            f"densify_top_k: cell id {ids.max()} out of range, expected < num_cells={num_cells}")
+            f"densify_top_k: cell id {ids.max()} out of range, expected < num_cells={num_cells}"
+        )
     flat_ids = ids.reshape(-1, ids.shape[-1])
     flat_values = np.where(flat_ids >= 0, values.reshape(flat_ids.shape), 0.0).astype(np.float32)
     dense = np.zeros((flat_ids.shape[0], num_cells), np.float32)
@@ -248,7 +252,6 @@ def sparsify_top_k(probs: ArrayLike, k: int = DEFAULT_TOP_K) -> tuple[np.ndarray
     """
     values = np.asarray(probs, dtype=np.float32)
     if values.shape[-1] < k:
-        raise errors.ModelConfigError(
-            f"sparsify_top_k: {values.shape[-1]} cells, expected at least k={k}")
+        raise errors.ModelConfigError(f"sparsify_top_k: {values.shape[-1]} cells, expected at least k={k}")
     order = np.argsort(-values, axis=-1, kind="stable")[..., :k]
     return order.astype(np.int64), np.take_along_axis(values, order, axis=-1)

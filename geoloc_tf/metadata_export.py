@@ -37,8 +37,14 @@ def _label_points(cell_latlon: np.ndarray, num_cells: int) -> tf.Tensor:
     return tf.constant(points, tf.float64)
 
 
-def _serving_fn(model: keras.Model, cell_latlon: np.ndarray, top_k: int, m1_k: int,
-                extra_inputs: tuple[str, ...], album_size: int | None):
+def _serving_fn(
+    model: keras.Model,
+    cell_latlon: np.ndarray,
+    top_k: int,
+    m1_k: int,
+    extra_inputs: tuple[str, ...],
+    album_size: int | None,
+):
     num_cells = int(model.output_shape[-1])
     points = _label_points(cell_latlon, num_cells)
     k = min(int(top_k), num_cells)
@@ -55,13 +61,19 @@ def _serving_fn(model: keras.Model, cell_latlon: np.ndarray, top_k: int, m1_k: i
         probabilities = tf.cast(model(inputs, training=False), tf.float32)
         top = tf.math.top_k(probabilities, k=k)
         best = tf.gather(points, top.indices[..., 0])
-        return {"cell_ids": tf.cast(top.indices, tf.int32), "probabilities": top.values,
-                "lat": best[..., 0], "lon": best[..., 1]}
+        return {
+            "cell_ids": tf.cast(top.indices, tf.int32),
+            "probabilities": top.values,
+            "lat": best[..., 0],
+            "lon": best[..., 1],
+        }
 
     lead = [None, int(album_size)] if album else [None]
-    signature = [tf.TensorSpec(lead + [m1_k], tf.int32, name=CELL_IDS),
-                 tf.TensorSpec(lead + [m1_k], tf.float32, name=CELL_PROBS),
-                 tf.TensorSpec(lead, tf.int64, name="posted_at")]
+    signature = [
+        tf.TensorSpec(lead + [m1_k], tf.int32, name=CELL_IDS),
+        tf.TensorSpec(lead + [m1_k], tf.float32, name=CELL_PROBS),
+        tf.TensorSpec(lead, tf.int64, name="posted_at"),
+    ]
     if album:
         signature.append(tf.TensorSpec(lead, tf.bool, name=MASK))
     if with_outdoor:
@@ -69,9 +81,16 @@ def _serving_fn(model: keras.Model, cell_latlon: np.ndarray, top_k: int, m1_k: i
     return serve, signature
 
 
-def export_metadata_model(model: keras.Model, cell_latlon: np.ndarray, export_dir: str, *,
-                          m1_k: int, extra_inputs: tuple[str, ...] = (),
-                          album_size: int | None = None, top_k: int = 5) -> str:
+def export_metadata_model(
+    model: keras.Model,
+    cell_latlon: np.ndarray,
+    export_dir: str,
+    *,
+    m1_k: int,
+    extra_inputs: tuple[str, ...] = (),
+    album_size: int | None = None,
+    top_k: int = 5,
+) -> str:
     """Writes M2's (``album_size`` None) or M3's serving SavedModel; returns its folder.
 
     ``m1_k``: M1's cells per photo the model takes (``M2Config.top_k``); ``extra_inputs``:

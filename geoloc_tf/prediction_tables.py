@@ -33,29 +33,32 @@ MASS_K = 10  # Figure 3: the top-10 entries
 POINT_COLUMNS = ("pred_lat", "pred_lon")
 
 
-def table_from_top_k(metadata: pd.DataFrame, top_ids: np.ndarray, top_probs: np.ndarray,
-                     top10_mass: np.ndarray | None = None) -> pd.DataFrame:
+def table_from_top_k(
+    metadata: pd.DataFrame, top_ids: np.ndarray, top_probs: np.ndarray, top10_mass: np.ndarray | None = None
+) -> pd.DataFrame:
     """A prediction table: the photos' metadata columns plus their top-k cells (best first)."""
     top_ids = np.asarray(top_ids, np.int32)
     top_probs = np.asarray(top_probs, np.float32)
     if len(top_ids) != len(metadata) or top_ids.shape != top_probs.shape:
-        raise ValueError(f"top-k arrays {top_ids.shape}/{top_probs.shape} do not match "
-                         f"{len(metadata)} photos")
+        raise ValueError(
+            f"top-k arrays {top_ids.shape}/{top_probs.shape} do not match {len(metadata)} photos"
+        )
     frame = metadata[list(METADATA_COLUMNS)].reset_index(drop=True).copy()
     frame["top_ids"] = list(top_ids)
     frame["top_probs"] = list(top_probs)
-    frame["top10_mass"] = (top_probs[:, :MASS_K].sum(axis=1) if top10_mass is None
-                           else np.asarray(top10_mass)).astype(np.float32)
+    frame["top10_mass"] = (
+        top_probs[:, :MASS_K].sum(axis=1) if top10_mass is None else np.asarray(top10_mass)
+    ).astype(np.float32)
     return frame
 
 
-def table_from_points(metadata: pd.DataFrame, pred_lat: np.ndarray, pred_lon: np.ndarray
-                      ) -> pd.DataFrame:
+def table_from_points(metadata: pd.DataFrame, pred_lat: np.ndarray, pred_lon: np.ndarray) -> pd.DataFrame:
     """A point table: the photos' metadata columns plus one predicted location each (degrees)."""
     pred_lat, pred_lon = np.asarray(pred_lat, np.float64), np.asarray(pred_lon, np.float64)
     if pred_lat.shape != (len(metadata),) or pred_lon.shape != (len(metadata),):
-        raise ValueError(f"predicted points {pred_lat.shape}/{pred_lon.shape} do not match "
-                         f"{len(metadata)} photos")
+        raise ValueError(
+            f"predicted points {pred_lat.shape}/{pred_lon.shape} do not match {len(metadata)} photos"
+        )
     frame = metadata[list(METADATA_COLUMNS)].reset_index(drop=True).copy()
     frame["pred_lat"], frame["pred_lon"] = pred_lat, pred_lon
     return frame
@@ -82,9 +85,11 @@ def read_arrow(path: Path | str, columns: list[str] | None = None) -> pa.Table:
     except FileNotFoundError:
         raise EvaluationError(f"{path}: no such prediction table") from None
     except (OSError, ValueError, KeyError) as error:
-        raise EvaluationError(f"{path}: cannot read prediction table ({error}); expected the "
-                              f"columns {list(columns or METADATA_COLUMNS)} of "
-                              "geoloc_tf.prediction_tables") from None
+        raise EvaluationError(
+            f"{path}: cannot read prediction table ({error}); expected the "
+            f"columns {list(columns or METADATA_COLUMNS)} of "
+            "geoloc_tf.prediction_tables"
+        ) from None
 
 
 def read_frame(path: Path | str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -97,6 +102,8 @@ def read_table(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     table = read_frame(path)
     if len(table) == 0:
         return table, np.zeros((0, 0), np.int32), np.zeros((0, 0), np.float32)
-    return (table, np.stack(table["top_ids"].to_numpy()).astype(np.int32),
-            np.stack(table["top_probs"].to_numpy()).astype(np.float32))
-
+    return (
+        table,
+        np.stack(table["top_ids"].to_numpy()).astype(np.int32),
+        np.stack(table["top_probs"].to_numpy()).astype(np.float32),
+    )

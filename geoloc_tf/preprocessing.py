@@ -27,8 +27,9 @@ def eval_image(
 
     Grey-scale and CMYK JPEGs come out as RGB.
     """
-    config = InputConfig(image_size=image_size, central_fraction=central_fraction, training=False,
-                         value_range=(-1.0, 1.0))
+    config = InputConfig(
+        image_size=image_size, central_fraction=central_fraction, training=False, value_range=(-1.0, 1.0)
+    )
     return _pipeline_eval_image(image_bytes, config)
 
 

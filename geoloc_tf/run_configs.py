@@ -23,10 +23,12 @@ class PredictConfig:
     """Stored M1 predictions for every photo, read by M2, M3, averaging, evaluation and retrieval
     (``geoloc_tf.m1.prediction_tables``)."""
 
-    top_k: int = setting(10, "Cells kept per photo, with their probabilities (Figure 3 operator (1): "
-                         "10).", minimum=1)
-    store_features: bool = setting(False, "Also store M1's 1536-d penultimate features (for the kNN "
-                                   "row and retrieval).")
+    top_k: int = setting(
+        10, "Cells kept per photo, with their probabilities (Figure 3 operator (1): 10).", minimum=1
+    )
+    store_features: bool = setting(
+        False, "Also store M1's 1536-d penultimate features (for the kNN row and retrieval)."
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -37,19 +39,29 @@ class EvaluateConfig:
     """Evaluation and report (paper §3.1.3, Tables 3-7, appendix C)."""
 
     thresholds_km: tuple[float, ...] = setting(
-        ACCURACY_THRESHOLDS_KM, "Accuracy thresholds in km: street, city, region, country, "
-        "continent (§3.1.3).", minimum=0.0, min_exclusive=True, check=_increasing)
+        ACCURACY_THRESHOLDS_KM,
+        "Accuracy thresholds in km: street, city, region, country, continent (§3.1.3).",
+        minimum=0.0,
+        min_exclusive=True,
+        check=_increasing,
+    )
     outdoor_threshold: float = setting(
-        0.5, "Photos with outdoor probability >= this count as outdoor (Table 4).", minimum=0.0,
-        maximum=1.0)
+        0.5, "Photos with outdoor probability >= this count as outdoor (Table 4).", minimum=0.0, maximum=1.0
+    )
     knn_k: int = setting(
-        0, "Beyond the paper: add an 'M1 kNN' row, each photo located from its k nearest M1 "
+        0,
+        "Beyond the paper: add an 'M1 kNN' row, each photo located from its k nearest M1 "
         "training photos in M1's feature space (Vo et al. 2017); needs --predict_store_features. "
-        "0: off (at YFCC100M scale the features take ~6 GB per million photos).", minimum=0)
+        "0: off (at YFCC100M scale the features take ~6 GB per million photos).",
+        minimum=0,
+    )
     knn_bandwidth_km: float = setting(
-        100.0, "Bandwidth of the Gaussian kernel over great-circle distance that picks the densest "
-        "of the k neighbours' locations (our choice; Vo et al. 2017 tune it).", minimum=0.0,
-        min_exclusive=True)
+        100.0,
+        "Bandwidth of the Gaussian kernel over great-circle distance that picks the densest "
+        "of the k neighbours' locations (our choice; Vo et al. 2017 tune it).",
+        minimum=0.0,
+        min_exclusive=True,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -81,11 +93,12 @@ class ExternalEvaluateConfig:
     evaluate: EvaluateConfig = nested(EvaluateConfig, "The evaluation, as in the run's report.")
     predict: PredictConfig = nested(PredictConfig, "M1's stored predictions, as in the run.")
     batch_size: int = setting(32, "Photos per forward pass.", minimum=1, affects_outputs=False)
-    scene_image_size: int = setting(224, "Side of the square images the scene classifier takes, "
-                                    "px.", minimum=1)
+    scene_image_size: int = setting(
+        224, "Side of the square images the scene classifier takes, px.", minimum=1
+    )
     scene_input_range: tuple[float, ...] = setting(
-        (0.0, 1.0), "Pixel range the scene classifier expects, e.g. 0,1 or -1,1 or 0,255.",
-        check=_pixel_range)
+        (0.0, 1.0), "Pixel range the scene classifier expects, e.g. 0,1 or -1,1 or 0,255.", check=_pixel_range
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

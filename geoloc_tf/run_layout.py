@@ -215,9 +215,16 @@ class RunLayout:
 
     def stage_dir(self, stage: str) -> Path:
         """The folder a stage of the run writes into (made before the stage runs)."""
-        return {"mesh": self.mesh_dir, "data": self.data_dir, "m1": self.m1_dir,
-                "predict": self.predictions_dir, "m2": self.m2_dir, "m3": self.m3_dir,
-                "evaluate": self.eval_dir, "export": self.export_dir}.get(stage, self.root / stage)
+        return {
+            "mesh": self.mesh_dir,
+            "data": self.data_dir,
+            "m1": self.m1_dir,
+            "predict": self.predictions_dir,
+            "m2": self.m2_dir,
+            "m3": self.m3_dir,
+            "evaluate": self.eval_dir,
+            "export": self.export_dir,
+        }.get(stage, self.root / stage)
 
     def export(self, model: str) -> Path:
         return self.export_dir / model

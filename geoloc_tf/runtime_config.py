@@ -20,22 +20,31 @@ class RuntimeConfig:
     """How the run executes; changing these never invalidates finished stages."""
 
     strategy: str = setting(
-        "auto", "tf.distribute strategy: 'auto' (mirrored over all GPUs, else the default), "
-        "'mirrored', 'multi_worker' (TF_CONFIG), 'one_device'.", choices=STRATEGIES,
-        affects_outputs=False)
+        "auto",
+        "tf.distribute strategy: 'auto' (mirrored over all GPUs, else the default), "
+        "'mirrored', 'multi_worker' (TF_CONFIG), 'one_device'.",
+        choices=STRATEGIES,
+        affects_outputs=False,
+    )
     mixed_precision: bool = setting(
-        False, "Train with mixed_float16 (GPUs with tensor cores).", affects_outputs=False)
+        False, "Train with mixed_float16 (GPUs with tensor cores).", affects_outputs=False
+    )
     jit_compile: bool = setting(False, "Compile training steps with XLA.", affects_outputs=False)
     input_autotune: bool = setting(
-        False, "tf.data's autotuner for M1's training input. Off: one map call per core (on a "
+        False,
+        "tf.data's autotuner for M1's training input. Off: one map call per core (on a "
         "2-core host the autotuner now and then left a core idle for a whole pass; input_bench).",
-        affects_outputs=False)
+        affects_outputs=False,
+    )
     deterministic: bool = setting(
-        True, "Same command, same --data_seed, same machine: the same tables, bit for bit. Seeds "
+        True,
+        "Same command, same --data_seed, same machine: the same tables, bit for bit. Seeds "
         "every random generator before each stage, turns on TensorFlow's op determinism "
         "(experiments.determinism) and gives M1's input fixed seeds and element order. Off: "
         "faster kernels where TensorFlow has nondeterministic ones (GPUs mostly) and a faster "
-        "input pipeline; two runs then differ by training noise.", affects_outputs=False)
+        "input pipeline; two runs then differ by training noise.",
+        affects_outputs=False,
+    )
 
     def __post_init__(self):
         check_settings(self)

@@ -33,14 +33,16 @@ def write_export_archive(archive: keras.export.ExportArchive, export_dir: str | 
     return os.path.abspath(export_dir)
 
 
-def save_task_model(layout: "RunLayout", name: str, model: keras.Model, configs: dict[str, Any]
-                    ) -> Path:
+def save_task_model(layout: "RunLayout", name: str, model: keras.Model, configs: dict[str, Any]) -> Path:
     """A metadata model's file and, beside it, the config dataclasses it was built from
     (``{"m2": M2Config, ...}``), so a loader knows its inputs without inspecting it."""
     save_keras(model, str(layout.model_file(name)))
-    write_text_atomic(layout.task_config(name), json.dumps(
-        {key: settings.to_dict(config) for key, config in configs.items()}, indent=2,
-        sort_keys=True))
+    write_text_atomic(
+        layout.task_config(name),
+        json.dumps(
+            {key: settings.to_dict(config) for key, config in configs.items()}, indent=2, sort_keys=True
+        ),
+    )
     return layout.model_file(name)
 
 
@@ -52,6 +54,6 @@ def load_task_model(layout: "RunLayout", name: str) -> tuple[keras.Model, dict[s
     if not path.is_file():
         raise errors.ModelConfigError(
             f"{path}: not found; expected the settings saved with {layout.model_file(name)} "
-            f"(rerun the {name} stage)")
-    return (keras.saving.load_model(layout.model_file(name), compile=False),
-            json.loads(path.read_text()))
+            f"(rerun the {name} stage)"
+        )
+    return (keras.saving.load_model(layout.model_file(name), compile=False), json.loads(path.read_text()))

@@ -48,8 +48,7 @@ def calendar_fields(posted_at: Any) -> tuple[Any, Any, Any]:
     z = days + 719_468  # days since 0000-03-01
     era = z // 146_097
     day_of_era = z - era * 146_097
-    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36_524
-                   - day_of_era // 146_096) // 365
+    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096) // 365
     day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
     month_from_march = (5 * day_of_year + 2) // 153  # 0 = March ... 11 = February
     month = month_from_march + 3 - 12 * (month_from_march // 10)
@@ -65,11 +64,13 @@ DAY_FEATURE = ((np.arange(1, 8) - DAY_CENTRE) / DAY_SPAN).astype(np.float32)
 MONTH_FEATURE = ((np.arange(1, 13) - MONTH_CENTRE) / MONTH_SPAN).astype(np.float32)
 
 
-def _features(posted_at: Any, lookup: Callable[[np.ndarray, Any], Any],
-              stack: Callable[[list[Any]], Any]) -> Any:
+def _features(
+    posted_at: Any, lookup: Callable[[np.ndarray, Any], Any], stack: Callable[[list[Any]], Any]
+) -> Any:
     hour, day_of_week, month = calendar_fields(posted_at)
-    return stack([lookup(HOUR_FEATURE, hour), lookup(DAY_FEATURE, day_of_week - 1),
-                  lookup(MONTH_FEATURE, month - 1)])
+    return stack(
+        [lookup(HOUR_FEATURE, hour), lookup(DAY_FEATURE, day_of_week - 1), lookup(MONTH_FEATURE, month - 1)]
+    )
 
 
 def time_features(posted_at: ArrayLike | tf.Tensor) -> np.ndarray | tf.Tensor:
@@ -81,8 +82,10 @@ def time_features(posted_at: ArrayLike | tf.Tensor) -> np.ndarray | tf.Tensor:
     """
     if isinstance(posted_at, (tf.Tensor, tf.Variable)):
         seconds = tf.cast(posted_at, tf.int64)
-        return _features(seconds, lambda table, index: tf.gather(tf.constant(table), index),
-                         lambda parts: tf.stack(parts, axis=-1))
+        return _features(
+            seconds,
+            lambda table, index: tf.gather(tf.constant(table), index),
+            lambda parts: tf.stack(parts, axis=-1),
+        )
     seconds = np.asarray(posted_at, dtype=np.int64)
-    return _features(seconds, lambda table, index: table[index],
-                     lambda parts: np.stack(parts, axis=-1))
+    return _features(seconds, lambda table, index: table[index], lambda parts: np.stack(parts, axis=-1))

@@ -35,7 +35,10 @@ def best_possible(
     kept = cls >= 0
     n, k = int(lat_a.size), int(kept.sum())
     rows = []
-    for name, points in (("cell centroid", mesh.cell_centroids), ("imagery centroid", mesh.imagery_centroids)):
+    for name, points in (
+        ("cell centroid", mesh.cell_centroids),
+        ("imagery centroid", mesh.imagery_centroids),
+    ):
         d = np.empty(n)
         d[kept] = great_circle_km(lat_a[kept], lon_a[kept], points[cls[kept], 0], points[cls[kept], 1])
         if k < n:
@@ -44,14 +47,16 @@ def best_possible(
             d[~kept] = great_circle_km(lat_a[~kept], lon_a[~kept], points[nearest, 0], points[nearest, 1])
         for over, sel in (("photos in kept cells", kept), ("all photos", np.ones(n, dtype=bool))):
             dd = d[sel]
-            rows.append({
-                "label_point": name,
-                "over": over,
-                "num_photos": int(dd.size),
-                "accuracy_percent": accuracy_at_thresholds(dd, thresholds_km),
-                "mean_km": float(dd.mean()) if dd.size else float("nan"),
-                "median_km": float(np.median(dd)) if dd.size else float("nan"),
-            })
+            rows.append(
+                {
+                    "label_point": name,
+                    "over": over,
+                    "num_photos": int(dd.size),
+                    "accuracy_percent": accuracy_at_thresholds(dd, thresholds_km),
+                    "mean_km": float(dd.mean()) if dd.size else float("nan"),
+                    "median_km": float(np.median(dd)) if dd.size else float("nan"),
+                }
+            )
     return {
         "num_photos": n,
         "num_in_kept_cells": k,

@@ -89,8 +89,9 @@ def build_from_config(
     info: dict[str, Any] = {}
     if config.build_sample and config.build_sample < len(lat):
         pick = np.random.default_rng(seed).choice(len(lat), config.build_sample, replace=False)
-        built = build_mesh(lat[pick], lon[pick], config.refinement_limit, config.min_examples,
-                           config.init_grid)
+        built = build_mesh(
+            lat[pick], lon[pick], config.refinement_limit, config.min_examples, config.init_grid
+        )
         mesh = built.populate(lat, lon)
         info["built_on_sample"] = int(config.build_sample)
     else:

@@ -17,20 +17,27 @@ class MeshConfig:
     """Mesh of the globe (paper §3.1.1, Table 1). Presets: coarse 8000/1000, fine 5000/500, fineP 10000/50."""
 
     refinement_limit: int = setting(
-        8000, "A cell holding more training photos than this is split (Table 1, coarse: 8000).", minimum=1)
+        8000, "A cell holding more training photos than this is split (Table 1, coarse: 8000).", minimum=1
+    )
     min_examples: int = setting(
-        1000, "A cell holding fewer training photos than this is dropped: not a class, its photos leave "
-        "training (Table 1, coarse: 1000).", minimum=0)
-    init_grid: int = setting(
-        31, "Side of the structured equal-area start grid (§3.1.1: 31 x 31).", minimum=2)
+        1000,
+        "A cell holding fewer training photos than this is dropped: not a class, its photos leave "
+        "training (Table 1, coarse: 1000).",
+        minimum=0,
+    )
+    init_grid: int = setting(31, "Side of the structured equal-area start grid (§3.1.1: 31 x 31).", minimum=2)
     coords: Optional[str] = setting(
-        None, "CSV of training photo coordinates (latitude/longitude columns) to build the mesh from. "
+        None,
+        "CSV of training photo coordinates (latitude/longitude columns) to build the mesh from. "
         "Unset in a run: the coordinates of the data set's M1 training split, or the demo's "
-        "coordinates when --data_source=demo.")
+        "coordinates when --data_source=demo.",
+    )
     build_sample: int = setting(
-        0, "Build the mesh on a random sample of this many photos, then populate it with all of them "
+        0,
+        "Build the mesh on a random sample of this many photos, then populate it with all of them "
         "without refining (the paper built the coarse mesh on 2M photos, Figure 2). 0: use all.",
-        minimum=0)
+        minimum=0,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -76,16 +76,27 @@ def read_coords_csv(path: str | os.PathLike) -> CoordsCsv:
     if result is None:
         result = _read_slow(path, ilat, ilon)
     if result.lat.size == 0:
-        raise CoordsFileError(f"{path}: no valid coordinate rows ({result.rows_skipped} skipped)"
-                              + (f"; first bad: {result.bad_examples[0]}" if result.bad_examples else ""))
+        raise CoordsFileError(
+            f"{path}: no valid coordinate rows ({result.rows_skipped} skipped)"
+            + (f"; first bad: {result.bad_examples[0]}" if result.bad_examples else "")
+        )
     return result
 
 
 def _read_fast(path: str, ilat: int, ilon: int) -> CoordsCsv | None:
     """numpy's C parser; None when some row does not parse (then the slow path names it)."""
     try:
-        data = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(ilat, ilon), dtype=np.float64,
-                          ndmin=2, quotechar='"', comments=None, encoding="utf-8-sig")
+        data = np.loadtxt(
+            path,
+            delimiter=",",
+            skiprows=1,
+            usecols=(ilat, ilon),
+            dtype=np.float64,
+            ndmin=2,
+            quotechar='"',
+            comments=None,
+            encoding="utf-8-sig",
+        )
     except ValueError:
         return None
     lines, last = 0, b"\n"
@@ -98,8 +109,10 @@ def _read_fast(path: str, ilat: int, ilon: int) -> CoordsCsv | None:
         return None
     lat, lon = data[:, 0].copy(), data[:, 1].copy()
     bad = _out_of_range(lat, lon)
-    examples = [f"{path}:{i + 2}: lat={lat[i]!r} lon={lon[i]!r} out of range"
-                for i in np.flatnonzero(bad)[:MAX_BAD_EXAMPLES]]
+    examples = [
+        f"{path}:{i + 2}: lat={lat[i]!r} lon={lon[i]!r} out of range"
+        for i in np.flatnonzero(bad)[:MAX_BAD_EXAMPLES]
+    ]
     return CoordsCsv(path, lat[~bad], lon[~bad], len(data), int(bad.sum()), examples)
 
 
@@ -128,10 +141,14 @@ def _read_slow(path: str, ilat: int, ilon: int) -> CoordsCsv:
             else:
                 skipped += 1
                 if len(examples) < MAX_BAD_EXAMPLES:
-                    fields = row[ilat] if ilat < len(row) else "<missing>", row[ilon] if ilon < len(row) else "<missing>"
+                    fields = (
+                        row[ilat] if ilat < len(row) else "<missing>",
+                        row[ilon] if ilon < len(row) else "<missing>",
+                    )
                     examples.append(f"{path}:{reader.line_num}: lat={fields[0]!r} lon={fields[1]!r} {reason}")
-    return CoordsCsv(path, np.array(lat_s, dtype=np.float64), np.array(lon_s, dtype=np.float64),
-                     total, skipped, examples)
+    return CoordsCsv(
+        path, np.array(lat_s, dtype=np.float64), np.array(lon_s, dtype=np.float64), total, skipped, examples
+    )
 
 
 def write_coords_csv(path: str | os.PathLike, lat: NDArray, lon: NDArray) -> None:

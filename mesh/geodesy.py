@@ -53,8 +53,10 @@ def accuracy_at_thresholds(
     d = np.asarray(distance_km, dtype=np.float64).reshape(-1)
     if d.size == 0:
         return {threshold_key(t): float("nan") for t in thresholds_km}
-    return {threshold_key(t): float(100.0 * np.count_nonzero(d <= t * (1.0 + THRESHOLD_RTOL)) / d.size)
-            for t in thresholds_km}
+    return {
+        threshold_key(t): float(100.0 * np.count_nonzero(d <= t * (1.0 + THRESHOLD_RTOL)) / d.size)
+        for t in thresholds_km
+    }
 
 
 def threshold_key(t: float) -> str:

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 _MAX_SEGMENT_DEG = 1.0
 
 
-def triangle_ring(a: NDArray[np.float64], b: NDArray[np.float64], c: NDArray[np.float64]) -> list[list[tuple[float, float]]]:
+def triangle_ring(
+    a: NDArray[np.float64], b: NDArray[np.float64], c: NDArray[np.float64]
+) -> list[list[tuple[float, float]]]:
     """Polygons (lists of closed (lon, lat) rings, degrees) for spherical triangle a, b, c (CCW).
 
     One polygon normally, two when the triangle crosses the antimeridian.
@@ -33,7 +35,9 @@ def triangle_ring(a: NDArray[np.float64], b: NDArray[np.float64], c: NDArray[np.
         n = max(1, math.ceil(math.degrees(ang) / _MAX_SEGMENT_DEG))
         t = np.arange(n)[:, None] / n
         s = np.sin(ang) if ang > 0 else 1.0
-        seg = (np.sin((1 - t) * ang) * u + np.sin(t * ang) * v) / s if ang > 1e-12 else np.repeat(u[None], n, 0)
+        seg = (
+            (np.sin((1 - t) * ang) * u + np.sin(t * ang) * v) / s if ang > 1e-12 else np.repeat(u[None], n, 0)
+        )
         pts.append(seg)
     p = np.concatenate(pts)
     lat, lon = xyz_to_lat_lon(p)
@@ -44,8 +48,8 @@ def triangle_ring(a: NDArray[np.float64], b: NDArray[np.float64], c: NDArray[np.
         i = int(np.flatnonzero(at_pole)[0])
         n = len(lat)
         lon_in, lon_out = lon[(i - 1) % n], lon[(i + 1) % n]
-        lat = np.concatenate([lat[:i], [lat[i], lat[i]], lat[i + 1:]])
-        lon = np.concatenate([lon[:i], [lon_in, lon_out], lon[i + 1:]])
+        lat = np.concatenate([lat[:i], [lat[i], lat[i]], lat[i + 1 :]])
+        lon = np.concatenate([lon[:i], [lon_in, lon_out], lon[i + 1 :]])
     lon = np.degrees(np.unwrap(np.radians(lon)))
     normals = (np.cross(a, b), np.cross(b, c), np.cross(c, a))
     ring = list(zip(lon.tolist(), lat.tolist()))
@@ -54,7 +58,11 @@ def triangle_ring(a: NDArray[np.float64], b: NDArray[np.float64], c: NDArray[np.
             # The unwrapped ring winds once around the pole and ends 360 degrees from its start:
             # close it along the pole's latitude.
             end = lon[0] + 360.0 * np.sign(lon[-1] - lon[0])
-            ring = ring + [(float(end), float(lat[0])), (float(end), 90.0 * pole), (float(lon[0]), 90.0 * pole)]
+            ring = ring + [
+                (float(end), float(lat[0])),
+                (float(end), 90.0 * pole),
+                (float(lon[0]), 90.0 * pole),
+            ]
             break
     ring.append(ring[0])
     lons = np.array([q[0] for q in ring])
@@ -113,7 +121,11 @@ def mesh_to_geojson(mesh: "Mesh", include_dropped: bool = False) -> dict[str, An
             geom = {"type": "MultiPolygon", "coordinates": [[[list(p) for p in poly[0]]] for poly in polys]}
         props: dict[str, Any] = {"class_id": cls, "count": int(mesh.triangle_counts[t])}
         if cls >= 0:
-            props.update(cell_centroid_lat=float(cc[cls, 0]), cell_centroid_lon=float(cc[cls, 1]),
-                         imagery_centroid_lat=float(ic[cls, 0]), imagery_centroid_lon=float(ic[cls, 1]))
+            props.update(
+                cell_centroid_lat=float(cc[cls, 0]),
+                cell_centroid_lon=float(cc[cls, 1]),
+                imagery_centroid_lat=float(ic[cls, 0]),
+                imagery_centroid_lon=float(ic[cls, 1]),
+            )
         features.append({"type": "Feature", "geometry": geom, "properties": props})
     return {"type": "FeatureCollection", "features": features}

@@ -225,7 +225,7 @@ class Locator:
         top_off = (np.cumsum(size) - size).astype(np.int64)
         cell = np.repeat(np.arange(k.size, dtype=np.int64), size)
         local = np.arange(total, dtype=np.int64) - top_off[cell]
-        side = 2**k[cell]
+        side = 2 ** k[cell]
         sub_r, sub_c = local // side, local % side
         lat0 = -90.0 + ((cell // ncols) + sub_r / side) * top_deg  # south-west corners
         lon0 = -180.0 + ((cell % ncols) + sub_c / side) * top_deg
@@ -257,8 +257,13 @@ class Locator:
         self.num_level2_nodes = total
         self.solid_share = float(solid_level2 / total) if total else 0.0
 
-    def _classify(self, lat0: NDArray[np.float64], lon0: NDArray[np.float64],
-                  depth: NDArray[np.int64], start: NDArray[np.int64]) -> dict[str, NDArray]:
+    def _classify(
+        self,
+        lat0: NDArray[np.float64],
+        lon0: NDArray[np.float64],
+        depth: NDArray[np.int64],
+        start: NDArray[np.int64],
+    ) -> dict[str, NDArray]:
         """Triangle of each node's centre, whether the node is solid, and its one-edge test.
 
         A node is the lat/lon square [lat0, lat0 + s) x [lon0, lon0 + s), s = top_deg / 2^depth.
@@ -292,8 +297,7 @@ class Locator:
             n = w[s, e]  # unit normal, n.p >= 0 on t's side
             phi, lam = np.radians(lat[s]), np.radians(lon[s])
             d_phi = np.stack([-np.sin(phi) * np.cos(lam), -np.sin(phi) * np.sin(lam), np.cos(phi)], 1)
-            d_lam = np.stack([-np.cos(phi) * np.sin(lam), np.cos(phi) * np.cos(lam),
-                              np.zeros_like(phi)], 1)
+            d_lam = np.stack([-np.cos(phi) * np.sin(lam), np.cos(phi) * np.cos(lam), np.zeros_like(phi)], 1)
             deg = np.pi / 180.0
             g_phi = np.einsum("ni,ni->n", n, d_phi) * deg  # df / dlat (degrees)
             g_lam = np.einsum("ni,ni->n", n, d_lam) * deg
@@ -317,12 +321,13 @@ class Locator:
         yet at ``_MAX_DEPTH``.
         """
         general = ~level["solid"] & (level["other"] < 0)
-        side_rad = np.radians(self.top_deg / 2.0**level["depth"])
+        side_rad = np.radians(self.top_deg / 2.0 ** level["depth"])
         coarse = side_rad > 0.125 * self._tri_scale[level["tri"]]
         return general & coarse & (level["depth"] + _CHILD_BITS <= _MAX_DEPTH)
 
-    def _encode(self, level: dict[str, NDArray], split: NDArray[np.bool_] | None, first_node: int,
-                first_row: int) -> tuple[NDArray[np.int64], NDArray[np.float64], dict | None]:
+    def _encode(
+        self, level: dict[str, NDArray], split: NDArray[np.bool_] | None, first_node: int, first_row: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], dict | None]:
         """Codes of a level's nodes, their rows, and the children of split nodes.
 
         Node code: t >= 0 for a solid node of triangle t; -(r + 1) for any other node, r being
@@ -399,8 +404,13 @@ class Locator:
         return t, near
 
     # ------------------------------------------------------------------ query
-    def locate(self, lat: ArrayLike, lon: ArrayLike, xyz: NDArray[np.float64] | None = None,
-               relabel: NDArray[np.int64] | None = None) -> NDArray[np.int64]:
+    def locate(
+        self,
+        lat: ArrayLike,
+        lon: ArrayLike,
+        xyz: NDArray[np.float64] | None = None,
+        relabel: NDArray[np.int64] | None = None,
+    ) -> NDArray[np.int64]:
         """Triangle index of each point (degrees; lat in [-90, 90], lon in [-180, 180]).
 
         ``xyz``: the points' unit vectors from ``lat_lon_to_xyz`` if the caller already has them
@@ -427,8 +437,9 @@ class Locator:
                 list(ex.map(work, bounds))
         return out
 
-    def _start(self, lat: NDArray[np.float64], lon: NDArray[np.float64]
-               ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    def _start(
+        self, lat: NDArray[np.float64], lon: NDArray[np.float64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
         """(level-2 node of each point, its fixed-point latitude and longitude).
 
         Fixed point: q = floor((lat + 90) * 2^_FRAC_BITS / top_deg), clamped to the last row
@@ -456,8 +467,9 @@ class Locator:
         node += c
         return node, qa, qo
 
-    def _locate_chunk(self, lat: NDArray[np.float64], lon: NDArray[np.float64],
-                      p: NDArray[np.float64] | None) -> NDArray[np.int64]:
+    def _locate_chunk(
+        self, lat: NDArray[np.float64], lon: NDArray[np.float64], p: NDArray[np.float64] | None
+    ) -> NDArray[np.int64]:
         node, qa, qo = self._start(lat, lon)
         v = np.take(self.node_code, node)
         todo = np.flatnonzero(v < 0)
@@ -493,7 +505,11 @@ class Locator:
             todo = at[cv < 0]
         if walk_at:
             todo, start = np.concatenate(walk_at), np.concatenate(walk_from)
-            q = lat_lon_to_xyz(np.take(lat, todo), np.take(lon, todo)) if p is None else np.take(p, todo, axis=0)
+            q = (
+                lat_lon_to_xyz(np.take(lat, todo), np.take(lon, todo))
+                if p is None
+                else np.take(p, todo, axis=0)
+            )
             v[todo] = self._locate_rest(q, start)
         return v
 

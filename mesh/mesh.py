@@ -123,8 +123,9 @@ class Mesh:
     @property
     def locator(self) -> Locator:
         if self._locator is None:
-            self._locator = Locator(self.vertices, self.triangles,
-                                    subcells_per_triangle=QUERY_SUBCELLS_PER_TRIANGLE)
+            self._locator = Locator(
+                self.vertices, self.triangles, subcells_per_triangle=QUERY_SUBCELLS_PER_TRIANGLE
+            )
         return self._locator
 
     # ------------------------------------------------------------------ queries
@@ -161,8 +162,18 @@ class Mesh:
             cell_triangle = np.flatnonzero(counts >= min_ex)
         imagery = _imagery_xyz(lat_a, lon_a, tri, cell_triangle, self.num_triangles)
         info = dict(self.info, populated_with=int(lat_a.size))
-        return Mesh(self.vertices, self.triangles, counts, cell_triangle, imagery,
-                    self.refinement_limit, min_ex, self.init_grid, info, self._locator)
+        return Mesh(
+            self.vertices,
+            self.triangles,
+            counts,
+            cell_triangle,
+            imagery,
+            self.refinement_limit,
+            min_ex,
+            self.init_grid,
+            info,
+            self._locator,
+        )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
@@ -194,7 +205,9 @@ class Mesh:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
         except (OSError, ValueError) as e:
-            raise MeshFormatError(f"{path}: not a readable mesh file ({e}); expected a .npz from Mesh.save") from None
+            raise MeshFormatError(
+                f"{path}: not a readable mesh file ({e}); expected a .npz from Mesh.save"
+            ) from None
         if str(data.get("format", "")) != FORMAT_NAME or "format_version" not in data:
             raise MeshFormatError(f"{path}: not a geoloc mesh file (field 'format' != {FORMAT_NAME!r})")
         version = int(data["format_version"])
@@ -203,14 +216,26 @@ class Mesh:
                 f"{path}: mesh format version {version} is newer than this geoloc supports "
                 f"(<= {FORMAT_VERSION}); upgrade geoloc to read it"
             )
-        missing = [k for k in ("vertices", "triangles", "triangle_counts", "cell_triangle", "imagery_xyz", "params")
-                   if k not in data]
+        missing = [
+            k
+            for k in ("vertices", "triangles", "triangle_counts", "cell_triangle", "imagery_xyz", "params")
+            if k not in data
+        ]
         if missing:
             raise MeshFormatError(f"{path}: mesh file lacks field(s) {missing}")
         limit, min_ex, init = (int(v) for v in data["params"])
         info = json.loads(str(data["info"])) if "info" in data else {}
-        return cls(data["vertices"], data["triangles"], data["triangle_counts"], data["cell_triangle"],
-                   data["imagery_xyz"], limit, min_ex, init, info)
+        return cls(
+            data["vertices"],
+            data["triangles"],
+            data["triangle_counts"],
+            data["cell_triangle"],
+            data["imagery_xyz"],
+            limit,
+            min_ex,
+            init,
+            info,
+        )
 
     def to_geojson(self, include_dropped: bool = False) -> dict[str, Any]:
         """GeoJSON FeatureCollection of the cells (see ``mesh.geojson``)."""
@@ -219,13 +244,18 @@ class Mesh:
         return mesh_to_geojson(self, include_dropped=include_dropped)
 
     def __repr__(self) -> str:
-        return (f"Mesh(num_cells={self.num_cells}, num_triangles={self.num_triangles}, "
-                f"refinement_limit={self.refinement_limit}, min_examples={self.min_examples})")
+        return (
+            f"Mesh(num_cells={self.num_cells}, num_triangles={self.num_triangles}, "
+            f"refinement_limit={self.refinement_limit}, min_examples={self.min_examples})"
+        )
 
 
 def _imagery_xyz(
-    lat: NDArray[np.float64], lon: NDArray[np.float64], tri: NDArray[np.int64],
-    cell_triangle: NDArray[np.int64], num_triangles: int,
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    tri: NDArray[np.int64],
+    cell_triangle: NDArray[np.int64],
+    num_triangles: int,
 ) -> NDArray[np.float64]:
     """Spherical mean direction of the photos of each kept cell (zero vector for an empty cell)."""
     cls = np.full(num_triangles, -1, dtype=np.int64)
@@ -270,5 +300,15 @@ def build_mesh(
         "unsplittable_triangles": r.unsplittable,
         "build_seconds": round(time.perf_counter() - t0, 3),
     }
-    return Mesh(r.xyz, r.tris, counts, cell_triangle, imagery, int(refinement_limit), int(min_examples),
-                int(init_grid), info, r.locator)
+    return Mesh(
+        r.xyz,
+        r.tris,
+        counts,
+        cell_triangle,
+        imagery,
+        int(refinement_limit),
+        int(min_examples),
+        int(init_grid),
+        info,
+        r.locator,
+    )

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from mesh.mesh import Mesh
 
 
-def triangle_polygons(mesh: "Mesh", triangles: NDArray[np.int64] | None = None,
-                      max_segment_deg: float = 1.0) -> tuple[list[np.ndarray], list[int]]:
+def triangle_polygons(
+    mesh: "Mesh", triangles: NDArray[np.int64] | None = None, max_segment_deg: float = 1.0
+) -> tuple[list[np.ndarray], list[int]]:
     """Polygons (lon, lat) of mesh triangles (all, or the ids ``triangles``) for a map, and for
     each polygon the position in ``triangles`` of the triangle it draws.
 
@@ -46,8 +47,11 @@ def triangle_polygons(mesh: "Mesh", triangles: NDArray[np.int64] | None = None,
     t = (np.arange(steps) / steps)[None, None, :, None]
     a = angle[:, :, None, None]
     sin_a = np.where(a > 1e-12, np.sin(a), 1.0)
-    pts = np.where(a > 1e-12, (np.sin((1 - t) * a) * u[:, :, None] + np.sin(t * a) * v[:, :, None]) / sin_a,
-                   u[:, :, None])
+    pts = np.where(
+        a > 1e-12,
+        (np.sin((1 - t) * a) * u[:, :, None] + np.sin(t * a) * v[:, :, None]) / sin_a,
+        u[:, :, None],
+    )
     lat, lon = xyz_to_lat_lon(pts.reshape(-1, 3))
     lat = lat.reshape(num, 3 * steps)
     lon = np.degrees(np.unwrap(np.radians(lon.reshape(num, 3 * steps)), axis=1))
@@ -95,20 +99,33 @@ def plot_mesh(
     ax.set_facecolor("black")
     if len(lat):
         h, xe, ye = np.histogram2d(lon, lat, bins=(720, 360), range=((-180, 180), (-90, 90)))
-        ax.imshow(np.log1p(h.T), origin="lower", extent=(-180, 180, -90, 90), cmap="gray",
-                  interpolation="nearest", aspect="auto")
+        ax.imshow(
+            np.log1p(h.T),
+            origin="lower",
+            extent=(-180, 180, -90, 90),
+            cmap="gray",
+            interpolation="nearest",
+            aspect="auto",
+        )
     polys, owner = triangle_polygons(mesh)
     is_kept = mesh.triangle_class[np.asarray(owner, np.int64)] >= 0 if owner else np.zeros(0, bool)
     kept = [p for p, k in zip(polys, is_kept) if k]
     dropped = [p for p, k in zip(polys, is_kept) if not k]
-    ax.add_collection(PolyCollection(dropped, facecolors="none", edgecolors=(0.6, 0.6, 0.6, 0.5), linewidths=0.2))
-    ax.add_collection(PolyCollection(kept, facecolors=(1.0, 0.0, 0.0, 0.25), edgecolors="red", linewidths=0.3))
+    ax.add_collection(
+        PolyCollection(dropped, facecolors="none", edgecolors=(0.6, 0.6, 0.6, 0.5), linewidths=0.2)
+    )
+    ax.add_collection(
+        PolyCollection(kept, facecolors=(1.0, 0.0, 0.0, 0.25), edgecolors="red", linewidths=0.3)
+    )
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)
     ax.set_xlabel("longitude (deg)")
     ax.set_ylabel("latitude (deg)")
-    ax.set_title(title or f"{mesh.num_cells} kept cells (red) of {mesh.num_triangles} triangles; "
-                          f"refinement limit {mesh.refinement_limit}, minimum examples {mesh.min_examples}")
+    ax.set_title(
+        title
+        or f"{mesh.num_cells} kept cells (red) of {mesh.num_triangles} triangles; "
+        f"refinement limit {mesh.refinement_limit}, minimum examples {mesh.min_examples}"
+    )
     save_figure(fig, path, bbox_inches="tight")
 
 

@@ -102,8 +102,13 @@ def refine(
         moved = np.flatnonzero(point_tri < 0)
         point_tri[moved] = loc.locate(lat[moved], lon[moved], p[moved])
         exact = False
-        log.info("refinement iteration %d: split %d, %d triangles, relocated %d points",
-                 it + 1, int(over.sum()), len(tris), moved.size)
+        log.info(
+            "refinement iteration %d: split %d, %d triangles, relocated %d points",
+            it + 1,
+            int(over.sum()),
+            len(tris),
+            moved.size,
+        )
     raise RefinementError(
         f"refinement did not converge in {max_iterations} iterations "
         f"(refinement_limit={refinement_limit}); expected far fewer"

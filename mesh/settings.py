@@ -112,8 +112,7 @@ def from_flat(cls: type, values: Mapping[str, Any]) -> Any:
         if field.metadata.get("nested"):
             inner = typing.get_type_hints(cls)[field.name]
             inner_names = {path[-1] for path, _, _ in flat_settings(inner)}
-            kwargs[field.name] = from_flat(
-                inner, {k: v for k, v in values.items() if k in inner_names})
+            kwargs[field.name] = from_flat(inner, {k: v for k, v in values.items() if k in inner_names})
         elif field.name in values:
             kwargs[field.name] = values[field.name]
     return cls(**kwargs)
@@ -161,8 +160,9 @@ def check_settings(instance: Any) -> None:
         if problem:
             value = getattr(instance, field.name)
             shown = ",".join(map(str, value)) if isinstance(value, tuple) else repr(value)
-            raise SettingError(owner, "{%s}=%s: %s" % (field.name, _brace_safe(shown), problem),
-                               (field.name,))
+            raise SettingError(
+                owner, "{%s}=%s: %s" % (field.name, _brace_safe(shown), problem), (field.name,)
+            )
 
 
 def _brace_safe(text: str) -> str:

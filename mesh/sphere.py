@@ -13,7 +13,9 @@ from mesh.errors import InvalidCoordinatesError
 _CHECK_CHUNK = 1 << 16
 
 
-def check_lat_lon(lat: ArrayLike, lon: ArrayLike, what: str = "coordinates") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def check_lat_lon(
+    lat: ArrayLike, lon: ArrayLike, what: str = "coordinates"
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Return ``lat, lon`` as flat float64 arrays, or raise if they are not usable.
 
     Latitude must lie in [-90, 90] and longitude in [-180, 180] (degrees), all finite, same length.
@@ -27,7 +29,7 @@ def check_lat_lon(lat: ArrayLike, lon: ArrayLike, what: str = "coordinates") -> 
     # In cache-sized chunks (on 14 M points one whole-array pass per test cost a quarter of the
     # time of locating them). NaN and infinities fail the range tests, so those suffice.
     for start in range(0, lat_a.size, _CHECK_CHUNK):
-        a, b = lat_a[start:start + _CHECK_CHUNK], lon_a[start:start + _CHECK_CHUNK]
+        a, b = lat_a[start : start + _CHECK_CHUNK], lon_a[start : start + _CHECK_CHUNK]
         if (np.abs(a) <= 90.0).all() and (np.abs(b) <= 180.0).all():
             continue
         bad = ~((np.abs(lat_a) <= 90.0) & (np.abs(lon_a) <= 180.0))

@@ -22,16 +22,28 @@ FORBIDDEN = {
 }
 
 #: Read when flags are parsed: they must not cost TensorFlow's import.
-CONFIG_MODULES = ("mesh.settings", "mesh.config", "data_pipelines.config", "geoloc_tf.m1.config",
-                  "geoloc_tf.runtime_config", "geoloc_tf.m2.config", "geoloc_tf.m3.config",
-                  "geoloc_tf.run_configs", "geoloc_tf.inference.config", "geoloc_tf.retrieval.config",
-                  "experiments.config", "experiments.flags", "experiments.settings_flags")
+CONFIG_MODULES = (
+    "mesh.settings",
+    "mesh.config",
+    "data_pipelines.config",
+    "geoloc_tf.m1.config",
+    "geoloc_tf.runtime_config",
+    "geoloc_tf.m2.config",
+    "geoloc_tf.m3.config",
+    "geoloc_tf.run_configs",
+    "geoloc_tf.inference.config",
+    "geoloc_tf.retrieval.config",
+    "experiments.config",
+    "experiments.flags",
+    "experiments.settings_flags",
+)
 
 
 def imported_after(module: str) -> set[str]:
     code = f"import sys, {module}; print('\\n'.join(sorted(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, f"import {module} failed:\n{result.stderr[-2000:]}"
     return set(result.stdout.split())
 

@@ -30,8 +30,7 @@ def with_demo_collection(config: IngestConfig) -> IngestConfig:
     folder = demo_folder(config)
     spec = generate.DemoSpec(num_photos=generate.SIZES[config.demo_size], seed=config.splits.seed)
     info = generate.generate(folder, spec)
-    log.info("demo collection %s: %d photos by %d SIMULATED users", folder, info["photos"],
-             info["users"])
+    log.info("demo collection %s: %d photos by %d SIMULATED users", folder, info["photos"], info["users"])
     files = info["files"]
     return dataclasses.replace(
         config,

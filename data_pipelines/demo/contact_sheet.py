@@ -24,11 +24,15 @@ def draw_contact_sheet(demo_dir: Path, out: Path, count: int = 48, seed: int = 0
     from PIL import Image
 
     if not (demo_dir / INFO_FILE).exists():
-        raise DatasetError(f"{demo_dir / INFO_FILE} not found: not a complete demo collection "
-                           "(expected a folder written by geoloc make-demo)")
+        raise DatasetError(
+            f"{demo_dir / INFO_FILE} not found: not a complete demo collection "
+            "(expected a folder written by geoloc make-demo)"
+        )
     rows = [line.split("\t") for line in (demo_dir / METADATA_FILE).read_text().splitlines()]
-    outdoor = {line.split("\t")[0]: float(line.split("\t")[1].split(",")[0].split(":")[1])
-               for line in (demo_dir / AUTOTAGS_FILE).read_text().splitlines()}
+    outdoor = {
+        line.split("\t")[0]: float(line.split("\t")[1].split(",")[0].split(":")[1])
+        for line in (demo_dir / AUTOTAGS_FILE).read_text().splitlines()
+    }
     pick = np.random.default_rng(seed).choice(len(rows), size=min(count, len(rows)), replace=False)
     columns = 8
     lines = int(np.ceil(len(pick) / columns))
@@ -48,8 +52,11 @@ def draw_contact_sheet(demo_dir: Path, out: Path, count: int = 48, seed: int = 0
             ax.axis("on")
             ax.set_xticks([])
             ax.set_yticks([])
-    figure.suptitle("geoloc demo photos: real locations and Blue Marble imagery; SIMULATED users, "
-                    "times and indoor photos (red frame: outdoor prob < 0.5)", fontsize=8)
+    figure.suptitle(
+        "geoloc demo photos: real locations and Blue Marble imagery; SIMULATED users, "
+        "times and indoor photos (red frame: outdoor prob < 0.5)",
+        fontsize=8,
+    )
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.png")

@@ -114,10 +114,18 @@ def simulate(lat: np.ndarray, lon: np.ndarray, spec: DemoSpec) -> DemoPhotos:
     outdoor_prob = np.where(indoor, rng.beta(2, 8, size=n), rng.beta(8, 2, size=n))
     photo_id = FIRST_PHOTO_ID + rng.permutation(n).astype(np.int64) * 7 + rng.integers(0, 7, size=n)
     return DemoPhotos(
-        photo_id=photo_id, user=who.user, lat=photo_lat, lon=photo_lon, posted_at=posted_at,
-        taken_local=taken_local, indoor=indoor, outdoor_prob=np.round(outdoor_prob, 4),
+        photo_id=photo_id,
+        user=who.user,
+        lat=photo_lat,
+        lon=photo_lon,
+        posted_at=posted_at,
+        taken_local=taken_local,
+        indoor=indoor,
+        outdoor_prob=np.round(outdoor_prob, 4),
         pixel_lat=np.where(indoor, lat[elsewhere], photo_lat),
-        pixel_lon=np.where(indoor, lon[elsewhere], photo_lon), on_trip=who.on_trip)
+        pixel_lon=np.where(indoor, lon[elsewhere], photo_lon),
+        on_trip=who.on_trip,
+    )
 
 
 def metadata_lines(photos: DemoPhotos) -> list[str]:
@@ -128,24 +136,49 @@ def metadata_lines(photos: DemoPhotos) -> list[str]:
         nsid = f"{10_000_000 + user}@N0{user % 9 + 1}"
         taken = str(photos.taken_local[i]).replace("T", " ") + ".0"
         fields = [
-            str(pid), nsid, f"simulated+user+{user}", taken, str(int(photos.posted_at[i])),
-            "Simulated+Camera", f"simulated+title+{pid}", "simulated+description", "simulated,tag", "",
-            f"{photos.lon[i]:.6f}", f"{photos.lat[i]:.6f}", "16",
-            f"http://demo.invalid/photos/{nsid}/{pid}/", f"http://demo.invalid/{pid}.jpg",
-            "Attribution License", "http://creativecommons.org/licenses/by/2.0/", "0", "0",
-            "0000000000", "0000000000", "jpg", "0",
+            str(pid),
+            nsid,
+            f"simulated+user+{user}",
+            taken,
+            str(int(photos.posted_at[i])),
+            "Simulated+Camera",
+            f"simulated+title+{pid}",
+            "simulated+description",
+            "simulated,tag",
+            "",
+            f"{photos.lon[i]:.6f}",
+            f"{photos.lat[i]:.6f}",
+            "16",
+            f"http://demo.invalid/photos/{nsid}/{pid}/",
+            f"http://demo.invalid/{pid}.jpg",
+            "Attribution License",
+            "http://creativecommons.org/licenses/by/2.0/",
+            "0",
+            "0",
+            "0000000000",
+            "0000000000",
+            "jpg",
+            "0",
         ]
         lines.append("\t".join(fields))
     return lines
 
 
 def autotag_lines(photos: DemoPhotos) -> list[str]:
-    return [f"{int(pid)}\toutdoor:{p:.4f},indoor:{1 - p:.4f}"
-            for pid, p in zip(photos.photo_id, photos.outdoor_prob)]
+    return [
+        f"{int(pid)}\toutdoor:{p:.4f},indoor:{1 - p:.4f}"
+        for pid, p in zip(photos.photo_id, photos.outdoor_prob)
+    ]
 
 
-def generate(out_dir: Path | str, spec: DemoSpec, *, coordinates_path: Path | None = None,
-             raster_path: Path | None = None, cache_dir: Path | None = None) -> dict:
+def generate(
+    out_dir: Path | str,
+    spec: DemoSpec,
+    *,
+    coordinates_path: Path | None = None,
+    raster_path: Path | None = None,
+    cache_dir: Path | None = None,
+) -> dict:
     """Writes the demo collection into out_dir; returns its info (also written as demo_info.json).
 
     The sources are the real files fetched into the cache (`sources.fetch`) unless given; tests give
@@ -159,15 +192,18 @@ def generate(out_dir: Path | str, spec: DemoSpec, *, coordinates_path: Path | No
         if info.get("spec") == asdict(spec):
             log.info("demo collection in %s is complete already", out_dir)
             return info
-        raise DataPipelineError(f"{out_dir} holds a demo collection made with {info.get('spec')}, not "
-                                f"{asdict(spec)}; use another folder")
+        raise DataPipelineError(
+            f"{out_dir} holds a demo collection made with {info.get('spec')}, not "
+            f"{asdict(spec)}; use another folder"
+        )
     started = time.monotonic()
     coordinates_path = coordinates_path or sources.fetch(sources.COORDINATES, cache_dir)
     raster_path = raster_path or sources.fetch(sources.BLUE_MARBLE, cache_dir)
     lat, lon, rows_read = read_locations(coordinates_path)
     if spec.num_photos > len(lat):
-        raise DataPipelineError(f"--size asks for {spec.num_photos} photos; the source has {len(lat)} "
-                                f"unique locations")
+        raise DataPipelineError(
+            f"--size asks for {spec.num_photos} photos; the source has {len(lat)} unique locations"
+        )
     photos = simulate(lat, lon, spec)
     (out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     _render_all(photos, raster_path, out_dir / IMAGES_DIR, spec)
@@ -177,21 +213,36 @@ def generate(out_dir: Path | str, spec: DemoSpec, *, coordinates_path: Path | No
     info = {
         "name": "geoloc demo collection",
         "warning": "SIMULATED users, posting times and indoor photos on real locations and real "
-                   "imagery; numbers measured on it are not results on real photos",
+        "imagery; numbers measured on it are not results on real photos",
         "simulated": list(SIMULATED),
         "spec": asdict(spec),
         "photos": int(len(photos.photo_id)),
         "users": int(len(counts)),
-        "photos_per_user": {"min": int(counts.min()), "median": float(np.median(counts)),
-                            "max": int(counts.max())},
+        "photos_per_user": {
+            "min": int(counts.min()),
+            "median": float(np.median(counts)),
+            "max": int(counts.max()),
+        },
         "indoor_share": round(float(photos.indoor.mean()), 4),
         "trip_share": round(float(photos.on_trip.mean()), 4),
         "source_rows": rows_read,
         "unique_locations": int(len(lat)),
-        "sources": [{"name": s.name, "package": f"{s.package}=={s.version}", "file": s.member,
-                     "sha256": s.sha256, "credit": s.credit} for s in sources.SOURCES],
-        "files": {"metadata": METADATA_FILE, "autotags": AUTOTAGS_FILE, "images": IMAGES_DIR,
-                  "image_path_template": "{id}.jpg"},
+        "sources": [
+            {
+                "name": s.name,
+                "package": f"{s.package}=={s.version}",
+                "file": s.member,
+                "sha256": s.sha256,
+                "credit": s.credit,
+            }
+            for s in sources.SOURCES
+        ],
+        "files": {
+            "metadata": METADATA_FILE,
+            "autotags": AUTOTAGS_FILE,
+            "images": IMAGES_DIR,
+            "image_path_template": "{id}.jpg",
+        },
         "generation_seconds": round(time.monotonic() - started, 1),
     }
     write_text_atomic(info_path, json.dumps(info, indent=2))
@@ -215,13 +266,22 @@ def _render_one(job: tuple[int, int, float, float, int, int, str]) -> None:
 
 
 def _render_all(photos: DemoPhotos, raster_path: Path, folder: Path, spec: DemoSpec) -> None:
-    jobs = [(i, int(pid), float(photos.pixel_lat[i]), float(photos.pixel_lon[i]), spec.image_size,
-             spec.seed, str(folder))
-            for i, pid in enumerate(photos.photo_id) if not (folder / f"{int(pid)}.jpg").exists()]
+    jobs = [
+        (
+            i,
+            int(pid),
+            float(photos.pixel_lat[i]),
+            float(photos.pixel_lon[i]),
+            spec.image_size,
+            spec.seed,
+            str(folder),
+        )
+        for i, pid in enumerate(photos.photo_id)
+        if not (folder / f"{int(pid)}.jpg").exists()
+    ]
     done_before = len(photos.photo_id) - len(jobs)
     if done_before:
-        log.info("%d of %d demo images exist already, rendering the rest", done_before,
-                 len(photos.photo_id))
+        log.info("%d of %d demo images exist already, rendering the rest", done_before, len(photos.photo_id))
     if not jobs:
         return
     workers = spec.workers or os.cpu_count() or 1
@@ -231,5 +291,4 @@ def _render_all(photos: DemoPhotos, raster_path: Path, folder: Path, spec: DemoS
         for k, _ in enumerate(pool.imap_unordered(_render_one, jobs, chunksize=64), start=1):
             if k % 2000 == 0 or k == len(jobs):
                 rate = k / max(time.monotonic() - started, 1e-9)
-                log.info("demo images %d/%d (%.0f/s, ETA %.0f s)", k, len(jobs), rate,
-                         (len(jobs) - k) / rate)
+                log.info("demo images %d/%d (%.0f/s, ETA %.0f s)", k, len(jobs), rate, (len(jobs) - k) / rate)

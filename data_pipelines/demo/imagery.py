@@ -44,8 +44,9 @@ class Raster:
 
     def __init__(self, pixels: np.ndarray):
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.shape[1] != 2 * pixels.shape[0]:
-            raise ValueError(f"expected an equirectangular RGB image with width = 2 x height, got "
-                             f"shape {pixels.shape}")
+            raise ValueError(
+                f"expected an equirectangular RGB image with width = 2 x height, got shape {pixels.shape}"
+            )
         # one extra column (a copy of the first) so bilinear sampling wraps at the antimeridian
         self.pixels = np.concatenate([pixels, pixels[:, :1]], axis=1).astype(np.float32)
         self.height, self.width = pixels.shape[0], pixels.shape[1]
@@ -80,8 +81,9 @@ class Raster:
         return top * (1 - fr) + bottom * fr
 
 
-def render_photo(raster: Raster, lat: float, lon: float, size: int, rng: np.random.Generator,
-                 camera: Camera = Camera()) -> bytes:
+def render_photo(
+    raster: Raster, lat: float, lon: float, size: int, rng: np.random.Generator, camera: Camera = Camera()
+) -> bytes:
     """JPEG bytes of one random view of the place at lat/lon (see the module docstring)."""
     from PIL import Image
 

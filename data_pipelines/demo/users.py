@@ -47,8 +47,13 @@ class SimulatedPhotos:
     on_trip: np.ndarray  # (n,) bool
 
 
-def simulate_users(lat: np.ndarray, lon: np.ndarray, num_photos: int, rng: np.random.Generator,
-                   model: UserModel = UserModel()) -> SimulatedPhotos:
+def simulate_users(
+    lat: np.ndarray,
+    lon: np.ndarray,
+    num_photos: int,
+    rng: np.random.Generator,
+    model: UserModel = UserModel(),
+) -> SimulatedPhotos:
     """Draws users until `num_photos` real locations are taken; see the module docstring."""
     if num_photos > len(lat):
         raise ValueError(f"{num_photos} photos asked for, only {len(lat)} real locations exist")
@@ -60,8 +65,9 @@ def simulate_users(lat: np.ndarray, lon: np.ndarray, num_photos: int, rng: np.ra
     remaining = num_photos
     user = 0
     while remaining > 0:
-        count = int(min(model.max_photos, max(1, round(rng.lognormal(np.log(model.median_photos),
-                                                                     model.sigma)))))
+        count = int(
+            min(model.max_photos, max(1, round(rng.lognormal(np.log(model.median_photos), model.sigma))))
+        )
         count = min(count, remaining)
         n_trip = int(rng.binomial(count, model.trip_share)) if count > 1 else 0
         picked = _nearest_free(tree, taken, int(rng.integers(len(lat))), count - n_trip)
@@ -77,8 +83,9 @@ def simulate_users(lat: np.ndarray, lon: np.ndarray, num_photos: int, rng: np.ra
         trips.append(np.arange(len(chosen)) >= len(picked))
         remaining -= len(chosen)
         user += 1
-    return SimulatedPhotos(np.concatenate(locations).astype(np.int64), np.concatenate(users),
-                           np.concatenate(trips))
+    return SimulatedPhotos(
+        np.concatenate(locations).astype(np.int64), np.concatenate(users), np.concatenate(trips)
+    )
 
 
 def _nearest_free(tree: cKDTree, taken: np.ndarray, centre: int, count: int) -> np.ndarray:

@@ -1,12 +1,12 @@
 """Where each file of a written data set lives, relative to its output folder.
 
-    records/<name>-<split>.tfrecord-XXXXX-of-YYYYY   shards (tfds naming) + dataset_info.json
-    tables/<split>.parquet                         kept metadata in record order, no pixels
-    metadata.json                                  settings the data set was built with, salt
-    manifest.json                                  shards, counts, sha256
-    summary.json                                   counts by skip reason; written last
-    _work/parsed/NNNNN.parquet|json                phase 1 state, one per metadata file
-    _work/shards/<shard file>.json                 phase 2 state, one per finished shard
+records/<name>-<split>.tfrecord-XXXXX-of-YYYYY   shards (tfds naming) + dataset_info.json
+tables/<split>.parquet                         kept metadata in record order, no pixels
+metadata.json                                  settings the data set was built with, salt
+manifest.json                                  shards, counts, sha256
+summary.json                                   counts by skip reason; written last
+_work/parsed/NNNNN.parquet|json                phase 1 state, one per metadata file
+_work/shards/<shard file>.json                 phase 2 state, one per finished shard
 """
 
 from __future__ import annotations

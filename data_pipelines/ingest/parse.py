@@ -42,8 +42,14 @@ def parse_metadata_file(
     def on_progress(lines, position, size):
         if progress.due():
             fraction = position / size if size else 0.0
-            log.info("%s: %d lines (%.0f lines/s), %.1f%% of the file, ETA %s", path, lines,
-                     progress.rate(lines), 100 * fraction, progress.eta(fraction))
+            log.info(
+                "%s: %d lines (%.0f lines/s), %.1f%% of the file, ETA %s",
+                path,
+                lines,
+                progress.rate(lines),
+                100 * fraction,
+                progress.eta(fraction),
+            )
 
     chunks, lines_read = [], 0
     try:
@@ -53,14 +59,9 @@ def parse_metadata_file(
             chunks.append(pd.DataFrame(columns))
     except (OSError, EOFError) as e:  # e.g. a truncated .bz2: stop with a clear message.
         raise errors.DatasetError(
-            f"{path}: read error after line {lines_read} ({e}); expected an "
-            "intact plain, .bz2 or .gz file"
+            f"{path}: read error after line {lines_read} ({e}); expected an intact plain, .bz2 or .gz file"
         ) from None
-    df = (
-        pd.concat(chunks, ignore_index=True)
-        if chunks
-        else pd.DataFrame({c: [] for c in rcommon.COLUMNS})
-    )
+    df = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame({c: [] for c in rcommon.COLUMNS})
     write_parquet_atomic(stem + ".parquet", df)
     info = {
         "path": path,
@@ -71,8 +72,14 @@ def parse_metadata_file(
         "seconds": round(time.monotonic() - progress.started, 3),
     }
     write_json_atomic(stem + ".json", info)
-    log.info("%s: %s layout, %d lines, %d kept (%.0f lines/s)", path, info["layout"], lines_read,
-             len(df), lines_read / max(info["seconds"], 1e-9))
+    log.info(
+        "%s: %s layout, %d lines, %d kept (%.0f lines/s)",
+        path,
+        info["layout"],
+        lines_read,
+        len(df),
+        lines_read / max(info["seconds"], 1e-9),
+    )
     return info
 
 

@@ -61,8 +61,7 @@ def plan_shards(
     for code, name in enumerate(splits.SPLITS):
         rows = np.flatnonzero(table["split"].to_numpy() == code)
         count = math.ceil(len(rows) / size)
-        plan.extend(PlannedShard(name, k, count, rows[k * size : (k + 1) * size])
-                    for k in range(count))
+        plan.extend(PlannedShard(name, k, count, rows[k * size : (k + 1) * size]) for k in range(count))
     return table, plan
 
 
@@ -73,10 +72,13 @@ def _drop_duplicates(table: pd.DataFrame, config: IngestConfig, skips: SkipLog) 
         return table
     logged = table.loc[dup, ["file_index", "line", "photo_id"]].head(config.log_first_skips)
     for row in logged.itertuples():
-        skips.add(rcommon.DUPLICATE_ID, config.metadata[row.file_index], int(row.line),
-                  f"photo id {row.photo_id} seen before")
-    skips.counts[rcommon.DUPLICATE_ID] += int(dup.sum()) - min(int(dup.sum()),
-                                                               config.log_first_skips)
+        skips.add(
+            rcommon.DUPLICATE_ID,
+            config.metadata[row.file_index],
+            int(row.line),
+            f"photo id {row.photo_id} seen before",
+        )
+    skips.counts[rcommon.DUPLICATE_ID] += int(dup.sum()) - min(int(dup.sum()), config.log_first_skips)
     return table.loc[~dup].reset_index(drop=True)
 
 
@@ -92,5 +94,10 @@ def join_outdoor_probabilities(table: pd.DataFrame, autotags_paths) -> pd.DataFr
         table.loc[fill, "outdoor_prob"] = joined.to_numpy()[fill]
         log.info(
             "autotags %s: %d lines (%d bad), %d with an indoor/outdoor tag, %d photos filled",
-            path, counts["lines"], counts["bad_lines"], counts["with_scene_tag"], int(fill.sum()))
+            path,
+            counts["lines"],
+            counts["bad_lines"],
+            counts["with_scene_tag"],
+            int(fill.sum()),
+        )
     return table

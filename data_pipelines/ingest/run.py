@@ -94,16 +94,25 @@ def run_ingestion(config: IngestConfig, out_dir: str) -> dict:
     config, infos, skips = phase.config, phase.infos, phase.skips
     table, plan = phase.table, phase.plan
     parse_seconds = time.monotonic() - started
-    log.info("metadata: %d lines, %d candidates in %d shards",
-             sum(i["lines_read"] for i in infos), len(table), len(plan))
+    log.info(
+        "metadata: %d lines, %d candidates in %d shards",
+        sum(i["lines_read"] for i in infos),
+        len(table),
+        len(plan),
+    )
 
     image_started = time.monotonic()
     statuses = run_shards(config, table, plan, out_dir)
     image_seconds = time.monotonic() - image_started
     if config.num_tasks > 1:  # One machine's part: no tables / manifest / summary yet.
         written = sum(s["num_examples"] for s in statuses)
-        log.info("task %d of %d: %d shards, %d examples written; run once more with num_tasks=1 "
-                 "to finish", config.task_index, config.num_tasks, len(statuses), written)
+        log.info(
+            "task %d of %d: %d shards, %d examples written; run once more with num_tasks=1 to finish",
+            config.task_index,
+            config.num_tasks,
+            len(statuses),
+            written,
+        )
         return {
             "finished": False,
             "task_index": config.task_index,
@@ -139,9 +148,7 @@ def run_ingestion(config: IngestConfig, out_dir: str) -> dict:
         "skipped_examples": {k: v for k, v in skips.examples.items() if v},
         "splits": split_counts,
         "m1_validation": sum(split_counts[s] for s in splits.M1_VAL_SPLITS),
-        "files": [
-            {"path": i["path"], "layout": i["layout"], "lines_read": i["lines_read"]} for i in infos
-        ],
+        "files": [{"path": i["path"], "layout": i["layout"], "lines_read": i["lines_read"]} for i in infos],
         "num_shards": len(plan),
         "timing": {
             "seconds": round(seconds, 3),
@@ -155,6 +162,11 @@ def run_ingestion(config: IngestConfig, out_dir: str) -> dict:
         },
     }
     write_json_atomic(os.path.join(out_dir, layout.SUMMARY_FILE), summary)
-    log.info("done: %d lines, %d examples written, %d skipped, %.1f photos/s", lines_read, written,
-             sum(skipped.values()), summary["timing"]["photos_per_s"])
+    log.info(
+        "done: %d lines, %d examples written, %d skipped, %.1f photos/s",
+        lines_read,
+        written,
+        sum(skipped.values()),
+        summary["timing"]["photos_per_s"],
+    )
     return summary

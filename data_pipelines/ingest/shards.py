@@ -148,11 +148,21 @@ def _tasks(
             with open(status_path) as f:
                 statuses[name] = json.load(f)
             continue
-        tasks.append(ShardTask(
-            name, shard.split, shard.index, records_dir, status_path, config.images,
-            config.max_image_side, config.jpeg_quality, config.log_first_skips,
-            tuple(config.metadata), {c: a[shard.rows] for c, a in arrays.items()},
-        ))
+        tasks.append(
+            ShardTask(
+                name,
+                shard.split,
+                shard.index,
+                records_dir,
+                status_path,
+                config.images,
+                config.max_image_side,
+                config.jpeg_quality,
+                config.log_first_skips,
+                tuple(config.metadata),
+                {c: a[shard.rows] for c, a in arrays.items()},
+            )
+        )
     return tasks, statuses
 
 
@@ -172,9 +182,15 @@ def run_shards(
         statuses[status["file"]] = status
         done_photos += len(task.rows["row_id"])
         if progress.due(finished=done_photos == total):
-            log.info("images: %d/%d shards, %d/%d photos (%.1f photos/s), ETA %s", len(statuses),
-                     len(plan), done_photos, total, progress.rate(done_photos),
-                     progress.eta(done_photos / total))
+            log.info(
+                "images: %d/%d shards, %d/%d photos (%.1f photos/s), ETA %s",
+                len(statuses),
+                len(plan),
+                done_photos,
+                total,
+                progress.rate(done_photos),
+                progress.eta(done_photos / total),
+            )
 
     workers = min(config.num_workers, len(tasks))
     if workers <= 1:
@@ -201,8 +217,7 @@ def run_shards(
     missing = [n for n in names if n not in statuses]
     if missing:  # Cannot happen in one process; guards a shared folder edited meanwhile.
         raise errors.DatasetError(
-            f"{out_dir}: shards {missing[:3]} have no status; expected every "
-            "shard finished, rerun to resume"
+            f"{out_dir}: shards {missing[:3]} have no status; expected every shard finished, rerun to resume"
         )
     return [statuses[n] for n in names]
 

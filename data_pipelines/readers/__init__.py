@@ -27,8 +27,7 @@ def detect_layout(path: str) -> str:
         opened = common.open_binary(path)
     except OSError as e:
         raise errors.LayoutError(
-            f"{path}: cannot open metadata file ({e.strerror}); expected a "
-            "readable file (.bz2/.gz allowed)"
+            f"{path}: cannot open metadata file ({e.strerror}); expected a readable file (.bz2/.gz allowed)"
         ) from None
     try:
         for number, line in common.iter_lines(opened):

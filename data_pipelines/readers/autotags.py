@@ -28,8 +28,9 @@ def read_outdoor_probabilities(path: str) -> tuple[pd.DataFrame, dict]:
     try:
         opened = common.open_binary(path)
     except OSError as error:
-        raise errors.ConfigError(f"--autotags: {path}: cannot open ({error.strerror}); expected a "
-                                 "yfcc100m_autotags file") from None
+        raise errors.ConfigError(
+            f"--autotags: {path}: cannot open ({error.strerror}); expected a yfcc100m_autotags file"
+        ) from None
     try:
         for number, line in common.iter_lines(opened):
             if not line.strip():
@@ -39,8 +40,9 @@ def read_outdoor_probabilities(path: str) -> tuple[pd.DataFrame, dict]:
             if not tab or not photo_id.strip().isdigit():
                 counts["bad_lines"] += 1
                 if len(counts["bad_examples"]) < 5:
-                    counts["bad_examples"].append(f"{errors.where(path, number)}: expected "
-                                                  "'photo id<TAB>tag:confidence,...'")
+                    counts["bad_examples"].append(
+                        f"{errors.where(path, number)}: expected 'photo id<TAB>tag:confidence,...'"
+                    )
                 continue
             outdoor = indoor = None
             for item in tags.strip().split(b","):

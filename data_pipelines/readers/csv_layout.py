@@ -180,9 +180,7 @@ def read_csv(
                 break
             except csv.Error as e:  # e.g. NUL bytes, runaway quotes: that line only.
                 number += 1
-                skips.add(
-                    common.WRONG_FIELD_COUNT, path, reader.line_num, f"unreadable CSV row: {e}"
-                )
+                skips.add(common.WRONG_FIELD_COUNT, path, reader.line_num, f"unreadable CSV row: {e}")
                 continue
             number += 1
             line = reader.line_num  # file line of the row's end (the header is line 1)

@@ -134,12 +134,7 @@ def read_yfcc(
             photo_id = fields[i_id]
             uploaded = fields[i_up]
             user = fields[i_user]
-            if (
-                not photo_id.isdigit()
-                or not uploaded.isdigit()
-                or len(uploaded) > 12
-                or not user.strip()
-            ):
+            if not photo_id.isdigit() or not uploaded.isdigit() or len(uploaded) > 12 or not user.strip():
                 skips.add(
                     common.BAD_FIELD,
                     path,

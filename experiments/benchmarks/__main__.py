@@ -32,20 +32,31 @@ from mesh.atomic import write_text_atomic
 
 BUILD_MD = Path(__file__).resolve().parents[2] / "BUILD.md"
 ALL = "all"
-SHARED_MACHINE_NOTE = ("Timings on a machine shared with other jobs are noisy; compare a figure "
-                       "with its baseline from the same run, not across runs.")
+SHARED_MACHINE_NOTE = (
+    "Timings on a machine shared with other jobs are noisy; compare a figure "
+    "with its baseline from the same run, not across runs."
+)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", nargs="?", const=ALL, default="",
-                        help="quick sizes: for every benchmark, or for those named (comma-separated)")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.benchmarks", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--quick",
+        nargs="?",
+        const=ALL,
+        default="",
+        help="quick sizes: for every benchmark, or for those named (comma-separated)",
+    )
     parser.add_argument("--only", default="", help="comma-separated benchmark modules to run")
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
-    parser.add_argument("--update_build_md", action="store_true",
-                        help=f"replace the table between the markers in {BUILD_MD.name} (with "
-                        "--only: those benchmarks' rows; the others' are kept, marked as older)")
+    parser.add_argument(
+        "--update_build_md",
+        action="store_true",
+        help=f"replace the table between the markers in {BUILD_MD.name} (with "
+        "--only: those benchmarks' rows; the others' are kept, marked as older)",
+    )
     return parser.parse_args(argv)
 
 
@@ -56,15 +67,18 @@ def selected(names: str, available: Sequence[str], flag: str) -> list[str]:
     wanted = {name.strip() for name in names.split(",") if name.strip()}
     unknown = sorted(wanted - set(available))
     if unknown:
-        raise BenchmarkError(f"{flag}: unknown benchmark(s) {', '.join(unknown)}; expected some "
-                             f"of {', '.join(available)}")
+        raise BenchmarkError(
+            f"{flag}: unknown benchmark(s) {', '.join(unknown)}; expected some of {', '.join(available)}"
+        )
     return [name for name in available if name in wanted]
 
 
 def command_line(args: argparse.Namespace) -> str:
     """The command that makes this table (without --out / --update_build_md)."""
-    flags = [f"--quick={args.quick}" if args.quick not in ("", ALL) else "--quick" * (args.quick == ALL),
-             f"--only={args.only}" if args.only else ""]
+    flags = [
+        f"--quick={args.quick}" if args.quick not in ("", ALL) else "--quick" * (args.quick == ALL),
+        f"--only={args.only}" if args.only else "",
+    ]
     return " ".join(["python -m experiments.benchmarks", *filter(None, flags)])
 
 
@@ -93,9 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = selected(args.only or ALL, available, "--only")
         quick = set(selected(args.quick, available, "--quick")) if args.quick else set()
         machine = _page.machine_description()
-        print(f"[benchmarks] {len(names)} to run: "
-              f"{', '.join(n + (' (quick)' if n in quick else '') for n in names)}\n"
-              f"[benchmarks] machine: {machine}", flush=True)
+        print(
+            f"[benchmarks] {len(names)} to run: "
+            f"{', '.join(n + (' (quick)' if n in quick else '') for n in names)}\n"
+            f"[benchmarks] machine: {machine}",
+            flush=True,
+        )
         results: list = []
         started = time.monotonic()
         for name in names:

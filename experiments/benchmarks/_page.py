@@ -37,8 +37,11 @@ class FailedBenchmark:
 
 def discover(package_path: Sequence[str]) -> list[str]:
     """Names of the benchmark modules in a package folder, sorted: every public module but rows."""
-    return sorted(module.name for module in pkgutil.iter_modules(list(package_path))
-                  if module.name not in NOT_BENCHMARKS and not module.name.startswith("_"))
+    return sorted(
+        module.name
+        for module in pkgutil.iter_modules(list(package_path))
+        if module.name not in NOT_BENCHMARKS and not module.name.startswith("_")
+    )
 
 
 def machine_description() -> str:
@@ -48,12 +51,15 @@ def machine_description() -> str:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     core_text = f"{cores} cores" if usable == cores else f"{usable} of {cores} cores usable"
     ram = _ram_gib()
-    versions = ", ".join(f"{name} {_version(*dists)}" for name, dists in (
-        ("TensorFlow", ("tensorflow", "tensorflow-cpu")), ("numpy", ("numpy",))))
+    versions = ", ".join(
+        f"{name} {_version(*dists)}"
+        for name, dists in (("TensorFlow", ("tensorflow", "tensorflow-cpu")), ("numpy", ("numpy",)))
+    )
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    return (f"{cpu}, {core_text}, {ram}, {_gpus()}; Python {platform.python_version()}, "
-            f"{versions}; {date}" + (f", {load} at the start" if load else ""))
+    return f"{cpu}, {core_text}, {ram}, {_gpus()}; Python {platform.python_version()}, {versions}; {date}" + (
+        f", {load} at the start" if load else ""
+    )
 
 
 def _proc_lines(name: str) -> list[str]:
@@ -82,8 +88,13 @@ def _gpus() -> str:
     if not shutil.which("nvidia-smi"):
         return "no GPU"
     try:
-        names = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                               capture_output=True, text=True, timeout=30, check=True).stdout
+        names = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError) as error:
         return f"GPU unknown (nvidia-smi: {error})"
     gpus = [line.strip() for line in names.splitlines() if line.strip()]
@@ -117,21 +128,31 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_table(results: Sequence[BenchmarkRow | FailedBenchmark], machine: str, command: str,
-                 note: str = "") -> str:
+def render_table(
+    results: Sequence[BenchmarkRow | FailedBenchmark], machine: str, command: str, note: str = ""
+) -> str:
     """The markdown block: a line on the machine and command, then one table of every row."""
-    lines = [f"Measured on: {machine}. Command: `{command}`." + (f" {note}" if note else ""), "",
-             "| " + " | ".join(COLUMNS) + " |", "|---|---|---:|---|---:|---:|---|---|"]
+    lines = [
+        f"Measured on: {machine}. Command: `{command}`." + (f" {note}" if note else ""),
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|---|---|---:|---|---:|---:|---|---|",
+    ]
     for row in results:
         if isinstance(row, FailedBenchmark):
             cells = [row.benchmark, f"FAILED: {row.error}", "", "", "", "", "", ""]
         else:
             has_baseline = bool(row.baseline) and math.isfinite(row.baseline_value)
-            cells = [row.benchmark, row.figure, f"{format_number(row.value)} {row.unit}",
-                     row.baseline,
-                     f"{format_number(row.baseline_value)} {row.unit}" if has_baseline else "",
-                     f"{format_number(row.ratio)}x" if math.isfinite(row.ratio) else "",
-                     row.target, {True: "yes", False: "**no**", None: ""}[row.met]]
+            cells = [
+                row.benchmark,
+                row.figure,
+                f"{format_number(row.value)} {row.unit}",
+                row.baseline,
+                f"{format_number(row.baseline_value)} {row.unit}" if has_baseline else "",
+                f"{format_number(row.ratio)}x" if math.isfinite(row.ratio) else "",
+                row.target,
+                {True: "yes", False: "**no**", None: ""}[row.met],
+            ]
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -141,6 +162,7 @@ def keep_rows_not_rerun(old_block: str, new_block: str, rerun: Sequence[str]) ->
     benchmark kept from ``old_block`` (the table it replaces), rows grouped by benchmark in name
     order, and a line under the table saying which rows are older and where they were measured:
     ``--only=... --update_build_md`` refreshes some rows without dropping the rest."""
+
     def parts(block: str) -> tuple[str, list[str], list[str]]:
         lines = block.strip().splitlines()
         heading = next((line for line in lines if line.startswith("Measured on:")), "")
@@ -156,21 +178,25 @@ def keep_rows_not_rerun(old_block: str, new_block: str, rerun: Sequence[str]) ->
     rows = sorted(new_rows + kept, key=bench)  # stable: each benchmark's rows keep their order
     names = ", ".join(dict.fromkeys(bench(row) for row in kept))
     older = old_heading.removeprefix("Measured on:").strip() or "an earlier run"
-    return "\n".join([heading, "", *header, *rows, "",
-                      f"Rows of {names} are kept from an earlier table: {older}"]) + "\n"
+    return (
+        "\n".join(
+            [heading, "", *header, *rows, "", f"Rows of {names} are kept from an earlier table: {older}"]
+        )
+        + "\n"
+    )
 
 
 def replace_between_markers(document: str, block: str, where: str = "BUILD.md") -> str:
     """`document` with what lies between the start and end markers replaced by `block`."""
     start, end = _marker_span(document, where)
-    head = document[:start + len(START_MARKER)]
+    head = document[: start + len(START_MARKER)]
     return f"{head}\n{block.rstrip()}\n{document[end:]}"
 
 
 def between_markers(document: str, where: str = "BUILD.md") -> str:
     """What lies between the start and end markers of `document`."""
     start, end = _marker_span(document, where)
-    return document[start + len(START_MARKER):end]
+    return document[start + len(START_MARKER) : end]
 
 
 def _marker_span(document: str, where: str) -> tuple[int, int]:
@@ -178,5 +204,6 @@ def _marker_span(document: str, where: str) -> tuple[int, int]:
     if start < 0 or end < 0 or end < start or document.count(START_MARKER) != 1:
         raise BenchmarkError(
             f"{where}: expected one '{START_MARKER}' line followed by one '{END_MARKER}' line "
-            f"around the performance table")
+            f"around the performance table"
+        )
     return start, end

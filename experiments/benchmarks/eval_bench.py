@@ -70,7 +70,10 @@ def per_photo_loop(pred_cell, lat, lon, points, true_cell, thresholds, num_cells
     for c, la, lo, tc in zip(pred_cell.tolist(), lat.tolist(), lon.tolist(), true_cell.tolist()):
         pla, plo = points[c]
         p1, p2 = math.radians(la), math.radians(pla)
-        h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(plo - lo) / 2) ** 2
+        h = (
+            math.sin((p2 - p1) / 2) ** 2
+            + math.cos(p1) * math.cos(p2) * math.sin(math.radians(plo - lo) / 2) ** 2
+        )
         d = 2 * r * math.asin(math.sqrt(min(1.0, h)))
         errors.append(d)
         total += d
@@ -106,17 +109,33 @@ def time_report(report_dir: str, mesh, preds: dict, top10: dict) -> dict:
         out = layout.prediction_table(m, "m23_val")
         out.parent.mkdir(parents=True, exist_ok=True)
         probs = np.full(top10[m].shape, 0.1, np.float32)
-        pd.DataFrame({"photo_id": p.photo_id, "user_hash": p.user_hash, "posted_at": p.posted_at, "lat": p.lat,
-                      "lon": p.lon, "outdoor_prob": p.outdoor_prob, "top_ids": list(top10[m]),
-                      "top_probs": list(probs), "top10_mass": probs.sum(axis=1)}
-                     ).to_parquet(out, index=False)
+        pd.DataFrame(
+            {
+                "photo_id": p.photo_id,
+                "user_hash": p.user_hash,
+                "posted_at": p.posted_at,
+                "lat": p.lat,
+                "lon": p.lon,
+                "outdoor_prob": p.outdoor_prob,
+                "top_ids": list(top10[m]),
+                "top_probs": list(probs),
+                "top10_mass": probs.sum(axis=1),
+            }
+        ).to_parquet(out, index=False)
     t0 = time.perf_counter()
     report.evaluate_run(run_dir, simulated=True)
     return {"report_seconds": round(time.perf_counter() - t0, 2), "report_dir": str(layout.eval_dir)}
 
 
-def run(photos: int, train_points: int, refinement_limit: int, min_examples: int, loop_sample: int,
-        seed: int, report_dir: str | None = None) -> dict:
+def run(
+    photos: int,
+    train_points: int,
+    refinement_limit: int,
+    min_examples: int,
+    loop_sample: int,
+    seed: int,
+    report_dir: str | None = None,
+) -> dict:
     from scipy import stats
 
     from geoloc_tf.evaluation import results
@@ -135,8 +154,10 @@ def run(photos: int, train_points: int, refinement_limit: int, min_examples: int
     setup_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    preds = {m: ModelPredictions(m, photo_id, users, posted, lat, lon, outdoor, ids[:, 0].astype(np.int64))
-             for m, ids in top10.items()}
+    preds = {
+        m: ModelPredictions(m, photo_id, users, posted, lat, lon, outdoor, ids[:, 0].astype(np.int64))
+        for m, ids in top10.items()
+    }
     ev = results.evaluate_predictions(preds, mesh, results.EvalConfig())
     ours_s = time.perf_counter() - t0
 
@@ -145,8 +166,9 @@ def run(photos: int, train_points: int, refinement_limit: int, min_examples: int
     points = mesh.imagery_centroids.tolist()
     cell = top10["m1"][:sample, 0]
     t0 = time.perf_counter()
-    per_photo_loop(cell, lat[:sample], lon[:sample], points, true_cell[:sample], (1, 25, 200, 750, 2500),
-                   mesh.num_cells)
+    per_photo_loop(
+        cell, lat[:sample], lon[:sample], points, true_cell[:sample], (1, 25, 200, 750, 2500), mesh.num_cells
+    )
     loop_s = time.perf_counter() - t0
     loop_extrapolated_s = loop_s * (photos / sample) * 2 * 2
 
@@ -157,7 +179,8 @@ def run(photos: int, train_points: int, refinement_limit: int, min_examples: int
 
     m1 = ev.results["models"]["m1"]
     extra = time_report(report_dir, mesh, preds, top10) if report_dir else {}
-    return {**extra,
+    return {
+        **extra,
         "photos": photos,
         "cells": mesh.num_cells,
         "cpu_count": os.cpu_count(),
@@ -178,17 +201,26 @@ def run(photos: int, train_points: int, refinement_limit: int, min_examples: int
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photos", type=int, default=PAPER_VAL_PHOTOS, help="validation photos (default 2.7 M)")
+    parser.add_argument(
+        "--photos", type=int, default=PAPER_VAL_PHOTOS, help="validation photos (default 2.7 M)"
+    )
     parser.add_argument("--quick", action="store_true", help="270 k photos on a mesh built from 300 k points")
-    parser.add_argument("--train_points", type=int, default=None, help="points the mesh is built on (default 1 M)")
+    parser.add_argument(
+        "--train_points", type=int, default=None, help="points the mesh is built on (default 1 M)"
+    )
     parser.add_argument("--refinement_limit", type=int, default=400)
     parser.add_argument("--min_examples", type=int, default=40)
-    parser.add_argument("--loop_sample", type=int, default=50_000, help="photos the per-photo loop baseline runs on")
+    parser.add_argument(
+        "--loop_sample", type=int, default=50_000, help="photos the per-photo loop baseline runs on"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    parser.add_argument("--report_dir", default=None,
-                        help="also write the tables as a run directory here and time the whole report "
-                             "(Parquet reading, metrics, tables, plots)")
+    parser.add_argument(
+        "--report_dir",
+        default=None,
+        help="also write the tables as a run directory here and time the whole report "
+        "(Parquet reading, metrics, tables, plots)",
+    )
     return parser.parse_args(argv)
 
 
@@ -208,29 +240,44 @@ def measure(quick: bool = False) -> list[BenchmarkRow]:
     args = parse_args(["--quick"] if quick else [])
     res = run(*sizes(args), args.loop_sample, args.seed)
     at_scale = res["photos"] >= PAPER_VAL_PHOTOS  # the target is for 2.7 M photos
-    return [BenchmarkRow(
-        "eval_bench", f"full metric set, {res['photos'] / 1e6:g} M photos, 2 models",
-        res["evaluate_seconds"], "s", "per-photo Python loop (extrapolated) + scipy wilcoxon",
-        res["baseline_seconds_extrapolated"], higher_is_better=False,
-        target=f"<= {TARGET_SECONDS:g} s on 2.7 M photos",
-        met=res["meets_target"] if at_scale else None)]
+    return [
+        BenchmarkRow(
+            "eval_bench",
+            f"full metric set, {res['photos'] / 1e6:g} M photos, 2 models",
+            res["evaluate_seconds"],
+            "s",
+            "per-photo Python loop (extrapolated) + scipy wilcoxon",
+            res["baseline_seconds_extrapolated"],
+            higher_is_better=False,
+            target=f"<= {TARGET_SECONDS:g} s on 2.7 M photos",
+            met=res["meets_target"] if at_scale else None,
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     res = run(*sizes(args), args.loop_sample, args.seed, args.report_dir)
-    print(f"evaluation benchmark: {res['photos']:,} photos, top-10 over {res['cells']:,} cells, "
-          f"2 models, {res['cpu_count']} CPUs")
-    print(f"  full metric set (geoloc_tf.evaluation): {res['evaluate_seconds']:.2f} s "
-          f"({res['photos_per_second'] / 1e6:.2f} M photos/s; target <= {TARGET_SECONDS:g} s: "
-          f"{'met' if res['meets_target'] else 'NOT met'})")
-    print(f"  baseline, per-photo Python loop ({res['baseline_loop_sample']:,} photos in "
-          f"{res['baseline_loop_sample_seconds']:.2f} s, extrapolated) + scipy wilcoxon: "
-          f"{res['baseline_seconds_extrapolated']:.1f} s")
+    print(
+        f"evaluation benchmark: {res['photos']:,} photos, top-10 over {res['cells']:,} cells, "
+        f"2 models, {res['cpu_count']} CPUs"
+    )
+    print(
+        f"  full metric set (geoloc_tf.evaluation): {res['evaluate_seconds']:.2f} s "
+        f"({res['photos_per_second'] / 1e6:.2f} M photos/s; target <= {TARGET_SECONDS:g} s: "
+        f"{'met' if res['meets_target'] else 'NOT met'})"
+    )
+    print(
+        f"  baseline, per-photo Python loop ({res['baseline_loop_sample']:,} photos in "
+        f"{res['baseline_loop_sample_seconds']:.2f} s, extrapolated) + scipy wilcoxon: "
+        f"{res['baseline_seconds_extrapolated']:.1f} s"
+    )
     print(f"  speedup: {res['speedup']:.1f}x")
     if "report_seconds" in res:
-        print(f"  whole report (read Parquet, metrics, tables, plots): {res['report_seconds']:.1f} s -> "
-              f"{res['report_dir']}")
+        print(
+            f"  whole report (read Parquet, metrics, tables, plots): {res['report_seconds']:.1f} s -> "
+            f"{res['report_dir']}"
+        )
     print(json.dumps(res, indent=2, default=float))
     if args.json:
         from mesh.atomic import write_text_atomic

@@ -215,9 +215,7 @@ def run(args: argparse.Namespace) -> dict:
 
         def floor_dataset():
             seeds = tf.data.Dataset.random(seed=0).batch(2)
-            ds = tf.data.Dataset.from_tensor_slices(
-                tf.constant(paths * args.copies, tf.string)
-            ).interleave(
+            ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths * args.copies, tf.string)).interleave(
                 tf.data.TFRecordDataset,
                 cycle_length=max(1, min(8, len(paths))),
                 num_parallel_calls=tf.data.AUTOTUNE,
@@ -234,9 +232,7 @@ def run(args: argparse.Namespace) -> dict:
             return ds.batch(args.batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
         def training(config):
-            return lambda: input_pipeline.make_dataset(
-                data, split, labels, config, copies_by_shard=copies
-            )
+            return lambda: input_pipeline.make_dataset(data, split, labels, config, copies_by_shard=copies)
 
         pipelines = {
             "ceiling": lambda: input_pipeline.raw_decode_dataset(
@@ -263,14 +259,11 @@ def run(args: argparse.Namespace) -> dict:
         # ratios, reported alongside.
         best = {name: float(np.max(r)) for name, r in rates.items()}
         ratio = lambda name: best[name] / best["ceiling"]
-        median_ratio = lambda name: float(
-            np.median(np.array(rates[name]) / np.array(rates["ceiling"])))
+        median_ratio = lambda name: float(np.median(np.array(rates[name]) / np.array(rates["ceiling"])))
         # Images per CPU-second relative to the ceiling's: the wall ratio a host whose cores are
         # all the pipeline's would reach, if the pipeline keeps them busy (the wall figure says
         # whether it does).
-        cpu_ratio = lambda name: float(
-            np.median(np.array(cpu_ms["ceiling"]) / np.array(cpu_ms[name]))
-        )
+        cpu_ratio = lambda name: float(np.median(np.array(cpu_ms["ceiling"]) / np.array(cpu_ms[name])))
         median = {name: float(np.median(r)) for name, r in rates.items()}
         batch, _ = next(iter(training(device_config)()))
         augment = tf.function(lambda b: device_augment(b, device_config))
@@ -317,33 +310,69 @@ def measure(quick: bool = False) -> list[BenchmarkRow]:
     args = parse_args(["--quick"] if quick else [])
     set_cpu_allocator(args.cpu_allocator)
     res = run(args)
-    images = (f"{res['images']} images x {res['copies_per_pass']} draws, {args.image_size} px, "
-              f"best pass of {res['rounds']}")
+    images = (
+        f"{res['images']} images x {res['copies_per_pass']} draws, {args.image_size} px, "
+        f"best pass of {res['rounds']}"
+    )
     ceiling = res["ceiling_read_decode_images_per_s"]
     ceiling_name = "read + parse + full JPEG decode (ceiling)"
     # The target is judged at the default size only: --quick passes hold ~13 batches, so each
     # pass's start-up (shuffle fill, the first batches' decode) weighs far more than in an epoch.
     at_scale = not quick
     return [
-        BenchmarkRow("input_bench", f"training pipeline to the accelerator (augment_on_device), "
-                     f"{images}", res["accelerator_pipeline_images_per_s"], "img/s",
-                     ceiling_name, ceiling, target=f">= {TARGET_RATIO:g} x ceiling",
-                     met=res["ratio_accelerator_vs_ceiling"] >= TARGET_RATIO if at_scale else None),
-        BenchmarkRow("input_bench", f"the same, median of {res['rounds']} per-round ratios to the "
-                     "ceiling", res["median_ratio_accelerator_vs_ceiling"], "x ceiling"),
-        BenchmarkRow("input_bench", "CPU per image, training pipeline to the accelerator",
-                     res["cpu_ms_per_image"]["accelerator"], "ms", "CPU per image, ceiling",
-                     res["cpu_ms_per_image"]["ceiling"], higher_is_better=False),
-        BenchmarkRow("input_bench", f"training pipeline, CPU-only trainer (host augments), "
-                     f"{images}", res["host_pipeline_images_per_s"], "img/s", ceiling_name,
-                     ceiling),
-        BenchmarkRow("input_bench", f"floor of the host mode: crop-decode + resize, {images}",
-                     res["floor_crop_decode_resize_images_per_s"], "img/s", ceiling_name, ceiling),
-        BenchmarkRow("input_bench", f"device_augment (resize, flip, colour) on "
-                     f"{res['device_augment_device']}", res["device_augment_images_per_s"],
-                     "img/s"),
-        BenchmarkRow("input_bench", f"ingestion to TFRecords, {res['ingestion_workers']} workers",
-                     res["ingestion_photos_per_s"], "photos/s"),
+        BenchmarkRow(
+            "input_bench",
+            f"training pipeline to the accelerator (augment_on_device), {images}",
+            res["accelerator_pipeline_images_per_s"],
+            "img/s",
+            ceiling_name,
+            ceiling,
+            target=f">= {TARGET_RATIO:g} x ceiling",
+            met=res["ratio_accelerator_vs_ceiling"] >= TARGET_RATIO if at_scale else None,
+        ),
+        BenchmarkRow(
+            "input_bench",
+            f"the same, median of {res['rounds']} per-round ratios to the ceiling",
+            res["median_ratio_accelerator_vs_ceiling"],
+            "x ceiling",
+        ),
+        BenchmarkRow(
+            "input_bench",
+            "CPU per image, training pipeline to the accelerator",
+            res["cpu_ms_per_image"]["accelerator"],
+            "ms",
+            "CPU per image, ceiling",
+            res["cpu_ms_per_image"]["ceiling"],
+            higher_is_better=False,
+        ),
+        BenchmarkRow(
+            "input_bench",
+            f"training pipeline, CPU-only trainer (host augments), {images}",
+            res["host_pipeline_images_per_s"],
+            "img/s",
+            ceiling_name,
+            ceiling,
+        ),
+        BenchmarkRow(
+            "input_bench",
+            f"floor of the host mode: crop-decode + resize, {images}",
+            res["floor_crop_decode_resize_images_per_s"],
+            "img/s",
+            ceiling_name,
+            ceiling,
+        ),
+        BenchmarkRow(
+            "input_bench",
+            f"device_augment (resize, flip, colour) on {res['device_augment_device']}",
+            res["device_augment_images_per_s"],
+            "img/s",
+        ),
+        BenchmarkRow(
+            "input_bench",
+            f"ingestion to TFRecords, {res['ingestion_workers']} workers",
+            res["ingestion_photos_per_s"],
+            "photos/s",
+        ),
     ]
 
 

@@ -148,9 +148,7 @@ def parse_args(argv):
     )
     p.add_argument("--mixed_precision", action="store_true", help="mixed_float16 policy")
     p.add_argument("--jit_compile", action="store_true", help="XLA-compile the train/predict steps")
-    p.add_argument(
-        "--quick", action="store_true", help="smoke run: 75 px only, batch 2, 1 timed step each"
-    )
+    p.add_argument("--quick", action="store_true", help="smoke run: 75 px only, batch 2, 1 timed step each")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = p.parse_args(argv)
     if args.quick:
@@ -210,13 +208,16 @@ def measure(quick: bool = False) -> list[BenchmarkRow]:
     args = parse_args(["--quick"] if quick else [])
     rows = run(args)
     size = max(args.sizes)
-    ours, theirs = (next(r for r in rows if r["network"] == n and r["size"] == size)
-                    for n in NETWORKS)
+    ours, theirs = (next(r for r in rows if r["network"] == n and r["size"] == size) for n in NETWORKS)
     return [
-        BenchmarkRow("m1_bench", f"M1 Inception-v4 {kind}, {size} px, batch {args.batch_size}",
-                     ours[f"{kind}_images_per_s"],
-                     "img/s", "InceptionResNetV2 (keras.applications)",
-                     theirs[f"{kind}_images_per_s"])
+        BenchmarkRow(
+            "m1_bench",
+            f"M1 Inception-v4 {kind}, {size} px, batch {args.batch_size}",
+            ours[f"{kind}_images_per_s"],
+            "img/s",
+            "InceptionResNetV2 (keras.applications)",
+            theirs[f"{kind}_images_per_s"],
+        )
         for kind in ("train", "infer")
     ]
 

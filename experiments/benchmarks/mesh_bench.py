@@ -111,9 +111,7 @@ def bench_h3(lat: NDArray[np.float64], lon: NDArray[np.float64], res: int) -> fl
     return _rate(lat.size, time.perf_counter() - t0)
 
 
-def bench_kdtree(
-    mesh, lat: NDArray[np.float64], lon: NDArray[np.float64], exact: NDArray[np.int64]
-) -> dict:
+def bench_kdtree(mesh, lat: NDArray[np.float64], lon: NDArray[np.float64], exact: NDArray[np.int64]) -> dict:
     """Nearest kept-cell centroid by cKDTree (a common shortcut): speed and how often it is wrong."""
     from scipy.spatial import cKDTree
 
@@ -197,38 +195,57 @@ def measure(quick: bool = False) -> list[BenchmarkRow]:
 
     locate_target = f">= {TARGET_LOCATE_M_PER_S:g} M points/s"
     return [
-        BenchmarkRow("mesh_bench", f"fine mesh build, {points}", fine["build_seconds"], "s",
-                     higher_is_better=False,
-                     target=f"<= {TARGET_BUILD_SECONDS:g} s on 14 M points",
-                     met=fine["build_seconds"] <= TARGET_BUILD_SECONDS if at_scale else None),
-        BenchmarkRow("mesh_bench", f"fine mesh locate, {points}", rate(fine["locate_points_per_s"]),
-                     "M points/s", h3, rate(fine["h3_points_per_s"]), target=locate_target,
-                     met=fine["locate_points_per_s"] / 1e6 >= TARGET_LOCATE_M_PER_S),
-        BenchmarkRow("mesh_bench", f"fine mesh locate, {points}", rate(fine["locate_points_per_s"]),
-                     "M points/s", "cKDTree nearest cell centroid (inexact)",
-                     rate(fine["kdtree"]["points_per_s"])),
-        BenchmarkRow("mesh_bench", f"coarse mesh locate, {points}",
-                     rate(coarse["locate_points_per_s"]), "M points/s", h3,
-                     rate(coarse["h3_points_per_s"]), target=locate_target,
-                     met=coarse["locate_points_per_s"] / 1e6 >= TARGET_LOCATE_M_PER_S),
+        BenchmarkRow(
+            "mesh_bench",
+            f"fine mesh build, {points}",
+            fine["build_seconds"],
+            "s",
+            higher_is_better=False,
+            target=f"<= {TARGET_BUILD_SECONDS:g} s on 14 M points",
+            met=fine["build_seconds"] <= TARGET_BUILD_SECONDS if at_scale else None,
+        ),
+        BenchmarkRow(
+            "mesh_bench",
+            f"fine mesh locate, {points}",
+            rate(fine["locate_points_per_s"]),
+            "M points/s",
+            h3,
+            rate(fine["h3_points_per_s"]),
+            target=locate_target,
+            met=fine["locate_points_per_s"] / 1e6 >= TARGET_LOCATE_M_PER_S,
+        ),
+        BenchmarkRow(
+            "mesh_bench",
+            f"fine mesh locate, {points}",
+            rate(fine["locate_points_per_s"]),
+            "M points/s",
+            "cKDTree nearest cell centroid (inexact)",
+            rate(fine["kdtree"]["points_per_s"]),
+        ),
+        BenchmarkRow(
+            "mesh_bench",
+            f"coarse mesh locate, {points}",
+            rate(coarse["locate_points_per_s"]),
+            "M points/s",
+            h3,
+            rate(coarse["h3_points_per_s"]),
+            target=locate_target,
+            met=coarse["locate_points_per_s"] / 1e6 >= TARGET_LOCATE_M_PER_S,
+        ),
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1.4 M points instead of 14 M")
-    parser.add_argument(
-        "--points", type=int, default=None, help="points for the fine mesh (default 14 M)"
-    )
+    parser.add_argument("--points", type=int, default=None, help="points for the fine mesh (default 14 M)")
     parser.add_argument(
         "--coarse_points",
         type=int,
         default=None,
         help="points the coarse mesh is built on (default 2 M)",
     )
-    parser.add_argument(
-        "--h3_points", type=int, default=H3_POINTS, help="points for the h3 per-point loop"
-    )
+    parser.add_argument("--h3_points", type=int, default=H3_POINTS, help="points for the h3 per-point loop")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--write_csv", default=None, help="also write the generated points to this CSV and exit"

@@ -53,28 +53,39 @@ SEARCH_K = 6  # Figure 4's six neighbours
 SEARCH_QUERIES = 64
 BASELINE_BLOCK_ROWS = 65_536
 #: Default sizes of the full and the quick run.
-SIZES = {"full": {"photos": 256, "index_sizes": "100000,1000000", "requests": 192,
-                  "latency_repeats": 20},
-         "quick": {"photos": 64, "index_sizes": "100000", "requests": 48, "latency_repeats": 10}}
+SIZES = {
+    "full": {"photos": 256, "index_sizes": "100000,1000000", "requests": 192, "latency_repeats": 20},
+    "quick": {"photos": 64, "index_sizes": "100000", "requests": 48, "latency_repeats": 10},
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.predict_bench",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="64 photos, a 100 k index, 48 requests (well under a minute)")
-    parser.add_argument("--paper_size", action="store_true",
-                        help="the paper's Inception-v4 at 299 px instead of the demo's M1")
-    parser.add_argument("--photos", type=int, default=None,
-                        help="photos in the predicted folder (default 256; --quick 64)")
-    parser.add_argument("--index_sizes", default=None,
-                        help="comma-separated numbers of indexed feature vectors (default "
-                             "100000,1000000; --quick 100000)")
-    parser.add_argument("--requests", type=int, default=None,
-                        help="HTTP requests per load (default 192; --quick 48)")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.benchmarks.predict_bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="64 photos, a 100 k index, 48 requests (well under a minute)"
+    )
+    parser.add_argument(
+        "--paper_size",
+        action="store_true",
+        help="the paper's Inception-v4 at 299 px instead of the demo's M1",
+    )
+    parser.add_argument(
+        "--photos", type=int, default=None, help="photos in the predicted folder (default 256; --quick 64)"
+    )
+    parser.add_argument(
+        "--index_sizes",
+        default=None,
+        help="comma-separated numbers of indexed feature vectors (default 100000,1000000; --quick 100000)",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=None, help="HTTP requests per load (default 192; --quick 48)"
+    )
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
-    parser.add_argument("--latency_repeats", type=int, default=None,
-                        help="timed single-photo calls (default 20; --quick 10)")
+    parser.add_argument(
+        "--latency_repeats", type=int, default=None, help="timed single-photo calls (default 20; --quick 10)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -110,8 +121,9 @@ def make_run_dir(root: Path, paper_size: bool, seed: int) -> Path:
     mesh.save(layout.mesh)
     config = InceptionV4Config(num_cells=mesh.num_cells)
     if not paper_size:  # demo.cfg's M1
-        config = dataclasses.replace(config, image_size=75, width_multiplier=0.25, num_blocks_a=1,
-                                     num_blocks_b=1, num_blocks_c=1)
+        config = dataclasses.replace(
+            config, image_size=75, width_multiplier=0.25, num_blocks_a=1, num_blocks_b=1, num_blocks_c=1
+        )
     layout.m1_dir.mkdir(parents=True, exist_ok=True)
     build_inception_v4(config).save(layout.m1_model)
     return root
@@ -158,17 +170,30 @@ def time_predict(run_dir: Path, photos: list[Path], repeats: int) -> dict:
     one_by_one_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    cli = subprocess.run([sys.executable, "-m", "experiments.cli", "predict", str(photos[0]),
-                          f"--model={run_dir}", "--format=json"], capture_output=True, text=True)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "predict",
+            str(photos[0]),
+            f"--model={run_dir}",
+            "--format=json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     cli_s = time.perf_counter() - t0
     if cli.returncode != 0:
         raise RuntimeError(f"geoloc predict failed: {cli.stderr[-2000:]}")
-    return {"latency_ms_median": 1000 * statistics.median(latencies),
-            "latency_ms_min": 1000 * min(latencies),
-            "cli_one_photo_s": cli_s,
-            "folder_photos_per_s": len(photos) / folder_s,
-            "one_by_one_photos_per_s": len(photos) / one_by_one_s,
-            "predictor": predictor}
+    return {
+        "latency_ms_median": 1000 * statistics.median(latencies),
+        "latency_ms_min": 1000 * min(latencies),
+        "cli_one_photo_s": cli_s,
+        "folder_photos_per_s": len(photos) / folder_s,
+        "one_by_one_photos_per_s": len(photos) / one_by_one_s,
+        "predictor": predictor,
+    }
 
 
 # ---------------------------------------------------------------------- search
@@ -176,9 +201,9 @@ def naive_search(features: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
     """The baseline: squared distances of one query to every row (blocks bound the memory)."""
     distances = np.empty(len(features), np.float32)
     for start in range(0, len(features), BASELINE_BLOCK_ROWS):
-        block = features[start:start + BASELINE_BLOCK_ROWS]
+        block = features[start : start + BASELINE_BLOCK_ROWS]
         diff = block - query
-        distances[start:start + len(block)] = np.einsum("ij,ij->i", diff, diff)
+        distances[start : start + len(block)] = np.einsum("ij,ij->i", diff, diff)
     part = np.argpartition(distances, k)[:k]
     return part[np.argsort(distances[part])]
 
@@ -190,11 +215,9 @@ def time_search(n: int, seed: int) -> dict:
     features = np.empty((n, FEATURE_DIM), np.float32)
     for start in range(0, n, 100_000):  # ReLU'd features: non-negative, in bounded chunks
         rows = min(100_000, n - start)
-        features[start:start + rows] = np.abs(rng.standard_normal((rows, FEATURE_DIM),
-                                                                  np.float32))
+        features[start : start + rows] = np.abs(rng.standard_normal((rows, FEATURE_DIM), np.float32))
     picked = rng.choice(n, SEARCH_QUERIES, replace=False)
-    queries = features[picked] + 0.01 * rng.standard_normal((SEARCH_QUERIES, FEATURE_DIM),
-                                                            np.float32)
+    queries = features[picked] + 0.01 * rng.standard_normal((SEARCH_QUERIES, FEATURE_DIM), np.float32)
     norms = squared_norms(features)
     nearest(features, queries[:2], SEARCH_K, index_sq_norms=norms)  # warm the caches
     t0 = time.perf_counter()
@@ -212,10 +235,13 @@ def time_search(n: int, seed: int) -> dict:
     baseline_s = time.perf_counter() - t0
     if not np.array_equal(found[:, 0], picked):
         raise RuntimeError("search did not find the perturbed photo itself first")
-    return {"indexed": n, "ms_per_query_batched": 1000 * batched_s / SEARCH_QUERIES,
-            "ms_single_query": 1000 * single_s,
-            "baseline_ms_per_query": 1000 * baseline_s / baseline_queries,
-            "index_gb": features.nbytes / 1e9}
+    return {
+        "indexed": n,
+        "ms_per_query_batched": 1000 * batched_s / SEARCH_QUERIES,
+        "ms_single_query": 1000 * single_s,
+        "baseline_ms_per_query": 1000 * baseline_s / baseline_queries,
+        "index_gb": features.nbytes / 1e9,
+    }
 
 
 # ---------------------------------------------------------------------- serve
@@ -230,8 +256,12 @@ def time_serve(predictor, photos: list[Path], requests: int, clients: int) -> di
     def send(count: int, offset: int) -> None:
         conn = http.client.HTTPConnection(host, port, timeout=300)
         for i in range(count):
-            conn.request("POST", "/predict", body=bodies[(offset + i) % len(bodies)],
-                         headers={"Content-Type": "image/jpeg"})
+            conn.request(
+                "POST",
+                "/predict",
+                body=bodies[(offset + i) % len(bodies)],
+                headers={"Content-Type": "image/jpeg"},
+            )
             response = conn.getresponse()
             response.read()
             if response.status != 200:
@@ -244,8 +274,7 @@ def time_serve(predictor, photos: list[Path], requests: int, clients: int) -> di
         send(requests, 0)
         sequential_s = time.perf_counter() - t0
         per_client = max(1, requests // clients)
-        threads = [threading.Thread(target=send, args=(per_client, c * per_client))
-                   for c in range(clients)]
+        threads = [threading.Thread(target=send, args=(per_client, c * per_client)) for c in range(clients)]
         t0 = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -257,9 +286,12 @@ def time_serve(predictor, photos: list[Path], requests: int, clients: int) -> di
         stop_server(server)
     if failures:
         raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
-    return {"sequential_requests_per_s": requests / sequential_s,
-            "concurrent_requests_per_s": per_client * clients / concurrent_s,
-            "clients": clients, "largest_batch": largest}
+    return {
+        "sequential_requests_per_s": requests / sequential_s,
+        "concurrent_requests_per_s": per_client * clients / concurrent_s,
+        "clients": clients,
+        "largest_batch": largest,
+    }
 
 
 # ---------------------------------------------------------------------- driver
@@ -273,31 +305,59 @@ def run(args: argparse.Namespace) -> dict:
         predictor = predict.pop("predictor")
         serve = time_serve(predictor, photos, args.requests, args.clients)
     search = [time_search(n, args.seed) for n in args.index_sizes]
-    return {"model": "paper Inception-v4 299 px" if args.paper_size else "demo M1 (75 px, width "
-                                                                          "0.25)",
-            "cells": predictor.m1.num_cells, "cpu_count": os.cpu_count(), "photos": len(photos),
-            "predict": predict, "serve": serve, "search": search}
+    return {
+        "model": "paper Inception-v4 299 px" if args.paper_size else "demo M1 (75 px, width 0.25)",
+        "cells": predictor.m1.num_cells,
+        "cpu_count": os.cpu_count(),
+        "photos": len(photos),
+        "predict": predict,
+        "serve": serve,
+        "search": search,
+    }
 
 
 def rows(res: dict) -> list[BenchmarkRow]:
     p, s = res["predict"], res["serve"]
     out = [
-        BenchmarkRow("predict_bench", f"predict latency, 1 photo, {res['model']}",
-                     p["latency_ms_median"], "ms", "`geoloc predict PHOTO` in a fresh process",
-                     1000 * p["cli_one_photo_s"], higher_is_better=False),
-        BenchmarkRow("predict_bench", f"`geoloc predict DIR`, {res['photos']} 640x480 JPEGs",
-                     p["folder_photos_per_s"], "photos/s", "one photo per call (batch 1)",
-                     p["one_by_one_photos_per_s"]),
-        BenchmarkRow("predict_bench", f"`geoloc serve`, {s['clients']} concurrent clients",
-                     s["concurrent_requests_per_s"], "requests/s", "one client, sequential",
-                     s["sequential_requests_per_s"]),
+        BenchmarkRow(
+            "predict_bench",
+            f"predict latency, 1 photo, {res['model']}",
+            p["latency_ms_median"],
+            "ms",
+            "`geoloc predict PHOTO` in a fresh process",
+            1000 * p["cli_one_photo_s"],
+            higher_is_better=False,
+        ),
+        BenchmarkRow(
+            "predict_bench",
+            f"`geoloc predict DIR`, {res['photos']} 640x480 JPEGs",
+            p["folder_photos_per_s"],
+            "photos/s",
+            "one photo per call (batch 1)",
+            p["one_by_one_photos_per_s"],
+        ),
+        BenchmarkRow(
+            "predict_bench",
+            f"`geoloc serve`, {s['clients']} concurrent clients",
+            s["concurrent_requests_per_s"],
+            "requests/s",
+            "one client, sequential",
+            s["sequential_requests_per_s"],
+        ),
     ]
     for search in res["search"]:
-        out.append(BenchmarkRow(
-            "predict_bench", f"search, {search['indexed']:,} x {FEATURE_DIM} index, k={SEARCH_K}, "
-                             f"batches of {SEARCH_QUERIES}",
-            search["ms_per_query_batched"], "ms/query", "numpy distances to every row, per query",
-            search["baseline_ms_per_query"], higher_is_better=False))
+        out.append(
+            BenchmarkRow(
+                "predict_bench",
+                f"search, {search['indexed']:,} x {FEATURE_DIM} index, k={SEARCH_K}, "
+                f"batches of {SEARCH_QUERIES}",
+                search["ms_per_query_batched"],
+                "ms/query",
+                "numpy distances to every row, per query",
+                search["baseline_ms_per_query"],
+                higher_is_better=False,
+            )
+        )
     return out
 
 
@@ -310,23 +370,31 @@ def main(argv: list[str] | None = None) -> int:
     res = run(args)
     p, s = res["predict"], res["serve"]
     print(f"predict benchmark: {res['model']}, {res['cells']} cells, {res['cpu_count']} CPUs")
-    print(f"  predict latency, one photo: {p['latency_ms_median']:.1f} ms median "
-          f"({p['latency_ms_min']:.1f} ms best); the whole `geoloc predict PHOTO` command "
-          f"in a fresh process: {p['cli_one_photo_s']:.1f} s")
-    print(f"  `geoloc predict DIR` ({res['photos']} photos, batches of 32): "
-          f"{p['folder_photos_per_s']:.1f} photos/s; one per call: "
-          f"{p['one_by_one_photos_per_s']:.1f} photos/s "
-          f"({p['folder_photos_per_s'] / p['one_by_one_photos_per_s']:.1f}x)")
+    print(
+        f"  predict latency, one photo: {p['latency_ms_median']:.1f} ms median "
+        f"({p['latency_ms_min']:.1f} ms best); the whole `geoloc predict PHOTO` command "
+        f"in a fresh process: {p['cli_one_photo_s']:.1f} s"
+    )
+    print(
+        f"  `geoloc predict DIR` ({res['photos']} photos, batches of 32): "
+        f"{p['folder_photos_per_s']:.1f} photos/s; one per call: "
+        f"{p['one_by_one_photos_per_s']:.1f} photos/s "
+        f"({p['folder_photos_per_s'] / p['one_by_one_photos_per_s']:.1f}x)"
+    )
     for search in res["search"]:
-        print(f"  search {search['indexed']:,} x {FEATURE_DIM} ({search['index_gb']:.1f} GB): "
-              f"{search['ms_per_query_batched']:.2f} ms/query in batches of {SEARCH_QUERIES}, "
-              f"{search['ms_single_query']:.1f} ms for a single query; naive numpy "
-              f"{search['baseline_ms_per_query']:.1f} ms/query "
-              f"({search['baseline_ms_per_query'] / search['ms_per_query_batched']:.1f}x)")
-    print(f"  serve: {s['concurrent_requests_per_s']:.1f} requests/s with {s['clients']} "
-          f"clients (largest batch {s['largest_batch']}); one sequential client "
-          f"{s['sequential_requests_per_s']:.1f} requests/s "
-          f"({s['concurrent_requests_per_s'] / s['sequential_requests_per_s']:.1f}x)")
+        print(
+            f"  search {search['indexed']:,} x {FEATURE_DIM} ({search['index_gb']:.1f} GB): "
+            f"{search['ms_per_query_batched']:.2f} ms/query in batches of {SEARCH_QUERIES}, "
+            f"{search['ms_single_query']:.1f} ms for a single query; naive numpy "
+            f"{search['baseline_ms_per_query']:.1f} ms/query "
+            f"({search['baseline_ms_per_query'] / search['ms_per_query_batched']:.1f}x)"
+        )
+    print(
+        f"  serve: {s['concurrent_requests_per_s']:.1f} requests/s with {s['clients']} "
+        f"clients (largest batch {s['largest_batch']}); one sequential client "
+        f"{s['sequential_requests_per_s']:.1f} requests/s "
+        f"({s['concurrent_requests_per_s'] / s['sequential_requests_per_s']:.1f}x)"
+    )
     if args.json:
         from mesh.atomic import write_text_atomic
 

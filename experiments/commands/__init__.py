@@ -48,16 +48,20 @@ def command_flags(command: Command) -> flags.FlagValues:
     """A fresh FlagValues holding the command's settings and inputs."""
     flag_values = flags.FlagValues()
     for prefix, cls in command.sections.items():
-        settings_flags.define_setting_flags(flag_values, {prefix: cls},
-                                            module_name=f"geoloc {command.name}: settings",
-                                            only=command.only.get(prefix))
+        settings_flags.define_setting_flags(
+            flag_values,
+            {prefix: cls},
+            module_name=f"geoloc {command.name}: settings",
+            only=command.only.get(prefix),
+        )
     command.define_inputs(flag_values)
     return flag_values
 
 
 def usage(command: Command, flag_values: flags.FlagValues) -> str:
     head = f"usage: geoloc {command.name} [--flag=value ...]" + (
-        f" {command.positional}" if command.positional else "")
+        f" {command.positional}" if command.positional else ""
+    )
     text = [head, "", command.summary]
     if command.description:
         text += ["", command.description]
@@ -74,8 +78,9 @@ def run_command(command: Command, argv: Sequence[str]) -> int:
     try:
         rest = settings_flags.parse(flag_values, [f"geoloc {command.name}", *argv])[1:]
         if rest and not command.positional:
-            raise ConfigError(f"geoloc {command.name}: unexpected argument(s) {' '.join(rest)}; "
-                              "every setting is a --flag")
+            raise ConfigError(
+                f"geoloc {command.name}: unexpected argument(s) {' '.join(rest)}; every setting is a --flag"
+            )
         if command.positional and not rest:
             raise ConfigError(f"geoloc {command.name}: expected {command.positional}")
         configs = settings_flags.configs_from_flags(flag_values, command.sections, command.only)

@@ -1,6 +1,6 @@
 """`geoloc best-possible`: Table 6's "Best Possible" rows of a mesh on held-out photos, as JSON.
 
-    geoloc best-possible --mesh=DIR --coords=FILE.csv
+geoloc best-possible --mesh=DIR --coords=FILE.csv
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from experiments.commands import Command, require
 
 
 def _define_inputs(flag_values: flags.FlagValues) -> None:
-    flags.DEFINE_string("mesh", None, "Mesh folder (holding mesh.npz) or mesh file.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("coords", None, "CSV of held-out photos with latitude/longitude columns.",
-                        flag_values=flag_values)
+    flags.DEFINE_string("mesh", None, "Mesh folder (holding mesh.npz) or mesh file.", flag_values=flag_values)
+    flags.DEFINE_string(
+        "coords", None, "CSV of held-out photos with latitude/longitude columns.", flag_values=flag_values
+    )
     require(flag_values, "mesh", "coords")
 
 

@@ -26,12 +26,18 @@ from mesh.presets import PRESETS
 
 def _define_inputs(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_string("out", None, "Output folder (created if missing).", flag_values=flag_values)
-    flags.DEFINE_enum("preset", None, sorted(PRESETS), "Table 1 preset: coarse 8000/1000, fine "
-                      "5000/500, fineP 10000/50; --refinement_limit / --min_examples override it.",
-                      flag_values=flag_values)
+    flags.DEFINE_enum(
+        "preset",
+        None,
+        sorted(PRESETS),
+        "Table 1 preset: coarse 8000/1000, fine "
+        "5000/500, fineP 10000/50; --refinement_limit / --min_examples override it.",
+        flag_values=flag_values,
+    )
     flags.DEFINE_bool("plot", True, "Draw mesh.png (a Figure-2-like map).", flag_values=flag_values)
-    flags.DEFINE_integer("seed", 0, "Seed of the --build_sample draw.", lower_bound=0,
-                         flag_values=flag_values)
+    flags.DEFINE_integer(
+        "seed", 0, "Seed of the --build_sample draw.", lower_bound=0, flag_values=flag_values
+    )
     require(flag_values, "out")
 
 
@@ -45,24 +51,31 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int
         config = dataclasses.replace(
             config,
             refinement_limit=config.refinement_limit if inputs["refinement_limit"].present else limit,
-            min_examples=config.min_examples if inputs["min_examples"].present else minimum)
+            min_examples=config.min_examples if inputs["min_examples"].present else minimum,
+        )
     elif not (inputs["refinement_limit"].present and inputs["min_examples"].present):
-        raise ConfigError("geoloc build-mesh: give --preset, or both --refinement_limit and "
-                          "--min_examples")
+        raise ConfigError("geoloc build-mesh: give --preset, or both --refinement_limit and --min_examples")
     if not config.coords:
-        raise ConfigError("geoloc build-mesh: --coords=FILE.csv is required (latitude/longitude "
-                          "columns)")
+        raise ConfigError("geoloc build-mesh: --coords=FILE.csv is required (latitude/longitude columns)")
     coords = read_coords_csv(config.coords)
     print(coords.report(), file=sys.stderr)
     mesh, info, seconds = build_from_config(coords.lat, coords.lon, config, seed=inputs.seed)
-    summary = write_mesh_outputs(mesh, inputs.out, coords.lat, coords.lon, {
-        "preset": inputs.preset,
-        "coords_file": os.path.abspath(config.coords),
-        "rows_total": coords.rows_total,
-        "rows_skipped": coords.rows_skipped,
-        "bad_rows_examples": coords.bad_examples,
-        **info,
-    }, seconds, plot=inputs.plot)
+    summary = write_mesh_outputs(
+        mesh,
+        inputs.out,
+        coords.lat,
+        coords.lon,
+        {
+            "preset": inputs.preset,
+            "coords_file": os.path.abspath(config.coords),
+            "rows_total": coords.rows_total,
+            "rows_skipped": coords.rows_skipped,
+            "bad_rows_examples": coords.bad_examples,
+            **info,
+        },
+        seconds,
+        plot=inputs.plot,
+    )
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -19,10 +19,13 @@ from experiments.commands import Command, missing_files_are_user_errors
 
 
 def _define_inputs(flag_values: flags.FlagValues) -> None:
-    flags.DEFINE_list("labels", None, "Column labels, one per run (default: the runs' folder "
-                      "names).", flag_values=flag_values)
-    flags.DEFINE_string("out", None, "Folder to write compare.md and compare.csv.",
-                        flag_values=flag_values)
+    flags.DEFINE_list(
+        "labels",
+        None,
+        "Column labels, one per run (default: the runs' folder names).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string("out", None, "Folder to write compare.md and compare.csv.", flag_values=flag_values)
 
 
 def _run(_: dict[str, Any], inputs: flags.FlagValues, runs: list[str]) -> int:

@@ -28,18 +28,35 @@ from geoloc_tf.run_configs import ExternalEvaluateConfig
 
 def _define_inputs(flag_values: flags.FlagValues) -> None:
     define_model_inputs(flag_values)
-    flags.DEFINE_string("csv", None, "Test set CSV: IMG_ID, LAT, LON [, time, user, outdoor, "
-                        "image path].", flag_values=flag_values)
+    flags.DEFINE_string(
+        "csv",
+        None,
+        "Test set CSV: IMG_ID, LAT, LON [, time, user, outdoor, image path].",
+        flag_values=flag_values,
+    )
     flags.DEFINE_string("images", None, "Folder holding the test images.", flag_values=flag_values)
-    flags.DEFINE_string("out", None, "Report folder (default: RUN_DIR/eval_external/<csv name>).",
-                        flag_values=flag_values)
-    flags.DEFINE_string("scene_model", None, "Scene classifier (.keras or SavedModel) whose outdoor "
-                        "probability selects the outdoor-only rows (Table 4).",
-                        flag_values=flag_values)
-    flags.DEFINE_string("scene_io_labels", None, "Its indoor/outdoor class file (Places365 IO "
-                        "format: name 1|2).", flag_values=flag_values)
-    define_setting_flags(flag_values, {"": IngestConfig}, module_name="geoloc evaluate: settings",
-                         only=("image_path_template",))
+    flags.DEFINE_string(
+        "out", None, "Report folder (default: RUN_DIR/eval_external/<csv name>).", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "scene_model",
+        None,
+        "Scene classifier (.keras or SavedModel) whose outdoor "
+        "probability selects the outdoor-only rows (Table 4).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "scene_io_labels",
+        None,
+        "Its indoor/outdoor class file (Places365 IO format: name 1|2).",
+        flag_values=flag_values,
+    )
+    define_setting_flags(
+        flag_values,
+        {"": IngestConfig},
+        module_name="geoloc evaluate: settings",
+        only=("image_path_template",),
+    )
     require(flag_values, "csv", "images")
 
 
@@ -48,23 +65,40 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int
 
     logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s] %(message)s")
     with missing_files_are_user_errors():
-        result = evaluate_external(inputs.model, inputs.csv, inputs.images, inputs.out,
-                                   inputs.mesh, inputs.image_path_template, configs[""],
-                                   inputs.scene_model, inputs.scene_io_labels)
+        result = evaluate_external(
+            inputs.model,
+            inputs.csv,
+            inputs.images,
+            inputs.out,
+            inputs.mesh,
+            inputs.image_path_template,
+            configs[""],
+            inputs.scene_model,
+            inputs.scene_io_labels,
+        )
     print(f"{result['photos']} photos evaluated; report: {result.get('report')}")
     if result["unreadable"]:
-        print(f"{len(result['unreadable'])} unreadable images skipped, e.g. "
-              f"{result['unreadable'][0]}", file=sys.stderr)
+        print(
+            f"{len(result['unreadable'])} unreadable images skipped, e.g. {result['unreadable'][0]}",
+            file=sys.stderr,
+        )
     return 0
 
 
 COMMAND = Command(
     name="evaluate",
-    summary="Evaluate a trained model on an external test set (Im2GPS-style CSV + images; "
-            "Table 5).",
+    summary="Evaluate a trained model on an external test set (Im2GPS-style CSV + images; Table 5).",
     sections={"": ExternalEvaluateConfig},
-    only={"": ("thresholds_km", "outdoor_threshold", "top_k", "batch_size", "scene_image_size",
-               "scene_input_range")},
+    only={
+        "": (
+            "thresholds_km",
+            "outdoor_threshold",
+            "top_k",
+            "batch_size",
+            "scene_image_size",
+            "scene_input_range",
+        )
+    },
     define_inputs=_define_inputs,
     run=_run,
 )

@@ -21,10 +21,12 @@ from geoloc_tf.retrieval.config import IndexConfig
 
 
 def _define_inputs(flag_values: flags.FlagValues) -> None:
-    flags.DEFINE_string("model", None, "Run directory (its m1 stage finished, and its data/).",
-                        flag_values=flag_values)
-    flags.DEFINE_string("out", None, "Index directory (default: RUN_DIR/index/SPLIT).",
-                        flag_values=flag_values)
+    flags.DEFINE_string(
+        "model", None, "Run directory (its m1 stage finished, and its data/).", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "out", None, "Index directory (default: RUN_DIR/index/SPLIT).", flag_values=flag_values
+    )
     require(flag_values, "model")
 
 
@@ -36,8 +38,10 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int
     with missing_files_are_user_errors():
         index = build_index(inputs.model, configs[""], inputs.out)
     seconds = time.monotonic() - started
-    print(f"{len(index)} photos x {index.dim} features indexed in {seconds:.0f} s "
-          f"({len(index) / max(seconds, 1e-9):.0f} photos/s): {index.root}")
+    print(
+        f"{len(index)} photos x {index.dim} features indexed in {seconds:.0f} s "
+        f"({len(index) / max(seconds, 1e-9):.0f} photos/s): {index.root}"
+    )
     return 0
 
 

@@ -31,8 +31,11 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     summary = run_ingestion(configs[""], inputs.out)
-    keys = (("lines_read", "examples_written", "skipped", "splits") if summary["finished"]
-            else ("task_index", "num_tasks", "shards_written", "examples_written"))
+    keys = (
+        ("lines_read", "examples_written", "skipped", "splits")
+        if summary["finished"]
+        else ("task_index", "num_tasks", "shards_written", "examples_written")
+    )
     print(json.dumps({k: summary[k] for k in keys}, sort_keys=True))
     return 0
 
@@ -40,7 +43,7 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int
 COMMAND = Command(
     name="ingest",
     summary="Ingest a geotagged photo collection, or the demo collection, into sharded TFRecords "
-            "and per-split tables (resumable: rerun the same command).",
+    "and per-split tables (resumable: rerun the same command).",
     sections={"": IngestConfig},
     define_inputs=_define_inputs,
     run=_run,

@@ -31,24 +31,40 @@ from geoloc_tf.inference.config import PredictFilesConfig
 def define_model_inputs(flag_values: flags.FlagValues) -> None:
     """--model and --mesh, as the tools that answer with a trained model take them (predict, serve,
     evaluate); --model is required."""
-    flags.DEFINE_string("model", None, "Run directory, or an exported M1 SavedModel.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("mesh", None, "The run's mesh (default: the mesh of the run that holds "
-                        "the model; give it for a SavedModel kept elsewhere).",
-                        flag_values=flag_values)
+    flags.DEFINE_string(
+        "model", None, "Run directory, or an exported M1 SavedModel.", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "mesh",
+        None,
+        "The run's mesh (default: the mesh of the run that holds "
+        "the model; give it for a SavedModel kept elsewhere).",
+        flag_values=flag_values,
+    )
     require(flag_values, "model")
 
 
 def _define_inputs(flag_values: flags.FlagValues) -> None:
     define_model_inputs(flag_values)
-    flags.DEFINE_string("posted_at", None, "ISO 8601 posting time of the photos (UTC if no "
-                        "offset): M2 answers.", flag_values=flag_values)
-    flags.DEFINE_string("outdoor", None, "Outdoor probability of the photos in [0, 1], for an M2 "
-                        "trained with it.", flag_values=flag_values)
-    flags.DEFINE_string("map", None, "PNG of the probability over the mesh cells (one per photo: "
-                        "MAP-<photo>.png).", flag_values=flag_values)
-    flags.DEFINE_string("out", None, "Write here (atomically) instead of stdout.",
-                        flag_values=flag_values)
+    flags.DEFINE_string(
+        "posted_at",
+        None,
+        "ISO 8601 posting time of the photos (UTC if no offset): M2 answers.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "outdoor",
+        None,
+        "Outdoor probability of the photos in [0, 1], for an M2 trained with it.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "map",
+        None,
+        "PNG of the probability over the mesh cells (one per photo: MAP-<photo>.png).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string("out", None, "Write here (atomically) instead of stdout.", flag_values=flag_values)
 
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, paths: list[str]) -> int:
@@ -68,21 +84,34 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, paths: list[str]) ->
         print(f"error: no image file in {' '.join(paths)}", file=sys.stderr)
         return 1
     if posted_at is not None and not predictor.has_m2:
-        print(f"note: {inputs.model} has no M2 (a run directory's trained M2): M1 answers and "
-              "--posted_at is not used", file=sys.stderr)
+        print(
+            f"note: {inputs.model} has no M2 (a run directory's trained M2): M1 answers and "
+            "--posted_at is not used",
+            file=sys.stderr,
+        )
     if outdoor is not None and not predictor.m2_uses_outdoor:
         print("note: --outdoor is not used (no M2 trained with the outdoor input)", file=sys.stderr)
     if skipped:
-        print(f"note: {skipped} file(s) without an image suffix ({', '.join(sorted(IMAGE_SUFFIXES))}"
-              ") or hidden were left out of the directories", file=sys.stderr)
-    show = config.progress == "on" or (config.progress == "auto"
-                                       and any(Path(p).is_dir() for p in paths))
+        print(
+            f"note: {skipped} file(s) without an image suffix ({', '.join(sorted(IMAGE_SUFFIXES))}"
+            ") or hidden were left out of the directories",
+            file=sys.stderr,
+        )
+    show = config.progress == "on" or (config.progress == "auto" and any(Path(p).is_dir() for p in paths))
     progress = Progress(len(files), sys.stderr, show)
     started = time.monotonic()
 
     def run(out: IO[str]) -> tuple[int, int]:
-        return predict_files(predictor, files, out, config, posted_at, outdoor,
-                             Path(inputs.map) if inputs.map else None, progress)
+        return predict_files(
+            predictor,
+            files,
+            out,
+            config,
+            posted_at,
+            outdoor,
+            Path(inputs.map) if inputs.map else None,
+            progress,
+        )
 
     if inputs.out:
         counts: list[tuple[int, int]] = []
@@ -100,15 +129,18 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, paths: list[str]) ->
     failed += len(missing)
     seconds = time.monotonic() - started
     if failed or show or inputs.out:
-        print(f"{done} photos predicted, {failed} failed ({done / max(seconds, 1e-9):.1f} "
-              f"photos/s){f'; written to {inputs.out}' if inputs.out else ''}", file=sys.stderr)
+        print(
+            f"{done} photos predicted, {failed} failed ({done / max(seconds, 1e-9):.1f} "
+            f"photos/s){f'; written to {inputs.out}' if inputs.out else ''}",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 
 COMMAND = Command(
     name="predict",
     summary="Locate photos with a trained model: top cells, and the cells holding 50 % and 90 % "
-            "of the probability with their areas.",
+    "of the probability with their areas.",
     sections={"": PredictFilesConfig},
     define_inputs=_define_inputs,
     positional="PHOTO_OR_DIR [PHOTO_OR_DIR ...]",

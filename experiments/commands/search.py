@@ -25,16 +25,29 @@ from geoloc_tf.retrieval.config import SearchConfig
 
 
 def _define_inputs(flag_values: flags.FlagValues) -> None:
-    flags.DEFINE_string("index", None, "Index directory written by geoloc index.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("model", None, "Run directory of M1 (default: the run that built the "
-                        "index).", flag_values=flag_values)
-    flags.DEFINE_string("sheet", None, "Draw the query sheet (Figure 4) to this PNG.",
-                        flag_values=flag_values)
-    flags.DEFINE_float("lat", None, "The query's true latitude, degrees.", lower_bound=-90.0,
-                       upper_bound=90.0, flag_values=flag_values)
-    flags.DEFINE_float("lon", None, "The query's true longitude, degrees.", lower_bound=-180.0,
-                       upper_bound=180.0, flag_values=flag_values)
+    flags.DEFINE_string("index", None, "Index directory written by geoloc index.", flag_values=flag_values)
+    flags.DEFINE_string(
+        "model", None, "Run directory of M1 (default: the run that built the index).", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "sheet", None, "Draw the query sheet (Figure 4) to this PNG.", flag_values=flag_values
+    )
+    flags.DEFINE_float(
+        "lat",
+        None,
+        "The query's true latitude, degrees.",
+        lower_bound=-90.0,
+        upper_bound=90.0,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "lon",
+        None,
+        "The query's true longitude, degrees.",
+        lower_bound=-180.0,
+        upper_bound=180.0,
+        flag_values=flag_values,
+    )
     require(flag_values, "index")
 
 
@@ -45,8 +58,9 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, positional: list[str
 
     config: SearchConfig = configs[""]
     if len(positional) != 1:
-        raise ConfigError(f"geoloc search: expected one query IMAGE, got {len(positional)}: "
-                          f"{' '.join(positional)}")
+        raise ConfigError(
+            f"geoloc search: expected one query IMAGE, got {len(positional)}: {' '.join(positional)}"
+        )
     (query,) = positional
     if (inputs.lat is None) != (inputs.lon is None):
         raise ConfigError("--lat and --lon go together: give both or neither")
@@ -58,9 +72,14 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, positional: list[str
         if inputs.sheet:
             from geoloc_tf.retrieval.sheet import draw_query_sheet, record_images
 
-            draw_query_sheet(image, result, record_images(index, result["row"].to_numpy()),
-                             inputs.sheet, title=f"{Path(query).name}: {len(result)} nearest "
-                             f"of {len(index):,} indexed photos (L2 distance of M1 features)")
+            draw_query_sheet(
+                image,
+                result,
+                record_images(index, result["row"].to_numpy()),
+                inputs.sheet,
+                title=f"{Path(query).name}: {len(result)} nearest "
+                f"of {len(index):,} indexed photos (L2 distance of M1 features)",
+            )
     if config.format == "json":
         print(to_json(result, query, inputs.index, inputs.lat, inputs.lon))
     else:
@@ -72,8 +91,7 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, positional: list[str
 
 COMMAND = Command(
     name="search",
-    summary="The indexed photos nearest to a query image in M1's feature space (appendix B, "
-            "Figure 4).",
+    summary="The indexed photos nearest to a query image in M1's feature space (appendix B, Figure 4).",
     sections={"": SearchConfig},
     define_inputs=_define_inputs,
     positional="IMAGE",

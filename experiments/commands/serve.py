@@ -36,7 +36,7 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int
 COMMAND = Command(
     name="serve",
     summary="HTTP server: POST /predict answers a photo with a trained model (bound to 127.0.0.1 "
-            "unless --host says otherwise; no authentication).",
+    "unless --host says otherwise; no authentication).",
     sections={"": ServerConfig},
     define_inputs=define_model_inputs,
     run=_run,

@@ -24,11 +24,19 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     layout = RunLayout(run_dir)
     summary = run_ingestion(config.data, str(layout.data_dir))
     if not summary["finished"]:
-        raise StageError(f"data: task {summary['task_index']} of {summary['num_tasks']} wrote its "
-                         f"{summary['shards_written']} shards; run once more with "
-                         "--data_num_tasks=1 to finish the data set")
-    log.info("data: %d lines read, %d photos written, skipped %s; splits %s", summary["lines_read"],
-             summary["examples_written"], {k: v for k, v in summary["skipped"].items() if v},
-             summary["splits"])
-    return {"summary": layout.relative(layout.data_dir / SUMMARY_FILE),
-            "manifest": layout.relative(layout.data_dir / MANIFEST_FILE)}
+        raise StageError(
+            f"data: task {summary['task_index']} of {summary['num_tasks']} wrote its "
+            f"{summary['shards_written']} shards; run once more with "
+            "--data_num_tasks=1 to finish the data set"
+        )
+    log.info(
+        "data: %d lines read, %d photos written, skipped %s; splits %s",
+        summary["lines_read"],
+        summary["examples_written"],
+        {k: v for k, v in summary["skipped"].items() if v},
+        summary["splits"],
+    )
+    return {
+        "summary": layout.relative(layout.data_dir / SUMMARY_FILE),
+        "manifest": layout.relative(layout.data_dir / MANIFEST_FILE),
+    }

@@ -24,13 +24,23 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     # photos in M1's feature space (stored by --predict_store_features); a stale table is removed
     # when the row is off.
     if evaluate.knn_k:
-        write_knn_predictions(layout, M23_VAL, evaluate.knn_k, evaluate.knn_bandwidth_km,
-                              index_split=M1_TRAIN)
+        write_knn_predictions(
+            layout, M23_VAL, evaluate.knn_k, evaluate.knn_bandwidth_km, index_split=M1_TRAIN
+        )
     else:
         layout.prediction_table(KNN_MODEL, M23_VAL).unlink(missing_ok=True)
-    report_config = ReportConfig(evaluation=EvalConfig.from_settings(
-        evaluate, split=M23_VAL,
-        mesh_name=f"mesh {config.mesh.refinement_limit}/{config.mesh.min_examples}"))
-    written = evaluate_run(run_dir, mesh_path=layout.mesh, out_dir=layout.eval_dir,
-                           config=report_config, simulated=config.data.simulated)
+    report_config = ReportConfig(
+        evaluation=EvalConfig.from_settings(
+            evaluate,
+            split=M23_VAL,
+            mesh_name=f"mesh {config.mesh.refinement_limit}/{config.mesh.min_examples}",
+        )
+    )
+    written = evaluate_run(
+        run_dir,
+        mesh_path=layout.mesh,
+        out_dir=layout.eval_dir,
+        config=report_config,
+        simulated=config.data.simulated,
+    )
     return {name: layout.relative(path) for name, path in written.items()}

@@ -18,6 +18,13 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from mesh import Mesh
 
     layout = RunLayout(run_dir)
-    train_m1(load(str(layout.data_dir)), Mesh.load(layout.mesh), layout.m1_dir,
-             layout.tensorboard("m1"), config.m1, config.runtime, seed=config.seed)
+    train_m1(
+        load(str(layout.data_dir)),
+        Mesh.load(layout.mesh),
+        layout.m1_dir,
+        layout.tensorboard("m1"),
+        config.m1,
+        config.runtime,
+        seed=config.seed,
+    )
     return {"model": layout.relative(layout.m1_model), "history": layout.relative(layout.m1_history)}

@@ -16,6 +16,7 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from mesh import Mesh
 
     layout = RunLayout(run_dir)
-    artifacts = task.run(layout, Mesh.load(layout.mesh), config.m3, config.m2, seed=config.seed,
-                         top_k=config.predict.top_k)
+    artifacts = task.run(
+        layout, Mesh.load(layout.mesh), config.m3, config.m2, seed=config.seed, top_k=config.predict.top_k
+    )
     return {name: layout.relative(path) for name, path in artifacts.items()}

@@ -25,9 +25,15 @@ def training_coordinates(config: RunConfig, run_dir: Path) -> tuple[np.ndarray, 
         from mesh.coords_csv import read_coords_csv
 
         coords = read_coords_csv(config.mesh.coords)
-        return coords.lat, coords.lon, {"coords_file": str(Path(config.mesh.coords).resolve()),
-                                        "rows_total": coords.rows_total,
-                                        "rows_skipped": coords.rows_skipped}
+        return (
+            coords.lat,
+            coords.lon,
+            {
+                "coords_file": str(Path(config.mesh.coords).resolve()),
+                "rows_total": coords.rows_total,
+                "rows_skipped": coords.rows_skipped,
+            },
+        )
     from data_pipelines.ingest import split_coordinates
     from geoloc_tf.run_layout import RunLayout
 
@@ -41,10 +47,21 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
 
     lat, lon, source = training_coordinates(config, run_dir)
     mesh, info, seconds = build_from_config(lat, lon, config.mesh, seed=config.seed)
-    log.info("mesh: %d cells kept of %d triangles, from %d photos, in %.1f s", mesh.num_cells,
-             mesh.num_triangles, len(lat), seconds)
+    log.info(
+        "mesh: %d cells kept of %d triangles, from %d photos, in %.1f s",
+        mesh.num_cells,
+        mesh.num_triangles,
+        len(lat),
+        seconds,
+    )
     layout = RunLayout(run_dir)
     write_mesh_outputs(mesh, layout.mesh_dir, lat, lon, {**source, **info}, seconds)
-    return {name: layout.relative(path) for name, path in (
-        ("mesh", layout.mesh), ("geojson", layout.mesh_geojson), ("summary", layout.mesh_summary),
-        ("map", layout.mesh_plot))}
+    return {
+        name: layout.relative(path)
+        for name, path in (
+            ("mesh", layout.mesh),
+            ("geojson", layout.mesh_geojson),
+            ("summary", layout.mesh_summary),
+            ("map", layout.mesh_plot),
+        )
+    }

@@ -20,6 +20,7 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
 
     layout = RunLayout(run_dir)
     model = keras.saving.load_model(layout.m1_model)
-    paths = predict_splits(model, load(str(layout.data_dir)), layout, config.predict,
-                           image_size=config.m1.image_size)
+    paths = predict_splits(
+        model, load(str(layout.data_dir)), layout, config.predict, image_size=config.m1.image_size
+    )
     return {split: layout.relative(path) for split, path in paths.items()}

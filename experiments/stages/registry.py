@@ -32,28 +32,34 @@ class Stage:
 
 def _lazy(module: str, function: str) -> StageFn:
     """Imports a stage's module only when the stage runs (keeps `--help` fast, TF out of mesh runs)."""
+
     def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
         import importlib
+
         return getattr(importlib.import_module(module), function)(config, run_dir)
+
     return run
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("mesh", reads=("mesh", "data"), needs=(),
-          run=_lazy("experiments.stages.mesh_stage", "run")),
+    Stage("mesh", reads=("mesh", "data"), needs=(), run=_lazy("experiments.stages.mesh_stage", "run")),
     Stage("data", reads=("data",), needs=(), run=_lazy("experiments.stages.data_stage", "run")),
-    Stage("m1", reads=("m1",), needs=("mesh", "data"),
-          run=_lazy("experiments.stages.m1_stage", "run")),
-    Stage("predict", reads=("predict",), needs=("m1",),
-          run=_lazy("experiments.stages.predict_stage", "run")),
-    Stage("m2", reads=("m2",), needs=("predict",),
-          run=_lazy("experiments.stages.m2_stage", "run")),
-    Stage("m3", reads=("m3",), needs=("predict", "m2"),
-          run=_lazy("experiments.stages.m3_stage", "run")),
-    Stage("evaluate", reads=("evaluate",), needs=("predict", "m2", "m3"),
-          run=_lazy("experiments.stages.evaluate_stage", "run")),
-    Stage("export", reads=("export",), needs=("mesh", "m1", "m2", "m3"),
-          run=_lazy("experiments.stages.export_stage", "run")),
+    Stage("m1", reads=("m1",), needs=("mesh", "data"), run=_lazy("experiments.stages.m1_stage", "run")),
+    Stage("predict", reads=("predict",), needs=("m1",), run=_lazy("experiments.stages.predict_stage", "run")),
+    Stage("m2", reads=("m2",), needs=("predict",), run=_lazy("experiments.stages.m2_stage", "run")),
+    Stage("m3", reads=("m3",), needs=("predict", "m2"), run=_lazy("experiments.stages.m3_stage", "run")),
+    Stage(
+        "evaluate",
+        reads=("evaluate",),
+        needs=("predict", "m2", "m3"),
+        run=_lazy("experiments.stages.evaluate_stage", "run"),
+    ),
+    Stage(
+        "export",
+        reads=("export",),
+        needs=("mesh", "m1", "m2", "m3"),
+        run=_lazy("experiments.stages.export_stage", "run"),
+    ),
 )
 
 STAGE_BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}

@@ -45,8 +45,7 @@ def record_path(run_dir: Path, name: str) -> Path:
 
 def stage_settings(stage: Stage, config: RunConfig) -> dict[str, dict]:
     """{section: {setting: value}} of the settings that decide the stage's outputs (flag names)."""
-    return {section: flat_values(config.section(section), outputs_only=True)
-            for section in stage.reads}
+    return {section: flat_values(config.section(section), outputs_only=True) for section in stage.reads}
 
 
 def fingerprint(settings: dict[str, dict]) -> str:
@@ -61,10 +60,12 @@ def read_record(run_dir: Path, name: str) -> dict | None:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise StageError(
-            f"{path}: unreadable stage record ({error}); delete it to redo stage {name}") from None
+            f"{path}: unreadable stage record ({error}); delete it to redo stage {name}"
+        ) from None
     if record.get("record_version") != RECORD_VERSION:
-        raise StageError(f"{path}: record_version {record.get('record_version')!r}, this geoloc reads "
-                         f"{RECORD_VERSION}")
+        raise StageError(
+            f"{path}: record_version {record.get('record_version')!r}, this geoloc reads {RECORD_VERSION}"
+        )
     return record
 
 
@@ -119,7 +120,8 @@ def run_stages(
         if missing:
             raise StageError(
                 f"stage {stage.name} needs the outputs of stage(s) {', '.join(missing)}, which {run_dir} "
-                f"does not hold; add them to --stages")
+                f"does not hold; add them to --stages"
+            )
         if on_stage_start:
             on_stage_start(stage.name, reason)
         log.info("stage %s: running (%s)", stage.name, reason)
@@ -134,9 +136,14 @@ def run_stages(
     return outcomes
 
 
-def _refuse_changed_settings(config: RunConfig, run_dir: Path, registry: Sequence[Stage],
-                             selected: list[Stage], records: dict[str, dict | None],
-                             forced: set[str]) -> None:
+def _refuse_changed_settings(
+    config: RunConfig,
+    run_dir: Path,
+    registry: Sequence[Stage],
+    selected: list[Stage],
+    records: dict[str, dict | None],
+    forced: set[str],
+) -> None:
     by_name = {stage.name: stage for stage in registry}
     to_check: set[str] = set()
     for stage in selected:
@@ -151,7 +158,8 @@ def _refuse_changed_settings(config: RunConfig, run_dir: Path, registry: Sequenc
             changes = "; ".join(_changed_flags(record["settings"], settings))
             raise StageError(
                 f"{run_dir} holds stage {stage.name} made with other settings ({changes}); use another "
-                f"--run_dir, or --force_stages={stage.name} to redo it and the stages that need it")
+                f"--run_dir, or --force_stages={stage.name} to redo it and the stages that need it"
+            )
 
 
 def _upstream(name: str, by_name: dict[str, Stage]) -> set[str]:
@@ -162,15 +170,25 @@ def _upstream(name: str, by_name: dict[str, Stage]) -> set[str]:
     return found
 
 
-def _why_run(stage: Stage, config: RunConfig, run_dir: Path, record: dict | None,
-             records: dict[str, dict | None], forced: set[str], redone: set[str]) -> str | None:
+def _why_run(
+    stage: Stage,
+    config: RunConfig,
+    run_dir: Path,
+    record: dict | None,
+    records: dict[str, dict | None],
+    forced: set[str],
+    redone: set[str],
+) -> str | None:
     """The reason a stage must run, or None when its outputs are current."""
     if stage.name in forced:
         return "forced by --force_stages"
     if record is None:
         return "no outputs yet"
-    changed_needs = [need for need in stage.needs if need in redone or records[need] is None
-                     or record["upstream"].get(need) != records[need]["token"]]
+    changed_needs = [
+        need
+        for need in stage.needs
+        if need in redone or records[need] is None or record["upstream"].get(need) != records[need]["token"]
+    ]
     if changed_needs:
         return f"upstream stage(s) {', '.join(changed_needs)} were redone"
     missing = [path for path in record["artifacts"].values() if not (run_dir / path).exists()]
@@ -179,8 +197,14 @@ def _why_run(stage: Stage, config: RunConfig, run_dir: Path, record: dict | None
     return None
 
 
-def _write_record(config: RunConfig, run_dir: Path, stage: Stage, records: dict[str, dict | None],
-                  artifacts: dict[str, str], seconds: float) -> dict:
+def _write_record(
+    config: RunConfig,
+    run_dir: Path,
+    stage: Stage,
+    records: dict[str, dict | None],
+    artifacts: dict[str, str],
+    seconds: float,
+) -> dict:
     settings = stage_settings(stage, config)
     record = {
         "record_version": RECORD_VERSION,

@@ -14,29 +14,49 @@
 
 from geoloc_tf.evaluation.compare import compare_results, compare_runs, read_results
 from geoloc_tf.evaluation.metrics import (
-                                          class_bias,
-                                          entropy_nats,
-                                          error_summary,
-                                          kl_divergence,
-                                          label_points,
-                                          most_frequent_cell,
-                                          prediction_errors_km,
-                                          wilcoxon_paired,
+    class_bias,
+    entropy_nats,
+    error_summary,
+    kl_divergence,
+    label_points,
+    most_frequent_cell,
+    prediction_errors_km,
+    wilcoxon_paired,
 )
 from geoloc_tf.evaluation.model_predictions import (
-                                          discover_prediction_tables,
-                                          load_predictions,
-                                          read_prediction_table,
-                                          read_prediction_tables,
+    discover_prediction_tables,
+    load_predictions,
+    read_prediction_table,
+    read_prediction_tables,
 )
 from geoloc_tf.evaluation.outdoor import outdoor_mask, read_io_labels, scene_outdoor_probs
 from geoloc_tf.evaluation.report import SIMULATED_NOTICE, ReportConfig, evaluate_run, write_report
 from geoloc_tf.evaluation.results import EvalConfig, Evaluation, evaluate_predictions
 
 __all__ = [
-    "EvalConfig", "Evaluation", "ReportConfig", "SIMULATED_NOTICE", "class_bias", "compare_results", "compare_runs",
-    "discover_prediction_tables", "entropy_nats", "error_summary", "evaluate_predictions", "evaluate_run",
-    "kl_divergence", "label_points", "load_predictions", "most_frequent_cell", "outdoor_mask",
-    "prediction_errors_km", "read_io_labels", "read_prediction_table", "read_prediction_tables", "read_results", "scene_outdoor_probs",
-    "wilcoxon_paired", "write_report",
+    "EvalConfig",
+    "Evaluation",
+    "ReportConfig",
+    "SIMULATED_NOTICE",
+    "class_bias",
+    "compare_results",
+    "compare_runs",
+    "discover_prediction_tables",
+    "entropy_nats",
+    "error_summary",
+    "evaluate_predictions",
+    "evaluate_run",
+    "kl_divergence",
+    "label_points",
+    "load_predictions",
+    "most_frequent_cell",
+    "outdoor_mask",
+    "prediction_errors_km",
+    "read_io_labels",
+    "read_prediction_table",
+    "read_prediction_tables",
+    "read_results",
+    "scene_outdoor_probs",
+    "wilcoxon_paired",
+    "write_report",
 ]

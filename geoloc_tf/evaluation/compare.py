@@ -28,7 +28,9 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
             try:
                 return json.loads(candidate.read_text(encoding="utf-8"))
             except (OSError, ValueError) as e:
-                raise EvaluationError(f"{candidate}: unreadable results ({e}); expected eval/results.json") from None
+                raise EvaluationError(
+                    f"{candidate}: unreadable results ({e}); expected eval/results.json"
+                ) from None
     raise EvaluationError(f"{p}: no results.json (looked in {p}, {p}/eval); run the evaluate stage first")
 
 
@@ -44,29 +46,63 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
     rows, notes = [], []
     for label, res in runs.items():
         if res["thresholds_km"] != th:
-            raise EvaluationError(f"run {label}: thresholds {res['thresholds_km']} differ from {th}; "
-                                  "expected runs evaluated at the same thresholds")
+            raise EvaluationError(
+                f"run {label}: thresholds {res['thresholds_km']} differ from {th}; "
+                "expected runs evaluated at the same thresholds"
+            )
         lp = res["label_point"]
         if res.get("notice"):
             notes.append(f"{label}: {res['notice']}")
         for model in res["models"].values():
             s = model["by_label_point"][lp]
-            rows.append((label, res["num_cells"], model["display_name"], s["num_photos"],
-                         *(_nan(s["accuracy_percent"][threshold_key(t)]) for t in th), _nan(s["mean_km"]),
-                         _nan(s["median_km"]), _nan((model["class_bias"] or {}).get("kl_divergence"))))
+            rows.append(
+                (
+                    label,
+                    res["num_cells"],
+                    model["display_name"],
+                    s["num_photos"],
+                    *(_nan(s["accuracy_percent"][threshold_key(t)]) for t in th),
+                    _nan(s["mean_km"]),
+                    _nan(s["median_km"]),
+                    _nan((model["class_bias"] or {}).get("kl_divergence")),
+                )
+            )
         name = "imagery centroid" if lp == "imagery" else "cell centroid"
         for r in res.get("best_possible", {}).get("rows", []):
             if r["label_point"] == name and r["over"] == "all photos":
-                rows.append((label, res["num_cells"], "Best Possible", r["num_photos"],
-                             *(_nan(r["accuracy_percent"][threshold_key(t)]) for t in th), _nan(r["mean_km"]),
-                             _nan(r["median_km"]), 0.0))
-    return Table("compare", "Runs side by side (accuracy %)",
-                 ("Run", "Cells", "Model", "Photos", *threshold_columns(th), "Mean Error (km)", "Median Error (km)",
-                  "KL Divergence"), tuple(rows), tuple(notes))
+                rows.append(
+                    (
+                        label,
+                        res["num_cells"],
+                        "Best Possible",
+                        r["num_photos"],
+                        *(_nan(r["accuracy_percent"][threshold_key(t)]) for t in th),
+                        _nan(r["mean_km"]),
+                        _nan(r["median_km"]),
+                        0.0,
+                    )
+                )
+    return Table(
+        "compare",
+        "Runs side by side (accuracy %)",
+        (
+            "Run",
+            "Cells",
+            "Model",
+            "Photos",
+            *threshold_columns(th),
+            "Mean Error (km)",
+            "Median Error (km)",
+            "KL Divergence",
+        ),
+        tuple(rows),
+        tuple(notes),
+    )
 
 
-def compare_runs(paths: list[str | os.PathLike], out_dir: str | os.PathLike | None = None,
-                 labels: list[str] | None = None) -> tuple[Table, dict[str, str]]:
+def compare_runs(
+    paths: list[str | os.PathLike], out_dir: str | os.PathLike | None = None, labels: list[str] | None = None
+) -> tuple[Table, dict[str, str]]:
     """Compare runs (run dirs, eval dirs or results.json files); labels default to the run dirs'
     names. With ``out_dir``, writes ``compare.md`` and ``compare.csv`` there (atomically)."""
     labels = labels or [_label(p) for p in paths]

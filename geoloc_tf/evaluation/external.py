@@ -33,30 +33,39 @@ log = logging.getLogger(__name__)
 SPLIT = "external"
 
 
-def read_test_set(csv_path: str, image_path_template: str | None = None
-                  ) -> tuple[pd.DataFrame, dict]:
+def read_test_set(csv_path: str, image_path_template: str | None = None) -> tuple[pd.DataFrame, dict]:
     """The test set's photos (metadata columns + image_path) and the skipped-row counts."""
     from data_pipelines.hashing import UserHasher
     from data_pipelines.readers import COORD_SCALE, SkipLog, read_metadata_file
 
     skips = SkipLog()
     hasher = UserHasher(secrets.token_hex(8))  # user ids only group photos here; never stored
-    chunks = [chunk for _, chunk in read_metadata_file(csv_path, template=image_path_template,
-                                                       user_hasher=hasher, skips=skips)]
+    chunks = [
+        chunk
+        for _, chunk in read_metadata_file(
+            csv_path, template=image_path_template, user_hasher=hasher, skips=skips
+        )
+    ]
     columns = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
     if not columns or not len(columns["photo_id"]):
         raise EvaluationError(f"{csv_path}: no usable row; skipped {dict(skips.counts)}")
-    table = pd.DataFrame({
-        "photo_id": columns["photo_id"].astype(str), "user_hash": columns["user_hash"].astype(str),
-        "posted_at": columns["posted_at"].astype(np.int64),
-        "lat": columns["lat_e7"] / COORD_SCALE, "lon": columns["lon_e7"] / COORD_SCALE,
-        "outdoor_prob": np.nan_to_num(columns["outdoor_prob"].astype(np.float32), nan=-1.0),
-        "image_path": columns["image_path"].astype(str)})
+    table = pd.DataFrame(
+        {
+            "photo_id": columns["photo_id"].astype(str),
+            "user_hash": columns["user_hash"].astype(str),
+            "posted_at": columns["posted_at"].astype(np.int64),
+            "lat": columns["lat_e7"] / COORD_SCALE,
+            "lon": columns["lon_e7"] / COORD_SCALE,
+            "outdoor_prob": np.nan_to_num(columns["outdoor_prob"].astype(np.float32), nan=-1.0),
+            "image_path": columns["image_path"].astype(str),
+        }
+    )
     return table, skips.to_json()
 
 
-def predict_m1(model: "M1Model", table: pd.DataFrame, images_dir: Path, batch_size: int,
-               top_k: int = 10) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[str]]:
+def predict_m1(
+    model: "M1Model", table: pd.DataFrame, images_dir: Path, batch_size: int, top_k: int = 10
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[str]]:
     """M1's top-k for every readable image; returns the kept rows, ids, probs, unreadable files."""
     from geoloc_tf.inference.m1_model import read_image_bytes
 
@@ -88,14 +97,18 @@ def predict_m1(model: "M1Model", table: pd.DataFrame, images_dir: Path, batch_si
     flush()
     if not kept:
         raise EvaluationError(f"no readable image under {images_dir} for the {len(table)} rows")
-    return (table.iloc[kept].reset_index(drop=True), np.concatenate(ids), np.concatenate(probs),
-            unreadable)
+    return (table.iloc[kept].reset_index(drop=True), np.concatenate(ids), np.concatenate(probs), unreadable)
 
 
-def scene_outdoor_probabilities(table: pd.DataFrame, images_dir: Path, scene_model: str,
-                                io_labels: str, image_size: int = 224,
-                                input_range: tuple[float, float] = (0.0, 1.0),
-                                batch_size: int = 32) -> dict[str, float]:
+def scene_outdoor_probabilities(
+    table: pd.DataFrame,
+    images_dir: Path,
+    scene_model: str,
+    io_labels: str,
+    image_size: int = 224,
+    input_range: tuple[float, float] = (0.0, 1.0),
+    batch_size: int = 32,
+) -> dict[str, float]:
     """photo_id -> outdoor probability from a user's scene classifier (Table 4, §4.1.2): the
     softmax mass on the classes its Places365-style IO file marks outdoor (2)."""
     import tensorflow as tf
@@ -106,21 +119,31 @@ def scene_outdoor_probabilities(table: pd.DataFrame, images_dir: Path, scene_mod
 
     def batches():
         for start in range(0, len(table), batch_size):
-            images = [tf.image.resize(tf.io.decode_image((images_dir / p).read_bytes(), channels=3,
-                                                         expand_animations=False),
-                                      [image_size, image_size]) / 255.0
-                      for p in table["image_path"].iloc[start:start + batch_size]]
+            images = [
+                tf.image.resize(
+                    tf.io.decode_image((images_dir / p).read_bytes(), channels=3, expand_animations=False),
+                    [image_size, image_size],
+                )
+                / 255.0
+                for p in table["image_path"].iloc[start : start + batch_size]
+            ]
             yield (tf.stack(images).numpy() * (high - low) + low).astype(np.float32)
 
     probs = scene_outdoor_probs(load_scene_model(scene_model), batches(), io_labels)
     return dict(zip(table["photo_id"], probs.astype(float)))
 
 
-def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: str | None = None,
-                      mesh_path: str | None = None, image_path_template: str | None = None,
-                      config: ExternalEvaluateConfig | None = None,
-                      scene_model: str | None = None,
-                      scene_io_labels: str | None = None) -> dict:
+def evaluate_external(
+    model_path: str,
+    csv_path: str,
+    images_dir: str,
+    out_dir: str | None = None,
+    mesh_path: str | None = None,
+    image_path_template: str | None = None,
+    config: ExternalEvaluateConfig | None = None,
+    scene_model: str | None = None,
+    scene_io_labels: str | None = None,
+) -> dict:
     """Predicts and evaluates an external test set; returns {'report': path, ...} and counts.
 
     With `scene_model` and `scene_io_labels`, the outdoor-only rows use the scene classifier's
@@ -142,10 +165,16 @@ def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: 
     mesh = mesh_lib.Mesh.load(mesh_file)
     out = RunLayout(Path(out_dir) if out_dir else run.eval_external(Path(csv_path).stem))
     table, skipped = read_test_set(csv_path, image_path_template)
-    kept, ids, probs, unreadable = predict_m1(M1Model.load(model_dir, mesh_file), table,
-                                              Path(images_dir), batch_size, top_k)
-    tables = {"m1": str(prediction_tables.write_table(
-        prediction_tables.table_from_top_k(kept, ids, probs), out.prediction_table("m1", SPLIT)))}
+    kept, ids, probs, unreadable = predict_m1(
+        M1Model.load(model_dir, mesh_file), table, Path(images_dir), batch_size, top_k
+    )
+    tables = {
+        "m1": str(
+            prediction_tables.write_table(
+                prediction_tables.table_from_top_k(kept, ids, probs), out.prediction_table("m1", SPLIT)
+            )
+        )
+    }
     tables.update(_metadata_models(run, out, mesh, kept, ids, probs, top_k))
     from geoloc_tf.evaluation.report import ReportConfig
     from geoloc_tf.evaluation.results import EvalConfig
@@ -153,20 +182,33 @@ def evaluate_external(model_path: str, csv_path: str, images_dir: str, out_dir: 
     outdoor = None
     if scene_model and scene_io_labels:  # one without the other was refused above
         low, high = config.scene_input_range
-        outdoor = scene_outdoor_probabilities(kept, Path(images_dir), scene_model, scene_io_labels,
-                                              config.scene_image_size, (low, high), batch_size)
+        outdoor = scene_outdoor_probabilities(
+            kept,
+            Path(images_dir),
+            scene_model,
+            scene_io_labels,
+            config.scene_image_size,
+            (low, high),
+            batch_size,
+        )
     evaluation = EvalConfig.from_settings(config.evaluate, split=SPLIT)
-    written = evaluate_run(out.root, mesh_path=mesh_file, tables=tables, out_dir=out.root,
-                           config=ReportConfig(evaluation=evaluation),
-                           outdoor_probs=outdoor,
-                           notice=f"External test set {Path(csv_path).name}: {len(kept)} photos "
-                                  f"evaluated, {len(unreadable)} unreadable images skipped, rows "
-                                  f"skipped by reason {skipped['counts'] or 'none'}.")
+    written = evaluate_run(
+        out.root,
+        mesh_path=mesh_file,
+        tables=tables,
+        out_dir=out.root,
+        config=ReportConfig(evaluation=evaluation),
+        outdoor_probs=outdoor,
+        notice=f"External test set {Path(csv_path).name}: {len(kept)} photos "
+        f"evaluated, {len(unreadable)} unreadable images skipped, rows "
+        f"skipped by reason {skipped['counts'] or 'none'}.",
+    )
     return {**written, "photos": len(kept), "unreadable": unreadable, "skipped_rows": skipped}
 
 
-def _metadata_models(run: RunLayout, out: RunLayout, mesh, table: pd.DataFrame, ids: np.ndarray,
-                     probs: np.ndarray, top_k: int) -> dict[str, str]:
+def _metadata_models(
+    run: RunLayout, out: RunLayout, mesh, table: pd.DataFrame, ids: np.ndarray, probs: np.ndarray, top_k: int
+) -> dict[str, str]:
     """M2 (every photo has a posting time) and M3 (and users) rows, when the run has the models."""
     from geoloc_tf.m2.task import TrainedM2, photo_data
     from geoloc_tf.m3.task import TrainedM3
@@ -179,14 +221,18 @@ def _metadata_models(run: RunLayout, out: RunLayout, mesh, table: pd.DataFrame, 
         return {}
     data = photo_data(table, ids, probs, mesh, m2.config)
     m2_ids, m2_probs = m2.top_k(data, top_k)
-    tables["m2"] = str(prediction_tables.write_table(
-        prediction_tables.table_from_top_k(table, m2_ids, m2_probs),
-        out.prediction_table("m2", SPLIT)))
+    tables["m2"] = str(
+        prediction_tables.write_table(
+            prediction_tables.table_from_top_k(table, m2_ids, m2_probs), out.prediction_table("m2", SPLIT)
+        )
+    )
     has_users = table["user_hash"].duplicated().any()  # some user has 2+ photos: albums exist
     if has_users and TrainedM3.exists(run):
         m3 = TrainedM3.load(run)
         m3_ids, m3_probs = m3.top_k(data, m3.albums(table), top_k)
-        tables["m3"] = str(prediction_tables.write_table(
-            prediction_tables.table_from_top_k(table, m3_ids, m3_probs),
-            out.prediction_table("m3", SPLIT)))
+        tables["m3"] = str(
+            prediction_tables.write_table(
+                prediction_tables.table_from_top_k(table, m3_ids, m3_probs), out.prediction_table("m3", SPLIT)
+            )
+        )
     return tables

@@ -52,7 +52,8 @@ def check_cells(cells: ArrayLike, num_cells: int, what: str) -> NDArray[np.int64
     if c.size and int(c.max()) >= num_cells:
         raise EvaluationError(
             f"{what}: cell id {int(c.max())} >= the mesh's {num_cells} cells; expected predictions "
-            "made with this run's mesh")
+            "made with this run's mesh"
+        )
     return c
 
 
@@ -69,24 +70,30 @@ def prediction_errors_km(
     lon_a = np.asarray(lon, dtype=np.float64).reshape(-1)
     if not (len(cells) == len(lat_a) == len(lon_a)):
         raise EvaluationError(
-            f"prediction_errors_km: {len(cells)} cells, {len(lat_a)} lat, {len(lon_a)} lon; expected equal")
+            f"prediction_errors_km: {len(cells)} cells, {len(lat_a)} lat, {len(lon_a)} lon; expected equal"
+        )
     missing = cells < 0
     safe = np.where(missing, 0, cells)
-    d = great_circle_km(lat_a, lon_a, points[safe, 0], points[safe, 1]) if len(points) else \
-        np.full(len(cells), NO_PREDICTION_ERROR_KM)
+    d = (
+        great_circle_km(lat_a, lon_a, points[safe, 0], points[safe, 1])
+        if len(points)
+        else np.full(len(cells), NO_PREDICTION_ERROR_KM)
+    )
     if missing.any():
         d[missing] = NO_PREDICTION_ERROR_KM
     return d
 
 
-def point_errors_km(pred_lat: ArrayLike, pred_lon: ArrayLike, lat: ArrayLike, lon: ArrayLike
-                    ) -> NDArray[np.float64]:
+def point_errors_km(
+    pred_lat: ArrayLike, pred_lon: ArrayLike, lat: ArrayLike, lon: ArrayLike
+) -> NDArray[np.float64]:
     """Per-photo error (km, §3.1.3) of a point prediction (a place, e.g. the kNN estimate, rather
     than a cell's label point); a photo without one (NaN) gets ``NO_PREDICTION_ERROR_KM``."""
     arrays = [np.asarray(a, dtype=np.float64).reshape(-1) for a in (pred_lat, pred_lon, lat, lon)]
     if len({a.size for a in arrays}) != 1:
-        raise EvaluationError(f"point_errors_km: {[a.size for a in arrays]} values; expected as many "
-                              "predicted points as photos")
+        raise EvaluationError(
+            f"point_errors_km: {[a.size for a in arrays]} values; expected as many predicted points as photos"
+        )
     d = great_circle_km(*arrays)
     d[np.isnan(d)] = NO_PREDICTION_ERROR_KM
     return d

@@ -64,14 +64,16 @@ class ModelPredictions:
 
     def take(self, rows: NDArray[np.int64]) -> "ModelPredictions":
         """The same predictions restricted to ``rows`` (in that order)."""
-        return dataclasses.replace(self, **{
-            name: getattr(self, name)[rows] for name in _array_fields(self)})
+        return dataclasses.replace(self, **{name: getattr(self, name)[rows] for name in _array_fields(self)})
 
 
 def _array_fields(pred: ModelPredictions) -> list[str]:
     """The per-photo array fields that ``pred`` has (point fields only for point tables)."""
-    return [f.name for f in dataclasses.fields(pred)
-            if f.name not in ("model", "source") and getattr(pred, f.name) is not None]
+    return [
+        f.name
+        for f in dataclasses.fields(pred)
+        if f.name not in ("model", "source") and getattr(pred, f.name) is not None
+    ]
 
 
 def display_name(model: str) -> str:
@@ -100,11 +102,17 @@ def read_prediction_table(path: str | os.PathLike, model: str) -> ModelPredictio
     cell = np.full(table.num_rows, -1, np.int64) if point else _first_ids(table.column("top_ids"))
     return ModelPredictions(
         model=model,
-        photo_id=col("photo_id", object), user_hash=col("user_hash", object),
-        posted_at=col("posted_at", np.int64), lat=col("lat", np.float64), lon=col("lon", np.float64),
-        outdoor_prob=col("outdoor_prob", np.float32), cell=cell, source=path,
+        photo_id=col("photo_id", object),
+        user_hash=col("user_hash", object),
+        posted_at=col("posted_at", np.int64),
+        lat=col("lat", np.float64),
+        lon=col("lon", np.float64),
+        outdoor_prob=col("outdoor_prob", np.float32),
+        cell=cell,
+        source=path,
         pred_lat=col("pred_lat", np.float64) if point else None,
-        pred_lon=col("pred_lon", np.float64) if point else None)
+        pred_lon=col("pred_lon", np.float64) if point else None,
+    )
 
 
 def _first_ids(top: "pa.ChunkedArray") -> NDArray[np.int64]:
@@ -134,8 +142,10 @@ def discover_prediction_tables(run_dir: str | os.PathLike, split: str) -> dict[s
     """
     from geoloc_tf.run_layout import RunLayout
 
-    found = {model: str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
-             for model, paths in RunLayout(run_dir).prediction_tables(split).items()}
+    found = {
+        model: str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
+        for model, paths in RunLayout(run_dir).prediction_tables(split).items()
+    }
     return {m: found[m] for m in model_order(list(found))}
 
 
@@ -146,18 +156,29 @@ def read_prediction_tables(paths: list[str | os.PathLike], model: str) -> ModelP
         return parts[0]
     fields = _array_fields(parts[0])
     if any(_array_fields(p) != fields for p in parts):
-        raise EvaluationError(f"model {model!r}: {', '.join(p.source for p in parts)} mix point and "
-                              "cell prediction tables; expected one kind")
-    return ModelPredictions(model=model, source="+".join(p.source for p in parts),
-                            **{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
+        raise EvaluationError(
+            f"model {model!r}: {', '.join(p.source for p in parts)} mix point and "
+            "cell prediction tables; expected one kind"
+        )
+    return ModelPredictions(
+        model=model,
+        source="+".join(p.source for p in parts),
+        **{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields},
+    )
 
 
-def load_predictions(tables: dict[str, str | os.PathLike | list[str | os.PathLike]]) -> dict[str, ModelPredictions]:
+def load_predictions(
+    tables: dict[str, str | os.PathLike | list[str | os.PathLike]],
+) -> dict[str, ModelPredictions]:
     """Read every table of ``{model: path or [paths]}``; keeps the report order."""
     if not tables:
-        raise EvaluationError("no prediction tables to evaluate; expected predictions/<model>/<split>.parquet")
-    return {m: read_prediction_tables(tables[m] if isinstance(tables[m], list) else [tables[m]], m)
-            for m in model_order(list(tables))}
+        raise EvaluationError(
+            "no prediction tables to evaluate; expected predictions/<model>/<split>.parquet"
+        )
+    return {
+        m: read_prediction_tables(tables[m] if isinstance(tables[m], list) else [tables[m]], m)
+        for m in model_order(list(tables))
+    }
 
 
 def paired_rows(a: ModelPredictions, b: ModelPredictions) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

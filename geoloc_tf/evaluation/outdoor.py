@@ -60,7 +60,8 @@ def read_io_labels(path: str | os.PathLike) -> tuple[list[str], NDArray[np.bool_
         if len(parts) != 2 or parts[1] not in ("1", "2"):
             raise EvaluationError(
                 f"{path}:{number}: {line.strip()!r}; expected '<class name> <1|2>' "
-                "(1 = indoor, 2 = outdoor), as in IO_places365.txt")
+                "(1 = indoor, 2 = outdoor), as in IO_places365.txt"
+            )
         names.append(parts[0])
         outdoor.append(parts[1] == "2")
     if not names:
@@ -82,12 +83,15 @@ def load_scene_model(path: str | os.PathLike) -> Callable[[NDArray[np.float32]],
             raise EvaluationError(f"{path}: not a loadable SavedModel ({e})") from None
         signature = getattr(loaded, "signatures", {}).get("serving_default")
         if signature is not None:
+
             def call(images: NDArray[np.float32]) -> NDArray[np.float32]:
                 out = signature(tf.constant(images))
                 if len(out) != 1:
                     raise EvaluationError(
-                        f"{path}: serving_default has outputs {sorted(out)}; expected one (class scores)")
+                        f"{path}: serving_default has outputs {sorted(out)}; expected one (class scores)"
+                    )
                 return np.asarray(next(iter(out.values())))
+
             return call
         fn = getattr(loaded, "serve", None) or loaded
         return lambda images: np.asarray(fn(tf.constant(images)))
@@ -95,7 +99,9 @@ def load_scene_model(path: str | os.PathLike) -> Callable[[NDArray[np.float32]],
         import keras
 
         if not os.path.exists(path):
-            raise EvaluationError(f"{path}: no such scene model file; expected a .keras file or SavedModel dir")
+            raise EvaluationError(
+                f"{path}: no such scene model file; expected a .keras file or SavedModel dir"
+            )
         model = keras.saving.load_model(path, compile=False)
         return lambda images: np.asarray(model(images, training=False))
     raise EvaluationError(f"{path}: expected a .keras file or a SavedModel directory for the scene model")
@@ -127,10 +133,15 @@ def scene_outdoor_probs(
     file or a boolean is-outdoor vector, one entry per model class.
     """
     fn = load_scene_model(model) if isinstance(model, (str, os.PathLike)) else model
-    outdoor = read_io_labels(io_labels)[1] if isinstance(io_labels, (str, os.PathLike)) else \
-        np.asarray(io_labels, dtype=bool)
+    outdoor = (
+        read_io_labels(io_labels)[1]
+        if isinstance(io_labels, (str, os.PathLike))
+        else np.asarray(io_labels, dtype=bool)
+    )
     if isinstance(images, np.ndarray):
-        batches: Iterable[NDArray[np.float32]] = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
+        batches: Iterable[NDArray[np.float32]] = (
+            images[i : i + batch_size] for i in range(0, len(images), batch_size)
+        )
     else:
         batches = images
     out: list[NDArray[np.float32]] = []
@@ -139,6 +150,7 @@ def scene_outdoor_probs(
         if probs.shape[1] != outdoor.size:
             raise EvaluationError(
                 f"scene model gives {probs.shape[1]} classes but the indoor/outdoor mapping has "
-                f"{outdoor.size}; expected one IO line per model class, in class order")
+                f"{outdoor.size}; expected one IO line per model class, in class order"
+            )
         out.append(probs[:, outdoor].sum(axis=1).astype(np.float32))
     return np.concatenate(out) if out else np.zeros(0, np.float32)

@@ -49,8 +49,14 @@ def utc_hour(posted_at: NDArray[np.int64]) -> NDArray[np.int64]:
     return (np.asarray(posted_at, dtype=np.int64) // 3600) % 24
 
 
-def plot_longitude_by_hour(user_hash: NDArray, posted_at: NDArray[np.int64], lon: NDArray[np.float64],
-                           path: str | os.PathLike, seed: int = 0, title: str = "") -> int:
+def plot_longitude_by_hour(
+    user_hash: NDArray,
+    posted_at: NDArray[np.int64],
+    lon: NDArray[np.float64],
+    path: str | os.PathLike,
+    seed: int = 0,
+    title: str = "",
+) -> int:
     """Figure 1; returns the number of photos (users) plotted."""
     plt = _pyplot()
     rows = one_photo_per_user(user_hash, seed)
@@ -65,13 +71,19 @@ def plot_longitude_by_hour(user_hash: NDArray, posted_at: NDArray[np.int64], lon
     ax.set_ylim(-180, 180)
     ax.set_xlabel("hour of posting (UTC)")
     ax.set_ylabel("true longitude (deg)")
-    ax.set_title(title or f"Figure 1: true longitude vs UTC posting hour ({len(rows):,} photos, one per user)")
+    ax.set_title(
+        title or f"Figure 1: true longitude vs UTC posting hour ({len(rows):,} photos, one per user)"
+    )
     _save(fig, path)
     return int(len(rows))
 
 
-def plot_error_cdf(errors_km: dict[str, NDArray[np.float64]], thresholds_km: list[float],
-                   path: str | os.PathLike, title: str = "") -> None:
+def plot_error_cdf(
+    errors_km: dict[str, NDArray[np.float64]],
+    thresholds_km: list[float],
+    path: str | os.PathLike,
+    title: str = "",
+) -> None:
     """Share of photos with error <= d against d (log axis) for every model, thresholds dashed.
 
     Each curve is evaluated at 400 log-spaced distances (``searchsorted`` on the sorted errors), so
@@ -83,7 +95,9 @@ def plot_error_cdf(errors_km: dict[str, NDArray[np.float64]], thresholds_km: lis
     for name, d in errors_km.items():
         s = np.sort(np.asarray(d, dtype=np.float64))
         if s.size:
-            ax.plot(grid, 100.0 * np.searchsorted(s, grid, side="right") / s.size, label=f"{name} ({s.size:,})")
+            ax.plot(
+                grid, 100.0 * np.searchsorted(s, grid, side="right") / s.size, label=f"{name} ({s.size:,})"
+            )
     for t in thresholds_km:
         ax.axvline(t, color="grey", linestyle="--", linewidth=0.7)
         ax.text(t, 101, f"{t:g} km", rotation=90, va="bottom", ha="center", fontsize=7, color="grey")
@@ -98,24 +112,33 @@ def plot_error_cdf(errors_km: dict[str, NDArray[np.float64]], thresholds_km: lis
     _save(fig, path)
 
 
-def cell_accuracy(true_cell: NDArray[np.int64], errors_km: NDArray[np.float64], num_cells: int,
-                  threshold_km: float) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+def cell_accuracy(
+    true_cell: NDArray[np.int64], errors_km: NDArray[np.float64], num_cells: int, threshold_km: float
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """(accuracy % per cell, photos per cell) over photos whose true location is in the cell; NaN
     for cells without photos. Photos in dropped cells are left out."""
     t = np.asarray(true_cell, dtype=np.int64)
     keep = t >= 0
     n = np.bincount(t[keep], minlength=num_cells)
-    hit = np.bincount(t[keep], weights=(np.asarray(errors_km)[keep] <= threshold_km).astype(np.float64),
-                      minlength=num_cells)
+    hit = np.bincount(
+        t[keep], weights=(np.asarray(errors_km)[keep] <= threshold_km).astype(np.float64), minlength=num_cells
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = np.where(n > 0, 100.0 * hit / np.maximum(n, 1), np.nan)
     return acc, n
 
 
-def plot_accuracy_map(mesh: "Mesh", true_cell: NDArray[np.int64], errors_km: NDArray[np.float64],
-                      lat: NDArray[np.float64], lon: NDArray[np.float64], threshold_km: float,
-                      path: str | os.PathLike, title: str = "",
-                      polygons: tuple[list[np.ndarray], list[int]] | None = None) -> None:
+def plot_accuracy_map(
+    mesh: "Mesh",
+    true_cell: NDArray[np.int64],
+    errors_km: NDArray[np.float64],
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    threshold_km: float,
+    path: str | os.PathLike,
+    title: str = "",
+    polygons: tuple[list[np.ndarray], list[int]] | None = None,
+) -> None:
     """World map of accuracy at ``threshold_km`` per kept cell, over the log photo density of
     ``lat, lon`` (the background shows the continents without map data). ``polygons``:
     ``cell_polygons(mesh)``, computed once when several maps share a mesh."""
@@ -127,23 +150,42 @@ def plot_accuracy_map(mesh: "Mesh", true_cell: NDArray[np.int64], errors_km: NDA
     ax.set_facecolor("black")
     if len(lat):
         h, _, _ = np.histogram2d(lon, lat, bins=(720, 360), range=((-180, 180), (-90, 90)))
-        ax.imshow(np.log1p(h.T), origin="lower", extent=(-180, 180, -90, 90), cmap="gray",
-                  interpolation="nearest", aspect="auto")
+        ax.imshow(
+            np.log1p(h.T),
+            origin="lower",
+            extent=(-180, 180, -90, 90),
+            cmap="gray",
+            interpolation="nearest",
+            aspect="auto",
+        )
     polys, owner = polygons if polygons is not None else cell_polygons(mesh)
     owner_a = np.asarray(owner, dtype=np.int64)
     with_photos = n[owner_a] > 0 if owner_a.size else np.zeros(0, bool)
     cmap = plt.get_cmap("viridis")
-    filled = PolyCollection([p for p, w in zip(polys, with_photos) if w], cmap=cmap, edgecolors="white",
-                            linewidths=0.15, alpha=0.75)
+    filled = PolyCollection(
+        [p for p, w in zip(polys, with_photos) if w],
+        cmap=cmap,
+        edgecolors="white",
+        linewidths=0.15,
+        alpha=0.75,
+    )
     filled.set_array(acc[owner_a[with_photos]])
     filled.set_clim(0.0, 100.0)
     ax.add_collection(filled)
-    ax.add_collection(PolyCollection([p for p, w in zip(polys, with_photos) if not w], facecolors="none",
-                                     edgecolors=(0.6, 0.6, 0.6, 0.6), linewidths=0.2))
+    ax.add_collection(
+        PolyCollection(
+            [p for p, w in zip(polys, with_photos) if not w],
+            facecolors="none",
+            edgecolors=(0.6, 0.6, 0.6, 0.6),
+            linewidths=0.2,
+        )
+    )
     fig.colorbar(filled, ax=ax, fraction=0.025, pad=0.01, label=f"photos within {threshold_km:g} km (%)")
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)
     ax.set_xlabel("longitude (deg)")
     ax.set_ylabel("latitude (deg)")
-    ax.set_title(title or f"Accuracy at {threshold_km:g} km per cell ({int((n > 0).sum())} cells with photos)")
+    ax.set_title(
+        title or f"Accuracy at {threshold_km:g} km per cell ({int((n > 0).sum())} cells with photos)"
+    )
     _save(fig, path)

@@ -33,9 +33,11 @@ from mesh.atomic import write_text_atomic
 from mesh.plot import cell_polygons
 
 #: The line put at the top of a report made from simulated data.
-SIMULATED_NOTICE = ("**SIMULATED DATA.** This report was made from a data set with simulated users, posting "
-                    "times and/or indoor photos (the geoloc demo collection): its numbers are not results on "
-                    "real photos and must not be compared with the paper's.")
+SIMULATED_NOTICE = (
+    "**SIMULATED DATA.** This report was made from a data set with simulated users, posting "
+    "times and/or indoor photos (the geoloc demo collection): its numbers are not results on "
+    "real photos and must not be compared with the paper's."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,18 +79,29 @@ def write_plots(evaluation: Evaluation, mesh: Mesh, out_dir: Path, config: Repor
     plot_mesh(mesh, ref.lat, ref.lon, path)
     files["figure2"] = path.name
     path = out_dir / "error_cdf.png"
-    plots.plot_error_cdf({results["models"][m]["display_name"]: d for m, d in evaluation.errors_km.items()},
-                         results["thresholds_km"], path,
-                         title=f"Error CDF ({results['label_point']} centroid, split {results['split']})")
+    plots.plot_error_cdf(
+        {results["models"][m]["display_name"]: d for m, d in evaluation.errors_km.items()},
+        results["thresholds_km"],
+        path,
+        title=f"Error CDF ({results['label_point']} centroid, split {results['split']})",
+    )
     files["error_cdf"] = path.name
     polygons = cell_polygons(mesh)
     for model, d in evaluation.errors_km.items():
         pred = evaluation.predictions[model]
         path = out_dir / f"accuracy_map_{model}.png"
         plots.plot_accuracy_map(
-            mesh, evaluation.true_cell[model], d, pred.lat, pred.lon, config.accuracy_map_threshold_km, path,
+            mesh,
+            evaluation.true_cell[model],
+            d,
+            pred.lat,
+            pred.lon,
+            config.accuracy_map_threshold_km,
+            path,
             title=f"{results['models'][model]['display_name']}: photos within {config.accuracy_map_threshold_km:g} km "
-                  f"per cell (true cell; {results['label_point']} centroid)", polygons=polygons)
+            f"per cell (true cell; {results['label_point']} centroid)",
+            polygons=polygons,
+        )
         files[f"accuracy_map_{model}"] = path.name
     return files
 
@@ -99,24 +112,30 @@ def render_markdown(results: dict[str, Any], tables: list[Table], figures: dict[
     if results.get("notice"):
         lines += [f"> {results['notice']}", ""]
     lines += ["# geoloc evaluation report", ""]
-    lines.append(f"Split `{results['split']}`; mesh with {results['num_cells']:,} cells; label point of Tables 4, 6, 7 "
-                 f"and the Wilcoxon tests: {results['label_point']} centroid; outdoor threshold "
-                 f"{results['outdoor_threshold']:g}; thresholds {', '.join(f'{t:g}' for t in results['thresholds_km'])} km "
-                 "(an error equal to a threshold counts as within it).")
+    lines.append(
+        f"Split `{results['split']}`; mesh with {results['num_cells']:,} cells; label point of Tables 4, 6, 7 "
+        f"and the Wilcoxon tests: {results['label_point']} centroid; outdoor threshold "
+        f"{results['outdoor_threshold']:g}; thresholds {', '.join(f'{t:g}' for t in results['thresholds_km'])} km "
+        "(an error equal to a threshold counts as within it)."
+    )
     lines.append("")
     lines.append("| Model | Table | Photos | In dropped cells | Without prediction |")
     lines.append("|---|---|---:|---:|---:|")
     for m, r in results["models"].items():
-        lines.append(f"| {r['display_name']} | `{os.path.basename(r['source']) or m}` ({m}) | {r['num_photos']:,} | "
-                     f"{r['num_in_dropped_cells']:,} | {r['num_without_prediction']:,} |")
+        lines.append(
+            f"| {r['display_name']} | `{os.path.basename(r['source']) or m}` ({m}) | {r['num_photos']:,} | "
+            f"{r['num_in_dropped_cells']:,} | {r['num_without_prediction']:,} |"
+        )
     lines.append("")
     for t in tables:
         lines.append(t.to_markdown())
     if figures:
         lines += ["## Figures", ""]
-        captions = {"figure1": "Figure 1: true longitude vs UTC posting hour (one random photo per user)",
-                    "figure2": "Figure 2: the mesh (kept cells red)",
-                    "error_cdf": "Error CDF of every model"}
+        captions = {
+            "figure1": "Figure 1: true longitude vs UTC posting hour (one random photo per user)",
+            "figure2": "Figure 2: the mesh (kept cells red)",
+            "error_cdf": "Error CDF of every model",
+        }
         for key, name in figures.items():
             model = results["models"].get(key.removeprefix("accuracy_map_"), {}).get("display_name", key)
             caption = captions.get(key, f"Accuracy per cell: {model}")
@@ -124,9 +143,14 @@ def render_markdown(results: dict[str, Any], tables: list[Table], figures: dict[
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(evaluation: Evaluation, mesh: Mesh, out_dir: str | os.PathLike,
-                 config: ReportConfig = ReportConfig(), simulated: bool = False,
-                 notice: str | None = None) -> dict[str, str]:
+def write_report(
+    evaluation: Evaluation,
+    mesh: Mesh,
+    out_dir: str | os.PathLike,
+    config: ReportConfig = ReportConfig(),
+    simulated: bool = False,
+    notice: str | None = None,
+) -> dict[str, str]:
     """Write every report file into ``out_dir`` (see module docstring); returns artifact -> path.
 
     ``simulated`` puts ``SIMULATED_NOTICE`` at the top; ``notice`` replaces it with other text.
@@ -174,11 +198,20 @@ def evaluate_run(
     run_dir = Path(run_dir)
     layout = RunLayout(run_dir)
     mesh = Mesh.load(mesh_path if mesh_path is not None else layout.mesh)
-    found = dict(tables) if tables is not None else discover_prediction_tables(run_dir, config.evaluation.split)
+    found = (
+        dict(tables) if tables is not None else discover_prediction_tables(run_dir, config.evaluation.split)
+    )
     if not found:
         raise EvaluationError(
             f"{layout.predictions_dir}: no <model>/{config.evaluation.split}.parquet tables; expected the predict "
-            "stage's output (or pass tables={model: path})")
+            "stage's output (or pass tables={model: path})"
+        )
     evaluation = evaluate_predictions(load_predictions(found), mesh, config.evaluation, outdoor_probs)
-    return write_report(evaluation, mesh, out_dir if out_dir is not None else layout.eval_dir, config,
-                        simulated=simulated, notice=notice)
+    return write_report(
+        evaluation,
+        mesh,
+        out_dir if out_dir is not None else layout.eval_dir,
+        config,
+        simulated=simulated,
+        notice=notice,
+    )

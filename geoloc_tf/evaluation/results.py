@@ -37,8 +37,15 @@ RESULTS_VERSION = 1
 
 #: Wilcoxon pairs (A, B) tested when both tables exist: B against A (§4.2 tests M2 against M1).
 DEFAULT_WILCOXON_PAIRS: tuple[tuple[str, str], ...] = (
-    ("m1", "m2"), ("m2", "m3"), ("m1", "m3"), ("m1", "user_averaging"), ("m1", "user_avg"),
-    ("m1", "album_averaging"), ("m1", "album_avg"), ("m1", "m1_knn"))
+    ("m1", "m2"),
+    ("m2", "m3"),
+    ("m1", "m3"),
+    ("m1", "user_averaging"),
+    ("m1", "user_avg"),
+    ("m1", "album_averaging"),
+    ("m1", "album_avg"),
+    ("m1", "m1_knn"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +64,11 @@ class EvalConfig:
     @classmethod
     def from_settings(cls, settings: EvaluateConfig, **fields: Any) -> "EvalConfig":
         """The evaluation the runner's evaluate section asks for (thresholds, outdoor threshold)."""
-        return cls(thresholds_km=tuple(settings.thresholds_km),
-                   outdoor_threshold=settings.outdoor_threshold, **fields)
+        return cls(
+            thresholds_km=tuple(settings.thresholds_km),
+            outdoor_threshold=settings.outdoor_threshold,
+            **fields,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +103,9 @@ def evaluate_predictions(
     if not predictions:
         raise EvaluationError("evaluate_predictions: no models; expected at least one prediction table")
     if config.label_point not in metrics.LABEL_POINTS:
-        raise EvaluationError(f"EvalConfig.label_point={config.label_point!r}; expected one of {metrics.LABEL_POINTS}")
+        raise EvaluationError(
+            f"EvalConfig.label_point={config.label_point!r}; expected one of {metrics.LABEL_POINTS}"
+        )
     thresholds = tuple(float(t) for t in config.thresholds_km)
     points = {lp: metrics.label_points(mesh, lp) for lp in metrics.LABEL_POINTS}
     models: dict[str, Any] = {}
@@ -101,8 +113,9 @@ def evaluate_predictions(
     true_cells: dict[str, NDArray[np.int64]] = {}
     located: list[tuple[ModelPredictions, NDArray[np.int64]]] = []
     for name, pred in predictions.items():
-        true_cell = next((c for p, c in located if len(p) == len(pred) and np.array_equal(p.photo_id, pred.photo_id)),
-                         None)
+        true_cell = next(
+            (c for p, c in located if len(p) == len(pred) and np.array_equal(p.photo_id, pred.photo_id)), None
+        )
         if true_cell is None:
             true_cell = mesh.locate(pred.lat, pred.lon) if len(pred) else np.zeros(0, np.int64)
             located.append((pred, true_cell))
@@ -118,19 +131,24 @@ def evaluate_predictions(
             "num_photos": len(pred),
             "prediction": "point" if pred.is_point else "cell",
             "num_in_dropped_cells": int((true_cell < 0).sum()),
-            "num_without_prediction": int(np.isnan(pred.pred_lat).sum() if pred.is_point
-                                          else (pred.cell < 0).sum()),
+            "num_without_prediction": int(
+                np.isnan(pred.pred_lat).sum() if pred.is_point else (pred.cell < 0).sum()
+            ),
             "by_label_point": {lp: metrics.error_summary(d, thresholds) for lp, d in by_point.items()},
             "outdoor": {
                 "probability_source": prob_source,
                 "threshold": float(config.outdoor_threshold),
                 "num_known": int(known.sum()),
                 "num_outdoor": int(outdoor.sum()),
-                "by_label_point": ({lp: metrics.error_summary(d[outdoor], thresholds) for lp, d in by_point.items()}
-                                   if known.any() else None),
+                "by_label_point": (
+                    {lp: metrics.error_summary(d[outdoor], thresholds) for lp, d in by_point.items()}
+                    if known.any()
+                    else None
+                ),
             },
-            "class_bias": (None if pred.is_point
-                           else metrics.class_bias(true_cell, pred.cell, mesh.num_cells)),
+            "class_bias": (
+                None if pred.is_point else metrics.class_bias(true_cell, pred.cell, mesh.num_cells)
+            ),
         }
 
     reference_name = next(iter(predictions))
@@ -153,21 +171,25 @@ def evaluate_predictions(
     return Evaluation(results, dict(predictions), errors, true_cells)
 
 
-def _errors_by_label_point(pred: ModelPredictions, points: dict[str, NDArray[np.float64]], name: str
-                           ) -> dict[str, NDArray[np.float64]]:
+def _errors_by_label_point(
+    pred: ModelPredictions, points: dict[str, NDArray[np.float64]], name: str
+) -> dict[str, NDArray[np.float64]]:
     """Per-photo errors at each label point; a point prediction's are the same at both."""
     if pred.is_point:
         d = metrics.point_errors_km(pred.pred_lat, pred.pred_lon, pred.lat, pred.lon)
         return {lp: d for lp in metrics.LABEL_POINTS}
     try:
-        return {lp: metrics.prediction_errors_km(pred.cell, pred.lat, pred.lon, points[lp])
-                for lp in metrics.LABEL_POINTS}
+        return {
+            lp: metrics.prediction_errors_km(pred.cell, pred.lat, pred.lon, points[lp])
+            for lp in metrics.LABEL_POINTS
+        }
     except EvaluationError as e:
         raise EvaluationError(f"{pred.source or name}: {e}") from None
 
 
-def _best_possible(mesh: Mesh, ref: ModelPredictions, true_cell: NDArray[np.int64],
-                   thresholds: tuple[float, ...]) -> dict[str, Any]:
+def _best_possible(
+    mesh: Mesh, ref: ModelPredictions, true_cell: NDArray[np.int64], thresholds: tuple[float, ...]
+) -> dict[str, Any]:
     """Table 6/7 "Best Possible": ``mesh.best_possible`` rows; its class bias is KL 0 by
     construction (q = p) and its entropy is that of the true classes."""
     if len(ref) == 0:
@@ -177,22 +199,32 @@ def _best_possible(mesh: Mesh, ref: ModelPredictions, true_cell: NDArray[np.int6
     return table
 
 
-def _most_frequent(mesh: Mesh, ref: ModelPredictions, true_cell: NDArray[np.int64],
-                   points: dict[str, NDArray[np.float64]], thresholds: tuple[float, ...]) -> dict[str, Any]:
+def _most_frequent(
+    mesh: Mesh,
+    ref: ModelPredictions,
+    true_cell: NDArray[np.int64],
+    points: dict[str, NDArray[np.float64]],
+    thresholds: tuple[float, ...],
+) -> dict[str, Any]:
     cell = metrics.most_frequent_cell(mesh)
     pred = np.full(len(ref), cell, np.int64)
     return {
         "cell": cell,
         "cell_training_photos": int(mesh.counts[cell]),
         "num_photos": len(ref),
-        "by_label_point": {lp: metrics.error_summary(metrics.prediction_errors_km(pred, ref.lat, ref.lon, p), thresholds)
-                           for lp, p in points.items()},
+        "by_label_point": {
+            lp: metrics.error_summary(metrics.prediction_errors_km(pred, ref.lat, ref.lon, p), thresholds)
+            for lp, p in points.items()
+        },
         "class_bias": metrics.class_bias(true_cell, pred, mesh.num_cells),
     }
 
 
-def _wilcoxon(predictions: dict[str, ModelPredictions], errors: dict[str, NDArray[np.float64]],
-              pairs: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+def _wilcoxon(
+    predictions: dict[str, ModelPredictions],
+    errors: dict[str, NDArray[np.float64]],
+    pairs: tuple[tuple[str, str], ...],
+) -> list[dict[str, Any]]:
     out = []
     for a, b in pairs:
         if a not in predictions or b not in predictions:

@@ -17,12 +17,19 @@ from typing import Any
 from mesh.geodesy import threshold_key
 
 #: Names of the paper's thresholds (§3.1.3): street, city, region, country, continent.
-THRESHOLD_NAMES: dict[float, str] = {1.0: "Street", 25.0: "City", 200.0: "Region", 750.0: "Country",
-                                     2500.0: "Continent"}
+THRESHOLD_NAMES: dict[float, str] = {
+    1.0: "Street",
+    25.0: "City",
+    200.0: "Region",
+    750.0: "Country",
+    2500.0: "Continent",
+}
 
 #: Why a point predictor (M1 kNN) has empty Table 7 class-bias columns.
-POINT_CLASS_BIAS_NOTE = ("predicts a point, not a cell: KL divergence and entropy compare proportions of "
-                         "predicted cells (appendix C), so they are left empty")
+POINT_CLASS_BIAS_NOTE = (
+    "predicts a point, not a cell: KL divergence and entropy compare proportions of "
+    "predicted cells (appendix C), so they are left empty"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +44,12 @@ class Table:
 
     def to_markdown(self) -> str:
         """A Markdown section: title, pipe table (numbers formatted for reading), notes."""
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
-                 "|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.columns))) + "|"]
+        lines = [
+            f"### {self.title}",
+            "",
+            "| " + " | ".join(self.columns) + " |",
+            "|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.columns))) + "|",
+        ]
         for row in self.rows:
             lines.append("| " + " | ".join(_fmt(c, v) for c, v in zip(self.columns, row)) + " |")
         if not self.rows:
@@ -57,8 +68,13 @@ class Table:
         return buf.getvalue()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "title": self.title, "columns": list(self.columns),
-                "rows": [[_json_value(v) for v in row] for row in self.rows], "notes": list(self.notes)}
+        return {
+            "key": self.key,
+            "title": self.title,
+            "columns": list(self.columns),
+            "rows": [[_json_value(v) for v in row] for row in self.rows],
+            "notes": list(self.notes),
+        }
 
 
 def _json_value(v: Any) -> Any:
@@ -87,7 +103,9 @@ def _fmt(column: str, v: Any) -> str:
 
 def threshold_columns(thresholds_km: list[float]) -> tuple[str, ...]:
     """'Street 1 km', 'City 25 km', ... for the paper's thresholds, 'X km' for others."""
-    return tuple(f"{THRESHOLD_NAMES[t]} {t:g} km" if t in THRESHOLD_NAMES else f"{t:g} km" for t in thresholds_km)
+    return tuple(
+        f"{THRESHOLD_NAMES[t]} {t:g} km" if t in THRESHOLD_NAMES else f"{t:g} km" for t in thresholds_km
+    )
 
 
 def _acc(summary: dict[str, Any] | None, thresholds_km: list[float]) -> tuple[Any, ...]:
@@ -107,15 +125,27 @@ def table3(results: dict[str, Any]) -> Table:
     rows, notes = [], [f"Split {results['split']}; {results['num_cells']} cells."]
     for model in results["models"].values():
         point = _is_point(model)
-        for lp, imagery in ((("imagery", None),) if point else (("cell", False), ("imagery", True))):
+        for lp, imagery in (("imagery", None),) if point else (("cell", False), ("imagery", True)):
             s = model["by_label_point"][lp]
-            rows.append((_row_name(results, model["display_name"]), imagery, s["num_photos"], *_acc(s, th),
-                         s["mean_km"], s["median_km"]))
+            rows.append(
+                (
+                    _row_name(results, model["display_name"]),
+                    imagery,
+                    s["num_photos"],
+                    *_acc(s, th),
+                    s["mean_km"],
+                    s["median_km"],
+                )
+            )
         if point:
             notes.append(f"{model['display_name']} predicts a point, not a cell: no label point, one row.")
-    return Table("table3", "Table 3: imagery centroid vs cell centroid label points (accuracy %)",
-                 ("Model", "Imagery Centroid", "Photos", *threshold_columns(th), "Mean (km)", "Median (km)"),
-                 tuple(rows), tuple(notes))
+    return Table(
+        "table3",
+        "Table 3: imagery centroid vs cell centroid label points (accuracy %)",
+        ("Model", "Imagery Centroid", "Photos", *threshold_columns(th), "Mean (km)", "Median (km)"),
+        tuple(rows),
+        tuple(notes),
+    )
 
 
 def _is_point(model: dict[str, Any]) -> bool:
@@ -133,17 +163,27 @@ def table4(results: dict[str, Any]) -> Table:
         rows.append((name, False, s["num_photos"], *_acc(s, th)))
         o = model["outdoor"]
         if o["by_label_point"] is None:
-            notes.append(f"{model['display_name']}: no outdoor probabilities known ({o['probability_source']}); "
-                         "no outdoor-only row.")
+            notes.append(
+                f"{model['display_name']}: no outdoor probabilities known ({o['probability_source']}); "
+                "no outdoor-only row."
+            )
             continue
         so = o["by_label_point"][lp]
         rows.append((name, True, so["num_photos"], *_acc(so, th)))
     first = next(iter(results["models"].values()))["outdoor"]
-    notes.insert(0, f"Outdoor: outdoor probability >= {results['outdoor_threshold']:g} "
-                    f"(from the {first['probability_source']}; photos with unknown probability are not outdoor). "
-                    f"Label point: {lp} centroid.")
-    return Table("table4", "Table 4: outdoor imagery only (accuracy %)",
-                 ("Model", "Outdoor Only", "Photos", *threshold_columns(th)), tuple(rows), tuple(notes))
+    notes.insert(
+        0,
+        f"Outdoor: outdoor probability >= {results['outdoor_threshold']:g} "
+        f"(from the {first['probability_source']}; photos with unknown probability are not outdoor). "
+        f"Label point: {lp} centroid.",
+    )
+    return Table(
+        "table4",
+        "Table 4: outdoor imagery only (accuracy %)",
+        ("Model", "Outdoor Only", "Photos", *threshold_columns(th)),
+        tuple(rows),
+        tuple(notes),
+    )
 
 
 def table6(results: dict[str, Any]) -> Table:
@@ -152,25 +192,48 @@ def table6(results: dict[str, Any]) -> Table:
     rows = []
     for model in results["models"].values():
         name = _row_name(results, model["display_name"])
-        rows.append((name, False, model["by_label_point"][lp]["num_photos"], *_acc(model["by_label_point"][lp], th)))
+        rows.append(
+            (name, False, model["by_label_point"][lp]["num_photos"], *_acc(model["by_label_point"][lp], th))
+        )
         if model["outdoor"]["by_label_point"] is not None:
             so = model["outdoor"]["by_label_point"][lp]
             rows.append((name, True, so["num_photos"], *_acc(so, th)))
     mf = results["most_frequent_cell"]
-    rows.append((_row_name(results, f"Most Frequent Cell (cell {mf['cell']})"), False, mf["num_photos"],
-                 *_acc(mf["by_label_point"][lp], th)))
+    rows.append(
+        (
+            _row_name(results, f"Most Frequent Cell (cell {mf['cell']})"),
+            False,
+            mf["num_photos"],
+            *_acc(mf["by_label_point"][lp], th),
+        )
+    )
     for r in results["best_possible"].get("rows", []):
         over = "" if r["over"] == "all photos" else ", photos in kept cells"
-        rows.append((_row_name(results, f"Best Possible ({r['label_point']}{over})"), False, r["num_photos"],
-                     *_acc(r, th)))
+        rows.append(
+            (
+                _row_name(results, f"Best Possible ({r['label_point']}{over})"),
+                False,
+                r["num_photos"],
+                *_acc(r, th),
+            )
+        )
     bp = results["best_possible"]
-    notes = [f"Label point of model rows: {lp} centroid. Best possible: every photo given its own cell; a photo "
-             "in a dropped cell is scored against the nearest kept label point ('all photos')."]
+    notes = [
+        f"Label point of model rows: {lp} centroid. Best possible: every photo given its own cell; a photo "
+        "in a dropped cell is scored against the nearest kept label point ('all photos')."
+    ]
     if bp.get("num_photos"):
-        notes.append(f"{bp['share_in_kept_cells_percent']:.2f} % of the {bp['num_photos']:,} reference photos "
-                     f"({results['reference_model']}) lie in kept cells.")
-    return Table("table6", "Table 6: accuracy of every model (%)",
-                 ("Model", "Outdoor Only", "Photos", *threshold_columns(th)), tuple(rows), tuple(notes))
+        notes.append(
+            f"{bp['share_in_kept_cells_percent']:.2f} % of the {bp['num_photos']:,} reference photos "
+            f"({results['reference_model']}) lie in kept cells."
+        )
+    return Table(
+        "table6",
+        "Table 6: accuracy of every model (%)",
+        ("Model", "Outdoor Only", "Photos", *threshold_columns(th)),
+        tuple(rows),
+        tuple(notes),
+    )
 
 
 def table7(results: dict[str, Any]) -> Table:
@@ -182,40 +245,109 @@ def table7(results: dict[str, Any]) -> Table:
         if cb is None:
             point_notes.append(f"{model['display_name']} {POINT_CLASS_BIAS_NOTE}.")
             cb = dict.fromkeys(("num_photos", "kl_divergence", "entropy_pred_nats", "entropy_true_nats"))
-        rows.append((_row_name(results, model["display_name"]), cb["num_photos"], cb["kl_divergence"],
-                     cb["entropy_pred_nats"], cb["entropy_true_nats"], s["num_photos"], s["mean_km"], s["median_km"]))
+        rows.append(
+            (
+                _row_name(results, model["display_name"]),
+                cb["num_photos"],
+                cb["kl_divergence"],
+                cb["entropy_pred_nats"],
+                cb["entropy_true_nats"],
+                s["num_photos"],
+                s["mean_km"],
+                s["median_km"],
+            )
+        )
     mf = results["most_frequent_cell"]
     cb = mf["class_bias"]
     s = mf["by_label_point"][lp]
-    rows.append((_row_name(results, "Most Frequent Cell"), cb["num_photos"], cb["kl_divergence"],
-                 cb["entropy_pred_nats"], cb["entropy_true_nats"], s["num_photos"], s["mean_km"], s["median_km"]))
+    rows.append(
+        (
+            _row_name(results, "Most Frequent Cell"),
+            cb["num_photos"],
+            cb["kl_divergence"],
+            cb["entropy_pred_nats"],
+            cb["entropy_true_nats"],
+            s["num_photos"],
+            s["mean_km"],
+            s["median_km"],
+        )
+    )
     bp = results["best_possible"]
     if bp.get("rows"):
         cb = bp["class_bias"]
         name = "imagery centroid" if lp == "imagery" else "cell centroid"
         r = next(r for r in bp["rows"] if r["label_point"] == name and r["over"] == "all photos")
-        rows.append((_row_name(results, "Best Possible"), cb["num_photos"], cb["kl_divergence"],
-                     cb["entropy_pred_nats"], cb["entropy_true_nats"], r["num_photos"], r["mean_km"], r["median_km"]))
-    notes = ("KL and entropies cover the photos whose true location is in a kept cell ('Photos (KL)'): a photo "
-             "in a dropped cell has no true class. 1 is added to every cell's count before taking proportions "
-             f"(appendix C). Errors ('Photos (errors)'): {lp} centroid, all photos of the row's table.",
-             *point_notes)
-    return Table("table7", "Table 7: class bias (KL divergence from true class proportions) and errors",
-                 ("Model", "Photos (KL)", "KL Divergence", "Entropy predicted (nats)", "Entropy true (nats)",
-                  "Photos (errors)", "Mean Error (km)", "Median Error (km)"), tuple(rows), notes)
+        rows.append(
+            (
+                _row_name(results, "Best Possible"),
+                cb["num_photos"],
+                cb["kl_divergence"],
+                cb["entropy_pred_nats"],
+                cb["entropy_true_nats"],
+                r["num_photos"],
+                r["mean_km"],
+                r["median_km"],
+            )
+        )
+    notes = (
+        "KL and entropies cover the photos whose true location is in a kept cell ('Photos (KL)'): a photo "
+        "in a dropped cell has no true class. 1 is added to every cell's count before taking proportions "
+        f"(appendix C). Errors ('Photos (errors)'): {lp} centroid, all photos of the row's table.",
+        *point_notes,
+    )
+    return Table(
+        "table7",
+        "Table 7: class bias (KL divergence from true class proportions) and errors",
+        (
+            "Model",
+            "Photos (KL)",
+            "KL Divergence",
+            "Entropy predicted (nats)",
+            "Entropy true (nats)",
+            "Photos (errors)",
+            "Mean Error (km)",
+            "Median Error (km)",
+        ),
+        tuple(rows),
+        notes,
+    )
 
 
 def wilcoxon_table(results: dict[str, Any]) -> Table:
     """The paired Wilcoxon signed-rank tests (§4.2): difference = error A - error B per photo."""
-    rows = tuple((f"{t['display_b']} vs {t['display_a']}", t["num_photos"], t["num_nonzero"],
-                  t["mean_difference_km"], t["median_difference_km"], t["statistic"], t["p_value"], t["direction"])
-                 for t in results["wilcoxon"])
-    return Table("wilcoxon", "Wilcoxon signed-rank tests on paired per-photo errors",
-                 ("B vs A", "Photos", "Nonzero pairs", "Mean A-B (km)", "Median A-B (km)", "W statistic", "p-value",
-                  "Direction"), rows,
-                 (f"Errors at the {results['label_point']} centroid; photos matched by photo_id; positive differences "
-                  "mean B is closer to the truth (the paper: M2 vs M1, 381 km, p < 1e-16). Zero differences are "
-                  "dropped (Wilcoxon's method); two-sided p-value.",))
+    rows = tuple(
+        (
+            f"{t['display_b']} vs {t['display_a']}",
+            t["num_photos"],
+            t["num_nonzero"],
+            t["mean_difference_km"],
+            t["median_difference_km"],
+            t["statistic"],
+            t["p_value"],
+            t["direction"],
+        )
+        for t in results["wilcoxon"]
+    )
+    return Table(
+        "wilcoxon",
+        "Wilcoxon signed-rank tests on paired per-photo errors",
+        (
+            "B vs A",
+            "Photos",
+            "Nonzero pairs",
+            "Mean A-B (km)",
+            "Median A-B (km)",
+            "W statistic",
+            "p-value",
+            "Direction",
+        ),
+        rows,
+        (
+            f"Errors at the {results['label_point']} centroid; photos matched by photo_id; positive differences "
+            "mean B is closer to the truth (the paper: M2 vs M1, 381 km, p < 1e-16). Zero differences are "
+            "dropped (Wilcoxon's method); two-sided p-value.",
+        ),
+    )
 
 
 def all_tables(results: dict[str, Any]) -> list[Table]:

@@ -39,8 +39,10 @@ class Batcher:
         """Queues ``job`` and waits for its answer."""
         self._queue.put(job)
         if not job.done.wait(timeout_s):
-            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
-                            f"no answer within {timeout_s:.0f} s; the server is overloaded")
+            raise HttpError(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"no answer within {timeout_s:.0f} s; the server is overloaded",
+            )
         if job.error is not None:
             raise HttpError(HTTPStatus.INTERNAL_SERVER_ERROR, f"prediction failed: {job.error}")
         return job.result
@@ -66,8 +68,11 @@ class Batcher:
             jobs, stopping = self._take_batch(first)
             try:
                 answer = self.predictor.predict(
-                    [j.image for j in jobs], posted_at=[j.posted_at for j in jobs],
-                    outdoor=[j.outdoor for j in jobs], top_k=max(j.top_k for j in jobs))
+                    [j.image for j in jobs],
+                    posted_at=[j.posted_at for j in jobs],
+                    outdoor=[j.outdoor for j in jobs],
+                    top_k=max(j.top_k for j in jobs),
+                )
                 for row, job in enumerate(jobs):
                     job.result = answer.record(row, job.name, job.top_k)
             except Exception as error:  # noqa: BLE001 - answered to each request as a 500

@@ -23,12 +23,18 @@ class PredictFilesConfig:
     """How `geoloc predict` answers photo files."""
 
     top_k: int = _cells_per_answer()
-    format: str = setting("table", "Output: a table for a person, or JSON, CSV, GeoJSON for "
-                          "programs.", choices=FORMATS)
-    batch_size: int = setting(32, "Photos per forward pass (the next files are read meanwhile).",
-                              minimum=1, affects_outputs=False)
-    progress: str = setting("auto", "Progress line with rate and ETA on stderr; auto: when a "
-                            "directory is given.", choices=PROGRESS_CHOICES, affects_outputs=False)
+    format: str = setting(
+        "table", "Output: a table for a person, or JSON, CSV, GeoJSON for programs.", choices=FORMATS
+    )
+    batch_size: int = setting(
+        32, "Photos per forward pass (the next files are read meanwhile).", minimum=1, affects_outputs=False
+    )
+    progress: str = setting(
+        "auto",
+        "Progress line with rate and ETA on stderr; auto: when a directory is given.",
+        choices=PROGRESS_CHOICES,
+        affects_outputs=False,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -38,20 +44,26 @@ class PredictFilesConfig:
 class ServerConfig:
     """How `geoloc serve` listens and batches requests."""
 
-    host: str = setting("127.0.0.1", "Address to bind; the default (loopback) keeps the server, "
-                        "which has no authentication, off the network.")
+    host: str = setting(
+        "127.0.0.1",
+        "Address to bind; the default (loopback) keeps the server, "
+        "which has no authentication, off the network.",
+    )
     port: int = setting(8080, "Port to listen on; 0: a free one.", minimum=0, maximum=65535)
-    max_body_bytes: int = setting(16 * 1024 * 1024, "Larger request bodies get 413 (a "
-                                  "24-megapixel JPEG is about 10 MB).", minimum=1)
-    max_batch: int = setting(16, "Photos per forward pass: concurrent requests share one.",
-                             minimum=1)
-    batch_wait_ms: float = setting(5.0, "How long the model thread waits for a batch to fill, ms.",
-                                   minimum=0.0)
+    max_body_bytes: int = setting(
+        16 * 1024 * 1024, "Larger request bodies get 413 (a 24-megapixel JPEG is about 10 MB).", minimum=1
+    )
+    max_batch: int = setting(16, "Photos per forward pass: concurrent requests share one.", minimum=1)
+    batch_wait_ms: float = setting(
+        5.0, "How long the model thread waits for a batch to fill, ms.", minimum=0.0
+    )
     top_k: int = _cells_per_answer()  # a request may ask for another k
-    request_timeout_s: float = setting(120.0, "A request not answered within this many seconds "
-                                       "gets 503.", minimum=0.0, min_exclusive=True)
-    m2: bool = setting(True, "Answer with the run's M2 when a request gives a posting time "
-                       "(--nom2: always M1).")
+    request_timeout_s: float = setting(
+        120.0, "A request not answered within this many seconds gets 503.", minimum=0.0, min_exclusive=True
+    )
+    m2: bool = setting(
+        True, "Answer with the run's M2 when a request gives a posting time (--nom2: always M1)."
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

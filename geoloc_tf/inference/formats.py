@@ -17,9 +17,20 @@ from typing import Any
 FORMATS: tuple[str, ...] = ("table", "json", "csv", "geojson")
 
 CSV_COLUMNS: tuple[str, ...] = (
-    "file", "model", "posted_at", "lat", "lon", "top_cells", "top_probabilities",
-    "mass50_cells", "mass50_probability", "mass50_area_km2",
-    "mass90_cells", "mass90_probability", "mass90_area_km2")
+    "file",
+    "model",
+    "posted_at",
+    "lat",
+    "lon",
+    "top_cells",
+    "top_probabilities",
+    "mass50_cells",
+    "mass50_probability",
+    "mass50_area_km2",
+    "mass90_cells",
+    "mass90_probability",
+    "mass90_area_km2",
+)
 
 
 class StreamWriter:
@@ -32,8 +43,12 @@ class StreamWriter:
         self._count = 0
 
     def header(self) -> str:
-        return {"table": "", "json": "[", "csv": _csv_line(CSV_COLUMNS),
-                "geojson": '{"type": "FeatureCollection", "features": ['}[self.name]
+        return {
+            "table": "",
+            "json": "[",
+            "csv": _csv_line(CSV_COLUMNS),
+            "geojson": '{"type": "FeatureCollection", "features": [',
+        }[self.name]
 
     def record(self, record: dict[str, Any]) -> str:
         first = self._count == 0
@@ -62,38 +77,54 @@ def _mass(record: dict[str, Any], level: float) -> dict[str, Any]:
 def table_text(record: dict[str, Any]) -> str:
     """A person's view of one photo: top cells with probability and label point, mass sets."""
     time = f", posted {record['posted_at']}" if record.get("posted_at") else ""
-    lines = [f"{record.get('file') or 'photo'}  (model {record['model']}{time})",
-             f"  {'rank':>4}  {'cell':>6}  {'probability':>11}  {'lat':>9}  {'lon':>10}"]
+    lines = [
+        f"{record.get('file') or 'photo'}  (model {record['model']}{time})",
+        f"  {'rank':>4}  {'cell':>6}  {'probability':>11}  {'lat':>9}  {'lon':>10}",
+    ]
     for top in record["top_k"]:
-        lines.append(f"  {top['rank']:>4}  {top['cell']:>6}  {100 * top['probability']:>9.2f} %  "
-                     f"{top['lat']:>9.4f}  {top['lon']:>10.4f}")
+        lines.append(
+            f"  {top['rank']:>4}  {top['cell']:>6}  {100 * top['probability']:>9.2f} %  "
+            f"{top['lat']:>9.4f}  {top['lon']:>10.4f}"
+        )
     for entry in record["mass_sets"]:
         level = f"  {100 * entry['level']:.0f} % of the probability:"
         if entry["num_cells"] is None:
             lines.append(f"{level} {entry['note']}")
         else:
-            lines.append(f"{level} {entry['num_cells']} cells ({100 * entry['probability']:.1f} %)"
-                         f", {entry['area_km2']:,.0f} km2")
+            lines.append(
+                f"{level} {entry['num_cells']} cells ({100 * entry['probability']:.1f} %)"
+                f", {entry['area_km2']:,.0f} km2"
+            )
     return "\n".join(lines) + "\n"
 
 
 def csv_row(record: dict[str, Any]) -> list[Any]:
     """The CSV_COLUMNS of one photo; cell lists are space-separated, unknown values empty."""
-    row: list[Any] = [record.get("file") or "", record["model"], record.get("posted_at") or "",
-                      f"{record['lat']:.6f}", f"{record['lon']:.6f}",
-                      " ".join(str(t["cell"]) for t in record["top_k"]),
-                      " ".join(f"{t['probability']:.6g}" for t in record["top_k"])]
+    row: list[Any] = [
+        record.get("file") or "",
+        record["model"],
+        record.get("posted_at") or "",
+        f"{record['lat']:.6f}",
+        f"{record['lon']:.6f}",
+        " ".join(str(t["cell"]) for t in record["top_k"]),
+        " ".join(f"{t['probability']:.6g}" for t in record["top_k"]),
+    ]
     for level in (0.5, 0.9):
         entry = _mass(record, level)
         known = entry["num_cells"] is not None
-        row += [entry["num_cells"] if known else "", f"{entry['probability']:.6g}" if known else "",
-                f"{entry['area_km2']:.0f}" if known else ""]
+        row += [
+            entry["num_cells"] if known else "",
+            f"{entry['probability']:.6g}" if known else "",
+            f"{entry['area_km2']:.0f}" if known else "",
+        ]
     return row
 
 
 def geojson_feature(record: dict[str, Any]) -> dict[str, Any]:
     """A GeoJSON Point feature at the top cell's label point, the record as its properties."""
     properties = {key: value for key, value in record.items() if key not in ("lat", "lon")}
-    return {"type": "Feature", "geometry": {"type": "Point",
-                                            "coordinates": [record["lon"], record["lat"]]},
-            "properties": properties}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [record["lon"], record["lat"]]},
+        "properties": properties,
+    }

@@ -57,27 +57,29 @@ def parse_multipart(body: bytes, boundary: str) -> dict[str, tuple[bytes, str | 
     delimiter = b"\r\n--" + boundary.encode("latin-1")
     pieces = (b"\r\n" + body).split(delimiter)
     if len(pieces) < 3 or not pieces[-1].startswith(b"--"):
-        raise HttpError(HTTPStatus.BAD_REQUEST,
-                        f"malformed multipart body: no closing --{boundary}-- delimiter")
+        raise HttpError(
+            HTTPStatus.BAD_REQUEST, f"malformed multipart body: no closing --{boundary}-- delimiter"
+        )
     fields: dict[str, tuple[bytes, str | None]] = {}
     for piece in pieces[1:-1]:  # pieces[0] is the preamble, the last one the epilogue
         _, _, piece = piece.partition(b"\r\n")  # the rest of the delimiter line
         head, separator, content = piece.partition(b"\r\n\r\n")
         if not separator:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "malformed multipart part: no blank line "
-                                                    "after its headers")
+            raise HttpError(
+                HTTPStatus.BAD_REQUEST, "malformed multipart part: no blank line after its headers"
+            )
         headers = BytesHeaderParser(policy=HTTP).parsebytes(head + b"\r\n\r\n")
         disposition = headers.get("Content-Disposition")
         name = disposition.params.get("name") if disposition is not None else None
         if name is None:
-            raise HttpError(HTTPStatus.BAD_REQUEST,
-                            "multipart part without Content-Disposition: form-data; name=...")
+            raise HttpError(
+                HTTPStatus.BAD_REQUEST, "multipart part without Content-Disposition: form-data; name=..."
+            )
         fields[str(name)] = (content, disposition.params.get("filename"))
     return fields
 
 
-def parse_predict_request(content_type: str | None, query: str, body: bytes,
-                          default_top_k: int) -> Job:
+def parse_predict_request(content_type: str | None, query: str, body: bytes, default_top_k: int) -> Job:
     """The photo and options of a POST /predict request (HttpError 400/415 when unusable)."""
     from geoloc_tf.inference.m1_model import validate_image_bytes
     from geoloc_tf.inference.photo_predictor import parse_outdoor, parse_posted_at
@@ -88,20 +90,26 @@ def parse_predict_request(content_type: str | None, query: str, body: bytes,
     if media == "multipart/form-data":
         fields = parse_multipart(body, params.get("boundary", ""))
         if "image" not in fields:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "multipart upload without an 'image' field; "
-                            f"got fields {sorted(fields)}")
+            raise HttpError(
+                HTTPStatus.BAD_REQUEST,
+                f"multipart upload without an 'image' field; got fields {sorted(fields)}",
+            )
         image, name = fields.pop("image")
         for key, (value, _) in fields.items():
             options[key] = value.decode("utf-8", "replace")
     elif media.startswith("image/") or media in RAW_TYPES:
         image = body
     else:
-        raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                        f"Content-Type {media}: expected image/jpeg (or another image/*), "
-                        "application/octet-stream or multipart/form-data")
+        raise HttpError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type {media}: expected image/jpeg (or another image/*), "
+            "application/octet-stream or multipart/form-data",
+        )
     if not image:
-        raise HttpError(HTTPStatus.BAD_REQUEST, "empty image; send the photo as the body or "
-                                                "as the multipart field 'image'")
+        raise HttpError(
+            HTTPStatus.BAD_REQUEST,
+            "empty image; send the photo as the body or as the multipart field 'image'",
+        )
     try:
         image = validate_image_bytes(image, name or "request body")
     except errors.InferenceError as error:

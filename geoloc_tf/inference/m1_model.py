@@ -41,16 +41,16 @@ def read_image_bytes(path: Path | str) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise errors.InferenceError(f"{path}: cannot read the file ({error.strerror or error})"
-                                    ) from None
+        raise errors.InferenceError(f"{path}: cannot read the file ({error.strerror or error})") from None
     return validate_image_bytes(data, str(path))
 
 
 def validate_image_bytes(data: bytes, name: str) -> bytes:
     """``data`` if it decodes as an image (BMP re-encoded as PNG), else an error naming ``name``."""
     if not data.startswith(IMAGE_SIGNATURES):
-        raise errors.InferenceError(f"{name}: not an image (starts with {data[:4]!r}); expected a "
-                                    "JPEG, PNG, GIF or BMP file")
+        raise errors.InferenceError(
+            f"{name}: not an image (starts with {data[:4]!r}); expected a JPEG, PNG, GIF or BMP file"
+        )
     try:
         pixels = tf.io.decode_image(data, channels=3, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
@@ -71,8 +71,18 @@ class M1Model:
     lon] imagery centroids of the run's mesh, §3.1.2; None when no mesh was found), ``mesh``.
     """
 
-    def __init__(self, *, path: Path, image_size: int, num_cells: int, run_dir: Path | None,
-                 mesh=None, forward=None, saved_model=None, export_top_k: int | None = None):
+    def __init__(
+        self,
+        *,
+        path: Path,
+        image_size: int,
+        num_cells: int,
+        run_dir: Path | None,
+        mesh=None,
+        forward=None,
+        saved_model=None,
+        export_top_k: int | None = None,
+    ):
         self.path = path
         self.image_size = int(image_size)
         self.num_cells = int(num_cells)
@@ -98,7 +108,8 @@ class M1Model:
             return cls._load_saved_model(path, mesh_path)
         raise errors.ExportError(
             f"{path}: neither a run directory (expected {RunLayout(path).m1_model}) nor an exported M1 "
-            f"SavedModel (expected {path / SAVED_MODEL_FILE})")
+            f"SavedModel (expected {path / SAVED_MODEL_FILE})"
+        )
 
     @classmethod
     def _load_run(cls, run_dir: Path, mesh_path: str | Path | None) -> "M1Model":
@@ -113,34 +124,46 @@ class M1Model:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def forward(image_bytes):
-            probabilities, features = net(preprocessing.eval_batch(image_bytes, image_size),
-                                          training=False)
+            probabilities, features = net(preprocessing.eval_batch(image_bytes, image_size), training=False)
             return tf.cast(probabilities, tf.float32), tf.cast(features, tf.float32)
 
-        mesh = _load_mesh(Path(mesh_path) if mesh_path else layout.mesh, num_cells,
-                          required=True)
-        return cls(path=run_dir, image_size=image_size, num_cells=num_cells, run_dir=run_dir,
-                   mesh=mesh, forward=forward)
+        mesh = _load_mesh(Path(mesh_path) if mesh_path else layout.mesh, num_cells, required=True)
+        return cls(
+            path=run_dir,
+            image_size=image_size,
+            num_cells=num_cells,
+            run_dir=run_dir,
+            mesh=mesh,
+            forward=forward,
+        )
 
     @classmethod
     def _load_saved_model(cls, path: Path, mesh_path: str | Path | None) -> "M1Model":
         loaded = tf.saved_model.load(str(path))
         if not hasattr(loaded, "serve"):
-            raise errors.ExportError(f"{path}: SavedModel has no 'serve' endpoint; expected an M1 "
-                                     "export of geoloc_tf.m1.export (JPEG bytes -> cells)")
+            raise errors.ExportError(
+                f"{path}: SavedModel has no 'serve' endpoint; expected an M1 "
+                "export of geoloc_tf.m1.export (JPEG bytes -> cells)"
+            )
         outputs = loaded.signatures["serving_default"].structured_outputs
         if not {"cell_ids", "probabilities"} <= set(outputs):
             raise errors.ExportError(
                 f"{path}: serving signature returns {sorted(outputs)}; expected cell_ids, "
-                "probabilities, lat, lon (geoloc_tf.m1.export)")
+                "probabilities, lat, lon (geoloc_tf.m1.export)"
+            )
         export_top_k = int(outputs["cell_ids"].shape[-1])
         num_cells = _saved_model_num_cells(loaded, path)
         guess = RunLayout.of_export(path).mesh  # RUN_DIR/export/m1 -> the run's mesh
-        mesh = _load_mesh(Path(mesh_path) if mesh_path else guess, num_cells,
-                          required=mesh_path is not None)
-        return cls(path=path, image_size=_saved_model_image_size(loaded, path),
-                   num_cells=num_cells, run_dir=None, mesh=mesh, saved_model=loaded,
-                   export_top_k=export_top_k)
+        mesh = _load_mesh(Path(mesh_path) if mesh_path else guess, num_cells, required=mesh_path is not None)
+        return cls(
+            path=path,
+            image_size=_saved_model_image_size(loaded, path),
+            num_cells=num_cells,
+            run_dir=None,
+            mesh=mesh,
+            saved_model=loaded,
+            export_top_k=export_top_k,
+        )
 
     # ------------------------------------------------------------------ inference
     def probabilities_and_features(self, images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +181,8 @@ class M1Model:
             raise errors.InferenceError(
                 f"{self.path}: this SavedModel returns only its top {self.export_top_k} of "
                 f"{self.num_cells} cells (geoloc_tf.m1.export), not the full probabilities; use "
-                "the run directory (m1/m1.keras) or re-export with top_k >= the number of cells")
+                "the run directory (m1/m1.keras) or re-export with top_k >= the number of cells"
+            )
         ids, probs = self.top_k(images, self.num_cells)
         out = np.zeros((len(images), self.num_cells), np.float32)
         np.put_along_axis(out, ids.astype(np.int64), probs, axis=1)
@@ -176,13 +200,16 @@ class M1Model:
             return top.indices.numpy().astype(np.int32), top.values.numpy()
         out = self._saved_model.serve(tf.constant(images, tf.string, shape=[len(images)]))
         kept = min(int(k), self.export_top_k)
-        return (out["cell_ids"].numpy()[:, :kept].astype(np.int32),
-                out["probabilities"].numpy()[:, :kept].astype(np.float32))
+        return (
+            out["cell_ids"].numpy()[:, :kept].astype(np.int32),
+            out["probabilities"].numpy()[:, :kept].astype(np.float32),
+        )
 
     def _no_features_error(self) -> errors.InferenceError:
         return errors.InferenceError(
             f"{self.path}: an exported SavedModel has no penultimate features (geoloc_tf.m1.export "
-            "returns cells only); use the run directory (m1/m1.keras)")
+            "returns cells only); use the run directory (m1/m1.keras)"
+        )
 
 
 def _load_mesh(path: Path, num_cells: int, required: bool):
@@ -190,23 +217,27 @@ def _load_mesh(path: Path, num_cells: int, required: bool):
 
     if not path.exists():
         if required:
-            raise errors.ExportError(f"{path}: no mesh file; expected the run's mesh/mesh.npz "
-                                     f"with {num_cells} cells (label points and cell areas)")
+            raise errors.ExportError(
+                f"{path}: no mesh file; expected the run's mesh/mesh.npz "
+                f"with {num_cells} cells (label points and cell areas)"
+            )
         return None
     mesh = mesh_lib.Mesh.load(path)
     if mesh.num_cells != num_cells:
-        raise errors.ExportError(f"{path}: mesh has {mesh.num_cells} cells but M1 has {num_cells}; "
-                                 "expected the mesh of the run that trained this model")
+        raise errors.ExportError(
+            f"{path}: mesh has {mesh.num_cells} cells but M1 has {num_cells}; "
+            "expected the mesh of the run that trained this model"
+        )
     return mesh
 
 
 def _saved_model_num_cells(loaded, path: Path) -> int:
     """Softmax width of an exported M1: the length of its logits bias."""
-    logits = [v for v in loaded.variables
-              if v.name.split("/")[0] == LOGITS_LAYER and len(v.shape) == 1]
+    logits = [v for v in loaded.variables if v.name.split("/")[0] == LOGITS_LAYER and len(v.shape) == 1]
     if len(logits) != 1:
-        raise errors.ExportError(f"{path}: cannot find M1's logits layer {LOGITS_LAYER!r} among "
-                                 "the SavedModel's variables")
+        raise errors.ExportError(
+            f"{path}: cannot find M1's logits layer {LOGITS_LAYER!r} among the SavedModel's variables"
+        )
     return int(logits[0].shape[0])
 
 
@@ -219,5 +250,7 @@ def _saved_model_image_size(loaded, path: Path) -> int:
             if node.op == "ResizeBilinear" and node.input[1].split(":")[0] in consts:
                 size = tf.make_ndarray(consts[node.input[1].split(":")[0]].attr["value"].tensor)
                 return int(size[0])
-    raise errors.ExportError(f"{path}: no preprocessing resize in the serving signature; expected "
-                             "an M1 export of geoloc_tf.m1.export")
+    raise errors.ExportError(
+        f"{path}: no preprocessing resize in the serving signature; expected "
+        "an M1 export of geoloc_tf.m1.export"
+    )

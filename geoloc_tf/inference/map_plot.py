@@ -21,10 +21,16 @@ if TYPE_CHECKING:
     from mesh import Mesh
 
 
-def plot_probability_map(mesh: "Mesh", cell_probabilities: np.ndarray, top_lat: float,
-                         top_lon: float, path: str | os.PathLike, title: str = "",
-                         mass50_cells: np.ndarray | None = None,
-                         polygons: tuple[list[np.ndarray], list[int]] | None = None) -> None:
+def plot_probability_map(
+    mesh: "Mesh",
+    cell_probabilities: np.ndarray,
+    top_lat: float,
+    top_lon: float,
+    path: str | os.PathLike,
+    title: str = "",
+    mass50_cells: np.ndarray | None = None,
+    polygons: tuple[list[np.ndarray], list[int]] | None = None,
+) -> None:
     """PNG map of ``cell_probabilities`` (num_cells,), NaN where unknown, written atomically."""
     plt = _pyplot()
     from matplotlib.collections import PolyCollection
@@ -37,21 +43,39 @@ def plot_probability_map(mesh: "Mesh", cell_probabilities: np.ndarray, top_lat: 
     fig, ax = plt.subplots(figsize=(14, 7), dpi=100)
     ax.set_facecolor("black")
     floor = max(float(np.nanmax(probs)) * 1e-4, 1e-12) if known.any() else 1e-12
-    filled = PolyCollection([p for p, k in zip(polys, known) if k], cmap=plt.get_cmap("magma"),
-                            norm=LogNorm(vmin=floor, vmax=max(float(np.nanmax(probs)), 2 * floor)
-                                         if known.any() else 1.0),
-                            edgecolors=(1, 1, 1, 0.15), linewidths=0.15)
+    filled = PolyCollection(
+        [p for p, k in zip(polys, known) if k],
+        cmap=plt.get_cmap("magma"),
+        norm=LogNorm(vmin=floor, vmax=max(float(np.nanmax(probs)), 2 * floor) if known.any() else 1.0),
+        edgecolors=(1, 1, 1, 0.15),
+        linewidths=0.15,
+    )
     filled.set_array(np.maximum(probs[known], floor))
     ax.add_collection(filled)
-    ax.add_collection(PolyCollection([p for p, k in zip(polys, known) if not k],
-                                     facecolors="none", edgecolors=(0.6, 0.6, 0.6, 0.6),
-                                     linewidths=0.2))
+    ax.add_collection(
+        PolyCollection(
+            [p for p, k in zip(polys, known) if not k],
+            facecolors="none",
+            edgecolors=(0.6, 0.6, 0.6, 0.6),
+            linewidths=0.2,
+        )
+    )
     if mass50_cells is not None and len(mass50_cells):
         inside = np.isin(owner_a, np.asarray(mass50_cells))
-        ax.add_collection(PolyCollection([p for p, k in zip(polys, inside) if k],
-                                         facecolors="none", edgecolors="white", linewidths=0.8))
-    ax.plot([top_lon], [top_lat], marker="*", markersize=18, color="cyan",
-            markeredgecolor="black", label=f"top cell label point ({top_lat:.2f}, {top_lon:.2f})")
+        ax.add_collection(
+            PolyCollection(
+                [p for p, k in zip(polys, inside) if k], facecolors="none", edgecolors="white", linewidths=0.8
+            )
+        )
+    ax.plot(
+        [top_lon],
+        [top_lat],
+        marker="*",
+        markersize=18,
+        color="cyan",
+        markeredgecolor="black",
+        label=f"top cell label point ({top_lat:.2f}, {top_lon:.2f})",
+    )
     fig.colorbar(filled, ax=ax, fraction=0.025, pad=0.01, label="cell probability (log scale)")
     ax.legend(loc="lower left", fontsize=8)
     ax.set_xlim(-180, 180)

@@ -46,11 +46,15 @@ class MassSets:
 
     def cells(self, row: int, level: int) -> np.ndarray:
         """Cell ids of photo ``row``'s set at ``levels[level]`` (empty when unknown)."""
-        return self.order[row, :max(int(self.size[row, level]), 0)]
+        return self.order[row, : max(int(self.size[row, level]), 0)]
 
 
-def mass_sets(cell_ids: np.ndarray, probabilities: np.ndarray, cell_areas_km2: np.ndarray,
-              levels: tuple[float, ...] = DEFAULT_LEVELS) -> MassSets:
+def mass_sets(
+    cell_ids: np.ndarray,
+    probabilities: np.ndarray,
+    cell_areas_km2: np.ndarray,
+    levels: tuple[float, ...] = DEFAULT_LEVELS,
+) -> MassSets:
     """Mass sets from cells sorted best first (``cell_ids``, ``probabilities``: [n, m]).
 
     ``m`` may be every cell (the full softmax: every level is reached) or only the top-k.
@@ -68,12 +72,14 @@ def mass_sets(cell_ids: np.ndarray, probabilities: np.ndarray, cell_areas_km2: n
     rows = np.arange(n)[:, None]
     mass = np.where(known, cumulative[rows, last] if m else np.nan, np.nan)
     area = np.where(known, cumulative_area[rows, last] if m else np.nan, np.nan)
-    return MassSets(tuple(float(v) for v in levels), ids, np.asarray(probabilities),
-                    np.where(known, size, -1), mass, area)
+    return MassSets(
+        tuple(float(v) for v in levels), ids, np.asarray(probabilities), np.where(known, size, -1), mass, area
+    )
 
 
-def mass_sets_from_probabilities(probabilities: np.ndarray, cell_areas_km2: np.ndarray,
-                                 levels: tuple[float, ...] = DEFAULT_LEVELS) -> MassSets:
+def mass_sets_from_probabilities(
+    probabilities: np.ndarray, cell_areas_km2: np.ndarray, levels: tuple[float, ...] = DEFAULT_LEVELS
+) -> MassSets:
     """Mass sets of full softmax outputs [n, num_cells] (ties: lowest cell id first)."""
     probs = np.asarray(probabilities)
     order = np.argsort(-probs, axis=1, kind="stable")

@@ -44,8 +44,7 @@ def parse_posted_at(text: str) -> int:
 
 
 def format_posted_at(seconds: int) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_outdoor(text: str) -> float:
@@ -78,28 +77,48 @@ class Predictions:
     def record(self, row: int, name: str | None = None, top_k: int | None = None) -> dict[str, Any]:
         """The JSON-ready answer for photo ``row`` (the ``predict`` / ``serve`` output)."""
         k = self.top_ids.shape[1] if top_k is None else min(top_k, self.top_ids.shape[1])
-        top = [{"rank": r + 1, "cell": int(self.top_ids[row, r]),
+        top = [
+            {
+                "rank": r + 1,
+                "cell": int(self.top_ids[row, r]),
                 "probability": float(self.top_probs[row, r]),
-                "lat": float(self.top_latlon[row, r, 0]), "lon": float(self.top_latlon[row, r, 1])}
-               for r in range(k)]
+                "lat": float(self.top_latlon[row, r, 0]),
+                "lon": float(self.top_latlon[row, r, 1]),
+            }
+            for r in range(k)
+        ]
         sets = []
         for i, level in enumerate(self.mass.levels):
             size = int(self.mass.size[row, i])
             entry: dict[str, Any] = {"level": level}
             if size < 0:
                 held = float(self.known_mass[row])
-                entry.update(num_cells=None, probability=None, area_km2=None, cells=None,
-                             note=f"unknown: the model gives only its top {self.cells_known} "
-                                  f"cells, holding {held:.1%} of the probability")
+                entry.update(
+                    num_cells=None,
+                    probability=None,
+                    area_km2=None,
+                    cells=None,
+                    note=f"unknown: the model gives only its top {self.cells_known} "
+                    f"cells, holding {held:.1%} of the probability",
+                )
             else:
-                entry.update(num_cells=size, probability=float(self.mass.mass[row, i]),
-                             area_km2=float(self.mass.area_km2[row, i]),
-                             cells=[int(c) for c in self.mass.cells(row, i)])
+                entry.update(
+                    num_cells=size,
+                    probability=float(self.mass.mass[row, i]),
+                    area_km2=float(self.mass.area_km2[row, i]),
+                    cells=[int(c) for c in self.mass.cells(row, i)],
+                )
             sets.append(entry)
         posted = self.posted_at[row]
-        return {"file": name, "model": str(self.model[row]),
-                "posted_at": None if posted is None else format_posted_at(posted),
-                "lat": top[0]["lat"], "lon": top[0]["lon"], "top_k": top, "mass_sets": sets}
+        return {
+            "file": name,
+            "model": str(self.model[row]),
+            "posted_at": None if posted is None else format_posted_at(posted),
+            "lat": top[0]["lat"],
+            "lon": top[0]["lon"],
+            "top_k": top,
+            "mass_sets": sets,
+        }
 
 
 class Predictor:
@@ -108,15 +127,17 @@ class Predictor:
     def __init__(self, m1: M1Model, m2: "TrainedM2 | None" = None):
         if m1.mesh is None:
             raise errors.InferenceError(
-                f"{m1.path}: no mesh for this model; pass the run's mesh (--mesh=RUN_DIR/mesh)")
+                f"{m1.path}: no mesh for this model; pass the run's mesh (--mesh=RUN_DIR/mesh)"
+            )
         self.m1 = m1
         self.m2 = m2
         self.cell_areas_km2 = m1.mesh.cell_areas_km2
         self.m2_uses_outdoor = m2 is not None and m2.uses_outdoor
 
     @classmethod
-    def load(cls, model_path: str | Path, mesh_path: str | Path | None = None,
-             with_m2: bool = True) -> "Predictor":
+    def load(
+        cls, model_path: str | Path, mesh_path: str | Path | None = None, with_m2: bool = True
+    ) -> "Predictor":
         """M1 from a run directory or SavedModel; the run's trained M2 (``geoloc_tf.m2.task``) if
         asked and present (a SavedModel of M1 answers with M1 alone)."""
         from geoloc_tf.m2.task import TrainedM2
@@ -129,16 +150,22 @@ class Predictor:
             if m2.num_cells != m1.num_cells:
                 raise errors.InferenceError(
                     f"{layout.m2_model}: M2 has {m2.num_cells} cells, M1 "
-                    f"{m1.num_cells}; expected both from the same run")
+                    f"{m1.num_cells}; expected both from the same run"
+                )
         return cls(m1, m2)
 
     @property
     def has_m2(self) -> bool:
         return self.m2 is not None
 
-    def predict(self, images: list[bytes], posted_at: Sequence[int | None] | None = None,
-                outdoor: Sequence[float | None] | None = None, top_k: int = 5,
-                levels: tuple[float, ...] = DEFAULT_LEVELS) -> Predictions:
+    def predict(
+        self,
+        images: list[bytes],
+        posted_at: Sequence[int | None] | None = None,
+        outdoor: Sequence[float | None] | None = None,
+        top_k: int = 5,
+        levels: tuple[float, ...] = DEFAULT_LEVELS,
+    ) -> Predictions:
         """Answers a batch of validated image bytes (``m1_model.read_image_bytes``).
 
         ``posted_at`` (UTC epoch seconds, None = unknown) and ``outdoor`` are per photo; photos
@@ -154,22 +181,29 @@ class Predictor:
             if self.m2 is not None and with_time.any():
                 rows = np.flatnonzero(with_time)
                 probabilities[rows] = self._m2_probabilities(
-                    probabilities[rows], [times[r] for r in rows],
-                    None if outdoor is None else [outdoor[r] for r in rows])
+                    probabilities[rows],
+                    [times[r] for r in rows],
+                    None if outdoor is None else [outdoor[r] for r in rows],
+                )
                 model[rows] = "m2"
             mass = mass_sets_from_probabilities(probabilities, self.cell_areas_km2, levels)
         else:  # an export of the top-k cells only: M2 needs M1's top-10 and the full softmax
-            mass = mass_sets(*self.m1.top_k(images, self.m1.export_top_k), self.cell_areas_km2,
-                             levels)
+            mass = mass_sets(*self.m1.top_k(images, self.m1.export_top_k), self.cell_areas_km2, levels)
         sorted_probs = mass.sorted_probs
         k = min(int(top_k), mass.order.shape[1])
         top_ids = mass.order[:, :k]
-        return Predictions(model=model, top_ids=top_ids,
-                           top_probs=sorted_probs[:, :k].astype(np.float32),
-                           top_latlon=self.m1.label_points[top_ids], mass=mass, posted_at=times,
-                           cells_known=mass.order.shape[1],
-                           known_mass=sorted_probs.sum(axis=1, dtype=np.float64))
+        return Predictions(
+            model=model,
+            top_ids=top_ids,
+            top_probs=sorted_probs[:, :k].astype(np.float32),
+            top_latlon=self.m1.label_points[top_ids],
+            mass=mass,
+            posted_at=times,
+            cells_known=mass.order.shape[1],
+            known_mass=sorted_probs.sum(axis=1, dtype=np.float64),
+        )
 
-    def _m2_probabilities(self, m1_probabilities: np.ndarray, times: list[int],
-                          outdoor: list[float | None] | None) -> np.ndarray:
+    def _m2_probabilities(
+        self, m1_probabilities: np.ndarray, times: list[int], outdoor: list[float | None] | None
+    ) -> np.ndarray:
         return self.m2.probabilities(self.m2.data_from_m1(m1_probabilities, times, outdoor))

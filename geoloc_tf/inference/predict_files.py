@@ -65,8 +65,7 @@ def read_ahead(files: Iterable[Path], window: int) -> Iterator[tuple[Path, bytes
 
     remaining = iter(files)
     with ThreadPoolExecutor(READ_THREADS) as pool:
-        pending = collections.deque((p, pool.submit(read, p))
-                                    for p in itertools.islice(remaining, window))
+        pending = collections.deque((p, pool.submit(read, p)) for p in itertools.islice(remaining, window))
         while pending:
             path, future = pending.popleft()
             following = next(remaining, None)
@@ -90,8 +89,9 @@ class Progress:
         self.shown = now
         rate = done / max(now - self.started, 1e-9)
         eta = (self.total - done - failed) / max(rate, 1e-9)
-        text = (f"predicted {done}/{self.total} photos, {failed} failed, {rate:.1f} photos/s"
-                + ("" if final else f", ETA {eta:.0f} s"))
+        text = f"predicted {done}/{self.total} photos, {failed} failed, {rate:.1f} photos/s" + (
+            "" if final else f", ETA {eta:.0f} s"
+        )
         if self.tty:
             self.stream.write(f"\r{text}\033[K" + ("\n" if final else ""))
         elif not final:  # the closing summary line says the rest
@@ -113,10 +113,17 @@ def map_paths(base: Path, files: list[Path]) -> list[Path]:
     return out
 
 
-def predict_files(predictor, files: list[Path], out: IO[str], config: PredictFilesConfig,
-                  posted_at: int | None = None, outdoor: float | None = None,
-                  map_path: Path | None = None, progress: Progress | None = None,
-                  err: IO[str] | None = None) -> tuple[int, int]:
+def predict_files(
+    predictor,
+    files: list[Path],
+    out: IO[str],
+    config: PredictFilesConfig,
+    posted_at: int | None = None,
+    outdoor: float | None = None,
+    map_path: Path | None = None,
+    progress: Progress | None = None,
+    err: IO[str] | None = None,
+) -> tuple[int, int]:
     """Predicts ``files`` in batches of ``config.batch_size``, streaming ``config.format`` to
     ``out``; returns (predicted, failed). Unreadable files get one line each on ``err``
     (sys.stderr at call time by default)."""
@@ -134,8 +141,9 @@ def predict_files(predictor, files: list[Path], out: IO[str], config: PredictFil
         if not batch:
             return
         n = len(batch)
-        answer = predictor.predict([data for _, data in batch], posted_at=[posted_at] * n,
-                                   outdoor=[outdoor] * n, top_k=top_k)
+        answer = predictor.predict(
+            [data for _, data in batch], posted_at=[posted_at] * n, outdoor=[outdoor] * n, top_k=top_k
+        )
         for row, (path, _) in enumerate(batch):
             record = answer.record(row, str(path))
             out.write(writer.record(record))
@@ -170,11 +178,20 @@ def _draw_map(predictor, answer, row: int, record: dict, path: Path, polygons):
     mesh = predictor.m1.mesh
     polygons = polygons or cell_polygons(mesh)
     sets = record["mass_sets"]
-    summary = ", ".join(f"{100 * s['level']:.0f} %: {s['num_cells']} cells, "
-                        f"{s['area_km2']:,.0f} km2" for s in sets if s["num_cells"] is not None)
-    plot_probability_map(mesh, answer.mass.cell_probabilities(row, mesh.num_cells),
-                         record["lat"], record["lon"], path,
-                         title=f"{Path(record['file']).name} (model {record['model']}): top cell "
-                               f"{record['top_k'][0]['probability']:.1%}; {summary}",
-                         mass50_cells=answer.mass.cells(row, 0), polygons=polygons)
+    summary = ", ".join(
+        f"{100 * s['level']:.0f} %: {s['num_cells']} cells, {s['area_km2']:,.0f} km2"
+        for s in sets
+        if s["num_cells"] is not None
+    )
+    plot_probability_map(
+        mesh,
+        answer.mass.cell_probabilities(row, mesh.num_cells),
+        record["lat"],
+        record["lon"],
+        path,
+        title=f"{Path(record['file']).name} (model {record['model']}): top cell "
+        f"{record['top_k'][0]['probability']:.1%}; {summary}",
+        mass50_cells=answer.mass.cells(row, 0),
+        polygons=polygons,
+    )
     return polygons

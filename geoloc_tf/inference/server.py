@@ -49,8 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/predict":
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST /predict with a photo")
         else:
-            self._error(HTTPStatus.NOT_FOUND, f"no such path {path}; try POST /predict or "
-                                              "GET /healthz")
+            self._error(HTTPStatus.NOT_FOUND, f"no such path {path}; try POST /predict or GET /healthz")
 
     def do_POST(self) -> None:  # noqa: N802
         url = urlsplit(self.path)
@@ -60,8 +59,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             body = self._read_body()
-            job = parse_predict_request(self.headers.get("Content-Type"), url.query, body,
-                                        self.server.config.top_k)
+            job = parse_predict_request(
+                self.headers.get("Content-Type"), url.query, body, self.server.config.top_k
+            )
             result = self.server.batcher.submit(job, self.server.config.request_timeout_s)
         except HttpError as error:
             self._error(error.status, str(error))
@@ -71,8 +71,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
-            raise HttpError(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted; send "
-                                                        "Content-Length")
+            raise HttpError(
+                HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted; send Content-Length"
+            )
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit():
             self.close_connection = True
@@ -80,9 +81,10 @@ class _Handler(BaseHTTPRequestHandler):
         limit = self.server.config.max_body_bytes
         if int(length) > limit:
             self._drain_or_close()
-            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                            f"body of {int(length):,} bytes is over the limit of {limit:,} bytes "
-                            "(--max_body_bytes)")
+            raise HttpError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"body of {int(length):,} bytes is over the limit of {limit:,} bytes (--max_body_bytes)",
+            )
         return self.rfile.read(int(length))
 
     def _drain_or_close(self) -> None:
@@ -141,10 +143,16 @@ class GeolocHTTPServer(ThreadingHTTPServer):
 
     def health(self) -> dict[str, Any]:
         m1 = self.predictor.m1
-        return {"status": "ok", "model": str(m1.path), "num_cells": m1.num_cells,
-                "m2": self.predictor.has_m2, "answered": self.batcher.requests,
-                "batches": self.batcher.batches, "largest_batch": self.batcher.largest_batch,
-                "errors": {str(k): v for k, v in sorted(self.errors.items())}}
+        return {
+            "status": "ok",
+            "model": str(m1.path),
+            "num_cells": m1.num_cells,
+            "m2": self.predictor.has_m2,
+            "answered": self.batcher.requests,
+            "batches": self.batcher.batches,
+            "largest_batch": self.batcher.largest_batch,
+            "errors": {str(k): v for k, v in sorted(self.errors.items())},
+        }
 
 
 def start_server(predictor, config: ServerConfig = ServerConfig()) -> GeolocHTTPServer:
@@ -182,14 +190,18 @@ def serve(predictor, config: ServerConfig) -> None:
     try:
         server = GeolocHTTPServer(predictor, config)
     except OSError as error:
-        raise errors.InferenceError(f"cannot listen on {config.host}:{config.port} "
-                                    f"({error.strerror}); try another --port") from None
+        raise errors.InferenceError(
+            f"cannot listen on {config.host}:{config.port} ({error.strerror}); try another --port"
+        ) from None
     server.batcher.start()
     if config.host not in LOOPBACK:
-        log.warning("listening on %s: reachable from other machines, with no authentication",
-                    config.host)
-    log.info("serving %s on %s (POST /predict, GET /healthz); M2 %s; Ctrl-C stops",
-             predictor.m1.path, server.url, "on" if predictor.has_m2 else "absent")
+        log.warning("listening on %s: reachable from other machines, with no authentication", config.host)
+    log.info(
+        "serving %s on %s (POST /predict, GET /healthz); M2 %s; Ctrl-C stops",
+        predictor.m1.path,
+        server.url,
+        "on" if predictor.has_m2 else "absent",
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -43,8 +43,14 @@ def _applications(constructor, preprocess=None, **options):
     def build(x, weights, size):
         if preprocess is not None:
             x = preprocess()(x)
-        return constructor(include_top=False, weights=weights, input_tensor=x,
-                           input_shape=(size, size, 3), pooling="avg", **options)
+        return constructor(
+            include_top=False,
+            weights=weights,
+            input_tensor=x,
+            input_shape=(size, size, 3),
+            pooling="avg",
+            **options,
+        )
 
     return build
 
@@ -53,10 +59,11 @@ def _applications(constructor, preprocess=None, **options):
 _APPLICATIONS = {
     "inception_v3": (_applications(keras.applications.InceptionV3), 75),
     "inception_resnet_v2": (_applications(keras.applications.InceptionResNetV2), 75),
-    "resnet50": (_applications(keras.applications.ResNet50,
-                               lambda: InceptionToCaffe(name="caffe_preprocessing")), 32),
-    "efficientnet_v2_s": (_applications(keras.applications.EfficientNetV2S,
-                                        include_preprocessing=False), 32),
+    "resnet50": (
+        _applications(keras.applications.ResNet50, lambda: InceptionToCaffe(name="caffe_preprocessing")),
+        32,
+    ),
+    "efficientnet_v2_s": (_applications(keras.applications.EfficientNetV2S, include_preprocessing=False), 32),
 }
 #: Every value ``--m1_backbone`` accepts; ``inception_v4`` is the paper's network.
 BACKBONES = ("inception_v4",) + tuple(_APPLICATIONS)
@@ -103,9 +110,9 @@ def build_applications_model(
     features = keras.layers.Identity(name=inception_v4.FEATURES_LAYER)(base.output)
     x = keras.layers.Dropout(1.0 - dropout_keep_prob, name="Logits.Dropout_1b")(features)
     logits = keras.layers.Dense(num_cells, name="Logits.Logits")(x)
-    probabilities = keras.layers.Activation(
-        "softmax", dtype="float32", name=inception_v4.PREDICTIONS_LAYER
-    )(logits)
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name=inception_v4.PREDICTIONS_LAYER)(
+        logits
+    )
     return keras.Model(inputs, probabilities, name=f"m1_{backbone}")
 
 

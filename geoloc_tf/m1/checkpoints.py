@@ -42,8 +42,9 @@ class TrainingCheckpoints:
     def __init__(self, directory: Path, model: Any):
         self.directory = Path(directory)
         self.model = model
-        self.counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
-                         for name in COUNTERS}
+        self.counters = {
+            name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name) for name in COUNTERS
+        }
         self.latest = tf.train.latest_checkpoint(str(self.directory))
         self._manager: tf.train.CheckpointManager | None = None
 
@@ -61,8 +62,9 @@ class TrainingCheckpoints:
     def begin_phase(self, cycle: int, optimizer: Any) -> Position | None:
         """Checkpoints from now on hold ``optimizer`` as phase ``cycle``'s. On the first call of a
         resumed run, restores the latest checkpoint and returns its position (else None)."""
-        checkpoint = tf.train.Checkpoint(model=self.model, **self.counters,
-                                         **{f"optimizer_phase{cycle}": optimizer})
+        checkpoint = tf.train.Checkpoint(
+            model=self.model, **self.counters, **{f"optimizer_phase{cycle}": optimizer}
+        )
         first = self._manager is None
         self._manager = tf.train.CheckpointManager(checkpoint, str(self.directory), max_to_keep=2)
         if not (first and self.latest):
@@ -77,8 +79,13 @@ class TrainingCheckpoints:
     def _restore(self, checkpoint: tf.train.Checkpoint) -> Position:
         checkpoint.restore(self.latest).expect_partial()
         position = Position(**{name: int(v.numpy()) for name, v in self.counters.items()})
-        log.info("M1 resumed from %s: epoch %d, step %d of it, %d steps in all", self.latest,
-                 position.epoch, position.step_in_epoch, position.global_step)
+        log.info(
+            "M1 resumed from %s: epoch %d, step %d of it, %d steps in all",
+            self.latest,
+            position.epoch,
+            position.step_in_epoch,
+            position.global_step,
+        )
         return position
 
     def save(self, position: Position) -> None:

@@ -91,26 +91,20 @@ class InceptionV4Config:
                 "shrink to nothing in the VALID-padded reductions)"
             )
         if not self.width_multiplier > 0:
-            raise errors.ModelConfigError(
-                f"{where}.width_multiplier={self.width_multiplier}; expected > 0"
-            )
+            raise errors.ModelConfigError(f"{where}.width_multiplier={self.width_multiplier}; expected > 0")
         if self.min_filters < 1:
             raise errors.ModelConfigError(f"{where}.min_filters={self.min_filters}; expected >= 1")
         # Slim's scope letters run from b within a grid (Mixed_5b..5e, 6b..6h, 7b..7d); 25 blocks
         # reach 'z', far beyond any useful depth.
         for field in ("num_blocks_a", "num_blocks_b", "num_blocks_c"):
             if not 0 <= getattr(self, field) <= 25:
-                raise errors.ModelConfigError(
-                    f"{where}.{field}={getattr(self, field)}; expected 0 to 25"
-                )
+                raise errors.ModelConfigError(f"{where}.{field}={getattr(self, field)}; expected 0 to 25")
         if not 0.0 < self.dropout_keep_prob <= 1.0:
             raise errors.ModelConfigError(
                 f"{where}.dropout_keep_prob={self.dropout_keep_prob}; expected in (0, 1]"
             )
         if self.weight_decay < 0:
-            raise errors.ModelConfigError(
-                f"{where}.weight_decay={self.weight_decay}; expected >= 0"
-            )
+            raise errors.ModelConfigError(f"{where}.weight_decay={self.weight_decay}; expected >= 0")
 
     def filters(self, published: int) -> int:
         """Filters of a layer with ``published`` filters at width 1: ``max(min_filters, round(f * w))``.
@@ -186,9 +180,7 @@ class _Builder:
         b1 = self.conv(b1, 64, (7, 1), "Mixed_4a.Branch_1.Conv2d_0c_7x1")
         b1 = self.conv(b1, 96, (3, 3), "Mixed_4a.Branch_1.Conv2d_1a_3x3", padding="valid")
         x = self.concat([b0, b1], "Mixed_4a")
-        b0 = self.conv(
-            x, 192, (3, 3), "Mixed_5a.Branch_0.Conv2d_1a_3x3", strides=2, padding="valid"
-        )
+        b0 = self.conv(x, 192, (3, 3), "Mixed_5a.Branch_0.Conv2d_1a_3x3", strides=2, padding="valid")
         b1 = self.max_pool(x, "Mixed_5a.Branch_1.MaxPool_1a_3x3")
         return self.concat([b0, b1], "Mixed_5a")
 
@@ -206,14 +198,10 @@ class _Builder:
 
     def reduction_a(self, x, scope: str):
         """Figure 7 with Inception-v4's k, l, m, n = 192, 224, 256, 384: 35 -> 17."""
-        b0 = self.conv(
-            x, 384, (3, 3), f"{scope}.Branch_0.Conv2d_1a_3x3", strides=2, padding="valid"
-        )
+        b0 = self.conv(x, 384, (3, 3), f"{scope}.Branch_0.Conv2d_1a_3x3", strides=2, padding="valid")
         b1 = self.conv(x, 192, (1, 1), f"{scope}.Branch_1.Conv2d_0a_1x1")
         b1 = self.conv(b1, 224, (3, 3), f"{scope}.Branch_1.Conv2d_0b_3x3")
-        b1 = self.conv(
-            b1, 256, (3, 3), f"{scope}.Branch_1.Conv2d_1a_3x3", strides=2, padding="valid"
-        )
+        b1 = self.conv(b1, 256, (3, 3), f"{scope}.Branch_1.Conv2d_1a_3x3", strides=2, padding="valid")
         b2 = self.max_pool(x, f"{scope}.Branch_2.MaxPool_1a_3x3")
         return self.concat([b0, b1, b2], scope)
 
@@ -235,15 +223,11 @@ class _Builder:
     def reduction_b(self, x, scope: str):
         """Figure 8: 17 -> 8."""
         b0 = self.conv(x, 192, (1, 1), f"{scope}.Branch_0.Conv2d_0a_1x1")
-        b0 = self.conv(
-            b0, 192, (3, 3), f"{scope}.Branch_0.Conv2d_1a_3x3", strides=2, padding="valid"
-        )
+        b0 = self.conv(b0, 192, (3, 3), f"{scope}.Branch_0.Conv2d_1a_3x3", strides=2, padding="valid")
         b1 = self.conv(x, 256, (1, 1), f"{scope}.Branch_1.Conv2d_0a_1x1")
         b1 = self.conv(b1, 256, (1, 7), f"{scope}.Branch_1.Conv2d_0b_1x7")
         b1 = self.conv(b1, 320, (7, 1), f"{scope}.Branch_1.Conv2d_0c_7x1")
-        b1 = self.conv(
-            b1, 320, (3, 3), f"{scope}.Branch_1.Conv2d_1a_3x3", strides=2, padding="valid"
-        )
+        b1 = self.conv(b1, 320, (3, 3), f"{scope}.Branch_1.Conv2d_1a_3x3", strides=2, padding="valid")
         b2 = self.max_pool(x, f"{scope}.Branch_2.MaxPool_1a_3x3")
         return self.concat([b0, b1, b2], scope)
 
@@ -313,9 +297,7 @@ def build_inception_v4(
         kernel_regularizer=builder.regularizer,
         name="Logits.Logits",
     )(x)
-    probabilities = keras.layers.Activation("softmax", dtype="float32", name=PREDICTIONS_LAYER)(
-        logits
-    )
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name=PREDICTIONS_LAYER)(logits)
     return keras.Model(inputs, probabilities, name=name)
 
 
@@ -330,7 +312,6 @@ def features_model(model: keras.Model) -> keras.Model:
         layer = model.get_layer(FEATURES_LAYER)
     except ValueError as error:
         raise errors.ModelConfigError(
-            f"model {model.name!r} has no layer {FEATURES_LAYER!r}; expected a model built by "
-            "geoloc_tf.m1"
+            f"model {model.name!r} has no layer {FEATURES_LAYER!r}; expected a model built by geoloc_tf.m1"
         ) from error
     return keras.Model(model.input, layer.output, name=f"{model.name}_features")

@@ -63,10 +63,15 @@ def prediction_model(model: keras.Model, store_features: bool) -> keras.Model:
     return keras.Model(model.inputs, [model.output, features], name=f"{model.name}_with_features")
 
 
-def predict_splits(model: keras.Model, data: WrittenDataset, layout: RunLayout,
-                   config: PredictConfig, image_size: int,
-                   split_names: tuple[str, ...] = splits.SPLITS, batch_size: int = BATCH_SIZE
-                   ) -> dict[str, str]:
+def predict_splits(
+    model: keras.Model,
+    data: WrittenDataset,
+    layout: RunLayout,
+    config: PredictConfig,
+    image_size: int,
+    split_names: tuple[str, ...] = splits.SPLITS,
+    batch_size: int = BATCH_SIZE,
+) -> dict[str, str]:
     """Writes M1's prediction table of every split and, with ``config.store_features``, its feature
     index (``layout.index_dir(split)``, the run's one store of M1 features); returns split ->
     table path and ``<split>_features`` -> index folder. ``image_size``: M1's input side
@@ -77,24 +82,35 @@ def predict_splits(model: keras.Model, data: WrittenDataset, layout: RunLayout,
     infer = tf.function(lambda images: net(images, training=False))
     paths = {}
     for split in split_names:
-        parts = predict_parts(infer, data, split, layout.prediction_parts(MODEL, split), config,
-                              image_size, batch_size)
+        parts = predict_parts(
+            infer, data, split, layout.prediction_parts(MODEL, split), config, image_size, batch_size
+        )
         columns = list(prediction_tables.TABLE_COLUMNS)
-        table = pd.concat([prediction_tables.read_frame(part, columns) for part in parts],
-                          ignore_index=True) if parts else _empty_frame(config)
+        table = (
+            pd.concat([prediction_tables.read_frame(part, columns) for part in parts], ignore_index=True)
+            if parts
+            else _empty_frame(config)
+        )
         path = prediction_tables.write_table(table, layout.prediction_table(MODEL, split))
         paths[split] = str(path)
         log.info("predict %s: %d photos -> %s", split, len(table), path)
         if config.store_features:
-            index = assemble_index(parts, layout.index_dir(split),
-                                   index_meta(layout.m1_model, data, split, image_size))
+            index = assemble_index(
+                parts, layout.index_dir(split), index_meta(layout.m1_model, data, split, image_size)
+            )
             paths[f"{split}_features"] = str(index.root)
     return paths
 
 
-def predict_parts(infer, data: WrittenDataset, split: str, parts_dir: Path | str,
-                  config: PredictConfig, image_size: int, batch_size: int = BATCH_SIZE
-                  ) -> list[Path]:
+def predict_parts(
+    infer,
+    data: WrittenDataset,
+    split: str,
+    parts_dir: Path | str,
+    config: PredictConfig,
+    image_size: int,
+    batch_size: int = BATCH_SIZE,
+) -> list[Path]:
     """One prediction table per record shard of ``split``, ``parts_dir/NNNNN.parquet`` (atomic);
     parts that exist are kept, so a killed run redoes only unfinished shards. ``infer`` is
     ``prediction_model(...)`` under ``tf.function``. Returns every part, in shard order."""
@@ -110,30 +126,53 @@ def predict_parts(infer, data: WrittenDataset, split: str, parts_dir: Path | str
         prediction_tables.write_table(frame, part)
         done_images += len(frame)
         rate = done_images / max(time.monotonic() - started, 1e-9)
-        remaining = sum(lengths[shard + 1:])
-        log.info("predict %s: shard %d/%d, %.0f photos/s, ETA %.0f s", split, shard + 1,
-                 len(lengths), rate, remaining / max(rate, 1e-9))
+        remaining = sum(lengths[shard + 1 :])
+        log.info(
+            "predict %s: shard %d/%d, %.0f photos/s, ETA %.0f s",
+            split,
+            shard + 1,
+            len(lengths),
+            rate,
+            remaining / max(rate, 1e-9),
+        )
     return [parts_dir / f"{shard:05d}.parquet" for shard in range(len(lengths))]
 
 
-def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, run: _Pass
-                   ) -> pd.DataFrame:
+def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, run: _Pass) -> pd.DataFrame:
     config = run.config
-    input_config = InputConfig(image_size=run.image_size, global_batch_size=run.batch_size,
-                               training=False, deterministic=True, with_metadata=True,
-                               drop_unlabeled=False, drop_remainder=False)
+    input_config = InputConfig(
+        image_size=run.image_size,
+        global_batch_size=run.batch_size,
+        training=False,
+        deterministic=True,
+        with_metadata=True,
+        drop_unlabeled=False,
+        drop_remainder=False,
+    )
     dataset = input_pipeline.make_dataset(data, split, None, input_config, shards=[shard])
-    columns: dict[str, list] = {name: [] for name in (
-        "photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob", "top_ids", "top_probs",
-        "top10_mass", "features")}
+    columns: dict[str, list] = {
+        name: []
+        for name in (
+            "photo_id",
+            "user_hash",
+            "posted_at",
+            "lat",
+            "lon",
+            "outdoor_prob",
+            "top_ids",
+            "top_probs",
+            "top10_mass",
+            "features",
+        )
+    }
     for features, _ in dataset:
         output = infer(features["image"])
         probabilities, embedding = output if config.store_features else (output, None)
         k = min(max(config.top_k, MASS_K), probabilities.shape[-1])
         values, indices = tf.math.top_k(probabilities, k=k)
         values, indices = values.numpy(), indices.numpy()
-        columns["top_ids"].extend(indices[:, :config.top_k].astype(np.int32))
-        columns["top_probs"].extend(values[:, :config.top_k].astype(np.float32))
+        columns["top_ids"].extend(indices[:, : config.top_k].astype(np.int32))
+        columns["top_probs"].extend(values[:, : config.top_k].astype(np.float32))
         columns["top10_mass"].append(values[:, :MASS_K].sum(axis=1).astype(np.float32))
         if embedding is not None:
             columns["features"].extend(np.asarray(embedding, np.float32))
@@ -141,15 +180,22 @@ def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, run: _Pa
             columns[name].extend(v.decode() for v in features[name].numpy())
         for name in ("posted_at", "lat", "lon", "outdoor_prob"):
             columns[name].append(features[name].numpy())
-    metadata = pd.DataFrame({
-        "photo_id": columns["photo_id"], "user_hash": columns["user_hash"],
-        "posted_at": _concat(columns["posted_at"], np.int64),
-        "lat": _concat(columns["lat"], np.float64), "lon": _concat(columns["lon"], np.float64),
-        "outdoor_prob": _concat(columns["outdoor_prob"], np.float32)})
+    metadata = pd.DataFrame(
+        {
+            "photo_id": columns["photo_id"],
+            "user_hash": columns["user_hash"],
+            "posted_at": _concat(columns["posted_at"], np.int64),
+            "lat": _concat(columns["lat"], np.float64),
+            "lon": _concat(columns["lon"], np.float64),
+            "outdoor_prob": _concat(columns["outdoor_prob"], np.float32),
+        }
+    )
     frame = prediction_tables.table_from_top_k(
-        metadata, np.asarray(columns["top_ids"]).reshape(len(metadata), -1),
+        metadata,
+        np.asarray(columns["top_ids"]).reshape(len(metadata), -1),
         np.asarray(columns["top_probs"]).reshape(len(metadata), -1),
-        _concat(columns["top10_mass"], np.float32))
+        _concat(columns["top10_mass"], np.float32),
+    )
     if config.store_features:
         frame["features"] = columns["features"]
     return frame
@@ -162,5 +208,5 @@ def _concat(chunks: list[np.ndarray], dtype) -> np.ndarray:
 def _empty_frame(config: PredictConfig) -> pd.DataFrame:
     empty = np.zeros((0, config.top_k))
     return prediction_tables.table_from_top_k(
-        pd.DataFrame({name: [] for name in prediction_tables.METADATA_COLUMNS}), empty, empty)
-
+        pd.DataFrame({name: [] for name in prediction_tables.METADATA_COLUMNS}), empty, empty
+    )

@@ -249,14 +249,10 @@ def initialize_from(model: keras.Model, path: str, *, skip_logits: bool = True) 
     leaves the classifier (``Logits.Logits``) as initialized, for a different set of cells.
     """
     if path.endswith(".keras"):
-        return load_keras_model_weights(
-            model, path, skip_layers=("Logits.Logits",) if skip_logits else ()
-        )
+        return load_keras_model_weights(model, path, skip_layers=("Logits.Logits",) if skip_logits else ())
     if path.endswith(".weights.h5"):
         return load_keras_weights_file(model, path)
-    return load_slim_checkpoint(
-        model, path, skip_prefixes=SLIM_HEAD_PREFIXES if skip_logits else ()
-    )
+    return load_slim_checkpoint(model, path, skip_prefixes=SLIM_HEAD_PREFIXES if skip_logits else ())
 
 
 def write_slim_checkpoint(prefix: str, tensors: dict[str, np.ndarray]) -> str:

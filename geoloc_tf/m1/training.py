@@ -64,9 +64,16 @@ class M1TrainResult:
     history: list[dict[str, Any]]
 
 
-def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_dir: Path | str,
-             config: M1Config, runtime: RuntimeConfig = RuntimeConfig(), *,
-             seed: int) -> M1TrainResult:
+def train_m1(
+    data: WrittenDataset,
+    mesh: Any,
+    out_dir: Path | str,
+    tensorboard_dir: Path | str,
+    config: M1Config,
+    runtime: RuntimeConfig = RuntimeConfig(),
+    *,
+    seed: int,
+) -> M1TrainResult:
     """Trains M1 on ``data``'s M1 training split, labelled by ``mesh``; resumes from ``out_dir``.
 
     ``mesh`` needs ``num_cells``, ``locate(lat, lon)`` and ``imagery_centroids``. ``seed`` (the
@@ -81,26 +88,30 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
     if config.global_batch_size % strategy.num_replicas_in_sync:
         raise errors.ModelConfigError(
             f"global batch size {config.global_batch_size} is not divisible by the "
-            f"{strategy.num_replicas_in_sync} replicas")
+            f"{strategy.num_replicas_in_sync} replicas"
+        )
     train_labels = labels.shard_labels(data, TRAIN_SPLIT, mesh)
     counts = labels.class_counts(np.concatenate(train_labels), mesh.num_cells)
     if counts.sum() == 0:
         raise errors.ModelConfigError("no M1 training photo falls in a kept mesh cell")
     sampler = CurriculumSampler(counts, config.sampler, seed=seed)
-    validation = validation_subset(data, mesh, config.validation_photos, config.image_size,
-                                   config.global_batch_size, seed)
+    validation = validation_subset(
+        data, mesh, config.validation_photos, config.image_size, config.global_batch_size, seed
+    )
     on_device = augments_on_device(config.augment_on, strategy)
     input_config = training_input_config(config, runtime, seed, on_device)
     with strategy.scope():
         model = backbones.build_m1_model(config.backbone, config.model_config(mesh.num_cells))
         metrics = _EpochMetrics()
     checkpoints = TrainingCheckpoints(
-        out_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="m1_worker")), model)
+        out_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="m1_worker")), model
+    )
     start_epoch = checkpoints.start_epoch()
     if not checkpoints.resuming and config.init_checkpoint:
         report = slim_checkpoint.initialize_from(model, config.init_checkpoint)
-        log.info("M1 initialized from %s (%d variables not loaded)", config.init_checkpoint,
-                 len(report.not_loaded))
+        log.info(
+            "M1 initialized from %s (%d variables not loaded)", config.init_checkpoint, len(report.not_loaded)
+        )
 
     writer = tf.summary.create_file_writer(str(tensorboard_dir)) if chief else None
     history = read_history(out_dir, start_epoch) if checkpoints.resuming else []
@@ -114,12 +125,23 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
                 optimizer = _optimizer(plan, config, runtime)
                 optimizer.build(model.trainable_variables)
             position = checkpoints.begin_phase(plan.cycle, optimizer) or position
-            step = _train_step(model, optimizer, metrics, strategy, input_config,
-                               runtime.jit_compile)
+            step = _train_step(model, optimizer, metrics, strategy, input_config, runtime.jit_compile)
             phase = plan.cycle
         optimizer.learning_rate.assign(config.learning_rate(epoch))
-        record = _train_epoch(step, metrics, strategy, data, train_labels, sampler, plan, position,
-                              checkpoints, config, input_config, writer)
+        record = _train_epoch(
+            step,
+            metrics,
+            strategy,
+            data,
+            train_labels,
+            sampler,
+            plan,
+            position,
+            checkpoints,
+            config,
+            input_config,
+            writer,
+        )
         record["augment_on"] = "device" if on_device else "host"
         record.update(evaluate(model, validation, mesh))
         position = Position(epoch=epoch + 1, global_step=position.global_step)
@@ -137,24 +159,29 @@ def train_m1(data: WrittenDataset, mesh: Any, out_dir: Path | str, tensorboard_d
     return M1TrainResult(str(model_path), position.global_step, config.total_epochs, history)
 
 
-def training_input_config(config: M1Config, runtime: RuntimeConfig, seed: int,
-                          on_device: bool) -> InputConfig:
+def training_input_config(
+    config: M1Config, runtime: RuntimeConfig, seed: int, on_device: bool
+) -> InputConfig:
     """The input pipeline of M1's training batches (packed crops when ``on_device``)."""
     return InputConfig(
-        image_size=config.image_size, global_batch_size=config.global_batch_size, training=True,
-        deterministic=runtime.deterministic, seed=seed,
-        shuffle_buffer=config.shuffle_buffer, area_range=(config.crop_area_min, 1.0),
-        color_jitter=config.color_jitter, augment_on_device=on_device,
-        autotune=runtime.input_autotune)
+        image_size=config.image_size,
+        global_batch_size=config.global_batch_size,
+        training=True,
+        deterministic=runtime.deterministic,
+        seed=seed,
+        shuffle_buffer=config.shuffle_buffer,
+        area_range=(config.crop_area_min, 1.0),
+        color_jitter=config.color_jitter,
+        augment_on_device=on_device,
+        autotune=runtime.input_autotune,
+    )
 
 
-def _optimizer(plan: EpochPlan, config: M1Config,
-               runtime: RuntimeConfig) -> keras.optimizers.Optimizer:
+def _optimizer(plan: EpochPlan, config: M1Config, runtime: RuntimeConfig) -> keras.optimizers.Optimizer:
     """The phase's optimizer: Adagrad in the cycles, SGD in the natural phase; under mixed
     precision behind dynamic loss scaling (what ``Model.compile`` would add)."""
     if plan.natural:
-        optimizer = keras.optimizers.SGD(learning_rate=config.sgd_learning_rate,
-                                         momentum=config.sgd_momentum)
+        optimizer = keras.optimizers.SGD(learning_rate=config.sgd_learning_rate, momentum=config.sgd_momentum)
     else:
         optimizer = keras.optimizers.Adagrad(learning_rate=config.adagrad_learning_rate)
     if runtime.mixed_precision:
@@ -174,8 +201,14 @@ class _EpochMetrics:
         self.accuracy.reset_state()
 
 
-def _train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, metrics: _EpochMetrics,
-                strategy: tf.distribute.Strategy, input_config: InputConfig, jit_compile: bool):
+def _train_step(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    metrics: _EpochMetrics,
+    strategy: tf.distribute.Strategy,
+    input_config: InputConfig,
+    jit_compile: bool,
+):
     """One training step on the next batch of a distributed iterator: each replica augments its
     batch (``images_for_model``), runs forward and backward, and the optimizer sums the replicas'
     gradients. The replica's loss is divided by the number of replicas so that the sum is the
@@ -186,8 +219,7 @@ def _train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, metri
         images = images_for_model(features, input_config)
         with tf.GradientTape() as tape:
             probabilities = model(images, training=True)
-            loss = tf.reduce_mean(
-                keras.losses.sparse_categorical_crossentropy(label, probabilities))
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(label, probabilities))
             if model.losses:
                 loss += tf.add_n([tf.cast(term, loss.dtype) for term in model.losses])
             scaled = optimizer.scale_loss(loss / replicas)
@@ -206,10 +238,20 @@ def _train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, metri
     return step
 
 
-def _train_epoch(step, metrics: _EpochMetrics, strategy: tf.distribute.Strategy,
-                 data: WrittenDataset, train_labels, sampler: CurriculumSampler, plan: EpochPlan,
-                 position: Position, checkpoints: TrainingCheckpoints, config: M1Config,
-                 input_config: InputConfig, writer) -> dict:
+def _train_epoch(
+    step,
+    metrics: _EpochMetrics,
+    strategy: tf.distribute.Strategy,
+    data: WrittenDataset,
+    train_labels,
+    sampler: CurriculumSampler,
+    plan: EpochPlan,
+    position: Position,
+    checkpoints: TrainingCheckpoints,
+    config: M1Config,
+    input_config: InputConfig,
+    writer,
+) -> dict:
     """Trains epoch ``plan.epoch`` from step ``position.step_in_epoch`` on (a resumed run skips
     the batches already trained); advances ``position`` and checkpoints it every
     ``checkpoint_every_steps`` steps."""
@@ -220,11 +262,19 @@ def _train_epoch(step, metrics: _EpochMetrics, strategy: tf.distribute.Strategy,
     if steps == 0:
         raise errors.ModelConfigError(
             f"epoch {epoch} holds {examples} examples, fewer than one global batch of "
-            f"{config.global_batch_size}; lower M1Config.global_batch_size")
+            f"{config.global_batch_size}; lower M1Config.global_batch_size"
+        )
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        ds = input_pipeline.make_dataset(data, TRAIN_SPLIT, train_labels, input_config,
-                                         copies_by_shard=copies, epoch=epoch, input_context=context)
+        ds = input_pipeline.make_dataset(
+            data,
+            TRAIN_SPLIT,
+            train_labels,
+            input_config,
+            copies_by_shard=copies,
+            epoch=epoch,
+            input_context=context,
+        )
         replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
         return ds.skip(first_step * replicas_per_pipeline)
 
@@ -242,11 +292,18 @@ def _train_epoch(step, metrics: _EpochMetrics, strategy: tf.distribute.Strategy,
     seconds = time.monotonic() - started
     trained = (steps - first_step) * config.global_batch_size
     return {
-        "epoch": epoch, "phase": "sgd" if plan.natural else f"adagrad_cycle_{plan.cycle}",
-        "alpha": plan.alpha, "epoch_size": plan.size, "examples": examples, "steps": steps,
-        "resumed_at_step": first_step, "learning_rate": config.learning_rate(epoch),
-        "loss": float(metrics.loss.result()), "accuracy": float(metrics.accuracy.result()),
-        "seconds": round(seconds, 2), "images_per_second": round(trained / max(seconds, 1e-9), 1),
+        "epoch": epoch,
+        "phase": "sgd" if plan.natural else f"adagrad_cycle_{plan.cycle}",
+        "alpha": plan.alpha,
+        "epoch_size": plan.size,
+        "examples": examples,
+        "steps": steps,
+        "resumed_at_step": first_step,
+        "learning_rate": config.learning_rate(epoch),
+        "loss": float(metrics.loss.result()),
+        "accuracy": float(metrics.accuracy.result()),
+        "seconds": round(seconds, 2),
+        "images_per_second": round(trained / max(seconds, 1e-9), 1),
         "global_step": position.global_step,
     }
 
@@ -256,7 +313,8 @@ def _num_input_pipelines(strategy: tf.distribute.Strategy) -> int:
     resolver = getattr(strategy, "cluster_resolver", None)
     spec = resolver.cluster_spec() if resolver is not None else None
     workers = (spec.num_tasks("worker") if spec and "worker" in spec.jobs else 0) + (
-        spec.num_tasks("chief") if spec and "chief" in spec.jobs else 0)
+        spec.num_tasks("chief") if spec and "chief" in spec.jobs else 0
+    )
     return max(1, workers)
 
 
@@ -270,10 +328,21 @@ def _steps_per_epoch(copies: list[np.ndarray], global_batch: int, pipelines: int
 
 def _log_epoch(record: dict, config: M1Config) -> None:
     km = " ".join(f"{k[13:-2]}km {record[k]:.1f}%" for k in record if k.startswith("val_accuracy_"))
-    log.info("M1 epoch %d/%d [%s, alpha %.2f, lr %.4g] %d examples, %d steps, loss %.3f, acc %.3f, "
-             "%.0f img/s | val %s", record["epoch"] + 1, config.total_epochs, record["phase"],
-             record["alpha"], record["learning_rate"], record["examples"], record["steps"],
-             record["loss"], record["accuracy"], record["images_per_second"], km or "-")
+    log.info(
+        "M1 epoch %d/%d [%s, alpha %.2f, lr %.4g] %d examples, %d steps, loss %.3f, acc %.3f, "
+        "%.0f img/s | val %s",
+        record["epoch"] + 1,
+        config.total_epochs,
+        record["phase"],
+        record["alpha"],
+        record["learning_rate"],
+        record["examples"],
+        record["steps"],
+        record["loss"],
+        record["accuracy"],
+        record["images_per_second"],
+        km or "-",
+    )
 
 
 def _write_epoch_summaries(writer, record: dict, step: int) -> None:

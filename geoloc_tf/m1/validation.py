@@ -33,8 +33,9 @@ class ValidationSubset:
     photos: int
 
 
-def validation_subset(data: WrittenDataset, mesh: Any, photos: int, image_size: int,
-                      batch_size: int, seed: int) -> ValidationSubset | None:
+def validation_subset(
+    data: WrittenDataset, mesh: Any, photos: int, image_size: int, batch_size: int, seed: int
+) -> ValidationSubset | None:
     """A fixed random subset of ``photos`` M1-validation photos: whole random shards, then random
     photos in them (reading only a few shards keeps the per-epoch cost bounded on a 2.7 M-photo
     split). None when ``photos`` is 0 or the split is empty."""
@@ -52,18 +53,25 @@ def validation_subset(data: WrittenDataset, mesh: Any, photos: int, image_size: 
         held += lengths[shard]
         if held >= 2 * photos:
             break
-    candidates = np.concatenate([np.stack([np.full(lengths[s], s), np.arange(lengths[s])], 1)
-                                 for s in chosen])
-    pick = candidates[rng.choice(len(candidates), size=min(photos, len(candidates)),
-                                 replace=False)]
+    candidates = np.concatenate(
+        [np.stack([np.full(lengths[s], s), np.arange(lengths[s])], 1) for s in chosen]
+    )
+    pick = candidates[rng.choice(len(candidates), size=min(photos, len(candidates)), replace=False)]
     copies = [np.zeros(n, np.int32) for n in lengths]
     for shard, index in pick:
         copies[shard][index] = 1
     val_labels = labels.shard_labels(data, VALIDATION_SPLIT, mesh)
-    input_config = InputConfig(image_size=image_size, global_batch_size=min(batch_size, MAX_BATCH),
-                               training=False, deterministic=True, seed=seed, with_metadata=True)
-    dataset = input_pipeline.make_dataset(data, VALIDATION_SPLIT, val_labels, input_config,
-                                          copies_by_shard=copies)
+    input_config = InputConfig(
+        image_size=image_size,
+        global_batch_size=min(batch_size, MAX_BATCH),
+        training=False,
+        deterministic=True,
+        seed=seed,
+        with_metadata=True,
+    )
+    dataset = input_pipeline.make_dataset(
+        data, VALIDATION_SPLIT, val_labels, input_config, copies_by_shard=copies
+    )
     return ValidationSubset(dataset, len(pick))
 
 
@@ -81,12 +89,14 @@ def evaluate(model: keras.Model, validation: ValidationSubset | None, mesh: Any)
         truth.append(label.numpy())
     top1, truth = np.concatenate(top1), np.concatenate(truth)
     points = np.asarray(mesh.imagery_centroids)[top1]
-    errors_km = great_circle_km(np.concatenate(lat), np.concatenate(lon), points[:, 0],
-                                points[:, 1])
+    errors_km = great_circle_km(np.concatenate(lat), np.concatenate(lon), points[:, 0], points[:, 1])
     accuracy = accuracy_at_thresholds(errors_km, ACCURACY_THRESHOLDS_KM)
     labelled = truth >= 0
-    return {"val_photos": int(len(top1)),
-            "val_cell_accuracy": float(np.mean(top1[labelled] == truth[labelled])) if labelled.any()
-            else math.nan,
-            "val_median_km": float(np.median(errors_km)),
-            **{f"val_accuracy_{key}km": value for key, value in accuracy.items()}}
+    return {
+        "val_photos": int(len(top1)),
+        "val_cell_accuracy": float(np.mean(top1[labelled] == truth[labelled]))
+        if labelled.any()
+        else math.nan,
+        "val_median_km": float(np.median(errors_km)),
+        **{f"val_accuracy_{key}km": value for key, value in accuracy.items()},
+    }

@@ -55,7 +55,8 @@ def samme_update(weights: ArrayLike, misclassified: ArrayLike, num_classes: int)
     wrong = np.asarray(misclassified, dtype=bool)
     if w.shape != wrong.shape or w.ndim != 1:
         raise errors.ModelConfigError(
-            f"samme_update: weights {w.shape} and misclassified {wrong.shape} must be equal 1-d")
+            f"samme_update: weights {w.shape} and misclassified {wrong.shape} must be equal 1-d"
+        )
     if num_classes < 2:
         raise errors.ModelConfigError(f"samme_update: num_classes={num_classes}, expected >= 2")
     error = float(np.sum(w[wrong]) / np.sum(w))

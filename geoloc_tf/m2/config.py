@@ -44,37 +44,64 @@ class M2Config:
 
     top_k: int = setting(10, "Entries kept by the sparsify-normalize layer (§3.2: top 10).", minimum=1)
     hidden_units: int = setting(1626, "Units of each hidden block (Table 2: 542*3).", minimum=1)
-    dropout: float = setting(0.5, "Dropout rate of every hidden block (Table 2: 50 %).", minimum=0.0,
-                             maximum=1.0, max_exclusive=True)
+    dropout: float = setting(
+        0.5,
+        "Dropout rate of every hidden block (Table 2: 50 %).",
+        minimum=0.0,
+        maximum=1.0,
+        max_exclusive=True,
+    )
     input_activation: str | None = setting(
-        None, "Activation of M2's input layer: unset (identity, our reading of Table 2 row 1) or "
-        "'relu' (the literal table, which zeroes negative time features).", choices=("relu",))
+        None,
+        "Activation of M2's input layer: unset (identity, our reading of Table 2 row 1) or "
+        "'relu' (the literal table, which zeroes negative time features).",
+        choices=("relu",),
+    )
     learning_rates: tuple[float, ...] = setting(
-        (0.005, 0.001), "Adam learning rates, one phase each (appendix A.2: 0.005 then 0.001).",
-        minimum=0.0, min_exclusive=True, check=non_empty)
+        (0.005, 0.001),
+        "Adam learning rates, one phase each (appendix A.2: 0.005 then 0.001).",
+        minimum=0.0,
+        min_exclusive=True,
+        check=non_empty,
+    )
     boosting_rounds: int = setting(
-        2, "Rounds of AdaBoost-style re-weighting of misclassified photos before the Adam phases "
-        "(appendix A.2 'initial iterations of Adaboost'; 0 turns it off).", minimum=0)
+        2,
+        "Rounds of AdaBoost-style re-weighting of misclassified photos before the Adam phases "
+        "(appendix A.2 'initial iterations of Adaboost'; 0 turns it off).",
+        minimum=0,
+    )
     boosting_epochs: int = setting(
-        1, "Epochs of each boosting pass (not in the paper: one, a short pass).", minimum=1)
+        1, "Epochs of each boosting pass (not in the paper: one, a short pass).", minimum=1
+    )
     batch_size: int = setting(512, "Global batch size.", minimum=1)
-    max_epochs: int = setting(100, "Upper bound on epochs per phase; early stopping usually ends "
-                              "sooner.", minimum=1)
+    max_epochs: int = setting(
+        100, "Upper bound on epochs per phase; early stopping usually ends sooner.", minimum=1
+    )
     early_stopping_patience: int = setting(
-        5, "Epochs of falling validation accuracy that stop a phase, restoring the best weights "
-        "(appendix A.2).", minimum=1)
+        5,
+        "Epochs of falling validation accuracy that stop a phase, restoring the best weights (appendix A.2).",
+        minimum=1,
+    )
     early_stopping_metric: str = setting(
-        "accuracy", "What early stopping watches on validation: 'accuracy' (appendix A.2) or 'loss' "
+        "accuracy",
+        "What early stopping watches on validation: 'accuracy' (appendix A.2) or 'loss' "
         "(the cross-entropy: far less noisy where cell accuracy is a few percent on a few thousand "
-        "photos).", choices=EARLY_STOPPING_METRICS)
+        "photos).",
+        choices=EARLY_STOPPING_METRICS,
+    )
     m1_prior: bool = setting(
-        False, "Beyond the paper: M2's softmax adds the log of M1's renormalized top-k probabilities "
+        False,
+        "Beyond the paper: M2's softmax adds the log of M1's renormalized top-k probabilities "
         "to its (zero-initialized) output logits, so M2 starts as M1 and learns a correction from the "
         "time. For M2 training sets too small to relearn the map onto the cells (the demo: ~9 photos "
-        "per cell); the paper's M2 had millions.")
+        "per cell); the paper's M2 had millions.",
+    )
     extra_inputs: tuple[str, ...] = setting(
-        (), "Inputs beyond the paper, appended to M2's input: 'outdoor' (the photo's outdoor "
-        "probability; the paper's suggested future work).", choices=EXTRA_INPUTS)
+        (),
+        "Inputs beyond the paper, appended to M2's input: 'outdoor' (the photo's outdoor "
+        "probability; the paper's suggested future work).",
+        choices=EXTRA_INPUTS,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -42,35 +42,47 @@ class M2Data:
         if self.cell_ids.shape != self.cell_probs.shape or self.cell_ids.ndim != 2:
             raise errors.ModelConfigError(
                 f"M2Data: cell_ids {self.cell_ids.shape} and cell_probs {self.cell_probs.shape} "
-                "must both be (n, k)")
+                "must both be (n, k)"
+            )
         for field in ("cell_ids", "labels", "outdoor"):
             value = getattr(self, field)
             if value is not None and len(value) != n:
                 raise errors.ModelConfigError(
-                    f"M2Data.{field}: {len(value)} rows, expected {n} (as posted_at)")
+                    f"M2Data.{field}: {len(value)} rows, expected {n} (as posted_at)"
+                )
 
     @classmethod
-    def from_dense(cls, probs: ArrayLike, posted_at: ArrayLike, labels: ArrayLike | None = None,
-                   outdoor: ArrayLike | None = None, k: int = 10) -> "M2Data":
+    def from_dense(
+        cls,
+        probs: ArrayLike,
+        posted_at: ArrayLike,
+        labels: ArrayLike | None = None,
+        outdoor: ArrayLike | None = None,
+        k: int = 10,
+    ) -> "M2Data":
         """From full M1 softmax outputs (n, N), keeping the k best cells as the predict stage does."""
         ids, values = sparsify_top_k(probs, k)
-        return cls(cell_ids=ids, cell_probs=values,
-                   posted_at=np.asarray(posted_at, np.int64),
-                   labels=None if labels is None else np.asarray(labels, np.int64),
-                   outdoor=None if outdoor is None else np.asarray(outdoor, np.float32))
+        return cls(
+            cell_ids=ids,
+            cell_probs=values,
+            posted_at=np.asarray(posted_at, np.int64),
+            labels=None if labels is None else np.asarray(labels, np.int64),
+            outdoor=None if outdoor is None else np.asarray(outdoor, np.float32),
+        )
 
     def __len__(self) -> int:
         return len(self.posted_at)
 
     def model_inputs(self, extra_inputs: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
         """The dict M2's "top_k" form takes: cell ids, probabilities, §3.2 time features, extras."""
-        inputs = {CELL_IDS: self.cell_ids.astype(np.int32),
-                  CELL_PROBS: self.cell_probs.astype(np.float32),
-                  TIME: time_features(self.posted_at)}
+        inputs = {
+            CELL_IDS: self.cell_ids.astype(np.int32),
+            CELL_PROBS: self.cell_probs.astype(np.float32),
+            TIME: time_features(self.posted_at),
+        }
         if OUTDOOR in extra_inputs:
             if self.outdoor is None:
-                raise errors.ModelConfigError(
-                    "M2Data.outdoor is None but extra_inputs asks for 'outdoor'")
+                raise errors.ModelConfigError("M2Data.outdoor is None but extra_inputs asks for 'outdoor'")
             inputs[OUTDOOR] = self.outdoor.astype(np.float32)[:, None]
         return inputs
 

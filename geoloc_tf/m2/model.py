@@ -45,15 +45,18 @@ def input_width(num_cells: int, config: M2Config) -> int:
     return num_cells + 1 + NUM_TIME_FEATURES + len(config.extra_inputs)
 
 
-def model_inputs(num_cells: int, config: M2Config, input_form: str = "top_k",
-                 album_size: int | None = None) -> dict[str, keras.KerasTensor]:
+def model_inputs(
+    num_cells: int, config: M2Config, input_form: str = "top_k", album_size: int | None = None
+) -> dict[str, keras.KerasTensor]:
     """Keras inputs of M2 (per photo) or of M3 (``album_size`` photos per example)."""
     if input_form not in INPUT_FORMS:
         raise errors.ModelConfigError(f"input_form={input_form!r}: expected one of {INPUT_FORMS}")
     lead = () if album_size is None else (album_size,)
     if input_form == "top_k":
-        inputs = {CELL_IDS: keras.Input(lead + (config.top_k,), dtype="int32", name=CELL_IDS),
-                  CELL_PROBS: keras.Input(lead + (config.top_k,), name=CELL_PROBS)}
+        inputs = {
+            CELL_IDS: keras.Input(lead + (config.top_k,), dtype="int32", name=CELL_IDS),
+            CELL_PROBS: keras.Input(lead + (config.top_k,), name=CELL_PROBS),
+        }
     else:
         inputs = {PROBS: keras.Input(lead + (num_cells,), name=PROBS)}
     inputs[TIME] = keras.Input(lead + (NUM_TIME_FEATURES,), name=TIME)
@@ -67,8 +70,7 @@ def input_layer(inputs: dict[str, Any], num_cells: int, config: M2Config) -> tup
 
     Returns (that input, operator (1)'s (N + 1) output alone, for ``output_logits``)."""
     if CELL_IDS in inputs:
-        probs = DensifyTopK(num_cells, name=PREFIX + "densify")(
-            [inputs[CELL_IDS], inputs[CELL_PROBS]])
+        probs = DensifyTopK(num_cells, name=PREFIX + "densify")([inputs[CELL_IDS], inputs[CELL_PROBS]])
     else:
         probs = inputs[PROBS]
     sparse = TopKSparsifyNormalize(config.top_k, name=PREFIX + "top_k")(probs)
@@ -84,16 +86,18 @@ def input_layer(inputs: dict[str, Any], num_cells: int, config: M2Config) -> tup
 def hidden_blocks(x: Any, config: M2Config, mask: Any = None) -> Any:
     """Table 2 rows 2-4. ``mask`` (M3's album mask) keeps padded photos out of batch statistics."""
     for i, activation in enumerate(HIDDEN_ACTIVATIONS, start=1):
-        x = keras.layers.Dense(config.hidden_units, kernel_initializer="he_normal",
-                               name=f"{PREFIX}block{i}_dense")(x)
+        x = keras.layers.Dense(
+            config.hidden_units, kernel_initializer="he_normal", name=f"{PREFIX}block{i}_dense"
+        )(x)
         x = keras.layers.BatchNormalization(name=f"{PREFIX}block{i}_bn")(x, mask=mask)
         x = keras.layers.Activation(activation, name=f"{PREFIX}block{i}_{activation}")(x)
         x = keras.layers.Dropout(config.dropout, name=f"{PREFIX}block{i}_dropout")(x)
     return x
 
 
-def build_m2(num_cells: int, config: M2Config | None = None, input_form: str = "top_k",
-             name: str = "m2") -> keras.Model:
+def build_m2(
+    num_cells: int, config: M2Config | None = None, input_form: str = "top_k", name: str = "m2"
+) -> keras.Model:
     """The M2 model of Table 2 for ``num_cells`` cells (N = 538 coarse, 6565 fine), uncompiled.
 
     Inputs (a dict): "cell_ids" (k,) int32 + "cell_probs" (k,) in the "top_k" form, or "probs" (N,)
@@ -103,7 +107,8 @@ def build_m2(num_cells: int, config: M2Config | None = None, input_form: str = "
     config = config or M2Config()
     if num_cells < config.top_k:
         raise errors.ModelConfigError(
-            f"build_m2: num_cells={num_cells}, expected at least top_k={config.top_k}")
+            f"build_m2: num_cells={num_cells}, expected at least top_k={config.top_k}"
+        )
     inputs = model_inputs(num_cells, config, input_form)
     x, sparse = input_layer(inputs, num_cells, config)
     logits = output_logits(hidden_blocks(x, config), sparse, num_cells, config)
@@ -115,17 +120,18 @@ def output_logits(hidden: Any, sparse: Any, num_cells: int, config: M2Config) ->
     """Table 2 row 5 before its softmax: Dense N on the last hidden block, plus M1's log top-k
     probabilities when ``config.m1_prior`` (then the Dense starts at zero, so M2 starts as M1's
     renormalized top-k). Shared with M3, whose per-photo part is M2's."""
-    logits = keras.layers.Dense(num_cells, name=PREFIX + "output",
-                                kernel_initializer="zeros" if config.m1_prior else "he_normal")(
-        hidden)
+    logits = keras.layers.Dense(
+        num_cells, name=PREFIX + "output", kernel_initializer="zeros" if config.m1_prior else "he_normal"
+    )(hidden)
     if config.m1_prior:
         prior = SparseLogPrior(config.top_k, name=PREFIX + "m1_prior")(sparse)
         logits = keras.layers.Add(name=PREFIX + "logits")([logits, prior])
     return logits
 
 
-def transfer_weights(source: keras.Model, target: keras.Model, prefix: str = PREFIX,
-                     skip: tuple[str, ...] = ()) -> list[str]:
+def transfer_weights(
+    source: keras.Model, target: keras.Model, prefix: str = PREFIX, skip: tuple[str, ...] = ()
+) -> list[str]:
     """Copy the weights of every layer named ``prefix*`` present in both models; returns the names.
 
     Used to start M3's per-photo blocks from a trained M2, and to move a trained M2 between its
@@ -144,7 +150,8 @@ def transfer_weights(source: keras.Model, target: keras.Model, prefix: str = PRE
         if shapes != other_shapes:
             raise errors.CheckpointError(
                 f"transfer_weights: layer {layer.name} has weights {shapes} in {source.name} but "
-                f"{other_shapes} in {target.name}")
+                f"{other_shapes} in {target.name}"
+            )
         other.set_weights(layer.get_weights())
         copied.append(layer.name)
     return copied

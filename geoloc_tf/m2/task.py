@@ -42,25 +42,29 @@ UNKNOWN_OUTDOOR = 0.5  # an unknown outdoor probability enters M2 as "can't tell
 
 
 # ---------------------------------------------------------------------- inputs from prediction tables
-def photo_data(table: pd.DataFrame, top_ids: np.ndarray, top_probs: np.ndarray, mesh,
-               config: M2Config) -> M2Data:
+def photo_data(
+    table: pd.DataFrame, top_ids: np.ndarray, top_probs: np.ndarray, mesh, config: M2Config
+) -> M2Data:
     """M2's inputs for the photos of an M1 prediction table (its first ``config.top_k`` cells),
     labelled by the mesh."""
     k = config.top_k
     if len(table) and top_ids.shape[1] < k:
         raise errors.ModelConfigError(
             f"M1's predictions hold {top_ids.shape[1]} cells per photo; M2Config.top_k={k} needs "
-            f"at least {k} (--predict_top_k)")
+            f"at least {k} (--predict_top_k)"
+        )
     outdoor = table["outdoor_prob"].to_numpy(np.float32)
     outdoor = np.where(np.isfinite(outdoor) & (outdoor >= 0), outdoor, UNKNOWN_OUTDOOR)
-    return M2Data(cell_ids=top_ids[:, :k].astype(np.int64), cell_probs=top_probs[:, :k],
-                  posted_at=table["posted_at"].to_numpy(np.int64),
-                  labels=mesh.locate(table["lat"].to_numpy(), table["lon"].to_numpy()),
-                  outdoor=outdoor.astype(np.float32))
+    return M2Data(
+        cell_ids=top_ids[:, :k].astype(np.int64),
+        cell_probs=top_probs[:, :k],
+        posted_at=table["posted_at"].to_numpy(np.int64),
+        labels=mesh.locate(table["lat"].to_numpy(), table["lon"].to_numpy()),
+        outdoor=outdoor.astype(np.float32),
+    )
 
 
-def read_split(layout: RunLayout, split: str, mesh, config: M2Config
-               ) -> tuple[pd.DataFrame, M2Data]:
+def read_split(layout: RunLayout, split: str, mesh, config: M2Config) -> tuple[pd.DataFrame, M2Data]:
     """M1's prediction table of ``split`` and M2's inputs for its photos."""
     table, ids, probs = prediction_tables.read_table(layout.prediction_table("m1", split))
     return table, photo_data(table, ids, probs, mesh, config)
@@ -69,8 +73,13 @@ def read_split(layout: RunLayout, split: str, mesh, config: M2Config
 def labelled(data: M2Data) -> M2Data:
     """Only the photos in kept cells (the ones that have a class to learn)."""
     keep = data.labels >= 0
-    return M2Data(data.cell_ids[keep], data.cell_probs[keep], data.posted_at[keep],
-                  data.labels[keep], None if data.outdoor is None else data.outdoor[keep])
+    return M2Data(
+        data.cell_ids[keep],
+        data.cell_probs[keep],
+        data.posted_at[keep],
+        data.labels[keep],
+        None if data.outdoor is None else data.outdoor[keep],
+    )
 
 
 # ---------------------------------------------------------------------- a trained M2
@@ -100,14 +109,24 @@ class TrainedM2:
         """float32 [n, num_cells]: M2's softmax for every photo."""
         return np.asarray(self.model.predict_on_batch(self.inputs(data)), np.float32)
 
-    def data_from_m1(self, m1_probabilities: np.ndarray, posted_at: Sequence[int],
-                     outdoor: Sequence[float | None] | None = None) -> M2Data:
+    def data_from_m1(
+        self,
+        m1_probabilities: np.ndarray,
+        posted_at: Sequence[int],
+        outdoor: Sequence[float | None] | None = None,
+    ) -> M2Data:
         """M2's inputs from M1's full softmax (inference); an unknown outdoor probability is 0.5,
         as in training."""
-        values = np.array([UNKNOWN_OUTDOOR if outdoor is None or o is None else o
-                           for o in (outdoor or [None] * len(posted_at))], np.float32)
-        return M2Data.from_dense(m1_probabilities, np.asarray(posted_at, np.int64), outdoor=values,
-                                 k=self.config.top_k)
+        values = np.array(
+            [
+                UNKNOWN_OUTDOOR if outdoor is None or o is None else o
+                for o in (outdoor or [None] * len(posted_at))
+            ],
+            np.float32,
+        )
+        return M2Data.from_dense(
+            m1_probabilities, np.asarray(posted_at, np.int64), outdoor=values, k=self.config.top_k
+        )
 
     def save(self, layout: RunLayout) -> Path:
         """The model file and its config beside it (``RunLayout``); returns the model file."""
@@ -127,36 +146,48 @@ class TrainedM2:
         """M2's serving SavedModel (``geoloc_tf.metadata_export``)."""
         from geoloc_tf.metadata_export import export_metadata_model
 
-        return export_metadata_model(self.model, cell_latlon, str(export_dir),
-                                     m1_k=self.config.top_k,
-                                     extra_inputs=self.config.extra_inputs, top_k=top_k)
+        return export_metadata_model(
+            self.model,
+            cell_latlon,
+            str(export_dir),
+            m1_k=self.config.top_k,
+            extra_inputs=self.config.extra_inputs,
+            top_k=top_k,
+        )
 
 
 # ---------------------------------------------------------------------- the stage
-def run(layout: RunLayout, mesh, config: M2Config, *, seed: int, top_k: int = 10
-        ) -> dict[str, str]:
+def run(layout: RunLayout, mesh, config: M2Config, *, seed: int, top_k: int = 10) -> dict[str, str]:
     """Trains M2 on M1's predictions, writes the model, its config, ``history.json`` and M2's
     prediction tables of both M2/M3 splits; returns artifact -> path."""
     from geoloc_tf.m2.train import train_m2
 
-    tables = {split: read_split(layout, split, mesh, config)
-              for split in (M23_TRAIN, M23_VAL)}
+    tables = {split: read_split(layout, split, mesh, config) for split in (M23_TRAIN, M23_VAL)}
     train, val = labelled(tables[M23_TRAIN][1]), labelled(tables[M23_VAL][1])
     if len(train) == 0 or len(val) == 0:
-        raise ValueError(f"M2 needs labelled photos in {M23_TRAIN} and {M23_VAL}; got {len(train)} "
-                         f"and {len(val)} (photos in dropped cells have no class)")
+        raise ValueError(
+            f"M2 needs labelled photos in {M23_TRAIN} and {M23_VAL}; got {len(train)} "
+            f"and {len(val)} (photos in dropped cells have no class)"
+        )
     log.info("M2: training on %d photos, validating on %d", len(train), len(val))
-    model, history = train_m2(train, val, mesh.num_cells, config, seed=seed,
-                              tensorboard_dir=str(layout.tensorboard(MODEL)))
+    model, history = train_m2(
+        train, val, mesh.num_cells, config, seed=seed, tensorboard_dir=str(layout.tensorboard(MODEL))
+    )
     trained = TrainedM2(model, config)
     artifacts = {"model": str(trained.save(layout))}
     write_text_atomic(layout.history(MODEL), json.dumps(history.to_dict(), indent=2))
     for split, (table, data) in tables.items():
         ids, probs = trained.top_k(data, top_k)
-        path = prediction_tables.write_table(prediction_tables.table_from_top_k(table, ids, probs),
-                                             layout.prediction_table(MODEL, split))
+        path = prediction_tables.write_table(
+            prediction_tables.table_from_top_k(table, ids, probs), layout.prediction_table(MODEL, split)
+        )
         artifacts[split] = str(path)
         accuracy = float(np.mean(ids[:, 0] == data.labels)) if len(data) else float("nan")
-        log.info("M2 %s: cell accuracy %.3f (M1 %.3f) on %d photos", split, accuracy,
-                 float(np.mean(data.m1_top1() == data.labels)), len(data))
+        log.info(
+            "M2 %s: cell accuracy %.3f (M1 %.3f) on %d photos",
+            split,
+            accuracy,
+            float(np.mean(data.m1_top1() == data.labels)),
+            len(data),
+        )
     return artifacts

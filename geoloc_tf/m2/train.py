@@ -17,8 +17,15 @@ from geoloc_tf.m2.data import M2Data
 from geoloc_tf.m2.model import build_m2
 
 
-def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config, *, seed: int,
-             tensorboard_dir: str | None = None) -> tuple[keras.Model, TrainingHistory]:
+def train_m2(
+    train: M2Data,
+    val: M2Data,
+    num_cells: int,
+    config: M2Config,
+    *,
+    seed: int,
+    tensorboard_dir: str | None = None,
+) -> tuple[keras.Model, TrainingHistory]:
     """Train M2 on ``train``, early-stopping on ``val``; returns the model (best weights) and history.
 
     ``seed`` (the run's one seed) seeds Keras, numpy and TF: weights, dropout, shuffling.
@@ -33,7 +40,8 @@ def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config, *, se
             raise errors.ModelConfigError(f"train_m2: {name}.labels is None, expected labels")
         if split.labels.size and (split.labels.min() < 0 or split.labels.max() >= num_cells):
             raise errors.ModelConfigError(
-                f"train_m2: {name}.labels outside [0, {num_cells}), expected cell indices")
+                f"train_m2: {name}.labels outside [0, {num_cells}), expected cell indices"
+            )
     keras.utils.set_random_seed(seed)
     model = build_m2(num_cells, config)
     compile_model(model, config.learning_rates[0])
@@ -41,17 +49,27 @@ def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config, *, se
     train_x = train.model_inputs(config.extra_inputs)
     train_y = train.labels
     uniform = np.ones(len(train), np.float32)
-    validation = (val.model_inputs(config.extra_inputs), val.labels,
-                  np.ones(len(val), np.float32))
-    loop = EpochLoop(model, validation, config.batch_size, config.early_stopping_patience,
-                     tensorboard_dir, monitor=config.early_stopping_metric)
+    validation = (val.model_inputs(config.extra_inputs), val.labels, np.ones(len(val), np.float32))
+    loop = EpochLoop(
+        model,
+        validation,
+        config.batch_size,
+        config.early_stopping_patience,
+        tensorboard_dir,
+        monitor=config.early_stopping_metric,
+    )
 
     if config.m1_prior:  # M2 starts as M1: keep that unless training beats it on validation
         loop.score_start()
     if config.boosting_rounds > 0:
         weights = uniform
-        loop.run_phase("boost0", config.learning_rates[0], config.boosting_epochs,
-                       lambda epoch: (train_x, train_y, uniform), early_stopping=False)
+        loop.run_phase(
+            "boost0",
+            config.learning_rates[0],
+            config.boosting_epochs,
+            lambda epoch: (train_x, train_y, uniform),
+            early_stopping=False,
+        )
         for boosting_round in range(1, config.boosting_rounds + 1):
             predicted, _ = predict_top_k(model, train_x, k=1)
             step = samme_update(weights, predicted[:, 0] != train_y, num_cells)
@@ -59,11 +77,20 @@ def train_m2(train: M2Data, val: M2Data, num_cells: int, config: M2Config, *, se
             if not step.useful:
                 break
             weights = step.weights.astype(np.float32)
-            loop.run_phase(f"boost{boosting_round}", config.learning_rates[0],
-                           config.boosting_epochs, lambda epoch, w=weights: (train_x, train_y, w),
-                           boosting_round=boosting_round, early_stopping=False)
+            loop.run_phase(
+                f"boost{boosting_round}",
+                config.learning_rates[0],
+                config.boosting_epochs,
+                lambda epoch, w=weights: (train_x, train_y, w),
+                boosting_round=boosting_round,
+                early_stopping=False,
+            )
 
     for learning_rate in config.learning_rates:
-        loop.run_phase(f"adam{learning_rate:g}", learning_rate, config.max_epochs,
-                       lambda epoch: (train_x, train_y, uniform))
+        loop.run_phase(
+            f"adam{learning_rate:g}",
+            learning_rate,
+            config.max_epochs,
+            lambda epoch: (train_x, train_y, uniform),
+        )
     return model, loop.finish()

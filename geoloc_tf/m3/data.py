@@ -39,30 +39,43 @@ class AlbumArrays:
         return self.mask.astype(np.float32)
 
 
-def _gather(per_photo: dict[str, np.ndarray], labels: np.ndarray | None,
-            albums: album_lib.Albums, select: np.ndarray | None) -> AlbumArrays:
+def _gather(
+    per_photo: dict[str, np.ndarray],
+    labels: np.ndarray | None,
+    albums: album_lib.Albums,
+    select: np.ndarray | None,
+) -> AlbumArrays:
     mask = albums.mask if select is None else albums.mask[select]
     inputs = {name: album_lib.gather(values, albums, select) for name, values in per_photo.items()}
     inputs[MASK] = mask
-    gathered = (np.zeros(mask.shape, np.int64) if labels is None
-                else album_lib.gather(labels, albums, select).astype(np.int64))
+    gathered = (
+        np.zeros(mask.shape, np.int64)
+        if labels is None
+        else album_lib.gather(labels, albums, select).astype(np.int64)
+    )
     return AlbumArrays(inputs=inputs, labels=gathered, mask=mask)
 
 
-def album_arrays(photos: M2Data, albums: album_lib.Albums, select: np.ndarray | None = None,
-                 extra_inputs: tuple[str, ...] = ()) -> AlbumArrays:
+def album_arrays(
+    photos: M2Data,
+    albums: album_lib.Albums,
+    select: np.ndarray | None = None,
+    extra_inputs: tuple[str, ...] = (),
+) -> AlbumArrays:
     """The albums of ``albums`` (all, or those in ``select``) as M3 arrays.
 
     ``albums`` must index the rows of ``photos`` (built on the same table, same row order).
     """
     if albums.rows.size and albums.rows.max() >= len(photos):
         raise errors.ModelConfigError(
-            f"album_arrays: albums refer to row {albums.rows.max()}, photos has {len(photos)} rows")
+            f"album_arrays: albums refer to row {albums.rows.max()}, photos has {len(photos)} rows"
+        )
     return _gather(photos.model_inputs(extra_inputs), photos.labels, albums, select)
 
 
-def training_draws(photos: M2Data, albums: album_lib.Albums, seed: int = 0,
-                   extra_inputs: tuple[str, ...] = ()) -> Callable[[int], AlbumArrays]:
+def training_draws(
+    photos: M2Data, albums: album_lib.Albums, seed: int = 0, extra_inputs: tuple[str, ...] = ()
+) -> Callable[[int], AlbumArrays]:
     """``draw(epoch)``: one uniformly random album per user for that epoch (§3.3), deterministic.
 
     The per-photo inputs (time features included) are computed once; each draw only gathers.
@@ -84,7 +97,8 @@ def photo_values(album_values: np.ndarray, albums: album_lib.Albums) -> np.ndarr
     """
     if album_values.shape[:2] != albums.rows.shape:
         raise errors.ModelConfigError(
-            f"photo_values: values {album_values.shape[:2]}, expected {albums.rows.shape}")
+            f"photo_values: values {album_values.shape[:2]}, expected {albums.rows.shape}"
+        )
     num_photos = int(albums.mask.sum())
     out = np.zeros((num_photos,) + album_values.shape[2:], album_values.dtype)
     out[albums.rows[albums.mask]] = album_values[albums.mask]

@@ -44,12 +44,14 @@ from geoloc_tf.m3.config import M3Config
 from geoloc_tf.m3.data import MASK
 
 #: Initialization of the residual output's correction (module docstring): small, not zero.
-CORRECTION_INIT = keras.initializers.VarianceScaling(scale=0.1, mode="fan_in",
-                                                     distribution="truncated_normal")
+CORRECTION_INIT = keras.initializers.VarianceScaling(
+    scale=0.1, mode="fan_in", distribution="truncated_normal"
+)
 
 
-def build_m3(num_cells: int, config: M3Config, m2_config: M2Config, input_form: str = "top_k",
-             name: str = "m3") -> keras.Model:
+def build_m3(
+    num_cells: int, config: M3Config, m2_config: M2Config, input_form: str = "top_k", name: str = "m3"
+) -> keras.Model:
     """The M3 model for ``num_cells`` cells, uncompiled; its per-photo part is ``m2_config``'s M2.
 
     Inputs (a dict): M2's inputs with an album axis, (album_size, ...) each, and "mask"
@@ -60,17 +62,17 @@ def build_m3(num_cells: int, config: M3Config, m2_config: M2Config, input_form: 
     x, sparse = input_layer(inputs, num_cells, m2_config)
     photo = hidden_blocks(x, m2_config, mask=mask)
     album = keras.layers.Bidirectional(
-        keras.layers.LSTM(config.lstm_units, return_sequences=True), name="m3_bilstm")(
-        photo, mask=mask)
+        keras.layers.LSTM(config.lstm_units, return_sequences=True), name="m3_bilstm"
+    )(photo, mask=mask)
     if not config.residual_output:
-        outputs = keras.layers.Dense(num_cells, activation="softmax", kernel_initializer="he_normal",
-                                     name="m3_output")(album)
+        outputs = keras.layers.Dense(
+            num_cells, activation="softmax", kernel_initializer="he_normal", name="m3_output"
+        )(album)
         return keras.Model({**inputs, MASK: mask}, outputs, name=name)
     # M2's output layer under its M2 name (so ``transfer_weights`` copies it), as logits, with
     # M1's log top-k when M2 has it (``M2Config.m1_prior``).
     m2_logits = output_logits(photo, sparse, num_cells, m2_config)
-    correction = keras.layers.Dense(num_cells, name="m3_output", kernel_initializer=CORRECTION_INIT)(
-        album)
+    correction = keras.layers.Dense(num_cells, name="m3_output", kernel_initializer=CORRECTION_INIT)(album)
     logits = keras.layers.Add(name="m3_logits")([m2_logits, correction])
     if config.album_evidence:
         logits = AlbumEvidence(name="m3_album_evidence")(logits, album_mask=mask)

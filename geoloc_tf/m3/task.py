@@ -60,12 +60,10 @@ class TrainedM3:
         """The albums of a prediction table's photos (§3.3), every photo in exactly one."""
         return album_lib.build_albums(table, self.config.album_size)
 
-    def top_k(self, data: M2Data, albums: album_lib.Albums, k: int
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def top_k(self, data: M2Data, albums: album_lib.Albums, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k cells of every photo (table order), each photo predicted once, inside its album."""
         arrays = album_arrays(data, albums, extra_inputs=self.m2.extra_inputs)
-        ids, probs = predict_top_k(self.model, arrays.inputs, k=k,
-                                   chunk_size=ALBUMS_PER_PREDICT_CHUNK)
+        ids, probs = predict_top_k(self.model, arrays.inputs, k=k, chunk_size=ALBUMS_PER_PREDICT_CHUNK)
         return photo_values(ids, albums), photo_values(probs, albums)
 
     def save(self, layout: RunLayout) -> Path:
@@ -80,20 +78,28 @@ class TrainedM3:
     def load(cls, layout: RunLayout) -> "TrainedM3":
         """The run's trained M3 (``save``'s files)."""
         model, configs = load_task_model(layout, MODEL)
-        return cls(model, settings.from_dict(M3Config, configs[MODEL]),
-                   settings.from_dict(M2Config, configs["m2"]))
+        return cls(
+            model, settings.from_dict(M3Config, configs[MODEL]), settings.from_dict(M2Config, configs["m2"])
+        )
 
     def export(self, cell_latlon: np.ndarray, export_dir: str | Path, top_k: int) -> str:
         """M3's serving SavedModel (``geoloc_tf.metadata_export``)."""
         from geoloc_tf.metadata_export import export_metadata_model
 
-        return export_metadata_model(self.model, cell_latlon, str(export_dir), m1_k=self.m2.top_k,
-                                     extra_inputs=self.m2.extra_inputs,
-                                     album_size=self.config.album_size, top_k=top_k)
+        return export_metadata_model(
+            self.model,
+            cell_latlon,
+            str(export_dir),
+            m1_k=self.m2.top_k,
+            extra_inputs=self.m2.extra_inputs,
+            album_size=self.config.album_size,
+            top_k=top_k,
+        )
 
 
-def run(layout: RunLayout, mesh, config: M3Config, m2_config: M2Config, *, seed: int,
-        top_k: int = 10) -> dict[str, str]:
+def run(
+    layout: RunLayout, mesh, config: M3Config, m2_config: M2Config, *, seed: int, top_k: int = 10
+) -> dict[str, str]:
     """Trains M3 (from the run's trained M2 when ``config.init_from_m2``), writes the model, its
     configs, ``history.json`` and M3's prediction tables of both M2/M3 splits."""
     from geoloc_tf.m3.train import train_m3
@@ -111,21 +117,37 @@ def run(layout: RunLayout, mesh, config: M3Config, m2_config: M2Config, *, seed:
         return with_known_labels_only(draws(epoch))
 
     val = with_known_labels_only(album_arrays(val_data, val_albums, extra_inputs=extra))
-    log.info("M3: %d training albums (%d users), %d validation albums", train_albums.num_albums,
-             len(train_albums.users), val_albums.num_albums)
+    log.info(
+        "M3: %d training albums (%d users), %d validation albums",
+        train_albums.num_albums,
+        len(train_albums.users),
+        val_albums.num_albums,
+    )
     m2_model = m2_task.TrainedM2.load(layout).model if config.init_from_m2 else None
-    model, history = train_m3(draw, val, mesh.num_cells, config, m2_config, seed=seed,
-                              m2_model=m2_model, tensorboard_dir=str(layout.tensorboard(MODEL)))
+    model, history = train_m3(
+        draw,
+        val,
+        mesh.num_cells,
+        config,
+        m2_config,
+        seed=seed,
+        m2_model=m2_model,
+        tensorboard_dir=str(layout.tensorboard(MODEL)),
+    )
     trained = TrainedM3(model, config, m2_config)
     artifacts = {"model": str(trained.save(layout))}
     write_text_atomic(layout.history(MODEL), json.dumps(history.to_dict(), indent=2))
     for split, (table, data, albums) in splits.items():
         ids, probs = trained.top_k(data, albums, top_k)
-        path = prediction_tables.write_table(prediction_tables.table_from_top_k(table, ids, probs),
-                                             layout.prediction_table(MODEL, split))
+        path = prediction_tables.write_table(
+            prediction_tables.table_from_top_k(table, ids, probs), layout.prediction_table(MODEL, split)
+        )
         artifacts[split] = str(path)
         known = data.labels >= 0
-        log.info("M3 %s: cell accuracy %.3f on %d labelled photos", split,
-                 float(np.mean(ids[known, 0] == data.labels[known])) if known.any() else float("nan"),
-                 int(known.sum()))
+        log.info(
+            "M3 %s: cell accuracy %.3f on %d labelled photos",
+            split,
+            float(np.mean(ids[known, 0] == data.labels[known])) if known.any() else float("nan"),
+            int(known.sum()),
+        )
     return artifacts

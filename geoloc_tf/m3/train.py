@@ -15,10 +15,17 @@ from geoloc_tf.m3.data import AlbumArrays
 from geoloc_tf.m3.model import build_m3
 
 
-def train_m3(draw: Callable[[int], AlbumArrays], val: AlbumArrays, num_cells: int,
-             config: M3Config, m2_config: M2Config, *, seed: int,
-             m2_model: keras.Model | None = None, tensorboard_dir: str | None = None
-             ) -> tuple[keras.Model, TrainingHistory]:
+def train_m3(
+    draw: Callable[[int], AlbumArrays],
+    val: AlbumArrays,
+    num_cells: int,
+    config: M3Config,
+    m2_config: M2Config,
+    *,
+    seed: int,
+    m2_model: keras.Model | None = None,
+    tensorboard_dir: str | None = None,
+) -> tuple[keras.Model, TrainingHistory]:
     """Train M3; returns the model (best weights) and its history.
 
     draw: ``draw(epoch)`` gives that epoch's training albums (§3.3: "a user was limited to a single
@@ -31,7 +38,8 @@ def train_m3(draw: Callable[[int], AlbumArrays], val: AlbumArrays, num_cells: in
     if config.init_from_m2 and m2_model is None:
         raise errors.ModelConfigError(
             "train_m3: M3Config.init_from_m2 is True but no m2_model was given; pass the trained "
-            "M2 or set init_from_m2=False")
+            "M2 or set init_from_m2=False"
+        )
     keras.utils.set_random_seed(seed)
     model = build_m3(num_cells, config, m2_config)
     if config.init_from_m2:
@@ -40,9 +48,14 @@ def train_m3(draw: Callable[[int], AlbumArrays], val: AlbumArrays, num_cells: in
             for name in copied:
                 model.get_layer(name).trainable = False
     compile_model(model, config.learning_rate, masked=True)
-    loop = EpochLoop(model, (val.inputs, val.labels, val.sample_weight), config.batch_size,
-                     config.early_stopping_patience, tensorboard_dir,
-                     monitor=config.early_stopping_metric)
+    loop = EpochLoop(
+        model,
+        (val.inputs, val.labels, val.sample_weight),
+        config.batch_size,
+        config.early_stopping_patience,
+        tensorboard_dir,
+        monitor=config.early_stopping_metric,
+    )
 
     if config.init_from_m2 and config.residual_output:  # M3 starts near the trained M2
         loop.score_start()
@@ -51,6 +64,5 @@ def train_m3(draw: Callable[[int], AlbumArrays], val: AlbumArrays, num_cells: in
         albums = draw(epoch)
         return albums.inputs, albums.labels, albums.sample_weight
 
-    loop.run_phase(f"adam{config.learning_rate:g}", config.learning_rate, config.max_epochs,
-                   epoch_data)
+    loop.run_phase(f"adam{config.learning_rate:g}", config.learning_rate, config.max_epochs, epoch_data)
     return model, loop.finish()

@@ -17,8 +17,12 @@ SEARCH_FORMATS = ("table", "json")
 class IndexConfig:
     """Which photos of a run `geoloc index` stores M1's features of, and how fast."""
 
-    split: str = setting(M1_TRAIN, "Split of the run's data set to index (default: M1's training "
-                         "photos, whose locations the neighbours report).", choices=SPLITS)
+    split: str = setting(
+        M1_TRAIN,
+        "Split of the run's data set to index (default: M1's training "
+        "photos, whose locations the neighbours report).",
+        choices=SPLITS,
+    )
     batch_size: int = setting(128, "Photos per M1 forward pass.", minimum=1, affects_outputs=False)
 
     def __post_init__(self) -> None:

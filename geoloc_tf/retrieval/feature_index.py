@@ -81,8 +81,10 @@ class FeatureIndex:
         """``search.nearest`` over this index: (rows [q, k], L2 distances [q, k]), nearest first."""
         queries = np.asarray(queries, np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise RetrievalError(f"{self.root}: queries of shape {queries.shape}; expected "
-                                 f"[q, {self.dim}] features of the model that built the index")
+            raise RetrievalError(
+                f"{self.root}: queries of shape {queries.shape}; expected "
+                f"[q, {self.dim}] features of the model that built the index"
+            )
         return nearest(self.features, queries, k, index_sq_norms=self.sq_norms)
 
     def record_paths(self) -> list[Path]:
@@ -97,27 +99,43 @@ class FeatureIndex:
         root = Path(path)
         meta_path = root / META_FILE
         if not meta_path.is_file():
-            raise RetrievalError(f"{root}: no {META_FILE}; expected an index written by "
-                                 "`geoloc index` (FeatureIndex.write)")
+            raise RetrievalError(
+                f"{root}: no {META_FILE}; expected an index written by `geoloc index` (FeatureIndex.write)"
+            )
         meta = json.loads(meta_path.read_text())
         if meta.get("format_version") != INDEX_VERSION:
-            raise RetrievalError(f"{meta_path}: format_version {meta.get('format_version')!r}; "
-                                 f"this geoloc reads {INDEX_VERSION}")
+            raise RetrievalError(
+                f"{meta_path}: format_version {meta.get('format_version')!r}; "
+                f"this geoloc reads {INDEX_VERSION}"
+            )
         features = np.load(root / FEATURES_FILE, mmap_mode="r")
         sq_norms = np.load(root / NORMS_FILE, mmap_mode="r")
         photos = pd.read_parquet(root / PHOTOS_FILE)
         n, d = int(meta["count"]), int(meta["dim"])
-        if features.shape != (n, d) or features.dtype != np.float32 or sq_norms.shape != (n,) \
-                or len(photos) != n:
+        if (
+            features.shape != (n, d)
+            or features.dtype != np.float32
+            or sq_norms.shape != (n,)
+            or len(photos) != n
+        ):
             raise RetrievalError(
                 f"{root}: {FEATURES_FILE} {features.shape} {features.dtype}, {NORMS_FILE} "
                 f"{sq_norms.shape}, {PHOTOS_FILE} {len(photos)} rows; expected [{n}, {d}] float32, "
-                f"[{n}] and {n} rows as {META_FILE} says")
+                f"[{n}] and {n} rows as {META_FILE} says"
+            )
         return cls(root, meta, features, sq_norms, photos)
 
     @staticmethod
-    def write(path: str | os.PathLike, features: np.ndarray, photo_ids, lat, lon, *,
-              records: pd.DataFrame | None = None, meta: dict | None = None) -> "FeatureIndex":
+    def write(
+        path: str | os.PathLike,
+        features: np.ndarray,
+        photo_ids,
+        lat,
+        lon,
+        *,
+        records: pd.DataFrame | None = None,
+        meta: dict | None = None,
+    ) -> "FeatureIndex":
         """Writes an index of in-memory (or memory-mapped) ``features`` [n, d] atomically.
 
         ``records``: optional ``record``/``offset`` columns (where each photo's TFRecord lies);
@@ -136,14 +154,20 @@ class FeatureIndex:
 
 
 def _photos_table(photo_ids, lat, lon, records: pd.DataFrame | None, n: int, where) -> pd.DataFrame:
-    photos = pd.DataFrame({"photo_id": np.asarray(photo_ids).astype(str),
-                           "lat": np.asarray(lat, np.float64), "lon": np.asarray(lon, np.float64)})
+    photos = pd.DataFrame(
+        {
+            "photo_id": np.asarray(photo_ids).astype(str),
+            "lat": np.asarray(lat, np.float64),
+            "lon": np.asarray(lon, np.float64),
+        }
+    )
     if records is not None:
         photos["record"] = np.asarray(records["record"], np.int32)
         photos["offset"] = np.asarray(records["offset"], np.int64)
     if len(photos) != n:
-        raise RetrievalError(f"{where}: {len(photos)} photo ids/locations for {n} feature rows; "
-                             "expected one per row")
+        raise RetrievalError(
+            f"{where}: {len(photos)} photo ids/locations for {n} feature rows; expected one per row"
+        )
     return photos
 
 
@@ -155,8 +179,13 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def _finish(tmp: Path, photos: pd.DataFrame, shape: tuple[int, int], meta: dict) -> None:
     """Writes the photo table and index.json into the index folder being built, ``tmp``."""
     photos.to_parquet(tmp / PHOTOS_FILE, index=False)
-    info = {"format_version": INDEX_VERSION, "count": int(shape[0]), "dim": int(shape[1]),
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
+    info = {
+        "format_version": INDEX_VERSION,
+        "count": int(shape[0]),
+        "dim": int(shape[1]),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **meta,
+    }
     (tmp / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
@@ -166,26 +195,31 @@ def read_features(path: str | os.PathLike, column: str = "features") -> np.ndarr
     try:
         table = prediction_tables.read_arrow(path, [column])
     except EvaluationError as error:
-        raise RetrievalError(f"{error}; expected M1's prediction parts with features "
-                             "(PredictConfig.store_features)") from None
+        raise RetrievalError(
+            f"{error}; expected M1's prediction parts with features (PredictConfig.store_features)"
+        ) from None
     array = table.column(column).combine_chunks()
     n = len(array)
     if n == 0:
         return np.zeros((0, 0), np.float32)
     if array.null_count:
-        raise RetrievalError(f"{path}: {array.null_count} rows without {column!r}; expected "
-                             "features for every photo")
+        raise RetrievalError(
+            f"{path}: {array.null_count} rows without {column!r}; expected features for every photo"
+        )
     offsets = np.asarray(array.offsets.to_numpy(zero_copy_only=False), np.int64)
     lengths = np.diff(offsets)
     if (lengths != lengths[0]).any() or lengths[0] == 0:
-        raise RetrievalError(f"{path}: {column!r} rows hold {lengths.min()}..{lengths.max()} "
-                             "values; expected the same feature width in every row")
-    values = array.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
+        raise RetrievalError(
+            f"{path}: {column!r} rows hold {lengths.min()}..{lengths.max()} "
+            "values; expected the same feature width in every row"
+        )
+    values = array.values.to_numpy(zero_copy_only=False)[offsets[0] : offsets[-1]]
     return np.asarray(values, np.float32).reshape(n, int(lengths[0]))
 
 
-def build_index(run_dir: str | os.PathLike, config: IndexConfig | None = None,
-                out_dir: str | os.PathLike | None = None) -> FeatureIndex:
+def build_index(
+    run_dir: str | os.PathLike, config: IndexConfig | None = None, out_dir: str | os.PathLike | None = None
+) -> FeatureIndex:
     """Runs the run's M1 over ``config.split`` of its TFRecords and writes the index (see module
     doc); ``out_dir`` defaults to the run's index of that split.
 
@@ -205,23 +239,28 @@ def build_index(run_dir: str | os.PathLike, config: IndexConfig | None = None,
     layout = RunLayout(run_dir)
     model_path = layout.m1_model
     if not model_path.is_file():
-        raise RetrievalError(f"--model={run_dir}: no {model_path}; expected a run directory whose "
-                             "m1 stage has finished")
+        raise RetrievalError(
+            f"--model={run_dir}: no {model_path}; expected a run directory whose m1 stage has finished"
+        )
     data = load(str(layout.data_dir))
     final = Path(out_dir) if out_dir is not None else layout.index_dir(split)
     model = keras.saving.load_model(model_path, compile=False)
-    build = {**index_meta(model_path, data, split, int(model.input_shape[1])),
-             "model_mtime_ns": model_path.stat().st_mtime_ns}
+    build = {
+        **index_meta(model_path, data, split, int(model.input_shape[1])),
+        "model_mtime_ns": model_path.stat().st_mtime_ns,
+    }
     work = final.parent / f".{final.name}.build"
     _check_build(work, build)
     net = prediction_model(model, store_features=True)
     infer = tf.function(lambda images: net(images, training=False))
     features_only = PredictConfig(top_k=1, store_features=True)
     started = time.monotonic()
-    parts = predict_parts(infer, data, split, work / "parts", features_only, build["image_size"],
-                          config.batch_size)
-    log.info("index %s: M1 features of %d record shards in %.0f s", split, len(parts),
-             time.monotonic() - started)
+    parts = predict_parts(
+        infer, data, split, work / "parts", features_only, build["image_size"], config.batch_size
+    )
+    log.info(
+        "index %s: M1 features of %d record shards in %.0f s", split, len(parts), time.monotonic() - started
+    )
     index = assemble_index(parts, final, build)
     shutil.rmtree(work)
     return index
@@ -230,10 +269,13 @@ def build_index(run_dir: str | os.PathLike, config: IndexConfig | None = None,
 def index_meta(model_path: str | os.PathLike, data, split: str, image_size: int) -> dict:
     """``index.json``'s entries for an index of ``split`` of the run's data set ``data`` made by
     the M1 at ``model_path``: where its photos' records lie, for the query sheet."""
-    return {"model": str(model_path), "split": split,
-            "data_root": str(Path(data.root).resolve()),
-            "record_files": [os.path.relpath(f, data.root) for f in data.shard_paths(split)],
-            "image_size": int(image_size)}
+    return {
+        "model": str(model_path),
+        "split": split,
+        "data_root": str(Path(data.root).resolve()),
+        "record_files": [os.path.relpath(f, data.root) for f in data.shard_paths(split)],
+        "image_size": int(image_size),
+    }
 
 
 def _check_build(work: Path, build: dict) -> None:
@@ -257,11 +299,10 @@ def assemble_index(parts: list[Path], final: str | os.PathLike, meta: dict) -> F
     d = read_features(first).shape[1] if first is not None else 0
     with atomic_dir(final) as folder:
         tmp = Path(folder)
-        features = np.lib.format.open_memmap(tmp / FEATURES_FILE, mode="w+", dtype=np.float32,
-                                             shape=(n, d))
+        features = np.lib.format.open_memmap(tmp / FEATURES_FILE, mode="w+", dtype=np.float32, shape=(n, d))
         frames, row = [], 0
         for record, (part, count) in enumerate(zip(parts, counts)):
-            features[row:row + count] = read_features(part) if count else 0
+            features[row : row + count] = read_features(part) if count else 0
             frame = prediction_tables.read_frame(part, ["photo_id", "lat", "lon"])
             frame["record"] = np.int32(record)
             frame["offset"] = np.arange(count, dtype=np.int64)  # record order within the shard
@@ -271,8 +312,11 @@ def assemble_index(parts: list[Path], final: str | os.PathLike, meta: dict) -> F
         norms = squared_norms(features, DEFAULT_BLOCK_ROWS)
         del features
         _save_npy(tmp / NORMS_FILE, norms)
-        photos = pd.concat(frames, ignore_index=True) if frames else \
-            pd.DataFrame({"photo_id": [], "lat": [], "lon": [], "record": [], "offset": []})
+        photos = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame({"photo_id": [], "lat": [], "lon": [], "record": [], "offset": []})
+        )
         photos = _photos_table(photos["photo_id"], photos["lat"], photos["lon"], photos, n, final)
         meta = {k: meta[k] for k in ("model", "split", "data_root", "record_files", "image_size")}
         _finish(tmp, photos, (n, d), meta)

@@ -49,9 +49,12 @@ KNN_MODEL = "m1_knn"
 QUERY_CHUNK = 2048
 
 
-def kde_locations(neighbour_lat: np.ndarray, neighbour_lon: np.ndarray, bandwidth_km: float,
-                  weights: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def kde_locations(
+    neighbour_lat: np.ndarray,
+    neighbour_lon: np.ndarray,
+    bandwidth_km: float,
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lat [q], lon [q], density [q]) of each query's densest neighbour (module docstring).
 
     neighbour_lat/lon: [q, k] degrees, nearest in feature space first; NaN marks a missing
@@ -60,8 +63,9 @@ def kde_locations(neighbour_lat: np.ndarray, neighbour_lon: np.ndarray, bandwidt
     lat = np.asarray(neighbour_lat, np.float64)
     lon = np.asarray(neighbour_lon, np.float64)
     if lat.ndim != 2 or lat.shape != lon.shape:
-        raise RetrievalError(f"kde_locations: neighbour lat {lat.shape}, lon {lon.shape}; "
-                             "expected equal [q, k] arrays")
+        raise RetrievalError(
+            f"kde_locations: neighbour lat {lat.shape}, lon {lon.shape}; expected equal [q, k] arrays"
+        )
     if not bandwidth_km > 0:
         raise RetrievalError(f"kde_locations: bandwidth_km={bandwidth_km}; expected > 0 km")
     valid = np.isfinite(lat) & np.isfinite(lon)
@@ -88,10 +92,15 @@ def kde_locations(neighbour_lat: np.ndarray, neighbour_lon: np.ndarray, bandwidt
     return out_lat, out_lon, density
 
 
-def knn_locations(index_features: np.ndarray, index_lat: np.ndarray, index_lon: np.ndarray,
-                  queries: np.ndarray, k: int, bandwidth_km: float,
-                  index_sq_norms: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def knn_locations(
+    index_features: np.ndarray,
+    index_lat: np.ndarray,
+    index_lon: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    bandwidth_km: float,
+    index_sq_norms: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """kNN geolocation of feature ``queries`` [q, d] against an index: (lat, lon, density)."""
     from geoloc_tf.retrieval.search import nearest
 
@@ -100,8 +109,9 @@ def knn_locations(index_features: np.ndarray, index_lat: np.ndarray, index_lon: 
     return kde_locations(index_lat[rows], index_lon[rows], bandwidth_km)
 
 
-def write_knn_predictions(layout: "RunLayout", split: str, k: int, bandwidth_km: float,
-                          index_split: str = "m1_train") -> Path:
+def write_knn_predictions(
+    layout: "RunLayout", split: str, k: int, bandwidth_km: float, index_split: str = "m1_train"
+) -> Path:
     """``predictions/m1_knn/<split>.parquet``: the kNN estimate of every photo of ``split`` from
     its M1 features' neighbours among ``index_split``'s, both read from the run's feature indexes
     (``layout.index_dir``, written by the predict stage with --predict_store_features). A point
@@ -110,26 +120,47 @@ def write_knn_predictions(layout: "RunLayout", split: str, k: int, bandwidth_km:
 
     index, queries = (_open_features(layout, s) for s in (index_split, split))
     if len(index) == 0:
-        raise RetrievalError(f"{index.root}: no photos to search; expected {index_split}'s "
-                             "M1 features")
+        raise RetrievalError(f"{index.root}: no photos to search; expected {index_split}'s M1 features")
     if len(queries) and queries.dim != index.dim:
-        raise RetrievalError(f"{queries.root}: features of width {queries.dim}, {index.root}: "
-                             f"{index.dim}; expected the same M1")
-    metadata = prediction_tables.read_frame(layout.prediction_table("m1", split),
-                                            list(prediction_tables.METADATA_COLUMNS))
+        raise RetrievalError(
+            f"{queries.root}: features of width {queries.dim}, {index.root}: "
+            f"{index.dim}; expected the same M1"
+        )
+    metadata = prediction_tables.read_frame(
+        layout.prediction_table("m1", split), list(prediction_tables.METADATA_COLUMNS)
+    )
     if list(metadata["photo_id"]) != list(queries.photos["photo_id"]):
-        raise RetrievalError(f"{queries.root}: photos differ from "
-                             f"{layout.prediction_table('m1', split)}; expected the features of the "
-                             "same predict stage (rerun it)")
-    lat, lon, density = (knn_locations(index.features, index.photos["lat"].to_numpy(),
-                                       index.photos["lon"].to_numpy(), queries.features, k,
-                                       bandwidth_km, index_sq_norms=index.sq_norms)
-                         if len(queries) else (np.zeros(0), np.zeros(0), np.zeros(0)))
+        raise RetrievalError(
+            f"{queries.root}: photos differ from "
+            f"{layout.prediction_table('m1', split)}; expected the features of the "
+            "same predict stage (rerun it)"
+        )
+    lat, lon, density = (
+        knn_locations(
+            index.features,
+            index.photos["lat"].to_numpy(),
+            index.photos["lon"].to_numpy(),
+            queries.features,
+            k,
+            bandwidth_km,
+            index_sq_norms=index.sq_norms,
+        )
+        if len(queries)
+        else (np.zeros(0), np.zeros(0), np.zeros(0))
+    )
     frame = prediction_tables.table_from_points(metadata, lat, lon)
     frame["knn_density"] = density.astype(np.float32)
     path = prediction_tables.write_table(frame, layout.prediction_table(KNN_MODEL, split))
-    log.info("kNN %s: %d photos, k=%d, bandwidth %g km, index %s (%d photos) -> %s", split,
-             len(frame), k, bandwidth_km, index_split, len(index), path)
+    log.info(
+        "kNN %s: %d photos, k=%d, bandwidth %g km, index %s (%d photos) -> %s",
+        split,
+        len(frame),
+        k,
+        bandwidth_km,
+        index_split,
+        len(index),
+        path,
+    )
     return path
 
 
@@ -139,5 +170,7 @@ def _open_features(layout: "RunLayout", split: str):
     try:
         return FeatureIndex.open(layout.index_dir(split))
     except (RetrievalError, FileNotFoundError) as error:
-        raise RetrievalError(f"M1's features of {split}: {error}; expected the predict stage's "
-                             "feature index (--predict_store_features)") from None
+        raise RetrievalError(
+            f"M1's features of {split}: {error}; expected the predict stage's "
+            "feature index (--predict_store_features)"
+        ) from None

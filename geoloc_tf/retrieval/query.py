@@ -17,41 +17,65 @@ import pandas as pd
 from mesh.geodesy import great_circle_km
 
 
-def search_image(index, model, image: bytes, k: int, lat: float | None = None,
-                 lon: float | None = None) -> pd.DataFrame:
+def search_image(
+    index, model, image: bytes, k: int, lat: float | None = None, lon: float | None = None
+) -> pd.DataFrame:
     """The k nearest indexed photos of one query image: rank, row, photo_id, distance (L2 of M1
     features), lat, lon, km_from_query (NaN without the query's location)."""
     rows, distances = index.search(model.features([image]), k)
     photos = index.photos.iloc[rows[0]]
     known = lat is not None and lon is not None
-    return pd.DataFrame({
-        "rank": np.arange(1, len(rows[0]) + 1), "row": rows[0],
-        "photo_id": photos["photo_id"].to_numpy(), "distance": distances[0].astype(np.float64),
-        "lat": photos["lat"].to_numpy(), "lon": photos["lon"].to_numpy(),
-        "km_from_query": (great_circle_km(lat, lon, photos["lat"].to_numpy(),
-                                          photos["lon"].to_numpy())
-                          if known else np.full(len(rows[0]), np.nan))})
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(rows[0]) + 1),
+            "row": rows[0],
+            "photo_id": photos["photo_id"].to_numpy(),
+            "distance": distances[0].astype(np.float64),
+            "lat": photos["lat"].to_numpy(),
+            "lon": photos["lon"].to_numpy(),
+            "km_from_query": (
+                great_circle_km(lat, lon, photos["lat"].to_numpy(), photos["lon"].to_numpy())
+                if known
+                else np.full(len(rows[0]), np.nan)
+            ),
+        }
+    )
 
 
 def format_table(result: pd.DataFrame) -> str:
     """The neighbours as an aligned text table (the default output)."""
-    lines = [f"{'rank':>4}  {'photo_id':<20} {'L2 distance':>11} {'lat':>9} {'lon':>10} "
-             f"{'km from query':>13}"]
+    lines = [
+        f"{'rank':>4}  {'photo_id':<20} {'L2 distance':>11} {'lat':>9} {'lon':>10} {'km from query':>13}"
+    ]
     for r in result.itertuples():
         km = "-" if math.isnan(r.km_from_query) else f"{r.km_from_query:,.1f}"
-        lines.append(f"{r.rank:>4}  {r.photo_id:<20} {r.distance:>11.4f} {r.lat:>9.4f} "
-                     f"{r.lon:>10.4f} {km:>13}")
+        lines.append(
+            f"{r.rank:>4}  {r.photo_id:<20} {r.distance:>11.4f} {r.lat:>9.4f} {r.lon:>10.4f} {km:>13}"
+        )
     return "\n".join(lines)
 
 
-def to_json(result: pd.DataFrame, image: str, index_dir: str, lat: float | None,
-            lon: float | None) -> str:
-    neighbours = [{"rank": int(r.rank), "photo_id": r.photo_id, "distance": float(r.distance),
-                   "lat": float(r.lat), "lon": float(r.lon),
-                   "km_from_query": None if math.isnan(r.km_from_query) else float(r.km_from_query)}
-                  for r in result.itertuples()]
-    return json.dumps({"query": {"image": image, "lat": lat, "lon": lon}, "index": index_dir,
-                       "k": len(neighbours), "neighbours": neighbours}, indent=2)
+def to_json(result: pd.DataFrame, image: str, index_dir: str, lat: float | None, lon: float | None) -> str:
+    neighbours = [
+        {
+            "rank": int(r.rank),
+            "photo_id": r.photo_id,
+            "distance": float(r.distance),
+            "lat": float(r.lat),
+            "lon": float(r.lon),
+            "km_from_query": None if math.isnan(r.km_from_query) else float(r.km_from_query),
+        }
+        for r in result.itertuples()
+    ]
+    return json.dumps(
+        {
+            "query": {"image": image, "lat": lat, "lon": lon},
+            "index": index_dir,
+            "k": len(neighbours),
+            "neighbours": neighbours,
+        },
+        indent=2,
+    )
 
 
 def model_dir(index, model: str | None) -> Path:
@@ -62,8 +86,10 @@ def model_dir(index, model: str | None) -> Path:
     if "model" not in index.meta:
         from geoloc_tf.errors import RetrievalError
 
-        raise RetrievalError(f"{index.root}: the index does not name its model; pass "
-                             "--model=RUN_DIR (the run whose M1 made the features)")
+        raise RetrievalError(
+            f"{index.root}: the index does not name its model; pass "
+            "--model=RUN_DIR (the run whose M1 made the features)"
+        )
     from geoloc_tf.run_layout import RunLayout
 
     return RunLayout.of_model_file(index.meta["model"]).root

@@ -47,14 +47,20 @@ def squared_norms(features: np.ndarray, block_rows: int = DEFAULT_BLOCK_ROWS) ->
     """``|row|^2`` of every row as float32, one block at a time (they only rank candidates)."""
     out = np.empty(len(features), np.float32)
     for start in range(0, len(features), block_rows):
-        block = np.asarray(features[start:start + block_rows], np.float32)
-        out[start:start + len(block)] = np.einsum("ij,ij->i", block, block)
+        block = np.asarray(features[start : start + block_rows], np.float32)
+        out[start : start + len(block)] = np.einsum("ij,ij->i", block, block)
     return out
 
 
-def nearest(index_features: np.ndarray, queries: np.ndarray, k: int,
-            block_rows: int = DEFAULT_BLOCK_ROWS, *, index_sq_norms: np.ndarray | None = None,
-            query_rows: int = DEFAULT_QUERY_ROWS) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    index_features: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    *,
+    index_sq_norms: np.ndarray | None = None,
+    query_rows: int = DEFAULT_QUERY_ROWS,
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` indexed rows nearest to each query by L2 distance, exactly.
 
     index_features: [n, d] float32 (an array or a read-only memory map); queries: [q, d];
@@ -65,11 +71,14 @@ def nearest(index_features: np.ndarray, queries: np.ndarray, k: int,
     features = index_features
     queries = np.ascontiguousarray(np.asarray(queries, np.float32))
     if features.ndim != 2 or queries.ndim != 2 or queries.shape[1] != features.shape[1]:
-        raise RetrievalError(f"nearest: index {features.shape} and queries {queries.shape}; "
-                             "expected [n, d] and [q, d] with the same d")
+        raise RetrievalError(
+            f"nearest: index {features.shape} and queries {queries.shape}; "
+            "expected [n, d] and [q, d] with the same d"
+        )
     if k < 1 or block_rows < 1 or query_rows < 1:
-        raise RetrievalError(f"nearest: k={k}, block_rows={block_rows}, query_rows={query_rows}; "
-                             "expected each >= 1")
+        raise RetrievalError(
+            f"nearest: k={k}, block_rows={block_rows}, query_rows={query_rows}; expected each >= 1"
+        )
     n, q = len(features), len(queries)
     k = min(k, n)
     if index_sq_norms is not None and len(index_sq_norms) != n:
@@ -82,28 +91,41 @@ def nearest(index_features: np.ndarray, queries: np.ndarray, k: int,
     minus_2q = -2.0 * queries  # exact in float32: a power of two
     started = last_log = time.monotonic()
     for start in range(0, n, block_rows):
-        block = np.asarray(features[start:start + block_rows], np.float32)
-        norms = (np.asarray(index_sq_norms[start:start + len(block)], np.float32)
-                 if index_sq_norms is not None else squared_norms(block))
+        block = np.asarray(features[start : start + block_rows], np.float32)
+        norms = (
+            np.asarray(index_sq_norms[start : start + len(block)], np.float32)
+            if index_sq_norms is not None
+            else squared_norms(block)
+        )
         take = min(keep, len(block))
         for q0 in range(0, q, query_rows):
             rows = slice(q0, q0 + query_rows)
             scores = minus_2q[rows] @ block.T  # [rows, block]: -2 a.b
             scores += norms  # |b|^2 - 2 a.b: the squared distance less |a|^2
-            part = np.argpartition(scores, take - 1, axis=1)[:, :take] if take < len(block) else \
-                np.broadcast_to(np.arange(len(block)), scores.shape)
-            _merge(best_score[rows], best_index[rows], np.take_along_axis(scores, part, axis=1),
-                   part + start, keep)
+            part = (
+                np.argpartition(scores, take - 1, axis=1)[:, :take]
+                if take < len(block)
+                else np.broadcast_to(np.arange(len(block)), scores.shape)
+            )
+            _merge(
+                best_score[rows],
+                best_index[rows],
+                np.take_along_axis(scores, part, axis=1),
+                part + start,
+                keep,
+            )
         if time.monotonic() - last_log > PROGRESS_EVERY_S:
             last_log = time.monotonic()
             done = start + len(block)
-            log.info("search: %d/%d index rows, %.0f rows x %d queries/s", done, n,
-                     done / (last_log - started), q)
+            log.info(
+                "search: %d/%d index rows, %.0f rows x %d queries/s", done, n, done / (last_log - started), q
+            )
     return _rescore(features, queries, best_index, k)
 
 
-def _merge(best_score: np.ndarray, best_index: np.ndarray, score: np.ndarray, index: np.ndarray,
-           keep: int) -> None:
+def _merge(
+    best_score: np.ndarray, best_index: np.ndarray, score: np.ndarray, index: np.ndarray, keep: int
+) -> None:
     """Keeps in place the ``keep`` lowest scores of (best so far, this block's candidates)."""
     all_score = np.concatenate([best_score, score], axis=1)
     all_index = np.concatenate([best_index, index], axis=1)
@@ -112,20 +134,21 @@ def _merge(best_score: np.ndarray, best_index: np.ndarray, score: np.ndarray, in
     best_index[...] = np.take_along_axis(all_index, sel, axis=1)
 
 
-def _rescore(features: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: int
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _rescore(
+    features: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact float64 distances of the candidates; the k nearest by (distance, index)."""
     q, d = queries.shape
     step = max(1, RESCORE_BYTES // (candidates.shape[1] * d * 8))
     indices = np.empty((q, k), np.int64)
     distances = np.empty((q, k), np.float32)
     for q0 in range(0, q, step):
-        cand = candidates[q0:q0 + step]
+        cand = candidates[q0 : q0 + step]
         unique, inverse = np.unique(cand, return_inverse=True)  # sorted: sequential mmap reads
         vectors = np.asarray(features[unique], np.float64)[inverse.reshape(cand.shape)]
-        diff = vectors - queries[q0:q0 + step, None, :].astype(np.float64)
+        diff = vectors - queries[q0 : q0 + step, None, :].astype(np.float64)
         exact = np.sqrt(np.einsum("qkd,qkd->qk", diff, diff))
         order = np.lexsort((cand, exact))[:, :k]  # by distance, then index
-        indices[q0:q0 + len(cand)] = np.take_along_axis(cand, order, axis=1)
-        distances[q0:q0 + len(cand)] = np.take_along_axis(exact, order, axis=1)
+        indices[q0 : q0 + len(cand)] = np.take_along_axis(cand, order, axis=1)
+        distances[q0 : q0 + len(cand)] = np.take_along_axis(exact, order, axis=1)
     return indices, distances

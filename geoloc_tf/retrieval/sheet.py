@@ -41,13 +41,17 @@ def record_images(index: FeatureIndex, rows: np.ndarray) -> list[bytes | None]:
             continue
         offset = int(index.photos["offset"].iat[row])
         record = next(iter(tf.data.TFRecordDataset(str(path)).skip(offset).take(1)), None)
-        out.append(None if record is None else
-                   tf.io.parse_single_example(record, spec)["image"].numpy())
+        out.append(None if record is None else tf.io.parse_single_example(record, spec)["image"].numpy())
     return out
 
 
-def draw_query_sheet(query_image: bytes, neighbours: pd.DataFrame, images: list[bytes | None],
-                     out: str | os.PathLike, title: str = "") -> Path:
+def draw_query_sheet(
+    query_image: bytes,
+    neighbours: pd.DataFrame,
+    images: list[bytes | None],
+    out: str | os.PathLike,
+    title: str = "",
+) -> Path:
     """Writes the sheet PNG atomically: the query, then one tile per row of ``neighbours``
     (columns rank, photo_id, distance, lat, lon and km_from_query, NaN when unknown)."""
     import matplotlib
@@ -63,8 +67,10 @@ def draw_query_sheet(query_image: bytes, neighbours: pd.DataFrame, images: list[
         if np.isfinite(n["km_from_query"]):
             text += f"\n{n['km_from_query']:,.0f} km away"
         _tile(ax, data, text)
-    figure.suptitle(title or "Query by example: nearest photos by L2 distance of M1 features "
-                    "(appendix B, Figure 4)", fontsize=8)
+    figure.suptitle(
+        title or "Query by example: nearest photos by L2 distance of M1 features (appendix B, Figure 4)",
+        fontsize=8,
+    )
     figure.tight_layout()
     save_figure(figure, out, dpi=110)
     return Path(out)

@@ -204,8 +204,6 @@ def corrupt(line: str, rng: random.Random) -> bytes:
         fields = data.split(b"\t")
         for i in (0, 4, 10, 11, 12, 22):
             if rng.random() < 0.5:
-                fields[i] = rng.choice(
-                    [b"nan", b"inf", b"-1e400", b"", b"99999999999999999999", b"1e3"]
-                )
+                fields[i] = rng.choice([b"nan", b"inf", b"-1e400", b"", b"99999999999999999999", b"1e3"])
         data = b"\t".join(fields)
     return bytes(data).replace(b"\n", b" ").replace(b"\r", b" ")

@@ -12,18 +12,24 @@ def as_flags(error: SettingError) -> str:
     return error.render(lambda field: f"--data_{field}")
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({}, "--data_source=metadata needs --data_metadata=FILE[,FILE...]"),
-    ({"metadata": ("a.tsv",)}, "and --data_images=DIR"),
-    ({"source": "demo", "metadata": ("a.tsv",), "autotags": ("t",)},
-     "--data_source=demo brings its own photos and metadata: drop --data_metadata and "
-     "--data_autotags"),
-    ({"source": "demo", "image_path_template": "{id}.png"}, "drop --data_image_path_template"),
-    ({"source": "demo", "task_index": 2, "num_tasks": 2, "salt": "s"},
-     "--data_task_index=2: expected < --data_num_tasks=2"),
-    ({"source": "demo", "num_tasks": 3}, "--data_num_tasks > 1 needs an explicit --data_salt"),
-    ({"source": "demo", "max_image_side": 16}, "--data_max_image_side=16: must be >= 32"),
-])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({}, "--data_source=metadata needs --data_metadata=FILE[,FILE...]"),
+        ({"metadata": ("a.tsv",)}, "and --data_images=DIR"),
+        (
+            {"source": "demo", "metadata": ("a.tsv",), "autotags": ("t",)},
+            "--data_source=demo brings its own photos and metadata: drop --data_metadata and --data_autotags",
+        ),
+        ({"source": "demo", "image_path_template": "{id}.png"}, "drop --data_image_path_template"),
+        (
+            {"source": "demo", "task_index": 2, "num_tasks": 2, "salt": "s"},
+            "--data_task_index=2: expected < --data_num_tasks=2",
+        ),
+        ({"source": "demo", "num_tasks": 3}, "--data_num_tasks > 1 needs an explicit --data_salt"),
+        ({"source": "demo", "max_image_side": 16}, "--data_max_image_side=16: must be >= 32"),
+    ],
+)
 def test_bad_combinations_fail_at_construction_naming_the_settings(kwargs, expected):
     with pytest.raises(SettingError) as error:
         IngestConfig(**kwargs)

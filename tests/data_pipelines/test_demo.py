@@ -36,23 +36,34 @@ def tiny_coordinates(path: Path, rng_seed: int = 3, n: int = 150) -> tuple[Path,
     return path, n
 
 
-def make(tmp_path: Path, name: str, num_photos: int = 120, seed: int = 0, indoor_share: float = 0.5,
-         workers: int = 1) -> tuple[Path, dict]:
+def make(
+    tmp_path: Path,
+    name: str,
+    num_photos: int = 120,
+    seed: int = 0,
+    indoor_share: float = 0.5,
+    workers: int = 1,
+) -> tuple[Path, dict]:
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)
     raster = tiny_raster(src / "earth.png")
     coords, _ = tiny_coordinates(src / "coords.csv")
     out = tmp_path / name
-    spec = demo.DemoSpec(num_photos=num_photos, seed=seed, image_size=24, indoor_share=indoor_share,
-                         workers=workers)
+    spec = demo.DemoSpec(
+        num_photos=num_photos, seed=seed, image_size=24, indoor_share=indoor_share, workers=workers
+    )
     info = demo.generate(out, spec, coordinates_path=coords, raster_path=raster)
     return out, info
 
 
 def read_back(out: Path) -> dict:
     skips = SkipLog()
-    chunks = [c for _, c in read_metadata_file(str(out / demo.METADATA_FILE), template="{id}.jpg",
-                                               user_hasher=lambda u: u, skips=skips)]
+    chunks = [
+        c
+        for _, c in read_metadata_file(
+            str(out / demo.METADATA_FILE), template="{id}.jpg", user_hasher=lambda u: u, skips=skips
+        )
+    ]
     assert dict(skips.counts) == {}, skips.to_json()["examples"]  # every demo line is a good photo
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
@@ -130,13 +141,17 @@ def test_simulated_utc_hour_depends_on_longitude():
     utc_hour = (posted % 86400) / 3600.0
     local_hour = (utc_hour + lon / 15.0) % 24
     # the same local rhythm on both sides ...
-    west, east = np.histogram(local_hour[:n], bins=24, range=(0, 24))[0], \
-        np.histogram(local_hour[n:], bins=24, range=(0, 24))[0]
+    west, east = (
+        np.histogram(local_hour[:n], bins=24, range=(0, 24))[0],
+        np.histogram(local_hour[n:], bins=24, range=(0, 24))[0],
+    )
     assert np.abs(west - east).max() < 0.03 * n
+
     # ... so UTC hours differ by 16 h (circular means)
     def circular_mean(hours):
         angle = np.angle(np.exp(2j * np.pi * hours / 24).mean())
         return (angle * 24 / (2 * np.pi)) % 24
+
     shift = (circular_mean(utc_hour[:n]) - circular_mean(utc_hour[n:])) % 24
     assert abs(shift - 16.0) < 0.5
 
@@ -147,8 +162,12 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     c, _ = make(tmp_path, "c", num_photos=40, seed=6)
 
     def files(folder):
-        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*")
-                if p.is_file() and p.name != demo.INFO_FILE}
+        return {
+            p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in folder.rglob("*")
+            if p.is_file() and p.name != demo.INFO_FILE
+        }
+
     assert files(a) == files(b)
     assert files(a) != files(c)
 
@@ -204,7 +223,6 @@ def test_fetch_and_verify_the_two_real_files(tmp_path):
     assert coordinates.stat().st_mtime_ns == mtime
 
 
-
 def test_source_demo_ingests_the_cached_collection(tmp_path, monkeypatch):
     """Ingestion with source=demo finds the collection of its size and seed in the data cache
     (made here from tiny sources, as the runner's mesh stage would have) and ingests it."""
@@ -217,15 +235,23 @@ def test_source_demo_ingests_the_cached_collection(tmp_path, monkeypatch):
     monkeypatch.setitem(demo.SIZES, "small", 40)
     src = tmp_path / "src"
     src.mkdir()
-    folder = collection.demo_folder(IngestConfig(source="demo", demo_size="small",
-                                                 splits=SplitConfig(seed=2)))
+    folder = collection.demo_folder(
+        IngestConfig(source="demo", demo_size="small", splits=SplitConfig(seed=2))
+    )
     assert folder == tmp_path / "cache" / "demo" / "small-seed2-96px"
-    demo.generate(folder, demo.DemoSpec(num_photos=40, seed=2, image_size=96),
-                  coordinates_path=tiny_coordinates(src / "coords.csv")[0],
-                  raster_path=tiny_raster(src / "earth.png"))
+    demo.generate(
+        folder,
+        demo.DemoSpec(num_photos=40, seed=2, image_size=96),
+        coordinates_path=tiny_coordinates(src / "coords.csv")[0],
+        raster_path=tiny_raster(src / "earth.png"),
+    )
     out = tmp_path / "data"
-    run_ingestion(IngestConfig(source="demo", demo_size="small", splits=SplitConfig(seed=2),
-                               workers=1, max_image_side=48), str(out))
+    run_ingestion(
+        IngestConfig(
+            source="demo", demo_size="small", splits=SplitConfig(seed=2), workers=1, max_image_side=48
+        ),
+        str(out),
+    )
     written = load(str(out))
     assert sum(written.num_examples(s) for s in ("m1_train", "m23_train", "m23_val")) == 40
     sources = written.metadata["settings"]["sources"]

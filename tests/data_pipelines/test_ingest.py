@@ -127,13 +127,8 @@ def test_ingest_counts_every_skip_reason_and_keeps_only_allowed_fields(tmp_path,
     }
     assert summary["lines_read"] == summary["examples_written"] + sum(summary["skipped"].values())
     assert sum(summary["splits"].values()) == 12
-    assert any(
-        m.startswith(f"{yfcc}:16: duplicate_id")
-        for m in summary["skipped_examples"]["duplicate_id"]
-    )
-    assert any(
-        m.startswith(f"{csv}:3: duplicate_id") for m in summary["skipped_examples"]["duplicate_id"]
-    )
+    assert any(m.startswith(f"{yfcc}:16: duplicate_id") for m in summary["skipped_examples"]["duplicate_id"])
+    assert any(m.startswith(f"{csv}:3: duplicate_id") for m in summary["skipped_examples"]["duplicate_id"])
     assert any(
         m.startswith(f"{yfcc}:19: bad_image") and "truncated" in m
         for m in summary["skipped_examples"]["bad_image"]
@@ -143,13 +138,9 @@ def test_ingest_counts_every_skip_reason_and_keeps_only_allowed_fields(tmp_path,
         assert json.load(f)["examples_written"] == 12
 
     manifest = json.load(open(os.path.join(out, "manifest.json")))
-    tables = {
-        s: pd.read_parquet(os.path.join(out, "tables", f"{s}.parquet")) for s in manifest["splits"]
-    }
+    tables = {s: pd.read_parquet(os.path.join(out, "tables", f"{s}.parquet")) for s in manifest["splits"]}
     all_rows = pd.concat(tables.values())
-    assert sorted(all_rows["photo_id"]) == sorted(
-        [str(100 + i) for i in range(10)] + ["208", "300"]
-    )
+    assert sorted(all_rows["photo_id"]) == sorted([str(100 + i) for i in range(10)] + ["208", "300"])
     sydney = all_rows.set_index("photo_id").loc["208"]
     assert sydney["lat_e7"] == -338688197 and sydney["lon_e7"] == 1512092955  # no float32 loss
     assert sydney["lat"] == pytest.approx(-33.8688197, abs=1e-9)
@@ -162,9 +153,7 @@ def test_ingest_counts_every_skip_reason_and_keeps_only_allowed_fields(tmp_path,
         for shard_index, shard in enumerate(entry["shards"]):
             examples = read_records(os.path.join(out, "records", shard["file"]))
             assert len(examples) == shard["num_examples"]
-            rows = tables[split][tables[split]["shard"] == shard_index].sort_values(
-                "index_in_shard"
-            )
+            rows = tables[split][tables[split]["shard"] == shard_index].sort_values("index_in_shard")
             assert [e["photo_id"].numpy().decode() for e in examples] == list(rows["photo_id"])
             for e in examples:
                 seen[e["photo_id"].numpy().decode()] = e
@@ -246,9 +235,7 @@ def test_resume_after_kill_gives_identical_data_set(tmp_path):
         os.remove(status)
     records = os.path.join(out_b, "records")
     with open(
-        os.path.join(
-            records, ingest.shard_file_name("geoloc_photos", "m1_train", 0, 99) + ".tmp-1"
-        ),
+        os.path.join(records, ingest.shard_file_name("geoloc_photos", "m1_train", 0, 99) + ".tmp-1"),
         "wb",
     ) as f:
         f.write(b"half a shard")
@@ -264,9 +251,7 @@ def test_resume_after_kill_gives_identical_data_set(tmp_path):
     a, b = tree_bytes(str(tmp_path / "a")), tree_bytes(out_b)
     assert not [k for k in b if ".tmp-" in k]  # the killed run's half shard is cleaned up
     assert sorted(a) == sorted(b)
-    assert [
-        k for k in a if a[k] != b[k]
-    ] == []  # shards, tables, manifest, metadata: byte-identical
+    assert [k for k in a if a[k] != b[k]] == []  # shards, tables, manifest, metadata: byte-identical
 
     # A different setting is refused instead of silently mixing two data sets.
     with pytest.raises(errors.ConfigError, match="max_image_side=64, now 96"):
@@ -285,13 +270,8 @@ def test_machines_sharing_an_output_folder_give_the_single_machine_data_set(tmp_
     )
     single = ingest.run_ingestion(IngestConfig(**common), str(tmp_path / "one"))
     shared = str(tmp_path / "shared")
-    parts = [
-        ingest.run_ingestion(IngestConfig(task_index=i, num_tasks=2, **common), shared)
-        for i in (1, 0)
-    ]
-    assert not any(p["finished"] for p in parts) and not os.path.exists(
-        os.path.join(shared, "summary.json")
-    )
+    parts = [ingest.run_ingestion(IngestConfig(task_index=i, num_tasks=2, **common), shared) for i in (1, 0)]
+    assert not any(p["finished"] for p in parts) and not os.path.exists(os.path.join(shared, "summary.json"))
     assert sum(p["shards_written"] for p in parts) == single["num_shards"]
     final = ingest.run_ingestion(IngestConfig(**common), shared)
     assert final["finished"] and final["splits"] == single["splits"]
@@ -308,15 +288,11 @@ def test_fuzzed_metadata_through_ingestion_keeps_the_counting_identity(tmp_path)
     images = str(tmp_path / "images")
     good = []
     for i in range(20):  # first, so a corrupted id that collides is the duplicate, not these
-        good.append(
-            "\t".join(yfcc_fields(500 + i, lat=rng.uniform(-80, 80), lon=rng.uniform(-170, 170)))
-        )
+        good.append("\t".join(yfcc_fields(500 + i, lat=rng.uniform(-80, 80), lon=rng.uniform(-170, 170))))
         write_jpeg(os.path.join(images, f"{500 + i}.jpg"), 40, 30)
     bad = [
         corrupt(
-            "\t".join(
-                yfcc_fields(10_000 + i, lat=rng.uniform(-80, 80), lon=rng.uniform(-170, 170))
-            ),
+            "\t".join(yfcc_fields(10_000 + i, lat=rng.uniform(-80, 80), lon=rng.uniform(-170, 170))),
             rng,
         )
         for i in range(2500)

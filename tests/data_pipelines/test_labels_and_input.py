@@ -60,10 +60,7 @@ def test_eval_input_is_deterministic_aligned_and_complete(data, mesh_and_labels)
     assert sorted(out["photo_id"]) == sorted(table.index)  # every photo once, -1 labels kept
     rows = table.loc[out["photo_id"]]
     assert np.array_equal(out["lat"], rows["lat"].to_numpy())  # float64, no loss
-    assert (
-        out["label"]
-        == np.asarray(mesh.locate(rows["lat"].to_numpy(), rows["lon"].to_numpy())).tolist()
-    )
+    assert out["label"] == np.asarray(mesh.locate(rows["lat"].to_numpy(), rows["lon"].to_numpy())).tolist()
     images = np.concatenate(out["image"])
     assert images.shape == (len(table), 32, 32, 3) and images.dtype == np.float32
     assert images.min() >= -1.0 and images.max() <= 1.0
@@ -75,8 +72,7 @@ def test_eval_input_is_deterministic_aligned_and_complete(data, mesh_and_labels)
 def test_training_input_follows_sampler_copies_and_is_reproducible(data, mesh_and_labels):
     mesh, per_shard = mesh_and_labels
     counts = labels.class_counts(np.concatenate(per_shard), mesh.num_cells)
-    sampler = CurriculumSampler(counts, SamplerConfig(alpha_schedule=(0.0,), examples_per_cell=3),
-                                seed=0)
+    sampler = CurriculumSampler(counts, SamplerConfig(alpha_schedule=(0.0,), examples_per_cell=3), seed=0)
     copies = sampler.copies(per_shard, epoch=0)
     config = InputConfig(
         training=True,
@@ -90,17 +86,13 @@ def test_training_input_follows_sampler_copies_and_is_reproducible(data, mesh_an
     out = collect(make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies))
     all_labels, all_copies = np.concatenate(per_shard), np.concatenate(copies)
     assert len(out["label"]) == all_copies[all_labels >= 0].sum()
-    expected = np.bincount(
-        all_labels[all_labels >= 0], all_copies[all_labels >= 0], minlength=mesh.num_cells
-    )
+    expected = np.bincount(all_labels[all_labels >= 0], all_copies[all_labels >= 0], minlength=mesh.num_cells)
     assert np.array_equal(np.bincount(out["label"], minlength=mesh.num_cells), expected)
     assert min(out["label"]) >= 0  # dropped-cell photos leave training
     again = collect(make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies))
     assert again["label"] == out["label"]
     np.testing.assert_array_equal(np.concatenate(again["image"]), np.concatenate(out["image"]))
-    other = collect(
-        make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies, epoch=1)
-    )
+    other = collect(make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies, epoch=1))
     assert not np.array_equal(np.concatenate(other["image"]), np.concatenate(out["image"]))
     # The same through curriculum_epoch, which also reports the plan and the epoch's size.
     ds, plan, num_examples = curriculum_epoch(data, "m1_train", per_shard, sampler, 0, config)
@@ -116,9 +108,7 @@ def test_per_replica_batching_with_input_context(data, mesh_and_labels):
         context = tf.distribute.InputContext(
             num_input_pipelines=2, input_pipeline_id=pipeline, num_replicas_in_sync=2
         )
-        for images, label in make_dataset(
-            data, "m1_train", per_shard, config, input_context=context
-        ):
+        for images, label in make_dataset(data, "m1_train", per_shard, config, input_context=context):
             assert images.shape == (2, 16, 16, 3)  # 4 global / 2 replicas
             seen.extend(label.numpy().tolist())
     assert len(seen) > 0
@@ -134,9 +124,7 @@ def test_augment_on_device_matches_host_augmentation(data, mesh_and_labels):
     from data_pipelines.device_augment import device_augment, packed_length_step
 
     _, per_shard = mesh_and_labels
-    host = InputConfig(
-        training=True, deterministic=True, image_size=24, global_batch_size=6, seed=5
-    )
+    host = InputConfig(training=True, deterministic=True, image_size=24, global_batch_size=6, seed=5)
     device = InputConfig(
         training=True,
         deterministic=True,
@@ -171,8 +159,14 @@ def test_augment_on_device_matches_host_augmentation(data, mesh_and_labels):
 
 def test_packed_crops_unrounded_and_autotune_setting(data, mesh_and_labels):
     _, per_shard = mesh_and_labels
-    config = InputConfig(training=True, deterministic=True, image_size=24, global_batch_size=5,
-                         augment_on_device=True, device_flat_buckets=0)
+    config = InputConfig(
+        training=True,
+        deterministic=True,
+        image_size=24,
+        global_batch_size=5,
+        augment_on_device=True,
+        device_flat_buckets=0,
+    )
     ds = make_dataset(data, "m1_train", per_shard, config)
     batch, _ = next(iter(ds))
     sizes = batch["size"].numpy()
@@ -195,9 +189,7 @@ def test_shards_reads_only_the_given_shards_in_order(data, mesh_and_labels):
     copies = [np.ones(len(l), np.int32) for l in per_shard]  # full-length, all shards
     for shard in range(num_shards):
         out = collect(
-            make_dataset(
-                data, "m1_train", per_shard, config, copies_by_shard=copies, shards=[shard]
-            )
+            make_dataset(data, "m1_train", per_shard, config, copies_by_shard=copies, shards=[shard])
         )
         rows = table[table["shard"] == shard]
         # Records are written in table order within a shard (photo i of shard s = row i).
@@ -215,16 +207,10 @@ def test_xla_fused_colour_matches_plain_tensorflow(data, mesh_and_labels):
     import dataclasses
 
     _, per_shard = mesh_and_labels
-    config = InputConfig(
-        training=True, deterministic=True, image_size=24, global_batch_size=6, seed=3
-    )
+    config = InputConfig(training=True, deterministic=True, image_size=24, global_batch_size=6, seed=3)
     fused, labels_a = next(iter(make_dataset(data, "m1_train", per_shard, config)))
     plain, labels_b = next(
-        iter(
-            make_dataset(
-                data, "m1_train", per_shard, dataclasses.replace(config, jit_compile_color=False)
-            )
-        )
+        iter(make_dataset(data, "m1_train", per_shard, dataclasses.replace(config, jit_compile_color=False)))
     )
     np.testing.assert_array_equal(labels_a, labels_b)
     assert fused.dtype == tf.float32 and fused.shape == (6, 24, 24, 3)

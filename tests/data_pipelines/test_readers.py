@@ -27,9 +27,7 @@ def read_all(path, template=None):
 def test_yfcc23_fields_and_compression(tmp_path, compress):
     lines = [
         "\t".join(
-            yfcc_fields(
-                42, user="99@N01", lat=48.8566123, lon=2.3522219, uploaded=1300000123, accuracy=14
-            )
+            yfcc_fields(42, user="99@N01", lat=48.8566123, lon=2.3522219, uploaded=1300000123, accuracy=14)
         ),
         "\t".join(yfcc_fields(43, lat=None, lon=None)),  # not geotagged
         "\t".join(yfcc_fields(44, video=True)),
@@ -65,9 +63,7 @@ def test_yfcc23_fields_and_compression(tmp_path, compress):
 def test_mmc25_layout_and_hash_template(tmp_path):
     lines = [
         "\t".join(
-            mmc_fields(
-                1, "abcdef0123456789abcdef0123456789", photo_id=7, lat=10.5, lon=-20.25, ext="png"
-            )
+            mmc_fields(1, "abcdef0123456789abcdef0123456789", photo_id=7, lat=10.5, lon=-20.25, ext="png")
         ),
         "\t".join(mmc_fields(2, "0123456789abcdef0123456789abcdef", photo_id=8, video=True)),
     ]
@@ -113,9 +109,7 @@ def test_csv_im2gps_header_iso_time_and_indoor_probability(tmp_path):
 
 
 def test_csv_mp16_header_without_time(tmp_path):
-    path = write_lines(
-        tmp_path / "mp16.csv", ["IMG_ID,AUTHOR,LAT,LON,S3_Label", "x/1.jpg,u1,1.5,2.5,0"]
-    )
+    path = write_lines(tmp_path / "mp16.csv", ["IMG_ID,AUTHOR,LAT,LON,S3_Label", "x/1.jpg,u1,1.5,2.5,0"])
     out, _, _ = read_all(path)
     assert out["posted_at"][0] == -1 and out["image_path"][0] == "x/1.jpg.jpg"
 
@@ -148,9 +142,7 @@ def test_csv_missing_required_column_is_a_clear_error(tmp_path):
 def test_fuzz_thousands_of_corrupted_lines_never_crash(tmp_path):
     rng = random.Random(1234)
     lines = [
-        corrupt(
-            "\t".join(yfcc_fields(i, lat=rng.uniform(-80, 80), lon=rng.uniform(-170, 170))), rng
-        )
+        corrupt("\t".join(yfcc_fields(i, lat=rng.uniform(-80, 80), lon=rng.uniform(-170, 170))), rng)
         for i in range(3000)
     ]
     path = tmp_path / "fuzz.tsv"
@@ -158,7 +150,5 @@ def test_fuzz_thousands_of_corrupted_lines_never_crash(tmp_path):
     out, lines_read, skips = read_all(str(path))
     assert lines_read == 3001
     assert lines_read == len(out["photo_id"]) + sum(skips.counts.values())
-    assert np.all(np.abs(out["lat_e7"]) <= 900_000_000) and np.all(
-        np.abs(out["lon_e7"]) <= 1_800_000_000
-    )
+    assert np.all(np.abs(out["lat_e7"]) <= 900_000_000) and np.all(np.abs(out["lon_e7"]) <= 1_800_000_000)
     assert 0 < len(out["photo_id"]) < 3001 and len(skips.counts) >= 4

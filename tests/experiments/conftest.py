@@ -19,8 +19,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 # The README's main command on the small demo (the run directory is added per test).
-SMALL_DEMO_COMMAND = (sys.executable, "-m", "experiments.run", "--flagfile=demo.cfg",
-                      "--data_demo_size=small")
+SMALL_DEMO_COMMAND = (
+    sys.executable,
+    "-m",
+    "experiments.run",
+    "--flagfile=demo.cfg",
+    "--data_demo_size=small",
+)
 
 
 @pytest.fixture(scope="session")
@@ -37,17 +42,29 @@ def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_env(demo_data_dir: Path) -> dict[str, str]:
     """Environment of a `python -m experiments.run` subprocess that uses the session's cache."""
-    return {**os.environ, "GEOLOC_DATA_DIR": str(demo_data_dir), "PYTHONPATH": str(REPO),
-            "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return {
+        **os.environ,
+        "GEOLOC_DATA_DIR": str(demo_data_dir),
+        "PYTHONPATH": str(REPO),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
 
 
 @pytest.fixture(scope="session")
 def run_small_demo(demo_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess]:
     """`run_small_demo(run_dir, *flags)`: the small demo's main command, to completion."""
+
     def run(run_dir: Path, *flags: str, timeout: float = 1200) -> subprocess.CompletedProcess:
-        return subprocess.run([*SMALL_DEMO_COMMAND, f"--run_dir={run_dir}", *flags], cwd=REPO,
-                              env=demo_env, capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        return subprocess.run(
+            [*SMALL_DEMO_COMMAND, f"--run_dir={run_dir}", *flags],
+            cwd=REPO,
+            env=demo_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     return run
 
 
@@ -60,4 +77,5 @@ def run_config():
     def make(**sections):
         sections.setdefault("data", SECTIONS["data"](source="demo"))
         return RunConfig(**sections)
+
     return make

@@ -15,10 +15,27 @@ from experiments.benchmarks.__main__ import main, run_one, selected
 from experiments.benchmarks.rows import BenchmarkRow
 from experiments.errors import BenchmarkError
 
-LOCATE = BenchmarkRow("mesh_bench", "fine mesh locate, 14 M points", 8.0, "M points/s",
-                      "h3 per-point loop", 0.5, target=">= 10 M points/s", met=False)
-EVAL = BenchmarkRow("eval_bench", "full metric set", 4.0, "s", "per-photo loop", 1200.0,
-                    higher_is_better=False, target="<= 10 s", met=True)
+LOCATE = BenchmarkRow(
+    "mesh_bench",
+    "fine mesh locate, 14 M points",
+    8.0,
+    "M points/s",
+    "h3 per-point loop",
+    0.5,
+    target=">= 10 M points/s",
+    met=False,
+)
+EVAL = BenchmarkRow(
+    "eval_bench",
+    "full metric set",
+    4.0,
+    "s",
+    "per-photo loop",
+    1200.0,
+    higher_is_better=False,
+    target="<= 10 s",
+    met=True,
+)
 INGEST = BenchmarkRow("input_bench", "ingestion", 1234.5, "photos/s")
 
 
@@ -53,14 +70,20 @@ def test_ratio_is_times_better_than_the_baseline():
 
 def test_table_has_one_row_per_figure_and_the_machine_line():
     failed = _page.FailedBenchmark("m1_bench", "RuntimeError: out of memory | 2 GiB")
-    table = _page.render_table([LOCATE, EVAL, INGEST, failed], "Some CPU, 2 cores", "python -m x",
-                               "Noisy.")
+    table = _page.render_table([LOCATE, EVAL, INGEST, failed], "Some CPU, 2 cores", "python -m x", "Noisy.")
     assert table.splitlines()[0] == "Measured on: Some CPU, 2 cores. Command: `python -m x`. Noisy."
     assert table_body(table) == [
-        ["mesh_bench", "fine mesh locate, 14 M points", "8.00 M points/s", "h3 per-point loop",
-         "0.50 M points/s", "16.0x", ">= 10 M points/s", "**no**"],
-        ["eval_bench", "full metric set", "4.00 s", "per-photo loop", "1,200 s", "300x",
-         "<= 10 s", "yes"],
+        [
+            "mesh_bench",
+            "fine mesh locate, 14 M points",
+            "8.00 M points/s",
+            "h3 per-point loop",
+            "0.50 M points/s",
+            "16.0x",
+            ">= 10 M points/s",
+            "**no**",
+        ],
+        ["eval_bench", "full metric set", "4.00 s", "per-photo loop", "1,200 s", "300x", "<= 10 s", "yes"],
         ["input_bench", "ingestion", "1,234 photos/s", "", "", "", "", ""],
         ["m1_bench", "FAILED: RuntimeError: out of memory \\| 2 GiB", "", "", "", "", "", ""],
     ]
@@ -72,11 +95,21 @@ def test_machine_description_names_cpu_cores_and_versions():
 
 
 def test_build_md_table_is_replaced_between_the_markers_only():
-    document = ("# Build\n\n## Benchmarks\nintro\n" + _page.START_MARKER + "\nold table\n"
-                + _page.END_MARKER + "\n\n## Next\nkept\n")
+    document = (
+        "# Build\n\n## Benchmarks\nintro\n"
+        + _page.START_MARKER
+        + "\nold table\n"
+        + _page.END_MARKER
+        + "\n\n## Next\nkept\n"
+    )
     updated = _page.replace_between_markers(document, "| new | table |\n")
-    assert updated == ("# Build\n\n## Benchmarks\nintro\n" + _page.START_MARKER + "\n| new | table |\n"
-                       + _page.END_MARKER + "\n\n## Next\nkept\n")
+    assert updated == (
+        "# Build\n\n## Benchmarks\nintro\n"
+        + _page.START_MARKER
+        + "\n| new | table |\n"
+        + _page.END_MARKER
+        + "\n\n## Next\nkept\n"
+    )
     assert _page.replace_between_markers(updated, "| new | table |\n") == updated  # idempotent
 
 
@@ -93,15 +126,18 @@ def test_rerunning_some_benchmarks_keeps_the_rows_of_the_others():
     assert merged.startswith("Measured on: new box; 2026-01-02 11:00 UTC.")
     assert merged.rstrip().endswith(
         "Rows of eval_bench, mesh_bench are kept from an earlier table: "
-        "old box; 2026-01-01 10:00 UTC. Command: `all`.")
+        "old box; 2026-01-01 10:00 UTC. Command: `all`."
+    )
     # Rerunning every benchmark of the old table keeps nothing.
     assert _page.keep_rows_not_rerun(old, new, ["eval_bench", "input_bench", "mesh_bench"]) == new
     document = "intro\n" + _page.START_MARKER + "\n" + old + _page.END_MARKER + "\n"
     assert _page.between_markers(document).strip() == old.strip()
 
 
-@pytest.mark.parametrize("document", ["no markers", _page.END_MARKER + "\n" + _page.START_MARKER,
-                                      _page.START_MARKER * 2 + _page.END_MARKER])
+@pytest.mark.parametrize(
+    "document",
+    ["no markers", _page.END_MARKER + "\n" + _page.START_MARKER, _page.START_MARKER * 2 + _page.END_MARKER],
+)
 def test_build_md_without_proper_markers_is_an_error(document):
     with pytest.raises(BenchmarkError, match="BUILD.md: expected one"):
         _page.replace_between_markers(document, "table")
@@ -130,7 +166,8 @@ def test_a_failing_benchmark_becomes_a_failed_row(monkeypatch):
 
     monkeypatch.setattr(mesh_bench, "measure", broken)
     assert run_one("mesh_bench", quick=True) == [
-        _page.FailedBenchmark("mesh_bench", "RuntimeError: no memory")]
+        _page.FailedBenchmark("mesh_bench", "RuntimeError: no memory")
+    ]
 
 
 def test_main_writes_the_table_and_exits_1_when_a_benchmark_failed(tmp_path, monkeypatch):
@@ -152,6 +189,8 @@ def test_main_writes_the_table_and_exits_1_when_a_benchmark_failed(tmp_path, mon
     assert calls == [("eval_bench", True), ("mesh_bench", False)]
     table = out.read_text()
     assert "Command: `python -m experiments.benchmarks --quick=eval_bench`" in table
-    assert [row[:2] for row in table_body(table)] == [["eval_bench", "full metric set"],
-                                                      ["mesh_bench", "FAILED: OSError: disk"]]
+    assert [row[:2] for row in table_body(table)] == [
+        ["eval_bench", "full metric set"],
+        ["mesh_bench", "FAILED: OSError: disk"],
+    ]
     assert build_md.read_text() == f"# Build\n{_page.START_MARKER}\n{table}{_page.END_MARKER}\nafter\n"

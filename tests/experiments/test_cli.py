@@ -19,6 +19,10 @@ def test_every_subcommand_answers_help_with_its_options(capsys):
 
 
 def test_run_subcommand_passes_arguments_through():
-    result = subprocess.run([sys.executable, "-m", "experiments.cli", "run", "--flagfile=nope.cfg"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "run", "--flagfile=nope.cfg"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "flagfile 'nope.cfg' not found" in result.stderr

@@ -42,29 +42,33 @@ def test_every_ingest_option_reaches_its_setting():
     assert sorted(NON_DEFAULT) == sorted(path[-1] for path, _, _ in flat_settings(IngestConfig))
     command = ingest_command.COMMAND
     flag_values = command_flags(command)
-    parse(flag_values, ["geoloc ingest", "--out=o"]
-          + [f"--{name}={text}" for name, (text, _) in NON_DEFAULT.items()])
+    parse(
+        flag_values,
+        ["geoloc ingest", "--out=o"] + [f"--{name}={text}" for name, (text, _) in NON_DEFAULT.items()],
+    )
     config = configs_from_flags(flag_values, command.sections)[""]
-    got = {name: getattr(config.splits if hasattr(config.splits, name) else config, name)
-           for name in NON_DEFAULT}
+    got = {
+        name: getattr(config.splits if hasattr(config.splits, name) else config, name) for name in NON_DEFAULT
+    }
     assert got == {name: value for name, (_, value) in NON_DEFAULT.items()}
 
 
 def test_ingest_reports_a_bad_value_or_combination_in_one_line(tmp_path, capsys):
     assert geoloc(["ingest", f"--out={tmp_path}", "--max_image_side=8"]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
-        "error: flag --max_image_side=8: must be >= 32"]
+    assert capsys.readouterr().err.strip().splitlines() == ["error: flag --max_image_side=8: must be >= 32"]
     assert geoloc(["ingest", f"--out={tmp_path / 'o'}", "--source=demo", "--metadata=x.tsv"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "error: --source=demo brings its own photos and metadata: drop --metadata"]
+        "error: --source=demo brings its own photos and metadata: drop --metadata"
+    ]
     assert not (tmp_path / "o").exists()
 
 
 def test_ingest_bad_input_prints_one_clear_line(tmp_path, capsys):
     images = tmp_path / "images"
     images.mkdir()
-    rc = geoloc(["ingest", f"--metadata={tmp_path}/missing.tsv", f"--images={images}",
-                 f"--out={tmp_path}/out"])
+    rc = geoloc(
+        ["ingest", f"--metadata={tmp_path}/missing.tsv", f"--images={images}", f"--out={tmp_path}/out"]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "missing.tsv" in err[0] and "expected" in err[0]
     bad = tmp_path / "bad.tsv"

@@ -19,8 +19,15 @@ def test_json_round_trip_preserves_every_value_and_type(run_config):
 
 def test_config_json_written_and_read_back(tmp_path):
     from experiments import flags as geoloc_flags
-    argv = ["prog", "--flagfile=fine.cfg", f"--run_dir={tmp_path}", "--m2_dropout=0.3",
-            "--data_metadata=meta.tsv", "--data_images=images"]
+
+    argv = [
+        "prog",
+        "--flagfile=fine.cfg",
+        f"--run_dir={tmp_path}",
+        "--m2_dropout=0.3",
+        "--data_metadata=meta.tsv",
+        "--data_images=images",
+    ]
     geoloc_flags.parse(argv)
     config = geoloc_flags.run_config_from_flags()
     path = write_config(tmp_path, config, argv)

@@ -22,8 +22,13 @@ from experiments.stages import STAGES
 DEMO_SMALL_PHOTOS = 3000  # data_pipelines.demo.generate.SIZES["small"]
 # Row labels of the report's Table 6 (geoloc_tf.evaluation): the three models of the paper, the
 # best possible accuracy of the mesh and the most-frequent-cell baseline.
-REPORT_ROWS = ("Inception (M1)", "Time Inputs (M2)", "User Albums Time Inputs (M3)",
-               "Best Possible", "Most Frequent Cell")
+REPORT_ROWS = (
+    "Inception (M1)",
+    "Time Inputs (M2)",
+    "User Albums Time Inputs (M3)",
+    "Best Possible",
+    "Most Frequent Cell",
+)
 
 
 def table_first_cells(markdown: str) -> list[str]:
@@ -76,14 +81,18 @@ def test_small_demo_runs_every_stage_and_reports(tmp_path, run_small_demo):
     assert (run_dir / "m1" / "m1.keras").stat().st_size > 0
 
     # Prediction tables: M1 on every split; M2, M3 and the averaging baselines on M2/M3's splits.
-    expected_rows = {"m1": splits, "m2": {s: splits[s] for s in ("m23_train", "m23_val")},
-                     "m3": {s: splits[s] for s in ("m23_train", "m23_val")},
-                     "user_averaging": {"m23_val": splits["m23_val"]},
-                     "album_averaging": {"m23_val": splits["m23_val"]}}
+    expected_rows = {
+        "m1": splits,
+        "m2": {s: splits[s] for s in ("m23_train", "m23_val")},
+        "m3": {s: splits[s] for s in ("m23_train", "m23_val")},
+        "user_averaging": {"m23_val": splits["m23_val"]},
+        "album_averaging": {"m23_val": splits["m23_val"]},
+    }
     for model, tables in expected_rows.items():
         for split, rows in tables.items():
-            table = pd.read_parquet(run_dir / "predictions" / model / f"{split}.parquet",
-                                    columns=["photo_id"])
+            table = pd.read_parquet(
+                run_dir / "predictions" / model / f"{split}.parquet", columns=["photo_id"]
+            )
             assert len(table) == rows and table["photo_id"].is_unique, (model, split)
 
     # The report: marked as simulated data, with a row for each model and baseline.

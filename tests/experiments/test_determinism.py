@@ -19,8 +19,12 @@ def test_prepare_stage_resets_python_numpy_and_tensorflow():
     from experiments.determinism import prepare_stage
 
     def draws():
-        return (random.random(), float(np.random.rand()), float(tf.random.uniform([])),
-                keras.initializers.GlorotUniform()((3, 3)).numpy().tolist())
+        return (
+            random.random(),
+            float(np.random.rand()),
+            float(tf.random.uniform([])),
+            keras.initializers.GlorotUniform()((3, 3)).numpy().tolist(),
+        )
 
     prepare_stage(11, deterministic=False)
     first = draws()
@@ -33,11 +37,14 @@ def test_prepare_stage_resets_python_numpy_and_tensorflow():
 
 def test_the_runner_prepares_the_mesh_stage_without_tensorflow():
     """Seeding before the mesh stage (NumPy alone) must not import TensorFlow."""
-    code = ("import sys; from data_pipelines.config import IngestConfig; "
-            "from experiments.config import RunConfig; from experiments.run import before_stage; "
-            "before_stage(RunConfig(data=IngestConfig(source='demo')), 'mesh'); "
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                            timeout=120)
+    code = (
+        "import sys; from data_pipelines.config import IngestConfig; "
+        "from experiments.config import RunConfig; from experiments.run import before_stage; "
+        "before_stage(RunConfig(data=IngestConfig(source='demo')), 'mesh'); "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["False", "False"]

@@ -68,18 +68,21 @@ def test_self_including_flagfile_is_an_error(tmp_path):
         parse(f"--flagfile={loop}")
 
 
-@pytest.mark.parametrize("flag, expected", [
-    ("--m2_dropout=1.5", "must be < 1.0"),
-    ("--m3_album_size=0", "must be >= 1"),
-    ("--data_m1_val_fraction=0", "must be > 0.0"),
-    ("--data_source=flickr", "must be one of metadata, demo"),
-    ("--m1_alpha_schedule=0,x", "every value must be a float"),
-    ("--m1_alpha_schedule=0,1.5", "must be <= 1.0"),
-    ("--evaluate_thresholds_km=25,1", "strictly increasing"),
-    ("--m2_extra_inputs=weather", "must be one of outdoor"),
-    ("--stages=mesh,bogus", "unknown stage(s) bogus"),
-    ("--m1_image_size=64", "must be >= 75"),
-])
+@pytest.mark.parametrize(
+    "flag, expected",
+    [
+        ("--m2_dropout=1.5", "must be < 1.0"),
+        ("--m3_album_size=0", "must be >= 1"),
+        ("--data_m1_val_fraction=0", "must be > 0.0"),
+        ("--data_source=flickr", "must be one of metadata, demo"),
+        ("--m1_alpha_schedule=0,x", "every value must be a float"),
+        ("--m1_alpha_schedule=0,1.5", "must be <= 1.0"),
+        ("--evaluate_thresholds_km=25,1", "strictly increasing"),
+        ("--m2_extra_inputs=weather", "must be one of outdoor"),
+        ("--stages=mesh,bogus", "unknown stage(s) bogus"),
+        ("--m1_image_size=64", "must be >= 75"),
+    ],
+)
 def test_validators_name_flag_value_and_rule(flag, expected):
     with pytest.raises(ConfigError) as error:
         parse(flag)
@@ -102,8 +105,9 @@ def test_line_that_is_not_a_flag_is_reported(tmp_path):
 
 
 def test_tuple_and_optional_fields_convert():
-    config = parse("--m2_learning_rates=0.01,0.002", "--m2_extra_inputs=outdoor", "--mesh_coords=a.csv",
-                   *DATA)
+    config = parse(
+        "--m2_learning_rates=0.01,0.002", "--m2_extra_inputs=outdoor", "--mesh_coords=a.csv", *DATA
+    )
     assert config.m2.learning_rates == (0.01, 0.002)
     assert config.m2.extra_inputs == ("outdoor",)
     assert config.mesh.coords == "a.csv"
@@ -111,8 +115,9 @@ def test_tuple_and_optional_fields_convert():
 
 
 def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.run", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_missing_flagfile_is_one_line_without_traceback():
@@ -129,22 +134,25 @@ def test_cli_invalid_value_is_one_line_without_traceback():
     assert result.stderr.strip() == "error: flag --m2_dropout=2.0: must be < 1.0"
 
 
-
-
 def test_short_aliases_for_the_distribution_settings():
     config = parse("--strategy=mirrored", "--mixed_precision", "--jit_compile", *DATA)
     assert config.runtime.strategy == "mirrored"
     assert config.runtime.mixed_precision and config.runtime.jit_compile
 
 
-@pytest.mark.parametrize("flags, named", [
-    (("--m3_album_evidence", "--nom3_residual_output"), ("--m3_album_evidence", "--m3_residual_output")),
-    (("--m3_freeze_m2", "--nom3_init_from_m2"), ("--m3_freeze_m2", "--m3_init_from_m2")),
-    (("--m2_top_k=12", "--predict_top_k=10"), ("--m2_top_k", "--predict_top_k")),
-    (("--evaluate_knn_k=5", "--nopredict_store_features"),
-     ("--evaluate_knn_k", "--predict_store_features")),
-    (("--data_source=metadata",), ("--data_source", "--data_metadata", "--data_images")),
-])
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (("--m3_album_evidence", "--nom3_residual_output"), ("--m3_album_evidence", "--m3_residual_output")),
+        (("--m3_freeze_m2", "--nom3_init_from_m2"), ("--m3_freeze_m2", "--m3_init_from_m2")),
+        (("--m2_top_k=12", "--predict_top_k=10"), ("--m2_top_k", "--predict_top_k")),
+        (
+            ("--evaluate_knn_k=5", "--nopredict_store_features"),
+            ("--evaluate_knn_k", "--predict_store_features"),
+        ),
+        (("--data_source=metadata",), ("--data_source", "--data_metadata", "--data_images")),
+    ],
+)
 def test_combination_rules_run_when_flags_are_parsed(flags, named):
     """Rules that span settings fail at parsing, naming every flag involved, not in a stage."""
     with pytest.raises(ConfigError) as error:
@@ -154,15 +162,23 @@ def test_combination_rules_run_when_flags_are_parsed(flags, named):
 
 
 def test_allowed_combinations_parse():
-    config = parse("--flagfile=demo.cfg", "--nom3_album_evidence", "--nom3_residual_output",
-                   "--m2_top_k=10", "--predict_top_k=10")
+    config = parse(
+        "--flagfile=demo.cfg",
+        "--nom3_album_evidence",
+        "--nom3_residual_output",
+        "--m2_top_k=10",
+        "--predict_top_k=10",
+    )
     assert not config.m3.residual_output and config.m2.top_k == config.predict.top_k
 
 
-@pytest.mark.parametrize("extra", [
-    ["--m3_album_evidence", "--nom3_residual_output"],
-    ["--m3_freeze_m2", "--nom3_init_from_m2"],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--m3_album_evidence", "--nom3_residual_output"],
+        ["--m3_freeze_m2", "--nom3_init_from_m2"],
+    ],
+)
 def test_cli_conflicting_flags_fail_fast_and_write_nothing(tmp_path, extra):
     run_dir = tmp_path / "run"
     result = run_cli("--flagfile=demo.cfg", "--data_demo_size=small", f"--run_dir={run_dir}", *extra)

@@ -29,8 +29,11 @@ COMPANIONS = {
     "data_metadata": ("--data_source=metadata", "--data_images=images"),
     "data_images": ("--data_source=metadata", "--data_metadata=meta.tsv"),
     "data_autotags": ("--data_source=metadata", "--data_metadata=meta.tsv", "--data_images=i"),
-    "data_image_path_template": ("--data_source=metadata", "--data_metadata=meta.tsv",
-                                 "--data_images=images"),
+    "data_image_path_template": (
+        "--data_source=metadata",
+        "--data_metadata=meta.tsv",
+        "--data_images=images",
+    ),
     "data_task_index": ("--data_num_tasks=3", "--data_salt=s"),
     "data_num_tasks": ("--data_salt=s",),
     "m3_residual_output": ("--nom3_album_evidence",),
@@ -111,12 +114,16 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
     import mesh.build
     from experiments.stages import mesh_stage
 
-    monkeypatch.setattr(mesh.Mesh, "load", staticmethod(
-        lambda path: types.SimpleNamespace(imagery_centroids=np.zeros((1, 2)))))
+    monkeypatch.setattr(
+        mesh.Mesh,
+        "load",
+        staticmethod(lambda path: types.SimpleNamespace(imagery_centroids=np.zeros((1, 2)))),
+    )
     monkeypatch.setattr(keras.saving, "load_model", lambda path: None)
     monkeypatch.setattr(data_pipelines.dataset, "load", lambda path: None)
-    monkeypatch.setattr(mesh_stage, "training_coordinates",
-                        lambda config, run_dir: (np.zeros(1), np.zeros(1), {}))
+    monkeypatch.setattr(
+        mesh_stage, "training_coordinates", lambda config, run_dir: (np.zeros(1), np.zeros(1), {})
+    )
     patches = {
         "mesh": (mesh.build, "build_from_config", lambda r: r.args_[2]),
         "data": (data_pipelines.ingest, "run_ingestion", lambda r: r.args_[0]),
@@ -130,18 +137,21 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
     if section == "evaluate":
         monkeypatch.setattr(geoloc_tf.averaging, "write_averaging_predictions", lambda *a, **k: {})
         knn = {}
-        monkeypatch.setattr(geoloc_tf.retrieval.knn, "write_knn_predictions",
-                            lambda layout, split, k, bandwidth_km, **_: knn.update(
-                                knn_k=k, knn_bandwidth_km=bandwidth_km))
+        monkeypatch.setattr(
+            geoloc_tf.retrieval.knn,
+            "write_knn_predictions",
+            lambda layout, split, k, bandwidth_km, **_: knn.update(knn_k=k, knn_bandwidth_km=bandwidth_km),
+        )
         monkeypatch.setattr(geoloc_tf.evaluation.report, "evaluate_run", recorder)
         with pytest.raises(Recorded) as got:
             STAGE_BY_NAME["evaluate"].run(config, run_dir)
         evaluation = got.value.kwargs["config"].evaluation
-        return {"thresholds_km": list(evaluation.thresholds_km),
-                    "outdoor_threshold": evaluation.outdoor_threshold,
-                    "knn_k": knn.get("knn_k", 0),
-                    "knn_bandwidth_km": knn.get("knn_bandwidth_km",
-                                                config.evaluate.knn_bandwidth_km)}
+        return {
+            "thresholds_km": list(evaluation.thresholds_km),
+            "outdoor_threshold": evaluation.outdoor_threshold,
+            "knn_k": knn.get("knn_k", 0),
+            "knn_bandwidth_km": knn.get("knn_bandwidth_km", config.evaluate.knn_bandwidth_km),
+        }
     module, name, extract = patches[section]
     monkeypatch.setattr(module, name, recorder)
     with pytest.raises(Recorded) as got:
@@ -150,12 +160,12 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
     return value if isinstance(value, dict) else flat_values(value)
 
 
-FLAGS = [(section, field, owner) for section, cls in SECTIONS.items()
-         for _, field, owner in flat_settings(cls)]
+FLAGS = [
+    (section, field, owner) for section, cls in SECTIONS.items() for _, field, owner in flat_settings(cls)
+]
 
 
-@pytest.mark.parametrize("section, field, owner", FLAGS,
-                         ids=[f"{s}_{f.name}" for s, f, _ in FLAGS])
+@pytest.mark.parametrize("section, field, owner", FLAGS, ids=[f"{s}_{f.name}" for s, f, _ in FLAGS])
 def test_flag_reaches_the_config_its_stage_receives(section, field, owner, tmp_path, monkeypatch):
     name = f"{section}_{field.name}"
     kind, is_tuple = field_kind(owner, field)

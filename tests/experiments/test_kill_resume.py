@@ -62,9 +62,16 @@ def start(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, At
     # SIGINT at its default disposition, as a terminal gives it: a shell that starts the tests in
     # the background (`pytest &`) ignores SIGINT, children inherit that, and Python then never
     # raises KeyboardInterrupt.
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     attempt = Attempt()
     reader = threading.Thread(target=attempt.read, args=(process.stdout,), daemon=True)
     reader.start()
@@ -85,8 +92,9 @@ def kill_group(process: subprocess.Popen) -> None:
     raise AssertionError(f"process group {process.pid} survived SIGKILL")
 
 
-def run_and_kill(command: list[str], env: dict[str, str], run_dir: Path, stage: str | None,
-                 delay_s: float) -> dict:
+def run_and_kill(
+    command: list[str], env: dict[str, str], run_dir: Path, stage: str | None, delay_s: float
+) -> dict:
     """Starts `command`; `delay_s` after `stage` starts (after the start when None), kills it.
 
     Returns where the kill landed: the stage running then and whether it had finished (its record
@@ -98,39 +106,55 @@ def run_and_kill(command: list[str], env: dict[str, str], run_dir: Path, stage: 
         time.sleep(delay_s)
         if process.poll() is not None:
             if stage is None and process.returncode == 0:  # the rest of the run was quicker
-                return {"planned_stage": None, "delay_s": round(delay_s, 1), "landed_in": None,
-                        "stage_finished": True}
-            raise AssertionError(f"the run ended (exit {process.returncode}) before the kill:\n"
-                                 f"{''.join(attempt.lines)[-4000:]}")
+                return {
+                    "planned_stage": None,
+                    "delay_s": round(delay_s, 1),
+                    "landed_in": None,
+                    "stage_finished": True,
+                }
+            raise AssertionError(
+                f"the run ended (exit {process.returncode}) before the kill:\n"
+                f"{''.join(attempt.lines)[-4000:]}"
+            )
         kill_group(process)
     finally:
         if process.poll() is None:
             kill_group(process)
     reader.join(timeout=10)
     landed = attempt.current_stage
-    return {"planned_stage": stage, "delay_s": round(delay_s, 1), "landed_in": landed,
-            "stage_finished": landed is not None and (run_dir / "stages" / f"{landed}.json").exists()}
+    return {
+        "planned_stage": stage,
+        "delay_s": round(delay_s, 1),
+        "landed_in": landed,
+        "stage_finished": landed is not None and (run_dir / "stages" / f"{landed}.json").exists(),
+    }
 
 
 def data_counts(run_dir: Path) -> dict:
     summary = json.loads((run_dir / "data" / "summary.json").read_text())
-    return {key: summary[key] for key in ("lines_read", "examples_written", "skipped", "splits",
-                                          "m1_validation", "num_shards")}
+    return {
+        key: summary[key]
+        for key in ("lines_read", "examples_written", "skipped", "splits", "m1_validation", "num_shards")
+    }
 
 
 def m1_steps(run_dir: Path) -> dict:
     history = json.loads((run_dir / "m1" / "history.json").read_text())
     state = (run_dir / "m1" / "checkpoints" / "checkpoint").read_text()
-    return {"epochs": [(r["epoch"], r["examples"], r["steps"], r["global_step"]) for r in history],
-            "checkpoint": re.search(r'^model_checkpoint_path: "(ckpt-\d+)"', state, re.MULTILINE).group(1)}
+    return {
+        "epochs": [(r["epoch"], r["examples"], r["steps"], r["global_step"]) for r in history],
+        "checkpoint": re.search(r'^model_checkpoint_path: "(ckpt-\d+)"', state, re.MULTILINE).group(1),
+    }
 
 
 def prediction_rows(run_dir: Path) -> dict[str, list[str]]:
     """photo_id column of every final prediction table (not the per-shard parts)."""
     tables = sorted(p for p in (run_dir / "predictions").glob("*/*.parquet"))
     assert tables, f"no prediction tables under {run_dir}"
-    return {str(p.relative_to(run_dir)): pd.read_parquet(p, columns=["photo_id"])["photo_id"].tolist()
-            for p in tables}
+    return {
+        str(p.relative_to(run_dir)): pd.read_parquet(p, columns=["photo_id"])["photo_id"].tolist()
+        for p in tables
+    }
 
 
 def report_structure(run_dir: Path) -> list[str]:
@@ -145,8 +169,12 @@ def report_structure(run_dir: Path) -> list[str]:
 
 
 def artifacts(run_dir: Path) -> dict[str, list[str]]:
-    return {stage.name: sorted(json.loads((run_dir / "stages" / f"{stage.name}.json").read_text())
-                               ["artifacts"].values()) for stage in STAGES}
+    return {
+        stage.name: sorted(
+            json.loads((run_dir / "stages" / f"{stage.name}.json").read_text())["artifacts"].values()
+        )
+        for stage in STAGES
+    }
 
 
 def unreadable_files(run_dir: Path) -> list[str]:
@@ -166,32 +194,44 @@ def unreadable_files(run_dir: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.network
 def test_sigkill_at_random_moments_then_rerun_matches_an_uninterrupted_run(
-        tmp_path, run_small_demo, demo_env):
+    tmp_path, run_small_demo, demo_env
+):
     reference = tmp_path / "reference"
     first = run_small_demo(reference)
     assert first.returncode == 0, first.stderr[-5000:]
-    seconds = {stage.name: json.loads((reference / "stages" / f"{stage.name}.json").read_text())
-               ["seconds"] for stage in STAGES}
+    seconds = {
+        stage.name: json.loads((reference / "stages" / f"{stage.name}.json").read_text())["seconds"]
+        for stage in STAGES
+    }
 
     # Kill moments: a seeded fraction of the reference's time of the stage, after it starts; then
     # one moment anywhere in what is left of the run (counted from the command's start).
     rng = np.random.default_rng(KILL_SEED)
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "experiments.run", "--flagfile=demo.cfg",
-               "--data_demo_size=small", f"--run_dir={killed}"]
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.run",
+        "--flagfile=demo.cfg",
+        "--data_demo_size=small",
+        f"--run_dir={killed}",
+    ]
     started = time.monotonic()
     # At most half the reference's stage time: a stage can run faster in the killed run than in
     # the reference (a machine less loaded), and a kill planned at 80 % once landed in the next one.
-    kills = [run_and_kill(command, demo_env, killed, stage,
-                          float(rng.uniform(0.1, 0.5)) * seconds[stage])
-             for stage in ("data", "m1", "m1", "m2")]
+    kills = [
+        run_and_kill(command, demo_env, killed, stage, float(rng.uniform(0.1, 0.5)) * seconds[stage])
+        for stage in ("data", "m1", "m1", "m2")
+    ]
     left = sum(seconds[s.name] for s in STAGES if not (killed / "stages" / f"{s.name}.json").exists())
     kills.append(run_and_kill(command, demo_env, killed, None, float(rng.uniform(0.1, 0.9)) * left))
     final = run_small_demo(killed)
     wall_s = time.monotonic() - started
     resumed = (killed / "logs" / "run.log").read_text().count("M1 resumed from")
-    print(f"reference stage seconds {seconds}; killed run and its reruns {wall_s:.0f} s; M1 "
-          f"resumed from a checkpoint {resumed} time(s); kills:")
+    print(
+        f"reference stage seconds {seconds}; killed run and its reruns {wall_s:.0f} s; M1 "
+        f"resumed from a checkpoint {resumed} time(s); kills:"
+    )
     for kill in kills:
         print(f"  {kill}")
     assert final.returncode == 0, final.stderr[-5000:]
@@ -217,9 +257,17 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     # About 10 refinement iterations and 8 s of mesh stage on 2 cores; Ctrl-C comes as the first
     # iteration's line is read, with most of the stage still to run (a fixed delay after the
     # stage's start once let a loaded machine finish the stage first).
-    command = [sys.executable, "-m", "experiments.run", "--flagfile=demo.cfg",
-               f"--run_dir={run_dir}", "--stages=mesh", f"--mesh_coords={coords}",
-               "--mesh_refinement_limit=2000", "--mesh_min_examples=200"]
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.run",
+        "--flagfile=demo.cfg",
+        f"--run_dir={run_dir}",
+        "--stages=mesh",
+        f"--mesh_coords={coords}",
+        "--mesh_refinement_limit=2000",
+        "--mesh_min_examples=200",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process, attempt, reader = start(command, env)
     try:
@@ -234,13 +282,16 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
             kill_group(process)
     reader.join(timeout=10)
     output = "".join(attempt.lines)
-    assert "interrupted during stage mesh; nothing finished was lost. Rerun the same command to " \
-           "resume." in output
+    assert (
+        "interrupted during stage mesh; nothing finished was lost. Rerun the same command to "
+        "resume." in output
+    )
     assert "Traceback" not in output
     assert not (run_dir / "stages" / "mesh.json").exists()
 
-    again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-                           check=False)
+    again = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((run_dir / "stages" / "mesh.json").read_text())["stage"] == "mesh"
     assert json.loads((run_dir / "mesh" / "summary.json").read_text())["cells_kept"] > 0

@@ -18,8 +18,9 @@ PARIS, SYDNEY = (48.85, 2.35), (-33.87, 151.21)
 def test_knn_without_stored_features_is_refused_when_flags_are_parsed(run_config):
     with pytest.raises(SettingError, match="predict_store_features"):
         run_config(evaluate=SECTIONS["evaluate"](knn_k=5))
-    config = run_config(evaluate=SECTIONS["evaluate"](knn_k=5),
-                        predict=SECTIONS["predict"](store_features=True))
+    config = run_config(
+        evaluate=SECTIONS["evaluate"](knn_k=5), predict=SECTIONS["predict"](store_features=True)
+    )
     assert config.evaluate.knn_k == 5
 
 
@@ -30,16 +31,22 @@ def store_m1_predictions(layout, split, mesh, lat, lon, features, prefix):
     from geoloc_tf.retrieval.feature_index import FeatureIndex
 
     n = len(lat)
-    meta = pd.DataFrame({"photo_id": [f"{prefix}{i}" for i in range(n)],
-                         "user_hash": [f"u{i % 3}" for i in range(n)],
-                         "posted_at": np.arange(n, dtype=np.int64) * 3600, "lat": lat, "lon": lon,
-                         "outdoor_prob": np.full(n, 0.9, np.float32)})
+    meta = pd.DataFrame(
+        {
+            "photo_id": [f"{prefix}{i}" for i in range(n)],
+            "user_hash": [f"u{i % 3}" for i in range(n)],
+            "posted_at": np.arange(n, dtype=np.int64) * 3600,
+            "lat": lat,
+            "lon": lon,
+            "outdoor_prob": np.full(n, 0.9, np.float32),
+        }
+    )
     cells = np.maximum(mesh.locate(lat, lon), 0)
     prediction_tables.write_table(
         prediction_tables.table_from_top_k(meta, cells[:, None], np.ones((n, 1))),
-        layout.prediction_table("m1", split))
-    FeatureIndex.write(layout.index_dir(split), np.asarray(features, np.float32),
-                       meta["photo_id"], lat, lon)
+        layout.prediction_table("m1", split),
+    )
+    FeatureIndex.write(layout.index_dir(split), np.asarray(features, np.float32), meta["photo_id"], lat, lon)
 
 
 def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path, run_config):
@@ -48,8 +55,13 @@ def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path, run_config):
 
     layout = RunLayout(tmp_path)
     rng = np.random.default_rng(0)
-    mesh = build_mesh(rng.uniform(-60, 60, 3000), rng.uniform(-170, 170, 3000),
-                      refinement_limit=300, min_examples=20, init_grid=6)
+    mesh = build_mesh(
+        rng.uniform(-60, 60, 3000),
+        rng.uniform(-170, 170, 3000),
+        refinement_limit=300,
+        min_examples=20,
+        init_grid=6,
+    )
     mesh.save(layout.mesh)
     # Training photos: features (1, 0) in Paris, (0, 1) in Sydney; validation photos: one of each
     # kind, so kNN puts them exactly in Paris and Sydney.
@@ -57,11 +69,20 @@ def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path, run_config):
     train_lon = np.array([PARIS[1]] * 4 + [SYDNEY[1]] * 4)
     train_features = np.repeat([[1.0, 0.0], [0.0, 1.0]], 4, axis=0)
     store_m1_predictions(layout, "m1_train", mesh, train_lat, train_lon, train_features, "t")
-    store_m1_predictions(layout, "m23_val", mesh, np.array([48.0, -34.0]), np.array([2.0, 151.0]),
-                         [[0.9, 0.1], [0.2, 0.8]], "v")
+    store_m1_predictions(
+        layout,
+        "m23_val",
+        mesh,
+        np.array([48.0, -34.0]),
+        np.array([2.0, 151.0]),
+        [[0.9, 0.1], [0.2, 0.8]],
+        "v",
+    )
 
-    config = run_config(predict=SECTIONS["predict"](store_features=True),
-                       evaluate=SECTIONS["evaluate"](knn_k=3, knn_bandwidth_km=50.0))
+    config = run_config(
+        predict=SECTIONS["predict"](store_features=True),
+        evaluate=SECTIONS["evaluate"](knn_k=3, knn_bandwidth_km=50.0),
+    )
     run_evaluate(config, tmp_path)
     knn = pd.read_parquet(layout.prediction_table("m1_knn", "m23_val"))
     assert list(zip(knn["pred_lat"], knn["pred_lon"])) == [PARIS, SYDNEY]

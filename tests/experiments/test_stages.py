@@ -17,12 +17,14 @@ CALLS: list[str] = []
 
 def writer(name: str):
     """A real stage: writes a file derived from its settings and upstream outputs."""
+
     def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
         CALLS.append(name)
         out = run_dir / name / "out.txt"
         upstream = "".join((run_dir / n / "out.txt").read_text() for n in ("a",) if name != "a")
         out.write_text(f"{name}:{config.mesh.refinement_limit}:{upstream}")
         return {"out": f"{name}/out.txt"}
+
     return run
 
 
@@ -90,8 +92,9 @@ def test_changed_settings_are_refused_with_the_flag_named(tmp_path, run_config):
 
 def test_settings_a_stage_does_not_read_do_not_matter(tmp_path, run_config):
     run(run_config(), tmp_path)
-    outcomes = run(run_config(runtime=dataclasses.replace(run_config().runtime, strategy="mirrored")),
-                   tmp_path)
+    outcomes = run(
+        run_config(runtime=dataclasses.replace(run_config().runtime, strategy="mirrored")), tmp_path
+    )
     assert [o.action for o in outcomes] == ["skipped", "skipped"]
 
 

@@ -27,17 +27,27 @@ from mesh.settings import flat_settings
 
 # A value other than the default for every setting of each tool, as typed, and the value it must
 # then hold in the config handed to the library.
-PREDICT = {"top_k": ("3", 3), "format": ("json", "json"), "batch_size": ("7", 7),
-           "progress": ("off", "off")}
-SERVE = {"host": ("0.0.0.0", "0.0.0.0"), "port": ("9090", 9090),
-         "max_body_bytes": ("1000", 1000), "max_batch": ("4", 4),
-         "batch_wait_ms": ("12.5", 12.5), "top_k": ("2", 2),
-         "request_timeout_s": ("30", 30.0), "m2": ("false", False)}
+PREDICT = {"top_k": ("3", 3), "format": ("json", "json"), "batch_size": ("7", 7), "progress": ("off", "off")}
+SERVE = {
+    "host": ("0.0.0.0", "0.0.0.0"),
+    "port": ("9090", 9090),
+    "max_body_bytes": ("1000", 1000),
+    "max_batch": ("4", 4),
+    "batch_wait_ms": ("12.5", 12.5),
+    "top_k": ("2", 2),
+    "request_timeout_s": ("30", 30.0),
+    "m2": ("false", False),
+}
 INDEX = {"split": ("m23_val", "m23_val"), "batch_size": ("16", 16)}
 SEARCH = {"k": ("3", 3), "format": ("json", "json")}
-EVALUATE = {"thresholds_km": ("5,50,500", (5.0, 50.0, 500.0)),
-            "outdoor_threshold": ("0.8", 0.8), "top_k": ("4", 4), "batch_size": ("5", 5),
-            "scene_image_size": ("64", 64), "scene_input_range": ("-1,1", (-1.0, 1.0))}
+EVALUATE = {
+    "thresholds_km": ("5,50,500", (5.0, 50.0, 500.0)),
+    "outdoor_threshold": ("0.8", 0.8),
+    "top_k": ("4", 4),
+    "batch_size": ("5", 5),
+    "scene_image_size": ("64", 64),
+    "scene_input_range": ("-1,1", (-1.0, 1.0)),
+}
 
 
 def options(values: dict) -> list[str]:
@@ -48,10 +58,16 @@ def expected(values: dict) -> dict:
     return {name: value for name, (_, value) in values.items()}
 
 
-@pytest.mark.parametrize("command,values", [
-    (predict_command.COMMAND, PREDICT), (serve_command.COMMAND, SERVE),
-    (index_command.COMMAND, INDEX), (search_command.COMMAND, SEARCH),
-    (evaluate_command.COMMAND, EVALUATE)])
+@pytest.mark.parametrize(
+    "command,values",
+    [
+        (predict_command.COMMAND, PREDICT),
+        (serve_command.COMMAND, SERVE),
+        (index_command.COMMAND, INDEX),
+        (search_command.COMMAND, SEARCH),
+        (evaluate_command.COMMAND, EVALUATE),
+    ],
+)
 def test_the_tables_cover_every_setting_option_of_the_tool(command, values):
     (cls,) = command.sections.values()
     only = command.only.get("")
@@ -65,13 +81,13 @@ class FakePredictor:
     m2_uses_outdoor = False
 
 
-def test_every_predict_option_reaches_the_config_predict_files_gets(tmp_path, monkeypatch,
-                                                                    capsys):
+def test_every_predict_option_reaches_the_config_predict_files_gets(tmp_path, monkeypatch, capsys):
     seen = {}
     photo = tmp_path / "a.jpg"
     photo.write_bytes(b"not read: predict_files is replaced")
-    monkeypatch.setattr("geoloc_tf.inference.photo_predictor.Predictor.load",
-                        lambda *args, **kwargs: FakePredictor())
+    monkeypatch.setattr(
+        "geoloc_tf.inference.photo_predictor.Predictor.load", lambda *args, **kwargs: FakePredictor()
+    )
 
     def record(predictor, files, out, config, *rest):
         seen.update(files=files, config=config)
@@ -86,10 +102,13 @@ def test_every_predict_option_reaches_the_config_predict_files_gets(tmp_path, mo
 
 def test_every_serve_option_reaches_the_config_the_server_gets(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr("geoloc_tf.inference.photo_predictor.Predictor.load",
-                        lambda model, mesh, with_m2: seen.update(with_m2=with_m2) or FakePredictor())
-    monkeypatch.setattr("geoloc_tf.inference.server.serve",
-                        lambda predictor, config: seen.update(config=config))
+    monkeypatch.setattr(
+        "geoloc_tf.inference.photo_predictor.Predictor.load",
+        lambda model, mesh, with_m2: seen.update(with_m2=with_m2) or FakePredictor(),
+    )
+    monkeypatch.setattr(
+        "geoloc_tf.inference.server.serve", lambda predictor, config: seen.update(config=config)
+    )
     assert geoloc(["serve", f"--model={tmp_path}", *options(SERVE)]) == 0
     assert seen == {"with_m2": False, "config": ServerConfig(**expected(SERVE))}
     assert geoloc(["serve", f"--model={tmp_path}"]) == 0
@@ -110,10 +129,12 @@ def test_every_index_option_reaches_the_config_build_index_gets(tmp_path, monkey
         return Built()
 
     monkeypatch.setattr("geoloc_tf.retrieval.feature_index.build_index", record)
-    assert geoloc(["index", f"--model={tmp_path}", f"--out={tmp_path / 'i'}",
-                   *options(INDEX)]) == 0
-    assert seen == {"run_dir": str(tmp_path), "config": IndexConfig(**expected(INDEX)),
-                    "out_dir": str(tmp_path / "i")}
+    assert geoloc(["index", f"--model={tmp_path}", f"--out={tmp_path / 'i'}", *options(INDEX)]) == 0
+    assert seen == {
+        "run_dir": str(tmp_path),
+        "config": IndexConfig(**expected(INDEX)),
+        "out_dir": str(tmp_path / "i"),
+    }
     assert "3 photos x 8 features" in capsys.readouterr().out
 
 
@@ -128,24 +149,30 @@ def test_every_search_option_reaches_the_search(tmp_path, monkeypatch, capsys):
 
     def record(index, model, image, k, lat, lon):
         seen.update(k=k, lat=lat, lon=lon)
-        return pd.DataFrame({"rank": [1], "row": [0], "photo_id": ["p"], "distance": [0.5],
-                             "lat": [1.0], "lon": [2.0], "km_from_query": [float("nan")]})
+        return pd.DataFrame(
+            {
+                "rank": [1],
+                "row": [0],
+                "photo_id": ["p"],
+                "distance": [0.5],
+                "lat": [1.0],
+                "lon": [2.0],
+                "km_from_query": [float("nan")],
+            }
+        )
 
-    monkeypatch.setattr("geoloc_tf.retrieval.feature_index.FeatureIndex.open",
-                        lambda path: Index())
+    monkeypatch.setattr("geoloc_tf.retrieval.feature_index.FeatureIndex.open", lambda path: Index())
     monkeypatch.setattr("geoloc_tf.inference.m1_model.read_image_bytes", lambda path: b"jpeg")
     monkeypatch.setattr("geoloc_tf.inference.m1_model.M1Model.load", lambda path: "model")
     monkeypatch.setattr("geoloc_tf.retrieval.query.search_image", record)
-    assert geoloc(["search", "q.jpg", f"--index={tmp_path}", f"--model={tmp_path}",
-                   *options(SEARCH)]) == 0
+    assert geoloc(["search", "q.jpg", f"--index={tmp_path}", f"--model={tmp_path}", *options(SEARCH)]) == 0
     assert seen["k"] == SearchConfig(**expected(SEARCH)).k == 3
     assert json.loads(capsys.readouterr().out)["neighbours"][0]["photo_id"] == "p"  # --format
     assert geoloc(["search", "q.jpg", f"--index={tmp_path}", f"--model={tmp_path}"]) == 0
     assert seen["k"] == 6 and capsys.readouterr().out.split()[:2] == ["rank", "photo_id"]
 
 
-def test_every_evaluate_option_reaches_the_config_evaluate_external_gets(tmp_path, monkeypatch,
-                                                                         capsys):
+def test_every_evaluate_option_reaches_the_config_evaluate_external_gets(tmp_path, monkeypatch, capsys):
     seen = {}
 
     def record(*args):
@@ -153,15 +180,29 @@ def test_every_evaluate_option_reaches_the_config_evaluate_external_gets(tmp_pat
         return {"photos": 2, "unreadable": [], "report": "r.md"}
 
     monkeypatch.setattr("geoloc_tf.evaluation.external.evaluate_external", record)
-    assert geoloc(["evaluate", "--model=run", "--csv=t.csv", "--images=img",
-                   "--image_path_template={id}", *options(EVALUATE)]) == 0
+    assert (
+        geoloc(
+            [
+                "evaluate",
+                "--model=run",
+                "--csv=t.csv",
+                "--images=img",
+                "--image_path_template={id}",
+                *options(EVALUATE),
+            ]
+        )
+        == 0
+    )
     values = expected(EVALUATE)
     want = ExternalEvaluateConfig(
-        evaluate=EvaluateConfig(thresholds_km=values["thresholds_km"],
-                                outdoor_threshold=values["outdoor_threshold"]),
-        predict=PredictConfig(top_k=values["top_k"]), batch_size=values["batch_size"],
+        evaluate=EvaluateConfig(
+            thresholds_km=values["thresholds_km"], outdoor_threshold=values["outdoor_threshold"]
+        ),
+        predict=PredictConfig(top_k=values["top_k"]),
+        batch_size=values["batch_size"],
         scene_image_size=values["scene_image_size"],
-        scene_input_range=values["scene_input_range"])
+        scene_input_range=values["scene_input_range"],
+    )
     assert seen["args"] == ("run", "t.csv", "img", None, None, "{id}", want, None, None)
     assert "2 photos evaluated" in capsys.readouterr().out
 
@@ -182,35 +223,53 @@ def test_compare_labels_reach_compare_runs(monkeypatch, capsys):
     assert seen == {"runs": ["r1", "r2"], "out": "o", "labels": ["one", "two"]}
 
 
-@pytest.mark.parametrize("args,message", [
-    (["predict", "a.jpg", "--model=m", "--top_k=0"], "error: flag --top_k=0: must be >= 1"),
-    (["predict", "a.jpg", "--model=m", "--format=xml"],
-     "error: flag --format=xml: must be one of table, json, csv, geojson"),
-    (["serve", "--model=m", "--port=70000"], "error: flag --port=70000: must be <= 65535"),
-    (["serve", "--model=m", "--batch_wait_ms=-1"], "error: flag --batch_wait_ms=-1.0: must be >= 0.0"),
-    (["index", "--model=m", "--split=test"],
-     "error: flag --split=test: must be one of m1_train, m23_train, m23_val"),
-    (["search", "q.jpg", "--index=i", "--k=0"], "error: flag --k=0: must be >= 1"),
-    (["search", "q.jpg", "--index=i", "--lat=91"],
-     "error: flag --lat=91: 91.0 is not a number in the range [-90.0, 90.0]"),
-    (["search", "q.jpg", "--index=i", "--lat=1"],
-     "error: --lat and --lon go together: give both or neither"),
-    (["evaluate", "--model=m", "--csv=c", "--images=i", "--thresholds_km=750,25"],
-     "error: flag --thresholds_km=['750', '25']: values must be strictly increasing"),
-    (["evaluate", "--model=m", "--csv=c", "--images=i", "--scene_input_range=1,0"],
-     "error: flag --scene_input_range=['1', '0']: expected two values, low,high with low < high"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["predict", "a.jpg", "--model=m", "--top_k=0"], "error: flag --top_k=0: must be >= 1"),
+        (
+            ["predict", "a.jpg", "--model=m", "--format=xml"],
+            "error: flag --format=xml: must be one of table, json, csv, geojson",
+        ),
+        (["serve", "--model=m", "--port=70000"], "error: flag --port=70000: must be <= 65535"),
+        (["serve", "--model=m", "--batch_wait_ms=-1"], "error: flag --batch_wait_ms=-1.0: must be >= 0.0"),
+        (
+            ["index", "--model=m", "--split=test"],
+            "error: flag --split=test: must be one of m1_train, m23_train, m23_val",
+        ),
+        (["search", "q.jpg", "--index=i", "--k=0"], "error: flag --k=0: must be >= 1"),
+        (
+            ["search", "q.jpg", "--index=i", "--lat=91"],
+            "error: flag --lat=91: 91.0 is not a number in the range [-90.0, 90.0]",
+        ),
+        (
+            ["search", "q.jpg", "--index=i", "--lat=1"],
+            "error: --lat and --lon go together: give both or neither",
+        ),
+        (
+            ["evaluate", "--model=m", "--csv=c", "--images=i", "--thresholds_km=750,25"],
+            "error: flag --thresholds_km=['750', '25']: values must be strictly increasing",
+        ),
+        (
+            ["evaluate", "--model=m", "--csv=c", "--images=i", "--scene_input_range=1,0"],
+            "error: flag --scene_input_range=['1', '0']: expected two values, low,high with low < high",
+        ),
+    ],
+)
 def test_a_bad_value_is_one_line_naming_the_flag(args, message, capsys):
     assert geoloc(args) == 2
     assert capsys.readouterr().err.strip().splitlines() == [message]
 
 
-@pytest.mark.parametrize("args,words", [
-    (["predict", "--model=m"], "PHOTO_OR_DIR"),
-    (["search", "--index=i"], "IMAGE"),
-    (["serve"], "--model"),
-    (["evaluate", "--model=m"], "--csv"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["predict", "--model=m"], "PHOTO_OR_DIR"),
+        (["search", "--index=i"], "IMAGE"),
+        (["serve"], "--model"),
+        (["evaluate", "--model=m"], "--csv"),
+    ],
+)
 def test_a_missing_input_is_one_line(args, words, capsys):
     assert geoloc(args) == 2
     err = capsys.readouterr().err.strip()
@@ -228,21 +287,32 @@ def test_same_setting_same_name_in_runner_and_evaluate():
     from experiments import flags as runner_flags
 
     tool = command_flags(evaluate_command.COMMAND)
-    for runner, name in (("evaluate_thresholds_km", "thresholds_km"),
-                         ("evaluate_outdoor_threshold", "outdoor_threshold"),
-                         ("predict_top_k", "top_k"),
-                         ("data_image_path_template", "image_path_template")):
-        assert (tool[name].help, tool[name].default) == (runner_flags.FLAGS[runner].help,
-                                                         runner_flags.FLAGS[runner].default)
+    for runner, name in (
+        ("evaluate_thresholds_km", "thresholds_km"),
+        ("evaluate_outdoor_threshold", "outdoor_threshold"),
+        ("predict_top_k", "top_k"),
+        ("data_image_path_template", "image_path_template"),
+    ):
+        assert (tool[name].help, tool[name].default) == (
+            runner_flags.FLAGS[runner].help,
+            runner_flags.FLAGS[runner].default,
+        )
 
 
 def test_the_tools_parse_options_without_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, experiments.commands.serve, experiments.commands.predict, "
-            "experiments.commands.evaluate, experiments.commands.search, "
-            "experiments.commands.index; print('tensorflow' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2], timeout=120)
+    code = (
+        "import sys, experiments.commands.serve, experiments.commands.predict, "
+        "experiments.commands.evaluate, experiments.commands.search, "
+        "experiments.commands.index; print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
     assert out.stdout.strip() == "False", out.stderr

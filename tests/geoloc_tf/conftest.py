@@ -17,8 +17,19 @@ from geoloc_tf.m1.inception_v4 import InceptionV4Config
 
 # Eight regions of distinct colour: 4 longitude quarters x 2 hemispheres. A photo's pixels tell
 # its region, so a tiny M1 can learn something in a few steps.
-COLOURS = np.array([[220, 40, 40], [40, 220, 40], [40, 40, 220], [220, 220, 40],
-                    [220, 40, 220], [40, 220, 220], [250, 250, 250], [30, 30, 30]], np.uint8)
+COLOURS = np.array(
+    [
+        [220, 40, 40],
+        [40, 220, 40],
+        [40, 40, 220],
+        [220, 220, 40],
+        [220, 40, 220],
+        [40, 220, 220],
+        [250, 250, 250],
+        [30, 30, 30],
+    ],
+    np.uint8,
+)
 
 #: A tiny Inception-v4 (7 cells, 75 px, 5 % of the width): builds and runs in seconds.
 TINY = InceptionV4Config(
@@ -69,11 +80,17 @@ def build_tiny_run(root: Path, export: bool = True) -> Path:
 
     layout = RunLayout(root)
     rng = np.random.default_rng(5)
-    mesh = build_mesh(rng.uniform(-60, 60, 2000), rng.uniform(-170, 170, 2000),
-                      refinement_limit=300, min_examples=20, init_grid=6)
+    mesh = build_mesh(
+        rng.uniform(-60, 60, 2000),
+        rng.uniform(-170, 170, 2000),
+        refinement_limit=300,
+        min_examples=20,
+        init_grid=6,
+    )
     mesh.save(layout.mesh)
-    m1 = build_inception_v4(dataclasses.replace(TINY, num_cells=mesh.num_cells, num_blocks_b=0,
-                                                num_blocks_c=0))
+    m1 = build_inception_v4(
+        dataclasses.replace(TINY, num_cells=mesh.num_cells, num_blocks_b=0, num_blocks_c=0)
+    )
     set_output(m1.get_layer("Logits.Logits"), distribution(mesh.num_cells, M1_TOP))
     layout.m1_dir.mkdir()
     m1.save(layout.m1_model)
@@ -101,8 +118,9 @@ def write_tiny_earth(path: Path) -> Path:
     pixels = np.zeros((100, 200, 3), np.uint8)
     for hemisphere in range(2):
         for quarter in range(4):
-            pixels[hemisphere * 50:(hemisphere + 1) * 50, quarter * 50:(quarter + 1) * 50] = \
-                COLOURS[hemisphere * 4 + quarter]
+            pixels[hemisphere * 50 : (hemisphere + 1) * 50, quarter * 50 : (quarter + 1) * 50] = COLOURS[
+                hemisphere * 4 + quarter
+            ]
     Image.fromarray(pixels).save(path)
     return path
 
@@ -125,18 +143,29 @@ def build_tiny_world(root: Path, photos: int = 240) -> TinyWorld:
     src = root / "src"
     src.mkdir(parents=True, exist_ok=True)
     collection = root / "collection"
-    demo.generate(collection, demo.DemoSpec(num_photos=photos, seed=1, image_size=32, indoor_share=0.0,
-                                            workers=1),
-                  coordinates_path=write_coordinates(src / "coords.csv", photos),
-                  raster_path=write_tiny_earth(src / "earth.png"))
+    demo.generate(
+        collection,
+        demo.DemoSpec(num_photos=photos, seed=1, image_size=32, indoor_share=0.0, workers=1),
+        coordinates_path=write_coordinates(src / "coords.csv", photos),
+        raster_path=write_tiny_earth(src / "earth.png"),
+    )
     data_root = root / "data"
-    ingest.run_ingestion(IngestConfig(
-        metadata=(str(collection / demo.METADATA_FILE),), images=str(collection / "images"),
-        max_image_side=48, examples_per_shard=32, workers=1, salt="test",
-        splits=SplitConfig(m1_val_fraction=0.25)), str(data_root))
+    ingest.run_ingestion(
+        IngestConfig(
+            metadata=(str(collection / demo.METADATA_FILE),),
+            images=str(collection / "images"),
+            max_image_side=48,
+            examples_per_shard=32,
+            workers=1,
+            salt="test",
+            splits=SplitConfig(m1_val_fraction=0.25),
+        ),
+        str(data_root),
+    )
     table = load(str(data_root)).table("m1_train", columns=["lat", "lon"])
-    mesh = build_mesh(table["lat"].to_numpy(), table["lon"].to_numpy(), refinement_limit=40,
-                      min_examples=4, init_grid=4)
+    mesh = build_mesh(
+        table["lat"].to_numpy(), table["lon"].to_numpy(), refinement_limit=40, min_examples=4, init_grid=4
+    )
     mesh_path = root / "mesh.npz"
     mesh.save(mesh_path)
     return TinyWorld(str(data_root), str(mesh_path))

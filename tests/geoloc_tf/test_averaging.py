@@ -30,8 +30,7 @@ def test_ties_go_to_lowest_cell_and_missing_entries_are_ignored():
 def test_album_average_over_24_photo_albums():
     # One user with 26 photos: album 0 = first 24 in time order, album 1 = the last 2.
     n = 26
-    table = pd.DataFrame({"user_hash": ["u"] * n, "posted_at": np.arange(n)[::-1],
-                          "photo_id": np.arange(n)})
+    table = pd.DataFrame({"user_hash": ["u"] * n, "posted_at": np.arange(n)[::-1], "photo_id": np.arange(n)})
     albums = build_albums(table)
     # Rows 0 and 1 are the two latest photos (album 1): they vote for cell 8; all others cell 3.
     ids = np.where(np.arange(n)[:, None] < 2, [[8, 3]], [[3, 8]])

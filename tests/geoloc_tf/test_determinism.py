@@ -36,8 +36,15 @@ def tiny_split(seed: int, n: int = 160) -> M2Data:
 
 
 def fit_weights(seed: int) -> list[np.ndarray]:
-    config = M2Config(top_k=4, hidden_units=16, dropout=0.5, learning_rates=(0.01,),
-                      boosting_rounds=1, batch_size=32, max_epochs=3)
+    config = M2Config(
+        top_k=4,
+        hidden_units=16,
+        dropout=0.5,
+        learning_rates=(0.01,),
+        boosting_rounds=1,
+        batch_size=32,
+        max_epochs=3,
+    )
     model, _ = train_m2(tiny_split(0), tiny_split(1), NUM_CELLS, config, seed=seed)
     return model.get_weights()
 
@@ -98,6 +105,9 @@ def test_m1_training_is_a_function_of_its_seed(tiny_world, tmp_path):
     result = subprocess.run(
         [sys.executable, str(script), str(Path(tiny_world.data_root).parent), str(tmp_path)],
         env={**os.environ, "PYTHONPATH": str(repo), "TF_CPP_MIN_LOG_LEVEL": "2"},
-        capture_output=True, text=True, timeout=600)
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SAME True" in result.stdout

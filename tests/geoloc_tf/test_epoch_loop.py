@@ -14,18 +14,15 @@ def tiny_problem():
     x = rng.normal(size=(256, 4)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64) + 2 * (x[:, 1] > 0)
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, activation="softmax")],
-                             name="tiny")
-    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, activation="softmax")], name="tiny")
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy", metrics=["accuracy"])
     return model, x, y
 
 
 @pytest.mark.parametrize("monitor", ["accuracy", "loss"])
 def test_keeps_the_best_epoch_of_the_monitored_figure_and_the_start(monitor):
     model, x, y = tiny_problem()
-    loop = EpochLoop(model, (x, y, np.ones(len(y), np.float32)), batch_size=32, patience=50,
-                     monitor=monitor)
+    loop = EpochLoop(model, (x, y, np.ones(len(y), np.float32)), batch_size=32, patience=50, monitor=monitor)
     loop.score_start()
     loop.run_phase("adam", 0.05, 6, lambda epoch: (x, y, np.ones(len(y), np.float32)))
     history = loop.finish()

@@ -22,9 +22,16 @@ def test_geoloc_evaluate_on_a_swapped_header_csv(tmp_path, capsys):
     lat, lon = rng.uniform(-60, 60, 3000), rng.uniform(-170, 170, 3000)
     mesh = build_mesh(lat, lon, refinement_limit=300, min_examples=20, init_grid=6)
     mesh.save(run / "mesh" / "mesh.npz")
-    model = build_inception_v4(InceptionV4Config(num_cells=mesh.num_cells, image_size=75,
-                                                 width_multiplier=0.05, num_blocks_a=1,
-                                                 num_blocks_b=0, num_blocks_c=0))
+    model = build_inception_v4(
+        InceptionV4Config(
+            num_cells=mesh.num_cells,
+            image_size=75,
+            width_multiplier=0.05,
+            num_blocks_a=1,
+            num_blocks_b=0,
+            num_blocks_c=0,
+        )
+    )
     (run / "m1").mkdir()
     model.save(run / "m1" / "m1.keras")
 
@@ -40,9 +47,16 @@ def test_geoloc_evaluate_on_a_swapped_header_csv(tmp_path, capsys):
     (images / "7.jpg").write_bytes(b"not a jpeg")  # one unreadable image: named, skipped
     (tmp_path / "test.csv").write_text("\n".join(rows) + "\n")
 
-    code = geoloc(["evaluate", f"--model={run}", f"--csv={tmp_path / 'test.csv'}",
-                   f"--images={images}",
-                   f"--out={tmp_path / 'out'}", "--image_path_template={id}"])
+    code = geoloc(
+        [
+            "evaluate",
+            f"--model={run}",
+            f"--csv={tmp_path / 'test.csv'}",
+            f"--images={images}",
+            f"--out={tmp_path / 'out'}",
+            "--image_path_template={id}",
+        ]
+    )
     assert code == 0
     captured = capsys.readouterr()
     assert "19 photos evaluated" in captured.out
@@ -67,20 +81,31 @@ def test_geoloc_evaluate_with_a_scene_model_for_the_outdoor_rows(tmp_path, capsy
 
     rng = np.random.default_rng(2)
     run = tmp_path / "run"
-    mesh = build_mesh(rng.uniform(-60, 60, 2000), rng.uniform(-170, 170, 2000), refinement_limit=300,
-                      min_examples=20, init_grid=6)
+    mesh = build_mesh(
+        rng.uniform(-60, 60, 2000),
+        rng.uniform(-170, 170, 2000),
+        refinement_limit=300,
+        min_examples=20,
+        init_grid=6,
+    )
     mesh.save(run / "mesh" / "mesh.npz")
     (run / "m1").mkdir()
-    build_inception_v4(InceptionV4Config(num_cells=mesh.num_cells, image_size=75, width_multiplier=0.05,
-                                         num_blocks_a=1, num_blocks_b=0, num_blocks_c=0)
-                       ).save(run / "m1" / "m1.keras")
+    build_inception_v4(
+        InceptionV4Config(
+            num_cells=mesh.num_cells,
+            image_size=75,
+            width_multiplier=0.05,
+            num_blocks_a=1,
+            num_blocks_b=0,
+            num_blocks_c=0,
+        )
+    ).save(run / "m1" / "m1.keras")
     inputs = keras.Input((8, 8, 3))
     rgb = keras.layers.GlobalAveragePooling2D()(inputs)  # pixels in [0, 1]
     dense = keras.layers.Dense(2, activation="softmax")
     scene = keras.Model(inputs, dense(rgb))
     # logits: indoor 20 - 40 * brightness, outdoor 40 * brightness - 20 (brightness = mean of RGB)
-    dense.set_weights([np.array([[-40 / 3, 40 / 3]] * 3, np.float32), np.array([20.0, -20.0],
-                                                                              np.float32)])
+    dense.set_weights([np.array([[-40 / 3, 40 / 3]] * 3, np.float32), np.array([20.0, -20.0], np.float32)])
     scene.save(tmp_path / "scene.keras")
     (tmp_path / "io.txt").write_text("/d/dark_room 1\n/b/bright_field 2\n")
 
@@ -92,12 +117,22 @@ def test_geoloc_evaluate_with_a_scene_model_for_the_outdoor_rows(tmp_path, capsy
         Image.fromarray(np.full((30, 30, 3), value, np.uint8)).save(images / f"{i}.jpg")
         rows.append(f"{i}.jpg,{rng.uniform(-40, 40):.4f},{rng.uniform(-100, 100):.4f}")
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
-    assert geoloc(["evaluate", f"--model={run}", f"--csv={tmp_path / 't.csv'}",
-                   f"--images={images}",
-                   f"--out={tmp_path / 'out'}", "--image_path_template={id}",
-                   f"--scene_model={tmp_path / 'scene.keras'}",
-                   f"--scene_io_labels={tmp_path / 'io.txt'}",
-                   "--scene_image_size=8"]) == 0
+    assert (
+        geoloc(
+            [
+                "evaluate",
+                f"--model={run}",
+                f"--csv={tmp_path / 't.csv'}",
+                f"--images={images}",
+                f"--out={tmp_path / 'out'}",
+                "--image_path_template={id}",
+                f"--scene_model={tmp_path / 'scene.keras'}",
+                f"--scene_io_labels={tmp_path / 'io.txt'}",
+                "--scene_image_size=8",
+            ]
+        )
+        == 0
+    )
     table4 = pd.read_csv(tmp_path / "out" / "table4.csv")
     outdoor_rows = table4[table4["Outdoor Only"].astype(str) == "True"]
     assert list(outdoor_rows["Photos"]) == [4]
@@ -119,13 +154,25 @@ def test_geoloc_evaluate_adds_m2_and_m3_rows_from_the_runs_task_modules(tmp_path
 
     rng = np.random.default_rng(7)
     layout = RunLayout(tmp_path / "run")
-    mesh = build_mesh(rng.uniform(-60, 60, 3000), rng.uniform(-170, 170, 3000),
-                      refinement_limit=300, min_examples=20, init_grid=6)
+    mesh = build_mesh(
+        rng.uniform(-60, 60, 3000),
+        rng.uniform(-170, 170, 3000),
+        refinement_limit=300,
+        min_examples=20,
+        init_grid=6,
+    )
     mesh.save(layout.mesh)
     layout.m1_dir.mkdir()
-    build_inception_v4(InceptionV4Config(num_cells=mesh.num_cells, image_size=75,
-                                         width_multiplier=0.05, num_blocks_a=1, num_blocks_b=0,
-                                         num_blocks_c=0)).save(layout.m1_model)
+    build_inception_v4(
+        InceptionV4Config(
+            num_cells=mesh.num_cells,
+            image_size=75,
+            width_multiplier=0.05,
+            num_blocks_a=1,
+            num_blocks_b=0,
+            num_blocks_c=0,
+        )
+    ).save(layout.m1_model)
     m2_config = M2Config(top_k=3, hidden_units=8)
     m2 = TrainedM2(build_m2(mesh.num_cells, m2_config), m2_config)
     m2.save(layout)
@@ -136,14 +183,26 @@ def test_geoloc_evaluate_adds_m2_and_m3_rows_from_the_runs_task_modules(tmp_path
     images.mkdir()
     rows = ["IMG_ID,LAT,LON,USER,POSTED_AT"]
     for i in range(6):
-        rows.append(f"{i}.jpg,{rng.uniform(-50, 50):.5f},{rng.uniform(-160, 160):.5f},u{i % 2},"
-                    f"{1_400_000_000 + 3600 * i}")
+        rows.append(
+            f"{i}.jpg,{rng.uniform(-50, 50):.5f},{rng.uniform(-160, 160):.5f},u{i % 2},"
+            f"{1_400_000_000 + 3600 * i}"
+        )
         Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(images / f"{i}.jpg")
     (tmp_path / "test.csv").write_text("\n".join(rows) + "\n")
     out = RunLayout(tmp_path / "out")
-    assert geoloc(["evaluate", f"--model={layout.root}", f"--csv={tmp_path / 'test.csv'}",
-                   f"--images={images}",
-                   f"--out={out.root}", "--image_path_template={id}"]) == 0
+    assert (
+        geoloc(
+            [
+                "evaluate",
+                f"--model={layout.root}",
+                f"--csv={tmp_path / 'test.csv'}",
+                f"--images={images}",
+                f"--out={out.root}",
+                "--image_path_template={id}",
+            ]
+        )
+        == 0
+    )
     m1_table, m1_ids, m1_probs = read_table(out.prediction_table("m1", "external"))
     m2_table, m2_ids, _ = read_table(out.prediction_table("m2", "external"))
     m3_table, _, _ = read_table(out.prediction_table("m3", "external"))

@@ -23,22 +23,36 @@ KM_IN_LAT_DEG = 180.0 / (np.pi * 6372.795)
 def knn_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("knn_run")
     rng = np.random.default_rng(3)
-    mesh = build_mesh(rng.uniform(-60, 60, 3000), rng.uniform(-170, 170, 3000), refinement_limit=300,
-                      min_examples=20, init_grid=6)
+    mesh = build_mesh(
+        rng.uniform(-60, 60, 3000),
+        rng.uniform(-170, 170, 3000),
+        refinement_limit=300,
+        min_examples=20,
+        init_grid=6,
+    )
     mesh.save(run / "mesh" / "mesh.npz")
-    meta = pd.DataFrame({"photo_id": ["a", "b", "c", "d"], "user_hash": ["u1", "u1", "u2", "u3"],
-                         "posted_at": np.arange(4, dtype=np.int64), "lat": LAT, "lon": LON,
-                         "outdoor_prob": np.array([0.9, 0.9, 0.1, -1.0], np.float32)})
+    meta = pd.DataFrame(
+        {
+            "photo_id": ["a", "b", "c", "d"],
+            "user_hash": ["u1", "u1", "u2", "u3"],
+            "posted_at": np.arange(4, dtype=np.int64),
+            "lat": LAT,
+            "lon": LON,
+            "outdoor_prob": np.array([0.9, 0.9, 0.1, -1.0], np.float32),
+        }
+    )
     cells = mesh.locate(LAT, LON)
     cells = np.where(cells >= 0, cells, 0)
     prediction_tables.write_table(
         prediction_tables.table_from_top_k(meta, cells[:, None], np.ones((4, 1))),
-        prediction_table_path(run / "predictions", "m1", "m23_val"))
+        prediction_table_path(run / "predictions", "m1", "m23_val"),
+    )
     pred_lat = np.array([LAT[0], LAT[1] + 30 * KM_IN_LAT_DEG, LAT[2], np.nan])
     pred_lon = np.array([LON[0], LON[1], LON[2], np.nan])
     prediction_tables.write_table(
         prediction_tables.table_from_points(meta, pred_lat, pred_lon),
-        prediction_table_path(run / "predictions", "m1_knn", "m23_val"))
+        prediction_table_path(run / "predictions", "m1_knn", "m23_val"),
+    )
     return run
 
 
@@ -51,9 +65,10 @@ def test_point_table_is_read_as_a_point_prediction(knn_run):
 
 
 def test_knn_row_has_the_accuracy_and_no_class_bias(knn_run):
-    evaluation = results.evaluate_predictions(predictions.load_predictions(
-        predictions.discover_prediction_tables(knn_run, "m23_val")),
-        Mesh.load(knn_run / "mesh" / "mesh.npz"))
+    evaluation = results.evaluate_predictions(
+        predictions.load_predictions(predictions.discover_prediction_tables(knn_run, "m23_val")),
+        Mesh.load(knn_run / "mesh" / "mesh.npz"),
+    )
     row = evaluation.results["models"]["m1_knn"]
     assert row["display_name"] == "M1 kNN" and row["prediction"] == "point"
     assert row["num_without_prediction"] == 1 and row["class_bias"] is None
@@ -64,7 +79,8 @@ def test_knn_row_has_the_accuracy_and_no_class_bias(knn_run):
     assert row["by_label_point"]["cell"] == s  # a point has no label point
     assert row["outdoor"]["by_label_point"]["imagery"]["num_photos"] == 2
     assert evaluation.errors_km["m1_knn"][1] == pytest.approx(
-        great_circle_km(LAT[1], LON[1], LAT[1] + 30 * KM_IN_LAT_DEG, LON[1]))
+        great_circle_km(LAT[1], LON[1], LAT[1] + 30 * KM_IN_LAT_DEG, LON[1])
+    )
     assert ("m1", "m1_knn") in [(t["model_a"], t["model_b"]) for t in evaluation.results["wilcoxon"]]
 
     t3 = tables.table3(evaluation.results)
@@ -74,13 +90,17 @@ def test_knn_row_has_the_accuracy_and_no_class_bias(knn_run):
     knn7 = next(r for r in t7.rows if r[0] == "M1 kNN")
     assert knn7[1:5] == (None, None, None, None) and knn7[5] == 4
     assert any("M1 kNN predicts a point, not a cell" in n for n in t7.notes)
-    assert next(r for r in tables.table6(evaluation.results).rows if r[0] == "M1 kNN")[3:] == \
-        (50.0, 50.0, 75.0, 75.0, 75.0)
+    assert next(r for r in tables.table6(evaluation.results).rows if r[0] == "M1 kNN")[3:] == (
+        50.0,
+        50.0,
+        75.0,
+        75.0,
+        75.0,
+    )
 
 
 def test_report_and_compare_include_the_knn_row(knn_run, tmp_path):
-    written = report.evaluate_run(knn_run, out_dir=tmp_path / "eval",
-                                  config=report.ReportConfig(plots=False))
+    written = report.evaluate_run(knn_run, out_dir=tmp_path / "eval", config=report.ReportConfig(plots=False))
     text = open(written["report"]).read()
     assert "| M1 kNN | - | - | - | - | 4 |" in text and "(appendix C), so they are left empty" in text
     table = compare.compare_results({"run": compare.read_results(tmp_path / "eval")})

@@ -27,13 +27,17 @@ def test_distances_identical_antipodal_and_one_degree():
     assert great_circle_km(48.85, 2.35, 48.85, 2.35) == 0.0
     assert great_circle_km(0.0, 0.0, 0.0, 180.0) == pytest.approx(math.pi * R, rel=1e-12)  # 20,020.74 km
     assert great_circle_km(90.0, 0.0, -90.0, 0.0) == pytest.approx(math.pi * R, rel=1e-12)
-    assert great_circle_km(10.0, 20.0, 11.0, 20.0) == pytest.approx(R * math.pi / 180.0, rel=1e-12)  # 111.23 km
+    assert great_circle_km(10.0, 20.0, 11.0, 20.0) == pytest.approx(
+        R * math.pi / 180.0, rel=1e-12
+    )  # 111.23 km
 
 
 def test_prediction_errors_use_the_predicted_cells_label_point():
     points = np.array([[0.0, 0.0], [0.0, 90.0]])  # two label points a quarter circle apart
     d = metrics.prediction_errors_km([0, 1, -1], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], points)
-    np.testing.assert_allclose(d, [0.0, math.pi * R / 2, math.pi * R], rtol=1e-12)  # -1: no prediction, a miss
+    np.testing.assert_allclose(
+        d, [0.0, math.pi * R / 2, math.pi * R], rtol=1e-12
+    )  # -1: no prediction, a miss
     with pytest.raises(EvaluationError, match="cell id 2 >= the mesh's 2 cells"):
         metrics.prediction_errors_km([2], [0.0], [0.0], points)
 
@@ -72,7 +76,9 @@ def test_kl_and_entropy_with_the_plus_one_rule_on_three_classes():
     assert b["num_photos"] == 3
     assert b["kl_divergence"] == pytest.approx(0.5 * math.log(0.75) + math.log(2) / 3, rel=1e-12)
     assert b["kl_divergence"] == pytest.approx(0.087208, abs=1e-6)
-    assert b["entropy_true_nats"] == pytest.approx(math.log(2) / 2 + math.log(3) / 3 + math.log(6) / 6, rel=1e-12)
+    assert b["entropy_true_nats"] == pytest.approx(
+        math.log(2) / 2 + math.log(3) / 3 + math.log(6) / 6, rel=1e-12
+    )
     assert b["entropy_pred_nats"] == pytest.approx(2 / 3 * math.log(1.5) + math.log(6) / 3, rel=1e-12)
     np.testing.assert_allclose(metrics.class_proportions([0, 0, 1], 3), [1 / 2, 1 / 3, 1 / 6])
     assert metrics.class_bias([0, 1, 2], [0, 1, 2], 3)["kl_divergence"] == 0.0  # q = p: best possible

@@ -55,8 +55,13 @@ def scene_model(tmp_path_factory):
     bright = rng.uniform(0.7, 1.0, (32, 8, 8, 3)).astype(np.float32)
     x = np.concatenate([dark, bright])
     y = np.array([0] * 32 + [1] * 32)
-    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     model.compile(keras.optimizers.Adam(0.1), "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=60, batch_size=64, verbose=0)
     root = tmp_path_factory.mktemp("scene")
@@ -68,7 +73,9 @@ def scene_model(tmp_path_factory):
 def test_tiny_scene_model_from_keras_file_and_savedmodel(scene_model):
     root, model = scene_model
     rng = np.random.default_rng(1)
-    test = np.concatenate([rng.uniform(0.0, 0.3, (5, 8, 8, 3)), rng.uniform(0.7, 1.0, (5, 8, 8, 3))]).astype(np.float32)
+    test = np.concatenate([rng.uniform(0.0, 0.3, (5, 8, 8, 3)), rng.uniform(0.7, 1.0, (5, 8, 8, 3))]).astype(
+        np.float32
+    )
     expected = np.asarray(model(test))[:, 1]  # mass of the only outdoor class
     p = outdoor.scene_outdoor_probs(str(root / "scene.keras"), test, root / "IO_places365.txt", batch_size=4)
     np.testing.assert_allclose(p, expected, rtol=1e-5, atol=1e-6)
@@ -85,16 +92,30 @@ def test_scene_model_probabilities_replace_the_column_in_table4_rows(scene_model
     root, _ = scene_model
     rng = np.random.default_rng(2)
     n = 20
-    images = np.concatenate([rng.uniform(0.0, 0.3, (12, 8, 8, 3)), rng.uniform(0.7, 1.0, (8, 8, 8, 3))]).astype(np.float32)
+    images = np.concatenate(
+        [rng.uniform(0.0, 0.3, (12, 8, 8, 3)), rng.uniform(0.7, 1.0, (8, 8, 8, 3))]
+    ).astype(np.float32)
     photo_id = np.array([f"p{i}" for i in range(n)], dtype=object)
     p = outdoor.scene_outdoor_probs(root / "scene.keras", images, root / "IO_places365.txt")
     lat = rng.uniform(-60, 60, n)
     lon = rng.uniform(-170, 170, n)
-    mesh = build_mesh(np.concatenate([lat, rng.uniform(-60, 60, 200)]), np.concatenate([lon, rng.uniform(-170, 170, 200)]),
-                      refinement_limit=60, min_examples=1, init_grid=4)
+    mesh = build_mesh(
+        np.concatenate([lat, rng.uniform(-60, 60, 200)]),
+        np.concatenate([lon, rng.uniform(-170, 170, 200)]),
+        refinement_limit=60,
+        min_examples=1,
+        init_grid=4,
+    )
     pred = predictions.ModelPredictions(
-        "m1", photo_id, photo_id.copy(), np.zeros(n, np.int64), lat, lon, np.full(n, -1.0, np.float32),
-        mesh.locate(lat, lon))  # the true cell: every photo's error is its distance to the label point
+        "m1",
+        photo_id,
+        photo_id.copy(),
+        np.zeros(n, np.int64),
+        lat,
+        lon,
+        np.full(n, -1.0, np.float32),
+        mesh.locate(lat, lon),
+    )  # the true cell: every photo's error is its distance to the label point
     column = results.evaluate_predictions({"m1": pred}, mesh).results["models"]["m1"]["outdoor"]
     assert column["num_known"] == 0 and column["by_label_point"] is None  # all unknown in the column
     scene = results.evaluate_predictions({"m1": pred}, mesh, outdoor_probs=pd.Series(p, index=photo_id))

@@ -45,10 +45,19 @@ def fake_predictions(rng, mesh, lat, lon, hit_rate, k, users, posted, outdoor, p
     hit = (rng.random(len(lat)) < hit_rate) & (true >= 0)
     guess[hit, 0] = true[hit]
     probs = np.sort(rng.random((len(lat), k)).astype(np.float32), axis=1)[:, ::-1]
-    return pd.DataFrame({
-        "photo_id": photo_ids, "user_hash": users, "posted_at": posted, "lat": lat, "lon": lon,
-        "outdoor_prob": outdoor, "top_ids": list(guess), "top_probs": list(probs),
-        "top10_mass": probs.sum(axis=1)})
+    return pd.DataFrame(
+        {
+            "photo_id": photo_ids,
+            "user_hash": users,
+            "posted_at": posted,
+            "lat": lat,
+            "lon": lon,
+            "outdoor_prob": outdoor,
+            "top_ids": list(guess),
+            "top_probs": list(probs),
+            "top10_mass": probs.sum(axis=1),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +76,22 @@ def fake_run(tmp_path_factory) -> Path:
     outdoor[:40] = -1.0  # unknown
     ids = np.array([f"p{i:04d}" for i in range(N)], dtype=object)
     args = (users, posted, outdoor, ids)
-    write_table(run / "predictions" / "m1" / "m23_val.parquet", fake_predictions(rng, mesh, lat, lon, 0.3, 10, *args))
-    write_table(run / "predictions" / "m2" / "m23_val.parquet", fake_predictions(rng, mesh, lat, lon, 0.6, 10, *args))
-    write_table(run / "predictions" / "user_averaging" / "m23_val.parquet",
-                fake_predictions(rng, mesh, lat, lon, 0.5, 1, *args))
+    write_table(
+        run / "predictions" / "m1" / "m23_val.parquet", fake_predictions(rng, mesh, lat, lon, 0.3, 10, *args)
+    )
+    write_table(
+        run / "predictions" / "m2" / "m23_val.parquet", fake_predictions(rng, mesh, lat, lon, 0.6, 10, *args)
+    )
+    write_table(
+        run / "predictions" / "user_averaging" / "m23_val.parquet",
+        fake_predictions(rng, mesh, lat, lon, 0.5, 1, *args),
+    )
     m3 = fake_predictions(rng, mesh, lat, lon, 0.7, 10, *args).iloc[rng.permutation(N)[:300]]
     write_table(run / "predictions" / "m3" / "m23_val.parquet", m3)
-    write_table(run / "predictions" / "m1" / "m23_train.parquet",
-                fake_predictions(rng, mesh, lat, lon, 0.3, 10, users, posted, outdoor, ids + "t"))
+    write_table(
+        run / "predictions" / "m1" / "m23_train.parquet",
+        fake_predictions(rng, mesh, lat, lon, 0.3, 10, users, posted, outdoor, ids + "t"),
+    )
     return run
 
 
@@ -92,17 +109,39 @@ def test_discovery_finds_models_in_report_order(fake_run):
 def test_report_renders_every_table_and_plot(fake_run):
     artifacts = report.evaluate_run(fake_run, simulated=True)
     out = fake_run / "eval"
-    for name in ("report.md", "results.json", "tables.json", "table3.csv", "table4.csv", "table6.csv", "table7.csv",
-                 "wilcoxon.csv", "figure1_longitude_by_hour.png", "figure2_mesh.png", "error_cdf.png",
-                 "accuracy_map_m1.png", "accuracy_map_m2.png", "accuracy_map_m3.png",
-                 "accuracy_map_user_averaging.png"):
+    for name in (
+        "report.md",
+        "results.json",
+        "tables.json",
+        "table3.csv",
+        "table4.csv",
+        "table6.csv",
+        "table7.csv",
+        "wilcoxon.csv",
+        "figure1_longitude_by_hour.png",
+        "figure2_mesh.png",
+        "error_cdf.png",
+        "accuracy_map_m1.png",
+        "accuracy_map_m2.png",
+        "accuracy_map_m3.png",
+        "accuracy_map_user_averaging.png",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
         if name.endswith(".png"):
             assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert artifacts["report"] == str(out / "report.md")
     md = (out / "report.md").read_text()
     assert md.startswith("> **SIMULATED DATA.**")
-    for title in ("Table 3", "Table 4", "Table 6", "Table 7", "Wilcoxon", "Figure 1", "Figure 2", "Error CDF"):
+    for title in (
+        "Table 3",
+        "Table 4",
+        "Table 6",
+        "Table 7",
+        "Wilcoxon",
+        "Figure 1",
+        "Figure 2",
+        "Error CDF",
+    ):
         assert title in md
     assert not list(out.glob(".*.tmp"))  # atomic writes leave nothing behind
 
@@ -141,8 +180,9 @@ def test_results_agree_with_a_direct_computation(fake_run):
     cell = np.array([ids[0] for ids in m1["top_ids"]])
     pts = mesh.imagery_centroids[cell]
     d = great_circle_km(m1["lat"], m1["lon"], pts[:, 0], pts[:, 1])
-    ev = results.evaluate_predictions(predictions.load_predictions(
-        {"m1": fake_run / "predictions" / "m1" / "m23_val.parquet"}), mesh)
+    ev = results.evaluate_predictions(
+        predictions.load_predictions({"m1": fake_run / "predictions" / "m1" / "m23_val.parquet"}), mesh
+    )
     s = ev.results["models"]["m1"]["by_label_point"]["imagery"]
     assert s["accuracy_percent"]["2500"] == pytest.approx(100.0 * np.mean(d <= 2500))
     assert s["median_km"] == pytest.approx(np.median(d))
@@ -151,9 +191,14 @@ def test_results_agree_with_a_direct_computation(fake_run):
 
 def test_m2_m3_rows_only_when_their_tables_exist(fake_run, tmp_path):
     out = tmp_path / "only_m1"
-    report.evaluate_run(fake_run, mesh_path=fake_run / "mesh" / "mesh.npz",
-                        tables={"m1": fake_run / "predictions" / "m1" / "m23_val.parquet"}, out_dir=out,
-                        config=report.ReportConfig(plots=False), notice="")
+    report.evaluate_run(
+        fake_run,
+        mesh_path=fake_run / "mesh" / "mesh.npz",
+        tables={"m1": fake_run / "predictions" / "m1" / "m23_val.parquet"},
+        out_dir=out,
+        config=report.ReportConfig(plots=False),
+        notice="",
+    )
     res = json.loads((out / "results.json").read_text())
     assert list(res["models"]) == ["m1"] and res["wilcoxon"] == []
     md = (out / "report.md").read_text()
@@ -177,11 +222,19 @@ def test_compare_puts_runs_side_by_side(fake_run, tmp_path):
 
 
 def test_predicted_cell_is_the_first_id_and_missing_columns_are_reported(tmp_path):
-    frame = pd.DataFrame({"photo_id": ["a", "b", "c"], "user_hash": ["u", "u", "v"], "posted_at": [0, 3600, 7200],
-                          "lat": [1.0, 2.0, 3.0], "lon": [4.0, 5.0, 6.0], "outdoor_prob": np.float32([0.1, -1, 0.9]),
-                          "top_ids": [np.int32([7, 3]), np.int32([]), np.int32([2, 9])],
-                          "top_probs": [np.float32([0.6, 0.1]), np.float32([]), np.float32([0.5, 0.4])],
-                          "top10_mass": np.float32([0.7, 0, 0.9])})
+    frame = pd.DataFrame(
+        {
+            "photo_id": ["a", "b", "c"],
+            "user_hash": ["u", "u", "v"],
+            "posted_at": [0, 3600, 7200],
+            "lat": [1.0, 2.0, 3.0],
+            "lon": [4.0, 5.0, 6.0],
+            "outdoor_prob": np.float32([0.1, -1, 0.9]),
+            "top_ids": [np.int32([7, 3]), np.int32([]), np.int32([2, 9])],
+            "top_probs": [np.float32([0.6, 0.1]), np.float32([]), np.float32([0.5, 0.4])],
+            "top10_mass": np.float32([0.7, 0, 0.9]),
+        }
+    )
     frame.to_parquet(tmp_path / "t.parquet", index=False)
     p = predictions.read_prediction_table(tmp_path / "t.parquet", "m1")
     np.testing.assert_array_equal(p.cell, [7, -1, 2])  # an empty list: no prediction

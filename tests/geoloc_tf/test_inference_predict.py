@@ -66,8 +66,7 @@ def test_m1_model_from_run_and_saved_model(run, photos):
     np.testing.assert_allclose(probabilities, np.stack([p, p]), atol=1e-6)
     assert features.shape == (2, model.features(images).shape[1]) and features.dtype == np.float32
     exported = M1Model.load(run / "export" / "m1")  # the run's mesh is found from export/m1
-    assert (exported.image_size, exported.num_cells, exported.run_dir) == (75, model.num_cells,
-                                                                            None)
+    assert (exported.image_size, exported.num_cells, exported.run_dir) == (75, model.num_cells, None)
     ids, top = exported.top_k(images, 10)
     assert ids.tolist() == [[3, 7, 1]] * 2 and np.allclose(top, [[0.4, 0.3, 0.15]] * 2, atol=1e-6)
     with pytest.raises(errors.InferenceError, match="top 3 of"):
@@ -97,9 +96,18 @@ def test_read_image_bytes_names_bad_files_and_reencodes_bmp(tmp_path):
 def test_predict_files_and_a_folder_with_a_corrupt_file(run, photos, capsys):
     from mesh import Mesh
 
-    code = geoloc(["predict", str(photos["jpg"]), str(photos["png"]), str(photos["folder"]),
-                   f"--model={run}",
-                   "--format=json", "--top_k=3", "--batch_size=2"])
+    code = geoloc(
+        [
+            "predict",
+            str(photos["jpg"]),
+            str(photos["png"]),
+            str(photos["folder"]),
+            f"--model={run}",
+            "--format=json",
+            "--top_k=3",
+            "--batch_size=2",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1  # one file failed
     errors_lines = [line for line in captured.err.splitlines() if line.startswith("error:")]
@@ -111,8 +119,7 @@ def test_predict_files_and_a_folder_with_a_corrupt_file(run, photos, capsys):
     for record in records:
         assert record["model"] == "m1" and record["posted_at"] is None
         assert [t["cell"] for t in record["top_k"]] == [3, 7, 1]
-        np.testing.assert_allclose([t["probability"] for t in record["top_k"]], [0.4, 0.3, 0.15],
-                                   atol=1e-5)
+        np.testing.assert_allclose([t["probability"] for t in record["top_k"]], [0.4, 0.3, 0.15], atol=1e-5)
         assert (record["lat"], record["lon"]) == tuple(mesh.imagery_centroids[3])
         half, most = record["mass_sets"]
         assert (half["level"], half["cells"], most["cells"]) == (0.5, [3, 7], [3, 7, 1, 9])
@@ -133,12 +140,14 @@ def test_geojson_csv_and_table_outputs(run, photos, capsys):
     assert feature["geometry"] == {"type": "Point", "coordinates": [centroid[1], centroid[0]]}
     assert feature["properties"]["mass_sets"][0]["num_cells"] == 2
 
-    assert geoloc(["predict", str(photos["jpg"]), str(photos["png"]), f"--model={run}",
-                   "--format=csv"]) == 0
+    assert geoloc(["predict", str(photos["jpg"]), str(photos["png"]), f"--model={run}", "--format=csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [Path(r["file"]).name for r in rows] == ["one.jpg", "two.png"]
-    assert (rows[0]["top_cells"].split()[:2], rows[0]["mass50_cells"],
-            rows[0]["mass90_cells"]) == (["3", "7"], "2", "4")
+    assert (rows[0]["top_cells"].split()[:2], rows[0]["mass50_cells"], rows[0]["mass90_cells"]) == (
+        ["3", "7"],
+        "2",
+        "4",
+    )
 
     assert geoloc(["predict", str(photos["jpg"]), f"--model={run}"]) == 0  # table, the default
     text = capsys.readouterr().out
@@ -147,8 +156,18 @@ def test_geojson_csv_and_table_outputs(run, photos, capsys):
 
 def test_posting_time_uses_the_runs_m2(run, photos, capsys):
 
-    assert geoloc(["predict", str(photos["jpg"]), f"--model={run}", "--format=json",
-                   "--posted_at=2014-06-01T14:30:00+02:00"]) == 0
+    assert (
+        geoloc(
+            [
+                "predict",
+                str(photos["jpg"]),
+                f"--model={run}",
+                "--format=json",
+                "--posted_at=2014-06-01T14:30:00+02:00",
+            ]
+        )
+        == 0
+    )
     (record,) = json.loads(capsys.readouterr().out)
     assert record["model"] == "m2" and record["posted_at"] == "2014-06-01T12:30:00Z"
     assert [t["cell"] for t in record["top_k"][:2]] == [5, 2]
@@ -159,9 +178,18 @@ def test_posting_time_uses_the_runs_m2(run, photos, capsys):
 
 def test_saved_model_answers_with_its_top_cells_and_says_what_is_unknown(run, photos, capsys):
 
-    assert geoloc(["predict", str(photos["png"]), f"--model={run / 'export' / 'm1'}",
-                   "--format=json",
-                   "--posted_at=2014-06-01T12:00:00Z"]) == 0
+    assert (
+        geoloc(
+            [
+                "predict",
+                str(photos["png"]),
+                f"--model={run / 'export' / 'm1'}",
+                "--format=json",
+                "--posted_at=2014-06-01T12:00:00Z",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "has no M2" in captured.err  # the SavedModel of M1 alone: M1 answers
     (record,) = json.loads(captured.out)
@@ -174,8 +202,19 @@ def test_saved_model_answers_with_its_top_cells_and_says_what_is_unknown(run, ph
 def test_map_png(run, photos, tmp_path, capsys):
 
     out = tmp_path / "maps" / "guess.png"
-    assert geoloc(["predict", str(photos["jpg"]), f"--model={run}", f"--map={out}", "--format=csv",
-                   f"--out={tmp_path / 'guess.csv'}"]) == 0
+    assert (
+        geoloc(
+            [
+                "predict",
+                str(photos["jpg"]),
+                f"--model={run}",
+                f"--map={out}",
+                "--format=csv",
+                f"--out={tmp_path / 'guess.csv'}",
+            ]
+        )
+        == 0
+    )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["guess.png"]
     assert (tmp_path / "guess.csv").read_text().count("\n") == 2  # header + one photo

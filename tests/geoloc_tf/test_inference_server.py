@@ -28,15 +28,21 @@ def server(tiny_run):
     from geoloc_tf.inference.server import start_server, stop_server
 
     predictor = Predictor.load(tiny_run)
-    running = start_server(predictor, ServerConfig(port=0, max_body_bytes=MAX_BODY, max_batch=8,
-                                                   batch_wait_ms=50.0, top_k=3))
+    running = start_server(
+        predictor, ServerConfig(port=0, max_body_bytes=MAX_BODY, max_batch=8, batch_wait_ms=50.0, top_k=3)
+    )
     yield running
     stop_server(running)
 
 
-def request(server, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None,
-            connection: http.client.HTTPConnection | None = None) -> tuple[int, dict]:
+def request(
+    server,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    connection: http.client.HTTPConnection | None = None,
+) -> tuple[int, dict]:
     host, port = server.server_address[:2]
     conn = connection or http.client.HTTPConnection(host, port, timeout=60)
     conn.request(method, path, body=body, headers=headers or {})
@@ -52,8 +58,9 @@ def multipart(fields: dict[str, tuple[bytes, str | None]]) -> tuple[bytes, str]:
     parts = []
     for name, (content, filename) in fields.items():
         disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        parts.append(f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
-                     + content + b"\r\n")
+        parts.append(
+            f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+        )
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
@@ -65,8 +72,7 @@ def test_healthz_names_the_model(server):
 
 
 def test_raw_jpeg_body_gets_the_predict_record(server):
-    status, record = request(server, "POST", "/predict", jpeg(80, 90, 1),
-                             {"Content-Type": "image/jpeg"})
+    status, record = request(server, "POST", "/predict", jpeg(80, 90, 1), {"Content-Type": "image/jpeg"})
     assert status == 200
     assert record["model"] == "m1" and [t["cell"] for t in record["top_k"]] == [3, 7, 1]
     assert abs(record["top_k"][0]["probability"] - 0.4) < 1e-5
@@ -74,31 +80,39 @@ def test_raw_jpeg_body_gets_the_predict_record(server):
 
 
 def test_multipart_upload_with_a_posting_time_is_answered_by_m2(server):
-    body, content_type = multipart({"image": (png(50, 60, 2), "holiday.png"),
-                                    "posted_at": (b"2014-06-01T14:30:00Z", None),
-                                    "top_k": (b"2", None)})
+    body, content_type = multipart(
+        {
+            "image": (png(50, 60, 2), "holiday.png"),
+            "posted_at": (b"2014-06-01T14:30:00Z", None),
+            "top_k": (b"2", None),
+        }
+    )
     status, record = request(server, "POST", "/predict", body, {"Content-Type": content_type})
     assert status == 200 and record["file"] == "holiday.png"
     assert record["model"] == "m2" and record["posted_at"] == "2014-06-01T14:30:00Z"
     assert [t["cell"] for t in record["top_k"]] == [5, 2]
 
 
-@pytest.mark.parametrize("body,headers,expected,words", [
-    (b"x" * (MAX_BODY + 1), {"Content-Type": "image/jpeg"}, 413, "over the limit"),
-    (b"plain text, not a photo", {"Content-Type": "image/jpeg"}, 415, "request body"),
-    (b"{}", {"Content-Type": "application/json"}, 415, "Content-Type application/json"),
-    (None, {"Content-Type": "image/jpeg"}, 400, "empty image"),
-])
-def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, body, headers, expected,
-                                                           words):
+@pytest.mark.parametrize(
+    "body,headers,expected,words",
+    [
+        (b"x" * (MAX_BODY + 1), {"Content-Type": "image/jpeg"}, 413, "over the limit"),
+        (b"plain text, not a photo", {"Content-Type": "image/jpeg"}, 415, "request body"),
+        (b"{}", {"Content-Type": "application/json"}, 415, "Content-Type application/json"),
+        (None, {"Content-Type": "image/jpeg"}, 400, "empty image"),
+    ],
+)
+def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, body, headers, expected, words):
     host, port = server.server_address[:2]
     conn = http.client.HTTPConnection(host, port, timeout=60)
-    status, payload = request(server, "POST", "/predict", body if body is not None else b"",
-                              headers, connection=conn)
+    status, payload = request(
+        server, "POST", "/predict", body if body is not None else b"", headers, connection=conn
+    )
     assert status == expected and payload["status"] == expected and words in payload["error"]
     # The same connection (the refused body was drained) and a new one both still get answers.
-    status, record = request(server, "POST", "/predict", jpeg(64, 64, 3),
-                             {"Content-Type": "image/jpeg"}, connection=conn)
+    status, record = request(
+        server, "POST", "/predict", jpeg(64, 64, 3), {"Content-Type": "image/jpeg"}, connection=conn
+    )
     assert status == 200 and record["top_k"][0]["cell"] == 3
     conn.close()
     assert request(server, "GET", "/healthz")[0] == 200
@@ -106,10 +120,12 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, body, headers
 
 def test_bad_options_and_paths(server):
     photo = jpeg(64, 64, 4)
-    cases = [("/predict?posted_at=June", 400, "not an ISO 8601 time"),
-             ("/predict?outdoor=2", 400, "expected a probability"),
-             ("/predict?top_k=0", 400, "top_k"),
-             ("/elsewhere", 404, "no such path")]
+    cases = [
+        ("/predict?posted_at=June", 400, "not an ISO 8601 time"),
+        ("/predict?outdoor=2", 400, "expected a probability"),
+        ("/predict?top_k=0", 400, "top_k"),
+        ("/elsewhere", 404, "no such path"),
+    ]
     for path, expected, words in cases:
         status, payload = request(server, "POST", path, photo, {"Content-Type": "image/jpeg"})
         assert (status, words in payload["error"]) == (expected, True), path
@@ -125,8 +141,9 @@ def test_concurrent_requests_are_batched(server):
     lock = threading.Lock()
 
     def client(seed: int) -> None:
-        answer = request(server, "POST", "/predict?top_k=1", jpeg(70, 70, seed),
-                         {"Content-Type": "image/jpeg"})
+        answer = request(
+            server, "POST", "/predict?top_k=1", jpeg(70, 70, seed), {"Content-Type": "image/jpeg"}
+        )
         with lock:
             answers.append(answer)
 

@@ -41,9 +41,13 @@ def test_tiny_bandwidth_is_1nn_and_huge_bandwidth_is_the_most_central():
 
 
 def test_vectorized_over_queries_with_missing_neighbours_and_weights():
-    lat = np.array([[SYDNEY[0], PARIS[0], PARIS[0]],
-                    [np.nan, np.nan, np.nan],  # no neighbour at all
-                    [SYDNEY[0], PARIS[0], np.nan]])  # one missing: the 2 left tie -> the nearest
+    lat = np.array(
+        [
+            [SYDNEY[0], PARIS[0], PARIS[0]],
+            [np.nan, np.nan, np.nan],  # no neighbour at all
+            [SYDNEY[0], PARIS[0], np.nan],
+        ]
+    )  # one missing: the 2 left tie -> the nearest
     lon = np.array([[SYDNEY[1], PARIS[1], PARIS[1]], [np.nan] * 3, [SYDNEY[1], PARIS[1], np.nan]])
     out_lat, out_lon, density = kde_locations(lat, lon, 50.0)
     assert out_lat[0] == PARIS[0] and density[0] == pytest.approx(2.0)
@@ -62,8 +66,7 @@ def test_bad_bandwidth_and_shapes_are_refused():
 
 def index_of_places():
     """Six photos: features near (1, 0) in Paris, near (0, 1) in Sydney."""
-    features = np.array([[1, 0], [0.99, 0.01], [0.98, 0.02], [0, 1], [0.01, 0.99], [0.02, 0.98]],
-                        np.float32)
+    features = np.array([[1, 0], [0.99, 0.01], [0.98, 0.02], [0, 1], [0.01, 0.99], [0.02, 0.98]], np.float32)
     lat = np.array([PARIS[0], PARIS[0] + 0.01, PARIS[0] - 0.01, SYDNEY[0], SYDNEY[0], SYDNEY[0]])
     lon = np.array([PARIS[1]] * 3 + [SYDNEY[1]] * 3)
     return features, lat, lon
@@ -71,8 +74,9 @@ def index_of_places():
 
 def test_knn_locations_search_then_density():
     features, lat, lon = index_of_places()
-    out_lat, out_lon, _ = knn_locations(features, lat, lon, np.array([[0.9, 0.1], [0.1, 0.9]]),
-                                        k=3, bandwidth_km=50.0)
+    out_lat, out_lon, _ = knn_locations(
+        features, lat, lon, np.array([[0.9, 0.1], [0.1, 0.9]]), k=3, bandwidth_km=50.0
+    )
     assert (out_lat[0], out_lon[0]) == PARIS  # the middle of the three Paris photos
     assert (out_lat[1], out_lon[1]) == SYDNEY
 
@@ -85,12 +89,20 @@ def test_write_knn_predictions_reads_the_feature_indexes(tmp_path):
 
     def store(split, n, rows_lat, rows_lon, feats, prefix):
         """What the predict stage writes: M1's table and the split's feature index."""
-        meta = pd.DataFrame({"photo_id": [f"{prefix}{i}" for i in range(n)], "user_hash": "u",
-                             "posted_at": np.zeros(n, np.int64), "lat": rows_lat, "lon": rows_lon,
-                             "outdoor_prob": np.full(n, -1.0, np.float32)})
+        meta = pd.DataFrame(
+            {
+                "photo_id": [f"{prefix}{i}" for i in range(n)],
+                "user_hash": "u",
+                "posted_at": np.zeros(n, np.int64),
+                "lat": rows_lat,
+                "lon": rows_lon,
+                "outdoor_prob": np.full(n, -1.0, np.float32),
+            }
+        )
         prediction_tables.write_table(
             prediction_tables.table_from_top_k(meta, np.zeros((n, 1)), np.ones((n, 1))),
-            layout.prediction_table("m1", split))
+            layout.prediction_table("m1", split),
+        )
         FeatureIndex.write(layout.index_dir(split), feats, meta["photo_id"], rows_lat, rows_lon)
 
     store("m1_train", 6, lat, lon, features, "t")

@@ -75,15 +75,17 @@ def test_serialization_round_trip_in_functional_model(tmp_path):
     assert model.get_layer("top_k").get_config()["k"] == 2
     assert model.get_layer("densify").get_config()["num_cells"] == 6
 
-    data = [np.array([[5, 0, 2]], np.int32), np.array([[0.5, 0.3, 0.1]], np.float32),
-            np.array([1483228800], np.int64)]
+    data = [
+        np.array([[5, 0, 2]], np.int32),
+        np.array([[0.5, 0.3, 0.1]], np.float32),
+        np.array([1483228800], np.int64),
+    ]
     path = tmp_path / "layers.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
     assert isinstance(loaded.get_layer("top_k"), TopKSparsifyNormalize)
     assert loaded.get_layer("top_k").k == 2
-    np.testing.assert_allclose(loaded.predict(data, verbose=0), model.predict(data, verbose=0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(loaded.predict(data, verbose=0), model.predict(data, verbose=0), rtol=1e-6)
 
 
 def test_album_evidence_adds_the_log_mean_softmax_of_the_real_photos():
@@ -99,5 +101,4 @@ def test_album_evidence_adds_the_log_mean_softmax_of_the_real_photos():
     np.testing.assert_allclose(out[0, :2], logits[0, :2] + evidence, rtol=1e-5)
     junk = logits.copy()
     junk[0, 2] = [-5.0, 7.0]  # the padded position changes nothing at the real ones
-    np.testing.assert_allclose(np.asarray(layer(junk, album_mask=mask))[0, :2], out[0, :2],
-                               rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(layer(junk, album_mask=mask))[0, :2], out[0, :2], rtol=1e-6)

@@ -95,9 +95,7 @@ def test_saved_model_in_a_fresh_process_predicts_as_in_process(tmp_path):
     np.testing.assert_array_equal(np.array(there["lon"]), here["lon"])
 
     reloaded = keras.saving.load_model(written.keras_path, compile=False)
-    np.testing.assert_allclose(
-        np.asarray(reloaded(pixels, training=False)), probabilities, rtol=1e-5
-    )
+    np.testing.assert_allclose(np.asarray(reloaded(pixels, training=False)), probabilities, rtol=1e-5)
 
 
 def test_label_points_must_be_one_lat_lon_row_per_cell():

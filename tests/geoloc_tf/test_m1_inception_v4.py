@@ -172,9 +172,7 @@ def test_loss_decreases_on_a_tiny_learnable_set():
     rng = np.random.default_rng(1)
     colours = np.array([[0.8, -0.8, -0.8], [-0.8, 0.8, -0.8], [-0.8, -0.8, 0.8]], np.float32)
     labels = np.tile(np.arange(3), 12)
-    images = (colours[labels][:, None, None, :] + rng.normal(0, 0.3, (36, 75, 75, 3))).astype(
-        np.float32
-    )
+    images = (colours[labels][:, None, None, :] + rng.normal(0, 0.3, (36, 75, 75, 3))).astype(np.float32)
     config = InceptionV4Config(
         num_cells=3,
         image_size=75,

@@ -63,9 +63,7 @@ def test_every_slim_name_lands_on_its_keras_variable(tmp_path, source, caplog):
     # Mixed_5a concatenates round(192 * .05) = 10 conv and 2 x 5 max-pooled channels: 20 in.
     assert values["InceptionV4/Mixed_5b/Branch_0/Conv2d_0a_1x1/weights"].shape == (1, 1, 20, 5)
     assert values["InceptionV4/Mixed_6b/Branch_1/Conv2d_0b_1x7/weights"].shape == (1, 7, 10, 11)
-    assert values[
-        "InceptionV4/Mixed_7b/Branch_2/Conv2d_0e_3x1/BatchNorm/moving_variance"
-    ].shape == (13,)
+    assert values["InceptionV4/Mixed_7b/Branch_2/Conv2d_0e_3x1/BatchNorm/moving_variance"].shape == (13,)
     assert values["InceptionV4/Logits/Logits/weights"].shape == (78, 7)
     assert len(values) == 4 * TINY_CONVS + 2
     prefix = write_slim(tmp_path, values)
@@ -94,9 +92,7 @@ def test_every_slim_name_lands_on_its_keras_variable(tmp_path, source, caplog):
     # With the logits too, the two models compute the same features and probabilities.
     slim_checkpoint.load_slim_checkpoint(model_b, prefix, skip_prefixes=())
     images = np.random.default_rng(2).uniform(-1, 1, (2, 75, 75, 3)).astype(np.float32)
-    np.testing.assert_allclose(
-        features_model(model_b)(images), features_model(model_a)(images), rtol=1e-5
-    )
+    np.testing.assert_allclose(features_model(model_b)(images), features_model(model_a)(images), rtol=1e-5)
 
 
 def test_a_variable_missing_from_the_checkpoint_is_listed(tmp_path, source):

@@ -40,15 +40,24 @@ print("RESULT", json.dumps({"steps": result.global_steps, "replicas":
       __import__("geoloc_tf.distribute", fromlist=["x"]).make_strategy(strategy).num_replicas_in_sync}))
 """
 
-MODEL = dict(image_size=75, width_multiplier=0.05, blocks=(1, 1, 1), global_batch_size=8,
-             sgd_epochs=1, checkpoint_every_steps=3, log_every_steps=2, validation_photos=16,
-             shuffle_buffer=64)
+MODEL = dict(
+    image_size=75,
+    width_multiplier=0.05,
+    blocks=(1, 1, 1),
+    global_batch_size=8,
+    sgd_epochs=1,
+    checkpoint_every_steps=3,
+    log_every_steps=2,
+    validation_photos=16,
+    shuffle_buffer=64,
+)
 SAMPLER = dict(examples_per_cell=3, alpha_schedule=(0.0,), cycle_epochs=2)
 
 
 def configs(**changes):
     from data_pipelines.config import SamplerConfig
     from geoloc_tf.m1.config import M1Config
+
     sampler = SamplerConfig(**{**SAMPLER, **changes.pop("sampler", {})})
     return M1Config(**{**MODEL, **changes}, sampler=sampler)
 
@@ -59,10 +68,8 @@ def run_script(tiny_world, out: Path, strategy: str, model=MODEL, sampler=SAMPLE
     script.write_text(TRAIN_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
-    command = [sys.executable, str(script), world, str(out), strategy, json.dumps(model),
-               json.dumps(sampler)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    command = [sys.executable, str(script), world, str(out), strategy, json.dumps(model), json.dumps(sampler)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if kill_when is not None:
         deadline = time.monotonic() + 240
         while not kill_when() and process.poll() is None and time.monotonic() < deadline:
@@ -73,7 +80,7 @@ def run_script(tiny_world, out: Path, strategy: str, model=MODEL, sampler=SAMPLE
     stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
     line = next(l for l in stdout.splitlines() if l.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +88,17 @@ def uninterrupted(tiny_world, tmp_path_factory):
     import mesh
     from data_pipelines.dataset import load
     from geoloc_tf.m1.training import train_m1
+
     out = tmp_path_factory.mktemp("m1_uninterrupted")
-    result = train_m1(load(tiny_world.data_root), mesh.Mesh.load(tiny_world.mesh_path), out,
-                      out / "tb", configs(), seed=0)
+    result = train_m1(
+        load(tiny_world.data_root), mesh.Mesh.load(tiny_world.mesh_path), out, out / "tb", configs(), seed=0
+    )
     return out, result
 
 
 def test_phases_epoch_sizes_and_learning_rates(uninterrupted, tiny_world):
     import mesh
+
     _, result = uninterrupted
     history = result.history
     cells = mesh.Mesh.load(tiny_world.mesh_path).num_cells
@@ -99,8 +109,10 @@ def test_phases_epoch_sizes_and_learning_rates(uninterrupted, tiny_world):
     assert history[1]["epoch_size"] == round(cells * 3 * 1.06)
     from data_pipelines import labels
     from data_pipelines.dataset import load
-    train_labels = np.concatenate(labels.shard_labels(load(tiny_world.data_root), "m1_train",
-                                                      mesh.Mesh.load(tiny_world.mesh_path)))
+
+    train_labels = np.concatenate(
+        labels.shard_labels(load(tiny_world.data_root), "m1_train", mesh.Mesh.load(tiny_world.mesh_path))
+    )
     assert history[2]["examples"] == int((train_labels >= 0).sum())
     assert [h["learning_rate"] for h in history] == [0.01, 0.01, 0.01]  # SGD epoch 0: 100 %
     assert result.global_steps == sum(h["steps"] for h in history)
@@ -111,17 +123,28 @@ def test_phases_epoch_sizes_and_learning_rates(uninterrupted, tiny_world):
 def test_model_file_and_tensorboard_scalars(uninterrupted):
     import keras
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     out, result = uninterrupted
     model = keras.saving.load_model(result.model_path)
     assert model.output_shape[-1] > 1
     events = EventAccumulator(str(out / "tb"), size_guidance={"tensors": 0}).Reload()
     tags = set(events.Tags()["tensors"])
-    for tag in ("train/loss", "train/cell_accuracy", "train/learning_rate", "sampler/alpha",
-                "sampler/epoch_size", "train/loss_step", "validation/accuracy_1km",
-                "validation/accuracy_25km", "validation/accuracy_200km", "validation/accuracy_750km",
-                "validation/accuracy_2500km"):
+    for tag in (
+        "train/loss",
+        "train/cell_accuracy",
+        "train/learning_rate",
+        "sampler/alpha",
+        "sampler/epoch_size",
+        "train/loss_step",
+        "validation/accuracy_1km",
+        "validation/accuracy_25km",
+        "validation/accuracy_200km",
+        "validation/accuracy_750km",
+        "validation/accuracy_2500km",
+    ):
         assert tag in tags, (tag, sorted(tags))
     import tensorflow as tf
+
     alphas = [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("sampler/alpha")]
     assert alphas == [0.0, 0.0, 1.0]
 
@@ -139,8 +162,7 @@ def test_kill_minus_9_and_resume_reaches_the_same_step_count(uninterrupted, tiny
     assert history[0]["resumed_at_step"] > 0  # the interrupted epoch went on mid-way
 
 
-def test_a_run_killed_before_writing_its_model_writes_the_trained_one(uninterrupted, tiny_world,
-                                                                     tmp_path):
+def test_a_run_killed_before_writing_its_model_writes_the_trained_one(uninterrupted, tiny_world, tmp_path):
     import shutil
 
     import keras
@@ -148,12 +170,19 @@ def test_a_run_killed_before_writing_its_model_writes_the_trained_one(uninterrup
     import mesh
     from data_pipelines.dataset import load
     from geoloc_tf.m1.training import train_m1
+
     out, expected = uninterrupted
     rerun = tmp_path / "rerun"
     shutil.copytree(out / "checkpoints", rerun / "checkpoints")  # every epoch, no m1.keras
     shutil.copy(out / "history.json", rerun / "history.json")
-    result = train_m1(load(tiny_world.data_root), mesh.Mesh.load(tiny_world.mesh_path), rerun,
-                      rerun / "tb", configs(), seed=0)
+    result = train_m1(
+        load(tiny_world.data_root),
+        mesh.Mesh.load(tiny_world.mesh_path),
+        rerun,
+        rerun / "tb",
+        configs(),
+        seed=0,
+    )
     assert result.global_steps == expected.global_steps and len(result.history) == 3
     trained = keras.saving.load_model(expected.model_path).get_weights()
     for saved, original in zip(keras.saving.load_model(result.model_path).get_weights(), trained):
@@ -163,8 +192,9 @@ def test_a_run_killed_before_writing_its_model_writes_the_trained_one(uninterrup
 @pytest.mark.parametrize("strategy, replicas", [("mirrored", 2), ("multi_worker", 1)])
 def test_distribution_strategies_train(tiny_world, tmp_path, strategy, replicas):
     one_epoch = dict(SAMPLER, cycle_epochs=1)
-    result = run_script(tiny_world, tmp_path / strategy, strategy, model=dict(MODEL, sgd_epochs=0),
-                        sampler=one_epoch)
+    result = run_script(
+        tiny_world, tmp_path / strategy, strategy, model=dict(MODEL, sgd_epochs=0), sampler=one_epoch
+    )
     assert result["replicas"] == replicas
     assert result["steps"] > 0
     assert (tmp_path / strategy / "m1.keras").exists()
@@ -174,10 +204,12 @@ def test_augmentation_on_the_device_trains_under_mirrored_strategy(tiny_world, t
     # augment_on="device": the input pipeline yields packed uint8 crops and the DeviceAugment
     # layer unpacks and resizes them inside the (distributed) train step; m1.keras is M1 alone.
     import keras
+
     one_epoch = dict(SAMPLER, cycle_epochs=1)
     out = tmp_path / "device"
-    result = run_script(tiny_world, out, "mirrored",
-                        model=dict(MODEL, sgd_epochs=0, augment_on="device"), sampler=one_epoch)
+    result = run_script(
+        tiny_world, out, "mirrored", model=dict(MODEL, sgd_epochs=0, augment_on="device"), sampler=one_epoch
+    )
     history = json.loads((out / "history.json").read_text())
     assert result["replicas"] == 2 and history[0]["augment_on"] == "device"
     assert result["steps"] == history[0]["examples"] // MODEL["global_batch_size"] > 0
@@ -191,6 +223,7 @@ def test_augment_on_auto_means_host_on_cpus_and_rejects_unknown_values():
 
     from geoloc_tf.m1.device_augment import augments_on_device
     from mesh.settings import SettingError
+
     strategy = tf.distribute.get_strategy()
     assert augments_on_device("auto", strategy) is bool(tf.config.list_logical_devices("GPU"))
     assert augments_on_device("device", strategy) is True
@@ -215,8 +248,9 @@ def test_predict_writes_every_photo_of_every_split_with_top_k(uninterrupted, tin
     model = keras.saving.load_model(result.model_path)
     data = load(tiny_world.data_root)
     layout = RunLayout(tmp_path)
-    paths = predict_splits(model, data, layout, PredictConfig(top_k=3, store_features=True),
-                           image_size=75, batch_size=16)
+    paths = predict_splits(
+        model, data, layout, PredictConfig(top_k=3, store_features=True), image_size=75, batch_size=16
+    )
     splits = ("m1_train", "m23_train", "m23_val")
     assert set(paths) == set(splits) | {f"{split}_features" for split in splits}
     for split in splits:
@@ -234,6 +268,7 @@ def test_predict_writes_every_photo_of_every_split_with_top_k(uninterrupted, tin
     # a rerun finds every shard done and rewrites nothing but the joined tables
     parts = sorted(layout.prediction_dir("m1").rglob("_parts/*/*.parquet"))
     mtimes = [p.stat().st_mtime_ns for p in parts]
-    predict_splits(model, data, layout, PredictConfig(top_k=3, store_features=True),
-                   image_size=75, batch_size=16)
+    predict_splits(
+        model, data, layout, PredictConfig(top_k=3, store_features=True), image_size=75, batch_size=16
+    )
     assert [p.stat().st_mtime_ns for p in parts] == mtimes

@@ -40,24 +40,36 @@ def synthetic_split(rng, num_users, first_user):
     logits[np.arange(n), (cell + NUM_CELLS // 2) % NUM_CELLS] += 2.0  # the antipodal twin
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     utc_hour = np.floor((rng.normal(14, 2, n) - lon / 15) % 24).astype(np.int64)
-    posted_at = (NEW_YEAR_2017 + rng.integers(0, 365, n) * 86400 + utc_hour * 3600
-                 + rng.integers(0, 3600, n))
+    posted_at = NEW_YEAR_2017 + rng.integers(0, 365, n) * 86400 + utc_hour * 3600 + rng.integers(0, 3600, n)
     photos = M2Data.from_dense(probs, posted_at, cell, k=10)
-    table = pd.DataFrame({"user_hash": user.astype(str), "posted_at": posted_at,
-                          "photo_id": np.arange(n)})
+    table = pd.DataFrame({"user_hash": user.astype(str), "posted_at": posted_at, "photo_id": np.arange(n)})
     return photos, table
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     rng = np.random.default_rng(0)
-    splits = {name: synthetic_split(rng, users, 1000 * i)
-              for i, (name, users) in enumerate((("train", 150), ("val", 50), ("test", 50)))}
-    m2_config = M2Config(hidden_units=64, dropout=0.2, batch_size=128, max_epochs=3,
-                         early_stopping_patience=2, boosting_rounds=1)
+    splits = {
+        name: synthetic_split(rng, users, 1000 * i)
+        for i, (name, users) in enumerate((("train", 150), ("val", 50), ("test", 50)))
+    }
+    m2_config = M2Config(
+        hidden_units=64,
+        dropout=0.2,
+        batch_size=128,
+        max_epochs=3,
+        early_stopping_patience=2,
+        boosting_rounds=1,
+    )
     tensorboard_dir = tmp_path_factory.mktemp("m2_tensorboard")
-    m2, history = train_m2(splits["train"][0], splits["val"][0], NUM_CELLS, m2_config, seed=0,
-                           tensorboard_dir=str(tensorboard_dir))
+    m2, history = train_m2(
+        splits["train"][0],
+        splits["val"][0],
+        NUM_CELLS,
+        m2_config,
+        seed=0,
+        tensorboard_dir=str(tensorboard_dir),
+    )
     return splits, m2_config, m2, history, tensorboard_dir
 
 
@@ -85,26 +97,45 @@ def test_m2_beats_m1_when_hour_carries_longitude(world):
     assert [e.phase for e in history.epochs][:2] == ["boost0", "boost1"]
     assert history.boosting[0]["alpha"] > 0
     assert history.best_val_accuracy == max(e.val_accuracy for e in history.epochs)
-    assert {"loss", "accuracy", "val_accuracy", "learning_rate", "boosting_round",
-            "boosting/error"} <= scalar_tags(tensorboard_dir)
+    assert {
+        "loss",
+        "accuracy",
+        "val_accuracy",
+        "learning_rate",
+        "boosting_round",
+        "boosting/error",
+    } <= scalar_tags(tensorboard_dir)
 
 
 def test_m3_beats_m2_when_users_stay_in_one_region(world, tmp_path):
     splits, m2_config, m2, _, _ = world
     (train, train_table), (val, val_table), (test, test_table) = (
-        splits["train"], splits["val"], splits["test"])
-    config = M3Config(lstm_units=16, learning_rate=0.005, batch_size=32,
-                      max_epochs=12, early_stopping_patience=4)
-    m3, history = train_m3(training_draws(train, build_albums(train_table), seed=0),
-                           album_arrays(val, build_albums(val_table)), NUM_CELLS, config,
-                           m2_config, seed=0, m2_model=m2, tensorboard_dir=str(tmp_path / "tb"))
+        splits["train"],
+        splits["val"],
+        splits["test"],
+    )
+    config = M3Config(
+        lstm_units=16, learning_rate=0.005, batch_size=32, max_epochs=12, early_stopping_patience=4
+    )
+    m3, history = train_m3(
+        training_draws(train, build_albums(train_table), seed=0),
+        album_arrays(val, build_albums(val_table)),
+        NUM_CELLS,
+        config,
+        m2_config,
+        seed=0,
+        m2_model=m2,
+        tensorboard_dir=str(tmp_path / "tb"),
+    )
     test_albums = build_albums(test_table)
     album_probs = m3.predict(album_arrays(test, test_albums).inputs, verbose=0)
     m3_accuracy = accuracy(photo_values(album_probs, test_albums).argmax(axis=1), test)
     m2_accuracy = accuracy(m2.predict(test.model_inputs(), verbose=0).argmax(axis=1), test)
     user_average, _ = user_average_cells(test_table.user_hash, test.cell_ids, test.cell_probs)
-    print(f"synthetic M2 {m2_accuracy:.3f}  M3 {m3_accuracy:.3f}  "
-          f"user averaging {accuracy(user_average, test):.3f}")
+    print(
+        f"synthetic M2 {m2_accuracy:.3f}  M3 {m3_accuracy:.3f}  "
+        f"user averaging {accuracy(user_average, test):.3f}"
+    )
     assert m3_accuracy > m2_accuracy + M3_OVER_M2
     assert history.epochs[0].phase == "start"  # M3 started near M2 is scored before training
     assert len(history.epochs) - 1 <= config.max_epochs

@@ -19,9 +19,10 @@ def test_layer_sizes_equal_table_2(num_cells):
     assert input_width(num_cells, M2Config()) == num_cells + 4
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert [layer.units for layer in dense] == [542 * 3] * 3 + [num_cells]  # rows 2-5
-    assert [model.get_layer(f"m2_block{i}_{a}").activation.__name__
-            for i, a in ((1, "sigmoid"), (2, "relu"), (3, "sigmoid"))] == [
-                "sigmoid", "relu", "sigmoid"]
+    assert [
+        model.get_layer(f"m2_block{i}_{a}").activation.__name__
+        for i, a in ((1, "sigmoid"), (2, "relu"), (3, "sigmoid"))
+    ] == ["sigmoid", "relu", "sigmoid"]
     assert dense[-1].activation.__name__ == "linear"  # row 5's softmax is its own layer
     assert model.get_layer("m2_softmax").activation.__name__ == "softmax"
     assert len([l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]) == 3
@@ -38,12 +39,14 @@ def test_m1_prior_starts_as_m1_with_its_tail_flattened(tmp_path):
     data = M2Data.from_dense(probs, np.array([1_500_000_000]), k=2)
     model = build_m2(5, M2Config(top_k=2, hidden_units=8, m1_prior=True))
     expected = np.array([0.2 / 3, 0.6, 0.2, 0.2 / 3, 0.2 / 3])
-    np.testing.assert_allclose(model.predict(data.model_inputs(), verbose=0)[0], expected,
-                               rtol=1e-5)
+    np.testing.assert_allclose(model.predict(data.model_inputs(), verbose=0)[0], expected, rtol=1e-5)
     assert not np.any(model.get_layer("m2_output").kernel.numpy())  # the correction starts at 0
     model.save(tmp_path / "m2.keras")  # the prior layer saves and loads
-    np.testing.assert_allclose(keras.models.load_model(tmp_path / "m2.keras").predict(
-        data.model_inputs(), verbose=0)[0], expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        keras.models.load_model(tmp_path / "m2.keras").predict(data.model_inputs(), verbose=0)[0],
+        expected,
+        rtol=1e-5,
+    )
 
 
 def test_outdoor_extra_input_widens_input():
@@ -70,8 +73,9 @@ def test_dense_and_top_k_forms_agree_and_save(tmp_path):
 
     path = tmp_path / "m2.keras"
     sparse_model.save(path)
-    np.testing.assert_allclose(keras.models.load_model(path).predict(sparse_inputs, verbose=0),
-                               expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.models.load_model(path).predict(sparse_inputs, verbose=0), expected, rtol=1e-6
+    )
 
 
 def test_config_rejects_bad_values():
@@ -105,6 +109,7 @@ def test_m1_top1_is_the_best_stored_cell():
 
 def test_predict_top_k_in_chunks_matches_full_predict():
     from geoloc_tf.chunked_top_k import predict_top_k
+
     rng = np.random.default_rng(2)
     data = M2Data.from_dense(rng.dirichlet(np.ones(15), 10), rng.integers(1.4e9, 1.6e9, 10))
     keras.utils.set_random_seed(0)

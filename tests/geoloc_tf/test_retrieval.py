@@ -17,8 +17,7 @@ from geoloc_tf.retrieval.search import nearest
 
 
 def brute_force(index: np.ndarray, queries: np.ndarray, k: int):
-    d = np.sqrt(((queries[:, None, :].astype(np.float64) - index[None].astype(np.float64)) ** 2)
-                .sum(-1))
+    d = np.sqrt(((queries[:, None, :].astype(np.float64) - index[None].astype(np.float64)) ** 2).sum(-1))
     order = np.argsort(d, axis=1, kind="stable")[:, :k]
     return order, np.take_along_axis(d, order, axis=1)
 
@@ -65,8 +64,9 @@ def test_k_above_n_memory_map_and_bad_input(tmp_path):
 def test_index_write_open_round_trip(tmp_path):
     features = np.array([[3, 4], [0, 1], [1, 1]], np.float32)
     out = tmp_path / "index"
-    written = FeatureIndex.write(out, features, ["a", "b", "c"], [1.0, 2.0, 3.0], [4.0, 5.0, 6.0],
-                                 meta={"split": "m1_train"})
+    written = FeatureIndex.write(
+        out, features, ["a", "b", "c"], [1.0, 2.0, 3.0], [4.0, 5.0, 6.0], meta={"split": "m1_train"}
+    )
     again = FeatureIndex.open(out)
     assert isinstance(again.features, np.memmap) and len(again) == 3 and again.dim == 2
     np.testing.assert_array_equal(again.features, features)
@@ -85,8 +85,9 @@ def test_index_write_open_round_trip(tmp_path):
 
 
 def test_read_features_from_a_list_column(tmp_path):
-    pd.DataFrame({"features": [np.array([1, 2], np.float32), np.array([3, 4], np.float32)]}
-                 ).to_parquet(tmp_path / "t.parquet")
+    pd.DataFrame({"features": [np.array([1, 2], np.float32), np.array([3, 4], np.float32)]}).to_parquet(
+        tmp_path / "t.parquet"
+    )
     assert read_features(tmp_path / "t.parquet").tolist() == [[1, 2], [3, 4]]
     pd.DataFrame({"features": [[1.0], [1.0, 2.0]]}).to_parquet(tmp_path / "ragged.parquet")
     with pytest.raises(RetrievalError, match="same feature width"):
@@ -105,9 +106,16 @@ def tiny_run(tiny_world, tmp_path_factory) -> Path:
     mesh.save(run / "mesh" / "mesh.npz")
     (run / "data").symlink_to(tiny_world.data_root)
     (run / "m1").mkdir()
-    build_inception_v4(InceptionV4Config(num_cells=mesh.num_cells, image_size=75,
-                                         width_multiplier=0.05, num_blocks_a=1, num_blocks_b=0,
-                                         num_blocks_c=0)).save(run / "m1" / "m1.keras")
+    build_inception_v4(
+        InceptionV4Config(
+            num_cells=mesh.num_cells,
+            image_size=75,
+            width_multiplier=0.05,
+            num_blocks_a=1,
+            num_blocks_b=0,
+            num_blocks_c=0,
+        )
+    ).save(run / "m1" / "m1.keras")
     return run
 
 
@@ -135,7 +143,7 @@ def test_index_build_resumes_after_a_kill(tiny_run, monkeypatch):
     index = feature_index.build_index(tiny_run, out_dir=out)
     assert calls == [1]  # only the unfinished shard was redone
     assert len(index) == sum(lengths) and not (out.parent / ".resume.build").exists()
-    assert index.photos["offset"].tolist()[:lengths[0]] == list(range(lengths[0]))
+    assert index.photos["offset"].tolist()[: lengths[0]] == list(range(lengths[0]))
 
 
 def test_geoloc_index_and_search_find_a_photo_itself(tiny_run, tmp_path, capsys):
@@ -155,8 +163,21 @@ def test_geoloc_index_and_search_find_a_photo_itself(tiny_run, tmp_path, capsys)
     query = tmp_path / "query.jpg"
     query.write_bytes(record_images(index, [row])[0])  # the very bytes M1 indexed
     sheet = tmp_path / "sheet.png"
-    assert cli.main(["search", str(query), f"--index={index.root}", "--k=4", "--format=json",
-                     f"--lat={photo['lat']}", f"--lon={photo['lon']}", f"--sheet={sheet}"]) == 0
+    assert (
+        cli.main(
+            [
+                "search",
+                str(query),
+                f"--index={index.root}",
+                "--k=4",
+                "--format=json",
+                f"--lat={photo['lat']}",
+                f"--lon={photo['lon']}",
+                f"--sheet={sheet}",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     first = result["neighbours"][0]
     assert first["photo_id"] == photo["photo_id"] and first["distance"] < 1e-3

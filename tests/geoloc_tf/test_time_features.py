@@ -11,15 +11,17 @@ NEW_YEAR_2017 = 1483228800  # 2017-01-01 00:00:00 UTC, a Sunday
 
 
 def test_new_year_2017_is_sunday_midnight_january():
-    np.testing.assert_allclose(time_features(NEW_YEAR_2017),
-                               [-11.5 / 24, (1 - 3.5) / 7, (1 - 6.5) / 12], rtol=1e-6)
+    np.testing.assert_allclose(
+        time_features(NEW_YEAR_2017), [-11.5 / 24, (1 - 3.5) / 7, (1 - 6.5) / 12], rtol=1e-6
+    )
 
 
 def test_known_timestamps():
     # 2017-07-15 13:30 UTC is a Saturday (day 7) in July (month 7).
     saturday = int(dt.datetime(2017, 7, 15, 13, 30, tzinfo=dt.timezone.utc).timestamp())
-    np.testing.assert_allclose(time_features(saturday),
-                               [(13 - 11.5) / 24, (7 - 3.5) / 7, (7 - 6.5) / 12], rtol=1e-6)
+    np.testing.assert_allclose(
+        time_features(saturday), [(13 - 11.5) / 24, (7 - 3.5) / 7, (7 - 6.5) / 12], rtol=1e-6
+    )
     # One second before 2017 is 23:59:59 on Saturday 31 December.
     assert [int(v) for v in calendar_fields(np.int64(NEW_YEAR_2017 - 1))] == [23, 7, 12]
     # Leap day and a date before 1970 (negative epoch seconds).

@@ -57,8 +57,11 @@ def test_centroids_across_antimeridian():
     assert np.all(np.abs(m.imagery_centroids[:, 1]) > 179.5)
     assert np.all(np.abs(m.imagery_centroids[:, 0] + 45.0) < 0.3)
     # the cell straddling 180 has its geometric centroid near 180 too
-    straddling = [k for k in range(m.num_cells) if (lon[m.locate(lat, lon) == k] > 0).any()
-                  and (lon[m.locate(lat, lon) == k] < 0).any()]
+    straddling = [
+        k
+        for k in range(m.num_cells)
+        if (lon[m.locate(lat, lon) == k] > 0).any() and (lon[m.locate(lat, lon) == k] < 0).any()
+    ]
     assert straddling
     assert all(abs(m.cell_centroids[k, 1]) > 170 for k in straddling)
 
@@ -68,7 +71,9 @@ def test_unsplittable_duplicates_terminate(make_points):
     lon = np.concatenate([np.full(3000, -0.12), make_points(2000, 1)[1]])
     m = build_mesh(lat, lon, refinement_limit=1000, min_examples=10, init_grid=11)
     assert m.info["unsplittable_triangles"] == 1
-    assert m.counts.max() == 3000 + np.count_nonzero(m.locate(lat[3000:], lon[3000:]) == m.locate([51.5], [-0.12])[0])
+    assert m.counts.max() == 3000 + np.count_nonzero(
+        m.locate(lat[3000:], lon[3000:]) == m.locate([51.5], [-0.12])[0]
+    )
 
 
 def test_populate_recounts_without_refining(small_mesh, make_points):

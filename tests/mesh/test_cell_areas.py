@@ -15,13 +15,18 @@ SPHERE_KM2 = 4.0 * math.pi * EARTH_RADIUS_KM**2  # 510.4 M km2 for R = 6372.795 
 def octahedron() -> Mesh:
     """The 8 octants of the sphere as cells: each is 1/8 of the sphere (a right spherical
     triangle with three 90-degree angles: excess pi/2)."""
-    vertices = np.array([[1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
-                        np.float64)
+    vertices = np.array([[1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float64)
     north, south = 4, 5
-    triangles = [[k, (k + 1) % 4, north] for k in range(4)] + \
-        [[(k + 1) % 4, k, south] for k in range(4)]
-    return Mesh(vertices, np.array(triangles), np.ones(8, np.int64), np.arange(8),
-                np.zeros((8, 3)), refinement_limit=1, min_examples=0)
+    triangles = [[k, (k + 1) % 4, north] for k in range(4)] + [[(k + 1) % 4, k, south] for k in range(4)]
+    return Mesh(
+        vertices,
+        np.array(triangles),
+        np.ones(8, np.int64),
+        np.arange(8),
+        np.zeros((8, 3)),
+        refinement_limit=1,
+        min_examples=0,
+    )
 
 
 def test_each_octant_is_an_eighth_of_the_sphere():

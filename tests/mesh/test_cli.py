@@ -21,10 +21,16 @@ def best_main(args):
     return geoloc(["best-possible", *args])
 
 
-@pytest.mark.parametrize("header,order", [
-    ("lat,lon", (0, 1)), ("LAT,LON", (0, 1)), ("Latitude,Longitude", (0, 1)),
-    ("id,lng,lat", (2, 1)), ('"longitude","latitude"', (1, 0)),
-])
+@pytest.mark.parametrize(
+    "header,order",
+    [
+        ("lat,lon", (0, 1)),
+        ("LAT,LON", (0, 1)),
+        ("Latitude,Longitude", (0, 1)),
+        ("id,lng,lat", (2, 1)),
+        ('"longitude","latitude"', (1, 0)),
+    ],
+)
 def test_csv_header_variants(tmp_path, header, order):
     rows = [(10.5, 20.25), (-33.0, 151.0)]
     lines = [header]
@@ -80,7 +86,9 @@ def test_build_and_best_possible_cli(tmp_path, capsys, make_points):
     lines = ["Latitude,Longitude"] + [f"{a:.6f},{b:.6f}" for a, b in zip(lat, lon)] + ["oops,1"]
     f.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    rc = build_main([f"--coords={f}", "--refinement_limit=300", "--min_examples=30", "--init_grid=11", f"--out={out}"])
+    rc = build_main(
+        [f"--coords={f}", "--refinement_limit=300", "--min_examples=30", "--init_grid=11", f"--out={out}"]
+    )
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rows_skipped"] == 1 and summary["photos"] == 3000

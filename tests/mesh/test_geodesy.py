@@ -12,7 +12,9 @@ def test_one_degree_of_equator():
 
 
 def test_one_degree_of_meridian_equals_equator():
-    assert math.isclose(float(great_circle_km(10.0, 20.0, 11.0, 20.0)), 6372.795 * math.pi / 180, rel_tol=1e-12)
+    assert math.isclose(
+        float(great_circle_km(10.0, 20.0, 11.0, 20.0)), 6372.795 * math.pi / 180, rel_tol=1e-12
+    )
 
 
 def test_identical_points_are_zero():
@@ -31,7 +33,9 @@ def test_tiny_distance_is_exact():
 
 
 def test_across_antimeridian():
-    assert math.isclose(float(great_circle_km(0.0, 179.5, 0.0, -179.5)), 6372.795 * math.pi / 180, rel_tol=1e-12)
+    assert math.isclose(
+        float(great_circle_km(0.0, 179.5, 0.0, -179.5)), 6372.795 * math.pi / 180, rel_tol=1e-12
+    )
 
 
 def test_matches_arccos_form_and_broadcasts():

@@ -50,8 +50,14 @@ def test_geojson_cells_and_antimeridian(small_mesh):
     assert g["type"] == "FeatureCollection"
     assert len(g["features"]) == small_mesh.num_cells
     f0 = g["features"][0]["properties"]
-    assert set(f0) == {"class_id", "count", "cell_centroid_lat", "cell_centroid_lon",
-                       "imagery_centroid_lat", "imagery_centroid_lon"}
+    assert set(f0) == {
+        "class_id",
+        "count",
+        "cell_centroid_lat",
+        "cell_centroid_lon",
+        "imagery_centroid_lat",
+        "imagery_centroid_lon",
+    }
     split = 0
     for f in small_mesh.to_geojson(include_dropped=True)["features"]:
         geom = f["geometry"]

@@ -59,7 +59,7 @@ def test_ties_go_to_lowest_triangle(small_mesh):
     # A vertex belongs to every triangle around it; the rule picks the lowest-numbered one.
     v0 = 0
     around = np.flatnonzero((small_mesh.triangles == v0).any(axis=1))
-    lat, lon = xyz_to_lat_lon(small_mesh.vertices[v0:v0 + 1])
+    lat, lon = xyz_to_lat_lon(small_mesh.vertices[v0 : v0 + 1])
     got = int(small_mesh.locate_triangles(lat, lon)[0])
     assert got in around
     assert got == brute_force_locate(small_mesh.vertices, small_mesh.triangles, lat, lon)[0]
@@ -79,8 +79,9 @@ def test_dense_city_uses_child_levels_and_stays_exact():
 
     rng = np.random.default_rng(5)
     n = 30_000
-    lat = np.concatenate([48.85 + rng.standard_normal(n) * 0.02,
-                          np.degrees(np.arcsin(rng.uniform(-1, 1, 1000)))])
+    lat = np.concatenate(
+        [48.85 + rng.standard_normal(n) * 0.02, np.degrees(np.arcsin(rng.uniform(-1, 1, 1000)))]
+    )
     lon = np.concatenate([2.35 + rng.standard_normal(n) * 0.03, rng.uniform(-180, 180, 1000)])
     m = build_mesh(lat, lon, refinement_limit=100, min_examples=10, init_grid=11)
     loc = m.locator
