@@ -29,7 +29,7 @@ REQUIRED = [
 EXTRAS = {
     "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
     "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
-    "test": ["pytest==9.2.0"],
+    "test": ["pytest==9.2.0", "ruff==0.17.6", "mypy==2.4.1"],
     "bench": ["h3==4.5.0"],  # baseline of the mesh benchmark
 }
 
