@@ -26,7 +26,7 @@ from geoloc_tf.m3.config import M3Config
 from geoloc_tf.run_configs import EvaluateConfig, ExportConfig, PredictConfig
 from geoloc_tf.runtime_config import RuntimeConfig
 from mesh.config import MeshConfig
-from mesh.settings import SettingError, from_dict, to_dict
+from mesh.settings import SettingError, flat_values, from_flat
 
 FORMAT_VERSION = 2
 
@@ -88,7 +88,8 @@ class RunConfig:
         return getattr(self, name)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: to_dict(self.section(name)) for name in SECTIONS}
+        """{section: {setting: value}}, settings by their flag names (`--<section>_<setting>`)."""
+        return {name: flat_values(self.section(name)) for name in SECTIONS}
 
     def to_json(self) -> str:
         return json.dumps(
@@ -100,7 +101,14 @@ class RunConfig:
         unknown = set(sections) - set(SECTIONS)
         if unknown:
             raise ValueError(f"unknown config sections {sorted(unknown)}; known: {sorted(SECTIONS)}")
-        return cls(**{name: from_dict(SECTIONS[name], values) for name, values in sections.items()})
+        return cls(
+            **{
+                name: from_flat(
+                    SECTIONS[name], {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+                )
+                for name, values in sections.items()
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
