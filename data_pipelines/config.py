@@ -185,6 +185,16 @@ class IngestConfig:
         return self.source == "demo"
 
     @property
+    def images_folder(self) -> str:
+        """``images``, for code that reads photos: set for source=metadata (``__post_init__``) and
+        by the demo collection for source=demo."""
+        if self.images is None:
+            raise SettingError(
+                type(self).__name__, "{images} is unset; expected the folder holding the photos", ("images",)
+            )
+        return self.images
+
+    @property
     def num_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
 

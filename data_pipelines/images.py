@@ -28,6 +28,7 @@ def reencode_jpeg(data: bytes, max_side: int, quality: int = 90) -> tuple[bytes,
     """
     if not data:
         raise BadImage("empty file")
+    image: Image.Image  # the opened file, then its RGB conversion and resized copy
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format == "JPEG":
@@ -44,7 +45,7 @@ def reencode_jpeg(data: bytes, max_side: int, quality: int = 90) -> tuple[bytes,
                 height = max(1, round(height * scale))
                 # Pillow's BILINEAR is an antialiased triangle filter when shrinking: a third cheaper
                 # than BICUBIC, indistinguishable after the 299 px random crops of training.
-                image = image.resize((width, height), Image.BILINEAR, reducing_gap=2.0)
+                image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
             out = io.BytesIO()
             image.save(out, format="JPEG", quality=quality, optimize=False)
             return out.getvalue(), height, width

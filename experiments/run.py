@@ -43,7 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__)
         print(FLAGS.get_help(include_special_flags=False))
         return 0
-    current_stage = {"name": None}
+    current_stage: dict[str, str | None] = {"name": None}
+
+    def on_stage_start(name: str, why: str) -> None:
+        current_stage["name"] = name
+        before_stage(config, name)
+
     try:
         rest = geoloc_flags.parse(argv)
         if len(rest) > 1:
@@ -61,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir,
             FLAGS.stages,
             FLAGS.force_stages,
-            on_stage_start=lambda name, why: (current_stage.update(name=name), before_stage(config, name)),
+            on_stage_start=on_stage_start,
         )
     except user_errors() as error:
         print(one_line(error), file=sys.stderr)
@@ -147,6 +152,10 @@ def read_config(run_dir: Path) -> RunConfig:
         raise ConfigError(f"{path}: {error}") from None
 
 
+#: Name of the log handlers the runner adds, so that a second run in one process replaces them.
+_LOG_HANDLER = "geoloc.run"
+
+
 def _setup_logging(run_dir: Path) -> None:
     layout = RunLayout(run_dir)
     layout.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -154,11 +163,11 @@ def _setup_logging(run_dir: Path) -> None:
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):
-        if getattr(handler, "_geoloc", False):
+        if handler.get_name() == _LOG_HANDLER:
             root.removeHandler(handler)
     for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(layout.log_file)):
         handler.setFormatter(formatter)
-        handler._geoloc = True  # type: ignore[attr-defined]
+        handler.set_name(_LOG_HANDLER)
         root.addHandler(handler)
 
 

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import IO, Any, Callable, Sequence, cast
 
 from experiments.errors import ConfigError, GeolocUserError
 from mesh.atomic import write_text_atomic
@@ -96,7 +96,8 @@ def run_seed(options: Options, seed: int) -> Path:
     started = time.monotonic()
     tail: collections.deque[str] = collections.deque(maxlen=40)
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as run:
-        for line in run.stderr:  # the runner's log: pass on its stage lines as progress
+        stderr = cast(IO[str], run.stderr)  # stderr=PIPE above: a stream, never None
+        for line in stderr:  # the runner's log: pass on its stage lines as progress
             tail.append(line)
             if match := STAGE_LINE.search(line):
                 print(f"seed {seed}: stage {match.group(1)}", flush=True)

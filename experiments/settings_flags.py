@@ -17,7 +17,7 @@ import dataclasses
 import re
 import typing
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from absl import flags
 
@@ -50,7 +50,8 @@ def define_setting_flags(
                 continue
             name = flag_name(prefix, field.name)
             kind, is_tuple = field_kind(owner, field)
-            default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+            factory = field.default_factory  # a setting has a default or a factory, never both
+            default: Any = field.default if factory is dataclasses.MISSING else factory()
             help_text = field.metadata["help"]
             if field.metadata.get("choices"):
                 help_text += f" Allowed: {', '.join(map(str, field.metadata['choices']))}."
@@ -62,7 +63,7 @@ def define_setting_flags(
             flags.register_validator(name, _validator(field, kind, is_tuple), flag_values=flag_values)
 
 
-_DEFINERS = {
+_DEFINERS: dict[type, Callable[..., Any]] = {
     list: flags.DEFINE_list,
     bool: flags.DEFINE_bool,
     int: flags.DEFINE_integer,
@@ -173,8 +174,8 @@ def expand_flagfiles(argv: Sequence[str]) -> tuple[list[str], dict[int, str]]:
                 value = args[i + 1]
                 i += 1
             if value is None:
-                if where[i] is not None:
-                    origin[len(out)] = where[i]
+                if (source := where[i]) is not None:
+                    origin[len(out)] = source
                 out.append(arg)
                 i += 1
                 continue

@@ -72,7 +72,12 @@ class TopKSparsifyNormalize(keras.layers.Layer):
         return ops.reshape(out, tuple(leading) + (num_cells + 1,))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return tuple(input_shape[:-1]) + (input_shape[-1] + 1,)
+        cells = input_shape[-1]
+        if cells is None:
+            raise errors.ModelConfigError(
+                "TopKSparsifyNormalize: expected inputs whose last axis (cells) has a size"
+            )
+        return tuple(input_shape[:-1]) + (cells + 1,)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         return mask
@@ -116,7 +121,12 @@ class SparseLogPrior(keras.layers.Layer):
         return ops.log(ops.maximum(q, self.floor))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return tuple(input_shape[:-1]) + (input_shape[-1] - 1,)
+        cells_and_mass = input_shape[-1]
+        if cells_and_mass is None:
+            raise errors.ModelConfigError(
+                "SparseLogPrior: expected inputs whose last axis (cells + 1) has a size"
+            )
+        return tuple(input_shape[:-1]) + (cells_and_mass - 1,)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         return mask

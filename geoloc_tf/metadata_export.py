@@ -68,7 +68,7 @@ def _serving_fn(
             "lon": best[..., 1],
         }
 
-    lead = [None, int(album_size)] if album else [None]
+    lead: list[int | None] = [None, int(album_size)] if album_size is not None else [None]
     signature = [
         tf.TensorSpec(lead + [m1_k], tf.int32, name=CELL_IDS),
         tf.TensorSpec(lead + [m1_k], tf.float32, name=CELL_PROBS),

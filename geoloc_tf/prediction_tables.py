@@ -17,6 +17,7 @@ it has no estimate) and no top-k columns; the evaluation scores it by the distan
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,7 @@ def write_table(frame: pd.DataFrame, path: Path | str) -> Path:
     return path
 
 
-def read_arrow(path: Path | str, columns: list[str] | None = None) -> pa.Table:
+def read_arrow(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     """The one reader of a stored prediction table: all columns, or ``columns``; a point table
     (``POINT_COLUMNS``) is read without the top-k columns it lacks. Raises EvaluationError naming
     the file when it is missing or lacks a column."""

@@ -39,10 +39,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         raise
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(f)`` on a temporary binary file next to ``path`` and rename it into place.
 
-    The parent folder is created when missing."""
+    The parent folder is created when missing; what ``write`` returns is ignored."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         write(f)
 

@@ -24,7 +24,7 @@ _MAX_SEGMENT_DEG = 1.0
 
 def triangle_ring(
     a: NDArray[np.float64], b: NDArray[np.float64], c: NDArray[np.float64]
-) -> list[list[tuple[float, float]]]:
+) -> list[list[list[tuple[float, float]]]]:
     """Polygons (lists of closed (lon, lat) rings, degrees) for spherical triangle a, b, c (CCW).
 
     One polygon normally, two when the triangle crosses the antimeridian.

@@ -190,7 +190,7 @@ class Mesh:
             info=np.array(json.dumps(self.info, sort_keys=True)),
         )
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub: ** could reach allow_pickle
         write_atomic(path, lambda f: f.write(buf.getvalue()))
 
     @classmethod

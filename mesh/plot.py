@@ -60,7 +60,7 @@ def triangle_polygons(
     polys, owner = [], []
     rings = np.stack([lon, lat], axis=2)
     for c in range(num):  # one polygon per triangle, not per photo
-        if at_pole[c]:
+        if at_pole[c]:  # type: ignore[index]  # numpy's stub: any(axis=1) might be a scalar
             a_, b_, c_ = corners[c]
             cell_rings = [np.asarray(p[0]) for p in triangle_ring(a_, b_, c_)]
         else:

@@ -53,7 +53,8 @@ def setting(
         "affects_outputs": affects_outputs,
     }
     if isinstance(default, (list, tuple)):
-        return dataclasses.field(default_factory=lambda d=tuple(default): d, metadata=meta)
+        frozen = tuple(default)
+        return dataclasses.field(default_factory=lambda: frozen, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -193,7 +194,7 @@ def from_dict(cls: type, values: Mapping[str, Any]) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         hint = hints[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
             kwargs[key] = from_dict(hint, value)
         elif isinstance(value, list):
             kwargs[key] = tuple(value)

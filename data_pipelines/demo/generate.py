@@ -260,6 +260,8 @@ def _init_worker(raster_path: str) -> None:
 def _render_one(job: tuple[int, int, float, float, int, int, str]) -> None:
     index, photo_id, lat, lon, size, seed, folder = job
     target = Path(folder) / f"{photo_id}.jpg"
+    if _RASTER is None:
+        raise RuntimeError("_render_one runs only in a worker started by _init_worker (no raster loaded)")
     rng = np.random.default_rng([seed, 2, index])  # per photo: the bytes do not depend on workers
     data = imagery.render_photo(_RASTER, lat, lon, size, rng)
     write_bytes_atomic(target, data)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from typing import Any
 
 import pandas as pd
 
@@ -63,7 +64,7 @@ def parse_metadata_file(
         ) from None
     df = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame({c: [] for c in rcommon.COLUMNS})
     write_parquet_atomic(stem + ".parquet", df)
-    info = {
+    info: dict[str, Any] = {
         "path": path,
         "layout": detect_layout(path),
         "lines_read": int(lines_read),

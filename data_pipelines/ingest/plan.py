@@ -56,7 +56,7 @@ def plan_shards(
     keys = splits.split_keys(table["photo_id"], table["user_hash"], config.splits)
     table["split"] = splits.split_codes(keys.to_numpy(), config.splits)
     table["row_id"] = np.arange(len(table), dtype=np.int64)
-    plan = []
+    plan: list[PlannedShard] = []
     size = config.examples_per_shard
     for code, name in enumerate(splits.SPLITS):
         rows = np.flatnonzero(table["split"].to_numpy() == code)

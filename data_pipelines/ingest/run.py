@@ -39,7 +39,7 @@ def resolve_sources(config: IngestConfig) -> IngestConfig:
     return dataclasses.replace(
         config,
         metadata=tuple(os.path.expanduser(p) for p in config.metadata),
-        images=os.path.expanduser(config.images),
+        images=os.path.expanduser(config.images_folder),
         autotags=tuple(os.path.expanduser(p) for p in config.autotags),
     )
 
@@ -56,7 +56,7 @@ class _MetadataPhase:
 def _metadata_phase(config: IngestConfig, out_dir: str) -> _MetadataPhase:
     """Phase 1 (resumable): parse every metadata file, drop duplicates, decide the splits."""
     config = resolve_sources(config)
-    if not os.path.isdir(config.images):
+    if not os.path.isdir(config.images_folder):
         raise errors.ConfigError(
             f"{config.images}: not a folder; expected the folder holding the photos (images)"
         )

@@ -46,7 +46,7 @@ def fingerprint(config: IngestConfig) -> dict:
         "schema_version": layout.SCHEMA_VERSION,
         "sources": _files(config.metadata, "a metadata file (YFCC100M, Multimedia Commons or CSV)"),
         "autotags": _files(config.autotags, "a YFCC100M autotags file"),
-        "images": os.path.abspath(config.images),
+        "images": os.path.abspath(config.images_folder),
         **values,
     }
 

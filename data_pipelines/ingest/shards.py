@@ -18,6 +18,7 @@ import os
 import secrets
 import socket
 import time
+from typing import Any
 
 import pandas as pd
 
@@ -155,7 +156,7 @@ def _tasks(
                 shard.index,
                 records_dir,
                 status_path,
-                config.images,
+                config.images_folder,
                 config.max_image_side,
                 config.jpeg_quality,
                 config.log_first_skips,
@@ -233,7 +234,7 @@ def remove_half_written(out_dir: str) -> None:
 
 def manifest(config: IngestConfig, statuses: list[dict]) -> dict:
     """``manifest.json``: each split's shards in order, with counts, sizes and sha256."""
-    out = {
+    out: dict[str, Any] = {
         "dataset_name": config.dataset_name,
         "schema_version": layout.SCHEMA_VERSION,
         "records_dir": layout.RECORDS_DIR,

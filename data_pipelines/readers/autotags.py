@@ -9,6 +9,8 @@ probability: the `outdoor` confidence when present, else 1 - the `indoor` confid
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -24,7 +26,7 @@ def read_outdoor_probabilities(path: str) -> tuple[pd.DataFrame, dict]:
     """
     ids: list[str] = []
     probabilities: list[float] = []
-    counts = {"lines": 0, "bad_lines": 0, "with_scene_tag": 0, "bad_examples": []}
+    counts: dict[str, Any] = {"lines": 0, "bad_lines": 0, "with_scene_tag": 0, "bad_examples": []}
     try:
         opened = common.open_binary(path)
     except OSError as error:
@@ -57,10 +59,14 @@ def read_outdoor_probabilities(path: str) -> tuple[pd.DataFrame, dict]:
                             outdoor = confidence
                         else:
                             indoor = confidence
-            if outdoor is None and indoor is None:
+            if outdoor is not None:
+                probability = outdoor
+            elif indoor is not None:
+                probability = 1.0 - indoor
+            else:
                 continue
             ids.append(photo_id.strip().decode("ascii"))
-            probabilities.append(outdoor if outdoor is not None else 1.0 - indoor)
+            probabilities.append(probability)
             counts["with_scene_tag"] += 1
     finally:
         opened.close()

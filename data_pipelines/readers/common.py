@@ -149,7 +149,7 @@ class ChunkBuilder:
 
 @dataclasses.dataclass
 class OpenedFile:
-    stream: BinaryIO
+    stream: io.BufferedIOBase  # raw, or a decompressor reading it
     raw: BinaryIO  # the file on disk, for progress (compressed bytes read)
     size: int
 
@@ -169,6 +169,7 @@ def open_binary(path: str) -> OpenedFile:
     raw = open(path, "rb")
     size = raw.seek(0, io.SEEK_END)
     raw.seek(0)
+    stream: io.BufferedIOBase
     if path.endswith(".bz2"):
         stream = bz2.BZ2File(raw)
     elif path.endswith(".gz"):

@@ -244,8 +244,8 @@ def run(args: argparse.Namespace) -> dict:
         }
         # Alternate the pipelines round by round: on a shared machine the load changes within
         # seconds, and a ratio is only meaningful between neighbouring measurements.
-        rates = {name: [] for name in pipelines}
-        cpu_ms = {name: [] for name in pipelines}
+        rates: dict[str, list[float]] = {name: [] for name in pipelines}
+        cpu_ms: dict[str, list[float]] = {name: [] for name in pipelines}
         for _ in range(args.rounds):
             for name, make in pipelines.items():
                 rate, cpu = images_per_second(make, args.epochs)

@@ -250,7 +250,7 @@ def time_serve(predictor, photos: list[Path], requests: int, clients: int) -> di
 
     bodies = [p.read_bytes() for p in photos]
     server = start_server(predictor, ServerConfig(port=0, max_batch=32, batch_wait_ms=5.0))
-    host, port = server.server_address[:2]
+    host, port = server.host_port
     failures: list[str] = []
 
     def send(count: int, offset: int) -> None:

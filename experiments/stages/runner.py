@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 from experiments.config import RunConfig
 from experiments.errors import StageError
@@ -114,7 +114,8 @@ def run_stages(
         reason = _why_run(stage, config, run_dir, record, records, forced, redone)
         if reason is None:
             log.info("stage %s: done already (%s), skipped", stage.name, record_path(run_dir, stage.name))
-            outcomes.append(StageOutcome(stage.name, "skipped", 0.0, record["artifacts"]))
+            done = cast(dict, record)  # _why_run gives None only to a stage that has a record
+            outcomes.append(StageOutcome(stage.name, "skipped", 0.0, done["artifacts"]))
             continue
         missing = [need for need in stage.needs if records[need] is None]
         if missing:
@@ -187,7 +188,7 @@ def _why_run(
     changed_needs = [
         need
         for need in stage.needs
-        if need in redone or records[need] is None or record["upstream"].get(need) != records[need]["token"]
+        if need in redone or records[need] is None or record["upstream"].get(need) != _token(records, need)
     ]
     if changed_needs:
         return f"upstream stage(s) {', '.join(changed_needs)} were redone"
@@ -195,6 +196,14 @@ def _why_run(
     if missing:
         return f"artifact(s) missing: {', '.join(missing)}"
     return None
+
+
+def _token(records: dict[str, dict | None], name: str) -> str:
+    """The token of stage ``name``'s record (run_stages runs a stage only when its needs have one)."""
+    record = records[name]
+    if record is None:
+        raise StageError(f"stage {name} has no record; expected its outputs in the run directory")
+    return record["token"]
 
 
 def _write_record(
@@ -211,7 +220,7 @@ def _write_record(
         "stage": stage.name,
         "settings": settings,
         "fingerprint": fingerprint(settings),
-        "upstream": {need: records[need]["token"] for need in stage.needs},
+        "upstream": {need: _token(records, need) for need in stage.needs},
         "token": uuid.uuid4().hex,
         "artifacts": artifacts,
         "seconds": round(seconds, 3),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -149,7 +150,7 @@ def discover_prediction_tables(run_dir: str | os.PathLike, split: str) -> dict[s
     return {m: found[m] for m in model_order(list(found))}
 
 
-def read_prediction_tables(paths: list[str | os.PathLike], model: str) -> ModelPredictions:
+def read_prediction_tables(paths: Sequence[str | os.PathLike], model: str) -> ModelPredictions:
     """Several tables of one model (e.g. the parts of a split expression) as one, in the given order."""
     parts = [read_prediction_table(p, model) for p in paths]
     if len(parts) == 1:
@@ -168,17 +169,18 @@ def read_prediction_tables(paths: list[str | os.PathLike], model: str) -> ModelP
 
 
 def load_predictions(
-    tables: dict[str, str | os.PathLike | list[str | os.PathLike]],
+    tables: Mapping[str, str | os.PathLike | Sequence[str | os.PathLike]],
 ) -> dict[str, ModelPredictions]:
     """Read every table of ``{model: path or [paths]}``; keeps the report order."""
     if not tables:
         raise EvaluationError(
             "no prediction tables to evaluate; expected predictions/<model>/<split>.parquet"
         )
-    return {
-        m: read_prediction_tables(tables[m] if isinstance(tables[m], list) else [tables[m]], m)
-        for m in model_order(list(tables))
-    }
+    out = {}
+    for m in model_order(list(tables)):
+        paths = tables[m]
+        out[m] = read_prediction_tables([paths] if isinstance(paths, (str, os.PathLike)) else paths, m)
+    return out
 
 
 def paired_rows(a: ModelPredictions, b: ModelPredictions) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

@@ -132,7 +132,7 @@ def evaluate_predictions(
             "prediction": "point" if pred.is_point else "cell",
             "num_in_dropped_cells": int((true_cell < 0).sum()),
             "num_without_prediction": int(
-                np.isnan(pred.pred_lat).sum() if pred.is_point else (pred.cell < 0).sum()
+                np.isnan(pred.pred_lat).sum() if pred.pred_lat is not None else (pred.cell < 0).sum()
             ),
             "by_label_point": {lp: metrics.error_summary(d, thresholds) for lp, d in by_point.items()},
             "outdoor": {
@@ -175,7 +175,7 @@ def _errors_by_label_point(
     pred: ModelPredictions, points: dict[str, NDArray[np.float64]], name: str
 ) -> dict[str, NDArray[np.float64]]:
     """Per-photo errors at each label point; a point prediction's are the same at both."""
-    if pred.is_point:
+    if pred.pred_lat is not None and pred.pred_lon is not None:  # a point table has both
         d = metrics.point_errors_km(pred.pred_lat, pred.pred_lon, pred.lat, pred.lon)
         return {lp: d for lp in metrics.LABEL_POINTS}
     try:

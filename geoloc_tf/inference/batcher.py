@@ -45,6 +45,10 @@ class Batcher:
             )
         if job.error is not None:
             raise HttpError(HTTPStatus.INTERNAL_SERVER_ERROR, f"prediction failed: {job.error}")
+        if job.result is None:  # the model thread stopped without answering (e.g. interrupted)
+            raise HttpError(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "prediction failed: the model thread gave no answer"
+            )
         return job.result
 
     def _take_batch(self, first: Job) -> tuple[list[Job], bool]:

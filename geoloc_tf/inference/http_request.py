@@ -70,12 +70,13 @@ def parse_multipart(body: bytes, boundary: str) -> dict[str, tuple[bytes, str | 
             )
         headers = BytesHeaderParser(policy=HTTP).parsebytes(head + b"\r\n\r\n")
         disposition = headers.get("Content-Disposition")
-        name = disposition.params.get("name") if disposition is not None else None
+        params = disposition.params if disposition is not None else {}
+        name = params.get("name")
         if name is None:
             raise HttpError(
                 HTTPStatus.BAD_REQUEST, "multipart part without Content-Disposition: form-data; name=..."
             )
-        fields[str(name)] = (content, disposition.params.get("filename"))
+        fields[str(name)] = (content, params.get("filename"))
     return fields
 
 

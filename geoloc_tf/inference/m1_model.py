@@ -165,6 +165,12 @@ class M1Model:
             export_top_k=export_top_k,
         )
 
+    @property
+    def max_top_k(self) -> int:
+        """How many cells ``top_k`` can give: every cell for a run directory, the export's top_k
+        for a SavedModel."""
+        return self.num_cells if self.export_top_k is None else self.export_top_k
+
     # ------------------------------------------------------------------ inference
     def probabilities_and_features(self, images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities float32 [n, num_cells], features float32 [n, d]) in one forward pass."""
@@ -177,7 +183,7 @@ class M1Model:
         """float32 [n, num_cells]: M1's softmax over the mesh cells."""
         if self._forward is not None:
             return self.probabilities_and_features(images)[0]
-        if self.export_top_k < self.num_cells:
+        if self.max_top_k < self.num_cells:
             raise errors.InferenceError(
                 f"{self.path}: this SavedModel returns only its top {self.export_top_k} of "
                 f"{self.num_cells} cells (geoloc_tf.m1.export), not the full probabilities; use "
@@ -199,7 +205,7 @@ class M1Model:
             top = tf.math.top_k(self.probabilities(images), k=min(int(k), self.num_cells))
             return top.indices.numpy().astype(np.int32), top.values.numpy()
         out = self._saved_model.serve(tf.constant(images, tf.string, shape=[len(images)]))
-        kept = min(int(k), self.export_top_k)
+        kept = min(int(k), self.max_top_k)
         return (
             out["cell_ids"].numpy()[:, :kept].astype(np.int32),
             out["probabilities"].numpy()[:, :kept].astype(np.float32),

@@ -125,11 +125,12 @@ class Predictor:
     """M1 (+ the run's M2) and the mesh, ready to answer photos; build with ``Predictor.load``."""
 
     def __init__(self, m1: M1Model, m2: "TrainedM2 | None" = None):
-        if m1.mesh is None:
+        if m1.mesh is None or m1.label_points is None:  # the label points come from the mesh
             raise errors.InferenceError(
                 f"{m1.path}: no mesh for this model; pass the run's mesh (--mesh=RUN_DIR/mesh)"
             )
         self.m1 = m1
+        self.label_points: np.ndarray = m1.label_points
         self.m2 = m2
         self.cell_areas_km2 = m1.mesh.cell_areas_km2
         self.m2_uses_outdoor = m2 is not None and m2.uses_outdoor
@@ -172,23 +173,24 @@ class Predictor:
         with a time go through M2 when the run has one.
         """
         n = len(images)
-        times = list(posted_at) if posted_at is not None else [None] * n
+        times: list[int | None] = list(posted_at) if posted_at is not None else [None] * n
         model = np.full(n, "m1", dtype=object)
-        full = self.m1.export_top_k is None or self.m1.export_top_k >= self.m1.num_cells
+        full = self.m1.max_top_k >= self.m1.num_cells
         if full:  # a run directory, or an export of every cell
             probabilities = self.m1.probabilities(images)
             with_time = np.array([t is not None for t in times], bool)
             if self.m2 is not None and with_time.any():
                 rows = np.flatnonzero(with_time)
                 probabilities[rows] = self._m2_probabilities(
+                    self.m2,
                     probabilities[rows],
-                    [times[r] for r in rows],
-                    None if outdoor is None else [outdoor[r] for r in rows],
+                    [t for t in times if t is not None],  # the times of `rows`, in order
+                    None if outdoor is None else [outdoor[r] for r in rows.tolist()],
                 )
                 model[rows] = "m2"
             mass = mass_sets_from_probabilities(probabilities, self.cell_areas_km2, levels)
         else:  # an export of the top-k cells only: M2 needs M1's top-10 and the full softmax
-            mass = mass_sets(*self.m1.top_k(images, self.m1.export_top_k), self.cell_areas_km2, levels)
+            mass = mass_sets(*self.m1.top_k(images, self.m1.max_top_k), self.cell_areas_km2, levels)
         sorted_probs = mass.sorted_probs
         k = min(int(top_k), mass.order.shape[1])
         top_ids = mass.order[:, :k]
@@ -196,14 +198,15 @@ class Predictor:
             model=model,
             top_ids=top_ids,
             top_probs=sorted_probs[:, :k].astype(np.float32),
-            top_latlon=self.m1.label_points[top_ids],
+            top_latlon=self.label_points[top_ids],
             mass=mass,
             posted_at=times,
             cells_known=mass.order.shape[1],
             known_mass=sorted_probs.sum(axis=1, dtype=np.float64),
         )
 
+    @staticmethod
     def _m2_probabilities(
-        self, m1_probabilities: np.ndarray, times: list[int], outdoor: list[float | None] | None
+        m2: "TrainedM2", m1_probabilities: np.ndarray, times: list[int], outdoor: list[float | None] | None
     ) -> np.ndarray:
-        return self.m2.probabilities(self.m2.data_from_m1(m1_probabilities, times, outdoor))
+        return m2.probabilities(m2.data_from_m1(m1_probabilities, times, outdoor))

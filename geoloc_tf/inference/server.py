@@ -26,7 +26,7 @@ import logging
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from geoloc_tf import errors
@@ -133,8 +133,14 @@ class GeolocHTTPServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
 
     @property
-    def url(self) -> str:
+    def host_port(self) -> tuple[str, int]:
+        """The (host, port) the server listens on."""
         host, port = self.server_address[:2]
+        return cast(str, host), int(port)  # an AF_INET socket's address names its host as a str
+
+    @property
+    def url(self) -> str:
+        host, port = self.host_port
         return f"http://{host}:{port}"
 
     def count_error(self, status: HTTPStatus) -> None:

@@ -89,6 +89,8 @@ class TrainingCheckpoints:
         return position
 
     def save(self, position: Position) -> None:
+        if self._manager is None:
+            raise RuntimeError("TrainingCheckpoints.save: call begin_phase first (it names the optimizer)")
         for name, variable in self.counters.items():
             variable.assign(getattr(position, name))
         self._manager.save(checkpoint_number=position.global_step)

@@ -81,13 +81,16 @@ def evaluate(model: keras.Model, validation: ValidationSubset | None, mesh: Any)
     if validation is None:
         return {}
     predict = tf.function(lambda images: model(images, training=False))
-    top1, lat, lon, truth = [], [], [], []
+    top1_parts: list[np.ndarray] = []
+    lat: list[np.ndarray] = []
+    lon: list[np.ndarray] = []
+    truth_parts: list[np.ndarray] = []
     for features, label in validation.dataset:
-        top1.append(tf.argmax(predict(features["image"]), axis=-1).numpy())
+        top1_parts.append(tf.argmax(predict(features["image"]), axis=-1).numpy())
         lat.append(features["lat"].numpy())
         lon.append(features["lon"].numpy())
-        truth.append(label.numpy())
-    top1, truth = np.concatenate(top1), np.concatenate(truth)
+        truth_parts.append(label.numpy())
+    top1, truth = np.concatenate(top1_parts), np.concatenate(truth_parts)
     points = np.asarray(mesh.imagery_centroids)[top1]
     errors_km = great_circle_km(np.concatenate(lat), np.concatenate(lon), points[:, 0], points[:, 1])
     accuracy = accuracy_at_thresholds(errors_km, ACCURACY_THRESHOLDS_KM)

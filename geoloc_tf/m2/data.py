@@ -73,6 +73,12 @@ class M2Data:
     def __len__(self) -> int:
         return len(self.posted_at)
 
+    def known_labels(self, where: str) -> np.ndarray:
+        """``labels``, for code that trains or scores; raises naming ``where`` when they are None."""
+        if self.labels is None:
+            raise errors.ModelConfigError(f"{where}.labels is None, expected the true cells")
+        return self.labels
+
     def model_inputs(self, extra_inputs: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
         """The dict M2's "top_k" form takes: cell ids, probabilities, §3.2 time features, extras."""
         inputs = {

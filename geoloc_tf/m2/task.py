@@ -72,12 +72,13 @@ def read_split(layout: RunLayout, split: str, mesh, config: M2Config) -> tuple[p
 
 def labelled(data: M2Data) -> M2Data:
     """Only the photos in kept cells (the ones that have a class to learn)."""
-    keep = data.labels >= 0
+    labels = data.known_labels("labelled: data")
+    keep = labels >= 0
     return M2Data(
         data.cell_ids[keep],
         data.cell_probs[keep],
         data.posted_at[keep],
-        data.labels[keep],
+        labels[keep],
         None if data.outdoor is None else data.outdoor[keep],
     )
 

@@ -5,16 +5,23 @@ Trained only on the M2/M3 split, photos M1 never saw (appendix A, Figure 3), whi
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 import numpy as np
 
 from geoloc_tf import errors
 from geoloc_tf.chunked_top_k import predict_top_k
-from geoloc_tf.epoch_loop import EpochLoop, TrainingHistory, compile_model
+from geoloc_tf.epoch_loop import EpochData, EpochLoop, TrainingHistory, compile_model
 from geoloc_tf.m2.boosting import samme_update
 from geoloc_tf.m2.config import M2Config
 from geoloc_tf.m2.data import M2Data
 from geoloc_tf.m2.model import build_m2
+
+
+def _every_epoch(data: EpochData) -> Callable[[int], EpochData]:
+    """A ``draw`` for ``EpochLoop.run_phase`` that gives ``data`` in every epoch."""
+    return lambda epoch: data
 
 
 def train_m2(
@@ -36,9 +43,8 @@ def train_m2(
     sustained fall of validation accuracy. The returned model is in the "top_k" input form.
     """
     for name, split in (("train", train), ("val", val)):
-        if split.labels is None:
-            raise errors.ModelConfigError(f"train_m2: {name}.labels is None, expected labels")
-        if split.labels.size and (split.labels.min() < 0 or split.labels.max() >= num_cells):
+        labels = split.known_labels(f"train_m2: {name}")
+        if labels.size and (labels.min() < 0 or labels.max() >= num_cells):
             raise errors.ModelConfigError(
                 f"train_m2: {name}.labels outside [0, {num_cells}), expected cell indices"
             )
@@ -47,9 +53,10 @@ def train_m2(
     compile_model(model, config.learning_rates[0])
 
     train_x = train.model_inputs(config.extra_inputs)
-    train_y = train.labels
+    train_y = train.known_labels("train_m2: train")
     uniform = np.ones(len(train), np.float32)
-    validation = (val.model_inputs(config.extra_inputs), val.labels, np.ones(len(val), np.float32))
+    val_y = val.known_labels("train_m2: val")
+    validation = (val.model_inputs(config.extra_inputs), val_y, np.ones(len(val), np.float32))
     loop = EpochLoop(
         model,
         validation,
@@ -81,7 +88,7 @@ def train_m2(
                 f"boost{boosting_round}",
                 config.learning_rates[0],
                 config.boosting_epochs,
-                lambda epoch, w=weights: (train_x, train_y, w),
+                _every_epoch((train_x, train_y, weights)),
                 boosting_round=boosting_round,
                 early_stopping=False,
             )

@@ -143,11 +143,12 @@ def run(
             prediction_tables.table_from_top_k(table, ids, probs), layout.prediction_table(MODEL, split)
         )
         artifacts[split] = str(path)
-        known = data.labels >= 0
+        labels = data.known_labels(f"M3 {split}")
+        known = labels >= 0
         log.info(
             "M3 %s: cell accuracy %.3f on %d labelled photos",
             split,
-            float(np.mean(ids[known, 0] == data.labels[known])) if known.any() else float("nan"),
+            float(np.mean(ids[known, 0] == labels[known])) if known.any() else float("nan"),
             int(known.sum()),
         )
     return artifacts

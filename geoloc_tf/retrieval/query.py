@@ -24,7 +24,6 @@ def search_image(
     features), lat, lon, km_from_query (NaN without the query's location)."""
     rows, distances = index.search(model.features([image]), k)
     photos = index.photos.iloc[rows[0]]
-    known = lat is not None and lon is not None
     return pd.DataFrame(
         {
             "rank": np.arange(1, len(rows[0]) + 1),
@@ -35,7 +34,7 @@ def search_image(
             "lon": photos["lon"].to_numpy(),
             "km_from_query": (
                 great_circle_km(lat, lon, photos["lat"].to_numpy(), photos["lon"].to_numpy())
-                if known
+                if lat is not None and lon is not None
                 else np.full(len(rows[0]), np.nan)
             ),
         }
