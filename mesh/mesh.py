@@ -30,11 +30,10 @@ from mesh.locate import QUERY_SUBCELLS_PER_TRIANGLE, Locator
 from mesh.sphere import check_lat_lon, lat_lon_to_xyz, normalize, triangle_areas_sr, xyz_to_lat_lon
 
 FORMAT_NAME = "geoloc-mesh"
-#: The file name of a mesh inside a mesh folder (a run's mesh/, `geoloc build-mesh --out`).
-MESH_FILE = "mesh.npz"
 FORMAT_VERSION = 1
 #: The files of a mesh folder (``mesh.build.write_mesh_outputs``): the mesh itself (``Mesh.save``),
-#: its kept cells as GeoJSON, the build summary and a Figure-2-like map.
+#: its kept cells as GeoJSON, the build summary and a Figure-2-like map (a run's mesh/,
+#: ``geoloc build-mesh --out``).
 MESH_FILE = "mesh.npz"
 GEOJSON_FILE = "mesh.geojson"
 SUMMARY_FILE = "summary.json"

@@ -81,6 +81,22 @@ def cell_polygons(mesh: "Mesh", max_segment_deg: float = 1.0) -> tuple[list[np.n
     return triangle_polygons(mesh, mesh.cell_triangle, max_segment_deg)
 
 
+def photo_density_background(ax: Any, lat: np.ndarray, lon: np.ndarray) -> None:
+    """Black map with the photos' density in grey (log scale, 0.5 degree bins): the background of
+    the mesh map and the report's accuracy maps."""
+    ax.set_facecolor("black")
+    if len(lat):
+        h, _, _ = np.histogram2d(lon, lat, bins=(720, 360), range=((-180, 180), (-90, 90)))
+        ax.imshow(
+            np.log1p(h.T),
+            origin="lower",
+            extent=(-180, 180, -90, 90),
+            cmap="gray",
+            interpolation="nearest",
+            aspect="auto",
+        )
+
+
 def plot_mesh(
     mesh: "Mesh",
     lat: NDArray[np.float64],
@@ -96,17 +112,7 @@ def plot_mesh(
     from matplotlib.collections import PolyCollection
 
     fig, ax = plt.subplots(figsize=(14, 7), dpi=120)
-    ax.set_facecolor("black")
-    if len(lat):
-        h, xe, ye = np.histogram2d(lon, lat, bins=(720, 360), range=((-180, 180), (-90, 90)))
-        ax.imshow(
-            np.log1p(h.T),
-            origin="lower",
-            extent=(-180, 180, -90, 90),
-            cmap="gray",
-            interpolation="nearest",
-            aspect="auto",
-        )
+    photo_density_background(ax, lat, lon)
     polys, owner = triangle_polygons(mesh)
     is_kept = mesh.triangle_class[np.asarray(owner, np.int64)] >= 0 if owner else np.zeros(0, bool)
     kept = [p for p, k in zip(polys, is_kept) if k]

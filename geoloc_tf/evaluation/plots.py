@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mesh.geodesy import EARTH_RADIUS_KM
-from mesh.plot import cell_polygons, save_figure
+from mesh.plot import cell_polygons, photo_density_background, save_figure
 
 if TYPE_CHECKING:
     from mesh import Mesh
@@ -147,17 +147,7 @@ def plot_accuracy_map(
 
     acc, n = cell_accuracy(true_cell, errors_km, mesh.num_cells, threshold_km)
     fig, ax = plt.subplots(figsize=(14, 7), dpi=100)
-    ax.set_facecolor("black")
-    if len(lat):
-        h, _, _ = np.histogram2d(lon, lat, bins=(720, 360), range=((-180, 180), (-90, 90)))
-        ax.imshow(
-            np.log1p(h.T),
-            origin="lower",
-            extent=(-180, 180, -90, 90),
-            cmap="gray",
-            interpolation="nearest",
-            aspect="auto",
-        )
+    photo_density_background(ax, lat, lon)
     polys, owner = polygons if polygons is not None else cell_polygons(mesh)
     owner_a = np.asarray(owner, dtype=np.int64)
     with_photos = n[owner_a] > 0 if owner_a.size else np.zeros(0, bool)

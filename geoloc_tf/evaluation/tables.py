@@ -236,6 +236,20 @@ def table6(results: dict[str, Any]) -> Table:
     )
 
 
+def _table7_row(results: dict[str, Any], name: str, cb: dict[str, Any], s: dict[str, Any]) -> tuple:
+    """One row of Table 7: class bias (photos, KL, entropies) and errors (photos, mean, median)."""
+    return (
+        _row_name(results, name),
+        cb["num_photos"],
+        cb["kl_divergence"],
+        cb["entropy_pred_nats"],
+        cb["entropy_true_nats"],
+        s["num_photos"],
+        s["mean_km"],
+        s["median_km"],
+    )
+
+
 def table7(results: dict[str, Any]) -> Table:
     """Table 7: KL(p || q), entropy of q and of p (nats, +1 counts, appendix C), mean and median error."""
     lp = results["label_point"]
@@ -245,33 +259,9 @@ def table7(results: dict[str, Any]) -> Table:
         if cb is None:
             point_notes.append(f"{model['display_name']} {POINT_CLASS_BIAS_NOTE}.")
             cb = dict.fromkeys(("num_photos", "kl_divergence", "entropy_pred_nats", "entropy_true_nats"))
-        rows.append(
-            (
-                _row_name(results, model["display_name"]),
-                cb["num_photos"],
-                cb["kl_divergence"],
-                cb["entropy_pred_nats"],
-                cb["entropy_true_nats"],
-                s["num_photos"],
-                s["mean_km"],
-                s["median_km"],
-            )
-        )
+        rows.append(_table7_row(results, model["display_name"], cb, s))
     mf = results["most_frequent_cell"]
-    cb = mf["class_bias"]
-    s = mf["by_label_point"][lp]
-    rows.append(
-        (
-            _row_name(results, "Most Frequent Cell"),
-            cb["num_photos"],
-            cb["kl_divergence"],
-            cb["entropy_pred_nats"],
-            cb["entropy_true_nats"],
-            s["num_photos"],
-            s["mean_km"],
-            s["median_km"],
-        )
-    )
+    rows.append(_table7_row(results, "Most Frequent Cell", mf["class_bias"], mf["by_label_point"][lp]))
     bp = results["best_possible"]
     if bp.get("rows"):
         cb = bp["class_bias"]

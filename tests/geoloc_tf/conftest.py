@@ -68,6 +68,17 @@ def set_output(layer: keras.layers.Dense, p: np.ndarray) -> None:
     layer.set_weights([np.zeros_like(kernel), np.log(p).astype(np.float32)])
 
 
+def save_tiny_m1(run: Path, num_cells: int) -> None:
+    """A tiny untrained Inception-v4 M1 (75 px, 5 % width, one block) as RUN/m1/m1.keras."""
+    from geoloc_tf.m1.inception_v4 import build_inception_v4
+    from geoloc_tf.run_layout import RunLayout
+
+    layout = RunLayout(run)
+    layout.m1_dir.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.replace(TINY, num_cells=num_cells, num_blocks_b=0, num_blocks_c=0)
+    build_inception_v4(config).save(layout.m1_model)
+
+
 def build_tiny_run(root: Path, export: bool = True) -> Path:
     """RUN_DIR with mesh/mesh.npz, m1/m1.keras, m2/m2.keras and export/m1 (top 3 cells)."""
     from geoloc_tf.m1.export import export_m1

@@ -10,6 +10,7 @@ import pandas as pd
 from PIL import Image
 
 from experiments.cli import main as geoloc
+from tests.geoloc_tf.conftest import save_tiny_m1
 
 
 def test_geoloc_evaluate_on_a_swapped_header_csv(tmp_path, capsys):
@@ -76,7 +77,6 @@ def test_geoloc_evaluate_with_a_scene_model_for_the_outdoor_rows(tmp_path, capsy
     """A tiny 'scene model' that calls bright images outdoor (class 1 = outdoor in the IO file)."""
     import keras
 
-    from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4
     from mesh import build_mesh
 
     rng = np.random.default_rng(2)
@@ -89,17 +89,7 @@ def test_geoloc_evaluate_with_a_scene_model_for_the_outdoor_rows(tmp_path, capsy
         init_grid=6,
     )
     mesh.save(run / "mesh" / "mesh.npz")
-    (run / "m1").mkdir()
-    build_inception_v4(
-        InceptionV4Config(
-            num_cells=mesh.num_cells,
-            image_size=75,
-            width_multiplier=0.05,
-            num_blocks_a=1,
-            num_blocks_b=0,
-            num_blocks_c=0,
-        )
-    ).save(run / "m1" / "m1.keras")
+    save_tiny_m1(run, mesh.num_cells)
     inputs = keras.Input((8, 8, 3))
     rgb = keras.layers.GlobalAveragePooling2D()(inputs)  # pixels in [0, 1]
     dense = keras.layers.Dense(2, activation="softmax")

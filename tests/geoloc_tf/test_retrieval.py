@@ -14,6 +14,7 @@ from geoloc_tf.errors import RetrievalError
 from geoloc_tf.retrieval import feature_index, search
 from geoloc_tf.retrieval.feature_index import FeatureIndex, read_features
 from geoloc_tf.retrieval.search import nearest
+from tests.geoloc_tf.conftest import save_tiny_m1
 
 
 def brute_force(index: np.ndarray, queries: np.ndarray, k: int):
@@ -97,7 +98,6 @@ def test_read_features_from_a_list_column(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tiny_world, tmp_path_factory) -> Path:
     """A run directory: the tiny world's data and mesh and an untrained tiny M1."""
-    from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4
     from mesh import Mesh
 
     run = tmp_path_factory.mktemp("retrieval_run")
@@ -105,17 +105,7 @@ def tiny_run(tiny_world, tmp_path_factory) -> Path:
     (run / "mesh").mkdir()
     mesh.save(run / "mesh" / "mesh.npz")
     (run / "data").symlink_to(tiny_world.data_root)
-    (run / "m1").mkdir()
-    build_inception_v4(
-        InceptionV4Config(
-            num_cells=mesh.num_cells,
-            image_size=75,
-            width_multiplier=0.05,
-            num_blocks_a=1,
-            num_blocks_b=0,
-            num_blocks_c=0,
-        )
-    ).save(run / "m1" / "m1.keras")
+    save_tiny_m1(run, mesh.num_cells)
     return run
 
 
