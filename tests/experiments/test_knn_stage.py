@@ -11,6 +11,7 @@ import pytest
 from experiments.config import SECTIONS
 from geoloc_tf.run_layout import RunLayout
 from mesh.settings import SettingError
+from tests.conftest import random_mesh
 
 PARIS, SYDNEY = (48.85, 2.35), (-33.87, 151.21)
 
@@ -51,17 +52,10 @@ def store_m1_predictions(layout, split, mesh, lat, lon, features, prefix):
 
 def test_evaluate_stage_adds_and_removes_the_knn_row(tmp_path, run_config):
     from experiments.stages.evaluate_stage import run as run_evaluate
-    from mesh import build_mesh
 
     layout = RunLayout(tmp_path)
     rng = np.random.default_rng(0)
-    mesh = build_mesh(
-        rng.uniform(-60, 60, 3000),
-        rng.uniform(-170, 170, 3000),
-        refinement_limit=300,
-        min_examples=20,
-        init_grid=6,
-    )
+    mesh = random_mesh(rng, 3000)
     mesh.save(layout.mesh)
     # Training photos: features (1, 0) in Paris, (0, 1) in Sydney; validation photos: one of each
     # kind, so kNN puts them exactly in Paris and Sydney.

@@ -14,6 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from geoloc_tf.m1.inception_v4 import InceptionV4Config
+from tests.conftest import random_mesh
 
 # Eight regions of distinct colour: 4 longitude quarters x 2 hemispheres. A photo's pixels tell
 # its region, so a tiny M1 can learn something in a few steps.
@@ -87,17 +88,10 @@ def build_tiny_run(root: Path, export: bool = True) -> Path:
     from geoloc_tf.m2.model import build_m2
     from geoloc_tf.m2.task import TrainedM2
     from geoloc_tf.run_layout import RunLayout
-    from mesh import build_mesh
 
     layout = RunLayout(root)
     rng = np.random.default_rng(5)
-    mesh = build_mesh(
-        rng.uniform(-60, 60, 2000),
-        rng.uniform(-170, 170, 2000),
-        refinement_limit=300,
-        min_examples=20,
-        init_grid=6,
-    )
+    mesh = random_mesh(rng, 2000)
     mesh.save(layout.mesh)
     m1 = build_inception_v4(
         dataclasses.replace(TINY, num_cells=mesh.num_cells, num_blocks_b=0, num_blocks_c=0)

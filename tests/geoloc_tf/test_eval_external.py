@@ -10,6 +10,7 @@ import pandas as pd
 from PIL import Image
 
 from experiments.cli import main as geoloc
+from tests.conftest import random_mesh
 from tests.geoloc_tf.conftest import save_tiny_m1
 
 
@@ -77,17 +78,9 @@ def test_geoloc_evaluate_with_a_scene_model_for_the_outdoor_rows(tmp_path, capsy
     """A tiny 'scene model' that calls bright images outdoor (class 1 = outdoor in the IO file)."""
     import keras
 
-    from mesh import build_mesh
-
     rng = np.random.default_rng(2)
     run = tmp_path / "run"
-    mesh = build_mesh(
-        rng.uniform(-60, 60, 2000),
-        rng.uniform(-170, 170, 2000),
-        refinement_limit=300,
-        min_examples=20,
-        init_grid=6,
-    )
+    mesh = random_mesh(rng, 2000)
     mesh.save(run / "mesh" / "mesh.npz")
     save_tiny_m1(run, mesh.num_cells)
     inputs = keras.Input((8, 8, 3))
@@ -140,17 +133,10 @@ def test_geoloc_evaluate_adds_m2_and_m3_rows_from_the_runs_task_modules(tmp_path
     from geoloc_tf.m3.task import TrainedM3
     from geoloc_tf.prediction_tables import read_table
     from geoloc_tf.run_layout import REPORT_FILE, RunLayout
-    from mesh import build_mesh
 
     rng = np.random.default_rng(7)
     layout = RunLayout(tmp_path / "run")
-    mesh = build_mesh(
-        rng.uniform(-60, 60, 3000),
-        rng.uniform(-170, 170, 3000),
-        refinement_limit=300,
-        min_examples=20,
-        init_grid=6,
-    )
+    mesh = random_mesh(rng, 3000)
     mesh.save(layout.mesh)
     layout.m1_dir.mkdir()
     build_inception_v4(

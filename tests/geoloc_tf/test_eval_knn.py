@@ -10,8 +10,9 @@ from geoloc_tf import prediction_tables
 from geoloc_tf.evaluation import compare, report, results, tables
 from geoloc_tf.evaluation import model_predictions as predictions
 from geoloc_tf.run_layout import prediction_table_path
-from mesh import Mesh, build_mesh
+from mesh import Mesh
 from mesh.geodesy import great_circle_km
+from tests.conftest import random_mesh
 
 # Four validation photos; the kNN point is exact for two, 30 km north for one, missing for one.
 LAT = np.array([48.85, 40.71, 35.68, -33.87])
@@ -23,13 +24,7 @@ KM_IN_LAT_DEG = 180.0 / (np.pi * 6372.795)
 def knn_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("knn_run")
     rng = np.random.default_rng(3)
-    mesh = build_mesh(
-        rng.uniform(-60, 60, 3000),
-        rng.uniform(-170, 170, 3000),
-        refinement_limit=300,
-        min_examples=20,
-        init_grid=6,
-    )
+    mesh = random_mesh(rng, 3000)
     mesh.save(run / "mesh" / "mesh.npz")
     meta = pd.DataFrame(
         {
