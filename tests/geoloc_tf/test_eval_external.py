@@ -16,26 +16,11 @@ from tests.geoloc_tf.conftest import save_tiny_m1
 
 def test_geoloc_evaluate_on_a_swapped_header_csv(tmp_path, capsys):
 
-    from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4
-    from mesh import build_mesh
-
     rng = np.random.default_rng(5)
     run = tmp_path / "run"
-    lat, lon = rng.uniform(-60, 60, 3000), rng.uniform(-170, 170, 3000)
-    mesh = build_mesh(lat, lon, refinement_limit=300, min_examples=20, init_grid=6)
+    mesh = random_mesh(rng, 3000)
     mesh.save(run / "mesh" / "mesh.npz")
-    model = build_inception_v4(
-        InceptionV4Config(
-            num_cells=mesh.num_cells,
-            image_size=75,
-            width_multiplier=0.05,
-            num_blocks_a=1,
-            num_blocks_b=0,
-            num_blocks_c=0,
-        )
-    )
-    (run / "m1").mkdir()
-    model.save(run / "m1" / "m1.keras")
+    save_tiny_m1(run, mesh.num_cells)
 
     images = tmp_path / "images"
     images.mkdir()
@@ -124,7 +109,6 @@ def test_geoloc_evaluate_with_a_scene_model_for_the_outdoor_rows(tmp_path, capsy
 def test_geoloc_evaluate_adds_m2_and_m3_rows_from_the_runs_task_modules(tmp_path, capsys):
     """A test set with posting times and users: M2 and M3 (saved by their task modules with their
     configs) answer every photo, with the inputs their configs declare (M2 here takes M1's top 3)."""
-    from geoloc_tf.m1.inception_v4 import InceptionV4Config, build_inception_v4
     from geoloc_tf.m2.config import M2Config
     from geoloc_tf.m2.model import build_m2
     from geoloc_tf.m2.task import TrainedM2, photo_data
@@ -138,17 +122,7 @@ def test_geoloc_evaluate_adds_m2_and_m3_rows_from_the_runs_task_modules(tmp_path
     layout = RunLayout(tmp_path / "run")
     mesh = random_mesh(rng, 3000)
     mesh.save(layout.mesh)
-    layout.m1_dir.mkdir()
-    build_inception_v4(
-        InceptionV4Config(
-            num_cells=mesh.num_cells,
-            image_size=75,
-            width_multiplier=0.05,
-            num_blocks_a=1,
-            num_blocks_b=0,
-            num_blocks_c=0,
-        )
-    ).save(layout.m1_model)
+    save_tiny_m1(layout.root, mesh.num_cells)
     m2_config = M2Config(top_k=3, hidden_units=8)
     m2 = TrainedM2(build_m2(mesh.num_cells, m2_config), m2_config)
     m2.save(layout)
