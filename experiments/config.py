@@ -101,14 +101,7 @@ class RunConfig:
         unknown = set(sections) - set(SECTIONS)
         if unknown:
             raise ValueError(f"unknown config sections {sorted(unknown)}; known: {sorted(SECTIONS)}")
-        return cls(
-            **{
-                name: from_flat(
-                    SECTIONS[name], {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-                )
-                for name, values in sections.items()
-            }
-        )
+        return cls(**{name: from_flat(SECTIONS[name], values) for name, values in sections.items()})
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":

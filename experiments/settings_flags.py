@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import typing
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from absl import flags
 
 from experiments.errors import ConfigError
-from mesh.settings import SettingError, field_kind, flat_settings, value_problem
+from mesh.settings import SettingError, field_kind, flat_settings, from_flat, value_problem
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -106,19 +105,13 @@ def configs_from_flags(
 
 
 def _build(cls: type, flag_values: flags.FlagValues, prefix: str, only: Sequence[str] | None = None) -> Any:
-    values: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):
-        if "help" not in field.metadata:
-            continue
-        if field.metadata.get("nested"):
-            values[field.name] = _build(typing.get_type_hints(cls)[field.name], flag_values, prefix, only)
-            continue
-        if only is not None and field.name not in only:
-            continue
-        kind, is_tuple = field_kind(cls, field)
-        values[field.name] = _convert(kind, is_tuple, flag_values[flag_name(prefix, field.name)].value)
+    values = {
+        field.name: _convert(*field_kind(owner, field), flag_values[flag_name(prefix, field.name)].value)
+        for _, field, owner in flat_settings(cls)
+        if only is None or field.name in only
+    }
     try:
-        return cls(**values)
+        return from_flat(cls, values)
     except SettingError as error:
         raise ConfigError(render_setting_error(error, prefix)) from None
 

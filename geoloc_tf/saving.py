@@ -40,7 +40,7 @@ def save_task_model(layout: "RunLayout", name: str, model: keras.Model, configs:
     write_text_atomic(
         layout.task_config(name),
         json.dumps(
-            {key: settings.to_dict(config) for key, config in configs.items()}, indent=2, sort_keys=True
+            {key: settings.flat_values(config) for key, config in configs.items()}, indent=2, sort_keys=True
         ),
     )
     return layout.model_file(name)

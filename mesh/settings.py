@@ -103,7 +103,8 @@ def flat_settings(cls: type) -> Iterator[tuple[tuple[str, ...], dataclasses.Fiel
 def from_flat(cls: type, values: Mapping[str, Any]) -> Any:
     """Builds a config dataclass from leaf settings keyed by their own names, nested ones included
     (``{"seed": 3}`` sets ``IngestConfig.splits.seed``), as flags and command-line options name
-    them. Settings left out keep their defaults; a name that is no setting raises ValueError."""
+    them; the inverse of ``flat_values`` (a JSON list becomes the setting's tuple). Settings left
+    out keep their defaults; a name that is no setting raises ValueError."""
     leaves = {path[-1] for path, _, _ in flat_settings(cls)}
     unknown = set(values) - leaves
     if unknown:
@@ -115,7 +116,8 @@ def from_flat(cls: type, values: Mapping[str, Any]) -> Any:
             inner_names = {path[-1] for path, _, _ in flat_settings(inner)}
             kwargs[field.name] = from_flat(inner, {k: v for k, v in values.items() if k in inner_names})
         elif field.name in values:
-            kwargs[field.name] = values[field.name]
+            value = values[field.name]
+            kwargs[field.name] = tuple(value) if isinstance(value, list) else value
     return cls(**kwargs)
 
 
@@ -168,39 +170,6 @@ def check_settings(instance: Any) -> None:
 
 def _brace_safe(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
-
-
-def to_dict(instance: Any) -> dict[str, Any]:
-    """JSON-ready values of a config dataclass, nested ones as dicts, tuples as lists."""
-    out: dict[str, Any] = {}
-    for field in dataclasses.fields(instance):
-        value = getattr(instance, field.name)
-        if dataclasses.is_dataclass(value):
-            out[field.name] = to_dict(value)
-        elif isinstance(value, tuple):
-            out[field.name] = list(value)
-        else:
-            out[field.name] = value
-    return out
-
-
-def from_dict(cls: type, values: Mapping[str, Any]) -> Any:
-    """Rebuilds a config dataclass from `to_dict` output; unknown keys raise ValueError."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - names
-    if unknown:
-        raise ValueError(f"unknown fields {sorted(unknown)} for {cls.__name__}")
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        hint = hints[key]
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
-            kwargs[key] = from_dict(hint, value)
-        elif isinstance(value, list):
-            kwargs[key] = tuple(value)
-        else:
-            kwargs[key] = value
-    return cls(**kwargs)
 
 
 def flat_values(instance: Any, outputs_only: bool = False) -> dict[str, Any]:

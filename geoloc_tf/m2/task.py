@@ -141,7 +141,7 @@ class TrainedM2:
     def load(cls, layout: RunLayout) -> "TrainedM2":
         """The run's trained M2 (``save``'s files)."""
         model, configs = load_task_model(layout, MODEL)
-        return cls(model, settings.from_dict(M2Config, configs[MODEL]))
+        return cls(model, settings.from_flat(M2Config, configs[MODEL]))
 
     def export(self, cell_latlon: np.ndarray, export_dir: str | Path, top_k: int) -> str:
         """M2's serving SavedModel (``geoloc_tf.metadata_export``)."""

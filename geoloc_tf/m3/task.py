@@ -79,7 +79,7 @@ class TrainedM3:
         """The run's trained M3 (``save``'s files)."""
         model, configs = load_task_model(layout, MODEL)
         return cls(
-            model, settings.from_dict(M3Config, configs[MODEL]), settings.from_dict(M2Config, configs["m2"])
+            model, settings.from_flat(M3Config, configs[MODEL]), settings.from_flat(M2Config, configs["m2"])
         )
 
     def export(self, cell_latlon: np.ndarray, export_dir: str | Path, top_k: int) -> str:
