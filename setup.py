@@ -24,12 +24,17 @@ REQUIRED = [
     "pyarrow==26.0.1",  # Parquet tables of per-photo predictions and metadata
     "absl-py==2.5.1",
     "matplotlib==3.11.2",
+    "pillow==13.0.0",  # the one image decoder (data_pipelines.images): header checks, re-encoding
 ]
+
+# `geoloc serve`'s HTTP stack (geoloc_tf.inference.server says why these).
+SERVE = ["starlette==1.10.0", "uvicorn==0.54.0", "h11==0.16.0", "python-multipart==0.0.34", "anyio==4.16.0"]
 
 EXTRAS = {
     "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
     "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
-    "test": ["pytest==9.2.0", "ruff==0.17.6", "mypy==2.4.1"],
+    "serve": SERVE,
+    "test": ["pytest==9.2.0", "ruff==0.17.6", "mypy==2.4.1", *SERVE],
     "bench": ["h3==4.5.0"],  # baseline of the mesh benchmark
 }
 

@@ -17,6 +17,24 @@ from typing import Optional
 from data_pipelines import errors
 from mesh.settings import SettingError, check_settings, nested, setting
 
+#: Pixel limits of the image decoder (``data_pipelines.images``), one per entry point. Not in the
+#: paper. A server that strangers reach gets the lowest: 50 M pixels holds a 50-megapixel phone
+#: photo, and a refused image costs nothing (the limit is checked on the header); commands reading
+#: a person's own files (`geoloc predict`, `search`, `evaluate`) and ingestion of a collection get
+#: 100 M pixels (a 108-megapixel phone photo; its RGB pixels are 300 MB once decoded).
+SERVE_MAX_PIXELS = 50_000_000
+FILES_MAX_PIXELS = 100_000_000
+
+
+def max_pixels_setting(default: int):
+    """``max_pixels`` of an entry point that reads images: one declaration, several config classes."""
+    return setting(
+        default,
+        "Images with more pixels are refused from their header, before any decoding "
+        "(a decompression bomb costs nothing).",
+        minimum=1,
+    )
+
 
 @dataclasses.dataclass(frozen=True)
 class SplitConfig:
@@ -107,6 +125,7 @@ class IngestConfig:
         minimum=32,
     )
     jpeg_quality: int = setting(90, "JPEG quality of the re-encoded photos.", minimum=1, maximum=100)
+    max_pixels: int = max_pixels_setting(FILES_MAX_PIXELS)
     # ~1000 photos of <= 512 px is ~50-100 MB a shard, the size tf.data and tfds read well.
     examples_per_shard: int = setting(
         1024, "Photos per TFRecord shard (at most; a split's last shard holds the rest).", minimum=1

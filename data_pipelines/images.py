@@ -1,55 +1,174 @@
-"""Decode a photo and re-encode it as a JPEG with a bounded longest side (ingestion).
+"""The one image decoder of geoloc: every photo that enters (ingestion, `geoloc predict`, `geoloc
+serve`, `geoloc search`, `geoloc evaluate`) is opened here, and refused here when it is unsafe.
 
-Re-encoding keeps shards small (``max_image_side``) and drops EXIF (which can hold GPS, owner
-names and device serials) so that no metadata besides the kept columns reaches the data set.
-PIL is used rather than TensorFlow so the ingestion workers decode and resize in C without a
-graph, and ``Image.draft`` lets libjpeg downscale large JPEGs by 1/2..1/8 during decoding.
+``open_image`` reads the header only and refuses, before any pixel is decoded (so a refused image
+allocates nothing large):
+
+- formats other than JPEG, PNG, GIF, BMP and WebP (Pillow is told to try only these, so no exotic
+  decoder ever sees a stranger's bytes): reason ``unsupported``;
+- more pixels than the entry point's ``max_pixels`` (a 30 KB PNG can declare 16000x16000 pixels,
+  768 MB once decoded): reason ``too_large``;
+- animated or multi-frame images (GIF, APNG, WebP): reason ``animated``. They are refused rather
+  than cut to their first frame: a geolocation answer for a frame the user never saw as "the
+  photo" would look authoritative and be about something else, and an animation is rarely a photo.
+
+Each entry point chooses its pixel limit (a setting beside its other settings, default in
+``data_pipelines.config``): a server that strangers reach needs a lower one than a command reading
+a person's own files. ``check_image`` then decodes fully (JPEGs with libjpeg's DCT-domain
+downscaling, which still reads every coefficient) so a truncated file is refused, named, before it
+reaches a batch; ``model_bytes`` is what M1's TensorFlow preprocessing gets: JPEG and PNG bytes as
+they are (the decoder of ``data_pipelines.augmentation.eval_image`` reads both), other formats
+re-encoded losslessly as PNG. ``reencode_jpeg`` is ingestion's: a bounded JPEG without EXIF (which
+can hold GPS, owner names and device serials), so no metadata besides the kept columns reaches the
+data set. Pillow decodes and resizes in C without a graph, in any worker process or thread.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
+from typing import Iterator
 
 from PIL import Image, ImageFile
 
-# Truncated files must fail, not decode as grey: they are skipped as bad_image.
+# Truncated files must fail, not decode as grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-Image.MAX_IMAGE_PIXELS = 200_000_000  # Above this PIL raises DecompressionBombError: bad_image.
+# The pixel limit is ours (``max_pixels``, per entry point), checked on the header by open_image
+# before anything is decoded; Pillow's own global check (a warning, then an error at twice its
+# limit) would contradict a limit the user set.
+Image.MAX_IMAGE_PIXELS = None
+
+#: Pillow format names tried, and how they are called in messages.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+SUPPORTED_TEXT = "a JPEG, PNG, GIF, BMP or WebP photo"
+#: Formats M1's TensorFlow decoder reads as they are; the others are re-encoded as PNG.
+MODEL_FORMATS = ("JPEG", "PNG")
+
+# Reasons of BadImage.
+UNREADABLE = "unreadable"
+UNSUPPORTED = "unsupported"
+TOO_LARGE = "too_large"
+ANIMATED = "animated"
 
 
 class BadImage(Exception):
-    """The bytes are not a decodable image (undecodable, truncated, empty or absurdly small)."""
+    """An image refused by the decoder; ``reason`` is one of UNREADABLE, UNSUPPORTED, TOO_LARGE,
+    ANIMATED, and the message says what was expected."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
 
 
-def reencode_jpeg(data: bytes, max_side: int, quality: int = 90) -> tuple[bytes, int, int]:
-    """Returns (JPEG bytes, height, width) with max(height, width) <= ``max_side``.
+@dataclasses.dataclass(frozen=True)
+class ImageHeader:
+    format: str  # Pillow's name: JPEG, PNG, GIF, BMP, WEBP
+    width: int
+    height: int
 
-    Raises ``BadImage`` for anything PIL cannot fully decode.
-    """
+
+@contextlib.contextmanager
+def open_image(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """The image of ``data`` with only its header read, after the checks of this module's
+    docstring (BadImage otherwise). Decode it inside the ``with`` block."""
     if not data:
-        raise BadImage("empty file")
-    image: Image.Image  # the opened file, then its RGB conversion and resized copy
+        raise BadImage(UNREADABLE, f"empty file; expected {SUPPORTED_TEXT}")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+    except Image.UnidentifiedImageError:
+        raise BadImage(
+            UNSUPPORTED,
+            f"not an image of a supported format (starts with {data[:4]!r}); expected {SUPPORTED_TEXT}",
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise BadImage(
+            UNREADABLE, f"not a readable image ({_reason(error)}); expected {SUPPORTED_TEXT}"
+        ) from None
+    with image:
+        width, height = image.size
+        if width < 1 or height < 1:
+            raise BadImage(UNREADABLE, f"image of {width}x{height} pixels; expected a photo")
+        if width * height > max_pixels:
+            raise BadImage(
+                TOO_LARGE,
+                f"image of {width}x{height} = {width * height:,} pixels is over the limit of "
+                f"{max_pixels:,} pixels (max_pixels)",
+            )
+        try:
+            animated = bool(getattr(image, "is_animated", False))
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            raise BadImage(UNREADABLE, f"not a readable image ({_reason(error)})") from None
+        if animated:
+            raise BadImage(
+                ANIMATED,
+                f"animated {image.format} with {getattr(image, 'n_frames', 'several')} frames; expected a "
+                "still photo (animations are refused, not cut to their first frame)",
+            )
+        yield image
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text[:120]
+
+
+@contextlib.contextmanager
+def _decoding(what: str) -> Iterator[None]:
+    """Pillow's decoding errors as BadImage(UNREADABLE)."""
+    try:
+        yield
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        raise BadImage(UNREADABLE, f"not a readable {what} ({_reason(error)})") from None
+
+
+def check_image(data: bytes, max_pixels: int) -> ImageHeader:
+    """The header of ``data`` after decoding it fully (BadImage if refused or undecodable).
+
+    JPEGs are decoded with DCT-domain downscaling (``Image.draft``): every coefficient is still
+    read, so truncation is caught, at a fraction of the memory and time."""
+    with open_image(data, max_pixels) as image:
+        header = ImageHeader(str(image.format), *image.size)
+        with _decoding(header.format):
             if image.format == "JPEG":
-                image.draft("RGB", (max_side, max_side))  # DCT-domain downscale, still >= max_side.
+                image.draft("RGB", (512, 512))
             image.load()
-            if image.mode != "RGB":
-                image = image.convert("RGB")
-            width, height = image.size
-            if min(width, height) < 1:
-                raise BadImage(f"image of {width}x{height} pixels")
-            scale = max_side / max(width, height)
-            if scale < 1.0:
-                width = max(1, round(width * scale))
-                height = max(1, round(height * scale))
-                # Pillow's BILINEAR is an antialiased triangle filter when shrinking: a third cheaper
-                # than BICUBIC, indistinguishable after the 299 px random crops of training.
-                image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return header
+
+
+def model_bytes(data: bytes, max_pixels: int) -> bytes:
+    """The bytes M1's preprocessing gets for ``data``: a JPEG or PNG as it is (after
+    ``check_image``), other formats re-encoded losslessly as an RGB PNG."""
+    with open_image(data, max_pixels) as image:
+        with _decoding(str(image.format)):
+            if image.format in MODEL_FORMATS:
+                if image.format == "JPEG":
+                    image.draft("RGB", (512, 512))
+                image.load()
+                return data
             out = io.BytesIO()
-            image.save(out, format="JPEG", quality=quality, optimize=False)
-            return out.getvalue(), height, width
-    except BadImage:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as e:
-        raise BadImage(f"{type(e).__name__}: {e}") from None
+            image.convert("RGB").save(out, format="PNG", compress_level=1)
+            return out.getvalue()
+
+
+def reencode_jpeg(data: bytes, max_side: int, quality: int, max_pixels: int) -> tuple[bytes, int, int]:
+    """(JPEG bytes, height, width) of ``data`` with max(height, width) <= ``max_side`` and no
+    metadata; BadImage for anything refused or not fully decodable."""
+    image: Image.Image  # the opened file, then its RGB conversion and resized copy
+    with open_image(data, max_pixels) as image, _decoding(str(image.format)):
+        if image.format == "JPEG":
+            image.draft("RGB", (max_side, max_side))  # DCT-domain downscale, still >= max_side.
+        image.load()
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        width, height = image.size
+        scale = max_side / max(width, height)
+        if scale < 1.0:
+            width = max(1, round(width * scale))
+            height = max(1, round(height * scale))
+            # Pillow's BILINEAR is an antialiased triangle filter when shrinking: a third cheaper
+            # than BICUBIC, indistinguishable after the 299 px random crops of training.
+            image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=quality, optimize=False)
+        return out.getvalue(), height, width

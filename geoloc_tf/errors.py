@@ -34,3 +34,12 @@ class RetrievalError(GeolocTfError, ValueError):
 class InferenceError(GeolocTfError, ValueError):
     """An input of `geoloc predict` / `geoloc serve` cannot be used (a file that is not an image, a
     malformed posting time) or a loaded model cannot answer what is asked of it."""
+
+
+class ImageError(InferenceError):
+    """A photo refused by the image decoder (``data_pipelines.images``); ``reason`` is its
+    ``BadImage.reason`` (unreadable, unsupported, too_large, animated)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason

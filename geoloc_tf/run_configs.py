@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from data_pipelines.config import FILES_MAX_PIXELS, max_pixels_setting
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM
 from mesh.settings import check_settings, nested, setting
 
@@ -93,6 +94,7 @@ class ExternalEvaluateConfig:
     evaluate: EvaluateConfig = nested(EvaluateConfig, "The evaluation, as in the run's report.")
     predict: PredictConfig = nested(PredictConfig, "M1's stored predictions, as in the run.")
     batch_size: int = setting(32, "Photos per forward pass.", minimum=1, affects_outputs=False)
+    max_pixels: int = max_pixels_setting(FILES_MAX_PIXELS)
     scene_image_size: int = setting(
         224, "Side of the square images the scene classifier takes, px.", minimum=1
     )

@@ -33,6 +33,30 @@ def write_export_archive(archive: keras.export.ExportArchive, export_dir: str | 
     return os.path.abspath(export_dir)
 
 
+def load_keras(path: str | os.PathLike) -> keras.Model:
+    """The one loader of ``.keras`` files: Keras' safe mode, always (a ``.keras`` file is data, a
+    Lambda layer in it is Python code that loading would run, so such a file is refused, named,
+    never run), and any file that is not a loadable Keras model becomes one ExportError line."""
+    import geoloc_tf.layers  # noqa: F401  (registers the custom layers for loading)
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" in str(error):
+            raise errors.ExportError(
+                f"{path}: refused: the model holds Python code (a Lambda layer) that loading would run; "
+                "geoloc loads .keras files in Keras' safe mode only (README: which model files are safe)"
+            ) from None
+        raise errors.ExportError(f"{path}: not a loadable Keras model ({_first_line(error)})") from None
+    except (OSError, TypeError, KeyError) as error:
+        raise errors.ExportError(f"{path}: not a loadable Keras model ({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:160]
+
+
 def save_task_model(layout: "RunLayout", name: str, model: keras.Model, configs: dict[str, Any]) -> Path:
     """A metadata model's file and, beside it, the config dataclasses it was built from
     (``{"m2": M2Config, ...}``), so a loader knows its inputs without inspecting it."""
@@ -48,12 +72,10 @@ def save_task_model(layout: "RunLayout", name: str, model: keras.Model, configs:
 
 def load_task_model(layout: "RunLayout", name: str) -> tuple[keras.Model, dict[str, dict]]:
     """(model, saved configs as dicts) written by ``save_task_model``."""
-    import geoloc_tf.layers  # noqa: F401  (registers the custom layers for loading)
-
     path = layout.task_config(name)
     if not path.is_file():
         raise errors.ModelConfigError(
             f"{path}: not found; expected the settings saved with {layout.model_file(name)} "
             f"(rerun the {name} stage)"
         )
-    return (keras.saving.load_model(layout.model_file(name), compile=False), json.loads(path.read_text()))
+    return load_keras(layout.model_file(name)), json.loads(path.read_text())

@@ -50,6 +50,7 @@ class ShardTask:
     images_dir: str
     max_image_side: int
     jpeg_quality: int
+    max_pixels: int
     log_first_skips: int
     metadata_paths: tuple[str, ...]
     rows: dict  # column -> numpy array (the shard's candidate rows, in order)
@@ -90,7 +91,9 @@ def write_shard(task: ShardTask) -> dict:
                 skipped_rows.append(int(r["row_id"][j]))
                 continue
             try:
-                jpeg, _, _ = images.reencode_jpeg(data, task.max_image_side, task.jpeg_quality)
+                jpeg, _, _ = images.reencode_jpeg(
+                    data, task.max_image_side, task.jpeg_quality, task.max_pixels
+                )
             except images.BadImage as e:
                 skips.add(rcommon.BAD_IMAGE, source, line, f"{path}: {e}")
                 skipped_rows.append(int(r["row_id"][j]))
@@ -159,6 +162,7 @@ def _tasks(
                 config.images_folder,
                 config.max_image_side,
                 config.jpeg_quality,
+                config.max_pixels,
                 config.log_first_skips,
                 tuple(config.metadata),
                 {c: a[shard.rows] for c, a in arrays.items()},

@@ -95,6 +95,7 @@ COMMAND = Command(
             "outdoor_threshold",
             "top_k",
             "batch_size",
+            "max_pixels",
             "scene_image_size",
             "scene_input_range",
         )

@@ -66,7 +66,7 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, positional: list[str
         raise ConfigError("--lat and --lon go together: give both or neither")
     with missing_files_are_user_errors():
         index = FeatureIndex.open(inputs.index)
-        image = read_image_bytes(query)
+        image = read_image_bytes(query, config.max_pixels)
         model = M1Model.load(model_dir(index, inputs.model))
         result = search_image(index, model, image, config.k, inputs.lat, inputs.lon)
         if inputs.sheet:

@@ -13,6 +13,7 @@ option. Ctrl-C stops it.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import Any
 
@@ -20,10 +21,20 @@ from absl import flags
 
 from experiments.commands import Command
 from experiments.commands.predict import define_model_inputs
+from experiments.errors import ConfigError
 from geoloc_tf.inference.config import ServerConfig
+
+#: Modules of the ``serve`` extra (setup.py).
+SERVE_MODULES = ("starlette", "uvicorn", "h11", "multipart", "anyio")
 
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int:
+    missing = [name for name in SERVE_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"geoloc serve needs the serve extra ({', '.join(missing)} not installed): "
+            'pip install "geoloc[serve]" (or -e ".[serve]" in a checkout)'
+        )
     from geoloc_tf.inference.photo_predictor import Predictor
     from geoloc_tf.inference.server import serve
 

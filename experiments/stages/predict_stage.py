@@ -12,14 +12,13 @@ from experiments.config import RunConfig
 
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
-    import keras
-
     from data_pipelines.dataset import load
     from geoloc_tf.m1.predict_records import predict_splits
     from geoloc_tf.run_layout import RunLayout
+    from geoloc_tf.saving import load_keras
 
     layout = RunLayout(run_dir)
-    model = keras.saving.load_model(layout.m1_model)
+    model = load_keras(layout.m1_model)
     paths = predict_splits(
         model, load(str(layout.data_dir)), layout, config.predict, image_size=config.m1.image_size
     )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from data_pipelines.config import FILES_MAX_PIXELS
 from geoloc_tf import prediction_tables
 from geoloc_tf.errors import EvaluationError, InferenceError
 from geoloc_tf.run_configs import ExternalEvaluateConfig
@@ -64,7 +65,12 @@ def read_test_set(csv_path: str, image_path_template: str | None = None) -> tupl
 
 
 def predict_m1(
-    model: "M1Model", table: pd.DataFrame, images_dir: Path, batch_size: int, top_k: int = 10
+    model: "M1Model",
+    table: pd.DataFrame,
+    images_dir: Path,
+    batch_size: int,
+    top_k: int = 10,
+    max_pixels: int = FILES_MAX_PIXELS,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[str]]:
     """M1's top-k for every readable image; returns the kept rows, ids, probs, unreadable files."""
     from geoloc_tf.inference.m1_model import read_image_bytes
@@ -85,7 +91,7 @@ def predict_m1(
     for row, relative in enumerate(table["image_path"]):
         path = images_dir / relative
         try:
-            data = read_image_bytes(path)  # rejects non-images here, naming the file
+            data = read_image_bytes(path, max_pixels)  # rejects non-images here, naming the file
         except InferenceError as error:
             unreadable.append(str(error))
             log.warning("skipped %s", error)
@@ -166,7 +172,7 @@ def evaluate_external(
     out = RunLayout(Path(out_dir) if out_dir else run.eval_external(Path(csv_path).stem))
     table, skipped = read_test_set(csv_path, image_path_template)
     kept, ids, probs, unreadable = predict_m1(
-        M1Model.load(model_dir, mesh_file), table, Path(images_dir), batch_size, top_k
+        M1Model.load(model_dir, mesh_file), table, Path(images_dir), batch_size, top_k, config.max_pixels
     )
     tables = {
         "m1": str(

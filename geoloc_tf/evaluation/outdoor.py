@@ -96,13 +96,13 @@ def load_scene_model(path: str | os.PathLike) -> Callable[[NDArray[np.float32]],
         fn = getattr(loaded, "serve", None) or loaded
         return lambda images: np.asarray(fn(tf.constant(images)))
     if path.endswith(".keras") or path.endswith(".h5"):
-        import keras
+        from geoloc_tf.saving import load_keras
 
         if not os.path.exists(path):
             raise EvaluationError(
                 f"{path}: no such scene model file; expected a .keras file or SavedModel dir"
             )
-        model = keras.saving.load_model(path, compile=False)
+        model = load_keras(path)
         return lambda images: np.asarray(model(images, training=False))
     raise EvaluationError(f"{path}: expected a .keras file or a SavedModel directory for the scene model")
 

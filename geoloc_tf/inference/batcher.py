@@ -1,11 +1,17 @@
-"""The model thread of `geoloc serve`: queued photos answered in batches.
+"""The model thread of `geoloc serve`: queued photos answered in batches, each request alone in its
+failure.
 
-Handler threads queue a ``Job`` and wait; one model thread takes up to ``max_batch`` waiting photos
-per forward pass, waiting at most ``wait_s`` for a batch to fill.
+Request handlers queue a ``Job`` and await its future; one model thread takes up to ``max_batch``
+waiting photos per forward pass, waiting at most ``wait_s`` for a batch to fill. A batch whose
+forward pass fails is answered again one photo at a time, so a photo the model cannot take fails
+with its own status and the others in its batch are answered as if it had not been there. The
+traceback of a failure goes to the log, never to a client.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import logging
 import queue
 import threading
@@ -13,9 +19,44 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-from geoloc_tf.inference.http_request import HttpError, Job
+from geoloc_tf import errors
 
 log = logging.getLogger(__name__)
+
+
+class HttpError(Exception):
+    """A request answered with an error status and a JSON error body."""
+
+    def __init__(self, status: HTTPStatus, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclasses.dataclass
+class Job:
+    """A validated photo of one request, waiting for the model thread's answer."""
+
+    image: bytes
+    posted_at: int | None
+    outdoor: float | None
+    top_k: int
+    name: str | None
+    future: concurrent.futures.Future = dataclasses.field(default_factory=concurrent.futures.Future)
+
+
+def failure_status(error: BaseException) -> HttpError:
+    """What a client is told when the model could not answer its photo alone: the input's fault
+    (400, 415 for pixels the model's decoder refused) or the server's (500), without a trace."""
+    if isinstance(error, errors.InferenceError):
+        return HttpError(HTTPStatus.BAD_REQUEST, str(error).splitlines()[0][:200])
+    if type(error).__name__ == "InvalidArgumentError":  # TensorFlow's decoder refused the pixels
+        return HttpError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the model's image decoder cannot read this photo"
+        )
+    return HttpError(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        "the model could not answer this photo; the server log has the details",
+    )
 
 
 class Batcher:
@@ -25,7 +66,7 @@ class Batcher:
         self.predictor, self.max_batch, self.wait_s = predictor, max(1, int(max_batch)), wait_s
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="geoloc-model", daemon=True)
-        self.requests = self.batches = self.largest_batch = 0
+        self.requests = self.batches = self.largest_batch = self.retried_batches = 0
 
     def start(self) -> "Batcher":
         self._thread.start()
@@ -35,21 +76,10 @@ class Batcher:
         self._queue.put(None)
         self._thread.join(timeout=30)
 
-    def submit(self, job: Job, timeout_s: float) -> dict[str, Any]:
-        """Queues ``job`` and waits for its answer."""
+    def submit(self, job: Job) -> concurrent.futures.Future:
+        """Queues ``job``; its future gets the JSON record, or an ``HttpError``."""
         self._queue.put(job)
-        if not job.done.wait(timeout_s):
-            raise HttpError(
-                HTTPStatus.SERVICE_UNAVAILABLE,
-                f"no answer within {timeout_s:.0f} s; the server is overloaded",
-            )
-        if job.error is not None:
-            raise HttpError(HTTPStatus.INTERNAL_SERVER_ERROR, f"prediction failed: {job.error}")
-        if job.result is None:  # the model thread stopped without answering (e.g. interrupted)
-            raise HttpError(
-                HTTPStatus.INTERNAL_SERVER_ERROR, "prediction failed: the model thread gave no answer"
-            )
-        return job.result
+        return job.future
 
     def _take_batch(self, first: Job) -> tuple[list[Job], bool]:
         jobs, deadline = [first], time.monotonic() + self.wait_s
@@ -63,6 +93,35 @@ class Batcher:
             jobs.append(job)
         return jobs, False
 
+    def _answer(self, jobs: list[Job]) -> list[dict[str, Any]]:
+        answer = self.predictor.predict(
+            [j.image for j in jobs],
+            posted_at=[j.posted_at for j in jobs],
+            outdoor=[j.outdoor for j in jobs],
+            top_k=max(j.top_k for j in jobs),
+        )
+        return [answer.record(row, job.name, job.top_k) for row, job in enumerate(jobs)]
+
+    def _answer_batch(self, jobs: list[Job]) -> None:
+        try:
+            records = self._answer(jobs)
+        except Exception as error:  # noqa: BLE001 - each request gets its own answer below
+            if len(jobs) == 1:
+                log.exception("prediction of one photo failed")
+                _settle(jobs[0], failure_status(error))
+                return
+            log.warning("a batch of %d photos failed; answering them one at a time", len(jobs), exc_info=True)
+            self.retried_batches += 1
+            for job in jobs:
+                try:
+                    _settle(job, self._answer([job])[0])
+                except Exception as alone:  # noqa: BLE001 - this request's answer; the others go on
+                    log.exception("prediction of one photo failed")
+                    _settle(job, failure_status(alone))
+            return
+        for job, record in zip(jobs, records):
+            _settle(job, record)
+
     def _loop(self) -> None:
         stopping = False
         while not stopping:
@@ -70,22 +129,29 @@ class Batcher:
             if first is None:
                 return
             jobs, stopping = self._take_batch(first)
+            jobs = [j for j in jobs if not j.future.cancelled()]  # clients that gave up
+            if not jobs:
+                continue
             try:
-                answer = self.predictor.predict(
-                    [j.image for j in jobs],
-                    posted_at=[j.posted_at for j in jobs],
-                    outdoor=[j.outdoor for j in jobs],
-                    top_k=max(j.top_k for j in jobs),
-                )
-                for row, job in enumerate(jobs):
-                    job.result = answer.record(row, job.name, job.top_k)
-            except Exception as error:  # noqa: BLE001 - answered to each request as a 500
-                log.exception("batch of %d photos failed", len(jobs))
-                for job in jobs:
-                    job.error = error
+                self._answer_batch(jobs)
             finally:
                 self.requests += len(jobs)
                 self.batches += 1
                 self.largest_batch = max(self.largest_batch, len(jobs))
-                for job in jobs:
-                    job.done.set()
+                for job in jobs:  # never leave a request waiting
+                    _settle(
+                        job, HttpError(HTTPStatus.INTERNAL_SERVER_ERROR, "the model thread gave no answer")
+                    )
+
+
+def _settle(job: Job, outcome: dict[str, Any] | HttpError) -> None:
+    """Gives ``job`` its answer unless it has one (or its client gave up)."""
+    if job.future.done():
+        return
+    try:
+        if isinstance(outcome, HttpError):
+            job.future.set_exception(outcome)
+        else:
+            job.future.set_result(outcome)
+    except concurrent.futures.InvalidStateError:  # cancelled meanwhile
+        pass

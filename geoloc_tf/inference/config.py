@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from data_pipelines.config import FILES_MAX_PIXELS, SERVE_MAX_PIXELS, max_pixels_setting
 from geoloc_tf.inference.formats import FORMATS
 from mesh.settings import check_settings, setting
 
@@ -29,6 +30,7 @@ class PredictFilesConfig:
     batch_size: int = setting(
         32, "Photos per forward pass (the next files are read meanwhile).", minimum=1, affects_outputs=False
     )
+    max_pixels: int = max_pixels_setting(FILES_MAX_PIXELS)
     progress: str = setting(
         "auto",
         "Progress line with rate and ETA on stderr; auto: when a directory is given.",
@@ -42,7 +44,12 @@ class PredictFilesConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ServerConfig:
-    """How `geoloc serve` listens and batches requests."""
+    """How `geoloc serve` listens, guards itself against hostile clients and batches requests.
+
+    Not in the paper. The limits are what a server that strangers can reach needs: every request
+    has a deadline for its headers and for its body, connections are capped, a multipart upload
+    has a bounded number of parts, and an image is refused from its header when it declares more
+    than ``max_pixels`` pixels."""
 
     host: str = setting(
         "127.0.0.1",
@@ -53,13 +60,46 @@ class ServerConfig:
     max_body_bytes: int = setting(
         16 * 1024 * 1024, "Larger request bodies get 413 (a 24-megapixel JPEG is about 10 MB).", minimum=1
     )
+    max_pixels: int = max_pixels_setting(SERVE_MAX_PIXELS)
     max_batch: int = setting(16, "Photos per forward pass: concurrent requests share one.", minimum=1)
     batch_wait_ms: float = setting(
         5.0, "How long the model thread waits for a batch to fill, ms.", minimum=0.0
     )
     top_k: int = _cells_per_answer()  # a request may ask for another k
     request_timeout_s: float = setting(
-        120.0, "A request not answered within this many seconds gets 503.", minimum=0.0, min_exclusive=True
+        120.0,
+        "A request whose photo the model has not answered within this many seconds gets 503.",
+        minimum=0.0,
+        min_exclusive=True,
+    )
+    header_timeout_s: float = setting(
+        10.0,
+        "A connection that has not sent a whole request head within this many seconds is closed "
+        "(slow clients cannot hold the server).",
+        minimum=0.0,
+        min_exclusive=True,
+    )
+    body_timeout_s: float = setting(
+        30.0,
+        "A request whose body has not arrived within this many seconds gets 408 "
+        "(e.g. a Content-Length longer than the body).",
+        minimum=0.0,
+        min_exclusive=True,
+    )
+    keep_alive_s: int = setting(
+        5, "An idle kept-alive connection is closed after this many seconds.", minimum=1
+    )
+    max_connections: int = setting(
+        64, "Open connections served at once; requests beyond get 503 at once.", minimum=1
+    )
+    max_parts: int = setting(8, "Fields of a multipart upload besides the image; more get 400.", minimum=1)
+    decode_threads: int = setting(
+        4, "Threads checking and decoding uploaded photos (bounds their memory).", minimum=1
+    )
+    shutdown_timeout_s: int = setting(
+        30,
+        "On SIGTERM or Ctrl-C, requests in flight get this many seconds to be answered.",
+        minimum=0,
     )
     m2: bool = setting(
         True, "Answer with the run's M2 when a request gives a posting time (--nom2: always M1)."

@@ -1,126 +1,140 @@
 """The requests of `geoloc serve`: a POST /predict body (raw image or multipart upload) and its
-query options, parsed into a ``Job`` for the model thread, or an ``HttpError`` to answer.
+options, read within limits and turned into a ``Job`` for the model thread, or an ``HttpError``.
 
-Multipart bodies are split by the small parser below (the ``cgi`` module is gone in Python 3.13);
-part headers are read by the ``email`` package.
+The body is read only when it announces its length (411 otherwise: a chunked body is refused) and
+that length is within ``max_body_bytes`` (413), and must arrive within ``body_timeout_s`` (408).
+Multipart uploads are parsed by Starlette's parser (python-multipart) with at most one file part
+and ``max_parts`` other fields. The photo is then checked by the image decoder
+(``data_pipelines.images`` through ``m1_model.validate_image_bytes``) on a bounded thread pool:
+413 over ``max_pixels``, 415 animated, truncated or not a supported image. Options are parsed
+strictly (``data_pipelines.values``): 400 for a malformed or out-of-range value.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import threading
+import asyncio
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
-from email.policy import HTTP
 from http import HTTPStatus
-from typing import Any
-from urllib.parse import parse_qs
 
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+
+from data_pipelines import images, values
 from geoloc_tf import errors
+from geoloc_tf.inference.batcher import HttpError, Job
+from geoloc_tf.inference.config import ServerConfig
 
 RAW_TYPES = ("application/octet-stream",)  # besides image/*
+#: A text field of a multipart upload (posted_at, outdoor, top_k) is short.
+MAX_FIELD_BYTES = 1024
+MAX_TOP_K = 1000
 
 
-class HttpError(Exception):
-    """A request answered with an error status and a JSON error body."""
-
-    def __init__(self, status: HTTPStatus, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-@dataclasses.dataclass
-class Job:
-    """A photo of one request, waiting for the model thread's answer."""
-
-    image: bytes
-    posted_at: int | None
-    outdoor: float | None
-    top_k: int
-    name: str | None
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    result: dict[str, Any] | None = None
-    error: BaseException | None = None
-
-
-def _media_type(header: str | None) -> tuple[str, dict[str, str]]:
+def media_type(header: str | None) -> str:
+    """The media type of a Content-Type header, lower case, without parameters."""
     message = EmailMessage()
     message["Content-Type"] = header or "application/octet-stream"
-    params = {k: str(v) for k, v in message["Content-Type"].params.items()}
-    return message.get_content_type(), params
+    return message.get_content_type()
 
 
-def parse_multipart(body: bytes, boundary: str) -> dict[str, tuple[bytes, str | None]]:
-    """Fields of a multipart/form-data body (RFC 7578): name -> (content, filename)."""
-    if not boundary:
-        raise HttpError(HTTPStatus.BAD_REQUEST, "multipart/form-data without a boundary")
-    delimiter = b"\r\n--" + boundary.encode("latin-1")
-    pieces = (b"\r\n" + body).split(delimiter)
-    if len(pieces) < 3 or not pieces[-1].startswith(b"--"):
+async def read_body(request: Request, config: ServerConfig) -> bytes:
+    """The whole body of ``request`` within the body limits (HttpError 411, 413, 408)."""
+    if "chunked" in request.headers.get("transfer-encoding", "").lower():
+        raise HttpError(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted; send Content-Length")
+    length_text = request.headers.get("content-length")
+    if length_text is None:
+        raise HttpError(HTTPStatus.LENGTH_REQUIRED, "POST /predict needs a Content-Length")
+    try:
+        length = values.ascii_int(length_text)
+    except values.ValueProblem:
         raise HttpError(
-            HTTPStatus.BAD_REQUEST, f"malformed multipart body: no closing --{boundary}-- delimiter"
+            HTTPStatus.BAD_REQUEST, "Content-Length: expected a byte count in ASCII digits"
+        ) from None
+    if length > config.max_body_bytes:
+        raise HttpError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"body of {length:,} bytes is over the limit of {config.max_body_bytes:,} bytes (--max_body_bytes)",
         )
-    fields: dict[str, tuple[bytes, str | None]] = {}
-    for piece in pieces[1:-1]:  # pieces[0] is the preamble, the last one the epilogue
-        _, _, piece = piece.partition(b"\r\n")  # the rest of the delimiter line
-        head, separator, content = piece.partition(b"\r\n\r\n")
-        if not separator:
-            raise HttpError(
-                HTTPStatus.BAD_REQUEST, "malformed multipart part: no blank line after its headers"
-            )
-        headers = BytesHeaderParser(policy=HTTP).parsebytes(head + b"\r\n\r\n")
-        disposition = headers.get("Content-Disposition")
-        params = disposition.params if disposition is not None else {}
-        name = params.get("name")
-        if name is None:
-            raise HttpError(
-                HTTPStatus.BAD_REQUEST, "multipart part without Content-Disposition: form-data; name=..."
-            )
-        fields[str(name)] = (content, params.get("filename"))
-    return fields
+    try:
+        async with asyncio.timeout(config.body_timeout_s):
+            return await request.body()
+    except TimeoutError:
+        raise HttpError(
+            HTTPStatus.REQUEST_TIMEOUT,
+            f"the body did not arrive within {config.body_timeout_s:g} s (--body_timeout_s); "
+            f"Content-Length said {length:,} bytes",
+        ) from None
 
 
-def parse_predict_request(content_type: str | None, query: str, body: bytes, default_top_k: int) -> Job:
-    """The photo and options of a POST /predict request (HttpError 400/415 when unusable)."""
+async def read_upload(request: Request, config: ServerConfig) -> tuple[bytes, dict[str, str], str | None]:
+    """(image bytes, options, file name) of a POST /predict request: query options, overridden
+    by the fields of a multipart upload."""
+    body = await read_body(request, config)
+    kind = media_type(request.headers.get("content-type"))
+    options = dict(request.query_params)
+    if kind == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=config.max_parts, max_part_size=MAX_FIELD_BYTES)
+        except (MultiPartException, HTTPException) as error:
+            message = getattr(error, "message", None) or getattr(error, "detail", None) or str(error)
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"malformed multipart upload: {message}") from None
+        try:
+            upload = form.get("image")
+            if upload is None:
+                raise HttpError(
+                    HTTPStatus.BAD_REQUEST,
+                    f"multipart upload without an 'image' field; got fields {sorted(form.keys())}",
+                )
+            if not isinstance(upload, UploadFile):
+                raise HttpError(
+                    HTTPStatus.BAD_REQUEST,
+                    "the multipart field 'image' must be a file part (with a filename), "
+                    "e.g. curl -F image=@photo.jpg",
+                )
+            image, name = await upload.read(), upload.filename
+            for key, value in form.multi_items():
+                if key != "image" and isinstance(value, str):
+                    options[key] = value
+        finally:
+            await form.close()
+        return image, options, name
+    if kind.startswith("image/") or kind in RAW_TYPES:
+        return body, options, None
+    raise HttpError(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        f"Content-Type {kind}: expected image/jpeg (or another image/*), "
+        "application/octet-stream or multipart/form-data",
+    )
+
+
+def make_job(image: bytes, options: dict[str, str], name: str | None, config: ServerConfig) -> Job:
+    """The checked photo and options of a request (HttpError 400/413/415). Runs on a worker thread:
+    the image decoder's check decodes the whole photo."""
     from geoloc_tf.inference.m1_model import validate_image_bytes
     from geoloc_tf.inference.photo_predictor import parse_outdoor, parse_posted_at
 
-    media, params = _media_type(content_type)
-    options = {k: v[-1] for k, v in parse_qs(query).items()}
-    name = None
-    if media == "multipart/form-data":
-        fields = parse_multipart(body, params.get("boundary", ""))
-        if "image" not in fields:
-            raise HttpError(
-                HTTPStatus.BAD_REQUEST,
-                f"multipart upload without an 'image' field; got fields {sorted(fields)}",
-            )
-        image, name = fields.pop("image")
-        for key, (value, _) in fields.items():
-            options[key] = value.decode("utf-8", "replace")
-    elif media.startswith("image/") or media in RAW_TYPES:
-        image = body
-    else:
-        raise HttpError(
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            f"Content-Type {media}: expected image/jpeg (or another image/*), "
-            "application/octet-stream or multipart/form-data",
-        )
     if not image:
         raise HttpError(
             HTTPStatus.BAD_REQUEST,
             "empty image; send the photo as the body or as the multipart field 'image'",
         )
     try:
-        image = validate_image_bytes(image, name or "request body")
-    except errors.InferenceError as error:
-        raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, str(error)) from None
-    try:
         posted_at = parse_posted_at(options["posted_at"]) if options.get("posted_at") else None
         outdoor = parse_outdoor(options["outdoor"]) if options.get("outdoor") else None
+        top_k = values.ascii_int(options.get("top_k", str(config.top_k)), 1, MAX_TOP_K)
     except errors.InferenceError as error:
         raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
-    top_k = options.get("top_k", str(default_top_k))
-    if not top_k.isdigit() or not 1 <= int(top_k) <= 1000:
-        raise HttpError(HTTPStatus.BAD_REQUEST, f"top_k={top_k!r}: expected an integer 1..1000")
-    return Job(image, posted_at, outdoor, int(top_k), name)
+    except values.ValueProblem as problem:
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"top_k={problem}") from None
+    try:
+        checked = validate_image_bytes(image, name or "request body", config.max_pixels)
+    except errors.ImageError as error:
+        status = (
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+            if error.reason == images.TOO_LARGE
+            else HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+        )
+        raise HttpError(status, str(error)) from None
+    return Job(checked, posted_at, outdoor, top_k, name)

@@ -15,52 +15,44 @@ exported with (central crop 0.875, resize, [-1, 1]); the SavedModel applies the 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from data_pipelines import images
+from data_pipelines.config import FILES_MAX_PIXELS
 from geoloc_tf import errors, preprocessing
 from geoloc_tf.run_layout import RunLayout
 
 SAVED_MODEL_FILE = "saved_model.pb"
-#: First bytes of the formats M1's preprocessing reads (JPEG, PNG, GIF87a/89a, BMP).
-IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
 LOGITS_LAYER = "Logits.Logits"  # the cell classifier of geoloc_tf.m1 (inception_v4, backbones)
 
 
-def read_image_bytes(path: Path | str) -> bytes:
-    """The bytes of an image file that M1's preprocessing can decode (JPEG, PNG, GIF, BMP).
+def read_image_bytes(path: Path | str, max_pixels: int = FILES_MAX_PIXELS) -> bytes:
+    """The bytes of an image file as M1's preprocessing takes them (``validate_image_bytes``).
 
-    The file is fully decoded once (``tf.io.decode_image``) so a truncated or non-image file is
-    refused here, named, rather than failing a whole batch later. BMP, which the JPEG/PNG/GIF
-    decoder of the preprocessing does not read, is re-encoded losslessly as PNG.
-    """
+    Only regular files are read (a FIFO or a device would block or never end)."""
     path = Path(path)
     try:
+        if not path.is_file():
+            raise errors.ImageError(f"{path}: not a regular file; expected a photo file", images.UNREADABLE)
         data = path.read_bytes()
     except OSError as error:
-        raise errors.InferenceError(f"{path}: cannot read the file ({error.strerror or error})") from None
-    return validate_image_bytes(data, str(path))
-
-
-def validate_image_bytes(data: bytes, name: str) -> bytes:
-    """``data`` if it decodes as an image (BMP re-encoded as PNG), else an error naming ``name``."""
-    if not data.startswith(IMAGE_SIGNATURES):
-        raise errors.InferenceError(
-            f"{name}: not an image (starts with {data[:4]!r}); expected a JPEG, PNG, GIF or BMP file"
-        )
-    try:
-        pixels = tf.io.decode_image(data, channels=3, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-        reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", str(error.message)).strip()[:120]
-        raise errors.InferenceError(
-            f"{name}: not a readable image ({reason}); expected a JPEG, PNG, GIF or BMP file"
+        raise errors.ImageError(
+            f"{path}: cannot read the file ({error.strerror or error})", images.UNREADABLE
         ) from None
-    if data[:2] == b"BM":
-        return tf.io.encode_png(pixels).numpy()
-    return data
+    return validate_image_bytes(data, str(path), max_pixels)
+
+
+def validate_image_bytes(data: bytes, name: str, max_pixels: int = FILES_MAX_PIXELS) -> bytes:
+    """``data`` as M1's preprocessing takes it (``data_pipelines.images.model_bytes``: refused when
+    over ``max_pixels``, animated, truncated or of an unsupported format; GIF, BMP and WebP
+    re-encoded as PNG), else an ImageError naming ``name``."""
+    try:
+        return images.model_bytes(data, max_pixels)
+    except images.BadImage as error:
+        raise errors.ImageError(f"{name}: {error}", error.reason) from None
 
 
 class M1Model:
@@ -113,12 +105,11 @@ class M1Model:
 
     @classmethod
     def _load_run(cls, run_dir: Path, mesh_path: str | Path | None) -> "M1Model":
-        import keras
-
         from geoloc_tf.m1.predict_records import prediction_model
+        from geoloc_tf.saving import load_keras
 
         layout = RunLayout(run_dir)
-        model = keras.saving.load_model(layout.m1_model, compile=False)
+        model = load_keras(layout.m1_model)
         image_size, num_cells = int(model.input_shape[1]), int(model.output_shape[-1])
         net = prediction_model(model, store_features=True)
 

@@ -14,12 +14,12 @@ export) and the probability-mass sets of ``geoloc_tf.inference.mass`` with their
 from __future__ import annotations
 
 import dataclasses
-import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from data_pipelines import values
 from geoloc_tf import errors
 from geoloc_tf.inference.m1_model import M1Model
 from geoloc_tf.inference.mass import DEFAULT_LEVELS, MassSets, mass_sets, mass_sets_from_probabilities
@@ -30,32 +30,21 @@ if TYPE_CHECKING:
 
 
 def parse_posted_at(text: str) -> int:
-    """UTC epoch seconds of an ISO 8601 time ("2014-06-01T14:30:00Z", "+02:00" offsets); a time
-    without an offset is read as UTC (M2's time features are UTC, §3.2)."""
+    """UTC epoch seconds of a posting time (``data_pipelines.values.posted_at``: ISO 8601 such as
+    "2014-06-01T14:30:00Z" or epoch seconds; no offset means UTC, as M2's time features are,
+    §3.2; within 1970..2100), else InferenceError."""
     try:
-        moment = datetime.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise errors.InferenceError(
-            f"posted_at={text!r}: not an ISO 8601 time; expected e.g. 2014-06-01T14:30:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return int(moment.timestamp())
-
-
-def format_posted_at(seconds: int) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return values.posted_at(text)
+    except values.ValueProblem as problem:
+        raise errors.InferenceError(f"posted_at={problem}") from None
 
 
 def parse_outdoor(text: str) -> float:
-    """An outdoor probability in [0, 1]."""
+    """An outdoor probability in [0, 1], in ASCII digits, else InferenceError."""
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise errors.InferenceError(f"outdoor={text!r}: expected a probability in [0, 1]")
-    return value
+        return values.probability(text)
+    except values.ValueProblem as problem:
+        raise errors.InferenceError(f"outdoor={problem}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +102,7 @@ class Predictions:
         return {
             "file": name,
             "model": str(self.model[row]),
-            "posted_at": None if posted is None else format_posted_at(posted),
+            "posted_at": None if posted is None else values.format_posted_at(posted),
             "lat": top[0]["lat"],
             "lon": top[0]["lon"],
             "top_k": top,

@@ -52,14 +52,16 @@ def collect_image_paths(paths: Sequence[str]) -> tuple[list[Path], list[str], in
     return files, missing, skipped
 
 
-def read_ahead(files: Iterable[Path], window: int) -> Iterator[tuple[Path, bytes | None, str]]:
+def read_ahead(
+    files: Iterable[Path], window: int, max_pixels: int
+) -> Iterator[tuple[Path, bytes | None, str]]:
     """(path, validated image bytes or None, error) in order, reading up to ``window`` files ahead
     on background threads while the caller runs the model."""
     from geoloc_tf.inference.m1_model import read_image_bytes
 
     def read(path: Path) -> tuple[bytes | None, str]:
         try:
-            return read_image_bytes(path), ""
+            return read_image_bytes(path, max_pixels), ""
         except errors.InferenceError as error:
             return None, str(error)
 
@@ -126,7 +128,9 @@ def predict_files(
 ) -> tuple[int, int]:
     """Predicts ``files`` in batches of ``config.batch_size``, streaming ``config.format`` to
     ``out``; returns (predicted, failed). Unreadable files get one line each on ``err``
-    (sys.stderr at call time by default)."""
+    (sys.stderr at call time by default), and so does a photo the model cannot answer: a batch
+    that fails is answered again one photo at a time, so one bad photo never costs the others
+    their answers."""
     err = sys.stderr if err is None else err
     top_k, batch_size = config.top_k, config.batch_size
     writer = StreamWriter(config.format)
@@ -136,28 +140,48 @@ def predict_files(
     done = failed = 0
     batch: list[tuple[Path, bytes]] = []
 
-    def flush() -> None:
-        nonlocal done, polygons
-        if not batch:
-            return
-        n = len(batch)
-        answer = predictor.predict(
-            [data for _, data in batch], posted_at=[posted_at] * n, outdoor=[outdoor] * n, top_k=top_k
+    def answer(photos: list[tuple[Path, bytes]]):
+        n = len(photos)
+        return predictor.predict(
+            [data for _, data in photos], posted_at=[posted_at] * n, outdoor=[outdoor] * n, top_k=top_k
         )
-        for row, (path, _) in enumerate(batch):
-            record = answer.record(row, str(path))
+
+    def write(photos: list[tuple[Path, bytes]], predictions) -> None:
+        nonlocal done, polygons
+        for row, (path, _) in enumerate(photos):
+            record = predictions.record(row, str(path))
             out.write(writer.record(record))
             if maps:
-                polygons = _draw_map(predictor, answer, row, record, maps[path], polygons)
+                polygons = _draw_map(predictor, predictions, row, record, maps[path], polygons)
+        done += len(photos)
+
+    def fail(path: Path, message: str) -> None:
+        nonlocal failed
+        failed += 1
+        err.write(f"error: {message}\n")
+        err.flush()
+
+    def flush() -> None:
+        if not batch:
+            return
+        try:
+            write(batch, answer(batch))
+        except Exception as error:  # noqa: BLE001 - each photo is tried alone below
+            log.warning("a batch of %d photos failed (%s); answering them one at a time", len(batch), error)
+            for photo in batch:
+                try:
+                    write([photo], answer([photo]))
+                except Exception as alone:  # noqa: BLE001 - this photo's error line, the rest go on
+                    log.debug("prediction of %s failed", photo[0], exc_info=True)
+                    fail(
+                        photo[0], f"{photo[0]}: the model could not answer this photo ({_first_line(alone)})"
+                    )
         out.flush()
-        done += n
         batch.clear()
 
-    for path, data, error in read_ahead(files, window=2 * batch_size):
+    for path, data, error in read_ahead(files, 2 * batch_size, config.max_pixels):
         if data is None:
-            failed += 1
-            err.write(f"error: {error}\n")
-            err.flush()
+            fail(path, error)
         else:
             batch.append((path, data))
             if len(batch) == batch_size:
@@ -169,6 +193,12 @@ def predict_files(
     if progress is not None:
         progress.update(done, failed, final=True)
     return done, failed
+
+
+def _first_line(error: BaseException) -> str:
+    """A one-line reason of an exception, without TensorFlow's graph trace."""
+    text = str(getattr(error, "message", "") or error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:160]
 
 
 def _draw_map(predictor, answer, row: int, record: dict, path: Path, polygons):

@@ -1,157 +1,203 @@
 """The HTTP server of `geoloc serve`: photos answered by a trained model.
 
-The command (``experiments.commands.serve``) loads the model and calls ``serve``; its settings are
+The command (``experiments.commands.serve``; the ``serve`` extra of setup.py installs this stack) loads the model and calls ``serve``; its settings are
 ``geoloc_tf.inference.config.ServerConfig``.
 
 - ``POST /predict``: the photo as a raw body (``Content-Type: image/jpeg``, ``image/png``, ...,
   or ``application/octet-stream``; ``?posted_at=ISO8601&outdoor=P&top_k=K`` in the query) or as a
-  ``multipart/form-data`` upload (field ``image``; optional fields ``posted_at``, ``outdoor``,
+  ``multipart/form-data`` upload (file field ``image``; optional fields ``posted_at``, ``outdoor``,
   ``top_k``). The answer is the JSON record of `geoloc predict` (``"model"`` says whether M1 or,
   with a posting time, M2 answered, §3.2).
-- ``GET /healthz``: ``{"status": "ok", ...}`` with the model and the request counts.
-- Errors are JSON ``{"error": ..., "status": ...}``: 413 body over ``--max_body_bytes``, 415 a body
-  that is not an image (or an unknown content type), 400 a malformed upload, time or value, 411 no
-  Content-Length, 404 an unknown path, 405 a wrong method.
+- ``GET /healthz``: ``{"status": "ok", ...}`` with the model's name and the request counts.
+- Errors are JSON ``{"error": ..., "status": ...}``: 400 a malformed upload, time or value, 404 an
+  unknown path, 405 a wrong method, 408 a body that did not arrive in time, 411 no Content-Length,
+  413 a body over ``--max_body_bytes`` or an image over ``--max_pixels``, 415 a body that is not a
+  still image of a supported format, 500 a photo the model could not answer (the trace is in the
+  log, never in the answer), 503 over ``--max_connections`` or no answer within
+  ``--request_timeout_s``.
 
-Concurrent requests are batched: handler threads (``http.server.ThreadingHTTPServer``) validate
-(``http_request``) and queue their photo; one model thread (``batcher``) takes up to
-``--max_batch`` waiting photos per forward pass, waiting at most ``--batch_wait_ms`` for a batch to
-fill. The server binds to 127.0.0.1 unless told otherwise: it has no authentication.
+The HTTP stack is Starlette on uvicorn (h11), not a hand-written one. Why these: uvicorn is the
+most used ASGI server, with a cap on concurrent connections (``limit_concurrency``), keep-alive
+timeouts and a graceful shutdown on SIGTERM that lets requests in flight be answered; Starlette is
+the small toolkit under FastAPI (whose validation and OpenAPI layers two endpoints do not need),
+with a streaming multipart parser that bounds the number of parts. uvicorn has no deadline for a
+request's head, so ``HeadTimeoutH11`` (its h11 protocol plus one timer, given through uvicorn's
+``http`` option) closes a connection that has not sent a whole head within ``--header_timeout_s``;
+the body's deadline is the endpoint's (``http_request.read_body``). An asyncio server holds a slow
+client with a socket, not a thread.
+
+Concurrent requests are batched: the event loop reads requests; a bounded pool of
+``--decode_threads`` threads checks each photo with the image decoder; one model thread
+(``batcher``) takes up to ``--max_batch`` waiting photos per forward pass, waiting at most
+``--batch_wait_ms`` for a batch to fill, and answers each request alone when a batch fails. The
+server binds to 127.0.0.1 unless told otherwise: it has no authentication.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import collections
 import logging
+import signal
+import socket
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any
+
+import anyio
+import h11
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from geoloc_tf import errors
-from geoloc_tf.inference.batcher import Batcher
+from geoloc_tf.inference.batcher import Batcher, HttpError
 from geoloc_tf.inference.config import ServerConfig
-from geoloc_tf.inference.http_request import HttpError, parse_predict_request
+from geoloc_tf.inference.http_request import make_job, read_upload
 
 log = logging.getLogger(__name__)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "geoloc"
-    protocol_version = "HTTP/1.1"
-    server: "GeolocHTTPServer"
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        path = urlsplit(self.path).path
-        if path == "/healthz":
-            self._json(HTTPStatus.OK, self.server.health())
-        elif path == "/predict":
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST /predict with a photo")
-        else:
-            self._error(HTTPStatus.NOT_FOUND, f"no such path {path}; try POST /predict or GET /healthz")
-
-    def do_POST(self) -> None:  # noqa: N802
-        url = urlsplit(self.path)
-        if url.path != "/predict":
-            self._drain_or_close()
-            self._error(HTTPStatus.NOT_FOUND, f"no such path {url.path}; try POST /predict")
-            return
-        try:
-            body = self._read_body()
-            job = parse_predict_request(
-                self.headers.get("Content-Type"), url.query, body, self.server.config.top_k
-            )
-            result = self.server.batcher.submit(job, self.server.config.request_timeout_s)
-        except HttpError as error:
-            self._error(error.status, str(error))
-            return
-        self._json(HTTPStatus.OK, result)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
-            raise HttpError(
-                HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted; send Content-Length"
-            )
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
-            raise HttpError(HTTPStatus.LENGTH_REQUIRED, "POST /predict needs a Content-Length")
-        limit = self.server.config.max_body_bytes
-        if int(length) > limit:
-            self._drain_or_close()
-            raise HttpError(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"body of {int(length):,} bytes is over the limit of {limit:,} bytes (--max_body_bytes)",
-            )
-        return self.rfile.read(int(length))
-
-    def _drain_or_close(self) -> None:
-        """Reads and drops a refused body of a modest size (so the client reads the answer on a
-        kept connection); a larger one closes the connection instead."""
-        length = self.headers.get("Content-Length", "")
-        left = int(length) if length.isdigit() else -1
-        if 0 <= left <= 4 * self.server.config.max_body_bytes:
-            while left > 0:
-                chunk = self.rfile.read(min(left, 1 << 20))
-                if not chunk:
-                    break
-                left -= len(chunk)
-        else:
-            self.close_connection = True
-
-    def _json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _error(self, status: HTTPStatus, message: str) -> None:
-        self.server.count_error(status)
-        self._json(status, {"error": message, "status": int(status)})
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's name)
-        log.debug("%s %s", self.address_string(), format % args)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Connections the kernel queues before the server accepts them.
+BACKLOG = 2048
+#: Largest request head (request line and headers) accepted, bytes.
+MAX_HEAD_BYTES = 16 * 1024
 
 
-class GeolocHTTPServer(ThreadingHTTPServer):
-    """A ThreadingHTTPServer holding the predictor's batcher and the configuration."""
+def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with a deadline for each request's head (``header_timeout_s``)."""
 
-    daemon_threads = True
+    class HeadTimeoutH11(H11Protocol):
+        """Closes a connection whose request head is not complete ``seconds`` after it opened or
+        after its previous answer (slowloris-style clients)."""
+
+        head_deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.arm_head_deadline()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self.arm_head_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.head_deadline is not None:
+                self.head_deadline.cancel()
+            super().connection_lost(exc)
+
+        def arm_head_deadline(self) -> None:
+            if self.head_deadline is not None:
+                self.head_deadline.cancel()
+            self.head_deadline = self.loop.call_later(seconds, self.head_too_slow)
+
+        def head_too_slow(self) -> None:
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                log.info("closed a connection that sent no whole request head within %g s", seconds)
+                self.transport.close()
+
+    return HeadTimeoutH11
+
+
+class GeolocServer:
+    """The app, its model thread and its listening socket; ``run`` serves until stopped."""
 
     def __init__(self, predictor, config: ServerConfig):
-        super().__init__((config.host, config.port), _Handler)
         self.config = config
         self.predictor = predictor
         self.batcher = Batcher(predictor, config.max_batch, config.batch_wait_ms / 1000.0)
-        self.errors: dict[int, int] = {}
-        self._lock = threading.Lock()
+        self.errors: collections.Counter[int] = collections.Counter()
+        self.socket = _bind(config.host, config.port)
+        self.decode_limiter: anyio.CapacityLimiter | None = None  # made in the server's event loop
+        app = Starlette(
+            routes=[
+                Route("/predict", self.predict, methods=["POST"]),
+                Route("/healthz", self.healthz, methods=["GET"]),
+            ],
+            exception_handlers={HTTPException: self.http_exception, Exception: self.unexpected},
+        )
+        self.uvicorn = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                http=head_timeout_protocol(config.header_timeout_s),
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                limit_concurrency=config.max_connections,
+                timeout_keep_alive=config.keep_alive_s,
+                timeout_graceful_shutdown=config.shutdown_timeout_s,
+                h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            )
+        )
 
+    # ------------------------------------------------------------------ addresses
     @property
     def host_port(self) -> tuple[str, int]:
         """The (host, port) the server listens on."""
-        host, port = self.server_address[:2]
-        return cast(str, host), int(port)  # an AF_INET socket's address names its host as a str
+        host, port = self.socket.getsockname()[:2]
+        return str(host), int(port)
 
     @property
     def url(self) -> str:
         host, port = self.host_port
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    def count_error(self, status: HTTPStatus) -> None:
-        with self._lock:
-            self.errors[int(status)] = self.errors.get(int(status), 0) + 1
+    # ------------------------------------------------------------------ endpoints
+    async def predict(self, request: Request) -> Response:
+        try:
+            image, options, name = await read_upload(request, self.config)
+            if self.decode_limiter is None:
+                self.decode_limiter = anyio.CapacityLimiter(self.config.decode_threads)
+            job = await anyio.to_thread.run_sync(
+                make_job, image, options, name, self.config, limiter=self.decode_limiter
+            )
+            future = asyncio.wrap_future(self.batcher.submit(job))
+            try:
+                async with asyncio.timeout(self.config.request_timeout_s):
+                    record = await future
+            except TimeoutError:
+                job.future.cancel()
+                raise HttpError(
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    f"no answer within {self.config.request_timeout_s:g} s; the server is overloaded",
+                ) from None
+        except HttpError as error:
+            return self.error(error.status, str(error))
+        return JSONResponse(record)
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse(self.health())
+
+    async def http_exception(self, request: Request, error: Exception) -> Response:
+        status = HTTPStatus(getattr(error, "status_code", 500))
+        if status == HTTPStatus.NOT_FOUND:
+            message = f"no such path {request.url.path}; try POST /predict or GET /healthz"
+        elif status == HTTPStatus.METHOD_NOT_ALLOWED:
+            message = (
+                f"{request.method} is not allowed on {request.url.path}; use POST /predict or GET /healthz"
+            )
+        else:
+            message = str(getattr(error, "detail", status.phrase))
+        return self.error(status, message)
+
+    async def unexpected(self, request: Request, error: Exception) -> Response:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return self.error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; the server log has the details")
+
+    def error(self, status: HTTPStatus, message: str) -> Response:
+        self.errors[int(status)] += 1
+        return JSONResponse({"error": message, "status": int(status)}, status_code=int(status))
 
     def health(self) -> dict[str, Any]:
         m1 = self.predictor.m1
         return {
             "status": "ok",
-            "model": str(m1.path),
+            "model": m1.path.name,  # a name, never the server's file system layout
             "num_cells": m1.num_cells,
             "m2": self.predictor.has_m2,
             "answered": self.batcher.requests,
@@ -160,20 +206,54 @@ class GeolocHTTPServer(ThreadingHTTPServer):
             "errors": {str(k): v for k, v in sorted(self.errors.items())},
         }
 
+    # ------------------------------------------------------------------ running
+    def run(self) -> None:
+        """Serves until SIGTERM / Ctrl-C (main thread) or ``stop``; requests in flight are
+        answered first (up to ``shutdown_timeout_s``), then the model thread stops."""
+        self.batcher.start()
+        try:
+            self.uvicorn.run(sockets=[self.socket])
+        finally:
+            self.batcher.stop()
+            self.socket.close()
 
-def start_server(predictor, config: ServerConfig = ServerConfig()) -> GeolocHTTPServer:
-    """Binds, starts the model thread and serves on a background thread (``config.port=0``
-    picks a free port: see ``.url``). Stop it with ``stop_server``."""
-    server = GeolocHTTPServer(predictor, config)
-    server.batcher.start()
-    threading.Thread(target=server.serve_forever, name="geoloc-http", daemon=True).start()
+    def stop(self) -> None:
+        self.uvicorn.should_exit = True
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port`` (InferenceError naming them when that fails)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)  # connections queue from now on, before uvicorn accepts them
+    except OSError as error:
+        raise errors.InferenceError(
+            f"cannot listen on {host}:{port} ({error.strerror or error}); try another --port or --host"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def start_server(predictor, config: ServerConfig = ServerConfig()) -> GeolocServer:
+    """Serves on a background thread (``config.port=0`` picks a free port: see ``.url``) and
+    returns once the server accepts connections. Stop it with ``stop_server``."""
+    server = GeolocServer(predictor, config)
+    thread = threading.Thread(target=server.run, name="geoloc-http", daemon=True)
+    thread.start()
+    server.thread = thread  # type: ignore[attr-defined]
+    while not server.uvicorn.started:
+        if not thread.is_alive():
+            raise errors.InferenceError(f"the server on {server.url} stopped while starting; see the log")
+        thread.join(0.01)
     return server
 
 
-def stop_server(server: GeolocHTTPServer) -> None:
-    server.shutdown()
-    server.server_close()
-    server.batcher.stop()
+def stop_server(server: GeolocServer) -> None:
+    server.stop()
+    server.thread.join(timeout=60)  # type: ignore[attr-defined]
 
 
 def warm_up(predictor) -> None:
@@ -185,33 +265,38 @@ def warm_up(predictor) -> None:
     predictor.predict([image], posted_at=[0 if predictor.has_m2 else None])
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 def serve(predictor, config: ServerConfig) -> None:
-    """Warms the model up, binds ``config.host:config.port`` and answers requests until Ctrl-C.
-
-    A port that cannot be bound raises InferenceError naming it."""
+    """Warms the model up, binds ``config.host:config.port`` and answers requests until SIGTERM
+    or Ctrl-C. A port that cannot be bound raises InferenceError naming it."""
     warm_up(predictor)
-    try:
-        server = GeolocHTTPServer(predictor, config)
-    except OSError as error:
-        raise errors.InferenceError(
-            f"cannot listen on {config.host}:{config.port} ({error.strerror}); try another --port"
-        ) from None
-    server.batcher.start()
+    server = GeolocServer(predictor, config)
     if config.host not in LOOPBACK:
         log.warning("listening on %s: reachable from other machines, with no authentication", config.host)
     log.info(
-        "serving %s on %s (POST /predict, GET /healthz); M2 %s; Ctrl-C stops",
-        predictor.m1.path,
+        "serving %s on %s (POST /predict, GET /healthz); M2 %s; SIGTERM or Ctrl-C stops",
+        predictor.m1.path.name,
         server.url,
         "on" if predictor.has_m2 else "absent",
     )
+    previous = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        log.info("stopping")
+        server.run()
+    except Terminated:
+        pass
     finally:
-        server.server_close()
-        server.batcher.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    log.info("stopped; every request in flight was answered")
+
+
+class Terminated(Exception):
+    """SIGTERM, raised once uvicorn has shut down gracefully (it re-raises the signals it caught):
+    a clean stop, exit status 0."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from geoloc_tf import errors
+from geoloc_tf.saving import load_keras
 
 LOG = logging.getLogger(__name__)
 
@@ -196,9 +197,9 @@ def load_keras_model_weights(
     if not os.path.exists(path):
         raise errors.CheckpointError(f"{path}: no such file; expected a .keras model file")
     try:
-        source = keras.saving.load_model(path, compile=False)
-    except (ValueError, OSError, TypeError) as error:
-        raise errors.CheckpointError(f"{path}: cannot load the Keras model ({error})") from error
+        source = load_keras(path)
+    except errors.ExportError as error:
+        raise errors.CheckpointError(str(error)) from None
     available = {keras_variable_name(layer, v): v for layer, v in _named_variables(source)}
     pairs, loaded, not_loaded = [], [], []
     for layer, variable in _named_variables(model):

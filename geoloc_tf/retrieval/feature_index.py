@@ -226,12 +226,12 @@ def build_index(
     Resumable: parts of finished record shards stay in ``.<out name>.build/`` next to the index
     until the index is whole; a rerun with the same run, model and split keeps them.
     """
-    import keras
     import tensorflow as tf
 
     from data_pipelines.dataset import load
     from geoloc_tf.m1.predict_records import predict_parts, prediction_model
     from geoloc_tf.run_configs import PredictConfig
+    from geoloc_tf.saving import load_keras
 
     config = config or IndexConfig()
     split = config.split
@@ -244,7 +244,7 @@ def build_index(
         )
     data = load(str(layout.data_dir))
     final = Path(out_dir) if out_dir is not None else layout.index_dir(split)
-    model = keras.saving.load_model(model_path, compile=False)
+    model = load_keras(model_path)
     build = {
         **index_meta(model_path, data, split, int(model.input_shape[1])),
         "model_mtime_ns": model_path.stat().st_mtime_ns,

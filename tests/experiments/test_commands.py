@@ -24,6 +24,7 @@ NON_DEFAULT = {
     "image_path_template": ("{hash}.jpg", "{hash}.jpg"),
     "max_image_side": ("256", 256),
     "jpeg_quality": ("80", 80),
+    "max_pixels": ("123456", 123456),
     "examples_per_shard": ("7", 7),
     "workers": ("3", 3),
     "salt": ("pepper", "pepper"),

@@ -119,7 +119,7 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
         "load",
         staticmethod(lambda path: types.SimpleNamespace(imagery_centroids=np.zeros((1, 2)))),
     )
-    monkeypatch.setattr(keras.saving, "load_model", lambda path: None)
+    monkeypatch.setattr(keras.saving, "load_model", lambda path, **options: None)
     monkeypatch.setattr(data_pipelines.dataset, "load", lambda path: None)
     monkeypatch.setattr(
         mesh_stage, "training_coordinates", lambda config, run_dir: (np.zeros(1), np.zeros(1), {})

@@ -27,7 +27,13 @@ from mesh.settings import flat_settings
 
 # A value other than the default for every setting of each tool, as typed, and the value it must
 # then hold in the config handed to the library.
-PREDICT = {"top_k": ("3", 3), "format": ("json", "json"), "batch_size": ("7", 7), "progress": ("off", "off")}
+PREDICT = {
+    "top_k": ("3", 3),
+    "format": ("json", "json"),
+    "batch_size": ("7", 7),
+    "max_pixels": ("1000", 1000),
+    "progress": ("off", "off"),
+}
 SERVE = {
     "host": ("0.0.0.0", "0.0.0.0"),
     "port": ("9090", 9090),
@@ -36,15 +42,24 @@ SERVE = {
     "batch_wait_ms": ("12.5", 12.5),
     "top_k": ("2", 2),
     "request_timeout_s": ("30", 30.0),
+    "max_pixels": ("2000", 2000),
+    "header_timeout_s": ("3", 3.0),
+    "body_timeout_s": ("4", 4.0),
+    "keep_alive_s": ("2", 2),
+    "max_connections": ("9", 9),
+    "max_parts": ("3", 3),
+    "decode_threads": ("2", 2),
+    "shutdown_timeout_s": ("7", 7),
     "m2": ("false", False),
 }
 INDEX = {"split": ("m23_val", "m23_val"), "batch_size": ("16", 16)}
-SEARCH = {"k": ("3", 3), "format": ("json", "json")}
+SEARCH = {"k": ("3", 3), "format": ("json", "json"), "max_pixels": ("3000", 3000)}
 EVALUATE = {
     "thresholds_km": ("5,50,500", (5.0, 50.0, 500.0)),
     "outdoor_threshold": ("0.8", 0.8),
     "top_k": ("4", 4),
     "batch_size": ("5", 5),
+    "max_pixels": ("4000", 4000),
     "scene_image_size": ("64", 64),
     "scene_input_range": ("-1,1", (-1.0, 1.0)),
 }
@@ -162,7 +177,7 @@ def test_every_search_option_reaches_the_search(tmp_path, monkeypatch, capsys):
         )
 
     monkeypatch.setattr("geoloc_tf.retrieval.feature_index.FeatureIndex.open", lambda path: Index())
-    monkeypatch.setattr("geoloc_tf.inference.m1_model.read_image_bytes", lambda path: b"jpeg")
+    monkeypatch.setattr("geoloc_tf.inference.m1_model.read_image_bytes", lambda path, max_pixels: b"jpeg")
     monkeypatch.setattr("geoloc_tf.inference.m1_model.M1Model.load", lambda path: "model")
     monkeypatch.setattr("geoloc_tf.retrieval.query.search_image", record)
     assert geoloc(["search", "q.jpg", f"--index={tmp_path}", f"--model={tmp_path}", *options(SEARCH)]) == 0
@@ -200,6 +215,7 @@ def test_every_evaluate_option_reaches_the_config_evaluate_external_gets(tmp_pat
         ),
         predict=PredictConfig(top_k=values["top_k"]),
         batch_size=values["batch_size"],
+        max_pixels=values["max_pixels"],
         scene_image_size=values["scene_image_size"],
         scene_input_range=values["scene_input_range"],
     )
