@@ -23,7 +23,8 @@ Timed, each next to a baseline measured in the same run:
   every row in blocks of 65,536 rows, then argpartition). 1 M vectors take 6.1 GB of memory.
 - **serve**: requests/s of `geoloc serve` (``inference.server``) on loopback with ``--clients``
   concurrent clients posting JPEGs (the server batches them). Baseline: one client sending the
-  same requests one after another.
+  same requests one after another. Also the p95 latency of the concurrent requests, beside their
+  median.
 
 Speed is never asserted by tests. ``measure`` gives the rows of the performance page
 (``python -m experiments.benchmarks``).
@@ -252,10 +253,12 @@ def time_serve(predictor, photos: list[Path], requests: int, clients: int) -> di
     server = start_server(predictor, ServerConfig(port=0, max_batch=32, batch_wait_ms=5.0))
     host, port = server.host_port
     failures: list[str] = []
+    latencies: list[float] = []
 
     def send(count: int, offset: int) -> None:
         conn = http.client.HTTPConnection(host, port, timeout=300)
         for i in range(count):
+            started = time.perf_counter()
             conn.request(
                 "POST",
                 "/predict",
@@ -264,6 +267,7 @@ def time_serve(predictor, photos: list[Path], requests: int, clients: int) -> di
             )
             response = conn.getresponse()
             response.read()
+            latencies.append(time.perf_counter() - started)
             if response.status != 200:
                 failures.append(f"HTTP {response.status}")
         conn.close()
@@ -274,6 +278,7 @@ def time_serve(predictor, photos: list[Path], requests: int, clients: int) -> di
         send(requests, 0)
         sequential_s = time.perf_counter() - t0
         per_client = max(1, requests // clients)
+        latencies.clear()  # the concurrent requests' latencies only
         threads = [threading.Thread(target=send, args=(per_client, c * per_client)) for c in range(clients)]
         t0 = time.perf_counter()
         for thread in threads:
@@ -290,6 +295,8 @@ def time_serve(predictor, photos: list[Path], requests: int, clients: int) -> di
         "sequential_requests_per_s": requests / sequential_s,
         "concurrent_requests_per_s": per_client * clients / concurrent_s,
         "clients": clients,
+        "latency_ms_median": 1000 * statistics.median(latencies),
+        "latency_ms_p95": 1000 * float(np.percentile(latencies, 95)),
         "largest_batch": largest,
     }
 
@@ -335,6 +342,15 @@ def rows(res: dict) -> list[BenchmarkRow]:
             "photos/s",
             "one photo per call (batch 1)",
             p["one_by_one_photos_per_s"],
+        ),
+        BenchmarkRow(
+            "predict_bench",
+            f"`geoloc serve`, p95 latency with {s['clients']} concurrent clients",
+            s["latency_ms_p95"],
+            "ms",
+            "median latency, same requests",
+            s["latency_ms_median"],
+            higher_is_better=False,
         ),
         BenchmarkRow(
             "predict_bench",
@@ -391,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"  serve: {s['concurrent_requests_per_s']:.1f} requests/s with {s['clients']} "
-        f"clients (largest batch {s['largest_batch']}); one sequential client "
+        f"clients (largest batch {s['largest_batch']}; latency median "
+        f"{s['latency_ms_median']:.0f} ms, p95 {s['latency_ms_p95']:.0f} ms); one sequential client "
         f"{s['sequential_requests_per_s']:.1f} requests/s "
         f"({s['concurrent_requests_per_s'] / s['sequential_requests_per_s']:.1f}x)"
     )

@@ -114,12 +114,15 @@ def scene_outdoor_probabilities(
     image_size: int = 224,
     input_range: tuple[float, float] = (0.0, 1.0),
     batch_size: int = 32,
+    max_pixels: int = FILES_MAX_PIXELS,
 ) -> dict[str, float]:
     """photo_id -> outdoor probability from a user's scene classifier (Table 4, §4.1.2): the
-    softmax mass on the classes its Places365-style IO file marks outdoor (2)."""
+    softmax mass on the classes its Places365-style IO file marks outdoor (2). The photos are
+    those ``predict_m1`` kept, read again through the image decoder."""
     import tensorflow as tf
 
     from geoloc_tf.evaluation.outdoor import load_scene_model, scene_outdoor_probs
+    from geoloc_tf.inference.m1_model import read_image_bytes
 
     low, high = input_range
 
@@ -127,7 +130,7 @@ def scene_outdoor_probabilities(
         for start in range(0, len(table), batch_size):
             images = [
                 tf.image.resize(
-                    tf.io.decode_image((images_dir / p).read_bytes(), channels=3, expand_animations=False),
+                    tf.io.decode_image(read_image_bytes(images_dir / p, max_pixels), channels=3),
                     [image_size, image_size],
                 )
                 / 255.0
@@ -196,6 +199,7 @@ def evaluate_external(
             config.scene_image_size,
             (low, high),
             batch_size,
+            config.max_pixels,
         )
     evaluation = EvalConfig.from_settings(config.evaluate, split=SPLIT)
     written = evaluate_run(
