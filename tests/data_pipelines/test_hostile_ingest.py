@@ -8,6 +8,7 @@ collection it writes, and checks the counts in its summary or the error it repor
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import math
 import os
@@ -20,6 +21,7 @@ import pytest
 
 from data_pipelines import errors, ingest, values
 from data_pipelines.config import IngestConfig
+from data_pipelines.ingest import image_files
 from data_pipelines.readers import detect_layout
 from experiments.cli import main as geoloc
 from tests.data_pipelines.conftest import write_jpeg, yfcc_fields
@@ -164,6 +166,26 @@ def test_image_paths_outside_the_images_folder_are_never_read(tmp_path):
     assert all("outside the images folder" in m for m in examples)
 
 
+class Blocked(Exception):
+    """Not an OSError, so that no ``except OSError`` in the code under test takes it for a skip."""
+
+
+@contextlib.contextmanager
+def fails_if_blocked(seconds: int):
+    """Fails the test, instead of hanging it, if the block does not finish in ``seconds``."""
+
+    def blocked(signum, frame):
+        raise Blocked(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_fifos_folders_and_sockets_are_skipped_without_blocking(tmp_path):
     images = tmp_path / "images"
     images_for(images, ["ok"])
@@ -181,22 +203,36 @@ def test_fifos_folders_and_sockets_are_skipped_without_blocking(tmp_path):
             b"s,u,10,20,sock.jpg",
         ],
     )
-
-    def hung(signum, frame):
-        raise TimeoutError("ingestion blocked on a non-regular file")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(60)  # a blocking open fails the test instead of hanging it
     try:
-        summary = run(tmp_path, [csv], images)
+        with fails_if_blocked(60):
+            summary = run(tmp_path, [csv], images)
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
         server.close()
     assert summary["skipped"]["not_a_file"] == 3
     assert summary["examples_written"] == 1
     kinds = " ".join(summary["skipped_examples"]["not_a_file"])
     assert "a FIFO" in kinds and "a folder" in kinds and "a socket" in kinds
+
+
+def test_a_fifo_swapped_in_after_the_check_does_not_block(tmp_path, monkeypatch):
+    """The file may change between ``stat`` and ``open``: the open itself must not wait for a
+    writer (O_NONBLOCK), and what was opened is checked again."""
+    images = tmp_path / "images"
+    images_for(images, ["ok"])
+    os.mkfifo(images / "fifo.jpg")
+    regular = os.stat(images / "ok.jpg")
+
+    class StatSeesAFile:  # image_files' view of os: the check before opening saw a regular file
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def stat(self, path, **kwargs):
+            return regular
+
+    monkeypatch.setattr(image_files, "os", StatSeesAFile())
+    with fails_if_blocked(30), pytest.raises(image_files.ImageSkipped) as skipped:
+        image_files.read_image_file(str(images), "fifo.jpg")
+    assert skipped.value.reason == "not_a_file" and "a FIFO" in skipped.value.detail
 
 
 @pytest.mark.parametrize("compress", [None, "gz", "bz2"])
