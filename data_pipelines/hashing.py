@@ -74,16 +74,24 @@ class UserHasher:
     The salt is per data set and stored in its metadata.json, so hashed ids join across that data
     set's tables but not with other data sets, and the raw Flickr NSID is never written.
     A cache makes repeated users (most YFCC lines) a dict lookup.
+
+    The id is hashed as the bytes the metadata file holds: two different ids are two different
+    byte strings, whatever their encoding, so they never share a hash (up to 64-bit collisions),
+    whereas decoding first (with replacement characters) would merge every non-UTF-8 id of the
+    same length and shape into one user. A ``str`` is taken as its UTF-8 bytes
+    (``surrogateescape``, the inverse of how the CSV reader decodes), so a valid UTF-8 id hashes
+    the same whether given as text or bytes, and as it did before ids were hashed as bytes.
     """
 
     def __init__(self, salt: str):
         self._key = hashlib.sha256(salt.encode("utf-8")).digest()[:32]
-        self._cache: dict[str, str] = {}
+        self._cache: dict[bytes | str, str] = {}
 
-    def __call__(self, user: str) -> str:
+    def __call__(self, user: bytes | str) -> str:
         hashed = self._cache.get(user)
         if hashed is None:
-            hashed = hashlib.blake2b(user.encode("utf-8"), digest_size=8, key=self._key).hexdigest()
+            raw = user if isinstance(user, bytes) else user.encode("utf-8", "surrogateescape")
+            hashed = hashlib.blake2b(raw, digest_size=8, key=self._key).hexdigest()
             if len(self._cache) < 5_000_000:
                 self._cache[user] = hashed
         return hashed

@@ -68,6 +68,22 @@ def ascii_float(text: str) -> float:
     return value
 
 
+def ascii_float_bytes(data: bytes) -> float:
+    """``ascii_float`` of raw bytes, for the metadata readers' loop over raw lines (YFCC100M: 100 M
+    of them): it accepts the same numbers without decoding or a regular expression (0.5 instead of
+    0.9 us a value on the dev machine). ``float`` of bytes reads ASCII only (no other scripts' digits
+    or spaces; non-ASCII bytes fail), so what remains to refuse is underscores and non-finite
+    values (``nan``, ``inf``, ``1e999``). Around the number only ASCII white space is allowed
+    (``str.strip`` would also drop the separators \x1c-\x1f)."""
+    try:
+        value = float(data) if b"_" not in data else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueProblem(f"{show(data)}: expected a finite decimal number in ASCII digits")
+    return value
+
+
 def probability(text: str) -> float:
     """A probability in [0, 1] written in ASCII."""
     value = ascii_float(text)

@@ -15,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from data_pipelines import errors
 from data_pipelines.config import IngestConfig
 from data_pipelines.hashing import UserHasher
 from data_pipelines.ingest import layout
@@ -53,15 +52,12 @@ def parse_metadata_file(
             )
 
     chunks, lines_read = [], 0
-    try:
-        for lines_read, columns in read_metadata_file(  # noqa: B007 - the count after the loop
-            path, template=template, user_hasher=hasher, skips=skips, on_progress=on_progress
-        ):
-            chunks.append(pd.DataFrame(columns))
-    except (OSError, EOFError) as e:  # e.g. a truncated .bz2: stop with a clear message.
-        raise errors.DatasetError(
-            f"{path}: read error after line {lines_read} ({e}); expected an intact plain, .bz2 or .gz file"
-        ) from None
+    # A file that cannot be read on (a truncated .bz2) stops the run: the readers raise a
+    # DatasetError naming the last line read whole (readers.common.read_error).
+    for lines_read, columns in read_metadata_file(  # noqa: B007 - the count after the loop
+        path, template=template, user_hasher=hasher, skips=skips, on_progress=on_progress
+    ):
+        chunks.append(pd.DataFrame(columns))
     df = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame({c: [] for c in rcommon.COLUMNS})
     write_parquet_atomic(stem + ".parquet", df)
     info: dict[str, Any] = {

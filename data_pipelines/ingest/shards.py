@@ -1,7 +1,8 @@
 """Phase 2 of ingestion: planned shards to TFRecord files, in a process pool, resumably.
 
-A worker reads, decodes and re-encodes each photo of its shard (missing or bad images are counted,
-never fatal), writes ``records/<shard file>`` under a temporary name, renames it into place, then
+A worker reads, decodes and re-encodes each photo of its shard (missing or bad images, and paths
+outside the images folder or to anything but a regular file, are counted, never fatal:
+``image_files``), writes ``records/<shard file>`` under a temporary name, renames it into place, then
 writes the shard's status ``_work/shards/<shard file>.json``. A shard is done when both exist, so a
 killed run redoes only unfinished shards. With several machines on one output folder, machine
 ``task_index`` writes the shards at positions ``task_index (mod num_tasks)`` of the plan.
@@ -24,7 +25,7 @@ import pandas as pd
 
 from data_pipelines import errors, splits
 from data_pipelines.config import IngestConfig
-from data_pipelines.ingest import layout
+from data_pipelines.ingest import image_files, layout
 from data_pipelines.ingest.plan import PlannedShard
 from data_pipelines.ingest.processes import spawn_pool
 from data_pipelines.ingest.progress import Progress
@@ -65,7 +66,7 @@ def _tmp_name(path: str) -> str:
 
 def write_shard(task: ShardTask) -> dict:
     """Reads, re-encodes and writes one shard; returns (and stores) its status. Never raises on
-    bad photos: they are counted as missing_image / bad_image."""
+    bad photos: they are counted as missing_image / outside_images / not_a_file / bad_image."""
     import tensorflow as tf  # The workers are the only ingestion code that needs TensorFlow.
 
     from data_pipelines import images, records
@@ -76,18 +77,16 @@ def write_shard(task: ShardTask) -> dict:
     skipped_rows, written = [], 0
     final = os.path.join(task.records_dir, task.file_name)
     tmp = _tmp_name(final)
+    images_root = os.path.realpath(task.images_dir)
     with tf.io.TFRecordWriter(tmp) as writer:
         for j in range(len(r["row_id"])):
             source = task.metadata_paths[int(r["file_index"][j])]
             line = int(r["line"][j])
-            path = r["image_path"][j]
-            if not os.path.isabs(path):
-                path = os.path.join(task.images_dir, path)
+            path = os.path.join(task.images_dir, r["image_path"][j])
             try:
-                with open(path, "rb") as f:
-                    data = f.read()
-            except OSError as e:
-                skips.add(rcommon.MISSING_IMAGE, source, line, f"{path}: {e.strerror}")
+                data = image_files.read_image_file(images_root, r["image_path"][j])
+            except image_files.ImageSkipped as e:
+                skips.add(e.reason, source, line, e.detail)
                 skipped_rows.append(int(r["row_id"][j]))
                 continue
             try:

@@ -3,6 +3,11 @@
 A reader turns one metadata file into ``ParsedChunk``s (columns of kept fields, numpy arrays) and
 counts every line it does not keep by reason, so that for each file
 ``lines_read == kept + sum(skipped)`` holds exactly.
+
+Metadata files come from strangers, so nothing in a line may end the run: every number is parsed
+with ``data_pipelines.values`` (ASCII digits only, posting times within 1970-2100), a line that
+does not fit is counted under its reason, and only a file that cannot be read at all (a truncated
+.gz/.bz2) stops the run, with the line it got to (``read_error``).
 """
 
 from __future__ import annotations
@@ -13,26 +18,33 @@ import dataclasses
 import gzip
 import io
 import logging
-import math
 import re
 from typing import BinaryIO
 
 import numpy as np
 
-from data_pipelines import errors
+from data_pipelines import errors, values
 
 log = logging.getLogger("data_pipelines.readers")
 
 # Skip reasons (summary.json keys). Metadata reasons are decided by the readers and the
-# duplicate pass; image reasons by the ingestion workers.
+# duplicate pass; image reasons by the ingestion workers (data_pipelines.ingest.image_files).
 WRONG_FIELD_COUNT = "wrong_field_count"
-BAD_FIELD = "bad_field"  # unparsable photo id, user or posting time
+# Unparsable photo id, user or posting time (a time outside 1970-2100 included), or a photo id /
+# image path that is not valid UTF-8 or holds a NUL byte (it could not be stored or opened).
+BAD_FIELD = "bad_field"
 NO_COORDINATES = "no_coordinates"  # empty lat/lon (YFCC lines that are not geotagged)
-BAD_COORDINATES = "bad_coordinates"  # unparsable, non-finite or out of range
+BAD_COORDINATES = "bad_coordinates"  # unparsable, non-ASCII, non-finite or out of range
 ZERO_COORDINATES = "zero_coordinates"  # (0, 0): a default, not a place
 VIDEO = "video"
 DUPLICATE_ID = "duplicate_id"
-MISSING_IMAGE = "missing_image"
+MISSING_IMAGE = "missing_image"  # no such file, or it cannot be read (permissions, I/O error)
+# The image path resolves (absolute, ``..``, a symlink) outside the images folder: never read,
+# so metadata cannot pack other files of the machine into a data set.
+OUTSIDE_IMAGES = "outside_images"
+# The image path names a FIFO, device, socket or folder: only regular files are opened, so a
+# FIFO cannot block a worker and a device cannot be read forever.
+NOT_A_FILE = "not_a_file"
 BAD_IMAGE = "bad_image"  # undecodable or truncated
 SKIP_REASONS = (
     WRONG_FIELD_COUNT,
@@ -43,6 +55,8 @@ SKIP_REASONS = (
     VIDEO,
     DUPLICATE_ID,
     MISSING_IMAGE,
+    OUTSIDE_IMAGES,
+    NOT_A_FILE,
     BAD_IMAGE,
 )
 
@@ -179,40 +193,93 @@ def open_binary(path: str) -> OpenedFile:
     return OpenedFile(stream=stream, raw=raw, size=size)
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def skip_bom(stream: io.BufferedIOBase) -> None:
+    """Moves past a UTF-8 byte-order mark at the start of ``stream``, if there is one.
+
+    Spreadsheet programs on Windows write one before a CSV header; left in place it would hide the
+    header's first column name, or make a TSV's first line fail its photo id. Read-and-rewind rather
+    than ``peek``: a decompressor's ``peek`` may return fewer than 3 bytes.
+    """
+    if stream.read(len(UTF8_BOM)) != UTF8_BOM:
+        stream.seek(0)
+
+
 def iter_lines(opened: OpenedFile):
-    """Yields (line number from 1, bytes without the newline); a final empty line is not a line."""
+    """Yields (line number from 1, bytes without the newline); a final empty line is not a line,
+    and a UTF-8 byte-order mark before the first line is not part of it."""
+    skip_bom(opened.stream)
     number = 0
     for number, line in enumerate(opened.stream, start=1):
         yield number, line.rstrip(b"\r\n")
 
 
-def _show(text) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return repr(text[:40])
+def read_error(path: str, line: int, error: BaseException) -> errors.DatasetError:
+    """The one error of a metadata file that cannot be read on (a truncated .gz/.bz2, an I/O error):
+    the run stops there, since what follows cannot be known. ``line`` is the last line read whole,
+    so the user sees how far the file is intact."""
+    return errors.DatasetError(
+        f"{path}: read error after line {line} ({error}); expected an intact plain, .bz2 or .gz file"
+    )
+
+
+def valid_text(text: str) -> bool:
+    """True if ``text`` can be stored (UTF-8: no lone surrogates from undecodable bytes) and used as
+    a file name (no NUL byte). Photo ids and image paths must be; user ids need not (hashed raw)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def parse_accuracy(text: str | bytes) -> int:
+    """Flickr's geotag accuracy (1 world .. 16 street level), or -1 (unknown) when the field is
+    empty or unreadable: it only describes a photo (the tables keep it), it decides nothing, so a
+    bad value should not cost the photo. ASCII digits only (``"\\u00b2".isdigit()`` is true, ``int`` of
+    it fails), 0..999 as before."""
+    if isinstance(text, bytes):  # The YFCC loop's fast path: bytes.isdigit() is ASCII-only.
+        text = text.strip()
+        return int(text) if text.isdigit() and len(text) < 4 else -1
+    try:
+        return values.ascii_int(text, 0, 999)
+    except values.ValueProblem:
+        return -1
 
 
 def parse_coordinates(lat_text, lon_text) -> tuple[str | None, int, int, str]:
-    """Returns (skip reason or None, lat_e7, lon_e7, detail); accepts str or bytes."""
+    """Returns (skip reason or None, lat_e7, lon_e7, detail); accepts str or bytes.
+
+    Strict (``values.ascii_float``): ``float`` would take other scripts' digits and ``1_0``."""
     if not lat_text.strip() or not lon_text.strip():
         return NO_COORDINATES, 0, 0, "empty latitude/longitude"
+    parse = values.ascii_float_bytes if isinstance(lat_text, bytes) else values.ascii_float
     try:
-        lat = float(lat_text)
-        lon = float(lon_text)
-    except ValueError:
-        return (
-            BAD_COORDINATES,
-            0,
-            0,
-            (f"latitude={_show(lat_text)} longitude={_show(lon_text)}; expected decimal degrees"),
-        )
-    if not (math.isfinite(lat) and math.isfinite(lon)) or abs(lat) > 90.0 or abs(lon) > 180.0:
+        lat = parse(lat_text)
+        lon = parse(lon_text)
+    except values.ValueProblem:
         return (
             BAD_COORDINATES,
             0,
             0,
             (
-                f"latitude={_show(lat_text)} longitude={_show(lon_text)}; "
+                f"latitude={values.show(lat_text)} longitude={values.show(lon_text)}; expected finite "
+                "decimal degrees in ASCII"
+            ),
+        )
+    if abs(lat) > 90.0 or abs(lon) > 180.0:
+        return (
+            BAD_COORDINATES,
+            0,
+            0,
+            (
+                f"latitude={values.show(lat_text)} longitude={values.show(lon_text)}; "
                 "expected |lat| <= 90 and |lon| <= 180"
             ),
         )

@@ -18,17 +18,25 @@ Swapped LAT/LON: one public Im2GPS3k file labels longitude as LAT. A pre-pass ov
 both columns; only if at least 1 % of the "latitudes" are outside [-90, 90] while every
 "longitude" is inside it (the ranges prove the swap) are the columns exchanged, with a warning.
 Otherwise nothing is changed and bad rows are skipped as ``bad_coordinates``.
+
+Text is decoded as UTF-8 with ``surrogateescape``, after a byte-order mark if there is one: bytes
+that are not UTF-8 survive as lone surrogates instead of becoming one replacement character. The
+user id is hashed from its raw bytes (``encode("utf-8", "surrogateescape")`` gives them back), so
+Latin-1 ids such as ``b"Jos\\xe9"`` and ``b"Jos\\xe8"`` stay two users. A photo id or image path
+that is not valid UTF-8 cannot be stored in the tables (Parquet and TFRecord strings are UTF-8), so
+its row is ``bad_field``: skipped and counted rather than stored with a guessed spelling. Numbers
+and times are parsed with ``data_pipelines.values``: a posting time that is not epoch seconds or
+ISO 8601 within 1970-2100 is ``bad_field``; an unreadable outdoor probability is NaN (unknown) and
+an unreadable accuracy -1 (unknown), as neither decides whether the photo is usable.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime
 import io
-import math
 from typing import Callable, Iterator
 
-from data_pipelines import errors
+from data_pipelines import errors, values
 from data_pipelines.readers import common
 
 ALIASES = {
@@ -75,26 +83,19 @@ def looks_like_csv_header(first_line: str) -> bool:
 
 
 def _text_lines(opened: common.OpenedFile):
-    return io.TextIOWrapper(opened.stream, encoding="utf-8", errors="replace", newline="")
+    """The file as text: UTF-8 after a byte-order mark if any (``utf-8-sig`` drops it as it decodes,
+    so nothing is read before the caller's error handling is in place); undecodable bytes kept as
+    lone surrogates (``surrogateescape``) so that they can be turned back into the bytes they were."""
+    return io.TextIOWrapper(opened.stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
-def parse_time(text: str) -> int | None:
-    """Epoch seconds (int/float text) or ISO 8601 (naive = UTC) -> int seconds, None if invalid."""
-    text = text.strip()
-    if not text:
-        return None
+def _outdoor_prob(text: str, indoor: bool) -> float:
+    """P(outdoor) from an outdoor or indoor probability column; NaN (unknown) if unreadable."""
     try:
-        value = float(text)
-        return int(value) if math.isfinite(value) and 0 <= value < 1e11 else None
-    except ValueError:
-        pass
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return int(moment.timestamp())
+        value = values.probability(text)
+    except values.ValueProblem:
+        return float("nan")
+    return 1.0 - value if indoor else value
 
 
 def detect_swap(path: str, lat_col: int, lon_col: int) -> bool:
@@ -107,23 +108,23 @@ def detect_swap(path: str, lat_col: int, lon_col: int) -> bool:
     """
     rows = bad_as_is = bad_swapped = 0
     opened = common.open_binary(path)
+    reader = csv.reader(_text_lines(opened))
     try:
-        reader = csv.reader(_text_lines(opened))
         next(reader, None)
         for row in reader:
             if len(row) <= max(lat_col, lon_col):
                 continue
             try:
-                lat, lon = abs(float(row[lat_col])), abs(float(row[lon_col]))
-            except ValueError:
-                continue
-            if not (math.isfinite(lat) and math.isfinite(lon)):
+                lat, lon = abs(values.ascii_float(row[lat_col])), abs(values.ascii_float(row[lon_col]))
+            except values.ValueProblem:
                 continue
             rows += 1
             bad_as_is += 90.0 < lat <= 180.0
             bad_swapped += lon > 90.0
     except csv.Error:
         return False  # unreadable rows: no proof; the main pass counts them.
+    except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
+        raise common.read_error(path, reader.line_num, e) from None
     finally:
         opened.close()
     return bad_swapped == 0 and bad_as_is >= max(1, 0.01 * rows)
@@ -133,15 +134,15 @@ def read_csv(
     path: str,
     *,
     template: common.PathTemplate | None,
-    user_hasher: Callable[[str], str],
+    user_hasher: Callable[[bytes], str],
     skips: common.SkipLog,
     chunk_lines: int = 1 << 18,
     on_progress=None,
 ) -> Iterator[tuple[int, dict]]:
     """Yields (data lines read so far, chunk columns). The header is not a data line."""
     opened = common.open_binary(path)
+    reader = csv.reader(_text_lines(opened))
     try:
-        reader = csv.reader(_text_lines(opened))
         header = next(reader, None)
         if header is None:
             return
@@ -198,43 +199,50 @@ def read_csv(
                 continue
             photo_id = row[i_id].strip()
             user = row[i_user].strip() if i_user is not None else f"photo:{photo_id}"
-            posted_at = parse_time(row[i_time]) if i_time is not None else -1
-            if not photo_id or not user or posted_at is None:
-                skips.add(
-                    common.BAD_FIELD,
-                    path,
-                    line,
-                    f"photo id={photo_id[:40]!r}, user {'present' if user else 'empty'}, time="
-                    f"{row[i_time][:40] if i_time is not None else ''!r}; expected a photo id, a user"
-                    " and epoch seconds or ISO 8601",
-                )  # never the raw user id (privacy)
-                continue
-            outdoor = float("nan")
-            try:
-                if i_out is not None:
-                    outdoor = float(row[i_out])
-                elif i_in is not None:
-                    outdoor = 1.0 - float(row[i_in])
-            except ValueError:
-                outdoor = float("nan")
-            if not 0.0 <= outdoor <= 1.0:
-                outdoor = float("nan")
-            accuracy = -1
-            if i_acc is not None and row[i_acc].strip().isdigit() and len(row[i_acc].strip()) < 4:
-                accuracy = int(row[i_acc])
             if template is not None:
                 image_path = template.render({"id": photo_id})
             elif i_path is not None:
                 image_path = row[i_path].strip()
             else:
                 image_path = photo_id + ".jpg"
+            posted_at, time_problem = -1, ""  # no time column (MP-16): -1, unknown
+            if i_time is not None:
+                try:
+                    posted_at = values.posted_at(row[i_time])
+                except values.ValueProblem as e:
+                    time_problem = str(e)
+            if not photo_id or not user or time_problem:
+                skips.add(
+                    common.BAD_FIELD,
+                    path,
+                    line,
+                    f"photo id={values.show(photo_id)}, user {'present' if user else 'empty'}, "
+                    f"time={time_problem or 'ok'}; expected a photo id, a user and epoch seconds or "
+                    f"ISO 8601 within {values.POSTED_AT_RANGE}",
+                )  # never the raw user id (privacy)
+                continue
+            if not (common.valid_text(photo_id) and common.valid_text(image_path)):
+                skips.add(
+                    common.BAD_FIELD,
+                    path,
+                    line,
+                    f"photo id={values.show(photo_id)}, image path={values.show(image_path)}; expected "
+                    "UTF-8 text without NUL bytes",
+                )
+                continue
+            if i_out is not None:
+                outdoor = _outdoor_prob(row[i_out], indoor=False)
+            elif i_in is not None:
+                outdoor = _outdoor_prob(row[i_in], indoor=True)
+            else:
+                outdoor = float("nan")
             builder.add(
                 photo_id,
-                user_hasher(user),
+                user_hasher(user.encode("utf-8", "surrogateescape")),
                 posted_at,
                 lat_e7,
                 lon_e7,
-                accuracy,
+                common.parse_accuracy(row[i_acc]) if i_acc is not None else -1,
                 outdoor,
                 image_path,
                 line,
@@ -244,5 +252,7 @@ def read_csv(
                     on_progress(number, opened.position(), opened.size)
                 yield number, builder.take()
         yield number, builder.take()
+    except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
+        raise common.read_error(path, reader.line_num, e) from None
     finally:
         opened.close()

@@ -12,6 +12,11 @@ Only photo id, user (hashed at once), date uploaded (= posting time, §2), latit
 accuracy are read; the free-text and URL fields are never decoded. Lines are split as bytes and
 only the kept fields are decoded (about 80 k lines/s per core on the 2-core dev machine; a
 .bz2 file is limited by bz2 decompression to about 20-25 k lines/s per file).
+
+The user id is hashed from its raw bytes, never decoded: decoding with replacement characters
+would turn different non-UTF-8 ids into one string, merging different people into one album
+(§3.3). The date uploaded must be ASCII epoch seconds within ``values.POSTED_AT_RANGE``
+(1970-2100), else the line is ``bad_field``; an unreadable accuracy is -1 (unknown).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterator
 
-from data_pipelines import errors
+from data_pipelines import errors, values
 from data_pipelines.readers import common
 
 
@@ -84,7 +89,7 @@ def read_yfcc(
     layout: YfccLayout,
     *,
     template: common.PathTemplate,
-    user_hasher: Callable[[str], str],
+    user_hasher: Callable[[bytes], str],
     skips: common.SkipLog,
     chunk_lines: int = 1 << 18,
     on_progress=None,
@@ -134,32 +139,36 @@ def read_yfcc(
             photo_id = fields[i_id]
             uploaded = fields[i_up]
             user = fields[i_user]
-            if not photo_id.isdigit() or not uploaded.isdigit() or len(uploaded) > 12 or not user.strip():
+            posted_at = _posted_at(uploaded)
+            if not photo_id.isdigit() or posted_at is None or not user.strip():
                 skips.add(
                     common.BAD_FIELD,
                     path,
                     number,
-                    f"photo id={common._show(photo_id)}, date uploaded={common._show(uploaded)};"
-                    " expected digits, epoch seconds and a non-empty user id",
+                    f"photo id={values.show(photo_id)}, date uploaded={values.show(uploaded)};"
+                    f" expected digits, epoch seconds within {values.POSTED_AT_RANGE} and a"
+                    " non-empty user id",
                 )
                 continue
             if tmpl_idx:
                 try:
-                    values = {f: fields[i].decode("ascii") for f, i in tmpl_idx.items()}
+                    parts = {f: fields[i].decode("ascii") for f, i in tmpl_idx.items()}
                 except UnicodeDecodeError:
                     skips.add(common.BAD_FIELD, path, number, "non-ASCII image path field")
                     continue
-                image_path = template.render(values)
+                image_path = template.render(parts)
+                if not common.valid_text(image_path):
+                    skips.add(common.BAD_FIELD, path, number, "NUL byte in an image path field")
+                    continue
             else:
                 image_path = template.template
-            acc = fields[i_acc]
             add(
                 photo_id.decode("ascii"),
-                user_hasher(user.decode("utf-8", "replace")),
-                int(uploaded),
+                user_hasher(user),
+                posted_at,
                 lat_e7,
                 lon_e7,
-                int(acc) if acc.isdigit() and len(acc) < 4 else -1,
+                common.parse_accuracy(fields[i_acc]),
                 float("nan"),
                 image_path,
                 number,
@@ -169,6 +178,19 @@ def read_yfcc(
                 if on_progress is not None:
                     on_progress(number, opened.position(), opened.size)
                 yield number, builder.take()
+    except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
+        raise common.read_error(path, number, e) from None
     finally:
         opened.close()
     yield number, builder.take()
+
+
+def _posted_at(uploaded: bytes) -> int | None:
+    """The date uploaded as epoch seconds, or None unless ASCII digits within 1970-2100
+    (``bytes.isdigit`` is ASCII-only; the length bound keeps ``int`` cheap)."""
+    if not uploaded.isdigit() or len(uploaded) > 12:
+        return None
+    try:
+        return values.check_posted_at(int(uploaded))
+    except values.ValueProblem:
+        return None

@@ -123,6 +123,8 @@ def test_ingest_counts_every_skip_reason_and_keeps_only_allowed_fields(tmp_path,
         "video": 1,
         "duplicate_id": 2,
         "missing_image": 1,
+        "outside_images": 0,
+        "not_a_file": 0,
         "bad_image": 2,
     }
     assert summary["lines_read"] == summary["examples_written"] + sum(summary["skipped"].values())

@@ -16,7 +16,11 @@ def read_all(path, template=None):
     skips = SkipLog(5)
     chunks, lines = [], 0
     for lines, columns in read_metadata_file(  # noqa: B007 - the count after the loop
-        path, template=template, user_hasher=lambda u: "h:" + u, skips=skips, chunk_lines=3
+        path,
+        template=template,
+        user_hasher=lambda u: "h:" + u.decode("utf-8", "backslashreplace"),
+        skips=skips,
+        chunk_lines=3,
     ):
         chunks.append(columns)
     out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
