@@ -58,13 +58,10 @@ def resolve_inside(images_root: str, name: str) -> str | None:
     return resolved if os.path.commonpath([images_root, resolved]) == images_root else None
 
 
-def read_image_file(images_root: str, name: str) -> bytes:
-    """The bytes of the image ``name`` under ``images_root`` (resolved with ``os.path.realpath``);
-    raises ImageSkipped with ``outside_images``, ``not_a_file`` or ``missing_image``."""
-    shown = values.show(name, 160)
-    resolved = resolve_inside(images_root, name)
-    if resolved is None:
-        raise ImageSkipped(common.OUTSIDE_IMAGES, f"{shown} resolves outside the images folder {images_root}")
+def read_regular_file(resolved: str, shown: str) -> bytes:
+    """The bytes of the regular file at ``resolved`` (a path already resolved with
+    ``os.path.realpath``), named ``shown`` in messages; raises ImageSkipped with ``not_a_file`` or
+    ``missing_image``. Also `geoloc predict`'s and `geoloc search`'s way to read a photo file."""
     try:
         if not stat.S_ISREG(mode := os.stat(resolved).st_mode):
             raise ImageSkipped(common.NOT_A_FILE, f"{shown} is {_kind(mode)}; expected a regular file")
@@ -74,4 +71,16 @@ def read_image_file(images_root: str, name: str) -> bytes:
                 raise ImageSkipped(common.NOT_A_FILE, f"{shown} is {_kind(mode)}; expected a regular file")
             return f.read()
     except OSError as e:
-        raise ImageSkipped(common.MISSING_IMAGE, f"{os.path.join(images_root, name)}: {e.strerror}") from None
+        raise ImageSkipped(common.MISSING_IMAGE, f"{shown}: {e.strerror}") from None
+
+
+def read_image_file(images_root: str, name: str) -> bytes:
+    """The bytes of the image ``name`` under ``images_root`` (resolved with ``os.path.realpath``);
+    raises ImageSkipped with ``outside_images``, ``not_a_file`` or ``missing_image``."""
+    resolved = resolve_inside(images_root, name)
+    if resolved is None:
+        raise ImageSkipped(
+            common.OUTSIDE_IMAGES,
+            f"{values.show(name, 160)} resolves outside the images folder {images_root}",
+        )
+    return read_regular_file(resolved, os.path.join(images_root, name))

@@ -15,6 +15,7 @@ exported with (central crop 0.875, resize, [-1, 1]); the SavedModel applies the 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +33,14 @@ LOGITS_LAYER = "Logits.Logits"  # the cell classifier of geoloc_tf.m1 (inception
 def read_image_bytes(path: Path | str, max_pixels: int = FILES_MAX_PIXELS) -> bytes:
     """The bytes of an image file as M1's preprocessing takes them (``validate_image_bytes``).
 
-    Only regular files are read (a FIFO or a device would block or never end)."""
-    path = Path(path)
+    Only regular files are read (``image_files.read_regular_file``: a FIFO or a device would block
+    or never end)."""
+    from data_pipelines.ingest.image_files import ImageSkipped, read_regular_file
+
     try:
-        if not path.is_file():
-            raise errors.ImageError(f"{path}: not a regular file; expected a photo file", images.UNREADABLE)
-        data = path.read_bytes()
-    except OSError as error:
-        raise errors.ImageError(
-            f"{path}: cannot read the file ({error.strerror or error})", images.UNREADABLE
-        ) from None
+        data = read_regular_file(os.path.realpath(path), str(path))
+    except ImageSkipped as skipped:
+        raise errors.ImageError(f"{skipped.detail}; cannot read it as a photo", images.UNREADABLE) from None
     return validate_image_bytes(data, str(path), max_pixels)
 
 
