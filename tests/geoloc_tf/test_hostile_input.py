@@ -188,7 +188,7 @@ def tiny_run(tmp_path_factory) -> Path:
 def served(tiny_run):
     server = ServeProcess(
         tiny_run,
-        "--header_timeout_s=1",
+        "--header_timeout_s=3",
         "--body_timeout_s=1",
         "--max_connections=24",
         "--batch_wait_ms=20",
@@ -327,12 +327,12 @@ def test_healthz_names_no_path_and_counts_the_refusals(served):
 
 
 def test_sigterm_answers_the_request_in_flight_then_exits_0(tiny_run):
-    server = ServeProcess(tiny_run, "--batch_wait_ms=1500", "--max_batch=4")
+    server = ServeProcess(tiny_run, "--batch_wait_ms=3000", "--max_batch=4")
     try:
         answer: list = []
         client = threading.Thread(target=lambda: answer.append(post_jpeg(server.address, 3)))
         client.start()
-        time.sleep(0.5)  # the request waits in the model thread for its batch to fill
+        time.sleep(1.0)  # the request waits in the model thread for its batch to fill
         server.process.send_signal(signal.SIGTERM)
         client.join(timeout=60)
         assert answer and answer[0][0] == 200 and answer[0][1]["top_k"][0]["cell"] == 3
