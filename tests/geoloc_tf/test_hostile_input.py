@@ -30,33 +30,18 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from experiments.benchmarks.serve_bench import png_bomb, proc_status
 from tests.geoloc_tf.conftest import build_tiny_run, jpeg
 
 MiB = 1 << 20
 
 
 # ---------------------------------------------------------------------- hostile files
-def png_bomb(side: int) -> bytes:
-    """A valid 1-bit grey PNG of side x side black pixels: a few KB that decode to side^2 pixels
-    (16000: 31 KB on disk, 768 MB as the RGB a decoder makes of it)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
-
-    header = side.to_bytes(4, "big") * 2 + bytes([1, 0, 0, 0, 0])  # depth 1, grey
-    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte + packed bits
-    compressor = zlib.compressobj(9)
-    data = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
-
-
 def animated_gif(frames: int = 3) -> bytes:
     images = [Image.new("RGB", (40, 30), (80 * i, 30, 200 - 50 * i)) for i in range(frames)]
     out = io.BytesIO()
@@ -127,16 +112,6 @@ def at_once(*calls) -> list:
     for thread in threads:
         thread.join(timeout=180)
     return results
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS, VmHWM (KiB) and Threads of a process, from /proc."""
-    wanted = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM", "Threads"):
-            wanted[key] = int(value.split()[0])
-    return wanted
 
 
 class ServeProcess:
