@@ -114,8 +114,11 @@ def test_m3_beats_m2_when_users_stay_in_one_region(world, tmp_path):
         splits["val"],
         splits["test"],
     )
+    # M3's validation accuracy stays flat for its first three to five epochs (from M2's 0.57) before it
+    # climbs to about 0.78; with a patience shorter than that plateau, one unlucky draw stopped at
+    # the start and kept M2's answers. Patience = max_epochs: the test is about albums, not stopping.
     config = M3Config(
-        lstm_units=16, learning_rate=0.005, batch_size=32, max_epochs=12, early_stopping_patience=4
+        lstm_units=16, learning_rate=0.005, batch_size=32, max_epochs=12, early_stopping_patience=12
     )
     m3, history = train_m3(
         training_draws(train, build_albums(train_table), seed=0),
