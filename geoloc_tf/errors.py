@@ -5,6 +5,13 @@ a command can print `str(error)` as its single error line.
 """
 
 
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """A one-line reason of an exception for a message: the first line of its text (TensorFlow's
+    ``message``, without the graph trace that follows), else its type's name."""
+    lines = str(getattr(error, "message", "") or error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:limit]
+
+
 class GeolocTfError(Exception):
     """Base class of every error raised on purpose by geoloc_tf."""
 

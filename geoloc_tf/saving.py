@@ -47,14 +47,9 @@ def load_keras(path: str | os.PathLike) -> keras.Model:
                 f"{path}: refused: the model holds Python code (a Lambda layer) that loading would run; "
                 "geoloc loads .keras files in Keras' safe mode only (README: which model files are safe)"
             ) from None
-        raise errors.ExportError(f"{path}: not a loadable Keras model ({_first_line(error)})") from None
+        raise errors.ExportError(f"{path}: not a loadable Keras model ({errors.first_line(error)})") from None
     except (OSError, TypeError, KeyError) as error:
-        raise errors.ExportError(f"{path}: not a loadable Keras model ({_first_line(error)})") from None
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return (lines[0] if lines else type(error).__name__)[:160]
+        raise errors.ExportError(f"{path}: not a loadable Keras model ({errors.first_line(error)})") from None
 
 
 def save_task_model(layout: "RunLayout", name: str, model: keras.Model, configs: dict[str, Any]) -> Path:

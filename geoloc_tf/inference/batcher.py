@@ -3,7 +3,7 @@ failure.
 
 Request handlers queue a ``Job`` and await its future; one model thread takes up to ``max_batch``
 waiting photos per forward pass, waiting at most ``wait_s`` for a batch to fill. A batch whose
-forward pass fails is answered again one photo at a time, so a photo the model cannot take fails
+forward pass fails is answered again one photo at a time (``photo_predictor.predict_each``), so a photo the model cannot take fails
 with its own status and the others in its batch are answered as if it had not been there. The
 traceback of a failure goes to the log, never to a client.
 """
@@ -20,6 +20,7 @@ from http import HTTPStatus
 from typing import Any
 
 from geoloc_tf import errors
+from geoloc_tf.inference.photo_predictor import predict_each
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def failure_status(error: BaseException) -> HttpError:
     """What a client is told when the model could not answer its photo alone: the input's fault
     (400, 415 for pixels the model's decoder refused) or the server's (500), without a trace."""
     if isinstance(error, errors.InferenceError):
-        return HttpError(HTTPStatus.BAD_REQUEST, str(error).splitlines()[0][:200])
+        return HttpError(HTTPStatus.BAD_REQUEST, errors.first_line(error, 200))
     if type(error).__name__ == "InvalidArgumentError":  # TensorFlow's decoder refused the pixels
         return HttpError(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the model's image decoder cannot read this photo"
@@ -93,34 +94,24 @@ class Batcher:
             jobs.append(job)
         return jobs, False
 
-    def _answer(self, jobs: list[Job]) -> list[dict[str, Any]]:
-        answer = self.predictor.predict(
+    def _answer(self, jobs: list[Job]):
+        return self.predictor.predict(
             [j.image for j in jobs],
             posted_at=[j.posted_at for j in jobs],
             outdoor=[j.outdoor for j in jobs],
             top_k=max(j.top_k for j in jobs),
         )
-        return [answer.record(row, job.name, job.top_k) for row, job in enumerate(jobs)]
 
     def _answer_batch(self, jobs: list[Job]) -> None:
-        try:
-            records = self._answer(jobs)
-        except Exception as error:  # noqa: BLE001 - each request gets its own answer below
-            if len(jobs) == 1:
-                log.exception("prediction of one photo failed")
-                _settle(jobs[0], failure_status(error))
-                return
-            log.warning("a batch of %d photos failed; answering them one at a time", len(jobs), exc_info=True)
-            self.retried_batches += 1
-            for job in jobs:
-                try:
-                    _settle(job, self._answer([job])[0])
-                except Exception as alone:  # noqa: BLE001 - this request's answer; the others go on
-                    log.exception("prediction of one photo failed")
-                    _settle(job, failure_status(alone))
-            return
-        for job, record in zip(jobs, records):
-            _settle(job, record)
+        outcomes, retried = predict_each(self._answer, jobs)
+        self.retried_batches += retried
+        for job, outcome in zip(jobs, outcomes):
+            if isinstance(outcome, Exception):
+                log.error("prediction of one photo failed", exc_info=outcome)
+                _settle(job, failure_status(outcome))
+            else:
+                predictions, row = outcome
+                _settle(job, predictions.record(row, job.name, job.top_k))
 
     def _loop(self) -> None:
         stopping = False

@@ -14,8 +14,9 @@ export) and the probability-mass sets of ``geoloc_tf.inference.mass`` with their
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -27,6 +28,39 @@ from geoloc_tf.run_layout import RunLayout
 
 if TYPE_CHECKING:
     from geoloc_tf.m2.task import TrainedM2
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def predict_each(
+    predict: Callable[[list[T]], "Predictions"], items: list[T]
+) -> tuple[list["tuple[Predictions, int] | Exception"], bool]:
+    """Answers ``items`` with one call of ``predict`` (items -> their Predictions) and, when that
+    call fails, with one call per item, so an item the model cannot take fails alone and the others
+    are answered as if it had not been there (`geoloc serve`'s batches, `geoloc predict`'s).
+
+    Returns, per item, (predictions, row of the item in them) or the exception its own call
+    raised, and whether the batch was answered again item by item. The caller reports each
+    exception its way (a 500 with the trace in the log; an error line)."""
+    try:
+        answer = predict(items)
+        return [(answer, row) for row in range(len(items))], False
+    except Exception as error:  # noqa: BLE001 - answered below, one item at a time
+        if len(items) == 1:
+            return [error], False
+        log.warning(
+            "a batch of %d photos failed (%s); answering them one at a time",
+            len(items),
+            errors.first_line(error),
+        )
+    outcomes: list[tuple[Predictions, int] | Exception] = []
+    for item in items:
+        try:
+            outcomes.append((predict([item]), 0))
+        except Exception as alone:  # noqa: BLE001 - this item's outcome; the others go on
+            outcomes.append(alone)
+    return outcomes, True
 
 
 def parse_posted_at(text: str) -> int:

@@ -23,6 +23,7 @@ from typing import IO, Iterable, Iterator, Sequence
 from geoloc_tf import errors
 from geoloc_tf.inference.config import PredictFilesConfig
 from geoloc_tf.inference.formats import StreamWriter
+from geoloc_tf.inference.photo_predictor import predict_each
 
 log = logging.getLogger(__name__)
 
@@ -146,42 +147,34 @@ def predict_files(
             [data for _, data in photos], posted_at=[posted_at] * n, outdoor=[outdoor] * n, top_k=top_k
         )
 
-    def write(photos: list[tuple[Path, bytes]], predictions) -> None:
-        nonlocal done, polygons
-        for row, (path, _) in enumerate(photos):
-            record = predictions.record(row, str(path))
-            out.write(writer.record(record))
-            if maps:
-                polygons = _draw_map(predictor, predictions, row, record, maps[path], polygons)
-        done += len(photos)
-
-    def fail(path: Path, message: str) -> None:
+    def fail(message: str) -> None:
         nonlocal failed
         failed += 1
         err.write(f"error: {message}\n")
         err.flush()
 
     def flush() -> None:
+        nonlocal done, polygons
         if not batch:
             return
-        try:
-            write(batch, answer(batch))
-        except Exception as error:  # noqa: BLE001 - each photo is tried alone below
-            log.warning("a batch of %d photos failed (%s); answering them one at a time", len(batch), error)
-            for photo in batch:
-                try:
-                    write([photo], answer([photo]))
-                except Exception as alone:  # noqa: BLE001 - this photo's error line, the rest go on
-                    log.debug("prediction of %s failed", photo[0], exc_info=True)
-                    fail(
-                        photo[0], f"{photo[0]}: the model could not answer this photo ({_first_line(alone)})"
-                    )
+        outcomes, _ = predict_each(answer, batch)
+        for (path, _), outcome in zip(batch, outcomes):
+            if isinstance(outcome, Exception):
+                log.debug("prediction of %s failed", path, exc_info=outcome)
+                fail(f"{path}: the model could not answer this photo ({errors.first_line(outcome)})")
+                continue
+            predictions, row = outcome
+            record = predictions.record(row, str(path))
+            out.write(writer.record(record))
+            if maps:
+                polygons = _draw_map(predictor, predictions, row, record, maps[path], polygons)
+            done += 1
         out.flush()
         batch.clear()
 
     for path, data, error in read_ahead(files, 2 * batch_size, config.max_pixels):
         if data is None:
-            fail(path, error)
+            fail(error)
         else:
             batch.append((path, data))
             if len(batch) == batch_size:
@@ -193,12 +186,6 @@ def predict_files(
     if progress is not None:
         progress.update(done, failed, final=True)
     return done, failed
-
-
-def _first_line(error: BaseException) -> str:
-    """A one-line reason of an exception, without TensorFlow's graph trace."""
-    text = str(getattr(error, "message", "") or error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:160]
 
 
 def _draw_map(predictor, answer, row: int, record: dict, path: Path, polygons):
