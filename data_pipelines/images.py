@@ -44,6 +44,8 @@ SUPPORTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
 SUPPORTED_TEXT = "a JPEG, PNG, GIF, BMP or WebP photo"
 #: Formats M1's TensorFlow decoder reads as they are; the others are re-encoded as PNG.
 MODEL_FORMATS = ("JPEG", "PNG")
+#: Side to which a JPEG is decoded when it is only checked (``_load``), px.
+CHECK_SIDE = 512
 
 # Reasons of BadImage.
 UNREADABLE = "unreadable"
@@ -122,30 +124,32 @@ def _decoding(what: str) -> Iterator[None]:
         raise BadImage(UNREADABLE, f"not a readable {what} ({_reason(error)})") from None
 
 
-def check_image(data: bytes, max_pixels: int) -> ImageHeader:
-    """The header of ``data`` after decoding it fully (BadImage if refused or undecodable).
+def _load(image: Image.Image, side: int) -> None:
+    """Decodes all of ``image`` (BadImage if it cannot be): a JPEG with DCT-domain downscaling
+    (``Image.draft``) to no less than ``side`` px, which still reads every coefficient, so
+    truncation is caught at a fraction of the memory and time."""
+    with _decoding(str(image.format)):
+        if image.format == "JPEG":
+            image.draft("RGB", (side, side))
+        image.load()
 
-    JPEGs are decoded with DCT-domain downscaling (``Image.draft``): every coefficient is still
-    read, so truncation is caught, at a fraction of the memory and time."""
+
+def check_image(data: bytes, max_pixels: int) -> ImageHeader:
+    """The header of ``data`` after decoding it fully (BadImage if refused or undecodable)."""
     with open_image(data, max_pixels) as image:
         header = ImageHeader(str(image.format), *image.size)
-        with _decoding(header.format):
-            if image.format == "JPEG":
-                image.draft("RGB", (512, 512))
-            image.load()
+        _load(image, CHECK_SIDE)
     return header
 
 
 def model_bytes(data: bytes, max_pixels: int) -> bytes:
-    """The bytes M1's preprocessing gets for ``data``: a JPEG or PNG as it is (after
-    ``check_image``), other formats re-encoded losslessly as an RGB PNG."""
+    """The bytes M1's preprocessing gets for ``data``: a JPEG or PNG as it is (after decoding it
+    as ``check_image`` does), other formats re-encoded losslessly as an RGB PNG."""
     with open_image(data, max_pixels) as image:
+        _load(image, CHECK_SIDE)
+        if image.format in MODEL_FORMATS:
+            return data
         with _decoding(str(image.format)):
-            if image.format in MODEL_FORMATS:
-                if image.format == "JPEG":
-                    image.draft("RGB", (512, 512))
-                image.load()
-                return data
             out = io.BytesIO()
             image.convert("RGB").save(out, format="PNG", compress_level=1)
             return out.getvalue()
@@ -156,9 +160,7 @@ def reencode_jpeg(data: bytes, max_side: int, quality: int, max_pixels: int) -> 
     metadata; BadImage for anything refused or not fully decodable."""
     image: Image.Image  # the opened file, then its RGB conversion and resized copy
     with open_image(data, max_pixels) as image, _decoding(str(image.format)):
-        if image.format == "JPEG":
-            image.draft("RGB", (max_side, max_side))  # DCT-domain downscale, still >= max_side.
-        image.load()
+        _load(image, max_side)
         if image.mode != "RGB":
             image = image.convert("RGB")
         width, height = image.size

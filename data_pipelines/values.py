@@ -101,9 +101,10 @@ def posted_at(text: str) -> int:
     if not stripped.isascii() or not stripped:
         raise ValueProblem(f"{show(text)}: {expected}")
     if _EPOCH.fullmatch(stripped):
-        if len(stripped.split(".")[0]) > 12:
+        whole = stripped.split(".")[0]
+        if len(whole) > 12:
             raise ValueProblem(f"{show(text)}: outside {POSTED_AT_RANGE}")
-        seconds = int(stripped.split(".")[0])
+        seconds = int(whole)
     else:
         try:
             moment = datetime.datetime.fromisoformat(stripped)

@@ -135,6 +135,16 @@ def plot_mesh(
     save_figure(fig, path, bbox_inches="tight")
 
 
+def outline_cells(ax: Any, polygons: list[np.ndarray]) -> None:
+    """Cells without a value (no photo, no known probability) drawn as grey outlines on a map of
+    cell values: one look for every such map (accuracy maps, `geoloc predict --map`)."""
+    from matplotlib.collections import PolyCollection
+
+    ax.add_collection(
+        PolyCollection(polygons, facecolors="none", edgecolors=(0.6, 0.6, 0.6, 0.6), linewidths=0.2)
+    )
+
+
 def save_figure(fig: Any, path: str | os.PathLike, **savefig_options: Any) -> None:
     """Writes a matplotlib figure as a PNG atomically and closes it (every map and plot of geoloc
     goes through here)."""

@@ -82,7 +82,6 @@ def write_shard(task: ShardTask) -> dict:
         for j in range(len(r["row_id"])):
             source = task.metadata_paths[int(r["file_index"][j])]
             line = int(r["line"][j])
-            path = os.path.join(task.images_dir, r["image_path"][j])
             try:
                 data = image_files.read_image_file(images_root, r["image_path"][j])
             except image_files.ImageSkipped as e:
@@ -94,6 +93,7 @@ def write_shard(task: ShardTask) -> dict:
                     data, task.max_image_side, task.jpeg_quality, task.max_pixels
                 )
             except images.BadImage as e:
+                path = os.path.join(task.images_dir, r["image_path"][j])
                 skips.add(rcommon.BAD_IMAGE, source, line, f"{path}: {e}")
                 skipped_rows.append(int(r["row_id"][j]))
                 continue

@@ -8,7 +8,7 @@ of ``--side`` x ``--side`` black pixels (``png_bomb``: 31 KB for 16000, 768 MB a
 
 Measured (Linux: /proc): the server's peak memory above its idle size (VmHWM, reset to VmRSS with
 ``clear_refs`` before the bombs) and the median time of its answer to each of ``--bombs`` bombs, with
-``--target_mib`` (1 GB) as the target for the memory. Baseline, in the same run: a fresh Python
+``TARGET_MIB`` (1 GB) as the target for the memory. Baseline, in the same run: a fresh Python
 process decoding the same PNG with Pillow, as a server without a pixel limit would; its peak memory
 above its own size before decoding, and the decoding time.
 """
@@ -93,8 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _post(port: int, body: bytes, content_type: str) -> tuple[int, float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+def _post(address: tuple[str, int], body: bytes, content_type: str) -> tuple[int, float]:
+    conn = http.client.HTTPConnection(*address, timeout=600)
     started = time.perf_counter()
     conn.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
     response = conn.getresponse()
@@ -103,33 +103,60 @@ def _post(port: int, body: bytes, content_type: str) -> tuple[int, float]:
     return response.status, time.perf_counter() - started
 
 
+class ServeProcess:
+    """A real `geoloc serve` process on a free loopback port (``address``), its log lines in
+    ``log``; used by this benchmark and the hostile-input tests."""
+
+    def __init__(self, run: Path, *options: str):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "experiments.cli", "serve", f"--model={run}", "--port=0", *options],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
+        )
+        self.log: list[str] = []
+        ports: list[int] = []
+        found = threading.Event()
+
+        def read() -> None:
+            assert self.process.stderr is not None
+            for line in self.process.stderr:
+                self.log.append(line)
+                match = re.search(r"on http://127\.0\.0\.1:(\d+)", line)
+                if match and not ports:
+                    ports.append(int(match.group(1)))
+                    found.set()
+            found.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        found.wait(timeout=180)
+        if not ports:
+            self.process.kill()
+            raise BenchmarkError("geoloc serve did not start:\n" + "".join(self.log[-20:]))
+        self.address = ("127.0.0.1", ports[0])
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        """Kills the process (a graceful stop is SIGTERM: ``process.send_signal``)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
 def time_server(run_dir: Path, photo: bytes, bomb: bytes, bombs: int) -> dict:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "serve", f"--model={run_dir}", "--port=0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    server = ServeProcess(run_dir)
     try:
-        assert process.stderr is not None
-        port = None
-        for line in process.stderr:
-            match = re.search(r"on http://127\.0\.0\.1:(\d+)", line)
-            if match:
-                port = int(match.group(1))
-                break
-        if port is None:
-            raise BenchmarkError("geoloc serve did not start; run it by hand to see why")
-        threading.Thread(target=lambda: [None for _ in process.stderr or []], daemon=True).start()
         for _ in range(5):
-            _post(port, photo, "image/jpeg")
-        idle = proc_status(process.pid)["VmRSS"]
-        Path(f"/proc/{process.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
-        answers = [_post(port, bomb, "image/png") for _ in range(bombs)]
-        peak = proc_status(process.pid)["VmHWM"]
+            _post(server.address, photo, "image/jpeg")
+        idle = proc_status(server.pid)["VmRSS"]
+        Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+        answers = [_post(server.address, bomb, "image/png") for _ in range(bombs)]
+        peak = proc_status(server.pid)["VmHWM"]
     finally:
-        process.terminate()
-        process.wait(timeout=120)
+        server.stop()
     return {
         "statuses": [status for status, _ in answers],
         "seconds_median": statistics.median(seconds for _, seconds in answers),

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mesh.geodesy import EARTH_RADIUS_KM
-from mesh.plot import cell_polygons, photo_density_background, save_figure
+from mesh.plot import cell_polygons, outline_cells, photo_density_background, save_figure
 
 if TYPE_CHECKING:
     from mesh import Mesh
@@ -162,14 +162,7 @@ def plot_accuracy_map(
     filled.set_array(acc[owner_a[with_photos]])
     filled.set_clim(0.0, 100.0)
     ax.add_collection(filled)
-    ax.add_collection(
-        PolyCollection(
-            [p for p, w in zip(polys, with_photos) if not w],
-            facecolors="none",
-            edgecolors=(0.6, 0.6, 0.6, 0.6),
-            linewidths=0.2,
-        )
-    )
+    outline_cells(ax, [p for p, w in zip(polys, with_photos) if not w])
     fig.colorbar(filled, ax=ax, fraction=0.025, pad=0.01, label=f"photos within {threshold_km:g} km (%)")
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from geoloc_tf.evaluation.plots import _pyplot, _save
-from mesh.plot import cell_polygons
+from mesh.plot import cell_polygons, outline_cells
 
 if TYPE_CHECKING:
     from mesh import Mesh
@@ -52,14 +52,7 @@ def plot_probability_map(
     )
     filled.set_array(np.maximum(probs[known], floor))
     ax.add_collection(filled)
-    ax.add_collection(
-        PolyCollection(
-            [p for p, k in zip(polys, known) if not k],
-            facecolors="none",
-            edgecolors=(0.6, 0.6, 0.6, 0.6),
-            linewidths=0.2,
-        )
-    )
+    outline_cells(ax, [p for p, k in zip(polys, known) if not k])
     if mass50_cells is not None and len(mass50_cells):
         inside = np.isin(owner_a, np.asarray(mass50_cells))
         ax.add_collection(

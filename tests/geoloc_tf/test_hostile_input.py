@@ -23,11 +23,8 @@ import http.client
 import io
 import json
 import os
-import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -35,7 +32,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from experiments.benchmarks.serve_bench import png_bomb, proc_status
+from experiments.benchmarks.serve_bench import ServeProcess, png_bomb, proc_status
 from tests.geoloc_tf.conftest import build_tiny_run, jpeg
 
 MiB = 1 << 20
@@ -112,46 +109,6 @@ def at_once(*calls) -> list:
     for thread in threads:
         thread.join(timeout=180)
     return results
-
-
-class ServeProcess:
-    """A real `geoloc serve` process on a free loopback port."""
-
-    def __init__(self, run: Path, *options: str):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "experiments.cli", "serve", f"--model={run}", "--port=0", *options],
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
-        )
-        self.log: list[str] = []
-        found = threading.Event()
-        self.address: tuple[str, int] | None = None
-
-        def read() -> None:
-            assert self.process.stderr is not None
-            for line in self.process.stderr:
-                self.log.append(line)
-                match = re.search(r"on http://127\.0\.0\.1:(\d+)", line)
-                if match and self.address is None:
-                    self.address = ("127.0.0.1", int(match.group(1)))
-                    found.set()
-            found.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        found.wait(timeout=180)
-        if self.address is None:
-            self.process.kill()
-            raise AssertionError("geoloc serve did not start:\n" + "".join(self.log[-20:]))
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
