@@ -44,6 +44,7 @@ where it stopped, the rest is rewritten whole.
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import hashlib
 import io
@@ -64,7 +65,7 @@ import numpy as np
 
 from data_pipelines.demo import generate, sources
 from data_pipelines.errors import DataPipelineError
-from mesh.atomic import write_atomic, write_text_atomic
+from mesh.atomic import write_atomic, write_bytes_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +318,7 @@ def write_osv5m(folder: Path, table: DemoTable, sizes: ArchiveSizes) -> dict:
                 (f"{prefix}{int(table.photo_id[i])}.jpg", table.image(int(table.photo_id[i]))) for i in chunk
             ]
             name = f"images/{split}/{number:02d}.zip"
-            write_atomic(folder / name, lambda f, m=members, d=prefix: _write_zip(f, d, m))
+            write_atomic(folder / name, functools.partial(_write_zip, directory=prefix, members=members))
             zips.append(name)
         for i in rows:
             pid, user = int(table.photo_id[i]), int(table.user[i])
@@ -357,14 +358,14 @@ def write_mp16pro(folder: Path, table: DemoTable, sizes: ArchiveSizes) -> dict:
         (MP16PRO_MEMBER_DIR + img_id.replace("/", "_"), table.image(int(pid)))
         for img_id, pid in zip(img_ids, table.photo_id)
     )
-    parts = []
+    parts: list[str] = []
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=folder) as whole:  # the tar, then cut into raw byte parts
         _write_tar(whole, members, directory=MP16PRO_MEMBER_DIR)
         whole.seek(0)
         while chunk := whole.read(sizes.tar_part_bytes):
             name = f"{MP16PRO_PART_PREFIX}{len(parts):02d}"
-            write_atomic(folder / name, lambda f, c=chunk: f.write(c))
+            write_bytes_atomic(folder / name, chunk)
             parts.append(name)
     rows = []
     for i, img_id in enumerate(img_ids):
@@ -410,7 +411,7 @@ def write_webdataset(folder: Path, table: DemoTable, sizes: ArchiveSizes) -> dic
             members.append((f"{key}.jpg", table.image(int(table.photo_id[i]))))
             members.append((f"{key}.json", json.dumps(meta, indent=4).encode("utf-8")))
         name = f"{number:05d}.tar"
-        write_atomic(folder / name, lambda f, m=members: _write_tar(f, m))
+        write_atomic(folder / name, functools.partial(_write_tar, members=members))
         shards.append(name)
     return {"metadata": shards, "images": "."}
 
