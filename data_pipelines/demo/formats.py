@@ -28,10 +28,12 @@ on real locations:
   real file has English names), and the photos in one tar cut into raw byte parts
   ``mp-16-images00``, ``mp-16-images01``, ... (joined by ``cat mp-16-images* > mp-16-images.tar``)
   with members ``./images/<IMG_ID with "/" replaced by "_">``.
-- ``webdataset`` (img2dataset's output, as PLONK reads it): shards ``00000.tar``, ``00001.tar``, ...
-  with ``<key>.jpg`` and ``<key>.json`` per photo (key: shard number and index, ``000010003``); the
-  JSON holds ``latitude``, ``longitude``, ``timestamp`` (the SIMULATED posting time, epoch seconds),
-  ``user_id`` (the SIMULATED user's NSID) and ``outdoor_prob``, and no URL.
+- ``webdataset`` (the tar shards img2dataset writes and PLONK reads): shards ``00000.tar``,
+  ``00001.tar``, ... (img2dataset's names) with ``<key>.jpg`` and ``<key>.json`` per photo; the key
+  is the photo id, as in PLONK's shards (img2dataset's own keys are running numbers), so a photo has
+  the same id in every layout. The JSON is what img2dataset writes for a YFCC100M-style input with
+  its columns kept (``key``, ``status``, ``latitude``, ``longitude``, ``date_uploaded``: the SIMULATED
+  posting time in epoch seconds, ``user_nsid``: the SIMULATED user, and ``outdoor_prob``), no URL.
 - ``yfcc100m``: the standard collection itself.
 
 Each layout writes ``demo_info.json`` last (its presence means the collection is complete), with
@@ -156,7 +158,7 @@ SIMULATED_BY_FORMAT = {
         "GeoNames; country as an ISO code); neighbourhood, region and continent empty",
     ),
     "webdataset": (
-        "timestamp, user_id, outdoor_prob in each JSON: the SIMULATED posting times, users and "
+        "date_uploaded, user_nsid, outdoor_prob in each JSON: the SIMULATED posting times, users and "
         "outdoor probabilities",
     ),
 }
@@ -397,18 +399,18 @@ def write_webdataset(folder: Path, table: DemoTable, sizes: ArchiveSizes) -> dic
     shards = []
     for number, start in enumerate(range(0, len(table.photo_id), sizes.photos_per_shard)):
         members = []
-        for index, i in enumerate(range(start, min(start + sizes.photos_per_shard, len(table.photo_id)))):
-            key = f"{number:05d}{index:04d}"
+        for i in range(start, min(start + sizes.photos_per_shard, len(table.photo_id))):
+            key = str(int(table.photo_id[i]))
             meta = {
                 "key": key,
                 "status": "success",
                 "latitude": round(float(table.lat[i]), 6),
                 "longitude": round(float(table.lon[i]), 6),
-                "timestamp": int(table.posted_at[i]),
-                "user_id": generate.user_nsid(int(table.user[i])),
+                "date_uploaded": int(table.posted_at[i]),
+                "user_nsid": generate.user_nsid(int(table.user[i])),
                 "outdoor_prob": float(table.outdoor_prob[i]),
             }
-            members.append((f"{key}.jpg", table.image(int(table.photo_id[i]))))
+            members.append((f"{key}.jpg", table.image(int(key))))
             members.append((f"{key}.json", json.dumps(meta, indent=4).encode("utf-8")))
         name = f"{number:05d}.tar"
         write_atomic(folder / name, functools.partial(_write_tar, members=members))

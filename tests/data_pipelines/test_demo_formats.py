@@ -197,22 +197,24 @@ def test_webdataset_layout(tmp_path, sources, standard):
     shards = [Path(p) for p in written["metadata"]]
     assert [p.name for p in shards] == ["00000.tar", "00001.tar", "00002.tar"]  # 16 + 16 + 10 photos
     seen = {}
-    for number, shard in enumerate(shards):
+    for shard in shards:
         with tarfile.open(shard) as archive:
             names = archive.getnames()
             keys = [name.removesuffix(".jpg") for name in names[::2]]
-            assert keys == [f"{number:05d}{k:04d}" for k in range(len(keys))]
             assert names == [f"{key}.{ext}" for key in keys for ext in ("jpg", "json")]
             for key in keys:
                 meta = json.loads(archive.extractfile(f"{key}.json").read())
                 seen[key] = (meta, archive.extractfile(f"{key}.jpg").read())
-    assert len(seen) == NUM_PHOTOS
-    by_image = {jpeg: pid for pid, (_, _, jpeg) in standard.items()}
+    assert sorted(seen) == sorted(standard)  # the key is the photo id
     for key, (meta, jpeg) in seen.items():
-        fields = standard[by_image[jpeg]][0]
-        assert meta["key"] == key and "url" not in meta
+        fields, outdoor, image = standard[key]
+        assert jpeg == image and meta["key"] == key and "url" not in meta
         assert (meta["latitude"], meta["longitude"]) == (float(fields[11]), float(fields[10]))
-        assert (meta["timestamp"], meta["user_id"]) == (int(fields[4]), fields[1])
+        assert (meta["date_uploaded"], meta["user_nsid"], meta["outdoor_prob"]) == (
+            int(fields[4]),
+            fields[1],
+            outdoor,
+        )
     assert written["images"] == str(folder)
 
 
