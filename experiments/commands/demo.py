@@ -65,7 +65,7 @@ def _make_demo(_: dict[str, Any], inputs: flags.FlagValues, __: list[str]) -> in
     fmt = "yfcc100m" if inputs.format == "auto" else inputs.format
     if fmt not in FORMATS:
         raise ConfigError(
-            f"--format={inputs.format}: make-demo writes auto (yfcc100m), {', '.join(FORMATS[1:])}"
+            f"--format={inputs.format}: make-demo writes the layouts {', '.join(FORMATS)} (auto: yfcc100m)"
         )
     spec = DemoSpec(
         num_photos=inputs.num_photos or SIZES[inputs.demo_size],

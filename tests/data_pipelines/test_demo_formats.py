@@ -252,3 +252,57 @@ def test_yfcc100m_is_the_standard_collection(tmp_path, sources):
     assert written["metadata"] == [str(tmp_path / "y" / generate.METADATA_FILE)]
     assert written["autotags"] == [str(tmp_path / "y" / generate.AUTOTAGS_FILE)]
     assert written["image_path_template"] == "{id}.jpg"
+
+
+@pytest.mark.parametrize("fmt", ["osv5m", "mp16pro", "webdataset"])
+def test_ingestion_reads_every_demo_photo(tmp_path, sources, fmt):
+    """The readers of each format take the whole demo: no photo skipped, no placeholder stored."""
+    import pandas as pd
+
+    from data_pipelines import ingest
+    from data_pipelines.config import IngestConfig
+
+    written = write(tmp_path, "demo", fmt, sources)
+    out = tmp_path / "out"
+    config = IngestConfig(
+        format=fmt,
+        metadata=tuple(written["metadata"]),
+        images=written["images"],
+        max_image_side=32,
+        examples_per_shard=16,
+        workers=1,
+    )
+    summary = ingest.run_ingestion(config, str(out))
+    assert summary["examples_written"] == NUM_PHOTOS, summary["skipped_examples"]
+    assert sum(summary["skipped"].values()) == 0
+    stored = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    for placeholder in (b"SIMULATED-user", b"demo.invalid", b"@N0"):
+        assert placeholder not in stored
+    tables = pd.concat([pd.read_parquet(p) for p in (out / "tables").glob("*.parquet")])
+    paris = tables[tables["lat_e7"] == round(PARIS[0] * 1e7)]
+    if fmt == "webdataset":  # its JSON names no admin areas
+        assert list(paris["country"]) == [""]
+    else:
+        assert list(
+            paris[["country", "region", "sub_region", "city"]].itertuples(index=False, name=None)
+        ) == [("FR", "Ile-de-France", "Paris", "Paris")]
+
+
+def test_make_demo_writes_the_format(tmp_path, sources, monkeypatch, capsys):
+    from data_pipelines.demo import sources as demo_sources
+    from experiments.cli import main as geoloc
+
+    files = {
+        demo_sources.COORDINATES: sources["coordinates_path"],
+        demo_sources.BLUE_MARBLE: sources["raster_path"],
+    }
+    monkeypatch.setattr(demo_sources, "fetch", lambda source, cache_dir=None: files[source])
+    options = ["--num_photos=42", "--image_size=16", "--workers=1", "--seed=5"]
+    assert geoloc(["make-demo", f"--out={tmp_path / 'osv'}", "--format=osv5m", *options]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["format"] == "osv5m" and printed["photos"] == NUM_PHOTOS
+    assert printed["metadata"] == [str(tmp_path / "osv" / "train.csv"), str(tmp_path / "osv" / "test.csv")]
+    assert geoloc(["make-demo", f"--out={tmp_path / 'std'}", *options]) == 0  # auto: the YFCC100M layout
+    assert (tmp_path / "std" / generate.METADATA_FILE).exists()
+    assert geoloc(["make-demo", f"--out={tmp_path / 'x'}", "--format=exif", *options]) == 2
+    assert "--format=exif" in capsys.readouterr().err
