@@ -213,26 +213,27 @@ def write_collection(
     source_kwargs: dict[str, Any] = dict(
         coordinates_path=coordinates_path, raster_path=raster_path, cache_dir=cache_dir
     )
-    if fmt == "yfcc100m":
-        return _result(folder, generate.generate(folder, spec, **source_kwargs))
     info_path = folder / generate.INFO_FILE
     if info_path.exists():
         info = json.loads(info_path.read_text())
-        if (info.get("spec"), info.get("format"), info.get("archive_sizes")) == (
-            asdict(spec),
-            fmt,
-            asdict(sizes),
-        ):
+        made = (info.get("spec"), info.get("format", "yfcc100m"), info.get("archive_sizes"))
+        wanted = (asdict(spec), fmt, None if fmt == "yfcc100m" else asdict(sizes))
+        if made == wanted:
             log.info("demo collection in %s (%s) is complete already", folder, fmt)
             return _result(folder, info)
         raise DataPipelineError(
-            f"{folder} holds a demo collection made with format {info.get('format')!r}, "
-            f"{info.get('spec')}, {info.get('archive_sizes')}; not format {fmt!r}, {asdict(spec)}, "
-            f"{asdict(sizes)}: use another folder"
+            f"{folder} holds a demo collection made with format {made[1]!r}, {made[0]}, archive sizes "
+            f"{made[2]}; not format {fmt!r}, {wanted[0]}, {wanted[2]}: use another folder"
+        )
+    if fmt == "yfcc100m":
+        return _result(folder, generate.generate(folder, spec, **source_kwargs))
+    source_dir = folder / SOURCE_DIR if source is None else Path(source)
+    if source_dir.resolve() == folder.resolve():
+        raise DataPipelineError(
+            f"{folder}: the {fmt} layout cannot share a folder with the standard collection it is made "
+            "from; give another source folder"
         )
     started = time.monotonic()
-    private = source is None
-    source_dir = folder / SOURCE_DIR if source is None else Path(source)
     base = generate.generate(source_dir, spec, **source_kwargs)
     table = _table(source_dir, spec, coordinates_path, cache_dir)
     files = LAYOUTS[fmt](folder, table, sizes)
@@ -245,7 +246,7 @@ def write_collection(
         "layout_seconds": round(time.monotonic() - started, 1),
     }
     write_text_atomic(info_path, json.dumps(info, indent=2))
-    if private:
+    if source is None:
         shutil.rmtree(source_dir)
     return _result(folder, info)
 

@@ -224,8 +224,11 @@ def test_a_complete_collection_is_reused_and_another_spec_refused(tmp_path, sour
     stamp = shard.stat().st_mtime_ns
     assert write(tmp_path, "c", "webdataset", sources)["metadata"] == first["metadata"]
     assert shard.stat().st_mtime_ns == stamp  # left as it was
-    with pytest.raises(DataPipelineError, match="use another folder"):
-        write(tmp_path, "c", "osv5m", sources)
+    for other in ("osv5m", "yfcc100m"):
+        with pytest.raises(DataPipelineError, match="made with format 'webdataset'.*use another folder"):
+            write(tmp_path, "c", other, sources)
+    with pytest.raises(DataPipelineError, match="cannot share a folder with the standard collection"):
+        formats.write_collection(tmp_path / "e", "osv5m", SPEC, source=tmp_path / "e", **sources)
     with pytest.raises(DataPipelineError, match="expected one of yfcc100m, osv5m, mp16pro, webdataset"):
         formats.write_collection(tmp_path / "d", "exif", SPEC, **sources)
 
