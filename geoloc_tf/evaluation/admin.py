@@ -126,8 +126,10 @@ def dataset_truth(
         raise EvaluationError(
             f"admin truth: no column(s) {missing}; expected photo_id, {', '.join(ADMIN_LEVELS)}"
         )
-    table = truth.drop_duplicates("photo_id").set_index("photo_id")
-    rows = table.reindex(pd.Index(np.asarray(photo_id, dtype=object)))
+    table = (
+        truth.assign(photo_id=truth["photo_id"].astype(str)).drop_duplicates("photo_id").set_index("photo_id")
+    )
+    rows = table.reindex(pd.Index(np.asarray(photo_id, dtype=object).astype(str)))
     names = np.stack(
         [
             normalise(rows[c].fillna("").astype(str).str.split("_").str[0].to_numpy(dtype=object))
@@ -135,8 +137,8 @@ def dataset_truth(
         ],
         axis=1,
     )
-    country = names[:, 0]
-    not_code = np.asarray([c != "" and not (len(c) == 2 and c.isalpha()) for c in country], dtype=bool)
+    country = pd.Series(names[:, 0], dtype=object)
+    not_code = ((country != "") & ~((country.str.len() == 2) & country.str.isalpha())).to_numpy(dtype=bool)
     if not_code.any():
         names[not_code, 0] = reverse_geocode(
             np.asarray(true_lat, dtype=np.float64)[not_code], np.asarray(true_lon, dtype=np.float64)[not_code]

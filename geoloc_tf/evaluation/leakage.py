@@ -22,6 +22,7 @@ appears in training, ``has_users`` is False and no photographer-disjoint row is 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -41,8 +42,17 @@ class TrainingPhotos:
     splits: dict[str, pd.DataFrame]  # split -> columns photo_id, user_hash
     source: str = ""  # where they were read, for the report
 
-    def all(self, column: str) -> pd.Index:
-        """The distinct values of ``column`` over every training split."""
+    @functools.cached_property
+    def photo_ids(self) -> pd.Index:
+        """The distinct photo ids of every training split (computed once)."""
+        return self._distinct("photo_id")
+
+    @functools.cached_property
+    def user_hashes(self) -> pd.Index:
+        """The distinct photographers (user hashes) of every training split (computed once)."""
+        return self._distinct("user_hash")
+
+    def _distinct(self, column: str) -> pd.Index:
         values = [frame[column].astype(str) for frame in self.splits.values()]
         return pd.Index(pd.concat(values, ignore_index=True).unique() if values else [], dtype=object)
 
@@ -70,7 +80,7 @@ def training_user_hasher(data_dir: str | os.PathLike):
 def unseen_photographers(user_hash: ArrayLike, training: TrainingPhotos) -> NDArray[np.bool_]:
     """True for each test photo whose photographer (user hash) is in no training split."""
     users = pd.Index(np.asarray(user_hash, dtype=object).astype(str))
-    return ~np.asarray(users.isin(training.all("user_hash")), dtype=bool)
+    return ~np.asarray(users.isin(training.user_hashes), dtype=bool)
 
 
 def leakage_counts(photo_id: ArrayLike, user_hash: ArrayLike, training: TrainingPhotos) -> dict[str, Any]:
@@ -96,6 +106,6 @@ def leakage_counts(photo_id: ArrayLike, user_hash: ArrayLike, training: Training
         "num_photographers": int(users.nunique()),
         "num_unseen_photographers": int(users[unseen].nunique()),
         "num_photos_unseen_photographers": int(unseen.sum()),
-        "num_test_ids_in_training": int(ids.isin(training.all("photo_id")).sum()),
+        "num_test_ids_in_training": int(ids.isin(training.photo_ids).sum()),
         "by_split": per_split,
     }

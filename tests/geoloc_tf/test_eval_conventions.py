@@ -236,3 +236,20 @@ def test_the_report_states_the_convention_and_has_geoscore_admin_and_leakage_tab
     assert res["admin_accuracy"]["truth_source"] == admin.TRUTH_DATASET
     assert res["leakage"]["num_photos_unseen_photographers"] == 1
     assert set(written) >= {"admin", "leakage"}
+
+
+def test_compare_refuses_runs_evaluated_under_different_conventions(tmp_path, mesh):
+    from geoloc_tf.errors import EvaluationError
+    from geoloc_tf.evaluation import compare
+
+    pred = point_model(tmp_path, [0.0], [0.0], [0.0], [LON_25_KM])
+    runs = {}
+    for label, settings in (("paper", {}), ("osv5m", {"earth_radius_km": 6371.0, "threshold_rule": "lt"})):
+        config = results.EvalConfig.from_settings(EvaluateConfig(**settings), admin_accuracy=False)
+        runs[label] = results.evaluate_predictions({"m1": pred}, mesh, config).results
+    with pytest.raises(EvaluationError, match="run osv5m: convention"):
+        compare.compare_results(runs)
+    table = compare.compare_results({"osv5m": runs["osv5m"]})
+    assert "Earth radius 6371 km" in table.notes[0]
+    m1 = next(r for r in table.rows if r[2] == "Inception (M1)")
+    assert m1[table.columns.index("GeoScore")] == pytest.approx(5000.0 * math.exp(-25.0 / 1492.7))
