@@ -97,7 +97,8 @@ def test_the_data_sets_admin_columns_are_the_truth_where_given(tmp_path, mesh):
     """Three Paris photos predicted in Paris. Their table says: p0 Île-de-France/Paris, p1 a
     region of another name (wrong at region and so at city), p2 no region and country "France"
     (a name, not a code: the country comes from the true point) and its city in OSV-5M's
-    ``unique_city`` form. Sub-region unknown for all: left out. Region counts p0, p1 (1 of 2); city counts all three (p0 and p2 right)."""
+    ``unique_city`` form. Sub-region unknown for all: left out. Region counts p0, p1 (1 of 2); city
+    counts all three (p0 and p2 right)."""
     pred = point_model(tmp_path, [PARIS[0]] * 3, [PARIS[1]] * 3, [PARIS[0]] * 3, [PARIS[1]] * 3)
     truth = pd.DataFrame(
         {
