@@ -46,13 +46,15 @@ import os
 import re
 import tarfile
 import zipfile
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from data_pipelines import errors
-from data_pipelines.readers import common
+
+if TYPE_CHECKING:  # the readers import this module (their formats name its index builders)
+    from data_pipelines.readers import common
 
 log = logging.getLogger("data_pipelines.archives")
 
@@ -293,7 +295,7 @@ def _record_image(record) -> tuple[str, bytes] | None:
             photo_id = photo_id.decode("utf-8")
         except UnicodeDecodeError:
             return None
-    if not isinstance(photo_id, str) or not isinstance(image, bytes) or not common.valid_text(photo_id):
+    if not isinstance(photo_id, str) or not isinstance(image, bytes) or "\x00" in photo_id:
         return None
     return photo_id, image
 
@@ -351,9 +353,10 @@ def index_msgpack_shards(images_root: str, skips: common.SkipLog | None = None) 
 
 
 def _missing(detail: str) -> Exception:
-    """ImageSkipped(missing_image, detail). Imported here, not at the top: the ingestion package
-    imports this module, and importing it first must not import the ingestion half-way."""
+    """ImageSkipped(missing_image, detail). Imported here, not at the top: the readers and the
+    ingestion import this module, and importing it first must not import them half-way."""
     from data_pipelines.ingest.image_files import ImageSkipped
+    from data_pipelines.readers import common
 
     return ImageSkipped(common.MISSING_IMAGE, detail)
 
