@@ -46,7 +46,7 @@ import os
 import re
 import tarfile
 import zipfile
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -305,7 +305,7 @@ def index_msgpack_shards(images_root: str, skips: common.SkipLog | None = None) 
     range of each of its records, keyed by ``slash_key`` of the record's id."""
     msgpack = require_msgpack()
     paths = _files_inside(images_root, lambda name: _SHARD.match(name) is not None)
-    paths.sort(key=lambda p: (os.path.dirname(p), int(_SHARD.match(os.path.basename(p)).group(1))))
+    paths.sort(key=lambda p: (os.path.dirname(p), int(os.path.basename(p)[len("shard_") : -len(".msg")])))
     archives: list[Archive] = []
     table = _MemberTable()
     for path in paths:
@@ -367,7 +367,7 @@ class ArchiveReader:
 
     def __init__(self, archives: Sequence[Archive]):
         self.archives = list(archives)
-        self.opened: collections.OrderedDict[int, object] = collections.OrderedDict()
+        self.opened: collections.OrderedDict[int, Any] = collections.OrderedDict()
         self.zip_members: dict[int, dict[str, zipfile.ZipInfo]] = {}
 
     def _open(self, container: int):
@@ -412,9 +412,9 @@ class ArchiveReader:
                     raise _missing(
                         f"{where}: unpacks to {info.file_size} bytes; expected at most {MAX_MEMBER_BYTES}",
                     )
-                return handle.read(info)  # type: ignore[union-attr]
-            handle.seek(offset)  # type: ignore[union-attr]
-            data = handle.read(size)  # type: ignore[union-attr]
+                return handle.read(info)
+            handle.seek(offset)
+            data = handle.read(size)
             if len(data) != size:
                 raise _missing(f"{where}: {len(data)} of {size} bytes (archive truncated)")
             if archive.kind == TAR:

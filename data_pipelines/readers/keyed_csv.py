@@ -77,7 +77,11 @@ class Layout:
 def _admin_text(text: str) -> str:
     """An admin name as storable text: stripped; bytes that were not UTF-8 become U+FFFD."""
     text = text.strip()
-    return text if common.valid_text(text) else text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return (
+        text
+        if common.valid_text(text)
+        else text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    )
 
 
 def read(
@@ -139,7 +143,12 @@ def read(
                 except values.ValueProblem as e:
                     time_problem = str(e)
             key = layout.key(photo_id)
-            if not photo_id or not user or time_problem or not (common.valid_text(photo_id) and common.valid_text(key)):
+            if (
+                not photo_id
+                or not user
+                or time_problem
+                or not (common.valid_text(photo_id) and common.valid_text(key))
+            ):
                 skips.add(
                     common.BAD_FIELD,
                     path,

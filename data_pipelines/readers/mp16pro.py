@@ -90,7 +90,7 @@ def sniff(path: str, line: bytes) -> bool:
     return LAYOUT.sniff(line, ("AUTHOR", "country", "state", "county"))
 
 
-FORMAT = Format(
+FORMAT: Format = Format(
     "mp16pro",
     "MP16-Pro MP16_Pro_places365.csv; photos in the mp-16-images tar (whole or in parts) under "
     "--images, read from the tar",
@@ -98,7 +98,7 @@ FORMAT = Format(
     index_archives=archives.index_tar_parts,
     sniff=sniff,
 )
-MSGPACK_FORMAT = Format(
+MSGPACK_FORMAT: Format = Format(
     "msgpack",
     "GeoEstimation shard_*.msg files under --images (id + JPEG per record) with the MP-16 CSV "
     "(mp16_places365.csv or MP16-Pro's) as metadata; needs the 'formats' extra",

@@ -74,7 +74,7 @@ def sniff(path: str, line: bytes) -> bool:
     return LAYOUT.sniff(line, ("captured_at", "creator_id"))
 
 
-FORMAT = Format(
+FORMAT: Format = Format(
     "osv5m",
     "OpenStreetView-5M train.csv/test.csv; photos in images/{train,test}/NN.zip under --images, "
     "read from the zips",

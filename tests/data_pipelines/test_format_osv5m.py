@@ -212,3 +212,12 @@ def test_ingestion_writes_the_good_photos_and_counts_each_bad_one(tmp_path):
     }
     blob = b"".join(open(os.path.join(d, f), "rb").read() for d, _, files in os.walk(out) for f in files)
     assert USERNAME.encode() not in blob and b"SECRET_URL" not in blob
+
+
+def test_an_archive_reached_through_a_symlink_out_of_the_images_folder_is_not_read(tmp_path):
+    outside = write_zip(str(tmp_path / "elsewhere" / "99.zip"), {"99.jpg": jpeg()})
+    images = tmp_path / "images"
+    write_zip(str(images / "train" / "00.zip"), {"1.jpg": jpeg()})
+    os.symlink(outside, images / "train" / "01.zip")
+    index = archives.index_zips(str(images))
+    assert list(index.members["key"]) == ["1"] and len(index.archives) == 1
