@@ -236,3 +236,8 @@ def test_ingestion_writes_the_good_photos_and_counts_each_bad_one(tmp_path, fmt,
     assert summary["lines_read"] == 13
     assert summary["examples_written"] == 5  # photos 1-5
     assert {k: v for k, v in summary["skipped"].items() if v} == EXPECTED_SKIPS
+
+
+def test_the_header_tells_an_mp16pro_file_from_a_plain_mp16_one():
+    assert mp16pro.sniff("MP16_Pro_places365.csv", ",".join(HEADER).encode())
+    assert not mp16pro.sniff("mp16_places365.csv", ",".join(HEADER[:10]).encode())  # the csv format's

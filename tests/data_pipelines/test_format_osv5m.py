@@ -221,3 +221,11 @@ def test_an_archive_reached_through_a_symlink_out_of_the_images_folder_is_not_re
     os.symlink(outside, images / "train" / "01.zip")
     index = archives.index_zips(str(images))
     assert list(index.members["key"]) == ["1"] and len(index.archives) == 1
+
+
+def test_the_header_tells_an_osv5m_file(tmp_path):
+    from data_pipelines.readers import mp16pro
+
+    header = ",".join(HEADER).encode()
+    assert osv5m.sniff("train.csv", header) and not mp16pro.sniff("train.csv", header)
+    assert not osv5m.sniff("x.csv", b"IMG_ID,AUTHOR,LAT,LON")
