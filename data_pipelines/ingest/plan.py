@@ -86,6 +86,10 @@ def archive_index(fmt: Format, images_root: str, out_dir: str):
         with open(list_path) as f:
             listed = [archives.Archive(a["kind"], tuple(a["parts"])) for a in json.load(f)]
         return archives.ArchiveIndex(listed, pd.read_parquet(index_path))
+    if fmt.index_archives is None:
+        raise errors.ConfigError(
+            f"--format={fmt.name} keeps no images in archives; expected an archive format"
+        )
     started = time.monotonic()
     index = fmt.index_archives(images_root, SkipLog())
     write_parquet_atomic(index_path, index.members)
