@@ -15,9 +15,9 @@ Columns are found by header name, case-insensitive:
 MP-16/Im2GPS headers (``IMG_ID,AUTHOR,LAT,LON,...,Prob_indoor,...``) therefore work as they are.
 
 Swapped LAT/LON: one public Im2GPS3k file labels longitude as LAT. A pre-pass over the file reads
-both columns; only if at least 1 % of the "latitudes" are outside [-90, 90] while every
-"longitude" is inside it (the ranges prove the swap) are the columns exchanged, with a warning.
-Otherwise nothing is changed and bad rows are skipped as ``bad_coordinates``.
+both columns; only if the ranges prove the swap (``common.swap_proven``) are the columns
+exchanged, with a warning. Otherwise nothing is changed and bad rows are skipped as
+``bad_coordinates``.
 
 Text is decoded as UTF-8 with ``surrogateescape``, after a byte-order mark if there is one: bytes
 that are not UTF-8 survive as lone surrogates instead of becoming one replacement character. The
@@ -99,35 +99,20 @@ def _outdoor_prob(text: str, indoor: bool) -> float:
 
 
 def detect_swap(path: str, lat_col: int, lon_col: int) -> bool:
-    """True when the value ranges prove that the LAT and LON columns are exchanged.
-
-    Proof: no value of the "longitude" column lies outside +-90 (so all could be latitudes), and
-    at least 1 % of the rows (and at least one) have a "latitude" outside +-90 but within +-180
-    (impossible for a latitude, fine for a longitude). A stray bad row in a big regional file
-    (lon all within +-90, e.g. Europe) is below 1 % and does not flip the whole file.
-    """
-    rows = bad_as_is = bad_swapped = 0
+    """True when the value ranges of the LAT and LON columns prove them exchanged
+    (``common.swap_proven``, over the whole file in a pre-pass)."""
     opened = common.open_binary(path)
     reader = csv.reader(_text_lines(opened))
+    need = max(lat_col, lon_col)
     try:
         next(reader, None)
-        for row in reader:
-            if len(row) <= max(lat_col, lon_col):
-                continue
-            try:
-                lat, lon = abs(values.ascii_float(row[lat_col])), abs(values.ascii_float(row[lon_col]))
-            except values.ValueProblem:
-                continue
-            rows += 1
-            bad_as_is += 90.0 < lat <= 180.0
-            bad_swapped += lon > 90.0
+        return common.swap_proven((row[lat_col], row[lon_col]) for row in reader if len(row) > need)
     except csv.Error:
         return False  # unreadable rows: no proof; the main pass counts them.
     except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
         raise common.read_error(path, reader.line_num, e) from None
     finally:
         opened.close()
-    return bad_swapped == 0 and bad_as_is >= max(1, 0.01 * rows)
 
 
 def read_csv(
@@ -160,13 +145,7 @@ def read_csv(
             )
         i_lat, i_lon = cols["lat"], cols["lon"]
         if detect_swap(path, i_lat, i_lon):
-            common.log.warning(
-                "%s: column %r holds values beyond +-90 while %r stays within +-90: latitude and "
-                "longitude are swapped; reading them the other way round",
-                path,
-                header[i_lat],
-                header[i_lon],
-            )
+            common.warn_swapped(path, header[i_lat], header[i_lon])
             i_lat, i_lon = i_lon, i_lat
         i_id, i_user = cols["photo_id"], cols.get("user")
         i_time, i_path = cols.get("posted_at"), cols.get("image_path")
