@@ -115,6 +115,36 @@ def detect_swap(path: str, lat_col: int, lon_col: int) -> bool:
         opened.close()
 
 
+def data_rows(
+    reader, width: int, path: str, skips: common.SkipLog
+) -> Iterator[tuple[int, int, list[str] | None]]:
+    """(data rows read so far, file line of the row's end, fields) of each row ``reader`` gives
+    after the header. A row that is unreadable (NUL bytes, runaway quotes: that row only) or has
+    not ``width`` fields is counted as ``wrong_field_count`` and given with fields None, so that
+    the caller's count is that of every row read."""
+    number = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            number += 1
+            skips.add(common.WRONG_FIELD_COUNT, path, reader.line_num, f"unreadable CSV row: {e}")
+            yield number, reader.line_num, None
+            continue
+        number += 1
+        if len(row) != width:
+            skips.add(
+                common.WRONG_FIELD_COUNT,
+                path,
+                reader.line_num,
+                f"{len(row)} comma-separated fields; expected {width} as in the header",
+            )
+            row = None
+        yield number, reader.line_num, row
+
+
 def read_csv(
     path: str,
     *,
@@ -150,27 +180,10 @@ def read_csv(
         i_id, i_user = cols["photo_id"], cols.get("user")
         i_time, i_path = cols.get("posted_at"), cols.get("image_path")
         i_out, i_in, i_acc = cols.get("outdoor_prob"), cols.get("indoor_prob"), cols.get("accuracy")
-        width = len(header)
         builder = common.ChunkBuilder()
         number = 0
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as e:  # e.g. NUL bytes, runaway quotes: that line only.
-                number += 1
-                skips.add(common.WRONG_FIELD_COUNT, path, reader.line_num, f"unreadable CSV row: {e}")
-                continue
-            number += 1
-            line = reader.line_num  # file line of the row's end (the header is line 1)
-            if len(row) != width:
-                skips.add(
-                    common.WRONG_FIELD_COUNT,
-                    path,
-                    line,
-                    f"{len(row)} comma-separated fields; expected {width} as in the header",
-                )
+        for number, line, row in data_rows(reader, len(header), path, skips):
+            if row is None:
                 continue
             reason, lat_e7, lon_e7, detail = common.parse_coordinates(row[i_lat], row[i_lon])
             if reason is not None:

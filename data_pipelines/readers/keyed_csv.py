@@ -109,27 +109,10 @@ def read(
             i_lat, i_lon = i_lon, i_lat
         i_id, i_album, i_time, i_in = cols["photo_id"], cols["album"], cols.get("time"), cols.get("indoor")
         i_admin = [cols.get(f"admin{i}") for i in range(4)]
-        width = len(header)
         builder = common.ChunkBuilder()
         number = 0
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as e:  # e.g. NUL bytes, runaway quotes: that row only.
-                number += 1
-                skips.add(common.WRONG_FIELD_COUNT, path, reader.line_num, f"unreadable CSV row: {e}")
-                continue
-            number += 1
-            line = reader.line_num
-            if len(row) != width:
-                skips.add(
-                    common.WRONG_FIELD_COUNT,
-                    path,
-                    line,
-                    f"{len(row)} comma-separated fields; expected {width} as in the header",
-                )
+        for number, line, row in csv_layout.data_rows(reader, len(header), path, skips):
+            if row is None:
                 continue
             reason, lat_e7, lon_e7, detail = common.parse_coordinates(row[i_lat], row[i_lon])
             if reason is not None:

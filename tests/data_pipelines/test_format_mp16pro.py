@@ -241,3 +241,32 @@ def test_ingestion_writes_the_good_photos_and_counts_each_bad_one(tmp_path, fmt,
 def test_the_header_tells_an_mp16pro_file_from_a_plain_mp16_one():
     assert mp16pro.sniff("MP16_Pro_places365.csv", ",".join(HEADER).encode())
     assert not mp16pro.sniff("mp16_places365.csv", ",".join(HEADER[:10]).encode())  # the csv format's
+
+
+@pytest.mark.parametrize("tar_format", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT])
+def test_tar_headers_long_names_and_folders(tmp_path, tar_format):
+    long = "d" * 120 + "/e5_2d_1.jpg"  # beyond ustar's 100-character name: a GNU or pax header
+    members = {"mp-16-images/e5_2d_2.jpg": jpeg(), "mp-16-images/sub/": b"", "x/e5_2d_3.jpg": b"abc"}
+    if tar_format != tarfile.USTAR_FORMAT:
+        members[long] = jpeg(size=(20, 10))
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tar_format) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name.rstrip("/"))
+            info.type = tarfile.DIRTYPE if name.endswith("/") else tarfile.REGTYPE
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "photos.tar").write_bytes(out.getvalue())
+    index = archives.index_tar_parts(str(tmp_path))
+    found = dict(zip(index.members["key"], zip(index.members["offset"], index.members["size"])))
+    expected = {"e5_2d_2.jpg", "e5_2d_3.jpg"} | (
+        {"e5_2d_1.jpg"} if tar_format != tarfile.USTAR_FORMAT else set()
+    )
+    assert set(found) == expected  # the folder member is not a photo
+    with archives.ArchiveReader(index.archives) as reader:
+        assert reader.read(0, "e5_2d_3.jpg", *found["e5_2d_3.jpg"]) == b"abc"
+        if "e5_2d_1.jpg" in found:
+            assert Image.open(io.BytesIO(reader.read(0, "e5_2d_1.jpg", *found["e5_2d_1.jpg"]))).size == (
+                20,
+                10,
+            )
