@@ -115,34 +115,59 @@ def detect_swap(path: str, lat_col: int, lon_col: int) -> bool:
         opened.close()
 
 
-def data_rows(
-    reader, width: int, path: str, skips: common.SkipLog
-) -> Iterator[tuple[int, int, list[str] | None]]:
-    """(data rows read so far, file line of the row's end, fields) of each row ``reader`` gives
-    after the header. A row that is unreadable (NUL bytes, runaway quotes: that row only) or has
-    not ``width`` fields is counted as ``wrong_field_count`` and given with fields None, so that
-    the caller's count is that of every row read."""
-    number = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
+def stream_rows(
+    path: str,
+    begin: Callable[[list[str]], Callable[[list[str], int, common.ChunkBuilder], None]],
+    *,
+    skips: common.SkipLog,
+    chunk_lines: int,
+    on_progress=None,
+) -> Iterator[tuple[int, dict]]:
+    """Streams the CSV file ``path`` in chunks: yields (data rows read so far, chunk columns).
+
+    ``begin(header)`` checks the header and returns ``add(fields, line, builder)``, which adds one
+    row to the builder or counts it in ``skips``. A row that is unreadable (NUL bytes, runaway
+    quotes: that row only) or has not as many fields as the header is counted here as
+    ``wrong_field_count``. The header is not a data row; a file that cannot be read on (a truncated
+    .gz/.bz2) is ``common.read_error``."""
+    opened = common.open_binary(path)
+    reader = csv.reader(_text_lines(opened))
+    try:
+        header = next(reader, None)
+        if header is None:
             return
-        except csv.Error as e:
+        add = begin(header)
+        width, number = len(header), 0
+        builder = common.ChunkBuilder()
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                number += 1
+                skips.add(common.WRONG_FIELD_COUNT, path, reader.line_num, f"unreadable CSV row: {e}")
+                continue
             number += 1
-            skips.add(common.WRONG_FIELD_COUNT, path, reader.line_num, f"unreadable CSV row: {e}")
-            yield number, reader.line_num, None
-            continue
-        number += 1
-        if len(row) != width:
-            skips.add(
-                common.WRONG_FIELD_COUNT,
-                path,
-                reader.line_num,
-                f"{len(row)} comma-separated fields; expected {width} as in the header",
-            )
-            row = None
-        yield number, reader.line_num, row
+            line = reader.line_num  # file line of the row's end (the header is line 1)
+            if len(row) != width:
+                skips.add(
+                    common.WRONG_FIELD_COUNT,
+                    path,
+                    line,
+                    f"{len(row)} comma-separated fields; expected {width} as in the header",
+                )
+                continue
+            add(row, line, builder)
+            if len(builder) >= chunk_lines:
+                if on_progress is not None:
+                    on_progress(number, opened.position(), opened.size)
+                yield number, builder.take()
+        yield number, builder.take()
+    except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
+        raise common.read_error(path, reader.line_num, e) from None
+    finally:
+        opened.close()
 
 
 def read_csv(
@@ -155,12 +180,8 @@ def read_csv(
     on_progress=None,
 ) -> Iterator[tuple[int, dict]]:
     """Yields (data lines read so far, chunk columns). The header is not a data line."""
-    opened = common.open_binary(path)
-    reader = csv.reader(_text_lines(opened))
-    try:
-        header = next(reader, None)
-        if header is None:
-            return
+
+    def begin(header: list[str]):
         cols = header_columns(header)
         missing = [name for name in REQUIRED if name not in cols]
         if missing:
@@ -180,15 +201,12 @@ def read_csv(
         i_id, i_user = cols["photo_id"], cols.get("user")
         i_time, i_path = cols.get("posted_at"), cols.get("image_path")
         i_out, i_in, i_acc = cols.get("outdoor_prob"), cols.get("indoor_prob"), cols.get("accuracy")
-        builder = common.ChunkBuilder()
-        number = 0
-        for number, line, row in data_rows(reader, len(header), path, skips):
-            if row is None:
-                continue
+
+        def add(row: list[str], line: int, builder: common.ChunkBuilder) -> None:
             reason, lat_e7, lon_e7, detail = common.parse_coordinates(row[i_lat], row[i_lon])
             if reason is not None:
                 skips.add(reason, path, line, detail)
-                continue
+                return
             photo_id = row[i_id].strip()
             user = row[i_user].strip() if i_user is not None else f"photo:{photo_id}"
             if template is not None:
@@ -212,7 +230,7 @@ def read_csv(
                     f"time={time_problem or 'ok'}; expected a photo id, a user and epoch seconds or "
                     f"ISO 8601 within {values.POSTED_AT_RANGE}",
                 )  # never the raw user id (privacy)
-                continue
+                return
             if not (common.valid_text(photo_id) and common.valid_text(image_path)):
                 skips.add(
                     common.BAD_FIELD,
@@ -221,7 +239,7 @@ def read_csv(
                     f"photo id={values.show(photo_id)}, image path={values.show(image_path)}; expected "
                     "UTF-8 text without NUL bytes",
                 )
-                continue
+                return
             if i_out is not None:
                 outdoor = _outdoor_prob(row[i_out], indoor=False)
             elif i_in is not None:
@@ -239,12 +257,7 @@ def read_csv(
                 image_path,
                 line,
             )
-            if len(builder) >= chunk_lines:
-                if on_progress is not None:
-                    on_progress(number, opened.position(), opened.size)
-                yield number, builder.take()
-        yield number, builder.take()
-    except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
-        raise common.read_error(path, reader.line_num, e) from None
-    finally:
-        opened.close()
+
+        return add
+
+    yield from stream_rows(path, begin, skips=skips, chunk_lines=chunk_lines, on_progress=on_progress)

@@ -74,9 +74,12 @@ class Layout:
         return all(name.lower() in lowered for name in (self.photo_id, self.lat, self.lon, *must_have))
 
 
-def _admin_text(text: str) -> str:
-    """An admin name as storable text: stripped; bytes that were not UTF-8 become U+FFFD."""
-    text = text.strip()
+def _admin_text(row: list[str], column: int | None) -> str:
+    """The admin name in ``column`` of ``row`` ("" without the column) as storable text: stripped;
+    bytes that were not UTF-8 become U+FFFD."""
+    if column is None:
+        return ""
+    text = row[column].strip()
     return (
         text
         if common.valid_text(text)
@@ -96,12 +99,8 @@ def read(
 ) -> Iterator[tuple[int, dict]]:
     """Yields (data rows read so far, chunk columns) of ``path``; ``album`` is the header name of
     the column grouping photos into albums (hashed). The header is not a data row."""
-    opened = common.open_binary(path)
-    reader = csv.reader(csv_layout._text_lines(opened))
-    try:
-        header = next(reader, None)
-        if header is None:
-            return
+
+    def begin(header: list[str]):
         cols = layout.header_positions(path, header, album)
         i_lat, i_lon = cols["lat"], cols["lon"]
         if csv_layout.detect_swap(path, i_lat, i_lon):
@@ -109,15 +108,12 @@ def read(
             i_lat, i_lon = i_lon, i_lat
         i_id, i_album, i_time, i_in = cols["photo_id"], cols["album"], cols.get("time"), cols.get("indoor")
         i_admin = [cols.get(f"admin{i}") for i in range(4)]
-        builder = common.ChunkBuilder()
-        number = 0
-        for number, line, row in csv_layout.data_rows(reader, len(header), path, skips):
-            if row is None:
-                continue
+
+        def add(row: list[str], line: int, builder: common.ChunkBuilder) -> None:
             reason, lat_e7, lon_e7, detail = common.parse_coordinates(row[i_lat], row[i_lon])
             if reason is not None:
                 skips.add(reason, path, line, detail)
-                continue
+                return
             photo_id, user = row[i_id].strip(), row[i_album].strip()
             posted_at, time_problem = -1, ""
             if i_time is not None and row[i_time].strip():
@@ -127,10 +123,8 @@ def read(
                     time_problem = str(e)
             key = layout.key(photo_id)
             if (
-                not photo_id
-                or not user
+                not (photo_id and user and common.valid_text(photo_id) and common.valid_text(key))
                 or time_problem
-                or not (common.valid_text(photo_id) and common.valid_text(key))
             ):
                 skips.add(
                     common.BAD_FIELD,
@@ -140,7 +134,7 @@ def read(
                     f"time={time_problem or 'ok'}; expected a photo id in UTF-8, a {album} and epoch "
                     f"seconds, epoch milliseconds or ISO 8601 within {values.POSTED_AT_RANGE}",
                 )  # never the raw user id (privacy)
-                continue
+                return
             builder.add(
                 photo_id,
                 user_hasher(user.encode("utf-8", "surrogateescape")),
@@ -151,14 +145,16 @@ def read(
                 csv_layout._outdoor_prob(row[i_in], indoor=True) if i_in is not None else float("nan"),
                 key,
                 line,
-                admin=tuple(_admin_text(row[i]) if i is not None else "" for i in i_admin),  # type: ignore[arg-type]
+                admin=(
+                    _admin_text(row, i_admin[0]),
+                    _admin_text(row, i_admin[1]),
+                    _admin_text(row, i_admin[2]),
+                    _admin_text(row, i_admin[3]),
+                ),
             )
-            if len(builder) >= chunk_lines:
-                if on_progress is not None:
-                    on_progress(number, opened.position(), opened.size)
-                yield number, builder.take()
-        yield number, builder.take()
-    except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
-        raise common.read_error(path, reader.line_num, e) from None
-    finally:
-        opened.close()
+
+        return add
+
+    yield from csv_layout.stream_rows(
+        path, begin, skips=skips, chunk_lines=chunk_lines, on_progress=on_progress
+    )
