@@ -210,6 +210,13 @@ def test_ingestion_writes_the_good_photos_and_counts_each_bad_one(tmp_path):
         "missing_image": 2,  # 12 (in no zip), 8 (only in the truncated zip)
         "bad_image": 1,  # 9
     }
+    tables = pd.concat(
+        [pd.read_parquet(os.path.join(out, "tables", f)) for f in os.listdir(os.path.join(out, "tables"))]
+    )
+    assert sorted(tables["photo_id"]) == ["1", "2", "3", "4", "5", "6"]
+    assert set(zip(tables["country"], tables["region"], tables["sub_region"], tables["city"])) == {
+        ("FR", "Ile-de-France", "Paris", "Paris")
+    }
     blob = b"".join(open(os.path.join(d, f), "rb").read() for d, _, files in os.walk(out) for f in files)
     assert USERNAME.encode() not in blob and b"SECRET_URL" not in blob
 
