@@ -65,13 +65,14 @@ from typing import IO, Any
 
 import numpy as np
 
+from data_pipelines.config import DEMO_FORMATS
 from data_pipelines.demo import generate, sources
 from data_pipelines.errors import DataPipelineError
 from mesh.atomic import write_atomic, write_bytes_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("yfcc100m", "osv5m", "mp16pro", "webdataset")
+FORMATS = tuple(name for name in DEMO_FORMATS if name != "auto")  # auto: the standard (yfcc100m) layout
 SOURCE_DIR = "_source"  # the standard collection, when the caller names none; removed once complete
 FIXED_TIME = (2010, 1, 1, 0, 0, 0)  # every archive member's time: the bytes depend on the seed only
 FIXED_EPOCH = 1262304000  # the same instant, for tar headers
