@@ -57,7 +57,13 @@ _EXIF_ERRORS = (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexErro
 def photo_paths(root: str) -> list[str]:
     """The photos under ``root`` as paths relative to it, in the sorted walk's order."""
     found = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
+
+    def unreadable(error: OSError) -> None:
+        common.log.warning(
+            "%s: cannot list this folder (%s); its photos are not read", error.filename, error.strerror
+        )
+
+    for folder, dirs, files in os.walk(root, onerror=unreadable, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         rel = os.path.relpath(folder, root)
         for name in sorted(files):

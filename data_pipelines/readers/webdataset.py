@@ -198,9 +198,10 @@ def _lowered(document: dict) -> dict:
 
 
 def _first(document: dict, names: tuple[str, ...]):
+    """The value of the first of ``names`` the document has, null and "" counting as absent."""
     for name in names:
         value = document.get(name)
-        if value is not None:
+        if value is not None and value != "":
             return value
     return None
 
