@@ -96,6 +96,18 @@ _KEY_SUFFIX = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
 _META = re.compile(r"__[^/]*__($|/)")
 
 
+def _no_data(member: tarfile.TarInfo) -> bool:
+    """Member kinds whose header is followed by no data blocks."""
+    return (
+        member.isdir()
+        or member.issym()
+        or member.islnk()
+        or member.ischr()
+        or member.isblk()
+        or member.isfifo()
+    )
+
+
 class _Shard:
     """One tar, walked member by member (headers only; a member's bytes are read on request). Stops
     at the first sign of damage and says what it was in ``damage``."""
@@ -105,7 +117,7 @@ class _Shard:
         self.file = open(path, "rb")
         self.size = os.fstat(self.file.fileno()).st_size
         self.damage = ""
-        self.position = 0  # end of the last member's data (512-byte blocks): where the walk is
+        self.position = 0  # where the next header starts (after the last member's data blocks)
         try:
             self.tar = tarfile.open(fileobj=self.file, mode="r:")
         except tarfile.TarError as e:
@@ -122,21 +134,25 @@ class _Shard:
     def members(self) -> Iterator[tuple[str, str, tarfile.TarInfo]]:
         """(key, suffix, member) of each regular member that belongs to a sample, in tar order. A
         member whose data runs past the end of the file is yielded (its sample is the damaged one),
-        then the walk stops with ``damage`` set."""
+        then the walk stops with ``damage`` set.
+
+        The walk reads one header at a time (``TarInfo.fromtarfile``) and seeks past the data
+        itself: ``TarFile.next`` would keep every header it has read, which a single huge tar
+        would fill memory with."""
         while True:
+            self.file.seek(self.position)
             try:
-                member = self.tar.next()
-            except (tarfile.TarError, OSError, EOFError) as e:
-                self.damage = f"unreadable member header at byte {self.position} ({e})"
-                return
-            # tarfile keeps every header it has read in ``members``; a shard of 10k samples is
-            # fine, a single huge tar would fill memory. The walk only needs the current one.
-            self.tar.members.clear()
-            if member is None:
+                member = tarfile.TarInfo.fromtarfile(self.tar)
+            except tarfile.HeaderError:  # a zero block (the end), or a short or invalid header
                 self._check_end()
                 return
-            self.position = member.offset_data + -(-member.size // BLOCK) * BLOCK
-            cut = member.offset_data + member.size > self.size
+            except (tarfile.TarError, OSError, EOFError, UnicodeError) as e:
+                self.damage = f"unreadable member header at byte {self.position} ({e})"
+                return
+            self.position = member.offset_data
+            if not _no_data(member):
+                self.position += -(-member.size // BLOCK) * BLOCK
+            cut = member.offset_data + member.size > self.size and not _no_data(member)
             match = _KEY_SUFFIX.match(member.name)
             if member.isreg() and not member.issparse() and match and not _META.match(member.name):
                 yield match.group(1), match.group(2).lower(), member
@@ -148,7 +164,7 @@ class _Shard:
                 return
 
     def _check_end(self) -> None:
-        """After the last header: an intact tar has only zero blocks left, at least two of them."""
+        """Where no header could be read: an intact tar has only zero blocks left, at least two."""
         self.file.seek(self.position)
         left = 0
         while block := self.file.read(1 << 16):

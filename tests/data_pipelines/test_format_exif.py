@@ -15,8 +15,9 @@ SYDNEY = ("S", (33, 52, 7.76), "E", (151, 12, 33.48))  # -33.868822, 151.2093
 PARIS = ("N", (48, 51, 23.76), "E", (2, 21, 7.92))  # 48.8566, 2.3522
 
 
-def photo_bytes(gps=None, taken=None, offset=None, fmt="JPEG", size=(32, 24)) -> bytes:
-    """A small photo with EXIF GPS (lat ref, lat, lon ref, lon) and DateTimeOriginal as given."""
+def photo_bytes(gps=None, taken=None, offset=None, fmt="JPEG", size=(32, 24), noise=False) -> bytes:
+    """A small photo with EXIF GPS (lat ref, lat, lon ref, lon) and DateTimeOriginal as given;
+    ``noise``: random pixels (kilobytes of compressed data after the header)."""
     tags = Image.Exif()
     if gps is not None:
         lat_ref, lat, lon_ref, lon = gps
@@ -32,7 +33,12 @@ def photo_bytes(gps=None, taken=None, offset=None, fmt="JPEG", size=(32, 24)) ->
             exif_ifd[ExifTags.Base.OffsetTimeOriginal] = offset
         tags[ExifTags.IFD.Exif] = exif_ifd
     out = io.BytesIO()
-    Image.new("RGB", size, (90, 140, 200)).save(out, format=fmt, exif=tags)
+    if noise:
+        pixels = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+        image = Image.fromarray(pixels)
+    else:
+        image = Image.new("RGB", size, (90, 140, 200))
+    image.save(out, format=fmt, exif=tags)
     return out.getvalue()
 
 
@@ -56,6 +62,7 @@ def build_folder(tmp_path) -> str:
     write(folder, "h_paris.png", photo_bytes(PARIS, "2015:07:14 22:00:00", fmt="PNG"))  # no offset: UTC
     os.symlink("/etc/hostname", os.path.join(folder, "i_link_outside.jpg"))
     os.mkfifo(os.path.join(folder, "j_fifo.jpg"))
+    os.symlink("deleted.jpg", os.path.join(folder, "k_dangling.jpg"))  # a photo since removed
     write(folder, "notes.txt", b"not a photo: passed over")
     write(folder, ".hidden.jpg", photo_bytes(PARIS))  # hidden: passed over
     write(folder, "trip/z_paris.webp", photo_bytes(PARIS, fmt="WEBP"))
@@ -82,11 +89,11 @@ def read_all(folder, chunk_lines=1 << 18, max_pixels=10_000_000):
 def test_photos_kept_and_each_bad_kind_counted(tmp_path):
     folder = build_folder(tmp_path)
     out, counts, skips = read_all(folder)
-    assert counts[-1] == 11  # photos by name, in the sorted walk (sub-folders after the files)
+    assert counts[-1] == 12  # photos by name, in the sorted walk (sub-folders after the files)
     assert list(out["photo_id"]) == ["a_sydney.jpg", "g_unknown_date.JPG", "h_paris.png", "trip/z_paris.webp"]
     assert list(out["image_path"]) == list(out["photo_id"])
     assert set(out["container"]) == {-1}
-    assert list(out["line"]) == [1, 7, 8, 11]
+    assert list(out["line"]) == [1, 7, 8, 12]
     assert counts[-1] == len(out["photo_id"]) + sum(skips.counts.values())
     assert dict(skips.counts) == {
         "no_coordinates": 1,
@@ -95,6 +102,7 @@ def test_photos_kept_and_each_bad_kind_counted(tmp_path):
         "bad_field": 1,
         "outside_images": 1,
         "not_a_file": 1,
+        "missing_image": 1,
     }
     # S and W are negative: -(33 + 52/60 + 7.76/3600), 151 + 12/60 + 33.48/3600.
     assert (out["lat_e7"][0], out["lon_e7"][0]) == (-338688222, 1512093000)
@@ -112,6 +120,9 @@ def test_photos_kept_and_each_bad_kind_counted(tmp_path):
     assert "expected N or S" in skips.examples["bad_coordinates"][0]
     assert skips.examples["not_a_file"] == [
         f"{folder}:10: not_a_file (j_fifo.jpg is a FIFO; expected a regular file)"
+    ]
+    assert skips.examples["missing_image"] == [
+        f"{folder}:11: missing_image (k_dangling.jpg: No such file or directory)"
     ]
 
 
@@ -138,3 +149,35 @@ def test_walk_is_sorted_and_skips_other_files(tmp_path):
     for name in ("b.jpg", "a.jpeg", "sub/c.png", "sub/.x.jpg", ".cache/d.jpg", "e.mov", "a/f.webp"):
         write(folder, name, b"x")
     assert exif.photo_paths(folder) == ["a.jpeg", "b.jpg", "a/f.webp", "sub/c.png"]
+
+
+def test_ingestion_writes_the_geotagged_photos_with_exact_skip_counts(tmp_path):
+    """End to end, --format=exif with --images alone: the reader's skips and the workers' together."""
+    import json
+
+    from data_pipelines import ingest
+    from data_pipelines.config import IngestConfig
+
+    folder = build_folder(tmp_path)
+    # Header and EXIF intact, pixels cut short: only decoding finds it (a worker's bad_image).
+    write(folder, "m_cut.jpg", photo_bytes(PARIS, size=(128, 96), noise=True)[:-2000])
+    summary = ingest.run_ingestion(
+        IngestConfig(format="exif", images=folder, max_image_side=64, examples_per_shard=4, workers=1),
+        str(tmp_path / "out"),
+    )
+    print(json.dumps({k: summary[k] for k in ("lines_read", "examples_written", "skipped")}, indent=1))
+    assert summary["lines_read"] == 13
+    assert summary["examples_written"] == 4
+    assert summary["skipped"] == {
+        "wrong_field_count": 0,
+        "bad_field": 1,
+        "no_coordinates": 1,
+        "bad_coordinates": 2,
+        "zero_coordinates": 0,
+        "video": 0,
+        "duplicate_id": 0,
+        "missing_image": 1,
+        "outside_images": 1,
+        "not_a_file": 1,
+        "bad_image": 2,  # garbage (reader), cut pixels (worker)
+    }

@@ -239,3 +239,92 @@ def test_compressed_or_foreign_file_is_one_clear_error(tmp_path):
 def test_sniff_takes_tar_files():
     assert webdataset.sniff("/data/shards/00001.tar", b"")
     assert not webdataset.sniff("/data/train.csv", b"id,latitude,longitude")
+
+
+def test_ingestion_writes_the_good_samples_with_exact_skip_counts(tmp_path):
+    """End to end: shards inside --images, the workers reading each image's byte range."""
+    from data_pipelines import ingest
+    from data_pipelines.config import IngestConfig
+
+    images = tmp_path / "images"
+    broken = jpeg_bytes()[:60]  # a JPEG cut after its header: the worker cannot decode it
+    first = write_tar(
+        images / "shards" / "00000.tar",
+        [
+            *[m for i in range(4) for m in sample(f"a{i}", {"latitude": 40 + i, "longitude": -3})],
+            *sample("a0", {"latitude": 41, "longitude": -4}),  # the key again: duplicate_id
+            *sample("b1", {"latitude": 95, "longitude": 10}),  # bad_coordinates
+            *sample("b2", {"caption": "no place"}),  # no_coordinates
+            *sample("b3"),  # no json: bad_field
+            *sample("b4", {"latitude": 10, "longitude": 20}, image=False),  # missing_image
+            *sample("b5", {"latitude": 10, "longitude": 20}, image=b"GARBAGE"),  # bad_image
+            *sample("b6", {"latitude": 10, "longitude": 20}, image=broken),  # bad_image
+        ],
+    )
+    good = write_tar(
+        images / "shards" / "full.tar",
+        [m for i in range(3) for m in sample(f"c{i}", {"latitude": 50, "longitude": 8 + i})],
+    )
+    cut = cut_copy(good, member_ends(good)["c2.jpg"][0] + 10, "00001.tar")  # c0, c1 kept
+    os.remove(good)
+    swapped = write_tar(
+        images / "shards" / "00002.tar",
+        [m for i in range(3) for m in sample(f"d{i}", {"lat": 151.2, "lon": -33.9 + i})],
+    )
+    summary = ingest.run_ingestion(
+        IngestConfig(
+            format="webdataset",
+            metadata=(first, cut, swapped),
+            images=str(images),
+            max_image_side=64,
+            examples_per_shard=4,
+            workers=1,
+        ),
+        str(tmp_path / "out"),
+    )
+    print(json.dumps({k: summary[k] for k in ("lines_read", "examples_written", "skipped")}, indent=1))
+    assert summary["lines_read"] == 11 + 3 + 3
+    assert summary["examples_written"] == 4 + 2 + 3
+    assert summary["skipped"] == {
+        "wrong_field_count": 0,
+        "bad_field": 1,
+        "no_coordinates": 1,
+        "bad_coordinates": 1,
+        "zero_coordinates": 0,
+        "video": 0,
+        "duplicate_id": 1,
+        "missing_image": 2,  # b4, and c2 cut short
+        "outside_images": 0,
+        "not_a_file": 0,
+        "bad_image": 2,
+    }
+
+
+def test_folders_links_and_long_names(tmp_path):
+    """Keys carry their folder; a long name (a pax header before the member) is still one member;
+    folders and links are no sample's members."""
+    long_key = "train/" + "x" * 150
+    path = str(tmp_path / "mixed.tar")
+    with tarfile.open(path, "w") as tar:
+        folder = tarfile.TarInfo("train")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for name, data in [*sample(long_key, PARIS), *sample("train/0002", PARIS)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("train/0003.jpg")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/hostname"
+        tar.addfile(link)
+        info = tarfile.TarInfo("train/0003.json")
+        document = json.dumps(PARIS).encode()
+        info.size = len(document)
+        tar.addfile(info, io.BytesIO(document))
+    out, counts, skips = read_all(path)
+    assert counts[-1] == 3
+    assert list(out["photo_id"]) == [long_key, "train/0002"]
+    assert dict(skips.counts) == {"missing_image": 1}  # the link is not an image member
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[out["offset"][0] : out["offset"][0] + out["size"][0]] == jpeg_bytes()
