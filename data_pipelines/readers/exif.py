@@ -44,8 +44,8 @@ from typing import Iterator
 from PIL import ExifTags
 
 from data_pipelines import images, values
-from data_pipelines.ingest import image_files
 from data_pipelines.readers import common
+from data_pipelines.readers.formats import Format, ReadOptions
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 #: The raw user id of every photo of the folder (hashed with the data set's salt).
@@ -84,7 +84,8 @@ def _degrees(value, ref, positive: str, negative: str) -> tuple[str | None, str]
     degrees = sum(n / 60**i for i, n in enumerate(numbers))
     side = ref.strip().upper() if isinstance(ref, str) else ""
     if side not in (positive, negative):
-        return None, f"reference {values.show(repr(ref))}; expected {positive} or {negative}"
+        shown = values.show(ref if isinstance(ref, str) else repr(ref))
+        return None, f"reference {shown}; expected {positive} or {negative}"
     return repr(-degrees if side == negative else degrees), ""
 
 
@@ -113,7 +114,7 @@ def read_exif_folder(
     template,
     user_hasher,
     skips: common.SkipLog,
-    options,
+    options: ReadOptions,
     chunk_lines: int = 1 << 18,
     on_progress=None,
 ) -> Iterator[tuple[int, dict]]:
@@ -135,6 +136,9 @@ def read_exif_folder(
 
 def _add(path, line, name, builder, skips, user, options) -> None:
     """Keeps the photo ``name`` in ``builder`` or counts it in ``skips`` by reason."""
+    # Here, not at the top: the ingest package imports the readers.
+    from data_pipelines.ingest import image_files
+
     shown = values.show(name, 160)
     if not common.valid_text(name):
         skips.add(common.BAD_FIELD, path, line, f"{shown}: file name is not UTF-8; expected a UTF-8 name")
@@ -181,3 +185,12 @@ def _add(path, line, name, builder, skips, user, options) -> None:
         skips.add(common.BAD_FIELD, path, line, f"{shown}: {problem}")
         return
     builder.add(name, user, posted_at, lat_e7, lon_e7, -1, float("nan"), name, line)
+
+
+FORMAT: Format = Format(
+    "exif",
+    "a folder of one's own geotagged photos (--images alone, no --metadata): GPS position and "
+    "DateTimeOriginal from each photo's EXIF",
+    read_exif_folder,
+    needs_metadata=False,
+)

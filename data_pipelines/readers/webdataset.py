@@ -70,6 +70,7 @@ from typing import Iterator
 
 from data_pipelines import errors, values
 from data_pipelines.readers import common
+from data_pipelines.readers.formats import Format, ReadOptions
 
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp")
 LAT_NAMES = ("latitude", "lat")
@@ -300,7 +301,7 @@ def read_webdataset(
     template,
     user_hasher,
     skips: common.SkipLog,
-    options,
+    options: ReadOptions,
     chunk_lines: int = 1 << 18,
     on_progress=None,
 ) -> Iterator[tuple[int, dict]]:
@@ -418,3 +419,13 @@ def _add(shard, sample: _Sample, builder, skips, user_hasher, container: int, sw
 def sniff(path: str, first_line: bytes) -> bool:
     """format=auto: a ``.tar`` named in --metadata is a webdataset shard."""
     return path.lower().endswith(".tar")
+
+
+FORMAT: Format = Format(
+    "webdataset",
+    "webdataset tar shards (key.jpg + key.json samples, as img2dataset and PLONK write them) "
+    "listed as --metadata and lying inside --images; images read from the tars",
+    read_webdataset,
+    metadata_are_archives=True,
+    sniff=sniff,
+)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from data_pipelines import errors
-from data_pipelines.readers import SkipLog, webdataset
+from data_pipelines.readers import SkipLog, formats, webdataset
 from data_pipelines.readers.formats import ReadOptions
 
 
@@ -236,9 +236,10 @@ def test_compressed_or_foreign_file_is_one_clear_error(tmp_path):
         read_all(str(gz))
 
 
-def test_sniff_takes_tar_files():
-    assert webdataset.sniff("/data/shards/00001.tar", b"")
-    assert not webdataset.sniff("/data/train.csv", b"id,latitude,longitude")
+def test_format_auto_takes_tar_files_as_webdataset(tmp_path):
+    path = good_tar(tmp_path)
+    assert formats.resolve("auto", (path,)) == (webdataset.FORMAT,)
+    assert not webdataset.sniff(str(tmp_path / "train.csv"), b"id,latitude,longitude")
 
 
 def test_ingestion_writes_the_good_samples_with_exact_skip_counts(tmp_path):
@@ -253,7 +254,7 @@ def test_ingestion_writes_the_good_samples_with_exact_skip_counts(tmp_path):
         [
             *[m for i in range(4) for m in sample(f"a{i}", {"latitude": 40 + i, "longitude": -3})],
             *sample("a0", {"latitude": 41, "longitude": -4}),  # the key again: duplicate_id
-            *sample("b1", {"latitude": 95, "longitude": 10}),  # bad_coordinates
+            *sample("b1", {"latitude": 200, "longitude": 10}),  # bad_coordinates
             *sample("b2", {"caption": "no place"}),  # no_coordinates
             *sample("b3"),  # no json: bad_field
             *sample("b4", {"latitude": 10, "longitude": 20}, image=False),  # missing_image
