@@ -27,11 +27,15 @@ From EXIF (Pillow's reader):
   such times can be off by the photographer's UTC offset. A blank date or all zeros (how the standard
   and many cameras write "unknown") gives -1, unknown; any other unreadable date is ``bad_field``.
 
+An EXIF block Pillow cannot parse is ``bad_coordinates`` (no position can be read from it).
+
 Every photo is one user's (the folder is one person's photos): the user id is the constant
-``EXIF_USER``, hashed like any user id. ``photo_id`` and ``image_path`` are the path relative to
-``--images`` (``container`` -1: a plain file). Line numbers in messages are the photo's position in
-the sorted walk, and each message names the file. No other EXIF field (camera serials, owner names,
-GPS altitude) is kept, and the ingestion re-encodes the pixels without EXIF.
+``EXIF_USER``, hashed like any user id (so with ``split_by=user`` all photos fall in one split).
+``photo_id`` and ``image_path`` are the path relative to ``--images`` (``container`` -1: a plain
+file); a file name that is not UTF-8 cannot be stored and is ``bad_field``. Line numbers in messages
+are the photo's position in the sorted walk, and each message names the file. No other EXIF field
+(camera serials, owner names, GPS altitude) is kept, and the ingestion re-encodes the pixels without
+EXIF.
 """
 
 from __future__ import annotations

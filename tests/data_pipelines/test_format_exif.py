@@ -8,8 +8,9 @@ import os
 import numpy as np
 from PIL import ExifTags, Image
 
-from data_pipelines.readers import SkipLog, exif
+from data_pipelines.readers import exif
 from data_pipelines.readers.formats import ReadOptions
+from tests.data_pipelines.test_format_webdataset import read_chunks
 
 SYDNEY = ("S", (33, 52, 7.76), "E", (151, 12, 33.48))  # -33.868822, 151.2093
 PARIS = ("N", (48, 51, 23.76), "E", (2, 21, 7.92))  # 48.8566, 2.3522
@@ -70,20 +71,8 @@ def build_folder(tmp_path) -> str:
 
 
 def read_all(folder, chunk_lines=1 << 18, max_pixels=10_000_000):
-    skips = SkipLog(20)
-    counts, chunks = [], []
-    for count, columns in exif.read_exif_folder(
-        folder,
-        template=None,
-        user_hasher=lambda u: "h:" + u.decode(),
-        skips=skips,
-        options=ReadOptions(images_root=os.path.realpath(folder), max_pixels=max_pixels),
-        chunk_lines=chunk_lines,
-    ):
-        counts.append(count)
-        chunks.append(columns)
-    out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-    return out, counts, skips
+    options = ReadOptions(images_root=os.path.realpath(folder), max_pixels=max_pixels)
+    return read_chunks(exif.read_exif_folder, folder, options, chunk_lines)
 
 
 def test_photos_kept_and_each_bad_kind_counted(tmp_path):

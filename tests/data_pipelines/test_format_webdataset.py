@@ -45,21 +45,27 @@ def sample(key, document=None, image=True, raw_json=None):
     return out
 
 
-def read_all(path, file_index=0, chunk_lines=1 << 18):
+def read_chunks(read, path, options, chunk_lines=1 << 18, user_hasher=None):
+    """All chunks of a format's ``read`` joined, every count it yielded, and its skips."""
     skips = SkipLog(20)
     counts, chunks = [], []
-    for count, columns in webdataset.read_webdataset(
+    for count, columns in read(
         path,
         template=None,
-        user_hasher=lambda u: "h:" + u.decode("utf-8", "backslashreplace"),
+        user_hasher=user_hasher or (lambda u: "h:" + u.decode("utf-8", "backslashreplace")),
         skips=skips,
-        options=ReadOptions(images_root=os.path.dirname(path), file_index=file_index),
+        options=options,
         chunk_lines=chunk_lines,
     ):
         counts.append(count)
         chunks.append(columns)
     out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
     return out, counts, skips
+
+
+def read_all(path, file_index=0, chunk_lines=1 << 18):
+    options = ReadOptions(images_root=os.path.dirname(path), file_index=file_index)
+    return read_chunks(webdataset.read_webdataset, path, options, chunk_lines)
 
 
 PARIS = {"latitude": 48.8566, "longitude": 2.3522}
