@@ -13,6 +13,20 @@ Each model is scored on all photos of its own table. Best possible and the basel
 the photos of the first model's table (the reference, normally M1). The Wilcoxon tests pair the
 photos two tables share (matched by photo_id). The JSON-able ``Evaluation.results`` is what
 ``eval/results.json`` holds and what ``compare`` reads.
+
+Every distance uses the configured Earth radius and every accuracy the configured threshold rule
+(``EvalConfig.earth_radius_km``, ``threshold_rule``: the paper's 6372.795 km and "<=" by default);
+``results["convention"]`` records them with the formula, so a reader knows which published numbers
+the rows can sit beside.
+
+Two sections beyond the paper (``None`` when not computed):
+
+- ``admin_accuracy``: country / region / sub-region / city accuracy of every model by offline
+  reverse geocoding of its predicted point (``admin``), against the data set's admin columns when
+  given (``admin_truth``), else the reverse-geocoded true point.
+- ``leakage``: when the models' training photos are given (``training``, ``leakage``), the test
+  photos' ids and photographers found in training, and for every model the row on the photos whose
+  photographer is absent from training beside the row on all photos.
 """
 
 from __future__ import annotations
@@ -22,15 +36,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.evaluation import metrics
+from geoloc_tf.evaluation import admin, metrics
+from geoloc_tf.evaluation.leakage import TrainingPhotos, leakage_counts, unseen_photographers
 from geoloc_tf.evaluation.model_predictions import ModelPredictions, display_name, paired_rows
 from geoloc_tf.evaluation.outdoor import known_mask, outdoor_mask
 from geoloc_tf.run_configs import EvaluateConfig
 from mesh import Mesh
 from mesh.best_possible import best_possible
+from mesh.geodesy import DISTANCE_FORMULA, THRESHOLD_RULES
 
 #: Format of ``results.json``; bump when a field changes meaning.
 RESULTS_VERSION = 1
@@ -60,15 +77,29 @@ class EvalConfig:
     label_point: str = "imagery"
     wilcoxon_pairs: tuple[tuple[str, str], ...] = DEFAULT_WILCOXON_PAIRS
     mesh_name: str = ""  # e.g. "Coarse Mesh": prefixes the row names as in Tables 6-7
+    admin_accuracy: bool = True  # country/region/sub-region/city accuracy (``admin``; ~1 s to load)
+    earth_radius_km: float = EvaluateConfig().earth_radius_km
+    threshold_rule: str = EvaluateConfig().threshold_rule
 
     @classmethod
     def from_settings(cls, settings: EvaluateConfig, **fields: Any) -> "EvalConfig":
-        """The evaluation the runner's evaluate section asks for (thresholds, outdoor threshold)."""
+        """The evaluation the runner's evaluate section asks for (thresholds, outdoor threshold,
+        Earth radius, threshold rule)."""
         return cls(
             thresholds_km=tuple(settings.thresholds_km),
             outdoor_threshold=settings.outdoor_threshold,
+            earth_radius_km=settings.earth_radius_km,
+            threshold_rule=settings.threshold_rule,
             **fields,
         )
+
+    def convention(self) -> dict[str, Any]:
+        """How distances and accuracies were computed: ``results["convention"]``."""
+        return {
+            "earth_radius_km": float(self.earth_radius_km),
+            "distance": DISTANCE_FORMULA,
+            "threshold_rule": self.threshold_rule,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +117,6 @@ def _outdoor_probs(pred: ModelPredictions, override: Mapping[str, float] | None)
     scene model) where given, else the table's ``outdoor_prob`` column."""
     if override is None:
         return pred.outdoor_prob.astype(np.float64), "outdoor_prob column"
-    import pandas as pd
-
     series = override if isinstance(override, pd.Series) else pd.Series(dict(override), dtype=np.float64)
     values = series.reindex(pred.photo_id).to_numpy(dtype=np.float64)
     return np.where(np.isnan(values), -1.0, values), "scene model"
@@ -98,15 +127,27 @@ def evaluate_predictions(
     mesh: Mesh,
     config: EvalConfig = EvalConfig(),
     outdoor_probs: Mapping[str, float] | None = None,
+    admin_truth: pd.DataFrame | None = None,
+    training: TrainingPhotos | None = None,
 ) -> Evaluation:
-    """Score every model and the non-model rows; see the module docstring for what is covered."""
+    """Score every model and the non-model rows; see the module docstring for what is covered.
+
+    ``admin_truth``: photo_id, country, region, sub_region, city of the test photos (a data set's
+    admin columns), the truth of the admin-level accuracy; without it, the reverse-geocoded true
+    point. ``training``: the photos the models were trained on (``leakage.read_training_photos``;
+    an external set's user ids hashed with ``leakage.training_user_hasher``): adds ``leakage``."""
     if not predictions:
         raise EvaluationError("evaluate_predictions: no models; expected at least one prediction table")
     if config.label_point not in metrics.LABEL_POINTS:
         raise EvaluationError(
             f"EvalConfig.label_point={config.label_point!r}; expected one of {metrics.LABEL_POINTS}"
         )
+    if config.threshold_rule not in THRESHOLD_RULES:
+        raise EvaluationError(
+            f"EvalConfig.threshold_rule={config.threshold_rule!r}; expected one of {THRESHOLD_RULES}"
+        )
     thresholds = tuple(float(t) for t in config.thresholds_km)
+    radius, rule = float(config.earth_radius_km), config.threshold_rule
     points = {lp: metrics.label_points(mesh, lp) for lp in metrics.LABEL_POINTS}
     models: dict[str, Any] = {}
     errors: dict[str, NDArray[np.float64]] = {}
@@ -120,7 +161,7 @@ def evaluate_predictions(
             true_cell = mesh.locate(pred.lat, pred.lon) if len(pred) else np.zeros(0, np.int64)
             located.append((pred, true_cell))
         true_cells[name] = true_cell
-        by_point = _errors_by_label_point(pred, points, name)
+        by_point = _errors_by_label_point(pred, points, name, radius)
         errors[name] = by_point[config.label_point]
         prob, prob_source = _outdoor_probs(pred, outdoor_probs)
         known = known_mask(prob)
@@ -134,14 +175,14 @@ def evaluate_predictions(
             "num_without_prediction": int(
                 np.isnan(pred.pred_lat).sum() if pred.pred_lat is not None else (pred.cell < 0).sum()
             ),
-            "by_label_point": {lp: metrics.error_summary(d, thresholds) for lp, d in by_point.items()},
+            "by_label_point": {lp: metrics.error_summary(d, thresholds, rule) for lp, d in by_point.items()},
             "outdoor": {
                 "probability_source": prob_source,
                 "threshold": float(config.outdoor_threshold),
                 "num_known": int(known.sum()),
                 "num_outdoor": int(outdoor.sum()),
                 "by_label_point": (
-                    {lp: metrics.error_summary(d[outdoor], thresholds) for lp, d in by_point.items()}
+                    {lp: metrics.error_summary(d[outdoor], thresholds, rule) for lp, d in by_point.items()}
                     if known.any()
                     else None
                 ),
@@ -160,27 +201,34 @@ def evaluate_predictions(
         "mesh_name": config.mesh_name,
         "num_cells": mesh.num_cells,
         "thresholds_km": list(thresholds),
+        "convention": config.convention(),
         "label_point": config.label_point,
         "outdoor_threshold": float(config.outdoor_threshold),
         "reference_model": reference_name,
         "models": models,
-        "best_possible": _best_possible(mesh, ref, ref_true, thresholds),
-        "most_frequent_cell": _most_frequent(mesh, ref, ref_true, points, thresholds),
+        "best_possible": _best_possible(mesh, ref, ref_true, config),
+        "most_frequent_cell": _most_frequent(mesh, ref, ref_true, points, config),
         "wilcoxon": _wilcoxon(predictions, errors, config.wilcoxon_pairs),
+        "admin_accuracy": (
+            _admin_accuracy(predictions, points[config.label_point], config.label_point, admin_truth)
+            if config.admin_accuracy
+            else None
+        ),
+        "leakage": _leakage(predictions, errors, training, config) if training is not None else None,
     }
     return Evaluation(results, dict(predictions), errors, true_cells)
 
 
 def _errors_by_label_point(
-    pred: ModelPredictions, points: dict[str, NDArray[np.float64]], name: str
+    pred: ModelPredictions, points: dict[str, NDArray[np.float64]], name: str, radius_km: float
 ) -> dict[str, NDArray[np.float64]]:
     """Per-photo errors at each label point; a point prediction's are the same at both."""
     if pred.pred_lat is not None and pred.pred_lon is not None:  # a point table has both
-        d = metrics.point_errors_km(pred.pred_lat, pred.pred_lon, pred.lat, pred.lon)
+        d = metrics.point_errors_km(pred.pred_lat, pred.pred_lon, pred.lat, pred.lon, radius_km)
         return {lp: d for lp in metrics.LABEL_POINTS}
     try:
         return {
-            lp: metrics.prediction_errors_km(pred.cell, pred.lat, pred.lon, points[lp])
+            lp: metrics.prediction_errors_km(pred.cell, pred.lat, pred.lon, points[lp], radius_km)
             for lp in metrics.LABEL_POINTS
         }
     except EvaluationError as e:
@@ -188,13 +236,20 @@ def _errors_by_label_point(
 
 
 def _best_possible(
-    mesh: Mesh, ref: ModelPredictions, true_cell: NDArray[np.int64], thresholds: tuple[float, ...]
+    mesh: Mesh, ref: ModelPredictions, true_cell: NDArray[np.int64], config: EvalConfig
 ) -> dict[str, Any]:
     """Table 6/7 "Best Possible": ``mesh.best_possible`` rows; its class bias is KL 0 by
     construction (q = p) and its entropy is that of the true classes."""
     if len(ref) == 0:
         return {"num_photos": 0, "rows": []}
-    table = best_possible(mesh, ref.lat, ref.lon, thresholds)
+    table = best_possible(
+        mesh,
+        ref.lat,
+        ref.lon,
+        tuple(float(t) for t in config.thresholds_km),
+        float(config.earth_radius_km),
+        config.threshold_rule,
+    )
     table["class_bias"] = metrics.class_bias(true_cell, true_cell, mesh.num_cells)
     return table
 
@@ -204,16 +259,21 @@ def _most_frequent(
     ref: ModelPredictions,
     true_cell: NDArray[np.int64],
     points: dict[str, NDArray[np.float64]],
-    thresholds: tuple[float, ...],
+    config: EvalConfig,
 ) -> dict[str, Any]:
     cell = metrics.most_frequent_cell(mesh)
     pred = np.full(len(ref), cell, np.int64)
+    thresholds = tuple(float(t) for t in config.thresholds_km)
     return {
         "cell": cell,
         "cell_training_photos": int(mesh.counts[cell]),
         "num_photos": len(ref),
         "by_label_point": {
-            lp: metrics.error_summary(metrics.prediction_errors_km(pred, ref.lat, ref.lon, p), thresholds)
+            lp: metrics.error_summary(
+                metrics.prediction_errors_km(pred, ref.lat, ref.lon, p, config.earth_radius_km),
+                thresholds,
+                config.threshold_rule,
+            )
             for lp, p in points.items()
         },
         "class_bias": metrics.class_bias(true_cell, pred, mesh.num_cells),
@@ -235,3 +295,73 @@ def _wilcoxon(
         test["model_a"], test["model_b"] = a, b
         out.append(test)
     return out
+
+
+def _admin_accuracy(
+    predictions: dict[str, ModelPredictions],
+    points: NDArray[np.float64],
+    label_point: str,
+    admin_truth: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """Country / region / sub-region / city accuracy of every model (``admin``). A cell model's
+    predicted point is its cell's label point (the cells' names are looked up once); the truth is
+    made once per set of photos."""
+    cell_names = admin.reverse_geocode(points[:, 0], points[:, 1]) if len(points) else None
+    truths: list[tuple[ModelPredictions, NDArray[np.object_], dict[str, Any]]] = []
+    by_model = {}
+    for name, pred in predictions.items():
+        found = next(
+            (
+                (t, info)
+                for p, t, info in truths
+                if len(p) == len(pred) and np.array_equal(p.photo_id, pred.photo_id)
+            ),
+            None,
+        )
+        if found is None:
+            if admin_truth is not None:
+                found = admin.dataset_truth(admin_truth, pred.photo_id, pred.lat, pred.lon)
+            else:
+                found = (admin.reverse_geocode(pred.lat, pred.lon), {"truth_source": admin.TRUTH_GEOCODED})
+            truths.append((pred, *found))
+        truth, info = found
+        if pred.pred_lat is not None and pred.pred_lon is not None:
+            predicted = admin.reverse_geocode(pred.pred_lat, pred.pred_lon)
+        else:
+            predicted = np.full((len(pred), len(admin.ADMIN_LEVELS)), "", dtype=object)
+            has = pred.cell >= 0
+            if cell_names is not None:
+                predicted[has] = cell_names[pred.cell[has]]
+        by_model[name] = {**admin.admin_accuracy(predicted, truth), "truth": info}
+    first = next(iter(by_model.values()))["truth"] if by_model else {}
+    return {
+        "geocoder": admin.GEOCODER,
+        "label_point": label_point,
+        "truth_source": first.get("truth_source", admin.TRUTH_GEOCODED),
+        "levels": list(admin.ADMIN_LEVELS),
+        "models": by_model,
+    }
+
+
+def _leakage(
+    predictions: dict[str, ModelPredictions],
+    errors: dict[str, NDArray[np.float64]],
+    training: TrainingPhotos,
+    config: EvalConfig,
+) -> dict[str, Any]:
+    """Photo ids and photographers shared with training (reference model's photos), and for every
+    model its errors on all photos and on the photos of photographers absent from training."""
+    thresholds = tuple(float(t) for t in config.thresholds_km)
+    ref = next(iter(predictions.values()))
+    counts = leakage_counts(ref.photo_id, ref.user_hash, training)
+    by_model = {}
+    if counts["has_users"]:
+        for name, pred in predictions.items():
+            unseen = unseen_photographers(pred.user_hash, training)
+            by_model[name] = {
+                "all": metrics.error_summary(errors[name], thresholds, config.threshold_rule),
+                "unseen_photographers": metrics.error_summary(
+                    errors[name][unseen], thresholds, config.threshold_rule
+                ),
+            }
+    return {**counts, "label_point": config.label_point, "models": by_model}

@@ -2,8 +2,12 @@
 
 Table 3 (imagery vs cell centroid label points, §4.1.1), Table 4 (outdoor only, §4.1.2), Table 6
 (all models, best possible, a most-frequent-cell baseline), Table 7 (KL divergence, Shannon entropy,
-mean and median error, appendix C) and the Wilcoxon tests (§4.2). Every table has a "Photos" column:
-how many photos its row covers. A ``Table`` renders as Markdown, CSV and a JSON-able dict.
+mean and median error, appendix C) and the Wilcoxon tests (§4.2). Tables 3 and 6 also give the mean
+GeoScore (OSV-5M's 5000 * exp(-d / 1492.7 km), ``mesh.geodesy.geoscore``) beside mean and median
+error, so a row reads like the OSV-5M benchmark's. Beyond the paper: country / region / sub-region
+/ city accuracy (``admin``, OSV-5M's metric) and the photographer-disjoint rows (``leakage``), when
+``results`` has them. Every table has a "Photos" column: how many photos its row covers. A
+``Table`` renders as Markdown, CSV and a JSON-able dict.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import io
 import math
 from typing import Any
 
-from mesh.geodesy import threshold_key
+from mesh.geodesy import DISTANCE_FORMULA, EARTH_RADIUS_KM, threshold_key
 
 #: Names of the paper's thresholds (§3.1.3): street, city, region, country, continent.
 THRESHOLD_NAMES: dict[float, str] = {
@@ -93,12 +97,52 @@ def _fmt(column: str, v: Any) -> str:
             return "-"
         if column == "p-value":
             return f"{v:.3g}" if v > 0 else "< 1e-300"
-        if column.endswith("(km)") or column == "W statistic":
+        if column.endswith("(km)") or column in ("W statistic", GEOSCORE_COLUMN):
             return f"{v:,.0f}"
         if column.startswith("KL") or column.startswith("Entropy"):
             return f"{v:.4f}"
         return f"{v:.2f}"
     return str(v)
+
+
+#: The column of the mean GeoScore (``mesh.geodesy.geoscore``).
+GEOSCORE_COLUMN = "GeoScore"
+
+
+def _geoscore(summary: dict[str, Any] | None) -> Any:
+    """A summary's mean GeoScore; None for summaries written before it existed."""
+    return None if summary is None else summary.get("geoscore")
+
+
+def convention(results: dict[str, Any]) -> dict[str, Any]:
+    """``results["convention"]``; results written before it existed used the paper's."""
+    return results.get("convention") or {
+        "earth_radius_km": EARTH_RADIUS_KM,
+        "distance": DISTANCE_FORMULA,
+        "threshold_rule": "le",
+    }
+
+
+def convention_line(results: dict[str, Any]) -> str:
+    """One sentence saying how the numbers were computed: formula, radius, threshold rule."""
+    c = convention(results)
+    rule = (
+        "an error equal to a threshold counts as within it (rule `le`, the paper's)"
+        if c["threshold_rule"] == "le"
+        else "only errors strictly below a threshold count (rule `lt`, as OSV-5M, PLONK and PIGEON)"
+    )
+    return f"Distances: {c['distance']}, Earth radius {c['earth_radius_km']:g} km; {rule}."
+
+
+def summary_columns(thresholds_km: list[float]) -> tuple[str, ...]:
+    """The columns of an error summary (``metrics.error_summary``): accuracy at each threshold, mean
+    and median error, GeoScore."""
+    return (*threshold_columns(thresholds_km), "Mean (km)", "Median (km)", GEOSCORE_COLUMN)
+
+
+def _summary_cells(summary: dict[str, Any], thresholds_km: list[float]) -> tuple[Any, ...]:
+    """An error summary's values under ``summary_columns``."""
+    return (*_acc(summary, thresholds_km), summary["mean_km"], summary["median_km"], _geoscore(summary))
 
 
 def threshold_columns(thresholds_km: list[float]) -> tuple[str, ...]:
@@ -132,9 +176,7 @@ def table3(results: dict[str, Any]) -> Table:
                     _row_name(results, model["display_name"]),
                     imagery,
                     s["num_photos"],
-                    *_acc(s, th),
-                    s["mean_km"],
-                    s["median_km"],
+                    *_summary_cells(s, th),
                 )
             )
         if point:
@@ -142,7 +184,12 @@ def table3(results: dict[str, Any]) -> Table:
     return Table(
         "table3",
         "Table 3: imagery centroid vs cell centroid label points (accuracy %)",
-        ("Model", "Imagery Centroid", "Photos", *threshold_columns(th), "Mean (km)", "Median (km)"),
+        (
+            "Model",
+            "Imagery Centroid",
+            "Photos",
+            *summary_columns(th),
+        ),
         tuple(rows),
         tuple(notes),
     )
@@ -189,38 +236,28 @@ def table4(results: dict[str, Any]) -> Table:
 def table6(results: dict[str, Any]) -> Table:
     """Table 6: all models (all photos and outdoor only), the most-frequent-cell baseline, best possible."""
     th, lp = results["thresholds_km"], results["label_point"]
+
+    def row(name: str, outdoor: bool, s: dict[str, Any]) -> tuple:
+        return (name, outdoor, s["num_photos"], *_summary_cells(s, th))
+
     rows = []
     for model in results["models"].values():
         name = _row_name(results, model["display_name"])
-        rows.append(
-            (name, False, model["by_label_point"][lp]["num_photos"], *_acc(model["by_label_point"][lp], th))
-        )
+        rows.append(row(name, False, model["by_label_point"][lp]))
         if model["outdoor"]["by_label_point"] is not None:
-            so = model["outdoor"]["by_label_point"][lp]
-            rows.append((name, True, so["num_photos"], *_acc(so, th)))
+            rows.append(row(name, True, model["outdoor"]["by_label_point"][lp]))
     mf = results["most_frequent_cell"]
     rows.append(
-        (
-            _row_name(results, f"Most Frequent Cell (cell {mf['cell']})"),
-            False,
-            mf["num_photos"],
-            *_acc(mf["by_label_point"][lp], th),
-        )
+        row(_row_name(results, f"Most Frequent Cell (cell {mf['cell']})"), False, mf["by_label_point"][lp])
     )
     for r in results["best_possible"].get("rows", []):
         over = "" if r["over"] == "all photos" else ", photos in kept cells"
-        rows.append(
-            (
-                _row_name(results, f"Best Possible ({r['label_point']}{over})"),
-                False,
-                r["num_photos"],
-                *_acc(r, th),
-            )
-        )
+        rows.append(row(_row_name(results, f"Best Possible ({r['label_point']}{over})"), False, r))
     bp = results["best_possible"]
     notes = [
         f"Label point of model rows: {lp} centroid. Best possible: every photo given its own cell; a photo "
-        "in a dropped cell is scored against the nearest kept label point ('all photos')."
+        "in a dropped cell is scored against the nearest kept label point ('all photos'). GeoScore: mean "
+        "of 5000 * exp(-error / 1492.7 km) over the row's photos (OSV-5M's; 5000 is a perfect guess)."
     ]
     if bp.get("num_photos"):
         notes.append(
@@ -229,8 +266,13 @@ def table6(results: dict[str, Any]) -> Table:
         )
     return Table(
         "table6",
-        "Table 6: accuracy of every model (%)",
-        ("Model", "Outdoor Only", "Photos", *threshold_columns(th)),
+        "Table 6: accuracy of every model (%), mean and median error, GeoScore",
+        (
+            "Model",
+            "Outdoor Only",
+            "Photos",
+            *summary_columns(th),
+        ),
         tuple(rows),
         tuple(notes),
     )
@@ -340,6 +382,94 @@ def wilcoxon_table(results: dict[str, Any]) -> Table:
     )
 
 
+#: Column names of the admin levels (``admin.ADMIN_LEVELS``).
+ADMIN_LEVEL_NAMES: dict[str, str] = {
+    "country": "Country",
+    "region": "Region",
+    "sub_region": "Sub-region",
+    "city": "City",
+}
+
+
+def admin_table(results: dict[str, Any]) -> Table:
+    """Country / region / sub-region / city accuracy (%) of every model, each with its photo count."""
+    a = results["admin_accuracy"]
+    levels = a["levels"]
+    rows = tuple(
+        (
+            _row_name(results, results["models"][name]["display_name"]),
+            *(v for level in levels for v in (m[level]["accuracy_percent"], m[level]["num_photos"])),
+        )
+        for name, m in a["models"].items()
+    )
+    notes = [
+        f"Predicted point: the predicted cell's {a['label_point']} centroid (a point predictor's own point), "
+        f"reverse-geocoded offline with {a['geocoder']}; truth: the {a['truth_source']}. Right at a level "
+        "when the names agree there and at every coarser level with known truth (names compared without "
+        "accents, case or punctuation); a photo with no truth at a level is left out of its count."
+    ]
+    geocoded = {m["truth"].get("num_countries_geocoded", 0) for m in a["models"].values()}
+    if any(geocoded):
+        notes.append(
+            f"Countries that are not two-letter codes in the data set ({max(geocoded):,} photos) come from "
+            "the reverse-geocoded true point."
+        )
+    return Table(
+        "admin",
+        "Country / region / sub-region / city accuracy (%)",
+        (
+            "Model",
+            *(
+                c
+                for level in levels
+                for c in (ADMIN_LEVEL_NAMES[level], f"Photos ({ADMIN_LEVEL_NAMES[level].lower()})")
+            ),
+        ),
+        rows,
+        tuple(notes),
+    )
+
+
+def leakage_table(results: dict[str, Any]) -> Table:
+    """Every model on all test photos and on those whose photographer is absent from training."""
+    leak, th, lp = results["leakage"], results["thresholds_km"], results["label_point"]
+    rows = []
+    for name, m in leak["models"].items():
+        model = _row_name(results, results["models"][name]["display_name"])
+        for label, key in (("all", "all"), ("not in training", "unseen_photographers")):
+            s = m[key]
+            rows.append((model, label, s["num_photos"], *_summary_cells(s, th)))
+    notes = [
+        f"Training data: {leak['training']}. Of the {leak['num_photos']:,} test photos, "
+        f"{leak['num_test_ids_in_training']:,} have a photo id present in the training data; "
+        f"{leak['num_photos_unseen_photographers']:,} are by the {leak['num_unseen_photographers']:,} of "
+        f"{leak['num_photographers']:,} photographers absent from it. Label point: {lp} centroid."
+    ]
+    if not leak["has_users"]:
+        notes.append(
+            "The test photos name no photographer (none has two photos, none is in training): no "
+            "photographer-disjoint rows."
+        )
+    return Table(
+        "leakage",
+        "Photographers absent from training vs all test photos (accuracy %)",
+        (
+            "Model",
+            "Photographers",
+            "Photos",
+            *summary_columns(th),
+        ),
+        tuple(rows),
+        tuple(notes),
+    )
+
+
 def all_tables(results: dict[str, Any]) -> list[Table]:
-    """Tables 3, 4, 6, 7 and the Wilcoxon tests, in report order."""
-    return [table3(results), table4(results), table6(results), table7(results), wilcoxon_table(results)]
+    """Tables 3, 4, 6, 7 and the Wilcoxon tests, in report order, then the admin-level accuracy and
+    the photographer-disjoint rows when ``results`` has them."""
+    tables = [table3(results), table4(results), table6(results), table7(results), wilcoxon_table(results)]
+    if results.get("admin_accuracy"):
+        tables.append(admin_table(results))
+    if results.get("leakage"):
+        tables.append(leakage_table(results))
+    return tables
