@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 from data_pipelines.config import IngestConfig
@@ -38,14 +39,18 @@ def with_demo_collection(config: IngestConfig) -> IngestConfig:
         from data_pipelines.demo import formats
 
         written = formats.write_collection(
-            folder.with_name(f"{folder.name}-{config.format}"), config.format, spec
+            folder.with_name(f"{folder.name}-{config.format}"), config.format, spec, source=folder
         )
+        metadata = [str(p) for p in written["metadata"]]
+        if config.format == "osv5m":
+            # The run trains and validates on train.csv; test.csv is OSV-5M's held-out test set,
+            # for `geoloc evaluate --benchmark=osv5m` on the trained run.
+            metadata = [p for p in metadata if os.path.basename(p) == "train.csv"]
         log.info("demo collection in the %s layout: %s", config.format, written["images"])
         return dataclasses.replace(
             config,
             source="metadata",
-            format=config.format,
-            metadata=tuple(str(p) for p in written["metadata"]),
+            metadata=tuple(metadata),
             images=str(written["images"]),
             salt=salt,
         )

