@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from data_pipelines.config import FILES_MAX_PIXELS, max_pixels_setting
-from mesh.geodesy import ACCURACY_THRESHOLDS_KM
+from mesh.geodesy import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, THRESHOLD_RULES
 from mesh.settings import check_settings, nested, setting
 
 
@@ -48,6 +48,19 @@ class EvaluateConfig:
     )
     outdoor_threshold: float = setting(
         0.5, "Photos with outdoor probability >= this count as outdoor (Table 4).", minimum=0.0, maximum=1.0
+    )
+    earth_radius_km: float = setting(
+        EARTH_RADIUS_KM,
+        "Earth radius of the haversine distance, km: the paper's 6372.795 (§3.1.3); GeoEstimation, "
+        "OSV-5M and PLONK use 6371, PIGEON 6378.137. Stated in the report.",
+        minimum=0.0,
+        min_exclusive=True,
+    )
+    threshold_rule: str = setting(
+        "le",
+        "le: an error equal to a threshold counts as within it (the paper, §3.1.3; GeoEstimation, "
+        "GeoCLIP); lt: only errors strictly below it (OSV-5M, PLONK, PIGEON). Stated in the report.",
+        choices=THRESHOLD_RULES,
     )
     knn_k: int = setting(
         0,

@@ -93,6 +93,8 @@ COMMAND = Command(
         "": (
             "thresholds_km",
             "outdoor_threshold",
+            "earth_radius_km",
+            "threshold_rule",
             "top_k",
             "batch_size",
             "max_pixels",

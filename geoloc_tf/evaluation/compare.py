@@ -2,8 +2,10 @@
 
 Reads each run's ``eval/results.json`` (written by ``report.write_report``) and puts one row per
 (run, model) -- plus each run's best-possible row -- with its photo count, accuracy at every
-threshold, mean/median error and KL divergence. Nothing is recomputed, so a comparison is as fast
-as reading the JSON and always agrees with the runs' own reports.
+threshold, mean/median error, GeoScore and KL divergence. Runs must share thresholds and
+convention (Earth radius, threshold rule: ``results["convention"]``), which the table states.
+Nothing is recomputed, so a comparison is as fast as reading the JSON and always agrees with the
+runs' own reports.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.evaluation.tables import Table, threshold_columns
+from geoloc_tf.evaluation.tables import GEOSCORE_COLUMN, Table, convention, convention_line, threshold_columns
 from geoloc_tf.run_layout import RESULTS_FILE, RunLayout
 from mesh.atomic import write_text_atomic
 from mesh.geodesy import threshold_key
@@ -42,13 +44,20 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
     """One side-by-side table from ``{run label: results}`` (thresholds of the first run)."""
     if not runs:
         raise EvaluationError("compare_results: no runs; expected at least one results.json")
-    th = next(iter(runs.values()))["thresholds_km"]
-    rows, notes = [], []
+    first = next(iter(runs.values()))
+    th, conv = first["thresholds_km"], convention(first)
+    rows, notes = [], [convention_line(first)]
     for label, res in runs.items():
         if res["thresholds_km"] != th:
             raise EvaluationError(
                 f"run {label}: thresholds {res['thresholds_km']} differ from {th}; "
                 "expected runs evaluated at the same thresholds"
+            )
+        if convention(res) != conv:
+            raise EvaluationError(
+                f"run {label}: convention {convention(res)} differs from {conv}; expected runs evaluated "
+                "with the same Earth radius and threshold rule (--evaluate_earth_radius_km, "
+                "--evaluate_threshold_rule)"
             )
         lp = res["label_point"]
         if res.get("notice"):
@@ -64,6 +73,7 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
                     *(_nan(s["accuracy_percent"][threshold_key(t)]) for t in th),
                     _nan(s["mean_km"]),
                     _nan(s["median_km"]),
+                    _nan(s.get("geoscore")),
                     _nan((model["class_bias"] or {}).get("kl_divergence")),
                 )
             )
@@ -79,6 +89,7 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
                         *(_nan(r["accuracy_percent"][threshold_key(t)]) for t in th),
                         _nan(r["mean_km"]),
                         _nan(r["median_km"]),
+                        _nan(r.get("geoscore")),
                         0.0,
                     )
                 )
@@ -93,6 +104,7 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
             *threshold_columns(th),
             "Mean Error (km)",
             "Median Error (km)",
+            GEOSCORE_COLUMN,
             "KL Divergence",
         ),
         tuple(rows),

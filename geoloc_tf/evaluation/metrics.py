@@ -5,7 +5,11 @@
   (§3.1.2, Table 3) -- to the photo's true location; for a point prediction (the kNN estimate),
   from the predicted point.
 - Accuracy (§3.1.3, Tables 3-6): percentage of photos whose error is <= 1 / 25 / 200 / 750 / 2500 km
-  (inclusive: an error of exactly 25 km counts at 25 km), with mean and median error (Table 7).
+  (inclusive: an error of exactly 25 km counts at 25 km; ``rule="lt"`` counts strictly below, as
+  OSV-5M, PLONK and PIGEON do), with mean and median error (Table 7) and the mean GeoScore
+  (``mesh.geodesy.geoscore``: 5000 * exp(-d / 1492.7 km), OSV-5M's).
+- The Earth radius of every distance is an argument (``radius_km``, default the paper's 6372.795 km;
+  ``mesh.geodesy`` lists the other systems' conventions).
 - Class bias (§4.2, appendix C, Table 7): KL(p || q) = sum_k p_k log(p_k / q_k), p = true class
   proportions, q = predicted class proportions, each from counts with 1 added to every one of the
   mesh's cells; Shannon entropy (nats) of both.
@@ -26,15 +30,27 @@ from scipy import stats
 
 from geoloc_tf.errors import EvaluationError
 from mesh import Mesh
-from mesh.geodesy import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, accuracy_at_thresholds, great_circle_km
+from mesh.geodesy import (
+    ACCURACY_THRESHOLDS_KM,
+    EARTH_RADIUS_KM,
+    accuracy_at_thresholds,
+    geoscore,
+    great_circle_km,
+)
 
 #: Label points of a cell (§3.1.2): "imagery" = centre of mass of its training photos, "cell" = the
 #: triangle's centroid.
 LABEL_POINTS: tuple[str, ...] = ("imagery", "cell")
 
 #: Error given to a photo without any predicted cell (id < 0, e.g. an averaging group with no stored
-#: cell): half the circumference, the largest possible error, so it is a miss at every threshold.
+#: cell): half the circumference, the largest possible error, so it is a miss at every threshold
+#: (here at the paper's radius; ``no_prediction_error_km`` at another).
 NO_PREDICTION_ERROR_KM: float = math.pi * EARTH_RADIUS_KM
+
+
+def no_prediction_error_km(radius_km: float = EARTH_RADIUS_KM) -> float:
+    """Half the circumference of an Earth of ``radius_km``: the error of a photo without a prediction."""
+    return math.pi * float(radius_km)
 
 
 def label_points(mesh: Mesh, label_point: str) -> NDArray[np.float64]:
@@ -58,12 +74,16 @@ def check_cells(cells: ArrayLike, num_cells: int, what: str) -> NDArray[np.int64
 
 
 def prediction_errors_km(
-    pred_cell: ArrayLike, lat: ArrayLike, lon: ArrayLike, points: NDArray[np.float64]
+    pred_cell: ArrayLike,
+    lat: ArrayLike,
+    lon: ArrayLike,
+    points: NDArray[np.float64],
+    radius_km: float = EARTH_RADIUS_KM,
 ) -> NDArray[np.float64]:
     """Per-photo error (km, §3.1.3) of predicting cell ``pred_cell`` for truth ``lat, lon`` (degrees).
 
     ``points`` is the (num_cells, 2) label-point array (``label_points``). A photo with no
-    prediction (cell id < 0) gets ``NO_PREDICTION_ERROR_KM``.
+    prediction (cell id < 0) gets half the circumference (``no_prediction_error_km``).
     """
     cells = check_cells(pred_cell, len(points), "prediction_errors_km")
     lat_a = np.asarray(lat, dtype=np.float64).reshape(-1)
@@ -75,40 +95,46 @@ def prediction_errors_km(
     missing = cells < 0
     safe = np.where(missing, 0, cells)
     d = (
-        great_circle_km(lat_a, lon_a, points[safe, 0], points[safe, 1])
+        great_circle_km(lat_a, lon_a, points[safe, 0], points[safe, 1], radius_km)
         if len(points)
-        else np.full(len(cells), NO_PREDICTION_ERROR_KM)
+        else np.full(len(cells), no_prediction_error_km(radius_km))
     )
     if missing.any():
-        d[missing] = NO_PREDICTION_ERROR_KM
+        d[missing] = no_prediction_error_km(radius_km)
     return d
 
 
 def point_errors_km(
-    pred_lat: ArrayLike, pred_lon: ArrayLike, lat: ArrayLike, lon: ArrayLike
+    pred_lat: ArrayLike,
+    pred_lon: ArrayLike,
+    lat: ArrayLike,
+    lon: ArrayLike,
+    radius_km: float = EARTH_RADIUS_KM,
 ) -> NDArray[np.float64]:
     """Per-photo error (km, §3.1.3) of a point prediction (a place, e.g. the kNN estimate, rather
-    than a cell's label point); a photo without one (NaN) gets ``NO_PREDICTION_ERROR_KM``."""
+    than a cell's label point); a photo without one (NaN) gets half the circumference."""
     arrays = [np.asarray(a, dtype=np.float64).reshape(-1) for a in (pred_lat, pred_lon, lat, lon)]
     if len({a.size for a in arrays}) != 1:
         raise EvaluationError(
             f"point_errors_km: {[a.size for a in arrays]} values; expected as many predicted points as photos"
         )
-    d = great_circle_km(*arrays)
-    d[np.isnan(d)] = NO_PREDICTION_ERROR_KM
+    d = great_circle_km(*arrays, radius_km)
+    d[np.isnan(d)] = no_prediction_error_km(radius_km)
     return d
 
 
 def error_summary(
-    errors_km: ArrayLike, thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM
+    errors_km: ArrayLike, thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM, rule: str = "le"
 ) -> dict[str, Any]:
-    """Accuracy (%) at each threshold (inclusive), mean and median error, and the photo count."""
+    """Accuracy (%) at each threshold (``rule``: "le" inclusive, the paper's; "lt" strictly below),
+    mean and median error, mean GeoScore (``mesh.geodesy.geoscore``) and the photo count."""
     d = np.asarray(errors_km, dtype=np.float64).reshape(-1)
     return {
         "num_photos": int(d.size),
-        "accuracy_percent": accuracy_at_thresholds(d, tuple(thresholds_km)),
+        "accuracy_percent": accuracy_at_thresholds(d, tuple(thresholds_km), rule),
         "mean_km": float(d.mean()) if d.size else float("nan"),
         "median_km": float(np.median(d)) if d.size else float("nan"),
+        "geoscore": geoscore(d),
     }
 
 

@@ -26,7 +26,7 @@ from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation import plots
 from geoloc_tf.evaluation.model_predictions import discover_prediction_tables, load_predictions
 from geoloc_tf.evaluation.results import EvalConfig, Evaluation, evaluate_predictions
-from geoloc_tf.evaluation.tables import Table, all_tables
+from geoloc_tf.evaluation.tables import Table, all_tables, convention_line
 from geoloc_tf.run_layout import REPORT_FILE, RESULTS_FILE, TABLES_FILE, RunLayout
 from mesh import Mesh
 from mesh.atomic import write_text_atomic
@@ -115,8 +115,7 @@ def render_markdown(results: dict[str, Any], tables: list[Table], figures: dict[
     lines.append(
         f"Split `{results['split']}`; mesh with {results['num_cells']:,} cells; label point of Tables 4, 6, 7 "
         f"and the Wilcoxon tests: {results['label_point']} centroid; outdoor threshold "
-        f"{results['outdoor_threshold']:g}; thresholds {', '.join(f'{t:g}' for t in results['thresholds_km'])} km "
-        "(an error equal to a threshold counts as within it)."
+        f"{results['outdoor_threshold']:g}; thresholds {', '.join(f'{t:g}' for t in results['thresholds_km'])} km."
     )
     lines.append("")
     lines.append("| Model | Table | Photos | In dropped cells | Without prediction |")
@@ -127,6 +126,7 @@ def render_markdown(results: dict[str, Any], tables: list[Table], figures: dict[
             f"{r['num_in_dropped_cells']:,} | {r['num_without_prediction']:,} |"
         )
     lines.append("")
+    lines += [convention_line(results), ""]
     for t in tables:
         lines.append(t.to_markdown())
     if figures:

@@ -13,6 +13,11 @@ Each model is scored on all photos of its own table. Best possible and the basel
 the photos of the first model's table (the reference, normally M1). The Wilcoxon tests pair the
 photos two tables share (matched by photo_id). The JSON-able ``Evaluation.results`` is what
 ``eval/results.json`` holds and what ``compare`` reads.
+
+Every distance uses the configured Earth radius and every accuracy the configured threshold rule
+(``EvalConfig.earth_radius_km``, ``threshold_rule``: the paper's 6372.795 km and "<=" by default);
+``results["convention"]`` records them with the formula, so a reader knows which published numbers
+the rows can sit beside.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from geoloc_tf.evaluation.outdoor import known_mask, outdoor_mask
 from geoloc_tf.run_configs import EvaluateConfig
 from mesh import Mesh
 from mesh.best_possible import best_possible
+from mesh.geodesy import DISTANCE_FORMULA, THRESHOLD_RULES
 
 #: Format of ``results.json``; bump when a field changes meaning.
 RESULTS_VERSION = 1
@@ -60,15 +66,28 @@ class EvalConfig:
     label_point: str = "imagery"
     wilcoxon_pairs: tuple[tuple[str, str], ...] = DEFAULT_WILCOXON_PAIRS
     mesh_name: str = ""  # e.g. "Coarse Mesh": prefixes the row names as in Tables 6-7
+    earth_radius_km: float = EvaluateConfig().earth_radius_km
+    threshold_rule: str = EvaluateConfig().threshold_rule
 
     @classmethod
     def from_settings(cls, settings: EvaluateConfig, **fields: Any) -> "EvalConfig":
-        """The evaluation the runner's evaluate section asks for (thresholds, outdoor threshold)."""
+        """The evaluation the runner's evaluate section asks for (thresholds, outdoor threshold,
+        Earth radius, threshold rule)."""
         return cls(
             thresholds_km=tuple(settings.thresholds_km),
             outdoor_threshold=settings.outdoor_threshold,
+            earth_radius_km=settings.earth_radius_km,
+            threshold_rule=settings.threshold_rule,
             **fields,
         )
+
+    def convention(self) -> dict[str, Any]:
+        """How distances and accuracies were computed: ``results["convention"]``."""
+        return {
+            "earth_radius_km": float(self.earth_radius_km),
+            "distance": DISTANCE_FORMULA,
+            "threshold_rule": self.threshold_rule,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +125,12 @@ def evaluate_predictions(
         raise EvaluationError(
             f"EvalConfig.label_point={config.label_point!r}; expected one of {metrics.LABEL_POINTS}"
         )
+    if config.threshold_rule not in THRESHOLD_RULES:
+        raise EvaluationError(
+            f"EvalConfig.threshold_rule={config.threshold_rule!r}; expected one of {THRESHOLD_RULES}"
+        )
     thresholds = tuple(float(t) for t in config.thresholds_km)
+    radius, rule = float(config.earth_radius_km), config.threshold_rule
     points = {lp: metrics.label_points(mesh, lp) for lp in metrics.LABEL_POINTS}
     models: dict[str, Any] = {}
     errors: dict[str, NDArray[np.float64]] = {}
@@ -120,7 +144,7 @@ def evaluate_predictions(
             true_cell = mesh.locate(pred.lat, pred.lon) if len(pred) else np.zeros(0, np.int64)
             located.append((pred, true_cell))
         true_cells[name] = true_cell
-        by_point = _errors_by_label_point(pred, points, name)
+        by_point = _errors_by_label_point(pred, points, name, radius)
         errors[name] = by_point[config.label_point]
         prob, prob_source = _outdoor_probs(pred, outdoor_probs)
         known = known_mask(prob)
@@ -134,14 +158,14 @@ def evaluate_predictions(
             "num_without_prediction": int(
                 np.isnan(pred.pred_lat).sum() if pred.pred_lat is not None else (pred.cell < 0).sum()
             ),
-            "by_label_point": {lp: metrics.error_summary(d, thresholds) for lp, d in by_point.items()},
+            "by_label_point": {lp: metrics.error_summary(d, thresholds, rule) for lp, d in by_point.items()},
             "outdoor": {
                 "probability_source": prob_source,
                 "threshold": float(config.outdoor_threshold),
                 "num_known": int(known.sum()),
                 "num_outdoor": int(outdoor.sum()),
                 "by_label_point": (
-                    {lp: metrics.error_summary(d[outdoor], thresholds) for lp, d in by_point.items()}
+                    {lp: metrics.error_summary(d[outdoor], thresholds, rule) for lp, d in by_point.items()}
                     if known.any()
                     else None
                 ),
@@ -160,27 +184,28 @@ def evaluate_predictions(
         "mesh_name": config.mesh_name,
         "num_cells": mesh.num_cells,
         "thresholds_km": list(thresholds),
+        "convention": config.convention(),
         "label_point": config.label_point,
         "outdoor_threshold": float(config.outdoor_threshold),
         "reference_model": reference_name,
         "models": models,
-        "best_possible": _best_possible(mesh, ref, ref_true, thresholds),
-        "most_frequent_cell": _most_frequent(mesh, ref, ref_true, points, thresholds),
+        "best_possible": _best_possible(mesh, ref, ref_true, config),
+        "most_frequent_cell": _most_frequent(mesh, ref, ref_true, points, config),
         "wilcoxon": _wilcoxon(predictions, errors, config.wilcoxon_pairs),
     }
     return Evaluation(results, dict(predictions), errors, true_cells)
 
 
 def _errors_by_label_point(
-    pred: ModelPredictions, points: dict[str, NDArray[np.float64]], name: str
+    pred: ModelPredictions, points: dict[str, NDArray[np.float64]], name: str, radius_km: float
 ) -> dict[str, NDArray[np.float64]]:
     """Per-photo errors at each label point; a point prediction's are the same at both."""
     if pred.pred_lat is not None and pred.pred_lon is not None:  # a point table has both
-        d = metrics.point_errors_km(pred.pred_lat, pred.pred_lon, pred.lat, pred.lon)
+        d = metrics.point_errors_km(pred.pred_lat, pred.pred_lon, pred.lat, pred.lon, radius_km)
         return {lp: d for lp in metrics.LABEL_POINTS}
     try:
         return {
-            lp: metrics.prediction_errors_km(pred.cell, pred.lat, pred.lon, points[lp])
+            lp: metrics.prediction_errors_km(pred.cell, pred.lat, pred.lon, points[lp], radius_km)
             for lp in metrics.LABEL_POINTS
         }
     except EvaluationError as e:
@@ -188,13 +213,20 @@ def _errors_by_label_point(
 
 
 def _best_possible(
-    mesh: Mesh, ref: ModelPredictions, true_cell: NDArray[np.int64], thresholds: tuple[float, ...]
+    mesh: Mesh, ref: ModelPredictions, true_cell: NDArray[np.int64], config: EvalConfig
 ) -> dict[str, Any]:
     """Table 6/7 "Best Possible": ``mesh.best_possible`` rows; its class bias is KL 0 by
     construction (q = p) and its entropy is that of the true classes."""
     if len(ref) == 0:
         return {"num_photos": 0, "rows": []}
-    table = best_possible(mesh, ref.lat, ref.lon, thresholds)
+    table = best_possible(
+        mesh,
+        ref.lat,
+        ref.lon,
+        tuple(float(t) for t in config.thresholds_km),
+        float(config.earth_radius_km),
+        config.threshold_rule,
+    )
     table["class_bias"] = metrics.class_bias(true_cell, true_cell, mesh.num_cells)
     return table
 
@@ -204,16 +236,21 @@ def _most_frequent(
     ref: ModelPredictions,
     true_cell: NDArray[np.int64],
     points: dict[str, NDArray[np.float64]],
-    thresholds: tuple[float, ...],
+    config: EvalConfig,
 ) -> dict[str, Any]:
     cell = metrics.most_frequent_cell(mesh)
     pred = np.full(len(ref), cell, np.int64)
+    thresholds = tuple(float(t) for t in config.thresholds_km)
     return {
         "cell": cell,
         "cell_training_photos": int(mesh.counts[cell]),
         "num_photos": len(ref),
         "by_label_point": {
-            lp: metrics.error_summary(metrics.prediction_errors_km(pred, ref.lat, ref.lon, p), thresholds)
+            lp: metrics.error_summary(
+                metrics.prediction_errors_km(pred, ref.lat, ref.lon, p, config.earth_radius_km),
+                thresholds,
+                config.threshold_rule,
+            )
             for lp, p in points.items()
         },
         "class_bias": metrics.class_bias(true_cell, pred, mesh.num_cells),

@@ -149,6 +149,8 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
         return {
             "thresholds_km": list(evaluation.thresholds_km),
             "outdoor_threshold": evaluation.outdoor_threshold,
+            "earth_radius_km": evaluation.earth_radius_km,
+            "threshold_rule": evaluation.threshold_rule,
             "knn_k": knn.get("knn_k", 0),
             "knn_bandwidth_km": knn.get("knn_bandwidth_km", config.evaluate.knn_bandwidth_km),
         }

@@ -57,6 +57,8 @@ SEARCH = {"k": ("3", 3), "format": ("json", "json"), "max_pixels": ("3000", 3000
 EVALUATE = {
     "thresholds_km": ("5,50,500", (5.0, 50.0, 500.0)),
     "outdoor_threshold": ("0.8", 0.8),
+    "earth_radius_km": ("6371", 6371.0),
+    "threshold_rule": ("lt", "lt"),
     "top_k": ("4", 4),
     "batch_size": ("5", 5),
     "max_pixels": ("4000", 4000),
@@ -211,7 +213,10 @@ def test_every_evaluate_option_reaches_the_config_evaluate_external_gets(tmp_pat
     values = expected(EVALUATE)
     want = ExternalEvaluateConfig(
         evaluate=EvaluateConfig(
-            thresholds_km=values["thresholds_km"], outdoor_threshold=values["outdoor_threshold"]
+            thresholds_km=values["thresholds_km"],
+            outdoor_threshold=values["outdoor_threshold"],
+            earth_radius_km=values["earth_radius_km"],
+            threshold_rule=values["threshold_rule"],
         ),
         predict=PredictConfig(top_k=values["top_k"]),
         batch_size=values["batch_size"],
@@ -306,6 +311,8 @@ def test_same_setting_same_name_in_runner_and_evaluate():
     for runner, name in (
         ("evaluate_thresholds_km", "thresholds_km"),
         ("evaluate_outdoor_threshold", "outdoor_threshold"),
+        ("evaluate_earth_radius_km", "earth_radius_km"),
+        ("evaluate_threshold_rule", "threshold_rule"),
         ("predict_top_k", "top_k"),
         ("data_image_path_template", "image_path_template"),
     ):

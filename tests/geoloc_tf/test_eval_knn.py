@@ -85,7 +85,7 @@ def test_knn_row_has_the_accuracy_and_no_class_bias(knn_run):
     knn7 = next(r for r in t7.rows if r[0] == "M1 kNN")
     assert knn7[1:5] == (None, None, None, None) and knn7[5] == 4
     assert any("M1 kNN predicts a point, not a cell" in n for n in t7.notes)
-    assert next(r for r in tables.table6(evaluation.results).rows if r[0] == "M1 kNN")[3:] == (
+    assert next(r for r in tables.table6(evaluation.results).rows if r[0] == "M1 kNN")[3:8] == (
         50.0,
         50.0,
         75.0,
