@@ -29,10 +29,15 @@ import dataclasses
 import importlib.resources
 import io
 import math
-from typing import Any
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
 
 from geoloc_tf.errors import EvaluationError
+from geoloc_tf.evaluation.tables import GEOSCORE_COLUMN, Table, threshold_columns
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, DISTANCE_FORMULA, threshold_key
+
+if TYPE_CHECKING:
+    from geoloc_tf.run_configs import ExternalEvaluateConfig
 
 #: The data file of published results (package data).
 PUBLISHED_FILE = "published_results.csv"
@@ -179,6 +184,21 @@ def get_benchmark(name: str) -> Benchmark:
         ) from None
 
 
+#: The settings of ``EvaluateConfig`` a benchmark's convention sets.
+CONVENTION_FIELDS: tuple[str, ...] = ("earth_radius_km", "threshold_rule")
+
+
+def with_convention(
+    config: "ExternalEvaluateConfig", name: str, keep: Collection[str] = ()
+) -> "ExternalEvaluateConfig":
+    """``config`` scored under benchmark ``name``'s convention, except the ``CONVENTION_FIELDS``
+    named in ``keep`` (those the user set)."""
+    convention = get_benchmark(name).convention
+    values = {"earth_radius_km": convention.earth_radius_km, "threshold_rule": convention.threshold_rule}
+    evaluate = dataclasses.replace(config.evaluate, **{k: v for k, v in values.items() if k not in keep})
+    return dataclasses.replace(config, evaluate=evaluate)
+
+
 def check_header(csv_path: str, benchmark: Benchmark) -> None:
     """Refuses a test set whose header lacks the benchmark's id, latitude or longitude column
     (case-insensitive), in one line naming the file and the expected columns."""
@@ -204,7 +224,9 @@ def read_published(text: str | None = None) -> list[dict[str, Any]]:
         text = importlib.resources.files(__package__).joinpath("published", PUBLISHED_FILE).read_text("utf-8")
     reader = csv.DictReader(io.StringIO(text))
     if tuple(reader.fieldnames or ()) != PUBLISHED_COLUMNS:
-        raise EvaluationError(f"{PUBLISHED_FILE}: columns {reader.fieldnames}; expected {list(PUBLISHED_COLUMNS)}")
+        raise EvaluationError(
+            f"{PUBLISHED_FILE}: columns {reader.fieldnames}; expected {list(PUBLISHED_COLUMNS)}"
+        )
     numeric = (*ACCURACY_FIELDS, "geoscore", *ADMIN_FIELDS, "earth_radius_km")
     return [{k: (_number(v) if k in numeric else v) for k, v in row.items()} for row in reader]
 
@@ -250,12 +272,10 @@ def benchmark_results(benchmark: Benchmark, used: Convention) -> dict[str, Any]:
     }
 
 
-def benchmark_table(results: dict[str, Any]):
+def benchmark_table(results: dict[str, Any]) -> Table | None:
     """The "benchmark" table: the run's models (at the report's label point) and the published
     rows, same columns; the conventions stated in its notes. None when the results hold no
     benchmark."""
-    from geoloc_tf.evaluation.tables import GEOSCORE_COLUMN, Table, threshold_columns
-
     bench = results.get("benchmark")
     if not bench:
         return None
@@ -294,7 +314,9 @@ def benchmark_table(results: dict[str, Any]):
         f"{PUBLISHED_FILE}, where each has its source.",
     ]
     if not bench["published"]:
-        notes.append(f"No published result on {bench['title']} could be verified yet (see the data file's README).")
+        notes.append(
+            f"No published result on {bench['title']} could be verified yet (see the data file's README)."
+        )
     return Table(
         "benchmark",
         f"Benchmark {bench['title']}: this run beside published systems (accuracy %)",

@@ -8,10 +8,17 @@ posting time, and M3 when the set also names users (their albums). The rows are 
 run's own report (same code: `evaluate_predictions`), written to `--out` (default
 `RUN_DIR/eval_external/<csv name>`). An image that cannot be read is named, skipped and counted; the
 others are still evaluated.
+
+With ``benchmark`` (a name of ``geoloc_tf.evaluation.benchmarks``), the CSV must have that
+benchmark's columns (else one line naming the file and the columns expected), and the report's
+first table is the run's rows beside the published results on that benchmark, also in
+``results.json`` under "benchmark". The convention is the config's: ``benchmarks.with_convention``
+sets the benchmark's own (the command does so unless the user set one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from pathlib import Path
@@ -152,17 +159,22 @@ def evaluate_external(
     config: ExternalEvaluateConfig | None = None,
     scene_model: str | None = None,
     scene_io_labels: str | None = None,
+    benchmark: str | None = None,
 ) -> dict:
     """Predicts and evaluates an external test set; returns {'report': path, ...} and counts.
 
     With `scene_model` and `scene_io_labels`, the outdoor-only rows use the scene classifier's
-    outdoor probability instead of the CSV's outdoor column."""
+    outdoor probability instead of the CSV's outdoor column. With `benchmark`, see the module
+    docstring."""
     import mesh as mesh_lib
-    from geoloc_tf.evaluation.report import evaluate_run
+    from geoloc_tf.evaluation import benchmarks
     from geoloc_tf.inference.m1_model import M1Model
 
     if scene_model and not scene_io_labels:
         raise EvaluationError("--scene_model needs --scene_io_labels (Places365 IO file)")
+    bench = benchmarks.get_benchmark(benchmark) if benchmark else None
+    if bench:
+        benchmarks.check_header(csv_path, bench)
     config = config or ExternalEvaluateConfig()
     top_k, batch_size = config.predict.top_k, config.batch_size
 
@@ -185,8 +197,9 @@ def evaluate_external(
         )
     }
     tables.update(_metadata_models(run, out, mesh, kept, ids, probs, top_k))
-    from geoloc_tf.evaluation.report import ReportConfig
-    from geoloc_tf.evaluation.results import EvalConfig
+    from geoloc_tf.evaluation.model_predictions import load_predictions
+    from geoloc_tf.evaluation.report import ReportConfig, write_report
+    from geoloc_tf.evaluation.results import EvalConfig, evaluate_predictions
 
     outdoor = None
     if scene_model and scene_io_labels:  # one without the other was refused above
@@ -201,14 +214,18 @@ def evaluate_external(
             batch_size,
             config.max_pixels,
         )
-    evaluation = EvalConfig.from_settings(config.evaluate, split=SPLIT)
-    written = evaluate_run(
+    eval_config = EvalConfig.from_settings(config.evaluate, split=SPLIT)
+    evaluation = evaluate_predictions(load_predictions(tables), mesh, eval_config, outdoor)
+    if bench:
+        used = benchmarks.used_convention(evaluation.results)
+        evaluation = dataclasses.replace(
+            evaluation, results={**evaluation.results, "benchmark": benchmarks.benchmark_results(bench, used)}
+        )
+    written = write_report(
+        evaluation,
+        mesh,
         out.root,
-        mesh_path=mesh_file,
-        tables=tables,
-        out_dir=out.root,
-        config=ReportConfig(evaluation=evaluation),
-        outdoor_probs=outdoor,
+        ReportConfig(evaluation=eval_config),
         notice=f"External test set {Path(csv_path).name}: {len(kept)} photos "
         f"evaluated, {len(unreadable)} unreadable images skipped, rows "
         f"skipped by reason {skipped['counts'] or 'none'}.",

@@ -379,5 +379,16 @@ def wilcoxon_table(results: dict[str, Any]) -> Table:
 
 
 def all_tables(results: dict[str, Any]) -> list[Table]:
-    """Tables 3, 4, 6, 7 and the Wilcoxon tests, in report order."""
-    return [table3(results), table4(results), table6(results), table7(results), wilcoxon_table(results)]
+    """Tables 3, 4, 6, 7 and the Wilcoxon tests, in report order; first, for a run scored as a
+    standard test set (``geoloc evaluate --benchmark``), the run beside published systems."""
+    from geoloc_tf.evaluation.benchmarks import benchmark_table
+
+    benchmark = benchmark_table(results)
+    return [
+        *([benchmark] if benchmark else []),
+        table3(results),
+        table4(results),
+        table6(results),
+        table7(results),
+        wilcoxon_table(results),
+    ]

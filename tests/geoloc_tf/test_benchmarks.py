@@ -1,0 +1,181 @@
+"""`geoloc evaluate --benchmark`: a YFCC4k-layout test set scored under YFCC4k's convention, the
+run's rows beside the published ones; a wrong header and an unknown benchmark as one-line errors;
+the published data file's integrity."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.cli import main as geoloc
+from geoloc_tf.evaluation import benchmarks
+from tests.geoloc_tf.conftest import build_tiny_run, jpeg
+
+# The tiny run's M1 answers cell 3 for every photo (conftest.M1_TOP), so each photo's error is its
+# distance from cell 3's imagery centroid. The photos lie due north or south of it, at these
+# distances in km on YFCC4k's sphere (R = 6371 km): within 1, 25, 200, 750, 2500 km there are
+# 1, 2, 3, 4, 4 of 5 photos: 20, 40, 60, 80, 80 %.
+DISTANCES_KM = (0.0, 10.0, 100.0, 500.0, 5000.0)
+EXPECTED_PERCENT = (20.0, 40.0, 60.0, 80.0, 80.0)
+
+
+@pytest.fixture(scope="module")
+def yfcc4k_set(tmp_path_factory) -> dict[str, Path]:
+    """A tiny trained run and a YFCC4k-layout test set (IMG_ID, OwnerNSID, LAT, LON) of 5 JPEGs."""
+    from mesh import Mesh
+
+    root = tmp_path_factory.mktemp("bench")
+    run = build_tiny_run(root / "run", export=False)
+    lat0, lon0 = Mesh.load(run / "mesh" / "mesh.npz").imagery_centroids[3]
+    toward_equator = -1.0 if lat0 > 0 else 1.0
+    images = root / "images"
+    images.mkdir()
+    rows = ["IMG_ID,OwnerNSID,LAT,LON"]
+    for i, d in enumerate(DISTANCES_KM):
+        lat = lat0 + toward_equator * math.degrees(d / benchmarks.GEOESTIMATION.earth_radius_km)
+        rows.append(f"{1000 + i},{20000 + i % 2}@N00,{lat:.7f},{lon0:.7f}")
+        (images / f"{1000 + i}.jpg").write_bytes(jpeg(24, 32, seed=i))
+    (root / "yfcc4k.csv").write_text("\n".join(rows) + "\n")
+    return {"root": root, "run": run, "csv": root / "yfcc4k.csv", "images": images}
+
+
+def _evaluate(data: dict[str, Path], out: str, *extra: str) -> int:
+    return geoloc(
+        [
+            "evaluate",
+            "--benchmark=yfcc4k",
+            f"--model={data['run']}",
+            f"--csv={data['csv']}",
+            f"--images={data['images']}",
+            f"--out={data['root'] / out}",
+            "--image_path_template={id}.jpg",
+            *extra,
+        ]
+    )
+
+
+def _markdown_row(report: str, name: str) -> list[str]:
+    """The cells of row ``name`` of the report's benchmark table."""
+    section = report.split("### Benchmark ", 1)[1].split("###", 1)[0]
+    line = next(line for line in section.splitlines() if line.startswith(f"| {name} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_yfcc4k_report_shows_the_run_beside_the_published_rows(yfcc4k_set, capsys):
+    assert _evaluate(yfcc4k_set, "out") == 0
+    assert "5 photos evaluated" in capsys.readouterr().out
+    out = yfcc4k_set["root"] / "out"
+    report = (out / "report.md").read_text()
+    results = json.loads((out / "results.json").read_text())
+
+    # scored under YFCC4k's convention: haversine, R = 6371 km, d <= t
+    assert results["convention"]["earth_radius_km"] == 6371.0
+    assert results["convention"]["threshold_rule"] == "le"
+    assert "Earth radius 6371 km" in report and "d <= t" in report
+
+    # the run's row: accuracies by hand from the distances above
+    run_row = _markdown_row(report, "Inception (M1)")
+    assert run_row[1:3] == ["this run", "5"]
+    assert run_row[3:8] == [f"{p:.2f}" for p in EXPECTED_PERCENT]
+    geoscore = np.mean([5000 * math.exp(-d / 1492.7) for d in DISTANCES_KM])  # 3,679
+    assert run_row[8] == f"{geoscore:,.0f}"
+
+    # every published YFCC4k row of the data file, with its values, in the same table
+    published = benchmarks.published_for("yfcc4k")
+    assert published
+    for row in published:
+        cells = _markdown_row(report, row["system"])
+        assert cells[3:8] == [f"{row[f]:.2f}" for f in benchmarks.ACCURACY_FIELDS]
+        assert cells[-1] == "yes"  # SemP's code: haversine, 6371 km, <=
+    bench = results["benchmark"]
+    assert bench["name"] == "yfcc4k" and bench["run_uses_benchmark_convention"]
+    assert [r["system"] for r in bench["published"]] == [r["system"] for r in published]
+    table = next(
+        t for t in json.loads((out / "tables.json").read_text())["tables"] if t["key"] == "benchmark"
+    )
+    assert len(table["rows"]) == 1 + len(published)
+    assert (out / "benchmark.csv").exists()
+
+
+def test_a_convention_the_user_sets_wins_and_the_published_rows_say_so(yfcc4k_set):
+    assert _evaluate(yfcc4k_set, "out_paper_radius", "--earth_radius_km=6372.795") == 0
+    out = yfcc4k_set["root"] / "out_paper_radius"
+    results = json.loads((out / "results.json").read_text())
+    assert results["convention"]["earth_radius_km"] == 6372.795  # the user's
+    assert results["convention"]["threshold_rule"] == "le"  # the benchmark's (not set)
+    assert not results["benchmark"]["run_uses_benchmark_convention"]
+    report = (out / "report.md").read_text()
+    assert "the run was set to another one" in report
+    for row in benchmarks.published_for("yfcc4k"):
+        assert _markdown_row(report, row["system"])[-1] == "no"
+
+
+def test_a_header_without_the_benchmark_columns_is_one_clear_line(tmp_path, capsys):
+    csv_path = tmp_path / "yfcc4k.csv"
+    csv_path.write_text("photo,OwnerNSID,LAT,LON\n1,a@N00,10,20\n")
+    code = geoloc(
+        [
+            "evaluate",
+            "--benchmark=yfcc4k",
+            f"--model={tmp_path / 'run'}",
+            f"--csv={csv_path}",
+            f"--images={tmp_path}",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(csv_path) in err and "lacks IMG_ID" in err and "IMG_ID, [OwnerNSID], LAT, LON" in err
+
+
+def test_an_unknown_benchmark_is_a_flag_error_listing_the_known_ones(tmp_path, capsys):
+    code = geoloc(["evaluate", "--benchmark=yfcc5k", "--model=m", "--csv=c", "--images=i"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "yfcc5k" in err and all(name in err for name in benchmarks.BENCHMARK_NAMES)
+
+
+def test_every_published_row_has_a_source_and_sane_accuracies():
+    rows = benchmarks.read_published()
+    assert rows
+    for row in rows:
+        where = f"{row['benchmark']} / {row['system']}"
+        assert row["benchmark"] in benchmarks.BENCHMARK_NAMES, where
+        assert row["source"].strip() and row["verified_at"].strip(), where
+        assert row["paper"].strip() and row["year"].isdigit(), where
+        acc = [row[f] for f in benchmarks.ACCURACY_FIELDS]
+        assert all(a is not None and 0.0 <= a <= 100.0 for a in acc), where
+        assert np.all(np.diff(acc) >= 0), where  # accuracy grows with the threshold
+        convention = (row["earth_radius_km"], row["distance"], row["threshold_rule"])
+        assert all(convention) or not any(convention), where  # all known or all unknown
+        assert row["threshold_rule"] in ("", "le", "lt"), where
+    keys = [(r["benchmark"], r["system"]) for r in rows]
+    assert len(keys) == len(set(keys))  # one row per system x benchmark
+
+
+@pytest.mark.parametrize(
+    "given,radius_km,rule",
+    [
+        ((), 6371.0, "lt"),  # OSV-5M's own
+        (("--threshold_rule=le",), 6371.0, "le"),
+        (("--earth_radius_km=6378.137",), 6378.137, "lt"),
+    ],
+)
+def test_the_benchmark_convention_fills_what_the_user_did_not_set(
+    monkeypatch, capsys, given, radius_km, rule
+):
+    seen = {}
+
+    def record(*args):
+        seen["config"], seen["benchmark"] = args[6], args[9]
+        return {"photos": 1, "unreadable": [], "report": "r.md"}
+
+    monkeypatch.setattr("geoloc_tf.evaluation.external.evaluate_external", record)
+    assert geoloc(["evaluate", "--benchmark=osv5m", "--model=m", "--csv=c", "--images=i", *given]) == 0
+    assert seen["benchmark"] == "osv5m"
+    assert seen["config"].evaluate.earth_radius_km == radius_km
+    assert seen["config"].evaluate.threshold_rule == rule
