@@ -25,6 +25,7 @@ REQUIRED = [
     "absl-py==2.5.1",
     "matplotlib==3.11.2",
     "pillow==13.0.0",  # the one image decoder (data_pipelines.images): header checks, re-encoding
+    "reverse_geocoder==1.5.1",  # offline admin-level accuracy, as OSV-5M (geoloc_tf.evaluation.admin)
 ]
 
 # `geoloc serve`'s HTTP stack (geoloc_tf.inference.server says why these).

@@ -1,15 +1,23 @@
 """Stage `evaluate`: the paper's tables, Wilcoxon tests, outdoor-only rows, user and album averaging
-and plots (§3.1.3, Tables 3-7), from every model's stored predictions on the M2/M3 validation split.
+and plots (§3.1.3, Tables 3-7), from every model's stored predictions on the M2/M3 validation split;
+beyond the paper, GeoScore, country/region/sub-region/city accuracy (truth: the data set's admin
+columns where it has them) and the rows on photographers absent from the training splits, all
+under the configured Earth radius and threshold rule (``--evaluate_earth_radius_km``,
+``--evaluate_threshold_rule``).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from experiments.config import RunConfig
 
+log = logging.getLogger(__name__)
+
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
+    from data_pipelines.ingest.layout import SUMMARY_FILE
     from data_pipelines.splits import M1_TRAIN, M23_VAL
     from geoloc_tf.averaging import write_averaging_predictions
     from geoloc_tf.evaluation.report import ReportConfig, evaluate_run
@@ -29,6 +37,14 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
         )
     else:
         layout.prediction_table(KNN_MODEL, M23_VAL).unlink(missing_ok=True)
+    # The data set gives the admin columns and the training photographers; a run whose data set was
+    # deleted after prediction (the TFRecords are large) is evaluated without those two sections.
+    data_dir = layout.data_dir if (layout.data_dir / SUMMARY_FILE).exists() else None
+    if data_dir is None:
+        log.warning(
+            "%s: no data set; no photographer-disjoint rows, admin truth from the true points",
+            layout.data_dir,
+        )
     report_config = ReportConfig(
         evaluation=EvalConfig.from_settings(
             evaluate,
@@ -42,5 +58,6 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
         out_dir=layout.eval_dir,
         config=report_config,
         simulated=config.data.simulated,
+        data_dir=data_dir,
     )
     return {name: layout.relative(path) for name, path in written.items()}

@@ -7,7 +7,8 @@ exist. A report made from simulated data (the demo collection) says so at its to
 
 Files written, each atomically, into ``out_dir`` (default ``run_dir/eval``):
 ``report.md``, ``results.json`` (everything; read by ``compare``), ``tables.json``,
-``table3.csv``, ``table4.csv``, ``table6.csv``, ``table7.csv``, ``wilcoxon.csv``,
+``table3.csv``, ``table4.csv``, ``table6.csv``, ``table7.csv``, ``wilcoxon.csv``, ``admin.csv``
+(country / region / sub-region / city accuracy), ``leakage.csv`` (with the run's data set),
 ``figure1_longitude_by_hour.png``, ``figure2_mesh.png``, ``error_cdf.png``,
 ``accuracy_map_<model>.png``.
 """
@@ -22,8 +23,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation import plots
+from geoloc_tf.evaluation.admin import read_admin_truth
+from geoloc_tf.evaluation.leakage import TrainingPhotos, read_training_photos
 from geoloc_tf.evaluation.model_predictions import discover_prediction_tables, load_predictions
 from geoloc_tf.evaluation.results import EvalConfig, Evaluation, evaluate_predictions
 from geoloc_tf.evaluation.tables import Table, all_tables, convention_line
@@ -186,8 +191,17 @@ def evaluate_run(
     simulated: bool = False,
     notice: str | None = None,
     outdoor_probs: Mapping[str, float] | None = None,
+    data_dir: str | os.PathLike | None = None,
+    training: TrainingPhotos | None = None,
+    admin_truth: pd.DataFrame | None = None,
 ) -> dict[str, str]:
     """Evaluate a run directory and write its report; returns artifact -> path.
+
+    ``data_dir``: the run's ingested data set; its evaluated split's admin columns (when it has
+    them) are the truth of the admin-level accuracy, and its training splits (``leakage``) give the
+    photographer-disjoint rows. ``training`` and ``admin_truth`` give those directly instead (an
+    external test set: ``training`` from the run's data set, its user ids hashed with that data
+    set's salt, ``leakage.training_user_hasher``).
 
     ``mesh_path``: a ``Mesh.save`` file or a directory holding ``mesh.npz`` (default
     ``run_dir/mesh``). ``tables``: ``{model: parquet path or [paths]}`` (default: every
@@ -206,7 +220,14 @@ def evaluate_run(
             f"{layout.predictions_dir}: no <model>/{config.evaluation.split}.parquet tables; expected the predict "
             "stage's output (or pass tables={model: path})"
         )
-    evaluation = evaluate_predictions(load_predictions(found), mesh, config.evaluation, outdoor_probs)
+    if data_dir is not None:
+        if admin_truth is None and config.evaluation.admin_accuracy:
+            admin_truth = read_admin_truth(data_dir, config.evaluation.split)
+        if training is None:
+            training = read_training_photos(data_dir)
+    evaluation = evaluate_predictions(
+        load_predictions(found), mesh, config.evaluation, outdoor_probs, admin_truth, training
+    )
     return write_report(
         evaluation,
         mesh,

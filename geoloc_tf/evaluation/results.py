@@ -18,6 +18,15 @@ Every distance uses the configured Earth radius and every accuracy the configure
 (``EvalConfig.earth_radius_km``, ``threshold_rule``: the paper's 6372.795 km and "<=" by default);
 ``results["convention"]`` records them with the formula, so a reader knows which published numbers
 the rows can sit beside.
+
+Two sections beyond the paper (``None`` when not computed):
+
+- ``admin_accuracy``: country / region / sub-region / city accuracy of every model by offline
+  reverse geocoding of its predicted point (``admin``), against the data set's admin columns when
+  given (``admin_truth``), else the reverse-geocoded true point.
+- ``leakage``: when the models' training photos are given (``training``, ``leakage``), the test
+  photos' ids and photographers found in training, and for every model the row on the photos whose
+  photographer is absent from training beside the row on all photos.
 """
 
 from __future__ import annotations
@@ -27,10 +36,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.evaluation import metrics
+from geoloc_tf.evaluation import admin, metrics
+from geoloc_tf.evaluation.leakage import TrainingPhotos, leakage_counts, unseen_photographers
 from geoloc_tf.evaluation.model_predictions import ModelPredictions, display_name, paired_rows
 from geoloc_tf.evaluation.outdoor import known_mask, outdoor_mask
 from geoloc_tf.run_configs import EvaluateConfig
@@ -66,6 +77,7 @@ class EvalConfig:
     label_point: str = "imagery"
     wilcoxon_pairs: tuple[tuple[str, str], ...] = DEFAULT_WILCOXON_PAIRS
     mesh_name: str = ""  # e.g. "Coarse Mesh": prefixes the row names as in Tables 6-7
+    admin_accuracy: bool = True  # country/region/sub-region/city accuracy (``admin``; ~1 s to load)
     earth_radius_km: float = EvaluateConfig().earth_radius_km
     threshold_rule: str = EvaluateConfig().threshold_rule
 
@@ -105,8 +117,6 @@ def _outdoor_probs(pred: ModelPredictions, override: Mapping[str, float] | None)
     scene model) where given, else the table's ``outdoor_prob`` column."""
     if override is None:
         return pred.outdoor_prob.astype(np.float64), "outdoor_prob column"
-    import pandas as pd
-
     series = override if isinstance(override, pd.Series) else pd.Series(dict(override), dtype=np.float64)
     values = series.reindex(pred.photo_id).to_numpy(dtype=np.float64)
     return np.where(np.isnan(values), -1.0, values), "scene model"
@@ -117,8 +127,15 @@ def evaluate_predictions(
     mesh: Mesh,
     config: EvalConfig = EvalConfig(),
     outdoor_probs: Mapping[str, float] | None = None,
+    admin_truth: pd.DataFrame | None = None,
+    training: TrainingPhotos | None = None,
 ) -> Evaluation:
-    """Score every model and the non-model rows; see the module docstring for what is covered."""
+    """Score every model and the non-model rows; see the module docstring for what is covered.
+
+    ``admin_truth``: photo_id, country, region, sub_region, city of the test photos (a data set's
+    admin columns), the truth of the admin-level accuracy; without it, the reverse-geocoded true
+    point. ``training``: the photos the models were trained on (``leakage.read_training_photos``;
+    an external set's user ids hashed with ``leakage.training_user_hasher``): adds ``leakage``."""
     if not predictions:
         raise EvaluationError("evaluate_predictions: no models; expected at least one prediction table")
     if config.label_point not in metrics.LABEL_POINTS:
@@ -192,6 +209,12 @@ def evaluate_predictions(
         "best_possible": _best_possible(mesh, ref, ref_true, config),
         "most_frequent_cell": _most_frequent(mesh, ref, ref_true, points, config),
         "wilcoxon": _wilcoxon(predictions, errors, config.wilcoxon_pairs),
+        "admin_accuracy": (
+            _admin_accuracy(predictions, points[config.label_point], config.label_point, admin_truth)
+            if config.admin_accuracy
+            else None
+        ),
+        "leakage": _leakage(predictions, errors, training, config) if training is not None else None,
     }
     return Evaluation(results, dict(predictions), errors, true_cells)
 
@@ -272,3 +295,73 @@ def _wilcoxon(
         test["model_a"], test["model_b"] = a, b
         out.append(test)
     return out
+
+
+def _admin_accuracy(
+    predictions: dict[str, ModelPredictions],
+    points: NDArray[np.float64],
+    label_point: str,
+    admin_truth: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """Country / region / sub-region / city accuracy of every model (``admin``). A cell model's
+    predicted point is its cell's label point (the cells' names are looked up once); the truth is
+    made once per set of photos."""
+    cell_names = admin.reverse_geocode(points[:, 0], points[:, 1]) if len(points) else None
+    truths: list[tuple[ModelPredictions, NDArray[np.object_], dict[str, Any]]] = []
+    by_model = {}
+    for name, pred in predictions.items():
+        found = next(
+            (
+                (t, info)
+                for p, t, info in truths
+                if len(p) == len(pred) and np.array_equal(p.photo_id, pred.photo_id)
+            ),
+            None,
+        )
+        if found is None:
+            if admin_truth is not None:
+                found = admin.dataset_truth(admin_truth, pred.photo_id, pred.lat, pred.lon)
+            else:
+                found = (admin.reverse_geocode(pred.lat, pred.lon), {"truth_source": admin.TRUTH_GEOCODED})
+            truths.append((pred, *found))
+        truth, info = found
+        if pred.pred_lat is not None and pred.pred_lon is not None:
+            predicted = admin.reverse_geocode(pred.pred_lat, pred.pred_lon)
+        else:
+            predicted = np.full((len(pred), len(admin.ADMIN_LEVELS)), "", dtype=object)
+            has = pred.cell >= 0
+            if cell_names is not None:
+                predicted[has] = cell_names[pred.cell[has]]
+        by_model[name] = {**admin.admin_accuracy(predicted, truth), "truth": info}
+    first = next(iter(by_model.values()))["truth"] if by_model else {}
+    return {
+        "geocoder": admin.GEOCODER,
+        "label_point": label_point,
+        "truth_source": first.get("truth_source", admin.TRUTH_GEOCODED),
+        "levels": list(admin.ADMIN_LEVELS),
+        "models": by_model,
+    }
+
+
+def _leakage(
+    predictions: dict[str, ModelPredictions],
+    errors: dict[str, NDArray[np.float64]],
+    training: TrainingPhotos,
+    config: EvalConfig,
+) -> dict[str, Any]:
+    """Photo ids and photographers shared with training (reference model's photos), and for every
+    model its errors on all photos and on the photos of photographers absent from training."""
+    thresholds = tuple(float(t) for t in config.thresholds_km)
+    ref = next(iter(predictions.values()))
+    counts = leakage_counts(ref.photo_id, ref.user_hash, training)
+    by_model = {}
+    if counts["has_users"]:
+        for name, pred in predictions.items():
+            unseen = unseen_photographers(pred.user_hash, training)
+            by_model[name] = {
+                "all": metrics.error_summary(errors[name], thresholds, config.threshold_rule),
+                "unseen_photographers": metrics.error_summary(
+                    errors[name][unseen], thresholds, config.threshold_rule
+                ),
+            }
+    return {**counts, "label_point": config.label_point, "models": by_model}

@@ -4,8 +4,10 @@ Table 3 (imagery vs cell centroid label points, §4.1.1), Table 4 (outdoor only,
 (all models, best possible, a most-frequent-cell baseline), Table 7 (KL divergence, Shannon entropy,
 mean and median error, appendix C) and the Wilcoxon tests (§4.2). Tables 3 and 6 also give the mean
 GeoScore (OSV-5M's 5000 * exp(-d / 1492.7 km), ``mesh.geodesy.geoscore``) beside mean and median
-error, so a row reads like the OSV-5M benchmark's. Every table has a "Photos" column: how many
-photos its row covers. A ``Table`` renders as Markdown, CSV and a JSON-able dict.
+error, so a row reads like the OSV-5M benchmark's. Beyond the paper: country / region / sub-region
+/ city accuracy (``admin``, OSV-5M's metric) and the photographer-disjoint rows (``leakage``), when
+``results`` has them. Every table has a "Photos" column: how many photos its row covers. A
+``Table`` renders as Markdown, CSV and a JSON-able dict.
 """
 
 from __future__ import annotations
@@ -378,17 +380,105 @@ def wilcoxon_table(results: dict[str, Any]) -> Table:
     )
 
 
+#: Column names of the admin levels (``admin.ADMIN_LEVELS``).
+ADMIN_LEVEL_NAMES: dict[str, str] = {
+    "country": "Country",
+    "region": "Region",
+    "sub_region": "Sub-region",
+    "city": "City",
+}
+
+
+def admin_table(results: dict[str, Any]) -> Table:
+    """Country / region / sub-region / city accuracy (%) of every model, each with its photo count."""
+    a = results["admin_accuracy"]
+    levels = a["levels"]
+    rows = tuple(
+        (
+            _row_name(results, results["models"][name]["display_name"]),
+            *(v for level in levels for v in (m[level]["accuracy_percent"], m[level]["num_photos"])),
+        )
+        for name, m in a["models"].items()
+    )
+    notes = [
+        f"Predicted point: the predicted cell's {a['label_point']} centroid (a point predictor's own point), "
+        f"reverse-geocoded offline with {a['geocoder']}; truth: the {a['truth_source']}. Right at a level "
+        "when the names agree there and at every coarser level with known truth (names compared without "
+        "accents, case or punctuation); a photo with no truth at a level is left out of its count."
+    ]
+    geocoded = {m["truth"].get("num_countries_geocoded", 0) for m in a["models"].values()}
+    if any(geocoded):
+        notes.append(
+            f"Countries that are not two-letter codes in the data set ({max(geocoded):,} photos) come from "
+            "the reverse-geocoded true point."
+        )
+    return Table(
+        "admin",
+        "Country / region / sub-region / city accuracy (%)",
+        (
+            "Model",
+            *(
+                c
+                for level in levels
+                for c in (ADMIN_LEVEL_NAMES[level], f"Photos ({ADMIN_LEVEL_NAMES[level].lower()})")
+            ),
+        ),
+        rows,
+        tuple(notes),
+    )
+
+
+def leakage_table(results: dict[str, Any]) -> Table:
+    """Every model on all test photos and on those whose photographer is absent from training."""
+    leak, th, lp = results["leakage"], results["thresholds_km"], results["label_point"]
+    rows = []
+    for name, m in leak["models"].items():
+        model = _row_name(results, results["models"][name]["display_name"])
+        for label, key in (("all", "all"), ("not in training", "unseen_photographers")):
+            s = m[key]
+            rows.append(
+                (model, label, s["num_photos"], *_acc(s, th), s["mean_km"], s["median_km"], _geoscore(s))
+            )
+    notes = [
+        f"Training data: {leak['training']}. Of the {leak['num_photos']:,} test photos, "
+        f"{leak['num_test_ids_in_training']:,} have a photo id present in the training data; "
+        f"{leak['num_photos_unseen_photographers']:,} are by the {leak['num_unseen_photographers']:,} of "
+        f"{leak['num_photographers']:,} photographers absent from it. Label point: {lp} centroid."
+    ]
+    if not leak["has_users"]:
+        notes.append(
+            "The test photos name no photographer (none has two photos, none is in training): no "
+            "photographer-disjoint rows."
+        )
+    return Table(
+        "leakage",
+        "Photographers absent from training vs all test photos (accuracy %)",
+        (
+            "Model",
+            "Photographers",
+            "Photos",
+            *threshold_columns(th),
+            "Mean (km)",
+            "Median (km)",
+            GEOSCORE_COLUMN,
+        ),
+        tuple(rows),
+        tuple(notes),
+    )
+
+
 def all_tables(results: dict[str, Any]) -> list[Table]:
-    """Tables 3, 4, 6, 7 and the Wilcoxon tests, in report order; first, for a run scored as a
-    standard test set (``geoloc evaluate --benchmark``), the run beside published systems."""
+    """Tables 3, 4, 6, 7 and the Wilcoxon tests, in report order, then the admin-level accuracy and
+    the photographer-disjoint rows when ``results`` has them; first, for a run scored as a standard
+    test set (``geoloc evaluate --benchmark``), the run beside published systems."""
     from geoloc_tf.evaluation.benchmarks import benchmark_table
 
     benchmark = benchmark_table(results)
-    return [
-        *([benchmark] if benchmark else []),
-        table3(results),
-        table4(results),
-        table6(results),
-        table7(results),
-        wilcoxon_table(results),
-    ]
+    tables = [table3(results), table4(results), table6(results), table7(results), wilcoxon_table(results)]
+    if benchmark:
+        tables.insert(0, benchmark)
+    if results.get("admin_accuracy"):
+        tables.append(admin_table(results))
+    if results.get("leakage"):
+        tables.append(leakage_table(results))
+    return tables

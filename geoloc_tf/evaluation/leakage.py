@@ -1,0 +1,101 @@
+"""Photographers and photos shared by the test set and the training data.
+
+A photographer's photos look alike (same camera, same places, same habits), so a model tested on
+photos whose photographer it was trained on scores higher than on strangers' photos: a known source
+of inflated Im2GPS3k / YFCC4k numbers for systems trained on YFCC100M subsets such as MP-16 (the
+same Flickr users). Where the test photos name their photographers, the report therefore adds, per
+model, a row on the test photos whose photographer is absent from the training data beside the row
+on all photos, and counts the test photo ids that are themselves in the training data.
+
+Training data of a run: its ingested data set's training splits (``data/tables/<split>.parquet``),
+``m1_train`` (trains M1) and ``m23_train`` (trains M2 and M3); a run split by user
+(``--data_split_by=user``) has no shared photographer by construction. User ids are compared as
+their salted hashes (``data_pipelines.hashing.UserHasher``), so an external test set must hash its
+user ids with the training data set's salt (``training_user_hasher``) for its photographers to be
+comparable; hashed with any other salt, no photographer matches.
+
+Photos without a photographer (a CSV without a user column makes each photo its own user,
+"photo:<id>") cannot leak by photographer: when no test photographer has two photos and none
+appears in training, ``has_users`` is False and no photographer-disjoint row is made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+#: The training splits of a run's data set: M1's, and M2's and M3's (``data_pipelines.splits``).
+TRAINING_SPLITS: tuple[str, ...] = ("m1_train", "m23_train")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPhotos:
+    """Photo ids and user hashes of the photos the models were trained on, per training split."""
+
+    splits: dict[str, pd.DataFrame]  # split -> columns photo_id, user_hash
+    source: str = ""  # where they were read, for the report
+
+    def all(self, column: str) -> pd.Index:
+        """The distinct values of ``column`` over every training split."""
+        values = [frame[column].astype(str) for frame in self.splits.values()]
+        return pd.Index(pd.concat(values, ignore_index=True).unique() if values else [], dtype=object)
+
+
+def read_training_photos(
+    data_dir: str | os.PathLike, splits: Sequence[str] = TRAINING_SPLITS
+) -> TrainingPhotos:
+    """The training splits' photo ids and user hashes of the data set written at ``data_dir``."""
+    from data_pipelines import dataset
+
+    written = dataset.load(os.fspath(data_dir))
+    frames = {split: written.table(split, ["photo_id", "user_hash"]) for split in splits}
+    return TrainingPhotos(frames, f"{os.fspath(data_dir)} ({', '.join(splits)})")
+
+
+def training_user_hasher(data_dir: str | os.PathLike):
+    """A ``UserHasher`` with the salt of the data set at ``data_dir`` (its metadata.json): user ids
+    of an external test set hashed with it compare with that data set's photographers."""
+    from data_pipelines import dataset
+    from data_pipelines.hashing import UserHasher
+
+    return UserHasher(dataset.load(os.fspath(data_dir)).user_hash_salt)
+
+
+def unseen_photographers(user_hash: ArrayLike, training: TrainingPhotos) -> NDArray[np.bool_]:
+    """True for each test photo whose photographer (user hash) is in no training split."""
+    users = pd.Index(np.asarray(user_hash, dtype=object).astype(str))
+    return ~np.asarray(users.isin(training.all("user_hash")), dtype=bool)
+
+
+def leakage_counts(photo_id: ArrayLike, user_hash: ArrayLike, training: TrainingPhotos) -> dict[str, Any]:
+    """What the test photos share with the training data: photo ids and photographers, in all and
+    per training split, and whether the test photos name photographers at all (``has_users``)."""
+    ids = pd.Index(np.asarray(photo_id, dtype=object).astype(str))
+    users = pd.Series(np.asarray(user_hash, dtype=object).astype(str))
+    unseen = unseen_photographers(users, training)
+    per_split = {
+        split: {
+            "num_training_photos": len(frame),
+            "num_test_ids_in_split": int(ids.isin(frame["photo_id"].astype(str)).sum()),
+            "num_test_photos_whose_photographer_is_in_split": int(
+                users.isin(frame["user_hash"].astype(str)).sum()
+            ),
+        }
+        for split, frame in training.splits.items()
+    }
+    return {
+        "training": training.source,
+        "has_users": bool(users.duplicated().any() or (~unseen).any()),
+        "num_photos": len(ids),
+        "num_photographers": int(users.nunique()),
+        "num_unseen_photographers": int(users[unseen].nunique()),
+        "num_photos_unseen_photographers": int(unseen.sum()),
+        "num_test_ids_in_training": int(ids.isin(training.all("photo_id")).sum()),
+        "by_split": per_split,
+    }
