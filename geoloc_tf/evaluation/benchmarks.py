@@ -33,7 +33,8 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.evaluation.tables import GEOSCORE_COLUMN, Table, threshold_columns
+from geoloc_tf.evaluation.admin import ADMIN_LEVELS
+from geoloc_tf.evaluation.tables import ADMIN_LEVEL_NAMES, GEOSCORE_COLUMN, Table, threshold_columns
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, DISTANCE_FORMULA, threshold_key
 
 if TYPE_CHECKING:
@@ -45,8 +46,8 @@ PUBLISHED_FILE = "published_results.csv"
 #: Its accuracy columns, in ``ACCURACY_THRESHOLDS_KM`` order.
 ACCURACY_FIELDS: tuple[str, ...] = tuple(f"acc_{t:g}km" for t in ACCURACY_THRESHOLDS_KM)
 
-#: OSV-5M's admin-level accuracies (%), where published.
-ADMIN_FIELDS: tuple[str, ...] = ("country_acc", "region_acc", "sub_region_acc", "city_acc")
+#: OSV-5M's admin-level accuracies (%), where published, in ``admin.ADMIN_LEVELS`` order.
+ADMIN_FIELDS: tuple[str, ...] = tuple(f"{level}_acc" for level in ADMIN_LEVELS)
 
 #: Every column of the data file.
 PUBLISHED_COLUMNS: tuple[str, ...] = (
@@ -92,6 +93,7 @@ class Benchmark:
     user_column: str  # optional in the file: "" when the set names no photographers
     convention: Convention
     reference: str  # where the set comes from
+    admin: bool = False  # its results include country / region / sub-region / city accuracy
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -168,6 +170,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             OSV5M,
             "Astruc et al. 2024; test.csv of huggingface.co/datasets/osv5m/osv5m, images extracted "
             "from images/test/*.zip",
+            admin=True,
         ),
     )
 }
@@ -268,6 +271,7 @@ def benchmark_results(benchmark: Benchmark, used: Convention) -> dict[str, Any]:
         "convention": dataclasses.asdict(benchmark.convention),
         "run_convention": dataclasses.asdict(used),
         "run_uses_benchmark_convention": used == benchmark.convention,
+        "admin": benchmark.admin,
         "published": rows,
     }
 
@@ -280,8 +284,10 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
     if not bench:
         return None
     lp = results["label_point"]
+    admin_levels = ADMIN_LEVELS if bench["admin"] else ()
+    admin_run = (results.get("admin_accuracy") or {}).get("models", {})
     rows: list[tuple[Any, ...]] = []
-    for model in results["models"].values():
+    for key, model in results["models"].items():
         s = model["by_label_point"][lp]
         acc = s["accuracy_percent"]
         rows.append(
@@ -291,6 +297,7 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
                 s["num_photos"],
                 *(acc.get(threshold_key(t)) for t in ACCURACY_THRESHOLDS_KM),
                 s.get("geoscore"),
+                *(admin_run.get(key, {}).get(level, {}).get("accuracy_percent") for level in admin_levels),
                 "yes",
             )
         )
@@ -302,6 +309,7 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
                 None,
                 *(row[f] for f in ACCURACY_FIELDS),
                 row["geoscore"],
+                *(row[f"{level}_acc"] for level in admin_levels),
                 row["same_convention"],
             )
         )
@@ -326,6 +334,7 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
             "Photos",
             *threshold_columns(list(ACCURACY_THRESHOLDS_KM)),
             GEOSCORE_COLUMN,
+            *(f"{ADMIN_LEVEL_NAMES[level]} (admin)" for level in admin_levels),
             "Same convention",
         ),
         tuple(rows),

@@ -185,3 +185,45 @@ def test_the_benchmark_convention_fills_what_the_user_did_not_set(
     assert seen["benchmark"] == "osv5m"
     assert seen["config"].evaluate.earth_radius_km == radius_km
     assert seen["config"].evaluate.threshold_rule == rule
+
+
+def test_osv5m_is_scored_under_its_convention_with_admin_columns(yfcc4k_set):
+    """The same photos in OSV-5M's layout (id, latitude, longitude, admin columns, creator_id):
+    R = 6371 km and d < t (no distance sits on a threshold, so the same percentages), and the
+    benchmark table gains the admin-level accuracy columns."""
+    root = yfcc4k_set["root"]
+    lines = (root / "yfcc4k.csv").read_text().splitlines()[1:]
+    rows = ["id,latitude,longitude,country,region,sub-region,city,creator_id"]
+    for line in lines:
+        photo, user, lat, lon = line.split(",")
+        rows.append(f"{photo},{lat},{lon},,,,,{user}")
+    (root / "test.csv").write_text("\n".join(rows) + "\n")
+    code = geoloc(
+        [
+            "evaluate",
+            "--benchmark=osv5m",
+            f"--model={yfcc4k_set['run']}",
+            f"--csv={root / 'test.csv'}",
+            f"--images={yfcc4k_set['images']}",
+            f"--out={root / 'out_osv5m'}",
+            "--image_path_template={id}.jpg",
+        ]
+    )
+    assert code == 0
+    out = root / "out_osv5m"
+    results = json.loads((out / "results.json").read_text())
+    assert (
+        results["convention"]["earth_radius_km"] == 6371.0 and results["convention"]["threshold_rule"] == "lt"
+    )
+    report = (out / "report.md").read_text()
+    assert "an error counts when d < t" in report
+    header = next(
+        line for line in report.split("### Benchmark ", 1)[1].splitlines() if line.startswith("| System")
+    )
+    assert "Country (admin)" in header and "City (admin)" in header
+    run_row = _markdown_row(report, "Inception (M1)")
+    assert run_row[3:8] == [f"{p:.2f}" for p in EXPECTED_PERCENT]
+    country = results["admin_accuracy"]["models"]["m1"]["country"]["accuracy_percent"]
+    assert run_row[9] == f"{country:.2f}"
+    if not benchmarks.published_for("osv5m"):
+        assert "No published result on OpenStreetView-5M test split could be verified yet" in report
