@@ -56,6 +56,7 @@ PUBLISHED_COLUMNS: tuple[str, ...] = (
     "paper",
     "year",
     *ACCURACY_FIELDS,
+    "mean_km",
     "geoscore",
     *ADMIN_FIELDS,
     "earth_radius_km",
@@ -230,7 +231,7 @@ def read_published(text: str | None = None) -> list[dict[str, Any]]:
         raise EvaluationError(
             f"{PUBLISHED_FILE}: columns {reader.fieldnames}; expected {list(PUBLISHED_COLUMNS)}"
         )
-    numeric = (*ACCURACY_FIELDS, "geoscore", *ADMIN_FIELDS, "earth_radius_km")
+    numeric = (*ACCURACY_FIELDS, "mean_km", "geoscore", *ADMIN_FIELDS, "earth_radius_km")
     return [{k: (_number(v) if k in numeric else v) for k, v in row.items()} for row in reader]
 
 
@@ -296,6 +297,7 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
                 "this run",
                 s["num_photos"],
                 *(acc.get(threshold_key(t)) for t in ACCURACY_THRESHOLDS_KM),
+                s["mean_km"],
                 s.get("geoscore"),
                 *(admin_run.get(key, {}).get(level, {}).get("accuracy_percent") for level in admin_levels),
                 "yes",
@@ -308,6 +310,7 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
                 f"{row['paper']} ({row['year']})",
                 None,
                 *(row[f] for f in ACCURACY_FIELDS),
+                row["mean_km"],
                 row["geoscore"],
                 *(row[f"{level}_acc"] for level in admin_levels),
                 row["same_convention"],
@@ -333,6 +336,7 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
             "Paper",
             "Photos",
             *threshold_columns(list(ACCURACY_THRESHOLDS_KM)),
+            "Mean (km)",
             GEOSCORE_COLUMN,
             *(f"{ADMIN_LEVEL_NAMES[level]} (admin)" for level in admin_levels),
             "Same convention",

@@ -82,7 +82,8 @@ def test_yfcc4k_report_shows_the_run_beside_the_published_rows(yfcc4k_set, capsy
     assert run_row[1:3] == ["this run", "5"]
     assert run_row[3:8] == [f"{p:.2f}" for p in EXPECTED_PERCENT]
     geoscore = np.mean([5000 * math.exp(-d / 1492.7) for d in DISTANCES_KM])  # 3,679
-    assert run_row[8] == f"{geoscore:,.0f}"
+    assert run_row[8] == f"{np.mean(DISTANCES_KM):,.0f}"  # mean error: 1,122 km
+    assert run_row[9] == f"{geoscore:,.0f}"
 
     # every published YFCC4k row of the data file, with its values, in the same table
     published = benchmarks.published_for("yfcc4k")
@@ -153,9 +154,12 @@ def test_every_published_row_has_a_source_and_sane_accuracies():
         assert row["source"].strip() and row["verified_at"].strip(), where
         assert row["paper"].strip() and row["year"].isdigit(), where
         acc = [row[f] for f in benchmarks.ACCURACY_FIELDS if row[f] is not None]  # None: not reported
-        assert len(acc) >= 4, where
-        assert all(0.0 <= a <= 100.0 for a in acc), where
+        admin = [row[f] for f in benchmarks.ADMIN_FIELDS if row[f] is not None]
+        assert acc or admin or row["geoscore"] is not None, where  # some number
+        assert all(0.0 <= a <= 100.0 for a in acc + admin), where
         assert np.all(np.diff(acc) >= 0), where  # accuracy grows with the threshold
+        assert np.all(np.diff(admin) <= 0), where  # and falls from country to city
+        assert row["geoscore"] is None or 0.0 <= row["geoscore"] <= 5000.0, where
         convention = (row["earth_radius_km"], row["distance"], row["threshold_rule"])
         assert all(convention) or not any(convention), where  # all known or all unknown
         assert row["threshold_rule"] in ("", "le", "lt"), where
@@ -224,6 +228,8 @@ def test_osv5m_is_scored_under_its_convention_with_admin_columns(yfcc4k_set):
     run_row = _markdown_row(report, "Inception (M1)")
     assert run_row[3:8] == [f"{p:.2f}" for p in EXPECTED_PERCENT]
     country = results["admin_accuracy"]["models"]["m1"]["country"]["accuracy_percent"]
-    assert run_row[9] == f"{country:.2f}"
-    if not benchmarks.published_for("osv5m"):
-        assert "No published result on OpenStreetView-5M test split could be verified yet" in report
+    assert run_row[10] == f"{country:.2f}"
+    baseline = _markdown_row(report, "OSV-5M baseline (released best model)")  # the data file's row
+    assert baseline[3:8] == ["-"] * 5  # its model card gives no threshold accuracy
+    assert baseline[8:14] == ["1,814", "3,361", "68.00", "39.40", "10.30", "5.90"]
+    assert baseline[-1] == "yes"  # OSV-5M's code: haversine, 6371 km, d < t
