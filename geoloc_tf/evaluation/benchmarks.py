@@ -163,14 +163,14 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark(
             "osv5m",
             "OpenStreetView-5M test split",
-            "about 210,000 photos",
+            "every row of test.csv",
             "id",
             "latitude",
             "longitude",
             "creator_id",
             OSV5M,
-            "Astruc et al. 2024; test.csv of huggingface.co/datasets/osv5m/osv5m, images extracted "
-            "from images/test/*.zip",
+            "Astruc et al. 2024; test.csv of huggingface.co/datasets/osv5m/osv5m, its images extracted "
+            "from images/test/00.zip ... 04.zip into --images (read as <id>.jpg)",
             admin=True,
         ),
     )
@@ -198,7 +198,10 @@ def with_convention(
     """``config`` scored under benchmark ``name``'s convention, except the ``CONVENTION_FIELDS``
     named in ``keep`` (those the user set)."""
     convention = get_benchmark(name).convention
-    values = {"earth_radius_km": convention.earth_radius_km, "threshold_rule": convention.threshold_rule}
+    values: dict[str, Any] = {
+        "earth_radius_km": convention.earth_radius_km,
+        "threshold_rule": convention.threshold_rule,
+    }
     evaluate = dataclasses.replace(config.evaluate, **{k: v for k, v in values.items() if k not in keep})
     return dataclasses.replace(config, evaluate=evaluate)
 
@@ -268,6 +271,7 @@ def benchmark_results(benchmark: Benchmark, used: Convention) -> dict[str, Any]:
         "name": benchmark.name,
         "title": benchmark.title,
         "photos": benchmark.photos,
+        "reference": benchmark.reference,
         "columns": benchmark.columns,
         "convention": dataclasses.asdict(benchmark.convention),
         "run_convention": dataclasses.asdict(used),
@@ -318,6 +322,8 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
         )
     run, own = Convention(**bench["run_convention"]), Convention(**bench["convention"])
     notes = [
+        f"The {bench['title']} set: {bench['photos']} as distributed ({bench['reference']}); columns "
+        f"{bench['columns']}. A run on part of it is not comparable row for row.",
         f"Convention of the run's rows: {run.describe()}. The {bench['title']} benchmark's: {own.describe()}"
         + ("." if bench["run_uses_benchmark_convention"] else " (the run was set to another one)."),
         "'Same convention': whether a published row was computed as the run's rows were ('unknown': its "
