@@ -31,11 +31,16 @@ REQUIRED = [
 # `geoloc serve`'s HTTP stack (geoloc_tf.inference.server says why these).
 SERVE = ["starlette==1.10.0", "uvicorn==0.54.0", "h11==0.16.0", "python-multipart==0.0.34", "anyio==4.16.0"]
 
+# Collection formats beyond CSV and archives the standard library reads: GeoEstimation's msgpack
+# shards (data_pipelines.archives; --format=msgpack names this extra when it is missing).
+FORMATS = ["msgpack==1.2.4"]
+
 EXTRAS = {
     "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
     "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
     "serve": SERVE,
-    "test": ["pytest==9.2.0", "ruff==0.17.6", "mypy==2.4.1", *SERVE],
+    "formats": FORMATS,
+    "test": ["pytest==9.2.0", "ruff==0.17.6", "mypy==2.4.1", *SERVE, *FORMATS],
     "bench": ["h3==4.5.0"],  # baseline of the mesh benchmark
 }
 

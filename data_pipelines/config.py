@@ -17,6 +17,12 @@ from typing import Optional
 from data_pipelines import errors
 from mesh.settings import SettingError, check_settings, nested, setting
 
+#: The values of ``IngestConfig.format`` (``data_pipelines.readers.formats`` has the readers; this
+#: module must import without them).
+FORMAT_NAMES = ("auto", "yfcc100m", "csv", "osv5m", "mp16pro", "msgpack", "webdataset", "exif")
+#: The formats the demo collection can be written in (``data_pipelines.demo.formats``).
+DEMO_FORMATS = ("auto", "yfcc100m", "osv5m", "mp16pro", "webdataset")
+
 #: Pixel limits of the image decoder (``data_pipelines.images``), one per entry point. Not in the
 #: paper. A server that strangers reach gets the lowest: 50 M pixels holds a 50-megapixel phone
 #: photo, and a refused image costs nothing (the limit is checked on the header); commands reading
@@ -99,10 +105,26 @@ class IngestConfig:
         "'default' (tens of thousands). Its users, posting times and indoor photos are simulated.",
         choices=("small", "default"),
     )
+    format: str = setting(
+        "auto",
+        "Collection format (data_pipelines.readers.formats): yfcc100m, csv, osv5m (train.csv/"
+        "test.csv + images/*/NN.zip), mp16pro (MP16_Pro_places365.csv + mp-16-images tar parts), "
+        "msgpack (GeoEstimation shard_*.msg + the MP-16 CSV), webdataset (tar shards of jpg+json), "
+        "exif (a folder of one's own geotagged photos, no metadata files); auto: what the files "
+        "say. With source=demo: the layout the demo collection is written in (auto: yfcc100m).",
+        choices=FORMAT_NAMES,
+    )
+    album_key: str = setting(
+        "creator",
+        "OSV-5M: what groups photos into M3's albums, 'creator' (creator_id: one photographer) "
+        "or 'sequence' (one Mapillary capture sequence); hashed like a user id.",
+        choices=("creator", "sequence"),
+    )
     metadata: tuple[str, ...] = setting(
         (),
-        "Comma-separated metadata files (YFCC100M dataset files, Multimedia Commons, or CSV; "
-        ".bz2/.gz read transparently) for source=metadata.",
+        "Comma-separated metadata files in the chosen format (YFCC100M dataset files, CSV, "
+        "OSV-5M train.csv/test.csv, MP16-Pro CSV, webdataset .tar shards...; .bz2/.gz read "
+        "transparently) for source=metadata; none for format=exif.",
     )
     images: Optional[str] = setting(None, "Folder holding the photos named by the metadata.")
     autotags: tuple[str, ...] = setting(
@@ -167,12 +189,28 @@ class IngestConfig:
     def __post_init__(self):
         check_settings(self)
         owner = type(self).__name__
-        if self.source == "metadata" and not (self.metadata and self.images):
+        if self.source == "metadata" and self.format == "exif":
+            if not self.images or self.metadata:
+                raise SettingError(
+                    owner,
+                    "{format}=exif reads GPS and times from the photos in {images}=DIR: give "
+                    "{images} and no {metadata}",
+                    ("format", "images", "metadata"),
+                )
+        elif self.source == "metadata" and not (self.metadata and self.images):
             raise SettingError(
                 owner,
                 "{source}=metadata needs {metadata}=FILE[,FILE...] "
-                "(YFCC100M, Multimedia Commons or CSV metadata) and {images}=DIR",
-                ("source", "metadata", "images"),
+                "(YFCC100M, CSV, OSV-5M, MP16-Pro, webdataset...) and {images}=DIR "
+                "(or {format}=exif with {images} alone)",
+                ("source", "metadata", "images", "format"),
+            )
+        if self.source == "demo" and self.format not in DEMO_FORMATS:
+            raise SettingError(
+                owner,
+                "{source}=demo is written as %s; got {format}=%s"
+                % (", ".join(DEMO_FORMATS[1:]), self.format),
+                ("source", "format"),
             )
         if self.source == "demo":
             given = [name for name in DEMO_PROVIDES if getattr(self, name) not in ((), None)]

@@ -118,6 +118,25 @@ def posted_at(text: str) -> int:
     return check_posted_at(seconds, text)
 
 
+#: Epoch numbers from this value up are milliseconds: 1e11 seconds would be the year 5138, far past
+#: ``POSTED_AT_RANGE``, while 1e11 milliseconds is March 1973.
+EPOCH_MILLISECONDS_FROM = 100_000_000_000
+
+
+def capture_time(text: str) -> int:
+    """UTC epoch seconds of a capture time given as epoch seconds, epoch milliseconds (Mapillary's
+    and OSV-5M's ``captured_at``) or ISO 8601, within ``POSTED_AT_RANGE``.
+
+    A number is milliseconds when it is at least ``EPOCH_MILLISECONDS_FROM``; the only times this
+    reads wrongly are milliseconds before March 1973, older than any digital photo collection."""
+    stripped = text.strip()
+    if stripped.isascii() and _EPOCH.fullmatch(stripped):
+        whole = stripped.split(".")[0]
+        if len(whole) <= 15 and int(whole) >= EPOCH_MILLISECONDS_FROM:
+            return check_posted_at(int(whole) // 1000, text)
+    return posted_at(text)
+
+
 def check_posted_at(seconds: int, text: str | None = None) -> int:
     """``seconds`` if within ``POSTED_AT_RANGE``, else ValueProblem."""
     if not MIN_POSTED_AT <= seconds <= MAX_POSTED_AT:

@@ -26,9 +26,29 @@ def demo_folder(config: IngestConfig) -> Path:
 
 def with_demo_collection(config: IngestConfig) -> IngestConfig:
     """The config with the demo collection's files in place of source=demo, generating the
-    collection on first use (then reused, never rebuilt)."""
+    collection on first use (then reused, never rebuilt). With ``format`` osv5m, mp16pro or
+    webdataset the collection is rewritten in that layout (``data_pipelines.demo.formats``) and
+    read through that format's reader, as a user's copy of the data set would be."""
     folder = demo_folder(config)
     spec = generate.DemoSpec(num_photos=generate.SIZES[config.demo_size], seed=config.splits.seed)
+    # Simulated users have nothing to hide: a salt fixed by the seed keeps their hashes, and so
+    # M3's albums and the user splits, the same in every run (real data: random per set).
+    salt = config.salt or f"geoloc-demo-seed{config.splits.seed}"
+    if config.format not in ("auto", "yfcc100m"):
+        from data_pipelines.demo import formats
+
+        written = formats.write_collection(
+            folder.with_name(f"{folder.name}-{config.format}"), config.format, spec
+        )
+        log.info("demo collection in the %s layout: %s", config.format, written["images"])
+        return dataclasses.replace(
+            config,
+            source="metadata",
+            format=config.format,
+            metadata=tuple(str(p) for p in written["metadata"]),
+            images=str(written["images"]),
+            salt=salt,
+        )
     info = generate.generate(folder, spec)
     log.info("demo collection %s: %d photos by %d SIMULATED users", folder, info["photos"], info["users"])
     files = info["files"]
@@ -39,7 +59,5 @@ def with_demo_collection(config: IngestConfig) -> IngestConfig:
         images=str(folder / files["images"]),
         autotags=(str(folder / files["autotags"]),),
         image_path_template=files["image_path_template"],
-        # Simulated users have nothing to hide: a salt fixed by the seed keeps their hashes, and
-        # so M3's albums and the user splits, the same in every run (real data: random per set).
-        salt=config.salt or f"geoloc-demo-seed{config.splits.seed}",
+        salt=salt,
     )

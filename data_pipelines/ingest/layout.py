@@ -7,6 +7,8 @@ manifest.json                                  shards, counts, sha256
 summary.json                                   counts by skip reason; written last
 _work/parsed/NNNNN.parquet|json                phase 1 state, one per metadata file
 _work/shards/<shard file>.json                 phase 2 state, one per finished shard
+_work/archives.json, _work/archive_index.parquet  the archives of the images and their members
+                                               (formats with images in zips/tars), built once
 """
 
 from __future__ import annotations
@@ -45,3 +47,13 @@ def shard_status_dir(out_dir: str) -> str:
 
 def records_dir(out_dir: str) -> str:
     return os.path.join(out_dir, RECORDS_DIR)
+
+
+def archives_file(out_dir: str) -> str:
+    """The archives holding the images (kind and parts of each), in container order."""
+    return os.path.join(out_dir, WORK_DIR, "archives.json")
+
+
+def archive_index_file(out_dir: str) -> str:
+    """Every archive member: key, container, offset, size (``data_pipelines.archives``)."""
+    return os.path.join(out_dir, WORK_DIR, "archive_index.parquet")

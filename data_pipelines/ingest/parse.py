@@ -22,15 +22,24 @@ from data_pipelines.ingest.processes import spawn_pool
 from data_pipelines.ingest.progress import Progress
 from data_pipelines.readers import SkipLog, detect_layout, read_metadata_file
 from data_pipelines.readers import common as rcommon
+from data_pipelines.readers.formats import Format, ReadOptions
 from mesh.atomic import write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger("data_pipelines.ingest")
 
 
 def parse_metadata_file(
-    index: int, path: str, template: str | None, salt: str, out_dir: str, log_first_skips: int
+    index: int,
+    path: str,
+    template: str | None,
+    salt: str,
+    out_dir: str,
+    log_first_skips: int,
+    fmt: str,
+    options: ReadOptions,
 ) -> dict:
-    """Parses one metadata file into its ``_work/parsed`` state; returns its counts (resumable)."""
+    """Parses one metadata file (``fmt``: a resolved format name) into its ``_work/parsed`` state;
+    returns its counts (resumable)."""
     stem = layout.parsed_stem(out_dir, index)
     if os.path.exists(stem + ".json"):
         with open(stem + ".json") as f:
@@ -55,14 +64,21 @@ def parse_metadata_file(
     # A file that cannot be read on (a truncated .bz2) stops the run: the readers raise a
     # DatasetError naming the last line read whole (readers.common.read_error).
     for lines_read, columns in read_metadata_file(  # noqa: B007 - the count after the loop
-        path, template=template, user_hasher=hasher, skips=skips, on_progress=on_progress
+        path,
+        template=template,
+        user_hasher=hasher,
+        skips=skips,
+        fmt=fmt,
+        options=options,
+        on_progress=on_progress,
     ):
         chunks.append(pd.DataFrame(columns))
     df = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame({c: [] for c in rcommon.COLUMNS})
     write_parquet_atomic(stem + ".parquet", df)
     info: dict[str, Any] = {
         "path": path,
-        "layout": detect_layout(path),
+        "format": fmt,
+        "layout": detect_layout(path) if fmt in ("yfcc100m", "csv") else fmt,
         "lines_read": int(lines_read),
         "kept": int(len(df)),
         "skips": skips.to_json(),
@@ -80,15 +96,32 @@ def parse_metadata_file(
     return info
 
 
-def parse_all(config: IngestConfig, salt: str, out_dir: str) -> list[dict]:
-    """Parses every metadata file (one process each, up to the worker count); their counts."""
+def parse_all(config: IngestConfig, each: tuple[Format, ...], salt: str, out_dir: str) -> list[dict]:
+    """Parses every metadata file (one process each, up to the worker count) in its format
+    (``each``, from ``formats.resolve``); their counts. For a format without metadata files (exif)
+    the images folder is the one "file"."""
     os.makedirs(os.path.dirname(layout.parsed_stem(out_dir, 0)), exist_ok=True)
+    root = os.path.realpath(config.images_folder)
     args = [
-        (i, p, config.image_path_template, salt, out_dir, config.log_first_skips)
-        for i, p in enumerate(config.metadata)
+        (
+            i,
+            p,
+            config.image_path_template,
+            salt,
+            out_dir,
+            config.log_first_skips,
+            fmt.name,
+            ReadOptions(root, config.album_key, config.max_pixels, i),
+        )
+        for i, (p, fmt) in enumerate(zip(metadata_sources(config, each[0]), each))
     ]
     workers = min(config.num_workers, len(args))
     if workers <= 1:
         return [parse_metadata_file(*a) for a in args]
     with spawn_pool(workers) as pool:
         return list(pool.map(parse_metadata_file, *zip(*args)))
+
+
+def metadata_sources(config: IngestConfig, fmt: Format) -> tuple[str, ...]:
+    """The "files" phase 1 reads: the metadata files, or the images folder for exif."""
+    return tuple(config.metadata) if fmt.needs_metadata else (config.images_folder,)

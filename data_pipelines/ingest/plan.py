@@ -10,18 +10,23 @@ what makes a resumed run byte-identical to an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
+import os
+import time
 
 import numpy as np
 import pandas as pd
 
-from data_pipelines import splits
+from data_pipelines import errors, splits
 from data_pipelines.config import IngestConfig
 from data_pipelines.ingest import layout
 from data_pipelines.readers import SkipLog
 from data_pipelines.readers import common as rcommon
 from data_pipelines.readers.autotags import read_outdoor_probabilities
+from data_pipelines.readers.formats import Format
+from mesh.atomic import write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger("data_pipelines.ingest")
 
@@ -40,18 +45,24 @@ class PlannedShard:
 
 
 def plan_shards(
-    config: IngestConfig, num_files: int, out_dir: str, skips: SkipLog
-) -> tuple[pd.DataFrame, list[PlannedShard]]:
-    """The candidates of all files (file order) with split codes, and their shards; counts the
-    duplicates into `skips`."""
+    config: IngestConfig, fmt: Format, sources: tuple[str, ...], out_dir: str, skips: SkipLog
+) -> tuple[pd.DataFrame, list[PlannedShard], list]:
+    """The candidates of all files (file order) with split codes, their shards, and the archives
+    holding their images (``data_pipelines.archives.Archive``, in container order; empty for plain
+    files); counts the duplicates and the photos in no archive into `skips`."""
     frames = []
-    for i in range(num_files):
+    for i in range(len(sources)):
         df = pd.read_parquet(layout.parsed_stem(out_dir, i) + ".parquet")
         df["file_index"] = np.int32(i)
         frames.append(df)
     table = pd.concat(frames, ignore_index=True)
     table["photo_id"] = table["photo_id"].astype(str)
-    table = _drop_duplicates(table, config, skips)
+    table = _drop_duplicates(table, config, sources, skips)
+    archives: list = []
+    if fmt.index_archives is not None:
+        table, archives = join_archive_index(table, fmt, config, sources, out_dir, skips)
+    elif fmt.metadata_are_archives:
+        archives = metadata_archives(sources, config.images_folder)
     table = join_outdoor_probabilities(table, config.autotags)
     keys = splits.split_keys(table["photo_id"], table["user_hash"], config.splits)
     table["split"] = splits.split_codes(keys.to_numpy(), config.splits)
@@ -62,10 +73,92 @@ def plan_shards(
         rows = np.flatnonzero(table["split"].to_numpy() == code)
         count = math.ceil(len(rows) / size)
         plan.extend(PlannedShard(name, k, count, rows[k * size : (k + 1) * size]) for k in range(count))
-    return table, plan
+    return table, plan, archives
 
 
-def _drop_duplicates(table: pd.DataFrame, config: IngestConfig, skips: SkipLog) -> pd.DataFrame:
+def archive_index(fmt: Format, images_root: str, out_dir: str):
+    """The archives under the images folder and their members, built once per output folder
+    (``_work/archives.json`` + ``_work/archive_index.parquet``) and read back by a resumed run."""
+    from data_pipelines import archives
+
+    index_path, list_path = layout.archive_index_file(out_dir), layout.archives_file(out_dir)
+    if os.path.exists(index_path) and os.path.exists(list_path):
+        with open(list_path) as f:
+            listed = [archives.Archive(a["kind"], tuple(a["parts"])) for a in json.load(f)]
+        return archives.ArchiveIndex(listed, pd.read_parquet(index_path))
+    if fmt.index_archives is None:
+        raise errors.ConfigError(
+            f"--format={fmt.name} keeps no images in archives; expected an archive format"
+        )
+    started = time.monotonic()
+    index = fmt.index_archives(images_root, SkipLog())
+    write_parquet_atomic(index_path, index.members)
+    write_json_atomic(list_path, [{"kind": a.kind, "parts": list(a.parts)} for a in index.archives])
+    log.info(
+        "archive index: %d members in %d archives under %s (%.1f s)",
+        len(index.members),
+        len(index.archives),
+        images_root,
+        time.monotonic() - started,
+    )
+    return index
+
+
+def join_archive_index(
+    table: pd.DataFrame,
+    fmt: Format,
+    config: IngestConfig,
+    sources: tuple[str, ...],
+    out_dir: str,
+    skips: SkipLog,
+) -> tuple[pd.DataFrame, list]:
+    """Each row's image located in the archives by its key (``image_path``); a row whose key is in
+    no archive is skipped as ``missing_image`` (first archive wins for a key found twice)."""
+    index = archive_index(fmt, os.path.realpath(config.images_folder), out_dir)
+    members = index.members.drop_duplicates("key", keep="first")
+    where = table[["image_path"]].merge(
+        members.rename(columns={"key": "image_path"}), on="image_path", how="left"
+    )
+    found = where["container"].notna().to_numpy()
+    missing = table.loc[~found, ["file_index", "line", "image_path"]]
+    for k, row in enumerate(missing.itertuples()):
+        if k < config.log_first_skips:
+            skips.add(
+                rcommon.MISSING_IMAGE,
+                sources[row.file_index],
+                int(row.line),
+                f"member {row.image_path} is in none of the {len(index.archives)} archives under "
+                f"{config.images_folder}",
+            )
+        else:
+            skips.counts[rcommon.MISSING_IMAGE] += 1
+    table = table.loc[found].reset_index(drop=True)
+    for column, dtype in (("container", np.int32), ("offset", np.int64), ("size", np.int64)):
+        table[column] = where.loc[found, column].to_numpy().astype(dtype)
+    return table, list(index.archives)
+
+
+def metadata_archives(sources: tuple[str, ...], images: str) -> list:
+    """webdataset: the metadata files are the archives (container = file position), and like every
+    image they must lie inside the images folder."""
+    from data_pipelines import archives
+    from data_pipelines.ingest.image_files import resolve_inside
+
+    root = os.path.realpath(images)
+    out = []
+    for path in sources:
+        resolved = resolve_inside(root, os.path.abspath(path))
+        if resolved is None:
+            raise errors.ConfigError(
+                f"{path}: outside the images folder {images}; expected the shards inside --images"
+            )
+        out.append(archives.Archive("tar", (resolved,)))
+    return out
+
+
+def _drop_duplicates(
+    table: pd.DataFrame, config: IngestConfig, sources: tuple[str, ...], skips: SkipLog
+) -> pd.DataFrame:
     """Keeps the first row of each photo id; the first `log_first_skips` others are logged."""
     dup = table["photo_id"].duplicated(keep="first").to_numpy()
     if not dup.any():
@@ -74,7 +167,7 @@ def _drop_duplicates(table: pd.DataFrame, config: IngestConfig, skips: SkipLog) 
     for row in logged.itertuples():
         skips.add(
             rcommon.DUPLICATE_ID,
-            config.metadata[row.file_index],
+            sources[row.file_index],
             int(row.line),
             f"photo id {row.photo_id} seen before",
         )

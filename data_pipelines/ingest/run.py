@@ -16,13 +16,13 @@ import pandas as pd
 from data_pipelines import errors, splits
 from data_pipelines.config import IngestConfig
 from data_pipelines.ingest import layout
-from data_pipelines.ingest.parse import parse_all
+from data_pipelines.ingest.parse import metadata_sources, parse_all
 from data_pipelines.ingest.plan import PlannedShard, plan_shards
 from data_pipelines.ingest.settings_record import init_metadata
 from data_pipelines.ingest.shards import manifest, remove_half_written, run_shards, steady_rate
 from data_pipelines.ingest.tables import write_tables
 from data_pipelines.ingest.tfds_metadata import write_tfds_metadata
-from data_pipelines.readers import SKIP_REASONS, SkipLog
+from data_pipelines.readers import SKIP_REASONS, SkipLog, formats
 from data_pipelines.readers import common as rcommon
 from mesh.atomic import write_json_atomic
 
@@ -51,6 +51,9 @@ class _MetadataPhase:
     skips: SkipLog
     table: pd.DataFrame
     plan: list[PlannedShard]
+    fmt: formats.Format
+    sources: tuple[str, ...]  # what phase 1 read: the metadata files (exif: the images folder)
+    archives: list  # data_pipelines.archives.Archive holding the images, in container order
 
 
 def _metadata_phase(config: IngestConfig, out_dir: str) -> _MetadataPhase:
@@ -62,12 +65,15 @@ def _metadata_phase(config: IngestConfig, out_dir: str) -> _MetadataPhase:
         )
     os.makedirs(os.path.join(out_dir, layout.WORK_DIR), exist_ok=True)
     metadata = init_metadata(config, out_dir)
-    infos = parse_all(config, metadata["user_hash_salt"], out_dir)
+    each = formats.resolve(config.format, config.metadata)
+    fmt = each[0]  # where the images are: the same for every file (formats.resolve)
+    sources = metadata_sources(config, fmt)
+    infos = parse_all(config, each, metadata["user_hash_salt"], out_dir)
     skips = SkipLog(config.log_first_skips)
     for info in infos:
         skips.merge(SkipLog.from_json(info["skips"], config.log_first_skips))
-    table, plan = plan_shards(config, len(infos), out_dir, skips)
-    return _MetadataPhase(config, infos, skips, table, plan)
+    table, plan, archives = plan_shards(config, fmt, sources, out_dir, skips)
+    return _MetadataPhase(config, infos, skips, table, plan, fmt, sources, archives)
 
 
 def split_coordinates(
@@ -102,7 +108,7 @@ def run_ingestion(config: IngestConfig, out_dir: str) -> dict:
     )
 
     image_started = time.monotonic()
-    statuses = run_shards(config, table, plan, out_dir)
+    statuses = run_shards(config, table, plan, out_dir, phase.sources, phase.archives)
     image_seconds = time.monotonic() - image_started
     if config.num_tasks > 1:  # One machine's part: no tables / manifest / summary yet.
         written = sum(s["num_examples"] for s in statuses)
@@ -142,6 +148,7 @@ def run_ingestion(config: IngestConfig, out_dir: str) -> dict:
     seconds = time.monotonic() - started
     summary = {
         "finished": True,
+        "format": phase.fmt.name,
         "lines_read": lines_read,
         "examples_written": written,
         "skipped": skipped,

@@ -55,6 +55,7 @@ class ShardTask:
     log_first_skips: int
     metadata_paths: tuple[str, ...]
     rows: dict  # column -> numpy array (the shard's candidate rows, in order)
+    archives: tuple = ()  # data_pipelines.archives.Archive by container (images in archives)
 
 
 def _tmp_name(path: str) -> str:
@@ -78,12 +79,27 @@ def write_shard(task: ShardTask) -> dict:
     final = os.path.join(task.records_dir, task.file_name)
     tmp = _tmp_name(final)
     images_root = os.path.realpath(task.images_dir)
+    in_archives = None
+    if task.archives:
+        from data_pipelines.archives import ArchiveReader
+
+        in_archives = ArchiveReader(task.archives)
     with tf.io.TFRecordWriter(tmp) as writer:
         for j in range(len(r["row_id"])):
             source = task.metadata_paths[int(r["file_index"][j])]
             line = int(r["line"][j])
+            container = int(r["container"][j])
             try:
-                data = image_files.read_image_file(images_root, r["image_path"][j])
+                if container < 0:
+                    data = image_files.read_image_file(images_root, r["image_path"][j])
+                elif in_archives is None:
+                    raise image_files.ImageSkipped(
+                        rcommon.MISSING_IMAGE, f"{r['image_path'][j]}: archive {container} is not known"
+                    )
+                else:
+                    data = in_archives.read(
+                        container, r["image_path"][j], int(r["offset"][j]), int(r["size"][j])
+                    )
             except image_files.ImageSkipped as e:
                 skips.add(e.reason, source, line, e.detail)
                 skipped_rows.append(int(r["row_id"][j]))
@@ -93,7 +109,11 @@ def write_shard(task: ShardTask) -> dict:
                     data, task.max_image_side, task.jpeg_quality, task.max_pixels
                 )
             except images.BadImage as e:
-                path = os.path.join(task.images_dir, r["image_path"][j])
+                path = (
+                    os.path.join(task.images_dir, r["image_path"][j])
+                    if container < 0
+                    else f"{task.archives[container].parts[0]}: member {r['image_path'][j]}"
+                )
                 skips.add(rcommon.BAD_IMAGE, source, line, f"{path}: {e}")
                 skipped_rows.append(int(r["row_id"][j]))
                 continue
@@ -111,6 +131,8 @@ def write_shard(task: ShardTask) -> dict:
                 )
             )
             written += 1
+    if in_archives is not None:
+        in_archives.close()
     os.replace(tmp, final)
     digest = hashlib.sha256()
     with open(final, "rb") as f:
@@ -133,7 +155,12 @@ def write_shard(task: ShardTask) -> dict:
 
 
 def _tasks(
-    config: IngestConfig, table: pd.DataFrame, plan: list[PlannedShard], out_dir: str
+    config: IngestConfig,
+    table: pd.DataFrame,
+    plan: list[PlannedShard],
+    out_dir: str,
+    sources: tuple[str, ...],
+    archives: list,
 ) -> tuple[list[ShardTask], dict[str, dict]]:
     """This machine's unfinished shards as tasks, and the statuses of its finished ones."""
     records_dir, status_dir = layout.records_dir(out_dir), layout.shard_status_dir(out_dir)
@@ -163,19 +190,26 @@ def _tasks(
                 config.jpeg_quality,
                 config.max_pixels,
                 config.log_first_skips,
-                tuple(config.metadata),
+                sources,
                 {c: a[shard.rows] for c, a in arrays.items()},
+                tuple(archives),
             )
         )
     return tasks, statuses
 
 
 def run_shards(
-    config: IngestConfig, table: pd.DataFrame, plan: list[PlannedShard], out_dir: str
+    config: IngestConfig,
+    table: pd.DataFrame,
+    plan: list[PlannedShard],
+    out_dir: str,
+    sources: tuple[str, ...],
+    archives: list,
 ) -> list[dict]:
     """Writes this machine's unfinished shards; returns the statuses of its shards (every shard of
-    the plan, in plan order, when it is the only machine)."""
-    tasks, statuses = _tasks(config, table, plan, out_dir)
+    the plan, in plan order, when it is the only machine). ``sources`` name the rows' files in
+    messages; ``archives`` hold the images of rows with a container."""
+    tasks, statuses = _tasks(config, table, plan, out_dir, sources, archives)
     if statuses:
         log.info("resuming: %d of %d shards already written", len(statuses), len(plan))
     total = sum(len(t.rows["row_id"]) for t in tasks)

@@ -1,7 +1,9 @@
 """The per-split Parquet tables: every photo that made it into a shard, in record order, no pixels.
 
 Columns: photo_id, user_hash, posted_at, lat, lon (degrees), lat_e7, lon_e7 (exact), accuracy,
-outdoor_prob, shard (index among the split's shards) and index_in_shard.
+outdoor_prob, shard (index among the split's shards), index_in_shard, and the data set's own
+administrative areas country, region, sub_region, city ("" unknown; OSV-5M and MP16-Pro name them),
+the ground truth of the evaluation's admin-level accuracy.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def write_tables(
                 "outdoor_prob": sub["outdoor_prob"].to_numpy(np.float32),
                 "shard": shard,
                 "index_in_shard": index_in_shard.to_numpy(np.int64),
+                **{name: sub[name].to_numpy().astype(str) for name in rcommon.ADMIN_COLUMNS},
             }
         )
         write_parquet_atomic(os.path.join(out_dir, layout.table_path(name)), out)

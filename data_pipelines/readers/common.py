@@ -60,6 +60,9 @@ SKIP_REASONS = (
     BAD_IMAGE,
 )
 
+#: Administrative levels a data set may name for a photo, coarsest first.
+ADMIN_COLUMNS = ("country", "region", "sub_region", "city")
+
 # Columns of a parsed chunk. Only these leave the raw metadata: never nickname, title,
 # description, tags or URLs (privacy: README "Responsible use").
 COLUMNS = (
@@ -72,6 +75,15 @@ COLUMNS = (
     "outdoor_prob",
     "image_path",
     "line",
+    # Where the image is (``data_pipelines.readers.formats``): -1, a plain file ``image_path``
+    # under the images folder; k >= 0, inside archive k, at byte ``offset`` for ``size`` bytes
+    # (-1 when the archive finds members by name).
+    "container",
+    "offset",
+    "size",
+    # The data set's own administrative areas of the photo ("" unknown): ground truth of the
+    # country / region / sub-region / city accuracy (OSV-5M, MP16-Pro).
+    *ADMIN_COLUMNS,
 )
 COORD_SCALE = 10_000_000  # lat/lon stored as int64 1e-7 degrees: exact to ~1 cm, no float32 loss.
 
@@ -132,6 +144,11 @@ class ChunkBuilder:
         outdoor_prob,
         image_path,
         line,
+        *,
+        container: int = -1,
+        offset: int = -1,
+        size: int = -1,
+        admin: tuple[str, str, str, str] = ("", "", "", ""),
     ):
         r = self.rows
         r["photo_id"].append(photo_id)
@@ -143,6 +160,11 @@ class ChunkBuilder:
         r["outdoor_prob"].append(outdoor_prob)
         r["image_path"].append(image_path)
         r["line"].append(line)
+        r["container"].append(container)
+        r["offset"].append(offset)
+        r["size"].append(size)
+        for name, value in zip(ADMIN_COLUMNS, admin):
+            r[name].append(value)
 
     def take(self) -> dict[str, np.ndarray]:
         r = self.rows
@@ -156,6 +178,10 @@ class ChunkBuilder:
             "outdoor_prob": np.asarray(r["outdoor_prob"], dtype=np.float32),
             "image_path": np.asarray(r["image_path"], dtype=object),
             "line": np.asarray(r["line"], dtype=np.int64),
+            "container": np.asarray(r["container"], dtype=np.int32),
+            "offset": np.asarray(r["offset"], dtype=np.int64),
+            "size": np.asarray(r["size"], dtype=np.int64),
+            **{name: np.asarray(r[name], dtype=object) for name in ADMIN_COLUMNS},
         }
         self.rows = {name: [] for name in COLUMNS}
         return out
@@ -286,6 +312,40 @@ def parse_coordinates(lat_text, lon_text) -> tuple[str | None, int, int, str]:
     if lat == 0.0 and lon == 0.0:
         return ZERO_COORDINATES, 0, 0, "(0, 0)"
     return None, int(round(lat * COORD_SCALE)), int(round(lon * COORD_SCALE)), ""
+
+
+def swap_proven(pairs) -> bool:
+    """True when the value ranges of (latitude text, longitude text) pairs prove that the two are
+    exchanged, so the file should be read the other way round (one public Im2GPS3k file labels its
+    longitudes LAT). Unreadable values are passed over (the main pass counts them).
+
+    Proof: no "longitude" lies outside +-90 (so all could be latitudes), and at least 1 % of the
+    pairs (and at least one) have a "latitude" outside +-90 but within +-180 (impossible for a
+    latitude, fine for a longitude). A stray bad row in a big regional file (longitudes all within
+    +-90, e.g. Europe) is below 1 % and does not flip the whole file; in a file of a few lines one
+    row decides. Every reader runs this over its file in a pre-pass before reading it."""
+    rows = bad_as_is = bad_swapped = 0
+    for lat_text, lon_text in pairs:
+        parse = values.ascii_float_bytes if isinstance(lat_text, bytes) else values.ascii_float
+        try:
+            lat, lon = abs(parse(lat_text)), abs(parse(lon_text))
+        except values.ValueProblem:
+            continue
+        rows += 1
+        bad_as_is += 90.0 < lat <= 180.0
+        bad_swapped += lon > 90.0
+    return bad_swapped == 0 and bad_as_is >= max(1, 0.01 * rows)
+
+
+def warn_swapped(path: str, lat_name: str, lon_name: str) -> None:
+    """The one warning of a file read with latitude and longitude exchanged (``swap_proven``)."""
+    log.warning(
+        "%s: %r holds values beyond +-90 while %r stays within +-90: latitude and longitude are "
+        "swapped; reading them the other way round",
+        path,
+        lat_name,
+        lon_name,
+    )
 
 
 _TEMPLATE_FIELD = re.compile(r"\{(\w+)(?:\[(-?\d*):(-?\d*)\])?\}")

@@ -15,9 +15,9 @@ Columns are found by header name, case-insensitive:
 MP-16/Im2GPS headers (``IMG_ID,AUTHOR,LAT,LON,...,Prob_indoor,...``) therefore work as they are.
 
 Swapped LAT/LON: one public Im2GPS3k file labels longitude as LAT. A pre-pass over the file reads
-both columns; only if at least 1 % of the "latitudes" are outside [-90, 90] while every
-"longitude" is inside it (the ranges prove the swap) are the columns exchanged, with a warning.
-Otherwise nothing is changed and bad rows are skipped as ``bad_coordinates``.
+both columns; only if the ranges prove the swap (``common.swap_proven``) are the columns
+exchanged, with a warning. Otherwise nothing is changed and bad rows are skipped as
+``bad_coordinates``.
 
 Text is decoded as UTF-8 with ``surrogateescape``, after a byte-order mark if there is one: bytes
 that are not UTF-8 survive as lone surrogates instead of becoming one replacement character. The
@@ -99,35 +99,75 @@ def _outdoor_prob(text: str, indoor: bool) -> float:
 
 
 def detect_swap(path: str, lat_col: int, lon_col: int) -> bool:
-    """True when the value ranges prove that the LAT and LON columns are exchanged.
-
-    Proof: no value of the "longitude" column lies outside +-90 (so all could be latitudes), and
-    at least 1 % of the rows (and at least one) have a "latitude" outside +-90 but within +-180
-    (impossible for a latitude, fine for a longitude). A stray bad row in a big regional file
-    (lon all within +-90, e.g. Europe) is below 1 % and does not flip the whole file.
-    """
-    rows = bad_as_is = bad_swapped = 0
+    """True when the value ranges of the LAT and LON columns prove them exchanged
+    (``common.swap_proven``, over the whole file in a pre-pass)."""
     opened = common.open_binary(path)
     reader = csv.reader(_text_lines(opened))
+    need = max(lat_col, lon_col)
     try:
         next(reader, None)
-        for row in reader:
-            if len(row) <= max(lat_col, lon_col):
-                continue
-            try:
-                lat, lon = abs(values.ascii_float(row[lat_col])), abs(values.ascii_float(row[lon_col]))
-            except values.ValueProblem:
-                continue
-            rows += 1
-            bad_as_is += 90.0 < lat <= 180.0
-            bad_swapped += lon > 90.0
+        return common.swap_proven((row[lat_col], row[lon_col]) for row in reader if len(row) > need)
     except csv.Error:
         return False  # unreadable rows: no proof; the main pass counts them.
     except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
         raise common.read_error(path, reader.line_num, e) from None
     finally:
         opened.close()
-    return bad_swapped == 0 and bad_as_is >= max(1, 0.01 * rows)
+
+
+def stream_rows(
+    path: str,
+    begin: Callable[[list[str]], Callable[[list[str], int, common.ChunkBuilder], None]],
+    *,
+    skips: common.SkipLog,
+    chunk_lines: int,
+    on_progress=None,
+) -> Iterator[tuple[int, dict]]:
+    """Streams the CSV file ``path`` in chunks: yields (data rows read so far, chunk columns).
+
+    ``begin(header)`` checks the header and returns ``add(fields, line, builder)``, which adds one
+    row to the builder or counts it in ``skips``. A row that is unreadable (NUL bytes, runaway
+    quotes: that row only) or has not as many fields as the header is counted here as
+    ``wrong_field_count``. The header is not a data row; a file that cannot be read on (a truncated
+    .gz/.bz2) is ``common.read_error``."""
+    opened = common.open_binary(path)
+    reader = csv.reader(_text_lines(opened))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        add = begin(header)
+        width, number = len(header), 0
+        builder = common.ChunkBuilder()
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                number += 1
+                skips.add(common.WRONG_FIELD_COUNT, path, reader.line_num, f"unreadable CSV row: {e}")
+                continue
+            number += 1
+            line = reader.line_num  # file line of the row's end (the header is line 1)
+            if len(row) != width:
+                skips.add(
+                    common.WRONG_FIELD_COUNT,
+                    path,
+                    line,
+                    f"{len(row)} comma-separated fields; expected {width} as in the header",
+                )
+                continue
+            add(row, line, builder)
+            if len(builder) >= chunk_lines:
+                if on_progress is not None:
+                    on_progress(number, opened.position(), opened.size)
+                yield number, builder.take()
+        yield number, builder.take()
+    except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
+        raise common.read_error(path, reader.line_num, e) from None
+    finally:
+        opened.close()
 
 
 def read_csv(
@@ -140,12 +180,8 @@ def read_csv(
     on_progress=None,
 ) -> Iterator[tuple[int, dict]]:
     """Yields (data lines read so far, chunk columns). The header is not a data line."""
-    opened = common.open_binary(path)
-    reader = csv.reader(_text_lines(opened))
-    try:
-        header = next(reader, None)
-        if header is None:
-            return
+
+    def begin(header: list[str]):
         cols = header_columns(header)
         missing = [name for name in REQUIRED if name not in cols]
         if missing:
@@ -160,43 +196,17 @@ def read_csv(
             )
         i_lat, i_lon = cols["lat"], cols["lon"]
         if detect_swap(path, i_lat, i_lon):
-            common.log.warning(
-                "%s: column %r holds values beyond +-90 while %r stays within +-90: latitude and "
-                "longitude are swapped; reading them the other way round",
-                path,
-                header[i_lat],
-                header[i_lon],
-            )
+            common.warn_swapped(path, header[i_lat], header[i_lon])
             i_lat, i_lon = i_lon, i_lat
         i_id, i_user = cols["photo_id"], cols.get("user")
         i_time, i_path = cols.get("posted_at"), cols.get("image_path")
         i_out, i_in, i_acc = cols.get("outdoor_prob"), cols.get("indoor_prob"), cols.get("accuracy")
-        width = len(header)
-        builder = common.ChunkBuilder()
-        number = 0
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as e:  # e.g. NUL bytes, runaway quotes: that line only.
-                number += 1
-                skips.add(common.WRONG_FIELD_COUNT, path, reader.line_num, f"unreadable CSV row: {e}")
-                continue
-            number += 1
-            line = reader.line_num  # file line of the row's end (the header is line 1)
-            if len(row) != width:
-                skips.add(
-                    common.WRONG_FIELD_COUNT,
-                    path,
-                    line,
-                    f"{len(row)} comma-separated fields; expected {width} as in the header",
-                )
-                continue
+
+        def add(row: list[str], line: int, builder: common.ChunkBuilder) -> None:
             reason, lat_e7, lon_e7, detail = common.parse_coordinates(row[i_lat], row[i_lon])
             if reason is not None:
                 skips.add(reason, path, line, detail)
-                continue
+                return
             photo_id = row[i_id].strip()
             user = row[i_user].strip() if i_user is not None else f"photo:{photo_id}"
             if template is not None:
@@ -220,7 +230,7 @@ def read_csv(
                     f"time={time_problem or 'ok'}; expected a photo id, a user and epoch seconds or "
                     f"ISO 8601 within {values.POSTED_AT_RANGE}",
                 )  # never the raw user id (privacy)
-                continue
+                return
             if not (common.valid_text(photo_id) and common.valid_text(image_path)):
                 skips.add(
                     common.BAD_FIELD,
@@ -229,7 +239,7 @@ def read_csv(
                     f"photo id={values.show(photo_id)}, image path={values.show(image_path)}; expected "
                     "UTF-8 text without NUL bytes",
                 )
-                continue
+                return
             if i_out is not None:
                 outdoor = _outdoor_prob(row[i_out], indoor=False)
             elif i_in is not None:
@@ -247,12 +257,7 @@ def read_csv(
                 image_path,
                 line,
             )
-            if len(builder) >= chunk_lines:
-                if on_progress is not None:
-                    on_progress(number, opened.position(), opened.size)
-                yield number, builder.take()
-        yield number, builder.take()
-    except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
-        raise common.read_error(path, reader.line_num, e) from None
-    finally:
-        opened.close()
+
+        return add
+
+    yield from stream_rows(path, begin, skips=skips, chunk_lines=chunk_lines, on_progress=on_progress)

@@ -84,6 +84,35 @@ MMC25 = YfccLayout(
 LAYOUTS = {YFCC23.num_fields: YFCC23, MMC25.num_fields: MMC25}
 
 
+#: Lines of a YFCC100M file the swapped latitude/longitude check reads (``detect_swap``).
+SWAP_PROBE_LINES = 200_000
+
+
+def detect_swap(path: str, layout: YfccLayout) -> bool:
+    """True when the first ``SWAP_PROBE_LINES`` lines prove latitude and longitude exchanged
+    (``common.swap_proven``). YFCC100M's own files have a fixed field order, so only a rewritten copy
+    can be swapped, and a rewrite swaps every line: a prefix proves it as well as the whole file,
+    without a second pass over 100 M lines."""
+    opened = common.open_binary(path)
+    read = [0]  # lines read, for the message of a file that breaks off
+
+    def pairs():
+        for number, line in common.iter_lines(opened):
+            read[0] = number
+            if number > SWAP_PROBE_LINES:
+                return
+            fields = line.split(b"\t")
+            if len(fields) == layout.num_fields and fields[layout.lat] and fields[layout.lon]:
+                yield fields[layout.lat], fields[layout.lon]
+
+    try:
+        return common.swap_proven(pairs())
+    except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
+        raise common.read_error(path, read[0], e) from None
+    finally:
+        opened.close()
+
+
 def read_yfcc(
     path: str,
     layout: YfccLayout,
@@ -109,6 +138,9 @@ def read_yfcc(
     n = layout.num_fields
     i_id, i_user, i_up = layout.photo_id, layout.user, layout.uploaded
     i_lat, i_lon, i_acc, i_mark = layout.lat, layout.lon, layout.accuracy, layout.marker
+    if detect_swap(path, layout):
+        common.warn_swapped(path, f"field {i_lat + 1} (latitude)", f"field {i_lon + 1} (longitude)")
+        i_lat, i_lon = i_lon, i_lat
     tmpl_idx = {f: layout.template_fields[f] for f in template.fields}
     builder = common.ChunkBuilder()
     add = builder.add

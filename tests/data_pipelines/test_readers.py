@@ -36,7 +36,9 @@ def test_yfcc23_fields_and_compression(tmp_path, compress):
         "\t".join(yfcc_fields(43, lat=None, lon=None)),  # not geotagged
         "\t".join(yfcc_fields(44, video=True)),
         "\t".join(yfcc_fields(45, lat=0, lon=0)),
-        "\t".join(yfcc_fields(46, lat=91.0, lon=2.0)),
+        # Out of range whichever way round (a single row beyond +-90 in a 2-row file would prove
+        # a swap, common.swap_proven).
+        "\t".join(yfcc_fields(46, lat=91.0, lon=120.0)),
         "\t".join(yfcc_fields(47, lat="north", lon=2.0)),
         "\t".join(yfcc_fields(48))[:-10],  # cut short: too few fields
         "\t".join(yfcc_fields("4x9")),

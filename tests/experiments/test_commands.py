@@ -18,6 +18,8 @@ from mesh.settings import flat_settings
 NON_DEFAULT = {
     "source": ("metadata", "metadata"),  # the other choice (demo) forbids metadata/images below
     "demo_size": ("small", "small"),
+    "format": ("csv", "csv"),
+    "album_key": ("sequence", "sequence"),
     "metadata": ("a.tsv,b.csv", ("a.tsv", "b.csv")),
     "images": ("photos", "photos"),
     "autotags": ("tags.txt", ("tags.txt",)),
