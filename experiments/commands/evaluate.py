@@ -4,8 +4,8 @@
     geoloc evaluate --model=RUN_DIR/export/m1 --mesh=RUN_DIR/mesh --csv=... --images=...
     geoloc evaluate --benchmark=yfcc4k --model=RUN_DIR --csv=yfcc4k.csv --images=DIR
 
-Predicts every readable image with M1 (and the run's M2 and M3 when the set has posting times and
-users) and writes the same report as the run's own (``geoloc_tf.evaluation.external``), by default
+Predicts every readable image with M1 (and the run's M2 and M3 when the set has posting or capture
+times and users) and writes the same report as the run's own (``geoloc_tf.evaluation.external``), by default
 to RUN_DIR/eval_external/<csv name>. Settings: ``geoloc_tf.run_configs.ExternalEvaluateConfig``;
 `--thresholds_km`, `--outdoor_threshold` and `--top_k` are the runner's `--evaluate_thresholds_km`,
 `--evaluate_outdoor_threshold` and `--predict_top_k`, and `--image_path_template` is its
@@ -38,10 +38,16 @@ def _define_inputs(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_string(
         "csv",
         None,
-        "Test set CSV: IMG_ID, LAT, LON [, time, user, outdoor, image path].",
+        "Test set: a CSV (IMG_ID, LAT, LON [, time, user, outdoor, image path]), YFCC100M lines, "
+        "OSV-5M's test.csv or MP16-Pro's CSV; read in the format the file says (or the --benchmark's).",
         flag_values=flag_values,
     )
-    flags.DEFINE_string("images", None, "Folder holding the test images.", flag_values=flag_values)
+    flags.DEFINE_string(
+        "images",
+        None,
+        "Folder holding the test images (OSV-5M / MP16-Pro: their zips or tar parts, or the extracted photos).",
+        flag_values=flag_values,
+    )
     flags.DEFINE_string(
         "out", None, "Report folder (default: RUN_DIR/eval_external/<csv name>).", flag_values=flag_values
     )

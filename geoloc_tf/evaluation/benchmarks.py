@@ -94,17 +94,20 @@ class Benchmark:
     user_column: str  # optional in the file: "" when the set names no photographers
     convention: Convention
     reference: str  # where the set comes from
+    format: str = "csv"  # the collection format that reads it (``data_pipelines.readers.formats``)
     admin: bool = False  # its results include country / region / sub-region / city accuracy
+    user_required: bool = False  # the reader needs the photographer column
 
     @property
     def required(self) -> tuple[str, ...]:
-        return (self.id_column, self.lat_column, self.lon_column)
+        user = (self.user_column,) if self.user_required else ()
+        return (self.id_column, *user, self.lat_column, self.lon_column)
 
     @property
     def columns(self) -> str:
-        """The header the benchmark expects, in words (the optional column in brackets)."""
-        user = f", [{self.user_column}]" if self.user_column else ""
-        return f"{self.id_column}{user}, {self.lat_column}, {self.lon_column}"
+        """The header the benchmark expects, in words (an optional column in brackets)."""
+        user = self.user_column if self.user_required else f"[{self.user_column}]"
+        return f"{self.id_column}, {user}, {self.lat_column}, {self.lon_column}"
 
 
 #: GeoEstimation and its re-implementation (haversine, R = 6371 km, d <= t).
@@ -169,9 +172,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             "longitude",
             "creator_id",
             OSV5M,
-            "Astruc et al. 2024; test.csv of huggingface.co/datasets/osv5m/osv5m, its images extracted "
-            "from images/test/00.zip ... 04.zip into --images (read as <id>.jpg)",
+            "Astruc et al. 2024; test.csv of huggingface.co/datasets/osv5m/osv5m, its images "
+            "in images/test/00.zip ... 04.zip under --images, read from the zips (or extracted, as "
+            "<id>.jpg files); read by the osv5m collection format",
+            format="osv5m",
             admin=True,
+            user_required=True,
         ),
     )
 }

@@ -191,36 +191,54 @@ def test_the_benchmark_convention_fills_what_the_user_did_not_set(
     assert seen["config"].evaluate.threshold_rule == rule
 
 
-def test_osv5m_is_scored_under_its_convention_with_admin_columns(yfcc4k_set):
-    """The same photos in OSV-5M's layout (id, latitude, longitude, admin columns, creator_id):
-    R = 6371 km and d < t (no distance sits on a threshold, so the same percentages), and the
-    benchmark table gains the admin-level accuracy columns."""
+@pytest.mark.parametrize("images_in", ["zip", "files"])
+def test_osv5m_is_scored_under_its_convention_with_admin_columns(yfcc4k_set, images_in):
+    """The same photos in OSV-5M's layout (id, latitude, longitude, captured_at, admin columns,
+    creator_id), read by the osv5m collection format from a zip (or extracted files): R = 6371 km
+    and d < t (no distance sits on a threshold, so the same percentages); the benchmark table gains
+    the admin-level accuracy columns and the published OSV-5M baseline row."""
+    import shutil
+    import zipfile
+
     root = yfcc4k_set["root"]
     lines = (root / "yfcc4k.csv").read_text().splitlines()[1:]
-    rows = ["id,latitude,longitude,country,region,sub-region,city,creator_id"]
+    rows = ["id,latitude,longitude,captured_at,country,region,sub-region,city,creator_id"]
     for line in lines:
         photo, user, lat, lon = line.split(",")
-        rows.append(f"{photo},{lat},{lon},,,,,{user}")
+        # captured_at in epoch ms; with the zip, a country code no place has ("ZZ"): the data set's
+        # admin columns are the truth, so no predicted country can match it
+        country = "ZZ" if images_in == "zip" else ""
+        rows.append(f"{photo},{lat},{lon},1500000000000,{country},,,,{user}")
     (root / "test.csv").write_text("\n".join(rows) + "\n")
+    images = root / f"osv5m_{images_in}"
+    shutil.rmtree(images, ignore_errors=True)
+    (images / "test").mkdir(parents=True)
+    jpegs = sorted(yfcc4k_set["images"].glob("*.jpg"))
+    if images_in == "zip":
+        with zipfile.ZipFile(images / "test" / "00.zip", "w") as zf:
+            for path in jpegs:
+                zf.write(path, f"test/{path.name}")
+    else:
+        for path in jpegs:
+            shutil.copy(path, images / "test" / path.name)
+    out = root / f"out_osv5m_{images_in}"
     code = geoloc(
         [
             "evaluate",
             "--benchmark=osv5m",
             f"--model={yfcc4k_set['run']}",
             f"--csv={root / 'test.csv'}",
-            f"--images={yfcc4k_set['images']}",
-            f"--out={root / 'out_osv5m'}",
-            "--image_path_template={id}.jpg",
+            f"--images={images / 'test'}",
+            f"--out={out}",
         ]
     )
     assert code == 0
-    out = root / "out_osv5m"
     results = json.loads((out / "results.json").read_text())
     assert (
         results["convention"]["earth_radius_km"] == 6371.0 and results["convention"]["threshold_rule"] == "lt"
     )
     report = (out / "report.md").read_text()
-    assert "an error counts when d < t" in report
+    assert "an error counts when d < t" in report and "test.csv (osv5m): 5 photos evaluated" in report
     header = next(
         line for line in report.split("### Benchmark ", 1)[1].splitlines() if line.startswith("| System")
     )
@@ -229,6 +247,10 @@ def test_osv5m_is_scored_under_its_convention_with_admin_columns(yfcc4k_set):
     assert run_row[3:8] == [f"{p:.2f}" for p in EXPECTED_PERCENT]
     country = results["admin_accuracy"]["models"]["m1"]["country"]["accuracy_percent"]
     assert run_row[10] == f"{country:.2f}"
+    if images_in == "zip":
+        assert results["admin_accuracy"]["truth_source"] == "data set's admin columns"
+        assert country == 0.0
+    assert "Time Inputs (M2)" in results["models"]["m2"]["display_name"]  # M2 on the capture times
     baseline = _markdown_row(report, "OSV-5M baseline (released best model)")  # the data file's row
     assert baseline[3:8] == ["-"] * 5  # its model card gives no threshold accuracy
     assert baseline[8:14] == ["1,814", "3,361", "68.00", "39.40", "10.30", "5.90"]
