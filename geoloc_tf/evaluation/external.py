@@ -7,7 +7,10 @@ and image path columns), YFCC100M lines, OSV-5M's test.csv (capture time, creato
 photos read from the zips under the images folder, or as extracted ``<id>.jpg`` files) or MP16-Pro;
 clearly swapped latitude/longitude columns are detected and corrected with a warning. The data set's
 admin columns, where it has them, are the truth of the country / region / sub-region / city
-accuracy. M1 predicts every readable image; with a run directory, M2 adds its rows when every photo has a
+accuracy. When the run directory holds its data set (``data/``), the test photographers' ids are
+hashed with its salt and the report adds the rows on photos whose photographer is absent from the
+run's training splits, with the photo ids shared with them (``leakage``). M1 predicts every
+readable image; with a run directory, M2 adds its rows when every photo has a
 posting time, and M3 when the set also names users (their albums). The rows are the same as the
 run's own report (same code: `evaluate_predictions`), written to `--out` (default
 `RUN_DIR/eval_external/<csv name>`). An image that cannot be read is named, skipped and counted; the
@@ -47,12 +50,20 @@ SPLIT = "external"
 
 
 def read_test_set(
-    csv_path: str, image_path_template: str | None = None, fmt: str = "auto", images_dir: str = "."
+    csv_path: str,
+    image_path_template: str | None = None,
+    fmt: str = "auto",
+    images_dir: str = ".",
+    user_hasher=None,
 ) -> tuple[pd.DataFrame, dict]:
     """The test set's photos and the skipped-row counts, read by the collection format ``fmt``
     (``data_pipelines.readers.formats``; "auto": the one the file says). The table has the metadata
     columns, where each image is (``image_path``; ``container``/``offset``/``size`` as the readers
-    give them, ``locate_images`` resolves archive members) and the data set's admin columns."""
+    give them, ``locate_images`` resolves archive members) and the data set's admin columns.
+
+    ``user_hasher``: hashes the photographers' ids, the training data set's
+    (``leakage.training_user_hasher``) to compare them with its photographers; by default one with a
+    random salt (they then only group photos into albums). Raw ids are never kept."""
     from data_pipelines.hashing import UserHasher
     from data_pipelines.readers import COORD_SCALE, SkipLog, common
     from data_pipelines.readers.formats import ReadOptions, resolve
@@ -64,7 +75,7 @@ def read_test_set(
             "YFCC100M lines, OSV-5M or MP16-Pro) for geoloc evaluate"
         )
     skips = SkipLog()
-    hasher = UserHasher(secrets.token_hex(8))  # user ids only group photos here; never stored
+    hasher = user_hasher or UserHasher(secrets.token_hex(8))
     options = ReadOptions(images_root=os.path.realpath(images_dir))
     chunks = [
         chunk
@@ -261,7 +272,8 @@ def evaluate_external(
     mesh = mesh_lib.Mesh.load(mesh_file)
     out = RunLayout(Path(out_dir) if out_dir else run.eval_external(Path(csv_path).stem))
     fmt = formats.resolve(bench.format if bench else "auto", (csv_path,))[0].name
-    table, skipped = read_test_set(csv_path, image_path_template, fmt, images_dir)
+    training, hasher = _training_photos(run)
+    table, skipped = read_test_set(csv_path, image_path_template, fmt, images_dir, hasher)
     table, archives, missing = locate_images(table, fmt, images_dir)
     images = TestImages(Path(images_dir), archives, config.max_pixels)
     try:
@@ -288,7 +300,9 @@ def evaluate_external(
     admin = list(common.ADMIN_COLUMNS)
     admin_truth = kept[["photo_id", *admin]] if (kept[admin] != "").to_numpy().any() else None
     eval_config = EvalConfig.from_settings(config.evaluate, split=SPLIT)
-    evaluation = evaluate_predictions(load_predictions(tables), mesh, eval_config, outdoor, admin_truth)
+    evaluation = evaluate_predictions(
+        load_predictions(tables), mesh, eval_config, outdoor, admin_truth, training
+    )
     if bench:
         used = benchmarks.used_convention(evaluation.results)
         evaluation = dataclasses.replace(
@@ -304,6 +318,17 @@ def evaluate_external(
         f"skipped by reason {skipped['counts'] or 'none'}.",
     )
     return {**written, "photos": len(kept), "unreadable": unreadable, "skipped_rows": skipped}
+
+
+def _training_photos(run: RunLayout):
+    """The run's training photos and a hasher of user ids with its data set's salt, when the run
+    directory holds its data set (``data/``); else (None, None): no photographer-disjoint rows."""
+    from data_pipelines.ingest.layout import METADATA_FILE
+    from geoloc_tf.evaluation.leakage import read_training_photos, training_user_hasher
+
+    if not (run.data_dir / METADATA_FILE).is_file():
+        return None, None
+    return read_training_photos(run.data_dir), training_user_hasher(run.data_dir)
 
 
 def _metadata_models(

@@ -255,3 +255,48 @@ def test_osv5m_is_scored_under_its_convention_with_admin_columns(yfcc4k_set, ima
     assert baseline[3:8] == ["-"] * 5  # its model card gives no threshold accuracy
     assert baseline[8:14] == ["1,814", "3,361", "68.00", "39.40", "10.30", "5.90"]
     assert baseline[-1] == "yes"  # OSV-5M's code: haversine, 6371 km, d < t
+
+
+def test_test_photographers_seen_in_training_are_split_out(tiny_world, tmp_path):
+    """A run directory holding its data set (the tiny demo world's): the YFCC4k-layout set's
+    photographers are hashed with its salt, so one training photographer (2 photos, one of them a
+    training photo itself) is recognised; the photographer-disjoint rows cover the other 3 photos
+    (100, 500, 5000 km: 0, 0, 33.33, 66.67, 66.67 %)."""
+    from data_pipelines import dataset
+    from data_pipelines.demo import generate as demo
+    from mesh import Mesh
+
+    run = build_tiny_run(tmp_path / "run", export=False)
+    (run / "data").symlink_to(Path(tiny_world.data_root).resolve())
+    train_ids = sorted(
+        dataset.load(tiny_world.data_root).table("m1_train", ["photo_id"])["photo_id"].astype(str)
+    )
+    collection = Path(tiny_world.data_root).parent / "collection" / demo.METADATA_FILE
+    user_of = dict(line.split("\t")[:2] for line in collection.read_text().splitlines())
+    seen_id = train_ids[0]
+    lat0, lon0 = Mesh.load(run / "mesh" / "mesh.npz").imagery_centroids[3]
+    toward_equator = -1.0 if lat0 > 0 else 1.0
+    photos = [
+        (seen_id, user_of[seen_id]),
+        ("t1", user_of[seen_id]),
+        ("t2", "n1@N00"),
+        ("t3", "n1@N00"),
+        ("t4", "n2@N00"),
+    ]
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = ["IMG_ID,OwnerNSID,LAT,LON"]
+    for i, ((photo, user), d) in enumerate(zip(photos, DISTANCES_KM)):
+        lat = lat0 + toward_equator * math.degrees(d / benchmarks.GEOESTIMATION.earth_radius_km)
+        rows.append(f"{photo},{user},{lat:.7f},{lon0:.7f}")
+        (images / f"{photo}.jpg").write_bytes(jpeg(24, 32, seed=i))
+    (tmp_path / "yfcc4k.csv").write_text("\n".join(rows) + "\n")
+    data = {"root": tmp_path, "run": run, "csv": tmp_path / "yfcc4k.csv", "images": images}
+    assert _evaluate(data, "out") == 0
+    leakage = json.loads((tmp_path / "out" / "results.json").read_text())["leakage"]
+    assert leakage["num_test_ids_in_training"] == 1
+    assert leakage["num_photos_unseen_photographers"] == 3
+    unseen = leakage["models"]["m1"]["unseen_photographers"]
+    assert unseen["num_photos"] == 3
+    assert [round(v, 2) for v in unseen["accuracy_percent"].values()] == [0.0, 0.0, 33.33, 66.67, 66.67]
+    assert leakage["models"]["m1"]["all"]["num_photos"] == 5
