@@ -128,12 +128,17 @@ def simulate(lat: np.ndarray, lon: np.ndarray, spec: DemoSpec) -> DemoPhotos:
     )
 
 
+def user_nsid(user: int) -> str:
+    """A SIMULATED user's Flickr-style NSID (the raw user id of the YFCC100M and MP-16 layouts)."""
+    return f"{10_000_000 + user}@N0{user % 9 + 1}"
+
+
 def metadata_lines(photos: DemoPhotos) -> list[str]:
     """The YFCC100M 23-field lines (see data_pipelines.readers.yfcc for the field list)."""
     lines = []
     for i in range(len(photos.photo_id)):
         pid, user = int(photos.photo_id[i]), int(photos.user[i])
-        nsid = f"{10_000_000 + user}@N0{user % 9 + 1}"
+        nsid = user_nsid(user)
         taken = str(photos.taken_local[i]).replace("T", " ") + ".0"
         fields = [
             str(pid),

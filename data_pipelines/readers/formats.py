@@ -107,11 +107,20 @@ CSV = Format(
     sniff=_sniff_csv,
 )
 
-from data_pipelines.readers import mp16pro, osv5m  # noqa: E402 - they build on Format, above
+from data_pipelines.readers import exif, mp16pro, osv5m, webdataset  # noqa: E402 - they build on Format, above
 
 #: Every format, in the order format=auto tries them (the specific CSV layouts before plain CSV).
 FORMATS: dict[str, Format] = {
-    f.name: f for f in (YFCC100M, osv5m.FORMAT, mp16pro.FORMAT, mp16pro.MSGPACK_FORMAT, CSV)
+    f.name: f
+    for f in (
+        YFCC100M,
+        osv5m.FORMAT,
+        mp16pro.FORMAT,
+        mp16pro.MSGPACK_FORMAT,
+        CSV,
+        webdataset.FORMAT,
+        exif.FORMAT,
+    )
 }
 
 

@@ -2,10 +2,12 @@
 Blue Marble imagery; SIMULATED users, posting times and indoor photos), and a sheet of its photos.
 
     geoloc make-demo --out=DIR [--demo_size=small|default] [--seed=0]
+                     [--format=yfcc100m|osv5m|mp16pro|webdataset]
     geoloc contact-sheet --demo=DIR --out=sheet.png [--count=48]
 
-`--demo_size` and `--seed` are the data section's settings (`IngestConfig`, the runner's
-`--data_demo_size` and `--data_seed`); the rest are the tools' own.
+`--demo_size`, `--seed` and `--format` are the data section's settings (`IngestConfig`, the runner's
+`--data_demo_size`, `--data_seed` and `--data_format`); the rest are the tools' own. `--format` picks
+the layout (`data_pipelines.demo.formats`); its default, auto, writes the YFCC100M layout.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from absl import flags
 
 from data_pipelines.config import IngestConfig
 from experiments.commands import Command, require
+from experiments.errors import ConfigError
 from experiments.settings_flags import define_setting_flags
 
 
@@ -26,7 +29,10 @@ def _define_make_demo(flag_values: flags.FlagValues) -> None:
     from data_pipelines.demo.generate import DEFAULT_IMAGE_SIZE, SIZES
 
     define_setting_flags(
-        flag_values, {"": IngestConfig}, module_name="geoloc make-demo: settings", only=("demo_size", "seed")
+        flag_values,
+        {"": IngestConfig},
+        module_name="geoloc make-demo: settings",
+        only=("demo_size", "seed", "format"),
     )
     flags.DEFINE_string("out", None, "Folder to write the collection into.", flag_values=flag_values)
     flags.DEFINE_integer(
@@ -50,27 +56,30 @@ def _define_make_demo(flag_values: flags.FlagValues) -> None:
 
 
 def _make_demo(_: dict[str, Any], inputs: flags.FlagValues, __: list[str]) -> int:
-    from data_pipelines.demo.generate import SIZES, DemoSpec, generate
+    from data_pipelines.demo.formats import FORMATS, write_collection
+    from data_pipelines.demo.generate import SIZES, DemoSpec
 
     logging.basicConfig(
         level=logging.INFO, datefmt="%H:%M:%S", format="%(asctime)s %(levelname).1s %(name)s] %(message)s"
     )
+    fmt = "yfcc100m" if inputs.format == "auto" else inputs.format
+    if fmt not in FORMATS:
+        raise ConfigError(
+            f"--format={inputs.format}: make-demo writes the layouts {', '.join(FORMATS)} (auto: yfcc100m)"
+        )
     spec = DemoSpec(
         num_photos=inputs.num_photos or SIZES[inputs.demo_size],
         seed=inputs.seed,
         image_size=inputs.image_size,
         workers=inputs.workers,
     )
-    info = generate(inputs.out, spec)
-    print(
-        json.dumps(
-            {
-                k: info[k]
-                for k in ("photos", "users", "photos_per_user", "indoor_share", "generation_seconds")
-            },
-            indent=2,
-        )
-    )
+    written = write_collection(inputs.out, fmt, spec)
+    info = written["info"]
+    summary = {
+        k: info[k] for k in ("photos", "users", "photos_per_user", "indoor_share", "generation_seconds")
+    }
+    summary.update(format=fmt, metadata=written["metadata"], images=written["images"])
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -91,8 +100,8 @@ def _contact_sheet(_: dict[str, Any], inputs: flags.FlagValues, __: list[str]) -
 
 MAKE_DEMO = Command(
     name="make-demo",
-    summary="Write the demo collection in the YFCC100M layout (real locations and imagery; "
-    "SIMULATED users, times and indoor photos).",
+    summary="Write the demo collection in the YFCC100M, OSV-5M, MP16-Pro or webdataset layout (real "
+    "locations and imagery; SIMULATED users, times and indoor photos).",
     define_inputs=_define_make_demo,
     run=_make_demo,
 )

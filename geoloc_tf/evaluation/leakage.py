@@ -22,12 +22,15 @@ appears in training, ``has_users`` is False and no photographer-disjoint row is 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import ArrayLike, NDArray
 
 #: The training splits of a run's data set: M1's, and M2's and M3's (``data_pipelines.splits``).
@@ -41,10 +44,32 @@ class TrainingPhotos:
     splits: dict[str, pd.DataFrame]  # split -> columns photo_id, user_hash
     source: str = ""  # where they were read, for the report
 
-    def all(self, column: str) -> pd.Index:
-        """The distinct values of ``column`` over every training split."""
-        values = [frame[column].astype(str) for frame in self.splits.values()]
-        return pd.Index(pd.concat(values, ignore_index=True).unique() if values else [], dtype=object)
+    @functools.cached_property
+    def photo_ids(self) -> pa.Array:
+        """The distinct photo ids of every training split (computed once)."""
+        return self._distinct("photo_id")
+
+    @functools.cached_property
+    def user_hashes(self) -> pa.Array:
+        """The distinct photographers (user hashes) of every training split (computed once)."""
+        return self._distinct("user_hash")
+
+    def _distinct(self, column: str) -> pa.Array:
+        return pc.unique(
+            pa.chunked_array([text(frame[column]) for frame in self.splits.values()], pa.string())
+        )
+
+
+def text(values: ArrayLike) -> pa.Array:
+    """Ids as an Arrow string array (set membership over millions of ids is ~10x faster in Arrow
+    than in pandas' object or string columns)."""
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
+    return pa.array(series.astype(str), pa.string())
+
+
+def is_in(values: ArrayLike, value_set: pa.Array) -> NDArray[np.bool_]:
+    """For each of ``values``, whether it is in ``value_set``."""
+    return np.asarray(pc.is_in(text(values), value_set=value_set).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def read_training_photos(
@@ -69,22 +94,21 @@ def training_user_hasher(data_dir: str | os.PathLike):
 
 def unseen_photographers(user_hash: ArrayLike, training: TrainingPhotos) -> NDArray[np.bool_]:
     """True for each test photo whose photographer (user hash) is in no training split."""
-    users = pd.Index(np.asarray(user_hash, dtype=object).astype(str))
-    return ~np.asarray(users.isin(training.all("user_hash")), dtype=bool)
+    return ~is_in(user_hash, training.user_hashes)
 
 
 def leakage_counts(photo_id: ArrayLike, user_hash: ArrayLike, training: TrainingPhotos) -> dict[str, Any]:
     """What the test photos share with the training data: photo ids and photographers, in all and
     per training split, and whether the test photos name photographers at all (``has_users``)."""
-    ids = pd.Index(np.asarray(photo_id, dtype=object).astype(str))
+    ids = np.asarray(photo_id, dtype=object)
     users = pd.Series(np.asarray(user_hash, dtype=object).astype(str))
     unseen = unseen_photographers(users, training)
     per_split = {
         split: {
             "num_training_photos": len(frame),
-            "num_test_ids_in_split": int(ids.isin(frame["photo_id"].astype(str)).sum()),
+            "num_test_ids_in_split": int(is_in(ids, pc.unique(text(frame["photo_id"]))).sum()),
             "num_test_photos_whose_photographer_is_in_split": int(
-                users.isin(frame["user_hash"].astype(str)).sum()
+                is_in(users, pc.unique(text(frame["user_hash"]))).sum()
             ),
         }
         for split, frame in training.splits.items()
@@ -96,6 +120,6 @@ def leakage_counts(photo_id: ArrayLike, user_hash: ArrayLike, training: Training
         "num_photographers": int(users.nunique()),
         "num_unseen_photographers": int(users[unseen].nunique()),
         "num_photos_unseen_photographers": int(unseen.sum()),
-        "num_test_ids_in_training": int(ids.isin(training.all("photo_id")).sum()),
+        "num_test_ids_in_training": int(is_in(ids, training.photo_ids).sum()),
         "by_split": per_split,
     }

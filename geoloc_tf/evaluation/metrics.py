@@ -118,7 +118,8 @@ def point_errors_km(
         raise EvaluationError(
             f"point_errors_km: {[a.size for a in arrays]} values; expected as many predicted points as photos"
         )
-    d = great_circle_km(*arrays, radius_km)
+    plat, plon, tlat, tlon = arrays
+    d = great_circle_km(plat, plon, tlat, tlon, radius_km)
     d[np.isnan(d)] = no_prediction_error_km(radius_km)
     return d
 

@@ -134,6 +134,17 @@ def convention_line(results: dict[str, Any]) -> str:
     return f"Distances: {c['distance']}, Earth radius {c['earth_radius_km']:g} km; {rule}."
 
 
+def summary_columns(thresholds_km: list[float]) -> tuple[str, ...]:
+    """The columns of an error summary (``metrics.error_summary``): accuracy at each threshold, mean
+    and median error, GeoScore."""
+    return (*threshold_columns(thresholds_km), "Mean (km)", "Median (km)", GEOSCORE_COLUMN)
+
+
+def _summary_cells(summary: dict[str, Any], thresholds_km: list[float]) -> tuple[Any, ...]:
+    """An error summary's values under ``summary_columns``."""
+    return (*_acc(summary, thresholds_km), summary["mean_km"], summary["median_km"], _geoscore(summary))
+
+
 def threshold_columns(thresholds_km: list[float]) -> tuple[str, ...]:
     """'Street 1 km', 'City 25 km', ... for the paper's thresholds, 'X km' for others."""
     return tuple(
@@ -165,10 +176,7 @@ def table3(results: dict[str, Any]) -> Table:
                     _row_name(results, model["display_name"]),
                     imagery,
                     s["num_photos"],
-                    *_acc(s, th),
-                    s["mean_km"],
-                    s["median_km"],
-                    _geoscore(s),
+                    *_summary_cells(s, th),
                 )
             )
         if point:
@@ -180,10 +188,7 @@ def table3(results: dict[str, Any]) -> Table:
             "Model",
             "Imagery Centroid",
             "Photos",
-            *threshold_columns(th),
-            "Mean (km)",
-            "Median (km)",
-            GEOSCORE_COLUMN,
+            *summary_columns(th),
         ),
         tuple(rows),
         tuple(notes),
@@ -233,7 +238,7 @@ def table6(results: dict[str, Any]) -> Table:
     th, lp = results["thresholds_km"], results["label_point"]
 
     def row(name: str, outdoor: bool, s: dict[str, Any]) -> tuple:
-        return (name, outdoor, s["num_photos"], *_acc(s, th), s["mean_km"], s["median_km"], _geoscore(s))
+        return (name, outdoor, s["num_photos"], *_summary_cells(s, th))
 
     rows = []
     for model in results["models"].values():
@@ -266,10 +271,7 @@ def table6(results: dict[str, Any]) -> Table:
             "Model",
             "Outdoor Only",
             "Photos",
-            *threshold_columns(th),
-            "Mean (km)",
-            "Median (km)",
-            GEOSCORE_COLUMN,
+            *summary_columns(th),
         ),
         tuple(rows),
         tuple(notes),
@@ -436,9 +438,7 @@ def leakage_table(results: dict[str, Any]) -> Table:
         model = _row_name(results, results["models"][name]["display_name"])
         for label, key in (("all", "all"), ("not in training", "unseen_photographers")):
             s = m[key]
-            rows.append(
-                (model, label, s["num_photos"], *_acc(s, th), s["mean_km"], s["median_km"], _geoscore(s))
-            )
+            rows.append((model, label, s["num_photos"], *_summary_cells(s, th)))
     notes = [
         f"Training data: {leak['training']}. Of the {leak['num_photos']:,} test photos, "
         f"{leak['num_test_ids_in_training']:,} have a photo id present in the training data; "
@@ -457,10 +457,7 @@ def leakage_table(results: dict[str, Any]) -> Table:
             "Model",
             "Photographers",
             "Photos",
-            *threshold_columns(th),
-            "Mean (km)",
-            "Median (km)",
-            GEOSCORE_COLUMN,
+            *summary_columns(th),
         ),
         tuple(rows),
         tuple(notes),

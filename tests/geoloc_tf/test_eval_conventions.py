@@ -97,7 +97,8 @@ def test_the_data_sets_admin_columns_are_the_truth_where_given(tmp_path, mesh):
     """Three Paris photos predicted in Paris. Their table says: p0 Île-de-France/Paris, p1 a
     region of another name (wrong at region and so at city), p2 no region and country "France"
     (a name, not a code: the country comes from the true point) and its city in OSV-5M's
-    ``unique_city`` form. Sub-region unknown for all: left out. Region counts p0, p1 (1 of 2); city counts all three (p0 and p2 right)."""
+    ``unique_city`` form. Sub-region unknown for all: left out. Region counts p0, p1 (1 of 2); city
+    counts all three (p0 and p2 right)."""
     pred = point_model(tmp_path, [PARIS[0]] * 3, [PARIS[1]] * 3, [PARIS[0]] * 3, [PARIS[1]] * 3)
     truth = pd.DataFrame(
         {
@@ -236,3 +237,20 @@ def test_the_report_states_the_convention_and_has_geoscore_admin_and_leakage_tab
     assert res["admin_accuracy"]["truth_source"] == admin.TRUTH_DATASET
     assert res["leakage"]["num_photos_unseen_photographers"] == 1
     assert set(written) >= {"admin", "leakage"}
+
+
+def test_compare_refuses_runs_evaluated_under_different_conventions(tmp_path, mesh):
+    from geoloc_tf.errors import EvaluationError
+    from geoloc_tf.evaluation import compare
+
+    pred = point_model(tmp_path, [0.0], [0.0], [0.0], [LON_25_KM])
+    runs = {}
+    for label, settings in (("paper", {}), ("osv5m", {"earth_radius_km": 6371.0, "threshold_rule": "lt"})):
+        config = results.EvalConfig.from_settings(EvaluateConfig(**settings), admin_accuracy=False)
+        runs[label] = results.evaluate_predictions({"m1": pred}, mesh, config).results
+    with pytest.raises(EvaluationError, match="run osv5m: convention"):
+        compare.compare_results(runs)
+    table = compare.compare_results({"osv5m": runs["osv5m"]})
+    assert "Earth radius 6371 km" in table.notes[0]
+    m1 = next(r for r in table.rows if r[2] == "Inception (M1)")
+    assert m1[table.columns.index("GeoScore")] == pytest.approx(5000.0 * math.exp(-25.0 / 1492.7))
