@@ -64,7 +64,11 @@ setup(
             "experiments.*",
         ]
     ),
-    package_data={"experiments": ["configs/*.cfg"]},
+    package_data={
+        "experiments": ["configs/*.cfg"],
+        # published results of named systems on the standard test sets (geoloc_tf.evaluation.benchmarks)
+        "geoloc_tf.evaluation": ["published/*.csv", "published/*.md"],
+    },
     install_requires=REQUIRED,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["geoloc=experiments.cli:main"]},

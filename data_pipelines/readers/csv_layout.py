@@ -2,7 +2,7 @@
 
 Columns are found by header name, case-insensitive:
   photo id      id, photo_id, img_id, image_id                       (required)
-  user          user, user_id, author, owner, user_nsid               (optional: test sets such as
+  user          user, user_id, author, owner, user_nsid, ownernsid    (optional: test sets such as
                 Im2GPS have none; then each photo is its own user, "photo:<id>", and albums or user
                 averaging see single photos)
   latitude      lat, latitude                                          (required)
@@ -41,7 +41,7 @@ from data_pipelines.readers import common
 
 ALIASES = {
     "photo_id": ("id", "photo_id", "photoid", "img_id", "image_id"),
-    "user": ("user", "user_id", "userid", "author", "owner", "user_nsid"),
+    "user": ("user", "user_id", "userid", "author", "owner", "user_nsid", "ownernsid"),
     "lat": ("lat", "latitude"),
     "lon": ("lon", "lng", "long", "longitude"),
     "posted_at": (

@@ -1,18 +1,33 @@
 """A trained model on an external test set (paper §4.1.3, Table 5), what `geoloc evaluate` runs
 (``experiments.commands.evaluate``; settings: ``geoloc_tf.run_configs.ExternalEvaluateConfig``).
 
-The CSV is read by the data pipeline's CSV reader (IMG_ID, LAT, LON, optional time, user, outdoor and
-image path columns; clearly swapped LAT/LON headers are detected and corrected with a warning). M1
-predicts every readable image; with a run directory, M2 adds its rows when every photo has a
+The test set is read by the data pipeline's collection formats (``data_pipelines.readers.formats``,
+the one the file says, or the benchmark's): a CSV (IMG_ID, LAT, LON, optional time, user, outdoor
+and image path columns), YFCC100M lines, OSV-5M's test.csv (capture time, creator, admin columns;
+photos read from the zips under the images folder, or as extracted ``<id>.jpg`` files) or MP16-Pro;
+clearly swapped latitude/longitude columns are detected and corrected with a warning. The data set's
+admin columns, where it has them, are the truth of the country / region / sub-region / city
+accuracy. When the run directory holds its data set (``data/``), the test photographers' ids are
+hashed with its salt and the report adds the rows on photos whose photographer is absent from the
+run's training splits, with the photo ids shared with them (``leakage``). M1 predicts every
+readable image; with a run directory, M2 adds its rows when every photo has a
 posting time, and M3 when the set also names users (their albums). The rows are the same as the
 run's own report (same code: `evaluate_predictions`), written to `--out` (default
 `RUN_DIR/eval_external/<csv name>`). An image that cannot be read is named, skipped and counted; the
 others are still evaluated.
+
+With ``benchmark`` (a name of ``geoloc_tf.evaluation.benchmarks``), the CSV must have that
+benchmark's columns (else one line naming the file and the columns expected), and the report's
+first table is the run's rows beside the published results on that benchmark, also in
+``results.json`` under "benchmark". The convention is the config's: ``benchmarks.with_convention``
+sets the benchmark's own (the command does so unless the user set one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,17 +49,38 @@ log = logging.getLogger(__name__)
 SPLIT = "external"
 
 
-def read_test_set(csv_path: str, image_path_template: str | None = None) -> tuple[pd.DataFrame, dict]:
-    """The test set's photos (metadata columns + image_path) and the skipped-row counts."""
-    from data_pipelines.hashing import UserHasher
-    from data_pipelines.readers import COORD_SCALE, SkipLog, read_metadata_file
+def read_test_set(
+    csv_path: str,
+    image_path_template: str | None = None,
+    fmt: str = "auto",
+    images_dir: str = ".",
+    user_hasher=None,
+) -> tuple[pd.DataFrame, dict]:
+    """The test set's photos and the skipped-row counts, read by the collection format ``fmt``
+    (``data_pipelines.readers.formats``; "auto": the one the file says). The table has the metadata
+    columns, where each image is (``image_path``; ``container``/``offset``/``size`` as the readers
+    give them, ``locate_images`` resolves archive members) and the data set's admin columns.
 
+    ``user_hasher``: hashes the photographers' ids, the training data set's
+    (``leakage.training_user_hasher``) to compare them with its photographers; by default one with a
+    random salt (they then only group photos into albums). Raw ids are never kept."""
+    from data_pipelines.hashing import UserHasher
+    from data_pipelines.readers import COORD_SCALE, SkipLog, common
+    from data_pipelines.readers.formats import ReadOptions, resolve
+
+    (reader,) = resolve(fmt, (csv_path,))
+    if reader.metadata_are_archives or not reader.needs_metadata:
+        raise EvaluationError(
+            f"{csv_path}: a {reader.name} collection; expected a test set in a metadata file (a CSV, "
+            "YFCC100M lines, OSV-5M or MP16-Pro) for geoloc evaluate"
+        )
     skips = SkipLog()
-    hasher = UserHasher(secrets.token_hex(8))  # user ids only group photos here; never stored
+    hasher = user_hasher or UserHasher(secrets.token_hex(8))
+    options = ReadOptions(images_root=os.path.realpath(images_dir))
     chunks = [
         chunk
-        for _, chunk in read_metadata_file(
-            csv_path, template=image_path_template, user_hasher=hasher, skips=skips
+        for _, chunk in reader.read(
+            csv_path, template=image_path_template, user_hasher=hasher, skips=skips, options=options
         )
     ]
     columns = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
@@ -59,22 +95,81 @@ def read_test_set(csv_path: str, image_path_template: str | None = None) -> tupl
             "lon": columns["lon_e7"] / COORD_SCALE,
             "outdoor_prob": np.nan_to_num(columns["outdoor_prob"].astype(np.float32), nan=-1.0),
             "image_path": columns["image_path"].astype(str),
+            "container": columns["container"].astype(np.int32),
+            "offset": columns["offset"].astype(np.int64),
+            "size": columns["size"].astype(np.int64),
+            **{name: columns[name].astype(str) for name in common.ADMIN_COLUMNS},
         }
     )
     return table, skips.to_json()
 
 
+def locate_images(table: pd.DataFrame, fmt: str, images_dir: str) -> tuple[pd.DataFrame, list, list[str]]:
+    """Where each test photo's image is. For a format whose images sit in archives found by key
+    (OSV-5M's zips, MP16-Pro's tar parts), each row's member in the archives under ``images_dir``
+    (first archive wins for a key found twice, as the ingestion does); a row whose key is in none is
+    named and left out. With no archive there at all, the photos are read as the extracted files
+    ``<key>.jpg`` (OSV-5M's own loader unpacks its zips so). Returns the rows, the archives and the
+    messages for the rows left out."""
+    from data_pipelines.readers import SkipLog
+    from data_pipelines.readers.formats import get
+
+    reader = get(fmt)
+    if reader.index_archives is None:
+        return table, [], []
+    index = reader.index_archives(os.path.realpath(images_dir), SkipLog())
+    if not index.archives:
+        log.info("no archive under %s: reading the photos as <key>.jpg files", images_dir)
+        return table.assign(image_path=table["image_path"] + ".jpg"), [], []
+    members = index.members.drop_duplicates("key", keep="first").set_index("key")
+    found = table["image_path"].isin(members.index).to_numpy()
+    missing = [
+        f"{images_dir}: member {key} is in none of the {len(index.archives)} archives"
+        for key in table.loc[~found, "image_path"]
+    ]
+    located = table.loc[found].reset_index(drop=True)
+    where = members.loc[located["image_path"]]
+    for column in ("container", "offset", "size"):
+        located[column] = where[column].to_numpy().astype(located[column].dtype)
+    return located, list(index.archives), missing
+
+
+class TestImages:
+    """Reads the test photos as M1's preprocessing takes them: plain files under ``images_dir``
+    (``container`` -1) or archive members (``locate_images``); an unreadable one raises an
+    InferenceError naming it."""
+
+    def __init__(self, images_dir: Path, archives: list, max_pixels: int = FILES_MAX_PIXELS):
+        from data_pipelines.archives import ArchiveReader
+
+        self.images_dir, self.max_pixels = images_dir, max_pixels
+        self.archives = ArchiveReader(archives)
+
+    def read(self, row) -> bytes:
+        """The bytes of one row (a named tuple or Series with image_path, container, offset, size)."""
+        from data_pipelines.ingest.image_files import ImageSkipped
+        from geoloc_tf.inference.m1_model import read_image_bytes, validate_image_bytes
+
+        if row.container < 0:
+            return read_image_bytes(self.images_dir / row.image_path, self.max_pixels)
+        try:
+            data = self.archives.read(int(row.container), row.image_path, int(row.offset), int(row.size))
+        except ImageSkipped as skipped:
+            raise InferenceError(f"{skipped.detail}; cannot read it as a photo") from None
+        return validate_image_bytes(data, f"{self.images_dir}: member {row.image_path}", self.max_pixels)
+
+    def close(self) -> None:
+        self.archives.close()
+
+
 def predict_m1(
     model: "M1Model",
     table: pd.DataFrame,
-    images_dir: Path,
+    images: TestImages,
     batch_size: int,
     top_k: int = 10,
-    max_pixels: int = FILES_MAX_PIXELS,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[str]]:
     """M1's top-k for every readable image; returns the kept rows, ids, probs, unreadable files."""
-    from geoloc_tf.inference.m1_model import read_image_bytes
-
     kept, ids, probs, unreadable = [], [], [], []
     batch_rows: list[int] = []
     batch_bytes: list[bytes] = []
@@ -88,10 +183,9 @@ def predict_m1(
             batch_rows.clear()
             batch_bytes.clear()
 
-    for row, relative in enumerate(table["image_path"]):
-        path = images_dir / relative
+    for row, photo in enumerate(table.itertuples(index=False)):
         try:
-            data = read_image_bytes(path, max_pixels)  # rejects non-images here, naming the file
+            data = images.read(photo)  # rejects non-images here, naming the file
         except InferenceError as error:
             unreadable.append(str(error))
             log.warning("skipped %s", error)
@@ -102,19 +196,18 @@ def predict_m1(
             flush()
     flush()
     if not kept:
-        raise EvaluationError(f"no readable image under {images_dir} for the {len(table)} rows")
+        raise EvaluationError(f"no readable image under {images.images_dir} for the {len(table)} rows")
     return (table.iloc[kept].reset_index(drop=True), np.concatenate(ids), np.concatenate(probs), unreadable)
 
 
 def scene_outdoor_probabilities(
     table: pd.DataFrame,
-    images_dir: Path,
+    images: TestImages,
     scene_model: str,
     io_labels: str,
     image_size: int = 224,
     input_range: tuple[float, float] = (0.0, 1.0),
     batch_size: int = 32,
-    max_pixels: int = FILES_MAX_PIXELS,
 ) -> dict[str, float]:
     """photo_id -> outdoor probability from a user's scene classifier (Table 4, §4.1.2): the
     softmax mass on the classes its Places365-style IO file marks outdoor (2). The photos are
@@ -122,21 +215,17 @@ def scene_outdoor_probabilities(
     import tensorflow as tf
 
     from geoloc_tf.evaluation.outdoor import load_scene_model, scene_outdoor_probs
-    from geoloc_tf.inference.m1_model import read_image_bytes
 
     low, high = input_range
 
     def batches():
         for start in range(0, len(table), batch_size):
-            images = [
-                tf.image.resize(
-                    tf.io.decode_image(read_image_bytes(images_dir / p, max_pixels), channels=3),
-                    [image_size, image_size],
-                )
+            decoded = [
+                tf.image.resize(tf.io.decode_image(images.read(photo), channels=3), [image_size, image_size])
                 / 255.0
-                for p in table["image_path"].iloc[start : start + batch_size]
+                for photo in table.iloc[start : start + batch_size].itertuples(index=False)
             ]
-            yield (tf.stack(images).numpy() * (high - low) + low).astype(np.float32)
+            yield (tf.stack(decoded).numpy() * (high - low) + low).astype(np.float32)
 
     probs = scene_outdoor_probs(load_scene_model(scene_model), batches(), io_labels)
     return dict(zip(table["photo_id"], probs.astype(float)))
@@ -152,17 +241,26 @@ def evaluate_external(
     config: ExternalEvaluateConfig | None = None,
     scene_model: str | None = None,
     scene_io_labels: str | None = None,
+    benchmark: str | None = None,
 ) -> dict:
     """Predicts and evaluates an external test set; returns {'report': path, ...} and counts.
 
     With `scene_model` and `scene_io_labels`, the outdoor-only rows use the scene classifier's
-    outdoor probability instead of the CSV's outdoor column."""
+    outdoor probability instead of the CSV's outdoor column. With `benchmark`, see the module
+    docstring."""
     import mesh as mesh_lib
-    from geoloc_tf.evaluation.report import evaluate_run
+    from data_pipelines.readers import common, formats
+    from geoloc_tf.evaluation import benchmarks
+    from geoloc_tf.evaluation.model_predictions import load_predictions
+    from geoloc_tf.evaluation.report import ReportConfig, write_report
+    from geoloc_tf.evaluation.results import EvalConfig, evaluate_predictions
     from geoloc_tf.inference.m1_model import M1Model
 
     if scene_model and not scene_io_labels:
         raise EvaluationError("--scene_model needs --scene_io_labels (Places365 IO file)")
+    bench = benchmarks.get_benchmark(benchmark) if benchmark else None
+    if bench:
+        benchmarks.check_header(csv_path, bench)
     config = config or ExternalEvaluateConfig()
     top_k, batch_size = config.predict.top_k, config.batch_size
 
@@ -173,10 +271,24 @@ def evaluate_external(
         raise EvaluationError(f"no mesh at {mesh_file}; pass --mesh=RUN_DIR/mesh with a SavedModel")
     mesh = mesh_lib.Mesh.load(mesh_file)
     out = RunLayout(Path(out_dir) if out_dir else run.eval_external(Path(csv_path).stem))
-    table, skipped = read_test_set(csv_path, image_path_template)
-    kept, ids, probs, unreadable = predict_m1(
-        M1Model.load(model_dir, mesh_file), table, Path(images_dir), batch_size, top_k, config.max_pixels
-    )
+    fmt = formats.resolve(bench.format if bench else "auto", (csv_path,))[0].name
+    training, hasher = _training_photos(run)
+    table, skipped = read_test_set(csv_path, image_path_template, fmt, images_dir, hasher)
+    table, archives, missing = locate_images(table, fmt, images_dir)
+    images = TestImages(Path(images_dir), archives, config.max_pixels)
+    try:
+        kept, ids, probs, unreadable = predict_m1(
+            M1Model.load(model_dir, mesh_file), table, images, batch_size, top_k
+        )
+        outdoor = None
+        if scene_model and scene_io_labels:  # one without the other was refused above
+            low, high = config.scene_input_range
+            outdoor = scene_outdoor_probabilities(
+                kept, images, scene_model, scene_io_labels, config.scene_image_size, (low, high), batch_size
+            )
+    finally:
+        images.close()
+    unreadable = missing + unreadable
     tables = {
         "m1": str(
             prediction_tables.write_table(
@@ -185,35 +297,38 @@ def evaluate_external(
         )
     }
     tables.update(_metadata_models(run, out, mesh, kept, ids, probs, top_k))
-    from geoloc_tf.evaluation.report import ReportConfig
-    from geoloc_tf.evaluation.results import EvalConfig
-
-    outdoor = None
-    if scene_model and scene_io_labels:  # one without the other was refused above
-        low, high = config.scene_input_range
-        outdoor = scene_outdoor_probabilities(
-            kept,
-            Path(images_dir),
-            scene_model,
-            scene_io_labels,
-            config.scene_image_size,
-            (low, high),
-            batch_size,
-            config.max_pixels,
+    admin = list(common.ADMIN_COLUMNS)
+    admin_truth = kept[["photo_id", *admin]] if (kept[admin] != "").to_numpy().any() else None
+    eval_config = EvalConfig.from_settings(config.evaluate, split=SPLIT)
+    evaluation = evaluate_predictions(
+        load_predictions(tables), mesh, eval_config, outdoor, admin_truth, training
+    )
+    if bench:
+        used = benchmarks.used_convention(evaluation.results)
+        evaluation = dataclasses.replace(
+            evaluation, results={**evaluation.results, "benchmark": benchmarks.benchmark_results(bench, used)}
         )
-    evaluation = EvalConfig.from_settings(config.evaluate, split=SPLIT)
-    written = evaluate_run(
+    written = write_report(
+        evaluation,
+        mesh,
         out.root,
-        mesh_path=mesh_file,
-        tables=tables,
-        out_dir=out.root,
-        config=ReportConfig(evaluation=evaluation),
-        outdoor_probs=outdoor,
-        notice=f"External test set {Path(csv_path).name}: {len(kept)} photos "
+        ReportConfig(evaluation=eval_config),
+        notice=f"External test set {Path(csv_path).name} ({fmt}): {len(kept)} photos "
         f"evaluated, {len(unreadable)} unreadable images skipped, rows "
         f"skipped by reason {skipped['counts'] or 'none'}.",
     )
     return {**written, "photos": len(kept), "unreadable": unreadable, "skipped_rows": skipped}
+
+
+def _training_photos(run: RunLayout):
+    """The run's training photos and a hasher of user ids with its data set's salt, when the run
+    directory holds its data set (``data/``); else (None, None): no photographer-disjoint rows."""
+    from data_pipelines.ingest.layout import METADATA_FILE
+    from geoloc_tf.evaluation.leakage import read_training_photos, training_user_hasher
+
+    if not (run.data_dir / METADATA_FILE).is_file():
+        return None, None
+    return read_training_photos(run.data_dir), training_user_hasher(run.data_dir)
 
 
 def _metadata_models(

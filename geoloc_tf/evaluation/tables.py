@@ -466,8 +466,14 @@ def leakage_table(results: dict[str, Any]) -> Table:
 
 def all_tables(results: dict[str, Any]) -> list[Table]:
     """Tables 3, 4, 6, 7 and the Wilcoxon tests, in report order, then the admin-level accuracy and
-    the photographer-disjoint rows when ``results`` has them."""
+    the photographer-disjoint rows when ``results`` has them; first, for a run scored as a standard
+    test set (``geoloc evaluate --benchmark``), the run beside published systems."""
+    from geoloc_tf.evaluation.benchmarks import benchmark_table
+
+    benchmark = benchmark_table(results)
     tables = [table3(results), table4(results), table6(results), table7(results), wilcoxon_table(results)]
+    if benchmark:
+        tables.insert(0, benchmark)
     if results.get("admin_accuracy"):
         tables.append(admin_table(results))
     if results.get("leakage"):

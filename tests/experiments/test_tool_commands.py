@@ -224,7 +224,7 @@ def test_every_evaluate_option_reaches_the_config_evaluate_external_gets(tmp_pat
         scene_image_size=values["scene_image_size"],
         scene_input_range=values["scene_input_range"],
     )
-    assert seen["args"] == ("run", "t.csv", "img", None, None, "{id}", want, None, None)
+    assert seen["args"] == ("run", "t.csv", "img", None, None, "{id}", want, None, None, None)
     assert "2 photos evaluated" in capsys.readouterr().out
 
 
