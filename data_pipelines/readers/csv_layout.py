@@ -89,7 +89,7 @@ def _text_lines(opened: common.OpenedFile):
     return io.TextIOWrapper(opened.stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
-def _outdoor_prob(text: str, indoor: bool) -> float:
+def outdoor_probability(text: str, indoor: bool) -> float:
     """P(outdoor) from an outdoor or indoor probability column; NaN (unknown) if unreadable."""
     try:
         value = values.probability(text)
@@ -241,9 +241,9 @@ def read_csv(
                 )
                 return
             if i_out is not None:
-                outdoor = _outdoor_prob(row[i_out], indoor=False)
+                outdoor = outdoor_probability(row[i_out], indoor=False)
             elif i_in is not None:
-                outdoor = _outdoor_prob(row[i_in], indoor=True)
+                outdoor = outdoor_probability(row[i_in], indoor=True)
             else:
                 outdoor = float("nan")
             builder.add(

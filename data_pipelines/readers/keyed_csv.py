@@ -142,7 +142,7 @@ def read(
                 lat_e7,
                 lon_e7,
                 -1,
-                csv_layout._outdoor_prob(row[i_in], indoor=True) if i_in is not None else float("nan"),
+                csv_layout.outdoor_probability(row[i_in], indoor=True) if i_in is not None else float("nan"),
                 key,
                 line,
                 admin=(

@@ -35,12 +35,20 @@ from experiments.benchmarks.rows import BenchmarkRow
 NETWORKS = ("inception_v4", "inception_resnet_v2")
 
 
+def all_layers(model):
+    """Every layer inside ``model``, nested models' layers included (public ``layers`` only)."""
+    for layer in model.layers:
+        yield layer
+        if getattr(layer, "layers", None):
+            yield from all_layers(layer)
+
+
 def forward_flops(model) -> int:
     """Forward FLOPs per image: 2 x multiply-adds of Conv2D, DepthwiseConv2D and Dense layers."""
     import keras
 
     total = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in all_layers(model):
         if isinstance(layer, keras.layers.DepthwiseConv2D):
             _, h, w, _ = layer.output.shape
             kh, kw = layer.kernel_size

@@ -26,6 +26,7 @@ sets the benchmark's own (the command does so unless the user set one).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import secrets
@@ -313,6 +314,7 @@ def evaluate_external(
         mesh,
         out.root,
         ReportConfig(evaluation=eval_config),
+        simulated=simulated_sources(run, csv_path),
         notice=f"External test set {Path(csv_path).name} ({fmt}): {len(kept)} photos "
         f"evaluated, {len(unreadable)} unreadable images skipped, rows "
         f"skipped by reason {skipped['counts'] or 'none'}.",
@@ -329,6 +331,21 @@ def _training_photos(run: RunLayout):
     if not (run.data_dir / METADATA_FILE).is_file():
         return None, None
     return read_training_photos(run.data_dir), training_user_hasher(run.data_dir)
+
+
+def simulated_sources(run: RunLayout, csv_path: str) -> bool:
+    """True when the run was trained on the demo collection (its config.json says source=demo) or
+    the test set is one of the demo's layouts (a demo_info.json beside it): then the report says
+    SIMULATED at its top, as the run's own report does."""
+    from data_pipelines.demo.generate import INFO_FILE
+
+    if (Path(csv_path).parent / INFO_FILE).exists():
+        return True
+    try:
+        sections = json.loads(run.config.read_text())["sections"]
+    except (OSError, ValueError, KeyError, TypeError):  # a SavedModel without its run folder
+        return False
+    return isinstance(sections, dict) and sections.get("data", {}).get("source") == "demo"
 
 
 def _metadata_models(

@@ -158,13 +158,13 @@ def write_report(
 ) -> dict[str, str]:
     """Write every report file into ``out_dir`` (see module docstring); returns artifact -> path.
 
-    ``simulated`` puts ``SIMULATED_NOTICE`` at the top; ``notice`` replaces it with other text.
+    ``simulated`` puts ``SIMULATED_NOTICE`` at the top; ``notice`` is more text for the top, after it.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = dict(evaluation.results)
     results["simulated"] = bool(simulated)
-    results["notice"] = notice if notice is not None else (SIMULATED_NOTICE if simulated else "")
+    results["notice"] = "\n\n".join(t for t in (SIMULATED_NOTICE if simulated else "", notice or "") if t)
     tables = all_tables(results)
     artifacts: dict[str, str] = {}
     for t in tables:

@@ -131,7 +131,7 @@ def convention_line(results: dict[str, Any]) -> str:
         if c["threshold_rule"] == "le"
         else "only errors strictly below a threshold count (rule `lt`, as OSV-5M, PLONK and PIGEON)"
     )
-    return f"Distances: {c['distance']}, Earth radius {c['earth_radius_km']:g} km; {rule}."
+    return f"Distances: {c['distance']}, Earth radius {c['earth_radius_km']:.10g} km; {rule}."
 
 
 def summary_columns(thresholds_km: list[float]) -> tuple[str, ...]:
