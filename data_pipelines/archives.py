@@ -470,6 +470,8 @@ class ArchiveReader:
                         f"{where}: unpacks to {info.file_size} bytes; expected at most {MAX_MEMBER_BYTES}",
                     )
                 return handle.read(info)
+            if size > MAX_MEMBER_BYTES:  # a tar header or a shard record may claim any size
+                raise _missing(f"{where}: {size} bytes; expected at most {MAX_MEMBER_BYTES}")
             handle.seek(offset)
             data = handle.read(size)
             if len(data) != size:

@@ -186,6 +186,10 @@ def test_tar_parts_are_indexed_and_read_as_one_tar(tmp_path):
         with pytest.raises(ImageSkipped) as e:  # a range past the end: the part was cut since
             reader.read(0, "e5_2d_8.jpg", sum(os.path.getsize(p) for p in index.archives[0].parts) - 10, 500)
         assert e.value.reason == common.MISSING_IMAGE and "e5_2d_8.jpg" in e.value.detail
+        # A header claiming a huge member is refused before anything is read into memory.
+        with pytest.raises(ImageSkipped) as e:
+            reader.read(0, "e5_2d_1.jpg", 0, archives.MAX_MEMBER_BYTES + 1)
+        assert e.value.reason == common.MISSING_IMAGE and "expected at most" in e.value.detail
 
 
 def test_msgpack_shards_are_indexed_by_record(tmp_path):
