@@ -96,6 +96,20 @@ class ArchiveIndex:
     archives: list[Archive]
     members: pd.DataFrame
 
+    def locate(self, table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """The rows of ``table`` whose ``image_path`` is a member key, with that member's container,
+        offset and size (the first archive wins for a key found twice), and the boolean mask of
+        those rows in ``table``. Ingestion's plan and ``geoloc evaluate`` both locate photos so."""
+        members = self.members.drop_duplicates("key", keep="first")
+        where = table[["image_path"]].merge(
+            members.rename(columns={"key": "image_path"}), on="image_path", how="left"
+        )
+        found = where["container"].notna().to_numpy()
+        located = table.loc[found].reset_index(drop=True)
+        for column, dtype in (("container", np.int32), ("offset", np.int64), ("size", np.int64)):
+            located[column] = where.loc[found, column].to_numpy().astype(dtype)
+        return located, found
+
 
 class _MemberTable:
     """Members of the archives being indexed, as growing columns."""

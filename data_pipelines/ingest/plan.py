@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import time
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -115,27 +116,19 @@ def join_archive_index(
     """Each row's image located in the archives by its key (``image_path``); a row whose key is in
     no archive is skipped as ``missing_image`` (first archive wins for a key found twice)."""
     index = archive_index(fmt, os.path.realpath(config.images_folder), out_dir)
-    members = index.members.drop_duplicates("key", keep="first")
-    where = table[["image_path"]].merge(
-        members.rename(columns={"key": "image_path"}), on="image_path", how="left"
+    located, found = index.locate(table)
+    skip_rows(
+        skips,
+        rcommon.MISSING_IMAGE,
+        table.loc[~found],
+        sources,
+        config.log_first_skips,
+        lambda row: (
+            f"member {row.image_path} is in none of the {len(index.archives)} archives under "
+            f"{config.images_folder}"
+        ),
     )
-    found = where["container"].notna().to_numpy()
-    missing = table.loc[~found, ["file_index", "line", "image_path"]]
-    for k, row in enumerate(missing.itertuples()):
-        if k < config.log_first_skips:
-            skips.add(
-                rcommon.MISSING_IMAGE,
-                sources[row.file_index],
-                int(row.line),
-                f"member {row.image_path} is in none of the {len(index.archives)} archives under "
-                f"{config.images_folder}",
-            )
-        else:
-            skips.counts[rcommon.MISSING_IMAGE] += 1
-    table = table.loc[found].reset_index(drop=True)
-    for column, dtype in (("container", np.int32), ("offset", np.int64), ("size", np.int64)):
-        table[column] = where.loc[found, column].to_numpy().astype(dtype)
-    return table, list(index.archives)
+    return located, list(index.archives)
 
 
 def metadata_archives(sources: tuple[str, ...], images: str) -> list:
@@ -163,16 +156,30 @@ def _drop_duplicates(
     dup = table["photo_id"].duplicated(keep="first").to_numpy()
     if not dup.any():
         return table
-    logged = table.loc[dup, ["file_index", "line", "photo_id"]].head(config.log_first_skips)
-    for row in logged.itertuples():
-        skips.add(
-            rcommon.DUPLICATE_ID,
-            sources[row.file_index],
-            int(row.line),
-            f"photo id {row.photo_id} seen before",
-        )
-    skips.counts[rcommon.DUPLICATE_ID] += int(dup.sum()) - min(int(dup.sum()), config.log_first_skips)
+    skip_rows(
+        skips,
+        rcommon.DUPLICATE_ID,
+        table.loc[dup],
+        sources,
+        config.log_first_skips,
+        lambda row: f"photo id {row.photo_id} seen before",
+    )
     return table.loc[~dup].reset_index(drop=True)
+
+
+def skip_rows(
+    skips: SkipLog,
+    reason: str,
+    rows: pd.DataFrame,
+    sources: tuple[str, ...],
+    log_first: int,
+    detail: Callable[[Any], str],
+) -> None:
+    """Counts ``rows`` (of the plan's table: file_index, line, ...) as skipped for ``reason``; the
+    first ``log_first`` are logged with their file:line and ``detail(row)``, the rest only counted."""
+    for row in rows.head(log_first).itertuples():
+        skips.add(reason, sources[row.file_index], int(row.line), detail(row))
+    skips.counts[reason] += len(rows) - min(len(rows), log_first)
 
 
 def join_outdoor_probabilities(table: pd.DataFrame, autotags_paths) -> pd.DataFrame:

@@ -122,16 +122,11 @@ def locate_images(table: pd.DataFrame, fmt: str, images_dir: str) -> tuple[pd.Da
     if not index.archives:
         log.info("no archive under %s: reading the photos as <key>.jpg files", images_dir)
         return table.assign(image_path=table["image_path"] + ".jpg"), [], []
-    members = index.members.drop_duplicates("key", keep="first").set_index("key")
-    found = table["image_path"].isin(members.index).to_numpy()
+    located, found = index.locate(table)
     missing = [
         f"{images_dir}: member {key} is in none of the {len(index.archives)} archives"
         for key in table.loc[~found, "image_path"]
     ]
-    located = table.loc[found].reset_index(drop=True)
-    where = members.loc[located["image_path"]]
-    for column in ("container", "offset", "size"):
-        located[column] = where[column].to_numpy().astype(located[column].dtype)
     return located, list(index.archives), missing
 
 
