@@ -78,7 +78,9 @@ def parse_metadata_file(
     info: dict[str, Any] = {
         "path": path,
         "format": fmt,
-        "layout": detect_layout(path) if fmt in ("yfcc100m", "csv") else fmt,
+        # The format read it; only a YFCC100M file has a finer layout (23 or 25 fields). Detecting
+        # again would name what auto-detection would pick, not what --format chose.
+        "layout": detect_layout(path) if fmt == "yfcc100m" else fmt,
         "lines_read": int(lines_read),
         "kept": int(len(df)),
         "skips": skips.to_json(),
