@@ -80,7 +80,9 @@ def read_training_photos(
 
     written = dataset.load(os.fspath(data_dir))
     frames = {split: written.table(split, ["photo_id", "user_hash"]) for split in splits}
-    return TrainingPhotos(frames, f"{os.fspath(data_dir)} ({', '.join(splits)})")
+    # Named by the data set's name, not its path: the same run gives the same report wherever it lies.
+    name = written.metadata.get("dataset_name", "")
+    return TrainingPhotos(frames, f"data set {name} ({', '.join(splits)})")
 
 
 def training_user_hasher(data_dir: str | os.PathLike):

@@ -237,6 +237,10 @@ def test_the_report_states_the_convention_and_has_geoscore_admin_and_leakage_tab
     assert res["admin_accuracy"]["truth_source"] == admin.TRUTH_DATASET
     assert res["leakage"]["num_photos_unseen_photographers"] == 1
     assert set(written) >= {"admin", "leakage"}
+    # The report names the training data by its data set, not its path: the same run gives the
+    # same report wherever its folder lies.
+    assert str(tmp_path) not in open(written["tables_json"]).read()
+    assert "Training data: data set " in text
 
 
 def test_compare_refuses_runs_evaluated_under_different_conventions(tmp_path, mesh):
