@@ -21,10 +21,10 @@ REQUIRED = [
     "numpy==2.4.6",
     "scipy==1.17.1",
     "pandas==3.1.1",
-    "pyarrow==26.0.1",  # Parquet tables of per-photo predictions and metadata
+    "pyarrow==25.0.1",  # Parquet tables of per-photo predictions and metadata (Beam 2.77: < 26)
     "absl-py==2.5.1",
     "matplotlib==3.11.2",
-    "pillow==13.0.0",  # the one image decoder (data_pipelines.images): header checks, re-encoding
+    "pillow==12.3.0",  # the one image decoder (data_pipelines.images); Beam 2.77 needs < 13
     "reverse_geocoder==1.5.1",  # offline admin-level accuracy, as OSV-5M (geoloc_tf.evaluation.admin)
 ]
 
@@ -35,12 +35,22 @@ SERVE = ["starlette==1.10.0", "uvicorn==0.54.0", "h11==0.16.0", "python-multipar
 # shards (data_pipelines.archives; --format=msgpack names this extra when it is missing).
 FORMATS = ["msgpack==1.2.4"]
 
+# Ingestion on Apache Beam (`geoloc ingest --engine=beam`; DirectRunner here, Dataflow/Flink/Spark
+# per BUILD.md). Beam 2.77 caps pillow < 13 and pyarrow < 26, hence the pins above.
+BEAM = ["apache-beam==2.77.0"]
+
+# Approximate nearest-neighbour retrieval (`geoloc index --engine=faiss`). ScaNN 1.4.2 installs but
+# does not import beside TensorFlow 2.21 (its TF op library is built against another abseil).
+ANN = ["faiss-cpu==1.15.1"]
+
 EXTRAS = {
     "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
     "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
     "serve": SERVE,
     "formats": FORMATS,
-    "test": ["pytest==9.2.0", "ruff==0.17.6", "mypy==2.4.1", *SERVE, *FORMATS],
+    "beam": BEAM,
+    "ann": ANN,
+    "test": ["pytest==9.2.0", "ruff==0.17.6", "mypy==2.4.1", *SERVE, *FORMATS, *BEAM, *ANN],
     "bench": ["h3==4.5.0"],  # baseline of the mesh benchmark
 }
 
