@@ -8,6 +8,12 @@ The distributed engine is tf.distribute, never a home-made one:
   is how tests exercise it);
 - `multi_worker`: MultiWorkerMirroredStrategy; the cluster comes from TF_CONFIG (BUILD.md);
 - `one_device`: OneDeviceStrategy on the first GPU, else the CPU.
+
+Work whose replicas never exchange values (prediction) splits by worker instead of stepping in
+lockstep: ``worker_share`` says which part of the work is this worker's, ``local_strategy`` gives
+the replicas of this machine alone (under MultiWorkerMirroredStrategy every step of a distributed
+dataset ends with a cross-worker reduction of "has data", so workers with unequal work would wait
+on each other, or hang).
 """
 
 from __future__ import annotations
@@ -49,6 +55,28 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     if resolver is None or not resolver.cluster_spec().as_dict():
         return True
     return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def worker_share(strategy: tf.distribute.Strategy) -> tuple[int, int]:
+    """(this worker's position, number of workers) in the strategy's cluster, the chief first and
+    then the workers by index (TF_CONFIG); (0, 1) on one machine. Position 0 is ``is_chief``'s."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    chiefs, workers = len(cluster.get("chief", [])), len(cluster.get("worker", []))
+    if chiefs + workers <= 1 or resolver.task_type not in ("chief", "worker"):
+        return 0, 1
+    position = int(resolver.task_id or 0) + (chiefs if resolver.task_type == "worker" else 0)
+    return position, chiefs + workers
+
+
+def local_strategy(strategy: tf.distribute.Strategy) -> tf.distribute.Strategy:
+    """The replicas of this machine alone: ``strategy`` itself unless it spans several workers,
+    then a MirroredStrategy over this worker's devices (``extended.worker_devices``)."""
+    if worker_share(strategy)[1] == 1:
+        return strategy
+    local = tf.distribute.MirroredStrategy(list(strategy.extended.worker_devices))
+    log.info("this worker's own %d replica(s), for work split by worker", local.num_replicas_in_sync)
+    return local
 
 
 def set_precision(mixed_precision: bool) -> None:

@@ -1,11 +1,13 @@
 """`geoloc index`: store M1's penultimate features of a run's photos for query by example.
 
     geoloc index --model=RUN_DIR [--split=m1_train] [--out=RUN_DIR/index/m1_train]
+        [--runtime_strategy=auto|mirrored|multi_worker|one_device]
 
 Runs the run's M1 over one split of its TFRecords (paper appendix B: retrieval by M1's 1536-d
 features) and writes a ``FeatureIndex`` directory (``geoloc_tf.retrieval.feature_index``). A killed
 build, rerun with the same command, redoes only the record shards it had not finished. Settings:
 ``geoloc_tf.retrieval.config.IndexConfig``; the run and the output folder are the tool's own.
+M1 runs under ``--runtime_strategy`` (``RuntimeConfig.strategy``, the runner's option).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from absl import flags
 
 from experiments.commands import Command, missing_files_are_user_errors, require
 from geoloc_tf.retrieval.config import IndexConfig
+from geoloc_tf.runtime_config import RuntimeConfig
 
 
 def _define_inputs(flag_values: flags.FlagValues) -> None:
@@ -31,12 +34,14 @@ def _define_inputs(flag_values: flags.FlagValues) -> None:
 
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int:
+    from geoloc_tf.distribute import make_strategy
     from geoloc_tf.retrieval.feature_index import build_index
 
     logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s] %(message)s")
     started = time.monotonic()
     with missing_files_are_user_errors():
-        index = build_index(inputs.model, configs[""], inputs.out)
+        strategy = make_strategy(configs["runtime"].strategy)
+        index = build_index(inputs.model, configs[""], inputs.out, strategy=strategy)
     seconds = time.monotonic() - started
     print(
         f"{len(index)} photos x {index.dim} features indexed in {seconds:.0f} s "
@@ -48,7 +53,8 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int
 COMMAND = Command(
     name="index",
     summary="Store M1's features of a run's photos for query by example (geoloc search).",
-    sections={"": IndexConfig},
+    sections={"": IndexConfig, "runtime": RuntimeConfig},
+    only={"runtime": ("strategy",)},
     define_inputs=_define_inputs,
     run=_run,
 )

@@ -1,7 +1,9 @@
 """Stage `predict`: M1's top-k cells for every photo of every split, as Parquet tables.
 
 M2, M3, user averaging, the evaluation and retrieval read these tables, never images
-(geoloc_tf.m1.predict_records). Resumable shard by shard.
+(geoloc_tf.m1.predict_records). Resumable shard by shard; runs under the run's tf.distribute
+strategy (``--runtime_strategy``, the one M1 trained under): on several workers each predicts its
+own record shards and the chief joins them.
 """
 
 from __future__ import annotations
@@ -13,13 +15,21 @@ from experiments.config import RunConfig
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.predict_records import predict_splits
+    from geoloc_tf.distribute import make_strategy
+    from geoloc_tf.m1.predict_records import Replicas, predict_splits, wait_for
     from geoloc_tf.run_layout import RunLayout
-    from geoloc_tf.saving import load_keras
 
     layout = RunLayout(run_dir)
-    model = load_keras(layout.m1_model)
+    replicas = Replicas.of(make_strategy(config.runtime.strategy))
+    if not replicas.chief:  # the chief writes M1 when training ends
+        wait_for([layout.m1_model], "predict: the chief's M1")
+    model = replicas.load(layout.m1_model)
     paths = predict_splits(
-        model, load(str(layout.data_dir)), layout, config.predict, image_size=config.m1.image_size
+        model,
+        load(str(layout.data_dir)),
+        layout,
+        config.predict,
+        image_size=config.m1.image_size,
+        replicas=replicas,
     )
     return {split: layout.relative(path) for split, path in paths.items()}

@@ -14,36 +14,111 @@ With ``PredictConfig.store_features``, M1's penultimate (1536-d at full width) f
 split go to the split's feature index (``geoloc_tf.retrieval.feature_index``, appendix B), in the
 same photo order: the one store that the kNN row and `geoloc search` read.
 
-Work is done one record shard at a time (``RunLayout.prediction_parts``, one atomic table per
-shard, features included); a killed run redoes only the unfinished shards, then the parts are
-joined into the split's table and index.
+**Shards.** The unit of work and of resume is one record shard: its predictions (features
+included) go to one atomic part, ``RunLayout.prediction_parts(split)/NNNNN.parquet``, kept after
+the join. A part that exists is never redone, so a killed run loses at most the shard it was
+predicting. The split's table is then joined from the parts (``join_parts``) and, with features,
+the index (``feature_index.assemble_index``).
+
+**Replicas.** The forward pass runs under the run's tf.distribute strategy
+(``--runtime_strategy``, the one training used): the model's variables are mirrored on every
+replica (``Replicas.load``), each global batch of ``batch_size`` photos is split across the replicas
+(``strategy.experimental_distribute_dataset``) and ``strategy.run`` computes each replica's top-k
+cells (and features) on its device; the replicas' pieces are joined in replica order, which is the
+batch's own order. The photos' metadata stays on the host (a string tensor cannot be copied to a
+GPU; ``InputOptions(experimental_fetch_to_device=False)``) and is joined the same way, from the
+same per-replica inputs. Under MultiWorkerMirroredStrategy each worker predicts its own record
+shards, every n-th from its position in the cluster (``distribute.worker_share``, from TF_CONFIG
+through the strategy's cluster resolver) on its own replicas (``distribute.local_strategy``): the
+workers never wait on each other step by step. The chief then waits until every part exists and
+joins them; the other workers wait until the joined outputs exist.
+
+**Memory.** Predicting holds one shard's outputs: per photo its metadata, 2 x max(k, 10) top-k
+values and, with features, d float32 (1024 photos x 1536 x 4 B = 6.3 MB a shard at full width),
+plus the input pipeline's prefetched batches. Joining holds one part's table columns (no features:
+about 100 B + 8 k B a photo) and the Parquet writer's one row group, whatever the split's size;
+the index joiner holds one part's features and the split's photo ids and locations.
+
+**Progress.** One log line per shard: the shard, this worker's count of its own shards, the photos
+per second since this call's first shard (all replicas together) and the ETA of this worker's
+remaining shards (parts already on disk are not counted as work left).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import tensorflow as tf
 
 from data_pipelines import input_pipeline, splits
 from data_pipelines.config import InputConfig
 from data_pipelines.dataset import WrittenDataset
-from geoloc_tf import prediction_tables
+from geoloc_tf import distribute, prediction_tables
 from geoloc_tf.m1 import inception_v4
 from geoloc_tf.run_configs import PredictConfig
 from geoloc_tf.run_layout import RunLayout
+from mesh.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
 MODEL = "m1"
 MASS_K = prediction_tables.MASS_K
-BATCH_SIZE = 128  # photos per forward pass
+BATCH_SIZE = 128  # photos per forward pass: the global batch, split across the replicas
+WAIT_SECONDS = 5.0  # how often a worker looks for the files another worker writes
+WAIT_LOG_SECONDS = 60.0  # how often it says what it is waiting for
+METADATA = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob")
+
+
+@dataclasses.dataclass(frozen=True)
+class Replicas:
+    """Where prediction runs: this machine's replicas (``strategy``) and this worker's share of the
+    record shards (position ``worker`` of ``workers``; 0 is the chief, which joins the parts)."""
+
+    strategy: tf.distribute.Strategy
+    worker: int = 0
+    workers: int = 1
+
+    @classmethod
+    def of(cls, strategy: tf.distribute.Strategy | None = None) -> "Replicas":
+        """The replicas of ``strategy`` (the run's, from ``distribute.make_strategy``; None: the
+        default strategy, one device)."""
+        strategy = strategy or tf.distribute.get_strategy()
+        worker, workers = distribute.worker_share(strategy)
+        return cls(distribute.local_strategy(strategy), worker, workers)
+
+    @property
+    def chief(self) -> bool:
+        return self.worker == 0
+
+    def shards(self, count: int) -> list[int]:
+        """This worker's record shards of a split of ``count`` shards: every ``workers``-th."""
+        return list(range(self.worker, count, self.workers))
+
+    def load(self, path: str | Path) -> keras.Model:
+        """The Keras model at ``path`` with its variables mirrored on every replica."""
+        from geoloc_tf.saving import load_keras
+
+        with self.strategy.scope():
+            return load_keras(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Forward:
+    """M1's forward pass on every replica: ``step(images)`` gives one replica's (top-k
+    probabilities, their cell ids[, features]), ``k = min(max(top_k, 10), cells)`` of them."""
+
+    replicas: Replicas
+    step: Callable
+    k: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +138,25 @@ def prediction_model(model: keras.Model, store_features: bool) -> keras.Model:
     return keras.Model(model.inputs, [model.output, features], name=f"{model.name}_with_features")
 
 
+def replicated_forward(
+    model: keras.Model, config: PredictConfig, replicas: Replicas | None = None
+) -> Forward:
+    """The forward pass of ``model`` (loaded by ``replicas.load``) for ``config``: the top-k cells
+    are picked on each replica's device, so only k values per photo come back to the host."""
+    replicas = replicas or Replicas.of()
+    net = prediction_model(model, config.store_features)
+    k = min(max(config.top_k, MASS_K), int(model.output_shape[-1]))
+
+    @tf.function(reduce_retracing=True)  # a shard's last batch is smaller
+    def step(images):
+        output = net(images, training=False)
+        probabilities = output[0] if config.store_features else output
+        values, ids = tf.math.top_k(probabilities, k=k)
+        return (values, ids, output[1]) if config.store_features else (values, ids)
+
+    return Forward(replicas, step, k)
+
+
 def predict_splits(
     model: keras.Model,
     data: WrittenDataset,
@@ -71,39 +165,38 @@ def predict_splits(
     image_size: int,
     split_names: tuple[str, ...] = splits.SPLITS,
     batch_size: int = BATCH_SIZE,
+    replicas: Replicas | None = None,
 ) -> dict[str, str]:
     """Writes M1's prediction table of every split and, with ``config.store_features``, its feature
     index (``layout.index_dir(split)``, the run's one store of M1 features); returns split ->
     table path and ``<split>_features`` -> index folder. ``image_size``: M1's input side
-    (``--m1_image_size``); ``model`` is the run's ``layout.m1_model``."""
-    from geoloc_tf.retrieval.feature_index import assemble_index, index_meta
+    (``--m1_image_size``); ``model`` is the run's ``layout.m1_model``, loaded by
+    ``replicas.load`` (``replicas``: the run's strategy, ``Replicas.of``; None: one device)."""
+    from geoloc_tf.retrieval.feature_index import META_FILE, assemble_index, index_meta
 
-    net = prediction_model(model, config.store_features)
-    infer = tf.function(lambda images: net(images, training=False))
+    forward = replicated_forward(model, config, replicas)
     paths = {}
     for split in split_names:
         parts = predict_parts(
-            infer, data, split, layout.prediction_parts(MODEL, split), config, image_size, batch_size
+            forward, data, split, layout.prediction_parts(MODEL, split), config, image_size, batch_size
         )
-        columns = list(prediction_tables.TABLE_COLUMNS)
-        table = (
-            pd.concat([prediction_tables.read_frame(part, columns) for part in parts], ignore_index=True)
-            if parts
-            else _empty_frame(config)
-        )
-        path = prediction_tables.write_table(table, layout.prediction_table(MODEL, split))
-        paths[split] = str(path)
-        log.info("predict %s: %d photos -> %s", split, len(table), path)
+        table, index = layout.prediction_table(MODEL, split), layout.index_dir(split)
+        if forward.replicas.chief:
+            rows = join_parts(parts, table, config.top_k)
+            log.info("predict %s: %d photos -> %s", split, rows, table)
+            if config.store_features:
+                assemble_index(parts, index, index_meta(layout.m1_model, data, split, image_size))
+        else:
+            joined = [table, index / META_FILE] if config.store_features else [table]
+            wait_for(joined, f"predict {split}: the chief's join")
+        paths[split] = str(table)
         if config.store_features:
-            index = assemble_index(
-                parts, layout.index_dir(split), index_meta(layout.m1_model, data, split, image_size)
-            )
-            paths[f"{split}_features"] = str(index.root)
+            paths[f"{split}_features"] = str(index)
     return paths
 
 
 def predict_parts(
-    infer,
+    forward: Forward,
     data: WrittenDataset,
     split: str,
     parts_dir: Path | str,
@@ -111,34 +204,84 @@ def predict_parts(
     image_size: int,
     batch_size: int = BATCH_SIZE,
 ) -> list[Path]:
-    """One prediction table per record shard of ``split``, ``parts_dir/NNNNN.parquet`` (atomic);
-    parts that exist are kept, so a killed run redoes only unfinished shards. ``infer`` is
-    ``prediction_model(...)`` under ``tf.function``. Returns every part, in shard order."""
+    """One prediction table per record shard of ``split``, ``parts_dir/NNNNN.parquet`` (atomic),
+    for this worker's shards (``forward.replicas``); parts that exist are kept, so a killed run
+    redoes only unfinished shards. Returns every part of the split, in shard order: on the chief
+    once they all exist (the other workers write theirs), on another worker once its own do."""
     parts_dir = Path(parts_dir)
     parts_dir.mkdir(parents=True, exist_ok=True)
     lengths = data.shard_lengths(split)
-    started, done_images = time.monotonic(), 0
-    for shard in range(len(lengths)):
-        part = parts_dir / f"{shard:05d}.parquet"
-        if part.exists():
-            continue
-        frame = _predict_shard(infer, data, split, shard, _Pass(config, image_size, batch_size))
-        prediction_tables.write_table(frame, part)
-        done_images += len(frame)
-        rate = done_images / max(time.monotonic() - started, 1e-9)
-        remaining = sum(lengths[shard + 1 :])
+    parts = [parts_dir / f"{shard:05d}.parquet" for shard in range(len(lengths))]
+    replicas = forward.replicas
+    mine = replicas.shards(len(lengths))
+    todo = [shard for shard in mine if not parts[shard].exists()]
+    run = _Pass(config, image_size, batch_size)
+    started, done_photos, left_photos = time.monotonic(), 0, sum(lengths[shard] for shard in todo)
+    for count, shard in enumerate(todo, start=len(mine) - len(todo) + 1):
+        frame = _predict_shard(forward, data, split, shard, run)
+        prediction_tables.write_table(frame, parts[shard])
+        done_photos += len(frame)
+        left_photos -= lengths[shard]
+        rate = done_photos / max(time.monotonic() - started, 1e-9)
         log.info(
-            "predict %s: shard %d/%d, %.0f photos/s, ETA %.0f s",
+            "predict %s: shard %d/%d (%d/%d of worker %d), %.0f photos/s on %d replica(s), ETA %.0f s",
             split,
             shard + 1,
             len(lengths),
+            count,
+            len(mine),
+            replicas.worker,
             rate,
-            remaining / max(rate, 1e-9),
+            replicas.strategy.num_replicas_in_sync,
+            left_photos / max(rate, 1e-9),
         )
-    return [parts_dir / f"{shard:05d}.parquet" for shard in range(len(lengths))]
+    if replicas.chief and replicas.workers > 1:
+        wait_for(parts, f"predict {split}: the other workers' parts")
+    return parts
 
 
-def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, run: _Pass) -> pd.DataFrame:
+def join_parts(parts: Sequence[Path], path: Path | str, top_k: int) -> int:
+    """Writes the split's table (``prediction_tables.TABLE_COLUMNS``) from its parts, atomically,
+    each part appended as one Parquet row group: memory holds one part's columns, never the
+    split's. Returns the number of rows. ``top_k``: the width of an empty split's table."""
+    if not parts:
+        prediction_tables.write_table(_empty_frame(top_k), path)
+        return 0
+    columns = list(prediction_tables.TABLE_COLUMNS)
+    rows = 0
+
+    def write(f) -> None:
+        nonlocal rows
+        writer = None
+        for part in parts:
+            table = prediction_tables.read_arrow(part, columns)
+            if writer is None:
+                writer = pq.ParquetWriter(f, table.schema)
+            elif not table.schema.equals(writer.schema):
+                table = table.cast(writer.schema)  # an empty part's list columns have no type
+            writer.write_table(table)
+            rows += table.num_rows
+        assert writer is not None
+        writer.close()
+
+    write_atomic(path, write)
+    return rows
+
+
+def wait_for(paths: Sequence[Path], what: str, poll_seconds: float = WAIT_SECONDS) -> None:
+    """Returns once every path exists (files another worker writes); says which are missing about
+    once a minute."""
+    said = -math.inf
+    while missing := [path for path in paths if not Path(path).exists()]:
+        if time.monotonic() - said >= WAIT_LOG_SECONDS:
+            log.info("%s: waiting for %d file(s), e.g. %s", what, len(missing), missing[0])
+            said = time.monotonic()
+        time.sleep(poll_seconds)
+
+
+def _predict_shard(
+    forward: Forward, data: WrittenDataset, split: str, shard: int, run: _Pass
+) -> pd.DataFrame:
     config = run.config
     input_config = InputConfig(
         image_size=run.image_size,
@@ -150,63 +293,55 @@ def _predict_shard(infer, data: WrittenDataset, split: str, shard: int, run: _Pa
         drop_remainder=False,
     )
     dataset = input_pipeline.make_dataset(data, split, None, input_config, shards=[shard])
-    columns: dict[str, list] = {
-        name: []
-        for name in (
-            "photo_id",
-            "user_hash",
-            "posted_at",
-            "lat",
-            "lon",
-            "outdoor_prob",
-            "top_ids",
-            "top_probs",
-            "top10_mass",
-            "features",
-        )
-    }
-    for features, _ in dataset:
-        output = infer(features["image"])
-        probabilities, embedding = output if config.store_features else (output, None)
-        k = min(max(config.top_k, MASS_K), probabilities.shape[-1])
-        values, indices = tf.math.top_k(probabilities, k=k)
-        values, indices = values.numpy(), indices.numpy()
-        columns["top_ids"].extend(indices[:, : config.top_k].astype(np.int32))
-        columns["top_probs"].extend(values[:, : config.top_k].astype(np.float32))
-        columns["top10_mass"].append(values[:, :MASS_K].sum(axis=1).astype(np.float32))
-        if embedding is not None:
-            columns["features"].extend(np.asarray(embedding, np.float32))
-        for name in ("photo_id", "user_hash"):
-            columns[name].extend(v.decode() for v in features[name].numpy())
-        for name in ("posted_at", "lat", "lon", "outdoor_prob"):
-            columns[name].append(features[name].numpy())
-    metadata = pd.DataFrame(
-        {
-            "photo_id": columns["photo_id"],
-            "user_hash": columns["user_hash"],
-            "posted_at": _concat(columns["posted_at"], np.int64),
-            "lat": _concat(columns["lat"], np.float64),
-            "lon": _concat(columns["lon"], np.float64),
-            "outdoor_prob": _concat(columns["outdoor_prob"], np.float32),
-        }
+    metadata: dict[str, list[np.ndarray]] = {name: [] for name in METADATA}
+    outputs: list[list[np.ndarray]] = [[], [], []]  # top values, top ids, features
+    for batch_metadata, batch_outputs in _global_batches(forward, dataset):
+        for name in METADATA:
+            metadata[name].append(batch_metadata[name])
+        for chunks, output in zip(outputs, batch_outputs):
+            chunks.append(output)
+    columns = {name: _concat(chunks) for name, chunks in metadata.items()}
+    for name in ("photo_id", "user_hash"):
+        columns[name] = [value.decode() for value in columns[name]]
+    frame_metadata = pd.DataFrame(columns).astype(
+        {"posted_at": np.int64, "lat": np.float64, "lon": np.float64, "outdoor_prob": np.float32}
     )
+    n = len(frame_metadata)
+    values = _concat(outputs[0]).reshape(n, forward.k)
     frame = prediction_tables.table_from_top_k(
-        metadata,
-        np.asarray(columns["top_ids"]).reshape(len(metadata), -1),
-        np.asarray(columns["top_probs"]).reshape(len(metadata), -1),
-        _concat(columns["top10_mass"], np.float32),
+        frame_metadata,
+        _concat(outputs[1]).reshape(n, forward.k)[:, : config.top_k],
+        values[:, : config.top_k],
+        values[:, :MASS_K].sum(axis=1),
     )
     if config.store_features:
-        frame["features"] = columns["features"]
+        frame["features"] = list(_concat(outputs[2]).astype(np.float32))
     return frame
 
 
-def _concat(chunks: list[np.ndarray], dtype) -> np.ndarray:
-    return np.concatenate(chunks).astype(dtype) if chunks else np.empty(0, dtype)
+def _global_batches(
+    forward: Forward, dataset: tf.data.Dataset
+) -> Iterator[tuple[dict[str, np.ndarray], tuple[np.ndarray, ...]]]:
+    """(metadata, outputs) of each global batch of ``dataset``, every replica's piece joined in
+    replica order (replica r gets the r-th slice of a global batch, so this is the batch's order)."""
+    strategy = forward.replicas.strategy
+    options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
+    for features, _ in strategy.experimental_distribute_dataset(dataset, options):
+        outputs = strategy.run(forward.step, args=(features["image"],))
+        metadata = {name: _joined(strategy, features[name]) for name in METADATA}
+        yield metadata, tuple(_joined(strategy, output) for output in outputs)
 
 
-def _empty_frame(config: PredictConfig) -> pd.DataFrame:
-    empty = np.zeros((0, config.top_k))
+def _joined(strategy: tf.distribute.Strategy, value) -> np.ndarray:
+    return np.concatenate([np.asarray(piece) for piece in strategy.experimental_local_results(value)])
+
+
+def _concat(chunks: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(chunks) if chunks else np.empty(0)
+
+
+def _empty_frame(top_k: int) -> pd.DataFrame:
+    empty = np.zeros((0, top_k))
     return prediction_tables.table_from_top_k(
         pd.DataFrame({name: [] for name in prediction_tables.METADATA_COLUMNS}), empty, empty
     )

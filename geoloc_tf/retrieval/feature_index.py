@@ -26,7 +26,8 @@ An index is written into a temporary directory and renamed into place (``mesh.at
 reader never sees half an index. ``build_index`` (`geoloc index`, for a run predicted without
 features) runs M1 over one split of the run's TFRecords one record shard at a time
 (``geoloc_tf.m1.predict_records.predict_parts``, the prediction stage's own code and input pipeline);
-finished shards are kept in ``.<name>.build/``, so a killed build redoes only the unfinished ones.
+finished shards are kept in ``.<name>.build/``, so a killed build redoes only the unfinished ones. It
+runs under the run's tf.distribute strategy (``--runtime_strategy``), as the predict stage does.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -49,6 +51,9 @@ from geoloc_tf.retrieval.config import IndexConfig
 from geoloc_tf.retrieval.search import DEFAULT_BLOCK_ROWS, nearest, squared_norms
 from geoloc_tf.run_layout import RunLayout
 from mesh.atomic import atomic_dir, write_text_atomic
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
@@ -218,20 +223,22 @@ def read_features(path: str | os.PathLike, column: str = "features") -> np.ndarr
 
 
 def build_index(
-    run_dir: str | os.PathLike, config: IndexConfig | None = None, out_dir: str | os.PathLike | None = None
+    run_dir: str | os.PathLike,
+    config: IndexConfig | None = None,
+    out_dir: str | os.PathLike | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> FeatureIndex:
     """Runs the run's M1 over ``config.split`` of its TFRecords and writes the index (see module
-    doc); ``out_dir`` defaults to the run's index of that split.
+    doc); ``out_dir`` defaults to the run's index of that split. ``strategy``: the
+    tf.distribute strategy M1 runs under (``distribute.make_strategy``; None: one device); on
+    several workers each predicts its own record shards and the chief writes the index.
 
     Resumable: parts of finished record shards stay in ``.<out name>.build/`` next to the index
     until the index is whole; a rerun with the same run, model and split keeps them.
     """
-    import tensorflow as tf
-
     from data_pipelines.dataset import load
-    from geoloc_tf.m1.predict_records import predict_parts, prediction_model
+    from geoloc_tf.m1.predict_records import Replicas, predict_parts, replicated_forward, wait_for
     from geoloc_tf.run_configs import PredictConfig
-    from geoloc_tf.saving import load_keras
 
     config = config or IndexConfig()
     split = config.split
@@ -244,23 +251,27 @@ def build_index(
         )
     data = load(str(layout.data_dir))
     final = Path(out_dir) if out_dir is not None else layout.index_dir(split)
-    model = load_keras(model_path)
+    replicas = Replicas.of(strategy)
+    model = replicas.load(model_path)
     build = {
         **index_meta(model_path, data, split, int(model.input_shape[1])),
         "model_mtime_ns": model_path.stat().st_mtime_ns,
     }
     work = final.parent / f".{final.name}.build"
-    _check_build(work, build)
-    net = prediction_model(model, store_features=True)
-    infer = tf.function(lambda images: net(images, training=False))
+    if replicas.chief:  # another worker finds the build folder the chief made
+        _check_build(work, build)
     features_only = PredictConfig(top_k=1, store_features=True)
+    forward = replicated_forward(model, features_only, replicas)
     started = time.monotonic()
     parts = predict_parts(
-        infer, data, split, work / "parts", features_only, build["image_size"], config.batch_size
+        forward, data, split, work / "parts", features_only, build["image_size"], config.batch_size
     )
     log.info(
         "index %s: M1 features of %d record shards in %.0f s", split, len(parts), time.monotonic() - started
     )
+    if not replicas.chief:
+        wait_for([final / META_FILE], f"index {split}: the chief's index")
+        return FeatureIndex.open(final)
     index = assemble_index(parts, final, build)
     shutil.rmtree(work)
     return index

@@ -1,0 +1,245 @@
+"""M1's prediction in record shards: a kill loses at most the shard in progress, workers split the
+shards and the chief joins them, the join appends one part at a time, and MirroredStrategy over 2
+logical CPUs predicts what one device does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tests.geoloc_tf.conftest import save_tiny_m1
+
+REPO = Path(__file__).resolve().parents[2]
+SPLIT = "m1_train"
+BATCH = 7  # odd: a global batch splits 4 + 3 over two replicas, and a shard's last batch is short
+#: Mirrored vs one device: the same cells in the same order; probabilities and features within
+#: this (float32 sums in another order: the batches per replica differ).
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def run(tiny_world, tmp_path_factory) -> Path:
+    """A run directory: the tiny world's data and an untrained tiny M1 whose logits are scaled up
+    30x, so that its top cells are far apart (unlike near-uniform untrained ones) and depend on
+    each photo's pixels."""
+    import keras
+
+    from geoloc_tf.run_layout import RunLayout
+    from mesh import Mesh
+
+    root = tmp_path_factory.mktemp("predict_run")
+    (root / "data").symlink_to(tiny_world.data_root)
+    save_tiny_m1(root, Mesh.load(tiny_world.mesh_path).num_cells)
+    path = RunLayout(root).m1_model
+    model = keras.saving.load_model(path)
+    logits = model.get_layer("Logits.Logits")
+    kernel, bias = logits.get_weights()
+    logits.set_weights([30 * kernel, bias])
+    model.save(path)
+    return root
+
+
+def predict(run: Path, out: Path, replicas=None, store_features: bool = True) -> dict[str, str]:
+    from data_pipelines.dataset import load
+    from geoloc_tf.m1.predict_records import Replicas, predict_splits
+    from geoloc_tf.run_configs import PredictConfig
+    from geoloc_tf.run_layout import RunLayout
+
+    replicas = replicas or Replicas.of()
+    model = replicas.load(RunLayout(run).m1_model)
+    config = PredictConfig(top_k=3, store_features=store_features)
+    return predict_splits(
+        model, load(str(run / "data")), RunLayout(out), config, 75, (SPLIT,), BATCH, replicas
+    )
+
+
+def counting_shards(monkeypatch, fail_at: int | None = None) -> list[int]:
+    """Records the shards predicted; ``fail_at``: that shard dies as a killed process would."""
+    from geoloc_tf.m1 import predict_records
+
+    calls: list[int] = []
+    real = predict_records._predict_shard
+
+    def shard(forward, data, split, index, run):
+        if index == fail_at:
+            raise KeyboardInterrupt
+        calls.append(index)
+        return real(forward, data, split, index, run)
+
+    monkeypatch.setattr(predict_records, "_predict_shard", shard)
+    return calls
+
+
+def test_a_killed_prediction_redoes_only_the_unfinished_shards(run, tmp_path, monkeypatch):
+    from data_pipelines.dataset import load
+    from geoloc_tf.prediction_tables import read_frame
+
+    lengths = load(str(run / "data")).shard_lengths(SPLIT)
+    assert len(lengths) >= 4
+    counting_shards(monkeypatch, fail_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        predict(run, tmp_path, store_features=False)
+    parts_dir = tmp_path / "predictions" / "m1" / "_parts" / SPLIT
+    assert sorted(p.name for p in parts_dir.iterdir()) == ["00000.parquet", "00001.parquet"]
+    mtimes = [(parts_dir / f"0000{i}.parquet").stat().st_mtime_ns for i in (0, 1)]
+    monkeypatch.undo()
+    calls = counting_shards(monkeypatch)
+    paths = predict(run, tmp_path, store_features=False)
+    assert calls == list(range(2, len(lengths)))  # shards 0 and 1 were kept
+    assert [(parts_dir / f"0000{i}.parquet").stat().st_mtime_ns for i in (0, 1)] == mtimes
+    table = read_frame(paths[SPLIT])
+    assert list(table["photo_id"]) == list(load(str(run / "data")).table(SPLIT)["photo_id"])
+    # the join appended one part at a time: one row group per record shard
+    assert pq.ParquetFile(paths[SPLIT]).num_row_groups == len(lengths)
+    calls.clear()
+    predict(run, tmp_path, store_features=False)
+    assert calls == []  # every shard is done; only the join runs again
+
+
+def test_workers_predict_their_own_shards_and_the_chief_joins(run, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from data_pipelines.dataset import load
+    from geoloc_tf.m1 import predict_records
+    from geoloc_tf.m1.predict_records import Replicas
+    from geoloc_tf.prediction_tables import read_frame
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
+
+    n = len(load(str(run / "data")).shard_lengths(SPLIT))
+    one_device = tf.distribute.get_strategy()
+    calls = counting_shards(monkeypatch)
+    # worker 1 of 2 predicts the odd shards, then waits for the chief's table: cut short here
+    real_wait, waited = predict_records.wait_for, []
+    monkeypatch.setattr(predict_records, "wait_for", lambda paths, what: waited.append(what))
+    predict(run, tmp_path / "shared", Replicas(one_device, worker=1, workers=2))
+    assert calls == list(range(1, n, 2)) and waited == [f"predict {SPLIT}: the chief's join"]
+    assert not (tmp_path / "shared" / "predictions" / "m1" / f"{SPLIT}.parquet").exists()
+    monkeypatch.setattr(predict_records, "wait_for", real_wait)
+    calls.clear()
+    paths = predict(run, tmp_path / "shared", Replicas(one_device, worker=0, workers=2))
+    assert calls == list(range(0, n, 2))  # the chief's own shards, then the join of all
+    alone = predict(run, tmp_path / "alone")
+    joined, reference = read_frame(paths[SPLIT]), read_frame(alone[SPLIT])
+    assert list(joined["photo_id"]) == list(reference["photo_id"])
+    np.testing.assert_array_equal(np.stack(joined["top_ids"]), np.stack(reference["top_ids"]))
+    index, reference_index = (FeatureIndex.open(p[f"{SPLIT}_features"]) for p in (paths, alone))
+    np.testing.assert_array_equal(index.features, reference_index.features)
+
+
+MIRRORED_SCRIPT = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from pathlib import Path
+from geoloc_tf import distribute
+from geoloc_tf.m1 import predict_records
+from geoloc_tf.m1.predict_records import Replicas
+from tests.geoloc_tf.test_predict_records import predict
+pieces = []  # how each global batch was split over the replicas
+joined = predict_records._joined
+def recording(strategy, value):
+    pieces.append([len(p) for p in strategy.experimental_local_results(value)])
+    return joined(strategy, value)
+predict_records._joined = recording
+replicas = Replicas.of(distribute.make_strategy("mirrored"))
+paths = predict(Path(sys.argv[1]), Path(sys.argv[2]), replicas)
+print("RESULT", json.dumps({"replicas": replicas.strategy.num_replicas_in_sync, "paths": paths,
+                            "pieces": sorted({tuple(p) for p in pieces})}))
+"""
+
+
+def test_mirrored_over_two_cpus_predicts_what_one_device_does(run, tmp_path):
+    from geoloc_tf.prediction_tables import read_frame
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
+
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("TF_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, str(script), str(run), str(tmp_path / "mirrored")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))[7:])
+    assert result["replicas"] == 2
+    # every global batch of 7 went 4 + 3 to the two replicas (a shard's short last batch less)
+    assert [4, 3] in result["pieces"] and all(len(p) == 2 for p in result["pieces"])
+    one = predict(run, tmp_path / "one_device")
+    mirrored, reference = read_frame(result["paths"][SPLIT]), read_frame(one[SPLIT])
+    assert list(mirrored["photo_id"]) == list(reference["photo_id"])  # record order kept
+    ids, reference_ids = np.stack(mirrored["top_ids"]), np.stack(reference["top_ids"])
+    assert len(np.unique(reference_ids[:, 0])) > 1  # the top cell depends on the photo
+    np.testing.assert_array_equal(ids, reference_ids)
+    np.testing.assert_allclose(
+        np.stack(mirrored["top_probs"]), np.stack(reference["top_probs"]), atol=TOLERANCE
+    )
+    np.testing.assert_allclose(mirrored["top10_mass"], reference["top10_mass"], atol=TOLERANCE)
+    index = FeatureIndex.open(result["paths"][f"{SPLIT}_features"])
+    reference_index = FeatureIndex.open(one[f"{SPLIT}_features"])
+    np.testing.assert_allclose(index.features, reference_index.features, atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def test_worker_share_comes_from_the_cluster():
+    import tensorflow as tf
+
+    from geoloc_tf.distribute import worker_share
+
+    def share(cluster, task_type, task_id):
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+            tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id
+        )
+        return worker_share(types.SimpleNamespace(cluster_resolver=resolver))
+
+    three = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
+    assert share(three, "chief", 0) == (0, 3)
+    assert share(three, "worker", 0) == (1, 3)  # the workers come after the chief
+    assert share(three, "worker", 1) == (2, 3)
+    assert share({"worker": ["a:1", "b:1"]}, "worker", 1) == (1, 2)
+    assert share({"worker": ["a:1"]}, "worker", 0) == (0, 1)
+    assert worker_share(types.SimpleNamespace()) == (0, 1)  # MirroredStrategy: no cluster
+
+
+def test_join_appends_parts_and_types_an_empty_one(tmp_path):
+    import pandas as pd
+
+    from geoloc_tf import prediction_tables
+    from geoloc_tf.m1.predict_records import join_parts
+
+    def part(name, ids):
+        metadata = pd.DataFrame(
+            {
+                "photo_id": [f"p{i}" for i in ids],
+                "user_hash": ["u"] * len(ids),
+                "posted_at": np.zeros(len(ids), np.int64),
+                "lat": np.ones(len(ids)),
+                "lon": np.ones(len(ids)),
+                "outdoor_prob": np.ones(len(ids), np.float32),
+            }
+        )
+        top = np.tile([[0.5, 0.25]], (len(ids), 1)) if ids else np.zeros((0, 2))
+        frame = prediction_tables.table_from_top_k(metadata, np.ones_like(top), top)
+        frame["features"] = [np.ones(3, np.float32)] * len(ids)  # parts hold features; tables not
+        return prediction_tables.write_table(frame, tmp_path / name)
+
+    parts = [part("0.parquet", [0, 1]), part("1.parquet", []), part("2.parquet", [2])]
+    assert join_parts(parts, tmp_path / "split.parquet", top_k=2) == 3
+    table, ids, probs = prediction_tables.read_table(tmp_path / "split.parquet")
+    assert list(table["photo_id"]) == ["p0", "p1", "p2"] and "features" not in table
+    np.testing.assert_allclose(probs, [[0.5, 0.25]] * 3)
+    np.testing.assert_allclose(table["top10_mass"], [0.75] * 3)
+    assert pq.ParquetFile(tmp_path / "split.parquet").num_row_groups == 3
+    assert join_parts([], tmp_path / "none.parquet", top_k=2) == 0
+    assert len(prediction_tables.read_frame(tmp_path / "none.parquet")) == 0
