@@ -20,6 +20,7 @@ from experiments.commands import index as index_command
 from experiments.commands import predict as predict_command
 from experiments.commands import search as search_command
 from experiments.commands import serve as serve_command
+from experiments.settings_flags import flag_name
 from geoloc_tf.inference.config import PredictFilesConfig, ServerConfig
 from geoloc_tf.retrieval.config import IndexConfig, SearchConfig
 from geoloc_tf.run_configs import EvaluateConfig, ExternalEvaluateConfig, PredictConfig
@@ -53,6 +54,7 @@ SERVE = {
     "m2": ("false", False),
 }
 INDEX = {"split": ("m23_val", "m23_val"), "batch_size": ("16", 16)}
+INDEX_RUNTIME = {"runtime_strategy": ("one_device", "one_device")}  # RuntimeConfig's, as the runner's
 SEARCH = {"k": ("3", 3), "format": ("json", "json"), "max_pixels": ("3000", 3000)}
 EVALUATE = {
     "thresholds_km": ("5,50,500", (5.0, 50.0, 500.0)),
@@ -80,15 +82,18 @@ def expected(values: dict) -> dict:
     [
         (predict_command.COMMAND, PREDICT),
         (serve_command.COMMAND, SERVE),
-        (index_command.COMMAND, INDEX),
+        (index_command.COMMAND, {**INDEX, **INDEX_RUNTIME}),
         (search_command.COMMAND, SEARCH),
         (evaluate_command.COMMAND, EVALUATE),
     ],
 )
 def test_the_tables_cover_every_setting_option_of_the_tool(command, values):
-    (cls,) = command.sections.values()
-    only = command.only.get("")
-    settings = [path[-1] for path, _, _ in flat_settings(cls) if only is None or path[-1] in only]
+    settings = [
+        flag_name(prefix, path[-1])
+        for prefix, cls in command.sections.items()
+        for path, _, _ in flat_settings(cls)
+        if prefix not in command.only or path[-1] in command.only[prefix]
+    ]
     assert sorted(values) == sorted(settings)
     assert set(values) <= set(command_flags(command))
 
@@ -141,16 +146,19 @@ def test_every_index_option_reaches_the_config_build_index_gets(tmp_path, monkey
         def __len__(self):
             return 3
 
-    def record(run_dir, config, out_dir):
-        seen.update(run_dir=run_dir, config=config, out_dir=out_dir)
+    def record(run_dir, config, out_dir, strategy):
+        seen.update(run_dir=run_dir, config=config, out_dir=out_dir, strategy=strategy)
         return Built()
 
     monkeypatch.setattr("geoloc_tf.retrieval.feature_index.build_index", record)
-    assert geoloc(["index", f"--model={tmp_path}", f"--out={tmp_path / 'i'}", *options(INDEX)]) == 0
+    monkeypatch.setattr("geoloc_tf.distribute.make_strategy", lambda name: f"strategy {name}")
+    given = options(INDEX) + options(INDEX_RUNTIME)
+    assert geoloc(["index", f"--model={tmp_path}", f"--out={tmp_path / 'i'}", *given]) == 0
     assert seen == {
         "run_dir": str(tmp_path),
         "config": IndexConfig(**expected(INDEX)),
         "out_dir": str(tmp_path / "i"),
+        "strategy": "strategy one_device",
     }
     assert "3 photos x 8 features" in capsys.readouterr().out
 

@@ -243,3 +243,34 @@ def test_join_appends_parts_and_types_an_empty_one(tmp_path):
     assert pq.ParquetFile(tmp_path / "split.parquet").num_row_groups == 3
     assert join_parts([], tmp_path / "none.parquet", top_k=2) == 0
     assert len(prediction_tables.read_frame(tmp_path / "none.parquet")) == 0
+
+
+def test_the_predict_stage_loads_and_predicts_under_the_runs_strategy(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from experiments.stages import predict_stage
+    from geoloc_tf import distribute, saving
+    from geoloc_tf.m1 import predict_records
+    from geoloc_tf.m1.config import M1Config
+    from geoloc_tf.run_configs import PredictConfig
+    from geoloc_tf.runtime_config import RuntimeConfig
+
+    made, seen = [], {}
+    real_make = distribute.make_strategy
+    monkeypatch.setattr(distribute, "make_strategy", lambda name: made.append(name) or real_make(name))
+    # the "model" is the strategy whose scope it was loaded in
+    monkeypatch.setattr(saving, "load_keras", lambda path: tf.distribute.get_strategy())
+    monkeypatch.setattr("data_pipelines.dataset.load", lambda path: None)
+
+    def record(model, data, layout, config, image_size, replicas):
+        seen.update(model=model, replicas=replicas)
+        return {}
+
+    monkeypatch.setattr(predict_records, "predict_splits", record)
+    config = types.SimpleNamespace(
+        runtime=RuntimeConfig(strategy="one_device"), predict=PredictConfig(), m1=M1Config()
+    )
+    predict_stage.run(config, tmp_path)
+    assert made == ["one_device"]
+    assert isinstance(seen["replicas"].strategy, tf.distribute.OneDeviceStrategy)
+    assert seen["model"] is seen["replicas"].strategy and seen["replicas"].chief
