@@ -1,7 +1,8 @@
-"""Benchmark of using a trained model: predict, search, serve.
+"""Benchmark of using a trained model: predict, search, serve, and the predict stage in shards.
 
     python -m experiments.benchmarks.predict_bench [--quick] [--paper_size] [--photos=256]
         [--index_sizes=100000,1000000] [--requests=192] [--clients=8] [--json=out.json]
+        [--demo_size=default|small] [--run=RUN_DIR]
 
 Setup (not timed): a run directory in a temporary folder with a mesh (Flickr-like points,
 ``mesh_bench.flickr_like_points``) and an M1 with random weights: the demo's M1 (Inception-v4
@@ -21,6 +22,19 @@ Timed, each next to a baseline measured in the same run:
   in a batch) over ``--index_sizes`` indexed 1536-d float32 feature vectors (M1's penultimate
   width, §appendix B). Baseline: the straightforward numpy search per query (squared distances to
   every row in blocks of 65,536 rows, then argpartition). 1 M vectors take 6.1 GB of memory.
+- **predict stage**: photos/s of the run's predict stage (``predict_records.predict_splits``:
+  every split of the demo's records, one part per record shard, the joins, the feature indexes;
+  tracing included, as a run pays it) under MirroredStrategy over 2 logical CPUs, beside the
+  default strategy (one device) in the same process; then with the default strategy, features on
+  (the demo's setting) beside features off. Both strategies share the process's CPU thread pools:
+  on a 2-core host this shows what the replication costs, not what it gains on several GPUs.
+  The records are the demo's (``--demo_size``, ingested into a temporary folder; the demo M1's
+  layout with random weights) or a finished run's data and M1 (``--run``). It runs in a child
+  process, which splits the CPU into 2 logical devices before TensorFlow starts.
+- **join**: seconds to join the parts of every split into its table (``join_parts``, one part in
+  memory at a time). Baseline: the same tables from all parts concatenated in memory with pandas
+  (what the stage did before). The feature indexes' assembly (``feature_index.assemble_index``)
+  is printed beside it.
 - **serve**: requests/s of `geoloc serve` (``inference.server``) on loopback with ``--clients``
   concurrent clients posting JPEGs (the server batches them). Baseline: one client sending the
   same requests one after another. Also the p95 latency of the concurrent requests, beside their
@@ -49,14 +63,27 @@ import numpy as np
 from experiments.benchmarks.mesh_bench import flickr_like_points
 from experiments.benchmarks.rows import BenchmarkRow
 
+REPO = Path(__file__).resolve().parents[2]
 FEATURE_DIM = 1536  # Inception-v4's penultimate width (geoloc_tf.m1.inception_v4)
 SEARCH_K = 6  # Figure 4's six neighbours
 SEARCH_QUERIES = 64
 BASELINE_BLOCK_ROWS = 65_536
 #: Default sizes of the full and the quick run.
 SIZES = {
-    "full": {"photos": 256, "index_sizes": "100000,1000000", "requests": 192, "latency_repeats": 20},
-    "quick": {"photos": 64, "index_sizes": "100000", "requests": 48, "latency_repeats": 10},
+    "full": {
+        "photos": 256,
+        "index_sizes": "100000,1000000",
+        "requests": 192,
+        "latency_repeats": 20,
+        "demo_size": "default",
+    },
+    "quick": {
+        "photos": 64,
+        "index_sizes": "100000",
+        "requests": 48,
+        "latency_repeats": 10,
+        "demo_size": "small",
+    },
 }
 
 
@@ -65,7 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m experiments.benchmarks.predict_bench", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "--quick", action="store_true", help="64 photos, a 100 k index, 48 requests (well under a minute)"
+        "--quick",
+        action="store_true",
+        help="64 photos, a 100 k index, 48 requests, the small demo (3,000 photos) for the predict stage",
     )
     parser.add_argument(
         "--paper_size",
@@ -86,6 +115,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
     parser.add_argument(
         "--latency_repeats", type=int, default=None, help="timed single-photo calls (default 20; --quick 10)"
+    )
+    parser.add_argument(
+        "--demo_size",
+        default=None,
+        choices=("small", "default"),
+        help="demo whose records the predict stage is timed on (default: default, 30,000 photos; --quick small)",
+    )
+    parser.add_argument(
+        "--run",
+        default=None,
+        help="time the predict stage on this finished run's data/ and m1/m1.keras instead of a demo",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
@@ -195,6 +235,137 @@ def time_predict(run_dir: Path, photos: list[Path], repeats: int) -> dict:
         "one_by_one_photos_per_s": len(photos) / one_by_one_s,
         "predictor": predictor,
     }
+
+
+# ---------------------------------------------------------------------- predict stage
+#: (strategy, store_features) of each timed predict stage, in the order they run.
+STAGE_RUNS = (("default", True), ("mirrored", True), ("default", False))
+#: The child process: 2 logical CPUs before TensorFlow starts, then ``time_stage_child``.
+STAGE_CHILD = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from experiments.benchmarks.predict_bench import time_stage_child
+print("RESULT", json.dumps(time_stage_child(*sys.argv[1:])))
+"""
+
+
+def demo_records(root: Path, demo_size: str) -> Path:
+    """The demo's records (``--data_source=demo``), ingested into ``root``."""
+    from data_pipelines.config import IngestConfig
+    from data_pipelines.ingest import run_ingestion
+
+    run_ingestion(IngestConfig(source="demo", demo_size=demo_size), str(root))
+    return root
+
+
+def concat_join(parts: list[Path], path: Path) -> None:
+    """The baseline join: every part of a split in memory at once, concatenated by pandas."""
+    import pandas as pd
+
+    from geoloc_tf import prediction_tables
+
+    columns = list(prediction_tables.TABLE_COLUMNS)
+    frame = pd.concat([prediction_tables.read_frame(part, columns) for part in parts], ignore_index=True)
+    prediction_tables.write_table(frame, path)
+
+
+def time_stage_child(data_dir: str, model_path: str, out_dir: str) -> dict:
+    """Runs in the child process (2 logical CPUs): each of ``STAGE_RUNS``, then the joins."""
+    from data_pipelines.dataset import load
+    from geoloc_tf import distribute
+    from geoloc_tf.m1.predict_records import MODEL, Replicas, join_parts, predict_splits
+    from geoloc_tf.retrieval.feature_index import assemble_index, index_meta
+    from geoloc_tf.run_configs import PredictConfig
+    from geoloc_tf.run_layout import RunLayout
+
+    data = load(data_dir)
+    photos = sum(sum(data.shard_lengths(split)) for split in data_splits(data))
+    smallest = min(data_splits(data), key=lambda split: sum(data.shard_lengths(split)))
+    warm_up = Replicas.of()  # TensorFlow's start and the page cache, paid by no timed run
+    model = warm_up.load(model_path)
+    image_size = int(model.input_shape[1])
+    layout = RunLayout(Path(out_dir) / "warm_up")
+    predict_splits(model, data, layout, PredictConfig(), image_size, (smallest,), replicas=warm_up)
+    stages = []
+    for name, features in STAGE_RUNS:
+        replicas = Replicas.of(None if name == "default" else distribute.make_strategy(name))
+        model = replicas.load(model_path)
+        layout = RunLayout(Path(out_dir) / f"{name}-{'features' if features else 'top_k'}")
+        started = time.perf_counter()
+        predict_splits(
+            model,
+            data,
+            layout,
+            PredictConfig(top_k=10, store_features=features),
+            image_size,
+            data_splits(data),
+            replicas=replicas,
+        )
+        seconds = time.perf_counter() - started
+        stages.append(
+            {
+                "strategy": name,
+                "store_features": features,
+                "replicas": replicas.strategy.num_replicas_in_sync,
+                "seconds": seconds,
+                "photos_per_s": photos / seconds,
+            }
+        )
+    layout = RunLayout(Path(out_dir) / "default-features")  # the first run, with features
+    scratch = Path(out_dir) / "scratch"
+    joins = {"parts": 0, "join_s": 0.0, "concat_s": 0.0, "index_s": 0.0}
+    for split in data_splits(data):
+        parts = sorted(layout.prediction_parts(MODEL, split).glob("*.parquet"))
+        joins["parts"] += len(parts)
+        started = time.perf_counter()
+        join_parts(parts, scratch / "joined.parquet", 10)
+        joins["join_s"] += time.perf_counter() - started
+        started = time.perf_counter()
+        concat_join(parts, scratch / "concatenated.parquet")
+        joins["concat_s"] += time.perf_counter() - started
+        started = time.perf_counter()
+        assemble_index(parts, scratch / split, index_meta(model_path, data, split, image_size))
+        joins["index_s"] += time.perf_counter() - started
+    return {"photos": photos, "stages": stages, "joins": joins}
+
+
+def data_splits(data) -> tuple[str, ...]:
+    from data_pipelines import splits
+
+    return tuple(split for split in splits.SPLITS if data.shard_lengths(split))
+
+
+def time_stage(root: Path, args: argparse.Namespace) -> dict:
+    """The predict stage on the demo's records (or ``--run``'s), in a child process."""
+    from geoloc_tf.run_layout import RunLayout
+
+    if args.run:
+        data_dir, model_path = Path(args.run) / "data", RunLayout(args.run).m1_model
+        source = f"the run {args.run} (its data and trained M1)"
+    else:
+        data_dir = demo_records(root / "demo_data", args.demo_size)
+        model_path = RunLayout(make_run_dir(root / "stage_run", False, args.seed)).m1_model
+        source = f"the {args.demo_size} demo (demo M1 layout, random weights)"
+    script = root / "stage_child.py"
+    script.write_text(STAGE_CHILD)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    env.pop("TF_CONFIG", None)
+    child = subprocess.run(
+        [sys.executable, str(script), str(data_dir), str(model_path), str(root / "stage_out")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"predict stage child failed: {child.stderr[-3000:]}")
+    line = next(l for l in child.stdout.splitlines() if l.startswith("RESULT "))
+    kind = "demo" if "demo" in str(args.run or "demo") else "run"
+    return {"source": source, "kind": kind, **json.loads(line[len("RESULT ") :])}
 
 
 # ---------------------------------------------------------------------- search
@@ -311,6 +482,7 @@ def run(args: argparse.Namespace) -> dict:
         predict = time_predict(run_dir, photos, args.latency_repeats)
         predictor = predict.pop("predictor")
         serve = time_serve(predictor, photos, args.requests, args.clients)
+        stage = time_stage(root, args)
     search = [time_search(n, args.seed) for n in args.index_sizes]
     return {
         "model": "paper Inception-v4 299 px" if args.paper_size else "demo M1 (75 px, width 0.25)",
@@ -320,6 +492,7 @@ def run(args: argparse.Namespace) -> dict:
         "predict": predict,
         "serve": serve,
         "search": search,
+        "stage": stage,
     }
 
 
@@ -361,6 +534,7 @@ def rows(res: dict) -> list[BenchmarkRow]:
             s["sequential_requests_per_s"],
         ),
     ]
+    out += stage_rows(res["stage"])
     for search in res["search"]:
         out.append(
             BenchmarkRow(
@@ -375,6 +549,40 @@ def rows(res: dict) -> list[BenchmarkRow]:
             )
         )
     return out
+
+
+def stage_rows(stage: dict) -> list[BenchmarkRow]:
+    """The predict stage's rows: mirrored vs default, features on vs off, the join."""
+    runs = {(r["strategy"], r["store_features"]): r for r in stage["stages"]}
+    one, mirrored, top_k = runs["default", True], runs["mirrored", True], runs["default", False]
+    joins, photos = stage["joins"], f"{stage['photos']:,} {stage['kind']} photos"
+    return [
+        BenchmarkRow(
+            "predict_bench",
+            f"predict stage, {photos}, mirrored over {mirrored['replicas']} logical CPUs",
+            mirrored["photos_per_s"],
+            "photos/s",
+            "default strategy (one device), same process",
+            one["photos_per_s"],
+        ),
+        BenchmarkRow(
+            "predict_bench",
+            f"predict stage, {photos}, with M1 features (indexes)",
+            one["photos_per_s"],
+            "photos/s",
+            "top-k cells only",
+            top_k["photos_per_s"],
+        ),
+        BenchmarkRow(
+            "predict_bench",
+            f"join of {joins['parts']} shard parts into the split tables",
+            joins["join_s"],
+            "s",
+            "all parts in memory, pandas concat",
+            joins["concat_s"],
+            higher_is_better=False,
+        ),
+    ]
 
 
 def measure(quick: bool = False) -> list[BenchmarkRow]:
@@ -411,6 +619,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{s['latency_ms_median']:.0f} ms, p95 {s['latency_ms_p95']:.0f} ms); one sequential client "
         f"{s['sequential_requests_per_s']:.1f} requests/s "
         f"({s['concurrent_requests_per_s'] / s['sequential_requests_per_s']:.1f}x)"
+    )
+    stage = res["stage"]
+    print(f"  predict stage on {stage['source']}, {stage['photos']:,} photos, every split:")
+    for r in stage["stages"]:
+        print(
+            f"    {r['strategy']:<9} ({r['replicas']} replica(s)), features "
+            f"{'on ' if r['store_features'] else 'off'}: {r['photos_per_s']:.0f} photos/s ({r['seconds']:.1f} s)"
+        )
+    joins, total = stage["joins"], stage["stages"][0]["seconds"]
+    print(
+        f"    join of {joins['parts']} parts into the tables: {joins['join_s']:.2f} s "
+        f"({100 * joins['join_s'] / total:.1f} % of the stage; pandas concat of all parts "
+        f"{joins['concat_s']:.2f} s); feature indexes {joins['index_s']:.2f} s"
     )
     if args.json:
         from mesh.atomic import write_text_atomic
