@@ -244,6 +244,7 @@ def join_parts(parts: Sequence[Path], path: Path | str, top_k: int) -> int:
     """Writes the split's table (``prediction_tables.TABLE_COLUMNS``) from its parts, atomically,
     each part appended as one Parquet row group: memory holds one part's columns, never the
     split's. Returns the number of rows. ``top_k``: the width of an empty split's table."""
+    parts = [part for part in parts if pq.ParquetFile(part).metadata.num_rows]  # empty: untyped
     if not parts:
         prediction_tables.write_table(_empty_frame(top_k), path)
         return 0
@@ -252,17 +253,12 @@ def join_parts(parts: Sequence[Path], path: Path | str, top_k: int) -> int:
 
     def write(f) -> None:
         nonlocal rows
-        writer = None
-        for part in parts:
-            table = prediction_tables.read_arrow(part, columns)
-            if writer is None:
-                writer = pq.ParquetWriter(f, table.schema)
-            elif not table.schema.equals(writer.schema):
-                table = table.cast(writer.schema)  # an empty part's list columns have no type
-            writer.write_table(table)
-            rows += table.num_rows
-        assert writer is not None
-        writer.close()
+        first = prediction_tables.read_arrow(parts[0], columns)
+        with pq.ParquetWriter(f, first.schema) as writer:
+            for part in parts:
+                table = first if part is parts[0] else prediction_tables.read_arrow(part, columns)
+                writer.write_table(table.cast(first.schema))
+                rows += table.num_rows
 
     write_atomic(path, write)
     return rows

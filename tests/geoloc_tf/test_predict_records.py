@@ -212,7 +212,7 @@ def test_worker_share_comes_from_the_cluster():
     assert worker_share(types.SimpleNamespace()) == (0, 1)  # MirroredStrategy: no cluster
 
 
-def test_join_appends_parts_and_types_an_empty_one(tmp_path):
+def test_join_appends_one_part_at_a_time_and_passes_over_an_empty_one(tmp_path):
     import pandas as pd
 
     from geoloc_tf import prediction_tables
@@ -240,7 +240,7 @@ def test_join_appends_parts_and_types_an_empty_one(tmp_path):
     assert list(table["photo_id"]) == ["p0", "p1", "p2"] and "features" not in table
     np.testing.assert_allclose(probs, [[0.5, 0.25]] * 3)
     np.testing.assert_allclose(table["top10_mass"], [0.75] * 3)
-    assert pq.ParquetFile(tmp_path / "split.parquet").num_row_groups == 3
+    assert pq.ParquetFile(tmp_path / "split.parquet").num_row_groups == 2  # the non-empty parts
     assert join_parts([], tmp_path / "none.parquet", top_k=2) == 0
     assert len(prediction_tables.read_frame(tmp_path / "none.parquet")) == 0
 
