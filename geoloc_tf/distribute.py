@@ -61,7 +61,9 @@ def worker_share(strategy: tf.distribute.Strategy) -> tuple[int, int]:
     """(this worker's position, number of workers) in the strategy's cluster, the chief first and
     then the workers by index (TF_CONFIG); (0, 1) on one machine. Position 0 is ``is_chief``'s."""
     resolver = getattr(strategy, "cluster_resolver", None)
-    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if resolver is None:
+        return 0, 1
+    cluster = resolver.cluster_spec().as_dict()
     chiefs, workers = len(cluster.get("chief", [])), len(cluster.get("worker", []))
     if chiefs + workers <= 1 or resolver.task_type not in ("chief", "worker"):
         return 0, 1

@@ -297,9 +297,8 @@ def _predict_shard(
         for chunks, output in zip(outputs, batch_outputs):
             chunks.append(output)
     columns = {name: _concat(chunks) for name, chunks in metadata.items()}
-    for name in ("photo_id", "user_hash"):
-        columns[name] = [value.decode() for value in columns[name]]
-    frame_metadata = pd.DataFrame(columns).astype(
+    text = {name: [value.decode() for value in columns.pop(name)] for name in ("photo_id", "user_hash")}
+    frame_metadata = pd.DataFrame({**text, **columns}).astype(
         {"posted_at": np.int64, "lat": np.float64, "lon": np.float64, "outdoor_prob": np.float32}
     )
     n = len(frame_metadata)
