@@ -30,19 +30,25 @@ log = logging.getLogger(__name__)
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The strategy named `name` (see the module docstring)."""
+    """The strategy named `name` (see the module docstring). `multi_worker` must come before
+    anything starts TensorFlow's runtime in the process (listing devices does): it configures the
+    collective ops, which TensorFlow accepts only at program start."""
+    if name == "multi_worker":
+        return _logged(tf.distribute.MultiWorkerMirroredStrategy())
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     elif name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         strategy = tf.distribute.MirroredStrategy(devices)
-    elif name == "multi_worker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
     elif name == "one_device":
         strategy = tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     else:
         raise errors.ModelConfigError(f"strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+    return _logged(strategy)
+
+
+def _logged(strategy: tf.distribute.Strategy) -> tf.distribute.Strategy:
     log.info(
         "tf.distribute strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync
     )

@@ -1,6 +1,7 @@
 """M1's prediction in record shards: a kill loses at most the shard in progress, workers split the
-shards and the chief joins them, the join appends one part at a time, and MirroredStrategy over 2
-logical CPUs predicts what one device does."""
+shards and the chief joins them (also with two real MultiWorkerMirroredStrategy workers on this
+host), the join appends one part at a time, and MirroredStrategy over 2 logical CPUs predicts what
+one device does."""
 
 from __future__ import annotations
 
@@ -274,3 +275,62 @@ def test_the_predict_stage_loads_and_predicts_under_the_runs_strategy(tmp_path, 
     assert made == ["one_device"]
     assert isinstance(seen["replicas"].strategy, tf.distribute.OneDeviceStrategy)
     assert seen["model"] is seen["replicas"].strategy and seen["replicas"].chief
+
+
+WORKER_SCRIPT = """
+import json, sys
+from pathlib import Path
+from geoloc_tf import distribute
+strategy = distribute.make_strategy("multi_worker")  # collective ops: before TensorFlow's start
+from geoloc_tf.m1 import predict_records
+from geoloc_tf.m1.predict_records import Replicas
+from tests.geoloc_tf.test_predict_records import predict
+predict_records.WAIT_SECONDS = 0.2
+predicted = []
+real = predict_records._predict_shard
+predict_records._predict_shard = lambda *a: predicted.append(a[3]) or real(*a)
+replicas = Replicas.of(strategy)
+paths = predict(Path(sys.argv[1]), Path(sys.argv[2]), replicas)
+print("RESULT", json.dumps({"worker": replicas.worker, "workers": replicas.workers,
+                            "predicted": predicted, "paths": paths}))
+"""
+
+
+@pytest.mark.slow  # two TensorFlow processes that form a cluster: about a minute on 2 cores
+def test_two_workers_of_multi_worker_mirrored_strategy_share_the_shards(run, tmp_path):
+    import socket
+
+    from data_pipelines.dataset import load
+    from geoloc_tf.prediction_tables import read_frame
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("localhost", 0))
+            ports.append(s.getsockname()[1])
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER_SCRIPT)
+    workers = []
+    for index in range(2):
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        }
+        command = [sys.executable, str(script), str(run), str(tmp_path / "shared")]
+        workers.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    results = []
+    for worker in workers:
+        stdout, stderr = worker.communicate(timeout=600)
+        assert worker.returncode == 0, stderr[-3000:]
+        results.append(json.loads(next(l for l in stdout.splitlines() if l.startswith("RESULT "))[7:]))
+    n = len(load(str(run / "data")).shard_lengths(SPLIT))
+    assert [(r["worker"], r["workers"]) for r in results] == [(0, 2), (1, 2)]
+    assert results[0]["predicted"] == list(range(0, n, 2))
+    assert results[1]["predicted"] == list(range(1, n, 2))
+    joined = read_frame(results[0]["paths"][SPLIT])
+    assert list(joined["photo_id"]) == list(load(str(run / "data")).table(SPLIT)["photo_id"])
