@@ -175,7 +175,7 @@ def predict_splits(
     from geoloc_tf.retrieval.feature_index import META_FILE, assemble_index, index_meta
 
     forward = replicated_forward(model, config, replicas)
-    paths = {}
+    paths, joined = {}, []
     for split in split_names:
         parts = predict_parts(
             forward, data, split, layout.prediction_parts(MODEL, split), config, image_size, batch_size
@@ -186,12 +186,12 @@ def predict_splits(
             log.info("predict %s: %d photos -> %s", split, rows, table)
             if config.store_features:
                 assemble_index(parts, index, index_meta(layout.m1_model, data, split, image_size))
-        else:
-            joined = [table, index / META_FILE] if config.store_features else [table]
-            wait_for(joined, f"predict {split}: the chief's join")
+        else:  # on to the next split's shards; the chief joins this one meanwhile
+            joined += [table, index / META_FILE] if config.store_features else [table]
         paths[split] = str(table)
         if config.store_features:
             paths[f"{split}_features"] = str(index)
+    wait_for(joined, "predict: the chief's joins")
     return paths
 
 

@@ -121,7 +121,7 @@ def test_workers_predict_their_own_shards_and_the_chief_joins(run, tmp_path, mon
     real_wait, waited = predict_records.wait_for, []
     monkeypatch.setattr(predict_records, "wait_for", lambda paths, what: waited.append(what))
     predict(run, tmp_path / "shared", Replicas(one_device, worker=1, workers=2))
-    assert calls == list(range(1, n, 2)) and waited == [f"predict {SPLIT}: the chief's join"]
+    assert calls == list(range(1, n, 2)) and waited == ["predict: the chief's joins"]
     assert not (tmp_path / "shared" / "predictions" / "m1" / f"{SPLIT}.parquet").exists()
     monkeypatch.setattr(predict_records, "wait_for", real_wait)
     calls.clear()
