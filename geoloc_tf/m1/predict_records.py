@@ -113,8 +113,9 @@ class Replicas:
 
 @dataclasses.dataclass(frozen=True)
 class Forward:
-    """M1's forward pass on every replica: ``step(images)`` gives one replica's (top-k
-    probabilities, their cell ids[, features]), ``k = min(max(top_k, 10), cells)`` of them."""
+    """M1's forward pass on every replica: ``step(images)`` (distributed images) gives each
+    replica's (top-k probabilities, their cell ids[, features]) as per-replica values,
+    ``k = min(max(top_k, 10), cells)`` of them."""
 
     replicas: Replicas
     step: Callable
@@ -147,12 +148,17 @@ def replicated_forward(
     net = prediction_model(model, config.store_features)
     k = min(max(config.top_k, MASS_K), int(model.output_shape[-1]))
 
-    @tf.function(reduce_retracing=True)  # a shard's last batch is smaller
-    def step(images):
+    def replica_step(images):
         output = net(images, training=False)
         probabilities = output[0] if config.store_features else output
         values, ids = tf.math.top_k(probabilities, k=k)
         return (values, ids, output[1]) if config.store_features else (values, ids)
+
+    # strategy.run inside one tf.function: one graph runs every replica (called eagerly,
+    # MirroredStrategy would run each replica's function in a Python thread of its own)
+    @tf.function(reduce_retracing=True)  # a shard's last batch is smaller
+    def step(images):
+        return replicas.strategy.run(replica_step, args=(images,))
 
     return Forward(replicas, step, k)
 
@@ -322,7 +328,7 @@ def _global_batches(
     strategy = forward.replicas.strategy
     options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
     for features, _ in strategy.experimental_distribute_dataset(dataset, options):
-        outputs = strategy.run(forward.step, args=(features["image"],))
+        outputs = forward.step(features["image"])
         metadata = {name: _joined(strategy, features[name]) for name in METADATA}
         yield metadata, tuple(_joined(strategy, output) for output in outputs)
 
