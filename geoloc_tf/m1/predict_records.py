@@ -23,15 +23,18 @@ the index (``feature_index.assemble_index``).
 **Replicas.** The forward pass runs under the run's tf.distribute strategy
 (``--runtime_strategy``, the one training used): the model's variables are mirrored on every
 replica (``Replicas.load``), each global batch of ``batch_size`` photos is split across the replicas
-(``strategy.experimental_distribute_dataset``) and ``strategy.run`` computes each replica's top-k
-cells (and features) on its device; the replicas' pieces are joined in replica order, which is the
-batch's own order. The photos' metadata stays on the host (a string tensor cannot be copied to a
+(``strategy.experimental_distribute_dataset``) and ``strategy.run``, inside one ``tf.function``,
+computes each replica's top-k cells (and features) on its device; the replicas' pieces are joined
+in replica order, which is the batch's own order. The photos' metadata stays on the host (a string tensor cannot be copied to a
 GPU; ``InputOptions(experimental_fetch_to_device=False)``) and is joined the same way, from the
 same per-replica inputs. Under MultiWorkerMirroredStrategy each worker predicts its own record
 shards, every n-th from its position in the cluster (``distribute.worker_share``, from TF_CONFIG
 through the strategy's cluster resolver) on its own replicas (``distribute.local_strategy``): the
-workers never wait on each other step by step. The chief then waits until every part exists and
-joins them; the other workers wait until the joined outputs exist.
+workers never wait on each other step by step (a distributed dataset over several workers agrees
+on "more data?" with a cross-worker reduction at every step, which workers with unequal shares
+would hang on). The chief then waits until every part exists and joins them; the other workers,
+once their shards of every split are done, wait until the joined outputs exist (an output left by
+an earlier run counts: force the stage to rerun only after removing it).
 
 **Memory.** Predicting holds one shard's outputs: per photo its metadata, 2 x max(k, 10) top-k
 values and, with features, d float32 (1024 photos x 1536 x 4 B = 6.3 MB a shard at full width),
