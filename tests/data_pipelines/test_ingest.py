@@ -260,27 +260,6 @@ def test_resume_after_kill_gives_identical_data_set(tmp_path):
         ingest.run_ingestion(IngestConfig(workers=1, **{**common, "max_image_side": 96}), out_b)
 
 
-def test_machines_sharing_an_output_folder_give_the_single_machine_data_set(tmp_path):
-    metadata, images = make_collection(str(tmp_path), n=14, users=3)
-    common = dict(
-        metadata=(metadata,),
-        images=images,
-        max_image_side=48,
-        examples_per_shard=3,
-        salt="shared",
-        workers=1,
-    )
-    single = ingest.run_ingestion(IngestConfig(**common), str(tmp_path / "one"))
-    shared = str(tmp_path / "shared")
-    parts = [ingest.run_ingestion(IngestConfig(task_index=i, num_tasks=2, **common), shared) for i in (1, 0)]
-    assert not any(p["finished"] for p in parts) and not os.path.exists(os.path.join(shared, "summary.json"))
-    assert sum(p["shards_written"] for p in parts) == single["num_shards"]
-    final = ingest.run_ingestion(IngestConfig(**common), shared)
-    assert final["finished"] and final["splits"] == single["splits"]
-    a, b = tree_bytes(str(tmp_path / "one")), tree_bytes(shared)
-    assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
-
-
 def test_fuzzed_metadata_through_ingestion_keeps_the_counting_identity(tmp_path):
     import random
 
