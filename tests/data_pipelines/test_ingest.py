@@ -54,7 +54,12 @@ def tree_bytes(out_dir):
 
 @pytest.fixture
 def messy(tmp_path):
-    """A YFCC file with one line of every metadata skip reason, broken images, and a CSV file."""
+    return write_messy(tmp_path)
+
+
+def write_messy(tmp_path):
+    """A YFCC file with one line of every metadata skip reason, broken images, and a CSV file;
+    returns (YFCC file, CSV file, images folder)."""
     images = str(tmp_path / "images")
     lines = []
     for i in range(10):
