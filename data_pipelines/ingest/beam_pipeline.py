@@ -32,6 +32,7 @@ the archive readers and Parquet tables already take paths.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shlex
@@ -52,6 +53,8 @@ except ImportError:  # pragma: no cover - depends on the installation
         'engine=beam needs Apache Beam, which is not installed; expected the beam extra: pip install -e ".[beam]"'
     ) from None
 
+log = logging.getLogger("data_pipelines.ingest")
+
 
 def _parse(task: tuple) -> tuple[int, dict]:
     """One metadata file parsed (``parse_metadata_file``), with its position among the files."""
@@ -63,7 +66,7 @@ def _infos(parsed: list[tuple[int, dict]]) -> list[dict]:
 
 
 def _plan(parsed: list[tuple[int, dict]], config: IngestConfig, out_dir: str):
-    """The unfinished shards as tasks (tagged ``task``) and when planning ended (``planned_at``)."""
+    """The unfinished shards as tasks (the main output) and when planning ended (``planned_at``)."""
     phase = metadata_phase(config, out_dir, _infos(parsed))
     tasks, finished = shard_tasks(
         phase.config, phase.table, phase.plan, out_dir, phase.sources, phase.archives

@@ -14,12 +14,14 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import sys
 
 import pandas as pd
 import pytest
 
 from data_pipelines import ingest, splits
 from data_pipelines.config import IngestConfig
+from tests.data_pipelines.conftest import make_collection
 from tests.data_pipelines.test_ingest import tree_bytes, write_messy
 
 pytest.importorskip("apache_beam")
@@ -120,3 +122,15 @@ def test_beam_engine_resumes_keeping_finished_shards(both_engines, tmp_path):
     assert resumed["splits"] == beam["splits"] and resumed["skipped"] == beam["skipped"]
     before, after = tree_bytes(beam_out), tree_bytes(out)
     assert [k for k in before if before[k] != after.get(k)] == []  # the lost shard rewritten identically
+
+
+def test_beam_engine_without_beam_names_the_extra(monkeypatch, tmp_path):
+    from data_pipelines import errors
+
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "data_pipelines.ingest.beam_pipeline", raising=False)
+    metadata, images = make_collection(str(tmp_path), n=2)
+    config = IngestConfig(engine="beam", metadata=(metadata,), images=images)
+    with pytest.raises(errors.ConfigError, match=r'beam extra: pip install -e "\.\[beam\]"'):
+        ingest.run_ingestion(config, str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out")  # stopped before writing anything
