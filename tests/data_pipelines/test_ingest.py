@@ -57,6 +57,22 @@ def messy(tmp_path):
     return write_messy(tmp_path)
 
 
+# What ingesting write_messy's collection skips, by reason (its lines say why).
+MESSY_SKIPPED = {
+    "wrong_field_count": 1,
+    "bad_field": 0,
+    "no_coordinates": 1,
+    "bad_coordinates": 1,
+    "zero_coordinates": 1,
+    "video": 1,
+    "duplicate_id": 2,  # yfcc.tsv:16 and extra.csv:3
+    "missing_image": 1,
+    "outside_images": 0,
+    "not_a_file": 0,
+    "bad_image": 2,  # corrupt and truncated JPEG
+}
+
+
 def write_messy(tmp_path):
     """A YFCC file with one line of every metadata skip reason, broken images, and a CSV file;
     returns (YFCC file, CSV file, images folder)."""
@@ -119,19 +135,7 @@ def test_ingest_counts_every_skip_reason_and_keeps_only_allowed_fields(tmp_path,
     summary = ingest.run_ingestion(config, out)
     assert summary["lines_read"] == 22  # 20 YFCC lines + 2 CSV rows
     assert summary["examples_written"] == 12  # 100-109, 208, 300
-    assert summary["skipped"] == {
-        "wrong_field_count": 1,
-        "bad_field": 0,
-        "no_coordinates": 1,
-        "bad_coordinates": 1,
-        "zero_coordinates": 1,
-        "video": 1,
-        "duplicate_id": 2,
-        "missing_image": 1,
-        "outside_images": 0,
-        "not_a_file": 0,
-        "bad_image": 2,
-    }
+    assert summary["skipped"] == MESSY_SKIPPED
     assert summary["lines_read"] == summary["examples_written"] + sum(summary["skipped"].values())
     assert sum(summary["splits"].values()) == 12
     assert any(m.startswith(f"{yfcc}:16: duplicate_id") for m in summary["skipped_examples"]["duplicate_id"])
