@@ -148,7 +148,7 @@ def run_pipeline(config: IngestConfig, out_dir: str) -> dict:
     out_dir = os.path.abspath(out_dir)
     # Here, not on a worker: the demo collection is made, settings and salt are recorded (or
     # checked against the folder's), and a bad setting or missing file stops the run in one line.
-    config, parse_tasks = metadata_tasks(config, out_dir)
+    config, _, parse_tasks = metadata_tasks(config, out_dir)
     try:
         with beam.Pipeline(options=options) as pipeline:
             build(pipeline, config, out_dir, parse_tasks, started_at, _workers(options))

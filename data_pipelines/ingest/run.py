@@ -1,5 +1,9 @@
 """The ingestion, phase after phase, and its summary: ``run_ingestion`` and ``split_coordinates``.
 
+Each step is one function that both engines call: ``metadata_tasks``, ``metadata_phase`` and
+``finish`` here, the shard steps in ``shards``; the local engine runs them in ``run_ingestion``,
+the Beam engine as transforms (``beam_pipeline``).
+
 ``lines_read == examples_written + sum(skipped)`` holds by construction and is checked.
 """
 
@@ -56,9 +60,10 @@ class _MetadataPhase:
     archives: list  # data_pipelines.archives.Archive holding the images, in container order
 
 
-def metadata_tasks(config: IngestConfig, out_dir: str) -> tuple[IngestConfig, list[tuple]]:
-    """Phase 1's start: the config with its sources resolved, and the ``parse_metadata_file``
-    arguments of every metadata file, after ``metadata.json`` (settings, salt) is written or
+def metadata_tasks(config: IngestConfig, out_dir: str) -> tuple[IngestConfig, formats.Format, list[tuple]]:
+    """Phase 1's start: the config with its sources resolved, the format that says where the
+    images are (the same for every file), and the ``parse_metadata_file`` arguments of every
+    metadata file, after ``metadata.json`` (settings, salt) is written or
     checked. Every worker that parses gets the salt from here, so all hash user ids alike."""
     config = resolve_sources(config)
     if not os.path.isdir(config.images_folder):
@@ -68,14 +73,13 @@ def metadata_tasks(config: IngestConfig, out_dir: str) -> tuple[IngestConfig, li
     os.makedirs(os.path.join(out_dir, layout.WORK_DIR), exist_ok=True)
     metadata = init_metadata(config, out_dir)
     each = formats.resolve(config.format, config.metadata)
-    return config, parse_tasks(config, each, metadata["user_hash_salt"], out_dir)
+    return config, each[0], parse_tasks(config, each, metadata["user_hash_salt"], out_dir)
 
 
 def metadata_phase(config: IngestConfig, out_dir: str, infos: list[dict] | None = None) -> _MetadataPhase:
     """Phase 1 (resumable): parse every metadata file, drop duplicates, decide the splits.
     ``infos``: the files' counts when an engine has parsed them already (in file order)."""
-    config, tasks = metadata_tasks(config, out_dir)
-    fmt = formats.resolve(config.format, config.metadata)[0]  # where the images are: the same for every file
+    config, fmt, tasks = metadata_tasks(config, out_dir)
     sources = metadata_sources(config, fmt)
     if infos is None:
         infos = parse_all(config, tasks)
