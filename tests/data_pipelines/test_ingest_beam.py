@@ -1,12 +1,12 @@
 """The Beam engine (``--engine=beam``) against the local one: the same collection, with bad records,
-gives the same photos per split, the same skip counts, the same example bytes and tables; a rerun
-keeps the finished shards.
+gives the same photos per split, the same skip counts, the same example bytes and tables; every
+format reads alike; a rerun keeps the finished shards.
 
 The comparison runs on Beam's DirectRunner in multi_processing mode with 2 workers, as
 ``geoloc ingest --engine=beam`` does by default: the steps then cross process boundaries (pickled
-tasks, spawned SDK workers) as they would on a cluster. The resume test uses in_memory mode: what
-it checks (which shards a rerun redoes) is decided by the same functions, and it saves the ~20 s
-start-up of the worker processes.
+tasks, spawned SDK workers) as they would on a cluster. The other tests use in_memory mode: what
+they check (which shards a rerun redoes, what each format's reader keeps) is decided by the same
+functions, and it saves the ~20 s start-up of the worker processes in each.
 """
 
 from __future__ import annotations
@@ -125,3 +125,30 @@ def test_beam_engine_without_beam_names_the_extra(monkeypatch, tmp_path):
     with pytest.raises(errors.ConfigError, match=r'beam extra: pip install -e "\.\[beam\]"'):
         ingest.run_ingestion(config, str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out")  # stopped before writing anything
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory):
+    """The same 12 photos written in the layout of every format (the ingestion benchmark's writer)."""
+    from experiments.benchmarks.ingest_bench import FORMATS, photos, write_layout
+
+    root = tmp_path_factory.mktemp("layouts")
+    table = photos(12, 64)
+    return {fmt: write_layout(fmt, root / fmt, table) for fmt in FORMATS}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "osv5m", "mp16pro", "msgpack", "webdataset", "exif"])
+def test_beam_engine_reads_every_format_as_the_local_engine_does(layouts, fmt, tmp_path):
+    metadata, images = layouts[fmt]
+    common = dict(
+        format=fmt, metadata=tuple(metadata), images=images, salt="s", workers=1, examples_per_shard=5
+    )
+    local = ingest.run_ingestion(IngestConfig(max_image_side=32, **common), str(tmp_path / "local"))
+    beam = ingest.run_ingestion(
+        IngestConfig(engine="beam", beam_pipeline_options=IN_MEMORY, max_image_side=32, **common),
+        str(tmp_path / "beam"),
+    )
+    # osv5m: 2 of the 12 photos are in test.csv, which the layout leaves out of the metadata.
+    assert beam["examples_written"] == local["examples_written"] == (10 if fmt == "osv5m" else 12)
+    a, b = tree_bytes(str(tmp_path / "local")), tree_bytes(str(tmp_path / "beam"))
+    assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
