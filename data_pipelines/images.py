@@ -124,13 +124,13 @@ def _decoding(what: str) -> Iterator[None]:
         raise BadImage(UNREADABLE, f"not a readable {what} ({_reason(error)})") from None
 
 
-def _load(image: Image.Image, side: int) -> None:
+def _load(image: Image.Image, size: tuple[int, int]) -> None:
     """Decodes all of ``image`` (BadImage if it cannot be): a JPEG with DCT-domain downscaling
-    (``Image.draft``) to no less than ``side`` px, which still reads every coefficient, so
-    truncation is caught at a fraction of the memory and time."""
+    (``Image.draft``) by the largest of 1/2, 1/4, 1/8 that keeps both sides >= ``size``, which
+    still reads every coefficient, so truncation is caught at a fraction of the memory and time."""
     with _decoding(str(image.format)):
         if image.format == "JPEG":
-            image.draft("RGB", (side, side))
+            image.draft("RGB", size)
         image.load()
 
 
@@ -138,7 +138,7 @@ def check_image(data: bytes, max_pixels: int) -> ImageHeader:
     """The header of ``data`` after decoding it fully (BadImage if refused or undecodable)."""
     with open_image(data, max_pixels) as image:
         header = ImageHeader(str(image.format), *image.size)
-        _load(image, CHECK_SIDE)
+        _load(image, (CHECK_SIDE, CHECK_SIDE))
     return header
 
 
@@ -146,7 +146,7 @@ def model_bytes(data: bytes, max_pixels: int) -> bytes:
     """The bytes M1's preprocessing gets for ``data``: a JPEG or PNG as it is (after decoding it
     as ``check_image`` does), other formats re-encoded losslessly as an RGB PNG."""
     with open_image(data, max_pixels) as image:
-        _load(image, CHECK_SIDE)
+        _load(image, (CHECK_SIDE, CHECK_SIDE))
         if image.format in MODEL_FORMATS:
             return data
         with _decoding(str(image.format)):
@@ -155,22 +155,41 @@ def model_bytes(data: bytes, max_pixels: int) -> bytes:
             return out.getvalue()
 
 
+def fitted_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) shrunk so that the longest side is ``max_side`` (as they are if it is
+    already no longer), the aspect ratio kept to the nearest pixel."""
+    scale = max_side / max(width, height)
+    if scale >= 1.0:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def reencode_jpeg(data: bytes, max_side: int, quality: int, max_pixels: int) -> tuple[bytes, int, int]:
     """(JPEG bytes, height, width) of ``data`` with max(height, width) <= ``max_side`` and no
-    metadata; BadImage for anything refused or not fully decodable."""
+    metadata; BadImage for anything refused or not fully decodable.
+
+    The output size comes from the header. A JPEG at least twice that size on both sides is
+    decoded at 1/2, 1/4 or 1/8 scale in the DCT domain (``_load``): the largest factor whose
+    result is still no smaller than the output, so the one resize after it only ever shrinks (and
+    is skipped when the decoded size is already the output's: a 2048x1536 photo to 512 px). Per
+    8x8 block, libjpeg inverse-transforms only the low-frequency coefficients: at 1/8 exactly the
+    block's mean, at 1/2 and 1/4 close to a 2x2 or 4x4 average, a box-like filter before the
+    final resampling. Decoding and resizing fewer pixels makes large photos cheaper: about 3x a
+    full decode's rate per core for 1024x768 or 2048x1536 to 512 px, the stored pixels about 2
+    grey levels from a full decode's and no farther from a Lanczos resize of it
+    (``experiments.benchmarks.reencode_bench``).
+    A photo smaller than twice the output (640x480 to 512 px) is decoded in full: no scale applies.
+    """
     image: Image.Image  # the opened file, then its RGB conversion and resized copy
     with open_image(data, max_pixels) as image, _decoding(str(image.format)):
-        _load(image, max_side)
+        size = fitted_size(*image.size, max_side)
+        _load(image, size)
         if image.mode != "RGB":
             image = image.convert("RGB")
-        width, height = image.size
-        scale = max_side / max(width, height)
-        if scale < 1.0:
-            width = max(1, round(width * scale))
-            height = max(1, round(height * scale))
+        if image.size != size:
             # Pillow's BILINEAR is an antialiased triangle filter when shrinking: a third cheaper
             # than BICUBIC, indistinguishable after the 299 px random crops of training.
-            image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
         out = io.BytesIO()
         image.save(out, format="JPEG", quality=quality, optimize=False)
-        return out.getvalue(), height, width
+        return out.getvalue(), size[1], size[0]
