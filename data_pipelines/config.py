@@ -158,8 +158,7 @@ class IngestConfig:
     salt: Optional[str] = setting(
         None,
         "Salt of the data set's user-id hashing. Unset: random on the first run, then read "
-        "back from the output's metadata.json, so a resumed run hashes identically. Needed "
-        "explicitly with num_tasks > 1.",
+        "back from the output's metadata.json, so a resumed run hashes identically.",
     )
     log_first_skips: int = setting(
         5,
@@ -174,14 +173,20 @@ class IngestConfig:
             None if v and "/" not in v and "-" not in v else "expected a non-empty name without '/' or '-'"
         ),
     )
-    # Several machines: each runs the same command with its own task_index (and the same salt,
-    # paths and settings) on a shared output folder; a final run with num_tasks=1 writes the rest.
-    task_index: int = setting(0, "This machine's index when num_tasks > 1.", minimum=0, affects_outputs=False)
-    num_tasks: int = setting(
-        1,
-        "Machines sharing the output folder: each writes every num_tasks-th shard; finish with "
-        "one run with num_tasks=1 (same settings), which writes tables, manifest and summary.",
-        minimum=1,
+    # Past one machine: the same steps as Beam transforms (data_pipelines.ingest.beam_pipeline).
+    engine: str = setting(
+        "local",
+        "What runs the ingestion: 'local' (this machine's process pool, `workers` processes) or "
+        "'beam' (an Apache Beam pipeline with the same readers and per-photo work, on the runner "
+        "named in beam_pipeline_options: DirectRunner here, Dataflow, Flink or Spark on a cluster "
+        "whose workers all see the output folder; needs the beam extra).",
+        choices=("local", "beam"),
+        affects_outputs=False,
+    )
+    beam_pipeline_options: str = setting(
+        "--runner=DirectRunner --direct_running_mode=multi_processing --direct_num_workers=0",
+        "Apache Beam pipeline options for engine=beam, as on a Beam command line (runner, project, "
+        "workers...); the default runs on this machine, one process per core.",
         affects_outputs=False,
     )
     splits: SplitConfig = nested(SplitConfig, "Stable random splits (appendix A).")
@@ -221,19 +226,6 @@ class IngestConfig:
                     + " and ".join("{%s}" % name for name in given),
                     ("source", *given),
                 )
-        if self.task_index >= self.num_tasks:
-            raise SettingError(
-                owner,
-                "{task_index}=%d: expected < {num_tasks}=%d" % (self.task_index, self.num_tasks),
-                ("task_index", "num_tasks"),
-            )
-        if self.num_tasks > 1 and self.salt is None:
-            raise SettingError(
-                owner,
-                "{num_tasks} > 1 needs an explicit {salt}, so that every "
-                "machine hashes user ids the same way",
-                ("num_tasks", "salt"),
-            )
 
     @property
     def simulated(self) -> bool:

@@ -16,7 +16,9 @@ Two phases, both resumable:
 
 Finally the per-split Parquet tables (``tables``), ``manifest.json``, the tfds metadata
 (``tfds_metadata``: ``tfds.builder_from_directory(out/records)`` reads the data set) and, last,
-``summary.json`` are written (``run``), each atomically. ``layout`` names every file;
+``summary.json`` are written (``run``), each atomically. Two engines run these steps: ``local``
+(``run``: this machine's process pool) and ``beam`` (``beam_pipeline``: the same functions as
+Apache Beam transforms, for DirectRunner, Dataflow, Flink or Spark). ``layout`` names every file;
 ``settings_record`` keeps the settings a data set was built with (``metadata.json``); ``cli`` is
 the command line.
 """

@@ -98,13 +98,13 @@ def parse_metadata_file(
     return info
 
 
-def parse_all(config: IngestConfig, each: tuple[Format, ...], salt: str, out_dir: str) -> list[dict]:
-    """Parses every metadata file (one process each, up to the worker count) in its format
-    (``each``, from ``formats.resolve``); their counts. For a format without metadata files (exif)
-    the images folder is the one "file"."""
+def parse_tasks(config: IngestConfig, each: tuple[Format, ...], salt: str, out_dir: str) -> list[tuple]:
+    """The arguments of ``parse_metadata_file`` for every metadata file, each in its format
+    (``each``, from ``formats.resolve``). For a format without metadata files (exif) the images
+    folder is the one "file"."""
     os.makedirs(os.path.dirname(layout.parsed_stem(out_dir, 0)), exist_ok=True)
     root = os.path.realpath(config.images_folder)
-    args = [
+    return [
         (
             i,
             p,
@@ -117,11 +117,16 @@ def parse_all(config: IngestConfig, each: tuple[Format, ...], salt: str, out_dir
         )
         for i, (p, fmt) in enumerate(zip(metadata_sources(config, each[0]), each))
     ]
-    workers = min(config.num_workers, len(args))
+
+
+def parse_all(config: IngestConfig, tasks: list[tuple]) -> list[dict]:
+    """Parses every metadata file of ``tasks`` (``parse_tasks``), one process each up to the
+    worker count; their counts, in file order."""
+    workers = min(config.num_workers, len(tasks))
     if workers <= 1:
-        return [parse_metadata_file(*a) for a in args]
+        return [parse_metadata_file(*a) for a in tasks]
     with spawn_pool(workers) as pool:
-        return list(pool.map(parse_metadata_file, *zip(*args)))
+        return list(pool.map(parse_metadata_file, *zip(*tasks)))
 
 
 def metadata_sources(config: IngestConfig, fmt: Format) -> tuple[str, ...]:

@@ -1,5 +1,9 @@
 """The ingestion, phase after phase, and its summary: ``run_ingestion`` and ``split_coordinates``.
 
+Each step is one function that both engines call: ``metadata_tasks``, ``metadata_phase`` and
+``finish`` here, the shard steps in ``shards``; the local engine runs them in ``run_ingestion``,
+the Beam engine as transforms (``beam_pipeline``).
+
 ``lines_read == examples_written + sum(skipped)`` holds by construction and is checked.
 """
 
@@ -16,7 +20,7 @@ import pandas as pd
 from data_pipelines import errors, splits
 from data_pipelines.config import IngestConfig
 from data_pipelines.ingest import layout
-from data_pipelines.ingest.parse import metadata_sources, parse_all
+from data_pipelines.ingest.parse import metadata_sources, parse_all, parse_tasks
 from data_pipelines.ingest.plan import PlannedShard, plan_shards
 from data_pipelines.ingest.settings_record import init_metadata
 from data_pipelines.ingest.shards import manifest, remove_half_written, run_shards, steady_rate
@@ -56,8 +60,11 @@ class _MetadataPhase:
     archives: list  # data_pipelines.archives.Archive holding the images, in container order
 
 
-def _metadata_phase(config: IngestConfig, out_dir: str) -> _MetadataPhase:
-    """Phase 1 (resumable): parse every metadata file, drop duplicates, decide the splits."""
+def metadata_tasks(config: IngestConfig, out_dir: str) -> tuple[IngestConfig, formats.Format, list[tuple]]:
+    """Phase 1's start: the config with its sources resolved, the format that says where the
+    images are (the same for every file), and the ``parse_metadata_file`` arguments of every
+    metadata file, after ``metadata.json`` (settings, salt) is written or
+    checked. Every worker that parses gets the salt from here, so all hash user ids alike."""
     config = resolve_sources(config)
     if not os.path.isdir(config.images_folder):
         raise errors.ConfigError(
@@ -66,9 +73,16 @@ def _metadata_phase(config: IngestConfig, out_dir: str) -> _MetadataPhase:
     os.makedirs(os.path.join(out_dir, layout.WORK_DIR), exist_ok=True)
     metadata = init_metadata(config, out_dir)
     each = formats.resolve(config.format, config.metadata)
-    fmt = each[0]  # where the images are: the same for every file (formats.resolve)
+    return config, each[0], parse_tasks(config, each, metadata["user_hash_salt"], out_dir)
+
+
+def metadata_phase(config: IngestConfig, out_dir: str, infos: list[dict] | None = None) -> _MetadataPhase:
+    """Phase 1 (resumable): parse every metadata file, drop duplicates, decide the splits.
+    ``infos``: the files' counts when an engine has parsed them already (in file order)."""
+    config, fmt, tasks = metadata_tasks(config, out_dir)
     sources = metadata_sources(config, fmt)
-    infos = parse_all(config, each, metadata["user_hash_salt"], out_dir)
+    if infos is None:
+        infos = parse_all(config, tasks)
     skips = SkipLog(config.log_first_skips)
     for info in infos:
         skips.merge(SkipLog.from_json(info["skips"], config.log_first_skips))
@@ -86,52 +100,54 @@ def split_coordinates(
     Photos whose image later turns out missing or broken are still counted here: the mesh sees
     the metadata.
     """
-    table = _metadata_phase(config, out_dir).table
+    table = metadata_phase(config, out_dir).table
     rows = table["split"].to_numpy() == splits.SPLITS.index(split)
     scale = rcommon.COORD_SCALE
     return (table["lat_e7"].to_numpy()[rows] / scale, table["lon_e7"].to_numpy()[rows] / scale)
 
 
 def run_ingestion(config: IngestConfig, out_dir: str) -> dict:
-    """Runs (or resumes) an ingestion into `out_dir`; returns the summary also written to
-    summary.json (with ``finished: False`` and this machine's counts when num_tasks > 1)."""
+    """Runs (or resumes) an ingestion into `out_dir` with the config's engine; returns the summary
+    also written to summary.json."""
+    if config.engine == "beam":
+        from data_pipelines.ingest.beam_pipeline import run_pipeline
+
+        return run_pipeline(config, out_dir)
     started = time.monotonic()
-    phase = _metadata_phase(config, out_dir)
-    config, infos, skips = phase.config, phase.infos, phase.skips
-    table, plan = phase.table, phase.plan
+    phase = metadata_phase(config, out_dir)
     parse_seconds = time.monotonic() - started
     log.info(
         "metadata: %d lines, %d candidates in %d shards",
-        sum(i["lines_read"] for i in infos),
-        len(table),
-        len(plan),
+        sum(i["lines_read"] for i in phase.infos),
+        len(phase.table),
+        len(phase.plan),
     )
-
     image_started = time.monotonic()
-    statuses = run_shards(config, table, plan, out_dir, phase.sources, phase.archives)
+    statuses = run_shards(phase.config, phase.table, phase.plan, out_dir, phase.sources, phase.archives)
     image_seconds = time.monotonic() - image_started
-    if config.num_tasks > 1:  # One machine's part: no tables / manifest / summary yet.
-        written = sum(s["num_examples"] for s in statuses)
-        log.info(
-            "task %d of %d: %d shards, %d examples written; run once more with num_tasks=1 to finish",
-            config.task_index,
-            config.num_tasks,
-            len(statuses),
-            written,
-        )
-        return {
-            "finished": False,
-            "task_index": config.task_index,
-            "num_tasks": config.num_tasks,
-            "shards_written": len(statuses),
-            "examples_written": written,
-            "photos_per_s_steady": round(steady_rate(statuses, config.num_workers), 1),
-        }
+    timing = Timing(time.monotonic() - started, parse_seconds, image_seconds, phase.config.num_workers)
+    return finish(phase, statuses, out_dir, timing)
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """How long an ingestion took (seconds), for its summary; ``workers``: processes writing shards."""
+
+    seconds: float
+    metadata_seconds: float
+    image_seconds: float
+    workers: int
+
+
+def finish(phase: _MetadataPhase, statuses: list[dict], out_dir: str, timing: Timing) -> dict:
+    """The last step, once every shard is written (``statuses`` in plan order): tables, manifest,
+    tfds metadata and, last, ``summary.json``; checks the counting identity. Returns the summary."""
+    config, infos, skips, plan = phase.config, phase.infos, phase.skips, phase.plan
     for status in statuses:
         skips.merge(SkipLog.from_json(status["skips"], config.log_first_skips))
 
     remove_half_written(out_dir)
-    split_counts = write_tables(table, plan, statuses, out_dir)
+    split_counts = write_tables(phase.table, plan, statuses, out_dir)
     shards_manifest = manifest(config, statuses)
     write_json_atomic(os.path.join(out_dir, layout.MANIFEST_FILE), shards_manifest)
     write_tfds_metadata(shards_manifest, layout.records_dir(out_dir))
@@ -145,9 +161,8 @@ def run_ingestion(config: IngestConfig, out_dir: str) -> dict:
             f"{written}, skipped={sum(skipped.values())}, tables={sum(split_counts.values())}; "
             "expected lines_read == examples_written + sum(skipped)"
         )
-    seconds = time.monotonic() - started
     summary = {
-        "finished": True,
+        "engine": config.engine,
         "format": phase.fmt.name,
         "lines_read": lines_read,
         "examples_written": written,
@@ -158,14 +173,14 @@ def run_ingestion(config: IngestConfig, out_dir: str) -> dict:
         "files": [{"path": i["path"], "layout": i["layout"], "lines_read": i["lines_read"]} for i in infos],
         "num_shards": len(plan),
         "timing": {
-            "seconds": round(seconds, 3),
-            "metadata_seconds": round(parse_seconds, 3),
-            "image_seconds": round(image_seconds, 3),
-            "lines_per_s": round(lines_read / max(parse_seconds, 1e-9), 1),
-            "photos_per_s": round(written / max(image_seconds, 1e-9), 1),
+            "seconds": round(timing.seconds, 3),
+            "metadata_seconds": round(timing.metadata_seconds, 3),
+            "image_seconds": round(timing.image_seconds, 3),
+            "lines_per_s": round(lines_read / max(timing.metadata_seconds, 1e-9), 1),
+            "photos_per_s": round(written / max(timing.image_seconds, 1e-9), 1),
             # Without process start-up and TensorFlow import (what 14 M photos see):
-            "photos_per_s_steady": round(steady_rate(statuses, config.num_workers), 1),
-            "workers": config.num_workers,
+            "photos_per_s_steady": round(steady_rate(statuses, timing.workers), 1),
+            "workers": timing.workers,
         },
     }
     write_json_atomic(os.path.join(out_dir, layout.SUMMARY_FILE), summary)

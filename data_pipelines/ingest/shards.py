@@ -4,8 +4,9 @@ A worker reads, decodes and re-encodes each photo of its shard (missing or bad i
 outside the images folder or to anything but a regular file, are counted, never fatal:
 ``image_files``), writes ``records/<shard file>`` under a temporary name, renames it into place, then
 writes the shard's status ``_work/shards/<shard file>.json``. A shard is done when both exist, so a
-killed run redoes only unfinished shards. With several machines on one output folder, machine
-``task_index`` writes the shards at positions ``task_index (mod num_tasks)`` of the plan.
+killed run redoes only unfinished shards. ``shard_tasks`` (what is left to do), ``write_shard`` (one
+shard) and ``ordered_statuses`` (all of them, checked) are the steps both engines run: ``run_shards``
+here in a process pool, ``beam_pipeline`` as Beam transforms.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def write_shard(task: ShardTask) -> dict:
     return status
 
 
-def _tasks(
+def shard_tasks(
     config: IngestConfig,
     table: pd.DataFrame,
     plan: list[PlannedShard],
@@ -162,16 +163,14 @@ def _tasks(
     sources: tuple[str, ...],
     archives: list,
 ) -> tuple[list[ShardTask], dict[str, dict]]:
-    """This machine's unfinished shards as tasks, and the statuses of its finished ones."""
+    """The plan's unfinished shards as tasks, and the statuses of its finished ones by file name."""
     records_dir, status_dir = layout.records_dir(out_dir), layout.shard_status_dir(out_dir)
     os.makedirs(records_dir, exist_ok=True)
     os.makedirs(status_dir, exist_ok=True)
     columns = [*rcommon.COLUMNS, "file_index", "row_id"]  # the reader's columns + the plan's
     arrays = {c: table[c].to_numpy() for c in columns}
     statuses, tasks = {}, []
-    for position, shard in enumerate(plan):
-        if position % config.num_tasks != config.task_index:
-            continue
+    for shard in plan:
         name = shard.file_name(config.dataset_name)
         status_path = os.path.join(status_dir, name + ".json")
         if os.path.exists(status_path) and os.path.exists(os.path.join(records_dir, name)):
@@ -206,10 +205,10 @@ def run_shards(
     sources: tuple[str, ...],
     archives: list,
 ) -> list[dict]:
-    """Writes this machine's unfinished shards; returns the statuses of its shards (every shard of
-    the plan, in plan order, when it is the only machine). ``sources`` name the rows' files in
-    messages; ``archives`` hold the images of rows with a container."""
-    tasks, statuses = _tasks(config, table, plan, out_dir, sources, archives)
+    """Writes the unfinished shards in a process pool; returns the statuses of every shard of the
+    plan, in plan order. ``sources`` name the rows' files in messages; ``archives`` hold the images
+    of rows with a container."""
+    tasks, statuses = shard_tasks(config, table, plan, out_dir, sources, archives)
     if statuses:
         log.info("resuming: %d of %d shards already written", len(statuses), len(plan))
     total = sum(len(t.rows["row_id"]) for t in tasks)
@@ -249,11 +248,16 @@ def run_shards(
                 "rerun to resume (expected: enough memory per worker, and a main script that can be "
                 "re-imported by spawned processes, i.e. not stdin)"
             ) from None
-    if config.num_tasks > 1:
-        return list(statuses.values())
+    return ordered_statuses(config, plan, statuses, out_dir)
+
+
+def ordered_statuses(
+    config: IngestConfig, plan: list[PlannedShard], statuses: dict[str, dict], out_dir: str
+) -> list[dict]:
+    """Every shard's status in plan order; an error naming the first shards without one."""
     names = [shard.file_name(config.dataset_name) for shard in plan]
     missing = [n for n in names if n not in statuses]
-    if missing:  # Cannot happen in one process; guards a shared folder edited meanwhile.
+    if missing:  # Cannot happen after a finished run; guards a shared folder edited meanwhile.
         raise errors.DatasetError(
             f"{out_dir}: shards {missing[:3]} have no status; expected every shard finished, rerun to resume"
         )

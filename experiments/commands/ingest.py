@@ -3,6 +3,7 @@ collection, into sharded TFRecords and per-split tables. Resumable: rerun the sa
 
     geoloc ingest --metadata=yfcc100m_dataset --images=DIR --out=DATA
     geoloc ingest --source=demo --demo_size=small --out=DATA
+    geoloc ingest ... --engine=beam --beam_pipeline_options="--runner=FlinkRunner ..."
 
 Its options are the data section's settings (`data_pipelines.config.IngestConfig`) under the runner's
 names without the `data_` prefix; `--out` is the tool's own.
@@ -31,11 +32,7 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     summary = run_ingestion(configs[""], inputs.out)
-    keys = (
-        ("lines_read", "examples_written", "skipped", "splits")
-        if summary["finished"]
-        else ("task_index", "num_tasks", "shards_written", "examples_written")
-    )
+    keys = ("lines_read", "examples_written", "skipped", "splits")
     print(json.dumps({k: summary[k] for k in keys}, sort_keys=True))
     return 0
 

@@ -22,11 +22,7 @@ def as_flags(error: SettingError) -> str:
             "--data_source=demo brings its own photos and metadata: drop --data_metadata and --data_autotags",
         ),
         ({"source": "demo", "image_path_template": "{id}.png"}, "drop --data_image_path_template"),
-        (
-            {"source": "demo", "task_index": 2, "num_tasks": 2, "salt": "s"},
-            "--data_task_index=2: expected < --data_num_tasks=2",
-        ),
-        ({"source": "demo", "num_tasks": 3}, "--data_num_tasks > 1 needs an explicit --data_salt"),
+        ({"source": "demo", "engine": "spark"}, "--data_engine='spark': must be one of local, beam"),
         ({"source": "demo", "max_image_side": 16}, "--data_max_image_side=16: must be >= 32"),
     ],
 )

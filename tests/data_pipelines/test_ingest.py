@@ -54,7 +54,28 @@ def tree_bytes(out_dir):
 
 @pytest.fixture
 def messy(tmp_path):
-    """A YFCC file with one line of every metadata skip reason, broken images, and a CSV file."""
+    return write_messy(tmp_path)
+
+
+# What ingesting write_messy's collection skips, by reason (its lines say why).
+MESSY_SKIPPED = {
+    "wrong_field_count": 1,
+    "bad_field": 0,
+    "no_coordinates": 1,
+    "bad_coordinates": 1,
+    "zero_coordinates": 1,
+    "video": 1,
+    "duplicate_id": 2,  # yfcc.tsv:16 and extra.csv:3
+    "missing_image": 1,
+    "outside_images": 0,
+    "not_a_file": 0,
+    "bad_image": 2,  # corrupt and truncated JPEG
+}
+
+
+def write_messy(tmp_path):
+    """A YFCC file with one line of every metadata skip reason, broken images, and a CSV file;
+    returns (YFCC file, CSV file, images folder)."""
     images = str(tmp_path / "images")
     lines = []
     for i in range(10):
@@ -114,19 +135,7 @@ def test_ingest_counts_every_skip_reason_and_keeps_only_allowed_fields(tmp_path,
     summary = ingest.run_ingestion(config, out)
     assert summary["lines_read"] == 22  # 20 YFCC lines + 2 CSV rows
     assert summary["examples_written"] == 12  # 100-109, 208, 300
-    assert summary["skipped"] == {
-        "wrong_field_count": 1,
-        "bad_field": 0,
-        "no_coordinates": 1,
-        "bad_coordinates": 1,
-        "zero_coordinates": 1,
-        "video": 1,
-        "duplicate_id": 2,
-        "missing_image": 1,
-        "outside_images": 0,
-        "not_a_file": 0,
-        "bad_image": 2,
-    }
+    assert summary["skipped"] == MESSY_SKIPPED
     assert summary["lines_read"] == summary["examples_written"] + sum(summary["skipped"].values())
     assert sum(summary["splits"].values()) == 12
     assert any(m.startswith(f"{yfcc}:16: duplicate_id") for m in summary["skipped_examples"]["duplicate_id"])
@@ -258,27 +267,6 @@ def test_resume_after_kill_gives_identical_data_set(tmp_path):
     # A different setting is refused instead of silently mixing two data sets.
     with pytest.raises(errors.ConfigError, match="max_image_side=64, now 96"):
         ingest.run_ingestion(IngestConfig(workers=1, **{**common, "max_image_side": 96}), out_b)
-
-
-def test_machines_sharing_an_output_folder_give_the_single_machine_data_set(tmp_path):
-    metadata, images = make_collection(str(tmp_path), n=14, users=3)
-    common = dict(
-        metadata=(metadata,),
-        images=images,
-        max_image_side=48,
-        examples_per_shard=3,
-        salt="shared",
-        workers=1,
-    )
-    single = ingest.run_ingestion(IngestConfig(**common), str(tmp_path / "one"))
-    shared = str(tmp_path / "shared")
-    parts = [ingest.run_ingestion(IngestConfig(task_index=i, num_tasks=2, **common), shared) for i in (1, 0)]
-    assert not any(p["finished"] for p in parts) and not os.path.exists(os.path.join(shared, "summary.json"))
-    assert sum(p["shards_written"] for p in parts) == single["num_shards"]
-    final = ingest.run_ingestion(IngestConfig(**common), shared)
-    assert final["finished"] and final["splits"] == single["splits"]
-    a, b = tree_bytes(str(tmp_path / "one")), tree_bytes(shared)
-    assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
 
 
 def test_fuzzed_metadata_through_ingestion_keeps_the_counting_identity(tmp_path):

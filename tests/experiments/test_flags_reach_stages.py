@@ -34,8 +34,6 @@ COMPANIONS = {
         "--data_metadata=meta.tsv",
         "--data_images=images",
     ),
-    "data_task_index": ("--data_num_tasks=3", "--data_salt=s"),
-    "data_num_tasks": ("--data_salt=s",),
     "m3_residual_output": ("--nom3_album_evidence",),
     "m3_init_from_m2": ("--nom3_freeze_m2",),
     "m2_top_k": ("--predict_top_k=20",),
