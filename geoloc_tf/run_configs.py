@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from data_pipelines.config import FILES_MAX_PIXELS, max_pixels_setting
+from geoloc_tf.retrieval.config import engine_setting
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, THRESHOLD_RULES
 from mesh.settings import check_settings, nested, setting
 
@@ -76,6 +77,7 @@ class EvaluateConfig:
         minimum=0.0,
         min_exclusive=True,
     )
+    knn_engine: str = engine_setting()
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -1,12 +1,13 @@
 """`geoloc search`: the indexed photos nearest to a query image in M1's feature space.
 
     geoloc search IMAGE --index=DIR [--k=6] [--sheet=OUT.png] [--format=table|json]
-                        [--lat=LAT --lon=LON] [--model=RUN_DIR]
+                        [--lat=LAT --lon=LON] [--model=RUN_DIR] [--engine=auto|exact|faiss]
 
 Query by example (paper appendix B, Figure 4; ``geoloc_tf.retrieval.query``): the k indexed photos
 nearest to IMAGE by L2 distance of M1's features, printed as a table (or JSON) with their distances
 and locations. With the query's true location (``--lat``/``--lon``) each neighbour also gets its
-great-circle distance from it. ``--sheet`` draws the Figure 4 sheet. The model defaults to the run
+great-circle distance from it. ``--engine`` picks the exact search or the folder's FAISS index
+(built on first use when missing). ``--sheet`` draws the Figure 4 sheet. The model defaults to the run
 that built the index. Settings: ``geoloc_tf.retrieval.config.SearchConfig``; the rest are the
 tool's own.
 """
@@ -68,7 +69,7 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, positional: list[str
         index = FeatureIndex.open(inputs.index)
         image = read_image_bytes(query, config.max_pixels)
         model = M1Model.load(model_dir(index, inputs.model))
-        result = search_image(index, model, image, config.k, inputs.lat, inputs.lon)
+        result = search_image(index, model, image, config, inputs.lat, inputs.lon)
         if inputs.sheet:
             from geoloc_tf.retrieval.sheet import draw_query_sheet, record_images
 

@@ -33,7 +33,12 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     # when the row is off.
     if evaluate.knn_k:
         write_knn_predictions(
-            layout, M23_VAL, evaluate.knn_k, evaluate.knn_bandwidth_km, index_split=M1_TRAIN
+            layout,
+            M23_VAL,
+            evaluate.knn_k,
+            evaluate.knn_bandwidth_km,
+            index_split=M1_TRAIN,
+            engine=evaluate.knn_engine,
         )
     else:
         layout.prediction_table(KNN_MODEL, M23_VAL).unlink(missing_ok=True)

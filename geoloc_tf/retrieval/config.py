@@ -9,9 +9,86 @@ import dataclasses
 
 from data_pipelines.config import FILES_MAX_PIXELS, max_pixels_setting
 from data_pipelines.splits import M1_TRAIN, SPLITS
-from mesh.settings import check_settings, setting
+from mesh.settings import check_settings, nested, setting
 
 SEARCH_FORMATS = ("table", "json")
+
+#: How neighbours are found: exactly (``search.nearest``), with the FAISS index (``ann``), or
+#: ``auto``: exact below ``ann.AUTO_MIN_PHOTOS`` indexed photos, FAISS from there on.
+ENGINES = ("exact", "faiss", "auto")
+
+
+def engine_setting() -> str:
+    """The retrieval engine, declared once for `geoloc index`, `geoloc search` and the runner's
+    "M1 kNN" row (``EvaluateConfig.knn_engine``)."""
+    return setting(
+        "auto",
+        "Nearest-neighbour engine: exact (every indexed photo, blocked float32 products), faiss "
+        "(a compressed IVF-PQ index in the index folder, re-ranked by exact distance; the `ann` "
+        "extra), auto: exact below 100,000 indexed photos, where building FAISS costs about what it "
+        "saves (measured: geoloc_tf/retrieval/ann.py AUTO_MIN_PHOTOS), faiss from there on.",
+        choices=ENGINES,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class AnnConfig:
+    """The FAISS index of an index folder (``geoloc_tf.retrieval.ann``): how it is built and
+    searched. Values measured at 1 M x 1536 (experiments/benchmarks/retrieval_bench.py)."""
+
+    ann_lists: int = setting(
+        0,
+        "Coarse cells of the inverted file (IVF); a query scans --ann_probes of them. 0: about "
+        "4 x sqrt(indexed photos), rounded to a power of two, at most 16384 (FAISS's guideline "
+        "4..16 sqrt(n)).",
+        minimum=0,
+    )
+    ann_code_bytes: int = setting(
+        96,
+        "Bytes per photo of the product-quantization code (96: 96 sub-vectors of 16 values at "
+        "1536-d, 8 bits each), enough for the exact re-rank of --ann_rerank candidates to reach "
+        "recall@10 >= 0.95 at 1 M photos; fewer bytes, less memory, worse candidates.",
+        minimum=1,
+    )
+    ann_code_bits: int = setting(
+        8,
+        "Bits per sub-vector code. 8: 256 centroids, scanned by table lookups. 4: 16 centroids, "
+        "twice the sub-vectors in the same bytes, scanned with SIMD (FAISS fast scan), several "
+        "times faster, but its candidates are coarser: on the demo's M1 features recall@20 was "
+        "0.83 against 0.998 with 8 bits (re-rank 100).",
+        choices=(4, 8),
+    )
+    ann_train_photos: int = setting(
+        65536,
+        "Photos sampled (evenly spaced rows) to train the cells and the codes: >= 39 per cell "
+        "is FAISS's minimum, and k-means time grows with it.",
+        minimum=256,
+    )
+    ann_probes: int = setting(
+        16,
+        "Cells scanned per query (FAISS nprobe): more finds more true neighbours, slower; 16 of "
+        "1024 cells at 1 M photos measured recall@10 >= 0.95.",
+        minimum=1,
+    )
+    ann_rerank: int = setting(
+        100,
+        "Candidates per query ranked by the codes whose exact distance is then read from "
+        "features.npy; the k nearest of them are returned (100: the codes' ranking misses few "
+        "of the true ten among the first hundred).",
+        minimum=1,
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+    def build_key(self) -> dict:
+        """The settings that change the index file (the rest only change how it is searched)."""
+        return {
+            "lists": self.ann_lists,
+            "code_bytes": self.ann_code_bytes,
+            "code_bits": self.ann_code_bits,
+            "train_photos": self.ann_train_photos,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +102,8 @@ class IndexConfig:
         choices=SPLITS,
     )
     batch_size: int = setting(128, "Photos per M1 forward pass.", minimum=1, affects_outputs=False)
+    engine: str = engine_setting()
+    ann: AnnConfig = nested(AnnConfig, "The FAISS index built with --engine=faiss (or auto).")
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -37,6 +116,8 @@ class SearchConfig:
     k: int = setting(6, "Neighbours to return (Figure 4: 6).", minimum=1)
     format: str = setting("table", "Output: an aligned table, or JSON.", choices=SEARCH_FORMATS)
     max_pixels: int = max_pixels_setting(FILES_MAX_PIXELS)
+    engine: str = engine_setting()
+    ann: AnnConfig = nested(AnnConfig, "The FAISS index searched with --engine=faiss (or auto).")
 
     def __post_init__(self) -> None:
         check_settings(self)

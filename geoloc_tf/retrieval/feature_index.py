@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from geoloc_tf import prediction_tables
 from geoloc_tf.errors import EvaluationError, RetrievalError
-from geoloc_tf.retrieval.config import IndexConfig
+from geoloc_tf.retrieval.config import AnnConfig, IndexConfig
 from geoloc_tf.retrieval.search import DEFAULT_BLOCK_ROWS, nearest, squared_norms
 from geoloc_tf.run_layout import RunLayout
 from mesh.atomic import atomic_dir, write_text_atomic
@@ -74,6 +74,7 @@ class FeatureIndex:
     features: np.ndarray  # [n, d] float32
     sq_norms: np.ndarray  # [n] float32
     photos: pd.DataFrame  # photo_id, lat, lon [, record, offset], one row per feature row
+    _ann: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -82,15 +83,42 @@ class FeatureIndex:
     def dim(self) -> int:
         return int(self.features.shape[1])
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``search.nearest`` over this index: (rows [q, k], L2 distances [q, k]), nearest first."""
-        queries = np.asarray(queries, np.float32)
+    def search(
+        self, queries: np.ndarray, k: int, engine: str = "exact", ann: AnnConfig | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k indexed photos nearest to each query: (rows [q, k], L2 distances [q, k]),
+        nearest first, distances exact whatever the engine.
+
+        ``engine``: exact (``search.nearest``), faiss (``ann.search`` with the FAISS index in
+        ``ann/``, read or built with ``ann``'s settings, default ``AnnConfig()``) or auto
+        (``ann.resolve_engine``). With faiss a row of -1 (distance inf) marks a neighbour not
+        found (fewer than k photos in the scanned cells)."""
+        from geoloc_tf.retrieval import ann as ann_engine
+
+        queries = np.ascontiguousarray(np.asarray(queries, np.float32))
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise RetrievalError(
                 f"{self.root}: queries of shape {queries.shape}; expected "
                 f"[q, {self.dim}] features of the model that built the index"
             )
-        return nearest(self.features, queries, k, index_sq_norms=self.sq_norms)
+        if ann_engine.resolve_engine(engine, len(self)) == "exact":
+            return nearest(self.features, queries, k, index_sq_norms=self.sq_norms)
+        ann = ann or AnnConfig()
+        if len(self) == 0 or len(queries) == 0:
+            return nearest(self.features, queries, k, index_sq_norms=self.sq_norms)
+        return ann_engine.search(self.ann_index(ann), self, queries, min(k, len(self)), ann)
+
+    def ann_index(self, ann: AnnConfig | None = None):
+        """The FAISS index of this folder for ``ann``'s settings (``ann.open_or_build``), kept
+        open for the next search."""
+        from geoloc_tf.retrieval import ann as ann_engine
+
+        ann = ann or AnnConfig()
+        key = json.dumps(ann.build_key(), sort_keys=True)
+        if key not in self._ann:
+            self._ann.clear()
+            self._ann[key] = ann_engine.open_or_build(self, ann)
+        return self._ann[key]
 
     def record_paths(self) -> list[Path]:
         """The TFRecord files that ``photos.record`` points into (empty for an index written
@@ -274,6 +302,17 @@ def build_index(
         return FeatureIndex.open(final)
     index = assemble_index(parts, final, build)
     shutil.rmtree(work)
+    return prepare_engine(index, config)
+
+
+def prepare_engine(index: FeatureIndex, config: IndexConfig) -> FeatureIndex:
+    """Builds (or keeps, when it is current) the FAISS index of ``index``'s folder when
+    ``config.engine`` calls for it at this size (``ann.resolve_engine``), so that the first search
+    does not pay for it; an exact index needs nothing more."""
+    from geoloc_tf.retrieval.ann import resolve_engine
+
+    if len(index) and resolve_engine(config.engine, len(index)) == "faiss":
+        index.ann_index(config.ann)
     return index
 
 

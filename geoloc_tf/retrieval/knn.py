@@ -24,7 +24,8 @@ it does not change which neighbour wins). Choices, ours where the paper is silen
 - ``weights`` (optional [q, k], e.g. from feature distances) scale each neighbour's kernel;
   unweighted by default. A neighbour with NaN latitude (fewer than k photos) is ignored.
 
-``bandwidth_km`` and ``k`` are settings (``--evaluate_knn_bandwidth_km``, ``--evaluate_knn_k``).
+``bandwidth_km``, ``k`` and the neighbour search's engine are settings (``--evaluate_knn_bandwidth_km``,
+``--evaluate_knn_k``, ``--evaluate_knn_engine``: exact, or the FAISS index of ``retrieval.ann``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from geoloc_tf.errors import RetrievalError
 from mesh.geodesy import great_circle_km
 
 if TYPE_CHECKING:
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
     from geoloc_tf.run_layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -93,29 +95,37 @@ def kde_locations(
 
 
 def knn_locations(
-    index_features: np.ndarray,
-    index_lat: np.ndarray,
-    index_lon: np.ndarray,
+    index: "FeatureIndex",
     queries: np.ndarray,
     k: int,
     bandwidth_km: float,
-    index_sq_norms: np.ndarray | None = None,
+    engine: str = "exact",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """kNN geolocation of feature ``queries`` [q, d] against an index: (lat, lon, density)."""
-    from geoloc_tf.retrieval.search import nearest
-
-    rows, _ = nearest(index_features, queries, k, index_sq_norms=index_sq_norms)
-    index_lat, index_lon = np.asarray(index_lat, np.float64), np.asarray(index_lon, np.float64)
-    return kde_locations(index_lat[rows], index_lon[rows], bandwidth_km)
+    """kNN geolocation of feature ``queries`` [q, d] against a feature index: (lat, lon, density).
+    ``engine``: how the neighbours are found (``FeatureIndex.search``); a neighbour not found
+    (row -1) is missing (NaN)."""
+    rows, _ = index.search(queries, k, engine)
+    found = rows >= 0
+    index_lat = index.photos["lat"].to_numpy(np.float64)
+    index_lon = index.photos["lon"].to_numpy(np.float64)
+    lat = np.where(found, index_lat[np.where(found, rows, 0)], np.nan)
+    lon = np.where(found, index_lon[np.where(found, rows, 0)], np.nan)
+    return kde_locations(lat, lon, bandwidth_km)
 
 
 def write_knn_predictions(
-    layout: "RunLayout", split: str, k: int, bandwidth_km: float, index_split: str = "m1_train"
+    layout: "RunLayout",
+    split: str,
+    k: int,
+    bandwidth_km: float,
+    index_split: str = "m1_train",
+    engine: str = "exact",
 ) -> Path:
     """``predictions/m1_knn/<split>.parquet``: the kNN estimate of every photo of ``split`` from
     its M1 features' neighbours among ``index_split``'s, both read from the run's feature indexes
     (``layout.index_dir``, written by the predict stage with --predict_store_features). A point
-    prediction table (``prediction_tables.table_from_points``)."""
+    prediction table (``prediction_tables.table_from_points``). ``engine``: exact, faiss or auto
+    (``FeatureIndex.search``); the FAISS index is built in the index folder on first use."""
     from geoloc_tf import prediction_tables
 
     index, queries = (_open_features(layout, s) for s in (index_split, split))
@@ -136,15 +146,7 @@ def write_knn_predictions(
             "same predict stage (rerun it)"
         )
     lat, lon, density = (
-        knn_locations(
-            index.features,
-            index.photos["lat"].to_numpy(),
-            index.photos["lon"].to_numpy(),
-            queries.features,
-            k,
-            bandwidth_km,
-            index_sq_norms=index.sq_norms,
-        )
+        knn_locations(index, queries.features, k, bandwidth_km, engine)
         if len(queries)
         else (np.zeros(0), np.zeros(0), np.zeros(0))
     )
@@ -152,11 +154,12 @@ def write_knn_predictions(
     frame["knn_density"] = density.astype(np.float32)
     path = prediction_tables.write_table(frame, layout.prediction_table(KNN_MODEL, split))
     log.info(
-        "kNN %s: %d photos, k=%d, bandwidth %g km, index %s (%d photos) -> %s",
+        "kNN %s: %d photos, k=%d, bandwidth %g km, engine %s, index %s (%d photos) -> %s",
         split,
         len(frame),
         k,
         bandwidth_km,
+        engine,
         index_split,
         len(index),
         path,

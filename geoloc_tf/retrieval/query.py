@@ -1,6 +1,6 @@
 """Query by example (paper appendix B, Figure 4), what `geoloc search` runs
 (``experiments.commands.search``): M1's penultimate features of a query image, then the k indexed
-photos nearest by L2 distance (exact search, ``search.nearest``), as a table or JSON with their
+photos nearest by L2 distance (``FeatureIndex.search`` with the configured engine), as a table or JSON with their
 distances and locations. With the query's true location each neighbour also gets its great-circle
 distance from it. The model defaults to the run that built the index (``model_dir``).
 """
@@ -14,15 +14,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from geoloc_tf.retrieval.config import SearchConfig
 from mesh.geodesy import great_circle_km
 
 
 def search_image(
-    index, model, image: bytes, k: int, lat: float | None = None, lon: float | None = None
+    index, model, image: bytes, config: SearchConfig, lat: float | None = None, lon: float | None = None
 ) -> pd.DataFrame:
-    """The k nearest indexed photos of one query image: rank, row, photo_id, distance (L2 of M1
-    features), lat, lon, km_from_query (NaN without the query's location)."""
-    rows, distances = index.search(model.features([image]), k)
+    """The ``config.k`` nearest indexed photos of one query image (``config.engine``): rank, row,
+    photo_id, distance (L2 of M1 features), lat, lon, km_from_query (NaN without the query's
+    location)."""
+    rows, distances = index.search(model.features([image]), config.k, config.engine, config.ann)
+    found = rows[0] >= 0
+    rows, distances = rows[:, found], distances[:, found]
     photos = index.photos.iloc[rows[0]]
     return pd.DataFrame(
         {

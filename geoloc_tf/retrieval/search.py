@@ -120,7 +120,7 @@ def nearest(
             log.info(
                 "search: %d/%d index rows, %.0f rows x %d queries/s", done, n, done / (last_log - started), q
             )
-    return _rescore(features, queries, best_index, k)
+    return rescore(features, queries, best_index, k)
 
 
 def _merge(
@@ -134,20 +134,23 @@ def _merge(
     best_index[...] = np.take_along_axis(all_index, sel, axis=1)
 
 
-def _rescore(
+def rescore(
     features: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact float64 distances of the candidates; the k nearest by (distance, index)."""
+    """Exact float64 distances of each query's candidate rows [q, c]; the k nearest by
+    (distance, index). A candidate of -1 (none: FAISS found fewer) is ranked last, at distance
+    inf, and comes back as -1 if it is among the k."""
     q, d = queries.shape
-    step = max(1, RESCORE_BYTES // (candidates.shape[1] * d * 8))
+    step = max(1, RESCORE_BYTES // (max(1, candidates.shape[1]) * d * 8))
     indices = np.empty((q, k), np.int64)
     distances = np.empty((q, k), np.float32)
     for q0 in range(0, q, step):
         cand = candidates[q0 : q0 + step]
-        unique, inverse = np.unique(cand, return_inverse=True)  # sorted: sequential mmap reads
+        missing = cand < 0
+        unique, inverse = np.unique(np.where(missing, 0, cand), return_inverse=True)  # sorted reads
         vectors = np.asarray(features[unique], np.float64)[inverse.reshape(cand.shape)]
         diff = vectors - queries[q0 : q0 + step, None, :].astype(np.float64)
-        exact = np.sqrt(np.einsum("qkd,qkd->qk", diff, diff))
+        exact = np.where(missing, np.inf, np.sqrt(np.einsum("qkd,qkd->qk", diff, diff)))
         order = np.lexsort((cand, exact))[:, :k]  # by distance, then index
         indices[q0 : q0 + len(cand)] = np.take_along_axis(cand, order, axis=1)
         distances[q0 : q0 + len(cand)] = np.take_along_axis(exact, order, axis=1)

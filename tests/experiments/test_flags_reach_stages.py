@@ -38,6 +38,8 @@ COMPANIONS = {
     "m3_init_from_m2": ("--nom3_freeze_m2",),
     "m2_top_k": ("--predict_top_k=20",),
     "predict_store_features": ("--evaluate_knn_k=0",),
+    # The kNN row's settings reach write_knn_predictions only when the row is on.
+    "evaluate_knn_engine": ("--evaluate_knn_k=5", "--predict_store_features"),
 }
 
 
@@ -138,7 +140,9 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
         monkeypatch.setattr(
             geoloc_tf.retrieval.knn,
             "write_knn_predictions",
-            lambda layout, split, k, bandwidth_km, **_: knn.update(knn_k=k, knn_bandwidth_km=bandwidth_km),
+            lambda layout, split, k, bandwidth_km, engine, **_: knn.update(
+                knn_k=k, knn_bandwidth_km=bandwidth_km, knn_engine=engine
+            ),
         )
         monkeypatch.setattr(geoloc_tf.evaluation.report, "evaluate_run", recorder)
         with pytest.raises(Recorded) as got:
@@ -151,6 +155,7 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
             "threshold_rule": evaluation.threshold_rule,
             "knn_k": knn.get("knn_k", 0),
             "knn_bandwidth_km": knn.get("knn_bandwidth_km", config.evaluate.knn_bandwidth_km),
+            "knn_engine": knn.get("knn_engine"),
         }
     module, name, extract = patches[section]
     monkeypatch.setattr(module, name, recorder)

@@ -24,7 +24,7 @@ from experiments.settings_flags import flag_name
 from geoloc_tf.inference.config import PredictFilesConfig, ServerConfig
 from geoloc_tf.retrieval.config import IndexConfig, SearchConfig
 from geoloc_tf.run_configs import EvaluateConfig, ExternalEvaluateConfig, PredictConfig
-from mesh.settings import flat_settings
+from mesh.settings import flat_settings, from_flat
 
 # A value other than the default for every setting of each tool, as typed, and the value it must
 # then hold in the config handed to the library.
@@ -53,9 +53,18 @@ SERVE = {
     "shutdown_timeout_s": ("7", 7),
     "m2": ("false", False),
 }
-INDEX = {"split": ("m23_val", "m23_val"), "batch_size": ("16", 16)}
+ANN = {
+    "engine": ("faiss", "faiss"),
+    "ann_lists": ("64", 64),
+    "ann_code_bytes": ("48", 48),
+    "ann_code_bits": ("4", 4),
+    "ann_train_photos": ("5000", 5000),
+    "ann_probes": ("4", 4),
+    "ann_rerank": ("20", 20),
+}
+INDEX = {"split": ("m23_val", "m23_val"), "batch_size": ("16", 16), **ANN}
 INDEX_RUNTIME = {"runtime_strategy": ("one_device", "one_device")}  # RuntimeConfig's, as the runner's
-SEARCH = {"k": ("3", 3), "format": ("json", "json"), "max_pixels": ("3000", 3000)}
+SEARCH = {"k": ("3", 3), "format": ("json", "json"), "max_pixels": ("3000", 3000), **ANN}
 EVALUATE = {
     "thresholds_km": ("5,50,500", (5.0, 50.0, 500.0)),
     "outdoor_threshold": ("0.8", 0.8),
@@ -156,7 +165,7 @@ def test_every_index_option_reaches_the_config_build_index_gets(tmp_path, monkey
     assert geoloc(["index", f"--model={tmp_path}", f"--out={tmp_path / 'i'}", *given]) == 0
     assert seen == {
         "run_dir": str(tmp_path),
-        "config": IndexConfig(**expected(INDEX)),
+        "config": from_flat(IndexConfig, expected(INDEX)),
         "out_dir": str(tmp_path / "i"),
         "strategy": "strategy one_device",
     }
@@ -172,8 +181,8 @@ def test_every_search_option_reaches_the_search(tmp_path, monkeypatch, capsys):
         def __len__(self):
             return 10
 
-    def record(index, model, image, k, lat, lon):
-        seen.update(k=k, lat=lat, lon=lon)
+    def record(index, model, image, config, lat, lon):
+        seen.update(k=config.k, config=config, lat=lat, lon=lon)
         return pd.DataFrame(
             {
                 "rank": [1],
@@ -191,7 +200,8 @@ def test_every_search_option_reaches_the_search(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("geoloc_tf.inference.m1_model.M1Model.load", lambda path: "model")
     monkeypatch.setattr("geoloc_tf.retrieval.query.search_image", record)
     assert geoloc(["search", "q.jpg", f"--index={tmp_path}", f"--model={tmp_path}", *options(SEARCH)]) == 0
-    assert seen["k"] == SearchConfig(**expected(SEARCH)).k == 3
+    assert seen["config"] == from_flat(SearchConfig, expected(SEARCH))
+    assert seen["k"] == 3 and seen["config"].ann.ann_probes == 4
     assert json.loads(capsys.readouterr().out)["neighbours"][0]["photo_id"] == "p"  # --format
     assert geoloc(["search", "q.jpg", f"--index={tmp_path}", f"--model={tmp_path}"]) == 0
     assert seen["k"] == 6 and capsys.readouterr().out.split()[:2] == ["rank", "photo_id"]

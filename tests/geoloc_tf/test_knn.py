@@ -72,11 +72,12 @@ def index_of_places():
     return features, lat, lon
 
 
-def test_knn_locations_search_then_density():
+def test_knn_locations_search_then_density(tmp_path):
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
+
     features, lat, lon = index_of_places()
-    out_lat, out_lon, _ = knn_locations(
-        features, lat, lon, np.array([[0.9, 0.1], [0.1, 0.9]]), k=3, bandwidth_km=50.0
-    )
+    index = FeatureIndex.write(tmp_path / "i", features, [f"p{i}" for i in range(6)], lat, lon)
+    out_lat, out_lon, _ = knn_locations(index, np.array([[0.9, 0.1], [0.1, 0.9]]), k=3, bandwidth_km=50.0)
     assert (out_lat[0], out_lon[0]) == PARIS  # the middle of the three Paris photos
     assert (out_lat[1], out_lon[1]) == SYDNEY
 
