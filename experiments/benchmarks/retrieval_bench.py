@@ -137,8 +137,8 @@ def compare(index, queries: np.ndarray, label: str) -> dict:
         "train_s": meta["train_s"],
         "factory": meta["factory"],
         "train_photos": meta["train_photos"],
-        "probes": config.ann_probes,
-        "rerank": config.ann_rerank,
+        "probes": ann.probes(config, n, meta["lists"]),  # ann_min_scan may scan more
+        "rerank": config.ann_rerank_factor * K,
         "exact_ram_bytes_per_photo": exact_bytes,
         "faiss_ram_bytes_per_photo": ann_bytes / n,
         "exact_disk_bytes_per_photo": exact_bytes,

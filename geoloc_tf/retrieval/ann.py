@@ -4,10 +4,10 @@ At 12 M training photos x 1536 float32 features the exact search (``search.neare
 per batch of queries. This index keeps, per photo, a product-quantization code of
 ``AnnConfig.ann_code_bytes`` bytes (96 at 1536-d) and its 8-byte row id in RAM, grouped by coarse
 cell (an inverted file, IVF): a query scans only the ``ann_probes`` cells nearest to it, ranks
-their photos by code distance, and the ``ann_rerank`` best of them are ranked again by their exact
+their photos by code distance, and the ``ann_rerank_factor x k`` best of them are ranked again by their exact
 distance, read from ``features.npy`` (``search.rescore``; a memory map, so only those rows are
 read). Results are exact distances, nearest first, like ``search.nearest``'s; only a true
-neighbour that the codes ranked below ``ann_rerank`` (or in an unscanned cell) can be missed.
+neighbour that the codes ranked below ``ann_rerank_factor x k`` (or in an unscanned cell) can be missed.
 
 **Why FAISS.** It is the common library for this (GeoCLIP's users forked it to add FAISS), it
 installs as one wheel (``faiss-cpu``, the ``ann`` extra) and runs beside TensorFlow. ScaNN, Google's,
@@ -22,7 +22,7 @@ would fit the TensorFlow ecosystem but does not import beside TensorFlow 2.21 (B
 - codes: the residual of a photo from its cell's centroid in ``m`` sub-vectors of ``d / m``
   values, each quantized to one of 256 centroids (``ann_code_bits`` 8: ``m`` = 96 bytes at
   1536-d) or, with ``ann_code_bits`` 4, one of 16 scanned by SIMD (FAISS "fast scan");
-- re-rank: the ``ann_rerank`` best by code distance get float32 distances from their rows of
+- re-rank: the ``ann_rerank_factor x k`` best by code distance (FAISS's ``k_factor``) get float32 distances from their rows of
   ``features.npy``, and the best ``k + 8`` of those ``search.rescore``'s float64 ones, as the
   exact engine's last step.
 
@@ -66,16 +66,17 @@ ANN_FILE = "ivfpq.faiss"
 ANN_META = "ann.json"
 ANN_VERSION = 1
 #: ``auto`` searches exactly below this many indexed photos. Measured (retrieval_bench.py, 1536-d,
-#: 2 shared cores): at 100 k photos exact search answers ~150 queries/s, and FAISS needs ~45-90 s
-#: to build plus ~650 queries/s. The kNN row queries about 13 % of the gallery's size (the demo:
-#: 2,381 against 17,888), 13 k queries at 100 k photos: ~87 s exactly, about what building and
-#: searching FAISS takes. Exact search time grows with n^2 over such a row, FAISS's with n: below
-#: 100 k exact is as fast and exact, above it FAISS wins by more with every photo.
+#: 2 cores, quiet): at 100 k photos exact search answers ~370 queries/s; FAISS needs ~45 s to build
+#: and then answers ~2,400 queries/s. The kNN row queries about 13 % of the gallery's size (the
+#: demo: 2,381 against 17,888): 13 k queries at 100 k photos take ~35 s exactly, ~50 s with FAISS
+#: (build included); at 1 M, ~3,900 s against ~315 s. Exact time over such a row grows with n^2,
+#: FAISS's with n: they cross between 100 k and 150 k, and below 100 k exact is as fast and exact.
 AUTO_MIN_PHOTOS = 100_000
 #: Photos added to the index per call (1536-d float32: 96 MiB), so memory stays bounded.
 ADD_BLOCK_ROWS = 16384
-#: Bytes of float32 candidate rows gathered at a time for the re-rank.
-RERANK_BYTES = 64 << 20
+#: Bytes of float32 candidate rows gathered at a time for the re-rank (small: see
+#: ``search.RESCORE_BYTES``).
+RERANK_BYTES = 1 << 20
 #: Most coarse cells the automatic ``ann_lists`` picks.
 MAX_AUTO_LISTS = 16384
 #: FAISS warns below 39 training points per centroid; fewer cells than that are used.
@@ -215,15 +216,27 @@ def build(index: "FeatureIndex", config: AnnConfig) -> Any:
 
 def factory(shape: dict) -> str:
     """FAISS's name of the index: an inverted file of ``lists`` cells over PQ codes, 8 bits per
-    sub-vector, or 4 bits scanned with SIMD lookups ("fast scan", André et al. 2019)."""
-    codes = f"PQ{shape['subvectors']}" if shape["bits"] == 8 else f"PQ{shape['subvectors']}x4fs"
+    sub-vector, or 4 bits scanned with SIMD lookups ("fast scan", André et al. 2019).
+
+    "np": no polysemous training. ``index_factory`` otherwise reorders each 8-bit codebook for
+    Hamming-distance pre-filtering (polysemous codes), which this search never uses and which took
+    99 % of the training time (27 s against 0.3 s for IVF32,PQ16 on 2,000 x 64)."""
+    codes = f"PQ{shape['subvectors']}np" if shape["bits"] == 8 else f"PQ{shape['subvectors']}x4fs"
     return f"IVF{shape['lists']},{codes}"
+
+
+def probes(config: AnnConfig, photos: int, lists: int) -> int:
+    """Cells a query scans: ``ann_probes``, or more where cells are small, so that about
+    ``ann_min_scan`` photos are scanned (cells hold ``photos / lists`` on average); at most all."""
+    per_cell = photos / max(lists, 1)
+    needed = math.ceil(config.ann_min_scan / per_cell) if per_cell else lists
+    return int(min(max(config.ann_probes, needed), lists))
 
 
 def search(
     ivf: Any, index: "FeatureIndex", queries: np.ndarray, k: int, config: AnnConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest of ``ann_rerank`` FAISS candidates by exact distance: (rows [q, k],
+    """The k nearest of ``ann_rerank_factor x k`` FAISS candidates by exact distance: (rows [q, k],
     distances [q, k]) as ``search.nearest`` returns them; a row of -1 (distance inf) marks a
     missing neighbour (fewer than k photos in the scanned cells).
 
@@ -231,8 +244,8 @@ def search(
     (the stored norms), and the best ``k + CANDIDATE_MARGIN`` of them get ``search.rescore``'s
     float64 distances, as in the exact search: the same distances and tie order for the same
     neighbours."""
-    ivf.nprobe = min(config.ann_probes, ivf.nlist)
-    _, candidates = ivf.search(queries, max(k, config.ann_rerank))
+    ivf.nprobe = probes(config, ivf.ntotal, ivf.nlist)
+    _, candidates = ivf.search(queries, k * config.ann_rerank_factor)
     keep = min(candidates.shape[1], k + CANDIDATE_MARGIN)
     best = np.empty((len(queries), keep), np.int64)
     step = max(1, RERANK_BYTES // (candidates.shape[1] * index.dim * 4))

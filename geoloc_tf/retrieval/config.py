@@ -46,7 +46,7 @@ class AnnConfig:
     ann_code_bytes: int = setting(
         96,
         "Bytes per photo of the product-quantization code (96: 96 sub-vectors of 16 values at "
-        "1536-d, 8 bits each), enough for the exact re-rank of --ann_rerank candidates to reach "
+        "1536-d, 8 bits each), enough for the exact re-rank of --ann_rerank_factor x k candidates to reach "
         "recall@10 >= 0.95 at 1 M photos; fewer bytes, less memory, worse candidates.",
         minimum=1,
     )
@@ -65,16 +65,27 @@ class AnnConfig:
         minimum=256,
     )
     ann_probes: int = setting(
-        16,
-        "Cells scanned per query (FAISS nprobe): more finds more true neighbours, slower; 16 of "
-        "1024 cells at 1 M photos measured recall@10 >= 0.95.",
+        8,
+        "Cells scanned per query (FAISS nprobe): more finds more true neighbours, slower. 8 of "
+        "1024 cells at 1 M photos: recall@10 0.98 at over 20x exact search's queries/s "
+        "(16: 0.995 at about 15x; BUILD.md); on the demo's M1 features recall@20 0.988 (16: 0.998).",
         minimum=1,
     )
-    ann_rerank: int = setting(
-        100,
-        "Candidates per query ranked by the codes whose exact distance is then read from "
-        "features.npy; the k nearest of them are returned (100: the codes' ranking misses few "
-        "of the true ten among the first hundred).",
+    ann_min_scan: int = setting(
+        1000,
+        "Photos a query scans at least: more cells than --ann_probes where cells are small. At "
+        "1 M photos a cell holds ~1,000 and 8 cells suffice; the demo's 16,888 M1 training photos "
+        "in 256 cells of ~66 get 16 (with 8 the kNN row's outdoor accuracy at 750 km fell 0.58 "
+        "points below the exact search's; with 16, 0.04).",
+        minimum=0,
+    )
+    ann_rerank_factor: int = setting(
+        5,
+        "Candidates per neighbour asked for (FAISS's k_factor): the codes' best factor x k "
+        "photos get their exact distance from features.npy, and the k nearest of them are "
+        "returned. 5: recall@10 0.98 at 1 M with 50 candidates; the kNN row's k = 20 gets 100 "
+        "(its 20th neighbour is ranked by the codes as badly as a 10th one is at twice the "
+        "candidates). Each candidate reads 4 d bytes (300 KB per query at 1536-d and k = 10).",
         minimum=1,
     )
 

@@ -60,7 +60,8 @@ ANN = {
     "ann_code_bits": ("4", 4),
     "ann_train_photos": ("5000", 5000),
     "ann_probes": ("4", 4),
-    "ann_rerank": ("20", 20),
+    "ann_rerank_factor": ("3", 3),
+    "ann_min_scan": ("200", 200),
 }
 INDEX = {"split": ("m23_val", "m23_val"), "batch_size": ("16", 16), **ANN}
 INDEX_RUNTIME = {"runtime_strategy": ("one_device", "one_device")}  # RuntimeConfig's, as the runner's

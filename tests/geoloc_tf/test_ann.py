@@ -24,7 +24,7 @@ pytest.importorskip("faiss")
 
 DIM = 64
 #: Small enough for 3,000 photos: 32 cells of ~94 photos, 8 of them scanned per query.
-SMALL = AnnConfig(ann_lists=32, ann_code_bytes=16, ann_train_photos=2000, ann_probes=8, ann_rerank=50)
+SMALL = AnnConfig(ann_lists=32, ann_code_bytes=16, ann_train_photos=2000, ann_probes=8, ann_rerank_factor=5)
 
 
 def clustered(n: int, seed: int, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +82,7 @@ def test_the_index_file_is_reused_and_rebuilt_when_settings_or_features_change(t
     FeatureIndex.open(tmp_path / "i").search(gallery[:5], 3, "faiss", SMALL)
     meta = json.loads((tmp_path / "i" / ann.ANN_DIR / ann.ANN_META).read_text())
     # 16 code bytes: 16 sub-vectors of 4 values, 8 bits each; 8 more bytes for the photo's id.
-    assert (meta["factory"], meta["resident_bytes_per_photo"]) == ("IVF32,PQ16", 24)
+    assert (meta["factory"], meta["resident_bytes_per_photo"]) == ("IVF32,PQ16np", 24)
     assert len(builds) == 1
     # Another process opening the folder reads the file; search-time settings do not rebuild it.
     FeatureIndex.open(tmp_path / "i").search(
@@ -123,7 +123,7 @@ def test_the_plan_fits_the_photos_and_the_feature_width():
     # 1680: the power of two below, 1024; 96 sub-vectors of 16 values, 8 bits each (96 bytes).
     shape = {"lists": 1024, "subvectors": 96, "bits": 8, "train_photos": 65536}
     assert ann.plan(1_000_000, 1536, AnnConfig()) == shape
-    assert ann.factory(shape) == "IVF1024,PQ96"
+    assert ann.factory(shape) == "IVF1024,PQ96np"
     assert ann.plan(1_000_000, 1536, AnnConfig(ann_train_photos=200_000))["lists"] == 4096
     # 4 bits: twice the sub-vectors in the same 96 bytes, scanned with SIMD.
     fast = ann.plan(1_000_000, 1536, AnnConfig(ann_code_bits=4))
@@ -172,8 +172,8 @@ def test_geoloc_search_and_index_refuse_a_bad_engine(capsys):
 
     assert geoloc(["search", "q.jpg", "--index=i", "--engine=scann"]) != 0
     assert "--engine" in capsys.readouterr().err
-    assert geoloc(["index", "--model=m", "--ann_rerank=0"]) != 0
-    assert "--ann_rerank=0" in capsys.readouterr().err
+    assert geoloc(["index", "--model=m", "--ann_rerank_factor=0"]) != 0
+    assert "--ann_rerank_factor=0" in capsys.readouterr().err
 
 
 def test_knn_row_with_faiss_matches_the_exact_one_on_a_small_run(tmp_path):
@@ -213,3 +213,12 @@ def test_knn_row_with_faiss_matches_the_exact_one_on_a_small_run(tmp_path):
     assert (layout.index_dir("m1_train") / ann.ANN_DIR / ann.ANN_FILE).is_file()
     assert layout.prediction_table(KNN_MODEL, "m23_val").is_file()
     assert np.mean(np.all(exact == approximate, axis=1)) >= 0.98
+
+
+def test_small_cells_are_scanned_until_enough_photos_are():
+    # ann_probes cells where cells are large; more where a cell holds few photos; never more than all.
+    config = AnnConfig(ann_probes=8, ann_min_scan=1000)
+    assert ann.probes(config, photos=1_000_000, lists=1024) == 8  # 977 a cell: 8 scan 7,800
+    assert ann.probes(config, photos=16_888, lists=256) == 16  # 66 a cell: 16 scan 1,055
+    assert ann.probes(config, photos=500, lists=32) == 32  # all cells hold 500 < 1,000
+    assert ann.probes(AnnConfig(ann_probes=8, ann_min_scan=0), photos=500, lists=32) == 8
