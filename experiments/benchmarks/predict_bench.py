@@ -359,7 +359,8 @@ def time_stage(root: Path, args: argparse.Namespace) -> dict:
     from geoloc_tf.run_layout import RunLayout
 
     if args.run:
-        data_dir, model_path = Path(args.run) / "data", RunLayout(args.run).m1_model
+        run = RunLayout(args.run)
+        data_dir, model_path = run.data_dir, run.m1_model
         source = f"the run {args.run} (its data and trained M1)"
     else:
         data_dir = demo_records(root / "demo_data", args.demo_size)

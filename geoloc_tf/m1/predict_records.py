@@ -78,7 +78,8 @@ MASS_K = prediction_tables.MASS_K
 BATCH_SIZE = 128  # photos per forward pass: the global batch, split across the replicas
 WAIT_SECONDS = 5.0  # how often a worker looks for the files another worker writes
 WAIT_LOG_SECONDS = 60.0  # how often it says what it is waiting for
-METADATA = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob")
+#: The photo metadata read beside the images: the prediction tables' metadata columns.
+METADATA = prediction_tables.METADATA_COLUMNS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,6 +347,4 @@ def _concat(chunks: list[np.ndarray]) -> np.ndarray:
 
 def _empty_frame(top_k: int) -> pd.DataFrame:
     empty = np.zeros((0, top_k))
-    return prediction_tables.table_from_top_k(
-        pd.DataFrame({name: [] for name in prediction_tables.METADATA_COLUMNS}), empty, empty
-    )
+    return prediction_tables.table_from_top_k(pd.DataFrame({name: [] for name in METADATA}), empty, empty)

@@ -145,7 +145,9 @@ def plan(count: int, dim: int, config: AnnConfig) -> dict:
 def features_key(index: "FeatureIndex") -> dict:
     """What identifies the features an ANN index was built from: their shape and file stamp
     (``features.npy`` is only ever replaced whole, so a rewrite changes its mtime)."""
-    stat = (index.root / "features.npy").stat()
+    from geoloc_tf.retrieval.feature_index import FEATURES_FILE
+
+    stat = (index.root / FEATURES_FILE).stat()
     return {
         "count": len(index),
         "dim": index.dim,

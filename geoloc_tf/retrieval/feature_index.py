@@ -101,11 +101,9 @@ class FeatureIndex:
                 f"{self.root}: queries of shape {queries.shape}; expected "
                 f"[q, {self.dim}] features of the model that built the index"
             )
-        if ann_engine.resolve_engine(engine, len(self)) == "exact":
+        if ann_engine.resolve_engine(engine, len(self)) == "exact" or not len(self) or not len(queries):
             return nearest(self.features, queries, k, index_sq_norms=self.sq_norms)
         ann = ann or AnnConfig()
-        if len(self) == 0 or len(queries) == 0:
-            return nearest(self.features, queries, k, index_sq_norms=self.sq_norms)
         return ann_engine.search(self.ann_index(ann), self, queries, min(k, len(self)), ann)
 
     def ann_index(self, ann: AnnConfig | None = None):
