@@ -76,6 +76,8 @@ setup(
     ),
     package_data={
         "experiments": ["configs/*.cfg"],
+        # the basemap under every map (mesh.basemap): Natural Earth via world-atlas
+        "mesh": ["data/*.geojson", "data/*.geojson.gz"],
         # published results of named systems on the standard test sets (geoloc_tf.evaluation.benchmarks)
         "geoloc_tf.evaluation": ["published/*.csv", "published/*.md"],
     },
