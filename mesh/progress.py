@@ -1,0 +1,188 @@
+"""Progress of long work: a bar with rate and ETA on a terminal, plain log lines elsewhere.
+
+Every long loop of geoloc (ingestion, the demo's photos, prediction over folders or record shards,
+the index, training epochs, evaluation) reports through ``progress(total, unit, desc)``::
+
+    with progress(len(files), "photo", "predict", log=log) as bar:
+        for batch in batches:
+            ...
+            bar.update(len(batch))
+
+On a terminal (``stream.isatty()``, stderr by default) it draws a ``tqdm`` bar with done/total,
+rate and ETA that disappears when the work ends. Elsewhere (CI, a run's log file, the demo's
+redirected output) it logs a line at most every ``every_s`` seconds (``PROGRESS_EVERY_S``) with
+done/total, rate and ETA, so a log grows by a few lines a minute per phase, never a line a step.
+Either way one closing line is logged (count, time, rate), so a run's log file says how long each
+phase took; ``final_line=False`` leaves it to a caller that logs its own summary. An unknown
+total (``None``) shows the count and rate without an ETA.
+
+Lines go through ``logging`` (the caller's logger, ``mesh.progress`` by default) because the
+runner and the commands log that way: they land in ``run.log`` with the stage lines. ``tqdm`` is
+imported only when a bar is drawn, so ``mesh`` stays quick to import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+PROGRESS_EVERY_S = 15.0  # seconds between two log lines of one phase when not on a terminal
+BAR_REFRESH_S = 0.5  # seconds between two redraws of a terminal bar
+MODES = ("auto", "on", "off")  # the choices of a command's --progress setting
+
+_LOG = logging.getLogger("mesh.progress")
+
+
+def format_duration(seconds: float) -> str:
+    """H:MM:SS below a day, else days; '?' when unknown."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    if seconds < 86400:
+        whole = int(round(seconds))
+        return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+    return f"{seconds / 86400:.1f}d"
+
+
+def format_rate(rate: float) -> str:
+    """Three significant figures at most, so a line stays short whatever the speed."""
+    return f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
+class Progress:
+    """Counts done units of one phase and shows them (see module doc); use ``progress()``."""
+
+    def __init__(
+        self,
+        total: int | None,
+        unit: str,
+        desc: str,
+        *,
+        enabled: bool = True,
+        bar: bool | None = None,
+        stream: IO[str] | None = None,
+        log: logging.Logger | None = None,
+        every_s: float = PROGRESS_EVERY_S,
+        refresh_s: float = BAR_REFRESH_S,
+        final_line: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.total = None if total is None else int(total)
+        self.unit, self.desc, self.enabled = unit, desc, enabled
+        self.stream = sys.stderr if stream is None else stream
+        self.log = log or _LOG
+        self.every_s, self.final_line, self.clock = every_s, final_line, clock
+        self.done, self.note = 0, ""
+        self.started = self.last_line = clock()
+        if bar is None:
+            bar = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._bar: Any = None
+        self._redirect: contextlib.ExitStack | None = None
+        if enabled and bar:
+            self._open_bar(refresh_s)
+
+    def _open_bar(self, refresh_s: float) -> None:
+        from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        self._redirect = contextlib.ExitStack()
+        # Log lines printed while the bar is drawn go above it instead of through it.
+        self._redirect.enter_context(logging_redirect_tqdm())
+        self._bar = tqdm(
+            total=self.total,
+            unit=self.unit,
+            desc=self.desc,
+            file=self.stream,
+            leave=False,
+            mininterval=refresh_s,
+            dynamic_ncols=True,
+        )
+
+    def update(self, n: int = 1, note: str | None = None) -> None:
+        """``n`` more units done; ``note`` (e.g. "3 failed") is shown after the rate from now on."""
+        self.done += n
+        if note is not None:
+            self.note = note
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            if note is not None:
+                self._bar.set_postfix_str(note, refresh=False)
+            self._bar.update(n)
+            return
+        now = self.clock()
+        if now - self.last_line >= self.every_s:
+            self.last_line = now
+            self.log.info("%s", self.line(now))
+
+    def rate(self, now: float | None = None) -> float:
+        """Units per second since the start."""
+        elapsed = (self.clock() if now is None else now) - self.started
+        return self.done / max(elapsed, 1e-9)
+
+    def eta_seconds(self, now: float | None = None) -> float:
+        """Seconds left at the rate so far; inf when the total or the rate is unknown."""
+        rate = self.rate(now)
+        if self.total is None or rate <= 0:
+            return math.inf
+        return max(self.total - self.done, 0) / rate
+
+    def line(self, now: float | None = None) -> str:
+        """The periodic line: done/total, percent, rate and ETA (count and rate without a total)."""
+        now = self.clock() if now is None else now
+        rate = f"{format_rate(self.rate(now))} {self.unit}/s"
+        if self.total is None:
+            text = f"{self.desc}: {self.done} {self.unit}, {rate}"
+        else:
+            percent = 100 * self.done / self.total if self.total else 100.0
+            text = (
+                f"{self.desc}: {self.done}/{self.total} {self.unit} ({percent:.0f}%), {rate}, "
+                f"ETA {format_duration(self.eta_seconds(now))}"
+            )
+        return text + (f", {self.note}" if self.note else "")
+
+    def closing_line(self, now: float | None = None) -> str:
+        """The last line: how many, in how long, how fast."""
+        now = self.clock() if now is None else now
+        count = f"{self.done}" if self.total is None else f"{self.done}/{self.total}"
+        text = (
+            f"{self.desc}: {count} {self.unit} in {format_duration(now - self.started)} "
+            f"({format_rate(self.rate(now))} {self.unit}/s)"
+        )
+        return text + (f", {self.note}" if self.note else "")
+
+    def close(self, finished: bool = True) -> None:
+        """Removes the bar and, when ``finished`` (not left by an error), logs the closing line."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._redirect is not None:
+            self._redirect.close()
+            self._redirect = None
+        if finished and self.enabled and self.final_line:
+            self.log.info("%s", self.closing_line())
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(finished=exc_type is None)
+
+
+def progress(total: int | None, unit: str, desc: str, **options: Any) -> Progress:
+    """A ``Progress`` of ``total`` ``unit``s (None: unknown) named ``desc``; ``options`` as
+    ``Progress``: ``enabled``, ``bar`` (None: when the stream is a terminal), ``stream``, ``log``,
+    ``every_s``, ``final_line``, ``clock``."""
+    return Progress(total, unit, desc, **options)
+
+
+def shown(mode: str, by_default: bool) -> bool:
+    """Whether a command's ``--progress`` (one of ``MODES``) shows progress; ``auto`` follows
+    ``by_default`` (what the command decides, e.g. "a folder was given")."""
+    if mode not in MODES:
+        raise ValueError(f"--progress={mode!r}: expected one of {', '.join(MODES)}")
+    return mode == "on" or (mode == "auto" and by_default)
