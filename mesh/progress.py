@@ -66,7 +66,7 @@ class Progress:
         bar: bool | None = None,
         stream: IO[str] | None = None,
         log: logging.Logger | None = None,
-        every_s: float = PROGRESS_EVERY_S,
+        every_s: float | None = None,
         refresh_s: float = BAR_REFRESH_S,
         final_line: bool = True,
         clock: Callable[[], float] = time.monotonic,
@@ -75,7 +75,8 @@ class Progress:
         self.unit, self.desc, self.enabled = unit, desc, enabled
         self.stream = sys.stderr if stream is None else stream
         self.log = log or _LOG
-        self.every_s, self.final_line, self.clock = every_s, final_line, clock
+        self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
+        self.final_line, self.clock = final_line, clock
         self.done, self.note = 0, ""
         self.started = self.last_line = clock()
         if bar is None:

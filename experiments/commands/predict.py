@@ -69,8 +69,9 @@ def _define_inputs(flag_values: flags.FlagValues) -> None:
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, paths: list[str]) -> int:
     from geoloc_tf.inference.photo_predictor import Predictor, parse_outdoor, parse_posted_at
-    from geoloc_tf.inference.predict_files import IMAGE_SUFFIXES, Progress, collect_image_paths, predict_files
+    from geoloc_tf.inference.predict_files import IMAGE_SUFFIXES, collect_image_paths, predict_files
     from mesh.atomic import write_atomic
+    from mesh.progress import Progress, shown
 
     config: PredictFilesConfig = configs[""]
     logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(name)s] %(message)s")
@@ -97,8 +98,11 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, paths: list[str]) ->
             ") or hidden were left out of the directories",
             file=sys.stderr,
         )
-    show = config.progress == "on" or (config.progress == "auto" and any(Path(p).is_dir() for p in paths))
-    progress = Progress(len(files), sys.stderr, show)
+    show = shown(config.progress, any(Path(p).is_dir() for p in paths))
+    # Off a terminal, a line every few seconds through logging (this command logs warnings only
+    # otherwise); the closing summary below says the rest.
+    logging.getLogger("mesh.progress").setLevel(logging.INFO)
+    progress = Progress(len(files), "photos", "predict", enabled=show, final_line=False)
     started = time.monotonic()
 
     def run(out: IO[str]) -> tuple[int, int]:
@@ -126,6 +130,7 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, paths: list[str]) ->
         done, failed = counts[0]
     else:
         done, failed = run(sys.stdout)
+    progress.close()
     failed += len(missing)
     seconds = time.monotonic() - started
     if failed or show or inputs.out:

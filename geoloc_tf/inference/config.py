@@ -9,9 +9,8 @@ import dataclasses
 
 from data_pipelines.config import FILES_MAX_PIXELS, SERVE_MAX_PIXELS, max_pixels_setting
 from geoloc_tf.inference.formats import FORMATS
+from mesh.progress import MODES, PROGRESS_EVERY_S
 from mesh.settings import check_settings, setting
-
-PROGRESS_CHOICES = ("auto", "on", "off")
 
 
 def _cells_per_answer():
@@ -33,8 +32,9 @@ class PredictFilesConfig:
     max_pixels: int = max_pixels_setting(FILES_MAX_PIXELS)
     progress: str = setting(
         "auto",
-        "Progress line with rate and ETA on stderr; auto: when a directory is given.",
-        choices=PROGRESS_CHOICES,
+        f"Progress with rate and ETA on stderr (a bar on a terminal, else a line every {PROGRESS_EVERY_S:.0f} s); "
+        "auto: when a directory is given.",
+        choices=MODES,
         affects_outputs=False,
     )
 

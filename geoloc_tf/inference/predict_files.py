@@ -15,7 +15,6 @@ import collections
 import itertools
 import logging
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
@@ -24,6 +23,7 @@ from geoloc_tf import errors
 from geoloc_tf.inference.config import PredictFilesConfig
 from geoloc_tf.inference.formats import StreamWriter
 from geoloc_tf.inference.photo_predictor import predict_each
+from mesh.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -75,31 +75,6 @@ def read_ahead(
             if following is not None:
                 pending.append((following, pool.submit(read, following)))
             yield (path, *future.result())
-
-
-class Progress:
-    """A progress line with rate and ETA on stderr: redrawn on a terminal, else every 10 s."""
-
-    def __init__(self, total: int, stream: IO[str], enabled: bool):
-        self.total, self.stream, self.enabled = total, stream, enabled
-        self.tty = enabled and hasattr(stream, "isatty") and stream.isatty()
-        self.started = self.shown = time.monotonic()
-
-    def update(self, done: int, failed: int, final: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not final and now - self.shown < (0.5 if self.tty else 10.0)):
-            return
-        self.shown = now
-        rate = done / max(now - self.started, 1e-9)
-        eta = (self.total - done - failed) / max(rate, 1e-9)
-        text = f"predicted {done}/{self.total} photos, {failed} failed, {rate:.1f} photos/s" + (
-            "" if final else f", ETA {eta:.0f} s"
-        )
-        if self.tty:
-            self.stream.write(f"\r{text}\033[K" + ("\n" if final else ""))
-        elif not final:  # the closing summary line says the rest
-            self.stream.write(text + "\n")
-        self.stream.flush()
 
 
 def map_paths(base: Path, files: list[Path]) -> list[Path]:
@@ -172,6 +147,10 @@ def predict_files(
         out.flush()
         batch.clear()
 
+    def tick() -> None:  # photos answered or failed so far, to the progress
+        if progress is not None:
+            progress.update(done + failed - progress.done, note=f"{failed} failed" if failed else None)
+
     for path, data, error in read_ahead(files, 2 * batch_size, config.max_pixels):
         if data is None:
             fail(error)
@@ -179,12 +158,10 @@ def predict_files(
             batch.append((path, data))
             if len(batch) == batch_size:
                 flush()
-        if progress is not None:
-            progress.update(done, failed)
+        tick()
     flush()
     out.write(writer.footer())
-    if progress is not None:
-        progress.update(done, failed, final=True)
+    tick()
     return done, failed
 
 

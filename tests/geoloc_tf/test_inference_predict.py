@@ -219,3 +219,28 @@ def test_map_png(run, photos, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["guess.png"]
     assert (tmp_path / "guess.csv").read_text().count("\n") == 2  # header + one photo
     assert "written to" in capsys.readouterr().err
+
+
+def test_progress_lines_of_a_folder_off_a_terminal(run, photos, capsys, caplog, monkeypatch):
+    """--progress=on with stderr not a terminal: log lines with done/total, rate and ETA (here one
+    per photo: the interval is set to 0), the failed count once a file failed; none when off."""
+    import logging
+    import re
+
+    import mesh.progress
+
+    monkeypatch.setattr(mesh.progress, "PROGRESS_EVERY_S", 0.0)
+    caplog.set_level(logging.INFO, logger="mesh.progress")
+    args = ["predict", str(photos["folder"]), f"--model={run}", "--format=json", "--batch_size=1"]
+    assert geoloc([*args, "--progress=on"]) == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "mesh.progress"]
+    assert lines, capsys.readouterr().err
+    for line in lines:
+        assert re.fullmatch(
+            r"predict: [0-3]/3 photos \(\d+%\), [\d.]+ photos/s, ETA \d:\d\d:\d\d(, 1 failed)?", line
+        ), line
+    assert lines[-1].startswith("predict: 3/3 photos (100%)") and lines[-1].endswith(", 1 failed")
+    assert "2 photos predicted, 1 failed" in capsys.readouterr().err
+    caplog.clear()
+    assert geoloc([*args, "--progress=off"]) == 1
+    assert not [r for r in caplog.records if r.name == "mesh.progress"]

@@ -49,7 +49,10 @@ def test_an_unknown_total_shows_count_and_rate_without_eta(lines):
     with progress(None, "lines", "parse a.csv", stream=io.StringIO(), every_s=5, clock=clock) as bar:
         clock.now += 6
         bar.update(300, note="2 skipped")
-    assert lines() == ["parse a.csv: 300 lines, 50 lines/s, 2 skipped", "parse a.csv: 300 lines in 0:00:06 (50 lines/s), 2 skipped"]
+    assert lines() == [
+        "parse a.csv: 300 lines, 50 lines/s, 2 skipped",
+        "parse a.csv: 300 lines in 0:00:06 (50 lines/s), 2 skipped",
+    ]
 
 
 def test_no_closing_line_after_an_error_or_when_asked(lines):
@@ -69,7 +72,9 @@ def test_a_terminal_gets_a_tqdm_bar_with_rate_and_eta(lines):
         for _ in range(4):
             bar.update(1, note="1 failed")
     drawn = stream.getvalue()
-    assert re.search(r"predict:\s+40%\|.*\| 4/10 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+photos/s, 1 failed\]", drawn), drawn
+    assert re.search(
+        r"predict:\s+40%\|.*\| 4/10 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+photos/s, 1 failed\]", drawn
+    ), drawn
     [closing] = lines()  # the bar has no periodic lines, only the closing one
     assert closing.startswith("predict: 4/10 photos in 0:00:00 (")
 
