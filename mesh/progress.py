@@ -53,6 +53,17 @@ def format_rate(rate: float) -> str:
     return f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
 
 
+def format_count(n: float, scale: bool = False) -> str:
+    """A count as is, or with ``scale`` in SI prefixes at three significant figures (1.23G)."""
+    if not scale:
+        return f"{n:.0f}"
+    for prefix in ("", "k", "M", "G", "T"):
+        if abs(n) < 999.5:
+            return f"{n:.3g}{prefix}"
+        n /= 1000
+    return f"{n:.3g}P"
+
+
 class Progress:
     """Counts done units of one phase and shows them (see module doc); use ``progress()``."""
 
@@ -69,6 +80,7 @@ class Progress:
         every_s: float | None = None,
         refresh_s: float = BAR_REFRESH_S,
         final_line: bool = True,
+        scale: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.total = None if total is None else int(total)
@@ -76,7 +88,7 @@ class Progress:
         self.stream = sys.stderr if stream is None else stream
         self.log = log or _LOG
         self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
-        self.final_line, self.clock = final_line, clock
+        self.final_line, self.scale, self.clock = final_line, scale, clock
         self.done, self.note = 0, ""
         self.started = self.last_line = clock()
         if bar is None:
@@ -101,7 +113,15 @@ class Progress:
             leave=False,
             mininterval=refresh_s,
             dynamic_ncols=True,
+            unit_scale=self.scale,
         )
+
+    def set_total(self, total: int | None) -> None:
+        """The total once it is known (or known better), e.g. a file's size after opening it."""
+        self.total = None if total is None else int(total)
+        if self._bar is not None and self._bar.total != self.total:
+            self._bar.total = self.total
+            self._bar.refresh()
 
     def update(self, n: int = 1, note: str | None = None) -> None:
         """``n`` more units done; ``note`` (e.g. "3 failed") is shown after the rate from now on."""
@@ -135,13 +155,13 @@ class Progress:
     def line(self, now: float | None = None) -> str:
         """The periodic line: done/total, percent, rate and ETA (count and rate without a total)."""
         now = self.clock() if now is None else now
-        rate = f"{format_rate(self.rate(now))} {self.unit}/s"
+        rate = f"{self._rate_text(now)}{self._unit}/s"
         if self.total is None:
-            text = f"{self.desc}: {self.done} {self.unit}, {rate}"
+            text = f"{self.desc}: {self._count(self.done)}{self._unit}, {rate}"
         else:
             percent = 100 * self.done / self.total if self.total else 100.0
             text = (
-                f"{self.desc}: {self.done}/{self.total} {self.unit} ({percent:.0f}%), {rate}, "
+                f"{self.desc}: {self._counts()}{self._unit} ({percent:.0f}%), {rate}, "
                 f"ETA {format_duration(self.eta_seconds(now))}"
             )
         return text + (f", {self.note}" if self.note else "")
@@ -149,12 +169,28 @@ class Progress:
     def closing_line(self, now: float | None = None) -> str:
         """The last line: how many, in how long, how fast."""
         now = self.clock() if now is None else now
-        count = f"{self.done}" if self.total is None else f"{self.done}/{self.total}"
         text = (
-            f"{self.desc}: {count} {self.unit} in {format_duration(now - self.started)} "
-            f"({format_rate(self.rate(now))} {self.unit}/s)"
+            f"{self.desc}: {self._counts()}{self._unit} in {format_duration(now - self.started)} "
+            f"({self._rate_text(now)}{self._unit}/s)"
         )
         return text + (f", {self.note}" if self.note else "")
+
+    @property
+    def _unit(self) -> str:
+        """The unit after a count: "12 photos", but "1.5GB" with SI prefixes."""
+        return self.unit if self.scale else f" {self.unit}"
+
+    def _count(self, n: float) -> str:
+        return format_count(n, self.scale)
+
+    def _counts(self) -> str:
+        """done/total, or done alone when the total is unknown."""
+        done = self._count(self.done)
+        return done if self.total is None else f"{done}/{self._count(self.total)}"
+
+    def _rate_text(self, now: float) -> str:
+        rate = self.rate(now)
+        return format_count(rate, True) if self.scale else format_rate(rate)
 
     def close(self, finished: bool = True) -> None:
         """Removes the bar and, when ``finished`` (not left by an error), logs the closing line."""
@@ -177,7 +213,7 @@ class Progress:
 def progress(total: int | None, unit: str, desc: str, **options: Any) -> Progress:
     """A ``Progress`` of ``total`` ``unit``s (None: unknown) named ``desc``; ``options`` as
     ``Progress``: ``enabled``, ``bar`` (None: when the stream is a terminal), ``stream``, ``log``,
-    ``every_s``, ``final_line``, ``clock``."""
+    ``every_s``, ``final_line``, ``scale`` (SI prefixes, for bytes), ``clock``."""
     return Progress(total, unit, desc, **options)
 
 

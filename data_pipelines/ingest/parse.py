@@ -7,8 +7,10 @@ counts, written last). A file whose ``.json`` exists is done, so a rerun parses 
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
+import multiprocessing
 import os
 import time
 from typing import Any
@@ -19,11 +21,11 @@ from data_pipelines.config import IngestConfig
 from data_pipelines.hashing import UserHasher
 from data_pipelines.ingest import layout
 from data_pipelines.ingest.processes import spawn_pool
-from data_pipelines.ingest.progress import Progress
 from data_pipelines.readers import SkipLog, detect_layout, read_metadata_file
 from data_pipelines.readers import common as rcommon
 from data_pipelines.readers.formats import Format, ReadOptions
 from mesh.atomic import write_json_atomic, write_parquet_atomic
+from mesh.progress import Progress
 
 log = logging.getLogger("data_pipelines.ingest")
 
@@ -46,33 +48,37 @@ def parse_metadata_file(
             return json.load(f)
     skips = SkipLog(log_first_skips)
     hasher = UserHasher(salt)
-    progress = Progress()
+    # The readers report how far into the file they are: bytes, or photos of an images folder.
+    # Bars only in the main process: the workers of a pool would draw over each other.
+    unit = "photos" if fmt == "exif" else "B"
+    progress = Progress(
+        None,
+        unit,
+        f"parse {os.path.basename(path)}",
+        bar=None if multiprocessing.parent_process() is None else False,
+        log=log,
+        final_line=False,  # the summary line below
+        scale=unit == "B",
+    )
 
     def on_progress(lines, position, size):
-        if progress.due():
-            fraction = position / size if size else 0.0
-            log.info(
-                "%s: %d lines (%.0f lines/s), %.1f%% of the file, ETA %s",
-                path,
-                lines,
-                progress.rate(lines),
-                100 * fraction,
-                progress.eta(fraction),
-            )
+        progress.set_total(size)
+        progress.update(position - progress.done, note=f"{lines} lines")
 
     chunks, lines_read = [], 0
     # A file that cannot be read on (a truncated .bz2) stops the run: the readers raise a
     # DatasetError naming the last line read whole (readers.common.read_error).
-    for lines_read, columns in read_metadata_file(  # noqa: B007 - the count after the loop
-        path,
-        template=template,
-        user_hasher=hasher,
-        skips=skips,
-        fmt=fmt,
-        options=options,
-        on_progress=on_progress,
-    ):
-        chunks.append(pd.DataFrame(columns))
+    with progress:
+        for lines_read, columns in read_metadata_file(  # noqa: B007 - the count after the loop
+            path,
+            template=template,
+            user_hasher=hasher,
+            skips=skips,
+            fmt=fmt,
+            options=options,
+            on_progress=on_progress,
+        ):
+            chunks.append(pd.DataFrame(columns))
     df = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame({c: [] for c in rcommon.COLUMNS})
     write_parquet_atomic(stem + ".parquet", df)
     info: dict[str, Any] = {
@@ -123,10 +129,15 @@ def parse_all(config: IngestConfig, tasks: list[tuple]) -> list[dict]:
     """Parses every metadata file of ``tasks`` (``parse_tasks``), one process each up to the
     worker count; their counts, in file order."""
     workers = min(config.num_workers, len(tasks))
-    if workers <= 1:
+    if workers <= 1:  # each file shows its own progress
         return [parse_metadata_file(*a) for a in tasks]
-    with spawn_pool(workers) as pool:
-        return list(pool.map(parse_metadata_file, *zip(*tasks)))
+    infos: list[dict] = [{}] * len(tasks)
+    with spawn_pool(workers) as pool, Progress(len(tasks), "files", "parse", log=log) as progress:
+        futures = {pool.submit(parse_metadata_file, *a): i for i, a in enumerate(tasks)}
+        for future in concurrent.futures.as_completed(futures):
+            infos[futures[future]] = future.result()
+            progress.update(1)
+    return infos
 
 
 def metadata_sources(config: IngestConfig, fmt: Format) -> tuple[str, ...]:

@@ -29,10 +29,10 @@ from data_pipelines.config import IngestConfig
 from data_pipelines.ingest import image_files, layout
 from data_pipelines.ingest.plan import PlannedShard
 from data_pipelines.ingest.processes import spawn_pool
-from data_pipelines.ingest.progress import Progress
 from data_pipelines.readers import SkipLog
 from data_pipelines.readers import common as rcommon
 from mesh.atomic import write_json_atomic
+from mesh.progress import Progress
 
 log = logging.getLogger("data_pipelines.ingest")
 
@@ -211,32 +211,22 @@ def run_shards(
     tasks, statuses = shard_tasks(config, table, plan, out_dir, sources, archives)
     if statuses:
         log.info("resuming: %d of %d shards already written", len(statuses), len(plan))
-    total = sum(len(t.rows["row_id"]) for t in tasks)
-    progress, done_photos = Progress(), 0
+    workers = min(config.num_workers, len(tasks))
+    if workers == 1:
+        import tensorflow  # noqa: F401  (import cost outside the per-shard timing and the rate)
+    progress = Progress(
+        sum(len(t.rows["row_id"]) for t in tasks), "photos", "images", enabled=bool(tasks), log=log
+    )
 
     def report(status, task):
-        nonlocal done_photos
         statuses[status["file"]] = status
-        done_photos += len(task.rows["row_id"])
-        if progress.due(finished=done_photos == total):
-            log.info(
-                "images: %d/%d shards, %d/%d photos (%.1f photos/s), ETA %s",
-                len(statuses),
-                len(plan),
-                done_photos,
-                total,
-                progress.rate(done_photos),
-                progress.eta(done_photos / total),
-            )
+        progress.update(len(task.rows["row_id"]), note=f"{len(statuses)}/{len(plan)} shards")
 
-    workers = min(config.num_workers, len(tasks))
-    if workers <= 1:
-        import tensorflow  # noqa: F401  (import cost outside the per-shard timing)
-
-        progress.restart()
-        for task in tasks:
-            report(write_shard(task), task)
-    else:
+    with progress:
+        if workers <= 1:
+            for task in tasks:
+                report(write_shard(task), task)
+            return ordered_statuses(config, plan, statuses, out_dir)
         try:
             with spawn_pool(workers) as pool:
                 futures = {pool.submit(write_shard, task): task for task in tasks}

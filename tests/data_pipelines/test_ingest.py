@@ -303,3 +303,28 @@ def test_fuzzed_metadata_through_ingestion_keeps_the_counting_identity(tmp_path)
     assert summary["lines_read"] == summary["examples_written"] + sum(summary["skipped"].values())
     assert summary["examples_written"] == 20
     assert summary["skipped"]["missing_image"] > 500  # corrupted but still valid metadata lines
+
+
+def test_image_phase_logs_progress_lines_with_rate_and_eta(tmp_path, messy, caplog, monkeypatch):
+    """Off a terminal the image phase logs done/total photos, rate, ETA and shards (here after
+    every shard: the interval is set to 0), then one closing line."""
+    import logging
+    import re
+
+    import mesh.progress
+
+    yfcc, csv, images = messy
+    monkeypatch.setattr(mesh.progress, "PROGRESS_EVERY_S", 0.0)
+    caplog.set_level(logging.INFO, logger="data_pipelines.ingest")
+    config = IngestConfig(
+        metadata=(yfcc, csv), images=images, max_image_side=128, examples_per_shard=4, workers=1
+    )
+    summary = ingest.run_ingestion(config, str(tmp_path / "out"))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("images: ")]
+    # 15 candidates reach the image phase (12 written, 3 without a usable image), 4 to a shard.
+    assert summary["num_shards"] == 4
+    for line, done, shard in zip(lines, (4, 8, 12, 15), (1, 2, 3, 4)):
+        pattern = rf"images: {done}/15 photos \(\d+%\), [\d.]+ photos/s, ETA \d:\d\d:\d\d, {shard}/4 shards"
+        assert re.fullmatch(pattern, line), line
+    assert len(lines) == 5
+    assert re.fullmatch(r"images: 15/15 photos in \d:\d\d:\d\d \([\d.]+ photos/s\), 4/4 shards", lines[-1])

@@ -90,3 +90,13 @@ def test_progress_setting_modes():
     assert not shown("off", True) and not shown("auto", False)
     with pytest.raises(ValueError, match="--progress='sometimes'"):
         shown("sometimes", True)
+
+
+def test_bytes_are_counted_with_si_prefixes(lines):
+    clock = FakeClock()
+    with progress(
+        3_000_000_000, "B", "parse a.bz2", stream=io.StringIO(), every_s=1, scale=True, clock=clock
+    ) as bar:
+        clock.now += 20
+        bar.update(1_500_000_000, note="12345 lines")
+    assert lines()[0] == "parse a.bz2: 1.5G/3GB (50%), 75MB/s, ETA 0:00:20, 12345 lines"
