@@ -37,6 +37,7 @@ import numpy as np
 from data_pipelines.demo import imagery, sources, times, users
 from data_pipelines.errors import DataPipelineError
 from mesh.atomic import write_bytes_atomic, write_text_atomic
+from mesh.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -292,10 +293,10 @@ def _render_all(photos: DemoPhotos, raster_path: Path, folder: Path, spec: DemoS
     if not jobs:
         return
     workers = spec.workers or os.cpu_count() or 1
-    started = time.monotonic()
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_init_worker, initargs=(str(raster_path),)) as pool:
-        for k, _ in enumerate(pool.imap_unordered(_render_one, jobs, chunksize=64), start=1):
-            if k % 2000 == 0 or k == len(jobs):
-                rate = k / max(time.monotonic() - started, 1e-9)
-                log.info("demo images %d/%d (%.0f/s, ETA %.0f s)", k, len(jobs), rate, (len(jobs) - k) / rate)
+    with (
+        context.Pool(workers, initializer=_init_worker, initargs=(str(raster_path),)) as pool,
+        Progress(len(jobs), "photos", "demo images", log=log) as progress,
+    ):
+        for _ in pool.imap_unordered(_render_one, jobs, chunksize=64):
+            progress.update(1)

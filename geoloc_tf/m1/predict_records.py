@@ -42,9 +42,9 @@ plus the input pipeline's prefetched batches. Joining holds one part's table col
 about 100 B + 8 k B a photo) and the Parquet writer's one row group, whatever the split's size;
 the index joiner holds one part's features and the split's photo ids and locations.
 
-**Progress.** One log line per shard: the shard, this worker's count of its own shards, the photos
-per second since this call's first shard (all replicas together) and the ETA of this worker's
-remaining shards (parts already on disk are not counted as work left).
+**Progress.** ``mesh.progress`` over this worker's photos still to predict (parts already on disk
+are not work left): a bar on a terminal, else a line every few seconds with the photos per second
+(all replicas together), the ETA and the shards done, and a closing line.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ from geoloc_tf.m1 import inception_v4
 from geoloc_tf.run_configs import PredictConfig
 from geoloc_tf.run_layout import RunLayout
 from mesh.atomic import write_atomic
+from mesh.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -226,25 +227,13 @@ def predict_parts(
     mine = replicas.shards(len(lengths))
     todo = [shard for shard in mine if not parts[shard].exists()]
     run = _Pass(config, image_size, batch_size)
-    started, done_photos, left_photos = time.monotonic(), 0, sum(lengths[shard] for shard in todo)
-    for count, shard in enumerate(todo, start=len(mine) - len(todo) + 1):
-        frame = _predict_shard(forward, data, split, shard, run)
-        prediction_tables.write_table(frame, parts[shard])
-        done_photos += len(frame)
-        left_photos -= lengths[shard]
-        rate = done_photos / max(time.monotonic() - started, 1e-9)
-        log.info(
-            "predict %s: shard %d/%d (%d/%d of worker %d), %.0f photos/s on %d replica(s), ETA %.0f s",
-            split,
-            shard + 1,
-            len(lengths),
-            count,
-            len(mine),
-            replicas.worker,
-            rate,
-            replicas.strategy.num_replicas_in_sync,
-            left_photos / max(rate, 1e-9),
-        )
+    desc = f"predict {split}" + (f" (worker {replicas.worker})" if replicas.workers > 1 else "")
+    total = sum(lengths[shard] for shard in todo)
+    with Progress(total, "photos", desc, enabled=bool(todo), log=log) as progress:
+        for count, shard in enumerate(todo, start=len(mine) - len(todo) + 1):
+            frame = _predict_shard(forward, data, split, shard, run, progress)
+            prediction_tables.write_table(frame, parts[shard])
+            progress.update(0, note=f"{count}/{len(mine)} shards")
     if replicas.chief and replicas.workers > 1:
         wait_for(parts, f"predict {split}: the other workers' parts")
     return parts
@@ -286,7 +275,7 @@ def wait_for(paths: Sequence[Path], what: str, poll_seconds: float = WAIT_SECOND
 
 
 def _predict_shard(
-    forward: Forward, data: WrittenDataset, split: str, shard: int, run: _Pass
+    forward: Forward, data: WrittenDataset, split: str, shard: int, run: _Pass, progress: Progress
 ) -> pd.DataFrame:
     config = run.config
     input_config = InputConfig(
@@ -304,6 +293,7 @@ def _predict_shard(
     for batch_metadata, batch_outputs in _global_batches(forward, dataset):
         for name in METADATA:
             metadata[name].append(batch_metadata[name])
+        progress.update(len(batch_metadata[METADATA[0]]))
         for chunks, output in zip(outputs, batch_outputs):
             chunks.append(output)
     columns = {name: _concat(chunks) for name, chunks in metadata.items()}

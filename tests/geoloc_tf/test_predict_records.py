@@ -69,11 +69,11 @@ def counting_shards(monkeypatch, fail_at: int | None = None) -> list[int]:
     calls: list[int] = []
     real = predict_records._predict_shard
 
-    def shard(forward, data, split, index, run):
+    def shard(forward, data, split, index, *rest):
         if index == fail_at:
             raise KeyboardInterrupt
         calls.append(index)
-        return real(forward, data, split, index, run)
+        return real(forward, data, split, index, *rest)
 
     monkeypatch.setattr(predict_records, "_predict_shard", shard)
     return calls
