@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from typing import Any, Callable
 
@@ -24,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from geoloc_tf.m2.config import EARLY_STOPPING_METRICS as MONITORS
+from mesh.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -106,39 +108,43 @@ class EpochLoop:
         """Up to ``epochs`` epochs at ``learning_rate``; ``draw(epoch)`` gives each epoch's data."""
         self.model.optimizer.learning_rate.assign(learning_rate)
         since_best = 0
-        for _ in range(epochs):
-            epoch = len(self.history.epochs)
-            inputs, labels, weights = draw(epoch)
-            start = time.perf_counter()
-            logs = self.model.fit(
-                inputs,
-                labels,
-                sample_weight=weights,
-                batch_size=self.batch_size,
-                epochs=1,
-                shuffle=True,
-                verbose=0,
-                validation_data=self.validation,
-            ).history
-            record = EpochRecord(
-                epoch=epoch,
-                phase=phase,
-                learning_rate=float(learning_rate),
-                boosting_round=boosting_round,
-                loss=float(logs["loss"][-1]),
-                accuracy=float(logs[self.accuracy_key][-1]),
-                val_loss=float(logs["val_loss"][-1]),
-                val_accuracy=float(logs["val_" + self.accuracy_key][-1]),
-                seconds=time.perf_counter() - start,
-            )
-            self.history.epochs.append(record)
-            self._log(record)
-            if self._consider(record):
-                since_best = 0
-            else:
-                since_best += 1
-                if early_stopping and since_best >= self.patience:
-                    break
+        # A bar over the phase's epochs on a terminal; elsewhere the epoch lines (``_log``) say it.
+        desc = f"{self.model.name.upper()} {phase}"
+        with Progress(epochs, "epochs", desc, log=log, every_s=math.inf, final_line=False) as progress:
+            for _ in range(epochs):
+                epoch = len(self.history.epochs)
+                inputs, labels, weights = draw(epoch)
+                start = time.perf_counter()
+                logs = self.model.fit(
+                    inputs,
+                    labels,
+                    sample_weight=weights,
+                    batch_size=self.batch_size,
+                    epochs=1,
+                    shuffle=True,
+                    verbose=0,
+                    validation_data=self.validation,
+                ).history
+                record = EpochRecord(
+                    epoch=epoch,
+                    phase=phase,
+                    learning_rate=float(learning_rate),
+                    boosting_round=boosting_round,
+                    loss=float(logs["loss"][-1]),
+                    accuracy=float(logs[self.accuracy_key][-1]),
+                    val_loss=float(logs["val_loss"][-1]),
+                    val_accuracy=float(logs["val_" + self.accuracy_key][-1]),
+                    seconds=time.perf_counter() - start,
+                )
+                self.history.epochs.append(record)
+                self._log(record)
+                progress.update(1)
+                if self._consider(record):
+                    since_best = 0
+                else:
+                    since_best += 1
+                    if early_stopping and since_best >= self.patience:
+                        break
 
     def score_start(self) -> None:
         """Scores the untrained model on validation as a candidate for the kept weights (a record

@@ -50,6 +50,7 @@ from geoloc_tf.m1.validation import evaluate, validation_subset
 from geoloc_tf.run_layout import model_file_name
 from geoloc_tf.runtime_config import RuntimeConfig
 from geoloc_tf.saving import save_keras
+from mesh.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -281,14 +282,19 @@ def _train_epoch(
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     metrics.reset()
     started = time.monotonic()
-    for done in range(first_step + 1, steps + 1):
-        step(iterator)
-        position.step_in_epoch, position.global_step = done, position.global_step + 1
-        if writer is not None and position.global_step % config.log_every_steps == 0:
-            with writer.as_default(step=position.global_step):
-                tf.summary.scalar("train/loss_step", float(metrics.loss.result()))
-        if done % config.checkpoint_every_steps == 0:
-            checkpoints.save(position)
+    batch = config.global_batch_size
+    desc = f"M1 epoch {epoch + 1}/{config.total_epochs}"
+    # A bar on a terminal, a line every few seconds elsewhere; the epoch's own line closes it.
+    with Progress((steps - first_step) * batch, "images", desc, log=log, final_line=False) as progress:
+        for done in range(first_step + 1, steps + 1):
+            step(iterator)
+            progress.update(batch)
+            position.step_in_epoch, position.global_step = done, position.global_step + 1
+            if writer is not None and position.global_step % config.log_every_steps == 0:
+                with writer.as_default(step=position.global_step):
+                    tf.summary.scalar("train/loss_step", float(metrics.loss.result()))
+            if done % config.checkpoint_every_steps == 0:
+                checkpoints.save(position)
     seconds = time.monotonic() - started
     trained = (steps - first_step) * config.global_batch_size
     return {
