@@ -48,6 +48,7 @@ from geoloc_tf.run_configs import EvaluateConfig
 from mesh import Mesh
 from mesh.best_possible import best_possible
 from mesh.geodesy import DISTANCE_FORMULA, THRESHOLD_RULES
+from mesh.progress import Progress
 
 #: Format of ``results.json``; bump when a field changes meaning.
 RESULTS_VERSION = 1
@@ -153,6 +154,7 @@ def evaluate_predictions(
     errors: dict[str, NDArray[np.float64]] = {}
     true_cells: dict[str, NDArray[np.int64]] = {}
     located: list[tuple[ModelPredictions, NDArray[np.int64]]] = []
+    progress = Progress(len(predictions), "models", "evaluate")
     for name, pred in predictions.items():
         true_cell = next(
             (c for p, c in located if len(p) == len(pred) and np.array_equal(p.photo_id, pred.photo_id)), None
@@ -191,6 +193,8 @@ def evaluate_predictions(
                 None if pred.is_point else metrics.class_bias(true_cell, pred.cell, mesh.num_cells)
             ),
         }
+        progress.update(1)
+    progress.close()
 
     reference_name = next(iter(predictions))
     ref = predictions[reference_name]

@@ -55,6 +55,7 @@ from geoloc_tf.errors import RetrievalError
 from geoloc_tf.retrieval.config import AnnConfig
 from geoloc_tf.retrieval.search import CANDIDATE_MARGIN, rescore
 from mesh.atomic import atomic_dir
+from mesh.progress import Progress
 
 if TYPE_CHECKING:
     from geoloc_tf.retrieval.feature_index import FeatureIndex
@@ -189,8 +190,10 @@ def build(index: "FeatureIndex", config: AnnConfig) -> Any:
     rows = np.linspace(0, n - 1, shape["train_photos"]).round().astype(np.int64)
     ivf.train(np.ascontiguousarray(index.features[np.unique(rows)], np.float32))
     trained = time.monotonic()
-    for start in range(0, n, ADD_BLOCK_ROWS):
-        ivf.add(np.ascontiguousarray(index.features[start : start + ADD_BLOCK_ROWS], np.float32))
+    with Progress(n, "photos", "FAISS add", log=log, final_line=False) as progress:  # closing line below
+        for start in range(0, n, ADD_BLOCK_ROWS):
+            ivf.add(np.ascontiguousarray(index.features[start : start + ADD_BLOCK_ROWS], np.float32))
+            progress.update(min(ADD_BLOCK_ROWS, n - start))
     seconds = time.monotonic() - started
     folder = index.root / ANN_DIR
     with atomic_dir(folder) as tmp:

@@ -23,11 +23,11 @@ plus the results, ``q x (k + margin) x 12`` bytes.
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 
 from geoloc_tf.errors import RetrievalError
+from mesh.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ CANDIDATE_MARGIN = 8
 #: blocks were mapped afresh and page-faulted on every search (the FAISS re-rank at 100 k photos x
 #: 1536: 2,870 queries/s with 1 MiB blocks, 1,118-2,355 with 64 MiB).
 RESCORE_BYTES = 1 << 20
-PROGRESS_EVERY_S = 10.0
 
 
 def squared_norms(features: np.ndarray, block_rows: int = DEFAULT_BLOCK_ROWS) -> np.ndarray:
@@ -92,7 +91,8 @@ def nearest(
     best_score = np.full((q, keep), np.inf, np.float32)
     best_index = np.full((q, keep), -1, np.int64)
     minus_2q = -2.0 * queries  # exact in float32: a power of two
-    started = last_log = time.monotonic()
+    # Lines only (no bar, no closing line): a server answers many short searches.
+    progress = Progress(n, "index rows", f"search ({q} queries)", bar=False, log=log, final_line=False)
     for start in range(0, n, block_rows):
         block = np.asarray(features[start : start + block_rows], np.float32)
         norms = (
@@ -117,12 +117,7 @@ def nearest(
                 part + start,
                 keep,
             )
-        if time.monotonic() - last_log > PROGRESS_EVERY_S:
-            last_log = time.monotonic()
-            done = start + len(block)
-            log.info(
-                "search: %d/%d index rows, %.0f rows x %d queries/s", done, n, done / (last_log - started), q
-            )
+        progress.update(len(block))
     return rescore(features, queries, best_index, k)
 
 
