@@ -26,6 +26,7 @@ REQUIRED = [
     "matplotlib==3.11.2",
     "pillow==12.3.0",  # the one image decoder (data_pipelines.images); Beam 2.77 needs < 13
     "reverse_geocoder==1.5.1",  # offline admin-level accuracy, as OSV-5M (geoloc_tf.evaluation.admin)
+    "tqdm==4.70.1",  # progress bars on a terminal (mesh.progress); tensorflow-datasets installs it too
 ]
 
 # `geoloc serve`'s HTTP stack (geoloc_tf.inference.server says why these).

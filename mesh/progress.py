@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-PROGRESS_EVERY_S = 15.0  # seconds between two log lines of one phase when not on a terminal
+PROGRESS_EVERY_S = 20.0  # seconds between two log lines of one phase when not on a terminal
 BAR_REFRESH_S = 0.5  # seconds between two redraws of a terminal bar
 MODES = ("auto", "on", "off")  # the choices of a command's --progress setting
 
