@@ -27,6 +27,7 @@ import contextlib
 import logging
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import IO, Any
@@ -94,17 +95,15 @@ class Progress:
         if bar is None:
             bar = bool(getattr(self.stream, "isatty", lambda: False)())
         self._bar: Any = None
-        self._redirect: contextlib.ExitStack | None = None
+        self._redirected = False
         if enabled and bar:
             self._open_bar(refresh_s)
 
     def _open_bar(self, refresh_s: float) -> None:
         from tqdm import tqdm
-        from tqdm.contrib.logging import logging_redirect_tqdm
 
-        self._redirect = contextlib.ExitStack()
-        # Log lines printed while the bar is drawn go above it instead of through it.
-        self._redirect.enter_context(logging_redirect_tqdm())
+        _redirect_logging(+1)
+        self._redirected = True
         self._bar = tqdm(
             total=self.total,
             unit=self.unit,
@@ -197,9 +196,9 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        if self._redirect is not None:
-            self._redirect.close()
-            self._redirect = None
+        if self._redirected:
+            _redirect_logging(-1)
+            self._redirected = False
         if finished and self.enabled and self.final_line:
             self.log.info("%s", self.closing_line())
 
@@ -208,6 +207,27 @@ class Progress:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(finished=exc_type is None)
+
+
+_redirect_lock = threading.Lock()
+_redirect_state: dict[str, Any] = {"bars": 0, "stack": None}
+
+
+def _redirect_logging(change: int) -> None:
+    """While any bar is drawn, log lines printed to the console go above the bars instead of
+    through them (``tqdm.contrib.logging``); counted, so that bars of several threads (Beam's
+    direct runner) or nested bars swap the console handlers once and restore them once."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with _redirect_lock:
+        _redirect_state["bars"] += change
+        if change > 0 and _redirect_state["stack"] is None:
+            stack = contextlib.ExitStack()
+            stack.enter_context(logging_redirect_tqdm())
+            _redirect_state["stack"] = stack
+        elif _redirect_state["bars"] == 0 and _redirect_state["stack"] is not None:
+            _redirect_state["stack"].close()
+            _redirect_state["stack"] = None
 
 
 def progress(total: int | None, unit: str, desc: str, **options: Any) -> Progress:

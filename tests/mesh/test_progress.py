@@ -100,3 +100,25 @@ def test_bytes_are_counted_with_si_prefixes(lines):
         clock.now += 20
         bar.update(1_500_000_000, note="12345 lines")
     assert lines()[0] == "parse a.bz2: 1.5G/3GB (50%), 75MB/s, ETA 0:00:20, 12345 lines"
+
+
+def test_console_log_lines_go_above_open_bars_and_handlers_come_back(monkeypatch):
+    """Bars of two threads, closed in any order, swap the console handler once and put it back
+    once both are closed."""
+    import sys
+
+    stream = Terminal()
+    monkeypatch.setattr(sys, "stderr", stream)
+    root = logging.getLogger()
+    console = logging.StreamHandler(sys.stderr)
+    root.addHandler(console)
+    try:
+        first = progress(2, "files", "first", refresh_s=0)
+        second = progress(2, "lines", "second", refresh_s=0)
+        assert console not in root.handlers
+        first.close()
+        assert console not in root.handlers  # the second bar is still drawn
+        second.close()
+        assert console in root.handlers
+    finally:
+        root.removeHandler(console)
