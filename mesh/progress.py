@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import sys
 import threading
 import time
@@ -65,6 +66,18 @@ def format_count(n: float, scale: bool = False) -> str:
     return f"{n:.3g}P"
 
 
+def is_terminal(stream: IO[str]) -> bool:
+    """A terminal a bar can be drawn on: a tty with a size (a pseudo-terminal of 0 columns or 0
+    rows, as ``script`` opens without a terminal, gets log lines: tqdm would draw nothing)."""
+    if not getattr(stream, "isatty", lambda: False)():
+        return False
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        return size.columns > 0 and size.lines > 0
+    except (OSError, ValueError):  # no file descriptor: a stand-in that says it is a terminal
+        return True
+
+
 class Progress:
     """Counts done units of one phase and shows them (see module doc); use ``progress()``."""
 
@@ -93,7 +106,7 @@ class Progress:
         self.done, self.note = 0, ""
         self.started = self.last_line = clock()
         if bar is None:
-            bar = bool(getattr(self.stream, "isatty", lambda: False)())
+            bar = is_terminal(self.stream)
         self._bar: Any = None
         self._redirected = False
         if enabled and bar:
