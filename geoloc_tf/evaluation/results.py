@@ -154,47 +154,52 @@ def evaluate_predictions(
     errors: dict[str, NDArray[np.float64]] = {}
     true_cells: dict[str, NDArray[np.int64]] = {}
     located: list[tuple[ModelPredictions, NDArray[np.int64]]] = []
-    progress = Progress(len(predictions), "models", "evaluate")
-    for name, pred in predictions.items():
-        true_cell = next(
-            (c for p, c in located if len(p) == len(pred) and np.array_equal(p.photo_id, pred.photo_id)), None
-        )
-        if true_cell is None:
-            true_cell = mesh.locate(pred.lat, pred.lon) if len(pred) else np.zeros(0, np.int64)
-            located.append((pred, true_cell))
-        true_cells[name] = true_cell
-        by_point = _errors_by_label_point(pred, points, name, radius)
-        errors[name] = by_point[config.label_point]
-        prob, prob_source = _outdoor_probs(pred, outdoor_probs)
-        known = known_mask(prob)
-        outdoor = outdoor_mask(prob, config.outdoor_threshold)
-        models[name] = {
-            "display_name": display_name(name),
-            "source": pred.source,
-            "num_photos": len(pred),
-            "prediction": "point" if pred.is_point else "cell",
-            "num_in_dropped_cells": int((true_cell < 0).sum()),
-            "num_without_prediction": int(
-                np.isnan(pred.pred_lat).sum() if pred.pred_lat is not None else (pred.cell < 0).sum()
-            ),
-            "by_label_point": {lp: metrics.error_summary(d, thresholds, rule) for lp, d in by_point.items()},
-            "outdoor": {
-                "probability_source": prob_source,
-                "threshold": float(config.outdoor_threshold),
-                "num_known": int(known.sum()),
-                "num_outdoor": int(outdoor.sum()),
-                "by_label_point": (
-                    {lp: metrics.error_summary(d[outdoor], thresholds, rule) for lp, d in by_point.items()}
-                    if known.any()
-                    else None
+    with Progress(len(predictions), "models", "evaluate") as progress:
+        for name, pred in predictions.items():
+            true_cell = next(
+                (c for p, c in located if len(p) == len(pred) and np.array_equal(p.photo_id, pred.photo_id)),
+                None,
+            )
+            if true_cell is None:
+                true_cell = mesh.locate(pred.lat, pred.lon) if len(pred) else np.zeros(0, np.int64)
+                located.append((pred, true_cell))
+            true_cells[name] = true_cell
+            by_point = _errors_by_label_point(pred, points, name, radius)
+            errors[name] = by_point[config.label_point]
+            prob, prob_source = _outdoor_probs(pred, outdoor_probs)
+            known = known_mask(prob)
+            outdoor = outdoor_mask(prob, config.outdoor_threshold)
+            models[name] = {
+                "display_name": display_name(name),
+                "source": pred.source,
+                "num_photos": len(pred),
+                "prediction": "point" if pred.is_point else "cell",
+                "num_in_dropped_cells": int((true_cell < 0).sum()),
+                "num_without_prediction": int(
+                    np.isnan(pred.pred_lat).sum() if pred.pred_lat is not None else (pred.cell < 0).sum()
                 ),
-            },
-            "class_bias": (
-                None if pred.is_point else metrics.class_bias(true_cell, pred.cell, mesh.num_cells)
-            ),
-        }
-        progress.update(1)
-    progress.close()
+                "by_label_point": {
+                    lp: metrics.error_summary(d, thresholds, rule) for lp, d in by_point.items()
+                },
+                "outdoor": {
+                    "probability_source": prob_source,
+                    "threshold": float(config.outdoor_threshold),
+                    "num_known": int(known.sum()),
+                    "num_outdoor": int(outdoor.sum()),
+                    "by_label_point": (
+                        {
+                            lp: metrics.error_summary(d[outdoor], thresholds, rule)
+                            for lp, d in by_point.items()
+                        }
+                        if known.any()
+                        else None
+                    ),
+                },
+                "class_bias": (
+                    None if pred.is_point else metrics.class_bias(true_cell, pred.cell, mesh.num_cells)
+                ),
+            }
+            progress.update(1)
 
     reference_name = next(iter(predictions))
     ref = predictions[reference_name]
