@@ -94,16 +94,15 @@ def _locations(ax, neighbours: pd.DataFrame, query_lat: float | None, query_lon:
     """The neighbours' locations, numbered by rank, and the query's (a star) on a map around them."""
     lat = neighbours["lat"].to_numpy(np.float64)
     lon = neighbours["lon"].to_numpy(np.float64)
-    known = query_lat is not None and query_lon is not None
-    all_lat = np.append(lat, query_lat) if known else lat
-    all_lon = np.append(lon, query_lon) if known else lon
-    region_map(ax, extent_around(all_lon, all_lat) if len(all_lat) else (-180.0, 180.0, -90.0, 90.0))
+    query = [] if query_lat is None or query_lon is None else [(query_lon, query_lat)]
+    points = np.concatenate([np.stack([lon, lat], axis=1), np.asarray(query, np.float64).reshape(-1, 2)])
+    region_map(ax, extent_around(points[:, 0], points[:, 1]) if len(points) else (-180.0, 180.0, -90.0, 90.0))
     ax.plot(lon, lat, "o", color="tab:red", markersize=5, markeredgecolor="white", linestyle="none")
     for rank, x, y in zip(neighbours["rank"], lon, lat):
         ax.annotate(str(rank), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, color="tab:red")
-    if known:
-        ax.plot([query_lon], [query_lat], "*", color="tab:blue", markersize=11, markeredgecolor="white")
-    ax.set_title("locations" + (" (star: the query)" if known else ""), fontsize=7)
+    for query_point in query:
+        ax.plot(*query_point, "*", color="tab:blue", markersize=11, markeredgecolor="white")
+    ax.set_title("locations" + (" (star: the query)" if query else ""), fontsize=7)
     ax.tick_params(labelsize=6)
     ax.xaxis.label.set_fontsize(6)
 
