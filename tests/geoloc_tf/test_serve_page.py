@@ -277,11 +277,11 @@ def upload(page, name: str, content: bytes, mime: str = "image/jpeg") -> None:
 
 
 def pixel(page, lat: float, lon: float) -> list[int]:
+    """The map's RGBA where the page draws (lat, lon)."""
     return page.evaluate(
         """([lat, lon]) => {
-            const c = document.getElementById("map");
-            const x = Math.round((lon + 180) / 360 * c.width), y = Math.round((90 - lat) / 180 * c.height);
-            return Array.from(c.getContext("2d").getImageData(x, y, 1, 1).data);
+            const [x, y] = window.geolocMap.project(lon, lat).map(Math.round);
+            return Array.from(document.getElementById("map").getContext("2d").getImageData(x, y, 1, 1).data);
         }""",
         [lat, lon],
     )
@@ -306,8 +306,10 @@ def test_the_page_shows_the_answer_of_predict_on_the_map(browser, server, tmp_pa
     assert cells == [t["cell"] for t in expected["top_k"]] == [3, 7, 1]
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0
     assert abs(probabilities[0] - 0.4) < 1e-5
-    # Drawn: the 90 % set's four cells, the 50 % set's two, the three top cells' outlines.
+    # Drawn: the 90 % set's four cells, the 50 % set's two, the three top cells' outlines; they
+    # span more than half the world, so the view stays the whole world.
     assert page.locator("#map").get_attribute("data-cells-drawn") == str(4 + 2 + 3)
+    assert page.locator("#map").get_attribute("data-view") == "-180.00,180.00,-90.00,90.00"
     # Inside cell 9 (90 % set only): shaded orange over the basemap a fresh page shows there.
     cell9 = json.loads(get(server, "/cells?ids=9")[2])["features"][0]["properties"]
     where = (cell9["cell_centroid_lat"], cell9["cell_centroid_lon"])
@@ -317,6 +319,23 @@ def test_the_page_shows_the_answer_of_predict_on_the_map(browser, server, tmp_pa
     assert page.outside_requests == []  # type: ignore[attr-defined]
     page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
     print(f"screenshot: {tmp_path / 'page.png'}")
+
+
+def test_a_photo_dropped_on_the_page_is_located(browser, server):
+    page = open_page(browser, server)
+    photo = list(jpeg(64, 96, 10))
+    transfer = page.evaluate_handle(
+        """(bytes) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], "dropped.jpg", { type: "image/jpeg" }));
+            return transfer;
+        }""",
+        photo,
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector("#map[data-state=answer]", timeout=60_000)
+    assert page.locator("#top-cell").get_attribute("data-cell") == "3"
+    assert page.locator("#drop-text").inner_text() == "dropped.jpg"
 
 
 def test_a_posting_time_gets_m2(browser, server):
@@ -336,13 +355,14 @@ def test_a_posting_time_gets_m2(browser, server):
         ("huge.jpg", b"\xff\xd8" + b"x" * (MAX_BODY + 10), "413: body of"),
     ],
 )
-def test_the_servers_refusal_is_shown_in_the_page(browser, server, name, content, words):
+def test_the_servers_refusal_is_shown_in_the_page(browser, server, name, content, words, tmp_path):
     page = open_page(browser, server)
     upload(page, name, content)
     error = page.locator("#error")
     error.wait_for(state="visible", timeout=60_000)
     assert words in error.inner_text()
     assert page.locator("#answer").is_hidden()
+    page.screenshot(path=str(tmp_path / "refused.png"))
     # A photo after the refusal is answered, and the error goes away.
     upload(page, "photo.jpg", jpeg(64, 64, 9))
     page.wait_for_selector("#map[data-state=answer]", timeout=60_000)

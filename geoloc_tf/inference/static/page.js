@@ -19,12 +19,65 @@ const COLOURS = {
   neighbour: "#1f5fbf",
 };
 
-const state = { basemap: null, credit: "", server: null, answer: null, cells: new Map(), file: null };
+const WORLD = { lon0: -180, lon1: 180, lat0: -90, lat1: 90 };
+const MIN_SPAN_DEG = 24; // the narrowest view, in longitude
+const state = {
+  basemap: null,
+  credit: "",
+  server: null,
+  answer: null,
+  cells: new Map(),
+  file: null,
+  view: WORLD,
+};
 const $ = (id) => document.getElementById(id);
 
 // ------------------------------------------------------------------ map
+// Equirectangular: x from longitude, y from latitude, over the current view (the world, or the
+// answer's region when "zoom" is on).
 function project(canvas, lon, lat) {
-  return [((lon + 180) / 360) * canvas.width, ((90 - lat) / 180) * canvas.height];
+  const v = state.view;
+  return [
+    ((lon - v.lon0) / (v.lon1 - v.lon0)) * canvas.width,
+    ((v.lat1 - lat) / (v.lat1 - v.lat0)) * canvas.height,
+  ];
+}
+
+// The view that holds the answer's cells and label points with a margin, at the canvas's 2:1
+// aspect; the world when they span more than half of it (or straddle the 180th meridian).
+function viewOf(answer) {
+  if (!answer || !$("zoom").checked) return WORLD;
+  const [set50, set90] = massCells(answer);
+  const lons = [];
+  const lats = [];
+  for (const id of [...answer.top_k.map((t) => t.cell), ...set50, ...set90]) {
+    const feature = state.cells.get(id);
+    if (!feature) continue;
+    for (const polygon of polygonsOf(feature.geometry)) {
+      for (const ring of polygon) {
+        for (const [lon, lat] of ring) {
+          lons.push(lon);
+          lats.push(lat);
+        }
+      }
+    }
+  }
+  if (!lons.length) return WORLD;
+  const west = Math.min(...lons);
+  const east = Math.max(...lons);
+  const south = Math.min(...lats);
+  const north = Math.max(...lats);
+  const lonSpan = Math.max((east - west) * 1.3, 2 * (north - south) * 1.3, MIN_SPAN_DEG);
+  if (lonSpan > 180) return WORLD;
+  const latSpan = lonSpan / 2;
+  const lonMid = (west + east) / 2;
+  const latMid = Math.min(Math.max((south + north) / 2, -90 + latSpan / 2), 90 - latSpan / 2);
+  return {
+    lon0: lonMid - lonSpan / 2,
+    lon1: lonMid + lonSpan / 2,
+    lat0: latMid - latSpan / 2,
+    lat1: latMid + latSpan / 2,
+  };
 }
 
 function tracePolygon(ctx, canvas, rings) {
@@ -80,6 +133,7 @@ function dot(ctx, x, y, radius, fill, stroke, width) {
 function drawMap() {
   const canvas = $("map");
   const ctx = canvas.getContext("2d");
+  state.view = viewOf(state.answer);
   ctx.fillStyle = COLOURS.ocean;
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   if (state.basemap) {
@@ -133,6 +187,8 @@ function drawMap() {
   ctx.textAlign = "left";
   ctx.textBaseline = "bottom";
   ctx.fillText(state.credit, 6, canvas.height - 4);
+  const v = state.view;
+  canvas.dataset.view = [v.lon0, v.lon1, v.lat0, v.lat1].map((d) => d.toFixed(2)).join(",");
   canvas.dataset.cellsDrawn = String(drawnCells);
   canvas.dataset.state = answer ? "answer" : state.basemap ? "basemap" : "blank";
 }
@@ -322,6 +378,7 @@ function setUp() {
     choose(event.dataTransfer.files[0]);
   });
   $("form").addEventListener("submit", locate);
+  $("zoom").addEventListener("change", drawMap);
   drawMap();
   getJson("/healthz")
     .then((health) => {
@@ -351,4 +408,6 @@ function setUp() {
     .catch((failure) => showError(`Error loading the basemap: ${failure.message}`));
 }
 
+// For a reader of the canvas (the browser tests): where a point is drawn.
+window.geolocMap = { project: (lon, lat) => project($("map"), lon, lat) };
 document.addEventListener("DOMContentLoaded", setUp);
