@@ -219,6 +219,16 @@ def test_neighbours_without_an_index_or_out_of_range_get_400(server, indexed_ser
     assert request(server, "GET", "/healthz")[1]["index"] is None
 
 
+def test_an_index_of_another_model_is_refused_at_start(predictor, tmp_path):
+    from geoloc_tf import errors
+    from geoloc_tf.inference.neighbours import NearestPhotos
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
+
+    FeatureIndex.write(tmp_path / "other", np.zeros((2, 4)), ["a", "b"], [0.0, 1.0], [0.0, 1.0])
+    with pytest.raises(errors.InferenceError, match="features of width 4, but the model gives"):
+        NearestPhotos.open(tmp_path / "other").check_model(predictor)
+
+
 def test_serve_finds_the_runs_index_unless_told_otherwise(tmp_path):
     from experiments.commands.serve import index_path
     from geoloc_tf.retrieval.feature_index import FeatureIndex
