@@ -44,6 +44,10 @@ BEAM = ["apache-beam==2.77.0"]
 # does not import beside TensorFlow 2.21 (its TF op library is built against another abseil).
 ANN = ["faiss-cpu==1.15.1"]
 
+# The browser tests of `geoloc serve`'s page drive Debian's chromium (.ci/run installs it) through
+# Playwright; no browser is ever downloaded (`playwright install` is never run).
+BROWSER_TESTS = ["playwright==1.65.2"]
+
 EXTRAS = {
     "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
     "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
@@ -51,7 +55,7 @@ EXTRAS = {
     "formats": FORMATS,
     "beam": BEAM,
     "ann": ANN,
-    "test": ["pytest==9.2.0", "ruff==0.17.6", "mypy==2.4.1", *SERVE, *FORMATS, *BEAM, *ANN],
+    "test": ["pytest==9.2.0", "ruff==0.17.6", "mypy==2.4.1", *SERVE, *FORMATS, *BEAM, *ANN, *BROWSER_TESTS],
     "bench": ["h3==4.5.0"],  # baseline of the mesh benchmark
 }
 
@@ -81,6 +85,8 @@ setup(
         "mesh": ["data/*.geojson", "data/*.geojson.gz"],
         # published results of named systems on the standard test sets (geoloc_tf.evaluation.benchmarks)
         "geoloc_tf.evaluation": ["published/*.csv", "published/*.md"],
+        # the page of `geoloc serve` (geoloc_tf.inference.server serves exactly these)
+        "geoloc_tf.inference": ["static/*.html", "static/*.js", "static/*.css"],
     },
     install_requires=REQUIRED,
     extras_require=EXTRAS,
