@@ -101,7 +101,7 @@ def check(
 
 def raise_on_mismatch(report: dict, where: str) -> None:
     """One line naming the first file beyond the tolerance, if any (``where``: the report file)."""
-    for name, figures in report["formats"].items():
+    for figures in report["formats"].values():
         if not figures["passed"]:
             same = figures["same_pixels"]
             raise errors.ExportError(
