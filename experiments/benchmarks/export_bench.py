@@ -24,7 +24,6 @@ asserted by tests; ``measure`` gives the rows of the performance page.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -204,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{figures['images_per_s_batch32']:>16.1f}"
         )
     if args.json:
-        from mesh.atomic import write_text_atomic
+        from mesh.atomic import write_json_atomic
 
-        write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
+        write_json_atomic(args.json, result)
     return 0
 
 
