@@ -52,6 +52,10 @@ ANN = ["faiss-cpu==1.15.1"]
 LITERT = ["ai-edge-litert==2.3.0"]
 ONNX = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0"]
 
+# The browser tests of `geoloc serve`'s page drive Debian's chromium (.ci/run installs it) through
+# Playwright; no browser is ever downloaded (`playwright install` is never run).
+BROWSER_TESTS = ["playwright==1.65.2"]
+
 EXTRAS = {
     "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
     "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
@@ -61,7 +65,18 @@ EXTRAS = {
     "ann": ANN,
     "litert": LITERT,
     "onnx": ONNX,
-    "test": ["pytest==9.2.0", "ruff==0.17.6", "mypy==2.4.1", *SERVE, *FORMATS, *BEAM, *ANN, *LITERT, *ONNX],
+    "test": [
+        "pytest==9.2.0",
+        "ruff==0.17.6",
+        "mypy==2.4.1",
+        *SERVE,
+        *FORMATS,
+        *BEAM,
+        *ANN,
+        *BROWSER_TESTS,
+        *LITERT,
+        *ONNX,
+    ],
     "bench": ["h3==4.5.0"],  # baseline of the mesh benchmark
 }
 
@@ -91,6 +106,8 @@ setup(
         "mesh": ["data/*.geojson", "data/*.geojson.gz"],
         # published results of named systems on the standard test sets (geoloc_tf.evaluation.benchmarks)
         "geoloc_tf.evaluation": ["published/*.csv", "published/*.md"],
+        # the page of `geoloc serve` (geoloc_tf.inference.server serves exactly these)
+        "geoloc_tf.inference": ["static/*.html", "static/*.js", "static/*.css"],
     },
     install_requires=REQUIRED,
     extras_require=EXTRAS,

@@ -107,25 +107,39 @@ def mesh_to_geojson(mesh: "Mesh", include_dropped: bool = False) -> dict[str, An
     """FeatureCollection: one feature per kept cell (and per dropped triangle if asked), with
     properties ``class_id`` (-1 for dropped), ``count``, ``cell_centroid_lat/lon`` and
     ``imagery_centroid_lat/lon`` (degrees)."""
-    cc, ic = mesh.cell_centroids, mesh.imagery_centroids
     tris = list(range(mesh.num_triangles)) if include_dropped else mesh.cell_triangle.tolist()
-    features = []
-    for t in tris:  # one feature per cell; a loop over cells, not photos
-        cls = int(mesh.triangle_class[t])
-        a, b, c = (mesh.vertices[mesh.triangles[t, k]] for k in range(3))
-        polys = triangle_ring(a, b, c)
-        geom: dict[str, Any]
-        if len(polys) == 1:
-            geom = {"type": "Polygon", "coordinates": [[list(p) for p in polys[0][0]]]}
-        else:
-            geom = {"type": "MultiPolygon", "coordinates": [[[list(p) for p in poly[0]]] for poly in polys]}
-        props: dict[str, Any] = {"class_id": cls, "count": int(mesh.triangle_counts[t])}
-        if cls >= 0:
-            props.update(
-                cell_centroid_lat=float(cc[cls, 0]),
-                cell_centroid_lon=float(cc[cls, 1]),
-                imagery_centroid_lat=float(ic[cls, 0]),
-                imagery_centroid_lon=float(ic[cls, 1]),
-            )
-        features.append({"type": "Feature", "geometry": geom, "properties": props})
+    return _collection(mesh, tris)
+
+
+def cells_geojson(mesh: "Mesh", cell_ids) -> dict[str, Any]:
+    """FeatureCollection of the kept cells ``cell_ids`` (class ids, in that order), as
+    ``mesh_to_geojson`` writes them: what the page of `geoloc serve` draws for an answer."""
+    return _collection(mesh, mesh.cell_triangle[np.asarray(cell_ids, np.int64)].tolist())
+
+
+def _collection(mesh: "Mesh", triangles: list[int]) -> dict[str, Any]:
+    cc, ic = mesh.cell_centroids, mesh.imagery_centroids  # computed once, not per triangle
+    features = [_feature(mesh, t, cc, ic) for t in triangles]  # a loop over cells, not photos
     return {"type": "FeatureCollection", "features": features}
+
+
+def _feature(mesh: "Mesh", t: int, cc: np.ndarray, ic: np.ndarray) -> dict[str, Any]:
+    """The GeoJSON feature of mesh triangle ``t``; ``cc``, ``ic``: the mesh's cell and imagery
+    centroids."""
+    cls = int(mesh.triangle_class[t])
+    a, b, c = (mesh.vertices[mesh.triangles[t, k]] for k in range(3))
+    polys = triangle_ring(a, b, c)
+    geom: dict[str, Any]
+    if len(polys) == 1:
+        geom = {"type": "Polygon", "coordinates": [[list(p) for p in polys[0][0]]]}
+    else:
+        geom = {"type": "MultiPolygon", "coordinates": [[[list(p) for p in poly[0]]] for poly in polys]}
+    props: dict[str, Any] = {"class_id": cls, "count": int(mesh.triangle_counts[t])}
+    if cls >= 0:
+        props.update(
+            cell_centroid_lat=float(cc[cls, 0]),
+            cell_centroid_lon=float(cc[cls, 1]),
+            imagery_centroid_lat=float(ic[cls, 0]),
+            imagery_centroid_lon=float(ic[cls, 1]),
+        )
+    return {"type": "Feature", "geometry": geom, "properties": props}

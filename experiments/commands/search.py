@@ -80,6 +80,8 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, positional: list[str
                 inputs.sheet,
                 title=f"{Path(query).name}: {len(result)} nearest "
                 f"of {len(index):,} indexed photos (L2 distance of M1 features)",
+                query_lat=inputs.lat,
+                query_lon=inputs.lon,
             )
     if config.format == "json":
         print(to_json(result, query, inputs.index, inputs.lat, inputs.lon))

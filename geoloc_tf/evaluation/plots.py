@@ -2,10 +2,12 @@
 
 - Figure 1: true longitude vs UTC hour of posting, box plots, one random photo per user (§3.2:
   "we limit users to one image selected at random to decouple any user effects from time of day").
-- Figure 2: the mesh (``mesh.plot.plot_mesh``: kept cells in red over the photo density).
+- Figure 2: the mesh (``mesh.plot.plot_mesh``: kept cells in red over the basemap and the photo
+  density).
 - Error CDF of every model on one chart, log km axis, thresholds marked (§3.1.3).
 - World map of accuracy per cell: each kept cell coloured by the share of its photos (true location
-  in the cell) predicted within a threshold, over the photo density; cells without photos outlined.
+  in the cell) predicted within a threshold, over the basemap (``mesh.plot.world_map``) and the
+  density of the predicted locations; cells without photos outlined.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mesh.geodesy import EARTH_RADIUS_KM
-from mesh.plot import cell_polygons, outline_cells, photo_density_background, save_figure
+from mesh.plot import cell_polygons, outline_cells, photo_density, save_figure, world_map
 
 if TYPE_CHECKING:
     from mesh import Mesh
@@ -139,15 +141,17 @@ def plot_accuracy_map(
     title: str = "",
     polygons: tuple[list[np.ndarray], list[int]] | None = None,
 ) -> None:
-    """World map of accuracy at ``threshold_km`` per kept cell, over the log photo density of
-    ``lat, lon`` (the background shows the continents without map data). ``polygons``:
-    ``cell_polygons(mesh)``, computed once when several maps share a mesh."""
+    """World map of accuracy at ``threshold_km`` per kept cell, over the basemap and the log photo
+    density of ``lat, lon`` (the predicted locations). Cells are translucent (alpha 0.7) with dark
+    edges, so the coastline shows through and a yellow cell stays distinct from the light land.
+    ``polygons``: ``cell_polygons(mesh)``, computed once when several maps share a mesh."""
     plt = _pyplot()
     from matplotlib.collections import PolyCollection
 
     acc, n = cell_accuracy(true_cell, errors_km, mesh.num_cells, threshold_km)
     fig, ax = plt.subplots(figsize=(14, 7), dpi=100)
-    photo_density_background(ax, lat, lon)
+    world_map(ax)
+    photo_density(ax, lat, lon)
     polys, owner = polygons if polygons is not None else cell_polygons(mesh)
     owner_a = np.asarray(owner, dtype=np.int64)
     with_photos = n[owner_a] > 0 if owner_a.size else np.zeros(0, bool)
@@ -155,19 +159,15 @@ def plot_accuracy_map(
     filled = PolyCollection(
         [p for p, w in zip(polys, with_photos) if w],
         cmap=cmap,
-        edgecolors="white",
-        linewidths=0.15,
-        alpha=0.75,
+        edgecolors=(0.1, 0.1, 0.1, 0.5),
+        linewidths=0.2,
+        alpha=0.7,
     )
     filled.set_array(acc[owner_a[with_photos]])
     filled.set_clim(0.0, 100.0)
     ax.add_collection(filled)
     outline_cells(ax, [p for p, w in zip(polys, with_photos) if not w])
     fig.colorbar(filled, ax=ax, fraction=0.025, pad=0.01, label=f"photos within {threshold_km:g} km (%)")
-    ax.set_xlim(-180, 180)
-    ax.set_ylim(-90, 90)
-    ax.set_xlabel("longitude (deg)")
-    ax.set_ylabel("latitude (deg)")
     ax.set_title(
         title or f"Accuracy at {threshold_km:g} km per cell ({int((n > 0).sum())} cells with photos)"
     )

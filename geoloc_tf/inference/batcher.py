@@ -42,6 +42,7 @@ class Job:
     outdoor: float | None
     top_k: int
     name: str | None
+    neighbours: int = 0  # nearest indexed photos asked for (``neighbours.NearestPhotos``)
     future: concurrent.futures.Future = dataclasses.field(default_factory=concurrent.futures.Future)
 
 
@@ -63,8 +64,9 @@ def failure_status(error: BaseException) -> HttpError:
 class Batcher:
     """One model thread answering queued photos in batches of up to ``max_batch``."""
 
-    def __init__(self, predictor, max_batch: int, wait_s: float):
+    def __init__(self, predictor, max_batch: int, wait_s: float, nearest=None):
         self.predictor, self.max_batch, self.wait_s = predictor, max(1, int(max_batch)), wait_s
+        self.nearest = nearest  # neighbours.NearestPhotos, or None: no feature index
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="geoloc-model", daemon=True)
         self.requests = self.batches = self.largest_batch = self.retried_batches = 0
@@ -100,6 +102,7 @@ class Batcher:
             posted_at=[j.posted_at for j in jobs],
             outdoor=[j.outdoor for j in jobs],
             top_k=max(j.top_k for j in jobs),
+            with_features=any(j.neighbours for j in jobs),
         )
 
     def _answer_batch(self, jobs: list[Job]) -> None:
@@ -111,7 +114,23 @@ class Batcher:
                 _settle(job, failure_status(outcome))
             else:
                 predictions, row = outcome
-                _settle(job, predictions.record(row, job.name, job.top_k))
+                _settle(job, self._record(job, predictions, row))
+
+    def _record(self, job: Job, predictions, row: int) -> dict[str, Any] | HttpError:
+        """The JSON record of ``job``, with its nearest indexed photos when it asked for them."""
+        record = predictions.record(row, job.name, job.top_k)
+        if job.neighbours and self.nearest is not None and predictions.features is not None:
+            try:
+                record["neighbours"] = self.nearest.records(
+                    predictions.features[row], job.neighbours, record["lat"], record["lon"]
+                )
+            except Exception as error:  # noqa: BLE001 - this job's 500; the batch goes on
+                log.error("the nearest-photo search of one photo failed", exc_info=error)
+                return HttpError(
+                    HTTPStatus.INTERNAL_SERVER_ERROR,
+                    "the search of the feature index failed; the server log has the details",
+                )
+        return record
 
     def _loop(self) -> None:
         stopping = False

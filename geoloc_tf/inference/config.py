@@ -9,6 +9,7 @@ import dataclasses
 
 from data_pipelines.config import FILES_MAX_PIXELS, SERVE_MAX_PIXELS, max_pixels_setting
 from geoloc_tf.inference.formats import FORMATS
+from geoloc_tf.retrieval.config import engine_setting
 from mesh.settings import check_settings, setting
 
 PROGRESS_CHOICES = ("auto", "on", "off")
@@ -104,6 +105,7 @@ class ServerConfig:
     m2: bool = setting(
         True, "Answer with the run's M2 when a request gives a posting time (--nom2: always M1)."
     )
+    engine: str = engine_setting()  # how the page's nearest indexed photos are found (--index)
 
     def __post_init__(self) -> None:
         check_settings(self)

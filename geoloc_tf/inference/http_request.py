@@ -113,6 +113,7 @@ def make_job(image: bytes, options: dict[str, str], name: str | None, config: Se
     """The checked photo and options of a request (HttpError 400/413/415). Runs on a worker thread:
     the image decoder's check decodes the whole photo."""
     from geoloc_tf.inference.m1_model import validate_image_bytes
+    from geoloc_tf.inference.neighbours import MAX_NEIGHBOURS
     from geoloc_tf.inference.photo_predictor import parse_outdoor, parse_posted_at
 
     if not image:
@@ -129,6 +130,10 @@ def make_job(image: bytes, options: dict[str, str], name: str | None, config: Se
     except values.ValueProblem as problem:
         raise HttpError(HTTPStatus.BAD_REQUEST, f"top_k={problem}") from None
     try:
+        neighbours = values.ascii_int(options.get("neighbours") or "0", 0, MAX_NEIGHBOURS)
+    except values.ValueProblem as problem:
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"neighbours={problem}") from None
+    try:
         checked = validate_image_bytes(image, name or "request body", config.max_pixels)
     except errors.ImageError as error:
         status = (
@@ -137,4 +142,4 @@ def make_job(image: bytes, options: dict[str, str], name: str | None, config: Se
             else HTTPStatus.UNSUPPORTED_MEDIA_TYPE
         )
         raise HttpError(status, str(error)) from None
-    return Job(checked, posted_at, outdoor, top_k, name)
+    return Job(checked, posted_at, outdoor, top_k, name, neighbours)

@@ -93,6 +93,7 @@ class Predictions:
     posted_at: list[int | None]
     cells_known: int  # cells with a known probability (all, or an export's top-k)
     known_mass: np.ndarray  # float [n]: probability those cells hold (1 for the full softmax)
+    features: np.ndarray | None = None  # float [n, d] M1's penultimate features, when asked
 
     def __len__(self) -> int:
         return len(self.model)
@@ -189,18 +190,24 @@ class Predictor:
         outdoor: Sequence[float | None] | None = None,
         top_k: int = 5,
         levels: tuple[float, ...] = DEFAULT_LEVELS,
+        with_features: bool = False,
     ) -> Predictions:
         """Answers a batch of validated image bytes (``m1_model.read_image_bytes``).
 
         ``posted_at`` (UTC epoch seconds, None = unknown) and ``outdoor`` are per photo; photos
-        with a time go through M2 when the run has one.
+        with a time go through M2 when the run has one. ``with_features``: also M1's penultimate
+        features from the same forward pass (a run directory's M1 only), for retrieval.
         """
         n = len(images)
         times: list[int | None] = list(posted_at) if posted_at is not None else [None] * n
         model = np.full(n, "m1", dtype=object)
         full = self.m1.max_top_k >= self.m1.num_cells
+        features = None
+        if with_features:
+            probabilities, features = self.m1.probabilities_and_features(images)
         if full:  # a run directory, or an export of every cell
-            probabilities = self.m1.probabilities(images)
+            if features is None:
+                probabilities = self.m1.probabilities(images)
             with_time = np.array([t is not None for t in times], bool)
             if self.m2 is not None and with_time.any():
                 rows = np.flatnonzero(with_time)
@@ -226,6 +233,7 @@ class Predictor:
             posted_at=times,
             cells_known=mass.order.shape[1],
             known_mass=sorted_probs.sum(axis=1, dtype=np.float64),
+            features=features,
         )
 
     @staticmethod

@@ -8,7 +8,19 @@ The command (``experiments.commands.serve``; the ``serve`` extra of setup.py ins
   ``multipart/form-data`` upload (file field ``image``; optional fields ``posted_at``, ``outdoor``,
   ``top_k``). The answer is the JSON record of `geoloc predict` (``"model"`` says whether M1 or,
   with a posting time, M2 answered, §3.2).
-- ``GET /healthz``: ``{"status": "ok", ...}`` with the model's name and the request counts.
+  With ``neighbours=K`` (a server with a feature index, ``--index``) the record also holds the K
+  nearest indexed photos (``geoloc_tf.inference.neighbours``): rank, feature distance, lat, lon,
+  km from the answer.
+- ``GET /``: the page (``static/``): choose or drop a photo, see the answer on a world map. It
+  sends POST /predict like any client, so every limit below applies to it. ``GET /page.js`` and
+  ``GET /page.css`` are its script and style: a fixed set of files read from the package at start,
+  never a path from the request.
+- ``GET /basemap.geojson``: the coastlines and borders under the page's map
+  (``mesh.basemap.geojson_bytes("110m")``).
+- ``GET /cells?ids=3,7,1``: GeoJSON polygons of those mesh cells (``mesh.geojson.cells_geojson``),
+  at most ``MAX_CELL_IDS`` per request; an id that is not a cell gets 400.
+- ``GET /healthz``: ``{"status": "ok", ...}`` with the model's name, the request counts and the
+  feature index's size (null without one).
 - Errors are JSON ``{"error": ..., "status": ...}``: 400 a malformed upload, time or value, 404 an
   unknown path, 405 a wrong method, 408 a body that did not arrive in time, 411 no Content-Length,
   413 a body over ``--max_body_bytes`` or an image over ``--max_pixels``, 415 a body that is not a
@@ -37,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import importlib.resources
 import logging
 import signal
 import socket
@@ -54,10 +67,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from data_pipelines import values
 from geoloc_tf import errors
 from geoloc_tf.inference.batcher import Batcher, HttpError
 from geoloc_tf.inference.config import ServerConfig
 from geoloc_tf.inference.http_request import make_job, read_upload
+from geoloc_tf.inference.neighbours import NearestPhotos
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +81,24 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 BACKLOG = 2048
 #: Largest request head (request line and headers) accepted, bytes.
 MAX_HEAD_BYTES = 16 * 1024
+#: Most cells one GET /cells answers (the page asks in chunks of 500).
+MAX_CELL_IDS = 1000
+#: The files of the page, by path: (file in static/, content type). Nothing else is served from
+#: the package, so no request path can reach another file.
+STATIC_FILES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/page.js": ("page.js", "text/javascript; charset=utf-8"),
+    "/page.css": ("page.css", "text/css; charset=utf-8"),
+}
+#: The page loads only what this server sends (no CDN, no tiles); the chosen photo's preview is
+#: a blob: URL.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; object-src 'none'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+ENDPOINTS = "GET / (the page), POST /predict, GET /cells?ids=..., GET /basemap.geojson or GET /healthz"
 
 
 def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
@@ -106,16 +139,25 @@ def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
 class GeolocServer:
     """The app, its model thread and its listening socket; ``run`` serves until stopped."""
 
-    def __init__(self, predictor, config: ServerConfig):
+    def __init__(self, predictor, config: ServerConfig, nearest: NearestPhotos | None = None):
+        from mesh.basemap import geojson_bytes
+
         self.config = config
         self.predictor = predictor
-        self.batcher = Batcher(predictor, config.max_batch, config.batch_wait_ms / 1000.0)
+        self.nearest = nearest
+        self.batcher = Batcher(predictor, config.max_batch, config.batch_wait_ms / 1000.0, nearest)
         self.errors: collections.Counter[int] = collections.Counter()
+        self.static = {route: (_static_file(name), kind) for route, (name, kind) in STATIC_FILES.items()}
+        self.basemap = geojson_bytes("110m")
+        self.cell_features: dict[int, dict[str, Any]] = {}  # GeoJSON features drawn so far
         self.socket = _bind(config.host, config.port)
         self.decode_limiter: anyio.CapacityLimiter | None = None  # made in the server's event loop
         app = Starlette(
             routes=[
+                *(Route(route, self.page, methods=["GET"]) for route in STATIC_FILES),
                 Route("/predict", self.predict, methods=["POST"]),
+                Route("/cells", self.cells, methods=["GET"]),
+                Route("/basemap.geojson", self.basemap_geojson, methods=["GET"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
             ],
             exception_handlers={HTTPException: self.http_exception, Exception: self.unexpected},
@@ -156,6 +198,12 @@ class GeolocServer:
             job = await anyio.to_thread.run_sync(
                 make_job, image, options, name, self.config, limiter=self.decode_limiter
             )
+            if job.neighbours and self.nearest is None:
+                raise HttpError(
+                    HTTPStatus.BAD_REQUEST,
+                    "neighbours: this server has no feature index (geoloc serve --index=DIR; "
+                    "geoloc index builds one)",
+                )
             future = asyncio.wrap_future(self.batcher.submit(job))
             try:
                 async with asyncio.timeout(self.config.request_timeout_s):
@@ -173,14 +221,43 @@ class GeolocServer:
     async def healthz(self, request: Request) -> Response:
         return JSONResponse(self.health())
 
+    async def page(self, request: Request) -> Response:
+        content, kind = self.static[request.url.path]
+        return Response(content, media_type=kind, headers=PAGE_HEADERS)
+
+    async def basemap_geojson(self, request: Request) -> Response:
+        return Response(
+            self.basemap,
+            media_type="application/geo+json",
+            headers={"Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"},
+        )
+
+    async def cells(self, request: Request) -> Response:
+        """GeoJSON of the cells ``?ids=`` (comma-separated class ids), in that order."""
+        try:
+            ids = parse_cell_ids(request.query_params.get("ids", ""), self.predictor.m1.num_cells)
+        except HttpError as error:
+            return self.error(error.status, str(error))
+        collection = await anyio.to_thread.run_sync(self.cell_collection, ids)
+        return JSONResponse(collection, media_type="application/geo+json")
+
+    def cell_collection(self, ids: list[int]) -> dict[str, Any]:
+        """The cells ``ids`` as a FeatureCollection; each cell's polygon is built once
+        (``mesh.geojson.cells_geojson``) and kept (at most one per cell of the mesh)."""
+        from mesh.geojson import cells_geojson
+
+        missing = sorted(set(ids) - self.cell_features.keys())
+        if missing:
+            features = cells_geojson(self.predictor.m1.mesh, missing)["features"]
+            self.cell_features.update(zip(missing, features))
+        return {"type": "FeatureCollection", "features": [self.cell_features[i] for i in ids]}
+
     async def http_exception(self, request: Request, error: Exception) -> Response:
         status = HTTPStatus(getattr(error, "status_code", 500))
         if status == HTTPStatus.NOT_FOUND:
-            message = f"no such path {request.url.path}; try POST /predict or GET /healthz"
+            message = f"no such path {request.url.path}; try {ENDPOINTS}"
         elif status == HTTPStatus.METHOD_NOT_ALLOWED:
-            message = (
-                f"{request.method} is not allowed on {request.url.path}; use POST /predict or GET /healthz"
-            )
+            message = f"{request.method} is not allowed on {request.url.path}; use {ENDPOINTS}"
         else:
             message = str(getattr(error, "detail", status.phrase))
         return self.error(status, message)
@@ -204,6 +281,8 @@ class GeolocServer:
             "batches": self.batcher.batches,
             "largest_batch": self.batcher.largest_batch,
             "errors": {str(k): v for k, v in sorted(self.errors.items())},
+            "top_k": self.config.top_k,
+            "index": None if self.nearest is None else self.nearest.summary(),
         }
 
     # ------------------------------------------------------------------ running
@@ -219,6 +298,28 @@ class GeolocServer:
 
     def stop(self) -> None:
         self.uvicorn.should_exit = True
+
+
+def parse_cell_ids(text: str, num_cells: int) -> list[int]:
+    """The cell ids of ``?ids=3,7,1``: 1..MAX_CELL_IDS ids in ASCII digits, each a cell of the
+    mesh (0..num_cells-1), else HttpError 400 naming the bad one."""
+    parts = text.split(",") if text.strip() else []
+    if not parts or len(parts) > MAX_CELL_IDS:
+        raise HttpError(
+            HTTPStatus.BAD_REQUEST,
+            f"ids: got {len(parts)} cell ids; expected 1..{MAX_CELL_IDS} comma-separated, e.g. ?ids=3,7,1",
+        )
+    try:
+        return [values.ascii_int(part, 0, num_cells - 1) for part in parts]
+    except values.ValueProblem as problem:
+        raise HttpError(
+            HTTPStatus.BAD_REQUEST, f"ids: {problem} (the mesh has cells 0..{num_cells - 1})"
+        ) from None
+
+
+def _static_file(name: str) -> bytes:
+    """A file of the page, from the package's ``static/`` (package data, setup.py)."""
+    return (importlib.resources.files("geoloc_tf.inference") / "static" / name).read_bytes()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -237,10 +338,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def start_server(predictor, config: ServerConfig = ServerConfig()) -> GeolocServer:
+def start_server(
+    predictor, config: ServerConfig = ServerConfig(), nearest: NearestPhotos | None = None
+) -> GeolocServer:
     """Serves on a background thread (``config.port=0`` picks a free port: see ``.url``) and
     returns once the server accepts connections. Stop it with ``stop_server``."""
-    server = GeolocServer(predictor, config)
+    server = GeolocServer(predictor, config, nearest)
     thread = threading.Thread(target=server.run, name="geoloc-http", daemon=True)
     thread.start()
     server.thread = thread  # type: ignore[attr-defined]
@@ -265,18 +368,24 @@ def warm_up(predictor) -> None:
     predictor.predict([image], posted_at=[0 if predictor.has_m2 else None])
 
 
-def serve(predictor, config: ServerConfig) -> None:
+def serve(predictor, config: ServerConfig, nearest: NearestPhotos | None = None) -> None:
     """Warms the model up, binds ``config.host:config.port`` and answers requests until SIGTERM
-    or Ctrl-C. A port that cannot be bound raises InferenceError naming it."""
+    or Ctrl-C. A port that cannot be bound raises InferenceError naming it. ``nearest``: the
+    feature index whose photos the page shows beside an answer."""
     warm_up(predictor)
-    server = GeolocServer(predictor, config)
+    if nearest is not None:
+        nearest.check_model(predictor)
+    server = GeolocServer(predictor, config, nearest)
     if config.host not in LOOPBACK:
         log.warning("listening on %s: reachable from other machines, with no authentication", config.host)
     log.info(
-        "serving %s on %s (POST /predict, GET /healthz); M2 %s; SIGTERM or Ctrl-C stops",
+        "serving %s on %s (the page: open %s/ in a browser; POST /predict, GET /healthz); M2 %s; "
+        "feature index: %s; SIGTERM or Ctrl-C stops",
         predictor.m1.path.name,
         server.url,
+        server.url,
         "on" if predictor.has_m2 else "absent",
+        "none" if nearest is None else f"{len(nearest.index):,} photos",
     )
     previous = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
     try:

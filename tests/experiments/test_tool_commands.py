@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -23,6 +24,7 @@ from experiments.commands import serve as serve_command
 from experiments.settings_flags import flag_name
 from geoloc_tf.inference.config import PredictFilesConfig, ServerConfig
 from geoloc_tf.retrieval.config import IndexConfig, SearchConfig
+from geoloc_tf.retrieval.feature_index import FeatureIndex
 from geoloc_tf.run_configs import EvaluateConfig, ExternalEvaluateConfig, PredictConfig
 from mesh.settings import flat_settings, from_flat
 
@@ -52,6 +54,7 @@ SERVE = {
     "decode_threads": ("2", 2),
     "shutdown_timeout_s": ("7", 7),
     "m2": ("false", False),
+    "engine": ("exact", "exact"),
 }
 ANN = {
     "engine": ("faiss", "faiss"),
@@ -139,12 +142,18 @@ def test_every_serve_option_reaches_the_config_the_server_gets(tmp_path, monkeyp
         lambda model, mesh, with_m2: seen.update(with_m2=with_m2) or FakePredictor(),
     )
     monkeypatch.setattr(
-        "geoloc_tf.inference.server.serve", lambda predictor, config: seen.update(config=config)
+        "geoloc_tf.inference.server.serve",
+        lambda predictor, config, nearest: seen.update(config=config, nearest=nearest),
     )
-    assert geoloc(["serve", f"--model={tmp_path}", *options(SERVE)]) == 0
+    index = tmp_path / "features"
+    FeatureIndex.write(index, np.zeros((2, 4)), ["a", "b"], [0.0, 1.0], [0.0, 1.0])
+    assert geoloc(["serve", f"--model={tmp_path}", f"--index={index}", *options(SERVE)]) == 0
+    nearest = seen.pop("nearest")
     assert seen == {"with_m2": False, "config": ServerConfig(**expected(SERVE))}
+    assert (nearest.index.root, len(nearest.index), nearest.engine) == (index, 2, "exact")
     assert geoloc(["serve", f"--model={tmp_path}"]) == 0
     assert seen["config"].host == "127.0.0.1" and seen["with_m2"] is True  # loopback by default
+    assert seen["nearest"] is None  # the run has no index/m1_train
 
 
 def test_every_index_option_reaches_the_config_build_index_gets(tmp_path, monkeypatch, capsys):
