@@ -99,7 +99,9 @@ def test_the_check_report_and_a_file_of_another_model_failing_it(run, tmp_path):
     photos = export_check.noise_photos(8)
     bad = export_check.check(layout.export("m1"), {"onnx": path}, photos, "noise")
     assert not bad["formats"]["onnx"]["passed"]
-    with pytest.raises(errors.ExportError, match=r"^m1\.onnx: outputs differ .*\(tolerance 0\.0001\)") as raised:
+    with pytest.raises(
+        errors.ExportError, match=r"^m1\.onnx: outputs differ .*\(tolerance 0\.0001\)"
+    ) as raised:
         export_check.raise_on_mismatch(bad, "export/m1.check.json")
     assert "\n" not in str(raised.value)
 
