@@ -148,22 +148,27 @@ def write(model, runtime_format: str, path: str | os.PathLike, top_k: int) -> Pa
     }
     wrapper = _pixels_model(model, top_k)
     signature = [pixels_signature(image_size)]
-    with atomic_path(path) as tmp:
-        if runtime_format == "litert":
-            wrapper.export(
-                tmp,
-                format="litert",
-                verbose=False,
-                input_signature=signature,
-                target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]},
-            )
-            _add_litert_metadata(Path(tmp), description)
-        else:
-            with warnings.catch_warnings(), _quiet("tf2onnx"):
-                # Keras' tf2onnx shim for numpy 2 touches np.object
-                warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
-                wrapper.export(tmp, format="onnx", verbose=False, input_signature=signature)
-            _add_onnx_metadata(Path(tmp), description)
+    try:
+        with atomic_path(path) as tmp:
+            if runtime_format == "litert":
+                wrapper.export(
+                    tmp,
+                    format="litert",
+                    verbose=False,
+                    input_signature=signature,
+                    target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]},
+                )
+                _add_litert_metadata(Path(tmp), description)
+            else:
+                with warnings.catch_warnings(), _quiet("tf2onnx"):
+                    # Keras' tf2onnx shim for numpy 2 touches np.object
+                    warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
+                    wrapper.export(tmp, format="onnx", verbose=False, input_signature=signature)
+                _add_onnx_metadata(Path(tmp), description)
+    except Exception as error:  # noqa: BLE001  converters raise their own types, with pages of trace
+        raise errors.ExportError(
+            f"{path}: the {spec.label} conversion of M1 failed: {errors.first_line(error)}"
+        ) from error
     return Path(path)
 
 
