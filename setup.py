@@ -44,6 +44,15 @@ BEAM = ["apache-beam==2.77.0"]
 # does not import beside TensorFlow 2.21 (its TF op library is built against another abseil).
 ANN = ["faiss-cpu==1.15.1"]
 
+# M1 for other runtimes (the export stage's export/m1.tflite and export/m1.onnx, geoloc_tf.m1.portable;
+# without them it writes the SavedModels and says what to install). LiteRT: the converter is
+# TensorFlow's tf.lite, ai-edge-litert is the maintained runtime (tf.lite.Interpreter is deprecated).
+# ONNX: Keras' model.export(format="onnx") converts with tf2onnx (Keras patches it for numpy 2);
+# onnx adds the metadata, onnxruntime runs the check. All install beside TF 2.21, numpy 2.4.6 and
+# protobuf 6.33 without changing them.
+LITERT = ["ai-edge-litert==2.3.0"]
+ONNX = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0"]
+
 # The browser tests of `geoloc serve`'s page drive Debian's chromium (.ci/run installs it) through
 # Playwright; no browser is ever downloaded (`playwright install` is never run).
 BROWSER_TESTS = ["playwright==1.65.2"]
@@ -55,7 +64,20 @@ EXTRAS = {
     "formats": FORMATS,
     "beam": BEAM,
     "ann": ANN,
-    "test": ["pytest==9.2.0", "ruff==0.17.6", "mypy==2.4.1", *SERVE, *FORMATS, *BEAM, *ANN, *BROWSER_TESTS],
+    "litert": LITERT,
+    "onnx": ONNX,
+    "test": [
+        "pytest==9.2.0",
+        "ruff==0.17.6",
+        "mypy==2.4.1",
+        *SERVE,
+        *FORMATS,
+        *BEAM,
+        *ANN,
+        *BROWSER_TESTS,
+        *LITERT,
+        *ONNX,
+    ],
     "bench": ["h3==4.5.0"],  # baseline of the mesh benchmark
 }
 

@@ -165,6 +165,20 @@ def augment_image(image_bytes, seed, config: InputConfig):
     return _fused_jitter_and_scale(config)(image, uniform[1:])
 
 
+def eval_resize(image_bytes, config: InputConfig):
+    """Decode, central crop (``central_fraction``), bilinear resize: float32 (size, size, 3) in
+    [0, 255], the evaluation transform before scaling (``eval_image``; rounded to uint8, the pixels
+    M1's LiteRT and ONNX exports take)."""
+    image = tf.io.decode_jpeg(image_bytes, channels=3)
+    image = tf.image.central_crop(image, config.central_fraction)
+    return tf.image.resize(image, [config.image_size, config.image_size], method="bilinear")
+
+
+def eval_scale(pixels, config: InputConfig):
+    """Pixels in [0, 255] (float32) -> ``value_range``, clipped: the last step of ``eval_image``."""
+    return _scale(tf.clip_by_value(pixels / 255.0, 0.0, 1.0), config)
+
+
 def eval_image(image_bytes, config: InputConfig):
     """Central crop (``central_fraction``), resize, scale: the Inception evaluation transform.
 
@@ -172,7 +186,4 @@ def eval_image(image_bytes, config: InputConfig):
     and returns float32) and only the model-sized result is scaled to [0, 1]: bilinear weights sum
     to 1, so this equals converting first, while a 50-megapixel photo costs 150 MB, not 750 MB.
     """
-    image = tf.io.decode_jpeg(image_bytes, channels=3)
-    image = tf.image.central_crop(image, config.central_fraction)
-    image = tf.image.resize(image, [config.image_size, config.image_size], method="bilinear") / 255.0
-    return _scale(tf.clip_by_value(image, 0.0, 1.0), config)
+    return eval_scale(eval_resize(image_bytes, config), config)

@@ -12,6 +12,8 @@
       eval/                          report.md, tables.json, results.json, PNG plots
       eval_external/<test set>/      `geoloc evaluate` on an external test set
       export/m1, export/m2, export/m3      SavedModels
+      export/m1.tflite, export/m1.onnx     M1 for LiteRT and ONNX Runtime (geoloc_tf.m1.portable)
+      export/m1.check.json           how closely those match the SavedModel (the export stage)
       tensorboard/<stage>/
       index/<split>/                 M1's features of a split (the predict stage with
                                      --predict_store_features, or `geoloc index`): the one store
@@ -40,6 +42,10 @@ TABLE_SUFFIX = ".parquet"
 REPORT_FILE = "report.md"
 RESULTS_FILE = "results.json"
 TABLES_FILE = "tables.json"
+#: The file suffix of each runtime format an exported model is written in besides the SavedModel
+#: (``geoloc_tf.m1.portable``); a model path with one of these suffixes is such a file.
+PORTABLE_SUFFIXES: dict[str, str] = {"litert": ".tflite", "onnx": ".onnx"}
+EXPORT_CHECK_SUFFIX = ".check.json"
 
 
 def prediction_table_path(predictions_dir: str | os.PathLike, model: str, split: str) -> Path:
@@ -229,6 +235,14 @@ class RunLayout:
     def export(self, model: str) -> Path:
         return self.export_dir / model
 
+    def portable_export(self, model: str, runtime_format: str) -> Path:
+        """``export/<model>.tflite`` (``litert``) or ``export/<model>.onnx`` (``onnx``)."""
+        return self.export_dir / f"{model}{PORTABLE_SUFFIXES[runtime_format]}"
+
+    def export_check(self, model: str) -> Path:
+        """``export/<model>.check.json``: the portable files' outputs next to the SavedModel's."""
+        return self.export_dir / f"{model}{EXPORT_CHECK_SUFFIX}"
+
     # ------------------------------------------------------------------ retrieval
     @property
     def index_root(self) -> Path:
@@ -245,5 +259,6 @@ class RunLayout:
 
     @classmethod
     def of_export(cls, export_dir: str | os.PathLike) -> "RunLayout":
-        """The run an export folder ``RUN_DIR/export/<model>`` belongs to."""
+        """The run an export ``RUN_DIR/export/<model>`` (a folder, or a ``.tflite``/``.onnx`` file)
+        belongs to."""
         return cls(Path(export_dir).parent.parent)

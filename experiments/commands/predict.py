@@ -2,6 +2,7 @@
 
     geoloc predict PHOTO.jpg DIR/ ... --model=RUN_DIR [--top_k=5] [--format=table]
     geoloc predict DIR/ --model=RUN_DIR/export/m1 --format=geojson --out=guesses.geojson
+    geoloc predict DIR/ --model=RUN_DIR/export/m1.tflite      # or m1.onnx: LiteRT, ONNX Runtime
     geoloc predict PHOTO.jpg --model=RUN_DIR --posted_at=2014-06-01T14:30:00Z --map=guess.png
 
 For each photo: the top-k mesh cells with probability and label point, and the smallest sets of
@@ -32,7 +33,10 @@ def define_model_inputs(flag_values: flags.FlagValues) -> None:
     """--model and --mesh, as the tools that answer with a trained model take them (predict, serve,
     evaluate); --model is required."""
     flags.DEFINE_string(
-        "model", None, "Run directory, or an exported M1 SavedModel.", flag_values=flag_values
+        "model",
+        None,
+        "Run directory, an exported M1 SavedModel, or M1's LiteRT or ONNX file (.tflite, .onnx).",
+        flag_values=flag_values,
     )
     flags.DEFINE_string(
         "mesh",

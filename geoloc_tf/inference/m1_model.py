@@ -7,10 +7,14 @@
   features (``inception_v4.FEATURES_LAYER``), label points from the run's mesh; or
 - an exported SavedModel (``saved_model.pb``, ``geoloc_tf.m1.export``): its serving signature
   returns only the top-k cells (k = the export's ``top_k``), so the full probabilities exist only
-  when k covers every cell; features are not exported. What needs them raises a clear error.
+  when k covers every cell; features are not exported. What needs them raises a clear error; or
+- M1's LiteRT or ONNX file (``RUN_DIR/export/m1.tflite``, ``m1.onnx``; ``geoloc_tf.m1.portable``),
+  chosen by the suffix: the top-k cells as for a SavedModel, run by LiteRT or ONNX Runtime.
 
 Images go through ``geoloc_tf.preprocessing.eval_batch``, the transform M1 was evaluated and
 exported with (central crop 0.875, resize, [-1, 1]); the SavedModel applies the same one inside.
+For a LiteRT or ONNX file the same decode, crop and resize run here and give uint8 pixels
+(``preprocessing.eval_pixels_batch``), which the file scales.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import tensorflow as tf
 from data_pipelines import images
 from data_pipelines.config import FILES_MAX_PIXELS
 from geoloc_tf import errors, preprocessing
-from geoloc_tf.run_layout import RunLayout
+from geoloc_tf.run_layout import PORTABLE_SUFFIXES, RunLayout
 
 SAVED_MODEL_FILE = "saved_model.pb"
 LOGITS_LAYER = "Logits.Logits"  # the cell classifier of geoloc_tf.m1 (inception_v4, backbones)
@@ -71,7 +75,7 @@ class M1Model:
         run_dir: Path | None,
         mesh=None,
         forward=None,
-        saved_model=None,
+        exported_top_k=None,
         export_top_k: int | None = None,
     ):
         self.path = path
@@ -81,25 +85,31 @@ class M1Model:
         self.mesh = mesh
         self.label_points = None if mesh is None else mesh.imagery_centroids
         self._forward = forward  # tf.function: image bytes (B,) -> (probabilities, features)
-        self._saved_model = saved_model
+        self._exported_top_k = exported_top_k  # an export: image bytes (B,) -> (cell ids, probabilities)
         self.export_top_k = export_top_k
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path: str | Path, mesh_path: str | Path | None = None) -> "M1Model":
-        """M1 from a run directory (``m1/m1.keras``) or an exported SavedModel directory.
+        """M1 from a run directory (``m1/m1.keras``), an exported SavedModel directory, or a
+        ``.tflite`` / ``.onnx`` file of M1 (by its suffix).
 
         The mesh (for label points and cell areas) is ``mesh_path`` if given, else the run's
-        ``mesh/mesh.npz``; for a SavedModel at ``RUN_DIR/export/m1`` the run's mesh is found too.
+        ``mesh/mesh.npz``; for an export at ``RUN_DIR/export/`` the run's mesh is found too.
         """
+        from geoloc_tf.m1 import portable
+
         path = Path(path)
+        if portable.format_of(path) is not None and not path.is_dir():
+            return cls._load_portable(path, mesh_path)
         if RunLayout(path).m1_model.exists():
             return cls._load_run(path, mesh_path)
         if (path / SAVED_MODEL_FILE).exists():
             return cls._load_saved_model(path, mesh_path)
         raise errors.ExportError(
-            f"{path}: neither a run directory (expected {RunLayout(path).m1_model}) nor an exported M1 "
-            f"SavedModel (expected {path / SAVED_MODEL_FILE})"
+            f"{path}: neither a run directory (expected {RunLayout(path).m1_model}), an exported M1 "
+            f"SavedModel (expected {path / SAVED_MODEL_FILE}) nor M1's LiteRT or ONNX file "
+            f"({', '.join('RUN_DIR/export/m1' + suffix for suffix in PORTABLE_SUFFIXES.values())})"
         )
 
     @classmethod
@@ -143,22 +153,45 @@ class M1Model:
             )
         export_top_k = int(outputs["cell_ids"].shape[-1])
         num_cells = _saved_model_num_cells(loaded, path)
-        guess = RunLayout.of_export(path).mesh  # RUN_DIR/export/m1 -> the run's mesh
-        mesh = _load_mesh(Path(mesh_path) if mesh_path else guess, num_cells, required=mesh_path is not None)
+
+        def top_cells(images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+            out = loaded.serve(tf.constant(images, tf.string, shape=[len(images)]))
+            return out["cell_ids"].numpy(), out["probabilities"].numpy()
+
         return cls(
             path=path,
             image_size=_saved_model_image_size(loaded, path),
             num_cells=num_cells,
             run_dir=None,
-            mesh=mesh,
-            saved_model=loaded,
+            mesh=_export_mesh(path, mesh_path, num_cells),
+            exported_top_k=top_cells,
             export_top_k=export_top_k,
+        )
+
+    @classmethod
+    def _load_portable(cls, path: Path, mesh_path: str | Path | None) -> "M1Model":
+        from geoloc_tf.m1 import portable
+
+        runtime = portable.load(path)
+
+        def top_cells(images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+            batch = tf.constant(images, tf.string, shape=[len(images)])
+            return runtime(preprocessing.eval_pixels_batch(batch, runtime.image_size).numpy())
+
+        return cls(
+            path=path,
+            image_size=runtime.image_size,
+            num_cells=runtime.num_cells,
+            run_dir=None,
+            mesh=_export_mesh(path, mesh_path, runtime.num_cells),
+            exported_top_k=top_cells,
+            export_top_k=runtime.top_k,
         )
 
     @property
     def max_top_k(self) -> int:
         """How many cells ``top_k`` can give: every cell for a run directory, the export's top_k
-        for a SavedModel."""
+        for an exported M1."""
         return self.num_cells if self.export_top_k is None else self.export_top_k
 
     # ------------------------------------------------------------------ inference
@@ -175,7 +208,7 @@ class M1Model:
             return self.probabilities_and_features(images)[0]
         if self.max_top_k < self.num_cells:
             raise errors.InferenceError(
-                f"{self.path}: this SavedModel returns only its top {self.export_top_k} of "
+                f"{self.path}: this export returns only its top {self.export_top_k} of "
                 f"{self.num_cells} cells (geoloc_tf.m1.export), not the full probabilities; use "
                 "the run directory (m1/m1.keras) or re-export with top_k >= the number of cells"
             )
@@ -190,22 +223,26 @@ class M1Model:
 
     def top_k(self, images: list[bytes], k: int) -> tuple[np.ndarray, np.ndarray]:
         """(cell ids int32 [n, k'], probabilities float32 [n, k']), best first, k' = min(k, what
-        the model can give): every cell for a run directory, the export's top_k for a SavedModel."""
+        the model can give): every cell for a run directory, the export's top_k for an export."""
         if self._forward is not None:
             top = tf.math.top_k(self.probabilities(images), k=min(int(k), self.num_cells))
             return top.indices.numpy().astype(np.int32), top.values.numpy()
-        out = self._saved_model.serve(tf.constant(images, tf.string, shape=[len(images)]))
+        ids, probabilities = self._exported_top_k(images)
         kept = min(int(k), self.max_top_k)
-        return (
-            out["cell_ids"].numpy()[:, :kept].astype(np.int32),
-            out["probabilities"].numpy()[:, :kept].astype(np.float32),
-        )
+        return ids[:, :kept].astype(np.int32), probabilities[:, :kept].astype(np.float32)
 
     def _no_features_error(self) -> errors.InferenceError:
         return errors.InferenceError(
-            f"{self.path}: an exported SavedModel has no penultimate features (geoloc_tf.m1.export "
+            f"{self.path}: an exported M1 has no penultimate features (geoloc_tf.m1.export "
             "returns cells only); use the run directory (m1/m1.keras)"
         )
+
+
+def _export_mesh(path: Path, mesh_path: str | Path | None, num_cells: int):
+    """The mesh of an export: ``mesh_path`` if given (required then), else the run's mesh when the
+    export lies at ``RUN_DIR/export/`` (None when there is none)."""
+    guess = RunLayout.of_export(path).mesh  # RUN_DIR/export/m1[.tflite] -> the run's mesh
+    return _load_mesh(Path(mesh_path) if mesh_path else guess, num_cells, required=mesh_path is not None)
 
 
 def _load_mesh(path: Path, num_cells: int, required: bool):

@@ -12,6 +12,11 @@ The label points are the cells' imagery centroids ("the lat/lon centroid of the 
 population", §3.1.2), passed in by the caller as a ``(num_cells, 2)`` [lat, lon] array and baked
 into the graph as a constant, so the SavedModel needs no side file. The export is written with
 ``keras.export.ExportArchive`` under a temporary name and renamed into place.
+
+A second endpoint, ``serve_pixels``, takes what M1's LiteRT and ONNX files take
+(``geoloc_tf.m1.portable``): uint8 pixels (B, S, S, 3) at M1's input side S, already decoded,
+cropped and resized by ``preprocessing.eval_pixels_batch``; it returns the same four outputs. The
+export stage checks those files against it on the same pixels.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from geoloc_tf.saving import save_keras, write_export_archive
 
 #: Name of the serving endpoint (also exported as ``serving_default``).
 ENDPOINT = "serve"
+#: Name of the endpoint on decoded pixels (module doc).
+PIXELS_ENDPOINT = "serve_pixels"
 #: Top-k of the paper's M2/M3 inputs (the top-10 cells, Table 2).
 DEFAULT_TOP_K = 10
 
@@ -57,6 +64,41 @@ def _check_label_points(cell_latlon: np.ndarray, num_cells: int) -> np.ndarray:
     return points
 
 
+def top_cells(model: keras.Model, images, k: int):
+    """(cell ids int32 (B, k), probabilities float32 (B, k)), best first: M1 on [-1, 1] images and
+    its top-k, the one computation behind every exported form of M1."""
+    probabilities = tf.cast(model(images, training=False), tf.float32)
+    top = tf.math.top_k(probabilities, k=k)
+    return tf.cast(top.indices, tf.int32), top.values
+
+
+def checked_top_k(model: keras.Model, top_k: int) -> int:
+    """``top_k`` capped at the number of cells; an ExportError below 1."""
+    if int(top_k) < 1:
+        raise errors.ExportError(f"top_k={top_k}; expected >= 1")
+    return min(int(top_k), int(model.output_shape[-1]))
+
+
+def _serving_fns(model: keras.Model, cell_latlon: np.ndarray, top_k: int, central_fraction: float) -> tuple:
+    """(serve on JPEG bytes, serve_pixels on uint8 pixels), both returning the module doc's outputs."""
+    image_size = int(model.input_shape[1])
+    points = tf.constant(_check_label_points(cell_latlon, int(model.output_shape[-1])), tf.float64)
+    k = checked_top_k(model, top_k)
+
+    def answer(images):
+        cell_ids, probabilities = top_cells(model, images, k)
+        best = tf.gather(points, cell_ids[:, 0])
+        return {"cell_ids": cell_ids, "probabilities": probabilities, "lat": best[:, 0], "lon": best[:, 1]}
+
+    def serve(image_bytes):
+        return answer(preprocessing.eval_batch(image_bytes, image_size, central_fraction))
+
+    def serve_pixels(pixels):
+        return answer(preprocessing.scale_pixels(pixels))
+
+    return serve, serve_pixels
+
+
 def make_serving_fn(
     model: keras.Model,
     cell_latlon: np.ndarray,
@@ -69,26 +111,12 @@ def make_serving_fn(
     Returned undecorated so ``ExportArchive`` traces it; wrap it in ``tf.function`` to call it in
     process (the tests compare the two).
     """
-    num_cells = int(model.output_shape[-1])
-    image_size = int(model.input_shape[1])
-    points = tf.constant(_check_label_points(cell_latlon, num_cells), tf.float64)
-    k = min(int(top_k), num_cells)
-    if k < 1:
-        raise errors.ExportError(f"top_k={top_k}; expected >= 1")
+    return _serving_fns(model, cell_latlon, top_k, central_fraction)[0]
 
-    def serve(image_bytes):
-        images = preprocessing.eval_batch(image_bytes, image_size, central_fraction)
-        probabilities = tf.cast(model(images, training=False), tf.float32)
-        top = tf.math.top_k(probabilities, k=k)
-        best = tf.gather(points, top.indices[:, 0])
-        return {
-            "cell_ids": tf.cast(top.indices, tf.int32),
-            "probabilities": top.values,
-            "lat": best[:, 0],
-            "lon": best[:, 1],
-        }
 
-    return serve
+def pixels_signature(image_size: int) -> tf.TensorSpec:
+    """uint8 (B, S, S, 3): the input of ``serve_pixels`` and of the LiteRT and ONNX files."""
+    return tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="pixels")
 
 
 def export_m1(
@@ -103,15 +131,21 @@ def export_m1(
     """Writes M1's serving SavedModel to ``export_dir`` (and ``model`` to ``keras_path`` if given).
 
     Load it with ``tf.saved_model.load(export_dir)`` and call ``.serve(jpeg_bytes)`` or the
-    ``serving_default`` signature (input ``image_bytes``); see the module docstring for the outputs.
+    ``serving_default`` signature (input ``image_bytes``), or ``.serve_pixels(uint8 pixels)``; see
+    the module docstring for the outputs.
     """
-    serve = make_serving_fn(model, cell_latlon, top_k=top_k, central_fraction=central_fraction)
+    serve, serve_pixels = _serving_fns(model, cell_latlon, top_k, central_fraction)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
         name=ENDPOINT,
         fn=serve,
         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
+    )
+    archive.add_endpoint(
+        name=PIXELS_ENDPOINT,
+        fn=serve_pixels,
+        input_signature=[pixels_signature(int(model.input_shape[1]))],
     )
     final = write_export_archive(archive, export_dir)
     if keras_path is not None:

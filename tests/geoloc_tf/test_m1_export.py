@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -33,10 +34,10 @@ CELLS = np.array(
 )
 
 
-def gradient_model():
+def gradient_model(num_cells: int = 7, seed: int = 3):
     """A tiny M1 whose logits depend on the image (moving statistics made non-trivial)."""
-    keras.utils.set_random_seed(3)
-    model = build_inception_v4(TINY)
+    keras.utils.set_random_seed(seed)
+    model = build_inception_v4(dataclasses.replace(TINY, num_cells=num_cells))
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.moving_variance.assign(np.full(layer.moving_variance.shape, 0.5, np.float32))
