@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not FLAGS.run_dir:
             raise ConfigError("--run_dir is required (the presets set one)")
         config = geoloc_flags.run_config_from_flags()
+        check_backend(FLAGS.stages)
         run_dir = usable_run_dir(FLAGS.run_dir)
         check_sources(config, FLAGS.stages)
         _setup_logging(run_dir)
@@ -102,6 +103,35 @@ def usable_run_dir(value: str) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"--run_dir={value}: {existing} is not writable by this user")
     return path.resolve() if path.exists() else path
+
+
+#: Stages that run without Keras (numpy and scipy only).
+STAGES_WITHOUT_KERAS = ("mesh",)
+
+
+def check_backend(stages: Sequence[str]) -> None:
+    """Refuses, before anything is written, to run Keras stages on a backend other than TensorFlow.
+
+    The models build and train on JAX (``tests/geoloc_tf/test_backends.py``) and
+    ``experiments.benchmarks.m1_bench --backend=jax`` measures M1 there, but the stages' training
+    loops, prediction and export use tf.distribute, tf.GradientTape and SavedModels; they have not
+    been ported, so they stop here with one line rather than fail inside a stage."""
+    if all(stage in STAGES_WITHOUT_KERAS for stage in stages):
+        return
+    try:
+        import keras
+    except ImportError as error:  # KERAS_BACKEND names a backend whose package is not installed
+        raise ConfigError(
+            f"Keras did not import ({error}); the runner needs the TensorFlow backend"
+        ) from None
+    backend = keras.config.backend()
+    if backend != "tensorflow":
+        raise ConfigError(
+            f"Keras backend {backend!r} (KERAS_BACKEND or ~/.keras/keras.json): the runner's "
+            "stages need the TensorFlow backend (their training loops use tf.distribute and "
+            "tf.GradientTape); unset KERAS_BACKEND or set it to tensorflow. On JAX, "
+            "experiments.benchmarks.m1_bench --backend=jax measures M1 (BUILD.md)"
+        )
 
 
 def check_sources(config: RunConfig, stages: Sequence[str]) -> None:

@@ -26,3 +26,22 @@ def test_run_subcommand_passes_arguments_through():
         timeout=120,
     )
     assert result.returncode == 2 and "flagfile 'nope.cfg' not found" in result.stderr
+
+
+def test_runner_on_another_keras_backend_stops_before_writing(tmp_path):
+    """The stages need the TensorFlow backend: on JAX the runner says so in one line, exit 2,
+    before the run folder exists. (Without jax installed Keras cannot import: also one line.)"""
+    import os
+
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "--flagfile=demo.cfg", f"--run_dir={run_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+    )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "TensorFlow backend" in last and "Traceback" not in result.stderr
+    assert not run_dir.exists()
