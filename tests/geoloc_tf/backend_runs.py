@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 ANSWER = "BACKEND-RUN-ANSWER "
 #: Set to "required" (CI, .ci/run) to fail, not skip, the JAX tests when jax is missing.
 REQUIRED_VARIABLE = "GEOLOC_JAX_TESTS"
+#: XLA flag of the JAX runs (``run_on_backend``).
+XLA_FAST_COMPILE = "--xla_backend_optimization_level=0"
 
 MODELS = ("layers", "m1", "m2", "m3")
 NUM_CELLS, TOP_K, ALBUM = 12, 3, 6
@@ -53,6 +55,10 @@ def run_on_backend(backend: str, code: str, timeout_s: float = 300) -> Any:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
+    if backend == "jax":
+        # Tiny models on a CPU: XLA's compile time is most of the run (M1 here: 60 s at the default
+        # optimization level, 20 s without LLVM's optimizations); results differ in the last bits.
+        env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"), XLA_FAST_COMPILE]))
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s
     )
