@@ -57,6 +57,10 @@ ONNX = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0"]
 # Playwright; no browser is ever downloaded (`playwright install` is never run).
 BROWSER_TESTS = ["playwright==1.65.2"]
 
+# Keras on the JAX backend (KERAS_BACKEND=jax): the models and layers use keras.ops only, so they
+# train, save and load there too; the CPU wheel, for tests/geoloc_tf/test_backends.py.
+JAX = ["jax==0.10.2", "jaxlib==0.10.2"]
+
 EXTRAS = {
     "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
     "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
@@ -66,6 +70,7 @@ EXTRAS = {
     "ann": ANN,
     "litert": LITERT,
     "onnx": ONNX,
+    "jax": JAX,
     "test": [
         "pytest==9.2.0",
         "ruff==0.17.6",
@@ -77,6 +82,7 @@ EXTRAS = {
         *BROWSER_TESTS,
         *LITERT,
         *ONNX,
+        *JAX,
     ],
     "bench": ["h3==4.5.0"],  # baseline of the mesh benchmark
 }

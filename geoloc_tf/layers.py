@@ -9,7 +9,8 @@ M1's stored predictions hold only the top-k cell ids and their probabilities (th
 vector gives exactly what it gives on M1's full softmax, because the k kept entries are the same.
 
 All layers are registered under the package name ``geoloc`` so a ``.keras`` file that uses them loads
-with plain ``keras.models.load_model`` once this module is imported.
+with plain ``keras.models.load_model`` once this module is imported. They use ``keras.ops`` only, so
+they run, train and load on the TensorFlow and the JAX backend alike (``tests/geoloc_tf/test_backends.py``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 from numpy.typing import ArrayLike
 
 from geoloc_tf import errors
-from geoloc_tf.time_features import NUM_TIME_FEATURES, time_features
+from geoloc_tf.time_features import NUM_TIME_FEATURES, features_from_seconds
 
 #: Entries kept by operator (1) (§3.2, Figure 3: "only the top 10 mesh cell probabilities").
 DEFAULT_TOP_K = 10
@@ -38,7 +38,8 @@ class TopKSparsifyNormalize(keras.layers.Layer):
     filtered vector before renormalization (§3.2), which tells M2 how confident M1 was overall.
 
     Ties are broken deterministically: among equal values the LOWEST cell index is kept
-    (``tf.math.top_k`` is documented to return the lower index first for equal elements). An
+    (``keras.ops.top_k`` is ``tf.math.top_k`` on TensorFlow and ``jax.lax.top_k`` on JAX, both
+    documented to return the lower index first for equal elements). An
     all-zero input (a padded album position in M3) gives all zeros and |p0| = 0 rather than NaN, so
     padding can never poison a masked loss.
     """
@@ -220,12 +221,21 @@ class DensifyTopK(keras.layers.Layer):
 class PostingTimeFeatures(keras.layers.Layer):
     """int64 UTC epoch seconds (...,) -> the 3 time features of §3.2 (..., 3), inside a model.
 
-    Wraps ``geoloc_tf.time_features.time_features`` (the same code the training data uses), for
-    serving models that take the raw posting time.
+    Runs ``geoloc_tf.time_features.features_from_seconds`` (the same code the training data uses)
+    in keras.ops, for serving models that take the raw posting time. JAX holds integers as int32
+    unless ``jax_enable_x64`` is set, so on that backend the times must lie between 1901-12-13 and
+    2038-01-19 (every photo of the paper's data sets does); TensorFlow keeps int64.
     """
 
     def call(self, posted_at: Any) -> Any:
-        return time_features(tf.cast(posted_at, tf.int64))
+        # Integers are used as they are: asking JAX without x64 for int64 only warns and gives int32.
+        if not keras.backend.is_int_dtype(posted_at.dtype):
+            posted_at = ops.cast(posted_at, "int64")
+        return features_from_seconds(
+            posted_at,
+            lambda table, index: ops.take(table, index, axis=0),
+            lambda parts: ops.stack(parts, axis=-1),
+        )
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return tuple(input_shape) + (NUM_TIME_FEATURES,)
