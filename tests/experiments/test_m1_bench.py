@@ -21,8 +21,12 @@ import pytest
 from experiments.benchmarks import m1_bench
 
 ROOT = Path(__file__).resolve().parents[2]
-#: What a GPU machine with only keras + jax (+ numpy) lacks; Keras imports pandas only if present.
-ABSENT = ("tensorflow", "pandas", "pyarrow", "torch", "h3", "faiss", "apache_beam")
+#: What a GPU machine with only keras + jax and their requirements lacks, installed here (Keras and
+#: JAX import some of them, e.g. pandas, matplotlib, requests, only if present).
+ABSENT = (
+    *("tensorflow", "torch", "pandas", "pyarrow", "h3", "faiss", "apache_beam", "matplotlib", "PIL"),
+    *("requests", "psutil", "zstandard", "etils", "flatbuffers", "dateutil", "urllib3", "six"),
+)
 HIDE = f"import sys\nfor name in {ABSENT!r}:\n    sys.modules[name] = None\n"
 #: The smallest run: both networks at 75 px, batch 2, one warm-up and one timed step.
 TINY = ["--backend=jax", "--synthetic", "--quick", "--batch_size=2", "--steps=1"]
