@@ -45,7 +45,7 @@ def discover(package_path: Sequence[str]) -> list[str]:
 
 
 def machine_description() -> str:
-    """CPU model, cores, RAM, GPU(s), Python/TensorFlow/numpy versions and the date, on one line."""
+    """CPU model, cores, RAM, GPU(s), Python/TensorFlow/Keras/JAX/numpy versions and the date, on one line."""
     cpu = _cpu_model()
     cores = os.cpu_count()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
@@ -53,7 +53,12 @@ def machine_description() -> str:
     ram = _ram_gib()
     versions = ", ".join(
         f"{name} {_version(*dists)}"
-        for name, dists in (("TensorFlow", ("tensorflow", "tensorflow-cpu")), ("numpy", ("numpy",)))
+        for name, dists in (
+            ("TensorFlow", ("tensorflow", "tensorflow-cpu")),
+            ("Keras", ("keras",)),
+            ("JAX", ("jax",)),
+            ("numpy", ("numpy",)),
+        )
     )
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""

@@ -11,8 +11,9 @@ validation       km accuracy on a fixed validation subset after every epoch
 predict          top-k cells of every photo of a data set, written as tables
 export           SavedModel taking JPEG bytes -> top-k cells and lat/lon, and the .keras file
 
-The names below are importable from the package itself; each loads its module (and TensorFlow)
-on first use, so that ``geoloc_tf.m1.config`` stays light.
+The names below are importable from the package itself; each loads its module on first use, so
+that ``geoloc_tf.m1.config`` stays light and ``inception_v4`` (Keras only) loads on any Keras
+backend without TensorFlow; the modules that need TensorFlow load it when first used.
 """
 
 import importlib
