@@ -118,13 +118,9 @@ def check_backend(stages: Sequence[str]) -> None:
     been ported, so they stop here with one line rather than fail inside a stage."""
     if all(stage in STAGES_WITHOUT_KERAS for stage in stages):
         return
-    try:
-        import keras
-    except ImportError as error:  # KERAS_BACKEND names a backend whose package is not installed
-        raise ConfigError(
-            f"Keras did not import ({error}); the runner needs the TensorFlow backend"
-        ) from None
-    backend = keras.config.backend()
+    from geoloc_tf import keras_backend
+
+    backend = keras_backend()
     if backend != "tensorflow":
         raise ConfigError(
             f"Keras backend {backend!r} (KERAS_BACKEND or ~/.keras/keras.json): the runner's "

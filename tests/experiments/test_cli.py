@@ -30,7 +30,7 @@ def test_run_subcommand_passes_arguments_through():
 
 def test_runner_on_another_keras_backend_stops_before_writing(tmp_path):
     """The stages need the TensorFlow backend: on JAX the runner says so in one line, exit 2,
-    before the run folder exists. (Without jax installed Keras cannot import: also one line.)"""
+    before the run folder exists (the backend is read without importing Keras)."""
     import os
 
     run_dir = tmp_path / "run"
