@@ -90,3 +90,52 @@ def local_strategy(strategy: tf.distribute.Strategy) -> tf.distribute.Strategy:
 def set_precision(mixed_precision: bool) -> None:
     """mixed_float16 for tensor-core GPUs, float32 otherwise. Softmax outputs stay float32."""
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+
+
+# ---------------------------------------------------------------------- the JAX backend
+# On JAX the same ``--runtime_strategy`` names choose a ``keras.distribution`` (the engine Keras
+# ships for JAX): data parallel over the visible devices, variables replicated, each global batch
+# split along its first axis; XLA (GSPMD) sums the gradients across devices inside the compiled
+# step. ``multi_worker`` starts ``jax.distributed`` first (``keras.distribution.initialize``: the
+# processes come from KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES and
+# KERAS_DISTRIBUTION_PROCESS_ID, or from a TPU pod's own environment).
+
+
+def jax_distribution(name: str):
+    """The ``keras.distribution.DataParallel`` that strategy ``name`` means on JAX, set as Keras'
+    global distribution (so ``Model.fit``, ``predict`` and newly built variables use it); None
+    (and no distribution set) where it means one device: ``one_device``, or ``auto`` with one
+    device. ``mirrored`` spans every local device, CPUs included (how tests exercise it, with
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``)."""
+    if name not in STRATEGIES:
+        raise errors.ModelConfigError(f"strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+    if name == "multi_worker":
+        keras.distribution.initialize()
+    devices = keras.distribution.list_devices()
+    if name == "one_device" or (name == "auto" and len(devices) <= 1):
+        keras.distribution.set_distribution(None)
+        log.info("keras.distribution: none (one device, %s)", devices[0] if devices else "cpu")
+        return None
+    distribution = keras.distribution.DataParallel(devices=devices)
+    keras.distribution.set_distribution(distribution)
+    log.info("keras.distribution DataParallel over %d device(s): %s", len(devices), ", ".join(devices))
+    return distribution
+
+
+def jax_worker_share() -> tuple[int, int]:
+    """(this process's index, number of processes) under ``jax.distributed``; (0, 1) alone.
+    Process 0 is the chief (checkpoints, logs, outputs)."""
+    import jax
+
+    return jax.process_index(), jax.process_count()
+
+
+def shard_batch(distribution, batch):
+    """``batch`` (a nest of arrays whose first axis is the global batch) laid out over
+    ``distribution``'s devices along that axis (``get_data_layout``); as it is without a
+    distribution."""
+    if distribution is None:
+        return batch
+    return keras.tree.map_structure(
+        lambda x: keras.distribution.distribute_tensor(x, distribution.get_data_layout(x.shape)), batch
+    )
