@@ -102,24 +102,23 @@ def set_precision(mixed_precision: bool) -> None:
 
 
 def jax_distribution(name: str):
-    """The ``keras.distribution.DataParallel`` that strategy ``name`` means on JAX, set as Keras'
-    global distribution (so ``Model.fit``, ``predict`` and newly built variables use it); None
-    (and no distribution set) where it means one device: ``one_device``, or ``auto`` with one
-    device. ``mirrored`` spans every local device, CPUs included (how tests exercise it, with
-    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``)."""
+    """The ``keras.distribution.DataParallel`` that strategy ``name`` means on JAX; None where it
+    means one device: ``one_device``, or ``auto`` with one device. ``mirrored`` spans every local
+    device, CPUs included (how tests exercise it, with
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``). Nothing is set globally: build the
+    model's variables under ``distribution.scope()`` (they are then replicated) and lay each batch
+    out with ``shard_batch``; code outside that scope (M2's and M3's ``fit``, small models) runs on
+    one device as it does on TensorFlow."""
     if name not in STRATEGIES:
         raise errors.ModelConfigError(f"strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
     if name == "multi_worker":
         keras.distribution.initialize()
     devices = keras.distribution.list_devices()
     if name == "one_device" or (name == "auto" and len(devices) <= 1):
-        keras.distribution.set_distribution(None)
         log.info("keras.distribution: none (one device, %s)", devices[0] if devices else "cpu")
         return None
-    distribution = keras.distribution.DataParallel(devices=devices)
-    keras.distribution.set_distribution(distribution)
     log.info("keras.distribution DataParallel over %d device(s): %s", len(devices), ", ".join(devices))
-    return distribution
+    return keras.distribution.DataParallel(devices=devices)
 
 
 def jax_worker_share() -> tuple[int, int]:
