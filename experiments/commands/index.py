@@ -11,7 +11,8 @@ build, rerun with the same command, redoes only the record shards it had not fin
 folder (``geoloc_tf.retrieval.ann``); ``--keep_features`` builds only that, from the features an
 index folder already holds (the predict stage's), without running M1. Settings:
 ``geoloc_tf.retrieval.config.IndexConfig``; the run and the output folder are the tool's own.
-M1 runs under ``--runtime_strategy`` (``RuntimeConfig.strategy``, the runner's option).
+M1 runs under ``--runtime_strategy`` (``RuntimeConfig.strategy``, the runner's option), on the Keras
+backend of the process (``KERAS_BACKEND``: tf.distribute on TensorFlow, keras.distribution on JAX).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _define_inputs(flag_values: flags.FlagValues) -> None:
 
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int:
-    from geoloc_tf.distribute import make_strategy
+    from geoloc_tf.m1.predict_records import placement
     from geoloc_tf.retrieval.feature_index import FeatureIndex, build_index, prepare_engine
     from geoloc_tf.run_layout import RunLayout
 
@@ -57,7 +58,7 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int
             out = inputs.out or RunLayout(inputs.model).index_dir(config.split)
             index = prepare_engine(FeatureIndex.open(out), config)
         else:
-            strategy = make_strategy(configs["runtime"].strategy)
+            strategy = placement(configs["runtime"].strategy)
             index = build_index(inputs.model, config, inputs.out, strategy=strategy)
     seconds = time.monotonic() - started
     print(

@@ -1,9 +1,10 @@
 """Stage `predict`: M1's top-k cells for every photo of every split, as Parquet tables.
 
 M2, M3, user averaging, the evaluation and retrieval read these tables, never images
-(geoloc_tf.m1.predict_records). Resumable shard by shard; runs under the run's tf.distribute
-strategy (``--runtime_strategy``, the one M1 trained under): on several workers each predicts its
-own record shards and the chief joins them.
+(geoloc_tf.m1.predict_records). Resumable shard by shard; runs under the run's strategy
+(``--runtime_strategy``, the one M1 trained under: tf.distribute on the TensorFlow backend, a
+keras.distribution on JAX): on several workers each predicts its own record shards and the chief
+joins them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from experiments.config import RunConfig
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from data_pipelines.dataset import load
-    from geoloc_tf.distribute import make_strategy
-    from geoloc_tf.m1.predict_records import Replicas, predict_splits, wait_for
+    from geoloc_tf.m1.predict_records import Replicas, placement, predict_splits, wait_for
     from geoloc_tf.run_layout import RunLayout
 
     layout = RunLayout(run_dir)
-    replicas = Replicas.of(make_strategy(config.runtime.strategy))
+    replicas = Replicas.of(placement(config.runtime.strategy))
     if not replicas.chief:  # the chief writes M1 when training ends
         wait_for([layout.m1_model], "predict: the chief's M1")
     model = replicas.load(layout.m1_model)

@@ -36,6 +36,15 @@ would hang on). The chief then waits until every part exists and joins them; the
 once their shards of every split are done, wait until the joined outputs exist (an output left by
 an earlier run counts: force the stage to rerun only after removing it).
 
+**On JAX** (``KERAS_BACKEND=jax``) the same shards, parts and tables come from a forward pass
+compiled once by ``jax.jit`` (``Forward`` of ``jax_forward``: ``model.stateless_call`` and the top-k
+on the devices): the run's ``--runtime_strategy`` names a ``keras.distribution`` there
+(``distribute.jax_distribution``; None: one device), M1's variables are replicated by loading it
+under its scope, and each global batch is laid out over the devices along its first axis
+(``distribute.shard_batch``). A shard's short last batch is padded with zeros to the global batch
+(rounded up to a multiple of the devices), so the compiled step sees one shape, and the padding's
+outputs are dropped. The worker share is the process's (``distribute.jax_worker_share``).
+
 **Memory.** Predicting holds one shard's outputs: per photo its metadata, 2 x max(k, 10) top-k
 values and, with features, d float32 (1024 photos x 1536 x 4 B = 6.3 MB a shard at full width),
 plus the input pipeline's prefetched batches. Joining holds one part's table columns (no features:
@@ -50,11 +59,13 @@ are not work left): a bar on a terminal, else a line every few seconds with the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -83,19 +94,37 @@ WAIT_LOG_SECONDS = 60.0  # how often it says what it is waiting for
 METADATA = prediction_tables.METADATA_COLUMNS
 
 
+def on_jax() -> bool:
+    """True on the Keras JAX backend (the forward of ``jax_forward``), False on TensorFlow's."""
+    return keras.backend.backend() == "jax"
+
+
+def placement(strategy_name: str) -> Any:
+    """Where ``--runtime_strategy=strategy_name`` runs M1 on this process's Keras backend: a
+    tf.distribute strategy on TensorFlow (``distribute.make_strategy``), a keras distribution or
+    None (one device) on JAX (``distribute.jax_distribution``); what ``Replicas.of`` takes."""
+    if on_jax():
+        return distribute.jax_distribution(strategy_name)
+    return distribute.make_strategy(strategy_name)
+
+
 @dataclasses.dataclass(frozen=True)
 class Replicas:
-    """Where prediction runs: this machine's replicas (``strategy``) and this worker's share of the
+    """Where prediction runs: this machine's replicas (``strategy``: a tf.distribute strategy on
+    TensorFlow; on JAX a keras distribution, or None for one device) and this worker's share of the
     record shards (position ``worker`` of ``workers``; 0 is the chief, which joins the parts)."""
 
-    strategy: tf.distribute.Strategy
+    strategy: Any
     worker: int = 0
     workers: int = 1
 
     @classmethod
-    def of(cls, strategy: tf.distribute.Strategy | None = None) -> "Replicas":
-        """The replicas of ``strategy`` (the run's, from ``distribute.make_strategy``; None: the
-        default strategy, one device)."""
+    def of(cls, strategy: Any = None) -> "Replicas":
+        """The replicas of ``strategy`` (the run's, from ``placement``). On TensorFlow None is the
+        default strategy (one device); on JAX None is one device and the worker share is the JAX
+        process's."""
+        if on_jax():
+            return cls(strategy, *distribute.jax_worker_share())
         strategy = strategy or tf.distribute.get_strategy()
         worker, workers = distribute.worker_share(strategy)
         return cls(distribute.local_strategy(strategy), worker, workers)
@@ -103,6 +132,13 @@ class Replicas:
     @property
     def chief(self) -> bool:
         return self.worker == 0
+
+    @property
+    def devices(self) -> int:
+        """How many devices share a global batch."""
+        if not on_jax():
+            return self.strategy.num_replicas_in_sync
+        return 1 if self.strategy is None else int(np.size(self.strategy.device_mesh.devices))
 
     def shards(self, count: int) -> list[int]:
         """This worker's record shards of a split of ``count`` shards: every ``workers``-th."""
@@ -112,15 +148,18 @@ class Replicas:
         """The Keras model at ``path`` with its variables mirrored on every replica."""
         from geoloc_tf.saving import load_keras
 
+        if self.strategy is None:  # JAX on one device
+            return load_keras(path)
         with self.strategy.scope():
             return load_keras(path)
 
 
 @dataclasses.dataclass(frozen=True)
 class Forward:
-    """M1's forward pass on every replica: ``step(images)`` (distributed images) gives each
-    replica's (top-k probabilities, their cell ids[, features]) as per-replica values,
-    ``k = min(max(top_k, 10), cells)`` of them."""
+    """M1's forward pass on every replica, ``k = min(max(top_k, 10), cells)`` cells a photo. On
+    TensorFlow ``step(images)`` (distributed images) gives each replica's (top-k probabilities,
+    their cell ids[, features]) as per-replica values; on JAX ``step(images)`` (a global batch laid
+    out by ``distribute.shard_batch``) gives them as arrays of the whole batch."""
 
     replicas: Replicas
     step: Callable
@@ -152,12 +191,11 @@ def replicated_forward(
     replicas = replicas or Replicas.of()
     net = prediction_model(model, config.store_features)
     k = min(max(config.top_k, MASS_K), int(model.output_shape[-1]))
+    if on_jax():
+        return jax_forward(net, config.store_features, replicas, k)
 
     def replica_step(images):
-        output = net(images, training=False)
-        probabilities = output[0] if config.store_features else output
-        values, ids = tf.math.top_k(probabilities, k=k)
-        return (values, ids, output[1]) if config.store_features else (values, ids)
+        return _top_k(net(images, training=False), config.store_features, k)
 
     # strategy.run inside one tf.function: one graph runs every replica (called eagerly,
     # MirroredStrategy would run each replica's function in a Python thread of its own)
@@ -166,6 +204,29 @@ def replicated_forward(
         return replicas.strategy.run(replica_step, args=(images,))
 
     return Forward(replicas, step, k)
+
+
+def jax_forward(net: keras.Model, store_features: bool, replicas: Replicas, k: int) -> Forward:
+    """The JAX form of ``replicated_forward``: ``net``'s stateless call and the top-k in one
+    ``jax.jit``-compiled function of (variables, images); the variables keep the layout they were
+    loaded with (replicated under the distribution's scope), the images carry theirs."""
+    import jax
+
+    def forward(trainable, non_trainable, images):
+        output, _ = net.stateless_call(trainable, non_trainable, images, training=False)
+        return _top_k(output, store_features, k)
+
+    compiled = jax.jit(forward)
+    trainable = [variable.value for variable in net.trainable_variables]
+    non_trainable = [variable.value for variable in net.non_trainable_variables]
+    return Forward(replicas, functools.partial(compiled, trainable, non_trainable), k)
+
+
+def _top_k(output, store_features: bool, k: int) -> tuple:
+    """(top-k probabilities, their cell ids[, features]) of M1's output (``prediction_model``)."""
+    probabilities = output[0] if store_features else output
+    values, ids = keras.ops.top_k(probabilities, k=k)
+    return (values, ids, output[1]) if store_features else (values, ids)
 
 
 def predict_splits(
@@ -290,7 +351,8 @@ def _predict_shard(
     dataset = input_pipeline.make_dataset(data, split, None, input_config, shards=[shard])
     metadata: dict[str, list[np.ndarray]] = {name: [] for name in METADATA}
     outputs: list[list[np.ndarray]] = [[], [], []]  # top values, top ids, features
-    for batch_metadata, batch_outputs in _global_batches(forward, dataset):
+    batches = _jax_batches if on_jax() else _global_batches
+    for batch_metadata, batch_outputs in batches(forward, dataset, run.batch_size):
         for name in METADATA:
             metadata[name].append(batch_metadata[name])
         progress.update(len(batch_metadata[METADATA[0]]))
@@ -314,9 +376,10 @@ def _predict_shard(
     return frame
 
 
-def _global_batches(
-    forward: Forward, dataset: tf.data.Dataset
-) -> Iterator[tuple[dict[str, np.ndarray], tuple[np.ndarray, ...]]]:
+Batches = Iterator[tuple[dict[str, np.ndarray], tuple[np.ndarray, ...]]]
+
+
+def _global_batches(forward: Forward, dataset: tf.data.Dataset, batch_size: int) -> Batches:
     """(metadata, outputs) of each global batch of ``dataset``, every replica's piece joined in
     replica order (replica r gets the r-th slice of a global batch, so this is the batch's order)."""
     strategy = forward.replicas.strategy
@@ -325,6 +388,20 @@ def _global_batches(
         outputs = forward.step(features["image"])
         metadata = {name: _joined(strategy, features[name]) for name in METADATA}
         yield metadata, tuple(_joined(strategy, output) for output in outputs)
+
+
+def _jax_batches(forward: Forward, dataset: tf.data.Dataset, batch_size: int) -> Batches:
+    """(metadata, outputs) of each global batch of ``dataset`` on JAX: the images padded with zeros
+    to ``batch_size`` rounded up to a multiple of the devices (one shape: one compilation), laid
+    out over the devices, and the padding's outputs dropped."""
+    devices = forward.replicas.devices
+    size = -(-batch_size // devices) * devices
+    for features, _ in dataset.as_numpy_iterator():
+        images = features["image"]
+        n = len(images)
+        padded = np.concatenate([images, np.zeros((size - n, *images.shape[1:]), images.dtype)])
+        outputs = forward.step(distribute.shard_batch(forward.replicas.strategy, padded))
+        yield {name: features[name] for name in METADATA}, tuple(np.asarray(o)[:n] for o in outputs)
 
 
 def _joined(strategy: tf.distribute.Strategy, value) -> np.ndarray:

@@ -255,9 +255,10 @@ def build_index(
     strategy: tf.distribute.Strategy | None = None,
 ) -> FeatureIndex:
     """Runs the run's M1 over ``config.split`` of its TFRecords and writes the index (see module
-    doc); ``out_dir`` defaults to the run's index of that split. ``strategy``: the
-    tf.distribute strategy M1 runs under (``distribute.make_strategy``; None: one device); on
-    several workers each predicts its own record shards and the chief writes the index.
+    doc); ``out_dir`` defaults to the run's index of that split. ``strategy``: where
+    M1 runs (``predict_records.placement``: a tf.distribute strategy on the TensorFlow backend, a
+    keras distribution on JAX; None: one device); on several workers each predicts its own record
+    shards and the chief writes the index.
 
     Resumable: parts of finished record shards stay in ``.<out name>.build/`` next to the index
     until the index is whole; a rerun with the same run, model and split keeps them.
