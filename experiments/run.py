@@ -11,6 +11,8 @@ is skipped, so rerunning the same command after a crash or Ctrl-C continues wher
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -109,25 +111,53 @@ def usable_run_dir(value: str) -> Path:
 STAGES_WITHOUT_KERAS = ("mesh",)
 
 
-def check_backend(stages: Sequence[str]) -> None:
-    """Refuses, before anything is written, to run Keras stages on a backend other than TensorFlow.
+#: The Keras backends the stages run on (KERAS_BACKEND). On JAX, the export stage, whose formats
+#: are TensorFlow's, runs in a child process on TensorFlow (``experiments.stages.child``).
+BACKENDS = ("tensorflow", "jax")
 
-    The models build and train on JAX (``tests/geoloc_tf/test_backends.py``) and
-    ``experiments.benchmarks.m1_bench --backend=jax`` measures M1 there, but the stages' training
-    loops, prediction and export use tf.distribute, tf.GradientTape and SavedModels; they have not
-    been ported, so they stop here with one line rather than fail inside a stage."""
+
+def check_backend(stages: Sequence[str]) -> None:
+    """Refuses, before anything is written, to run Keras stages on a backend other than
+    ``BACKENDS``, or on JAX without jax installed; one line each."""
     if all(stage in STAGES_WITHOUT_KERAS for stage in stages):
         return
     from geoloc_tf import keras_backend
 
     backend = keras_backend()
-    if backend != "tensorflow":
+    if backend not in BACKENDS:
         raise ConfigError(
-            f"Keras backend {backend!r} (KERAS_BACKEND or ~/.keras/keras.json): the runner's "
-            "stages need the TensorFlow backend (their training loops use tf.distribute and "
-            "tf.GradientTape); unset KERAS_BACKEND or set it to tensorflow. On JAX, "
-            "experiments.benchmarks.m1_bench --backend=jax measures M1 (BUILD.md)"
+            f"Keras backend {backend!r} (KERAS_BACKEND or ~/.keras/keras.json): the runner's stages "
+            f"run on {' and '.join(BACKENDS)}; unset KERAS_BACKEND or set it to one of them"
         )
+    if backend == "jax" and importlib.util.find_spec("jax") is None:
+        raise ConfigError(
+            'KERAS_BACKEND=jax, but jax is not installed: pip install -e ".[jax]" (BUILD.md), or '
+            "unset KERAS_BACKEND for TensorFlow"
+        )
+
+
+def environment(config: RunConfig) -> dict[str, object]:
+    """What the run's Keras computes on: the backend and its library's version; on JAX also the
+    devices (``jax.devices()``), except under ``multi_worker``, where JAX's distributed runtime must
+    start before anything lists devices. Read without importing Keras or TensorFlow."""
+    from geoloc_tf import keras_backend
+
+    backend = keras_backend()
+    found: dict[str, object] = {"keras_backend": backend, "keras_version": _version("keras")}
+    if backend in BACKENDS:
+        found[f"{backend}_version"] = _version(backend)
+    if backend == "jax" and config.runtime.strategy != "multi_worker":
+        import jax
+
+        found["devices"] = [str(device) for device in jax.devices()]
+    return found
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def check_sources(config: RunConfig, stages: Sequence[str]) -> None:
@@ -153,8 +183,11 @@ def before_stage(config: RunConfig, stage: str) -> None:
 
 
 def write_config(run_dir: Path, config: RunConfig, argv: Sequence[str]) -> Path:
-    """Writes the resolved settings and the command line to run_dir/config.json, atomically."""
+    """Writes the resolved settings, the command line and the Keras backend (``environment``) to
+    run_dir/config.json, atomically. Only the settings decide whether a finished stage is current
+    (``experiments.stages.runner``): a run made on one backend resumes on the other."""
     payload = json.loads(config.to_json())
+    payload["environment"] = environment(config)
     payload["invocation"] = {
         "argv": list(argv[1:]),
         "run_dir": str(run_dir),

@@ -3,11 +3,13 @@ and plots (§3.1.3, Tables 3-7), from every model's stored predictions on the M2
 beyond the paper, GeoScore, country/region/sub-region/city accuracy (truth: the data set's admin
 columns where it has them) and the rows on photographers absent from the training splits, all
 under the configured Earth radius and threshold rule (``--evaluate_earth_radius_km``,
-``--evaluate_threshold_rule``).
+``--evaluate_threshold_rule``). The report says which Keras backend trained and predicted
+(``environment``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -59,6 +61,7 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     )
     written = evaluate_run(
         run_dir,
+        environment=environment(run_dir),
         mesh_path=layout.mesh,
         out_dir=layout.eval_dir,
         config=report_config,
@@ -66,3 +69,21 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
         data_dir=data_dir,
     )
     return {name: layout.relative(path) for name, path in written.items()}
+
+
+#: The stages whose models and tables the report scores.
+MODEL_STAGES = ("m1", "predict", "m2", "m3")
+
+
+def environment(run_dir: Path) -> dict:
+    """The Keras backend each of ``MODEL_STAGES`` ran on (its stage record), and the versions and
+    devices of the run's latest invocation (``config.json``'s ``environment``)."""
+    from experiments.stages.runner import read_record
+    from geoloc_tf.run_layout import RunLayout
+
+    records = {name: read_record(run_dir, name) for name in MODEL_STAGES}
+    stages = {name: r["keras_backend"] for name, r in records.items() if r and r.get("keras_backend")}
+    config = RunLayout(run_dir).config
+    invocation = json.loads(config.read_text()).get("environment", {}) if config.exists() else {}
+    invocation.pop("keras_backend", None)  # the stages' own are above
+    return {"stages": stages, **invocation} if stages or invocation else {}

@@ -22,12 +22,16 @@ class Stage:
 
     `reads`: config sections whose values decide its outputs (its fingerprint). `needs`: upstream
     stages whose outputs it reads; when one of them is redone, this stage is redone too.
+    `backend`: the Keras backend the stage needs, if any (`why_backend` says why); on a run of
+    another backend the runner runs it in a child process on that one (`experiments.stages.child`).
     """
 
     name: str
     reads: tuple[str, ...]
     needs: tuple[str, ...]
     run: StageFn
+    backend: str | None = None
+    why_backend: str = ""
 
 
 def _lazy(module: str, function: str) -> StageFn:
@@ -59,6 +63,8 @@ STAGES: tuple[Stage, ...] = (
         reads=("export",),
         needs=("mesh", "m1", "m2", "m3"),
         run=_lazy("experiments.stages.export_stage", "run"),
+        backend="tensorflow",
+        why_backend="SavedModel, LiteRT and ONNX are made by TensorFlow",
     ),
 )
 

@@ -2,7 +2,8 @@
 
 Each finished stage leaves a record `run_dir/stages/<stage>.json` (written last, atomically) with:
 the values of the config sections it reads, a fingerprint of them, the token of each upstream stage
-it consumed, its own fresh token, its artifacts and its wall time. On a rerun a stage is
+it consumed, its own fresh token, its artifacts, its wall time and the Keras backend it ran on (not
+a setting: a run resumes on another backend). On a rerun a stage is
 
 - skipped when its record exists, the fingerprint matches, every upstream token is still current and
   every artifact still exists;
@@ -30,6 +31,7 @@ from typing import Callable, Sequence, cast
 from experiments.config import RunConfig
 from experiments.errors import StageError
 from experiments.stages.registry import STAGES, Stage
+from geoloc_tf import keras_backend
 from geoloc_tf.run_layout import RunLayout
 from mesh.atomic import write_text_atomic
 from mesh.settings import flat_values
@@ -128,9 +130,15 @@ def run_stages(
         log.info("stage %s: running (%s)", stage.name, reason)
         started = time.monotonic()
         RunLayout(run_dir).stage_dir(stage.name).mkdir(parents=True, exist_ok=True)
-        artifacts = stage.run(config, run_dir)
+        backend = keras_backend()
+        if stage.backend not in (None, backend):
+            from experiments.stages.child import run_in_child
+
+            artifacts, backend = run_in_child(stage, config, run_dir), str(stage.backend)
+        else:
+            artifacts = stage.run(config, run_dir)
         seconds = time.monotonic() - started
-        records[stage.name] = _write_record(config, run_dir, stage, records, artifacts, seconds)
+        records[stage.name] = _write_record(config, run_dir, stage, records, artifacts, seconds, backend)
         redone.add(stage.name)
         log.info("stage %s: finished in %.1f s", stage.name, seconds)
         outcomes.append(StageOutcome(stage.name, "ran", seconds, artifacts))
@@ -213,6 +221,7 @@ def _write_record(
     records: dict[str, dict | None],
     artifacts: dict[str, str],
     seconds: float,
+    backend: str,
 ) -> dict:
     settings = stage_settings(stage, config)
     record = {
@@ -224,6 +233,7 @@ def _write_record(
         "token": uuid.uuid4().hex,
         "artifacts": artifacts,
         "seconds": round(seconds, 3),
+        "keras_backend": backend,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_text_atomic(record_path(run_dir, stage.name), json.dumps(record, indent=2, sort_keys=True))

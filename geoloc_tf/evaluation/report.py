@@ -11,6 +11,10 @@ Files written, each atomically, into ``out_dir`` (default ``run_dir/eval``):
 (country / region / sub-region / city accuracy), ``leakage.csv`` (with the run's data set),
 ``figure1_longitude_by_hour.png``, ``figure2_mesh.png``, ``error_cdf.png``,
 ``accuracy_map_<model>.png``.
+
+Where the run's models were trained and predicted (``environment``: the Keras backend of each stage,
+its library's version, the devices) is stated under the report's heading and kept in
+``results.json``; ``tables.json`` holds the numbers alone, the same on every backend.
 """
 
 from __future__ import annotations
@@ -117,6 +121,8 @@ def render_markdown(results: dict[str, Any], tables: list[Table], figures: dict[
     if results.get("notice"):
         lines += [f"> {results['notice']}", ""]
     lines += ["# geoloc evaluation report", ""]
+    if results.get("environment"):
+        lines += [environment_line(results["environment"]), ""]
     lines.append(
         f"Split `{results['split']}`; mesh with {results['num_cells']:,} cells; label point of Tables 4, 6, 7 "
         f"and the Wilcoxon tests: {results['label_point']} centroid; outdoor threshold "
@@ -148,6 +154,21 @@ def render_markdown(results: dict[str, Any], tables: list[Table], figures: dict[
     return "\n".join(lines).rstrip() + "\n"
 
 
+def environment_line(environment: Mapping[str, Any]) -> str:
+    """One line of the report: the Keras backend each stage ran on (``stages``: stage -> backend),
+    then the rest of ``environment`` (versions, devices) as given."""
+    by_backend: dict[str, list[str]] = {}
+    for stage, backend in environment.get("stages", {}).items():
+        by_backend.setdefault(backend, []).append(stage)
+    backends = "; ".join(f"{backend} ({', '.join(stages)})" for backend, stages in by_backend.items())
+    rest = ", ".join(
+        f"{key} {', '.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in environment.items()
+        if key != "stages" and value is not None
+    )
+    return f"Keras backend: {backends or 'unknown'}" + (f"; {rest}" if rest else "") + "."
+
+
 def write_report(
     evaluation: Evaluation,
     mesh: Mesh,
@@ -155,16 +176,21 @@ def write_report(
     config: ReportConfig = ReportConfig(),
     simulated: bool = False,
     notice: str | None = None,
+    environment: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """Write every report file into ``out_dir`` (see module docstring); returns artifact -> path.
 
     ``simulated`` puts ``SIMULATED_NOTICE`` at the top; ``notice`` is more text for the top, after it.
+    ``environment``: what computed the predictions (``environment_line``), in report.md and
+    results.json.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = dict(evaluation.results)
     results["simulated"] = bool(simulated)
     results["notice"] = "\n\n".join(t for t in (SIMULATED_NOTICE if simulated else "", notice or "") if t)
+    if environment:
+        results["environment"] = dict(environment)
     tables = all_tables(results)
     artifacts: dict[str, str] = {}
     for t in tables:
@@ -194,6 +220,7 @@ def evaluate_run(
     data_dir: str | os.PathLike | None = None,
     training: TrainingPhotos | None = None,
     admin_truth: pd.DataFrame | None = None,
+    environment: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """Evaluate a run directory and write its report; returns artifact -> path.
 
@@ -208,6 +235,7 @@ def evaluate_run(
     ``run_dir/predictions/<model>/<config.evaluation.split>.parquet``; a split ``a+b`` joins parts). ``out_dir`` defaults to
     ``run_dir/eval``. ``outdoor_probs``: photo_id -> outdoor probability (e.g. from
     ``outdoor.scene_outdoor_probs``) replacing the tables' ``outdoor_prob`` column.
+    ``environment``: what computed the predictions (``write_report``).
     """
     run_dir = Path(run_dir)
     layout = RunLayout(run_dir)
@@ -235,4 +263,5 @@ def evaluate_run(
         config,
         simulated=simulated,
         notice=notice,
+        environment=environment,
     )
