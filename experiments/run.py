@@ -111,9 +111,10 @@ def usable_run_dir(value: str) -> Path:
 STAGES_WITHOUT_KERAS = ("mesh",)
 
 
-#: The Keras backends the stages run on (KERAS_BACKEND). On JAX, the export stage, whose formats
-#: are TensorFlow's, runs in a child process on TensorFlow (``experiments.stages.child``).
-BACKENDS = ("tensorflow", "jax")
+#: The Keras backends the stages run on (KERAS_BACKEND), each with the distributions that install
+#: its library. On JAX, the export stage, whose formats are TensorFlow's, runs in a child process
+#: on TensorFlow (``experiments.stages.child``).
+BACKENDS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",)}
 
 
 def check_backend(stages: Sequence[str]) -> None:
@@ -145,7 +146,7 @@ def environment(config: RunConfig) -> dict[str, object]:
     backend = keras_backend()
     found: dict[str, object] = {"keras_backend": backend, "keras_version": _version("keras")}
     if backend in BACKENDS:
-        found[f"{backend}_version"] = _version(backend)
+        found[f"{backend}_version"] = _version(*BACKENDS[backend])
     if backend == "jax" and config.runtime.strategy != "multi_worker":
         import jax
 
@@ -153,11 +154,14 @@ def environment(config: RunConfig) -> dict[str, object]:
     return found
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+def _version(*distributions: str) -> str | None:
+    """The version of the first of ``distributions`` installed, without importing it."""
+    for distribution in distributions:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def check_sources(config: RunConfig, stages: Sequence[str]) -> None:

@@ -46,7 +46,15 @@ def run_in_child(stage: Stage, config: RunConfig, run_dir: Path) -> dict[str, st
     with tempfile.TemporaryDirectory(prefix=f"geoloc-{stage.name}-") as folder:
         config_path, artifacts_path = Path(folder) / "config.json", Path(folder) / "artifacts.json"
         config_path.write_text(config.to_json())
-        command = [sys.executable, "-m", __name__, stage.name, str(run_dir), str(config_path), str(artifacts_path)]
+        command = [
+            sys.executable,
+            "-m",
+            __name__,
+            stage.name,
+            str(run_dir),
+            str(config_path),
+            str(artifacts_path),
+        ]
         child = subprocess.Popen(
             command,
             env={**os.environ, "KERAS_BACKEND": backend},
@@ -89,9 +97,13 @@ def main(argv: list[str]) -> int:
         return 1
     except Exception as error:  # a bug: its traceback in the run's log, one line for the parent
         log_file = RunLayout(run_dir).log_file
+        log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "a") as file:
             file.write(traceback.format_exc())
-        print(f"{FAILED}{type(error).__name__}: {one_line(error).removeprefix('error: ')} (traceback in {log_file})", flush=True)
+        print(
+            f"{FAILED}{type(error).__name__}: {one_line(error).removeprefix('error: ')} (traceback in {log_file})",
+            flush=True,
+        )
         return 1
     Path(artifacts_path).write_text(json.dumps(artifacts))
     return 0

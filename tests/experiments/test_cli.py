@@ -49,12 +49,12 @@ def test_runner_on_an_unsupported_keras_backend_stops_before_writing(tmp_path):
 
 
 def test_the_backend_check_accepts_tensorflow_and_jax_and_passes_keras_free_stages(monkeypatch):
+    import importlib.util
+
     import pytest
 
     from experiments import run
     from experiments.errors import ConfigError
-
-    import importlib.util
 
     monkeypatch.setitem(sys.modules, "keras", None)  # read from the environment, as before import
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")

@@ -97,6 +97,12 @@ def test_every_stage_after_m1_runs_on_jax(jax_run):
     for model in ("m1", "m2", "m3"):
         table = read_frame(layout.prediction_table(model, "m23_val"))
         assert len(table) and len(table["top_ids"].iloc[0]) == 3
+    # the child wrote M1 for the other runtimes installed too, checked against its SavedModel
+    from geoloc_tf.m1 import portable
+
+    runtimes = {f"m1_{name}" for name in portable.FORMATS if not portable.missing(name)}
+    expected = runtimes | {"m1_check"} if runtimes else set()
+    assert expected <= set(read_record(run_dir, "export")["artifacts"])
 
 
 def test_the_report_says_which_backend_trained_and_predicted(jax_run):
@@ -107,7 +113,12 @@ def test_the_report_says_which_backend_trained_and_predicted(jax_run):
     # m1 was made on TensorFlow here (by hand, before the JAX run); predict, m2, m3 on JAX
     assert "Keras backend: tensorflow (m1); jax (predict, m2, m3)" in report
     results = json.loads((layout.eval_dir / "results.json").read_text())
-    assert results["environment"]["stages"] == {"m1": "tensorflow", "predict": "jax", "m2": "jax", "m3": "jax"}
+    assert results["environment"]["stages"] == {
+        "m1": "tensorflow",
+        "predict": "jax",
+        "m2": "jax",
+        "m3": "jax",
+    }
     assert "environment" not in json.loads((layout.eval_dir / "tables.json").read_text())
 
 
@@ -133,17 +144,19 @@ def metadata_inputs(path: Path, num_cells: int) -> dict:
     return inputs
 
 
-def test_the_export_stage_on_jax_writes_the_savedmodels_tensorflow_writes(jax_run, tmp_path):
+def test_the_export_stage_on_jax_writes_the_savedmodels_tensorflow_writes(jax_run, tmp_path, monkeypatch):
     import tensorflow as tf
 
     from experiments.stages import export_stage
+    from geoloc_tf.m1 import portable
     from geoloc_tf.run_layout import RunLayout
     from mesh import Mesh
 
     run_dir, config, _ = jax_run
     on_tf = tmp_path / "run"
     shutil.copytree(run_dir, on_tf, symlinks=True, ignore=shutil.ignore_patterns("export"))
-    export_stage.run(config, on_tf)  # this process: the TensorFlow backend
+    monkeypatch.setattr(portable, "missing", lambda name, modules="write": ["(left out here)"])
+    export_stage.run(config, on_tf)  # this process: the TensorFlow backend; SavedModels only
     jax_layout, tf_layout = RunLayout(run_dir), RunLayout(on_tf)
     images = {"image_bytes": tf.constant([jpeg(40, 60, seed) for seed in range(3)])}
     cells = Mesh.load(jax_layout.mesh).num_cells
