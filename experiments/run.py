@@ -7,6 +7,10 @@ Stages, in order: mesh, data, m1, predict, m2, m3, evaluate, export (`--stages` 
 resolved flags are written to `run_dir/config.json`; a stage whose outputs exist for the same settings
 is skipped, so rerunning the same command after a crash or Ctrl-C continues where it stopped.
 `--force_stages` redoes named stages. Bare flagfile names resolve to experiments/configs/.
+
+Keras runs on TensorFlow (the default) or JAX (`KERAS_BACKEND=jax`, the `jax` extra); tf.data stays
+the input pipeline on both, and the export stage, whose formats are TensorFlow's, runs on
+TensorFlow in a child process. `config.json` and each stage's record say which backend ran.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ the join. A part that exists is never redone, so a killed run loses at most the 
 predicting. The split's table is then joined from the parts (``join_parts``) and, with features,
 the index (``feature_index.assemble_index``).
 
-**Replicas.** The forward pass runs under the run's tf.distribute strategy
+**Replicas.** On TensorFlow the forward pass runs under the run's tf.distribute strategy
 (``--runtime_strategy``, the one training used): the model's variables are mirrored on every
 replica (``Replicas.load``), each global batch of ``batch_size`` photos is split across the replicas
 (``strategy.experimental_distribute_dataset``) and ``strategy.run``, inside one ``tf.function``,
