@@ -156,17 +156,23 @@ def render_markdown(results: dict[str, Any], tables: list[Table], figures: dict[
 
 def environment_line(environment: Mapping[str, Any]) -> str:
     """One line of the report: the Keras backend each stage ran on (``stages``: stage -> backend),
-    then the rest of ``environment`` (versions, devices) as given."""
+    then the libraries' versions (``<library>_version``) and the devices, where given."""
     by_backend: dict[str, list[str]] = {}
     for stage, backend in environment.get("stages", {}).items():
         by_backend.setdefault(backend, []).append(stage)
-    backends = "; ".join(f"{backend} ({', '.join(stages)})" for backend, stages in by_backend.items())
-    rest = ", ".join(
-        f"{key} {', '.join(map(str, value)) if isinstance(value, list) else value}"
+    parts = [
+        "Keras backend: " + ("; ".join(f"{b} ({', '.join(s)})" for b, s in by_backend.items()) or "unknown")
+    ]
+    versions = [
+        f"{key.removesuffix('_version')} {value}"
         for key, value in environment.items()
-        if key != "stages" and value is not None
-    )
-    return f"Keras backend: {backends or 'unknown'}" + (f"; {rest}" if rest else "") + "."
+        if key.endswith("_version") and value
+    ]
+    if versions:
+        parts.append(", ".join(versions))
+    if environment.get("devices"):
+        parts.append(f"devices {', '.join(map(str, environment['devices']))}")
+    return "; ".join(parts) + "."
 
 
 def write_report(
