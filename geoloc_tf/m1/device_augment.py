@@ -31,11 +31,11 @@ ACCELERATORS = ("gpu", "tpu")
 
 def _device_kinds(where) -> list[str]:
     """Kinds ("cpu", "gpu", "tpu") of the devices training runs on: those of ``where``, a
-    tf.distribute.Strategy (TensorFlow backend) or a keras.distribution Distribution; Keras'
-    default devices when None."""
+    tf.distribute.Strategy (TensorFlow backend) or a keras.distribution DataParallel or
+    ModelParallel; Keras' default devices when None."""
     if where is None:
         devices = keras.distribution.list_devices()
-    elif isinstance(where, keras.distribution.Distribution):
+    elif isinstance(where, (keras.distribution.DataParallel, keras.distribution.ModelParallel)):
         devices = [str(d) for d in np.ravel(where.device_mesh.devices)]
     else:
         import tensorflow as tf
@@ -51,7 +51,7 @@ def _device_kinds(where) -> list[str]:
 def augments_on_device(augment_on: str, where=None) -> bool:
     """``augment_on`` (auto, device or host: ``M1Config.augment_on``) resolved for ``where``
     training runs: a tf.distribute.Strategy (TensorFlow backend), a keras.distribution
-    Distribution, or None (Keras' default devices: one JAX device)."""
+    DataParallel or ModelParallel, or None (Keras' default devices: one JAX device)."""
     if augment_on != "auto":
         return augment_on == "device"
     return any(kind in ACCELERATORS for kind in _device_kinds(where))
