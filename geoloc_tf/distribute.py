@@ -138,3 +138,18 @@ def shard_batch(distribution, batch):
     return keras.tree.map_structure(
         lambda x: keras.distribution.distribute_tensor(x, distribution.get_data_layout(x.shape)), batch
     )
+
+
+def replicate(distribution, batch):
+    """``batch`` (a nest of arrays) copied whole to every device of ``distribution``: for inputs
+    whose first axis is not the batch, such as the packed crops of device augmentation (one flat
+    buffer for the whole batch; ``geoloc_tf.m1.device_augment``), which the compiled step turns
+    into a batch that XLA then splits. As it is without a distribution."""
+    if distribution is None:
+        return batch
+    return keras.tree.map_structure(
+        lambda x: keras.distribution.distribute_tensor(
+            x, keras.distribution.TensorLayout([None] * len(x.shape), distribution.device_mesh)
+        ),
+        batch,
+    )
