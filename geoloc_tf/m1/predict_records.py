@@ -43,7 +43,8 @@ on the devices): the run's ``--runtime_strategy`` names a ``keras.distribution``
 under its scope, and each global batch is laid out over the devices along its first axis
 (``distribute.shard_batch``). A shard's short last batch is padded with zeros to the global batch
 (rounded up to a multiple of the devices), so the compiled step sees one shape, and the padding's
-outputs are dropped. The worker share is the process's (``distribute.jax_worker_share``).
+outputs are dropped. The worker share is the process's (``distribute.jax_worker_share``); with
+several processes each predicts its shards on its own devices.
 
 **Memory.** Predicting holds one shard's outputs: per photo its metadata, 2 x max(k, 10) top-k
 values and, with features, d float32 (1024 photos x 1536 x 4 B = 6.3 MB a shard at full width),
@@ -124,7 +125,10 @@ class Replicas:
         default strategy (one device); on JAX None is one device and the worker share is the JAX
         process's."""
         if on_jax():
-            return cls(strategy, *distribute.jax_worker_share())
+            worker, workers = distribute.jax_worker_share()
+            if strategy is not None and workers > 1:
+                strategy = _local_distribution()
+            return cls(strategy, worker, workers)
         strategy = strategy or tf.distribute.get_strategy()
         worker, workers = distribute.worker_share(strategy)
         return cls(distribute.local_strategy(strategy), worker, workers)
@@ -152,6 +156,17 @@ class Replicas:
             return load_keras(path)
         with self.strategy.scope():
             return load_keras(path)
+
+
+def _local_distribution() -> keras.distribution.DataParallel:
+    """Data parallel over this JAX process's own devices: the JAX form of
+    ``distribute.local_strategy``, for work split by process (a step over every process's devices
+    would make the processes wait on each other, step by step)."""
+    import jax
+
+    devices = [f"{device.platform}:{device.id}" for device in jax.local_devices()]
+    log.info("this process's own %d device(s), for work split by process", len(devices))
+    return keras.distribution.DataParallel(devices=devices)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,6 +34,11 @@ for name in ("one_device", "mirrored"):
     replicas = Replicas.of(placement(name))
     paths = predict(Path(RUN), Path(OUT) / name, replicas)
     result[name] = {"devices": replicas.devices, "paths": paths, "shapes": sorted(set(map(tuple, shapes)))}
+# the second of two JAX processes: its own devices, every second shard
+from geoloc_tf import distribute
+distribute.jax_worker_share = lambda: (1, 2)
+replicas = Replicas.of(placement("mirrored"))
+result["worker_1_of_2"] = {"devices": replicas.devices, "shards": replicas.shards(5), "chief": replicas.chief}
 answer(result)
 """
 
@@ -84,3 +89,7 @@ def test_jax_predicts_the_tensorflow_tables(jax_run, tf_paths, name, devices, pa
     # batch of 7, rounded up to 8 to split evenly over 2 devices
     assert result["shapes"] == [[padded, 75, 75, 3]]
     assert_same_predictions(result["paths"], tf_paths)
+
+
+def test_a_jax_process_of_several_predicts_its_own_shards_on_its_own_devices(jax_run):
+    assert jax_run["worker_1_of_2"] == {"devices": 2, "shards": [1, 3], "chief": False}
