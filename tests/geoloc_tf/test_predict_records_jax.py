@@ -1,6 +1,7 @@
 """M1's prediction on the Keras JAX backend gives the TensorFlow backend's tables and features: on one
 device and data parallel over two (``XLA_FLAGS=--xla_force_host_platform_device_count=2``,
-``--runtime_strategy=mirrored``), with every batch padded to one shape and the padding dropped.
+``--runtime_strategy=mirrored``), with every batch padded to one shape and the padding dropped;
+``geoloc index`` (``feature_index.build_index``) stores the same features.
 
 The JAX side runs in a fresh interpreter (``backend_runs.run_on_backend``); the TensorFlow side is
 this process, on the same run directory (``test_predict_records.run``'s tiny M1)."""
@@ -34,6 +35,11 @@ for name in ("one_device", "mirrored"):
     replicas = Replicas.of(placement(name))
     paths = predict(Path(RUN), Path(OUT) / name, replicas)
     result[name] = {"devices": replicas.devices, "paths": paths, "shapes": sorted(set(map(tuple, shapes)))}
+# geoloc index: M1's features of a split, on one device
+from geoloc_tf.retrieval.config import IndexConfig
+from geoloc_tf.retrieval.feature_index import build_index
+index = build_index(RUN, IndexConfig(split=SPLIT, batch_size=BATCH), Path(OUT) / "index", placement("one_device"))
+result["index"] = str(index.root)
 # the second of two JAX processes: its own devices, every second shard
 from geoloc_tf import distribute
 distribute.jax_worker_share = lambda: (1, 2)
@@ -49,7 +55,9 @@ def jax_run(run, tmp_path_factory):  # noqa: F811  (the fixture imported above)
     out = tmp_path_factory.mktemp("predict_jax")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
-        result = backend_runs.run_on_backend("jax", f"RUN, OUT = {str(run)!r}, {str(out)!r}\n" + JAX_SCRIPT)
+        result = backend_runs.run_on_backend(
+            "jax", f"RUN, OUT, SPLIT, BATCH = {str(run)!r}, {str(out)!r}, {SPLIT!r}, {BATCH}\n" + JAX_SCRIPT
+        )
     return result
 
 
@@ -93,3 +101,11 @@ def test_jax_predicts_the_tensorflow_tables(jax_run, tf_paths, name, devices, pa
 
 def test_a_jax_process_of_several_predicts_its_own_shards_on_its_own_devices(jax_run):
     assert jax_run["worker_1_of_2"] == {"devices": 2, "shards": [1, 3], "chief": False}
+
+
+def test_the_index_command_on_jax_stores_the_tensorflow_features(jax_run, tf_paths):
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
+
+    index, expected = FeatureIndex.open(jax_run["index"]), FeatureIndex.open(tf_paths[f"{SPLIT}_features"])
+    assert list(index.photos["photo_id"]) == list(expected.photos["photo_id"])
+    np.testing.assert_allclose(index.features, expected.features, atol=TOLERANCE, rtol=TOLERANCE)
