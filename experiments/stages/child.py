@@ -28,7 +28,7 @@ from geoloc_tf.run_layout import RunLayout
 
 log = logging.getLogger(__name__)
 
-#: Prefix of the child's last stderr line when the stage failed: the message the parent raises.
+#: Prefix of the child's last output line when the stage failed: the message the parent raises.
 FAILED = "STAGE-FAILED "
 
 
