@@ -57,7 +57,9 @@ def run_in_child(stage: Stage, config: RunConfig, run_dir: Path) -> dict[str, st
         ]
         child = subprocess.Popen(
             command,
-            env={**os.environ, "KERAS_BACKEND": backend},
+            # The parent's backend holds the accelerators (JAX takes 75 % of a GPU's memory when it
+            # starts), so the child runs on the CPU: the export stage converts and checks there.
+            env={**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": ""},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
