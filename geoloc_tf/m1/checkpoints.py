@@ -3,7 +3,8 @@
 One format on every Keras backend: a folder per checkpoint, ``checkpoints/ckpt-<global step>/``,
 holding
 
-- ``model.npz``: the values of ``model.weights``, keyed by position;
+- ``model.npz``: the values of ``model.variables``, keyed by position (the weights, and the
+  dropout's random state, so that a resumed run draws the masks an uninterrupted one would);
 - ``optimizer.npz``: the values of the current phase's ``optimizer.variables``, keyed by position
   (each Adagrad cycle and the SGD phase has its own optimizer, named ``optimizer_phase<cycle>``);
 - ``state.json``: that phase name and three counters: the epoch, the steps done in it and the
@@ -99,7 +100,7 @@ class TrainingCheckpoints:
     def _restore(self, with_optimizer: bool) -> Position:
         assert self.latest is not None
         state = _state(self.latest)
-        _assign(self.model.weights, self.latest / MODEL_FILE, self.scope)
+        _assign(self.model.variables, self.latest / MODEL_FILE, self.scope)
         if with_optimizer and self._optimizer is not None and state["optimizer"] == self._optimizer[0]:
             _assign(self._optimizer[1].variables, self.latest / OPTIMIZER_FILE, self.scope)
         position = Position(**{name: int(state[name]) for name in COUNTERS})
@@ -120,7 +121,7 @@ class TrainingCheckpoints:
         name, optimizer = self._optimizer
         final = self.directory / f"ckpt-{position.global_step}"
         with atomic_dir(final) as tmp:
-            _write_values(Path(tmp) / MODEL_FILE, self.model.weights)
+            _write_values(Path(tmp) / MODEL_FILE, self.model.variables)
             _write_values(Path(tmp) / OPTIMIZER_FILE, optimizer.variables)
             state = {"optimizer": name, **dataclasses.asdict(position)}
             (Path(tmp) / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")

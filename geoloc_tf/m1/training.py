@@ -88,8 +88,7 @@ def train_m1(
     engine = _engine(runtime, config)
     if config.global_batch_size % engine.replicas:
         raise errors.ModelConfigError(
-            f"global batch size {config.global_batch_size} is not divisible by the "
-            f"{engine.replicas} replicas"
+            f"global batch size {config.global_batch_size} is not divisible by the {engine.replicas} replicas"
         )
     train_labels = labels.shard_labels(data, TRAIN_SPLIT, mesh)
     counts = labels.class_counts(np.concatenate(train_labels), mesh.num_cells)
@@ -186,7 +185,9 @@ def _engine(runtime: RuntimeConfig, config: M1Config) -> "_TfEngine | _JaxEngine
     if backend == "jax":
         return _JaxEngine(runtime, config)
     if backend != "tensorflow":
-        raise errors.ModelConfigError(f"M1 training on the Keras backend {backend!r}; expected tensorflow or jax")
+        raise errors.ModelConfigError(
+            f"M1 training on the Keras backend {backend!r}; expected tensorflow or jax"
+        )
     return _TfEngine(runtime, config)
 
 

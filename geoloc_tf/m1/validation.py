@@ -76,9 +76,7 @@ def validation_subset(
     return ValidationSubset(dataset, len(pick))
 
 
-def evaluate(
-    predict: Callable[[np.ndarray], Any], validation: ValidationSubset | None, mesh: Any
-) -> dict:
+def evaluate(predict: Callable[[np.ndarray], Any], validation: ValidationSubset | None, mesh: Any) -> dict:
     """``val_*`` figures of M1 on the subset: photos, cell accuracy, median km error and accuracy
     at each threshold (empty without a subset). ``predict`` maps a batch of images to M1's
     probabilities (any array numpy converts), e.g. ``model.predict_on_batch``."""
