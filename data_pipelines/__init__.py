@@ -31,8 +31,9 @@ Modules, one job each:
   curriculum      the sampler's plan as a record stream: shards with labels and copy counts
   parsing         a record's features, and the model's input made from them
   augmentation    Inception-style training augmentation and evaluation crop, on the host
-  device_augment  ``augment_on_device``: the host decodes crops and packs them per batch, the
-                  accelerator resizes, flips, jitters and scales them in the train step
+  color           the colour jitter as one affine map, on any array library (host and device)
+  device_augment  the host's half of ``augment_on_device``: decode the crops, pack them per
+                  batch (the accelerator's half: ``geoloc_tf.m1.device_augment``)
   input_pipeline  tf.data: shards -> batches (``make_dataset``), shuffle, batching, prefetch
   albums          §3.3 user albums of 24 with zero padding and a mask
 """

@@ -7,27 +7,19 @@ saturation, hue, contrast) and scaling to ``value_range``. Evaluation (``eval_im
 crop, resize, scale.
 
 Every random op is stateless with a per-image int64[2] seed (``draws``), so a parallel map does
-not change the result, and the accelerator's half of the same transform
-(``data_pipelines.device_augment``) draws the same numbers and transforms an image alike.
+not change the result, and the accelerator's half of the same transform (packed by
+``data_pipelines.device_augment``, applied by ``geoloc_tf.m1.device_augment``) draws the same
+numbers and transforms an image alike; both take the colour jitter from ``color.color_affine``.
 """
 
 from __future__ import annotations
 
 import functools
 
-import numpy as np
 import tensorflow as tf
 
+from data_pipelines.color import color_affine
 from data_pipelines.config import InputConfig
-
-# RGB <-> YIQ: hue is a rotation and saturation a scaling of the (I, Q) plane, so the colour
-# jitter of one image is a single 3x3 matrix (plus brightness and contrast): one small matmul
-# instead of tf.image's RGB->HSV->RGB round trips, which cost more than decoding on a CPU.
-_RGB_TO_YIQ = np.array(
-    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
-    np.float32,
-)
-_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ).astype(np.float32)
 
 
 def _scale(image, config: InputConfig):
@@ -35,34 +27,11 @@ def _scale(image, config: InputConfig):
     return image * (high - low) + low
 
 
-def color_affine(uniform, config: InputConfig, mean_rgb):
-    """(3x3 matrix, [1, 3] offset) of the colour jitter, for pixels as row vectors in [0, 1], from
-    four uniform [0, 1) draws (brightness, saturation, hue, contrast).
-
-    Brightness (+b), saturation and hue (the YIQ matrix) and contrast (about the image mean
-    ``mean_rgb``, [1, 3]) are all affine, so they compose into one ``rgb @ A + c``.
-    """
-    brightness = (2.0 * uniform[0] - 1.0) * config.brightness_delta
-    saturation = config.saturation_range[0] + uniform[1] * (
-        config.saturation_range[1] - config.saturation_range[0]
-    )
-    hue = (2.0 * uniform[2] - 1.0) * config.hue_delta * 2.0 * np.pi  # tf.image: delta in turns
-    contrast = config.contrast_range[0] + uniform[3] * (config.contrast_range[1] - config.contrast_range[0])
-    cos, sin = tf.cos(hue) * saturation, tf.sin(hue) * saturation
-    zero, one = tf.zeros([]), tf.ones([])
-    plane = tf.stack([tf.stack([one, zero, zero]), tf.stack([zero, cos, -sin]), tf.stack([zero, sin, cos])])
-    matrix = tf.transpose(tf.constant(_YIQ_TO_RGB) @ plane @ tf.constant(_RGB_TO_YIQ))
-    mean_after = (mean_rgb + brightness) @ matrix  # image mean after brightness and colour
-    a = contrast * matrix
-    c = contrast * (brightness * tf.ones([1, 3]) @ matrix) + (1.0 - contrast) * mean_after
-    return a, c
-
-
 def color_jitter(image, seed, config: InputConfig):
     """Random brightness, saturation, hue and contrast (Inception ranges) on [0, 1] pixels."""
     mean = tf.reduce_mean(tf.reshape(image, [-1, 3]), axis=0, keepdims=True)
     uniform = tf.random.stateless_uniform([4], seed, dtype=tf.float32)
-    a, c = color_affine(uniform, config, mean)
+    a, c = color_affine(uniform, config, mean, tf)
     return tf.reshape(tf.reshape(image, [-1, 3]) @ a + c, tf.shape(image))
 
 
@@ -125,7 +94,7 @@ def _jitter_and_scale(image, uniform, config: InputConfig):
     low, high = config.value_range
     if config.color_jitter:
         mean = tf.reduce_mean(image, axis=[0, 1])[None] / 255.0  # [1, 3]
-        a, c = color_affine(uniform, config, mean)
+        a, c = color_affine(uniform, config, mean, tf)
         a = a * ((high - low) / 255.0)
         c = c[0] * (high - low) + low
         if config.jit_compile_color:

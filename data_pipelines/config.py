@@ -282,10 +282,10 @@ class InputConfig:
     # Training only: the host only decodes the random crops and packs them back to back into one
     # flat uint8 buffer per batch (crops larger than `device_crop_side`, 0: the data set's
     # max_side, are shrunk first), with their sizes, flip and colour draws;
-    # `input_pipeline.device_augment` (on the accelerator, first thing in the train step:
-    # `geoloc_tf.m1` wraps the model in a `DeviceAugment` layer) unpacks, resizes, flips, jitters
-    # and scales. On a CPU host, resizing costs about as much as decoding
-    # (experiments/benchmarks/input_bench.py); an accelerator does it in microseconds.
+    # `geoloc_tf.m1.device_augment` (on the accelerator, first thing in the train step, on any
+    # Keras backend) unpacks, resizes, flips, jitters and scales. On a CPU host, resizing costs
+    # about as much as decoding (experiments/benchmarks/input_bench.py); an accelerator does it in
+    # microseconds.
     augment_on_device: bool = False
     device_crop_side: int = 0
     # The packed buffer's length is rounded up (zeros) to a multiple of 1/`device_flat_buckets`

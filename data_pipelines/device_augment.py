@@ -1,10 +1,12 @@
-"""Training augmentation split between the host and the accelerator (``augment_on_device``).
+"""The host's half of training augmentation split between the host and the accelerator
+(``augment_on_device``).
 
 The host decodes each image's random crop and nothing more (``host_part_of_device_augment``), and
 one map call per batch packs the crops back to back into one flat uint8 buffer (``pack_crops``);
-``device_augment`` unpacks, resizes, flips, jitters and scales them inside the train step. The
-transform is the one ``augmentation.augment_image`` applies on the host, from the same draws, up
-to float rounding.
+the accelerator's half (``geoloc_tf.m1.device_augment.device_augment``, keras.ops, on any Keras
+backend) unpacks, resizes, flips, jitters and scales them inside the train step. The transform is
+the one ``augmentation.augment_image`` applies on the host, from the same draws, up to float
+rounding.
 
 Why: on a CPU the resize costs about as much as the decode, and a batch padded to the data set's
 ``max_side`` moves 2-3 times the bytes of the crops it holds (on a 2-core host that capped the
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from data_pipelines.augmentation import color_affine, decode_random_crop, draws
+from data_pipelines.augmentation import decode_random_crop, draws
 from data_pipelines.config import InputConfig
 from data_pipelines.dataset import WrittenDataset
 
@@ -99,74 +101,3 @@ def pack_crops(images, seeds, config: InputConfig, crop_side: int, batch_size: i
     crops = crops.write(n, tf.zeros([(-total) % step], tf.uint8))
     uniforms = uniforms.stack()
     return {"pixels": crops.concat(), "size": size, "flip": uniforms[:, 0], "color": uniforms[:, 1:]}
-
-
-def _bilinear_taps(length, out: int):
-    """Source indices and weights of a half-pixel-centre bilinear resize of ``length`` pixels
-    (float [B]) to ``out``: what ``tf.image.resize(method="bilinear")`` samples. Returns
-    (i0, i1, w), each [B, out]: output k = (1 - w) * in[i0] + w * in[i1]."""
-    src = (tf.range(out, dtype=tf.float32)[None] + 0.5) * (length[:, None] / out) - 0.5
-    src = tf.clip_by_value(src, 0.0, length[:, None] - 1.0)
-    low = tf.floor(src)
-    i0 = tf.cast(low, tf.int32)
-    i1 = tf.minimum(i0 + 1, tf.cast(length[:, None], tf.int32) - 1)
-    return i0, i1, src - low
-
-
-def device_resize(batch: dict, image_size: int):
-    """Resize each crop of a ``pack_crops`` batch to ``image_size``, flipping where ``flip``
-    says: float32 [n, size, size, 3] in [0, 255].
-
-    Bilinear interpolation by four gathers from the packed pixels (crop i starts at pixel
-    ``sum(h_j * w_j for j < i)``), with the half-pixel centres and edge clamping of
-    ``tf.image.resize``: the result equals the host's resize of the crop up to float rounding. A
-    flip reverses the column taps (half-pixel sampling is symmetric, so flipping after resizing
-    equals resizing the flipped crop).
-    """
-    pixels = tf.reshape(batch["pixels"], [-1, 3])
-    size = batch["size"]
-    height, width = size[:, 0], size[:, 1]
-    start = tf.math.cumsum(height * width, exclusive=True)
-    y0, y1, wy = _bilinear_taps(tf.cast(height, tf.float32), image_size)
-    x0, x1, wx = _bilinear_taps(tf.cast(width, tf.float32), image_size)
-    flip = batch["flip"][:, None] > 0.5
-    x0, x1 = tf.where(flip, x0[:, ::-1], x0), tf.where(flip, x1[:, ::-1], x1)
-    wx = tf.where(flip, wx[:, ::-1], wx)
-    row0 = start[:, None] + y0 * width[:, None]  # [n, size]: first pixel of each source row
-    row1 = start[:, None] + y1 * width[:, None]
-
-    def tap(rows, columns):  # [n, size, size, 3]
-        return tf.cast(tf.gather(pixels, rows[:, :, None] + columns[:, None, :]), tf.float32)
-
-    def along_row(rows):
-        left, right = tap(rows, x0), tap(rows, x1)
-        return left + (right - left) * wx[:, None, :, None]
-
-    top, bottom = along_row(row0), along_row(row1)
-    return top + (bottom - top) * wy[:, :, None, None]
-
-
-def device_augment(batch: dict, config: InputConfig):
-    """The accelerator half of ``augment_on_device``: resize and flip (``device_resize``),
-    colour jitter, scaling, clipping.
-
-    ``batch`` is a ``pack_crops`` batch; returns float32
-    [batch, image_size, image_size, 3] in ``value_range``, the transform ``augment_image``
-    applies on the host (up to float rounding). Pure TensorFlow: call it inside the
-    (distributed) train step (``geoloc_tf.m1.training`` does).
-    """
-    image = device_resize(batch, config.image_size)
-    n = tf.shape(image)[0]
-    low, high = config.value_range
-    flat = tf.reshape(image, [n, -1, 3])
-    if config.color_jitter:
-        mean = tf.reduce_mean(flat, axis=1, keepdims=True) / 255.0  # [n, 1, 3]
-        a, c = tf.vectorized_map(
-            lambda args: color_affine(args[0], config, args[1]),
-            (batch["color"], mean),
-        )
-        flat = tf.linalg.matmul(flat, a * ((high - low) / 255.0)) + (c * (high - low) + low)
-    else:
-        flat = flat * ((high - low) / 255.0) + low
-    flat = tf.clip_by_value(flat, low, high)
-    return tf.reshape(flat, tf.shape(image))

@@ -11,9 +11,9 @@ Writes a synthetic collection (YFCC 23-field metadata + JPEGs of ``source_side``
                batch, then per batch the Inception random crops (only the crop is decoded),
                flip and colour draws, the uint8 crops packed into one buffer, prefetch. This
                is the target's figure: the input pipeline ends at a batch on the
-               accelerator. The accelerator's half
-               (``device_augment.device_augment``: resize, flip, colour, scaling) is timed apart, on whatever
-               device TensorFlow places it (the CPU here, where it says nothing about a GPU)
+               accelerator. The accelerator's half (``geoloc_tf.m1.device_augment``: resize,
+               flip, colour, scaling) is timed apart, on Keras' backend (``KERAS_BACKEND``) and
+               its first device (a CPU here says nothing about a GPU)
   host         the training pipeline as a CPU-only trainer runs it: the same plus resize, flip,
                colour and scaling on the host, float32 batches
   floor        the least a host-side pipeline must do: read, parse, crop-decode, resize to
@@ -123,11 +123,33 @@ def images_per_second(make, epochs: int) -> tuple[float, float]:
     return count / (time.perf_counter() - started), cpu_ms
 
 
-def device_placement() -> str:
-    import tensorflow as tf
+def device_augment_rate(batch: dict, config, repeats: int = 5) -> tuple[float, str]:
+    """(images per second, where it ran) of the accelerator's half of augmentation
+    (``geoloc_tf.m1.device_augment``) on one packed ``batch``, compiled as the train step compiles
+    it on this process's Keras backend (``tf.function`` on TensorFlow, ``jax.jit`` on JAX), on
+    Keras' first device."""
+    import keras
 
-    gpus = tf.config.list_logical_devices("GPU")
-    return gpus[0].name if gpus else "CPU"
+    from geoloc_tf.m1.device_augment import device_augment
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        augment = jax.jit(lambda b: device_augment(b, config))
+        batch = {key: value.numpy() for key, value in batch.items()}
+        wait = lambda images: images.block_until_ready()
+    else:
+        import tensorflow as tf
+
+        augment = tf.function(lambda b: device_augment(b, config))
+        wait = lambda images: images.numpy()
+    wait(augment(batch))  # compile
+    started = time.perf_counter()
+    for _ in range(repeats):
+        wait(augment(batch))
+    rate = repeats * int(batch["size"].shape[0]) / (time.perf_counter() - started)
+    return rate, f"{keras.distribution.list_devices()[0]} ({backend})"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -197,7 +219,6 @@ def run(args: argparse.Namespace) -> dict:
         import tensorflow as tf
 
         from data_pipelines import augmentation, input_pipeline, parsing
-        from data_pipelines.device_augment import device_augment
 
         split = "m1_train"
         labels = [np.zeros(n, np.int64) for n in data.shard_lengths(split)]
@@ -266,12 +287,7 @@ def run(args: argparse.Namespace) -> dict:
         cpu_ratio = lambda name: float(np.median(np.array(cpu_ms["ceiling"]) / np.array(cpu_ms[name])))
         median = {name: float(np.median(r)) for name, r in rates.items()}
         batch, _ = next(iter(training(device_config)()))
-        augment = tf.function(lambda b: device_augment(b, device_config))
-        augment(batch)
-        started, repeats = time.perf_counter(), 5
-        for _ in range(repeats):
-            augment(batch).numpy()
-        device_rate = repeats * int(batch["size"].shape[0]) / (time.perf_counter() - started)
+        device_rate, device_name = device_augment_rate(batch, device_config)
         result = {
             "images": data.num_examples(split),
             "copies_per_pass": args.copies,
@@ -296,7 +312,7 @@ def run(args: argparse.Namespace) -> dict:
             "rounds": args.rounds,
             "rates_per_round": {name: [round(r, 1) for r in rs] for name, rs in rates.items()},
             "device_augment_images_per_s": round(device_rate, 1),
-            "device_augment_device": device_placement(),
+            "device_augment_device": device_name,
             "cpu_count": os.cpu_count(),
             "cpu_allocator": args.cpu_allocator,
             "tf_data_autotune": args.autotune,

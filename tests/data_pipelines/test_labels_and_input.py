@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -120,19 +122,17 @@ def test_per_replica_batching_with_input_context(data, mesh_and_labels):
     assert images.shape == (4, 16, 16, 3)
 
 
-def test_augment_on_device_matches_host_augmentation(data, mesh_and_labels):
-    from data_pipelines.device_augment import device_augment, packed_length_step
+def test_augment_on_device_packs_the_host_augmentations_crops(data, mesh_and_labels):
+    """The host half of ``augment_on_device``: the same crops and flips as the host mode, packed.
+    (The accelerator half, which resizes and jitters them: tests/geoloc_tf/
+    test_device_augment_backends.py.)"""
+    from data_pipelines.device_augment import packed_length_step
 
     _, per_shard = mesh_and_labels
-    host = InputConfig(training=True, deterministic=True, image_size=24, global_batch_size=6, seed=5)
-    device = InputConfig(
-        training=True,
-        deterministic=True,
-        image_size=24,
-        global_batch_size=6,
-        seed=5,
-        augment_on_device=True,
+    host = InputConfig(
+        training=True, deterministic=True, image_size=24, global_batch_size=6, seed=5, color_jitter=False
     )
+    device = dataclasses.replace(host, augment_on_device=True)
     images, labels_a = next(iter(make_dataset(data, "m1_train", per_shard, host)))
     batch, labels_b = next(iter(make_dataset(data, "m1_train", per_shard, device)))
     # The host only decodes the crops and packs them back to back: uint8, crop i at byte
@@ -146,15 +146,18 @@ def test_augment_on_device_matches_host_augmentation(data, mesh_and_labels):
     assert step == 3 * -(-6 * side * side // 16)
     assert batch["pixels"].dtype == tf.uint8 and pixels.shape == (used + (-used) % step,)
     assert pixels.size % step == 0 and not pixels[used:].any()
-    # The last crop, unpacked by hand, is the decoded window of its JPEG: its pixels vary.
-    h, w = sizes[-1]
-    last = pixels[used - 3 * h * w : used].reshape(h, w, 3)
-    assert last.std() > 0
     flips = batch["flip"].numpy()
     assert set(flips) == {0.0, 1.0}  # both paths are compared
     np.testing.assert_array_equal(labels_a, labels_b)
-    # Same crops, flips and colours: equal up to float rounding (pixels in [-1, 1]).
-    np.testing.assert_allclose(device_augment(batch, device).numpy(), images.numpy(), atol=2e-4)
+    # Each crop unpacked by hand, flipped where its draw says, resized and scaled to [-1, 1] is the
+    # host mode's image (no colour jitter here): the same crops and flip draws.
+    starts = np.concatenate([[0], np.cumsum(3 * sizes[:, 0] * sizes[:, 1])])
+    for i, (h, w) in enumerate(sizes):
+        crop = pixels[starts[i] : starts[i + 1]].reshape(h, w, 3)
+        assert crop.std() > 0  # a decoded window of its JPEG: its pixels vary
+        crop = crop[:, ::-1] if flips[i] else crop
+        resized = tf.image.resize(crop, [24, 24], method="bilinear").numpy()
+        np.testing.assert_allclose(resized / 127.5 - 1.0, images[i].numpy(), atol=2e-5)
 
 
 def test_packed_crops_unrounded_and_autotune_setting(data, mesh_and_labels):
