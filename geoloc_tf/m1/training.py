@@ -283,7 +283,7 @@ class _JaxEngine:
         self.process = process
         self.chief = process == 0
         self.replicas = 1 if self.distribution is None else int(self.distribution.device_mesh.devices.size)
-        self.on_device = _jax_augments_on_device(config.augment_on, self.distribution)
+        self.on_device = augments_on_device(config.augment_on, self.distribution)
 
     def scope(self):
         return contextlib.nullcontext() if self.distribution is None else self.distribution.scope()
@@ -365,27 +365,18 @@ class _JaxEngine:
                 variable.assign(value)
 
 
-def _jax_augments_on_device(augment_on: str, distribution) -> bool:
-    """``augment_on`` resolved on JAX: "auto" means the device on GPUs and TPUs."""
-    if augment_on != "auto":
-        return augment_on == "device"
-    import jax
-
-    return jax.default_backend() in ("gpu", "tpu")
-
-
 def _lay_out(distribution, features, label):
-    """The batch split over ``distribution``'s devices along its first axis: the label and every
-    feature with a row per example; a packed crop buffer (``augment_on="device"``, one flat
-    array for the whole batch) stays whole and every device unpacks its own rows in the step."""
-    rows = len(label)
+    """The batch split over ``distribution``'s devices along its first axis: the label and the
+    images, or the packed crops' per-crop arrays (``augment_on="device"``); their flat pixel buffer
+    (one array for the whole batch) stays whole and the step unpacks it on every device."""
     if distribution is None:
         return features, label
-    per_example = keras.tree.map_structure(lambda x: x.ndim > 0 and x.shape[0] == rows, features)
-    whole = keras.tree.map_structure(lambda x, split: None if split else x, features, per_example)
-    split = keras.tree.map_structure(lambda x, split: x if split else None, features, per_example)
-    split, label = distribute.shard_batch(distribution, (split, label))
-    return keras.tree.map_structure(lambda a, b: b if a is None else a, split, whole), label
+    if not isinstance(features, dict):
+        return distribute.shard_batch(distribution, (features, label))
+    rows = len(label)
+    per_crop = {key: value for key, value in features.items() if value.ndim and len(value) == rows}
+    per_crop, label = distribute.shard_batch(distribution, (per_crop, label))
+    return {**features, **per_crop}, label
 
 
 def _loss(label, probabilities, model_losses):
