@@ -164,7 +164,7 @@ def _state(checkpoint: Path) -> dict:
 
 
 def _write_values(path: Path, variables: list) -> None:
-    np.savez(path, **{str(i): np.asarray(variable.numpy()) for i, variable in enumerate(variables)})
+    np.savez(path, *[np.asarray(variable.numpy()) for variable in variables])  # arr_<position>
 
 
 def _assign(variables: list, path: Path, scope: Callable[[], ContextManager[Any]]) -> None:
@@ -177,7 +177,7 @@ def _assign(variables: list, path: Path, scope: Callable[[], ContextManager[Any]
             )
         with scope():
             for i, variable in enumerate(variables):
-                value = values[str(i)]
+                value = values[f"arr_{i}"]
                 if tuple(value.shape) != tuple(variable.shape):
                     raise errors.CheckpointError(
                         f"{path}: value {i} ({variable.path}) has shape {value.shape}; expected "
