@@ -1,4 +1,4 @@
-"""Trains M1 by the procedure of appendix A.1, on tf.distribute; resumable after a kill.
+"""Trains M1 by the procedure of appendix A.1, on TensorFlow or JAX; resumable after a kill.
 
 Appendix A.1, as configuration (``geoloc_tf.m1.config.M1Config``):
 
@@ -13,10 +13,12 @@ Appendix A.1, as configuration (``geoloc_tf.m1.config.M1Config``):
 4. a final SGD phase without class bias, the full data set per epoch, and a learning rate that falls
    linearly by ``sgd_decay_per_epoch`` (4 %) of its initial value every epoch.
 
-The loop is tf.distribute's custom training loop: ``strategy.run`` of one step per batch, the
-gradients summed across replicas by the optimizer. It takes the batches of every replica as they
-come, so a replica's packed crops (``augment_on="device"``, ``geoloc_tf.m1.device_augment``) may
-have a length of their own. Resumability: ``geoloc_tf.m1.checkpoints``.
+One loop serves both Keras backends: the sampler, the tf.data input, progress, history,
+validation, checkpoints and TensorBoard are shared; the train step is the backend's (``_engine``).
+On TensorFlow it is tf.distribute's custom training loop (``_TfEngine``); on JAX a ``jax.jit``
+step through Keras' stateless API, data parallel through ``keras.distribution`` (``_JaxEngine``).
+With ``augment_on="device"`` the step first turns a batch's packed crops into images
+(``geoloc_tf.m1.device_augment``). Resumability: ``geoloc_tf.m1.checkpoints``.
 
 TensorBoard (``tensorboard_dir``): per epoch loss, cell accuracy, learning rate, sampler alpha and
 epoch size, and accuracy at 1/25/200/750/2500 km on a fixed random validation subset

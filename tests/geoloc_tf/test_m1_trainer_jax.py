@@ -3,8 +3,7 @@ TensorFlow, kill -9 and resume to the same weights, data parallel over two devic
 refusal of a run directory checkpointed in the earlier tf.train format.
 
 The JAX runs are fresh interpreters (``backend_runs.start_on_backend``); this process is on
-TensorFlow. The network is a tiny Inception-v4 with one Inception-A block (on JAX every distinct
-weight shape compiles its own initializer), trained one Adagrad epoch and one SGD epoch.
+TensorFlow. The network is a tiny Inception-v4 trained one Adagrad epoch and one SGD epoch.
 """
 
 from __future__ import annotations
@@ -18,20 +17,12 @@ import numpy as np
 import pytest
 
 from tests.geoloc_tf import backend_runs
+from tests.geoloc_tf import test_m1_trainer as trainer
 
-MODEL = dict(
-    image_size=75,
-    width_multiplier=0.05,
-    blocks=(1, 0, 0),
-    global_batch_size=8,
-    sgd_epochs=1,
-    checkpoint_every_steps=3,
-    log_every_steps=1,
-    validation_photos=16,
-    shuffle_buffer=64,
-    augment_on="host",
-)
-SAMPLER = dict(examples_per_cell=3, alpha_schedule=(0.0,), cycle_epochs=1)
+#: test_m1_trainer's tiny run with one Inception-A block (on JAX every distinct weight shape
+#: compiles its own initializer), one Adagrad epoch, the loss logged every step, host augmentation.
+MODEL = dict(trainer.MODEL, blocks=(1, 0, 0), log_every_steps=1, augment_on="host")
+SAMPLER = dict(trainer.SAMPLER, cycle_epochs=1)
 #: Two forced host devices for ``strategy="mirrored"``.
 TWO_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 
