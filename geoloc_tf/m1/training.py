@@ -335,14 +335,7 @@ class _JaxEngine:
             num_replicas_in_sync=self.pipelines,
         )
         self._iterator = dataset_fn(context).as_numpy_iterator()
-        self._state = tuple(
-            [variable.value for variable in variables]
-            for variables in (
-                self.model.trainable_variables,
-                self.model.non_trainable_variables,
-                self.optimizer.variables,
-            )
-        )
+        self._state = tuple([variable.value for variable in group] for group in self._variables())
         zero = self.jax.numpy.zeros
         self._metrics = (zero((), "float32"), zero((), "int32"), zero((), "int32"))
 
@@ -356,15 +349,19 @@ class _JaxEngine:
         return loss_sum / max(seen, 1), correct / max(seen, 1)
 
     def sync(self) -> None:
-        """Writes the step's state into the model's and the optimizer's variables."""
-        variables = (
+        """Writes the step's state into the model's and the optimizer's variables (until then
+        they hold the epoch's start, whose buffers the step took over: ``donate_argnums``)."""
+        for group, values in zip(self._variables(), self._state):
+            for variable, value in zip(group, values):
+                variable.assign(value)
+
+    def _variables(self) -> tuple[list, list, list]:
+        """The variables of the step's state, in its order."""
+        return (
             self.model.trainable_variables,
             self.model.non_trainable_variables,
             self.optimizer.variables,
         )
-        for group, values in zip(variables, self._state):
-            for variable, value in zip(group, values):
-                variable.assign(value)
 
 
 def _lay_out(distribution, features, label):
