@@ -1,30 +1,47 @@
 """M1's training state on disk, so that a run killed at any step resumes where it stopped.
 
-A ``tf.train.Checkpoint`` holds the model, the optimizer of the current phase (each Adagrad cycle
-and the SGD phase has its own: ``optimizer_phase<cycle>``) and three counters: the epoch, the steps
-done in it and the steps done in all. ``history.json`` holds one record per finished epoch. The
-steps of an epoch are known in advance (the sampler's copies are a function of (seed, epoch) and
-batches are full), so a resumed run skips the batches already trained and ends at the same step
-count as an uninterrupted one. (Keras 3's ``BackupAndRestore`` restores the epoch but replays an
-interrupted epoch from its first batch, which adds steps.)
+One format on every Keras backend: a folder per checkpoint, ``checkpoints/ckpt-<global step>/``,
+holding
+
+- ``model.npz``: the values of ``model.variables``, keyed by position (the weights, and the
+  dropout's random state, so that a resumed run draws the masks an uninterrupted one would);
+- ``optimizer.npz``: the values of the current phase's ``optimizer.variables``, keyed by position
+  (each Adagrad cycle and the SGD phase has its own optimizer, named ``optimizer_phase<cycle>``);
+- ``state.json``: that phase name and three counters: the epoch, the steps done in it and the
+  steps done in all.
+
+A checkpoint is written to a temporary folder and renamed into place (``mesh.atomic.atomic_dir``),
+so a kill leaves the previous one whole; the latest two are kept. ``history.json`` holds one
+record per finished epoch. The steps of an epoch are known in advance (the sampler's copies are a
+function of (seed, epoch) and batches are full), so a resumed run skips the batches already trained
+and ends at the same step count as an uninterrupted one. (Keras 3's ``BackupAndRestore`` restores
+the epoch but replays an interrupted epoch from its first batch, which adds steps.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import re
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ContextManager
 
-import tensorflow as tf
+import numpy as np
 
+from geoloc_tf import errors
 from geoloc_tf.run_layout import HISTORY_FILE
-from mesh.atomic import write_text_atomic
+from mesh.atomic import atomic_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
 COUNTERS = ("epoch", "step_in_epoch", "global_step")
+#: How many checkpoints a run keeps (the latest ones).
+KEEP = 2
+MODEL_FILE, OPTIMIZER_FILE, STATE_FILE = "model.npz", "optimizer.npz", "state.json"
+_NAME = re.compile(r"ckpt-(\d+)")
 
 
 @dataclasses.dataclass
@@ -37,16 +54,25 @@ class Position:
 
 
 class TrainingCheckpoints:
-    """The checkpoints of one training run in ``directory`` (the latest two are kept)."""
+    """The checkpoints of one training run in ``directory`` (the latest two are kept).
 
-    def __init__(self, directory: Path, model: Any):
+    ``scope``: the context under which variables are assigned (the tf.distribute strategy's
+    ``scope``, so that mirrored variables take the restored values on every replica).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        model: Any,
+        scope: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
+    ):
         self.directory = Path(directory)
         self.model = model
-        self.counters = {
-            name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name) for name in COUNTERS
-        }
-        self.latest = tf.train.latest_checkpoint(str(self.directory))
-        self._manager: tf.train.CheckpointManager | None = None
+        self.scope = scope
+        _refuse_tf_train_checkpoints(self.directory)
+        self.latest = latest_checkpoint(self.directory)
+        self._optimizer: tuple[str, Any] | None = None
+        self._begun = False
 
     @property
     def resuming(self) -> bool:
@@ -54,31 +80,30 @@ class TrainingCheckpoints:
 
     def start_epoch(self) -> int:
         """The epoch the latest checkpoint stopped in (0 without one), read without restoring."""
-        if self.latest is None:
-            return 0
-        reader = tf.train.load_checkpoint(self.latest)
-        return int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+        return 0 if self.latest is None else int(_state(self.latest)["epoch"])
 
     def begin_phase(self, cycle: int, optimizer: Any) -> Position | None:
-        """Checkpoints from now on hold ``optimizer`` as phase ``cycle``'s. On the first call of a
-        resumed run, restores the latest checkpoint and returns its position (else None)."""
-        checkpoint = tf.train.Checkpoint(
-            model=self.model, **self.counters, **{f"optimizer_phase{cycle}": optimizer}
-        )
-        first = self._manager is None
-        self._manager = tf.train.CheckpointManager(checkpoint, str(self.directory), max_to_keep=2)
-        if not (first and self.latest):
+        """Checkpoints from now on hold ``optimizer`` (built) as phase ``cycle``'s. On the first
+        call of a resumed run, restores the latest checkpoint (its optimizer only when it is this
+        phase's) and returns its position (else None)."""
+        self._optimizer = (f"optimizer_phase{cycle}", optimizer)
+        first, self._begun = not self._begun, True
+        if not first or self.latest is None:
             return None
-        return self._restore(checkpoint)
+        return self._restore(with_optimizer=True)
 
     def restore_finished(self) -> Position:
         """The model and counters of a run whose every epoch is in the latest checkpoint (killed
         before it wrote its model file)."""
-        return self._restore(tf.train.Checkpoint(model=self.model, **self.counters))
+        return self._restore(with_optimizer=False)
 
-    def _restore(self, checkpoint: tf.train.Checkpoint) -> Position:
-        checkpoint.restore(self.latest).expect_partial()
-        position = Position(**{name: int(v.numpy()) for name, v in self.counters.items()})
+    def _restore(self, with_optimizer: bool) -> Position:
+        assert self.latest is not None
+        state = _state(self.latest)
+        _assign(self.model.variables, self.latest / MODEL_FILE, self.scope)
+        if with_optimizer and self._optimizer is not None and state["optimizer"] == self._optimizer[0]:
+            _assign(self._optimizer[1].variables, self.latest / OPTIMIZER_FILE, self.scope)
+        position = Position(**{name: int(state[name]) for name in COUNTERS})
         log.info(
             "M1 resumed from %s: epoch %d, step %d of it, %d steps in all",
             self.latest,
@@ -89,11 +114,76 @@ class TrainingCheckpoints:
         return position
 
     def save(self, position: Position) -> None:
-        if self._manager is None:
+        """Writes ``ckpt-<global step>`` (replacing one of the same step) and keeps the latest two.
+        The variables must hold the training state (on JAX: written back from the train step)."""
+        if self._optimizer is None:
             raise RuntimeError("TrainingCheckpoints.save: call begin_phase first (it names the optimizer)")
-        for name, variable in self.counters.items():
-            variable.assign(getattr(position, name))
-        self._manager.save(checkpoint_number=position.global_step)
+        name, optimizer = self._optimizer
+        final = self.directory / f"ckpt-{position.global_step}"
+        with atomic_dir(final) as tmp:
+            _write_values(Path(tmp) / MODEL_FILE, self.model.variables)
+            _write_values(Path(tmp) / OPTIMIZER_FILE, optimizer.variables)
+            state = {"optimizer": name, **dataclasses.asdict(position)}
+            (Path(tmp) / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        self.latest = final
+        for old in _checkpoints(self.directory)[:-KEEP]:
+            shutil.rmtree(old)
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint folder of ``directory`` with the most steps (None without one)."""
+    found = _checkpoints(Path(directory))
+    return found[-1] if found else None
+
+
+def _checkpoints(directory: Path) -> list[Path]:
+    """The whole checkpoint folders of ``directory``, fewest steps first (temporary folders of an
+    interrupted save have other names)."""
+    if not directory.is_dir():
+        return []
+    found = [
+        (int(match.group(1)), path)
+        for path in directory.iterdir()
+        if (match := _NAME.fullmatch(path.name)) and (path / STATE_FILE).exists()
+    ]
+    return [path for _, path in sorted(found)]
+
+
+def _refuse_tf_train_checkpoints(directory: Path) -> None:
+    """One line, never a silent restart, for a run directory checkpointed by an earlier version
+    (``tf.train.Checkpoint``: a ``checkpoint`` index file beside ``ckpt-N.index`` files)."""
+    if (directory / "checkpoint").is_file() or any(directory.glob("ckpt-*.index")):
+        raise errors.ModelConfigError(
+            f"{directory} holds M1 checkpoints in the tf.train format of an earlier version of geoloc; "
+            "remove that folder to train M1 from the start, or finish the run with the earlier version"
+        )
+
+
+def _state(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / STATE_FILE).read_text())
+
+
+def _write_values(path: Path, variables: list) -> None:
+    np.savez(path, *[np.asarray(variable.numpy()) for variable in variables])  # arr_<position>
+
+
+def _assign(variables: list, path: Path, scope: Callable[[], ContextManager[Any]]) -> None:
+    """Assigns the values of ``path`` (``_write_values``) to ``variables``, position by position."""
+    with np.load(path) as values:
+        if len(values.files) != len(variables):
+            raise errors.CheckpointError(
+                f"{path} holds {len(values.files)} values; expected {len(variables)} (the same "
+                "M1 settings as the run that wrote it)"
+            )
+        with scope():
+            for i, variable in enumerate(variables):
+                value = values[f"arr_{i}"]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise errors.CheckpointError(
+                        f"{path}: value {i} ({variable.path}) has shape {value.shape}; expected "
+                        f"{tuple(variable.shape)} (the same M1 settings as the run that wrote it)"
+                    )
+                variable.assign(value)
 
 
 def read_history(out_dir: Path, before_epoch: int) -> list[dict]:

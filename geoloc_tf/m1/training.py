@@ -1,4 +1,4 @@
-"""Trains M1 by the procedure of appendix A.1, on tf.distribute; resumable after a kill.
+"""Trains M1 by the procedure of appendix A.1, on TensorFlow or JAX; resumable after a kill.
 
 Appendix A.1, as configuration (``geoloc_tf.m1.config.M1Config``):
 
@@ -13,10 +13,12 @@ Appendix A.1, as configuration (``geoloc_tf.m1.config.M1Config``):
 4. a final SGD phase without class bias, the full data set per epoch, and a learning rate that falls
    linearly by ``sgd_decay_per_epoch`` (4 %) of its initial value every epoch.
 
-The loop is tf.distribute's custom training loop: ``strategy.run`` of one step per batch, the
-gradients summed across replicas by the optimizer. It takes the batches of every replica as they
-come, so a replica's packed crops (``augment_on="device"``, ``geoloc_tf.m1.device_augment``) may
-have a length of their own. Resumability: ``geoloc_tf.m1.checkpoints``.
+One loop serves both Keras backends: the sampler, the tf.data input, progress, history,
+validation, checkpoints and TensorBoard are shared; the train step is the backend's (``_engine``).
+On TensorFlow it is tf.distribute's custom training loop (``_TfEngine``); on JAX a ``jax.jit``
+step through Keras' stateless API, data parallel through ``keras.distribution`` (``_JaxEngine``).
+With ``augment_on="device"`` the step first turns a batch's packed crops into images
+(``geoloc_tf.m1.device_augment``). Resumability: ``geoloc_tf.m1.checkpoints``.
 
 TensorBoard (``tensorboard_dir``): per epoch loss, cell accuracy, learning rate, sampler alpha and
 epoch size, and accuracy at 1/25/200/750/2500 km on a fixed random validation subset
@@ -25,6 +27,7 @@ epoch size, and accuracy at 1/25/200/750/2500 km on a fixed random validation su
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -84,12 +87,10 @@ def train_m1(
     """
     out_dir = Path(out_dir)
     distribute.set_precision(runtime.mixed_precision)
-    strategy = distribute.make_strategy(runtime.strategy)
-    chief = distribute.is_chief(strategy)
-    if config.global_batch_size % strategy.num_replicas_in_sync:
+    engine = _engine(runtime, config)
+    if config.global_batch_size % engine.replicas:
         raise errors.ModelConfigError(
-            f"global batch size {config.global_batch_size} is not divisible by the "
-            f"{strategy.num_replicas_in_sync} replicas"
+            f"global batch size {config.global_batch_size} is not divisible by the {engine.replicas} replicas"
         )
     train_labels = labels.shard_labels(data, TRAIN_SPLIT, mesh)
     counts = labels.class_counts(np.concatenate(train_labels), mesh.num_cells)
@@ -99,13 +100,14 @@ def train_m1(
     validation = validation_subset(
         data, mesh, config.validation_photos, config.image_size, config.global_batch_size, seed
     )
-    on_device = augments_on_device(config.augment_on, strategy)
-    input_config = training_input_config(config, runtime, seed, on_device)
-    with strategy.scope():
+    input_config = training_input_config(config, runtime, seed, engine.on_device)
+    with engine.scope():
         model = backbones.build_m1_model(config.backbone, config.model_config(mesh.num_cells))
-        metrics = _EpochMetrics()
+    engine.set_model(model, input_config)
     checkpoints = TrainingCheckpoints(
-        out_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="m1_worker")), model
+        out_dir / "checkpoints" if engine.chief else Path(tempfile.mkdtemp(prefix="m1_worker")),
+        model,
+        engine.scope,
     )
     start_epoch = checkpoints.start_epoch()
     if not checkpoints.resuming and config.init_checkpoint:
@@ -114,48 +116,37 @@ def train_m1(
             "M1 initialized from %s (%d variables not loaded)", config.init_checkpoint, len(report.not_loaded)
         )
 
-    writer = tf.summary.create_file_writer(str(tensorboard_dir)) if chief else None
+    writer = tf.summary.create_file_writer(str(tensorboard_dir)) if engine.chief else None
     history = read_history(out_dir, start_epoch) if checkpoints.resuming else []
     finished = checkpoints.resuming and start_epoch >= config.total_epochs
     position = checkpoints.restore_finished() if finished else Position(epoch=start_epoch)
-    phase, step = None, None
+    phase = None
     for epoch in range(start_epoch, config.total_epochs):
         plan = sampler.plan(epoch)
         if plan.cycle != phase:
-            with strategy.scope():
+            with engine.scope():
                 optimizer = _optimizer(plan, config, runtime)
                 optimizer.build(model.trainable_variables)
             position = checkpoints.begin_phase(plan.cycle, optimizer) or position
-            step = _train_step(model, optimizer, metrics, strategy, input_config, runtime.jit_compile)
+            engine.begin_phase(optimizer)
             phase = plan.cycle
         optimizer.learning_rate.assign(config.learning_rate(epoch))
         record = _train_epoch(
-            step,
-            metrics,
-            strategy,
-            data,
-            train_labels,
-            sampler,
-            plan,
-            position,
-            checkpoints,
-            config,
-            input_config,
-            writer,
+            engine, data, train_labels, sampler, plan, position, checkpoints, config, input_config, writer
         )
-        record["augment_on"] = "device" if on_device else "host"
-        record.update(evaluate(model, validation, mesh))
+        record["augment_on"] = "device" if engine.on_device else "host"
+        record.update(evaluate(engine.predict, validation, mesh))
         position = Position(epoch=epoch + 1, global_step=position.global_step)
         history.append(record)
         _log_epoch(record, config)
         if writer is not None:
             _write_epoch_summaries(writer, record, position.global_step)
-        if chief:
+        if engine.chief:
             write_history(out_dir, history)
         checkpoints.save(position)
 
     model_path = out_dir / model_file_name("m1")
-    if chief:
+    if engine.chief:
         save_keras(model, str(model_path))
     return M1TrainResult(str(model_path), position.global_step, config.total_epochs, history)
 
@@ -190,59 +181,213 @@ def _optimizer(plan: EpochPlan, config: M1Config, runtime: RuntimeConfig) -> ker
     return optimizer
 
 
-class _EpochMetrics:
-    """The epoch's mean training loss and cell accuracy, summed over replicas when read."""
+def _engine(runtime: RuntimeConfig, config: M1Config) -> "_TfEngine | _JaxEngine":
+    """The train step of this process' Keras backend."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _JaxEngine(runtime, config)
+    if backend != "tensorflow":
+        raise errors.ModelConfigError(
+            f"M1 training on the Keras backend {backend!r}; expected tensorflow or jax"
+        )
+    return _TfEngine(runtime, config)
 
-    def __init__(self):
-        self.loss = keras.metrics.Mean(name="loss")
-        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
-    def reset(self) -> None:
+class _TfEngine:
+    """M1's train step on the TensorFlow backend: tf.distribute's custom training loop.
+
+    ``strategy.run`` of one step per batch, the gradients summed across replicas by the optimizer.
+    It takes the batches of every replica as they come, so a replica's packed crops
+    (``augment_on="device"``) may have a length of their own. The variables always hold the
+    training state (``sync`` has nothing to do).
+    """
+
+    def __init__(self, runtime: RuntimeConfig, config: M1Config):
+        self.strategy = distribute.make_strategy(runtime.strategy)
+        self.chief = distribute.is_chief(self.strategy)
+        self.replicas = self.strategy.num_replicas_in_sync
+        self.pipelines = _num_input_pipelines(self.strategy)
+        self.on_device = augments_on_device(config.augment_on, self.strategy)
+        self.jit_compile = runtime.jit_compile
+
+    def scope(self):
+        return self.strategy.scope()
+
+    def set_model(self, model: keras.Model, input_config: InputConfig) -> None:
+        self.model, self.input_config = model, input_config
+        with self.strategy.scope():
+            self.loss = keras.metrics.Mean(name="loss")
+            self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.predict = tf.function(lambda images: model(images, training=False))
+
+    def begin_phase(self, optimizer: keras.optimizers.Optimizer) -> None:
+        """Compiles the step of a phase's optimizer: each replica augments its batch
+        (``images_for_model``), runs forward and backward, and the optimizer sums the replicas'
+        gradients. The replica's loss is divided by the number of replicas so that the sum is the
+        gradient of the global batch's mean loss (plus the weight decay), as ``Model.fit`` does."""
+        model, replicas = self.model, self.replicas
+
+        def replica_step(features, label):
+            images = images_for_model(features, self.input_config)
+            with tf.GradientTape() as tape:
+                probabilities = model(images, training=True)
+                loss = _loss(label, probabilities, model.losses)
+                scaled = optimizer.scale_loss(loss / replicas)
+            gradients = tape.gradient(scaled, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            self.loss.update_state(loss, sample_weight=tf.shape(label)[0])
+            self.accuracy.update_state(label, probabilities)
+
+        replica_step = tf.function(replica_step, jit_compile=self.jit_compile, reduce_retracing=True)
+
+        @tf.function
+        def step(iterator):
+            features, label = next(iterator)
+            self.strategy.run(replica_step, args=(features, label))
+
+        self._step = step
+
+    def epoch(self, dataset_fn) -> None:
+        """Starts an epoch on the batches of ``dataset_fn(input_context)``."""
+        self._iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
         self.loss.reset_state()
         self.accuracy.reset_state()
 
+    def step(self) -> None:
+        self._step(self._iterator)
 
-def _train_step(
-    model: keras.Model,
-    optimizer: keras.optimizers.Optimizer,
-    metrics: _EpochMetrics,
-    strategy: tf.distribute.Strategy,
-    input_config: InputConfig,
-    jit_compile: bool,
-):
-    """One training step on the next batch of a distributed iterator: each replica augments its
-    batch (``images_for_model``), runs forward and backward, and the optimizer sums the replicas'
-    gradients. The replica's loss is divided by the number of replicas so that the sum is the
-    gradient of the global batch's mean loss (plus the weight decay), as ``Model.fit`` does."""
-    replicas = strategy.num_replicas_in_sync
+    def metrics(self) -> tuple[float, float]:
+        """The epoch's mean training loss and cell accuracy so far, over every replica."""
+        return float(self.loss.result()), float(self.accuracy.result())
 
-    def replica_step(features, label):
-        images = images_for_model(features, input_config)
-        with tf.GradientTape() as tape:
-            probabilities = model(images, training=True)
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(label, probabilities))
-            if model.losses:
-                loss += tf.add_n([tf.cast(term, loss.dtype) for term in model.losses])
-            scaled = optimizer.scale_loss(loss / replicas)
-        gradients = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        metrics.loss.update_state(loss, sample_weight=tf.shape(label)[0])
-        metrics.accuracy.update_state(label, probabilities)
+    def sync(self) -> None:
+        pass
 
-    replica_step = tf.function(replica_step, jit_compile=jit_compile, reduce_retracing=True)
 
-    @tf.function
-    def step(iterator):
-        features, label = next(iterator)
-        strategy.run(replica_step, args=(features, label))
+class _JaxEngine:
+    """M1's train step on the JAX backend, through Keras' stateless API.
 
-    return step
+    The step is a pure function of (trainable, non-trainable, optimizer variables, running
+    metrics, batch), ``jax.jit``-compiled once per phase (and once per shape of packed crops):
+    ``model.stateless_call`` in the loss, ``jax.value_and_grad``, ``optimizer.stateless_apply``.
+    The state lives outside the Keras variables during an epoch and is written back into them by
+    ``sync`` (checkpoints, validation, the end of the epoch). Data parallel through the run's
+    ``keras.distribution`` (``distribute.jax_distribution``): variables are replicated, each batch
+    is split along its first axis and XLA sums the gradients across devices.
+    """
+
+    def __init__(self, runtime: RuntimeConfig, config: M1Config):
+        import jax
+
+        self.jax = jax
+        self.distribution = distribute.jax_distribution(runtime.strategy)
+        process, self.pipelines = distribute.jax_worker_share()
+        self.process = process
+        self.chief = process == 0
+        self.replicas = 1 if self.distribution is None else int(self.distribution.device_mesh.devices.size)
+        self.on_device = augments_on_device(config.augment_on, self.distribution)
+
+    def scope(self):
+        return contextlib.nullcontext() if self.distribution is None else self.distribution.scope()
+
+    def set_model(self, model: keras.Model, input_config: InputConfig) -> None:
+        self.model, self.input_config = model, input_config
+        self.predict = model.predict_on_batch
+
+    def begin_phase(self, optimizer: keras.optimizers.Optimizer) -> None:
+        jax, model = self.jax, self.model
+        self.optimizer = optimizer
+
+        def loss_and_updates(trainable, non_trainable, optimizer_variables, features, label):
+            images = images_for_model(features, self.input_config)
+            probabilities, non_trainable, losses = model.stateless_call(
+                trainable, non_trainable, images, training=True, return_losses=True
+            )
+            loss = _loss(label, probabilities, losses)
+            with keras.StatelessScope(state_mapping=list(zip(optimizer.variables, optimizer_variables))):
+                scaled = optimizer.scale_loss(loss)
+            return scaled, (loss, probabilities, non_trainable)
+
+        gradient = jax.value_and_grad(loss_and_updates, has_aux=True)
+
+        def step(state, metrics, features, label):
+            trainable, non_trainable, optimizer_variables = state
+            (_, (loss, probabilities, non_trainable)), gradients = gradient(
+                trainable, non_trainable, optimizer_variables, features, label
+            )
+            trainable, optimizer_variables = optimizer.stateless_apply(
+                optimizer_variables, gradients, trainable
+            )
+            count = label.shape[0]
+            correct = keras.ops.sum(keras.ops.argmax(probabilities, axis=-1) == label)
+            loss_sum, correct_sum, seen = metrics
+            metrics = (loss_sum + loss * count, correct_sum + correct.astype("int32"), seen + count)
+            return (trainable, non_trainable, optimizer_variables), metrics
+
+        self._step = jax.jit(step, donate_argnums=(0, 1))
+
+    def epoch(self, dataset_fn) -> None:
+        """Starts an epoch on the batches of ``dataset_fn(input_context)``: one input pipeline
+        per process, each giving its share of the global batch."""
+        context = tf.distribute.InputContext(
+            num_input_pipelines=self.pipelines,
+            input_pipeline_id=self.process,
+            num_replicas_in_sync=self.pipelines,
+        )
+        self._iterator = dataset_fn(context).as_numpy_iterator()
+        self._state = tuple([variable.value for variable in group] for group in self._variables())
+        zero = self.jax.numpy.zeros
+        self._metrics = (zero((), "float32"), zero((), "int32"), zero((), "int32"))
+
+    def step(self) -> None:
+        features, label = next(self._iterator)
+        features, label = _lay_out(self.distribution, features, label)
+        self._state, self._metrics = self._step(self._state, self._metrics, features, label)
+
+    def metrics(self) -> tuple[float, float]:
+        loss_sum, correct, seen = (float(value) for value in self._metrics)
+        return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+    def sync(self) -> None:
+        """Writes the step's state into the model's and the optimizer's variables (until then
+        they hold the epoch's start, whose buffers the step took over: ``donate_argnums``)."""
+        for group, values in zip(self._variables(), self._state):
+            for variable, value in zip(group, values):
+                variable.assign(value)
+
+    def _variables(self) -> tuple[list, list, list]:
+        """The variables of the step's state, in its order."""
+        return (
+            self.model.trainable_variables,
+            self.model.non_trainable_variables,
+            self.optimizer.variables,
+        )
+
+
+def _lay_out(distribution, features, label):
+    """The batch split over ``distribution``'s devices along its first axis: the label and the
+    images, or the packed crops' per-crop arrays (``augment_on="device"``); their flat pixel buffer
+    (one array for the whole batch) stays whole and the step unpacks it on every device."""
+    if distribution is None:
+        return features, label
+    if not isinstance(features, dict):
+        return distribute.shard_batch(distribution, (features, label))
+    rows = len(label)
+    per_crop = {key: value for key, value in features.items() if value.ndim and len(value) == rows}
+    per_crop, label = distribute.shard_batch(distribution, (per_crop, label))
+    return {**features, **per_crop}, label
+
+
+def _loss(label, probabilities, model_losses):
+    """The mean cross-entropy of a batch plus the model's own losses (the weight decay)."""
+    loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(label, probabilities))
+    for term in model_losses:
+        loss = loss + keras.ops.cast(term, loss.dtype)
+    return loss
 
 
 def _train_epoch(
-    step,
-    metrics: _EpochMetrics,
-    strategy: tf.distribute.Strategy,
+    engine: "_TfEngine | _JaxEngine",
     data: WrittenDataset,
     train_labels,
     sampler: CurriculumSampler,
@@ -259,7 +404,7 @@ def _train_epoch(
     epoch, first_step = plan.epoch, position.step_in_epoch
     copies = sampler.copies(train_labels, epoch)
     examples = int(sum(int(c.sum()) for c in copies))
-    steps = _steps_per_epoch(copies, config.global_batch_size, _num_input_pipelines(strategy))
+    steps = _steps_per_epoch(copies, config.global_batch_size, engine.pipelines)
     if steps == 0:
         raise errors.ModelConfigError(
             f"epoch {epoch} holds {examples} examples, fewer than one global batch of "
@@ -279,22 +424,24 @@ def _train_epoch(
         replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
         return ds.skip(first_step * replicas_per_pipeline)
 
-    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
-    metrics.reset()
+    engine.epoch(dataset_fn)
     started = time.monotonic()
     batch = config.global_batch_size
     desc = f"M1 epoch {epoch + 1}/{config.total_epochs}"
     # A bar on a terminal, a line every few seconds elsewhere; the epoch's own line closes it.
     with Progress((steps - first_step) * batch, "images", desc, log=log, final_line=False) as progress:
         for done in range(first_step + 1, steps + 1):
-            step(iterator)
+            engine.step()
             progress.update(batch)
             position.step_in_epoch, position.global_step = done, position.global_step + 1
             if writer is not None and position.global_step % config.log_every_steps == 0:
                 with writer.as_default(step=position.global_step):
-                    tf.summary.scalar("train/loss_step", float(metrics.loss.result()))
+                    tf.summary.scalar("train/loss_step", engine.metrics()[0])
             if done % config.checkpoint_every_steps == 0:
+                engine.sync()
                 checkpoints.save(position)
+    loss, accuracy = engine.metrics()  # waits for the last step
+    engine.sync()
     seconds = time.monotonic() - started
     trained = (steps - first_step) * config.global_batch_size
     return {
@@ -306,8 +453,8 @@ def _train_epoch(
         "steps": steps,
         "resumed_at_step": first_step,
         "learning_rate": config.learning_rate(epoch),
-        "loss": float(metrics.loss.result()),
-        "accuracy": float(metrics.accuracy.result()),
+        "loss": loss,
+        "accuracy": accuracy,
         "seconds": round(seconds, 2),
         "images_per_second": round(trained / max(seconds, 1e-9), 1),
         "global_step": position.global_step,

@@ -1,7 +1,9 @@
 """M1's score after every epoch: km accuracy on a fixed random subset of M1 validation.
 
 The predicted cell's imagery centroid against the true location, at the paper's thresholds
-(§3.1.3: 1, 25, 200, 750, 2500 km), and the cell accuracy; TensorBoard plots them per epoch.
+(§3.1.3: 1, 25, 200, 750, 2500 km), and the cell accuracy; TensorBoard plots them per epoch. The
+subset is read with tf.data and scored by a ``predict`` function of numpy batches, so the same code
+serves every Keras backend (the trainer passes its compiled forward pass).
 """
 
 from __future__ import annotations
@@ -9,9 +11,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from typing import Any
+from typing import Any, Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -75,21 +76,21 @@ def validation_subset(
     return ValidationSubset(dataset, len(pick))
 
 
-def evaluate(model: keras.Model, validation: ValidationSubset | None, mesh: Any) -> dict:
-    """``val_*`` figures of ``model`` on the subset: photos, cell accuracy, median km error and
-    accuracy at each threshold (empty without a subset)."""
+def evaluate(predict: Callable[[np.ndarray], Any], validation: ValidationSubset | None, mesh: Any) -> dict:
+    """``val_*`` figures of M1 on the subset: photos, cell accuracy, median km error and accuracy
+    at each threshold (empty without a subset). ``predict`` maps a batch of images to M1's
+    probabilities (any array numpy converts), e.g. ``model.predict_on_batch``."""
     if validation is None:
         return {}
-    predict = tf.function(lambda images: model(images, training=False))
     top1_parts: list[np.ndarray] = []
     lat: list[np.ndarray] = []
     lon: list[np.ndarray] = []
     truth_parts: list[np.ndarray] = []
-    for features, label in validation.dataset:
-        top1_parts.append(tf.argmax(predict(features["image"]), axis=-1).numpy())
-        lat.append(features["lat"].numpy())
-        lon.append(features["lon"].numpy())
-        truth_parts.append(label.numpy())
+    for features, label in validation.dataset.as_numpy_iterator():
+        top1_parts.append(np.argmax(np.asarray(predict(features["image"])), axis=-1))
+        lat.append(features["lat"])
+        lon.append(features["lon"])
+        truth_parts.append(label)
     top1, truth = np.concatenate(top1_parts), np.concatenate(truth_parts)
     points = np.asarray(mesh.imagery_centroids)[top1]
     errors_km = great_circle_km(np.concatenate(lat), np.concatenate(lon), points[:, 0], points[:, 1])

@@ -41,9 +41,10 @@ def table_first_cells(markdown: str) -> list[str]:
 
 
 def m1_checkpoint_step(m1_dir: Path) -> int:
-    """The step of M1's latest checkpoint, from tf.train's `checkpoint` state file (ckpt-<step>)."""
-    state = (m1_dir / "checkpoints" / "checkpoint").read_text()
-    return int(re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', state, re.MULTILINE).group(1))
+    """The step of M1's latest checkpoint (its folder, ckpt-<step>)."""
+    from geoloc_tf.m1.checkpoints import latest_checkpoint
+
+    return int(latest_checkpoint(m1_dir / "checkpoints").name.split("-")[1])
 
 
 @pytest.mark.network

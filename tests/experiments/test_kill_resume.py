@@ -139,11 +139,12 @@ def data_counts(run_dir: Path) -> dict:
 
 
 def m1_steps(run_dir: Path) -> dict:
+    from geoloc_tf.m1.checkpoints import latest_checkpoint
+
     history = json.loads((run_dir / "m1" / "history.json").read_text())
-    state = (run_dir / "m1" / "checkpoints" / "checkpoint").read_text()
     return {
         "epochs": [(r["epoch"], r["examples"], r["steps"], r["global_step"]) for r in history],
-        "checkpoint": re.search(r'^model_checkpoint_path: "(ckpt-\d+)"', state, re.MULTILINE).group(1),
+        "checkpoint": latest_checkpoint(run_dir / "m1" / "checkpoints").name,
     }
 
 

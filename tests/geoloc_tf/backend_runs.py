@@ -43,14 +43,14 @@ def require_jax() -> None:
     pytest.skip(message)
 
 
-def run_on_backend(backend: str, code: str, timeout_s: float = 300) -> Any:
-    """Runs ``code`` under ``KERAS_BACKEND=backend`` from the repository root; returns its answer.
-
-    ``code`` answers by calling ``answer(value)`` (defined for it) once with a JSON-able value.
-    """
+def start_on_backend(backend: str, code: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Starts ``code`` under ``KERAS_BACKEND=backend`` from the repository root, with ``env``
+    added to this process' environment (``XLA_FLAGS`` there joins the run's own); its output is
+    piped. ``code`` answers by calling ``answer(value)`` (defined for it) with a JSON-able value."""
     script = f"import json\ndef answer(value): print({ANSWER!r} + json.dumps(value), flush=True)\n" + code
     env = {
         **os.environ,
+        **(env or {}),
         "KERAS_BACKEND": backend,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -59,16 +59,30 @@ def run_on_backend(backend: str, code: str, timeout_s: float = 300) -> Any:
         # Tiny models on a CPU: XLA's compile time is most of the run (M1 here: 60 s at the default
         # optimization level, 20 s without LLVM's optimizations); results differ in the last bits.
         env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"), XLA_FAST_COMPILE]))
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s
+    return subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    if result.returncode != 0:
-        raise AssertionError(f"KERAS_BACKEND={backend} run failed:\n{result.stderr[-4000:]}")
-    lines = [line for line in result.stdout.splitlines() if line.startswith(ANSWER)]
+
+
+def run_on_backend(backend: str, code: str, timeout_s: float = 300, env: dict[str, str] | None = None) -> Any:
+    """Runs ``code`` (``start_on_backend``) to its end; returns its one answer."""
+    process = start_on_backend(backend, code, env)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    if process.returncode != 0:
+        raise AssertionError(f"KERAS_BACKEND={backend} run failed:\n{stderr[-4000:]}")
+    lines = [line for line in stdout.splitlines() if line.startswith(ANSWER)]
     if len(lines) != 1:
-        raise AssertionError(
-            f"KERAS_BACKEND={backend}: expected one answer line, got {result.stdout[-2000:]}"
-        )
+        raise AssertionError(f"KERAS_BACKEND={backend}: expected one answer line, got {stdout[-2000:]}")
     return json.loads(lines[0][len(ANSWER) :])
 
 

@@ -150,11 +150,13 @@ def test_model_file_and_tensorboard_scalars(uninterrupted):
 
 
 def test_kill_minus_9_and_resume_reaches_the_same_step_count(uninterrupted, tiny_world, tmp_path):
+    from geoloc_tf.m1.checkpoints import latest_checkpoint
+
     _, expected = uninterrupted
     out = tmp_path / "run"
-    index = out / "checkpoints" / "checkpoint"
-    run_script(tiny_world, out, "auto", kill_when=index.exists)  # killed after its first save
-    assert index.exists() and not (out / "m1.keras").exists()
+    saved = lambda: latest_checkpoint(out / "checkpoints") is not None  # noqa: E731
+    run_script(tiny_world, out, "auto", kill_when=saved)  # killed after its first save
+    assert saved() and not (out / "m1.keras").exists()
     resumed = run_script(tiny_world, out, "auto")
     assert resumed["steps"] == expected.global_steps
     history = json.loads((out / "history.json").read_text())
