@@ -130,14 +130,20 @@ def jax_worker_share() -> tuple[int, int]:
 
 
 def shard_batch(distribution, batch):
-    """``batch`` (a nest of arrays whose first axis is the global batch) laid out over
-    ``distribution``'s devices along that axis (``get_data_layout``); as it is without a
-    distribution."""
+    """``batch`` (a nest of arrays whose first axis is this process's part of the global batch)
+    laid out over ``distribution``'s devices along that axis (``get_data_layout``); as it is
+    without a distribution. Under several processes (``multi_worker``) each gives its own part
+    and the parts form the global batch, in process order (``jax.make_array_from_process_local_data``:
+    one process alone gives the whole batch)."""
     if distribution is None:
         return batch
-    return keras.tree.map_structure(
-        lambda x: keras.distribution.distribute_tensor(x, distribution.get_data_layout(x.shape)), batch
-    )
+    import jax
+
+    def lay_out(x):
+        layout = distribution.get_data_layout(x.shape)
+        return jax.make_array_from_process_local_data(layout.backend_layout, x)
+
+    return keras.tree.map_structure(lay_out, batch)
 
 
 def replicate(distribution, batch):
