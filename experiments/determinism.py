@@ -20,6 +20,11 @@ What varies between two runs of the same command, and what fixes it:
   same files hash users differently (user splits, M3's albums); a run on the same data set
   resumes with its salt.
 
+On the JAX backend the same setting seeds Keras' generator (``set_random_seed``) and asks XLA for
+deterministic GPU kernels (``--xla_gpu_deterministic_ops``, ``deterministic_xla``), which XLA
+reads once, when JAX starts its backend: the runner sets it before anything lists a device. On a
+CPU XLA's kernels are deterministic already; the GPU flag has not been tried on a GPU here.
+
 Op determinism costs speed where a kernel has a faster nondeterministic form (on GPUs mostly);
 ``--runtime_deterministic`` (on by default) turns it off. It cannot be undone in a process, so
 only the runner turns it on (``prepare_stage``, before every stage).
@@ -41,6 +46,19 @@ def seed_everything(seed: int, tensorflow: bool = True) -> None:
         import keras
 
         keras.utils.set_random_seed(int(seed))
+
+
+XLA_DETERMINISM = "--xla_gpu_deterministic_ops=true"
+
+
+def deterministic_xla() -> None:
+    """Adds ``XLA_DETERMINISM`` to ``XLA_FLAGS`` (once) for the JAX backend's XLA; no effect
+    after JAX has started its backend, so call it first thing (the runner does)."""
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if XLA_DETERMINISM not in flags.split():
+        os.environ["XLA_FLAGS"] = f"{flags} {XLA_DETERMINISM}".strip()
 
 
 def prepare_stage(seed: int, deterministic: bool = True, tensorflow: bool = True) -> None:

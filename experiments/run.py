@@ -27,6 +27,7 @@ from typing import Sequence
 
 from experiments import flags as geoloc_flags
 from experiments.config import RunConfig
+from experiments.determinism import deterministic_xla
 from experiments.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, one_line, user_errors
 from experiments.stages import StageOutcome, run_stages
 from geoloc_tf.run_layout import RunLayout
@@ -63,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("--run_dir is required (the presets set one)")
         config = geoloc_flags.run_config_from_flags()
         check_backend(FLAGS.stages)
+        if config.runtime.deterministic:
+            deterministic_xla()  # before anything starts JAX's backend
         run_dir = usable_run_dir(FLAGS.run_dir)
         check_sources(config, FLAGS.stages)
         _setup_logging(run_dir)

@@ -64,7 +64,7 @@ class M1Config:
     )
     global_batch_size: int = setting(
         256,
-        "Global batch size: summed over all replicas of the tf.distribute strategy; each "
+        "Global batch size: summed over all replicas (--runtime_strategy's devices); each "
         "replica gets global / num_replicas.",
         minimum=1,
     )
