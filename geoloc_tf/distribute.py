@@ -129,6 +129,17 @@ def jax_worker_share() -> tuple[int, int]:
     return jax.process_index(), jax.process_count()
 
 
+def jax_local_distribution():
+    """Data parallel over this JAX process's own devices: the JAX form of ``local_strategy``, for
+    work split by process (prediction: a step over every process's devices would make the
+    processes wait on each other, step by step)."""
+    import jax
+
+    devices = [f"{device.platform}:{device.id}" for device in jax.local_devices()]
+    log.info("this process's own %d device(s), for work split by process", len(devices))
+    return keras.distribution.DataParallel(devices=devices)
+
+
 def shard_batch(distribution, batch):
     """``batch`` (a nest of arrays whose first axis is this process's part of the global batch)
     laid out over ``distribution``'s devices along that axis (``get_data_layout``); as it is

@@ -127,7 +127,7 @@ class Replicas:
         if on_jax():
             worker, workers = distribute.jax_worker_share()
             if strategy is not None and workers > 1:
-                strategy = _local_distribution()
+                strategy = distribute.jax_local_distribution()
             return cls(strategy, worker, workers)
         strategy = strategy or tf.distribute.get_strategy()
         worker, workers = distribute.worker_share(strategy)
@@ -156,17 +156,6 @@ class Replicas:
             return load_keras(path)
         with self.strategy.scope():
             return load_keras(path)
-
-
-def _local_distribution() -> keras.distribution.DataParallel:
-    """Data parallel over this JAX process's own devices: the JAX form of
-    ``distribute.local_strategy``, for work split by process (a step over every process's devices
-    would make the processes wait on each other, step by step)."""
-    import jax
-
-    devices = [f"{device.platform}:{device.id}" for device in jax.local_devices()]
-    log.info("this process's own %d device(s), for work split by process", len(devices))
-    return keras.distribution.DataParallel(devices=devices)
 
 
 @dataclasses.dataclass(frozen=True)
