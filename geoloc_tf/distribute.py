@@ -1,6 +1,8 @@
-"""tf.distribute strategies and precision policy, chosen by name (`--runtime_strategy`).
+"""Devices and precision, chosen by name (`--runtime_strategy`), on either Keras backend.
 
-The distributed engine is tf.distribute, never a home-made one:
+The distributed engine is the backend's own, never a home-made one: tf.distribute on TensorFlow,
+``keras.distribution`` on JAX (the second half of this module: the same names, data parallel).
+On TensorFlow:
 
 - `auto`: MirroredStrategy over every visible GPU when there is more than one, else the default
   strategy (one device);
