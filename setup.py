@@ -57,8 +57,8 @@ ONNX = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0"]
 # Playwright; no browser is ever downloaded (`playwright install` is never run).
 BROWSER_TESTS = ["playwright==1.65.2"]
 
-# Keras on the JAX backend (KERAS_BACKEND=jax): the models and layers use keras.ops only, so they
-# train, save and load there too; the CPU wheel, for tests/geoloc_tf/test_backends.py.
+# Keras on the JAX backend (KERAS_BACKEND=jax): every stage of the runner runs there (BUILD.md, "The
+# runner on JAX"); the CPU wheel; on an NVIDIA GPU add jax[cuda12] of the same version.
 JAX = ["jax==0.10.2", "jaxlib==0.10.2"]
 
 EXTRAS = {
