@@ -159,6 +159,7 @@ def step_losses(run: Path) -> list[float]:
     return [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("train/loss_step")]
 
 
+@pytest.mark.slow  # 50 s; CI covers two JAX devices in prediction and device augmentation
 def test_data_parallel_over_two_devices_trains_as_one_device(one_device, world, tmp_path):
     single_out, single = one_device
     out = tmp_path / "mirrored"
