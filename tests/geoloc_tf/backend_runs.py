@@ -9,11 +9,15 @@ numbers.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,18 @@ REQUIRED_VARIABLE = "GEOLOC_JAX_TESTS"
 XLA_FAST_COMPILE = "--xla_backend_optimization_level=0"
 
 MODELS = ("layers", "m1", "m2", "m3")
+
+
+@functools.cache
+def jax_compilation_cache() -> str:
+    """A folder for JAX's persistent compilation cache, shared by this test session's JAX runs and
+    removed at its end: runs that compile the same step (a killed run and its resumption, the same
+    tiny M1 in several tests) compile it once."""
+    folder = tempfile.mkdtemp(prefix="geoloc-jax-cache-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 NUM_CELLS, TOP_K, ALBUM = 12, 3, 6
 
 
@@ -59,6 +75,10 @@ def start_on_backend(backend: str, code: str, env: dict[str, str] | None = None)
         # Tiny models on a CPU: XLA's compile time is most of the run (M1 here: 60 s at the default
         # optimization level, 20 s without LLVM's optimizations); results differ in the last bits.
         env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"), XLA_FAST_COMPILE]))
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", jax_compilation_cache())
+        # Every compilation, not only those over a second: Keras compiles an initializer per weight
+        # shape, each quick, together a good part of a tiny model's start.
+        env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     return subprocess.Popen(
         [sys.executable, "-c", script],
         cwd=REPO,
