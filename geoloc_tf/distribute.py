@@ -157,18 +157,3 @@ def shard_batch(distribution, batch):
         return jax.make_array_from_process_local_data(layout.backend_layout, x)
 
     return keras.tree.map_structure(lay_out, batch)
-
-
-def replicate(distribution, batch):
-    """``batch`` (a nest of arrays) copied whole to every device of ``distribution``: for inputs
-    whose first axis is not the batch, such as the packed crops of device augmentation (one flat
-    buffer for the whole batch; ``geoloc_tf.m1.device_augment``), which the compiled step turns
-    into a batch that XLA then splits. As it is without a distribution."""
-    if distribution is None:
-        return batch
-    return keras.tree.map_structure(
-        lambda x: keras.distribution.distribute_tensor(
-            x, keras.distribution.TensorLayout([None] * len(x.shape), distribution.device_mesh)
-        ),
-        batch,
-    )
