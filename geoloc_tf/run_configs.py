@@ -63,6 +63,32 @@ class EvaluateConfig:
         "GeoCLIP); lt: only errors strictly below it (OSV-5M, PLONK, PIGEON). Stated in the report.",
         choices=THRESHOLD_RULES,
     )
+    admin_rule: str = setting(
+        "geoloc",
+        "How country / region / sub-region / city accuracy counts (geoloc_tf.evaluation.admin): "
+        "geoloc: a photo whose truth is unknown at a level is left out of that level, names compared "
+        "without accents or case; osv5m: as OSV-5M's released code (every photo counts at every "
+        "level, unknown truth never matches, the exact joined names compared). Stated in the report.",
+        choices=("geoloc", "osv5m"),
+    )
+    bootstrap_samples: int = setting(
+        1000,
+        "Resamples of the bootstrap that gives every accuracy, mean/median error and GeoScore its "
+        "95 % interval, and each paired difference of two models its interval; photographers are "
+        "resampled where the photos name them (photos of one user are not independent), else "
+        "photos. 0: no intervals.",
+        minimum=0,
+    )
+    bootstrap_seed: int = setting(
+        0, "Seed of the bootstrap's resampling (the same seed, the same intervals)."
+    )
+    near_duplicate_km: float = setting(
+        1.0,
+        "Beyond the paper: every model is also scored on the test photos with no training photo "
+        "within this great-circle distance (km), beside all photos: near-duplicates (bursts, the same "
+        "landmark from the same spot) inflate retrieval and classification alike. 0: off.",
+        minimum=0.0,
+    )
     knn_k: int = setting(
         0,
         "Beyond the paper: add an 'M1 kNN' row, each photo located from its k nearest M1 "

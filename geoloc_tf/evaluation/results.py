@@ -81,16 +81,24 @@ class EvalConfig:
     admin_accuracy: bool = True  # country/region/sub-region/city accuracy (``admin``; ~1 s to load)
     earth_radius_km: float = EvaluateConfig().earth_radius_km
     threshold_rule: str = EvaluateConfig().threshold_rule
+    admin_rule: str = EvaluateConfig().admin_rule
+    bootstrap_samples: int = EvaluateConfig().bootstrap_samples
+    bootstrap_seed: int = EvaluateConfig().bootstrap_seed
+    near_duplicate_km: float = EvaluateConfig().near_duplicate_km
 
     @classmethod
     def from_settings(cls, settings: EvaluateConfig, **fields: Any) -> "EvalConfig":
         """The evaluation the runner's evaluate section asks for (thresholds, outdoor threshold,
-        Earth radius, threshold rule)."""
+        Earth radius, threshold rule, admin rule, bootstrap, near-duplicate radius)."""
         return cls(
             thresholds_km=tuple(settings.thresholds_km),
             outdoor_threshold=settings.outdoor_threshold,
             earth_radius_km=settings.earth_radius_km,
             threshold_rule=settings.threshold_rule,
+            admin_rule=settings.admin_rule,
+            bootstrap_samples=settings.bootstrap_samples,
+            bootstrap_seed=settings.bootstrap_seed,
+            near_duplicate_km=settings.near_duplicate_km,
             **fields,
         )
 
@@ -100,6 +108,7 @@ class EvalConfig:
             "earth_radius_km": float(self.earth_radius_km),
             "distance": DISTANCE_FORMULA,
             "threshold_rule": self.threshold_rule,
+            "admin_rule": self.admin_rule,
         }
 
 
