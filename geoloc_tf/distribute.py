@@ -15,7 +15,8 @@ Work whose replicas never exchange values (prediction) splits by worker instead 
 lockstep: ``worker_share`` says which part of the work is this worker's, ``local_strategy`` gives
 the replicas of this machine alone (under MultiWorkerMirroredStrategy every step of a distributed
 dataset ends with a cross-worker reduction of "has data", so workers with unequal work would wait
-on each other, or hang).
+on each other, or hang). Such work pads a short last batch (``pad_batch``) and splits it evenly
+(``replica_batches`` here, ``shard_batch`` on JAX), so that no replica is ever handed an empty batch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import logging
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from geoloc_tf import errors
@@ -87,6 +89,42 @@ def local_strategy(strategy: tf.distribute.Strategy) -> tf.distribute.Strategy:
     local = tf.distribute.MirroredStrategy(list(strategy.extended.worker_devices))
     log.info("this worker's own %d replica(s), for work split by worker", local.num_replicas_in_sync)
     return local
+
+
+def pad_batch(batch: np.ndarray, batch_size: int, devices: int) -> tuple[np.ndarray, int]:
+    """(``batch`` with rows of zeros appended up to ``batch_size`` rounded up to a multiple of
+    ``devices``, how many of its rows are real): the caller drops the padding's outputs (``[:real]``).
+
+    Why: every device then gets the same number of rows, never none. Split as it comes, a short last
+    batch leaves the last replicas empty (tf.distribute gives each replica ceil(batch_size /
+    replicas) rows in order, so a last batch of 1 photo on 2 replicas is 1 + 0), and some kernels
+    reject an empty batch (oneDNN's batch normalization on x86 CPUs: "Incompatible shapes: [C] vs.
+    [0,H,W,C]"); a compiled step (TensorFlow's tf.function, JAX's jit) also sees one shape, so it is
+    traced or compiled once."""
+    size = -(-batch_size // devices) * devices
+    real = len(batch)
+    if real > size:
+        raise ValueError(f"a batch of {real} rows; expected at most {size}")
+    if real == size:
+        return batch, real
+    return np.concatenate([batch, np.zeros((size - real, *batch.shape[1:]), batch.dtype)]), real
+
+
+def replica_batches(strategy: tf.distribute.Strategy, batch: np.ndarray):
+    """``batch`` (its rows a multiple of the replicas: ``pad_batch``) split over ``strategy``'s
+    replicas in equal consecutive slices, replica r the r-th: the per-replica values that
+    ``strategy.run`` takes, in the batch's order (``strategy.experimental_local_results`` of the
+    outputs, concatenated, is the batch's order again). The TensorFlow form of ``shard_batch``."""
+    replicas = strategy.num_replicas_in_sync
+    if len(batch) % replicas:
+        raise ValueError(f"a batch of {len(batch)} rows does not split evenly over {replicas} replicas")
+    rows = len(batch) // replicas
+
+    def piece(context: tf.distribute.experimental.ValueContext) -> tf.Tensor:
+        start = context.replica_id_in_sync_group * rows
+        return tf.convert_to_tensor(batch[start : start + rows])
+
+    return strategy.experimental_distribute_values_from_function(piece)
 
 
 def set_precision(mixed_precision: bool) -> None:

@@ -22,29 +22,33 @@ the index (``feature_index.assemble_index``).
 
 **Replicas.** On TensorFlow the forward pass runs under the run's tf.distribute strategy
 (``--runtime_strategy``, the one training used): the model's variables are mirrored on every
-replica (``Replicas.load``), each global batch of ``batch_size`` photos is split across the replicas
-(``strategy.experimental_distribute_dataset``) and ``strategy.run``, inside one ``tf.function``,
-computes each replica's top-k cells (and features) on its device; the replicas' pieces are joined
-in replica order, which is the batch's own order. The photos' metadata stays on the host (a string tensor cannot be copied to a
-GPU; ``InputOptions(experimental_fetch_to_device=False)``) and is joined the same way, from the
-same per-replica inputs. Under MultiWorkerMirroredStrategy each worker predicts its own record
-shards, every n-th from its position in the cluster (``distribute.worker_share``, from TF_CONFIG
-through the strategy's cluster resolver) on its own replicas (``distribute.local_strategy``): the
-workers never wait on each other step by step (a distributed dataset over several workers agrees
-on "more data?" with a cross-worker reduction at every step, which workers with unequal shares
-would hang on). The chief then waits until every part exists and joins them; the other workers,
-once their shards of every split are done, wait until the joined outputs exist (an output left by
-an earlier run counts: force the stage to rerun only after removing it).
+replica (``Replicas.load``), each global batch of ``batch_size`` photos is padded and split evenly
+across the replicas (below; ``distribute.replica_batches``) and ``strategy.run``, inside one
+``tf.function``, computes each replica's top-k cells (and features) on its device; the replicas'
+pieces are joined in replica order, which is the batch's own order. The photos' metadata stays on
+the host (a string tensor cannot be copied to a GPU). Under MultiWorkerMirroredStrategy each worker
+predicts its own record shards, every n-th from its position in the cluster
+(``distribute.worker_share``, from TF_CONFIG through the strategy's cluster resolver) on its own
+replicas (``distribute.local_strategy``): the workers never wait on each other step by step (a
+distributed dataset over several workers agrees on "more data?" with a cross-worker reduction at
+every step, which workers with unequal shares would hang on). The chief then waits until every part
+exists and joins them; the other workers, once their shards of every split are done, wait until the
+joined outputs exist (an output left by an earlier run counts: force the stage to rerun only after
+removing it).
 
 **On JAX** (``KERAS_BACKEND=jax``) the same shards, parts and tables come from a forward pass
 compiled once by ``jax.jit`` (``Forward`` of ``jax_forward``: ``model.stateless_call`` and the top-k
 on the devices): the run's ``--runtime_strategy`` names a ``keras.distribution`` there
 (``distribute.jax_distribution``; None: one device), M1's variables are replicated by loading it
 under its scope, and each global batch is laid out over the devices along its first axis
-(``distribute.shard_batch``). A shard's short last batch is padded with zeros to the global batch
-(rounded up to a multiple of the devices), so the compiled step sees one shape, and the padding's
-outputs are dropped. The worker share is the process's (``distribute.jax_worker_share``); with
-several processes each predicts its shards on its own devices.
+(``distribute.shard_batch``). The worker share is the process's (``distribute.jax_worker_share``);
+with several processes each predicts its shards on its own devices.
+
+**Padding.** On both backends every global batch reaches the devices padded with zeros to
+``batch_size`` rounded up to a multiple of the devices (``distribute.pad_batch``), and the
+padding's outputs are dropped: each device gets the same number of photos, never none (split as
+it comes, a shard's short last batch would leave the last replicas an empty batch, which oneDNN's
+CPU kernels reject), and the compiled step sees one shape.
 
 **Memory.** Predicting holds one shard's outputs: per photo its metadata, 2 x max(k, 10) top-k
 values and, with features, d float32 (1024 photos x 1536 x 4 B = 6.3 MB a shard at full width),
@@ -60,7 +64,6 @@ are not work left): a bar on a terminal, else a line every few seconds with the 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 import time
@@ -160,10 +163,10 @@ class Replicas:
 
 @dataclasses.dataclass(frozen=True)
 class Forward:
-    """M1's forward pass on every replica, ``k = min(max(top_k, 10), cells)`` cells a photo. On
-    TensorFlow ``step(images)`` (distributed images) gives each replica's (top-k probabilities,
-    their cell ids[, features]) as per-replica values; on JAX ``step(images)`` (a global batch laid
-    out by ``distribute.shard_batch``) gives them as arrays of the whole batch."""
+    """M1's forward pass on every replica, ``k = min(max(top_k, 10), cells)`` cells a photo:
+    ``step(images)``, a global batch of images (numpy) whose rows are a multiple of the devices
+    (``distribute.pad_batch``), split evenly over the replicas, gives (top-k probabilities, their
+    cell ids[, features]) of the whole batch, as arrays in the batch's order."""
 
     replicas: Replicas
     step: Callable
@@ -198,14 +201,20 @@ def replicated_forward(
     if on_jax():
         return jax_forward(net, config.store_features, replicas, k)
 
+    strategy = replicas.strategy
+
     def replica_step(images):
         return _top_k(net(images, training=False), config.store_features, k)
 
     # strategy.run inside one tf.function: one graph runs every replica (called eagerly,
     # MirroredStrategy would run each replica's function in a Python thread of its own)
-    @tf.function(reduce_retracing=True)  # a shard's last batch is smaller
-    def step(images):
-        return replicas.strategy.run(replica_step, args=(images,))
+    @tf.function
+    def run(images):
+        return strategy.run(replica_step, args=(images,))
+
+    def step(images: np.ndarray) -> tuple[np.ndarray, ...]:
+        outputs = run(distribute.replica_batches(strategy, images))
+        return tuple(_joined(strategy, output) for output in outputs)
 
     return Forward(replicas, step, k)
 
@@ -213,7 +222,8 @@ def replicated_forward(
 def jax_forward(net: keras.Model, store_features: bool, replicas: Replicas, k: int) -> Forward:
     """The JAX form of ``replicated_forward``: ``net``'s stateless call and the top-k in one
     ``jax.jit``-compiled function of (variables, images); the variables keep the layout they were
-    loaded with (replicated under the distribution's scope), the images carry theirs."""
+    loaded with (replicated under the distribution's scope), the images are laid out over the
+    devices along their first axis (``distribute.shard_batch``)."""
     import jax
 
     def forward(trainable, non_trainable, images):
@@ -223,7 +233,12 @@ def jax_forward(net: keras.Model, store_features: bool, replicas: Replicas, k: i
     compiled = jax.jit(forward)
     trainable = [variable.value for variable in net.trainable_variables]
     non_trainable = [variable.value for variable in net.non_trainable_variables]
-    return Forward(replicas, functools.partial(compiled, trainable, non_trainable), k)
+
+    def step(images: np.ndarray) -> tuple[np.ndarray, ...]:
+        outputs = compiled(trainable, non_trainable, distribute.shard_batch(replicas.strategy, images))
+        return tuple(np.asarray(output) for output in outputs)
+
+    return Forward(replicas, step, k)
 
 
 def _top_k(output, store_features: bool, k: int) -> tuple:
@@ -355,8 +370,7 @@ def _predict_shard(
     dataset = input_pipeline.make_dataset(data, split, None, input_config, shards=[shard])
     metadata: dict[str, list[np.ndarray]] = {name: [] for name in METADATA}
     outputs: list[list[np.ndarray]] = [[], [], []]  # top values, top ids, features
-    batches = _jax_batches if on_jax() else _global_batches
-    for batch_metadata, batch_outputs in batches(forward, dataset, run.batch_size):
+    for batch_metadata, batch_outputs in _batches(forward, dataset, run.batch_size):
         for name in METADATA:
             metadata[name].append(batch_metadata[name])
         progress.update(len(batch_metadata[METADATA[0]]))
@@ -383,32 +397,18 @@ def _predict_shard(
 Batches = Iterator[tuple[dict[str, np.ndarray], tuple[np.ndarray, ...]]]
 
 
-def _global_batches(forward: Forward, dataset: tf.data.Dataset, batch_size: int) -> Batches:
-    """(metadata, outputs) of each global batch of ``dataset``, every replica's piece joined in
-    replica order (replica r gets the r-th slice of a global batch, so this is the batch's order)."""
-    strategy = forward.replicas.strategy
-    options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
-    for features, _ in strategy.experimental_distribute_dataset(dataset, options):
-        outputs = forward.step(features["image"])
-        metadata = {name: _joined(strategy, features[name]) for name in METADATA}
-        yield metadata, tuple(_joined(strategy, output) for output in outputs)
-
-
-def _jax_batches(forward: Forward, dataset: tf.data.Dataset, batch_size: int) -> Batches:
-    """(metadata, outputs) of each global batch of ``dataset`` on JAX: the images padded with zeros
-    to ``batch_size`` rounded up to a multiple of the devices (one shape: one compilation), laid
-    out over the devices, and the padding's outputs dropped."""
-    devices = forward.replicas.devices
-    size = -(-batch_size // devices) * devices
+def _batches(forward: Forward, dataset: tf.data.Dataset, batch_size: int) -> Batches:
+    """(metadata, outputs) of each global batch of ``dataset``: the images padded to ``batch_size``
+    rounded up to a multiple of the devices (``distribute.pad_batch``), the padding's outputs
+    dropped; the metadata as read, on the host."""
     for features, _ in dataset.as_numpy_iterator():
-        images = features["image"]
-        n = len(images)
-        padded = np.concatenate([images, np.zeros((size - n, *images.shape[1:]), images.dtype)])
-        outputs = forward.step(distribute.shard_batch(forward.replicas.strategy, padded))
-        yield {name: features[name] for name in METADATA}, tuple(np.asarray(o)[:n] for o in outputs)
+        images, real = distribute.pad_batch(features["image"], batch_size, forward.replicas.devices)
+        outputs = forward.step(images)
+        yield {name: features[name] for name in METADATA}, tuple(output[:real] for output in outputs)
 
 
 def _joined(strategy: tf.distribute.Strategy, value) -> np.ndarray:
+    """A per-replica value's pieces joined in replica order: the batch's order."""
     return np.concatenate([np.asarray(piece) for piece in strategy.experimental_local_results(value)])
 
 

@@ -1,7 +1,8 @@
 """M1's prediction in record shards: a kill loses at most the shard in progress, workers split the
 shards and the chief joins them (also with two real MultiWorkerMirroredStrategy workers on this
 host), the join appends one part at a time, and MirroredStrategy over 2 logical CPUs predicts what
-one device does."""
+one device does, every replica given the same number of photos, never none, also where a shard
+ends in a batch of fewer photos than replicas."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from tests.geoloc_tf.conftest import save_tiny_m1
 
 REPO = Path(__file__).resolve().parents[2]
 SPLIT = "m1_train"
-BATCH = 7  # odd: a global batch splits 4 + 3 over two replicas, and a shard's last batch is short
+BATCH = 7  # odd: padded to 8, a global batch splits 4 + 4 over two replicas; a shard's last is short
+#: The tiny world's 32-photo shards end in a batch of 1 photo: fewer than the replicas.
+FEWER_THAN_REPLICAS_BATCH = 31
 #: Mirrored vs one device: the same cells in the same order; probabilities and features within
 #: this (float32 sums in another order: the batches per replica differ).
 TOLERANCE = 1e-5
@@ -48,7 +51,9 @@ def run(tiny_world, tmp_path_factory) -> Path:
     return root
 
 
-def predict(run: Path, out: Path, replicas=None, store_features: bool = True) -> dict[str, str]:
+def predict(
+    run: Path, out: Path, replicas=None, store_features: bool = True, batch: int = BATCH
+) -> dict[str, str]:
     from data_pipelines.dataset import load
     from geoloc_tf.m1.predict_records import Replicas, predict_splits
     from geoloc_tf.run_configs import PredictConfig
@@ -58,7 +63,7 @@ def predict(run: Path, out: Path, replicas=None, store_features: bool = True) ->
     model = replicas.load(RunLayout(run).m1_model)
     config = PredictConfig(top_k=3, store_features=store_features)
     return predict_splits(
-        model, load(str(run / "data")), RunLayout(out), config, 75, (SPLIT,), BATCH, replicas
+        model, load(str(run / "data")), RunLayout(out), config, 75, (SPLIT,), batch, replicas
     )
 
 
@@ -145,42 +150,52 @@ from geoloc_tf import distribute
 from geoloc_tf.m1 import predict_records
 from geoloc_tf.m1.predict_records import Replicas
 from tests.geoloc_tf.test_predict_records import predict
-pieces = []  # how each global batch was split over the replicas
+pieces = []  # each replica's rows of every output of every global batch: the rows it was given
 joined = predict_records._joined
 def recording(strategy, value):
     pieces.append([len(p) for p in strategy.experimental_local_results(value)])
     return joined(strategy, value)
 predict_records._joined = recording
 replicas = Replicas.of(distribute.make_strategy("mirrored"))
-paths = predict(Path(sys.argv[1]), Path(sys.argv[2]), replicas)
-print("RESULT", json.dumps({"replicas": replicas.strategy.num_replicas_in_sync, "paths": paths,
-                            "pieces": sorted({tuple(p) for p in pieces})}))
+result = {"replicas": replicas.strategy.num_replicas_in_sync}
+for batch in json.loads(sys.argv[3]):
+    pieces.clear()
+    paths = predict(Path(sys.argv[1]), Path(sys.argv[2]) / str(batch), replicas, batch=batch)
+    result[batch] = {"paths": paths, "pieces": sorted({tuple(p) for p in pieces})}
+print("RESULT", json.dumps(result))
 """
 
 
-def test_mirrored_over_two_cpus_predicts_what_one_device_does(run, tmp_path):
-    from geoloc_tf.prediction_tables import read_frame
-    from geoloc_tf.retrieval.feature_index import FeatureIndex
-
-    script = tmp_path / "mirrored.py"
+@pytest.fixture(scope="module")
+def mirrored(run, tmp_path_factory) -> dict:
+    """MirroredStrategy over 2 logical CPUs (a process of its own: logical devices are set before
+    TensorFlow starts) predicting with global batches of ``BATCH`` and of
+    ``FEWER_THAN_REPLICAS_BATCH`` photos: {"replicas": n, "<batch>": {"paths", "pieces"}}."""
+    out = tmp_path_factory.mktemp("mirrored")
+    script = out / "mirrored.py"
     script.write_text(MIRRORED_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
+    batches = json.dumps([BATCH, FEWER_THAN_REPLICAS_BATCH])
     done = subprocess.run(
-        [sys.executable, str(script), str(run), str(tmp_path / "mirrored")],
+        [sys.executable, str(script), str(run), str(out), batches],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))[7:])
-    assert result["replicas"] == 2
-    # every global batch of 7 went 4 + 3 to the two replicas (a shard's short last batch less)
-    assert [4, 3] in result["pieces"] and all(len(p) == 2 for p in result["pieces"])
-    one = predict(run, tmp_path / "one_device")
-    mirrored, reference = read_frame(result["paths"][SPLIT]), read_frame(one[SPLIT])
-    assert list(mirrored["photo_id"]) == list(reference["photo_id"])  # record order kept
+    return json.loads(next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))[7:])
+
+
+def assert_predicts_what_one_device_does(paths: dict[str, str], one: dict[str, str], data) -> None:
+    from geoloc_tf.prediction_tables import read_frame
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
+
+    mirrored, reference = read_frame(paths[SPLIT]), read_frame(one[SPLIT])
+    # exactly the real photos, in record order: the padding's outputs are dropped
+    assert list(mirrored["photo_id"]) == list(data.table(SPLIT)["photo_id"])
+    assert list(mirrored["photo_id"]) == list(reference["photo_id"])
     ids, reference_ids = np.stack(mirrored["top_ids"]), np.stack(reference["top_ids"])
     assert len(np.unique(reference_ids[:, 0])) > 1  # the top cell depends on the photo
     np.testing.assert_array_equal(ids, reference_ids)
@@ -188,9 +203,48 @@ def test_mirrored_over_two_cpus_predicts_what_one_device_does(run, tmp_path):
         np.stack(mirrored["top_probs"]), np.stack(reference["top_probs"]), atol=TOLERANCE
     )
     np.testing.assert_allclose(mirrored["top10_mass"], reference["top10_mass"], atol=TOLERANCE)
-    index = FeatureIndex.open(result["paths"][f"{SPLIT}_features"])
+    index = FeatureIndex.open(paths[f"{SPLIT}_features"])
     reference_index = FeatureIndex.open(one[f"{SPLIT}_features"])
+    assert list(index.photos["photo_id"]) == list(reference_index.photos["photo_id"])
     np.testing.assert_allclose(index.features, reference_index.features, atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def test_mirrored_over_two_cpus_predicts_what_one_device_does(run, mirrored, tmp_path):
+    from data_pipelines.dataset import load
+
+    data = load(str(run / "data"))
+    assert all(length % BATCH for length in data.shard_lengths(SPLIT))  # every shard ends short
+    assert mirrored["replicas"] == 2
+    # every global batch of 7, a shard's short last one too, went 4 + 4 to the two replicas: padded
+    # to 8, the global batch rounded up to a multiple of the replicas
+    assert mirrored[str(BATCH)]["pieces"] == [[4, 4]]
+    assert_predicts_what_one_device_does(mirrored[str(BATCH)]["paths"], predict(run, tmp_path), data)
+
+
+def test_a_last_batch_of_fewer_photos_than_replicas_leaves_no_replica_empty(run, mirrored, tmp_path):
+    from data_pipelines.dataset import load
+
+    data = load(str(run / "data"))
+    # a 32-photo shard is a batch of 31 and one of 1 photo, for 2 replicas (unpadded: 16 + 15, 1 + 0)
+    assert 32 % FEWER_THAN_REPLICAS_BATCH == 1 and 32 in data.shard_lengths(SPLIT)
+    # every batch reached the replicas padded to 32 photos, 16 each: no replica was handed none
+    assert mirrored[str(FEWER_THAN_REPLICAS_BATCH)]["pieces"] == [[16, 16]]
+    one = predict(run, tmp_path, batch=FEWER_THAN_REPLICAS_BATCH)
+    assert_predicts_what_one_device_does(mirrored[str(FEWER_THAN_REPLICAS_BATCH)]["paths"], one, data)
+
+
+def test_a_short_batch_is_padded_with_zeros_to_a_multiple_of_the_devices():
+    from geoloc_tf.distribute import pad_batch
+
+    batch = np.arange(1, 7, dtype=np.float32).reshape(3, 2)  # 3 photos of 2 values
+    padded, real = pad_batch(batch, batch_size=7, devices=2)  # 7 rounded up to 8 rows
+    assert real == 3 and padded.dtype == np.float32
+    np.testing.assert_array_equal(padded, [[1, 2], [3, 4], [5, 6]] + [[0, 0]] * 5)
+    full = np.ones((8, 2), np.float32)
+    assert pad_batch(full, batch_size=7, devices=2)[0] is full  # a full batch is not copied
+    assert pad_batch(batch, batch_size=3, devices=1)[0] is batch
+    with pytest.raises(ValueError, match="at most 4"):
+        pad_batch(np.ones((5, 2)), batch_size=3, devices=2)
 
 
 def test_worker_share_comes_from_the_cluster():
