@@ -265,3 +265,50 @@ def test_an_unknown_rule_is_one_clear_error(tmp_path, mesh):
     config = results.EvalConfig(admin_rule="lenient")
     with pytest.raises(EvaluationError, match="admin_rule='lenient'; expected one of"):
         results.evaluate_predictions({"m1": pred}, mesh, config)
+
+
+def test_geoloc_evaluate_on_osv5m_scores_against_the_unique_strings(tmp_path):
+    """`geoloc evaluate --benchmark=osv5m --admin_rule=osv5m` on five photos at the tiny run's
+    predicted point (cell 3's imagery centroid: M1 always answers cell 3). Four rows name country
+    "ZZ" (no place has it) and no sub-region or city; the fifth names nothing and takes its
+    reverse-geocoded true point -- the predicted point itself, so its country is right. Country
+    1/5 = 20 %; every photo counts at every level."""
+    import zipfile
+
+    from experiments.cli import main as geoloc
+    from mesh import Mesh
+    from tests.geoloc_tf.conftest import build_tiny_run, jpeg
+
+    run = build_tiny_run(tmp_path / "run", export=False)
+    lat, lon = Mesh.load(run / "mesh" / "mesh.npz").imagery_centroids[3]
+    rows = [
+        osv5m_row(str(i), (lat, lon), ("ZZ", "Nowhere_ZZ", "", "") if i < 4 else ("", "", "", ""))
+        for i in range(5)
+    ]
+    with open(tmp_path / "test.csv", "w", newline="") as f:
+        csv.writer(f).writerows([OSV5M_HEADER, *rows])
+    (tmp_path / "images" / "test").mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "images" / "test" / "00.zip", "w") as zf:
+        for i in range(5):
+            zf.writestr(f"test/{i}.jpg", jpeg(24, 32, seed=i))
+    out = tmp_path / "out"
+    code = geoloc(
+        [
+            "evaluate",
+            "--benchmark=osv5m",
+            "--admin_rule=osv5m",
+            f"--model={run}",
+            f"--csv={tmp_path / 'test.csv'}",
+            f"--images={tmp_path / 'images' / 'test'}",
+            f"--out={out}",
+        ]
+    )
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    got = res["admin_accuracy"]
+    assert res["convention"]["admin_rule"] == got["rule"] == "osv5m"
+    assert got["truth_counts"] == {"dataset": 4, "geocoded": 1}
+    m1 = got["models"]["m1"]
+    assert (m1["country"]["num_correct"], m1["country"]["accuracy_percent"]) == (1, 20.0)
+    assert [m1[level]["num_photos"] for level in admin.ADMIN_LEVELS] == [5, 5, 5, 5]
+    assert "OSV-5M's rule" in (out / "report.md").read_text()
