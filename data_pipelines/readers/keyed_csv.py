@@ -15,7 +15,8 @@ collection's module says what its columns mean and this one reads them all alike
   names, URLs) is read at all;
 - a time column is read with ``values.capture_time`` (epoch seconds, epoch milliseconds or ISO
   8601); an empty one is -1 (unknown) and the photo is kept, as for collections with no time;
-- the admin columns (country, region, sub-region, city) are kept as text, "" where empty, as the
+- the admin columns (country, region, sub-region, city; per level the first of the layout's names
+  the header has) are kept as text, "" where empty, as the
   ground truth of admin-level accuracy; bytes that are not UTF-8 become U+FFFD there, since a name
   only describes the photo;
 - a pre-pass proves or rules out swapped latitude/longitude columns (``csv_layout.detect_swap``,
@@ -43,7 +44,8 @@ class Layout:
     lat: str
     lon: str
     time: str | None  # a capture or posting time (epoch s, epoch ms or ISO 8601)
-    admin: tuple[str, str, str, str]  # country, region, sub-region, city
+    # country, region, sub-region, city: a header name each, or names in order of preference
+    admin: tuple[str | tuple[str, ...], str | tuple[str, ...], str | tuple[str, ...], str | tuple[str, ...]]
     indoor: str | None  # P(indoor): outdoor_prob = 1 - value
     key: Callable[[str], str]  # photo id -> the archive key of its photo
 
@@ -58,10 +60,15 @@ class Layout:
                 f"{errors.where(path, 1)}: CSV header lacks {', '.join(missing)}; expected the "
                 f"{self.name} header ({', '.join(wanted.values())}, ...)"
             )
-        optional = {"time": self.time, **{f"admin{i}": name for i, name in enumerate(self.admin)}}
-        optional["indoor"] = self.indoor
+        optional = {"time": self.time, "indoor": self.indoor}
         found = {k: lowered.index(v.lower()) for k, v in wanted.items()}
         found.update({k: lowered.index(v.lower()) for k, v in optional.items() if v and v.lower() in lowered})
+        for i, names in enumerate(self.admin):
+            present = [
+                n for n in ((names,) if isinstance(names, str) else names) if n and n.lower() in lowered
+            ]
+            if present:
+                found[f"admin{i}"] = lowered.index(present[0].lower())
         return found
 
     def sniff(self, line: bytes, must_have: tuple[str, ...]) -> bool:

@@ -25,8 +25,14 @@ What is read, and nothing else:
   default) or ``sequence`` (one Mapillary capture sequence; ``--album_key=sequence``), so that
   M3's albums (§3.3) group one photographer's, or one drive's, photos. ``creator_username`` and
   ``thumb_original_url`` are never read.
-- ``country``, ``region``, ``sub-region``, ``city`` -> admin (country, region, sub_region, city),
-  the ground truth of OSV-5M's admin-level accuracy. ``country`` is an ISO 3166 alpha-2 code.
+- ``unique_country``, ``unique_region``, ``unique_sub-region``, ``unique_city`` -> admin (country,
+  region, sub_region, city), as written ("FR", "Ile-de-France_FR", "Paris_Ile-de-France_FR",
+  "Paris_Paris_Ile-de-France_FR"; stripped, "" where empty): what OSV-5M's own metric compares its
+  predictions with (``metrics/utils.py``), so ``--evaluate_admin_rule=osv5m`` scores against the
+  same strings; geoloc's rule compares their first parts, the plain names. The plain ``country``,
+  ``region``, ``sub-region``, ``city`` are read only where a file lacks the ``unique_*`` column of
+  that level (a trimmed copy): they are not what the metric compares (and OSV-5M's
+  ``scripts/preprocessing/fix_namimbia.py`` rewrote ``country`` of Namibian photos).
 
 OSV-5M has no indoor probability (street-level photos are all outdoors): outdoor_prob is NaN
 (unknown) unless ``--autotags`` gives one. The test split keeps 1 km from every training photo.
@@ -44,7 +50,12 @@ LAYOUT = keyed_csv.Layout(
     lat="latitude",
     lon="longitude",
     time="captured_at",
-    admin=("country", "region", "sub-region", "city"),
+    admin=(
+        ("unique_country", "country"),
+        ("unique_region", "region"),
+        ("unique_sub-region", "sub-region"),
+        ("unique_city", "city"),
+    ),
     indoor=None,
     key=str.strip,
 )

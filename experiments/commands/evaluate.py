@@ -121,6 +121,7 @@ COMMAND = Command(
             "outdoor_threshold",
             "earth_radius_km",
             "threshold_rule",
+            "admin_rule",
             "top_k",
             "batch_size",
             "max_pixels",

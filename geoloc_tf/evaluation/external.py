@@ -6,8 +6,9 @@ the one the file says, or the benchmark's): a CSV (IMG_ID, LAT, LON, optional ti
 and image path columns), YFCC100M lines, OSV-5M's test.csv (capture time, creator, admin columns;
 photos read from the zips under the images folder, or as extracted ``<id>.jpg`` files) or MP16-Pro;
 clearly swapped latitude/longitude columns are detected and corrected with a warning. The data set's
-admin columns, where it has them, are the truth of the country / region / sub-region / city
-accuracy. When the run directory holds its data set (``data/``), the test photographers' ids are
+admin columns (OSV-5M's ``unique_*`` strings as written), for the photos that have them, are the
+truth of the country / region / sub-region / city accuracy; the other photos take the
+reverse-geocoded true point (``admin``). When the run directory holds its data set (``data/``), the test photographers' ids are
 hashed with its salt and the report adds the rows on photos whose photographer is absent from the
 run's training splits, with the photo ids shared with them (``leakage``). M1 predicts every
 readable image; with a run directory, M2 adds its rows when every photo has a
@@ -293,8 +294,8 @@ def evaluate_external(
         )
     }
     tables.update(_metadata_models(run, out, mesh, kept, ids, probs, top_k))
-    admin = list(common.ADMIN_COLUMNS)
-    admin_truth = kept[["photo_id", *admin]] if (kept[admin] != "").to_numpy().any() else None
+    # The set's admin columns ("" where it names none: those photos take the geocoded true point).
+    admin_truth = kept[["photo_id", *common.ADMIN_COLUMNS]]
     eval_config = EvalConfig.from_settings(config.evaluate, split=SPLIT)
     evaluation = evaluate_predictions(
         load_predictions(tables), mesh, eval_config, outdoor, admin_truth, training

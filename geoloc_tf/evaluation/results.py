@@ -22,8 +22,9 @@ the rows can sit beside.
 Two sections beyond the paper (``None`` when not computed):
 
 - ``admin_accuracy``: country / region / sub-region / city accuracy of every model by offline
-  reverse geocoding of its predicted point (``admin``), against the data set's admin columns when
-  given (``admin_truth``), else the reverse-geocoded true point.
+  reverse geocoding of its predicted point (``admin``), under ``EvalConfig.admin_rule`` (geoloc's
+  rule or OSV-5M's, named in words), against the data set's admin columns for the photos that have
+  them (``admin_truth``), else the reverse-geocoded true point, with the count of each.
 - ``leakage``: when the models' training photos are given (``training``, ``leakage``), the test
   photos' ids and photographers found in training, and for every model the row on the photos whose
   photographer is absent from training beside the row on all photos.
@@ -143,14 +144,18 @@ def evaluate_predictions(
     """Score every model and the non-model rows; see the module docstring for what is covered.
 
     ``admin_truth``: photo_id, country, region, sub_region, city of the test photos (a data set's
-    admin columns), the truth of the admin-level accuracy; without it, the reverse-geocoded true
-    point. ``training``: the photos the models were trained on (``leakage.read_training_photos``;
+    admin columns, "" where unknown), the truth of the admin-level accuracy for the photos that
+    have a value there; the others, and all without it, take the reverse-geocoded true point. ``training``: the photos the models were trained on (``leakage.read_training_photos``;
     an external set's user ids hashed with ``leakage.training_user_hasher``): adds ``leakage``."""
     if not predictions:
         raise EvaluationError("evaluate_predictions: no models; expected at least one prediction table")
     if config.label_point not in metrics.LABEL_POINTS:
         raise EvaluationError(
             f"EvalConfig.label_point={config.label_point!r}; expected one of {metrics.LABEL_POINTS}"
+        )
+    if config.admin_accuracy and config.admin_rule not in admin.RULES:
+        raise EvaluationError(
+            f"EvalConfig.admin_rule={config.admin_rule!r}; expected one of {tuple(admin.RULES)}"
         )
     if config.threshold_rule not in THRESHOLD_RULES:
         raise EvaluationError(
@@ -228,7 +233,9 @@ def evaluate_predictions(
         "most_frequent_cell": _most_frequent(mesh, ref, ref_true, points, config),
         "wilcoxon": _wilcoxon(predictions, errors, config.wilcoxon_pairs),
         "admin_accuracy": (
-            _admin_accuracy(predictions, points[config.label_point], config.label_point, admin_truth)
+            _admin_accuracy(
+                predictions, points[config.label_point], config.label_point, admin_truth, config.admin_rule
+            )
             if config.admin_accuracy
             else None
         ),
@@ -320,10 +327,11 @@ def _admin_accuracy(
     points: NDArray[np.float64],
     label_point: str,
     admin_truth: pd.DataFrame | None,
+    rule: str,
 ) -> dict[str, Any]:
-    """Country / region / sub-region / city accuracy of every model (``admin``). A cell model's
-    predicted point is its cell's label point (the cells' names are looked up once); the truth is
-    made once per set of photos."""
+    """Country / region / sub-region / city accuracy of every model under ``rule`` (``admin``). A
+    cell model's predicted point is its cell's label point (the cells' names are looked up once);
+    the truth is made once per set of photos."""
     cell_names = admin.reverse_geocode(points[:, 0], points[:, 1]) if len(points) else None
     truths: list[tuple[ModelPredictions, NDArray[np.object_], dict[str, Any]]] = []
     by_model = {}
@@ -337,10 +345,7 @@ def _admin_accuracy(
             None,
         )
         if found is None:
-            if admin_truth is not None:
-                found = admin.dataset_truth(admin_truth, pred.photo_id, pred.lat, pred.lon)
-            else:
-                found = (admin.reverse_geocode(pred.lat, pred.lon), {"truth_source": admin.TRUTH_GEOCODED})
+            found = admin.truth_names(admin_truth, pred.photo_id, pred.lat, pred.lon, rule)
             truths.append((pred, *found))
         truth, info = found
         if pred.pred_lat is not None and pred.pred_lon is not None:
@@ -350,12 +355,19 @@ def _admin_accuracy(
             has = pred.cell >= 0
             if cell_names is not None:
                 predicted[has] = cell_names[pred.cell[has]]
-        by_model[name] = {**admin.admin_accuracy(predicted, truth), "truth": info}
+        by_model[name] = {**admin.admin_accuracy(predicted, truth, rule), "truth": info}
     first = next(iter(by_model.values()))["truth"] if by_model else {}
     return {
         "geocoder": admin.GEOCODER,
         "label_point": label_point,
+        "rule": rule,
+        "rule_text": admin.RULES[rule],
         "truth_source": first.get("truth_source", admin.TRUTH_GEOCODED),
+        "truth_text": first.get("text", ""),
+        "truth_counts": {
+            "dataset": first.get("num_dataset", 0),
+            "geocoded": first.get("num_geocoded", 0),
+        },
         "levels": list(admin.ADMIN_LEVELS),
         "models": by_model,
     }

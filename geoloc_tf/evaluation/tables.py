@@ -391,10 +391,16 @@ ADMIN_LEVEL_NAMES: dict[str, str] = {
 }
 
 
+#: How the admin table's title names each rule (``admin.RULES``).
+ADMIN_RULE_TITLES: dict[str, str] = {"geoloc": "geoloc's rule", "osv5m": "OSV-5M's rule"}
+
+
 def admin_table(results: dict[str, Any]) -> Table:
-    """Country / region / sub-region / city accuracy (%) of every model, each with its photo count."""
+    """Country / region / sub-region / city accuracy (%) of every model, each with its photo count;
+    the title and notes name the rule and the truth (how many photos took which)."""
     a = results["admin_accuracy"]
     levels = a["levels"]
+    rule = a.get("rule", "geoloc")
     rows = tuple(
         (
             _row_name(results, results["models"][name]["display_name"]),
@@ -402,11 +408,13 @@ def admin_table(results: dict[str, Any]) -> Table:
         )
         for name, m in a["models"].items()
     )
+    truths = list(
+        dict.fromkeys(m["truth"].get("text", m["truth"]["truth_source"]) for m in a["models"].values())
+    )
     notes = [
+        f"Rule: {a.get('rule_text', rule)}.",
         f"Predicted point: the predicted cell's {a['label_point']} centroid (a point predictor's own point), "
-        f"reverse-geocoded offline with {a['geocoder']}; truth: the {a['truth_source']}. Right at a level "
-        "when the names agree there and at every coarser level with known truth (names compared without "
-        "accents, case or punctuation); a photo with no truth at a level is left out of its count."
+        f"reverse-geocoded offline with {a['geocoder']}; truth: {'; '.join(truths)}.",
     ]
     geocoded = {m["truth"].get("num_countries_geocoded", 0) for m in a["models"].values()}
     if any(geocoded):
@@ -416,7 +424,7 @@ def admin_table(results: dict[str, Any]) -> Table:
         )
     return Table(
         "admin",
-        "Country / region / sub-region / city accuracy (%)",
+        f"Country / region / sub-region / city accuracy (%), {ADMIN_RULE_TITLES.get(rule, rule)}",
         (
             "Model",
             *(

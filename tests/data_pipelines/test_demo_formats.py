@@ -285,6 +285,10 @@ def test_ingestion_reads_every_demo_photo(tmp_path, sources, fmt):
     paris = tables[tables["lat_e7"] == round(PARIS[0] * 1e7)]
     if fmt == "webdataset":  # its JSON names no admin areas
         assert list(paris["country"]) == [""]
+    elif fmt == "osv5m":  # OSV-5M's unique_* strings, what its metric compares
+        assert list(
+            paris[["country", "region", "sub_region", "city"]].itertuples(index=False, name=None)
+        ) == [("FR", "Ile-de-France_FR", "Paris_Ile-de-France_FR", "Paris_Paris_Ile-de-France_FR")]
     else:
         assert list(
             paris[["country", "region", "sub_region", "city"]].itertuples(index=False, name=None)

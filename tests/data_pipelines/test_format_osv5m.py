@@ -51,6 +51,11 @@ def row(photo_id, lat="48.8566", lon="2.3522", creator="1001", sequence="seqA", 
         creator_id=creator,
     )
     values["sub-region"] = "Paris"
+    # What OSV-5M's metric compares (and the reader keeps): the unique_* strings, as written.
+    values["unique_country"] = "FR"
+    values["unique_region"] = "Ile-de-France_FR"
+    values["unique_sub-region"] = "Paris_Ile-de-France_FR"
+    values["unique_city"] = "Paris_Paris_Ile-de-France_FR"
     return [values[name] for name in HEADER]
 
 
@@ -135,9 +140,9 @@ def test_reader_keeps_good_rows_and_counts_the_others(tmp_path):
     assert list(df["posted_at"][:4]) == [1500000000, 1500000000, 1500000000, -1]
     assert (first.country, first.region, first.sub_region, first.city) == (
         "FR",
-        "Ile-de-France",
-        "Paris",
-        "Paris",
+        "Ile-de-France_FR",
+        "Paris_Ile-de-France_FR",
+        "Paris_Paris_Ile-de-France_FR",
     )
     hasher = UserHasher("salt")
     assert first.user_hash == hasher(b"1001") and df.iloc[2].user_hash == hasher(b"1002")
@@ -215,7 +220,7 @@ def test_ingestion_writes_the_good_photos_and_counts_each_bad_one(tmp_path):
     )
     assert sorted(tables["photo_id"]) == ["1", "2", "3", "4", "5", "6"]
     assert set(zip(tables["country"], tables["region"], tables["sub_region"], tables["city"])) == {
-        ("FR", "Ile-de-France", "Paris", "Paris")
+        ("FR", "Ile-de-France_FR", "Paris_Ile-de-France_FR", "Paris_Paris_Ile-de-France_FR")
     }
     blob = b"".join(open(os.path.join(d, f), "rb").read() for d, _, files in os.walk(out) for f in files)
     assert USERNAME.encode() not in blob and b"SECRET_URL" not in blob

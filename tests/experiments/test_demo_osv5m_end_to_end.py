@@ -74,7 +74,7 @@ def test_small_demo_in_the_osv5m_layout_runs_every_stage_and_scores_as_the_bench
         source_row = train[row.photo_id]
         assert row.posted_at == int(source_row["captured_at"]) // 1000
         assert row.user_hash == hasher(source_row["creator_id"])
-        assert (row.country, row.city) == (source_row["country"], source_row["city"])
+        assert (row.country, row.city) == (source_row["unique_country"], source_row["unique_city"])
     for model in ("m2", "m3"):
         predictions = pd.read_parquet(run_dir / "predictions" / model / "m23_val.parquet")
         assert sorted(predictions["photo_id"]) == sorted(table["photo_id"]), model

@@ -74,6 +74,7 @@ def test_radius_and_rule_change_the_numbers_as_by_hand(tmp_path, mesh):
         "earth_radius_km": 6371.0,
         "distance": "haversine (great circle on a sphere)",
         "threshold_rule": "le",
+        "admin_rule": "geoloc",
     }
     summary = le_6371.results["models"]["m1"]["by_label_point"]["imagery"]
     assert summary["geoscore"] == pytest.approx((5000.0 * math.exp(-25.0 / 1492.7) + 5000.0) / 2)
@@ -89,7 +90,7 @@ def test_paris_predicted_as_lyon_is_the_right_country_in_the_wrong_region(tmp_pa
     assert [m1[level]["accuracy_percent"] for level in admin.ADMIN_LEVELS] == [100.0, 50.0, 50.0, 50.0]
     assert m1["country"]["num_photos"] == 2 and got["truth_source"] == admin.TRUTH_GEOCODED
     assert admin.reverse_geocode([LYON[0]], [LYON[1]]).tolist() == [
-        ["fr", "rhone alpes", "departement du rhone", "lyon"]
+        ["FR", "Rhone-Alpes", "Departement du Rhone", "Lyon"]
     ]
 
 
