@@ -9,7 +9,8 @@ clearly swapped latitude/longitude columns are detected and corrected with a war
 admin columns, where it has them, are the truth of the country / region / sub-region / city
 accuracy. When the run directory holds its data set (``data/``), the test photographers' ids are
 hashed with its salt and the report adds the rows on photos whose photographer is absent from the
-run's training splits, with the photo ids shared with them (``leakage``). M1 predicts every
+run's training splits, with the photo ids shared with them (``leakage``), and on the photos with no
+training photo within the near-duplicate radius (``near_duplicate_km``). M1 predicts every
 readable image; with a run directory, M2 adds its rows when every photo has a
 posting time, and M3 when the set also names users (their albums). The rows are the same as the
 run's own report (same code: `evaluate_predictions`), written to `--out` (default
@@ -319,7 +320,8 @@ def evaluate_external(
 
 def _training_photos(run: RunLayout):
     """The run's training photos and a hasher of user ids with its data set's salt, when the run
-    directory holds its data set (``data/``); else (None, None): no photographer-disjoint rows."""
+    directory holds its data set (``data/``); else (None, None): no photographer-disjoint rows and
+    no near-duplicate rows."""
     from data_pipelines.ingest.layout import METADATA_FILE
     from geoloc_tf.evaluation.leakage import read_training_photos, training_user_hasher
 
