@@ -485,9 +485,9 @@ def near_duplicate_table(results: dict[str, Any]) -> Table:
         "Near-duplicates 'included': all test photos; 'excluded': only the test photos with no "
         f"training photo within {radius} (setting near_duplicate_km). A photo taken where a training "
         "photo was (a burst, the same landmark from the same spot) is nearly that photo, and a model "
-        "that recognises it, retrieval above all, scores it better than a new place. The gap between "
-        "a model's two rows is at most what near-duplicates add: photos far from every training photo "
-        "also lie in less photographed places, harder for any model.",
+        "that recognises it, retrieval above all, scores it better than a new place. Near-duplicates "
+        "add at most the gap between a model's two rows: photos far from every training photo also "
+        "lie in less photographed places, harder for any model.",
     )
     return Table(
         "near_duplicates",
