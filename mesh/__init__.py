@@ -6,6 +6,7 @@ Pure numpy/scipy (never TensorFlow): the lowest layer of geoloc, usable alone by
   ``mesh.presets.PRESETS``); ``Mesh.locate`` gives class ids (-1 in dropped cells).
 - ``mesh.geodesy.great_circle_km``: the project's one great-circle distance (§3.1.3).
 - ``mesh.best_possible``: Table 6's "Best Possible" rows.
+- ``mesh.proximity``: which points have one of a (large) set of points within r great-circle km.
 - ``mesh.build.build_from_config``: the mesh a ``mesh.config.MeshConfig`` describes; the command
   line tools are ``geoloc build-mesh`` and ``geoloc best-possible`` (package ``experiments``).
 """

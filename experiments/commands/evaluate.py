@@ -7,9 +7,10 @@
 Predicts every readable image with M1 (and the run's M2 and M3 when the set has posting or capture
 times and users) and writes the same report as the run's own (``geoloc_tf.evaluation.external``), by default
 to RUN_DIR/eval_external/<csv name>. Settings: ``geoloc_tf.run_configs.ExternalEvaluateConfig``;
-`--thresholds_km`, `--outdoor_threshold` and `--top_k` are the runner's `--evaluate_thresholds_km`,
-`--evaluate_outdoor_threshold` and `--predict_top_k`, and `--image_path_template` is its
-`--data_image_path_template`. The model, the test set and the scene classifier are the tool's own.
+`--thresholds_km`, `--outdoor_threshold`, `--near_duplicate_km` and `--top_k` are the runner's
+`--evaluate_thresholds_km`, `--evaluate_outdoor_threshold`, `--evaluate_near_duplicate_km` and
+`--predict_top_k`, and `--image_path_template` is its `--data_image_path_template`. The model, the
+test set and the scene classifier are the tool's own.
 
 `--benchmark=NAME` names a standard test set (``geoloc_tf.evaluation.benchmarks``): the CSV must
 have its columns, the run is scored under its convention (Earth radius, threshold rule) unless
@@ -127,6 +128,7 @@ COMMAND = Command(
             "max_pixels",
             "scene_image_size",
             "scene_input_range",
+            "near_duplicate_km",
         )
     },
     define_inputs=_define_inputs,

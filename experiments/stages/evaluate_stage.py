@@ -1,9 +1,9 @@
 """Stage `evaluate`: the paper's tables, Wilcoxon tests, outdoor-only rows, user and album averaging
 and plots (§3.1.3, Tables 3-7), from every model's stored predictions on the M2/M3 validation split;
 beyond the paper, GeoScore, country/region/sub-region/city accuracy (truth: the data set's admin
-columns where it has them) and the rows on photographers absent from the training splits, all
-under the configured Earth radius and threshold rule (``--evaluate_earth_radius_km``,
-``--evaluate_threshold_rule``). The report says which Keras backend trained and predicted
+columns where it has them), the rows on photographers absent from the training splits and on
+photos with no training photo within ``--evaluate_near_duplicate_km``, all under the configured
+Earth radius and threshold rule (``--evaluate_earth_radius_km``, ``--evaluate_threshold_rule``). The report says which Keras backend trained and predicted
 (``environment``).
 """
 
@@ -44,12 +44,12 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
         )
     else:
         layout.prediction_table(KNN_MODEL, M23_VAL).unlink(missing_ok=True)
-    # The data set gives the admin columns and the training photographers; a run whose data set was
-    # deleted after prediction (the TFRecords are large) is evaluated without those two sections.
+    # The data set gives the admin columns and the training photographers and locations; a run whose
+    # data set was deleted after prediction (the TFRecords are large) is evaluated without them.
     data_dir = layout.data_dir if (layout.data_dir / SUMMARY_FILE).exists() else None
     if data_dir is None:
         log.warning(
-            "%s: no data set; no photographer-disjoint rows, admin truth from the true points",
+            "%s: no data set; no photographer-disjoint or near-duplicate rows, admin truth from the true points",
             layout.data_dir,
         )
     report_config = ReportConfig(

@@ -13,7 +13,8 @@
 - Beyond the paper, for numbers comparable with today's benchmarks: the Earth radius and threshold
   rule as settings and GeoScore (``mesh.geodesy``), ``admin`` (country / region / sub-region / city
   accuracy by offline reverse geocoding, as OSV-5M) and ``leakage`` (test photographers and photo
-  ids found in the training data; rows on the photographers absent from it).
+  ids found in the training data; rows on the photographers absent from it, and on the photos with
+  no training photo within ``near_duplicate_km``, geometry in ``mesh.proximity``).
 """
 
 from geoloc_tf.evaluation.compare import compare_results, compare_runs, read_results

@@ -10,7 +10,8 @@ admin columns (OSV-5M's ``unique_*`` strings as written), for the photos that ha
 truth of the country / region / sub-region / city accuracy; the other photos take the
 reverse-geocoded true point (``admin``). When the run directory holds its data set (``data/``), the test photographers' ids are
 hashed with its salt and the report adds the rows on photos whose photographer is absent from the
-run's training splits, with the photo ids shared with them (``leakage``). M1 predicts every
+run's training splits, with the photo ids shared with them (``leakage``), and on the photos with no
+training photo within the near-duplicate radius (``near_duplicate_km``). M1 predicts every
 readable image; with a run directory, M2 adds its rows when every photo has a
 posting time, and M3 when the set also names users (their albums). The rows are the same as the
 run's own report (same code: `evaluate_predictions`), written to `--out` (default
@@ -320,7 +321,8 @@ def evaluate_external(
 
 def _training_photos(run: RunLayout):
     """The run's training photos and a hasher of user ids with its data set's salt, when the run
-    directory holds its data set (``data/``); else (None, None): no photographer-disjoint rows."""
+    directory holds its data set (``data/``); else (None, None): no photographer-disjoint rows and
+    no near-duplicate rows."""
     from data_pipelines.ingest.layout import METADATA_FILE
     from geoloc_tf.evaluation.leakage import read_training_photos, training_user_hasher
 

@@ -17,6 +17,15 @@ comparable; hashed with any other salt, no photographer matches.
 Photos without a photographer (a CSV without a user column makes each photo its own user,
 "photo:<id>") cannot leak by photographer: when no test photographer has two photos and none
 appears in training, ``has_users`` is False and no photographer-disjoint row is made.
+
+Near-duplicates: a test photo taken where a training photo was (a burst, the same landmark from
+the same spot; on the demo collection, the very same coordinates) is nearly a training photo, and
+a retrieval model (M1 kNN) all but looks it up. The report therefore also scores every model on the
+test photos with no training photo within ``EvalConfig.near_duplicate_km`` great-circle km
+(``near_training``, geometry in ``mesh.proximity``), beside all photos, and counts the test photos
+near each training split. Location is the one sign of a near-duplicate every data set has (pixel
+hashes would need the training images, absent once the records are deleted); it also catches the
+same scene photographed by someone else, which photographer-disjoint rows miss.
 """
 
 from __future__ import annotations
@@ -33,16 +42,37 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import ArrayLike, NDArray
 
+from mesh.geodesy import EARTH_RADIUS_KM
+from mesh.proximity import PointIndex
+
 #: The training splits of a run's data set: M1's, and M2's and M3's (``data_pipelines.splits``).
 TRAINING_SPLITS: tuple[str, ...] = ("m1_train", "m23_train")
+
+#: The columns read from each training split: ids, photographers, and locations (degrees).
+TRAINING_COLUMNS: tuple[str, ...] = ("photo_id", "user_hash", "lat", "lon")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainingPhotos:
-    """Photo ids and user hashes of the photos the models were trained on, per training split."""
+    """Photo ids, user hashes and locations of the photos the models were trained on, per
+    training split."""
 
-    splits: dict[str, pd.DataFrame]  # split -> columns photo_id, user_hash
+    splits: dict[str, pd.DataFrame]  # split -> columns photo_id, user_hash, and lat, lon where known
     source: str = ""  # where they were read, for the report
+
+    @property
+    def has_locations(self) -> bool:
+        """Whether every training split gives its photos' lat and lon (a data set's tables do)."""
+        return bool(self.splits) and all({"lat", "lon"} <= set(f.columns) for f in self.splits.values())
+
+    @functools.cached_property
+    def location_index(self) -> dict[str, PointIndex]:
+        """Per training split, its photos' locations indexed for ``near_training`` (built once:
+        seconds for millions of photos)."""
+        return {
+            split: PointIndex(frame["lat"], frame["lon"], f"training split {split} ({self.source})")
+            for split, frame in self.splits.items()
+        }
 
     @functools.cached_property
     def photo_ids(self) -> pa.Array:
@@ -75,11 +105,12 @@ def is_in(values: ArrayLike, value_set: pa.Array) -> NDArray[np.bool_]:
 def read_training_photos(
     data_dir: str | os.PathLike, splits: Sequence[str] = TRAINING_SPLITS
 ) -> TrainingPhotos:
-    """The training splits' photo ids and user hashes of the data set written at ``data_dir``."""
+    """The training splits' photo ids, user hashes and locations (``TRAINING_COLUMNS``) of the
+    data set written at ``data_dir``."""
     from data_pipelines import dataset
 
     written = dataset.load(os.fspath(data_dir))
-    frames = {split: written.table(split, ["photo_id", "user_hash"]) for split in splits}
+    frames = {split: written.table(split, list(TRAINING_COLUMNS)) for split in splits}
     # Named by the data set's name, not its path: the same run gives the same report wherever it lies.
     name = written.metadata.get("dataset_name", "")
     return TrainingPhotos(frames, f"data set {name} ({', '.join(splits)})")
@@ -124,4 +155,58 @@ def leakage_counts(photo_id: ArrayLike, user_hash: ArrayLike, training: Training
         "num_photos_unseen_photographers": int(unseen.sum()),
         "num_test_ids_in_training": int(is_in(ids, training.photo_ids).sum()),
         "by_split": per_split,
+    }
+
+
+def near_training(
+    lat: ArrayLike,
+    lon: ArrayLike,
+    training: TrainingPhotos,
+    distance_km: float,
+    radius_km: float = EARTH_RADIUS_KM,
+) -> dict[str, NDArray[np.bool_]]:
+    """Per training split, True for each test photo (degrees) with a photo of that split within
+    ``distance_km`` great-circle km on an Earth of ``radius_km`` (the evaluation's)."""
+    return {
+        split: index.any_within_km(lat, lon, distance_km, radius_km, "test photos")
+        for split, index in training.location_index.items()
+    }
+
+
+def no_near_duplicate(
+    lat: ArrayLike,
+    lon: ArrayLike,
+    training: TrainingPhotos,
+    distance_km: float,
+    radius_km: float = EARTH_RADIUS_KM,
+) -> NDArray[np.bool_]:
+    """True for each test photo with no photo of any training split within ``distance_km``."""
+    near = near_training(lat, lon, training, distance_km, radius_km)
+    return ~np.logical_or.reduce(list(near.values()), initial=False)
+
+
+def near_duplicate_counts(
+    lat: ArrayLike,
+    lon: ArrayLike,
+    training: TrainingPhotos,
+    distance_km: float,
+    radius_km: float = EARTH_RADIUS_KM,
+) -> dict[str, Any]:
+    """How many test photos have a training photo within ``distance_km``: of any training split
+    and per split (a photo near both counts in each)."""
+    near = near_training(lat, lon, training, distance_km, radius_km)
+    any_near = np.logical_or.reduce(list(near.values()), initial=False)
+    return {
+        "training": training.source,
+        "radius_km": float(distance_km),
+        "num_photos": int(np.size(any_near)),
+        "num_near_duplicates": int(np.count_nonzero(any_near)),
+        "num_no_near_duplicate": int(np.size(any_near) - np.count_nonzero(any_near)),
+        "by_split": {
+            split: {
+                "num_training_photos": len(training.splits[split]),
+                "num_test_photos_near": int(np.count_nonzero(mask)),
+            }
+            for split, mask in near.items()
+        },
     }

@@ -8,7 +8,8 @@ exist. A report made from simulated data (the demo collection) says so at its to
 Files written, each atomically, into ``out_dir`` (default ``run_dir/eval``):
 ``report.md``, ``results.json`` (everything; read by ``compare``), ``tables.json``,
 ``table3.csv``, ``table4.csv``, ``table6.csv``, ``table7.csv``, ``wilcoxon.csv``, ``admin.csv``
-(country / region / sub-region / city accuracy), ``leakage.csv`` (with the run's data set),
+(country / region / sub-region / city accuracy), ``leakage.csv`` and ``near_duplicates.csv`` (with
+the run's data set),
 ``figure1_longitude_by_hour.png``, ``figure2_mesh.png``, ``error_cdf.png``,
 ``accuracy_map_<model>.png``.
 
@@ -232,7 +233,7 @@ def evaluate_run(
 
     ``data_dir``: the run's ingested data set; its evaluated split's admin columns (when it has
     them) are the truth of the admin-level accuracy, and its training splits (``leakage``) give the
-    photographer-disjoint rows. ``training`` and ``admin_truth`` give those directly instead (an
+    photographer-disjoint rows and the rows without near-duplicates. ``training`` and ``admin_truth`` give those directly instead (an
     external test set: ``training`` from the run's data set, its user ids hashed with that data
     set's salt, ``leakage.training_user_hasher``).
 

@@ -28,6 +28,10 @@ Two sections beyond the paper (``None`` when not computed):
 - ``leakage``: when the models' training photos are given (``training``, ``leakage``), the test
   photos' ids and photographers found in training, and for every model the row on the photos whose
   photographer is absent from training beside the row on all photos.
+- ``near_duplicates``: when the training photos' locations are known and
+  ``EvalConfig.near_duplicate_km`` > 0, the test photos with a training photo within that
+  great-circle distance (in all and per training split), and for every model the row on the photos
+  with none beside the row on all photos.
 """
 
 from __future__ import annotations
@@ -42,7 +46,13 @@ from numpy.typing import NDArray
 
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation import admin, metrics
-from geoloc_tf.evaluation.leakage import TrainingPhotos, leakage_counts, unseen_photographers
+from geoloc_tf.evaluation.leakage import (
+    TrainingPhotos,
+    leakage_counts,
+    near_duplicate_counts,
+    no_near_duplicate,
+    unseen_photographers,
+)
 from geoloc_tf.evaluation.model_predictions import ModelPredictions, display_name, paired_rows
 from geoloc_tf.evaluation.outdoor import known_mask, outdoor_mask
 from geoloc_tf.run_configs import EvaluateConfig
@@ -145,8 +155,10 @@ def evaluate_predictions(
 
     ``admin_truth``: photo_id, country, region, sub_region, city of the test photos (a data set's
     admin columns, "" where unknown), the truth of the admin-level accuracy for the photos that
-    have a value there; the others, and all without it, take the reverse-geocoded true point. ``training``: the photos the models were trained on (``leakage.read_training_photos``;
-    an external set's user ids hashed with ``leakage.training_user_hasher``): adds ``leakage``."""
+    have a value there; the others, and all without it, take the reverse-geocoded true point.
+    ``training``: the photos the models were trained on (``leakage.read_training_photos``; an
+    external set's user ids hashed with ``leakage.training_user_hasher``): adds ``leakage``, and
+    ``near_duplicates`` where it gives their locations."""
     if not predictions:
         raise EvaluationError("evaluate_predictions: no models; expected at least one prediction table")
     if config.label_point not in metrics.LABEL_POINTS:
@@ -240,6 +252,11 @@ def evaluate_predictions(
             else None
         ),
         "leakage": _leakage(predictions, errors, training, config) if training is not None else None,
+        "near_duplicates": (
+            _near_duplicates(predictions, errors, training, config)
+            if training is not None and training.has_locations and config.near_duplicate_km > 0
+            else None
+        ),
     }
     return Evaluation(results, dict(predictions), errors, true_cells)
 
@@ -394,4 +411,29 @@ def _leakage(
                     errors[name][unseen], thresholds, config.threshold_rule
                 ),
             }
+    return {**counts, "label_point": config.label_point, "models": by_model}
+
+
+def _near_duplicates(
+    predictions: dict[str, ModelPredictions],
+    errors: dict[str, NDArray[np.float64]],
+    training: TrainingPhotos,
+    config: EvalConfig,
+) -> dict[str, Any]:
+    """Test photos with a training photo within ``config.near_duplicate_km`` (reference model's
+    photos; at the evaluation's Earth radius), and for every model its errors on all photos and on
+    the photos with no training photo that near."""
+    thresholds = tuple(float(t) for t in config.thresholds_km)
+    distance_km, radius_km = float(config.near_duplicate_km), float(config.earth_radius_km)
+    ref = next(iter(predictions.values()))
+    counts = near_duplicate_counts(ref.lat, ref.lon, training, distance_km, radius_km)
+    by_model = {}
+    for name, pred in predictions.items():
+        clear = no_near_duplicate(pred.lat, pred.lon, training, distance_km, radius_km)
+        by_model[name] = {
+            "all": metrics.error_summary(errors[name], thresholds, config.threshold_rule),
+            "no_near_duplicate": metrics.error_summary(
+                errors[name][clear], thresholds, config.threshold_rule
+            ),
+        }
     return {**counts, "label_point": config.label_point, "models": by_model}

@@ -5,8 +5,8 @@ Table 3 (imagery vs cell centroid label points, §4.1.1), Table 4 (outdoor only,
 mean and median error, appendix C) and the Wilcoxon tests (§4.2). Tables 3 and 6 also give the mean
 GeoScore (OSV-5M's 5000 * exp(-d / 1492.7 km), ``mesh.geodesy.geoscore``) beside mean and median
 error, so a row reads like the OSV-5M benchmark's. Beyond the paper: country / region / sub-region
-/ city accuracy (``admin``, OSV-5M's metric) and the photographer-disjoint rows (``leakage``), when
-``results`` has them. Every table has a "Photos" column: how many photos its row covers. A
+/ city accuracy (``admin``, OSV-5M's metric), the photographer-disjoint rows (``leakage``) and the
+rows without near-duplicates of training photos (``near_duplicates``), when ``results`` has them. Every table has a "Photos" column: how many photos its row covers. A
 ``Table`` renders as Markdown, CSV and a JSON-able dict.
 """
 
@@ -472,10 +472,45 @@ def leakage_table(results: dict[str, Any]) -> Table:
     )
 
 
+def near_duplicate_table(results: dict[str, Any]) -> Table:
+    """Every model on all test photos and on those with no training photo within the radius."""
+    near, th, lp = results["near_duplicates"], results["thresholds_km"], results["label_point"]
+    radius = f"{near['radius_km']:g} km"
+    rows = []
+    for name, m in near["models"].items():
+        model = _row_name(results, results["models"][name]["display_name"])
+        for label, key in (("included", "all"), ("excluded", "no_near_duplicate")):
+            s = m[key]
+            rows.append((model, label, s["num_photos"], *_summary_cells(s, th)))
+    per_split = "; ".join(
+        f"{split} ({c['num_training_photos']:,} photos): {c['num_test_photos_near']:,}"
+        for split, c in near["by_split"].items()
+    )
+    notes = (
+        f"Training data: {near['training']}. Of the {near['num_photos']:,} test photos, "
+        f"{near['num_near_duplicates']:,} have a training photo within {radius} (great circle); "
+        f"per training split, {per_split}. Label point: {lp} centroid.",
+        "Near-duplicates 'included': all test photos; 'excluded': only the test photos with no "
+        f"training photo within {radius} (setting near_duplicate_km). A photo taken where a training "
+        "photo was (a burst, the same landmark from the same spot) is nearly that photo, and a model "
+        "that recognises it, retrieval above all, scores it better than a new place. Near-duplicates "
+        "add at most the gap between a model's two rows: photos far from every training photo also "
+        "lie in less photographed places, harder for any model.",
+    )
+    return Table(
+        "near_duplicates",
+        f"Test photos with no training photo within {radius} vs all test photos (accuracy %)",
+        ("Model", "Near-duplicates", "Photos", *summary_columns(th)),
+        tuple(rows),
+        notes,
+    )
+
+
 def all_tables(results: dict[str, Any]) -> list[Table]:
-    """Tables 3, 4, 6, 7 and the Wilcoxon tests, in report order, then the admin-level accuracy and
-    the photographer-disjoint rows when ``results`` has them; first, for a run scored as a standard
-    test set (``geoloc evaluate --benchmark``), the run beside published systems."""
+    """Tables 3, 4, 6, 7 and the Wilcoxon tests, in report order, then the admin-level accuracy,
+    the photographer-disjoint rows and the rows without near-duplicates when ``results`` has them;
+    first, for a run scored as a standard test set (``geoloc evaluate --benchmark``), the run
+    beside published systems."""
     from geoloc_tf.evaluation.benchmarks import benchmark_table
 
     benchmark = benchmark_table(results)
@@ -486,4 +521,6 @@ def all_tables(results: dict[str, Any]) -> list[Table]:
         tables.append(admin_table(results))
     if results.get("leakage"):
         tables.append(leakage_table(results))
+    if results.get("near_duplicates"):
+        tables.append(near_duplicate_table(results))
     return tables

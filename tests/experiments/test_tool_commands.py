@@ -80,6 +80,7 @@ EVALUATE = {
     "max_pixels": ("4000", 4000),
     "scene_image_size": ("64", 64),
     "scene_input_range": ("-1,1", (-1.0, 1.0)),
+    "near_duplicate_km": ("2.5", 2.5),
 }
 
 
@@ -247,6 +248,7 @@ def test_every_evaluate_option_reaches_the_config_evaluate_external_gets(tmp_pat
             earth_radius_km=values["earth_radius_km"],
             threshold_rule=values["threshold_rule"],
             admin_rule=values["admin_rule"],
+            near_duplicate_km=values["near_duplicate_km"],
         ),
         predict=PredictConfig(top_k=values["top_k"]),
         batch_size=values["batch_size"],

@@ -172,11 +172,14 @@ def test_external_user_ids_hashed_with_the_training_salt_match(tmp_path):
 
 def write_dataset(root, salt, tables, admin_columns=None):
     """A data set folder as ``data_pipelines.dataset.load`` reads it: manifest, metadata, summary,
-    tables/<split>.parquet with photo_id and user_hash (and admin columns when given)."""
+    tables/<split>.parquet with photo_id, user_hash, lat and lon (and admin columns when given).
+    ``tables``: split -> (ids, users) or (ids, users, lats, lons); without locations, every photo
+    is at latitude 0, longitude 0."""
     (root / "tables").mkdir(parents=True)
     manifest = {"splits": {}}
-    for split, (ids, users) in tables.items():
-        frame = pd.DataFrame({"photo_id": ids, "user_hash": users})
+    for split, (ids, users, *located) in tables.items():
+        lat, lon = located or ([0.0] * len(ids), [0.0] * len(ids))
+        frame = pd.DataFrame({"photo_id": ids, "user_hash": users, "lat": lat, "lon": lon})
         for column, values in (admin_columns or {}).get(split, {}).items():
             frame[column] = values
         frame.to_parquet(root / "tables" / f"{split}.parquet", index=False)
