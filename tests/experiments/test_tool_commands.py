@@ -74,6 +74,7 @@ EVALUATE = {
     "outdoor_threshold": ("0.8", 0.8),
     "earth_radius_km": ("6371", 6371.0),
     "threshold_rule": ("lt", "lt"),
+    "admin_rule": ("osv5m", "osv5m"),
     "top_k": ("4", 4),
     "batch_size": ("5", 5),
     "max_pixels": ("4000", 4000),
@@ -245,6 +246,7 @@ def test_every_evaluate_option_reaches_the_config_evaluate_external_gets(tmp_pat
             outdoor_threshold=values["outdoor_threshold"],
             earth_radius_km=values["earth_radius_km"],
             threshold_rule=values["threshold_rule"],
+            admin_rule=values["admin_rule"],
         ),
         predict=PredictConfig(top_k=values["top_k"]),
         batch_size=values["batch_size"],
@@ -341,6 +343,7 @@ def test_same_setting_same_name_in_runner_and_evaluate():
         ("evaluate_outdoor_threshold", "outdoor_threshold"),
         ("evaluate_earth_radius_km", "earth_radius_km"),
         ("evaluate_threshold_rule", "threshold_rule"),
+        ("evaluate_admin_rule", "admin_rule"),
         ("predict_top_k", "top_k"),
         ("data_image_path_template", "image_path_template"),
     ):
