@@ -27,7 +27,10 @@ on real locations:
   ``county``, ``state``, ``country`` reverse geocoded as above, ``country`` as an ISO code where the
   real file has English names), and the photos in one tar cut into raw byte parts
   ``mp-16-images00``, ``mp-16-images01``, ... (joined by ``cat mp-16-images* > mp-16-images.tar``)
-  with members ``./images/<IMG_ID with "/" replaced by "_">``.
+  with members ``./images/<IMG_ID with "/" replaced by "_">``. A member is the photo's JPEG, padded
+  where it is smaller than a real photo by a JPEG comment of zero bytes (same pixels) to more than
+  ``archives.PLACEHOLDER_MAX_BYTES``: the MP16-Pro reader takes smaller members for Flickr's
+  placeholders of deleted photos, as G3 does (``mp16pro_member``).
 - ``webdataset`` (the tar shards img2dataset writes and PLONK reads): shards ``00000.tar``,
   ``00001.tar``, ... (img2dataset's names) with ``<key>.jpg`` and ``<key>.json`` per photo; the key
   is the photo id, as in PLONK's shards (img2dataset's own keys are running numbers), so a photo has
@@ -65,7 +68,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from data_pipelines import geonames
+from data_pipelines import archives, geonames
 from data_pipelines.config import DEMO_FORMATS
 from data_pipelines.demo import generate, sources
 from data_pipelines.errors import DataPipelineError
@@ -353,6 +356,25 @@ def write_osv5m(folder: Path, table: DemoTable, sizes: ArchiveSizes) -> dict:
     return files
 
 
+#: JPEG's start-of-image marker and comment (COM) segment marker.
+_JPEG_SOI, _JPEG_COM = b"\xff\xd8", b"\xff\xfe"
+
+
+def mp16pro_member(jpeg: bytes) -> bytes:
+    """A demo photo as an MP16-Pro tar member: ``jpeg`` with a comment segment of zero bytes after
+    its start-of-image marker when it is no longer than ``archives.PLACEHOLDER_MAX_BYTES`` (the
+    demo's photos are tiny; real ones are tens of kB), so it is not taken for a placeholder. The
+    decoded pixels are the same."""
+    short = archives.PLACEHOLDER_MAX_BYTES + 1 - len(jpeg)
+    if short <= 0:
+        return jpeg
+    if not jpeg.startswith(_JPEG_SOI):
+        raise ValueError("mp16pro_member: expected a JPEG (it starts with FF D8)")
+    payload = max(short - 4, 0)  # the marker and the length field take 4 bytes
+    segment = _JPEG_COM + (payload + 2).to_bytes(2, "big") + bytes(payload)
+    return _JPEG_SOI + segment + jpeg[len(_JPEG_SOI) :]
+
+
 def write_mp16pro(folder: Path, table: DemoTable, sizes: ArchiveSizes) -> dict:
     """metadata/MP16_Pro_places365.csv and the tar parts mp-16-images00, 01, ... (module docstring)."""
     for stale in glob.glob(str(folder / f"{MP16PRO_PART_PREFIX}*")):  # parts of an interrupted run
@@ -360,7 +382,7 @@ def write_mp16pro(folder: Path, table: DemoTable, sizes: ArchiveSizes) -> dict:
     admin = reverse_geocode(table.lat, table.lon)
     img_ids = [mp16_img_id(int(pid)) for pid in table.photo_id]
     members = (  # a generator: one image in memory at a time
-        (MP16PRO_MEMBER_DIR + img_id.replace("/", "_"), table.image(int(pid)))
+        (MP16PRO_MEMBER_DIR + img_id.replace("/", "_"), mp16pro_member(table.image(int(pid))))
         for img_id, pid in zip(img_ids, table.photo_id)
     )
     parts: list[str] = []

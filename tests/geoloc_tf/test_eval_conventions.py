@@ -74,6 +74,7 @@ def test_radius_and_rule_change_the_numbers_as_by_hand(tmp_path, mesh):
         "earth_radius_km": 6371.0,
         "distance": "haversine (great circle on a sphere)",
         "threshold_rule": "le",
+        "admin_rule": "geoloc",
     }
     summary = le_6371.results["models"]["m1"]["by_label_point"]["imagery"]
     assert summary["geoscore"] == pytest.approx((5000.0 * math.exp(-25.0 / 1492.7) + 5000.0) / 2)
