@@ -223,13 +223,18 @@ def write_collection(
         info = json.loads(info_path.read_text())
         made = (info.get("spec"), info.get("format", "yfcc100m"), info.get("archive_sizes"))
         wanted = (asdict(spec), fmt, None if fmt == "yfcc100m" else asdict(sizes))
-        if made == wanted:
+        if made == wanted and _padded(info):
             log.info("demo collection in %s (%s) is complete already", folder, fmt)
             return _result(folder, info)
-        raise DataPipelineError(
-            f"{folder} holds a demo collection made with format {made[1]!r}, {made[0]}, archive sizes "
-            f"{made[2]}; not format {fmt!r}, {wanted[0]}, {wanted[2]}: use another folder"
-        )
+        if made != wanted:
+            raise DataPipelineError(
+                f"{folder} holds a demo collection made with format {made[1]!r}, {made[0]}, archive "
+                f"sizes {made[2]}; not format {fmt!r}, {wanted[0]}, {wanted[2]}: use another folder"
+            )
+        # an MP16-Pro layout written before its members were padded: every member would now be
+        # taken for a placeholder, so the layout is written again
+        log.info("demo collection in %s (%s) has unpadded members: writing it again", folder, fmt)
+        info_path.unlink()
     if fmt == "yfcc100m":
         return _result(folder, generate.generate(folder, spec, **source_kwargs))
     source_dir = folder / SOURCE_DIR if source is None else Path(source)
@@ -247,6 +252,7 @@ def write_collection(
         "format": fmt,
         "simulated": list(generate.SIMULATED) + list(SIMULATED_BY_FORMAT[fmt]),
         "archive_sizes": asdict(sizes),
+        **({PADDED_KEY: archives.PLACEHOLDER_MAX_BYTES} if fmt == "mp16pro" else {}),
         "files": files,
         "layout_seconds": round(time.monotonic() - started, 1),
     }
@@ -254,6 +260,15 @@ def write_collection(
     if source is None:
         shutil.rmtree(source_dir)
     return _result(folder, info)
+
+
+#: demo_info.json of an MP16-Pro layout: its members are larger than this many bytes
+#: (``mp16pro_member``); a layout without it was written before and is written again.
+PADDED_KEY = "members_larger_than_bytes"
+
+
+def _padded(info: dict) -> bool:
+    return info.get("format") != "mp16pro" or info.get(PADDED_KEY) == archives.PLACEHOLDER_MAX_BYTES
 
 
 def _result(folder: Path, info: dict) -> dict:

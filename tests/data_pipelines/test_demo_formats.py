@@ -204,6 +204,25 @@ def test_mp16pro_layout(tmp_path, sources, standard):
     )
 
 
+def test_an_mp16pro_layout_with_unpadded_members_is_written_again(tmp_path, sources):
+    """A layout written before the members were padded (no marker in demo_info.json) would lose
+    every photo as a placeholder: it is rewritten, not reused."""
+    write(tmp_path, "mp", "mp16pro", sources)
+    info_path = tmp_path / "mp" / generate.INFO_FILE
+    info = json.loads(info_path.read_text())
+    assert info[formats.PADDED_KEY] == archives.PLACEHOLDER_MAX_BYTES
+    del info[formats.PADDED_KEY]
+    info_path.write_text(json.dumps(info))
+    for part in (tmp_path / "mp").glob("mp-16-images*"):
+        part.write_bytes(b"stale")
+    write(tmp_path, "mp", "mp16pro", sources)
+    assert formats.PADDED_KEY in json.loads(info_path.read_text())
+    whole = b"".join(p.read_bytes() for p in sorted((tmp_path / "mp").glob("mp-16-images*")))
+    with tarfile.open(fileobj=io.BytesIO(whole)) as archive:
+        sizes = [m.size for m in archive.getmembers() if m.isfile()]
+    assert len(sizes) == NUM_PHOTOS and min(sizes) > archives.PLACEHOLDER_MAX_BYTES
+
+
 def test_webdataset_layout(tmp_path, sources, standard):
     written = write(tmp_path, "wds", "webdataset", sources)
     folder = tmp_path / "wds"
