@@ -329,7 +329,7 @@ def compare_convention(row: dict[str, Any], used: Convention, admin: bool) -> tu
 
 
 def same_convention(row: dict[str, Any], used: Convention, admin: bool = False) -> str:
-    """ "yes", "no" or "unknown": ``compare_convention``'s verdict."""
+    """The verdict of ``compare_convention``: "yes", "no" or "unknown"."""
     return compare_convention(row, used, admin)[0]
 
 
