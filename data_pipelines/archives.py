@@ -22,7 +22,10 @@ The layouts, as the datasets' own loaders read them:
   with ``split`` (``x.tar.aa``, ``x.tar.ab``) or numbered (``x.tar.001``) are joined the same way.
   The parts are read as one virtual file: the index walks the tar headers (never extracting) to
   give each member's data offset and size, and a read is a seek and a read of that range across
-  parts.
+  parts. The tar also holds Flickr's "photo unavailable" placeholders, saved in place of photos
+  deleted before the crawl, under the real photos' names and locations: members of
+  ``PLACEHOLDER_MAX_BYTES`` or fewer are such placeholders (``placeholder_members``), counted and
+  skipped as ``placeholder_image`` wherever MP16-Pro's members are located (``Format.placeholders``).
   Walking the headers runs at about 20 000 members/s on one core (MP16-Pro's 4.7 M: some 4
   minutes, once per output folder); zip directories about 65 000/s, msgpack shards 200 000/s
   (records of 2 kB, from the page cache).
@@ -135,6 +138,21 @@ class _MemberTable:
                 "size": np.frombuffer(self.size, dtype=np.int64).copy(),
             }
         )
+
+
+#: MP16-Pro's tar members of this many bytes or fewer are Flickr's "photo unavailable"
+#: placeholders, not photos: G3's released code (Jia et al., NeurIPS 2024, arXiv:2405.14702), whose
+#: authors published MP16-Pro, keeps only the members with ``member.name.endswith('.jpg') and
+#: member.size > 5120`` when it indexes the tar (``MP16Dataset`` in its ``utils/utils.py``). Same
+#: threshold, same side: a member of exactly 5,120 bytes is a placeholder.
+PLACEHOLDER_MAX_BYTES = 5120
+
+
+def placeholder_members(sizes: np.ndarray) -> np.ndarray:
+    """The boolean mask of the members of byte ``sizes`` (an ``ArchiveIndex`` column; -1 where the
+    archive records none, as zips) that are placeholders, not photos (``PLACEHOLDER_MAX_BYTES``)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    return (sizes >= 0) & (sizes <= PLACEHOLDER_MAX_BYTES)
 
 
 def slash_key(photo_id: str) -> str:

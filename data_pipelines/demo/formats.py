@@ -27,7 +27,10 @@ on real locations:
   ``county``, ``state``, ``country`` reverse geocoded as above, ``country`` as an ISO code where the
   real file has English names), and the photos in one tar cut into raw byte parts
   ``mp-16-images00``, ``mp-16-images01``, ... (joined by ``cat mp-16-images* > mp-16-images.tar``)
-  with members ``./images/<IMG_ID with "/" replaced by "_">``.
+  with members ``./images/<IMG_ID with "/" replaced by "_">``. A member is the photo's JPEG, padded
+  where it is smaller than a real photo by a JPEG comment of zero bytes (same pixels) to more than
+  ``archives.PLACEHOLDER_MAX_BYTES``: the MP16-Pro reader takes smaller members for Flickr's
+  placeholders of deleted photos, as G3 does (``mp16pro_member``).
 - ``webdataset`` (the tar shards img2dataset writes and PLONK reads): shards ``00000.tar``,
   ``00001.tar``, ... (img2dataset's names) with ``<key>.jpg`` and ``<key>.json`` per photo; the key
   is the photo id, as in PLONK's shards (img2dataset's own keys are running numbers), so a photo has
@@ -65,7 +68,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from data_pipelines import geonames
+from data_pipelines import archives, geonames
 from data_pipelines.config import DEMO_FORMATS
 from data_pipelines.demo import generate, sources
 from data_pipelines.errors import DataPipelineError
@@ -220,13 +223,18 @@ def write_collection(
         info = json.loads(info_path.read_text())
         made = (info.get("spec"), info.get("format", "yfcc100m"), info.get("archive_sizes"))
         wanted = (asdict(spec), fmt, None if fmt == "yfcc100m" else asdict(sizes))
-        if made == wanted:
+        if made == wanted and _padded(info):
             log.info("demo collection in %s (%s) is complete already", folder, fmt)
             return _result(folder, info)
-        raise DataPipelineError(
-            f"{folder} holds a demo collection made with format {made[1]!r}, {made[0]}, archive sizes "
-            f"{made[2]}; not format {fmt!r}, {wanted[0]}, {wanted[2]}: use another folder"
-        )
+        if made != wanted:
+            raise DataPipelineError(
+                f"{folder} holds a demo collection made with format {made[1]!r}, {made[0]}, archive "
+                f"sizes {made[2]}; not format {fmt!r}, {wanted[0]}, {wanted[2]}: use another folder"
+            )
+        # an MP16-Pro layout written before its members were padded: every member would now be
+        # taken for a placeholder, so the layout is written again
+        log.info("demo collection in %s (%s) has unpadded members: writing it again", folder, fmt)
+        info_path.unlink()
     if fmt == "yfcc100m":
         return _result(folder, generate.generate(folder, spec, **source_kwargs))
     source_dir = folder / SOURCE_DIR if source is None else Path(source)
@@ -244,6 +252,7 @@ def write_collection(
         "format": fmt,
         "simulated": list(generate.SIMULATED) + list(SIMULATED_BY_FORMAT[fmt]),
         "archive_sizes": asdict(sizes),
+        **({PADDED_KEY: archives.PLACEHOLDER_MAX_BYTES} if fmt == "mp16pro" else {}),
         "files": files,
         "layout_seconds": round(time.monotonic() - started, 1),
     }
@@ -251,6 +260,15 @@ def write_collection(
     if source is None:
         shutil.rmtree(source_dir)
     return _result(folder, info)
+
+
+#: demo_info.json of an MP16-Pro layout: its members are larger than this many bytes
+#: (``mp16pro_member``); a layout without it was written before and is written again.
+PADDED_KEY = "members_larger_than_bytes"
+
+
+def _padded(info: dict) -> bool:
+    return info.get("format") != "mp16pro" or info.get(PADDED_KEY) == archives.PLACEHOLDER_MAX_BYTES
 
 
 def _result(folder: Path, info: dict) -> dict:
@@ -353,6 +371,25 @@ def write_osv5m(folder: Path, table: DemoTable, sizes: ArchiveSizes) -> dict:
     return files
 
 
+#: JPEG's start-of-image marker and comment (COM) segment marker.
+_JPEG_SOI, _JPEG_COM = b"\xff\xd8", b"\xff\xfe"
+
+
+def mp16pro_member(jpeg: bytes) -> bytes:
+    """A demo photo as an MP16-Pro tar member: ``jpeg`` with a comment segment of zero bytes after
+    its start-of-image marker when it is no longer than ``archives.PLACEHOLDER_MAX_BYTES`` (the
+    demo's photos are tiny; real ones are tens of kB), so it is not taken for a placeholder. The
+    decoded pixels are the same."""
+    short = archives.PLACEHOLDER_MAX_BYTES + 1 - len(jpeg)
+    if short <= 0:
+        return jpeg
+    if not jpeg.startswith(_JPEG_SOI):
+        raise ValueError("mp16pro_member: expected a JPEG (it starts with FF D8)")
+    payload = max(short - 4, 0)  # the marker and the length field take 4 bytes
+    segment = _JPEG_COM + (payload + 2).to_bytes(2, "big") + bytes(payload)
+    return _JPEG_SOI + segment + jpeg[len(_JPEG_SOI) :]
+
+
 def write_mp16pro(folder: Path, table: DemoTable, sizes: ArchiveSizes) -> dict:
     """metadata/MP16_Pro_places365.csv and the tar parts mp-16-images00, 01, ... (module docstring)."""
     for stale in glob.glob(str(folder / f"{MP16PRO_PART_PREFIX}*")):  # parts of an interrupted run
@@ -360,7 +397,7 @@ def write_mp16pro(folder: Path, table: DemoTable, sizes: ArchiveSizes) -> dict:
     admin = reverse_geocode(table.lat, table.lon)
     img_ids = [mp16_img_id(int(pid)) for pid in table.photo_id]
     members = (  # a generator: one image in memory at a time
-        (MP16PRO_MEMBER_DIR + img_id.replace("/", "_"), table.image(int(pid)))
+        (MP16PRO_MEMBER_DIR + img_id.replace("/", "_"), mp16pro_member(table.image(int(pid))))
         for img_id, pid in zip(img_ids, table.photo_id)
     )
     parts: list[str] = []

@@ -114,7 +114,12 @@ def join_archive_index(
     skips: SkipLog,
 ) -> tuple[pd.DataFrame, list]:
     """Each row's image located in the archives by its key (``image_path``); a row whose key is in
-    no archive is skipped as ``missing_image`` (first archive wins for a key found twice)."""
+    no archive is skipped as ``missing_image`` (first archive wins for a key found twice), and, for
+    a format whose archives hold placeholders (MP16-Pro), a row whose member is one as
+    ``placeholder_image`` (``archives.placeholder_members``). The Beam pipeline plans through here
+    too, so both engines skip the same rows."""
+    from data_pipelines import archives
+
     index = archive_index(fmt, os.path.realpath(config.images_folder), out_dir)
     located, found = index.locate(table)
     skip_rows(
@@ -128,6 +133,20 @@ def join_archive_index(
             f"{config.images_folder}"
         ),
     )
+    if fmt.placeholders:
+        placeholder = archives.placeholder_members(located["size"].to_numpy())
+        skip_rows(
+            skips,
+            rcommon.PLACEHOLDER_IMAGE,
+            located.loc[placeholder],
+            sources,
+            config.log_first_skips,
+            lambda row: (
+                f"member {row.image_path} has {row.size} bytes, at most "
+                f"{archives.PLACEHOLDER_MAX_BYTES}: a placeholder for a deleted photo, not the photo"
+            ),
+        )
+        located = located.loc[~placeholder].reset_index(drop=True)
     return located, list(index.archives)
 
 

@@ -46,6 +46,9 @@ OUTSIDE_IMAGES = "outside_images"
 # FIFO cannot block a worker and a device cannot be read forever.
 NOT_A_FILE = "not_a_file"
 BAD_IMAGE = "bad_image"  # undecodable or truncated
+# An archive member that is a placeholder saved in place of a deleted photo, not the photo
+# (MP16-Pro's tar: ``data_pipelines.archives.placeholder_members``).
+PLACEHOLDER_IMAGE = "placeholder_image"
 SKIP_REASONS = (
     WRONG_FIELD_COUNT,
     BAD_FIELD,
@@ -55,6 +58,7 @@ SKIP_REASONS = (
     VIDEO,
     DUPLICATE_ID,
     MISSING_IMAGE,
+    PLACEHOLDER_IMAGE,
     OUTSIDE_IMAGES,
     NOT_A_FILE,
     BAD_IMAGE,

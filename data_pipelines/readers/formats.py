@@ -49,6 +49,9 @@ class Format:
     read: Callable
     # (images_root, skips) -> data_pipelines.archives.ArchiveIndex, for images in archives found by key.
     index_archives: Callable | None = None
+    # MP16-Pro: its archives hold placeholder images (``archives.placeholder_members``), skipped
+    # as ``placeholder_image`` where the rows are located in the archive index.
+    placeholders: bool = False
     metadata_are_archives: bool = False  # webdataset: each metadata file is a tar of samples
     needs_metadata: bool = True  # exif: the photos are the metadata
     sniff: Callable[[str, bytes], bool] | None = None  # (path, first line) -> bool, for format=auto

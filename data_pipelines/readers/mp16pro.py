@@ -9,7 +9,9 @@ msgpack shards with the MP-16 CSV (``msgpack``).
     neighbourhood,city,county,state,region,country,continent
 
 and the photos in ``mp-16-images.tar``, shipped as parts ``mp-16-images00`` ... ``mp-16-images18``
-that are its byte-wise concatenation. ``IMG_ID`` is a path such as ``e5/2d/2218633389.jpg``; the
+that are its byte-wise concatenation. Members of 5,120 bytes or fewer are Flickr's "photo
+unavailable" placeholders stored under real photos' names and locations, which G3 drops; they are
+skipped as ``placeholder_image`` (``archives.PLACEHOLDER_MAX_BYTES``). ``IMG_ID`` is a path such as ``e5/2d/2218633389.jpg``; the
 tar's member is named after it with "/" replaced by "_" (``e5_2d_2218633389.jpg``), which is the
 archive key (``archives.slash_key``; ``archives.index_tar_parts`` reads the parts as one tar,
 without extracting). The address columns come from reverse geocoding (OpenStreetMap names, not
@@ -96,6 +98,7 @@ FORMAT: Format = Format(
     "--images, read from the tar",
     read,
     index_archives=archives.index_tar_parts,
+    placeholders=True,
     sniff=sniff,
 )
 MSGPACK_FORMAT: Format = Format(

@@ -13,9 +13,10 @@ to RUN_DIR/eval_external/<csv name>. Settings: ``geoloc_tf.run_configs.ExternalE
 test set and the scene classifier are the tool's own.
 
 `--benchmark=NAME` names a standard test set (``geoloc_tf.evaluation.benchmarks``): the CSV must
-have its columns, the run is scored under its convention (Earth radius, threshold rule) unless
-`--earth_radius_km` or `--threshold_rule` is given, and the report adds a "benchmark" table with the
-published results of named systems on that set beside the run's rows.
+have its columns, the run is scored under its convention (Earth radius, threshold rule and, for
+OSV-5M, the admin rule) unless `--earth_radius_km`, `--threshold_rule` or `--admin_rule` is given,
+and the report adds a "benchmark" table with the published results of named systems on that set
+beside the run's rows.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def _define_inputs(flag_values: flags.FlagValues) -> None:
         None,
         BENCHMARK_NAMES,
         "A standard test set: its CSV columns are required, its convention (Earth radius, threshold "
-        "rule) is used unless set, and the report shows published results on it beside the run's.",
+        "rule, admin rule) is used unless set, and the report shows published results on it beside "
+        "the run's.",
         flag_values=flag_values,
     )
     flags.DEFINE_string(

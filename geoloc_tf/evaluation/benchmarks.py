@@ -13,13 +13,17 @@ A benchmark knows:
   reads them (and undoes the swapped LAT/LON of one public Im2GPS3k copy);
 - its photo count, as the set is distributed;
 - its convention: the Earth radius, distance formula and threshold rule its reference numbers were
-  computed under (the GeoEstimation family: haversine, R = 6371 km, d <= t, in
-  ``geo_classification/utils_eval.py`` of the SemP re-implementation; OSV-5M: haversine, R = 6371
-  km, d < t, in its ``metrics/utils.py`` and ``metrics/distance_based.py``).
+  computed under, and for OSV-5M the rule of its admin-level accuracy (the GeoEstimation family:
+  haversine, R = 6371 km, d <= t, in GeoEstimation's own ``utils.py`` and
+  ``classification/utils_global.py`` and in ``geo_classification/utils_eval.py`` of the SemP
+  re-implementation; OSV-5M: haversine, R = 6371 km, d < t, in its ``metrics/utils.py`` and
+  ``metrics/distance_based.py``, admin accuracy as its released code counts it).
 
-The evaluation uses the benchmark's convention unless the user sets the radius or the rule; every
-published row then says whether it was computed under the run's convention ("yes", "no" or
-"unknown" where the source's code could not be checked).
+The evaluation uses the benchmark's convention unless the user sets the radius, the rule or the
+admin rule. Every published row then says whether it was computed under the run's convention:
+"yes", "no" or "unknown", computed (``compare_convention``) from the convention the data file
+records for the row (radius, threshold rule, distance kind and, where the row has admin-level
+numbers, admin rule), never typed by hand; "unknown" where the source's code could not be read.
 """
 
 from __future__ import annotations
@@ -30,15 +34,13 @@ import importlib.resources
 import io
 import math
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation.admin import ADMIN_LEVELS
 from geoloc_tf.evaluation.tables import ADMIN_LEVEL_NAMES, GEOSCORE_COLUMN, Table, threshold_columns
+from geoloc_tf.run_configs import EvaluateConfig, ExternalEvaluateConfig
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, DISTANCE_FORMULA, threshold_key
-
-if TYPE_CHECKING:
-    from geoloc_tf.run_configs import ExternalEvaluateConfig
 
 #: The data file of published results (package data).
 PUBLISHED_FILE = "published_results.csv"
@@ -62,25 +64,54 @@ PUBLISHED_COLUMNS: tuple[str, ...] = (
     "earth_radius_km",
     "distance",
     "threshold_rule",
+    "admin_rule",
     "source",
     "verified_at",
 )
 
 #: How the data file names the formula geoloc computes (``mesh.geodesy.DISTANCE_FORMULA``).
 HAVERSINE = "haversine"
+#: The geodesic on the WGS84 ellipsoid (``geopy.distance.geodesic``'s default), which GeoCLIP's
+#: ``geoclip/train/eval.py`` and G3's ``IndexSearch.py`` measure. It differs from any sphere's
+#: haversine by up to ~0.5 %, and geoloc does not compute it, so no run of geoloc shares it.
+GEODESIC = "geodesic"
+#: The distance kinds the data file may record.
+DISTANCES: tuple[str, ...] = (HAVERSINE, GEODESIC)
+
+#: The admin-level accuracy rules (the choices of ``EvaluateConfig.admin_rule``).
+ADMIN_RULES: tuple[str, ...] = next(
+    f.metadata["choices"] for f in dataclasses.fields(EvaluateConfig) if f.name == "admin_rule"
+)
+
+
+def _sign(rule: str) -> str:
+    return "<=" if rule == "le" else "<"
 
 
 @dataclasses.dataclass(frozen=True)
 class Convention:
-    """How distances and threshold accuracy are computed: sphere radius, formula, rule."""
+    """How distances and accuracies are computed: sphere radius, threshold rule, distance kind and
+    the rule of country / region / sub-region / city accuracy (``EvaluateConfig.admin_rule``)."""
 
     earth_radius_km: float
     threshold_rule: str  # "le": d <= t; "lt": d < t
     distance: str = HAVERSINE
+    admin_rule: str = "geoloc"  # results written before the admin rule existed used geoloc's
 
-    def describe(self) -> str:
-        sign = "<=" if self.threshold_rule == "le" else "<"
-        return f"{self.distance}, Earth radius {self.earth_radius_km:g} km, an error counts when d {sign} t"
+    def describe(self, admin: bool = False) -> str:
+        """In words; ``admin``: with the admin rule (a benchmark with admin-level accuracy)."""
+        text = f"{self.distance}, Earth radius {self.earth_radius_km:g} km, an error counts when d {_sign(self.threshold_rule)} t"
+        return text + (f", admin-level accuracy by the {self.admin_rule} rule" if admin else "")
+
+    def same_as(self, other: "Convention", admin: bool) -> bool:
+        """The same convention; the admin rule counts only where ``admin`` (the benchmark reports
+        admin-level accuracy)."""
+        return (
+            math.isclose(self.earth_radius_km, other.earth_radius_km)
+            and self.threshold_rule == other.threshold_rule
+            and self.distance == other.distance
+            and (not admin or self.admin_rule == other.admin_rule)
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +143,8 @@ class Benchmark:
 
 #: GeoEstimation and its re-implementation (haversine, R = 6371 km, d <= t).
 GEOESTIMATION = Convention(6371.0, "le")
-#: OSV-5M (haversine, R = 6371 km, d < t).
-OSV5M = Convention(6371.0, "lt")
+#: OSV-5M (haversine, R = 6371 km, d < t; admin accuracy as its released code counts it).
+OSV5M = Convention(6371.0, "lt", admin_rule="osv5m")
 
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
@@ -132,7 +163,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark(
             "im2gps3k",
             "Im2GPS3k",
-            "3,000 photos",
+            "2,997 photos (GeoEstimation's im2gps3k_places365.csv, on which its published numbers were "
+            "computed; Vo et al. distribute 3,000 images)",
             "IMG_ID",
             "LAT",
             "LON",
@@ -195,19 +227,23 @@ def get_benchmark(name: str) -> Benchmark:
 
 
 #: The settings of ``EvaluateConfig`` a benchmark's convention sets.
-CONVENTION_FIELDS: tuple[str, ...] = ("earth_radius_km", "threshold_rule")
+CONVENTION_FIELDS: tuple[str, ...] = ("earth_radius_km", "threshold_rule", "admin_rule")
 
 
 def with_convention(
-    config: "ExternalEvaluateConfig", name: str, keep: Collection[str] = ()
-) -> "ExternalEvaluateConfig":
+    config: ExternalEvaluateConfig, name: str, keep: Collection[str] = ()
+) -> ExternalEvaluateConfig:
     """``config`` scored under benchmark ``name``'s convention, except the ``CONVENTION_FIELDS``
-    named in ``keep`` (those the user set)."""
-    convention = get_benchmark(name).convention
+    named in ``keep`` (those the user set). The admin rule is set only by a benchmark that reports
+    admin-level accuracy (OSV-5M's rule on OSV-5M); elsewhere it has nothing to count."""
+    bench = get_benchmark(name)
+    convention = bench.convention
     values: dict[str, Any] = {
         "earth_radius_km": convention.earth_radius_km,
         "threshold_rule": convention.threshold_rule,
     }
+    if bench.admin:
+        values["admin_rule"] = convention.admin_rule
     evaluate = dataclasses.replace(config.evaluate, **{k: v for k, v in values.items() if k not in keep})
     return dataclasses.replace(config, evaluate=evaluate)
 
@@ -249,30 +285,71 @@ def published_for(name: str) -> list[dict[str, Any]]:
     return [row for row in read_published() if row["benchmark"] == name]
 
 
-def same_convention(row: dict[str, Any], used: Convention) -> str:
-    """Whether a published row was computed under ``used``: "yes", "no", or "unknown" when the
-    data file does not know the row's convention."""
-    if row["earth_radius_km"] is None or not row["threshold_rule"] or not row["distance"]:
-        return "unknown"
-    same = (
-        math.isclose(row["earth_radius_km"], used.earth_radius_km)
-        and row["threshold_rule"] == used.threshold_rule
-        and row["distance"] == used.distance
-    )
-    return "yes" if same else "no"
+def has_admin_numbers(row: dict[str, Any]) -> bool:
+    """Whether a published row gives admin-level accuracy (whose rule then matters)."""
+    return any(row[f] is not None for f in ADMIN_FIELDS)
+
+
+def compare_convention(row: dict[str, Any], used: Convention, admin: bool) -> tuple[str, tuple[str, ...]]:
+    """Whether a published row was computed under ``used``, from the convention the data file
+    records for it: ("yes" | "no" | "unknown", how it differs in words).
+
+    "no" as soon as one recorded part differs: the distance kind (a geodesic row is never geoloc's,
+    which computes haversine only), the sphere's radius (haversine rows), the threshold rule, or,
+    where ``admin`` (the benchmark reports admin-level accuracy) and the row has admin numbers, the
+    admin rule. "unknown" when nothing recorded differs but a part is not recorded (the source's
+    code could not be read); "yes" when every part is recorded and equal."""
+    differences: list[str] = []
+    unknown = False
+    distance, radius, rule = row["distance"], row["earth_radius_km"], row["threshold_rule"]
+    if not distance:
+        unknown = True
+    elif distance != used.distance:
+        note = f"{distance} distance, not {used.distance}"
+        if distance == GEODESIC:
+            note += " (the WGS84 ellipsoid's geodesic, which geoloc does not compute)"
+        differences.append(note)
+    elif radius is None:
+        unknown = True
+    elif not math.isclose(radius, used.earth_radius_km):
+        differences.append(f"Earth radius {radius:g} km, not {used.earth_radius_km:g} km")
+    if not rule:
+        unknown = True
+    elif rule != used.threshold_rule:
+        differences.append(f"d {_sign(rule)} t, not d {_sign(used.threshold_rule)} t")
+    if admin and has_admin_numbers(row):
+        if not row["admin_rule"]:
+            unknown = True
+        elif row["admin_rule"] != used.admin_rule:
+            differences.append(
+                f"admin accuracy by the {row['admin_rule']} rule, not the {used.admin_rule} rule"
+            )
+    verdict = "no" if differences else ("unknown" if unknown else "yes")
+    return verdict, tuple(differences)
+
+
+def same_convention(row: dict[str, Any], used: Convention, admin: bool = False) -> str:
+    """The verdict of ``compare_convention``: "yes", "no" or "unknown"."""
+    return compare_convention(row, used, admin)[0]
 
 
 def used_convention(results: dict[str, Any]) -> Convention:
-    """The convention an evaluation was computed under (``results["convention"]``)."""
+    """The convention an evaluation was computed under (``results["convention"]``); results
+    written before the admin rule was recorded used geoloc's."""
     c = results["convention"]
     formula = HAVERSINE if c["distance"] == DISTANCE_FORMULA else c["distance"]
-    return Convention(float(c["earth_radius_km"]), c["threshold_rule"], formula)
+    return Convention(
+        float(c["earth_radius_km"]), c["threshold_rule"], formula, c.get("admin_rule", "geoloc")
+    )
 
 
 def benchmark_results(benchmark: Benchmark, used: Convention) -> dict[str, Any]:
     """What ``results.json`` says of the benchmark: its name, columns, convention, whether the run
-    used it, and the published rows with their convention check."""
-    rows = [{**row, "same_convention": same_convention(row, used)} for row in published_for(benchmark.name)]
+    used it, and the published rows with their convention check (and how each differs)."""
+    rows = []
+    for row in published_for(benchmark.name):
+        verdict, differences = compare_convention(row, used, benchmark.admin)
+        rows.append({**row, "same_convention": verdict, "convention_differences": list(differences)})
     return {
         "name": benchmark.name,
         "title": benchmark.title,
@@ -281,7 +358,7 @@ def benchmark_results(benchmark: Benchmark, used: Convention) -> dict[str, Any]:
         "columns": benchmark.columns,
         "convention": dataclasses.asdict(benchmark.convention),
         "run_convention": dataclasses.asdict(used),
-        "run_uses_benchmark_convention": used == benchmark.convention,
+        "run_uses_benchmark_convention": used.same_as(benchmark.convention, benchmark.admin),
         "admin": benchmark.admin,
         "published": rows,
     }
@@ -327,15 +404,24 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
             )
         )
     run, own = Convention(**bench["run_convention"]), Convention(**bench["convention"])
+    admin = bench["admin"]
     notes = [
         f"The {bench['title']} set: {bench['photos']} as distributed ({bench['reference']}); columns "
         f"{bench['columns']}. A run on part of it is not comparable row for row.",
-        f"Convention of the run's rows: {run.describe()}. The {bench['title']} benchmark's: {own.describe()}"
+        f"Convention of the run's rows: {run.describe(admin)}. The {bench['title']} benchmark's: "
+        f"{own.describe(admin)}"
         + ("." if bench["run_uses_benchmark_convention"] else " (the run was set to another one)."),
-        "'Same convention': whether a published row was computed as the run's rows were ('unknown': its "
-        "source's code could not be checked). Published rows: geoloc_tf/evaluation/published/"
-        f"{PUBLISHED_FILE}, where each has its source.",
+        "'Same convention': whether a published row was computed as the run's rows were, from the "
+        "radius, threshold rule, distance kind"
+        + (" and admin rule" if admin else "")
+        + " its data file records ('unknown': its source's code could not be read). Published rows: "
+        f"geoloc_tf/evaluation/published/{PUBLISHED_FILE}, where each has its source.",
     ]
+    notes.extend(
+        f"'no' for {row['system']}: {'; '.join(row['convention_differences'])}."
+        for row in bench["published"]
+        if row.get("convention_differences")
+    )
     if not bench["published"]:
         notes.append(
             f"No published result on {bench['title']} could be verified yet (see the data file's README)."

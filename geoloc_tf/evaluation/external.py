@@ -129,6 +129,16 @@ def locate_images(table: pd.DataFrame, fmt: str, images_dir: str) -> tuple[pd.Da
         f"{images_dir}: member {key} is in none of the {len(index.archives)} archives"
         for key in table.loc[~found, "image_path"]
     ]
+    if reader.placeholders:  # MP16-Pro: placeholders of deleted photos are left out as ingestion does
+        from data_pipelines.archives import PLACEHOLDER_MAX_BYTES, placeholder_members
+
+        placeholder = placeholder_members(located["size"].to_numpy())
+        missing += [
+            f"{images_dir}: member {key} is a placeholder of a deleted photo (at most "
+            f"{PLACEHOLDER_MAX_BYTES} bytes), not the photo"
+            for key in located.loc[placeholder, "image_path"]
+        ]
+        located = located.loc[~placeholder].reset_index(drop=True)
     return located, list(index.archives), missing
 
 

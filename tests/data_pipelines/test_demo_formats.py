@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from data_pipelines import archives
 from data_pipelines.demo import formats, generate
 from data_pipelines.errors import DataPipelineError
 from tests.data_pipelines.test_demo import tiny_raster
@@ -34,6 +35,13 @@ MP16PRO_HEADER = (
     "IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,Prob_natural,Prob_urban,"
     "neighbourhood,city,county,state,region,country,continent"
 )
+
+
+def pixels(jpeg: bytes) -> bytes:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(jpeg)) as image:
+        return image.convert("RGB").tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +182,12 @@ def test_mp16pro_layout(tmp_path, sources, standard):
         for row in rows:
             pid = row["IMG_ID"].rsplit("/", 1)[1].removesuffix(".jpg")
             member = archive.extractfile("./images/" + row["IMG_ID"].replace("/", "_"))
-            assert member is not None and member.read() == standard[pid][2]
+            assert member is not None
+            data = member.read()
+            # the photo, padded past the placeholder size with a JPEG comment: the same pixels
+            assert data == formats.mp16pro_member(standard[pid][2])
+            assert len(data) == archives.PLACEHOLDER_MAX_BYTES + 1  # the demo photos are smaller
+            assert pixels(data) == pixels(standard[pid][2])
     assert sorted(row["IMG_ID"].rsplit("/", 1)[1] for row in rows) == sorted(f"{pid}.jpg" for pid in standard)
     for row in rows:
         pid = row["IMG_ID"].rsplit("/", 1)[1].removesuffix(".jpg")
@@ -189,6 +202,25 @@ def test_mp16pro_layout(tmp_path, sources, standard):
         "Paris",
         "Paris",
     )
+
+
+def test_an_mp16pro_layout_with_unpadded_members_is_written_again(tmp_path, sources):
+    """A layout written before the members were padded (no marker in demo_info.json) would lose
+    every photo as a placeholder: it is rewritten, not reused."""
+    write(tmp_path, "mp", "mp16pro", sources)
+    info_path = tmp_path / "mp" / generate.INFO_FILE
+    info = json.loads(info_path.read_text())
+    assert info[formats.PADDED_KEY] == archives.PLACEHOLDER_MAX_BYTES
+    del info[formats.PADDED_KEY]
+    info_path.write_text(json.dumps(info))
+    for part in (tmp_path / "mp").glob("mp-16-images*"):
+        part.write_bytes(b"stale")
+    write(tmp_path, "mp", "mp16pro", sources)
+    assert formats.PADDED_KEY in json.loads(info_path.read_text())
+    whole = b"".join(p.read_bytes() for p in sorted((tmp_path / "mp").glob("mp-16-images*")))
+    with tarfile.open(fileobj=io.BytesIO(whole)) as archive:
+        sizes = [m.size for m in archive.getmembers() if m.isfile()]
+    assert len(sizes) == NUM_PHOTOS and min(sizes) > archives.PLACEHOLDER_MAX_BYTES
 
 
 def test_webdataset_layout(tmp_path, sources, standard):

@@ -166,6 +166,7 @@ def test_ingestion_writes_the_geotagged_photos_with_exact_skip_counts(tmp_path):
         "video": 0,
         "duplicate_id": 0,
         "missing_image": 1,
+        "placeholder_image": 0,
         "outside_images": 1,
         "not_a_file": 1,
         "bad_image": 2,  # garbage (reader), cut pixels (worker)

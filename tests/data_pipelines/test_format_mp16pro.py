@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import sys
 import tarfile
 
 import msgpack
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -33,6 +35,19 @@ def jpeg(color=(200, 120, 40), size=(36, 28)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, color).save(out, format="JPEG")
     return out.getvalue()
+
+
+def padded(jpeg_bytes: bytes, total: int) -> bytes:
+    """``jpeg_bytes`` grown to exactly ``total`` bytes by a JPEG comment segment of zero bytes after
+    its start-of-image marker: the same pixels, any size."""
+    payload = total - len(jpeg_bytes) - 4  # the segment's marker and length field: 4 bytes
+    assert 0 <= payload < 65534
+    return jpeg_bytes[:2] + b"\xff\xfe" + (payload + 2).to_bytes(2, "big") + bytes(payload) + jpeg_bytes[2:]
+
+
+def photo(**kwargs) -> bytes:
+    """A photo as MP16-Pro's tar holds it: a real photo is larger than a placeholder (5,120 bytes)."""
+    return padded(jpeg(**kwargs), 6000)
 
 
 def img_id(n: int) -> str:
@@ -83,12 +98,13 @@ def build_tar(members: dict[str, bytes]) -> bytes:
 
 def make_mp16pro(root):
     """The tar of photos 1-5 and 9 (garbage), split into 3 parts with the last one cut inside
-    photo 8's data; photos 6 (absent) and 8 (cut) are missing."""
+    photo 8's data; photos 6 (absent) and 8 (cut) are missing. Every member is larger than a
+    placeholder."""
     images = os.path.join(root, "images")
     os.makedirs(images)
-    members = {f"mp-16-images/{archives.slash_key(img_id(n))}": jpeg() for n in (1, 2, 3, 4, 5)}
-    members[f"mp-16-images/{archives.slash_key(img_id(9))}"] = b"GARBAGE" * 50
-    members[f"mp-16-images/{archives.slash_key(img_id(8))}"] = jpeg(size=(64, 64))
+    members = {f"mp-16-images/{archives.slash_key(img_id(n))}": photo() for n in (1, 2, 3, 4, 5)}
+    members[f"mp-16-images/{archives.slash_key(img_id(9))}"] = b"GARBAGE" * 800
+    members[f"mp-16-images/{archives.slash_key(img_id(8))}"] = photo(size=(64, 64))
     blob = build_tar(members)
     blob = blob[: blob.index(members[f"mp-16-images/{archives.slash_key(img_id(8))}"]) + 100]
     third = len(blob) // 3  # part boundaries fall inside members' data
@@ -240,6 +256,41 @@ def test_ingestion_writes_the_good_photos_and_counts_each_bad_one(tmp_path, fmt,
     assert summary["lines_read"] == 13
     assert summary["examples_written"] == 5  # photos 1-5
     assert {k: v for k, v in summary["skipped"].items() if v} == EXPECTED_SKIPS
+
+
+@pytest.mark.parametrize("engine", ["local", "beam"])
+def test_placeholders_of_deleted_photos_are_counted_and_skipped(tmp_path, engine):
+    """Photo 1's member has 5,120 bytes: a placeholder (G3 keeps members of more than 5,120 bytes),
+    though it decodes; photo 2's, a real JPEG of 5,121 bytes, is kept. Both engines plan alike."""
+    if engine == "beam":
+        pytest.importorskip("apache_beam")
+    images = tmp_path / "images"
+    images.mkdir()
+    members = {
+        f"mp-16-images/{archives.slash_key(img_id(1))}": padded(jpeg(), 5120),
+        f"mp-16-images/{archives.slash_key(img_id(2))}": padded(jpeg(color=(10, 90, 200)), 5121),
+    }
+    (images / "mp-16-images00").write_bytes(build_tar(members))
+    for data in members.values():
+        assert Image.open(io.BytesIO(data)).size == (36, 28)  # both are images
+    path = write_csv(str(tmp_path / "MP16_Pro_places365.csv"), [row(1), row(2)])
+    beam = {"engine": "beam", "beam_pipeline_options": "--runner=DirectRunner"} if engine == "beam" else {}
+    config = IngestConfig(
+        format="mp16pro", metadata=(path,), images=str(images), workers=1, max_image_side=32, **beam
+    )
+    summary = ingest.run_ingestion(config, str(tmp_path / "out"))
+    assert summary["lines_read"] == 2 and summary["examples_written"] == 1
+    assert {k: v for k, v in summary["skipped"].items() if v} == {"placeholder_image": 1}
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written["skipped"]["placeholder_image"] == 1
+    assert "e5_2d_1.jpg" in json.dumps(written)  # the first skips are named (file:line, member)
+    tables = pd.concat([pd.read_parquet(p) for p in (tmp_path / "out" / "tables").glob("*.parquet")])
+    assert list(tables["photo_id"]) == [img_id(2)]
+
+
+def test_the_placeholder_rule_is_g3s():
+    sizes = np.array([-1, 0, 5119, 5120, 5121, 80_000])  # -1: a zip member, whose size is not kept
+    assert archives.placeholder_members(sizes).tolist() == [False, True, True, True, False, False]
 
 
 def test_the_header_tells_an_mp16pro_file_from_a_plain_mp16_one():

@@ -301,6 +301,7 @@ def test_ingestion_writes_the_good_samples_with_exact_skip_counts(tmp_path):
         "video": 0,
         "duplicate_id": 1,
         "missing_image": 2,  # b4, and c2 cut short
+        "placeholder_image": 0,
         "outside_images": 0,
         "not_a_file": 0,
         "bad_image": 2,

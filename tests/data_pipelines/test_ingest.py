@@ -67,6 +67,7 @@ MESSY_SKIPPED = {
     "video": 1,
     "duplicate_id": 2,  # yfcc.tsv:16 and extra.csv:3
     "missing_image": 1,
+    "placeholder_image": 0,  # MP16-Pro's tar only
     "outside_images": 0,
     "not_a_file": 0,
     "bad_image": 2,  # corrupt and truncated JPEG

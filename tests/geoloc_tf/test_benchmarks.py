@@ -4,6 +4,7 @@ the published data file's integrity."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from experiments.cli import main as geoloc
 from geoloc_tf.evaluation import benchmarks
+from mesh.geodesy import DISTANCE_FORMULA
 from tests.geoloc_tf.conftest import build_tiny_run, jpeg
 
 # The tiny run's M1 answers cell 3 for every photo (conftest.M1_TOP), so each photo's error is its
@@ -95,7 +97,10 @@ def test_yfcc4k_report_shows_the_run_beside_the_published_rows(yfcc4k_set, capsy
     marks = {r["system"]: _markdown_row(report, r["system"])[-1] for r in published}
     assert marks["SemP({100, 125, 250}, f) (EfficientNet-B4 re-implementation)"] == "yes"  # 6371 km, <=
     assert marks["PIGEOTTO"] == "no"  # PIGEON's code: 6378.137 km, <
+    assert marks["PLONK"] == "no"  # PLONK's code: 6371 km, but d < t
     assert marks["TransLocator"] == "unknown"
+    # each "no" says why in the table's notes
+    assert "'no' for PLONK: d < t, not d <= t." in report
     bench = results["benchmark"]
     assert bench["name"] == "yfcc4k" and bench["run_uses_benchmark_convention"]
     assert [r["system"] for r in bench["published"]] == [r["system"] for r in published]
@@ -145,6 +150,75 @@ def test_an_unknown_benchmark_is_a_flag_error_listing_the_known_ones(tmp_path, c
     assert "yfcc5k" in err and all(name in err for name in benchmarks.BENCHMARK_NAMES)
 
 
+def _rows(*conventions: str) -> list[dict]:
+    """Published rows in the data file's format, one per ``radius,distance,rule,admin_rule,city``
+    (city: the row's city-level admin accuracy, empty for none), read by the data file's reader."""
+    header = ",".join(benchmarks.PUBLISHED_COLUMNS)
+    lines = []
+    for i, c in enumerate(conventions):
+        radius, distance, rule, admin_rule, city = c.split(",")
+        lines.append(
+            f"osv5m,system {i},paper,2024,,,,,,,,,,,{city},{radius},{distance},{rule},{admin_rule},src,page"
+        )
+    return benchmarks.read_published("\n".join([header, *lines]) + "\n")
+
+
+def test_the_same_convention_verdict_follows_each_recorded_part():
+    """Each row differs from the run's convention (haversine, 6371 km, d < t, OSV-5M's admin rule)
+    in one part; the admin rule matters only for a row with admin numbers on a benchmark with admin
+    accuracy."""
+    used = benchmarks.Convention(6371.0, "lt", benchmarks.HAVERSINE, "osv5m")
+    rows = _rows(
+        "6371,haversine,lt,osv5m,5.9",  # all equal
+        "6378.137,haversine,lt,osv5m,5.9",  # radius
+        "6371,haversine,le,osv5m,5.9",  # threshold rule
+        ",geodesic,lt,osv5m,5.9",  # distance kind (no radius: an ellipsoid)
+        "6371,haversine,lt,geoloc,5.9",  # admin rule
+        "6371,haversine,lt,,",  # no admin numbers: its admin rule does not matter
+        ",,,,",  # nothing recorded
+        "6371,haversine,,osv5m,5.9",  # the rule not recorded, the rest equal
+        "6378.137,haversine,,osv5m,5.9",  # the rule not recorded, but the radius differs
+    )
+    verdicts = [benchmarks.compare_convention(row, used, admin=True) for row in rows]
+    assert [v for v, _ in verdicts] == ["yes", "no", "no", "no", "no", "yes", "unknown", "unknown", "no"]
+    assert verdicts[1][1] == ("Earth radius 6378.14 km, not 6371 km",)
+    assert verdicts[2][1] == ("d <= t, not d < t",)
+    assert "geodesic distance, not haversine" in verdicts[3][1][0]
+    assert "geoloc does not compute" in verdicts[3][1][0]
+    assert verdicts[4][1] == ("admin accuracy by the geoloc rule, not the osv5m rule",)
+    # on a benchmark without admin accuracy the admin rule is not compared
+    assert benchmarks.same_convention(rows[4], used, admin=False) == "yes"
+    # nor is it when the run's rule is geoloc's and the row has no admin numbers
+    geoloc_rule = dataclasses.replace(used, admin_rule="geoloc")
+    assert benchmarks.same_convention(rows[5], geoloc_rule, admin=True) == "yes"
+    assert benchmarks.same_convention(rows[0], geoloc_rule, admin=True) == "no"
+
+
+def test_the_recovered_conventions_of_the_data_file():
+    """GeoEstimation's own rows (its code's history: haversine, 6371 km, d <= t) are under the
+    Im2GPS3k convention; GeoCLIP's (geopy's WGS84 geodesic) is under no convention of geoloc's."""
+    used = benchmarks.get_benchmark("im2gps3k").convention
+    rows = {r["system"]: r for r in benchmarks.published_for("im2gps3k")}
+    for system in ("base(M, f*) (GeoEstimation)", "ISNs (M, f*, S3)"):
+        assert benchmarks.same_convention(rows[system], used) == "yes", system
+    im2gps = {r["system"]: r for r in benchmarks.published_for("im2gps")}
+    assert benchmarks.same_convention(im2gps["base(M, f*) (GeoEstimation)"], used) == "yes"
+    verdict, why = benchmarks.compare_convention(rows["GeoCLIP"], used, admin=False)
+    assert verdict == "no" and "geodesic" in why[0]
+    # not even a run set to GeoCLIP's radius-free rule d <= t on any sphere
+    for radius in (6371.0, 6372.795, 6378.137):
+        assert benchmarks.same_convention(rows["GeoCLIP"], benchmarks.Convention(radius, "le")) == "no"
+    im2gps3k = benchmarks.get_benchmark("im2gps3k")
+    assert im2gps3k.photos.startswith("2,997 photos")
+
+
+def test_results_written_before_the_admin_rule_read_as_geolocs():
+    convention = {"earth_radius_km": 6371.0, "distance": DISTANCE_FORMULA, "threshold_rule": "lt"}
+    assert benchmarks.used_convention({"convention": convention}).admin_rule == "geoloc"
+    used = benchmarks.used_convention({"convention": {**convention, "admin_rule": "osv5m"}})
+    assert used == benchmarks.OSV5M
+
+
 def test_every_published_row_has_a_source_and_sane_accuracies():
     rows = benchmarks.read_published()
     assert rows
@@ -160,23 +234,32 @@ def test_every_published_row_has_a_source_and_sane_accuracies():
         assert np.all(np.diff(acc) >= 0), where  # accuracy grows with the threshold
         assert np.all(np.diff(admin) <= 0), where  # and falls from country to city
         assert row["geoscore"] is None or 0.0 <= row["geoscore"] <= 5000.0, where
-        convention = (row["earth_radius_km"], row["distance"], row["threshold_rule"])
-        assert all(convention) or not any(convention), where  # all known or all unknown
+        # a convention is recorded whole or not at all: a haversine row names its sphere's radius,
+        # a geodesic row (the WGS84 ellipsoid) none
+        assert row["distance"] in ("", *benchmarks.DISTANCES), where
         assert row["threshold_rule"] in ("", "le", "lt"), where
+        assert bool(row["distance"]) == bool(row["threshold_rule"]), where
+        assert (row["earth_radius_km"] is not None) == (row["distance"] == benchmarks.HAVERSINE), where
+        # an admin rule exactly where the row has admin numbers
+        assert row["admin_rule"] in ("", *benchmarks.ADMIN_RULES), where
+        assert bool(row["admin_rule"]) == benchmarks.has_admin_numbers(row), where
+        # a recorded convention names the code it was read from
+        assert not row["distance"] or "convention from" in row["verified_at"], where
     keys = [(r["benchmark"], r["system"]) for r in rows]
     assert len(keys) == len(set(keys))  # one row per system x benchmark
 
 
 @pytest.mark.parametrize(
-    "given,radius_km,rule",
+    "given,radius_km,rule,admin_rule",
     [
-        ((), 6371.0, "lt"),  # OSV-5M's own
-        (("--threshold_rule=le",), 6371.0, "le"),
-        (("--earth_radius_km=6378.137",), 6378.137, "lt"),
+        ((), 6371.0, "lt", "osv5m"),  # OSV-5M's own
+        (("--threshold_rule=le",), 6371.0, "le", "osv5m"),
+        (("--earth_radius_km=6378.137",), 6378.137, "lt", "osv5m"),
+        (("--admin_rule=geoloc",), 6371.0, "lt", "geoloc"),  # the user's, though it is the default
     ],
 )
 def test_the_benchmark_convention_fills_what_the_user_did_not_set(
-    monkeypatch, capsys, given, radius_km, rule
+    monkeypatch, capsys, given, radius_km, rule, admin_rule
 ):
     seen = {}
 
@@ -189,6 +272,7 @@ def test_the_benchmark_convention_fills_what_the_user_did_not_set(
     assert seen["benchmark"] == "osv5m"
     assert seen["config"].evaluate.earth_radius_km == radius_km
     assert seen["config"].evaluate.threshold_rule == rule
+    assert seen["config"].evaluate.admin_rule == admin_rule
 
 
 @pytest.mark.parametrize("images_in", ["zip", "files"])
@@ -254,7 +338,9 @@ def test_osv5m_is_scored_under_its_convention_with_admin_columns(yfcc4k_set, ima
     baseline = _markdown_row(report, "OSV-5M baseline (released best model)")  # the data file's row
     assert baseline[3:8] == ["-"] * 5  # its model card gives no threshold accuracy
     assert baseline[8:14] == ["1,814", "3,361", "68.00", "39.40", "10.30", "5.90"]
-    assert baseline[-1] == "yes"  # OSV-5M's code: haversine, 6371 km, d < t
+    assert baseline[-1] == "yes"  # OSV-5M's code: haversine, 6371 km, d < t, its admin rule
+    assert results["convention"]["admin_rule"] == "osv5m"  # the benchmark's, the user set none
+    assert results["benchmark"]["run_uses_benchmark_convention"]
 
 
 def test_test_photographers_seen_in_training_are_split_out(tiny_world, tmp_path):

@@ -161,3 +161,29 @@ def test_geoloc_evaluate_adds_m2_and_m3_rows_from_the_runs_task_modules(tmp_path
     np.testing.assert_array_equal(m2_ids[:, 0], direct.argmax(axis=1))
     report = (out.root / REPORT_FILE).read_text()  # the external report is the folder itself
     assert "Time Inputs (M2)" in report and "User Albums Time Inputs (M3)" in report
+
+
+def test_an_mp16pro_test_set_leaves_out_the_placeholders_as_ingestion_does(tmp_path):
+    """MP16-Pro's tar as a test set: a member of 5,120 bytes is a placeholder of a deleted photo,
+    named and left out; one of 5,121 bytes is located; one in no archive is named missing."""
+    from data_pipelines import archives
+    from geoloc_tf.evaluation.external import locate_images
+    from tests.data_pipelines.test_format_mp16pro import build_tar, jpeg, padded
+
+    (tmp_path / "mp-16-images00").write_bytes(
+        build_tar(
+            {
+                "mp-16-images/e5_2d_1.jpg": padded(jpeg(), archives.PLACEHOLDER_MAX_BYTES),
+                "mp-16-images/e5_2d_2.jpg": padded(jpeg(), archives.PLACEHOLDER_MAX_BYTES + 1),
+            }
+        )
+    )
+    table = pd.DataFrame(
+        {"photo_id": ["1", "2", "3"], "image_path": ["e5_2d_1.jpg", "e5_2d_2.jpg", "e5_2d_3.jpg"]}
+    )
+    located, found_in, messages = locate_images(table, "mp16pro", str(tmp_path))
+    assert list(located["photo_id"]) == ["2"] and list(located["size"]) == [5121]
+    assert len(found_in) == 1
+    assert len(messages) == 2
+    assert "e5_2d_3.jpg is in none" in messages[0]
+    assert "e5_2d_1.jpg is a placeholder" in messages[1]
