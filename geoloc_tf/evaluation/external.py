@@ -9,7 +9,8 @@ clearly swapped latitude/longitude columns are detected and corrected with a war
 admin columns, where it has them, are the truth of the country / region / sub-region / city
 accuracy. When the run directory holds its data set (``data/``), the test photographers' ids are
 hashed with its salt and the report adds the rows on photos whose photographer is absent from the
-run's training splits, with the photo ids shared with them (``leakage``). M1 predicts every
+run's training splits, with the photo ids shared with them, compared by Flickr photo id (``leakage``;
+"unknown" where the ids name no Flickr photo). M1 predicts every
 readable image; with a run directory, M2 adds its rows when every photo has a
 posting time, and M3 when the set also names users (their albums). The rows are the same as the
 run's own report (same code: `evaluate_predictions`), written to `--out` (default
@@ -245,6 +246,7 @@ def evaluate_external(
     outdoor probability instead of the CSV's outdoor column. With `benchmark`, see the module
     docstring."""
     import mesh as mesh_lib
+    from data_pipelines.photo_identity import numeric_ids_are_flickr
     from data_pipelines.readers import common, formats
     from geoloc_tf.evaluation import benchmarks
     from geoloc_tf.evaluation.model_predictions import load_predictions
@@ -296,8 +298,9 @@ def evaluate_external(
     admin = list(common.ADMIN_COLUMNS)
     admin_truth = kept[["photo_id", *admin]] if (kept[admin] != "").to_numpy().any() else None
     eval_config = EvalConfig.from_settings(config.evaluate, split=SPLIT)
+    numeric_flickr = numeric_ids_are_flickr(fmt) or (bench is not None and bench.flickr)
     evaluation = evaluate_predictions(
-        load_predictions(tables), mesh, eval_config, outdoor, admin_truth, training
+        load_predictions(tables), mesh, eval_config, outdoor, admin_truth, training, numeric_flickr
     )
     if bench:
         used = benchmarks.used_convention(evaluation.results)

@@ -139,13 +139,16 @@ def evaluate_predictions(
     outdoor_probs: Mapping[str, float] | None = None,
     admin_truth: pd.DataFrame | None = None,
     training: TrainingPhotos | None = None,
+    test_numeric_flickr: bool | None = None,
 ) -> Evaluation:
     """Score every model and the non-model rows; see the module docstring for what is covered.
 
     ``admin_truth``: photo_id, country, region, sub_region, city of the test photos (a data set's
     admin columns), the truth of the admin-level accuracy; without it, the reverse-geocoded true
     point. ``training``: the photos the models were trained on (``leakage.read_training_photos``;
-    an external set's user ids hashed with ``leakage.training_user_hasher``): adds ``leakage``."""
+    an external set's user ids hashed with ``leakage.training_user_hasher``): adds ``leakage``.
+    ``test_numeric_flickr``: None when the test photos are a split of the training data set; for
+    an external set, whether its bare numeric ids are Flickr photo ids (``leakage.leakage_counts``)."""
     if not predictions:
         raise EvaluationError("evaluate_predictions: no models; expected at least one prediction table")
     if config.label_point not in metrics.LABEL_POINTS:
@@ -232,7 +235,11 @@ def evaluate_predictions(
             if config.admin_accuracy
             else None
         ),
-        "leakage": _leakage(predictions, errors, training, config) if training is not None else None,
+        "leakage": (
+            _leakage(predictions, errors, training, config, test_numeric_flickr)
+            if training is not None
+            else None
+        ),
     }
     return Evaluation(results, dict(predictions), errors, true_cells)
 
@@ -366,12 +373,13 @@ def _leakage(
     errors: dict[str, NDArray[np.float64]],
     training: TrainingPhotos,
     config: EvalConfig,
+    test_numeric_flickr: bool | None = None,
 ) -> dict[str, Any]:
     """Photo ids and photographers shared with training (reference model's photos), and for every
     model its errors on all photos and on the photos of photographers absent from training."""
     thresholds = tuple(float(t) for t in config.thresholds_km)
     ref = next(iter(predictions.values()))
-    counts = leakage_counts(ref.photo_id, ref.user_hash, training)
+    counts = leakage_counts(ref.photo_id, ref.user_hash, training, test_numeric_flickr)
     by_model = {}
     if counts["has_users"]:
         for name, pred in predictions.items():
