@@ -47,7 +47,7 @@ def test_geoloc_evaluate_im2gps3k_reads_every_photo_and_counts_mp16_training_ids
     images.mkdir()
     csv = tmp_path / "im2gps3k_places365.csv"
     csv.write_text(IM2GPS3K)
-    for i, line in enumerate(IM2GPS3K.splitlines()[1:]):
+    for line in IM2GPS3K.splitlines()[1:]:
         pixels = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(images / line.split(",")[0], format="JPEG")
 
