@@ -65,7 +65,12 @@ def read_test_set(
 
     ``user_hasher``: hashes the photographers' ids, the training data set's
     (``leakage.training_user_hasher``) to compare them with its photographers; by default one with a
-    random salt (they then only group photos into albums). Raw ids are never kept."""
+    random salt (they then only group photos into albums). Raw ids are never kept. Where the photo
+    id is Flickr's file name with its owner (GeoEstimation's Im2GPS / Im2GPS3k IMG_ID,
+    ``data_pipelines.photo_identity``), that owner's NSID is the photographer: it is Flickr's own
+    record, the one a YFCC100M or MP-16 training set hashes, while the CSV's AUTHOR is missing from
+    some copies and, in GeoEstimation's Im2GPS, holds ``<secret>_<server>_<NSID>`` for the photos
+    whose name has a place prefix."""
     from data_pipelines.hashing import UserHasher
     from data_pipelines.readers import COORD_SCALE, SkipLog, common
     from data_pipelines.readers.formats import ReadOptions, resolve
@@ -103,7 +108,22 @@ def read_test_set(
             **{name: columns[name].astype(str) for name in common.ADMIN_COLUMNS},
         }
     )
-    return table, skips.to_json()
+    return _photographers_from_flickr_names(table, hasher), skips.to_json()
+
+
+def _photographers_from_flickr_names(table: pd.DataFrame, hasher) -> pd.DataFrame:
+    """``table`` with the user hash of each photo whose id names its Flickr owner replaced by that
+    owner's (``read_test_set``); each distinct owner hashed once."""
+    from data_pipelines.photo_identity import flickr_ids
+
+    owners = flickr_ids(table["photo_id"])["owner"]
+    named = owners.notna().to_numpy()
+    if not named.any():
+        return table
+    hashed = {owner: hasher(owner) for owner in owners[named].unique()}
+    user_hash = table["user_hash"].to_numpy(copy=True)
+    user_hash[named] = owners[named].map(hashed).to_numpy(dtype=object)
+    return table.assign(user_hash=user_hash)
 
 
 def locate_images(table: pd.DataFrame, fmt: str, images_dir: str) -> tuple[pd.DataFrame, list, list[str]]:

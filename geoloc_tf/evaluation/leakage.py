@@ -32,7 +32,9 @@ cannot, two copies of the same non-Flickr data set (OSV-5M's ids, Mapillary's), 
 
 Photographers are compared by user hash only: the training tables keep no raw NSID, and an external
 set's user ids are hashed with the training salt (``training_user_hasher``), so a test set whose
-user column holds the NSID (Im2GPS3k's AUTHOR, YFCC4k's OwnerNSID) is compared already.
+user column holds the NSID (Im2GPS3k's AUTHOR, YFCC4k's OwnerNSID) is compared already; where the
+test photo id is Flickr's file name with its owner, ``external.read_test_set`` hashes that NSID
+instead of the user column (GeoEstimation's Im2GPS garbles AUTHOR for some photos).
 """
 
 from __future__ import annotations

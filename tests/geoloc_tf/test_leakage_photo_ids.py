@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from data_pipelines.hashing import UserHasher
 from experiments.cli import main as geoloc
 from geoloc_tf.evaluation import leakage, results, tables
+from geoloc_tf.evaluation.external import read_test_set
 from tests.conftest import random_mesh
 from tests.geoloc_tf.conftest import save_tiny_m1
 from tests.geoloc_tf.test_eval_conventions import point_model, write_dataset
@@ -41,7 +43,11 @@ def test_geoloc_evaluate_im2gps3k_reads_every_photo_and_counts_mp16_training_ids
     write_dataset(
         run / "data",
         salt="s",
-        tables={"m1_train": (MP16_M1_TRAIN, ["u1", "u2", "u3"]), "m23_train": (MP16_M23_TRAIN, ["u4"])},
+        # One training photographer is Im2GPS3k's 78841376@N00 (user ids hashed with the data set's salt).
+        tables={
+            "m1_train": (MP16_M1_TRAIN, [UserHasher("s")("78841376@N00"), "u2", "u3"]),
+            "m23_train": (MP16_M23_TRAIN, ["u4"]),
+        },
     )
     images = tmp_path / "im2gps3ktest"
     images.mkdir()
@@ -70,6 +76,7 @@ def test_geoloc_evaluate_im2gps3k_reads_every_photo_and_counts_mp16_training_ids
     assert leak["num_test_ids_in_training_as_written"] == 0  # as written, nothing would match
     assert leak["by_split"]["m1_train"]["num_test_ids_in_split"] == 1
     assert leak["by_split"]["m23_train"]["num_test_ids_in_split"] == 1
+    assert leak["num_photos_unseen_photographers"] == 4  # all but 78841376@N00's photo
     report = (tmp_path / "out" / "report.md").read_text()
     assert "2 of the 5 with a Flickr photo id have it in the training data" in report
 
@@ -112,3 +119,20 @@ def test_training_ids_without_flickr_ids_are_unknown_too():
     )
     assert counts["num_test_ids_in_training"] is None
     assert counts["ids_unknown_reason"] == "no training photo id is a recognisable Flickr photo id"
+
+
+def test_the_owner_in_a_flickr_file_name_is_the_photographer(tmp_path):
+    """GeoEstimation's Im2GPS (its header and two of its rows): for a name with a place prefix its
+    AUTHOR holds ``<secret>_<server>_<NSID>``; the photographer is the NSID of the name, hashed as
+    a training set hashes it."""
+    csv = tmp_path / "im2gps_places365.csv"
+    csv.write_text(
+        "IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,Prob_natural,Prob_urban\n"
+        "104123223_7410c654ba_19_19355699@N00.jpg,19355699@N00,-16.663606,145.563537,1,8,150,0.003,0.78,0.22\n"
+        "Ankara_00003_601190107_9f05b2251e_1292_8504005@N07.jpg,9f05b2251e_1292_8504005@N07,39.936592,32.8553,"
+        "2,15,332,0.2,0.006,0.78\n"
+    )
+    hasher = UserHasher("s")
+    table, _ = read_test_set(str(csv), user_hasher=hasher)
+    assert table["user_hash"].tolist() == [hasher("19355699@N00"), hasher("8504005@N07")]
+    assert table["image_path"].tolist() == table["photo_id"].tolist()  # the IMG_ID is the file name
