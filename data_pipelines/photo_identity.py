@@ -37,10 +37,10 @@ id (OSV-5M's, EXIF file names, a CSV's free-form ids) is unknown (NA), never a g
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import ArrayLike
 
 #: Collection formats (``readers.formats``) whose bare numeric photo ids are Flickr photo ids:
@@ -50,16 +50,18 @@ FLICKR_FORMATS: tuple[str, ...] = ("yfcc100m", "mp16pro", "msgpack")
 _EXT = r"\.(?:jpe?g|png|gif|webp)"
 _NSID = r"\d+@N\d{2}"
 _SECRET = r"[0-9a-f]{10}"  # Flickr secrets are 10 hex digits
-# (pattern, whether it needs numeric=True); group "id" the photo id, group "owner" the NSID.
-_FORMS: tuple[tuple[re.Pattern[str], bool], ...] = tuple(
-    (re.compile(p, re.IGNORECASE), numeric)
-    for p, numeric in (
+# (pattern, whether it needs numeric=True), in order of precedence; group "id" the photo id,
+# group "owner" the NSID. RE2 syntax (Arrow's regex engine), case-insensitive, anchored at the end
+# and at a folder or "_" boundary before the id (a leading ".*" makes RE2 several times slower).
+_FORMS: tuple[tuple[str, bool], ...] = tuple(
+    ("(?i)" + pattern, numeric)
+    for pattern, numeric in (
         # Flickr file name with owner, after an optional place prefix (Im2GPS / Im2GPS3k).
-        (rf"^(?:.*/)?(?:[^/]*_)?(?P<id>\d+)_{_SECRET}_\d+_(?P<owner>{_NSID}){_EXT}$", False),
+        (rf"(?:^|[/_])(?P<id>\d+)_{_SECRET}_\d+_(?P<owner>{_NSID}){_EXT}$", False),
         # Flickr static file name: <id>_<secret>[_<size suffix>].<ext>.
-        (rf"^(?:.*/)?(?P<id>\d+)_{_SECRET}(?:_[a-z0-9]{{1,2}})?{_EXT}$", False),
+        (rf"(?:^|/)(?P<id>\d+)_{_SECRET}(?:_[a-z0-9]{{1,2}})?{_EXT}$", False),
         # MP-16 path (xx/yy/<id>.jpg) and its archive key (xx_yy_<id>.jpg).
-        (rf"^(?:.*/)?[0-9a-f]{{2}}[/_][0-9a-f]{{2}}[/_](?P<id>\d+){_EXT}$", False),
+        (rf"(?:^|/)[0-9a-f]{{2}}[/_][0-9a-f]{{2}}[/_](?P<id>\d+){_EXT}$", False),
         # A bare number, with or without an image extension: only in a Flickr data set.
         (rf"^(?P<id>\d+)(?:{_EXT})?$", True),
     )
@@ -74,21 +76,25 @@ def numeric_ids_are_flickr(fmt: str) -> bool:
 def flickr_ids(ids: ArrayLike, numeric: bool = False) -> pd.DataFrame:
     """For each id, its Flickr photo id (``flickr_id``, decimal text without leading zeros) and
     its owner's NSID (``owner``) where the id carries it; NA where unknown (module docstring).
-    ``numeric``: the ids come from a Flickr data set, so a bare number is a Flickr photo id."""
-    text = pd.Series(np.asarray(ids, dtype=object)).astype("string").str.strip()
-    found = pd.DataFrame(
-        {"flickr_id": pd.Series(pd.NA, index=text.index, dtype="string"), "owner": pd.NA},
-    ).astype("string")
+    ``numeric``: the ids come from a Flickr data set, so a bare number is a Flickr photo id.
+    Matched by Arrow's vectorized regex engine: about a second per million ids."""
+    series = ids if isinstance(ids, pd.Series) else pd.Series(np.asarray(ids, dtype=object))
+    text = pc.utf8_trim_whitespace(pa.array(series.astype("string"), pa.string(), from_pandas=True))
+    none = pa.nulls(len(text), pa.string())
+    photo, owner = none, none
     for pattern, needs_numeric in _FORMS:
         if needs_numeric and not numeric:
             continue
-        todo = found["flickr_id"].isna()
-        if not todo.any():
-            break
-        parts = text[todo].str.extract(pattern)
-        hit = parts["id"].notna()
-        index = parts.index[hit]
-        found.loc[index, "flickr_id"] = parts.loc[hit, "id"].str.lstrip("0").replace("", "0")
-        if "owner" in parts:
-            found.loc[index, "owner"] = parts.loc[hit, "owner"].str.upper()
-    return found.reset_index(drop=True)
+        found = pc.extract_regex(text, pattern)
+        matched = pc.is_valid(found)
+        photo = pc.coalesce(photo, pc.if_else(matched, pc.struct_field(found, "id"), none))
+        if "(?P<owner>" in pattern:
+            owner = pc.coalesce(owner, pc.if_else(matched, pc.struct_field(found, "owner"), none))
+    photo = pc.utf8_ltrim(photo, characters="0")
+    photo = pc.if_else(pc.equal(photo, ""), "0", photo)
+    return pd.DataFrame(
+        {
+            "flickr_id": pd.Series(photo.to_pandas(), dtype="string"),
+            "owner": pd.Series(pc.utf8_upper(owner).to_pandas(), dtype="string"),
+        }
+    )
