@@ -25,8 +25,9 @@ Two sections beyond the paper (``None`` when not computed):
   reverse geocoding of its predicted point (``admin``), against the data set's admin columns when
   given (``admin_truth``), else the reverse-geocoded true point.
 - ``leakage``: when the models' training photos are given (``training``, ``leakage``), the test
-  photos' ids and photographers found in training, and for every model the row on the photos whose
-  photographer is absent from training beside the row on all photos.
+  photos' ids and photographers found in training (an external set's ids by Flickr photo id, the
+  count None, "unknown", where no Flickr id can be derived), and for every model the row on the
+  photos whose photographer is absent from training beside the row on all photos.
 """
 
 from __future__ import annotations
