@@ -22,9 +22,10 @@ from every form the readers meet, checked against the data sets' own files:
   from the name, never from AUTHOR.
 - **YFCC4k** (Vo et al. 2017, "Revisiting IM2GPS", github.com/lugiavn/revisiting-im2gps: the set is
   published as a list of YFCC100M photo ids, ``0aaaa.r.imagedata.txt``) and **YFCC26k**
-  (GeoEstimation's ``yfcc25600_places365.csv``, whose ``IMG_ID`` is the file name its loaders
-  open): bare ids, ``<photo id>.jpg`` or MP-16 paths, all read here; bare numbers only where the
-  caller knows the set is Flickr's (below).
+  (GeoEstimation's ``yfcc25600_places365.csv``, released with its PyTorch branch; the loaders built
+  on it open ``<images>/<IMG_ID>`` as the file, and G3 reads its ``yfcc4k_places365.csv`` so): bare
+  ids, ``<photo id>.jpg`` or MP-16 paths, all read here; bare numbers only where the caller knows
+  the set is Flickr's (below).
 - Flickr's static photo file names without owner (``<photo id>_<secret>[_<size>].jpg``, the last
   part of YFCC100M's download URLs) are read too.
 
