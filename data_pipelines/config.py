@@ -136,7 +136,8 @@ class IngestConfig:
         None,
         "Path of a photo under the images folder, from metadata fields {id} {hash} {ext} "
         "{secret} {server} {farm}, slices allowed (Multimedia Commons: "
-        "{hash[0:3]}/{hash[3:6]}/{hash}.jpg). Unset: a CSV path column, else {id}.jpg.",
+        "{hash[0:3]}/{hash[3:6]}/{hash}.jpg). Unset: a CSV path column, else {id}.jpg, or {id} "
+        "when the id already ends in an image extension (GeoEstimation's IMG_ID).",
     )
     # Not in the paper: 512 px leaves room for the random crops of the 299 px Inception v4 input
     # (§3.1.2) while keeping a 14 M-photo set near 0.5 TB.

@@ -47,7 +47,8 @@ def read_metadata_file(
     """Yields (records read so far, columns) chunks of kept photos of one metadata file.
 
     ``fmt`` is a format name (``formats.FORMAT_NAMES``; ``auto``: detected from the file).
-    ``template`` is the image path template (``None``: CSV path column, else ``{id}.jpg``).
+    ``template`` is the image path template (``None``: CSV path column, else ``{id}.jpg``, or
+    the id itself when it already names an image file: ``common.default_image_path``).
     Every record is kept or counted in ``skips``; the last yielded count is the file's lines_read
     (data records: a CSV header is not counted).
     """

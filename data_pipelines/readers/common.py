@@ -352,6 +352,18 @@ def warn_swapped(path: str, lat_name: str, lon_name: str) -> None:
     )
 
 
+#: File name suffixes of photos (any case): an id ending in one names its file already.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def default_image_path(photo_id: str) -> str:
+    """A photo's file under the images folder when no template or path column says: ``<id>.jpg``,
+    or the id itself when it already names an image file (GeoEstimation's IMG_ID
+    ``1000269685_e60e9cdfb4_1125_78841376@N00.jpg``, MP-16's ``e5/2d/2218633389.jpg``), never
+    ``.jpg.jpg``."""
+    return photo_id if photo_id.lower().endswith(IMAGE_SUFFIXES) else photo_id + ".jpg"
+
+
 _TEMPLATE_FIELD = re.compile(r"\{(\w+)(?:\[(-?\d*):(-?\d*)\])?\}")
 TEMPLATE_FIELDS = ("id", "hash", "ext", "secret", "server", "farm")
 

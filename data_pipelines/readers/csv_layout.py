@@ -9,7 +9,9 @@ Columns are found by header name, case-insensitive:
   longitude     lon, lng, long, longitude                              (required)
   posting time  posted_at, posted, timestamp, time, date_uploaded, datetime  (epoch s or ISO 8601;
                 optional: MP-16 has none, then posted_at = -1)
-  image path    path, image_path, file, filename, image               (optional)
+  image path    path, image_path, file, filename, image               (optional; without it
+                and without a template, ``<id>.jpg``, or the id itself when it already ends in an
+                image extension, as GeoEstimation's IMG_ID does: ``common.default_image_path``)
   outdoor prob. outdoor_prob, prob_outdoor, p_outdoor, outdoor; or prob_indoor (1 - value)
   accuracy      accuracy                                               (optional)
 MP-16/Im2GPS headers (``IMG_ID,AUTHOR,LAT,LON,...,Prob_indoor,...``) therefore work as they are.
@@ -214,7 +216,7 @@ def read_csv(
             elif i_path is not None:
                 image_path = row[i_path].strip()
             else:
-                image_path = photo_id + ".jpg"
+                image_path = common.default_image_path(photo_id)
             posted_at, time_problem = -1, ""  # no time column (MP-16): -1, unknown
             if i_time is not None:
                 try:

@@ -51,7 +51,7 @@ from data_pipelines import images, values
 from data_pipelines.readers import common
 from data_pipelines.readers.formats import Format, ReadOptions
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+PHOTO_SUFFIXES = common.IMAGE_SUFFIXES
 #: The raw user id of every photo of the folder (hashed with the data set's salt).
 EXIF_USER = b"exif:folder-owner"
 # Errors Pillow's EXIF parser raises on a malformed block (a bad offset, a short tag).

@@ -128,6 +128,8 @@ class Benchmark:
     format: str = "csv"  # the collection format that reads it (``data_pipelines.readers.formats``)
     admin: bool = False  # its results include country / region / sub-region / city accuracy
     user_required: bool = False  # the reader needs the photographer column
+    # Its photos are Flickr's: even bare numeric ids are Flickr photo ids (``data_pipelines.photo_identity``).
+    flickr: bool = False
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -159,6 +161,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "AUTHOR",
             GEOESTIMATION,
             "Hays & Efros 2008; CSV im2gps_places365.csv of GeoEstimation",
+            flickr=True,
         ),
         Benchmark(
             "im2gps3k",
@@ -172,6 +175,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             GEOESTIMATION,
             "Vo et al. 2017; CSV im2gps3k_places365.csv of GeoEstimation (one public copy has LAT/LON "
             "swapped: the CSV reader detects it)",
+            flickr=True,
         ),
         Benchmark(
             "yfcc4k",
@@ -183,6 +187,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "OwnerNSID",
             GEOESTIMATION,
             "Vo et al. 2017; a YFCC100M subset, CSV yfcc4k.csv",
+            flickr=True,
         ),
         Benchmark(
             "yfcc26k",
@@ -194,6 +199,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "AUTHOR",
             GEOESTIMATION,
             "Müller-Budack et al. 2018; CSV yfcc25600_places365.csv of GeoEstimation",
+            flickr=True,
         ),
         Benchmark(
             "osv5m",

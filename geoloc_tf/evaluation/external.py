@@ -10,8 +10,9 @@ admin columns (OSV-5M's ``unique_*`` strings as written), for the photos that ha
 truth of the country / region / sub-region / city accuracy; the other photos take the
 reverse-geocoded true point (``admin``). When the run directory holds its data set (``data/``), the test photographers' ids are
 hashed with its salt and the report adds the rows on photos whose photographer is absent from the
-run's training splits, with the photo ids shared with them (``leakage``), and on the photos with no
-training photo within the near-duplicate radius (``near_duplicate_km``). M1 predicts every
+run's training splits, with the photo ids shared with them, compared by Flickr photo id (``leakage``;
+"unknown" where the ids name no Flickr photo), and on the photos with no training photo within
+the near-duplicate radius (``near_duplicate_km``). M1 predicts every
 readable image; with a run directory, M2 adds its rows when every photo has a
 posting time, and M3 when the set also names users (their albums). The rows are the same as the
 run's own report (same code: `evaluate_predictions`), written to `--out` (default
@@ -66,7 +67,12 @@ def read_test_set(
 
     ``user_hasher``: hashes the photographers' ids, the training data set's
     (``leakage.training_user_hasher``) to compare them with its photographers; by default one with a
-    random salt (they then only group photos into albums). Raw ids are never kept."""
+    random salt (they then only group photos into albums). Raw ids are never kept. Where the photo
+    id is Flickr's file name with its owner (GeoEstimation's Im2GPS / Im2GPS3k IMG_ID,
+    ``data_pipelines.photo_identity``), that owner's NSID is the photographer: it is Flickr's own
+    record, the one a YFCC100M or MP-16 training set hashes, while the CSV's AUTHOR is missing from
+    some copies and, in GeoEstimation's Im2GPS, holds ``<secret>_<server>_<NSID>`` for the photos
+    whose name has a place prefix."""
     from data_pipelines.hashing import UserHasher
     from data_pipelines.readers import COORD_SCALE, SkipLog, common
     from data_pipelines.readers.formats import ReadOptions, resolve
@@ -104,7 +110,22 @@ def read_test_set(
             **{name: columns[name].astype(str) for name in common.ADMIN_COLUMNS},
         }
     )
-    return table, skips.to_json()
+    return _photographers_from_flickr_names(table, hasher), skips.to_json()
+
+
+def _photographers_from_flickr_names(table: pd.DataFrame, hasher) -> pd.DataFrame:
+    """``table`` with the user hash of each photo whose id names its Flickr owner replaced by that
+    owner's (``read_test_set``); each distinct owner hashed once."""
+    from data_pipelines.photo_identity import flickr_ids
+
+    owners = flickr_ids(table["photo_id"])["owner"]
+    named = owners.notna().to_numpy()
+    if not named.any():
+        return table
+    hashed = {owner: hasher(owner) for owner in owners[named].unique()}
+    user_hash = table["user_hash"].to_numpy(copy=True)
+    user_hash[named] = owners[named].map(hashed).to_numpy(dtype=object)
+    return table.assign(user_hash=user_hash)
 
 
 def locate_images(table: pd.DataFrame, fmt: str, images_dir: str) -> tuple[pd.DataFrame, list, list[str]]:
@@ -257,6 +278,7 @@ def evaluate_external(
     outdoor probability instead of the CSV's outdoor column. With `benchmark`, see the module
     docstring."""
     import mesh as mesh_lib
+    from data_pipelines.photo_identity import numeric_ids_are_flickr
     from data_pipelines.readers import common, formats
     from geoloc_tf.evaluation import benchmarks
     from geoloc_tf.evaluation.model_predictions import load_predictions
@@ -308,8 +330,9 @@ def evaluate_external(
     # The set's admin columns ("" where it names none: those photos take the geocoded true point).
     admin_truth = kept[["photo_id", *common.ADMIN_COLUMNS]]
     eval_config = EvalConfig.from_settings(config.evaluate, split=SPLIT)
+    numeric_flickr = numeric_ids_are_flickr(fmt) or (bench is not None and bench.flickr)
     evaluation = evaluate_predictions(
-        load_predictions(tables), mesh, eval_config, outdoor, admin_truth, training
+        load_predictions(tables), mesh, eval_config, outdoor, admin_truth, training, numeric_flickr
     )
     if bench:
         used = benchmarks.used_convention(evaluation.results)

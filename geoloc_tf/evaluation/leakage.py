@@ -26,6 +26,24 @@ test photos with no training photo within ``EvalConfig.near_duplicate_km`` great
 near each training split. Location is the one sign of a near-duplicate every data set has (pixel
 hashes would need the training images, absent once the records are deleted); it also catches the
 same scene photographed by someone else, which photographer-disjoint rows miss.
+
+Photo ids. The run's own test split comes from its training data set: its ids have the training
+ids' form and are compared as written. An external test set writes the same Flickr photo otherwise
+(MP-16's ``e5/2d/2218633389.jpg``, GeoEstimation's Im2GPS3k ``2218633389_<secret>_<server>_
+<owner>.jpg``, YFCC100M's ``2218633389``), so its ids are compared by Flickr photo id
+(``data_pipelines.photo_identity.flickr_ids``), on the test photos whose Flickr id is known, when
+the training ids have Flickr ids at all: ``num_test_ids_comparable`` of them. Where no test photo
+can be compared so, the count is unknown (``num_test_ids_in_training`` None, the reason in
+``ids_unknown_reason``), never 0. The ids found as written in the training data
+(``num_test_ids_in_training_as_written``) are kept beside it: they catch the one overlap Flickr ids
+cannot, two copies of the same non-Flickr data set (OSV-5M's ids, Mapillary's), and say nothing when
+0.
+
+Photographers are compared by user hash only: the training tables keep no raw NSID, and an external
+set's user ids are hashed with the training salt (``training_user_hasher``), so a test set whose
+user column holds the NSID (Im2GPS3k's AUTHOR, YFCC4k's OwnerNSID) is compared already; where the
+test photo id is Flickr's file name with its owner, ``external.read_test_set`` hashes that NSID
+instead of the user column (GeoEstimation's Im2GPS garbles AUTHOR for some photos).
 """
 
 from __future__ import annotations
@@ -42,6 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import ArrayLike, NDArray
 
+from data_pipelines.photo_identity import flickr_ids, numeric_ids_are_flickr
 from mesh.geodesy import EARTH_RADIUS_KM
 from mesh.proximity import PointIndex
 
@@ -59,6 +78,8 @@ class TrainingPhotos:
 
     splits: dict[str, pd.DataFrame]  # split -> columns photo_id, user_hash, and lat, lon where known
     source: str = ""  # where they were read, for the report
+    # The data set's collection format (its summary.json): whether its bare numeric ids are Flickr's.
+    id_format: str = ""
 
     @property
     def has_locations(self) -> bool:
@@ -83,6 +104,17 @@ class TrainingPhotos:
     def user_hashes(self) -> pa.Array:
         """The distinct photographers (user hashes) of every training split (computed once)."""
         return self._distinct("user_hash")
+
+    @functools.cached_property
+    def flickr_ids(self) -> dict[str, pa.Array]:
+        """Per split, the distinct Flickr photo ids of its photos (``photo_identity.flickr_ids``)."""
+        numeric = numeric_ids_are_flickr(self.id_format)
+        return {
+            split: pc.unique(
+                pa.array(flickr_ids(frame["photo_id"], numeric)["flickr_id"].dropna(), pa.string())
+            )
+            for split, frame in self.splits.items()
+        }
 
     def _distinct(self, column: str) -> pa.Array:
         return pc.unique(
@@ -113,7 +145,21 @@ def read_training_photos(
     frames = {split: written.table(split, list(TRAINING_COLUMNS)) for split in splits}
     # Named by the data set's name, not its path: the same run gives the same report wherever it lies.
     name = written.metadata.get("dataset_name", "")
-    return TrainingPhotos(frames, f"data set {name} ({', '.join(splits)})")
+    return TrainingPhotos(frames, f"data set {name} ({', '.join(splits)})", _collection_format(data_dir))
+
+
+def _collection_format(data_dir: str | os.PathLike) -> str:
+    """The collection format the data set was ingested from (its summary.json); "" if unknown."""
+    import json
+
+    from data_pipelines.ingest.layout import SUMMARY_FILE
+
+    try:
+        with open(os.path.join(os.fspath(data_dir), SUMMARY_FILE), encoding="utf-8") as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return ""
+    return str(summary.get("format", "")) if isinstance(summary, dict) else ""
 
 
 def training_user_hasher(data_dir: str | os.PathLike):
@@ -130,22 +176,36 @@ def unseen_photographers(user_hash: ArrayLike, training: TrainingPhotos) -> NDAr
     return ~is_in(user_hash, training.user_hashes)
 
 
-def leakage_counts(photo_id: ArrayLike, user_hash: ArrayLike, training: TrainingPhotos) -> dict[str, Any]:
+def leakage_counts(
+    photo_id: ArrayLike,
+    user_hash: ArrayLike,
+    training: TrainingPhotos,
+    test_numeric_flickr: bool | None = None,
+) -> dict[str, Any]:
     """What the test photos share with the training data: photo ids and photographers, in all and
-    per training split, and whether the test photos name photographers at all (``has_users``)."""
+    per training split, and whether the test photos name photographers at all (``has_users``).
+
+    ``test_numeric_flickr``: None when the test photos are a split of the training data set (ids
+    compared as written); for an external test set, whether its bare numeric ids are Flickr photo
+    ids (``photo_identity``; ids then compared by Flickr id, module docstring)."""
     ids = np.asarray(photo_id, dtype=object)
     users = pd.Series(np.asarray(user_hash, dtype=object).astype(str))
     unseen = unseen_photographers(users, training)
+    as_written = {
+        split: is_in(ids, pc.unique(text(frame["photo_id"]))) for split, frame in training.splits.items()
+    }
+    in_split, comparable, reason = _ids_in_training(ids, training, test_numeric_flickr, as_written)
     per_split = {
         split: {
             "num_training_photos": len(frame),
-            "num_test_ids_in_split": int(is_in(ids, pc.unique(text(frame["photo_id"]))).sum()),
+            "num_test_ids_in_split": int(in_split[split].sum()) if comparable else None,
             "num_test_photos_whose_photographer_is_in_split": int(
                 is_in(users, pc.unique(text(frame["user_hash"]))).sum()
             ),
         }
         for split, frame in training.splits.items()
     }
+    in_any, written_any = _any_split(in_split, len(ids)), _any_split(as_written, len(ids))
     return {
         "training": training.source,
         "has_users": bool(users.duplicated().any() or (~unseen).any()),
@@ -153,7 +213,11 @@ def leakage_counts(photo_id: ArrayLike, user_hash: ArrayLike, training: Training
         "num_photographers": int(users.nunique()),
         "num_unseen_photographers": int(users[unseen].nunique()),
         "num_photos_unseen_photographers": int(unseen.sum()),
-        "num_test_ids_in_training": int(is_in(ids, training.photo_ids).sum()),
+        "photo_ids_compared": "as written" if test_numeric_flickr is None else "by Flickr photo id",
+        "num_test_ids_comparable": comparable,
+        "num_test_ids_in_training": int(in_any.sum()) if comparable else None,
+        "ids_unknown_reason": reason,
+        "num_test_ids_in_training_as_written": int(written_any.sum()),
         "by_split": per_split,
     }
 
@@ -210,3 +274,33 @@ def near_duplicate_counts(
             for split, mask in near.items()
         },
     }
+
+
+def _any_split(found: dict[str, NDArray[np.bool_]], n: int) -> NDArray[np.bool_]:
+    """Which test photos are in some split."""
+    return np.asarray(np.vstack([np.zeros(n, bool), *found.values()]).any(axis=0), dtype=bool)
+
+
+def _ids_in_training(
+    ids: NDArray[Any],
+    training: TrainingPhotos,
+    test_numeric_flickr: bool | None,
+    as_written: dict[str, NDArray[np.bool_]],
+) -> tuple[dict[str, NDArray[np.bool_]], int, str]:
+    """Per split, which test photos are in it; how many test photos could be compared; and why
+    none could ("" when some could)."""
+    if test_numeric_flickr is None:  # a split of the training data set: same id form
+        return as_written, len(ids), ""
+    test = flickr_ids(ids, test_numeric_flickr)["flickr_id"]
+    known = test.notna().to_numpy()
+    trained = training.flickr_ids
+    train_known = any(len(v) for v in trained.values())
+    problems = []
+    if not known.any():
+        problems.append("no test photo id is a recognisable Flickr photo id")
+    if not train_known:
+        problems.append("no training photo id is a recognisable Flickr photo id")
+    if problems:
+        return {split: np.zeros(len(ids), bool) for split in trained}, 0, "; ".join(problems)
+    found = {split: known & is_in(test.fillna(""), value_set) for split, value_set in trained.items()}
+    return found, int(known.sum()), ""

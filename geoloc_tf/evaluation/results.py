@@ -26,8 +26,9 @@ Two sections beyond the paper (``None`` when not computed):
   rule or OSV-5M's, named in words), against the data set's admin columns for the photos that have
   them (``admin_truth``), else the reverse-geocoded true point, with the count of each.
 - ``leakage``: when the models' training photos are given (``training``, ``leakage``), the test
-  photos' ids and photographers found in training, and for every model the row on the photos whose
-  photographer is absent from training beside the row on all photos.
+  photos' ids and photographers found in training (an external set's ids by Flickr photo id, the
+  count None, "unknown", where no Flickr id can be derived), and for every model the row on the
+  photos whose photographer is absent from training beside the row on all photos.
 - ``near_duplicates``: when the training photos' locations are known and
   ``EvalConfig.near_duplicate_km`` > 0, the test photos with a training photo within that
   great-circle distance (in all and per training split), and for every model the row on the photos
@@ -150,6 +151,7 @@ def evaluate_predictions(
     outdoor_probs: Mapping[str, float] | None = None,
     admin_truth: pd.DataFrame | None = None,
     training: TrainingPhotos | None = None,
+    test_numeric_flickr: bool | None = None,
 ) -> Evaluation:
     """Score every model and the non-model rows; see the module docstring for what is covered.
 
@@ -158,7 +160,9 @@ def evaluate_predictions(
     have a value there; the others, and all without it, take the reverse-geocoded true point.
     ``training``: the photos the models were trained on (``leakage.read_training_photos``; an
     external set's user ids hashed with ``leakage.training_user_hasher``): adds ``leakage``, and
-    ``near_duplicates`` where it gives their locations."""
+    ``near_duplicates`` where it gives their locations.
+    ``test_numeric_flickr``: None when the test photos are a split of the training data set; for
+    an external set, whether its bare numeric ids are Flickr photo ids (``leakage.leakage_counts``)."""
     if not predictions:
         raise EvaluationError("evaluate_predictions: no models; expected at least one prediction table")
     if config.label_point not in metrics.LABEL_POINTS:
@@ -251,7 +255,11 @@ def evaluate_predictions(
             if config.admin_accuracy
             else None
         ),
-        "leakage": _leakage(predictions, errors, training, config) if training is not None else None,
+        "leakage": (
+            _leakage(predictions, errors, training, config, test_numeric_flickr)
+            if training is not None
+            else None
+        ),
         "near_duplicates": (
             _near_duplicates(predictions, errors, training, config)
             if training is not None and training.has_locations and config.near_duplicate_km > 0
@@ -395,12 +403,13 @@ def _leakage(
     errors: dict[str, NDArray[np.float64]],
     training: TrainingPhotos,
     config: EvalConfig,
+    test_numeric_flickr: bool | None = None,
 ) -> dict[str, Any]:
     """Photo ids and photographers shared with training (reference model's photos), and for every
     model its errors on all photos and on the photos of photographers absent from training."""
     thresholds = tuple(float(t) for t in config.thresholds_km)
     ref = next(iter(predictions.values()))
-    counts = leakage_counts(ref.photo_id, ref.user_hash, training)
+    counts = leakage_counts(ref.photo_id, ref.user_hash, training, test_numeric_flickr)
     by_model = {}
     if counts["has_users"]:
         for name, pred in predictions.items():

@@ -438,6 +438,22 @@ def admin_table(results: dict[str, Any]) -> Table:
     )
 
 
+def _ids_in_training_words(leak: dict[str, Any]) -> str:
+    """How many test photo ids are in the training data, in words: "unknown" with its reason when
+    the ids could not be compared (``leakage.leakage_counts``), never 0."""
+    found = leak.get("num_test_ids_in_training")
+    written = leak.get("num_test_ids_in_training_as_written", 0)
+    if found is None:
+        words = f"the number with a photo id present in the training data is unknown ({leak['ids_unknown_reason']})"
+        return words + (f"; {written:,} have an id found as written in it" if written else "")
+    if leak.get("photo_ids_compared") == "by Flickr photo id":
+        return (
+            f"{found:,} of the {leak['num_test_ids_comparable']:,} with a Flickr photo id have it in "
+            "the training data"
+        )
+    return f"{found:,} have a photo id present in the training data"
+
+
 def leakage_table(results: dict[str, Any]) -> Table:
     """Every model on all test photos and on those whose photographer is absent from training."""
     leak, th, lp = results["leakage"], results["thresholds_km"], results["label_point"]
@@ -449,7 +465,7 @@ def leakage_table(results: dict[str, Any]) -> Table:
             rows.append((model, label, s["num_photos"], *_summary_cells(s, th)))
     notes = [
         f"Training data: {leak['training']}. Of the {leak['num_photos']:,} test photos, "
-        f"{leak['num_test_ids_in_training']:,} have a photo id present in the training data; "
+        f"{_ids_in_training_words(leak)}; "
         f"{leak['num_photos_unseen_photographers']:,} are by the {leak['num_unseen_photographers']:,} of "
         f"{leak['num_photographers']:,} photographers absent from it. Label point: {lp} centroid."
     ]

@@ -117,7 +117,8 @@ def test_csv_im2gps_header_iso_time_and_indoor_probability(tmp_path):
 def test_csv_mp16_header_without_time(tmp_path):
     path = write_lines(tmp_path / "mp16.csv", ["IMG_ID,AUTHOR,LAT,LON,S3_Label", "x/1.jpg,u1,1.5,2.5,0"])
     out, _, _ = read_all(path)
-    assert out["posted_at"][0] == -1 and out["image_path"][0] == "x/1.jpg.jpg"
+    # The IMG_ID names its file already (MP-16's xx/yy/<id>.jpg): no second extension.
+    assert out["posted_at"][0] == -1 and out["image_path"][0] == "x/1.jpg"
 
 
 def test_csv_swapped_lat_lon_is_corrected_only_when_proven(tmp_path, caplog):
