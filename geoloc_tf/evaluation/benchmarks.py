@@ -34,7 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation.admin import ADMIN_LEVELS
-from geoloc_tf.evaluation.tables import ADMIN_LEVEL_NAMES, GEOSCORE_COLUMN, Table, threshold_columns
+from geoloc_tf.evaluation.tables import (
+    ADMIN_LEVEL_NAMES,
+    GEOSCORE_COLUMN,
+    Table,
+    estimate,
+    interval_note,
+    summary_value,
+    threshold_columns,
+)
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, DISTANCE_FORMULA, threshold_key
 
 if TYPE_CHECKING:
@@ -298,17 +306,23 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
     admin_levels = ADMIN_LEVELS if bench["admin"] else ()
     admin_run = (results.get("admin_accuracy") or {}).get("models", {})
     rows: list[tuple[Any, ...]] = []
+    summaries = []
     for key, model in results["models"].items():
         s = model["by_label_point"][lp]
+        summaries.append(s)
         acc = s["accuracy_percent"]
+        interval = (s.get("interval") or {}).get("accuracy_percent") or {}
         rows.append(
             (
                 model["display_name"],
                 "this run",
                 s["num_photos"],
-                *(acc.get(threshold_key(t)) for t in ACCURACY_THRESHOLDS_KM),
-                s["mean_km"],
-                s.get("geoscore"),
+                *(
+                    estimate(acc.get(threshold_key(t)), interval.get(threshold_key(t)))
+                    for t in ACCURACY_THRESHOLDS_KM
+                ),
+                summary_value(s, "mean_km"),
+                summary_value(s, "geoscore"),
                 *(admin_run.get(key, {}).get(level, {}).get("accuracy_percent") for level in admin_levels),
                 "yes",
             )
@@ -336,6 +350,9 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
         "source's code could not be checked). Published rows: geoloc_tf/evaluation/published/"
         f"{PUBLISHED_FILE}, where each has its source.",
     ]
+    note = interval_note(results, summaries)
+    if note:
+        notes.append(f"{note} Published rows carry no interval: their sources give none.")
     if not bench["published"]:
         notes.append(
             f"No published result on {bench['title']} could be verified yet (see the data file's README)."

@@ -231,7 +231,7 @@ def test_the_report_states_the_convention_and_has_geoscore_admin_and_leakage_tab
     # Country right for both, region right for Paris only, city right for Paris only.
     assert "| Inception (M1) | 100.00 | 2 | 50.00 | 2 | - | 0 | 50.00 | 2 |" in text
     assert "### Photographers absent from training vs all test photos (accuracy %)" in text
-    assert "| Inception (M1) | not in training | 1 | 0.00 |" in text
+    assert "| Inception (M1) | not in training | 1 | 0.00 [0.00, 0.00] |" in text
     res = json.loads(open(written["results"]).read())
     assert res["convention"]["threshold_rule"] == "lt" and res["convention"]["earth_radius_km"] == 6371.0
     assert res["admin_accuracy"]["truth_source"] == admin.TRUTH_DATASET
