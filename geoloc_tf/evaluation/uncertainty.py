@@ -25,8 +25,9 @@ smallest and largest values.
 What a careful reader should know: the interval is about the TEST SAMPLE -- how much the number
 would move on another draw of test photographers from the same population. It does not cover the
 randomness of training (initialization, data order, the split): a second seed of the same
-configuration does (``experiments.seeds``). Resamples are drawn with ``numpy.random.default_rng``
-from ``seed``, so the same seed, photos and photographers give the same interval bit for bit.
+configuration does (``experiments.seeds``). Resample b is drawn with
+``numpy.random.default_rng([seed, b])``, so the same seed, photos and photographers give the same
+interval bit for bit, whatever the chunking.
 
 A paired difference of two rows (model B minus model A on the photos both tables hold, imagery minus
 cell centroid, outdoor-only minus all photos) is computed on the SAME resampled photographers for
@@ -58,7 +59,7 @@ LEVEL: float = 0.95
 METHOD = "percentile bootstrap"
 #: Units resampled: photographers where the photos name them, photos where every cluster is one photo.
 UNIT_PHOTOGRAPHERS, UNIT_PHOTOS = "photographers", "photos"
-#: Bound on the numbers held per chunk of resamples (resamples x max(photographers, photos)).
+#: Bound on the numbers held per chunk of resamples (resamples x photographers).
 CHUNK_ELEMENTS: int = 2_000_000
 
 
@@ -98,19 +99,33 @@ def clusters_of(users: ArrayLike) -> Clusters:
     return Clusters(index, num_units, UNIT_PHOTOGRAPHERS if largest > 1 else UNIT_PHOTOS)
 
 
-def _weights(rng: np.random.Generator, batch: int, k: int) -> NDArray[np.int64]:
-    """(batch, k) draw counts: each row draws k of k units with replacement (multinomial)."""
-    draws = rng.integers(0, k, size=(batch, k)) + (np.arange(batch) * k)[:, None]
-    return np.bincount(draws.reshape(-1), minlength=batch * k).reshape(batch, k)
+def resample_counts(seed: int, start: int, stop: int, k: int) -> NDArray[np.int64]:
+    """(stop - start, k) draw counts of resamples ``start`` to ``stop - 1``: each row draws k of the
+    k units with replacement (multinomial, equal probabilities). Resample b has its own random
+    stream, ``default_rng([seed, b])``, so it is the same however the resamples are chunked."""
+    draws = np.empty((stop - start, k), np.int64)
+    for row, b in enumerate(range(start, stop)):
+        draws[row] = np.random.default_rng([seed, b]).integers(0, k, size=k, dtype=np.int32)
+    draws += (np.arange(stop - start) * k)[:, None]
+    return np.bincount(draws.reshape(-1), minlength=(stop - start) * k).reshape(stop - start, k)
+
+
+#: Bound on the photographers x blocks matrix of the median's first step (see ``_Summary``).
+BLOCK_ELEMENTS: int = 2_000_000
 
 
 @dataclasses.dataclass(frozen=True)
 class _Summary:
-    """One row's photos prepared for resampling: per-cluster sums and the photos sorted by error."""
+    """One row's photos prepared for resampling: per-cluster sums, the photos sorted by error, and
+    for the median, how many photos of each cluster lie below each block boundary of the sorted
+    photos (blocks of ``block`` photos): a resample's count below every boundary is then one matrix
+    product, and only the block holding the median is read photo by photo."""
 
     sums: NDArray[np.float64]  # (k, 3 + T): photos, errors, GeoScores, hits at each threshold
     sorted_errors: NDArray[np.float64]
     sorted_clusters: NDArray[np.int64]
+    below: NDArray[np.float64]  # (k, blocks + 1): photos of each cluster ranked below block g's start
+    block: int
 
 
 def _prepare(errors: NDArray[np.float64], index: NDArray[np.int64], k: int, thresholds, rule) -> _Summary:
@@ -125,27 +140,45 @@ def _prepare(errors: NDArray[np.float64], index: NDArray[np.int64], k: int, thre
     sums = np.zeros((k, columns.shape[1]))
     np.add.at(sums, index, columns)
     order = np.argsort(errors, kind="stable")
-    return _Summary(sums, errors[order], index[order])
+    n = errors.size
+    # about sqrt(16 n / k) blocks balances the matrix product (resamples x k x blocks) against
+    # reading one block per resample photo by photo (resamples x n / blocks)
+    blocks = int(max(1, min(np.sqrt(16.0 * n / max(k, 1)), BLOCK_ELEMENTS // max(k, 1))))
+    block = max(1, -(-n // blocks))
+    blocks = max(1, -(-n // block))
+    in_block = np.bincount(index[order] * blocks + np.arange(n) // block, minlength=k * blocks)
+    below = np.zeros((k, blocks + 1))
+    below[:, 1:] = np.cumsum(in_block.reshape(k, blocks), axis=1)
+    return _Summary(sums, errors[order], index[order], below, block)
 
 
-def _weighted_medians(w: NDArray[np.int64], s: _Summary) -> NDArray[np.float64]:
-    """Median of each resample (row of cluster counts ``w``), as ``np.median`` of the resampled
-    photos would give: the mean of the two middle photos when the resample's count is even."""
-    if s.sorted_errors.size == 0:
-        return np.full(len(w), np.nan)
-    cum = np.cumsum(w[:, s.sorted_clusters], axis=1)  # (b, n), non-decreasing per row
-    total = cum[:, -1]
-    span = int(total.max()) + 1
-    offset = np.arange(len(w), dtype=np.int64) * span
-    flat = (cum + offset[:, None]).reshape(-1)
+def _weighted_medians(w: NDArray[np.int64], wf: NDArray[np.float64], s: _Summary) -> NDArray[np.float64]:
+    """Median of each resample (row of cluster counts ``w``; ``wf`` the same as floats), as
+    ``np.median`` of the resampled photos would give: the mean of the two middle photos when the
+    resample's count is even."""
     n = s.sorted_errors.size
+    if n == 0:
+        return np.full(len(w), np.nan)
+    counts_below = np.rint(wf @ s.below).astype(np.int64)  # (b, blocks + 1), exact integers
+    total = counts_below[:, -1]
+    flat_w = w.reshape(-1)
+    row_start = (np.arange(len(w)) * w.shape[1])[:, None]
+    offsets = np.arange(s.block)
 
     def at(position: NDArray[np.int64]) -> NDArray[np.float64]:
-        # the first photo whose cumulative count exceeds `position` is the position-th (0-based)
-        i = np.searchsorted(flat, offset + position, side="right") - np.arange(len(w)) * n
-        return s.sorted_errors[np.minimum(i, n - 1)]
+        # the position-th (0-based) resampled photo lies in the block where the count first exceeds it
+        g = (counts_below[:, 1:] <= position[:, None]).sum(axis=1)
+        g = np.minimum(g, counts_below.shape[1] - 2)
+        ranks = g[:, None] * s.block + offsets
+        inside = ranks < n
+        ranks = np.minimum(ranks, n - 1)
+        weights = np.where(inside, flat_w.take(row_start + s.sorted_clusters[ranks]), 0)
+        cum = counts_below[np.arange(len(w)), g][:, None] + np.cumsum(weights, axis=1)
+        j = (cum <= position[:, None]).sum(axis=1)
+        return s.sorted_errors[np.minimum(g * s.block + j, n - 1)]
 
-    med = 0.5 * (at((total - 1) // 2) + at(total // 2))
+    positions = np.maximum(total - 1, 0) // 2, np.maximum(total, 0) // 2
+    med = 0.5 * (at(positions[0]) + at(positions[1]))
     return np.where(total > 0, med, np.nan)
 
 
@@ -178,20 +211,20 @@ def resampled_statistics(
         }
         for _ in rows
     ]
-    rng = np.random.default_rng(bootstrap.seed)
-    width = max(k, clusters.index.size, 1)
+    width = max(k, 1)
     chunk = max(1, CHUNK_ELEMENTS // width)
     for start in range(0, b_total, chunk):
         stop = min(b_total, start + chunk)
-        w = _weights(rng, stop - start, k)
+        w = resample_counts(bootstrap.seed, start, stop, k)
+        wf = w.astype(np.float64)
         for s, o in zip(prepared, out):
-            totals = w.astype(np.float64) @ s.sums  # (b, 3 + T)
+            totals = wf @ s.sums  # (b, 3 + T)
             with np.errstate(invalid="ignore", divide="ignore"):
                 per_photo = totals[:, 1:] / totals[:, :1]
             o["mean_km"][start:stop] = per_photo[:, 0]
             o["geoscore"][start:stop] = per_photo[:, 1]
             o["accuracy_percent"][start:stop] = 100.0 * per_photo[:, 2:]
-            o["median_km"][start:stop] = _weighted_medians(w, s)
+            o["median_km"][start:stop] = _weighted_medians(w, wf, s)
     return out
 
 
