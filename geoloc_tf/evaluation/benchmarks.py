@@ -19,7 +19,8 @@ A benchmark knows:
 
 The evaluation uses the benchmark's convention unless the user sets the radius or the rule; every
 published row then says whether it was computed under the run's convention ("yes", "no" or
-"unknown" where the source's code could not be checked).
+"unknown" where the source's code could not be checked). The run's rows carry 95 % intervals
+(``uncertainty``); the published rows none, as their sources give none.
 """
 
 from __future__ import annotations

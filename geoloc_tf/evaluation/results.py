@@ -19,6 +19,17 @@ Every distance uses the configured Earth radius and every accuracy the configure
 ``results["convention"]`` records them with the formula, so a reader knows which published numbers
 the rows can sit beside.
 
+Every error summary of a row (models, their outdoor rows, the most-frequent-cell baseline, the
+leakage rows) is made by ``summarize``: the caller passes the row's errors and its photos' user
+hashes, and gets the numbers with their 95 % intervals (``uncertainty``: a percentile bootstrap
+over photographers, ``EvalConfig.bootstrap_samples`` resamples seeded by ``bootstrap_seed``; the
+summary's ``interval`` is None with 0 resamples; ``results["bootstrap"]`` records the setting).
+Best possible has none: it is the ceiling the mesh puts on any model on the same photos, a
+reference line that no finding compares a model with. ``results["differences"]`` holds the paired
+differences B - A the findings read (``paired_difference``: both rows on the same resampled
+photographers): every Wilcoxon pair, the reference model against the most-frequent-cell baseline,
+imagery against cell centroid per cell model, outdoor-only against all photos per model.
+
 Two sections beyond the paper (``None`` when not computed):
 
 - ``admin_accuracy``: country / region / sub-region / city accuracy of every model by offline

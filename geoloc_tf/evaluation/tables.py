@@ -8,6 +8,12 @@ error, so a row reads like the OSV-5M benchmark's. Beyond the paper: country / r
 / city accuracy (``admin``, OSV-5M's metric) and the photographer-disjoint rows (``leakage``), when
 ``results`` has them. Every table has a "Photos" column: how many photos its row covers. A
 ``Table`` renders as Markdown, CSV and a JSON-able dict.
+
+Every accuracy, mean and median error and GeoScore of a row carries its 95 % interval where the
+results have one (``uncertainty``): Markdown shows ``6.38 [5.41, 7.40]``, CSV and JSON keep the
+numbers plain, each such column followed by ``<column> lo`` and ``<column> hi``; each table's note
+says how the intervals were made (or that the bootstrap was off). The "differences" table gives the
+paired differences B - A the findings read (``results["differences"]``), each with its interval.
 """
 
 from __future__ import annotations
