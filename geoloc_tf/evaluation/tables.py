@@ -489,7 +489,8 @@ def wilcoxon_table(results: dict[str, Any]) -> Table:
         (
             f"Errors at the {results['label_point']} centroid; photos matched by photo_id; positive differences "
             "mean B is closer to the truth (the paper: M2 vs M1, 381 km, p < 1e-16). Zero differences are "
-            "dropped (Wilcoxon's method); two-sided p-value.",
+            "dropped (Wilcoxon's method); two-sided p-value. The test counts photos as independent, which "
+            "photos of one photographer are not: the paired differences' intervals account for that.",
         ),
     )
 

@@ -217,6 +217,9 @@ def test_compare_puts_runs_side_by_side(fake_run, tmp_path):
     assert len(csv) == 2 * (4 + 1)  # 4 models + best possible per run
     assert csv["Photos"].notna().all()
     assert "| coarse |" in Path(files["markdown"]).read_text()
+    assert (
+        csv["Country 750 km lo"].notna().sum() == 2 * 4
+    )  # every model row has its interval, best possible none
     with pytest.raises(EvaluationError, match="no results.json"):
         compare.compare_runs([tmp_path / "missing"])
 
