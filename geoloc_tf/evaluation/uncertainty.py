@@ -103,15 +103,15 @@ def resample_counts(seed: int, start: int, stop: int, k: int) -> NDArray[np.int6
     """(stop - start, k) draw counts of resamples ``start`` to ``stop - 1``: each row draws k of the
     k units with replacement (multinomial, equal probabilities). Resample b has its own random
     stream, ``default_rng([seed, b])``, so it is the same however the resamples are chunked."""
-    draws = np.empty((stop - start, k), np.int64)
+    counts = np.empty((stop - start, k), np.int64)
     for row, b in enumerate(range(start, stop)):
-        draws[row] = np.random.default_rng([seed, b]).integers(0, k, size=k, dtype=np.int32)
-    draws += (np.arange(stop - start) * k)[:, None]
-    return np.bincount(draws.reshape(-1), minlength=(stop - start) * k).reshape(stop - start, k)
+        draws = np.random.default_rng([seed, b]).integers(0, k, size=k, dtype=np.int32)
+        counts[row] = np.bincount(draws, minlength=k)
+    return counts
 
 
 #: Bound on the photographers x blocks matrix of the median's first step (see ``_Summary``).
-BLOCK_ELEMENTS: int = 2_000_000
+BLOCK_ELEMENTS: int = 4_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,9 +141,9 @@ def _prepare(errors: NDArray[np.float64], index: NDArray[np.int64], k: int, thre
     np.add.at(sums, index, columns)
     order = np.argsort(errors, kind="stable")
     n = errors.size
-    # about sqrt(16 n / k) blocks balances the matrix product (resamples x k x blocks) against
+    # about sqrt(256 n / k) blocks balances the matrix product (resamples x k x blocks) against
     # reading one block per resample photo by photo (resamples x n / blocks)
-    blocks = int(max(1, min(np.sqrt(16.0 * n / max(k, 1)), BLOCK_ELEMENTS // max(k, 1))))
+    blocks = int(max(1, min(np.sqrt(256.0 * n / max(k, 1)), BLOCK_ELEMENTS // max(k, 1))))
     block = max(1, -(-n // blocks))
     blocks = max(1, -(-n // block))
     in_block = np.bincount(index[order] * blocks + np.arange(n) // block, minlength=k * blocks)
