@@ -257,4 +257,4 @@ def test_compare_refuses_runs_evaluated_under_different_conventions(tmp_path, me
     table = compare.compare_results({"osv5m": runs["osv5m"]})
     assert "Earth radius 6371 km" in table.notes[0]
     m1 = next(r for r in table.rows if r[2] == "Inception (M1)")
-    assert m1[table.columns.index("GeoScore")] == pytest.approx(5000.0 * math.exp(-25.0 / 1492.7))
+    assert m1[table.columns.index("GeoScore")].value == pytest.approx(5000.0 * math.exp(-25.0 / 1492.7))
