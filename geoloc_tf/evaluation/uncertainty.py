@@ -300,3 +300,39 @@ def difference_interval(
     sa, sb = resampled_statistics([(a, masks[0]), (b, masks[1])], clusters, thresholds_km, rule, bootstrap)
     diff = {key: sb[key] - sa[key] for key in sa}
     return interval_record(diff, clusters, thresholds_km, bootstrap)
+
+
+def rate_intervals(
+    hits: ArrayLike, counted: ArrayLike | None, users: ArrayLike, bootstrap: Bootstrap
+) -> dict[str, Any] | None:
+    """95 % intervals of percentages of photos right (e.g. country / region / sub-region / city
+    accuracy, one column each): ``hits`` (photos, columns) booleans, ``counted`` which photos count
+    in each column (None: all), the photos' user hashes. The same resampling as
+    ``summary_interval``; "percent" holds [lo, hi] per column. None when the bootstrap is off or
+    there are no photos."""
+    h = np.asarray(hits, dtype=bool)
+    h = h.reshape(len(h), -1)
+    c = np.ones_like(h) if counted is None else np.asarray(counted, dtype=bool).reshape(h.shape)
+    if not bootstrap.enabled or len(h) == 0:
+        return None
+    clusters = clusters_of(users)
+    k, columns = clusters.num_units, h.shape[1]
+    sums = np.zeros((k, 2 * columns))
+    np.add.at(sums, clusters.index, np.hstack([c, h & c]).astype(np.float64))
+    rates = np.empty((bootstrap.samples, columns))
+    chunk = max(1, CHUNK_ELEMENTS // max(k, 1))
+    for start in range(0, bootstrap.samples, chunk):
+        stop = min(bootstrap.samples, start + chunk)
+        totals = resample_counts(bootstrap.seed, start, stop, k).astype(np.float64) @ sums
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rates[start:stop] = 100.0 * totals[:, columns:] / totals[:, :columns]
+    ends = _bounds(rates)
+    return {
+        "level": LEVEL,
+        "method": METHOD,
+        "unit": clusters.unit,
+        "num_units": int(k),
+        "samples": int(bootstrap.samples),
+        "seed": int(bootstrap.seed),
+        "percent": [[float(ends[0, j]), float(ends[1, j])] for j in range(columns)],
+    }

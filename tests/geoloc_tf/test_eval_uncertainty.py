@@ -137,3 +137,19 @@ def test_missing_user_hashes_are_photographers_of_their_own():
     c = clusters_of(np.array(["a", None, "", "a"], dtype=object))
     assert c.num_units == 3 and c.unit == "photographers"
     assert c.index[0] == c.index[3] and len(set(c.index[1:3])) == 2
+
+
+def test_rate_intervals_of_admin_levels_by_hand():
+    """Country right for both photographers' photos, city right only for A's one photo: resamples
+    AA, AB, BB give city 100, 25 and 0 %; country always 100 %. B's photos have no city truth at
+    all in a second column, which then counts only A's photo."""
+    users = np.array(["A", "B", "B", "B"], dtype=object)
+    hits = np.array([[True, True, True], [True, False, False], [True, False, False], [True, False, False]])
+    counted = np.array([[True, True, True], [True, True, False], [True, True, False], [True, True, False]])
+    r = uncertainty.rate_intervals(hits, counted, users, Bootstrap(2000, 0))
+    assert r["percent"][0] == [100.0, 100.0] and r["percent"][1] == [0.0, 100.0]
+    assert r["percent"][2] == [100.0, 100.0]  # only A's photo counts; BB resamples have none: left out
+    assert (
+        r["unit"] == "photographers"
+        and uncertainty.rate_intervals(hits, None, users, Bootstrap(0, 0)) is None
+    )
