@@ -37,7 +37,9 @@ How it is computed, vectorized: per photographer, the sums of every statistic (p
 threshold, errors, GeoScores); a resample is a vector of counts (how often each photographer was
 drawn: multinomial with equal probabilities), so every accuracy, mean error and GeoScore of all
 resamples is one matrix product of the counts with the per-photographer sums. The median is the
-weighted median of the photos, sorted once, with each photo weighted by its photographer's count.
+weighted median of the photos, sorted once, with each photo weighted by its photographer's count:
+one more matrix product finds the block of sorted photos that holds each resample's middle photo,
+and only that block is read photo by photo (exactly ``np.median`` of the resampled photos).
 Resamples are taken in chunks so that memory stays bounded (about ``CHUNK_ELEMENTS`` numbers at a
 time) for test sets of 200,000 photos.
 """
