@@ -9,8 +9,21 @@ initialization) into `RUNS_DIR/seedN`. A finished run is reused (the runner skip
 adding a seed costs one run. Runs are deterministic (`--runtime_deterministic`, on by default): a
 seed's tables are the same on every rerun, so what varies here is the seed and nothing else.
 
-The findings are read from each run's `eval/tables.json` (geoloc_tf.evaluation.tables); the result
-is a Markdown table, printed and written to `--out` (default `RUNS_DIR/findings.md`).
+The findings are read from each run's `eval/tables.json` (geoloc_tf.evaluation.tables): its
+"differences" table, the paired differences X - Y of the report with their 95 % intervals
+(geoloc_tf.evaluation.uncertainty: a bootstrap over the test photographers, both rows on the same
+resampled photographers). A finding "X above Y" holds in a seed only when, at each threshold it
+names, the interval of X - Y lies above 0: a positive point difference whose interval reaches 0 or
+below does not hold, as the test sample does not tell it from no difference. The two "X >= Y"
+findings (imagery vs cell centroid, outdoor vs all photos) hold on the same condition, except that
+an interval of exactly [0, 0] (the two rows equal in every resample, e.g. both 0 % at 1 km) counts
+as the tie that ">=" allows. "M3 lower mean error than M2" holds when the interval of M3 - M2 mean
+error lies below 0. Each cell gives the difference and its interval where the finding fails, or
+where it holds most narrowly; the Wilcoxon p-value is shown as information (it treats photos as
+independent, which photos of one photographer are not). The seeds cover what the intervals do not:
+the randomness of training.
+
+The result is a Markdown table, printed and written to `--out` (default `RUNS_DIR/findings.md`).
 """
 
 from __future__ import annotations
@@ -31,7 +44,6 @@ from mesh.atomic import write_text_atomic
 EXIT_USER_ERROR = 2
 #: Flags this script sets for each run itself.
 OWN_RUN_FLAGS = ("--run_dir", "--data_seed")
-WILCOXON_P = 0.01
 #: A stage line of the runner's log ("... stage m1: finished in 95.2 s").
 STAGE_LINE = re.compile(r"\] stage (\w+: (?:running|finished)[^\n]*)")
 
@@ -121,104 +133,145 @@ def read_tables(run_dir: Path) -> dict[str, dict[str, Any]]:
     return {table["key"]: table for table in json.loads(path.read_text())["tables"]}
 
 
-def _accuracy(table: dict[str, Any], model: str, flag: bool) -> dict[float, float]:
-    """Accuracy (%) by threshold (km) of the row of `model` whose second column (imagery centroid,
-    outdoor only) is `flag`."""
-    km = {
-        i: float(m.group(1))
-        for i, column in enumerate(table["columns"])
-        if (m := re.search(r"(\d+(?:\.\d+)?) km$", column))
-    }
+#: Where a run's tables lack the intervals (``--evaluate_bootstrap_samples=0``).
+NO_INTERVAL = "no interval: the run was evaluated with --evaluate_bootstrap_samples=0"
+
+#: A difference B - A at one column: (B - A, 95 % interval low end, high end); ends None without one.
+Difference = tuple[float, float | None, float | None]
+
+
+def _difference(tables: dict, b: str, a: str) -> dict[str, Difference]:
+    """The report's paired difference B - A (its "differences" table: rows B, A, then each number
+    with ``<column> lo`` and ``<column> hi``), by column: accuracy columns keyed by their threshold
+    ("25" for "City 25 km"), "mean" and "median" for the errors."""
+    table = tables.get("differences")
+    if table is None:
+        raise ConfigError(
+            "tables.json: no 'differences' table; expected a run evaluated by this version of geoloc "
+            "(rerun its evaluate stage)"
+        )
+    columns = table["columns"]
     for row in table["rows"]:
-        if model in row[0] and row[1] is flag:
-            return {threshold: row[i] for i, threshold in km.items()}
+        if row[0].endswith(b) and row[1].endswith(a):
+            out = {}
+            for i, column in enumerate(columns):
+                if m := re.search(r"(\d+(?:\.\d+)?) km$", column):
+                    key = f"{float(m.group(1)):g}"
+                elif column in ("Mean (km)", "Median (km)"):
+                    key = column.split()[0].lower()
+                else:
+                    continue
+                ends = [
+                    row[columns.index(f"{column} {e}")] if f"{column} {e}" in columns else None
+                    for e in ("lo", "hi")
+                ]
+                out[key] = (row[i], ends[0], ends[1])
+            return out
     raise ConfigError(
-        f"{table['key']}: no row for {model!r} ({table['columns'][1]}={flag}); "
-        "expected a run with M1, M2 and M3"
+        f"differences: no row {b!r} - {a!r}; expected a run with M1, M2 and M3 (and outdoor probabilities)"
     )
+
+
+def _shown(where: str, d: Difference, km: bool = False) -> str:
+    value, lo, hi = d
+    if lo is None or hi is None:
+        return f"{where}: {value:+.2f}, {NO_INTERVAL}"
+    if km:
+        return f"{where}: {value:+,.0f} km [{lo:,.0f}, {hi:,.0f}]"
+    return f"{where}: {value:+.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def _above(
-    a: dict[float, float], b: dict[float, float], thresholds: Sequence[float], strict: bool = True
+    diffs: Sequence[tuple[str, dict[str, Difference]]], thresholds: Sequence[float], at_least: bool = False
 ) -> tuple[bool, str]:
-    """Whether `a` is above (`strict`) or at least `b` at every threshold, and the first where not."""
-    for t in thresholds:
-        if (a[t] <= b[t]) if strict else (a[t] < b[t]):
-            return False, f"{t:g} km: {a[t]:.2f} vs {b[t]:.2f}"
-    return True, ""
+    """Whether X - Y lies above 0 at every threshold of every (name, difference): its 95 % interval
+    excludes 0 from below. `at_least` (an "X >= Y" finding) also accepts an interval of [0, 0],
+    where the two rows agree in every resample (both 0 % at 1 km, say): a tie, which ">=" allows,
+    where any other interval touching 0 does not show X >= Y. The detail is the first place where
+    the finding fails, else the weakest (lowest interval end) place where it holds."""
+    weakest: tuple[float, str] | None = None
+    for name, diff in diffs:
+        for t in thresholds:
+            d = diff[f"{t:g}"]
+            where = f"{name} {t:g} km".strip()
+            _, lo, hi = d
+            if lo is None or hi is None:
+                return False, _shown(where, d)
+            if at_least and lo == 0.0 and hi == 0.0:
+                continue
+            if lo <= 0.0:
+                return False, _shown(where, d)
+            if weakest is None or lo < weakest[0]:
+                weakest = (lo, _shown(where, d))
+    return True, weakest[1] if weakest else "equal in every resample"
 
 
-def _wilcoxon(tables: dict, better: str, worse: str) -> tuple[bool, str]:
-    """Whether `better` has lower errors than `worse` with p < WILCOXON_P."""
+def _wilcoxon_p(tables: dict, better: str, worse: str) -> str:
+    """The Wilcoxon p-value of `better` against `worse` (information only: it treats photos as
+    independent, which photos of one photographer are not)."""
     for name, *_, p_value, direction in tables["wilcoxon"]["rows"]:
         if better in name and worse in name:
-            holds = p_value < WILCOXON_P and direction.startswith(f"{better} lower error")
-            return holds, f"p {p_value:.2g}" + ("" if direction.startswith(better) else ", other way")
-    return False, "not tested"
+            return f"Wilcoxon p {p_value:.2g}" + (
+                "" if direction.startswith(f"{better} lower") else ", other way"
+            )
+    return "Wilcoxon not tested"
+
+
+def _short(model: str) -> str:
+    """ "M3" for "User Albums Time Inputs (M3)"."""
+    m = re.search(r"\((M\d)\)$", model)
+    return m.group(1) if m else model
 
 
 def _imagery_centroid(tables: dict) -> tuple[bool, str]:
-    for model in (M1, M2, M3):
-        holds, where = _above(
-            _accuracy(tables["table3"], model, True),
-            _accuracy(tables["table3"], model, False),
-            (1.0, 25.0),
-            strict=False,
-        )
-        if not holds:
-            return False, f"{model} {where}"
-    return True, ""
+    diffs = [
+        (_short(m), _difference(tables, f"{m}, imagery centroid", f"{m}, cell centroid"))
+        for m in (M1, M2, M3)
+    ]
+    return _above(diffs, (1.0, 25.0), at_least=True)
 
 
 def _m1_above_most_frequent(tables: dict) -> tuple[bool, str]:
-    return _above(
-        _accuracy(tables["table6"], M1, False),
-        _accuracy(tables["table6"], MOST_FREQUENT, False),
-        (750.0, 2500.0),
-    )
+    return _above([("", _difference(tables, M1, MOST_FREQUENT))], (750.0, 2500.0))
 
 
 def _m2_above_m1(tables: dict) -> tuple[bool, str]:
-    holds, where = _above(
-        _accuracy(tables["table6"], M2, False), _accuracy(tables["table6"], M1, False), (200.0, 750.0, 2500.0)
-    )
-    significant, p_value = _wilcoxon(tables, M2, M1)
-    return holds and significant, ", ".join(filter(None, (where, p_value)))
+    holds, detail = _above([("", _difference(tables, M2, M1))], (200.0, 750.0, 2500.0))
+    return holds, f"{detail}; {_wilcoxon_p(tables, M2, M1)}"
 
 
 def _m3_above_m2(tables: dict) -> tuple[bool, str]:
-    return _above(
-        _accuracy(tables["table6"], M3, False),
-        _accuracy(tables["table6"], M2, False),
-        (25.0, 200.0, 750.0, 2500.0),
-    )
+    return _above([("", _difference(tables, M3, M2))], (25.0, 200.0, 750.0, 2500.0))
+
+
+def _m3_lower_mean_error(tables: dict) -> tuple[bool, str]:
+    """M3 - M2 mean error: holds when its interval lies below 0."""
+    d = _difference(tables, M3, M2)["mean"]
+    _, lo, hi = d
+    holds = hi is not None and hi < 0.0
+    return holds, f"{_shown('mean', d, km=True)}; {_wilcoxon_p(tables, M3, M2)}"
 
 
 def _outdoor_above_all(tables: dict) -> tuple[bool, str]:
-    for model in (M1, M2, M3):
-        outdoor, everything = (
-            _accuracy(tables["table4"], model, True),
-            _accuracy(tables["table4"], model, False),
-        )
-        holds, where = _above(outdoor, everything, tuple(outdoor), strict=False)
-        if not holds:
-            return False, f"{model} {where}"
-    return True, ""
+    diffs = [(_short(m), _difference(tables, f"{m}, outdoor only", f"{m}, all photos")) for m in (M1, M2, M3)]
+    thresholds = tuple(float(k) for k in diffs[0][1] if k not in ("mean", "median"))
+    return _above(diffs, thresholds, at_least=True)
 
 
 #: The README's findings: (statement, test on a run's tables -> (holds, detail)).
 FINDINGS: tuple[tuple[str, Callable[[dict], tuple[bool, str]]], ...] = (
     ("Imagery centroid >= cell centroid as label point (M1, M2, M3; 1 and 25 km)", _imagery_centroid),
     ("M1 above the most-frequent-cell baseline (750 and 2500 km)", _m1_above_most_frequent),
-    (f"M2 above M1 (200, 750, 2500 km), Wilcoxon p < {WILCOXON_P:g}", _m2_above_m1),
+    ("M2 above M1 (200, 750, 2500 km)", _m2_above_m1),
     ("M3 above M2 (25, 200, 750, 2500 km)", _m3_above_m2),
-    (f"M3 lower errors than M2, Wilcoxon p < {WILCOXON_P:g}", lambda tables: _wilcoxon(tables, M3, M2)),
+    ("M3 lower mean error than M2", _m3_lower_mean_error),
     ("Outdoor-only rows >= all-photo rows (M1, M2, M3; every threshold)", _outdoor_above_all),
 )
 
 
 def findings_table(tables_by_seed: dict[int, dict]) -> str:
-    """Markdown: each finding, in how many seeds it holds, and per seed yes/no (with why not)."""
+    """Markdown: each finding, in how many seeds it holds, and per seed yes/no with the difference
+    and its 95 % interval where it fails (or holds most narrowly)."""
     seeds = list(tables_by_seed)
     lines = [
         "| Finding | Holds in | " + " | ".join(f"seed {s}" for s in seeds) + " |",

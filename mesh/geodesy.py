@@ -81,11 +81,20 @@ def accuracy_at_thresholds(
     d = np.asarray(distance_km, dtype=np.float64).reshape(-1)
     if d.size == 0:
         return {threshold_key(t): float("nan") for t in thresholds_km}
+    hits = within_thresholds(d, thresholds_km, rule).sum(axis=0)
+    return {threshold_key(t): float(100.0 * int(h) / d.size) for t, h in zip(thresholds_km, hits)}
 
-    def within(t: float) -> int:
-        return int(np.count_nonzero(d <= t * (1.0 + THRESHOLD_RTOL) if rule == "le" else d < t))
 
-    return {threshold_key(t): float(100.0 * within(t) / d.size) for t in thresholds_km}
+def within_thresholds(
+    distance_km: ArrayLike, thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM, rule: str = "le"
+) -> NDArray[np.bool_]:
+    """(num_distances, num_thresholds) booleans: whether each distance counts at each threshold
+    under ``rule`` (``accuracy_at_thresholds``'s test, which the bootstrap of the evaluation reuses)."""
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"within_thresholds: rule={rule!r}; expected one of {THRESHOLD_RULES}")
+    d = np.asarray(distance_km, dtype=np.float64).reshape(-1, 1)
+    t = np.asarray(thresholds_km, dtype=np.float64).reshape(1, -1)
+    return d <= t * (1.0 + THRESHOLD_RTOL) if rule == "le" else d < t
 
 
 def geoscore(distance_km: ArrayLike) -> float:
@@ -97,7 +106,13 @@ def geoscore(distance_km: ArrayLike) -> float:
     d = np.asarray(distance_km, dtype=np.float64).reshape(-1)
     if d.size == 0:
         return float("nan")
-    return float(np.mean(GEOSCORE_MAX * np.exp(-d / GEOSCORE_SCALE_KM)))
+    return float(np.mean(photo_geoscores(d)))
+
+
+def photo_geoscores(distance_km: ArrayLike) -> NDArray[np.float64]:
+    """Each photo's GeoScore, 5000 * exp(-d / 1492.7 km) (``geoscore`` is their mean)."""
+    d = np.asarray(distance_km, dtype=np.float64).reshape(-1)
+    return GEOSCORE_MAX * np.exp(-d / GEOSCORE_SCALE_KM)
 
 
 def threshold_key(t: float) -> str:

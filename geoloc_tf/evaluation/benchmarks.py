@@ -24,6 +24,8 @@ admin rule. Every published row then says whether it was computed under the run'
 "yes", "no" or "unknown", computed (``compare_convention``) from the convention the data file
 records for the row (radius, threshold rule, distance kind and, where the row has admin-level
 numbers, admin rule), never typed by hand; "unknown" where the source's code could not be read.
+The run's rows carry 95 % intervals (``uncertainty``); the published rows none, as their sources
+give none.
 """
 
 from __future__ import annotations
@@ -38,7 +40,15 @@ from typing import Any
 
 from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation.admin import ADMIN_LEVELS
-from geoloc_tf.evaluation.tables import ADMIN_LEVEL_NAMES, GEOSCORE_COLUMN, Table, threshold_columns
+from geoloc_tf.evaluation.tables import (
+    ADMIN_LEVEL_NAMES,
+    GEOSCORE_COLUMN,
+    Table,
+    estimate,
+    interval_note,
+    summary_value,
+    threshold_columns,
+)
 from geoloc_tf.run_configs import EvaluateConfig, ExternalEvaluateConfig
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, DISTANCE_FORMULA, threshold_key
 
@@ -381,17 +391,23 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
     admin_levels = ADMIN_LEVELS if bench["admin"] else ()
     admin_run = (results.get("admin_accuracy") or {}).get("models", {})
     rows: list[tuple[Any, ...]] = []
+    summaries = []
     for key, model in results["models"].items():
         s = model["by_label_point"][lp]
+        summaries.append(s)
         acc = s["accuracy_percent"]
+        interval = (s.get("interval") or {}).get("accuracy_percent") or {}
         rows.append(
             (
                 model["display_name"],
                 "this run",
                 s["num_photos"],
-                *(acc.get(threshold_key(t)) for t in ACCURACY_THRESHOLDS_KM),
-                s["mean_km"],
-                s.get("geoscore"),
+                *(
+                    estimate(acc.get(threshold_key(t)), interval.get(threshold_key(t)))
+                    for t in ACCURACY_THRESHOLDS_KM
+                ),
+                summary_value(s, "mean_km"),
+                summary_value(s, "geoscore"),
                 *(admin_run.get(key, {}).get(level, {}).get("accuracy_percent") for level in admin_levels),
                 "yes",
             )
@@ -428,6 +444,9 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
         for row in bench["published"]
         if row.get("convention_differences")
     )
+    note = interval_note(results, summaries)
+    if note:
+        notes.append(f"{note} Published rows carry no interval: their sources give none.")
     if not bench["published"]:
         notes.append(
             f"No published result on {bench['title']} could be verified yet (see the data file's README)."

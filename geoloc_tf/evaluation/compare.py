@@ -2,7 +2,8 @@
 
 Reads each run's ``eval/results.json`` (written by ``report.write_report``) and puts one row per
 (run, model) -- plus each run's best-possible row -- with its photo count, accuracy at every
-threshold, mean/median error, GeoScore and KL divergence. Runs must share thresholds and
+threshold, mean/median error, GeoScore (each with its 95 % interval where the run has one) and KL
+divergence. Runs must share thresholds and
 convention (Earth radius, threshold rule: ``results["convention"]``), which the table states.
 Nothing is recomputed, so a comparison is as fast as reading the JSON and always agrees with the
 runs' own reports.
@@ -16,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.evaluation.tables import GEOSCORE_COLUMN, Table, convention, convention_line, threshold_columns
+from geoloc_tf.evaluation.tables import (
+    GEOSCORE_COLUMN,
+    Table,
+    convention,
+    convention_line,
+    estimate,
+    interval_note,
+    threshold_columns,
+)
 from geoloc_tf.run_layout import RESULTS_FILE, RunLayout
 from mesh.atomic import write_text_atomic
 from mesh.geodesy import threshold_key
@@ -47,6 +56,7 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
     first = next(iter(runs.values()))
     th, conv = first["thresholds_km"], convention(first)
     rows, notes = [], [convention_line(first)]
+    summaries: list[dict[str, Any]] = []
     for label, res in runs.items():
         if res["thresholds_km"] != th:
             raise EvaluationError(
@@ -64,16 +74,25 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
             notes.append(f"{label}: {res['notice']}")
         for model in res["models"].values():
             s = model["by_label_point"][lp]
+            summaries.append(s)
+            interval = s.get("interval") or {}
             rows.append(
                 (
                     label,
                     res["num_cells"],
                     model["display_name"],
                     s["num_photos"],
-                    *(_nan(s["accuracy_percent"][threshold_key(t)]) for t in th),
-                    _nan(s["mean_km"]),
-                    _nan(s["median_km"]),
-                    _nan(s.get("geoscore")),
+                    *(
+                        estimate(
+                            _nan(s["accuracy_percent"][threshold_key(t)]),
+                            (interval.get("accuracy_percent") or {}).get(threshold_key(t)),
+                        )
+                        for t in th
+                    ),
+                    *(
+                        estimate(_nan(s.get(k)), interval.get(k))
+                        for k in ("mean_km", "median_km", "geoscore")
+                    ),
                     _nan((model["class_bias"] or {}).get("kl_divergence")),
                 )
             )
@@ -93,6 +112,9 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
                         0.0,
                     )
                 )
+    note = interval_note(first, summaries)
+    if note:
+        notes.append(note)
     return Table(
         "compare",
         "Runs side by side (accuracy %)",

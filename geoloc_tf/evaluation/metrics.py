@@ -16,7 +16,9 @@
 - Wilcoxon signed-rank test on the paired per-photo errors of two models (§4.2: M2 vs M1,
   difference 381 km, p < 1e-16), via ``scipy.stats.wilcoxon``.
 
-Every summary says how many photos it covers (``num_photos``).
+Every summary says how many photos it covers (``num_photos``). Given the photos' user hashes, it
+also holds the 95 % interval of each of its numbers (``uncertainty``: a percentile bootstrap over
+photographers); ``difference_summary`` gives B - A of two summaries with a paired interval.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from geoloc_tf.errors import EvaluationError
+from geoloc_tf.evaluation.uncertainty import Bootstrap, summary_interval
 from mesh import Mesh
 from mesh.geodesy import (
     ACCURACY_THRESHOLDS_KM,
@@ -125,17 +128,49 @@ def point_errors_km(
 
 
 def error_summary(
-    errors_km: ArrayLike, thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM, rule: str = "le"
+    errors_km: ArrayLike,
+    thresholds_km: tuple[float, ...] = ACCURACY_THRESHOLDS_KM,
+    rule: str = "le",
+    users: ArrayLike | None = None,
+    bootstrap: Bootstrap | None = None,
 ) -> dict[str, Any]:
     """Accuracy (%) at each threshold (``rule``: "le" inclusive, the paper's; "lt" strictly below),
-    mean and median error, mean GeoScore (``mesh.geodesy.geoscore``) and the photo count."""
+    mean and median error, mean GeoScore (``mesh.geodesy.geoscore``) and the photo count.
+
+    Given the photos' user hashes (``users``), the summary also holds ``interval``: the 95 %
+    interval of each number and how it was made (``uncertainty.summary_interval``: bootstrap over
+    photographers, or photos where none has two), None when ``bootstrap`` is off or absent."""
     d = np.asarray(errors_km, dtype=np.float64).reshape(-1)
-    return {
+    summary: dict[str, Any] = {
         "num_photos": int(d.size),
         "accuracy_percent": accuracy_at_thresholds(d, tuple(thresholds_km), rule),
         "mean_km": float(d.mean()) if d.size else float("nan"),
         "median_km": float(np.median(d)) if d.size else float("nan"),
         "geoscore": geoscore(d),
+    }
+    if users is not None:
+        u = np.asarray(users, dtype=object).reshape(-1)
+        if u.size != d.size:
+            raise EvaluationError(
+                f"error_summary: {d.size} errors and {u.size} user hashes; expected one per photo"
+            )
+        summary["interval"] = (
+            summary_interval(d, u, thresholds_km, rule, bootstrap) if bootstrap is not None else None
+        )
+    return summary
+
+
+def difference_summary(
+    a: dict[str, Any], b: dict[str, Any], interval: dict[str, Any] | None
+) -> dict[str, Any]:
+    """B - A of every number of two ``error_summary`` results (same keys), with the paired
+    interval of the difference (``uncertainty.difference_interval``) or None."""
+    return {
+        "num_photos_a": a["num_photos"],
+        "num_photos_b": b["num_photos"],
+        "accuracy_percent": {k: b["accuracy_percent"][k] - v for k, v in a["accuracy_percent"].items()},
+        **{key: b[key] - a[key] for key in ("mean_km", "median_km", "geoscore")},
+        "interval": interval,
     }
 
 

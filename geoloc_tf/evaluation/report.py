@@ -7,7 +7,8 @@ exist. A report made from simulated data (the demo collection) says so at its to
 
 Files written, each atomically, into ``out_dir`` (default ``run_dir/eval``):
 ``report.md``, ``results.json`` (everything; read by ``compare``), ``tables.json``,
-``table3.csv``, ``table4.csv``, ``table6.csv``, ``table7.csv``, ``wilcoxon.csv``, ``admin.csv``
+``table3.csv``, ``table4.csv``, ``table6.csv``, ``table7.csv``, ``wilcoxon.csv``, ``differences.csv``
+(paired differences B - A with 95 % intervals), ``admin.csv``
 (country / region / sub-region / city accuracy), ``leakage.csv`` and ``near_duplicates.csv`` (with
 the run's data set),
 ``figure1_longitude_by_hour.png``, ``figure2_mesh.png``, ``error_cdf.png``,

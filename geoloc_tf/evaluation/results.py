@@ -19,6 +19,17 @@ Every distance uses the configured Earth radius and every accuracy the configure
 ``results["convention"]`` records them with the formula, so a reader knows which published numbers
 the rows can sit beside.
 
+Every error summary of a row (models, their outdoor rows, the most-frequent-cell baseline, the
+leakage rows) is made by ``summarize``: the caller passes the row's errors and its photos' user
+hashes, and gets the numbers with their 95 % intervals (``uncertainty``: a percentile bootstrap
+over photographers, ``EvalConfig.bootstrap_samples`` resamples seeded by ``bootstrap_seed``; the
+summary's ``interval`` is None with 0 resamples; ``results["bootstrap"]`` records the setting).
+Best possible has none: it is the ceiling the mesh puts on any model on the same photos, a
+reference line that no finding compares a model with. ``results["differences"]`` holds the paired
+differences B - A the findings read (``paired_difference``: both rows on the same resampled
+photographers): every Wilcoxon pair, the reference model against the most-frequent-cell baseline,
+imagery against cell centroid per cell model, outdoor-only against all photos per model.
+
 Two sections beyond the paper (``None`` when not computed):
 
 - ``admin_accuracy``: country / region / sub-region / city accuracy of every model by offline
@@ -56,6 +67,7 @@ from geoloc_tf.evaluation.leakage import (
 )
 from geoloc_tf.evaluation.model_predictions import ModelPredictions, display_name, paired_rows
 from geoloc_tf.evaluation.outdoor import known_mask, outdoor_mask
+from geoloc_tf.evaluation.uncertainty import LEVEL, METHOD, Bootstrap, difference_interval
 from geoloc_tf.run_configs import EvaluateConfig
 from mesh import Mesh
 from mesh.best_possible import best_possible
@@ -113,6 +125,11 @@ class EvalConfig:
             near_duplicate_km=settings.near_duplicate_km,
             **fields,
         )
+
+    def bootstrap(self) -> Bootstrap:
+        """The resampling of every interval (``uncertainty``): ``bootstrap_samples`` resamples (0:
+        none), seeded by ``bootstrap_seed``."""
+        return Bootstrap(int(self.bootstrap_samples), int(self.bootstrap_seed))
 
     def convention(self) -> dict[str, Any]:
         """How distances and accuracies were computed: ``results["convention"]``."""
@@ -178,12 +195,14 @@ def evaluate_predictions(
             f"EvalConfig.threshold_rule={config.threshold_rule!r}; expected one of {THRESHOLD_RULES}"
         )
     thresholds = tuple(float(t) for t in config.thresholds_km)
-    radius, rule = float(config.earth_radius_km), config.threshold_rule
+    radius = float(config.earth_radius_km)
     points = {lp: metrics.label_points(mesh, lp) for lp in metrics.LABEL_POINTS}
     models: dict[str, Any] = {}
     errors: dict[str, NDArray[np.float64]] = {}
     true_cells: dict[str, NDArray[np.int64]] = {}
     located: list[tuple[ModelPredictions, NDArray[np.int64]]] = []
+    outdoors: dict[str, NDArray[np.bool_] | None] = {}
+    by_points: dict[str, dict[str, NDArray[np.float64]]] = {}
     with Progress(len(predictions), "models", "evaluate") as progress:
         for name, pred in predictions.items():
             true_cell = next(
@@ -208,9 +227,7 @@ def evaluate_predictions(
                 "num_without_prediction": int(
                     np.isnan(pred.pred_lat).sum() if pred.pred_lat is not None else (pred.cell < 0).sum()
                 ),
-                "by_label_point": {
-                    lp: metrics.error_summary(d, thresholds, rule) for lp, d in by_point.items()
-                },
+                "by_label_point": {lp: summarize(d, pred.user_hash, config) for lp, d in by_point.items()},
                 "outdoor": {
                     "probability_source": prob_source,
                     "threshold": float(config.outdoor_threshold),
@@ -218,7 +235,7 @@ def evaluate_predictions(
                     "num_outdoor": int(outdoor.sum()),
                     "by_label_point": (
                         {
-                            lp: metrics.error_summary(d[outdoor], thresholds, rule)
+                            lp: summarize(d[outdoor], pred.user_hash[outdoor], config)
                             for lp, d in by_point.items()
                         }
                         if known.any()
@@ -229,6 +246,8 @@ def evaluate_predictions(
                     None if pred.is_point else metrics.class_bias(true_cell, pred.cell, mesh.num_cells)
                 ),
             }
+            outdoors[name] = outdoor if known.any() else None
+            by_points[name] = by_point
             progress.update(1)
 
     reference_name = next(iter(predictions))
@@ -241,6 +260,12 @@ def evaluate_predictions(
         "num_cells": mesh.num_cells,
         "thresholds_km": list(thresholds),
         "convention": config.convention(),
+        "bootstrap": {
+            "samples": int(config.bootstrap_samples),
+            "seed": int(config.bootstrap_seed),
+            "level": LEVEL,
+            "method": METHOD,
+        },
         "label_point": config.label_point,
         "outdoor_threshold": float(config.outdoor_threshold),
         "reference_model": reference_name,
@@ -248,6 +273,7 @@ def evaluate_predictions(
         "best_possible": _best_possible(mesh, ref, ref_true, config),
         "most_frequent_cell": _most_frequent(mesh, ref, ref_true, points, config),
         "wilcoxon": _wilcoxon(predictions, errors, config.wilcoxon_pairs),
+        "differences": _differences(predictions, errors, by_points, outdoors, mesh, points, config),
         "admin_accuracy": (
             _admin_accuracy(
                 predictions, points[config.label_point], config.label_point, admin_truth, config.admin_rule
@@ -313,21 +339,130 @@ def _most_frequent(
 ) -> dict[str, Any]:
     cell = metrics.most_frequent_cell(mesh)
     pred = np.full(len(ref), cell, np.int64)
-    thresholds = tuple(float(t) for t in config.thresholds_km)
     return {
         "cell": cell,
         "cell_training_photos": int(mesh.counts[cell]),
         "num_photos": len(ref),
         "by_label_point": {
-            lp: metrics.error_summary(
-                metrics.prediction_errors_km(pred, ref.lat, ref.lon, p, config.earth_radius_km),
-                thresholds,
-                config.threshold_rule,
-            )
+            lp: summarize(_most_frequent_errors(mesh, ref, p, config), ref.user_hash, config)
             for lp, p in points.items()
         },
         "class_bias": metrics.class_bias(true_cell, pred, mesh.num_cells),
     }
+
+
+def _most_frequent_errors(
+    mesh: Mesh, ref: ModelPredictions, points: NDArray[np.float64], config: EvalConfig
+) -> NDArray[np.float64]:
+    """Per-photo errors of the baseline that predicts the commonest training cell for every photo."""
+    pred = np.full(len(ref), metrics.most_frequent_cell(mesh), np.int64)
+    return metrics.prediction_errors_km(pred, ref.lat, ref.lon, points, config.earth_radius_km)
+
+
+def summarize(errors_km: NDArray[np.float64], user_hash: NDArray[Any], config: EvalConfig) -> dict[str, Any]:
+    """The error summary of one row of the report with its 95 % intervals: what every row uses.
+    A caller passes the row's per-photo errors and the same photos' user hashes; thresholds, rule
+    and bootstrap come from ``config`` (``metrics.error_summary``, ``uncertainty``)."""
+    return metrics.error_summary(
+        errors_km,
+        tuple(float(t) for t in config.thresholds_km),
+        config.threshold_rule,
+        users=user_hash,
+        bootstrap=config.bootstrap(),
+    )
+
+
+def paired_difference(
+    errors_a_km: NDArray[np.float64],
+    errors_b_km: NDArray[np.float64],
+    user_hash: NDArray[Any],
+    config: EvalConfig,
+    mask_a: NDArray[np.bool_] | None = None,
+    mask_b: NDArray[np.bool_] | None = None,
+) -> dict[str, Any]:
+    """B - A of every number of two rows on the same photos (``user_hash`` per photo), with its
+    paired 95 % interval (both rows on the same resampled photographers); ``mask_a`` / ``mask_b``
+    restrict a row to part of the photos (e.g. outdoor only)."""
+    thresholds = tuple(float(t) for t in config.thresholds_km)
+    rows = [
+        metrics.error_summary(e if m is None else e[m], thresholds, config.threshold_rule)
+        for e, m in ((errors_a_km, mask_a), (errors_b_km, mask_b))
+    ]
+    interval = difference_interval(
+        errors_a_km,
+        errors_b_km,
+        user_hash,
+        thresholds,
+        config.threshold_rule,
+        config.bootstrap(),
+        mask_a,
+        mask_b,
+    )
+    return {"num_photos": int(len(errors_a_km)), **metrics.difference_summary(rows[0], rows[1], interval)}
+
+
+def _side(model: str, display: str, label_point: str, photos: str = "all") -> dict[str, str]:
+    return {"model": model, "display_name": display, "label_point": label_point, "photos": photos}
+
+
+def _differences(
+    predictions: dict[str, ModelPredictions],
+    errors: dict[str, NDArray[np.float64]],
+    by_points: dict[str, dict[str, NDArray[np.float64]]],
+    outdoors: dict[str, NDArray[np.bool_] | None],
+    mesh: Mesh,
+    points: dict[str, NDArray[np.float64]],
+    config: EvalConfig,
+) -> list[dict[str, Any]]:
+    """The paired differences the findings read, each B - A with its interval:
+
+    - "models": every Wilcoxon pair (B against A on the photos both tables hold), then the reference
+      model against the most-frequent-cell baseline on the reference photos;
+    - "label_point": each cell model, imagery centroid - cell centroid (§4.1.1, Table 3);
+    - "outdoor": each model with outdoor probabilities, outdoor-only photos - all photos (§4.1.2,
+      Table 4); the outdoor photos are part of the same resampled photographers.
+    """
+    lp = config.label_point
+    out = []
+    for a, b in config.wilcoxon_pairs:
+        if a not in predictions or b not in predictions:
+            continue
+        rows_a, rows_b = paired_rows(predictions[a], predictions[b])
+        diff = paired_difference(
+            errors[a][rows_a], errors[b][rows_b], predictions[a].user_hash[rows_a], config
+        )
+        sides = {"a": _side(a, display_name(a), lp), "b": _side(b, display_name(b), lp)}
+        out.append({"kind": "models", **sides, **diff})
+    reference = next(iter(predictions))
+    ref = predictions[reference]
+    if len(ref):
+        baseline = _most_frequent_errors(mesh, ref, points[lp], config)
+        diff = paired_difference(baseline, errors[reference], ref.user_hash, config)
+        sides = {
+            "a": _side("most_frequent_cell", "Most Frequent Cell", lp),
+            "b": _side(reference, display_name(reference), lp),
+        }
+        out.append({"kind": "models", **sides, **diff})
+    for name, pred in predictions.items():
+        if pred.is_point:
+            continue
+        diff = paired_difference(by_points[name]["cell"], by_points[name]["imagery"], pred.user_hash, config)
+        sides = {
+            "a": _side(name, display_name(name), "cell"),
+            "b": _side(name, display_name(name), "imagery"),
+        }
+        out.append({"kind": "label_point", **sides, **diff})
+    for name, pred in predictions.items():
+        outdoor = outdoors[name]
+        if outdoor is None:
+            continue
+        diff = paired_difference(errors[name], errors[name], pred.user_hash, config, mask_b=outdoor)
+        sides = {
+            "a": _side(name, display_name(name), lp, "all"),
+            "b": _side(name, display_name(name), lp, "outdoor"),
+        }
+        out.append({"kind": "outdoor", **sides, **diff})
+    return out
 
 
 def _wilcoxon(
@@ -407,7 +542,6 @@ def _leakage(
 ) -> dict[str, Any]:
     """Photo ids and photographers shared with training (reference model's photos), and for every
     model its errors on all photos and on the photos of photographers absent from training."""
-    thresholds = tuple(float(t) for t in config.thresholds_km)
     ref = next(iter(predictions.values()))
     counts = leakage_counts(ref.photo_id, ref.user_hash, training, test_numeric_flickr)
     by_model = {}
@@ -415,10 +549,8 @@ def _leakage(
         for name, pred in predictions.items():
             unseen = unseen_photographers(pred.user_hash, training)
             by_model[name] = {
-                "all": metrics.error_summary(errors[name], thresholds, config.threshold_rule),
-                "unseen_photographers": metrics.error_summary(
-                    errors[name][unseen], thresholds, config.threshold_rule
-                ),
+                "all": summarize(errors[name], pred.user_hash, config),
+                "unseen_photographers": summarize(errors[name][unseen], pred.user_hash[unseen], config),
             }
     return {**counts, "label_point": config.label_point, "models": by_model}
 
@@ -432,7 +564,6 @@ def _near_duplicates(
     """Test photos with a training photo within ``config.near_duplicate_km`` (reference model's
     photos; at the evaluation's Earth radius), and for every model its errors on all photos and on
     the photos with no training photo that near."""
-    thresholds = tuple(float(t) for t in config.thresholds_km)
     distance_km, radius_km = float(config.near_duplicate_km), float(config.earth_radius_km)
     ref = next(iter(predictions.values()))
     counts = near_duplicate_counts(ref.lat, ref.lon, training, distance_km, radius_km)
@@ -440,9 +571,7 @@ def _near_duplicates(
     for name, pred in predictions.items():
         clear = no_near_duplicate(pred.lat, pred.lon, training, distance_km, radius_km)
         by_model[name] = {
-            "all": metrics.error_summary(errors[name], thresholds, config.threshold_rule),
-            "no_near_duplicate": metrics.error_summary(
-                errors[name][clear], thresholds, config.threshold_rule
-            ),
+            "all": summarize(errors[name], pred.user_hash, config),
+            "no_near_duplicate": summarize(errors[name][clear], pred.user_hash[clear], config),
         }
     return {**counts, "label_point": config.label_point, "models": by_model}

@@ -8,6 +8,12 @@ error, so a row reads like the OSV-5M benchmark's. Beyond the paper: country / r
 / city accuracy (``admin``, OSV-5M's metric), the photographer-disjoint rows (``leakage``) and the
 rows without near-duplicates of training photos (``near_duplicates``), when ``results`` has them. Every table has a "Photos" column: how many photos its row covers. A
 ``Table`` renders as Markdown, CSV and a JSON-able dict.
+
+Every accuracy, mean and median error and GeoScore of a row carries its 95 % interval where the
+results have one (``uncertainty``): Markdown shows ``6.38 [5.41, 7.40]``, CSV and JSON keep the
+numbers plain, each such column followed by ``<column> lo`` and ``<column> hi``; each table's note
+says how the intervals were made (or that the bootstrap was off). The "differences" table gives the
+paired differences B - A the findings read (``results["differences"]``), each with its interval.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import csv
 import dataclasses
 import io
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from mesh.geodesy import DISTANCE_FORMULA, EARTH_RADIUS_KM, threshold_key
@@ -37,6 +44,21 @@ POINT_CLASS_BIAS_NOTE = (
 
 
 @dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A number with its 95 % interval (``uncertainty``): Markdown shows ``6.38 [5.41, 7.40]``; CSV
+    and JSON give the column's value and two more columns, ``<column> lo`` and ``<column> hi``."""
+
+    value: float | None
+    lo: float | None
+    hi: float | None
+
+
+def estimate(value: Any, bounds: list[float | None] | None) -> Any:
+    """``value`` with its interval when ``bounds`` is given, else the plain value."""
+    return value if bounds is None else Estimate(value, bounds[0], bounds[1])
+
+
+@dataclasses.dataclass(frozen=True)
 class Table:
     """A titled table: ``columns`` names, ``rows`` of cell values (str, int, float, bool, None)."""
 
@@ -55,34 +77,63 @@ class Table:
             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.columns))) + "|",
         ]
         for row in self.rows:
-            lines.append("| " + " | ".join(_fmt(c, v) for c, v in zip(self.columns, row)) + " |")
+            lines.append("| " + " | ".join(_fmt_cell(c, v) for c, v in zip(self.columns, row)) + " |")
         if not self.rows:
             lines.append("| " + " | ".join(["(none)"] + [""] * (len(self.columns) - 1)) + " |")
         for note in self.notes:
             lines += ["", note]
         return "\n".join(lines) + "\n"
 
+    def flat(self) -> tuple[tuple[str, ...], list[list[Any]]]:
+        """Columns and rows with plain values: a column holding an ``Estimate`` in any row is
+        followed by ``<column> lo`` and ``<column> hi`` (None where a row has no interval)."""
+        wide = [any(isinstance(row[i], Estimate) for row in self.rows) for i in range(len(self.columns))]
+        columns = tuple(
+            n for c, w in zip(self.columns, wide) for n in ((c, f"{c} lo", f"{c} hi") if w else (c,))
+        )
+        rows = []
+        for row in self.rows:
+            out: list[Any] = []
+            for v, w in zip(row, wide):
+                if isinstance(v, Estimate):
+                    out += [v.value, v.lo, v.hi]
+                else:
+                    out += [v, None, None] if w else [v]
+            rows.append(out)
+        return columns, rows
+
     def to_csv(self) -> str:
-        """CSV with full-precision values (empty cell for None)."""
+        """CSV with full-precision values (empty cell for None); intervals in ``lo``/``hi`` columns."""
+        columns, rows = self.flat()
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(self.columns)
-        for row in self.rows:
+        w.writerow(columns)
+        for row in rows:
             w.writerow(["" if v is None else v for v in row])
         return buf.getvalue()
 
     def to_dict(self) -> dict[str, Any]:
+        columns, rows = self.flat()
         return {
             "key": self.key,
             "title": self.title,
-            "columns": list(self.columns),
-            "rows": [[_json_value(v) for v in row] for row in self.rows],
+            "columns": list(columns),
+            "rows": [[_json_value(v) for v in row] for row in rows],
             "notes": list(self.notes),
         }
 
 
 def _json_value(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _fmt_cell(column: str, v: Any) -> str:
+    """A cell for reading; an ``Estimate`` as ``value [lo, hi]``."""
+    if isinstance(v, Estimate):
+        if v.lo is None or v.hi is None or (isinstance(v.lo, float) and math.isnan(v.lo)):
+            return _fmt(column, v.value)
+        return f"{_fmt(column, v.value)} [{_fmt(column, v.lo)}, {_fmt(column, v.hi)}]"
+    return _fmt(column, v)
 
 
 def _fmt(column: str, v: Any) -> str:
@@ -141,8 +192,49 @@ def summary_columns(thresholds_km: list[float]) -> tuple[str, ...]:
 
 
 def _summary_cells(summary: dict[str, Any], thresholds_km: list[float]) -> tuple[Any, ...]:
-    """An error summary's values under ``summary_columns``."""
-    return (*_acc(summary, thresholds_km), summary["mean_km"], summary["median_km"], _geoscore(summary))
+    """An error summary's values under ``summary_columns``, each with its interval when it has one."""
+    return (
+        *_acc(summary, thresholds_km),
+        summary_value(summary, "mean_km"),
+        summary_value(summary, "median_km"),
+        summary_value(summary, "geoscore"),
+    )
+
+
+def summary_value(summary: dict[str, Any], key: str) -> Any:
+    """``summary[key]`` (mean_km, median_km, geoscore), an ``Estimate`` when the summary has its
+    interval (``uncertainty``); None for a key that summaries written before it lack."""
+    interval = summary.get("interval")
+    return estimate(summary.get(key), interval[key] if interval else None)
+
+
+def interval_note(results: dict[str, Any], summaries: Sequence[dict[str, Any] | None]) -> str | None:
+    """The note of a table whose numbers carry 95 % intervals: how they were made, over how many
+    photographers (or photos); with the bootstrap off, that there are none. None for results
+    written before intervals existed."""
+    intervals = [s["interval"] for s in summaries if s and s.get("interval")]
+    if not intervals:
+        boot = results.get("bootstrap")
+        if boot is not None and not boot.get("samples"):
+            return "No 95 % intervals: the bootstrap is off (bootstrap_samples = 0)."
+        return None
+    first = intervals[0]
+    units = sorted({i["unit"] for i in intervals})
+    counts = sorted({i["num_units"] for i in intervals})
+    unit = " or ".join(units)
+    together = ["all photos of a drawn photographer together"] if "photographers" in units else []
+    if len(counts) == 1:
+        over = f"{counts[0]:,} {unit}" + (f" ({together[0]})" if together else "")
+    else:
+        over = f"each row's {unit} ({'; '.join([f'{counts[0]:,} to {counts[-1]:,}', *together])})"
+    return (
+        f"In brackets: 95 % interval, {first['method']} over {over}, {first['samples']:,} resamples, "
+        f"seed {first['seed']}; it is about the test sample, not about training (seeds are)."
+    )
+
+
+def _with_note(notes: list[str], note: str | None) -> list[str]:
+    return [*notes, note] if note else notes
 
 
 def threshold_columns(thresholds_km: list[float]) -> tuple[str, ...]:
@@ -153,9 +245,16 @@ def threshold_columns(thresholds_km: list[float]) -> tuple[str, ...]:
 
 
 def _acc(summary: dict[str, Any] | None, thresholds_km: list[float]) -> tuple[Any, ...]:
+    """Accuracy at each threshold, each an ``Estimate`` when the summary has its interval."""
     if summary is None:
         return (None,) * len(thresholds_km)
-    return tuple(summary["accuracy_percent"][threshold_key(t)] for t in thresholds_km)
+    interval = (summary.get("interval") or {}).get("accuracy_percent")
+    return tuple(
+        estimate(
+            summary["accuracy_percent"][threshold_key(t)], interval[threshold_key(t)] if interval else None
+        )
+        for t in thresholds_km
+    )
 
 
 def _row_name(results: dict[str, Any], name: str) -> str:
@@ -167,10 +266,12 @@ def table3(results: dict[str, Any]) -> Table:
     """Table 3: each model with the imagery-centroid and the cell-centroid label point."""
     th = results["thresholds_km"]
     rows, notes = [], [f"Split {results['split']}; {results['num_cells']} cells."]
+    summaries = []
     for model in results["models"].values():
         point = _is_point(model)
         for lp, imagery in (("imagery", None),) if point else (("cell", False), ("imagery", True)):
             s = model["by_label_point"][lp]
+            summaries.append(s)
             rows.append(
                 (
                     _row_name(results, model["display_name"]),
@@ -191,7 +292,7 @@ def table3(results: dict[str, Any]) -> Table:
             *summary_columns(th),
         ),
         tuple(rows),
-        tuple(notes),
+        tuple(_with_note(notes, interval_note(results, summaries))),
     )
 
 
@@ -203,10 +304,11 @@ def _is_point(model: dict[str, Any]) -> bool:
 def table4(results: dict[str, Any]) -> Table:
     """Table 4: each model on all photos and on outdoor photos only."""
     th, lp = results["thresholds_km"], results["label_point"]
-    rows, notes = [], []
+    rows, notes, summaries = [], [], []
     for model in results["models"].values():
         name = _row_name(results, model["display_name"])
         s = model["by_label_point"][lp]
+        summaries.append(s)
         rows.append((name, False, s["num_photos"], *_acc(s, th)))
         o = model["outdoor"]
         if o["by_label_point"] is None:
@@ -216,6 +318,7 @@ def table4(results: dict[str, Any]) -> Table:
             )
             continue
         so = o["by_label_point"][lp]
+        summaries.append(so)
         rows.append((name, True, so["num_photos"], *_acc(so, th)))
     first = next(iter(results["models"].values()))["outdoor"]
     notes.insert(
@@ -229,7 +332,7 @@ def table4(results: dict[str, Any]) -> Table:
         "Table 4: outdoor imagery only (accuracy %)",
         ("Model", "Outdoor Only", "Photos", *threshold_columns(th)),
         tuple(rows),
-        tuple(notes),
+        tuple(_with_note(notes, interval_note(results, summaries))),
     )
 
 
@@ -237,7 +340,10 @@ def table6(results: dict[str, Any]) -> Table:
     """Table 6: all models (all photos and outdoor only), the most-frequent-cell baseline, best possible."""
     th, lp = results["thresholds_km"], results["label_point"]
 
+    summaries: list[dict[str, Any]] = []
+
     def row(name: str, outdoor: bool, s: dict[str, Any]) -> tuple:
+        summaries.append(s)
         return (name, outdoor, s["num_photos"], *_summary_cells(s, th))
 
     rows = []
@@ -257,13 +363,16 @@ def table6(results: dict[str, Any]) -> Table:
     notes = [
         f"Label point of model rows: {lp} centroid. Best possible: every photo given its own cell; a photo "
         "in a dropped cell is scored against the nearest kept label point ('all photos'). GeoScore: mean "
-        "of 5000 * exp(-error / 1492.7 km) over the row's photos (OSV-5M's; 5000 is a perfect guess)."
+        "of 5000 * exp(-error / 1492.7 km) over the row's photos (OSV-5M's; 5000 is a perfect guess). "
+        "Best possible has no interval: it is the ceiling the mesh puts on any model on these photos, a "
+        "reference line that no finding compares a model with."
     ]
     if bp.get("num_photos"):
         notes.append(
             f"{bp['share_in_kept_cells_percent']:.2f} % of the {bp['num_photos']:,} reference photos "
             f"({results['reference_model']}) lie in kept cells."
         )
+    notes = _with_note(notes, interval_note(results, summaries))
     return Table(
         "table6",
         "Table 6: accuracy of every model (%), mean and median error, GeoScore",
@@ -287,23 +396,25 @@ def _table7_row(results: dict[str, Any], name: str, cb: dict[str, Any], s: dict[
         cb["entropy_pred_nats"],
         cb["entropy_true_nats"],
         s["num_photos"],
-        s["mean_km"],
-        s["median_km"],
+        summary_value(s, "mean_km"),
+        summary_value(s, "median_km"),
     )
 
 
 def table7(results: dict[str, Any]) -> Table:
     """Table 7: KL(p || q), entropy of q and of p (nats, +1 counts, appendix C), mean and median error."""
     lp = results["label_point"]
-    rows, point_notes = [], []
+    rows, point_notes, summaries = [], [], []
     for model in results["models"].values():
         cb, s = model["class_bias"], model["by_label_point"][lp]
+        summaries.append(s)
         if cb is None:
             point_notes.append(f"{model['display_name']} {POINT_CLASS_BIAS_NOTE}.")
             cb = dict.fromkeys(("num_photos", "kl_divergence", "entropy_pred_nats", "entropy_true_nats"))
         rows.append(_table7_row(results, model["display_name"], cb, s))
     mf = results["most_frequent_cell"]
     rows.append(_table7_row(results, "Most Frequent Cell", mf["class_bias"], mf["by_label_point"][lp]))
+    summaries.append(mf["by_label_point"][lp])
     bp = results["best_possible"]
     if bp.get("rows"):
         cb = bp["class_bias"]
@@ -326,6 +437,7 @@ def table7(results: dict[str, Any]) -> Table:
         "in a dropped cell has no true class. 1 is added to every cell's count before taking proportions "
         f"(appendix C). Errors ('Photos (errors)'): {lp} centroid, all photos of the row's table.",
         *point_notes,
+        *_with_note([], interval_note(results, summaries)),
     )
     return Table(
         "table7",
@@ -377,8 +489,49 @@ def wilcoxon_table(results: dict[str, Any]) -> Table:
         (
             f"Errors at the {results['label_point']} centroid; photos matched by photo_id; positive differences "
             "mean B is closer to the truth (the paper: M2 vs M1, 381 km, p < 1e-16). Zero differences are "
-            "dropped (Wilcoxon's method); two-sided p-value.",
+            "dropped (Wilcoxon's method); two-sided p-value. The test counts photos as independent, which "
+            "photos of one photographer are not: the paired differences' intervals account for that.",
         ),
+    )
+
+
+def _side_name(results: dict[str, Any], kind: str, side: dict[str, str]) -> str:
+    """A row of a difference: the model, and what differs (label point, outdoor photos)."""
+    name = _row_name(results, side["display_name"])
+    if kind == "label_point":
+        return f"{name}, {side['label_point']} centroid"
+    if kind == "outdoor":
+        return f"{name}, {'outdoor only' if side['photos'] == 'outdoor' else 'all photos'}"
+    return name
+
+
+def differences_table(results: dict[str, Any]) -> Table:
+    """The paired differences B - A the findings read (``results["differences"]``), each with its
+    95 % interval from the same resampled photographers for both rows."""
+    th = results["thresholds_km"]
+    diffs = results.get("differences") or []
+    rows = tuple(
+        (
+            _side_name(results, d["kind"], d["b"]),
+            _side_name(results, d["kind"], d["a"]),
+            d["num_photos"],
+            *_summary_cells(d, th),
+        )
+        for d in diffs
+    )
+    notes = [
+        f"B - A of each number, on the photos both rows are computed from (model pairs: the photos both "
+        f"tables hold, matched by photo_id; label point of model pairs: {results['label_point']} centroid). "
+        "Accuracy in points (positive: B locates more photos), errors in km (negative: B is closer), "
+        "GeoScore (positive: B is better). Both rows of a difference are computed on the same resampled "
+        "photographers (paired), so an interval that excludes 0 is a difference this test sample supports."
+    ]
+    return Table(
+        "differences",
+        "Paired differences: B - A with 95 % interval",
+        ("B", "A", "Photos", *summary_columns(th)),
+        rows,
+        tuple(_with_note(notes, interval_note(results, list(diffs)))),
     )
 
 
@@ -457,11 +610,12 @@ def _ids_in_training_words(leak: dict[str, Any]) -> str:
 def leakage_table(results: dict[str, Any]) -> Table:
     """Every model on all test photos and on those whose photographer is absent from training."""
     leak, th, lp = results["leakage"], results["thresholds_km"], results["label_point"]
-    rows = []
+    rows, summaries = [], []
     for name, m in leak["models"].items():
         model = _row_name(results, results["models"][name]["display_name"])
         for label, key in (("all", "all"), ("not in training", "unseen_photographers")):
             s = m[key]
+            summaries.append(s)
             rows.append((model, label, s["num_photos"], *_summary_cells(s, th)))
     notes = [
         f"Training data: {leak['training']}. Of the {leak['num_photos']:,} test photos, "
@@ -474,6 +628,7 @@ def leakage_table(results: dict[str, Any]) -> Table:
             "The test photos name no photographer (none has two photos, none is in training): no "
             "photographer-disjoint rows."
         )
+    notes = _with_note(notes, interval_note(results, summaries))
     return Table(
         "leakage",
         "Photographers absent from training vs all test photos (accuracy %)",
@@ -492,17 +647,18 @@ def near_duplicate_table(results: dict[str, Any]) -> Table:
     """Every model on all test photos and on those with no training photo within the radius."""
     near, th, lp = results["near_duplicates"], results["thresholds_km"], results["label_point"]
     radius = f"{near['radius_km']:g} km"
-    rows = []
+    rows, summaries = [], []
     for name, m in near["models"].items():
         model = _row_name(results, results["models"][name]["display_name"])
         for label, key in (("included", "all"), ("excluded", "no_near_duplicate")):
             s = m[key]
+            summaries.append(s)
             rows.append((model, label, s["num_photos"], *_summary_cells(s, th)))
     per_split = "; ".join(
         f"{split} ({c['num_training_photos']:,} photos): {c['num_test_photos_near']:,}"
         for split, c in near["by_split"].items()
     )
-    notes = (
+    notes = [
         f"Training data: {near['training']}. Of the {near['num_photos']:,} test photos, "
         f"{near['num_near_duplicates']:,} have a training photo within {radius} (great circle); "
         f"per training split, {per_split}. Label point: {lp} centroid.",
@@ -512,13 +668,14 @@ def near_duplicate_table(results: dict[str, Any]) -> Table:
         "that recognises it, retrieval above all, scores it better than a new place. Near-duplicates "
         "add at most the gap between a model's two rows: photos far from every training photo also "
         "lie in less photographed places, harder for any model.",
-    )
+    ]
+    notes = _with_note(notes, interval_note(results, summaries))
     return Table(
         "near_duplicates",
         f"Test photos with no training photo within {radius} vs all test photos (accuracy %)",
         ("Model", "Near-duplicates", "Photos", *summary_columns(th)),
         tuple(rows),
-        notes,
+        tuple(notes),
     )
 
 
@@ -531,6 +688,8 @@ def all_tables(results: dict[str, Any]) -> list[Table]:
 
     benchmark = benchmark_table(results)
     tables = [table3(results), table4(results), table6(results), table7(results), wilcoxon_table(results)]
+    if results.get("differences"):
+        tables.append(differences_table(results))
     if benchmark:
         tables.insert(0, benchmark)
     if results.get("admin_accuracy"):

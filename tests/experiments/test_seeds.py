@@ -12,100 +12,117 @@ from experiments import seeds
 from experiments.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-KM = (1.0, 25.0, 200.0, 750.0, 2500.0)
-COLUMNS = (
-    "Model",
-    "Flag",
-    "Photos",
-    "Street 1 km",
-    "City 25 km",
-    "Region 200 km",
-    "Country 750 km",
-    "Continent 2500 km",
-)
+PREFIX = "mesh 120/15 "  # the report prefixes every row with the mesh's name
+THRESHOLDS = ("Street 1 km", "City 25 km", "Region 200 km", "Country 750 km", "Continent 2500 km")
+NUMBERS = (*THRESHOLDS, "Mean (km)", "Median (km)", "GeoScore")
 
 
-def table(key: str, rows: list[tuple[str, object, tuple[float, ...]]]) -> dict:
-    """A report table as tables.json holds it: name, the flag column, photos, accuracy by threshold."""
-    return {
-        "key": key,
-        "columns": list(COLUMNS),
-        "rows": [[f"mesh 120/15 {name}", flag, 100, *acc] for name, flag, acc in rows],
-    }
+def differences(rows: dict[tuple[str, str], tuple[tuple[float, float, float], ...]], intervals=True) -> dict:
+    """The report's "differences" table as tables.json holds it: B, A, photos, then each number
+    (5 accuracies, mean, median, GeoScore) followed by its "lo" and "hi" columns (none when the
+    run's bootstrap was off)."""
+    columns = ["B", "A", "Photos"]
+    for n in NUMBERS:
+        columns += [n, f"{n} lo", f"{n} hi"] if intervals else [n]
+    out = []
+    for (b, a), values in rows.items():
+        row: list = [PREFIX + b, PREFIX + a, 100]
+        for v in values:
+            row += list(v) if intervals else [v[0]]
+        out.append(row)
+    return {"key": "differences", "columns": columns, "rows": out}
 
 
-def run_tables(m2_p: float = 1e-5, m3_p: float = 1e-3, m3: tuple = (0, 9, 19, 39, 59)) -> dict:
+def clear(d: float) -> tuple[float, float, float]:
+    """A difference d whose interval excludes 0 (d +- 40 % of d)."""
+    return (d, d - 0.4 * abs(d), d + 0.4 * abs(d))
+
+
+ZERO = (0.0, 0.0, 0.0)  # equal in every resample
+ERRORS_CLOSER = (clear(-300.0), clear(-50.0), clear(20.0))  # mean, median (km), GeoScore
+
+
+def run_tables(
+    m3_m2: tuple | None = None, m3_mean: tuple = clear(-200.0), m3_p: float = 1e-3, intervals: bool = True
+) -> dict:
     """A run where every finding holds (M1 < M2 < M3, outdoor above all) unless told otherwise."""
-    m1, m2 = (0, 5, 10, 30, 50), (0, 6, 15, 35, 55)
-    cell = (0, 1, 2, 3, 4)
-    outdoor = lambda acc: tuple(a + 1 for a in acc)  # noqa: E731
-    models = ((seeds.M1, m1), (seeds.M2, m2), (seeds.M3, m3))
-    return {
-        "table3": table(
-            "table3", [row for name, acc in models for row in ((name, False, cell), (name, True, acc))]
-        ),
-        "table4": table(
-            "table4",
-            [row for name, acc in models for row in ((name, False, acc), (name, True, outdoor(acc)))],
-        ),
-        "table6": table(
-            "table6",
-            [
-                *((name, False, acc) for name, acc in models),
-                ("Most Frequent Cell (cell 3)", False, (0, 2, 5, 20, 40)),
-            ],
-        ),
-        "wilcoxon": {
-            "key": "wilcoxon",
-            "rows": [
-                [
-                    f"{seeds.M2} vs {seeds.M1}",
-                    100,
-                    90,
-                    50.0,
-                    10.0,
-                    100.0,
-                    m2_p,
-                    f"{seeds.M2} lower error than {seeds.M1}",
-                ],
-                [
-                    f"{seeds.M3} vs {seeds.M2}",
-                    100,
-                    90,
-                    50.0,
-                    10.0,
-                    100.0,
-                    m3_p,
-                    f"{seeds.M3} lower error than {seeds.M2}",
-                ],
-            ],
-        },
+    above = (ZERO, clear(1.0), clear(5.0), clear(5.0), clear(5.0))
+    rows = {
+        (seeds.M2, seeds.M1): (*above, *ERRORS_CLOSER),
+        (seeds.M3, seeds.M2): (*(m3_m2 or above[:5]), m3_mean, clear(-50.0), clear(20.0)),
+        (seeds.M1, seeds.MOST_FREQUENT): (*above, *ERRORS_CLOSER),
     }
+    for m in (seeds.M1, seeds.M2, seeds.M3):
+        rows[(f"{m}, imagery centroid", f"{m}, cell centroid")] = (*above, *ERRORS_CLOSER)
+        rows[(f"{m}, outdoor only", f"{m}, all photos")] = (*above, *ERRORS_CLOSER)
+    wilcoxon = [
+        [f"{b} vs {a}", 100, 90, 50.0, 10.0, 100.0, p, f"{b} lower error than {a}"]
+        for b, a, p in ((seeds.M2, seeds.M1, 1e-5), (seeds.M3, seeds.M2, m3_p))
+    ]
+    return {"differences": differences(rows, intervals), "wilcoxon": {"key": "wilcoxon", "rows": wilcoxon}}
+
+
+def findings(tables: dict) -> dict[str, tuple[bool, str]]:
+    return {statement: test(tables) for statement, test in seeds.FINDINGS}
 
 
 def test_findings_count_the_seeds_where_each_holds():
+    straddles = (ZERO, clear(1.0), clear(5.0), (0.8, -0.3, 1.9), clear(5.0))  # 750 km: +0.8 [-0.30, 1.90]
     text = seeds.findings_table(
-        {
-            0: run_tables(),
-            1: run_tables(m3_p=0.02, m3=(0, 9, 19, 35, 59)),  # M3 level with M2 at 750 km, p too high
-        }
+        {0: run_tables(), 1: run_tables(m3_m2=straddles, m3_mean=(-120.0, -400.0, 60.0))}
     )
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()[2:]}
     assert len(rows) == len(seeds.FINDINGS)
-    assert "2 of 2 seeds" in rows["M2 above M1 (200, 750, 2500 km), Wilcoxon p < 0.01"]
+    assert "2 of 2 seeds" in rows["M2 above M1 (200, 750, 2500 km)"]
     m3_row = rows["M3 above M2 (25, 200, 750, 2500 km)"]
-    assert "1 of 2 seeds" in m3_row and "no (750 km: 35.00 vs 35.00)" in m3_row
-    assert "1 of 2 seeds" in rows["M3 lower errors than M2, Wilcoxon p < 0.01"]
+    assert "1 of 2 seeds" in m3_row and "no (750 km: +0.80 [-0.30, 1.90])" in m3_row
+    mean_row = rows["M3 lower mean error than M2"]
+    assert "1 of 2 seeds" in mean_row and "no (mean: -120 km [-400, 60]; Wilcoxon p 0.001)" in mean_row
     assert "2 of 2 seeds" in rows["M1 above the most-frequent-cell baseline (750 and 2500 km)"]
 
 
-def test_a_significant_test_the_other_way_is_not_the_finding():
+def test_a_positive_difference_whose_interval_straddles_0_does_not_hold():
+    tables = run_tables(m3_m2=(ZERO, (0.5, -0.1, 1.1), clear(5.0), clear(5.0), clear(5.0)))
+    holds, detail = findings(tables)["M3 above M2 (25, 200, 750, 2500 km)"]
+    assert not holds and detail == "25 km: +0.50 [-0.10, 1.10]"
+    holds, detail = findings(run_tables())["M3 above M2 (25, 200, 750, 2500 km)"]
+    assert holds and detail == "25 km: +1.00 [0.60, 1.40]"  # where it holds most narrowly
+
+
+def test_at_least_findings_accept_a_tie_in_every_resample_but_not_an_interval_touching_0():
+    """Imagery vs cell centroid at 1 km: [0, 0] (both rows 0 % in every resample) is the tie
+    ">=" allows; [0, 0.5] is not evidence that imagery is at least as good."""
     tables = run_tables()
-    tables["wilcoxon"]["rows"][0][-1] = f"{seeds.M1} lower error than {seeds.M2}"
-    holds, detail = dict((s, t(tables)) for s, t in seeds.FINDINGS)[
-        "M2 above M1 (200, 750, 2500 km), Wilcoxon p < 0.01"
+    holds, detail = findings(tables)[
+        "Imagery centroid >= cell centroid as label point (M1, M2, M3; 1 and 25 km)"
     ]
-    assert not holds and "other way" in detail
+    assert holds and detail == "M1 25 km: +1.00 [0.60, 1.40]"
+    row = next(r for r in tables["differences"]["rows"] if r[0].endswith(f"{seeds.M2}, imagery centroid"))
+    row[3:6] = [0.2, 0.0, 0.5]  # Street 1 km of M2: +0.2 [0.0, 0.5]
+    holds, detail = findings(tables)[
+        "Imagery centroid >= cell centroid as label point (M1, M2, M3; 1 and 25 km)"
+    ]
+    assert not holds and detail == "M2 1 km: +0.20 [0.00, 0.50]"
+
+
+def test_wilcoxon_p_is_information_and_a_test_the_other_way_is_marked():
+    tables = run_tables(m3_p=0.4)
+    holds, detail = findings(tables)["M3 lower mean error than M2"]
+    assert holds and detail == "mean: -200 km [-280, -120]; Wilcoxon p 0.4"  # p high, interval below 0
+    tables["wilcoxon"]["rows"][0][-1] = f"{seeds.M1} lower error than {seeds.M2}"
+    holds, detail = findings(tables)["M2 above M1 (200, 750, 2500 km)"]
+    assert holds and detail.endswith("Wilcoxon p 1e-05, other way")
+
+
+def test_without_intervals_no_finding_holds():
+    text = seeds.findings_table({0: run_tables(intervals=False)})
+    assert "0 of 1 seeds" in text and "1 of 1" not in text
+    assert seeds.NO_INTERVAL in text
+
+
+def test_a_run_without_the_differences_table_is_one_clear_error():
+    with pytest.raises(ConfigError, match="no 'differences' table"):
+        seeds.findings_table({0: {"wilcoxon": {"rows": []}}})
 
 
 @pytest.mark.parametrize(

@@ -235,7 +235,7 @@ def test_the_report_states_the_convention_and_has_geoscore_admin_and_leakage_tab
     # Country right for both, region right for Paris only, city right for Paris only.
     assert "| Inception (M1) | 100.00 | 2 | 50.00 | 2 | - | 0 | 50.00 | 2 |" in text
     assert "### Photographers absent from training vs all test photos (accuracy %)" in text
-    assert "| Inception (M1) | not in training | 1 | 0.00 |" in text
+    assert "| Inception (M1) | not in training | 1 | 0.00 [0.00, 0.00] |" in text
     res = json.loads(open(written["results"]).read())
     assert res["convention"]["threshold_rule"] == "lt" and res["convention"]["earth_radius_km"] == 6371.0
     assert res["admin_accuracy"]["truth_source"] == admin.TRUTH_DATASET
@@ -261,4 +261,4 @@ def test_compare_refuses_runs_evaluated_under_different_conventions(tmp_path, me
     table = compare.compare_results({"osv5m": runs["osv5m"]})
     assert "Earth radius 6371 km" in table.notes[0]
     m1 = next(r for r in table.rows if r[2] == "Inception (M1)")
-    assert m1[table.columns.index("GeoScore")] == pytest.approx(5000.0 * math.exp(-25.0 / 1492.7))
+    assert m1[table.columns.index("GeoScore")].value == pytest.approx(5000.0 * math.exp(-25.0 / 1492.7))

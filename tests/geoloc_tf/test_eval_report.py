@@ -217,6 +217,9 @@ def test_compare_puts_runs_side_by_side(fake_run, tmp_path):
     assert len(csv) == 2 * (4 + 1)  # 4 models + best possible per run
     assert csv["Photos"].notna().all()
     assert "| coarse |" in Path(files["markdown"]).read_text()
+    assert (
+        csv["Country 750 km lo"].notna().sum() == 2 * 4
+    )  # every model row has its interval, best possible none
     with pytest.raises(EvaluationError, match="no results.json"):
         compare.compare_runs([tmp_path / "missing"])
 
@@ -241,3 +244,71 @@ def test_predicted_cell_is_the_first_id_and_missing_columns_are_reported(tmp_pat
     frame.drop(columns=["outdoor_prob"]).to_parquet(tmp_path / "bad.parquet", index=False)
     with pytest.raises(EvaluationError, match="model 'm1': .*bad.parquet: cannot read prediction table"):
         predictions.read_prediction_table(tmp_path / "bad.parquet", "m1")
+
+
+def test_every_row_carries_its_interval_and_the_differences_are_paired(fake_run, tmp_path):
+    """60 photographers (u00..u59) in the fake run: every row of results.json says how its interval
+    was made; the report shows "value [lo, hi]"; CSV/JSON tables keep lo/hi columns."""
+    out = tmp_path / "boot"
+    config = report.ReportConfig(results.EvalConfig(bootstrap_samples=200, bootstrap_seed=3), plots=False)
+    report.evaluate_run(fake_run, out_dir=out, config=config)
+    res = json.loads((out / "results.json").read_text())
+    assert res["bootstrap"] == {"samples": 200, "seed": 3, "level": 0.95, "method": "percentile bootstrap"}
+    m1 = res["models"]["m1"]
+    for s in (*m1["by_label_point"].values(), *m1["outdoor"]["by_label_point"].values()):
+        i = s["interval"]
+        assert (i["unit"], i["samples"], i["seed"]) == ("photographers", 200, 3)
+        for t, (lo, hi) in i["accuracy_percent"].items():
+            assert lo <= s["accuracy_percent"][t] <= hi
+        assert i["median_km"][0] <= s["median_km"] <= i["median_km"][1]
+    assert m1["by_label_point"]["imagery"]["interval"]["num_units"] == 60
+    assert res["most_frequent_cell"]["by_label_point"]["imagery"]["interval"]["num_units"] == 60
+    diffs = {(d["kind"], d["a"]["model"], d["b"]["model"]): d for d in res["differences"]}
+    assert set(diffs) >= {
+        ("models", "m1", "m2"),
+        ("models", "m2", "m3"),
+        ("models", "most_frequent_cell", "m1"),
+        ("label_point", "m1", "m1"),
+        ("outdoor", "m1", "m1"),
+    }
+    m2_m1 = diffs[("models", "m1", "m2")]
+    a, b = (res["models"][m]["by_label_point"]["imagery"] for m in ("m1", "m2"))
+    assert m2_m1["accuracy_percent"]["750"] == pytest.approx(
+        b["accuracy_percent"]["750"] - a["accuracy_percent"]["750"]
+    )
+    assert m2_m1["mean_km"] == pytest.approx(b["mean_km"] - a["mean_km"])
+    assert diffs[("models", "m2", "m3")]["num_photos"] == 300  # the photos both tables hold
+    lo, hi = m2_m1["interval"]["accuracy_percent"]["750"]
+    assert lo <= m2_m1["accuracy_percent"]["750"] <= hi
+    assert diffs[("label_point", "m1", "m1")]["a"]["label_point"] == "cell"
+
+    md = (out / "report.md").read_text()
+    assert "### Paired differences: B - A with 95 % interval" in md
+    assert "bootstrap over 60 photographers" in md and "200 resamples, seed 3" in md
+    value, (lo, hi) = b["accuracy_percent"]["750"], b["interval"]["accuracy_percent"]["750"]
+    assert f"{value:.2f} [{lo:.2f}, {hi:.2f}]" in md
+    tables = {t["key"]: t for t in json.loads((out / "tables.json").read_text())["tables"]}
+    columns = tables["table6"]["columns"]
+    assert columns[columns.index("Country 750 km") + 1 : columns.index("Country 750 km") + 3] == [
+        "Country 750 km lo",
+        "Country 750 km hi",
+    ]
+    best = next(r for r in tables["table6"]["rows"] if r[0].startswith("Best Possible"))
+    assert best[columns.index("Country 750 km lo")] is None  # no interval for the ceiling
+    t6 = pd.read_csv(out / "table6.csv")
+    assert "Median (km) lo" in t6.columns
+    assert "differences" in tables and "City 25 km hi" in tables["differences"]["columns"]
+
+
+def test_bootstrap_off_gives_the_numbers_without_intervals_and_says_so(fake_run, tmp_path):
+    out = tmp_path / "off"
+    config = report.ReportConfig(results.EvalConfig(bootstrap_samples=0), plots=False)
+    report.evaluate_run(fake_run, out_dir=out, config=config)
+    res = json.loads((out / "results.json").read_text())
+    assert res["models"]["m1"]["by_label_point"]["imagery"]["interval"] is None
+    assert all(d["interval"] is None for d in res["differences"])
+    md = (out / "report.md").read_text()
+    assert "No 95 % intervals: the bootstrap is off (bootstrap_samples = 0)." in md
+    assert " [" not in md.split("### Table 6", 1)[1].split("###", 1)[0]
+    tables = json.loads((out / "tables.json").read_text())["tables"]
+    assert not any(c.endswith(" lo") for t in tables for c in t["columns"])
