@@ -242,14 +242,15 @@ def level_strings(names: NDArray[np.object_], rule: str, *, truth: bool) -> NDAr
     return out
 
 
-def admin_accuracy(
+def admin_hits(
     predicted: NDArray[np.object_], truth: NDArray[np.object_], rule: str = "geoloc"
-) -> dict[str, dict[str, Any]]:
-    """Accuracy (%) at each level of ``predicted`` ((n, 4) names as ``reverse_geocode`` spells
-    them) against ``truth`` (``truth_names``) under ``rule`` (module docstring). geoloc: a photo
-    with unknown truth at a level is left out of it; right when equal there and at every coarser
-    level with known truth. osv5m: every photo counts; right when the joined strings are equal and
-    the truth known (the joined strings hold the coarser levels)."""
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
+    """Per photo and level ((n, 4) each): right, counted, truth known, for ``predicted`` ((n, 4)
+    names as ``reverse_geocode`` spells them) against ``truth`` (``truth_names``) under ``rule``
+    (module docstring). geoloc: a photo with unknown truth at a level is not counted there; right
+    when equal there and at every coarser level with known truth. osv5m: every photo counts; right
+    when the joined strings are equal and the truth known (the joined strings hold the coarser
+    levels). ``admin_accuracy`` sums them; the bootstrap resamples them (``uncertainty``)."""
     if np.shape(predicted) != np.shape(truth):
         raise EvaluationError(
             f"admin_accuracy: {np.shape(predicted)} predictions, {np.shape(truth)} truths; expected equal"
@@ -264,6 +265,15 @@ def admin_accuracy(
     else:
         right = (pred_s == true_s) & known
         counted = np.ones_like(known)
+    return right, counted, known
+
+
+def admin_accuracy(
+    predicted: NDArray[np.object_], truth: NDArray[np.object_], rule: str = "geoloc"
+) -> dict[str, dict[str, Any]]:
+    """Accuracy (%) at each level of ``predicted`` against ``truth`` under ``rule``: the photos
+    counted and right of ``admin_hits``, summed per level."""
+    right, counted, known = admin_hits(predicted, truth, rule)
     out = {}
     for i, level in enumerate(ADMIN_LEVELS):
         count = int(counted[:, i].sum())

@@ -44,6 +44,7 @@ from geoloc_tf.evaluation.tables import (
     ADMIN_LEVEL_NAMES,
     GEOSCORE_COLUMN,
     Table,
+    admin_value,
     estimate,
     interval_note,
     summary_value,
@@ -408,7 +409,7 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
                 ),
                 summary_value(s, "mean_km"),
                 summary_value(s, "geoscore"),
-                *(admin_run.get(key, {}).get(level, {}).get("accuracy_percent") for level in admin_levels),
+                *(admin_value(admin_run.get(key, {}), level) for level in admin_levels),
                 "yes",
             )
         )

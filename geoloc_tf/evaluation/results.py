@@ -57,7 +57,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.evaluation import admin, metrics
+from geoloc_tf.evaluation import admin, metrics, uncertainty
 from geoloc_tf.evaluation.leakage import (
     TrainingPhotos,
     leakage_counts,
@@ -276,7 +276,12 @@ def evaluate_predictions(
         "differences": _differences(predictions, errors, by_points, outdoors, mesh, points, config),
         "admin_accuracy": (
             _admin_accuracy(
-                predictions, points[config.label_point], config.label_point, admin_truth, config.admin_rule
+                predictions,
+                points[config.label_point],
+                config.label_point,
+                admin_truth,
+                config.admin_rule,
+                config.bootstrap(),
             )
             if config.admin_accuracy
             else None
@@ -488,13 +493,15 @@ def _admin_accuracy(
     label_point: str,
     admin_truth: pd.DataFrame | None,
     rule: str,
+    bootstrap: Bootstrap,
 ) -> dict[str, Any]:
-    """Country / region / sub-region / city accuracy of every model under ``rule`` (``admin``). A
-    cell model's predicted point is its cell's label point (the cells' names are looked up once);
-    the truth is made once per set of photos."""
+    """Country / region / sub-region / city accuracy of every model under ``rule`` (``admin``), each
+    level with its 95 % interval (``interval``, [lo, hi]; resampled like every other row, over the
+    model's photographers). A cell model's predicted point is its cell's label point (the cells'
+    names are looked up once); the truth is made once per set of photos."""
     cell_names = admin.reverse_geocode(points[:, 0], points[:, 1]) if len(points) else None
     truths: list[tuple[ModelPredictions, NDArray[np.object_], dict[str, Any]]] = []
-    by_model = {}
+    by_model: dict[str, dict[str, Any]] = {}
     for name, pred in predictions.items():
         found = next(
             (
@@ -515,7 +522,12 @@ def _admin_accuracy(
             has = pred.cell >= 0
             if cell_names is not None:
                 predicted[has] = cell_names[pred.cell[has]]
-        by_model[name] = {**admin.admin_accuracy(predicted, truth, rule), "truth": info}
+        accuracy = admin.admin_accuracy(predicted, truth, rule)
+        right, counted, _ = admin.admin_hits(predicted, truth, rule)
+        interval = uncertainty.rate_intervals(right, counted, pred.user_hash, bootstrap)
+        for i, level in enumerate(admin.ADMIN_LEVELS):
+            accuracy[level]["interval"] = None if interval is None else interval["percent"][i]
+        by_model[name] = {**accuracy, "truth": info, "interval": interval}
     first = next(iter(by_model.values()))["truth"] if by_model else {}
     return {
         "geocoder": admin.GEOCODER,

@@ -548,6 +548,13 @@ ADMIN_LEVEL_NAMES: dict[str, str] = {
 ADMIN_RULE_TITLES: dict[str, str] = {"geoloc": "geoloc's rule", "osv5m": "OSV-5M's rule"}
 
 
+def admin_value(model: dict[str, Any], level: str) -> Any:
+    """A model's accuracy (%) at an admin level (``results["admin_accuracy"]["models"][name]``), an
+    ``Estimate`` when it has its interval; None where the level is missing."""
+    found = model.get(level) or {}
+    return estimate(found.get("accuracy_percent"), found.get("interval"))
+
+
 def admin_table(results: dict[str, Any]) -> Table:
     """Country / region / sub-region / city accuracy (%) of every model, each with its photo count;
     the title and notes name the rule and the truth (how many photos took which)."""
@@ -557,7 +564,7 @@ def admin_table(results: dict[str, Any]) -> Table:
     rows = tuple(
         (
             _row_name(results, results["models"][name]["display_name"]),
-            *(v for level in levels for v in (m[level]["accuracy_percent"], m[level]["num_photos"])),
+            *(v for level in levels for v in (admin_value(m, level), m[level]["num_photos"])),
         )
         for name, m in a["models"].items()
     )
@@ -569,6 +576,7 @@ def admin_table(results: dict[str, Any]) -> Table:
         f"Predicted point: the predicted cell's {a['label_point']} centroid (a point predictor's own point), "
         f"reverse-geocoded offline with {a['geocoder']}; truth: {'; '.join(truths)}.",
     ]
+    notes = _with_note(notes, interval_note(results, list(a["models"].values())))
     geocoded = {m["truth"].get("num_countries_geocoded", 0) for m in a["models"].values()}
     if any(geocoded):
         notes.append(

@@ -335,7 +335,9 @@ def test_osv5m_is_scored_under_its_convention_with_admin_columns(yfcc4k_set, ima
     run_row = _markdown_row(report, "Inception (M1)")
     assert _values(run_row[3:8]) == [f"{p:.2f}" for p in EXPECTED_PERCENT]
     country = results["admin_accuracy"]["models"]["m1"]["country"]["accuracy_percent"]
-    assert run_row[10] == f"{country:.2f}"
+    lo, hi = results["admin_accuracy"]["models"]["m1"]["country"]["interval"]
+    assert lo <= country <= hi
+    assert run_row[10] == f"{country:.2f} [{lo:.2f}, {hi:.2f}]"
     if images_in == "zip":
         assert results["admin_accuracy"]["truth_source"] == "data set's admin columns"
         assert country == 0.0

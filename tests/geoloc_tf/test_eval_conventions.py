@@ -232,8 +232,13 @@ def test_the_report_states_the_convention_and_has_geoscore_admin_and_leakage_tab
     )
     assert "| GeoScore |" in text
     assert "### Country / region / sub-region / city accuracy (%)" in text
-    # Country right for both, region right for Paris only, city right for Paris only.
-    assert "| Inception (M1) | 100.00 | 2 | 50.00 | 2 | - | 0 | 50.00 | 2 |" in text
+    # Country right for both, region right for Paris only, city right for Paris only. Intervals over
+    # the 2 photographers: both right in every resample at country; at region and city a resample
+    # draws Paris's twice, Lyon's twice (1/4 each: 100 %, 0 %) or one each (50 %), so [0, 100].
+    assert (
+        "| Inception (M1) | 100.00 [100.00, 100.00] | 2 | 50.00 [0.00, 100.00] | 2 | - | 0 "
+        "| 50.00 [0.00, 100.00] | 2 |"
+    ) in text
     assert "### Photographers absent from training vs all test photos (accuracy %)" in text
     assert "| Inception (M1) | not in training | 1 | 0.00 [0.00, 0.00] |" in text
     res = json.loads(open(written["results"]).read())
