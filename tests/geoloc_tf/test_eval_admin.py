@@ -23,21 +23,13 @@ import pytest
 from geoloc_tf.evaluation import admin, external, report, results
 from geoloc_tf.run_configs import EvaluateConfig
 from tests.conftest import random_mesh
+from tests.data_pipelines.test_format_osv5m import HEADER as OSV5M_HEADER  # test.csv's real header
 from tests.geoloc_tf.test_eval_conventions import point_model, write_dataset
 
 PARIS = (48.8566, 2.3522)
 LYON = (45.7640, 4.8357)
 WAITANGI = (-43.9535, -176.5597)
 WINDHOEK = (-22.5609, 17.0658)
-
-# The real header of OSV-5M's test.csv (the osv5m/osv5m loader script lists it).
-OSV5M_HEADER = (
-    "id,latitude,longitude,thumb_original_url,country,sequence,captured_at,lon_bin,lat_bin,cell,"
-    "region,sub-region,city,land_cover,road_index,drive_side,climate,soil,dist_sea,"
-    "quadtree_10_5000,quadtree_10_25000,quadtree_10_1000,quadtree_10_50000,quadtree_10_12500,"
-    "quadtree_10_500,quadtree_10_2500,unique_region,unique_sub-region,unique_city,unique_country,"
-    "creator_username,creator_id"
-).split(",")
 
 
 @pytest.fixture(scope="module")
