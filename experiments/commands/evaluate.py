@@ -7,10 +7,10 @@
 Predicts every readable image with M1 (and the run's M2 and M3 when the set has posting or capture
 times and users) and writes the same report as the run's own (``geoloc_tf.evaluation.external``), by default
 to RUN_DIR/eval_external/<csv name>. Settings: ``geoloc_tf.run_configs.ExternalEvaluateConfig``;
-`--thresholds_km`, `--outdoor_threshold`, `--near_duplicate_km` and `--top_k` are the runner's
-`--evaluate_thresholds_km`, `--evaluate_outdoor_threshold`, `--evaluate_near_duplicate_km` and
-`--predict_top_k`, and `--image_path_template` is its `--data_image_path_template`. The model, the
-test set and the scene classifier are the tool's own.
+the evaluation's settings (`--thresholds_km`, `--near_duplicate_km`, `--bootstrap_samples`, ...)
+are the runner's `--evaluate_<name>`, `--top_k` is its `--predict_top_k` and
+`--image_path_template` its `--data_image_path_template`. The model, the test set and the scene
+classifier are the tool's own.
 
 `--benchmark=NAME` names a standard test set (``geoloc_tf.evaluation.benchmarks``): the CSV must
 have its columns, the run is scored under its convention (Earth radius, threshold rule and, for
@@ -131,6 +131,8 @@ COMMAND = Command(
             "scene_image_size",
             "scene_input_range",
             "near_duplicate_km",
+            "bootstrap_samples",
+            "bootstrap_seed",
         )
     },
     define_inputs=_define_inputs,

@@ -81,6 +81,8 @@ EVALUATE = {
     "scene_image_size": ("64", 64),
     "scene_input_range": ("-1,1", (-1.0, 1.0)),
     "near_duplicate_km": ("2.5", 2.5),
+    "bootstrap_samples": ("200", 200),
+    "bootstrap_seed": ("7", 7),
 }
 
 
@@ -249,6 +251,8 @@ def test_every_evaluate_option_reaches_the_config_evaluate_external_gets(tmp_pat
             threshold_rule=values["threshold_rule"],
             admin_rule=values["admin_rule"],
             near_duplicate_km=values["near_duplicate_km"],
+            bootstrap_samples=values["bootstrap_samples"],
+            bootstrap_seed=values["bootstrap_seed"],
         ),
         predict=PredictConfig(top_k=values["top_k"]),
         batch_size=values["batch_size"],
@@ -346,6 +350,9 @@ def test_same_setting_same_name_in_runner_and_evaluate():
         ("evaluate_earth_radius_km", "earth_radius_km"),
         ("evaluate_threshold_rule", "threshold_rule"),
         ("evaluate_admin_rule", "admin_rule"),
+        ("evaluate_near_duplicate_km", "near_duplicate_km"),
+        ("evaluate_bootstrap_samples", "bootstrap_samples"),
+        ("evaluate_bootstrap_seed", "bootstrap_seed"),
         ("predict_top_k", "top_k"),
         ("data_image_path_template", "image_path_template"),
     ):
