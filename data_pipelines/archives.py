@@ -155,6 +155,14 @@ def placeholder_members(sizes: np.ndarray) -> np.ndarray:
     return (sizes >= 0) & (sizes <= PLACEHOLDER_MAX_BYTES)
 
 
+def split_placeholders(located: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows of an ``ArchiveIndex.locate`` table split into the photos (index reset) and the
+    placeholders (``placeholder_members`` of their ``size``): what ingestion and ``geoloc evaluate``
+    both leave out of an MP16-Pro set, each counting or naming the placeholders in its own words."""
+    placeholder = placeholder_members(located["size"].to_numpy())
+    return located.loc[~placeholder].reset_index(drop=True), located.loc[placeholder]
+
+
 def slash_key(photo_id: str) -> str:
     """The archive key of an MP-16 photo id: "/" replaced by "_" (``e5/2d/1.jpg`` ->
     ``e5_2d_1.jpg``), as MP16-Pro's tar names its members; GeoEstimation's shard ids likewise."""

@@ -134,11 +134,11 @@ def join_archive_index(
         ),
     )
     if fmt.placeholders:
-        placeholder = archives.placeholder_members(located["size"].to_numpy())
+        located, placeholders = archives.split_placeholders(located)
         skip_rows(
             skips,
             rcommon.PLACEHOLDER_IMAGE,
-            located.loc[placeholder],
+            placeholders,
             sources,
             config.log_first_skips,
             lambda row: (
@@ -146,7 +146,6 @@ def join_archive_index(
                 f"{archives.PLACEHOLDER_MAX_BYTES}: a placeholder for a deleted photo, not the photo"
             ),
         )
-        located = located.loc[~placeholder].reset_index(drop=True)
     return located, list(index.archives)
 
 

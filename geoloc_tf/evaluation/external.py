@@ -133,9 +133,10 @@ def locate_images(table: pd.DataFrame, fmt: str, images_dir: str) -> tuple[pd.Da
     (OSV-5M's zips, MP16-Pro's tar parts), each row's member in the archives under ``images_dir``
     (first archive wins for a key found twice, as the ingestion does); a row whose key is in none is
     named and left out. With no archive there at all, the photos are read as the extracted files
-    ``<key>.jpg`` (OSV-5M's own loader unpacks its zips so). Returns the rows, the archives and the
+    ``<key>.jpg``, or the key itself where it already names an image file (OSV-5M's own loader unpacks
+    its zips so; MP16-Pro's keys end in ``.jpg``). Returns the rows, the archives and the
     messages for the rows left out."""
-    from data_pipelines.readers import SkipLog
+    from data_pipelines.readers import SkipLog, common
     from data_pipelines.readers.formats import get
 
     reader = get(fmt)
@@ -144,22 +145,21 @@ def locate_images(table: pd.DataFrame, fmt: str, images_dir: str) -> tuple[pd.Da
     index = reader.index_archives(os.path.realpath(images_dir), SkipLog())
     if not index.archives:
         log.info("no archive under %s: reading the photos as <key>.jpg files", images_dir)
-        return table.assign(image_path=table["image_path"] + ".jpg"), [], []
+        return table.assign(image_path=table["image_path"].map(common.default_image_path)), [], []
     located, found = index.locate(table)
     missing = [
         f"{images_dir}: member {key} is in none of the {len(index.archives)} archives"
         for key in table.loc[~found, "image_path"]
     ]
     if reader.placeholders:  # MP16-Pro: placeholders of deleted photos are left out as ingestion does
-        from data_pipelines.archives import PLACEHOLDER_MAX_BYTES, placeholder_members
+        from data_pipelines.archives import PLACEHOLDER_MAX_BYTES, split_placeholders
 
-        placeholder = placeholder_members(located["size"].to_numpy())
+        located, placeholders = split_placeholders(located)
         missing += [
             f"{images_dir}: member {key} is a placeholder of a deleted photo (at most "
             f"{PLACEHOLDER_MAX_BYTES} bytes), not the photo"
-            for key in located.loc[placeholder, "image_path"]
+            for key in placeholders["image_path"]
         ]
-        located = located.loc[~placeholder].reset_index(drop=True)
     return located, list(index.archives), missing
 
 
