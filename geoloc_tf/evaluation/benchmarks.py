@@ -44,14 +44,14 @@ from geoloc_tf.evaluation.tables import (
     ADMIN_LEVEL_NAMES,
     GEOSCORE_COLUMN,
     Table,
+    accuracy_values,
     admin_value,
-    estimate,
     interval_note,
     summary_value,
     threshold_columns,
 )
 from geoloc_tf.run_configs import EvaluateConfig, ExternalEvaluateConfig
-from mesh.geodesy import ACCURACY_THRESHOLDS_KM, DISTANCE_FORMULA, threshold_key
+from mesh.geodesy import ACCURACY_THRESHOLDS_KM, DISTANCE_FORMULA
 
 #: The data file of published results (package data).
 PUBLISHED_FILE = "published_results.csv"
@@ -396,17 +396,12 @@ def benchmark_table(results: dict[str, Any]) -> Table | None:
     for key, model in results["models"].items():
         s = model["by_label_point"][lp]
         summaries.append(s)
-        acc = s["accuracy_percent"]
-        interval = (s.get("interval") or {}).get("accuracy_percent") or {}
         rows.append(
             (
                 model["display_name"],
                 "this run",
                 s["num_photos"],
-                *(
-                    estimate(acc.get(threshold_key(t)), interval.get(threshold_key(t)))
-                    for t in ACCURACY_THRESHOLDS_KM
-                ),
+                *accuracy_values(s, ACCURACY_THRESHOLDS_KM),
                 summary_value(s, "mean_km"),
                 summary_value(s, "geoscore"),
                 *(admin_value(admin_run.get(key, {}), level) for level in admin_levels),

@@ -20,10 +20,11 @@ from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation.tables import (
     GEOSCORE_COLUMN,
     Table,
+    accuracy_values,
     convention,
     convention_line,
-    estimate,
     interval_note,
+    summary_value,
     threshold_columns,
 )
 from geoloc_tf.run_layout import RESULTS_FILE, RunLayout
@@ -45,6 +46,11 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     raise EvaluationError(f"{p}: no results.json (looked in {p}, {p}/eval); run the evaluate stage first")
 
 
+#: What must agree for runs to sit in one table: how distances and threshold accuracy were computed
+#: (the compare table has no admin-level numbers, so the admin rule may differ).
+DISTANCE_CONVENTION: tuple[str, ...] = ("earth_radius_km", "distance", "threshold_rule")
+
+
 def _nan(v: Any) -> Any:
     return float("nan") if v is None else v
 
@@ -63,9 +69,10 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
                 f"run {label}: thresholds {res['thresholds_km']} differ from {th}; "
                 "expected runs evaluated at the same thresholds"
             )
-        if convention(res) != conv:
+        distances = {k: convention(res)[k] for k in DISTANCE_CONVENTION}
+        if distances != {k: conv[k] for k in DISTANCE_CONVENTION}:
             raise EvaluationError(
-                f"run {label}: convention {convention(res)} differs from {conv}; expected runs evaluated "
+                f"run {label}: convention {distances} differs from the first run's; expected runs evaluated "
                 "with the same Earth radius and threshold rule (--evaluate_earth_radius_km, "
                 "--evaluate_threshold_rule)"
             )
@@ -75,24 +82,14 @@ def compare_results(runs: dict[str, dict[str, Any]]) -> Table:
         for model in res["models"].values():
             s = model["by_label_point"][lp]
             summaries.append(s)
-            interval = s.get("interval") or {}
             rows.append(
                 (
                     label,
                     res["num_cells"],
                     model["display_name"],
                     s["num_photos"],
-                    *(
-                        estimate(
-                            _nan(s["accuracy_percent"][threshold_key(t)]),
-                            (interval.get("accuracy_percent") or {}).get(threshold_key(t)),
-                        )
-                        for t in th
-                    ),
-                    *(
-                        estimate(_nan(s.get(k)), interval.get(k))
-                        for k in ("mean_km", "median_km", "geoscore")
-                    ),
+                    *accuracy_values(s, th),
+                    *(summary_value(s, k) for k in ("mean_km", "median_km", "geoscore")),
                     _nan((model["class_bias"] or {}).get("kl_divergence")),
                 )
             )

@@ -166,11 +166,14 @@ def _geoscore(summary: dict[str, Any] | None) -> Any:
 
 
 def convention(results: dict[str, Any]) -> dict[str, Any]:
-    """``results["convention"]``; results written before it existed used the paper's."""
-    return results.get("convention") or {
+    """``results["convention"]``; results written before it existed used the paper's, and those
+    written before the admin rule was a setting, geoloc's."""
+    return {
         "earth_radius_km": EARTH_RADIUS_KM,
         "distance": DISTANCE_FORMULA,
         "threshold_rule": "le",
+        "admin_rule": "geoloc",
+        **(results.get("convention") or {}),
     }
 
 
@@ -194,7 +197,7 @@ def summary_columns(thresholds_km: list[float]) -> tuple[str, ...]:
 def _summary_cells(summary: dict[str, Any], thresholds_km: list[float]) -> tuple[Any, ...]:
     """An error summary's values under ``summary_columns``, each with its interval when it has one."""
     return (
-        *_acc(summary, thresholds_km),
+        *accuracy_values(summary, thresholds_km),
         summary_value(summary, "mean_km"),
         summary_value(summary, "median_km"),
         summary_value(summary, "geoscore"),
@@ -244,15 +247,14 @@ def threshold_columns(thresholds_km: list[float]) -> tuple[str, ...]:
     )
 
 
-def _acc(summary: dict[str, Any] | None, thresholds_km: list[float]) -> tuple[Any, ...]:
-    """Accuracy at each threshold, each an ``Estimate`` when the summary has its interval."""
+def accuracy_values(summary: dict[str, Any] | None, thresholds_km: Sequence[float]) -> tuple[Any, ...]:
+    """A summary's accuracy at each threshold, each an ``Estimate`` when the summary has its
+    interval; None at a threshold the summary was not computed at (or for no summary)."""
     if summary is None:
         return (None,) * len(thresholds_km)
-    interval = (summary.get("interval") or {}).get("accuracy_percent")
+    interval = (summary.get("interval") or {}).get("accuracy_percent") or {}
     return tuple(
-        estimate(
-            summary["accuracy_percent"][threshold_key(t)], interval[threshold_key(t)] if interval else None
-        )
+        estimate(summary["accuracy_percent"].get(threshold_key(t)), interval.get(threshold_key(t)))
         for t in thresholds_km
     )
 
@@ -309,7 +311,7 @@ def table4(results: dict[str, Any]) -> Table:
         name = _row_name(results, model["display_name"])
         s = model["by_label_point"][lp]
         summaries.append(s)
-        rows.append((name, False, s["num_photos"], *_acc(s, th)))
+        rows.append((name, False, s["num_photos"], *accuracy_values(s, th)))
         o = model["outdoor"]
         if o["by_label_point"] is None:
             notes.append(
@@ -319,7 +321,7 @@ def table4(results: dict[str, Any]) -> Table:
             continue
         so = o["by_label_point"][lp]
         summaries.append(so)
-        rows.append((name, True, so["num_photos"], *_acc(so, th)))
+        rows.append((name, True, so["num_photos"], *accuracy_values(so, th)))
     first = next(iter(results["models"].values()))["outdoor"]
     notes.insert(
         0,

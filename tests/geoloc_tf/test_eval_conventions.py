@@ -267,3 +267,19 @@ def test_compare_refuses_runs_evaluated_under_different_conventions(tmp_path, me
     assert "Earth radius 6371 km" in table.notes[0]
     m1 = next(r for r in table.rows if r[2] == "Inception (M1)")
     assert m1[table.columns.index("GeoScore")].value == pytest.approx(5000.0 * math.exp(-25.0 / 1492.7))
+
+
+def test_compare_takes_runs_that_differ_only_in_admin_rule_or_predate_it(tmp_path, mesh):
+    """The compare table holds no admin-level numbers: runs scored under another admin rule, or
+    written before the admin rule was recorded, sit side by side; the distance convention must agree."""
+    from geoloc_tf.evaluation import compare
+
+    pred = point_model(tmp_path, [0.0], [0.0], [0.0], [LON_25_KM])
+    runs = {}
+    for label, rule in (("geoloc", "geoloc"), ("osv5m", "osv5m")):
+        config = results.EvalConfig.from_settings(EvaluateConfig(admin_rule=rule), admin_accuracy=False)
+        runs[label] = results.evaluate_predictions({"m1": pred}, mesh, config).results
+    old = {**runs["geoloc"], "convention": dict(runs["geoloc"]["convention"])}
+    del old["convention"]["admin_rule"]  # results.json written before the rule existed
+    table = compare.compare_results({**runs, "old": old})
+    assert [r[0] for r in table.rows if r[2] == "Inception (M1)"] == ["geoloc", "osv5m", "old"]
