@@ -13,6 +13,9 @@ from geoloc_tf.retrieval.config import engine_setting
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, THRESHOLD_RULES
 from mesh.settings import check_settings, nested, setting
 
+#: How admin-level accuracy may be counted (``geoloc_tf.evaluation.admin.RULES`` says each in words).
+ADMIN_RULES: tuple[str, ...] = ("geoloc", "osv5m")
+
 
 def _increasing(values: tuple[float, ...]) -> str | None:
     if list(values) != sorted(values) or len(set(values)) != len(values):
@@ -69,7 +72,7 @@ class EvaluateConfig:
         "geoloc: a photo whose truth is unknown at a level is left out of that level, names compared "
         "without accents or case; osv5m: as OSV-5M's released code (every photo counts at every "
         "level, unknown truth never matches, the exact joined names compared). Stated in the report.",
-        choices=("geoloc", "osv5m"),
+        choices=ADMIN_RULES,
     )
     bootstrap_samples: int = setting(
         1000,

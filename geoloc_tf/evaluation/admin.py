@@ -133,7 +133,8 @@ def reverse_geocode(lat: ArrayLike, lon: ArrayLike) -> NDArray[np.object_]:
     return geonames.reverse_geocode(lat, lon)
 
 
-def _check_rule(rule: str) -> None:
+def check_rule(rule: str) -> None:
+    """Refuses a rule that is not one of ``RULES``, in one line."""
     if rule not in RULES:
         raise EvaluationError(f"admin_rule={rule!r}; expected one of {tuple(RULES)}")
 
@@ -152,7 +153,7 @@ def truth_names(
     photo_id and ``ADMIN_LEVELS`` columns, or None) for a photo that has at least one there, else
     the reverse-geocoded true point; under the geoloc rule a country that is not a two-letter code
     comes from the true point (module docstring)."""
-    _check_rule(rule)
+    check_rule(rule)
     ids = pd.Index(np.asarray(photo_id, dtype=object).astype(str))
     names = np.full((len(ids), len(ADMIN_LEVELS)), "", dtype=object)
     if truth is not None:
@@ -214,18 +215,19 @@ def level_strings(names: NDArray[np.object_], rule: str, *, truth: bool) -> NDAr
     its first part. osv5m: OSV-5M's joined strings, exact; a truth value already joined
     (``unique_*``: it holds "_") is kept as written, a plain one joined, unknown when it or a
     part of it is missing (``MISSING_VALUES``)."""
-    _check_rule(rule)
+    check_rule(rule)
     names = np.asarray(names, dtype=object).reshape(-1, len(ADMIN_LEVELS))
     levels = range(len(ADMIN_LEVELS))
     if rule == "geoloc":
         if truth:
-            return np.stack(
-                [
-                    normalise(pd.Series(names[:, k]).astype(str).str.split("_").str[0].to_numpy())
-                    for k in levels
-                ],
-                axis=1,
-            ).reshape(names.shape)
+            parts = [pd.Series(names[:, k]).astype(str).str.split("_").str[0].to_numpy() for k in levels]
+            out = np.stack([normalise(p) for p in parts], axis=1).reshape(names.shape)
+            # Unknown as ``truth_names`` decides it ("N/A" is no region), except the country "NA":
+            # under this rule a country is a code, and NA is Namibia's.
+            unknown = np.stack([_missing(p) for p in parts], axis=1).reshape(names.shape)
+            unknown[:, 0] &= parts[0].astype(str) != "NA"
+            out[unknown] = ""
+            return out
         return np.stack([normalise(names[:, k]) for k in levels], axis=1).reshape(names.shape)
     if not truth:
         out = np.stack([_joined(names, k) for k in levels], axis=1).reshape(names.shape)
@@ -272,8 +274,15 @@ def admin_accuracy(
     predicted: NDArray[np.object_], truth: NDArray[np.object_], rule: str = "geoloc"
 ) -> dict[str, dict[str, Any]]:
     """Accuracy (%) at each level of ``predicted`` against ``truth`` under ``rule``: the photos
-    counted and right of ``admin_hits``, summed per level."""
-    right, counted, known = admin_hits(predicted, truth, rule)
+    counted and right of ``admin_hits``, summed per level (``level_accuracy``)."""
+    return level_accuracy(*admin_hits(predicted, truth, rule))
+
+
+def level_accuracy(
+    right: NDArray[np.bool_], counted: NDArray[np.bool_], known: NDArray[np.bool_]
+) -> dict[str, dict[str, Any]]:
+    """Per level, the photos counted, right and of unknown truth, and the accuracy (%), from the
+    (n, 4) arrays of ``admin_hits``."""
     out = {}
     for i, level in enumerate(ADMIN_LEVELS):
         count = int(counted[:, i].sum())

@@ -50,7 +50,7 @@ from geoloc_tf.evaluation.tables import (
     summary_value,
     threshold_columns,
 )
-from geoloc_tf.run_configs import EvaluateConfig, ExternalEvaluateConfig
+from geoloc_tf.run_configs import ADMIN_RULES, ExternalEvaluateConfig
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, DISTANCE_FORMULA
 
 #: The data file of published results (package data).
@@ -88,11 +88,6 @@ HAVERSINE = "haversine"
 GEODESIC = "geodesic"
 #: The distance kinds the data file may record.
 DISTANCES: tuple[str, ...] = (HAVERSINE, GEODESIC)
-
-#: The admin-level accuracy rules (the choices of ``EvaluateConfig.admin_rule``).
-ADMIN_RULES: tuple[str, ...] = next(
-    f.metadata["choices"] for f in dataclasses.fields(EvaluateConfig) if f.name == "admin_rule"
-)
 
 
 def _sign(rule: str) -> str:
@@ -294,7 +289,15 @@ def read_published(text: str | None = None) -> list[dict[str, Any]]:
             f"{PUBLISHED_FILE}: columns {reader.fieldnames}; expected {list(PUBLISHED_COLUMNS)}"
         )
     numeric = (*ACCURACY_FIELDS, "mean_km", "geoscore", *ADMIN_FIELDS, "earth_radius_km")
-    return [{k: (_number(v) if k in numeric else v) for k, v in row.items()} for row in reader]
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        for column, allowed in (("distance", DISTANCES), ("admin_rule", ADMIN_RULES)):
+            if row[column] not in ("", *allowed):
+                raise EvaluationError(
+                    f"{PUBLISHED_FILE}:{line}: {column} {row[column]!r}; expected empty or one of {allowed}"
+                )
+        rows.append({k: (_number(v) if k in numeric else v) for k, v in row.items()})
+    return rows
 
 
 def published_for(name: str) -> list[dict[str, Any]]:
@@ -343,11 +346,6 @@ def compare_convention(row: dict[str, Any], used: Convention, admin: bool) -> tu
             )
     verdict = "no" if differences else ("unknown" if unknown else "yes")
     return verdict, tuple(differences)
-
-
-def same_convention(row: dict[str, Any], used: Convention, admin: bool = False) -> str:
-    """The verdict of ``compare_convention``: "yes", "no" or "unknown"."""
-    return compare_convention(row, used, admin)[0]
 
 
 def used_convention(results: dict[str, Any]) -> Convention:

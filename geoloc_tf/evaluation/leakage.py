@@ -96,11 +96,6 @@ class TrainingPhotos:
         }
 
     @functools.cached_property
-    def photo_ids(self) -> pa.Array:
-        """The distinct photo ids of every training split (computed once)."""
-        return self._distinct("photo_id")
-
-    @functools.cached_property
     def user_hashes(self) -> pa.Array:
         """The distinct photographers (user hashes) of every training split (computed once)."""
         return self._distinct("user_hash")

@@ -186,10 +186,8 @@ def evaluate_predictions(
         raise EvaluationError(
             f"EvalConfig.label_point={config.label_point!r}; expected one of {metrics.LABEL_POINTS}"
         )
-    if config.admin_accuracy and config.admin_rule not in admin.RULES:
-        raise EvaluationError(
-            f"EvalConfig.admin_rule={config.admin_rule!r}; expected one of {tuple(admin.RULES)}"
-        )
+    if config.admin_accuracy:
+        admin.check_rule(config.admin_rule)
     if config.threshold_rule not in THRESHOLD_RULES:
         raise EvaluationError(
             f"EvalConfig.threshold_rule={config.threshold_rule!r}; expected one of {THRESHOLD_RULES}"
@@ -287,12 +285,12 @@ def evaluate_predictions(
             else None
         ),
         "leakage": (
-            _leakage(predictions, errors, training, config, test_numeric_flickr)
+            _leakage(predictions, errors, models, training, config, test_numeric_flickr)
             if training is not None
             else None
         ),
         "near_duplicates": (
-            _near_duplicates(predictions, errors, training, config)
+            _near_duplicates(predictions, errors, models, training, config)
             if training is not None and training.has_locations and config.near_duplicate_km > 0
             else None
         ),
@@ -522,12 +520,14 @@ def _admin_accuracy(
             has = pred.cell >= 0
             if cell_names is not None:
                 predicted[has] = cell_names[pred.cell[has]]
-        accuracy = admin.admin_accuracy(predicted, truth, rule)
-        right, counted, _ = admin.admin_hits(predicted, truth, rule)
+        right, counted, known = admin.admin_hits(predicted, truth, rule)
+        accuracy = admin.level_accuracy(right, counted, known)
         interval = uncertainty.rate_intervals(right, counted, pred.user_hash, bootstrap)
         for i, level in enumerate(admin.ADMIN_LEVELS):
             accuracy[level]["interval"] = None if interval is None else interval["percent"][i]
-        by_model[name] = {**accuracy, "truth": info, "interval": interval}
+        # How the levels' intervals were made (the ends are under each level).
+        made = None if interval is None else {k: v for k, v in interval.items() if k != "percent"}
+        by_model[name] = {**accuracy, "truth": info, "interval": made}
     first = next(iter(by_model.values()))["truth"] if by_model else {}
     return {
         "geocoder": admin.GEOCODER,
@@ -548,12 +548,14 @@ def _admin_accuracy(
 def _leakage(
     predictions: dict[str, ModelPredictions],
     errors: dict[str, NDArray[np.float64]],
+    models: dict[str, Any],
     training: TrainingPhotos,
     config: EvalConfig,
     test_numeric_flickr: bool | None = None,
 ) -> dict[str, Any]:
     """Photo ids and photographers shared with training (reference model's photos), and for every
-    model its errors on all photos and on the photos of photographers absent from training."""
+    model its errors on all photos (its row in ``models``) and on the photos of photographers
+    absent from training."""
     ref = next(iter(predictions.values()))
     counts = leakage_counts(ref.photo_id, ref.user_hash, training, test_numeric_flickr)
     by_model = {}
@@ -561,7 +563,7 @@ def _leakage(
         for name, pred in predictions.items():
             unseen = unseen_photographers(pred.user_hash, training)
             by_model[name] = {
-                "all": summarize(errors[name], pred.user_hash, config),
+                "all": models[name]["by_label_point"][config.label_point],
                 "unseen_photographers": summarize(errors[name][unseen], pred.user_hash[unseen], config),
             }
     return {**counts, "label_point": config.label_point, "models": by_model}
@@ -570,20 +572,29 @@ def _leakage(
 def _near_duplicates(
     predictions: dict[str, ModelPredictions],
     errors: dict[str, NDArray[np.float64]],
+    models: dict[str, Any],
     training: TrainingPhotos,
     config: EvalConfig,
 ) -> dict[str, Any]:
     """Test photos with a training photo within ``config.near_duplicate_km`` (reference model's
-    photos; at the evaluation's Earth radius), and for every model its errors on all photos and on
-    the photos with no training photo that near."""
+    photos; at the evaluation's Earth radius), and for every model its errors on all photos (its
+    row in ``models``) and on the photos with no training photo that near (looked up once per set
+    of photos)."""
     distance_km, radius_km = float(config.near_duplicate_km), float(config.earth_radius_km)
     ref = next(iter(predictions.values()))
     counts = near_duplicate_counts(ref.lat, ref.lon, training, distance_km, radius_km)
+    looked_up: list[tuple[ModelPredictions, NDArray[np.bool_]]] = []
     by_model = {}
     for name, pred in predictions.items():
-        clear = no_near_duplicate(pred.lat, pred.lon, training, distance_km, radius_km)
+        clear = next(
+            (c for p, c in looked_up if len(p) == len(pred) and np.array_equal(p.photo_id, pred.photo_id)),
+            None,
+        )
+        if clear is None:
+            clear = no_near_duplicate(pred.lat, pred.lon, training, distance_km, radius_km)
+            looked_up.append((pred, clear))
         by_model[name] = {
-            "all": summarize(errors[name], pred.user_hash, config),
+            "all": models[name]["by_label_point"][config.label_point],
             "no_near_duplicate": summarize(errors[name][clear], pred.user_hash[clear], config),
         }
     return {**counts, "label_point": config.label_point, "models": by_model}

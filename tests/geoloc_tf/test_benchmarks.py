@@ -14,6 +14,7 @@ import pytest
 
 from experiments.cli import main as geoloc
 from geoloc_tf.evaluation import benchmarks
+from geoloc_tf.run_configs import ADMIN_RULES
 from mesh.geodesy import DISTANCE_FORMULA
 from tests.geoloc_tf.conftest import build_tiny_run, jpeg
 
@@ -98,7 +99,7 @@ def test_yfcc4k_report_shows_the_run_beside_the_published_rows(yfcc4k_set, capsy
     for row in published:
         cells = _markdown_row(report, row["system"])
         assert cells[3:8] == ["-" if row[f] is None else f"{row[f]:.2f}" for f in benchmarks.ACCURACY_FIELDS]
-        assert cells[-1] == benchmarks.same_convention(row, benchmarks.GEOESTIMATION)
+        assert cells[-1] == benchmarks.compare_convention(row, benchmarks.GEOESTIMATION, admin=False)[0]
     marks = {r["system"]: _markdown_row(report, r["system"])[-1] for r in published}
     assert marks["SemP({100, 125, 250}, f) (EfficientNet-B4 re-implementation)"] == "yes"  # 6371 km, <=
     assert marks["PIGEOTTO"] == "no"  # PIGEON's code: 6378.137 km, <
@@ -168,6 +169,13 @@ def _rows(*conventions: str) -> list[dict]:
     return benchmarks.read_published("\n".join([header, *lines]) + "\n")
 
 
+def test_an_unknown_distance_kind_or_admin_rule_in_the_data_file_is_refused_with_its_line():
+    with pytest.raises(benchmarks.EvaluationError, match=r"published_results.csv:3: distance 'vincenty'"):
+        _rows("6371,haversine,lt,osv5m,5.9", ",vincenty,le,,")
+    with pytest.raises(benchmarks.EvaluationError, match=r"published_results.csv:2: admin_rule 'OSV5M'"):
+        _rows("6371,haversine,lt,OSV5M,5.9")
+
+
 def test_the_same_convention_verdict_follows_each_recorded_part():
     """Each row differs from the run's convention (haversine, 6371 km, d < t, OSV-5M's admin rule)
     in one part; the admin rule matters only for a row with admin numbers on a benchmark with admin
@@ -192,11 +200,11 @@ def test_the_same_convention_verdict_follows_each_recorded_part():
     assert "geoloc does not compute" in verdicts[3][1][0]
     assert verdicts[4][1] == ("admin accuracy by the geoloc rule, not the osv5m rule",)
     # on a benchmark without admin accuracy the admin rule is not compared
-    assert benchmarks.same_convention(rows[4], used, admin=False) == "yes"
+    assert benchmarks.compare_convention(rows[4], used, admin=False)[0] == "yes"
     # nor is it when the run's rule is geoloc's and the row has no admin numbers
     geoloc_rule = dataclasses.replace(used, admin_rule="geoloc")
-    assert benchmarks.same_convention(rows[5], geoloc_rule, admin=True) == "yes"
-    assert benchmarks.same_convention(rows[0], geoloc_rule, admin=True) == "no"
+    assert benchmarks.compare_convention(rows[5], geoloc_rule, admin=True)[0] == "yes"
+    assert benchmarks.compare_convention(rows[0], geoloc_rule, admin=True)[0] == "no"
 
 
 def test_the_recovered_conventions_of_the_data_file():
@@ -205,14 +213,19 @@ def test_the_recovered_conventions_of_the_data_file():
     used = benchmarks.get_benchmark("im2gps3k").convention
     rows = {r["system"]: r for r in benchmarks.published_for("im2gps3k")}
     for system in ("base(M, f*) (GeoEstimation)", "ISNs (M, f*, S3)"):
-        assert benchmarks.same_convention(rows[system], used) == "yes", system
+        assert benchmarks.compare_convention(rows[system], used, admin=False)[0] == "yes", system
     im2gps = {r["system"]: r for r in benchmarks.published_for("im2gps")}
-    assert benchmarks.same_convention(im2gps["base(M, f*) (GeoEstimation)"], used) == "yes"
+    assert benchmarks.compare_convention(im2gps["base(M, f*) (GeoEstimation)"], used, admin=False)[0] == "yes"
     verdict, why = benchmarks.compare_convention(rows["GeoCLIP"], used, admin=False)
     assert verdict == "no" and "geodesic" in why[0]
     # not even a run set to GeoCLIP's radius-free rule d <= t on any sphere
     for radius in (6371.0, 6372.795, 6378.137):
-        assert benchmarks.same_convention(rows["GeoCLIP"], benchmarks.Convention(radius, "le")) == "no"
+        assert (
+            benchmarks.compare_convention(rows["GeoCLIP"], benchmarks.Convention(radius, "le"), admin=False)[
+                0
+            ]
+            == "no"
+        )
     im2gps3k = benchmarks.get_benchmark("im2gps3k")
     assert im2gps3k.photos.startswith("2,997 photos")
 
@@ -246,7 +259,7 @@ def test_every_published_row_has_a_source_and_sane_accuracies():
         assert bool(row["distance"]) == bool(row["threshold_rule"]), where
         assert (row["earth_radius_km"] is not None) == (row["distance"] == benchmarks.HAVERSINE), where
         # an admin rule exactly where the row has admin numbers
-        assert row["admin_rule"] in ("", *benchmarks.ADMIN_RULES), where
+        assert row["admin_rule"] in ("", *ADMIN_RULES), where
         assert bool(row["admin_rule"]) == benchmarks.has_admin_numbers(row), where
         # a recorded convention names the code it was read from
         assert not row["distance"] or "convention from" in row["verified_at"], where

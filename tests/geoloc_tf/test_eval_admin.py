@@ -310,3 +310,18 @@ def test_geoloc_evaluate_on_osv5m_scores_against_the_unique_strings(tmp_path):
     assert (m1["country"]["num_correct"], m1["country"]["accuracy_percent"]) == (1, 20.0)
     assert [m1[level]["num_photos"] for level in admin.ADMIN_LEVELS] == [5, 5, 5, 5]
     assert "OSV-5M's rule" in (out / "report.md").read_text()
+
+
+def test_a_missing_value_in_the_truth_is_unknown_under_the_geoloc_rule():
+    """A data set's "N/A" region is no region (as pandas and OSV-5M's loader read it): the photo is
+    left out of the region level, not counted as a miss there and, through the chain of levels, at
+    the city; a country "NA" stays Namibia's code."""
+    predicted = np.array(
+        [["FR", "Ile-de-France", "Paris", "Paris"], ["NA", "Khomas", "", "Windhoek"]], object
+    )
+    truth = np.array([["FR", "N/A", "", "Paris"], ["NA", "Khomas", "", "Windhoek"]], object)
+    got = admin.admin_accuracy(predicted, truth, "geoloc")
+    assert (got["country"]["num_photos"], got["country"]["num_correct"]) == (2, 2)
+    assert (got["region"]["num_photos"], got["region"]["num_correct"]) == (1, 1)
+    assert got["sub_region"]["num_photos"] == 0
+    assert (got["city"]["num_photos"], got["city"]["num_correct"]) == (2, 2)
