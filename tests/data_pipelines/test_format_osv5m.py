@@ -150,6 +150,26 @@ def test_reader_keeps_good_rows_and_counts_the_others(tmp_path):
     assert USERNAME not in df.to_string() and "SECRET_URL" not in df.to_string()
 
 
+def test_a_file_without_a_unique_column_gives_that_level_from_the_plain_column(tmp_path):
+    """A trimmed copy of test.csv without ``unique_city``: the city is the plain ``city`` column,
+    the other levels still OSV-5M's joined ``unique_*`` strings."""
+    header = [name for name in HEADER if name != "unique_city"]
+    full = row(1)
+    path = write_csv(
+        tmp_path / "test.csv", [[v for name, v in zip(HEADER, full) if name != "unique_city"]], header
+    )
+    images = tmp_path / "images"
+    write_zip(str(images / "test" / "00.zip"), {"1.jpg": jpeg()})
+    _, df, _ = read_all(str(path), str(images))
+    first = df.iloc[0]
+    assert (first.country, first.region, first.sub_region, first.city) == (
+        "FR",
+        "Ile-de-France_FR",
+        "Paris_Ile-de-France_FR",
+        "Paris",
+    )
+
+
 def test_album_key_sequence_hashes_the_sequence(tmp_path):
     path, images = make_collection(str(tmp_path))
     _, df, _ = read_all(path, images, album_key="sequence")
