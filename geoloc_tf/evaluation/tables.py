@@ -516,7 +516,8 @@ def differences_table(results: dict[str, Any]) -> Table:
         (
             _side_name(results, d["kind"], d["b"]),
             _side_name(results, d["kind"], d["a"]),
-            d["num_photos"],
+            d.get("num_photos_b", d["num_photos"]),
+            d.get("num_photos_a", d["num_photos"]),
             *_summary_cells(d, th),
         )
         for d in diffs
@@ -525,13 +526,15 @@ def differences_table(results: dict[str, Any]) -> Table:
         f"B - A of each number, on the photos both rows are computed from (model pairs: the photos both "
         f"tables hold, matched by photo_id; label point of model pairs: {results['label_point']} centroid). "
         "Accuracy in points (positive: B locates more photos), errors in km (negative: B is closer), "
-        "GeoScore (positive: B is better). Both rows of a difference are computed on the same resampled "
+        "GeoScore (positive: B is better). Photos B and A: the photos of each row (an outdoor-only row "
+        "holds the outdoor ones of the photos both share). Both rows of a difference are computed on the "
+        "same resampled "
         "photographers (paired), so an interval that excludes 0 is a difference this test sample supports."
     ]
     return Table(
         "differences",
         "Paired differences: B - A with 95 % interval",
-        ("B", "A", "Photos", *summary_columns(th)),
+        ("B", "A", "Photos B", "Photos A", *summary_columns(th)),
         rows,
         tuple(_with_note(notes, interval_note(results, list(diffs)))),
     )

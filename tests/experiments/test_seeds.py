@@ -21,12 +21,12 @@ def differences(rows: dict[tuple[str, str], tuple[tuple[float, float, float], ..
     """The report's "differences" table as tables.json holds it: B, A, photos, then each number
     (5 accuracies, mean, median, GeoScore) followed by its "lo" and "hi" columns (none when the
     run's bootstrap was off)."""
-    columns = ["B", "A", "Photos"]
+    columns = ["B", "A", "Photos B", "Photos A"]
     for n in NUMBERS:
         columns += [n, f"{n} lo", f"{n} hi"] if intervals else [n]
     out = []
     for (b, a), values in rows.items():
-        row: list = [PREFIX + b, PREFIX + a, 100]
+        row: list = [PREFIX + b, PREFIX + a, 100, 100]
         for v in values:
             row += list(v) if intervals else [v[0]]
         out.append(row)
@@ -98,7 +98,7 @@ def test_at_least_findings_accept_a_tie_in_every_resample_but_not_an_interval_to
     ]
     assert holds and detail == "M1 25 km: +1.00 [0.60, 1.40]"
     row = next(r for r in tables["differences"]["rows"] if r[0].endswith(f"{seeds.M2}, imagery centroid"))
-    row[3:6] = [0.2, 0.0, 0.5]  # Street 1 km of M2: +0.2 [0.0, 0.5]
+    row[4:7] = [0.2, 0.0, 0.5]  # Street 1 km of M2: +0.2 [0.0, 0.5]
     holds, detail = findings(tables)[
         "Imagery centroid >= cell centroid as label point (M1, M2, M3; 1 and 25 km)"
     ]
