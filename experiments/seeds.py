@@ -18,9 +18,11 @@ below does not hold, as the test sample does not tell it from no difference. The
 findings (imagery vs cell centroid, outdoor vs all photos) hold on the same condition, except that
 an interval of exactly [0, 0] (the two rows equal in every resample, e.g. both 0 % at 1 km) counts
 as the tie that ">=" allows. "M3 lower mean error than M2" holds when the interval of M3 - M2 mean
-error lies below 0. Each cell gives the difference and its interval where the finding fails, or
-where it holds most narrowly; the Wilcoxon p-value is shown as information (it treats photos as
-independent, which photos of one photographer are not). The seeds cover what the intervals do not:
+error lies below 0. A difference over no photos (tables.json writes its NaN as null, e.g. an
+outdoor-only row of a run with no outdoor photo) does not hold, and the cell says "no photos". Each
+cell gives the difference and its interval where the finding fails, or where it holds most narrowly;
+the Wilcoxon p-value is shown as information (it treats photos as independent, which photos of one
+photographer are not). The seeds cover what the intervals do not:
 the randomness of training.
 
 The result is a Markdown table, printed and written to `--out` (default `RUNS_DIR/findings.md`).
@@ -36,7 +38,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, Sequence, cast
+from typing import IO, Any, Callable, NamedTuple, Sequence, cast
 
 from experiments.errors import ConfigError, GeolocUserError
 from mesh.atomic import write_text_atomic
@@ -136,8 +138,20 @@ def read_tables(run_dir: Path) -> dict[str, dict[str, Any]]:
 #: Where a run's tables lack the intervals (``--evaluate_bootstrap_samples=0``).
 NO_INTERVAL = "no interval: the run was evaluated with --evaluate_bootstrap_samples=0"
 
-#: A difference B - A at one column: (B - A, 95 % interval low end, high end); ends None without one.
-Difference = tuple[float, float | None, float | None]
+#: Where a difference covers no photos (tables.json writes its NaN as null: an outdoor-only row of a
+#: run with no outdoor photo).
+NO_PHOTOS = "no photos"
+
+
+class Difference(NamedTuple):
+    """A difference B - A at one column: its value (None where the rows hold no photos) and the ends
+    of its 95 % interval (None without one); ``intervals``: whether the run's tables carry intervals
+    at all (False: evaluated with the bootstrap off)."""
+
+    value: float | None
+    lo: float | None
+    hi: float | None
+    intervals: bool
 
 
 def _difference(tables: dict, b: str, a: str) -> dict[str, Difference]:
@@ -151,6 +165,7 @@ def _difference(tables: dict, b: str, a: str) -> dict[str, Difference]:
             "(rerun its evaluate stage)"
         )
     columns = table["columns"]
+    intervals = any(column.endswith(" lo") for column in columns)
     for row in table["rows"]:
         if row[0].endswith(b) and row[1].endswith(a):
             out = {}
@@ -165,7 +180,7 @@ def _difference(tables: dict, b: str, a: str) -> dict[str, Difference]:
                     row[columns.index(f"{column} {e}")] if f"{column} {e}" in columns else None
                     for e in ("lo", "hi")
                 ]
-                out[key] = (row[i], ends[0], ends[1])
+                out[key] = Difference(row[i], ends[0], ends[1], intervals)
             return out
     raise ConfigError(
         f"differences: no row {b!r} - {a!r}; expected a run with M1, M2 and M3 (and outdoor probabilities)"
@@ -173,9 +188,11 @@ def _difference(tables: dict, b: str, a: str) -> dict[str, Difference]:
 
 
 def _shown(where: str, d: Difference, km: bool = False) -> str:
-    value, lo, hi = d
+    value, lo, hi, intervals = d
+    if value is None:
+        return f"{where}: {NO_PHOTOS}"
     if lo is None or hi is None:
-        return f"{where}: {value:+.2f}, {NO_INTERVAL}"
+        return f"{where}: {value:+.2f}, {NO_INTERVAL if not intervals else 'no interval'}"
     if km:
         return f"{where}: {value:+,.0f} km [{lo:,.0f}, {hi:,.0f}]"
     return f"{where}: {value:+.2f} [{lo:.2f}, {hi:.2f}]"
@@ -194,9 +211,9 @@ def _above(
         for t in thresholds:
             d = diff[f"{t:g}"]
             where = f"{name} {t:g} km".strip()
-            _, lo, hi = d
-            if lo is None or hi is None:
+            if d.value is None or d.lo is None or d.hi is None:
                 return False, _shown(where, d)
+            lo, hi = d.lo, d.hi
             if at_least and lo == 0.0 and hi == 0.0:
                 continue
             if lo <= 0.0:
@@ -247,8 +264,7 @@ def _m3_above_m2(tables: dict) -> tuple[bool, str]:
 def _m3_lower_mean_error(tables: dict) -> tuple[bool, str]:
     """M3 - M2 mean error: holds when its interval lies below 0."""
     d = _difference(tables, M3, M2)["mean"]
-    _, lo, hi = d
-    holds = hi is not None and hi < 0.0
+    holds = d.value is not None and d.hi is not None and d.hi < 0.0
     return holds, f"{_shown('mean', d, km=True)}; {_wilcoxon_p(tables, M3, M2)}"
 
 

@@ -120,6 +120,20 @@ def test_without_intervals_no_finding_holds():
     assert seeds.NO_INTERVAL in text
 
 
+def test_a_difference_over_no_photos_does_not_hold_and_says_so():
+    """tables.json writes a NaN difference as null: M1's outdoor-only row of a run whose test
+    photos hold no outdoor photo. The finding does not hold there, for want of photos; the other
+    findings of the same run, with their intervals, are read as before."""
+    tables = run_tables()
+    row = next(r for r in tables["differences"]["rows"] if r[0].endswith(f"{seeds.M1}, outdoor only"))
+    row[3:] = [None] * len(row[3:])
+    holds, detail = findings(tables)["Outdoor-only rows >= all-photo rows (M1, M2, M3; every threshold)"]
+    assert not holds and detail == "M1 1 km: no photos"
+    text = seeds.findings_table({0: tables})
+    assert "| 0 of 1 seeds | no (M1 1 km: no photos) |" in text
+    assert seeds.NO_INTERVAL not in text and text.count("1 of 1 seeds") == len(seeds.FINDINGS) - 1
+
+
 def test_a_run_without_the_differences_table_is_one_clear_error():
     with pytest.raises(ConfigError, match="no 'differences' table"):
         seeds.findings_table({0: {"wilcoxon": {"rows": []}}})
