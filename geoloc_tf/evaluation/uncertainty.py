@@ -327,10 +327,10 @@ def rate_intervals(
     ``summary_interval``; "percent" holds [lo, hi] per column. None when the bootstrap is off or
     there are no photos."""
     h = np.asarray(hits, dtype=bool)
-    h = h.reshape(len(h), -1)
-    c = np.ones_like(h) if counted is None else np.asarray(counted, dtype=bool).reshape(h.shape)
     if not bootstrap.enabled or len(h) == 0:
         return None
+    h = h.reshape(len(h), -1)
+    c = np.ones_like(h) if counted is None else np.asarray(counted, dtype=bool).reshape(h.shape)
     clusters = clusters_of(users)
     k, columns = clusters.num_units, h.shape[1]
     sums = np.zeros((k, 2 * columns))

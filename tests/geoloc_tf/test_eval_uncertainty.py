@@ -153,3 +153,12 @@ def test_rate_intervals_of_admin_levels_by_hand():
         r["unit"] == "photographers"
         and uncertainty.rate_intervals(hits, None, users, Bootstrap(0, 0)) is None
     )
+
+
+def test_admin_intervals_of_no_photos_are_none():
+    """A model with no photos (an empty table) has no admin-level interval, not an error."""
+    none = np.zeros((0, 4), dtype=bool)
+    assert (
+        uncertainty.rate_intervals(none, none, np.array([], dtype=object), uncertainty.Bootstrap(100, 0))
+        is None
+    )
