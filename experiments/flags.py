@@ -3,7 +3,7 @@
 Each leaf setting of a section class in `experiments.config.SECTIONS` becomes `--<section>_<field>`
 (`experiments.settings_flags`); the run adds `--run_dir`, `--stages`, `--force_stages` and the short
 aliases a GPU user reaches for first. This is the only module that defines flags on absl's global
-FLAGS (STYLE.md); the `geoloc` subcommands define theirs on their own FlagValues.
+FLAGS (library code never reads them); the `geoloc` subcommands define theirs on their own FlagValues.
 """
 
 from __future__ import annotations

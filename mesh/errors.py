@@ -1,4 +1,4 @@
-"""Exception types of the ``mesh`` package (one module per package, see STYLE.md).
+"""Exception types of the ``mesh`` package (one exceptions module per package).
 
 Every message says what went wrong, where (file:line or field) and what was expected.
 """

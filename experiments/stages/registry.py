@@ -1,6 +1,6 @@
 """The stages of a run, in order, with the config sections each reads and the stages it needs.
 
-A stage is a function `(config, run_dir) -> artifacts` (STYLE.md): it writes under
+A stage is a function `(config, run_dir) -> artifacts`: it writes under
 its folder of the run directory (`RunLayout.stage_dir`) and returns a dict of artifact name -> path relative to run_dir. Stages whose
 modules are imported only when the stage runs.
 """
