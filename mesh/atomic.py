@@ -1,6 +1,6 @@
 """Atomic writes: write under a temporary name in the same directory, then ``os.replace``.
 
-A reader never sees half a file or half a folder (STYLE.md). The one home of that logic in geoloc:
+A reader never sees half a file or half a folder. The one home of that logic in geoloc:
 ``atomic_path`` for a file written by a tool that wants a path (Keras' ``model.save``),
 ``write_atomic`` for a file written through a file object, ``atomic_dir`` for a folder (a SavedModel,
 a feature index).

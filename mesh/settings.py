@@ -1,5 +1,5 @@
 """Declaring a setting once: its default, help text, bounds and choices, on the config dataclass of the
-code that uses it (STYLE.md, "Each fact once").
+code that uses it: each fact lives once.
 
 Every package's config dataclass declares its fields with `setting(...)` and calls
 `check_settings(self)` first thing in `__post_init__`; cross-field rules follow there and raise
