@@ -200,7 +200,7 @@ def leakage_counts(
         }
         for split, frame in training.splits.items()
     }
-    in_any, written_any = _any_split(in_split, len(ids)), _any_split(as_written, len(ids))
+    in_any, written_any = any_split(in_split, len(ids)), any_split(as_written, len(ids))
     return {
         "training": training.source,
         "has_users": bool(users.duplicated().any() or (~unseen).any()),
@@ -240,21 +240,16 @@ def no_near_duplicate(
     radius_km: float = EARTH_RADIUS_KM,
 ) -> NDArray[np.bool_]:
     """True for each test photo with no photo of any training split within ``distance_km``."""
-    near = near_training(lat, lon, training, distance_km, radius_km)
-    return ~np.logical_or.reduce(list(near.values()), initial=False)
+    return ~any_split(near_training(lat, lon, training, distance_km, radius_km), np.size(lat))
 
 
 def near_duplicate_counts(
-    lat: ArrayLike,
-    lon: ArrayLike,
-    training: TrainingPhotos,
-    distance_km: float,
-    radius_km: float = EARTH_RADIUS_KM,
+    near: dict[str, NDArray[np.bool_]], num_photos: int, training: TrainingPhotos, distance_km: float
 ) -> dict[str, Any]:
-    """How many test photos have a training photo within ``distance_km``: of any training split
-    and per split (a photo near both counts in each)."""
-    near = near_training(lat, lon, training, distance_km, radius_km)
-    any_near = np.logical_or.reduce(list(near.values()), initial=False)
+    """How many of ``num_photos`` test photos have a training photo within ``distance_km``, from
+    ``near_training``'s masks: of any training split and per split (a photo near both counts in
+    each)."""
+    any_near = any_split(near, num_photos)
     return {
         "training": training.source,
         "radius_km": float(distance_km),
@@ -271,8 +266,8 @@ def near_duplicate_counts(
     }
 
 
-def _any_split(found: dict[str, NDArray[np.bool_]], n: int) -> NDArray[np.bool_]:
-    """Which test photos are in some split."""
+def any_split(found: dict[str, NDArray[np.bool_]], n: int) -> NDArray[np.bool_]:
+    """Which of ``n`` test photos are in (or near) some training split, from per-split masks."""
     return np.asarray(np.vstack([np.zeros(n, bool), *found.values()]).any(axis=0), dtype=bool)
 
 

@@ -60,8 +60,10 @@ from geoloc_tf.errors import EvaluationError
 from geoloc_tf.evaluation import admin, metrics, uncertainty
 from geoloc_tf.evaluation.leakage import (
     TrainingPhotos,
+    any_split,
     leakage_counts,
     near_duplicate_counts,
+    near_training,
     no_near_duplicate,
     unseen_photographers,
 )
@@ -582,8 +584,9 @@ def _near_duplicates(
     of photos)."""
     distance_km, radius_km = float(config.near_duplicate_km), float(config.earth_radius_km)
     ref = next(iter(predictions.values()))
-    counts = near_duplicate_counts(ref.lat, ref.lon, training, distance_km, radius_km)
-    looked_up: list[tuple[ModelPredictions, NDArray[np.bool_]]] = []
+    near = near_training(ref.lat, ref.lon, training, distance_km, radius_km)
+    counts = near_duplicate_counts(near, len(ref), training, distance_km)
+    looked_up: list[tuple[ModelPredictions, NDArray[np.bool_]]] = [(ref, ~any_split(near, len(ref)))]
     by_model = {}
     for name, pred in predictions.items():
         clear = next(
