@@ -25,7 +25,22 @@ the Wilcoxon p-value is shown as information (it treats photos as independent, w
 photographer are not). The seeds cover what the intervals do not:
 the randomness of training.
 
-The result is a Markdown table, printed and written to `--out` (default `RUNS_DIR/findings.md`).
+Improvements are measured the same way, against the seed's own run ("the base run"):
+
+- `--variant=NAME:FLAGS` (repeatable) runs every seed a second time with FLAGS added (one
+  argument; flags separated by spaces, e.g. `--variant="smoothing:--m1_label_smoothing_km=250
+  --stages=mesh,data,m1,predict,evaluate"`) into `RUNS_DIR/NAME/seedN`. The variant's M1 is
+  compared with the base run's M1 on the test photos both scored, paired by photo and
+  photographer (`geoloc_tf.evaluation.compare.run_differences`, as `geoloc compare` does).
+- `--row=NAME:MODEL` (repeatable) names an improvement that is a row of the base run's own
+  report (e.g. `--row=retrieval:m1_cell_retrieval`): MODEL - M1 from its "differences" table.
+
+An improvement "helps" at 25 km, at 200 km or in GeoScore in a seed when the 95 % interval of its
+difference from M1 lies above 0 there. The improvement table says in how many seeds it helps at
+each, with each seed's difference and interval.
+
+The result is a Markdown table (two with improvements), printed and written to `--out` (default
+`RUNS_DIR/findings.md`).
 """
 
 from __future__ import annotations
@@ -61,14 +76,44 @@ class Options:
     runs_dir: Path
     out: Path
     run_flags: tuple[str, ...]
+    variants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (name, extra flags)
+    rows: tuple[tuple[str, str], ...] = ()  # (name, model folder of the base run)
+
+
+#: A variant's or a row's name: a folder name under RUNS_DIR.
+IMPROVEMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _named(flag: str, value: str, what: str) -> tuple[str, str]:
+    """``NAME:REST`` of ``--variant`` / ``--row``; ConfigError naming the flag otherwise."""
+    name, colon, rest = value.partition(":")
+    if not colon or not IMPROVEMENT_NAME.fullmatch(name) or not rest.strip() or name.startswith("seed"):
+        raise ConfigError(
+            f"{flag}={value!r}: expected NAME:{what}, NAME made of letters, digits, '_', '.', '-' "
+            "(not starting with 'seed')"
+        )
+    return name, rest.strip()
 
 
 def parse_args(argv: Sequence[str]) -> Options:
     """This script's three flags; the rest are the runner's. Raises ConfigError naming the flag."""
     seeds, runs_dir, out, run_flags = None, Path("runs/seeds"), None, []
+    variants: list[tuple[str, tuple[str, ...]]] = []
+    rows: list[tuple[str, str]] = []
     for arg in argv:
         name, _, value = arg.partition("=")
-        if name == "--seeds":
+        if name == "--variant":
+            variant, flags = _named(name, value, "FLAGS")
+            extra = tuple(flags.split())
+            if bad := [f for f in extra if not f.startswith("--") or f.partition("=")[0] in OWN_RUN_FLAGS]:
+                raise ConfigError(
+                    f"--variant={value!r}: {bad[0]!r} is not a runner flag it may set; expected "
+                    "--name=value flags other than --run_dir and --data_seed"
+                )
+            variants.append((variant, extra))
+        elif name == "--row":
+            rows.append(_named(name, value, "MODEL"))
+        elif name == "--seeds":
             if not re.fullmatch(r"\d+(,\d+)*", value):
                 raise ConfigError(
                     f"--seeds={value!r}: expected comma-separated non-negative integers, e.g. --seeds=0,1,2"
@@ -93,17 +138,28 @@ def parse_args(argv: Sequence[str]) -> Options:
         raise ConfigError("--seeds is required, e.g. --seeds=0,1,2")
     if runs_dir.exists() and not runs_dir.is_dir():
         raise ConfigError(f"--runs_dir={runs_dir}: is a file; expected a folder")
-    return Options(seeds, runs_dir, out or runs_dir / "findings.md", tuple(run_flags))
+    names = [n for n, _ in variants] + [n for n, _ in rows]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--variant/--row: names {names} repeat; expected one name per improvement")
+    return Options(
+        seeds, runs_dir, out or runs_dir / "findings.md", tuple(run_flags), tuple(variants), tuple(rows)
+    )
 
 
-def run_seed(options: Options, seed: int) -> Path:
-    """Runs (or resumes) the runner for one seed in its own process; returns its run directory."""
+def run_seed(options: Options, seed: int, variant: tuple[str, tuple[str, ...]] | None = None) -> Path:
+    """Runs (or resumes) the runner for one seed in its own process, with a variant's flags after
+    the base ones; returns its run directory (``RUNS_DIR/seedN`` or ``RUNS_DIR/NAME/seedN``)."""
     run_dir = options.runs_dir / f"seed{seed}"
+    extra: tuple[str, ...] = ()
+    if variant is not None:
+        run_dir = options.runs_dir / variant[0] / f"seed{seed}"
+        extra = variant[1]
     command = [
         sys.executable,
         "-m",
         "experiments.run",
         *options.run_flags,
+        *extra,
         f"--data_seed={seed}",
         f"--run_dir={run_dir}",
     ]
@@ -301,6 +357,90 @@ def findings_table(tables_by_seed: dict[int, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Where an improvement is judged: (column title, key of the difference record).
+IMPROVEMENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("25 km", "25"),
+    ("200 km", "200"),
+    ("GeoScore", "geoscore"),
+)
+
+
+def _at(record: dict[str, Any], key: str) -> Difference:
+    """One number of a difference record (``results["differences"]`` schema) with its interval."""
+    interval = record.get("interval")
+    if key == "geoscore":
+        value, ends = record.get("geoscore"), (interval or {}).get("geoscore")
+    else:
+        value, ends = (
+            record["accuracy_percent"].get(key),
+            (interval or {}).get("accuracy_percent", {}).get(key),
+        )
+    lo, hi = ends if ends else (None, None)
+    return Difference(value, lo, hi, interval is not None)
+
+
+def row_difference(run_dir: Path, model: str) -> dict[str, Any]:
+    """The base run's own paired difference MODEL - M1 (its results.json "differences")."""
+    path = run_dir / "eval" / "results.json"
+    if not path.exists():
+        raise ConfigError(f"{path}: not found; expected a run whose evaluate stage finished")
+    for record in json.loads(path.read_text()).get("differences") or []:
+        if record["kind"] == "models" and record["a"]["model"] == "m1" and record["b"]["model"] == model:
+            return record
+    raise ConfigError(
+        f"{path}: no difference {model} - m1; expected a run whose report has the {model!r} row "
+        "(is its setting on?)"
+    )
+
+
+def variant_difference(base: Path, variant: Path) -> dict[str, Any]:
+    """The variant run's M1 - the base run's M1 on the test photos both scored, paired."""
+    from geoloc_tf.errors import EvaluationError
+    from geoloc_tf.evaluation.compare import run_differences
+
+    try:
+        found = run_differences([base, variant], ["base", "variant"], models=["m1"])
+    except EvaluationError as error:
+        raise ConfigError(f"{variant}: {error}") from None
+    if not found:
+        raise ConfigError(f"{variant}: no M1 prediction table to compare with {base}")
+    return found[0]
+
+
+def improvements_table(differences: dict[str, dict[int, dict[str, Any]]]) -> str:
+    """Markdown: each improvement, in how many seeds it helps at 25 km, 200 km and in GeoScore, and
+    each seed's difference from M1 with its 95 % interval."""
+    seeds = list(next(iter(differences.values()))) if differences else []
+    titles = [title for title, _ in IMPROVEMENT_COLUMNS]
+    lines = [
+        "| Improvement | "
+        + " | ".join(f"helps at {t}" for t in titles)
+        + " | "
+        + " | ".join(f"seed {s}: 25 km / 200 km / GeoScore" for s in seeds)
+        + " |",
+        "|---|" + "---|" * (len(titles) + len(seeds)),
+    ]
+    for name, by_seed in differences.items():
+        counts = []
+        for _, key in IMPROVEMENT_COLUMNS:
+            helps = sum(1 for r in by_seed.values() if (d := _at(r, key)).lo is not None and d.lo > 0.0)
+            counts.append(f"{helps} of {len(by_seed)} seeds")
+        cells = []
+        for record in by_seed.values():
+            parts = []
+            for _, key in IMPROVEMENT_COLUMNS:
+                value, lo, hi, _ = _at(record, key)
+                if value is None:
+                    parts.append(NO_PHOTOS)
+                elif lo is None or hi is None:
+                    parts.append(f"{value:+.2f} (no interval)")
+                else:
+                    parts.append(f"{value:+.2f} [{lo:.2f}, {hi:.2f}]")
+            cells.append(" / ".join(parts))
+        lines.append(f"| {name} | " + " | ".join(counts) + " | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; `argv` excludes the program name. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -316,6 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--runs_dir={options.runs_dir}: cannot be made a folder ({error.strerror})"
             ) from None
         tables_by_seed = {}
+        improvements: dict[str, dict[int, dict[str, Any]]] = {name: {} for name, _ in options.variants}
+        improvements.update({name: {} for name, _ in options.rows})
         for number, seed in enumerate(options.seeds, 1):
             print(
                 f"seed {seed} ({number} of {len(options.seeds)}): python -m experiments.run "
@@ -323,11 +465,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--run_dir={options.runs_dir / f'seed{seed}'}",
                 flush=True,
             )
-            tables_by_seed[seed] = read_tables(run_seed(options, seed))
+            base = run_seed(options, seed)
+            tables_by_seed[seed] = read_tables(base)
+            for name, model in options.rows:
+                improvements[name][seed] = row_difference(base, model)
+            for variant in options.variants:
+                print(f"seed {seed}, variant {variant[0]}: {' '.join(variant[1])}", flush=True)
+                improvements[variant[0]][seed] = variant_difference(base, run_seed(options, seed, variant))
     except GeolocUserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     table = findings_table(tables_by_seed)
+    if improvements:
+        table += "\nImprovements, each against M1 of the same seed's base run (paired differences, 95 % intervals):\n\n"
+        table += improvements_table(improvements)
     command = " ".join(["python -m experiments.seeds", *argv])
     write_text_atomic(options.out, f"Findings of `{command}`\n\n{table}")
     print(table + f"\nwritten to {options.out}")

@@ -194,7 +194,7 @@ def summary_columns(thresholds_km: list[float]) -> tuple[str, ...]:
     return (*threshold_columns(thresholds_km), "Mean (km)", "Median (km)", GEOSCORE_COLUMN)
 
 
-def _summary_cells(summary: dict[str, Any], thresholds_km: list[float]) -> tuple[Any, ...]:
+def summary_cells(summary: dict[str, Any], thresholds_km: list[float]) -> tuple[Any, ...]:
     """An error summary's values under ``summary_columns``, each with its interval when it has one."""
     return (
         *accuracy_values(summary, thresholds_km),
@@ -279,7 +279,7 @@ def table3(results: dict[str, Any]) -> Table:
                     _row_name(results, model["display_name"]),
                     imagery,
                     s["num_photos"],
-                    *_summary_cells(s, th),
+                    *summary_cells(s, th),
                 )
             )
         if point:
@@ -346,7 +346,7 @@ def table6(results: dict[str, Any]) -> Table:
 
     def row(name: str, outdoor: bool, s: dict[str, Any]) -> tuple:
         summaries.append(s)
-        return (name, outdoor, s["num_photos"], *_summary_cells(s, th))
+        return (name, outdoor, s["num_photos"], *summary_cells(s, th))
 
     rows = []
     for model in results["models"].values():
@@ -518,7 +518,7 @@ def differences_table(results: dict[str, Any]) -> Table:
             _side_name(results, d["kind"], d["a"]),
             d.get("num_photos_b", d["num_photos"]),
             d.get("num_photos_a", d["num_photos"]),
-            *_summary_cells(d, th),
+            *summary_cells(d, th),
         )
         for d in diffs
     )
@@ -629,7 +629,7 @@ def leakage_table(results: dict[str, Any]) -> Table:
         for label, key in (("all", "all"), ("not in training", "unseen_photographers")):
             s = m[key]
             summaries.append(s)
-            rows.append((model, label, s["num_photos"], *_summary_cells(s, th)))
+            rows.append((model, label, s["num_photos"], *summary_cells(s, th)))
     notes = [
         f"Training data: {leak['training']}. Of the {leak['num_photos']:,} test photos, "
         f"{_ids_in_training_words(leak)}; "
@@ -666,7 +666,7 @@ def near_duplicate_table(results: dict[str, Any]) -> Table:
         for label, key in (("included", "all"), ("excluded", "no_near_duplicate")):
             s = m[key]
             summaries.append(s)
-            rows.append((model, label, s["num_photos"], *_summary_cells(s, th)))
+            rows.append((model, label, s["num_photos"], *summary_cells(s, th)))
     per_split = "; ".join(
         f"{split} ({c['num_training_photos']:,} photos): {c['num_test_photos_near']:,}"
         for split, c in near["by_split"].items()

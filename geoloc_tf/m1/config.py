@@ -131,6 +131,14 @@ class M1Config:
         "Photos of a fixed random M1-validation subset scored in km every epoch (TensorBoard).",
         minimum=0,
     )
+    precise_bn_photos: int = setting(
+        0,
+        "Before each epoch's validation and before m1.keras is saved, batch normalization's "
+        "inference statistics are recomputed with the current weights over this many M1 training "
+        "photos (\"precise BN\", Wu & Johnson 2021; geoloc_tf.m1.batch_norm). 0: the moving "
+        "averages of training, as the paper.",
+        minimum=0,
+    )
     checkpoint_every_steps: int = setting(
         500,
         "Training state saved every this many steps (and every epoch); a killed run resumes there.",

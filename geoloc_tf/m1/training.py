@@ -45,11 +45,11 @@ from data_pipelines.config import InputConfig
 from data_pipelines.dataset import WrittenDataset
 from data_pipelines.sampler import CurriculumSampler, EpochPlan
 from geoloc_tf import distribute, errors
-from geoloc_tf.m1 import backbones, slim_checkpoint
+from geoloc_tf.m1 import backbones, batch_norm, slim_checkpoint
 from geoloc_tf.m1.checkpoints import Position, TrainingCheckpoints, read_history, write_history
 from geoloc_tf.m1.config import M1Config
 from geoloc_tf.m1.device_augment import augments_on_device, images_for_model
-from geoloc_tf.m1.validation import evaluate, validation_subset
+from geoloc_tf.m1.validation import evaluate, photo_subset, validation_subset
 from geoloc_tf.run_layout import model_file_name
 from geoloc_tf.runtime_config import RuntimeConfig
 from geoloc_tf.saving import save_keras
@@ -100,6 +100,16 @@ def train_m1(
     validation = validation_subset(
         data, mesh, config.validation_photos, config.image_size, config.global_batch_size, seed
     )
+    calibration = photo_subset(
+        data,
+        mesh,
+        TRAIN_SPLIT,
+        config.precise_bn_photos,
+        config.image_size,
+        config.global_batch_size,
+        seed,
+        stream=11,
+    )
     input_config = training_input_config(config, runtime, seed, engine.on_device)
     with engine.scope():
         model = backbones.build_m1_model(config.backbone, config.model_config(mesh.num_cells))
@@ -135,6 +145,7 @@ def train_m1(
             engine, data, train_labels, sampler, plan, position, checkpoints, config, input_config, writer
         )
         record["augment_on"] = "device" if engine.on_device else "host"
+        record["precise_bn_photos"] = _recalibrate(model, calibration)
         record.update(evaluate(engine.predict, validation, mesh))
         position = Position(epoch=epoch + 1, global_step=position.global_step)
         history.append(record)
@@ -149,6 +160,22 @@ def train_m1(
     if engine.chief:
         save_keras(model, str(model_path))
     return M1TrainResult(str(model_path), position.global_step, config.total_epochs, history)
+
+
+def _recalibrate(model: keras.Model, calibration) -> int:
+    """Precise BN (``geoloc_tf.m1.batch_norm``) over the calibration photos; 0 without them. The
+    statistics go into the checkpoint saved after validation and into m1.keras."""
+    if calibration is None:
+        return 0
+    started = time.monotonic()
+    images = (features["image"] for features, _ in calibration.dataset.as_numpy_iterator())
+    seen = batch_norm.recalibrate(model, images)
+    log.info(
+        "M1 batch-norm statistics recomputed on %d training photos in %.1f s",
+        seen,
+        time.monotonic() - started,
+    )
+    return seen
 
 
 def training_input_config(

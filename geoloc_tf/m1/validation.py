@@ -37,16 +37,36 @@ class ValidationSubset:
 def validation_subset(
     data: WrittenDataset, mesh: Any, photos: int, image_size: int, batch_size: int, seed: int
 ) -> ValidationSubset | None:
-    """A fixed random subset of ``photos`` M1-validation photos: whole random shards, then random
-    photos in them (reading only a few shards keeps the per-epoch cost bounded on a 2.7 M-photo
-    split). None when ``photos`` is 0 or the split is empty."""
+    """A fixed random subset of ``photos`` M1-validation photos (``photo_subset``), with their
+    metadata: what M1 is scored on after every epoch. None when ``photos`` is 0 or the split is
+    empty."""
+    subset = photo_subset(data, mesh, VALIDATION_SPLIT, photos, image_size, batch_size, seed, stream=7)
+    if subset is None and photos > 0:
+        log.warning("M1 validation split is empty: no km accuracy during training")
+    return subset
+
+
+def photo_subset(
+    data: WrittenDataset,
+    mesh: Any,
+    split: str,
+    photos: int,
+    image_size: int,
+    batch_size: int,
+    seed: int,
+    stream: int,
+) -> ValidationSubset | None:
+    """A fixed random subset of ``photos`` photos of ``split``, preprocessed as at inference (the
+    central crop), with their metadata: whole random shards, then random photos in them (reading
+    only a few shards keeps the per-epoch cost bounded on a 2.7 M-photo split). ``stream`` keeps
+    the draws of different subsets of one seed apart. None when ``photos`` is 0 or the split is
+    empty."""
     if photos <= 0:
         return None
-    lengths = data.shard_lengths(VALIDATION_SPLIT)
+    lengths = data.shard_lengths(split)
     if not sum(lengths):
-        log.warning("M1 validation split is empty: no km accuracy during training")
         return None
-    rng = np.random.default_rng([seed, 7])
+    rng = np.random.default_rng([seed, stream])
     order = rng.permutation(len(lengths))
     chosen, held = [], 0
     for shard in order:
@@ -61,7 +81,7 @@ def validation_subset(
     copies = [np.zeros(n, np.int32) for n in lengths]
     for shard, index in pick:
         copies[shard][index] = 1
-    val_labels = labels.shard_labels(data, VALIDATION_SPLIT, mesh)
+    split_labels = labels.shard_labels(data, split, mesh)
     input_config = InputConfig(
         image_size=image_size,
         global_batch_size=min(batch_size, MAX_BATCH),
@@ -70,9 +90,7 @@ def validation_subset(
         seed=seed,
         with_metadata=True,
     )
-    dataset = input_pipeline.make_dataset(
-        data, VALIDATION_SPLIT, val_labels, input_config, copies_by_shard=copies
-    )
+    dataset = input_pipeline.make_dataset(data, split, split_labels, input_config, copies_by_shard=copies)
     return ValidationSubset(dataset, len(pick))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -146,6 +147,14 @@ def test_a_run_without_the_differences_table_is_one_clear_error():
         (["--seeds=0,x"], "--seeds='0,x': expected comma-separated non-negative integers"),
         (["--seeds=0", "--run_dir=runs/a"], "--run_dir: set by experiments.seeds"),
         (["--seeds=0", "--data_seed=3"], "--data_seed: set by experiments.seeds"),
+        (["--seeds=0", "--variant=smooth"], "--variant='smooth': expected NAME:FLAGS"),
+        (["--seeds=0", "--variant=seed1:--m1_sgd_epochs=2"], "--variant='seed1:--m1_sgd_epochs=2': expected"),
+        (
+            ["--seeds=0", "--variant=a:m1_sgd_epochs=2"],
+            "--variant='a:m1_sgd_epochs=2': 'm1_sgd_epochs=2' is not",
+        ),
+        (["--seeds=0", "--variant=a:--data_seed=2"], "--variant='a:--data_seed=2': '--data_seed=2' is not"),
+        (["--seeds=0", "--row=r:m1_x", "--variant=r:--x=1"], "--variant/--row: names ['r', 'r'] repeat"),
     ],
 )
 def test_bad_flags_name_the_flag(argv, expected):
@@ -174,3 +183,60 @@ def test_bad_runner_flag_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == "error: seed 0: flag --m2_dropout=2.0: must be < 1.0"
     assert not (tmp_path / "seed0" / "mesh").exists()
+
+
+def test_variants_and_rows_are_parsed_apart_from_the_runner_flags():
+    options = seeds.parse_args(
+        [
+            "--seeds=0,1",
+            "--flagfile=demo.cfg",
+            "--variant=smooth:--m1_label_smoothing_km=250 --stages=mesh,data,m1",
+            "--row=retrieval:m1_cell_retrieval",
+        ]
+    )
+    assert options.run_flags == ("--flagfile=demo.cfg",)
+    assert options.variants == (("smooth", ("--m1_label_smoothing_km=250", "--stages=mesh,data,m1")),)
+    assert options.rows == (("retrieval", "m1_cell_retrieval"),)
+
+
+def _record(diffs: dict[str, tuple[float, float, float]]) -> dict:
+    """A difference record (results.json schema) from {key: (value, lo, hi)}."""
+    return {
+        "accuracy_percent": {k: v[0] for k, v in diffs.items() if k != "geoscore"},
+        "geoscore": diffs["geoscore"][0],
+        "interval": {
+            "accuracy_percent": {k: [v[1], v[2]] for k, v in diffs.items() if k != "geoscore"},
+            "geoscore": [diffs["geoscore"][1], diffs["geoscore"][2]],
+        },
+    }
+
+
+def test_an_improvement_helps_where_its_interval_lies_above_0():
+    table = seeds.improvements_table(
+        {
+            "smooth": {
+                0: _record({"25": (1.0, 0.2, 1.8), "200": (2.0, -0.1, 4.0), "geoscore": (40.0, 10.0, 70.0)}),
+                1: _record({"25": (0.5, 0.1, 0.9), "200": (3.0, 1.0, 5.0), "geoscore": (-5.0, -20.0, 10.0)}),
+            }
+        }
+    )
+    row = next(line for line in table.splitlines() if line.startswith("| smooth"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:4] == ["2 of 2 seeds", "1 of 2 seeds", "1 of 2 seeds"]
+    assert cells[4] == "+1.00 [0.20, 1.80] / +2.00 [-0.10, 4.00] / +40.00 [10.00, 70.00]"
+
+
+def test_a_row_improvement_is_read_from_the_base_runs_differences(tmp_path):
+    (tmp_path / "eval").mkdir()
+    record = {
+        "kind": "models",
+        "a": {"model": "m1"},
+        "b": {"model": "m1_cell_retrieval"},
+        **_record({"25": (1.0, 0.2, 1.8), "200": (2.0, 1.0, 3.0), "geoscore": (4.0, 1.0, 7.0)}),
+    }
+    other = {**record, "b": {"model": "m2"}}
+    (tmp_path / "eval" / "results.json").write_text(json.dumps({"differences": [other, record]}))
+    assert seeds.row_difference(tmp_path, "m1_cell_retrieval") is not None
+    assert seeds.row_difference(tmp_path, "m1_cell_retrieval")["b"]["model"] == "m1_cell_retrieval"
+    with pytest.raises(ConfigError, match="no difference m3 - m1"):
+        seeds.row_difference(tmp_path, "m3")

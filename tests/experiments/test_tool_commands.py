@@ -273,7 +273,7 @@ def test_compare_labels_reach_compare_runs(monkeypatch, capsys):
 
     def record(runs, out, labels):
         seen.update(runs=runs, out=out, labels=labels)
-        return Table(), {}
+        return [Table()], {}
 
     monkeypatch.setattr("geoloc_tf.evaluation.compare.compare_runs", record)
     assert geoloc(["compare", "r1", "r2", "--labels=one,two", "--out=o"]) == 0

@@ -211,7 +211,9 @@ def test_compare_puts_runs_side_by_side(fake_run, tmp_path):
     a, b = tmp_path / "coarse", tmp_path / "fine"
     for d in (a, b):
         report.evaluate_run(fake_run, out_dir=d / "eval", config=report.ReportConfig(plots=False))
-    table, files = compare.compare_runs([a, b / "eval" / "results.json"], out_dir=tmp_path / "cmp")
+    tables, files = compare.compare_runs([a, b / "eval" / "results.json"], out_dir=tmp_path / "cmp")
+    assert [t.key for t in tables] == ["compare", "compare_differences"]
+    assert tables[1].rows == ()  # these runs hold no prediction tables of their own
     csv = pd.read_csv(files["csv"])
     assert list(dict.fromkeys(csv["Run"])) == ["coarse", "fine"]
     assert len(csv) == 2 * (4 + 1)  # 4 models + best possible per run
@@ -222,6 +224,35 @@ def test_compare_puts_runs_side_by_side(fake_run, tmp_path):
     )  # every model row has its interval, best possible none
     with pytest.raises(EvaluationError, match="no results.json"):
         compare.compare_runs([tmp_path / "missing"])
+
+
+def test_runs_differ_as_their_models_do_on_the_same_photos(fake_run, tmp_path):
+    """Run B is run A with M1's table replaced by M2's: B's M1 - A's M1 across runs is the same
+    paired difference (value and interval) as M2 - M1 within run A's own report."""
+    import shutil
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(fake_run, a)
+    shutil.copytree(fake_run, b)
+    shutil.copy(a / "predictions" / "m2" / "m23_val.parquet", b / "predictions" / "m1" / "m23_val.parquet")
+    for run in (a, b):
+        report.evaluate_run(run, config=report.ReportConfig(plots=False))
+    diffs = compare.run_differences([a, b], ["without", "with"], models=["m1", "m2"])
+    assert [(d["b"]["model"], d["run_a"], d["run_b"]) for d in diffs] == [
+        ("m1", "without", "with"),
+        ("m2", "without", "with"),
+    ]
+    m1, m2 = diffs
+    within = json.loads((a / "eval" / "results.json").read_text())["differences"]
+    m2_minus_m1 = next(d for d in within if d["a"]["model"] == "m1" and d["b"]["model"] == "m2")
+    assert m1["accuracy_percent"] == m2_minus_m1["accuracy_percent"]
+    assert m1["interval"] == m2_minus_m1["interval"]
+    assert m1["num_photos"] == N
+    # The same model in both runs: no difference, in every resample.
+    assert set(m2["accuracy_percent"].values()) == {0.0}
+    assert all(bounds == [0.0, 0.0] for bounds in m2["interval"]["accuracy_percent"].values())
+    tables, _ = compare.compare_runs([a, b])
+    assert len(tables[1].rows) == len(json.loads((a / "eval" / "results.json").read_text())["models"])
 
 
 def test_predicted_cell_is_the_first_id_and_missing_columns_are_reported(tmp_path):

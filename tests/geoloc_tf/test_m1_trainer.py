@@ -49,6 +49,7 @@ MODEL = dict(
     checkpoint_every_steps=3,
     log_every_steps=2,
     validation_photos=16,
+    precise_bn_photos=16,
     shuffle_buffer=64,
 )
 SAMPLER = dict(examples_per_cell=3, alpha_schedule=(0.0,), cycle_epochs=2)
@@ -118,6 +119,32 @@ def test_phases_epoch_sizes_and_learning_rates(uninterrupted, tiny_world):
     assert result.global_steps == sum(h["steps"] for h in history)
     for h in history:
         assert h["steps"] == h["examples"] // 8  # full global batches only
+        assert h["precise_bn_photos"] == 16  # batch-norm statistics recomputed before validation
+
+
+def test_the_saved_model_holds_the_recomputed_batch_norm_statistics(uninterrupted, tiny_world):
+    """m1.keras's moving statistics are those of its final weights on the calibration photos:
+    recomputing them again on the same photos changes nothing (moving averages would change)."""
+    import keras
+
+    import mesh
+    from data_pipelines.dataset import load
+    from geoloc_tf.m1 import batch_norm
+    from geoloc_tf.m1.training import TRAIN_SPLIT
+    from geoloc_tf.m1.validation import photo_subset
+
+    out, result = uninterrupted
+    model = keras.saving.load_model(result.model_path)
+    layers = batch_norm.batch_norm_layers(model)
+    saved = [(l.moving_mean.numpy().copy(), l.moving_variance.numpy().copy()) for l in layers]
+    subset = photo_subset(
+        load(tiny_world.data_root), mesh.Mesh.load(tiny_world.mesh_path), TRAIN_SPLIT, 16, 75, 8, 0, stream=11
+    )
+    images = (f["image"] for f, _ in subset.dataset.as_numpy_iterator())
+    assert batch_norm.recalibrate(model, images) == 16
+    for layer, (mean, variance) in zip(layers, saved):
+        np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-5)
 
 
 def test_model_file_and_tensorboard_scalars(uninterrupted):
