@@ -30,6 +30,7 @@ COLUMNS: tuple[str, ...] = ("photo_id", "user_hash", "posted_at", "lat", "lon", 
 MODEL_NAMES: dict[str, str] = {
     "m1": "Inception (M1)",
     "m1_knn": "M1 kNN",
+    "m1_cell_retrieval": "M1 Cell Retrieval",
     "m2": "Time Inputs (M2)",
     "user_averaging": "User Averaging",
     "user_avg": "User Averaging",

@@ -89,6 +89,7 @@ DEFAULT_WILCOXON_PAIRS: tuple[tuple[str, str], ...] = (
     ("m1", "album_averaging"),
     ("m1", "album_avg"),
     ("m1", "m1_knn"),
+    ("m1", "m1_cell_retrieval"),
 )
 
 
