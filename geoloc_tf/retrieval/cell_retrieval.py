@@ -220,6 +220,47 @@ def retrieve_in_top_cells(
     )
 
 
+class CellRetriever:
+    """A feature index opened with its photos' cells and the mesh's label points, answering photos
+    batch by batch (`geoloc predict`, `geoloc serve`: ``Predictor.with_retrieval``)."""
+
+    def __init__(self, index: "FeatureIndex", mesh, config: "CellRetrievalConfig", engine: str = "auto"):
+        if config.cell_retrieval_cells < 1:
+            raise RetrievalError(
+                f"cell_retrieval_cells={config.cell_retrieval_cells}; expected >= 1 (0 turns retrieval off)"
+            )
+        if config.cell_retrieval_cells > mesh.num_cells:
+            raise RetrievalError(
+                f"cell_retrieval_cells={config.cell_retrieval_cells}; expected at most the mesh's "
+                f"{mesh.num_cells} cells"
+            )
+        self.index, self.config, self.engine = index, config, engine
+        self.photo_cells = photo_cells(index, mesh)
+        self.label_points = mesh.imagery_centroids
+
+    @classmethod
+    def open(
+        cls, path: str | Path, mesh, config: "CellRetrievalConfig", engine: str = "auto"
+    ) -> "CellRetriever":
+        from geoloc_tf.retrieval.feature_index import FeatureIndex
+
+        return cls(FeatureIndex.open(path), mesh, config, engine)
+
+    def retrieve(self, features: np.ndarray, top_ids: np.ndarray, top_probs: np.ndarray) -> Retrieved:
+        """Retrieval inside the top cells of photos with M1 ``features`` [q, d] and their cells
+        ``top_ids``/``top_probs`` [q, >= cells], best first."""
+        return retrieve_in_top_cells(
+            self.index,
+            self.photo_cells,
+            features,
+            top_ids,
+            top_probs,
+            self.label_points,
+            self.config,
+            self.engine,
+        )
+
+
 def photo_cells(index: "FeatureIndex", mesh) -> np.ndarray:
     """int64 [n]: the mesh cell of each indexed photo (-1: a cell the mesh dropped), as M1's labels
     were made (``data_pipelines.labels.locate_labels``)."""
