@@ -330,7 +330,7 @@ def write_cell_retrieval_predictions(
     frame["retrieval_photo_id"] = np.where(retrieved.fallback, "", ids[np.maximum(retrieved.row, 0)])
     frame["retrieval_similarity"] = retrieved.similarity.astype(np.float32)
     frame["retrieval_score"] = retrieved.score
-    frame["retrieval_fallback"] = retrieved.fallback
+    frame[prediction_tables.FALLBACK_COLUMN] = retrieved.fallback
     path = prediction_tables.write_table(frame, layout.prediction_table(CELL_RETRIEVAL_MODEL, split))
     log_fallback(f"retrieval inside the top cells, {split}", retrieved)
     log.info(

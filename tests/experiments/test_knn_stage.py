@@ -159,7 +159,10 @@ def test_evaluate_stage_adds_and_removes_the_cell_retrieval_row(tmp_path, run_co
     results = json.loads(layout.eval_results.read_text())
     pairs = [(d["a"]["model"], d["b"]["model"]) for d in results["differences"] if d["kind"] == "models"]
     assert ("m1", "m1_cell_retrieval") in pairs
-    assert "M1 Cell Retrieval" in layout.eval_report.read_text()
+    assert results["models"]["m1_cell_retrieval"]["num_fallback"] == 1  # v1, counted
+    assert results["models"]["m1"]["num_fallback"] is None  # a cell table has no fallback
+    report = layout.eval_report.read_text()
+    assert "M1 Cell Retrieval: 1 of 2 photos (50.0%) had no retrieved photo in the top cells" in report
 
     run_evaluate(dataclasses.replace(config, evaluate=evaluate), tmp_path)
     assert not layout.prediction_table("m1_cell_retrieval", "m23_val").exists()
