@@ -71,6 +71,21 @@ class RunConfig:
                 "{predict_store_features} (or set {evaluate_knn_k}=0)" % self.evaluate.knn_k,
                 ("evaluate_knn_k", "predict_store_features"),
             )
+        cells = self.evaluate.cell_retrieval.cell_retrieval_cells
+        if cells and not self.predict.store_features:
+            raise SettingError(
+                "RunConfig",
+                "{evaluate_cell_retrieval_cells}=%d needs M1's features of every photo: add "
+                "{predict_store_features} (or set {evaluate_cell_retrieval_cells}=0)" % cells,
+                ("evaluate_cell_retrieval_cells", "predict_store_features"),
+            )
+        if cells > self.predict.top_k:
+            raise SettingError(
+                "RunConfig",
+                "{evaluate_cell_retrieval_cells}=%d exceeds {predict_top_k}=%d: retrieval searches "
+                "the top cells of the ones M1's predictions store" % (cells, self.predict.top_k),
+                ("evaluate_cell_retrieval_cells", "predict_top_k"),
+            )
         if self.m2.top_k > self.predict.top_k:
             raise SettingError(
                 "RunConfig",

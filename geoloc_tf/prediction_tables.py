@@ -13,6 +13,9 @@ model alike, M2's and M3's in the same columnar form as M1's:
 A predictor that gives a place rather than a cell (the kNN estimate, `geoloc_tf.retrieval.knn`)
 writes a *point table* instead: the metadata columns plus `pred_lat`, `pred_lon` (degrees, NaN when
 it has no estimate) and no top-k columns; the evaluation scores it by the distance from that point.
+A point table may flag the photos whose point is a fallback rather than the predictor's own
+(``FALLBACK_COLUMN``, bool: retrieval inside the top cells that found no photo there and gave the
+top cell's label point); the report counts them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ METADATA_COLUMNS = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor
 TABLE_COLUMNS = METADATA_COLUMNS + ("top_ids", "top_probs", "top10_mass")
 MASS_K = 10  # Figure 3: the top-10 entries
 POINT_COLUMNS = ("pred_lat", "pred_lon")
+#: Optional bool column of a point table: the photo's point is a fallback (module docstring).
+FALLBACK_COLUMN = "retrieval_fallback"
 
 
 def table_from_top_k(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from data_pipelines.config import FILES_MAX_PIXELS, max_pixels_setting
-from geoloc_tf.retrieval.config import engine_setting
+from geoloc_tf.retrieval.config import CellRetrievalConfig, engine_setting
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, THRESHOLD_RULES
 from mesh.settings import check_settings, nested, setting
 
@@ -106,7 +106,12 @@ class EvaluateConfig:
         minimum=0.0,
         min_exclusive=True,
     )
-    knn_engine: str = engine_setting()
+    knn_engine: str = engine_setting()  # also the neighbour search of retrieval inside the top cells
+    cell_retrieval: CellRetrievalConfig = nested(
+        CellRetrievalConfig,
+        "Beyond the paper: the 'M1 Cell Retrieval' row, retrieval inside M1's top cells "
+        "(geoloc_tf.retrieval.cell_retrieval); needs --predict_store_features.",
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

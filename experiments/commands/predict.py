@@ -4,11 +4,15 @@
     geoloc predict DIR/ --model=RUN_DIR/export/m1 --format=geojson --out=guesses.geojson
     geoloc predict DIR/ --model=RUN_DIR/export/m1.tflite      # or m1.onnx: LiteRT, ONNX Runtime
     geoloc predict PHOTO.jpg --model=RUN_DIR --posted_at=2014-06-01T14:30:00Z --map=guess.png
+    geoloc predict DIR/ --model=RUN_DIR --cell_retrieval_cells=5   # + retrieval inside the top cells
 
 For each photo: the top-k mesh cells with probability and label point, and the smallest sets of
 cells holding 50 % and 90 % of the probability with their area in km2
 (``geoloc_tf.inference.predict_files``). With --posted_at (UTC when no offset is given) and a run
-that has M2, M2 answers (§3.2). Settings: ``geoloc_tf.inference.config.PredictFilesConfig``; the
+that has M2, M2 answers (§3.2). With --cell_retrieval_cells and a feature index of M1's training
+photos (--index, default the run's when `geoloc index` or --predict_store_features wrote it), each
+photo also gets the point of retrieval inside the top cells (``geoloc_tf.retrieval.cell_retrieval``);
+an export has neither M1's features nor the index, so that needs a run directory. Settings: ``geoloc_tf.inference.config.PredictFilesConfig``; the
 model, the photos and where to write are the tool's own options. A file that is not a readable
 image gets one `error:` line naming it; the others are still predicted, and the exit status is 1
 when any failed (2 for a usage or model error).
@@ -48,8 +52,56 @@ def define_model_inputs(flag_values: flags.FlagValues) -> None:
     require(flag_values, "model")
 
 
+def define_index_input(flag_values: flags.FlagValues, used_for: str) -> None:
+    """--index, as `geoloc predict` and `geoloc serve` take it (``index_path``)."""
+    flags.DEFINE_string(
+        "index",
+        None,
+        f"Feature index {used_for} (geoloc index writes one; default: the run's index of M1's "
+        "training photos if it exists; --index= (empty): none).",
+        flag_values=flag_values,
+    )
+
+
+def index_path(model: str, index: str | None) -> Path | None:
+    """The feature index `geoloc predict` and `geoloc serve` open: ``--index`` when given (empty:
+    none), else the run's index of M1's training photos when ``model`` is a run directory that has
+    one."""
+    from data_pipelines.splits import M1_TRAIN
+    from geoloc_tf.retrieval.feature_index import META_FILE
+    from geoloc_tf.run_layout import RunLayout
+
+    if index is not None:
+        return Path(index) if index else None
+    default = RunLayout(model).index_dir(M1_TRAIN)
+    return default if (default / META_FILE).is_file() else None
+
+
+def open_retrieval(config, engine: str, model: str, index: str | None, predictor):
+    """``predictor`` answering also by retrieval inside the top cells when
+    ``config.cell_retrieval_cells`` > 0 (``Predictor.with_retrieval``), else ``predictor``; one
+    clear line when there is no index to search."""
+    from experiments.commands import missing_files_are_user_errors
+    from experiments.errors import ConfigError
+    from geoloc_tf.retrieval.cell_retrieval import CellRetriever
+
+    cells = config.cell_retrieval_cells
+    if not cells:
+        return predictor
+    path = index_path(model, index)
+    if path is None:
+        raise ConfigError(
+            f"--cell_retrieval_cells={cells} needs a feature index of M1's training photos: "
+            "--index=DIR, or --model=RUN_DIR whose index/m1_train exists (geoloc index --model=RUN_DIR)"
+        )
+    with missing_files_are_user_errors():
+        retriever = CellRetriever.open(path, predictor.m1.mesh, config, engine)
+    return predictor.with_retrieval(retriever, engine)
+
+
 def _define_inputs(flag_values: flags.FlagValues) -> None:
     define_model_inputs(flag_values)
+    define_index_input(flag_values, "searched by retrieval inside the top cells (--cell_retrieval_cells)")
     flags.DEFINE_string(
         "posted_at",
         None,
@@ -83,6 +135,7 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, paths: list[str]) ->
     outdoor = None if inputs.outdoor is None else parse_outdoor(inputs.outdoor)
     files, missing, skipped = collect_image_paths(paths)
     predictor = Predictor.load(inputs.model, inputs.mesh, with_m2=posted_at is not None)
+    predictor = open_retrieval(config.cell_retrieval, config.engine, inputs.model, inputs.index, predictor)
     for line in missing:
         print(f"error: {line}", file=sys.stderr)
     if not files:

@@ -5,7 +5,9 @@
 
 ``GET /`` is a page for a browser: drop a photo, see the top cells, the 50 % and 90 % regions and
 the label point on a world map, and, with a feature index (``--index``, default the run's index of
-M1's training photos when `geoloc index` has built it), the nearest indexed photos.
+M1's training photos when `geoloc index` has built it), the nearest indexed photos; with
+--cell_retrieval_cells each answer also holds ``retrieval``, the point of retrieval inside the top
+cells in that index (``geoloc_tf.retrieval.cell_retrieval``; a run directory's M1 only).
 ``POST /predict`` with a photo (a raw body or a multipart upload, optional posting time, outdoor
 probability and k) answers the JSON record of `geoloc predict`; ``GET /healthz`` reports the model
 and the request counts; requests, answers and error statuses are described in
@@ -19,39 +21,23 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from pathlib import Path
 from typing import Any
 
 from absl import flags
 
 from experiments.commands import Command, missing_files_are_user_errors
-from experiments.commands.predict import define_model_inputs
+from experiments.commands.predict import define_index_input, define_model_inputs, index_path, open_retrieval
 from experiments.errors import ConfigError
 from geoloc_tf.inference.config import ServerConfig
 
 
 def _define_inputs(flag_values: flags.FlagValues) -> None:
     define_model_inputs(flag_values)
-    flags.DEFINE_string(
-        "index",
-        None,
-        "Feature index whose nearest photos the page shows (geoloc index writes one; default: "
-        "the run's index of M1's training photos if it exists; --index= (empty): none).",
-        flag_values=flag_values,
+    define_index_input(
+        flag_values,
+        "whose nearest photos the page shows, and that retrieval inside the top cells "
+        "(--cell_retrieval_cells) searches",
     )
-
-
-def index_path(model: str, index: str | None) -> Path | None:
-    """The feature index `geoloc serve` opens: ``--index`` when given (empty: none), else the run's
-    index of M1's training photos when ``model`` is a run directory that has one."""
-    from data_pipelines.splits import M1_TRAIN
-    from geoloc_tf.retrieval.feature_index import META_FILE
-    from geoloc_tf.run_layout import RunLayout
-
-    if index is not None:
-        return Path(index) if index else None
-    default = RunLayout(model).index_dir(M1_TRAIN)
-    return default if (default / META_FILE).is_file() else None
 
 
 #: Modules of the ``serve`` extra (setup.py).
@@ -74,7 +60,9 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int
     index = index_path(inputs.model, inputs.index)
     with missing_files_are_user_errors():
         nearest = None if index is None else NearestPhotos.open(index, config.engine)
-    serve(Predictor.load(inputs.model, inputs.mesh, with_m2=config.m2), config, nearest)
+    predictor = Predictor.load(inputs.model, inputs.mesh, with_m2=config.m2)
+    predictor = open_retrieval(config.cell_retrieval, config.engine, inputs.model, inputs.index, predictor)
+    serve(predictor, config, nearest)
     return 0
 
 

@@ -3,8 +3,10 @@ and plots (§3.1.3, Tables 3-7), from every model's stored predictions on the M2
 beyond the paper, GeoScore, country/region/sub-region/city accuracy (truth: the data set's admin
 columns where it has them), the rows on photographers absent from the training splits and on
 photos with no training photo within ``--evaluate_near_duplicate_km``, all under the configured
-Earth radius and threshold rule (``--evaluate_earth_radius_km``, ``--evaluate_threshold_rule``). The report says which Keras backend trained and predicted
-(``environment``).
+Earth radius and threshold rule (``--evaluate_earth_radius_km``, ``--evaluate_threshold_rule``),
+and two point predictors from M1's stored features: "M1 kNN" (``--evaluate_knn_k``) and "M1 Cell
+Retrieval", retrieval inside M1's top cells (``--evaluate_cell_retrieval_cells``). The report says
+which Keras backend trained and predicted (``environment``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from geoloc_tf.averaging import write_averaging_predictions
     from geoloc_tf.evaluation.report import ReportConfig, evaluate_run
     from geoloc_tf.evaluation.results import EvalConfig
+    from geoloc_tf.retrieval.cell_retrieval import CELL_RETRIEVAL_MODEL, write_cell_retrieval_predictions
     from geoloc_tf.retrieval.knn import KNN_MODEL, write_knn_predictions
     from geoloc_tf.run_layout import RunLayout
 
@@ -44,6 +47,15 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
         )
     else:
         layout.prediction_table(KNN_MODEL, M23_VAL).unlink(missing_ok=True)
+    # The "M1 Cell Retrieval" row (--evaluate_cell_retrieval_cells > 0): each photo put where its
+    # best-scoring M1 training photo inside M1's top cells lies; the photos that fell back to the
+    # top cell's label point are logged and flagged in the table.
+    if evaluate.cell_retrieval.cell_retrieval_cells:
+        write_cell_retrieval_predictions(
+            layout, M23_VAL, evaluate.cell_retrieval, index_split=M1_TRAIN, engine=evaluate.knn_engine
+        )
+    else:
+        layout.prediction_table(CELL_RETRIEVAL_MODEL, M23_VAL).unlink(missing_ok=True)
     # The data set gives the admin columns and the training photographers and locations; a run whose
     # data set was deleted after prediction (the TFRecords are large) is evaluated without them.
     data_dir = layout.data_dir if (layout.data_dir / SUMMARY_FILE).exists() else None

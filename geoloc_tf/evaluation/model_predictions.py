@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from geoloc_tf.errors import EvaluationError
-from geoloc_tf.prediction_tables import POINT_COLUMNS, read_arrow
+from geoloc_tf.prediction_tables import FALLBACK_COLUMN, POINT_COLUMNS, read_arrow
 
 #: Columns the evaluation reads.
 COLUMNS: tuple[str, ...] = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob", "top_ids")
@@ -30,6 +31,7 @@ COLUMNS: tuple[str, ...] = ("photo_id", "user_hash", "posted_at", "lat", "lon", 
 MODEL_NAMES: dict[str, str] = {
     "m1": "Inception (M1)",
     "m1_knn": "M1 kNN",
+    "m1_cell_retrieval": "M1 Cell Retrieval",
     "m2": "Time Inputs (M2)",
     "user_averaging": "User Averaging",
     "user_avg": "User Averaging",
@@ -54,6 +56,7 @@ class ModelPredictions:
     source: str = ""
     pred_lat: NDArray[np.float64] | None = None  # point tables only: the predicted place
     pred_lon: NDArray[np.float64] | None = None
+    fallback: NDArray[np.bool_] | None = None  # point tables with FALLBACK_COLUMN: a fallback point
 
     def __len__(self) -> int:
         return int(self.cell.size)
@@ -101,6 +104,10 @@ def read_prediction_table(path: str | os.PathLike, model: str) -> ModelPredictio
         return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=dtype)
 
     cell = np.full(table.num_rows, -1, np.int64) if point else _first_ids(table.column("top_ids"))
+    fallback = None
+    if point and FALLBACK_COLUMN in pq.read_schema(path).names:
+        flags = read_arrow(path, [FALLBACK_COLUMN]).column(FALLBACK_COLUMN)
+        fallback = np.asarray(flags.to_numpy(zero_copy_only=False), dtype=bool)
     return ModelPredictions(
         model=model,
         photo_id=col("photo_id", object),
@@ -113,6 +120,7 @@ def read_prediction_table(path: str | os.PathLike, model: str) -> ModelPredictio
         source=path,
         pred_lat=col("pred_lat", np.float64) if point else None,
         pred_lon=col("pred_lon", np.float64) if point else None,
+        fallback=fallback,
     )
 
 

@@ -139,6 +139,15 @@ def render_markdown(results: dict[str, Any], tables: list[Table], figures: dict[
             f"{r['num_in_dropped_cells']:,} | {r['num_without_prediction']:,} |"
         )
     lines.append("")
+    for r in results["models"].values():
+        if r.get("num_fallback") is not None:
+            share = r["num_fallback"] / max(r["num_photos"], 1)
+            lines += [
+                f"{r['display_name']}: {r['num_fallback']:,} of {r['num_photos']:,} photos "
+                f"({share:.1%}) had no retrieved photo in the top cells and got the top cell's "
+                "label point (fallback).",
+                "",
+            ]
     lines += [convention_line(results), ""]
     for t in tables:
         lines.append(t.to_markdown())

@@ -89,6 +89,7 @@ DEFAULT_WILCOXON_PAIRS: tuple[tuple[str, str], ...] = (
     ("m1", "album_averaging"),
     ("m1", "album_avg"),
     ("m1", "m1_knn"),
+    ("m1", "m1_cell_retrieval"),
 )
 
 
@@ -227,6 +228,9 @@ def evaluate_predictions(
                 "num_without_prediction": int(
                     np.isnan(pred.pred_lat).sum() if pred.pred_lat is not None else (pred.cell < 0).sum()
                 ),
+                # Photos whose point is a fallback (retrieval inside the top cells that found no
+                # photo there: the top cell's label point); None for a table without the flag.
+                "num_fallback": None if pred.fallback is None else int(pred.fallback.sum()),
                 "by_label_point": {lp: summarize(d, pred.user_hash, config) for lp, d in by_point.items()},
                 "outdoor": {
                     "probability_source": prob_source,

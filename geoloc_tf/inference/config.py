@@ -9,9 +9,19 @@ import dataclasses
 
 from data_pipelines.config import FILES_MAX_PIXELS, SERVE_MAX_PIXELS, max_pixels_setting
 from geoloc_tf.inference.formats import FORMATS
-from geoloc_tf.retrieval.config import engine_setting
+from geoloc_tf.retrieval.config import CellRetrievalConfig, engine_setting
 from mesh.progress import MODES, PROGRESS_EVERY_S
-from mesh.settings import check_settings, setting
+from mesh.settings import check_settings, nested, setting
+
+
+def _cell_retrieval():
+    """Retrieval inside the top cells in both commands: one declaration, two config classes."""
+    return nested(
+        CellRetrievalConfig,
+        "Beyond the paper: each photo also gets the point found by retrieval inside the top cells "
+        "(geoloc_tf.retrieval.cell_retrieval), from the feature index of --index (a run "
+        "directory's index of M1's training photos by default); needs a run directory's M1.",
+    )
 
 
 def _cells_per_answer():
@@ -38,6 +48,8 @@ class PredictFilesConfig:
         choices=MODES,
         affects_outputs=False,
     )
+    engine: str = engine_setting()  # how retrieval inside the top cells searches --index
+    cell_retrieval: CellRetrievalConfig = _cell_retrieval()
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -105,7 +117,8 @@ class ServerConfig:
     m2: bool = setting(
         True, "Answer with the run's M2 when a request gives a posting time (--nom2: always M1)."
     )
-    engine: str = engine_setting()  # how the page's nearest indexed photos are found (--index)
+    engine: str = engine_setting()  # how --index is searched: neighbours, retrieval in the top cells
+    cell_retrieval: CellRetrievalConfig = _cell_retrieval()
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -5,6 +5,10 @@ million photos is printed as it is predicted, and the result of each still parse
 JSON is an array of the records of ``Predictor`` (``predictor.Predictions.record``), GeoJSON a
 FeatureCollection with one Point per photo at its top cell's label point (RFC 7946: [lon, lat]),
 CSV one row per photo with the mass sets' sizes and areas (their cell lists are in JSON/GeoJSON).
+With retrieval inside the top cells (``--cell_retrieval_cells``) each record holds ``retrieval``
+(its point and whether it fell back to the top cell's label point): a line of the table, three
+more CSV columns (``RETRIEVAL_COLUMNS``), a property of the GeoJSON feature, whose point stays the
+top cell's label point.
 """
 
 from __future__ import annotations
@@ -32,21 +36,26 @@ CSV_COLUMNS: tuple[str, ...] = (
     "mass90_area_km2",
 )
 
+#: CSV columns added when the records hold retrieval inside the top cells.
+RETRIEVAL_COLUMNS: tuple[str, ...] = ("retrieval_lat", "retrieval_lon", "retrieval_fallback")
+
 
 class StreamWriter:
-    """Text of one output format: ``header()``, ``record(r)`` per photo, ``footer()``."""
+    """Text of one output format: ``header()``, ``record(r)`` per photo, ``footer()``.
+    ``retrieval``: the records hold retrieval inside the top cells (CSV: ``RETRIEVAL_COLUMNS``)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, retrieval: bool = False):
         if name not in FORMATS:
             raise ValueError(f"format={name!r}: expected one of {FORMATS}")
         self.name = name
+        self.retrieval = retrieval
         self._count = 0
 
     def header(self) -> str:
         return {
             "table": "",
             "json": "[",
-            "csv": _csv_line(CSV_COLUMNS),
+            "csv": _csv_line(CSV_COLUMNS + (RETRIEVAL_COLUMNS if self.retrieval else ())),
             "geojson": '{"type": "FeatureCollection", "features": [',
         }[self.name]
 
@@ -56,7 +65,7 @@ class StreamWriter:
         if self.name == "table":
             return ("" if first else "\n") + table_text(record)
         if self.name == "csv":
-            return _csv_line(csv_row(record))
+            return _csv_line(csv_row(record) + (retrieval_csv(record) if self.retrieval else []))
         body = json.dumps(record if self.name == "json" else geojson_feature(record))
         return ("\n" if first else ",\n") + body
 
@@ -95,7 +104,26 @@ def table_text(record: dict[str, Any]) -> str:
                 f"{level} {entry['num_cells']} cells ({100 * entry['probability']:.1f} %)"
                 f", {entry['area_km2']:,.0f} km2"
             )
+    retrieval = record.get("retrieval")
+    if retrieval is not None:
+        how = (
+            "no indexed photo of those cells among the nearest: the top cell's label point"
+            if retrieval["fallback"]
+            else f"an indexed photo, cosine similarity {retrieval['similarity']:.3f}"
+        )
+        lines.append(
+            f"  retrieval inside the top {retrieval['cells']} cells: {retrieval['lat']:.4f}, "
+            f"{retrieval['lon']:.4f} ({how})"
+        )
     return "\n".join(lines) + "\n"
+
+
+def retrieval_csv(record: dict[str, Any]) -> list[Any]:
+    """The RETRIEVAL_COLUMNS of one photo (empty when the record has no retrieval)."""
+    retrieval = record.get("retrieval")
+    if retrieval is None:
+        return ["", "", ""]
+    return [f"{retrieval['lat']:.6f}", f"{retrieval['lon']:.6f}", int(retrieval["fallback"])]
 
 
 def csv_row(record: dict[str, Any]) -> list[Any]:

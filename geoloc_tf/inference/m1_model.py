@@ -194,6 +194,11 @@ class M1Model:
         for an exported M1."""
         return self.num_cells if self.export_top_k is None else self.export_top_k
 
+    @property
+    def has_features(self) -> bool:
+        """Whether this M1 gives its penultimate features (a run directory's; not an export's)."""
+        return self._forward is not None
+
     # ------------------------------------------------------------------ inference
     def probabilities_and_features(self, images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities float32 [n, num_cells], features float32 [n, d]) in one forward pass."""

@@ -7,12 +7,16 @@ softmax replaces M1's for that photo; the output names the model that answered (
 probability, 0.5 ("can't tell", as in training) when none is given.
 
 Each photo gets its top-k cells with their label points (the imagery centroids, §3.1.2, as in the
-export) and the probability-mass sets of ``geoloc_tf.inference.mass`` with their areas.
-``Predictor`` is shared by `geoloc predict` and `geoloc serve`.
+export) and the probability-mass sets of ``geoloc_tf.inference.mass`` with their areas. With a
+feature index of M1's training photos (``Predictor.with_retrieval``, ``--cell_retrieval_cells``),
+each photo also gets ``retrieval``: the point found by retrieval inside the answering model's top
+cells (``geoloc_tf.retrieval.cell_retrieval``), beside the top cell's label point, and whether it
+fell back to that label point. ``Predictor`` is shared by `geoloc predict` and `geoloc serve`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from pathlib import Path
@@ -28,6 +32,7 @@ from geoloc_tf.run_layout import RunLayout
 
 if TYPE_CHECKING:
     from geoloc_tf.m2.task import TrainedM2
+    from geoloc_tf.retrieval.cell_retrieval import CellRetriever, Retrieved
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,6 +99,8 @@ class Predictions:
     cells_known: int  # cells with a known probability (all, or an export's top-k)
     known_mass: np.ndarray  # float [n]: probability those cells hold (1 for the full softmax)
     features: np.ndarray | None = None  # float [n, d] M1's penultimate features, when asked
+    retrieval: "Retrieved | None" = None  # retrieval inside the top cells, when the predictor has it
+    retrieval_cells: int = 0  # top cells it searched
 
     def __len__(self) -> int:
         return len(self.model)
@@ -134,7 +141,7 @@ class Predictions:
                 )
             sets.append(entry)
         posted = self.posted_at[row]
-        return {
+        record = {
             "file": name,
             "model": str(self.model[row]),
             "posted_at": None if posted is None else values.format_posted_at(posted),
@@ -142,6 +149,25 @@ class Predictions:
             "lon": top[0]["lon"],
             "top_k": top,
             "mass_sets": sets,
+        }
+        if self.retrieval is not None:
+            record["retrieval"] = self.retrieval_record(row)
+        return record
+
+    def retrieval_record(self, row: int) -> dict[str, Any]:
+        """Retrieval inside the top cells for photo ``row``: the point, the cosine similarity and
+        score of the retrieved training photo (never its id: `geoloc serve` answers strangers),
+        and ``fallback`` (no neighbour in the top cells: the top cell's label point)."""
+        r = self.retrieval
+        assert r is not None
+        fallback = bool(r.fallback[row])
+        return {
+            "lat": float(r.lat[row]),
+            "lon": float(r.lon[row]),
+            "cells": self.retrieval_cells,
+            "fallback": fallback,
+            "similarity": None if fallback else float(r.similarity[row]),
+            "score": None if fallback else float(r.score[row]),
         }
 
 
@@ -158,6 +184,7 @@ class Predictor:
         self.m2 = m2
         self.cell_areas_km2 = m1.mesh.cell_areas_km2
         self.m2_uses_outdoor = m2 is not None and m2.uses_outdoor
+        self.retriever: "CellRetriever | None" = None
 
     @classmethod
     def load(
@@ -178,6 +205,27 @@ class Predictor:
                     f"{m1.num_cells}; expected both from the same run"
                 )
         return cls(m1, m2)
+
+    def with_retrieval(self, retriever: "CellRetriever | None", engine: str = "auto") -> "Predictor":
+        """This predictor answering also by retrieval inside the top cells (``retriever``: a
+        feature index of M1's training photos); itself when ``retriever`` is None. It needs M1's
+        penultimate features, which only a run directory's M1 gives: an export (SavedModel, LiteRT,
+        ONNX) holds neither them nor the index (``geoloc_tf.m1.export``). The index must be of
+        this M1 (one probe forward pass checks the features' width)."""
+        if retriever is None:
+            return self
+        if not self.m1.has_features:
+            raise errors.InferenceError(
+                f"--cell_retrieval_cells={retriever.config.cell_retrieval_cells}: {self.m1.path} is "
+                "an export, which has no penultimate features for retrieval; use --model=RUN_DIR "
+                "(the run directory with m1/m1.keras and its feature index)"
+            )
+        from geoloc_tf.inference.neighbours import NearestPhotos
+
+        NearestPhotos(retriever.index, engine).check_model(self)
+        answering = copy.copy(self)
+        answering.retriever = retriever
+        return answering
 
     @property
     def has_m2(self) -> bool:
@@ -203,7 +251,7 @@ class Predictor:
         model = np.full(n, "m1", dtype=object)
         full = self.m1.max_top_k >= self.m1.num_cells
         features = None
-        if with_features:
+        if with_features or self.retriever is not None:
             probabilities, features = self.m1.probabilities_and_features(images)
         if full:  # a run directory, or an export of every cell
             if features is None:
@@ -224,6 +272,10 @@ class Predictor:
         sorted_probs = mass.sorted_probs
         k = min(int(top_k), mass.order.shape[1])
         top_ids = mass.order[:, :k]
+        retrieval, cells = None, 0
+        if self.retriever is not None:
+            cells = min(self.retriever.config.cell_retrieval_cells, mass.order.shape[1])
+            retrieval = self.retriever.retrieve(features, mass.order[:, :cells], sorted_probs[:, :cells])
         return Predictions(
             model=model,
             top_ids=top_ids,
@@ -233,7 +285,9 @@ class Predictor:
             posted_at=times,
             cells_known=mass.order.shape[1],
             known_mass=sorted_probs.sum(axis=1, dtype=np.float64),
-            features=features,
+            features=features if with_features else None,
+            retrieval=retrieval,
+            retrieval_cells=cells,
         )
 
     @staticmethod

@@ -4,7 +4,9 @@ command line is ``experiments.commands.predict``; settings: ``config.PredictFile
 For each photo: the top-k mesh cells with probability and label point (imagery centroid, §3.1.2),
 and the smallest sets of cells holding 50 % and 90 % of the probability with their area in km2.
 With a posting time and a run that has M2, M2 answers (§3.2: M1's top-10 cells + posting time);
-the output names the model. Directories are searched recursively for .jpg/.jpeg/.png/.gif/.bmp
+the output names the model. With a feature index and --cell_retrieval_cells, each photo also gets
+the point of retrieval inside the top cells (``photo_predictor.Predictor.with_retrieval``); how many
+photos fell back to the top cell's label point is said at the end. Directories are searched recursively for .jpg/.jpeg/.png/.gif/.bmp
 files, predicted in batches while the next files are read. A file that is not a readable image gets
 one error line naming it; the others are still predicted.
 """
@@ -109,7 +111,9 @@ def predict_files(
     their answers."""
     err = sys.stderr if err is None else err
     top_k, batch_size = config.top_k, config.batch_size
-    writer = StreamWriter(config.format)
+    retrieval = getattr(predictor, "retriever", None) is not None
+    writer = StreamWriter(config.format, retrieval=retrieval)
+    fallbacks = 0
     out.write(writer.header())
     maps = dict(zip(files, map_paths(map_path, files))) if map_path else {}
     polygons = None
@@ -129,7 +133,7 @@ def predict_files(
         err.flush()
 
     def flush() -> None:
-        nonlocal done, polygons
+        nonlocal done, polygons, fallbacks
         if not batch:
             return
         outcomes, _ = predict_each(answer, batch)
@@ -140,6 +144,7 @@ def predict_files(
                 continue
             predictions, row = outcome
             record = predictions.record(row, str(path))
+            fallbacks += bool(retrieval and record["retrieval"]["fallback"])
             out.write(writer.record(record))
             if maps:
                 polygons = _draw_map(predictor, predictions, row, record, maps[path], polygons)
@@ -162,6 +167,12 @@ def predict_files(
     flush()
     out.write(writer.footer())
     tick()
+    if fallbacks:  # counted, never silent: these photos' retrieval point is M1's own
+        err.write(
+            f"note: {fallbacks} of {done} photos had no indexed photo of their top cells among "
+            "the nearest and got the top cell's label point as retrieval point (fallback: true; "
+            "raise --cell_retrieval_neighbours or --cell_retrieval_cells)\n"
+        )
     return done, failed
 
 

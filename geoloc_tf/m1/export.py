@@ -17,6 +17,15 @@ A second endpoint, ``serve_pixels``, takes what M1's LiteRT and ONNX files take
 (``geoloc_tf.m1.portable``): uint8 pixels (B, S, S, 3) at M1's input side S, already decoded,
 cropped and resized by ``preprocessing.eval_pixels_batch``; it returns the same four outputs. The
 export stage checks those files against it on the same pixels.
+
+**Retrieval is not in the export.** Retrieval inside the top cells (``geoloc_tf.retrieval.
+cell_retrieval``) and the nearest indexed photos need M1's penultimate features and the feature
+index of M1's training photos (``RUN_DIR/index/m1_train``: gigabytes of features, a FAISS index,
+a photo table). Neither belongs in a SavedModel: the index is data that grows with the training set
+and is searched by numpy or FAISS outside the graph, and the signatures return cells only, not
+features. `geoloc predict` and `geoloc serve` therefore answer with retrieval
+(``--cell_retrieval_cells``) only from a run directory (``--model=RUN_DIR``, which has m1/m1.keras
+and, by default, its index); given an export they refuse the setting with one line saying so.
 """
 
 from __future__ import annotations

@@ -103,6 +103,45 @@ class AnnConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CellRetrievalConfig:
+    """Retrieval inside M1's top cells (``geoloc_tf.retrieval.cell_retrieval``): the predicted point
+    is the location of the best-scoring indexed (training) photo among the query's nearest
+    neighbours that lie in one of M1's top cells. Declared once, nested in the runner's evaluate
+    section and in `geoloc predict` and `geoloc serve`."""
+
+    cell_retrieval_cells: int = setting(
+        0,
+        "Beyond the paper: also predict a point by retrieval inside M1's top cells (Vo, Jacobs and "
+        "Hays 2017; Kordopatis-Zilos et al. 2021 search within the predicted cell): the location "
+        "of the training photo j among the query's nearest neighbours in M1's feature space, lying "
+        "in one of M1's this many most probable cells, with the best log p(cell_j) + "
+        "cosine(query, j) / --cell_retrieval_temperature; the top cell's label point when none "
+        "does (counted). Needs M1's features of the training photos (a feature index). 0: off "
+        "(the paper). At most the top cells M1's predictions store.",
+        minimum=0,
+    )
+    cell_retrieval_neighbours: int = setting(
+        100,
+        "Nearest training photos in M1's feature space (L2, the feature index's search) among "
+        "which retrieval inside the top cells looks for photos of those cells; more: fewer "
+        "queries fall back to the top cell's label point, slower (our choice).",
+        minimum=1,
+    )
+    cell_retrieval_temperature: float = setting(
+        0.1,
+        "Temperature of the cosine similarity in retrieval inside the top cells: small, the most "
+        "similar photo of any top cell wins; large, the most probable cell decides and "
+        "similarity picks the photo inside it (our choice; with --cell_retrieval_cells=1 it does "
+        "not matter).",
+        minimum=0.0,
+        min_exclusive=True,
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclasses.dataclass(frozen=True)
 class IndexConfig:
     """Which photos of a run `geoloc index` stores M1's features of, and how fast."""
 

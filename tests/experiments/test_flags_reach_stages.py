@@ -40,6 +40,10 @@ COMPANIONS = {
     "predict_store_features": ("--evaluate_knn_k=0",),
     # The kNN row's settings reach write_knn_predictions only when the row is on.
     "evaluate_knn_engine": ("--evaluate_knn_k=5", "--predict_store_features"),
+    # Retrieval inside the top cells reads the features; its settings reach the library when it is on.
+    "evaluate_cell_retrieval_cells": ("--predict_store_features",),
+    "evaluate_cell_retrieval_neighbours": ("--evaluate_cell_retrieval_cells=1", "--predict_store_features"),
+    "evaluate_cell_retrieval_temperature": ("--evaluate_cell_retrieval_cells=1", "--predict_store_features"),
 }
 
 
@@ -109,6 +113,7 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
     import geoloc_tf.m1.training
     import geoloc_tf.m2.task
     import geoloc_tf.m3.task
+    import geoloc_tf.retrieval.cell_retrieval
     import geoloc_tf.retrieval.knn
     import mesh
     import mesh.build
@@ -144,6 +149,12 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
                 knn_k=k, knn_bandwidth_km=bandwidth_km, knn_engine=engine
             ),
         )
+        retrieval = {}
+        monkeypatch.setattr(
+            geoloc_tf.retrieval.cell_retrieval,
+            "write_cell_retrieval_predictions",
+            lambda layout, split, settings, **_: retrieval.update(flat_values(settings)),
+        )
         monkeypatch.setattr(geoloc_tf.evaluation.report, "evaluate_run", recorder)
         with pytest.raises(Recorded) as got:
             STAGE_BY_NAME["evaluate"].run(config, run_dir)
@@ -160,6 +171,10 @@ def settings_received(section: str, config: RunConfig, run_dir: Path, monkeypatc
             "knn_k": knn.get("knn_k", 0),
             "knn_bandwidth_km": knn.get("knn_bandwidth_km", config.evaluate.knn_bandwidth_km),
             "knn_engine": knn.get("knn_engine"),
+            **{
+                name: retrieval.get(name, 0 if name == "cell_retrieval_cells" else value)
+                for name, value in flat_values(config.evaluate.cell_retrieval).items()
+            },
         }
     module, name, extract = patches[section]
     monkeypatch.setattr(module, name, recorder)

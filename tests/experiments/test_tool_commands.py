@@ -8,6 +8,7 @@ the command decides (flags -> config), the library's own behaviour is tested in 
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,10 @@ PREDICT = {
     "batch_size": ("7", 7),
     "max_pixels": ("1000", 1000),
     "progress": ("off", "off"),
+    "engine": ("exact", "exact"),
+    "cell_retrieval_cells": ("2", 2),
+    "cell_retrieval_neighbours": ("7", 7),
+    "cell_retrieval_temperature": ("0.5", 0.5),
 }
 SERVE = {
     "host": ("0.0.0.0", "0.0.0.0"),
@@ -55,6 +60,9 @@ SERVE = {
     "shutdown_timeout_s": ("7", 7),
     "m2": ("false", False),
     "engine": ("exact", "exact"),
+    "cell_retrieval_cells": ("3", 3),
+    "cell_retrieval_neighbours": ("9", 9),
+    "cell_retrieval_temperature": ("0.25", 0.25),
 }
 ANN = {
     "engine": ("faiss", "faiss"),
@@ -118,6 +126,21 @@ def test_the_tables_cover_every_setting_option_of_the_tool(command, values):
 class FakePredictor:
     has_m2 = False
     m2_uses_outdoor = False
+    m1 = types.SimpleNamespace(mesh=None)  # CellRetriever.open is replaced: no mesh needed
+    retriever = None
+
+    def with_retrieval(self, retriever, engine):
+        answering = FakePredictor()
+        answering.retriever = (retriever, engine)
+        return answering
+
+
+def record_retriever(monkeypatch, seen: dict) -> None:
+    """CellRetriever.open replaced by a recorder of the index, settings and engine it gets."""
+    monkeypatch.setattr(
+        "geoloc_tf.retrieval.cell_retrieval.CellRetriever.open",
+        lambda path, mesh, config, engine: ("retriever", path, config, engine),
+    )
 
 
 def test_every_predict_option_reaches_the_config_predict_files_gets(tmp_path, monkeypatch, capsys):
@@ -129,14 +152,21 @@ def test_every_predict_option_reaches_the_config_predict_files_gets(tmp_path, mo
     )
 
     def record(predictor, files, out, config, *rest):
-        seen.update(files=files, config=config)
+        seen.update(files=files, config=config, retriever=predictor.retriever)
         return len(files), 0
 
     monkeypatch.setattr("geoloc_tf.inference.predict_files.predict_files", record)
-    assert geoloc(["predict", str(photo), f"--model={tmp_path}", *options(PREDICT)]) == 0
-    assert seen == {"files": [photo], "config": PredictFilesConfig(**expected(PREDICT))}
+    record_retriever(monkeypatch, seen)
+    index = tmp_path / "features"
+    FeatureIndex.write(index, np.zeros((2, 4)), ["a", "b"], [0.0, 1.0], [0.0, 1.0])
+    args = ["predict", str(photo), f"--model={tmp_path}", f"--index={index}", *options(PREDICT)]
+    assert geoloc(args) == 0
+    config = from_flat(PredictFilesConfig, expected(PREDICT))
+    retriever = seen.pop("retriever")
+    assert seen == {"files": [photo], "config": config}
+    assert retriever == (("retriever", index, config.cell_retrieval, "exact"), "exact")
     assert geoloc(["predict", str(photo), f"--model={tmp_path}"]) == 0
-    assert seen["config"] == PredictFilesConfig()
+    assert seen["config"] == PredictFilesConfig() and seen["retriever"] is None
 
 
 def test_every_serve_option_reaches_the_config_the_server_gets(tmp_path, monkeypatch):
@@ -147,14 +177,19 @@ def test_every_serve_option_reaches_the_config_the_server_gets(tmp_path, monkeyp
     )
     monkeypatch.setattr(
         "geoloc_tf.inference.server.serve",
-        lambda predictor, config, nearest: seen.update(config=config, nearest=nearest),
+        lambda predictor, config, nearest: seen.update(
+            config=config, nearest=nearest, retriever=predictor.retriever
+        ),
     )
+    record_retriever(monkeypatch, seen)
     index = tmp_path / "features"
     FeatureIndex.write(index, np.zeros((2, 4)), ["a", "b"], [0.0, 1.0], [0.0, 1.0])
     assert geoloc(["serve", f"--model={tmp_path}", f"--index={index}", *options(SERVE)]) == 0
-    nearest = seen.pop("nearest")
-    assert seen == {"with_m2": False, "config": ServerConfig(**expected(SERVE))}
+    nearest, retriever = seen.pop("nearest"), seen.pop("retriever")
+    config = from_flat(ServerConfig, expected(SERVE))
+    assert seen == {"with_m2": False, "config": config}
     assert (nearest.index.root, len(nearest.index), nearest.engine) == (index, 2, "exact")
+    assert retriever == (("retriever", index, config.cell_retrieval, "exact"), "exact")
     assert geoloc(["serve", f"--model={tmp_path}"]) == 0
     assert seen["config"].host == "127.0.0.1" and seen["with_m2"] is True  # loopback by default
     assert seen["nearest"] is None  # the run has no index/m1_train

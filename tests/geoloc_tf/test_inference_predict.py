@@ -244,3 +244,73 @@ def test_progress_lines_of_a_folder_off_a_terminal(run, photos, capsys, caplog, 
     caplog.clear()
     assert geoloc([*args, "--progress=off"]) == 1
     assert not [r for r in caplog.records if r.name == "mesh.progress"]
+
+
+# ------------------------------------------------------------ retrieval inside the top cells
+@pytest.fixture(scope="module")
+def retrieval_index(run, photos, tmp_path_factory):
+    """A feature index of two photos made from one.jpg's M1 features: row 0 the same features, in
+    cell 7 (M1's second cell); row 1 the same with the second half zeroed, in cell 3 (M1's top)."""
+    from geoloc_tf.inference.m1_model import M1Model, read_image_bytes
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
+
+    m1 = M1Model.load(run)
+    query = m1.features([read_image_bytes(photos["jpg"])])[0]
+    other = query.copy()
+    other[len(other) // 2 :] = 0.0
+    points = m1.mesh.cell_centroids[[7, 3]]
+    assert m1.mesh.locate(points[:, 0], points[:, 1]).tolist() == [7, 3]
+    path = tmp_path_factory.mktemp("retrieval") / "m1_train"
+    FeatureIndex.write(path, np.stack([query, other]), ["same", "half"], points[:, 0], points[:, 1])
+    cosine = float(other @ query / np.linalg.norm(other) / np.linalg.norm(query))
+    return path, points, cosine
+
+
+def test_predict_with_retrieval_inside_the_top_cells(run, photos, retrieval_index, capsys):
+    from mesh import Mesh
+
+    path, points, cosine = retrieval_index
+    assert cosine < 0.999  # the half-zeroed features are less similar than the identical ones
+    base = ["predict", str(photos["jpg"]), f"--model={run}", f"--index={path}", "--format=json"]
+    assert geoloc([*base, "--cell_retrieval_cells=1", "--engine=exact"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    # Only cell 3 is searched: the photo there, although the identical one (in cell 7) is nearer.
+    retrieval = record["retrieval"]
+    assert (retrieval["lat"], retrieval["lon"]) == tuple(points[1]) and not retrieval["fallback"]
+    assert retrieval["cells"] == 1 and retrieval["similarity"] == pytest.approx(cosine, abs=1e-5)
+    assert retrieval["score"] == pytest.approx(np.log(0.4) + cosine / 0.1, abs=1e-4)
+    assert (record["lat"], record["lon"]) == tuple(Mesh.load(run / "mesh").imagery_centroids[3])
+    # Cells 3 and 7 searched at temperature 0.01: log 0.3 + 1 / 0.01 against log 0.4 + cos / 0.01.
+    assert geoloc([*base, "--cell_retrieval_cells=2", "--cell_retrieval_temperature=0.01"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    winner = 0 if np.log(0.3) + 100.0 > np.log(0.4) + 100.0 * cosine else 1
+    assert (record["retrieval"]["lat"], record["retrieval"]["lon"]) == tuple(points[winner])
+    # Without the setting there is no retrieval field.
+    assert geoloc(base) == 0
+    assert "retrieval" not in json.loads(capsys.readouterr().out)[0]
+
+
+def test_predict_retrieval_fallback_is_flagged_and_counted(run, photos, retrieval_index, capsys):
+    from mesh import Mesh
+
+    path, _, _ = retrieval_index
+    args = ["--cell_retrieval_cells=1", "--cell_retrieval_neighbours=1", "--format=csv"]
+    assert geoloc(["predict", str(photos["jpg"]), f"--model={run}", f"--index={path}", *args]) == 0
+    captured = capsys.readouterr()
+    header, row = list(csv.reader(io.StringIO(captured.out)))
+    assert header[-3:] == ["retrieval_lat", "retrieval_lon", "retrieval_fallback"]
+    # The one neighbour (the identical features) lies in cell 7: the top cell's label point.
+    centroid = Mesh.load(run / "mesh").imagery_centroids[3]
+    assert [float(row[-3]), float(row[-2]), row[-1]] == pytest.approx([centroid[0], centroid[1], "1"])
+    assert "note: 1 of 1 photos had no indexed photo of their top cells" in captured.err
+
+
+def test_predict_retrieval_needs_an_index_and_a_run_directory(run, photos, retrieval_index, capsys):
+    path, _, _ = retrieval_index
+    photo = str(photos["jpg"])
+    assert geoloc(["predict", photo, f"--model={run}", "--cell_retrieval_cells=1"]) == 2
+    assert "--cell_retrieval_cells=1 needs a feature index" in capsys.readouterr().err
+    export = f"--model={run / 'export' / 'm1'}"
+    assert geoloc(["predict", photo, export, f"--index={path}", "--cell_retrieval_cells=1"]) == 2
+    err = capsys.readouterr().err
+    assert "is an export, which has no penultimate features" in err and len(err.strip().splitlines()) == 1

@@ -240,6 +240,38 @@ def test_serve_finds_the_runs_index_unless_told_otherwise(tmp_path):
     assert index_path(str(tmp_path), "/elsewhere") == Path("/elsewhere")
 
 
+def test_serve_answers_with_retrieval_inside_the_top_cells(predictor, tmp_path):
+    """The index: a photo's own features in cell 7 (M1's second cell) and half of them in cell 3
+    (its top cell); with one top cell searched the answer's retrieval point is the cell-3 photo's,
+    without its id; the shared predictor is left without retrieval."""
+    from geoloc_tf.inference.server import stop_server
+    from geoloc_tf.retrieval.cell_retrieval import CellRetriever
+    from geoloc_tf.retrieval.config import CellRetrievalConfig
+    from geoloc_tf.retrieval.feature_index import FeatureIndex
+
+    photo = jpeg(64, 64, 300)
+    query = predictor.m1.features([photo])[0]
+    half = np.where(np.arange(len(query)) < len(query) // 2, query, 0.0)
+    points = predictor.m1.mesh.cell_centroids[[7, 3]]
+    FeatureIndex.write(tmp_path / "index", np.stack([query, half]), ["p7", "p3"], points[:, 0], points[:, 1])
+    config = CellRetrievalConfig(cell_retrieval_cells=1)
+    retriever = CellRetriever.open(tmp_path / "index", predictor.m1.mesh, config, "exact")
+    answering = predictor.with_retrieval(retriever, "exact")
+    assert predictor.retriever is None and answering.retriever is retriever
+    running = _start(answering)
+    try:
+        status, record = predict(running, photo)
+    finally:
+        stop_server(running)
+    assert status == 200 and [t["cell"] for t in record["top_k"]] == [3, 7, 1]
+    retrieval = record["retrieval"]
+    assert (retrieval["lat"], retrieval["lon"]) == pytest.approx(tuple(points[1]))
+    assert retrieval["fallback"] is False and retrieval["cells"] == 1
+    cosine = half @ query / np.linalg.norm(half) / np.linalg.norm(query)
+    assert retrieval["similarity"] == pytest.approx(cosine, abs=1e-5)
+    assert "p3" not in json.dumps(record)
+
+
 # ---------------------------------------------------------------------- in a real browser
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
