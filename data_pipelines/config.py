@@ -279,6 +279,10 @@ class InputConfig:
     # Photos in cells the mesh dropped (label -1) leave training (§3.1.1); evaluation keeps them.
     drop_unlabeled: bool | None = None  # None: same as `training`.
     with_metadata: bool = False  # Add photo_id, user_hash, posted_at, lat, lon to the features.
+    # The label of each example is {"cell": int32, "lat": float32, "lon": float32 (degrees, the
+    # photo's true location)} instead of the bare int32 cell: M1's haversine label smoothing
+    # (PIGEON, Haas et al. 2024; `M1Config.label_smoothing_km`) builds its target from it.
+    with_location: bool = False
     drop_remainder: bool | None = None  # None: same as `training`.
     # Training only: the host only decodes the random crops and packs them back to back into one
     # flat uint8 buffer per batch (crops larger than `device_crop_side`, 0: the data set's

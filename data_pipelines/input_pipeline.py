@@ -36,7 +36,7 @@ from data_pipelines.config import InputConfig
 from data_pipelines.curriculum import records_with_copies
 from data_pipelines.dataset import WrittenDataset
 from data_pipelines.device_augment import device_crop_side, pack_crops
-from data_pipelines.parsing import model_features, parse
+from data_pipelines.parsing import LOCATION_FEATURES, model_features, model_label, parse
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -52,7 +52,8 @@ def make_dataset(
     input_context: tf.distribute.InputContext | None = None,
     shards: list[int] | None = None,
 ) -> tf.data.Dataset:
-    """One epoch of ``split`` as batches of ``(image, label)`` (or ``(features, label)``).
+    """One epoch of ``split`` as batches of ``(image, label)`` (or ``(features, label)``; the label
+    a dict of the cell and the photo's lat/lon with ``config.with_location``).
 
     ``labels_by_shard``: from ``labels.shard_labels`` (None: label -1 everywhere, e.g. prediction
     without a mesh). ``copies_by_shard``: from the A.1 sampler (None: every record once).
@@ -105,7 +106,9 @@ def make_dataset(
         ds = ds.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     element_seeds = tf.data.Dataset.random(seed=seed if seed is not None else None).batch(2)
     ds = tf.data.Dataset.zip((ds, element_seeds))
-    features = None if config.with_metadata else ("image",)  # parse only what is used
+    features = None  # parse only what is used
+    if not config.with_metadata:
+        features = ("image",) + (LOCATION_FEATURES if config.with_location else ())
     map_order = True if deterministic else None
 
     if training and config.augment_on_device:  # batch first, then decode and pack each batch
@@ -115,7 +118,7 @@ def make_dataset(
             records_, label = records_labels
             example = parse(records_, features, batched=True)
             image = pack_crops(example["image"], seeds, config, crop_side, batch)
-            return model_features(image, example, config), tf.cast(label, tf.int32)
+            return model_features(image, example, config), model_label(label, example, config)
 
         ds = ds.batch(batch, drop_remainder=drop_remainder)
         ds = ds.map(preprocess_batch, num_parallel_calls=AUTOTUNE, deterministic=map_order)
@@ -128,7 +131,7 @@ def make_dataset(
                 image = augment_image(example["image"], element_seed, config)
             else:
                 image = eval_image(example["image"], config)
-            return model_features(image, example, config), tf.cast(label, tf.int32)
+            return model_features(image, example, config), model_label(label, example, config)
 
         ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=map_order)
         ds = ds.batch(batch, drop_remainder=drop_remainder)

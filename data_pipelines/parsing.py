@@ -2,7 +2,9 @@
 
 ``parse`` reads a serialized record (``records.feature_spec``: only the features asked for, which
 is cheaper); ``model_features`` is what the input pipeline hands the model: the image alone, or
-with ``InputConfig.with_metadata`` the image and the photo's metadata.
+with ``InputConfig.with_metadata`` the image and the photo's metadata; ``model_label`` the label
+the loss gets: the cell alone, or with ``InputConfig.with_location`` the cell and the photo's
+location.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import tensorflow as tf
 from data_pipelines import records
 from data_pipelines.config import InputConfig
 from data_pipelines.readers.common import COORD_SCALE
+
+#: The features ``model_label`` reads with ``InputConfig.with_location``.
+LOCATION_FEATURES: tuple[str, ...] = ("lat_e7", "lon_e7")
 
 
 def parse(serialized, features: tuple[str, ...] | None = None, *, batched: bool = False):
@@ -38,4 +43,18 @@ def model_features(image, example: dict, config: InputConfig):
         "lat": tf.cast(example["lat_e7"], tf.float64) / COORD_SCALE,
         "lon": tf.cast(example["lon_e7"], tf.float64) / COORD_SCALE,
         "outdoor_prob": example["outdoor_prob"],
+    }
+
+
+def model_label(cell, example: dict, config: InputConfig):
+    """The label the loss gets: ``cell`` (int32) alone, or with ``with_location`` a dict of it and
+    the photo's true latitude and longitude in degrees, float32 (the precision the train step
+    computes in), for M1's haversine label smoothing (per record, or per batch)."""
+    cell = tf.cast(cell, tf.int32)
+    if not config.with_location:
+        return cell
+    return {
+        "cell": cell,
+        "lat": tf.cast(tf.cast(example["lat_e7"], tf.float64) / COORD_SCALE, tf.float32),
+        "lon": tf.cast(tf.cast(example["lon_e7"], tf.float64) / COORD_SCALE, tf.float32),
     }

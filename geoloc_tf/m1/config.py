@@ -101,6 +101,14 @@ class M1Config:
         minimum=0.0,
         maximum=0.999,
     )
+    label_smoothing_km: float = setting(
+        0.0,
+        "Haversine label smoothing (PIGEON, Haas et al. 2024): the training target spreads over "
+        "the cells as exp(-(d - d_min) / tau), d the km from each cell's label point to the "
+        "photo, tau this value in km; larger spreads wider, towards neighbouring cells. "
+        "0: the paper's one-hot target on the photo's cell.",
+        minimum=0.0,
+    )
     crop_area_min: float = setting(
         0.08,
         "Smallest share of the photo a training crop covers (Inception preprocessing, "

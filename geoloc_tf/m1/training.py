@@ -23,12 +23,16 @@ With ``augment_on="device"`` the step first turns a batch's packed crops into im
 TensorBoard (``tensorboard_dir``): per epoch loss, cell accuracy, learning rate, sampler alpha and
 epoch size, and accuracy at 1/25/200/750/2500 km on a fixed random validation subset
 (``geoloc_tf.m1.validation``); per ``log_every_steps`` the training loss.
+
+With ``label_smoothing_km`` the target is PIGEON's haversine-smoothed one (``geoloc_tf.m1.targets``),
+made in the step from the photos' true locations, which the batches then carry in their label.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import tempfile
@@ -45,7 +49,7 @@ from data_pipelines.config import InputConfig
 from data_pipelines.dataset import WrittenDataset
 from data_pipelines.sampler import CurriculumSampler, EpochPlan
 from geoloc_tf import distribute, errors
-from geoloc_tf.m1 import backbones, batch_norm, slim_checkpoint
+from geoloc_tf.m1 import backbones, batch_norm, slim_checkpoint, targets
 from geoloc_tf.m1.checkpoints import Position, TrainingCheckpoints, read_history, write_history
 from geoloc_tf.m1.config import M1Config
 from geoloc_tf.m1.device_augment import augments_on_device, images_for_model
@@ -113,7 +117,7 @@ def train_m1(
     input_config = training_input_config(config, runtime, seed, engine.on_device)
     with engine.scope():
         model = backbones.build_m1_model(config.backbone, config.model_config(mesh.num_cells))
-    engine.set_model(model, input_config)
+    engine.set_model(model, input_config, _smoothing(config, mesh))
     checkpoints = TrainingCheckpoints(
         out_dir / "checkpoints" if engine.chief else Path(tempfile.mkdtemp(prefix="m1_worker")),
         model,
@@ -193,7 +197,35 @@ def training_input_config(
         color_jitter=config.color_jitter,
         augment_on_device=on_device,
         autotune=runtime.input_autotune,
+        with_location=config.label_smoothing_km > 0,
     )
+
+
+def _smoothing(config: M1Config, mesh: Any):
+    """None (one-hot targets), or with ``label_smoothing_km`` the function from a batch's true
+    lat/lon to its haversine-smoothed targets over ``mesh``'s label points (its
+    ``imagery_centroids``, where the evaluation scores a cell), held as constants of the step."""
+    if config.label_smoothing_km <= 0:
+        return None
+    points = np.asarray(mesh.imagery_centroids, np.float32)
+    return functools.partial(
+        targets.haversine_targets,
+        cell_lat=points[:, 0],
+        cell_lon=points[:, 1],
+        tau_km=config.label_smoothing_km,
+    )
+
+
+def _cell(label):
+    """A batch's cells: the label itself, or its "cell" (``InputConfig.with_location``)."""
+    return label["cell"] if isinstance(label, dict) else label
+
+
+def _cell_and_target(label, smoothing):
+    """A batch's cells, and its smoothed targets (None without smoothing)."""
+    if smoothing is None:
+        return _cell(label), None
+    return _cell(label), smoothing(label["lat"], label["lon"])
 
 
 def _optimizer(plan: EpochPlan, config: M1Config, runtime: RuntimeConfig) -> keras.optimizers.Optimizer:
@@ -240,8 +272,8 @@ class _TfEngine:
     def scope(self):
         return self.strategy.scope()
 
-    def set_model(self, model: keras.Model, input_config: InputConfig) -> None:
-        self.model, self.input_config = model, input_config
+    def set_model(self, model: keras.Model, input_config: InputConfig, smoothing=None) -> None:
+        self.model, self.input_config, self.smoothing = model, input_config, smoothing
         with self.strategy.scope():
             self.loss = keras.metrics.Mean(name="loss")
             self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -256,14 +288,15 @@ class _TfEngine:
 
         def replica_step(features, label):
             images = images_for_model(features, self.input_config)
+            cell, target = _cell_and_target(label, self.smoothing)
             with tf.GradientTape() as tape:
                 probabilities = model(images, training=True)
-                loss = _loss(label, probabilities, model.losses)
+                loss = _loss(cell, probabilities, model.losses, target)
                 scaled = optimizer.scale_loss(loss / replicas)
             gradients = tape.gradient(scaled, model.trainable_variables)
             optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-            self.loss.update_state(loss, sample_weight=tf.shape(label)[0])
-            self.accuracy.update_state(label, probabilities)
+            self.loss.update_state(loss, sample_weight=tf.shape(cell)[0])
+            self.accuracy.update_state(cell, probabilities)
 
         replica_step = tf.function(replica_step, jit_compile=self.jit_compile, reduce_retracing=True)
 
@@ -317,8 +350,8 @@ class _JaxEngine:
     def scope(self):
         return contextlib.nullcontext() if self.distribution is None else self.distribution.scope()
 
-    def set_model(self, model: keras.Model, input_config: InputConfig) -> None:
-        self.model, self.input_config = model, input_config
+    def set_model(self, model: keras.Model, input_config: InputConfig, smoothing=None) -> None:
+        self.model, self.input_config, self.smoothing = model, input_config, smoothing
         self.predict = model.predict_on_batch
 
     def begin_phase(self, optimizer: keras.optimizers.Optimizer) -> None:
@@ -327,10 +360,11 @@ class _JaxEngine:
 
         def loss_and_updates(trainable, non_trainable, optimizer_variables, features, label):
             images = images_for_model(features, self.input_config)
+            cell, target = _cell_and_target(label, self.smoothing)
             probabilities, non_trainable, losses = model.stateless_call(
                 trainable, non_trainable, images, training=True, return_losses=True
             )
-            loss = _loss(label, probabilities, losses)
+            loss = _loss(cell, probabilities, losses, target)
             with keras.StatelessScope(state_mapping=list(zip(optimizer.variables, optimizer_variables))):
                 scaled = optimizer.scale_loss(loss)
             return scaled, (loss, probabilities, non_trainable)
@@ -345,8 +379,9 @@ class _JaxEngine:
             trainable, optimizer_variables = optimizer.stateless_apply(
                 optimizer_variables, gradients, trainable
             )
-            count = label.shape[0]
-            correct = keras.ops.sum(keras.ops.argmax(probabilities, axis=-1) == label)
+            cell = _cell(label)
+            count = cell.shape[0]
+            correct = keras.ops.sum(keras.ops.argmax(probabilities, axis=-1) == cell)
             loss_sum, correct_sum, seen = metrics
             metrics = (loss_sum + loss * count, correct_sum + correct.astype("int32"), seen + count)
             return (trainable, non_trainable, optimizer_variables), metrics
@@ -399,15 +434,21 @@ def _lay_out(distribution, features, label):
         return features, label
     if not isinstance(features, dict):
         return distribute.shard_batch(distribution, (features, label))
-    rows = len(label)
+    rows = len(_cell(label))
     per_crop = {key: value for key, value in features.items() if value.ndim and len(value) == rows}
     per_crop, label = distribute.shard_batch(distribution, (per_crop, label))
     return {**features, **per_crop}, label
 
 
-def _loss(label, probabilities, model_losses):
-    """The mean cross-entropy of a batch plus the model's own losses (the weight decay)."""
-    loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(label, probabilities))
+def _loss(label, probabilities, model_losses, target=None):
+    """The mean cross-entropy of a batch plus the model's own losses (the weight decay): against
+    the one-hot of the cell ``label``, or with ``target`` ([batch, cells], rows summing to 1: the
+    haversine-smoothed targets) ``-sum_i target_i * log p_i``."""
+    if target is None:
+        crossentropy = keras.losses.sparse_categorical_crossentropy(label, probabilities)
+    else:
+        crossentropy = keras.losses.categorical_crossentropy(target, probabilities)
+    loss = keras.ops.mean(crossentropy)
     for term in model_losses:
         loss = loss + keras.ops.cast(term, loss.dtype)
     return loss

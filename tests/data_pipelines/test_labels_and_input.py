@@ -219,3 +219,46 @@ def test_xla_fused_colour_matches_plain_tensorflow(data, mesh_and_labels):
     assert fused.dtype == tf.float32 and fused.shape == (6, 24, 24, 3)
     assert fused.numpy().min() >= -1.0 and fused.numpy().max() <= 1.0
     np.testing.assert_allclose(fused.numpy(), plain.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_with_location_labels_carry_each_photos_true_location(data, mesh_and_labels, on_device):
+    """``with_location`` (M1's haversine label smoothing): each training label is the photo's cell
+    with its true lat/lon, on the host and the augment-on-device paths; dropped-cell photos still
+    leave training, and the features are the usual ones."""
+    mesh, per_shard = mesh_and_labels
+    config = InputConfig(
+        training=True,
+        deterministic=True,
+        image_size=16,
+        global_batch_size=4,
+        drop_remainder=False,
+        augment_on_device=on_device,
+        with_location=True,
+    )
+    cells, lats, lons = [], [], []
+    for features, label in make_dataset(data, "m1_train", per_shard, config):
+        assert set(label) == {"cell", "lat", "lon"}
+        assert label["cell"].dtype == tf.int32 and label["lat"].dtype == tf.float32
+        assert isinstance(features, dict) is on_device  # packed crops, or the images as ever
+        cells.extend(label["cell"].numpy().tolist())
+        lats.extend(label["lat"].numpy().tolist())
+        lons.extend(label["lon"].numpy().tolist())
+    table = data.table("m1_train")
+    expected_cells = np.asarray(mesh.locate(table["lat"].to_numpy(), table["lon"].to_numpy()))
+    kept = table[expected_cells >= 0]
+    assert min(cells) >= 0 and len(cells) == len(kept)  # every labelled photo once, no -1
+    # The ingested photos' coordinates (float32), each with the cell the mesh gives it.
+    got = sorted(zip(lats, lons, cells))
+    want = sorted(
+        zip(
+            kept["lat"].to_numpy(np.float32).tolist(),
+            kept["lon"].to_numpy(np.float32).tolist(),
+            expected_cells[expected_cells >= 0].tolist(),
+        )
+    )
+    assert got == want
+    # Without the option the label is the bare cell, in the same order.
+    plain = dataclasses.replace(config, with_location=False)
+    bare = [c for _, label in make_dataset(data, "m1_train", per_shard, plain) for c in label.numpy()]
+    assert bare == cells
