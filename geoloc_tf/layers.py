@@ -1,4 +1,5 @@
-"""Keras layers of M2/M3: operator (1) of Figure 3, its sparse-input helper, and posting time.
+"""Keras layers of M1/M2/M3: M1's product over partitions, operator (1) of Figure 3, its
+sparse-input helper, and posting time.
 
 ``TopKSparsifyNormalize`` is operator (1) of Figure 3 and §3.2: "P_i is filtered so that only the
 top 10 maximum entries remain, and the other entries are set to 0 (p0). This vector is normalized
@@ -27,6 +28,67 @@ from geoloc_tf.time_features import NUM_TIME_FEATURES, features_from_seconds
 
 #: Entries kept by operator (1) (§3.2, Figure 3: "only the top 10 mesh cell probabilities").
 DEFAULT_TOP_K = 10
+#: The smallest normal float32: probabilities are floored here before their logarithm, so a head
+#: whose softmax underflowed to 0 gives a very low but finite score, never -inf or NaN.
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+@keras.saving.register_keras_serializable(package="geoloc")
+class CombinePartitions(keras.layers.Layer):
+    """M1's distribution over the main mesh's cells from one softmax per partition of the globe.
+
+    PlaNet (Weyand et al. 2016) and CPlaNet (Seo et al. 2018) score a cell of the finest partition
+    by the product of the probabilities of the cells that contain it, one per partition:
+
+        log score(c) = log p_main(c) + sum_k log p_k(parent_k[c]),   output = softmax(score).
+
+    Inputs: ``[p_main (..., N), p_1 (..., N_1), ...]`` probabilities; ``parent_maps[k][c]`` is
+    the cell of partition k that holds main cell c (``mesh.partitions.parent_cells``), a constant
+    of the layer's config, so a saved model carries it. Output (..., N) float32, rows summing to 1.
+    """
+
+    def __init__(self, parent_maps: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.parent_maps = [[int(c) for c in parents] for parents in parent_maps]
+        if not self.parent_maps or any(min(p, default=0) < 0 for p in self.parent_maps):
+            raise errors.ModelConfigError(
+                "CombinePartitions: expected at least one parent map of cell ids >= 0"
+            )
+        if len({len(p) for p in self.parent_maps}) != 1:
+            raise errors.ModelConfigError(
+                "CombinePartitions: every parent map must have one entry per main cell; got lengths "
+                f"{[len(p) for p in self.parent_maps]}"
+            )
+
+    def build(self, input_shape: Any) -> None:
+        main, *heads = input_shape
+        if len(heads) != len(self.parent_maps) or main[-1] != len(self.parent_maps[0]):
+            raise errors.ModelConfigError(
+                f"layer {self.name}: expected [main ({len(self.parent_maps[0])} cells)] + "
+                f"{len(self.parent_maps)} partition heads; got shapes {list(input_shape)}"
+            )
+        for shape, parents in zip(heads, self.parent_maps):
+            if shape[-1] is not None and max(parents) >= shape[-1]:
+                raise errors.ModelConfigError(
+                    f"layer {self.name}: a parent map names cell {max(parents)} of a partition "
+                    f"head with {shape[-1]} cells"
+                )
+        self.built = True
+
+    def call(self, inputs: Any) -> Any:
+        main, *heads = (ops.cast(x, "float32") for x in inputs)
+        score = ops.log(ops.maximum(main, _TINY))
+        for head, parents in zip(heads, self.parent_maps):
+            index = ops.convert_to_tensor(np.asarray(parents, np.int32))
+            score = score + ops.take(ops.log(ops.maximum(head, _TINY)), index, axis=-1)
+        return ops.softmax(score, axis=-1)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+        return tuple(input_shape[0])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "parent_maps": self.parent_maps}
 
 
 @keras.saving.register_keras_serializable(package="geoloc")

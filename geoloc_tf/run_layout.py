@@ -5,6 +5,8 @@
       stages/<stage>.json            a finished stage's record (fingerprint, artifacts)
       logs/run.log
       mesh/                          mesh.npz, mesh.geojson, summary.json, mesh.png (``mesh.build``)
+      mesh/partition_x<factor>/      the same files for each extra, coarser partition
+                                     (--mesh_partition_factors, ``mesh.partitions``)
       data/                          the ingested TFRecords and tables (``data_pipelines``)
       m1/                            m1.keras, history.json, checkpoints/
       m2/, m3/                       <model>.keras, history.json, config.json (the task's settings)
@@ -30,6 +32,7 @@ import os
 from pathlib import Path
 
 from mesh.mesh import GEOJSON_FILE, MESH_FILE, PLOT_FILE, SUMMARY_FILE
+from mesh.partitions import partition_folder
 
 #: The models that have a folder with a ``<name>.keras`` file.
 MODELS: tuple[str, ...] = ("m1", "m2", "m3")
@@ -118,6 +121,14 @@ class RunLayout:
     @property
     def mesh_plot(self) -> Path:
         return self.mesh_dir / PLOT_FILE
+
+    def mesh_partition_dir(self, factor: int) -> Path:
+        """The mesh folder of the extra partition of ``factor`` (``MeshConfig.partition_factors``)."""
+        return self.mesh_dir / partition_folder(factor)
+
+    def mesh_partition(self, factor: int) -> Path:
+        """The extra partition of ``factor`` itself (``Mesh.save`` format)."""
+        return self.mesh_partition_dir(factor) / MESH_FILE
 
     @property
     def data_dir(self) -> Path:

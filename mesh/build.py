@@ -4,7 +4,9 @@
 `build_sample` is set, as the paper built its coarse mesh on 2M photos, Figure 2);
 `write_mesh_outputs` writes, each atomically, ``mesh.npz`` (``Mesh.save`` format), ``mesh.geojson``
 (kept cells), ``mesh.png`` (a Figure-2-like map) and ``summary.json`` (cells kept/dropped, photos
-per cell, build seconds). The run's mesh stage and ``geoloc build-mesh`` both call them.
+per cell, build seconds). The run's mesh stage and ``geoloc build-mesh`` both call them, and
+``build_partitions`` for the extra, coarser partitions of ``MeshConfig.partition_factors``
+(``mesh.partitions``), each written with ``write_mesh_outputs`` into a folder of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from numpy.typing import NDArray
 
 from mesh.atomic import write_text_atomic
 from mesh.config import MeshConfig
+from mesh.errors import MeshError
 from mesh.mesh import FORMAT_VERSION, GEOJSON_FILE, MESH_FILE, PLOT_FILE, SUMMARY_FILE, Mesh, build_mesh
 
 
@@ -97,3 +100,22 @@ def build_from_config(
     else:
         mesh = build_mesh(lat, lon, config.refinement_limit, config.min_examples, config.init_grid)
     return mesh, info, time.perf_counter() - started
+
+
+def build_partitions(
+    lat: NDArray[np.float64], lon: NDArray[np.float64], config: MeshConfig, seed: int = 0
+) -> list[tuple[int, Mesh, dict[str, Any], float]]:
+    """(factor, mesh, summary additions, seconds) of each extra partition of
+    ``config.partition_factors``: ``build_from_config`` of ``config.partition(factor)`` on the same
+    photos and, with ``build_sample``, the same sample (the same ``seed``). A partition that keeps
+    no cell is an error naming the factor."""
+    built = []
+    for factor in config.partition_factors:
+        mesh, info, seconds = build_from_config(lat, lon, config.partition(factor), seed=seed)
+        if mesh.num_cells == 0:
+            raise MeshError(
+                f"MeshConfig.partition_factors: the partition of factor {factor} keeps no cell "
+                f"(min_examples {mesh.min_examples} photos); expected a smaller factor"
+            )
+        built.append((factor, mesh, {**info, "partition_factor": factor}, seconds))
+    return built

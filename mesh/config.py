@@ -6,10 +6,15 @@ Presets of Table 1 (`mesh.presets`): coarse 8000/1000, fine 5000/500, fineP 1000
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
 from mesh.settings import check_settings, setting
+
+
+def _distinct(factors: tuple[int, ...]) -> str | None:
+    return None if len(set(factors)) == len(factors) else "each factor once"
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,26 @@ class MeshConfig:
         "without refining (the paper built the coarse mesh on 2M photos, Figure 2). 0: use all.",
         minimum=0,
     )
+    partition_factors: tuple[int, ...] = setting(
+        (),
+        "Extra, coarser partitions of the globe trained beside the mesh (PlaNet, Weyand et al. 2016; "
+        "CPlaNet, Seo et al. 2018): one per factor, built from the same photos with refinement_limit "
+        "and min_examples times the factor. M1 gets one softmax head per partition and scores each "
+        "cell of the mesh by the product of the probabilities of the cells holding it. Empty: the "
+        "paper's single mesh.",
+        minimum=2,
+        check=_distinct,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
+
+    def partition(self, factor: int) -> "MeshConfig":
+        """The settings of the extra partition of ``factor``: the same photos, start grid and
+        sample, ``refinement_limit`` and ``min_examples`` times ``factor``, no partitions of its own."""
+        return dataclasses.replace(
+            self,
+            refinement_limit=self.refinement_limit * factor,
+            min_examples=self.min_examples * factor,
+            partition_factors=(),
+        )

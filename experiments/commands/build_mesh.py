@@ -5,7 +5,9 @@
 
 Takes the mesh settings under the runner's names without the `mesh_` prefix (`MeshConfig`); a Table 1
 preset sets refinement_limit and min_examples unless they are given. Writes DIR/mesh.npz,
-mesh.geojson, mesh.png and summary.json (`mesh.build.write_mesh_outputs`) and prints the summary.
+mesh.geojson, mesh.png and summary.json (`mesh.build.write_mesh_outputs`) and prints the summary;
+with --partition_factors, the same files of each extra partition in DIR/partition_x<factor>/
+(`mesh.partitions`).
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ def _define_inputs(flag_values: flags.FlagValues) -> None:
 
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int:
-    from mesh.build import build_from_config, write_mesh_outputs
+    from mesh.build import build_from_config, build_partitions, write_mesh_outputs
     from mesh.coords_csv import read_coords_csv
+    from mesh.partitions import partition_folder
 
     config: MeshConfig = configs[""]
     if inputs.preset:
@@ -60,22 +63,23 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, _: list[str]) -> int
     coords = read_coords_csv(config.coords)
     print(coords.report(), file=sys.stderr)
     mesh, info, seconds = build_from_config(coords.lat, coords.lon, config, seed=inputs.seed)
+    source = {
+        "preset": inputs.preset,
+        "coords_file": os.path.abspath(config.coords),
+        "rows_total": coords.rows_total,
+        "rows_skipped": coords.rows_skipped,
+        "bad_rows_examples": coords.bad_examples,
+    }
     summary = write_mesh_outputs(
-        mesh,
-        inputs.out,
-        coords.lat,
-        coords.lon,
-        {
-            "preset": inputs.preset,
-            "coords_file": os.path.abspath(config.coords),
-            "rows_total": coords.rows_total,
-            "rows_skipped": coords.rows_skipped,
-            "bad_rows_examples": coords.bad_examples,
-            **info,
-        },
-        seconds,
-        plot=inputs.plot,
+        mesh, inputs.out, coords.lat, coords.lon, {**source, **info}, seconds, plot=inputs.plot
     )
+    for factor, partition, info, seconds in build_partitions(
+        coords.lat, coords.lon, config, seed=inputs.seed
+    ):
+        folder = os.path.join(inputs.out, partition_folder(factor))
+        write_mesh_outputs(
+            partition, folder, coords.lat, coords.lon, {**source, **info}, seconds, plot=inputs.plot
+        )
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -4,7 +4,8 @@ The coordinates are those of the M1 training split, decided by the metadata phas
 (no image work), so the mesh never sees a photo that M1 validates on. `--mesh_coords` builds it on a
 CSV of coordinates instead. `--mesh_build_sample=N` builds on a random sample of N photos and then
 populates the cells with all of them without refining, as the paper did for its coarse mesh
-(Figure 2).
+(Figure 2). `--mesh_partition_factors` adds extra, coarser partitions built from the same photos
+(`mesh.partitions`), each in its own folder of the run's mesh folder, for M1's extra heads.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def training_coordinates(config: RunConfig, run_dir: Path) -> tuple[np.ndarray, 
 
 def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     from geoloc_tf.run_layout import RunLayout
-    from mesh.build import build_from_config, write_mesh_outputs
+    from mesh.build import build_from_config, build_partitions, write_mesh_outputs
 
     lat, lon, source = training_coordinates(config, run_dir)
     mesh, info, seconds = build_from_config(lat, lon, config.mesh, seed=config.seed)
@@ -56,7 +57,7 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     )
     layout = RunLayout(run_dir)
     write_mesh_outputs(mesh, layout.mesh_dir, lat, lon, {**source, **info}, seconds)
-    return {
+    artifacts = {
         name: layout.relative(path)
         for name, path in (
             ("mesh", layout.mesh),
@@ -65,3 +66,9 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
             ("map", layout.mesh_plot),
         )
     }
+    for factor, partition, info, seconds in build_partitions(lat, lon, config.mesh, seed=config.seed):
+        log.info("mesh partition x%d: %d cells kept, in %.1f s", factor, partition.num_cells, seconds)
+        folder = layout.mesh_partition_dir(factor)
+        write_mesh_outputs(partition, folder, lat, lon, {**source, **info}, seconds)
+        artifacts[folder.name] = layout.relative(layout.mesh_partition(factor))
+    return artifacts

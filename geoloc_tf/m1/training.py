@@ -20,6 +20,10 @@ step through Keras' stateless API, data parallel through ``keras.distribution`` 
 With ``augment_on="device"`` the step first turns a batch's packed crops into images
 (``geoloc_tf.m1.device_augment``). Resumability: ``geoloc_tf.m1.checkpoints``.
 
+Several partitions at once (``--mesh_partition_factors``; PlaNet, CPlaNet): the loop trains
+``geoloc_tf.m1.partitions``' multi-head model (one cross-entropy per partition, summed) and saves its
+one-output inference model as ``m1.keras``; checkpoints hold the multi-head model's variables.
+
 TensorBoard (``tensorboard_dir``): per epoch loss, cell accuracy, learning rate, sampler alpha and
 epoch size, and accuracy at 1/25/200/750/2500 km on a fixed random validation subset
 (``geoloc_tf.m1.validation``); per ``log_every_steps`` the training loss.
@@ -38,7 +42,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -53,10 +57,12 @@ from geoloc_tf.m1 import backbones, batch_norm, slim_checkpoint, targets
 from geoloc_tf.m1.checkpoints import Position, TrainingCheckpoints, read_history, write_history
 from geoloc_tf.m1.config import M1Config
 from geoloc_tf.m1.device_augment import augments_on_device, images_for_model
+from geoloc_tf.m1.partitions import M1Models, with_partition_heads
 from geoloc_tf.m1.validation import evaluate, photo_subset, validation_subset
 from geoloc_tf.run_layout import model_file_name
 from geoloc_tf.runtime_config import RuntimeConfig
 from geoloc_tf.saving import save_keras
+from mesh.partitions import parent_cells
 from mesh.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -81,6 +87,7 @@ def train_m1(
     runtime: RuntimeConfig = RuntimeConfig(),
     *,
     seed: int,
+    partitions: Sequence[Any] = (),
 ) -> M1TrainResult:
     """Trains M1 on ``data``'s M1 training split, labelled by ``mesh``; resumes from ``out_dir``.
 
@@ -88,6 +95,9 @@ def train_m1(
     run's one seed) draws the sampler's copies, the validation subset and, with
     ``runtime.deterministic``, the input order. Writes ``out_dir/m1.keras`` (atomically, at the end),
     ``out_dir/history.json``, checkpoints under ``out_dir/checkpoints/``.
+
+    ``partitions``: extra, coarser meshes (``mesh.partitions``), one more softmax head each; the
+    saved model still gives one distribution over ``mesh``'s cells (``geoloc_tf.m1.partitions``).
     """
     out_dir = Path(out_dir)
     distribute.set_precision(runtime.mixed_precision)
@@ -115,12 +125,14 @@ def train_m1(
         stream=11,
     )
     input_config = training_input_config(config, runtime, seed, engine.on_device)
+    parent_maps = [parent_cells(mesh, extra) for extra in partitions]
     with engine.scope():
         model = backbones.build_m1_model(config.backbone, config.model_config(mesh.num_cells))
-    engine.set_model(model, input_config, _smoothing(config, mesh))
+        models = with_partition_heads(model, parent_maps, [extra.num_cells for extra in partitions])
+    engine.set_model(models, input_config, _smoothing(config, mesh))
     checkpoints = TrainingCheckpoints(
         out_dir / "checkpoints" if engine.chief else Path(tempfile.mkdtemp(prefix="m1_worker")),
-        model,
+        models.training,
         engine.scope,
     )
     start_epoch = checkpoints.start_epoch()
@@ -140,7 +152,7 @@ def train_m1(
         if plan.cycle != phase:
             with engine.scope():
                 optimizer = _optimizer(plan, config, runtime)
-                optimizer.build(model.trainable_variables)
+                optimizer.build(models.training.trainable_variables)
             position = checkpoints.begin_phase(plan.cycle, optimizer) or position
             engine.begin_phase(optimizer)
             phase = plan.cycle
@@ -162,7 +174,7 @@ def train_m1(
 
     model_path = out_dir / model_file_name("m1")
     if engine.chief:
-        save_keras(model, str(model_path))
+        save_keras(models.inference, str(model_path))
     return M1TrainResult(str(model_path), position.global_step, config.total_epochs, history)
 
 
@@ -272,12 +284,15 @@ class _TfEngine:
     def scope(self):
         return self.strategy.scope()
 
-    def set_model(self, model: keras.Model, input_config: InputConfig, smoothing=None) -> None:
-        self.model, self.input_config, self.smoothing = model, input_config, smoothing
+    def set_model(self, models: M1Models, input_config: InputConfig, smoothing=None) -> None:
+        """Trains ``models.training``; validation predicts with ``models.inference``."""
+        self.model, self.parent_maps, self.input_config = models.training, models.parent_maps, input_config
+        self.smoothing = smoothing
         with self.strategy.scope():
             self.loss = keras.metrics.Mean(name="loss")
             self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        self.predict = tf.function(lambda images: model(images, training=False))
+        inference = models.inference
+        self.predict = tf.function(lambda images: inference(images, training=False))
 
     def begin_phase(self, optimizer: keras.optimizers.Optimizer) -> None:
         """Compiles the step of a phase's optimizer: each replica augments its batch
@@ -290,13 +305,13 @@ class _TfEngine:
             images = images_for_model(features, self.input_config)
             cell, target = _cell_and_target(label, self.smoothing)
             with tf.GradientTape() as tape:
-                probabilities = model(images, training=True)
-                loss = _loss(cell, probabilities, model.losses, target)
+                outputs = model(images, training=True)
+                loss = _loss(cell, outputs, model.losses, self.parent_maps, target)
                 scaled = optimizer.scale_loss(loss / replicas)
             gradients = tape.gradient(scaled, model.trainable_variables)
             optimizer.apply_gradients(zip(gradients, model.trainable_variables))
             self.loss.update_state(loss, sample_weight=tf.shape(cell)[0])
-            self.accuracy.update_state(cell, probabilities)
+            self.accuracy.update_state(cell, _main_output(outputs))
 
         replica_step = tf.function(replica_step, jit_compile=self.jit_compile, reduce_retracing=True)
 
@@ -350,9 +365,11 @@ class _JaxEngine:
     def scope(self):
         return contextlib.nullcontext() if self.distribution is None else self.distribution.scope()
 
-    def set_model(self, model: keras.Model, input_config: InputConfig, smoothing=None) -> None:
-        self.model, self.input_config, self.smoothing = model, input_config, smoothing
-        self.predict = model.predict_on_batch
+    def set_model(self, models: M1Models, input_config: InputConfig, smoothing=None) -> None:
+        """Trains ``models.training``; validation predicts with ``models.inference``."""
+        self.model, self.parent_maps, self.input_config = models.training, models.parent_maps, input_config
+        self.smoothing = smoothing
+        self.predict = models.inference.predict_on_batch
 
     def begin_phase(self, optimizer: keras.optimizers.Optimizer) -> None:
         jax, model = self.jax, self.model
@@ -361,10 +378,11 @@ class _JaxEngine:
         def loss_and_updates(trainable, non_trainable, optimizer_variables, features, label):
             images = images_for_model(features, self.input_config)
             cell, target = _cell_and_target(label, self.smoothing)
-            probabilities, non_trainable, losses = model.stateless_call(
+            outputs, non_trainable, losses = model.stateless_call(
                 trainable, non_trainable, images, training=True, return_losses=True
             )
-            loss = _loss(cell, probabilities, losses, target)
+            loss = _loss(cell, outputs, losses, self.parent_maps, target)
+            probabilities = _main_output(outputs)
             with keras.StatelessScope(state_mapping=list(zip(optimizer.variables, optimizer_variables))):
                 scaled = optimizer.scale_loss(loss)
             return scaled, (loss, probabilities, non_trainable)
@@ -440,15 +458,31 @@ def _lay_out(distribution, features, label):
     return {**features, **per_crop}, label
 
 
-def _loss(label, probabilities, model_losses, target=None):
-    """The mean cross-entropy of a batch plus the model's own losses (the weight decay): against
-    the one-hot of the cell ``label``, or with ``target`` ([batch, cells], rows summing to 1: the
-    haversine-smoothed targets) ``-sum_i target_i * log p_i``."""
+def _main_output(outputs):
+    """The main mesh's probabilities among a model's outputs (the first, with partition heads)."""
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+
+def _loss(label, probabilities, model_losses, parent_maps=(), target=None):
+    """The mean cross-entropy of a batch plus the model's own losses (the weight decay).
+
+    The main mesh's term is against the one-hot of the cell ``label``, or with ``target``
+    ([batch, cells], rows summing to 1: the haversine-smoothed targets) ``-sum_i target_i * log p_i``.
+    With extra partitions, ``probabilities`` is ``[main, head_1, ...]`` and each head adds, with
+    weight 1 (PlaNet and CPlaNet train every partition's classifier alike), the mean cross-entropy
+    of its cell ``parent_maps[k][label]``: the partition cell holding the label cell's label point,
+    exact for nested meshes, an approximation for a main cell straddling two partition cells. The
+    smoothing applies to the main mesh only (the partition heads keep their one-hot cells).
+    """
+    probabilities, *heads = probabilities if parent_maps else (probabilities,)
     if target is None:
         crossentropy = keras.losses.sparse_categorical_crossentropy(label, probabilities)
     else:
         crossentropy = keras.losses.categorical_crossentropy(target, probabilities)
     loss = keras.ops.mean(crossentropy)
+    for head, parents in zip(heads, parent_maps):
+        head_label = keras.ops.take(keras.ops.convert_to_tensor(parents.astype(np.int32)), label, axis=0)
+        loss = loss + keras.ops.mean(keras.losses.sparse_categorical_crossentropy(head_label, head))
     for term in model_losses:
         loss = loss + keras.ops.cast(term, loss.dtype)
     return loss

@@ -60,6 +60,8 @@ def other_value(field: dataclasses.Field, kind: type, is_tuple: bool, current: A
     if is_tuple:
         if kind is str:
             return ("x1", "x2")
+        if not current:  # an empty default (a feature that is off): its smallest allowed value
+            return (kind(meta.get("minimum") or 1),)
         values = tuple(v * 0.5 if kind is float else v + 1 for v in current)
         return values if values != current else tuple(kind(v + 1) for v in current)
     if kind is str:

@@ -73,7 +73,7 @@ def test_the_loss_is_the_cross_entropy_against_the_smoothed_targets():
     target = targets([0.0, 0.0], [0.0, 2.0])
     decay = np.float32(0.25)  # a model loss (the weight decay), added as it is
     by_hand = -(target * np.log(probabilities)).sum(axis=1).mean() + decay
-    smoothed = float(ops.convert_to_numpy(_loss(cells, probabilities, [decay], target)))
+    smoothed = float(ops.convert_to_numpy(_loss(cells, probabilities, [decay], target=target)))
     assert smoothed == pytest.approx(by_hand, rel=1e-5)
     one_hot = float(ops.convert_to_numpy(_loss(cells, probabilities, [decay])))
     plain = ops.convert_to_numpy(sparse_categorical_crossentropy(cells, probabilities)).mean() + decay
@@ -102,9 +102,9 @@ def spy_on_the_loss(training) -> list:
     traced step gives it (None: no targets), in the list it returns."""
     seen, loss = [], training._loss
 
-    def spy(label, probabilities, model_losses, target=None):
+    def spy(label, probabilities, model_losses, parent_maps=(), target=None):
         seen.append([list(label.shape), None if target is None else list(target.shape)])
-        return loss(label, probabilities, model_losses, target)
+        return loss(label, probabilities, model_losses, parent_maps, target)
 
     training._loss = spy
     return seen
