@@ -13,6 +13,11 @@ a setting: a run resumes on another backend). On a rerun a stage is
   never overwritten by a flag typed by mistake. The error names the differing flags and the two ways
   out (another --run_dir, or --force_stages).
 
+A setting added to geoloc after a stage finished is absent from its record. New settings default
+to the behaviour that came before them (the paper's, or the earlier default), so such a setting
+counts as unchanged while it holds its default; set to anything else, the stage is made with other
+settings (``recorded_settings``).
+
 A stage that was killed half-way has no record, so it runs again; stages that take long (training)
 resume from their own checkpoints inside their output folder.
 """
@@ -52,6 +57,23 @@ def stage_settings(stage: Stage, config: RunConfig) -> dict[str, dict]:
 
 def fingerprint(settings: dict[str, dict]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def recorded_settings(stage: Stage, config: RunConfig, record: dict) -> dict[str, dict]:
+    """The stage's settings as ``record`` can have known them: those absent from the record (added
+    to geoloc after it was written) are left out while they hold their declared default."""
+    settings = stage_settings(stage, config)
+    recorded = record.get("settings", {})
+    out = {}
+    for section, values in settings.items():
+        defaults = flat_values(type(config.section(section))(), outputs_only=True)
+        known = recorded.get(section, {})
+        out[section] = {
+            key: value
+            for key, value in values.items()
+            if key in known or key not in defaults or value != defaults[key]
+        }
+    return out
 
 
 def read_record(run_dir: Path, name: str) -> dict | None:
@@ -162,7 +184,7 @@ def _refuse_changed_settings(
         record = records[stage.name]
         if stage.name not in to_check or record is None or stage.name in forced:
             continue
-        settings = stage_settings(stage, config)
+        settings = recorded_settings(stage, config, record)
         if record["fingerprint"] != fingerprint(settings):
             changes = "; ".join(_changed_flags(record["settings"], settings))
             raise StageError(

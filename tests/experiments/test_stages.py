@@ -90,6 +90,28 @@ def test_changed_settings_are_refused_with_the_flag_named(tmp_path, run_config):
     assert (tmp_path / "b" / "out.txt").read_text() == "b:5000:a:5000:"
 
 
+def _drop_from_record(run_dir: Path, stage: str, section: str, key: str) -> None:
+    """Makes the stage's record look written before setting ``key`` existed (a record of an older
+    geoloc): the key is removed and the fingerprint recomputed from what is left."""
+    from experiments.stages.runner import fingerprint
+
+    path = record_path(run_dir, stage)
+    record = json.loads(path.read_text())
+    del record["settings"][section][key]
+    record["fingerprint"] = fingerprint(record["settings"])
+    path.write_text(json.dumps(record))
+
+
+def test_a_setting_added_since_a_stage_finished_counts_as_unchanged_at_its_default(tmp_path, run_config):
+    run(run_config(), tmp_path)
+    _drop_from_record(tmp_path, "a", "mesh", "partition_factors")
+    assert [o.action for o in run(run_config(), tmp_path)] == ["skipped", "skipped"]
+    # Set to anything but its default, the new setting is a change, named like any other.
+    changed = run_config(mesh=MeshConfig(partition_factors=(4,)))
+    with pytest.raises(StageError, match=r"--mesh_partition_factors: None -> \[4\]"):
+        run(changed, tmp_path)
+
+
 def test_settings_a_stage_does_not_read_do_not_matter(tmp_path, run_config):
     run(run_config(), tmp_path)
     outcomes = run(
