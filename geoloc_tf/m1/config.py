@@ -143,7 +143,7 @@ class M1Config:
         0,
         "Before each epoch's validation and before m1.keras is saved, batch normalization's "
         "inference statistics are recomputed with the current weights over this many M1 training "
-        "photos (\"precise BN\", Wu & Johnson 2021; geoloc_tf.m1.batch_norm). 0: the moving "
+        'photos ("precise BN", Wu & Johnson 2021; geoloc_tf.m1.batch_norm). 0: the moving '
         "averages of training, as the paper.",
         minimum=0,
     )

@@ -297,16 +297,10 @@ def write_cell_retrieval_predictions(
     photo, ``retrieval_photo_id`` (the retrieved training photo, empty on fallback),
     ``retrieval_similarity``, ``retrieval_score`` and ``retrieval_fallback``."""
     from geoloc_tf import prediction_tables
-    from geoloc_tf.retrieval.knn import _open_features
+    from geoloc_tf.retrieval.knn import open_index_and_queries
     from mesh import Mesh
 
-    index, queries = (_open_features(layout, s) for s in (index_split, split))
-    if len(index) == 0:
-        raise RetrievalError(f"{index.root}: no photos to search; expected {index_split}'s M1 features")
-    if len(queries) and queries.dim != index.dim:
-        raise RetrievalError(
-            f"{queries.root}: features of width {queries.dim}, {index.root}: {index.dim}; expected the same M1"
-        )
+    index, queries = open_index_and_queries(layout, index_split, split)
     table_path = layout.prediction_table("m1", split)
     table, top_ids, top_probs = prediction_tables.read_table(table_path)
     if list(table["photo_id"]) != list(queries.photos["photo_id"]):

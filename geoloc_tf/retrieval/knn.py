@@ -128,14 +128,7 @@ def write_knn_predictions(
     (``FeatureIndex.search``); the FAISS index is built in the index folder on first use."""
     from geoloc_tf import prediction_tables
 
-    index, queries = (_open_features(layout, s) for s in (index_split, split))
-    if len(index) == 0:
-        raise RetrievalError(f"{index.root}: no photos to search; expected {index_split}'s M1 features")
-    if len(queries) and queries.dim != index.dim:
-        raise RetrievalError(
-            f"{queries.root}: features of width {queries.dim}, {index.root}: "
-            f"{index.dim}; expected the same M1"
-        )
+    index, queries = open_index_and_queries(layout, index_split, split)
     metadata = prediction_tables.read_frame(
         layout.prediction_table("m1", split), list(prediction_tables.METADATA_COLUMNS)
     )
@@ -165,6 +158,21 @@ def write_knn_predictions(
         path,
     )
     return path
+
+
+def open_index_and_queries(
+    layout: "RunLayout", index_split: str, split: str
+) -> tuple["FeatureIndex", "FeatureIndex"]:
+    """The run's stored M1 features of ``index_split`` (the photos searched) and of ``split`` (the
+    queries), checked: the index holds photos, and both come from one M1 (same width)."""
+    index, queries = (_open_features(layout, s) for s in (index_split, split))
+    if len(index) == 0:
+        raise RetrievalError(f"{index.root}: no photos to search; expected {index_split}'s M1 features")
+    if len(queries) and queries.dim != index.dim:
+        raise RetrievalError(
+            f"{queries.root}: features of width {queries.dim}, {index.root}: {index.dim}; expected the same M1"
+        )
+    return index, queries
 
 
 def _open_features(layout: "RunLayout", split: str):
