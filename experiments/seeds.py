@@ -29,9 +29,11 @@ Improvements are measured the same way, against the seed's own run ("the base ru
 
 - `--variant=NAME:FLAGS` (repeatable) runs every seed a second time with FLAGS added (one
   argument; flags separated by spaces, e.g. `--variant="smoothing:--m1_label_smoothing_km=250
-  --stages=mesh,data,m1,predict,evaluate"`) into `RUNS_DIR/NAME/seedN`. The variant's M1 is
+  --stages=mesh,data,m1,predict"`) into `RUNS_DIR/NAME/seedN`. The variant's M1 is
   compared with the base run's M1 on the test photos both scored, paired by photo and
-  photographer (`geoloc_tf.evaluation.compare.run_differences`, as `geoloc compare` does).
+  photographer (`geoloc_tf.evaluation.compare.run_differences`, as `geoloc compare` does); the
+  variant needs only its predict stage, so `--stages=mesh,data,m1,predict` saves training M2 and
+  M3 on a variant that may not be kept.
 - `--row=NAME:MODEL` (repeatable) names an improvement that is a row of the base run's own
   report (e.g. `--row=retrieval:m1_cell_retrieval`): MODEL - M1 from its "differences" table.
 

@@ -177,7 +177,10 @@ def run_differences(
     """Paired differences between runs (module docstring): for each later run and each model of
     ``models`` (default: every model the first run scored) that both runs predicted, a record in
     the report's difference schema (``results["differences"]``) with ``run_a``/``run_b`` labels.
-    Runs without shared photos, or whose split differs, are an EvaluationError."""
+    Only the first run needs its evaluation (its split, label point, convention and bootstrap are
+    used); a later run needs its prediction tables of that split and its mesh, so a run stopped
+    after its predict stage compares too. Runs without shared photos, or a later run evaluated on
+    another split, are an EvaluationError."""
     from geoloc_tf.evaluation import metrics
     from geoloc_tf.evaluation.model_predictions import paired_rows, read_prediction_tables
     from geoloc_tf.evaluation.results import EvalConfig, paired_difference
@@ -185,8 +188,7 @@ def run_differences(
 
     labels = labels or [_label(p) for p in paths]
     runs = [_run_dir(p) for p in paths]
-    results = [read_results(p) for p in paths]
-    first = results[0]
+    first = read_results(paths[0])
     lp, split = first["label_point"], first["split"]
     config = EvalConfig(
         split=split,
@@ -215,10 +217,11 @@ def run_differences(
 
     out = []
     base = {m: errors(runs[0], m) for m in wanted}
-    for label, run, res in zip(labels[1:], runs[1:], results[1:]):
-        if res["split"] != split:
+    for label, run in zip(labels[1:], runs[1:]):
+        evaluated = RunLayout(run).eval_results
+        if evaluated.is_file() and (other_split := read_results(evaluated)["split"]) != split:
             raise EvaluationError(
-                f"run {label}: evaluated on {res['split']!r}, the first run on {split!r}; expected one split"
+                f"run {label}: evaluated on {other_split!r}, the first run on {split!r}; expected one split"
             )
         for model in wanted:
             other = errors(run, model) if base[model] is not None else None

@@ -253,6 +253,11 @@ def test_runs_differ_as_their_models_do_on_the_same_photos(fake_run, tmp_path):
     assert all(bounds == [0.0, 0.0] for bounds in m2["interval"]["accuracy_percent"].values())
     tables, _ = compare.compare_runs([a, b])
     assert len(tables[1].rows) == len(json.loads((a / "eval" / "results.json").read_text())["models"])
+    # A later run needs only its predictions and mesh (a run stopped after its predict stage).
+    shutil.rmtree(b / "eval")
+    assert (
+        compare.run_differences([a, b], ["without", "with"], models=["m1"])[0]["interval"] == m1["interval"]
+    )
 
 
 def test_predicted_cell_is_the_first_id_and_missing_columns_are_reported(tmp_path):
