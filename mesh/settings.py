@@ -100,6 +100,19 @@ def flat_settings(cls: type) -> Iterator[tuple[tuple[str, ...], dataclasses.Fiel
             yield (field.name,), field, cls
 
 
+def default_values(cls: type, outputs_only: bool = False) -> dict[str, Any]:
+    """{leaf setting name: JSON-ready declared default} of a config dataclass, read from the
+    declarations (no instance is built, so classes whose defaults alone do not validate, e.g. a
+    data source that needs a file, work too); ``outputs_only`` as in ``flat_values``."""
+    out: dict[str, Any] = {}
+    for _, field, _ in flat_settings(cls):
+        if outputs_only and not field.metadata.get("affects_outputs", True):
+            continue
+        value = field.default_factory() if field.default is dataclasses.MISSING else field.default  # type: ignore[misc]
+        out[field.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
 def from_flat(cls: type, values: Mapping[str, Any]) -> Any:
     """Builds a config dataclass from leaf settings keyed by their own names, nested ones included
     (``{"seed": 3}`` sets ``IngestConfig.splits.seed``), as flags and command-line options name

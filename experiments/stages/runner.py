@@ -39,7 +39,7 @@ from experiments.stages.registry import STAGES, Stage
 from geoloc_tf import keras_backend
 from geoloc_tf.run_layout import RunLayout
 from mesh.atomic import write_text_atomic
-from mesh.settings import flat_values
+from mesh.settings import default_values, flat_values
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def recorded_settings(stage: Stage, config: RunConfig, record: dict) -> dict[str
     recorded = record.get("settings", {})
     out = {}
     for section, values in settings.items():
-        defaults = flat_values(type(config.section(section))(), outputs_only=True)
+        defaults = default_values(type(config.section(section)), outputs_only=True)
         known = recorded.get(section, {})
         out[section] = {
             key: value

@@ -112,6 +112,19 @@ def test_a_setting_added_since_a_stage_finished_counts_as_unchanged_at_its_defau
         run(changed, tmp_path)
 
 
+def test_defaults_come_from_the_declarations_even_where_defaults_alone_do_not_validate(run_config):
+    """The data section's defaults (source=metadata without a file) cannot build an IngestConfig;
+    the comparison reads them from the declarations."""
+    from experiments.stages.runner import recorded_settings, stage_settings
+
+    stage = Stage("d", reads=("data",), needs=(), run=writer("d"))
+    config = run_config()
+    settings = stage_settings(stage, config)
+    record = {"settings": {"data": {k: v for k, v in settings["data"].items() if k != "album_key"}}}
+    recorded = recorded_settings(stage, config, record)
+    assert "album_key" not in recorded["data"] and recorded["data"] == record["settings"]["data"]
+
+
 def test_settings_a_stage_does_not_read_do_not_matter(tmp_path, run_config):
     run(run_config(), tmp_path)
     outcomes = run(
