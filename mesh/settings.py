@@ -108,7 +108,12 @@ def default_values(cls: type, outputs_only: bool = False) -> dict[str, Any]:
     for _, field, _ in flat_settings(cls):
         if outputs_only and not field.metadata.get("affects_outputs", True):
             continue
-        value = field.default_factory() if field.default is dataclasses.MISSING else field.default  # type: ignore[misc]
+        if field.default is not dataclasses.MISSING:
+            value = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            value = field.default_factory()
+        else:
+            continue
         out[field.name] = list(value) if isinstance(value, tuple) else value
     return out
 

@@ -206,7 +206,7 @@ def run_differences(
         if not tables:
             return None
         pred = read_prediction_tables(tables, model)
-        if pred.is_point:
+        if pred.pred_lat is not None and pred.pred_lon is not None:  # a point table
             return pred, metrics.point_errors_km(
                 pred.pred_lat, pred.pred_lon, pred.lat, pred.lon, config.earth_radius_km
             )

@@ -141,7 +141,7 @@ class Predictions:
                 )
             sets.append(entry)
         posted = self.posted_at[row]
-        record = {
+        record: dict[str, Any] = {
             "file": name,
             "model": str(self.model[row]),
             "posted_at": None if posted is None else values.format_posted_at(posted),
@@ -273,7 +273,7 @@ class Predictor:
         k = min(int(top_k), mass.order.shape[1])
         top_ids = mass.order[:, :k]
         retrieval, cells = None, 0
-        if self.retriever is not None:
+        if self.retriever is not None and features is not None:  # features come with a retriever
             cells = min(self.retriever.config.cell_retrieval_cells, mass.order.shape[1])
             retrieval = self.retriever.retrieve(features, mass.order[:, :cells], sorted_probs[:, :cells])
         return Predictions(

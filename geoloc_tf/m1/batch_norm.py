@@ -37,7 +37,9 @@ import keras
 import numpy as np
 
 #: The compiled statistics pass of each model (``_statistics_fn``), built once per model.
-_COMPILED: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictionary()
+_COMPILED: "weakref.WeakKeyDictionary[keras.Model, tuple[tuple[int, ...], Callable]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
