@@ -30,6 +30,11 @@ epoch size, and accuracy at 1/25/200/750/2500 km on a fixed random validation su
 
 With ``label_smoothing_km`` the target is PIGEON's haversine-smoothed one (``geoloc_tf.m1.targets``),
 made in the step from the photos' true locations, which the batches then carry in their label.
+
+With ``precise_bn_photos`` batch normalization's statistics are recomputed with the current weights
+(``geoloc_tf.m1.batch_norm``) after each epoch, before its validation and its checkpoint, so both
+the validation figures and ``m1.keras`` use statistics of the final weights, not moving averages
+that trail them.
 """
 
 from __future__ import annotations
