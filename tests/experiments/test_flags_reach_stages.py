@@ -37,11 +37,13 @@ COMPANIONS = {
     "m3_residual_output": ("--nom3_album_evidence",),
     "m3_init_from_m2": ("--nom3_freeze_m2",),
     "m2_top_k": ("--predict_top_k=20",),
-    "predict_store_features": ("--evaluate_knn_k=0",),
+    # The demo stores features for the kNN and cell-retrieval rows; without them both are off.
+    "predict_store_features": ("--evaluate_knn_k=0", "--evaluate_cell_retrieval_cells=0"),
     # The kNN row's settings reach write_knn_predictions only when the row is on.
     "evaluate_knn_engine": ("--evaluate_knn_k=5", "--predict_store_features"),
     # Retrieval inside the top cells reads the features; its settings reach the library when it is on.
-    "evaluate_cell_retrieval_cells": ("--predict_store_features",),
+    # Its cells are at most the stored top cells (the demo's 10; the test value is one more).
+    "evaluate_cell_retrieval_cells": ("--predict_store_features", "--predict_top_k=20"),
     "evaluate_cell_retrieval_neighbours": ("--evaluate_cell_retrieval_cells=1", "--predict_store_features"),
     "evaluate_cell_retrieval_temperature": ("--evaluate_cell_retrieval_cells=1", "--predict_store_features"),
 }
