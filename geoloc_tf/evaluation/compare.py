@@ -19,6 +19,7 @@ runs whose meshes differ compare too.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -200,6 +201,11 @@ def run_differences(
     )
     wanted = models or list(first["models"])
 
+    @functools.cache
+    def label_points(run: Path):
+        """The run's mesh, read once for all its models."""
+        return metrics.label_points(Mesh.load(RunLayout(run).mesh), lp)
+
     def errors(run: Path, model: str):
         layout = RunLayout(run)
         tables = layout.prediction_tables(split).get(model)
@@ -210,9 +216,8 @@ def run_differences(
             return pred, metrics.point_errors_km(
                 pred.pred_lat, pred.pred_lon, pred.lat, pred.lon, config.earth_radius_km
             )
-        points = metrics.label_points(Mesh.load(layout.mesh), lp)
         return pred, metrics.prediction_errors_km(
-            pred.cell, pred.lat, pred.lon, points, config.earth_radius_km
+            pred.cell, pred.lat, pred.lon, label_points(run), config.earth_radius_km
         )
 
     out = []
