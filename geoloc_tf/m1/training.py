@@ -128,6 +128,7 @@ def train_m1(
         config.global_batch_size,
         seed,
         stream=11,
+        split_labels=train_labels,
     )
     input_config = training_input_config(config, runtime, seed, engine.on_device)
     parent_maps = [parent_cells(mesh, extra) for extra in partitions]

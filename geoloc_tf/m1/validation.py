@@ -55,12 +55,14 @@ def photo_subset(
     batch_size: int,
     seed: int,
     stream: int,
+    split_labels: list[np.ndarray] | None = None,
 ) -> ValidationSubset | None:
     """A fixed random subset of ``photos`` photos of ``split``, preprocessed as at inference (the
     central crop), with their metadata: whole random shards, then random photos in them (reading
     only a few shards keeps the per-epoch cost bounded on a 2.7 M-photo split). ``stream`` keeps
-    the draws of different subsets of one seed apart. None when ``photos`` is 0 or the split is
-    empty."""
+    the draws of different subsets of one seed apart. ``split_labels``: the split's cells per
+    shard when the caller has them (``labels.shard_labels``), else located here. None when
+    ``photos`` is 0 or the split is empty."""
     if photos <= 0:
         return None
     lengths = data.shard_lengths(split)
@@ -81,7 +83,8 @@ def photo_subset(
     copies = [np.zeros(n, np.int32) for n in lengths]
     for shard, index in pick:
         copies[shard][index] = 1
-    split_labels = labels.shard_labels(data, split, mesh)
+    if split_labels is None:
+        split_labels = labels.shard_labels(data, split, mesh)
     input_config = InputConfig(
         image_size=image_size,
         global_batch_size=min(batch_size, MAX_BATCH),
