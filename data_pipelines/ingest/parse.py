@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
+from data_pipelines.child_processes import spawn_pool
 from data_pipelines.config import IngestConfig
 from data_pipelines.hashing import UserHasher
 from data_pipelines.ingest import layout
-from data_pipelines.ingest.processes import spawn_pool
 from data_pipelines.readers import SkipLog, detect_layout, read_metadata_file
 from data_pipelines.readers import common as rcommon
 from data_pipelines.readers.formats import Format, ReadOptions

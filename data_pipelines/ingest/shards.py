@@ -25,10 +25,10 @@ from typing import Any
 import pandas as pd
 
 from data_pipelines import errors, splits
+from data_pipelines.child_processes import spawn_pool
 from data_pipelines.config import IngestConfig
 from data_pipelines.ingest import image_files, layout
 from data_pipelines.ingest.plan import PlannedShard
-from data_pipelines.ingest.processes import spawn_pool
 from data_pipelines.readers import SkipLog
 from data_pipelines.readers import common as rcommon
 from mesh.atomic import write_json_atomic

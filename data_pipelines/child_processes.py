@@ -1,0 +1,56 @@
+"""Child processes that never outlive their parent: ingestion's workers, the decode pool of
+`geoloc serve`, Beam's local workers.
+
+A process started with spawn keeps running when its parent is killed (kill -9, the OOM killer): it
+is re-parented to init and goes on holding its memory, and the multiprocessing resource tracker
+stays alive while any child holds its pipe. ``die_with_parent`` is called first thing in each child
+(a pool's initializer, or a worker's main function): a daemon thread polls the parent's process id
+and ends the child at once (``os._exit``) when it changes. Polling, not Linux's
+``PR_SET_PDEATHSIG``: that signal fires when the parent *thread* that started the child ends,
+which in a thread pool is long before the parent process does, and it does not exist on macOS.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import threading
+import time
+
+#: How often a child looks whether its parent is still alive, s.
+PARENT_POLL_S = 0.5
+#: Exit status of a child whose parent died.
+ORPHANED = 70
+
+
+def die_with_parent(poll_s: float = PARENT_POLL_S) -> None:
+    """Ends this process (status ``ORPHANED``) within ``poll_s`` of its parent's death."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(ORPHANED)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def spawn_pool(
+    workers: int, initializer=None, initargs: tuple = ()
+) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of ``workers`` processes started with spawn, not fork (the parent may hold TensorFlow
+    threads, which fork breaks), each of which dies with its parent (``die_with_parent``) and then
+    runs ``initializer(*initargs)``."""
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_child,
+        initargs=(initializer, initargs),
+    )
+
+
+def _start_child(initializer, initargs: tuple) -> None:
+    die_with_parent()
+    if initializer is not None:
+        initializer(*initargs)
