@@ -21,28 +21,55 @@ The command (``experiments.commands.serve``; the ``serve`` extra of setup.py ins
   at most ``MAX_CELL_IDS`` per request; an id that is not a cell gets 400.
 - ``GET /healthz``: ``{"status": "ok", ...}`` with the model's name, the request counts and the
   feature index's size (null without one).
-- Errors are JSON ``{"error": ..., "status": ...}``: 400 a malformed upload, time or value, 404 an
-  unknown path, 405 a wrong method, 408 a body that did not arrive in time, 411 no Content-Length,
-  413 a body over ``--max_body_bytes`` or an image over ``--max_pixels``, 415 a body that is not a
-  still image of a supported format, 500 a photo the model could not answer (the trace is in the
-  log, never in the answer), 503 over ``--max_connections`` or no answer within
+- Errors are JSON ``{"error": ..., "status": ...}`` on one line: 400 a malformed upload, time or
+  value, 404 an unknown path, 405 a wrong method, 408 a body that did not arrive in time, 411 no
+  Content-Length, 413 a body over ``--max_body_bytes``, an image over ``--max_pixels``, an image
+  whose declared pixels need more than ``--decode_memory_mb`` to decode (4 bytes each, from the
+  header) or whose decoding went over ``--decode_cpu_s`` of CPU or ``--decode_memory_mb`` of
+  memory in its worker, 415 a body that is not a still image of a supported format (or whose
+  decoder process crashed), 431 a request head over ``MAX_HEAD_BYTES`` (16 KiB), 500 a photo the
+  model could not answer (the trace is in the log, never in the answer), 503 a request arriving
+  while ``--max_connections`` connections are open, or no decode worker or no answer within
   ``--request_timeout_s``.
+
+Limits, and what a client past them gets:
+
+- a request head must be complete within ``--header_timeout_s`` (5 s) of the connection's opening
+  or of its previous answer: closed; over 16 KiB, in one packet or many: 431;
+- connections from one client address: at most ``--max_connections_per_client`` (64); a further
+  one is closed at once, before anything is read;
+- connections in all: ``--max_connections`` (4096, idle ones included: uvicorn's
+  ``limit_concurrency`` compares a new request with the open connections and with the requests in
+  flight); a request beyond gets 503. At start the soft limit of open files is raised toward the
+  hard one to fit them; when the hard one is too low the cap is lowered with a warning;
+- an idle kept-alive connection: closed after ``--keep_alive_s``; a body: ``--body_timeout_s``
+  and ``--max_body_bytes``; a multipart upload: ``--max_parts``;
+- a photo: ``--max_pixels`` from its header; then decoded in a worker process
+  (``data_pipelines.decode_pool``) under ``--decode_cpu_s`` of CPU and ``--decode_memory_mb`` of
+  memory, in one of two lanes chosen from its header: ``--decode_workers`` processes for cheap
+  photos (at most ``--decode_fast_pixels``, few JPEG scans and markers, no BMP run-length
+  coding) and ``--decode_slow_workers`` for the others, so expensive photos arriving together
+  wait for each other and never occupy the workers that valid photos need. Workers run niced
+  below the event loop and the model thread; one past a limit is killed and replaced, one that
+  grew is replaced after its answer, so the server's memory comes back after large photos;
+- a request's answer: ``--request_timeout_s``.
 
 The HTTP stack is Starlette on uvicorn (h11), not a hand-written one. Why these: uvicorn is the
 most used ASGI server, with a cap on concurrent connections (``limit_concurrency``), keep-alive
 timeouts and a graceful shutdown on SIGTERM that lets requests in flight be answered; Starlette is
 the small toolkit under FastAPI (whose validation and OpenAPI layers two endpoints do not need),
 with a streaming multipart parser that bounds the number of parts. uvicorn has no deadline for a
-request's head, so ``HeadTimeoutH11`` (its h11 protocol plus one timer, given through uvicorn's
-``http`` option) closes a connection that has not sent a whole head within ``--header_timeout_s``;
-the body's deadline is the endpoint's (``http_request.read_body``). An asyncio server holds a slow
+request's head, no cap per client and no bound on a head that arrives whole, so
+``HeadTimeoutH11`` (its h11 protocol plus one timer, a count of connections per address and a
+size check, given through uvicorn's ``http`` option) adds them; the body's deadline is the endpoint's (``http_request.read_body``). An asyncio server holds a slow
 client with a socket, not a thread.
 
-Concurrent requests are batched: the event loop reads requests; a bounded pool of
-``--decode_threads`` threads checks each photo with the image decoder; one model thread
-(``batcher``) takes up to ``--max_batch`` waiting photos per forward pass, waiting at most
-``--batch_wait_ms`` for a batch to fill, and answers each request alone when a batch fails. The
-server binds to 127.0.0.1 unless told otherwise: it has no authentication.
+Concurrent requests are batched: the event loop reads requests; a thread per request waiting for
+its decode worker (at most ``THREADS_PER_DECODE_WORKER`` per worker of a lane; the others wait in
+the event loop) sends the photo to the pool; one model thread (``batcher``) takes up to
+``--max_batch`` waiting photos per forward pass, waiting at most ``--batch_wait_ms`` for a batch
+to fill, and answers each request alone when a batch fails. The server binds to 127.0.0.1 unless
+told otherwise: it has no authentication.
 """
 
 from __future__ import annotations
@@ -173,11 +200,6 @@ def head_timeout_protocol(
                         self.refuse_head()
                         return
             super().data_received(data)
-
-        def eof_received(self) -> bool | None:
-            if self.refusing:
-                return None  # close
-            return super().eof_received()
 
         def refuse_head(self) -> None:
             """431 with a JSON error, then the connection closes once the client has stopped
