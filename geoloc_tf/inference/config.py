@@ -60,9 +60,10 @@ class ServerConfig:
     """How `geoloc serve` listens, guards itself against hostile clients and batches requests.
 
     Not in the paper. The limits are what a server that strangers can reach needs: every request
-    has a deadline for its headers and for its body, connections are capped, a multipart upload
-    has a bounded number of parts, and an image is refused from its header when it declares more
-    than ``max_pixels`` pixels."""
+    has a deadline for its headers and for its body, connections are capped in all and per client
+    address, a multipart upload has a bounded number of parts, an image is refused from its header
+    when it declares more than ``max_pixels`` pixels, and each photo is decoded in a worker
+    process under a CPU and a memory limit (``data_pipelines.decode_pool``)."""
 
     host: str = setting(
         "127.0.0.1",
@@ -86,9 +87,9 @@ class ServerConfig:
         min_exclusive=True,
     )
     header_timeout_s: float = setting(
-        10.0,
+        5.0,
         "A connection that has not sent a whole request head within this many seconds is closed "
-        "(slow clients cannot hold the server).",
+        "(an idle or slow client holds a socket that long, never a thread or a decode worker).",
         minimum=0.0,
         min_exclusive=True,
     )
@@ -103,11 +104,51 @@ class ServerConfig:
         5, "An idle kept-alive connection is closed after this many seconds.", minimum=1
     )
     max_connections: int = setting(
-        64, "Open connections served at once; requests beyond get 503 at once.", minimum=1
+        4096,
+        "Open connections (idle ones included, as uvicorn counts them); a request arriving while "
+        "this many are open gets 503 at once. Lowered, with a warning, when the open-file limit "
+        "cannot be raised to fit it.",
+        minimum=2,
+    )
+    max_connections_per_client: int = setting(
+        64,
+        "Open connections from one client address; a further connection from it is closed at "
+        "once, so one client cannot hold --max_connections (browsers open about 6 per server).",
+        minimum=1,
     )
     max_parts: int = setting(8, "Fields of a multipart upload besides the image; more get 400.", minimum=1)
-    decode_threads: int = setting(
-        4, "Threads checking and decoding uploaded photos (bounds their memory).", minimum=1
+    decode_workers: int = setting(
+        2,
+        "Worker processes decoding cheap photos (at most --decode_fast_pixels, read from the "
+        "header): a lane that expensive photos never enter.",
+        minimum=1,
+        affects_outputs=False,
+    )
+    decode_slow_workers: int = setting(
+        1,
+        "Worker processes decoding the other photos (larger, progressive with many scans, BMP "
+        "run-length coded); they wait for each other, never for the cheap lane.",
+        minimum=1,
+        affects_outputs=False,
+    )
+    decode_fast_pixels: int = setting(
+        12_000_000,
+        "Largest photo, in declared pixels, decoded in the cheap lane (a 12-megapixel phone photo).",
+        minimum=1,
+    )
+    decode_cpu_s: float = setting(
+        10.0,
+        "CPU time a photo's decoding may take in its worker; beyond it the worker is ended and "
+        "replaced and the request gets 413.",
+        minimum=0.0,
+        min_exclusive=True,
+    )
+    decode_memory_mb: int = setting(
+        512,
+        "Memory a photo's decoding may take in its worker (an address-space limit); a photo whose "
+        "declared pixels need more (4 bytes each) gets 413 from its header, one that runs out "
+        "while decoding gets 413 and its worker is replaced.",
+        minimum=16,
     )
     shutdown_timeout_s: int = setting(
         30,

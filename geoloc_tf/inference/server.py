@@ -21,36 +21,67 @@ The command (``experiments.commands.serve``; the ``serve`` extra of setup.py ins
   at most ``MAX_CELL_IDS`` per request; an id that is not a cell gets 400.
 - ``GET /healthz``: ``{"status": "ok", ...}`` with the model's name, the request counts and the
   feature index's size (null without one).
-- Errors are JSON ``{"error": ..., "status": ...}``: 400 a malformed upload, time or value, 404 an
-  unknown path, 405 a wrong method, 408 a body that did not arrive in time, 411 no Content-Length,
-  413 a body over ``--max_body_bytes`` or an image over ``--max_pixels``, 415 a body that is not a
-  still image of a supported format, 500 a photo the model could not answer (the trace is in the
-  log, never in the answer), 503 over ``--max_connections`` or no answer within
+- Errors are JSON ``{"error": ..., "status": ...}`` on one line: 400 a malformed upload, time or
+  value, 404 an unknown path, 405 a wrong method, 408 a body that did not arrive in time, 411 no
+  Content-Length, 413 a body over ``--max_body_bytes``, an image over ``--max_pixels``, an image
+  whose declared pixels need more than ``--decode_memory_mb`` to decode (4 bytes each, from the
+  header) or whose decoding went over ``--decode_cpu_s`` of CPU or ``--decode_memory_mb`` of
+  memory in its worker, 415 a body that is not a still image of a supported format (or whose
+  decoder process crashed), 431 a request head over ``MAX_HEAD_BYTES`` (16 KiB), 500 a photo the
+  model could not answer (the trace is in the log, never in the answer), 503 a request arriving
+  while ``--max_connections`` connections are open, or no decode worker or no answer within
   ``--request_timeout_s``.
+
+Limits, and what a client past them gets:
+
+- a request head must be complete within ``--header_timeout_s`` (5 s) of the connection's opening
+  or of its previous answer: closed; over 16 KiB, in one packet or many: 431;
+- connections from one client address: at most ``--max_connections_per_client`` (64); a further
+  one is closed at once, before anything is read;
+- connections in all: ``--max_connections`` (4096, idle ones included: uvicorn's
+  ``limit_concurrency`` compares a new request with the open connections and with the requests in
+  flight); a request beyond gets 503. At start the soft limit of open files is raised toward the
+  hard one to fit them; when the hard one is too low the cap is lowered with a warning;
+- an idle kept-alive connection: closed after ``--keep_alive_s``; a body: ``--body_timeout_s``
+  and ``--max_body_bytes``; a multipart upload: ``--max_parts``;
+- a photo: ``--max_pixels`` from its header; then decoded in a worker process
+  (``data_pipelines.decode_pool``) under ``--decode_cpu_s`` of CPU and ``--decode_memory_mb`` of
+  memory, in one of two lanes chosen from its header: ``--decode_workers`` processes for cheap
+  photos (at most ``--decode_fast_pixels``, few JPEG scans and markers, no BMP run-length
+  coding) and ``--decode_slow_workers`` for the others, so expensive photos arriving together
+  wait for each other and never occupy the workers that valid photos need. Workers run niced
+  below the event loop and the model thread; one past a limit is killed and replaced, one that
+  grew is replaced after its answer, so the server's memory comes back after large photos;
+- a request's answer: ``--request_timeout_s``.
 
 The HTTP stack is Starlette on uvicorn (h11), not a hand-written one. Why these: uvicorn is the
 most used ASGI server, with a cap on concurrent connections (``limit_concurrency``), keep-alive
 timeouts and a graceful shutdown on SIGTERM that lets requests in flight be answered; Starlette is
 the small toolkit under FastAPI (whose validation and OpenAPI layers two endpoints do not need),
 with a streaming multipart parser that bounds the number of parts. uvicorn has no deadline for a
-request's head, so ``HeadTimeoutH11`` (its h11 protocol plus one timer, given through uvicorn's
-``http`` option) closes a connection that has not sent a whole head within ``--header_timeout_s``;
-the body's deadline is the endpoint's (``http_request.read_body``). An asyncio server holds a slow
+request's head, no cap per client and no bound on a head that arrives whole, so
+``HeadTimeoutH11`` (its h11 protocol plus one timer, a count of connections per address and a
+size check, given through uvicorn's ``http`` option) adds them; the body's deadline is the endpoint's (``http_request.read_body``). An asyncio server holds a slow
 client with a socket, not a thread.
 
-Concurrent requests are batched: the event loop reads requests; a bounded pool of
-``--decode_threads`` threads checks each photo with the image decoder; one model thread
-(``batcher``) takes up to ``--max_batch`` waiting photos per forward pass, waiting at most
-``--batch_wait_ms`` for a batch to fill, and answers each request alone when a batch fails. The
-server binds to 127.0.0.1 unless told otherwise: it has no authentication.
+Concurrent requests are batched: the event loop reads requests; a thread per request waiting for
+its decode worker (at most ``THREADS_PER_DECODE_WORKER`` per worker of a lane; the others wait in
+the event loop) sends the photo to the pool; one model thread (``batcher``) takes up to
+``--max_batch`` waiting photos per forward pass, waiting at most ``--batch_wait_ms`` for a batch
+to fill, and answers each request alone when a batch fails. The server binds to 127.0.0.1 unless
+told otherwise: it has no authentication.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import importlib.resources
+import json
 import logging
+import re
+import resource
 import signal
 import socket
 import threading
@@ -67,7 +98,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from data_pipelines import values
+from data_pipelines import decode_pool, values
 from geoloc_tf import errors
 from geoloc_tf.inference.batcher import Batcher, HttpError
 from geoloc_tf.inference.config import ServerConfig
@@ -79,8 +110,17 @@ log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: Connections the kernel queues before the server accepts them.
 BACKLOG = 2048
-#: Largest request head (request line and headers) accepted, bytes.
+#: Largest request head (request line and headers) accepted, bytes; a larger one gets 431.
 MAX_HEAD_BYTES = 16 * 1024
+#: The end of a request head (h11 also accepts bare newlines).
+HEAD_END = re.compile(rb"\r?\n\r?\n")
+#: How long a connection refused with 431 stays open for the client to read the answer, s.
+HEAD_LINGER_S = 2.0
+#: Open files the server needs besides its connections (model, index, decode workers' pipes).
+FILES_BESIDES_CONNECTIONS = 256
+#: Requests that may wait for a decode worker on threads, per worker of the lane; the others
+#: wait in the event loop, holding no thread.
+THREADS_PER_DECODE_WORKER = 2
 #: Most cells one GET /cells answers (the page asks in chunks of 500).
 MAX_CELL_IDS = 1000
 #: The files of the page, by path: (file in static/, content type). Nothing else is served from
@@ -101,17 +141,38 @@ PAGE_HEADERS = {
 ENDPOINTS = "GET / (the page), POST /predict, GET /cells?ids=..., GET /basemap.geojson or GET /healthz"
 
 
-def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with a deadline for each request's head (``header_timeout_s``)."""
+def head_timeout_protocol(
+    seconds: float, per_client: int, max_head_bytes: int = MAX_HEAD_BYTES
+) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with a deadline for each request's head (``header_timeout_s``), a
+    cap on the connections open from one client address (``max_connections_per_client``) and a
+    bound on the head's size that holds however the head arrives."""
+    open_from: collections.Counter[str] = collections.Counter()  # the event loop's thread only
 
     class HeadTimeoutH11(H11Protocol):
         """Closes a connection whose request head is not complete ``seconds`` after it opened or
-        after its previous answer (slowloris-style clients)."""
+        after its previous answer (slowloris-style clients), a connection beyond ``per_client``
+        from its address at once, and answers a head over ``max_head_bytes`` with 431.
+
+        The head's size is checked here because h11's ``max_incomplete_event_size`` bounds only
+        a head still incomplete in its buffer: a head that arrives whole in one read (up to the
+        256 KiB asyncio reads at once) is parsed whatever its size."""
 
         head_deadline: asyncio.TimerHandle | None = None
+        address: str | None = None  # counted in open_from while open
+        refusing = False  # a 431 was sent: what the client still sends is discarded
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
+            peer = transport.get_extra_info("peername")
+            address = str(peer[0]) if isinstance(peer, tuple) and peer else None
+            if address is not None:
+                if open_from[address] >= per_client:
+                    log.debug("closed a connection from %s: %d already open", address, per_client)
+                    self.transport.close()
+                    return
+                open_from[address] += 1
+                self.address = address
             self.arm_head_deadline()
 
         def on_response_complete(self) -> None:
@@ -119,9 +180,46 @@ def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
             self.arm_head_deadline()
 
         def connection_lost(self, exc: Exception | None) -> None:
+            if self.address is not None:
+                open_from[self.address] -= 1
+                if open_from[self.address] <= 0:
+                    del open_from[self.address]
+                self.address = None
             if self.head_deadline is not None:
                 self.head_deadline.cancel()
             super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self.refusing:
+                return
+            if self.conn.their_state is h11.IDLE:  # reading a request head
+                pending = self.conn.trailing_data[0]
+                if len(pending) + len(data) > max_head_bytes:
+                    head = pending + data
+                    if HEAD_END.search(head, 0, max_head_bytes + 4) is None:
+                        self.refuse_head()
+                        return
+            super().data_received(data)
+
+        def refuse_head(self) -> None:
+            """431 with a JSON error, then the connection closes once the client has stopped
+            sending (or after ``HEAD_LINGER_S``): closing at once with unread bytes would reset
+            it before the client reads the answer."""
+            self.refusing = True
+            body = json.dumps(
+                {
+                    "error": f"request head over {max_head_bytes:,} bytes (request line and headers)",
+                    "status": HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE.value,
+                }
+            ).encode()
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.loop.call_later(HEAD_LINGER_S, self.transport.close)
+            log.info("refused a request head over %d bytes", max_head_bytes)
 
         def arm_head_deadline(self) -> None:
             if self.head_deadline is not None:
@@ -130,10 +228,33 @@ def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
 
         def head_too_slow(self) -> None:
             if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                log.info("closed a connection that sent no whole request head within %g s", seconds)
+                log.debug("closed a connection that sent no whole request head within %g s", seconds)
                 self.transport.close()
 
     return HeadTimeoutH11
+
+
+def raise_open_file_limit(connections: int) -> int:
+    """Raises this process's soft limit of open files toward its hard limit so that
+    ``connections`` sockets fit beside ``FILES_BESIDES_CONNECTIONS`` other files; returns the
+    connection cap that fits (``connections``, or less with a warning when the hard limit is
+    too low: never a cap the process cannot honour)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + FILES_BESIDES_CONNECTIONS
+    if hard != resource.RLIM_INFINITY and wanted > hard:
+        fits = max(2, hard - FILES_BESIDES_CONNECTIONS)
+        log.warning(
+            "--max_connections=%d needs %d open files but this process may open at most %d "
+            "(ulimit -Hn); serving at most %d connections",
+            connections,
+            wanted,
+            hard,
+            fits,
+        )
+        connections, wanted = fits, hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return connections
 
 
 class GeolocServer:
@@ -151,7 +272,12 @@ class GeolocServer:
         self.basemap = geojson_bytes("110m")
         self.cell_features: dict[int, dict[str, Any]] = {}  # GeoJSON features drawn so far
         self.socket = _bind(config.host, config.port)
-        self.decode_limiter: anyio.CapacityLimiter | None = None  # made in the server's event loop
+        self.max_connections = raise_open_file_limit(config.max_connections)
+        self.pool = decode_pool.DecodePool(
+            {"fast": config.decode_workers, "slow": config.decode_slow_workers},
+            decode_pool.Limits(cpu_s=config.decode_cpu_s, memory_mb=config.decode_memory_mb),
+        )
+        self.limiters: dict[str, anyio.CapacityLimiter] = {}  # made in the server's event loop
         app = Starlette(
             routes=[
                 *(Route(route, self.page, methods=["GET"]) for route in STATIC_FILES),
@@ -165,12 +291,12 @@ class GeolocServer:
         self.uvicorn = uvicorn.Server(
             uvicorn.Config(
                 app,
-                http=head_timeout_protocol(config.header_timeout_s),
+                http=head_timeout_protocol(config.header_timeout_s, config.max_connections_per_client),
                 lifespan="off",
                 log_config=None,
                 access_log=False,
                 server_header=False,
-                limit_concurrency=config.max_connections,
+                limit_concurrency=self.max_connections,
                 timeout_keep_alive=config.keep_alive_s,
                 timeout_graceful_shutdown=config.shutdown_timeout_s,
                 h11_max_incomplete_event_size=MAX_HEAD_BYTES,
@@ -193,11 +319,25 @@ class GeolocServer:
     async def predict(self, request: Request) -> Response:
         try:
             image, options, name = await read_upload(request, self.config)
-            if self.decode_limiter is None:
-                self.decode_limiter = anyio.CapacityLimiter(self.config.decode_threads)
-            job = await anyio.to_thread.run_sync(
-                make_job, image, options, name, self.config, limiter=self.decode_limiter
-            )
+            lane = self.lane(image)
+            decode = functools.partial(self.pool.run, lane, wait_s=self.config.request_timeout_s)
+            try:
+                job = await anyio.to_thread.run_sync(
+                    make_job, image, options, name, self.config, decode, limiter=self.limiter(lane)
+                )
+            except decode_pool.OverLimit as over:
+                raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self.over_limit(over)) from None
+            except decode_pool.WorkerDied:
+                raise HttpError(
+                    HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                    "the image decoder failed on this photo (its worker process ended)",
+                ) from None
+            except decode_pool.Busy:
+                raise HttpError(
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    f"no decode worker was free within {self.config.request_timeout_s:g} s; "
+                    "the server is overloaded",
+                ) from None
             if job.neighbours and self.nearest is None:
                 raise HttpError(
                     HTTPStatus.BAD_REQUEST,
@@ -217,6 +357,37 @@ class GeolocServer:
         except HttpError as error:
             return self.error(error.status, str(error))
         return JSONResponse(record)
+
+    def lane(self, image: bytes) -> str:
+        """The decode pool's lane of ``image``, from its header (``decode_pool.photo_route``):
+        "fast" for a cheap photo, or one that the decoder refuses from its header (over
+        ``max_pixels``), else "slow". HttpError 413 for a photo whose declared pixels need
+        more memory than ``decode_memory_mb`` to decode (4 bytes each, as RGBA)."""
+        route = decode_pool.photo_route(image, self.config.decode_fast_pixels)
+        if route.pixels > self.config.max_pixels:
+            return "fast"
+        needed_mb = route.pixels * 4 / decode_pool.MiB
+        if needed_mb > self.config.decode_memory_mb:
+            raise HttpError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"image of {route.width}x{route.height} pixels needs about {needed_mb:,.0f} MB to "
+                f"decode, over the limit of {self.config.decode_memory_mb:,} MB (--decode_memory_mb)",
+            )
+        return "fast" if route.cheap else "slow"
+
+    def limiter(self, lane: str) -> anyio.CapacityLimiter:
+        if lane not in self.limiters:
+            workers = self.pool.lanes[lane]
+            self.limiters[lane] = anyio.CapacityLimiter(workers * THREADS_PER_DECODE_WORKER)
+        return self.limiters[lane]
+
+    def over_limit(self, over: decode_pool.OverLimit) -> str:
+        if over.limit == "memory":
+            return (
+                f"decoding this photo needed more than {self.config.decode_memory_mb:,} MB "
+                "(--decode_memory_mb)"
+            )
+        return f"decoding this photo was stopped: it {over} (--decode_cpu_s={self.config.decode_cpu_s:g})"
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse(self.health())
@@ -283,17 +454,20 @@ class GeolocServer:
             "errors": {str(k): v for k, v in sorted(self.errors.items())},
             "top_k": self.config.top_k,
             "index": None if self.nearest is None else self.nearest.summary(),
+            "decode_workers": {**self.pool.lanes, "replaced": self.pool.replaced},
         }
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
         """Serves until SIGTERM / Ctrl-C (main thread) or ``stop``; requests in flight are
         answered first (up to ``shutdown_timeout_s``), then the model thread stops."""
+        self.pool.start()
         self.batcher.start()
         try:
             self.uvicorn.run(sockets=[self.socket])
         finally:
             self.batcher.stop()
+            self.pool.close()
             self.socket.close()
 
     def stop(self) -> None:

@@ -1,0 +1,119 @@
+"""The decode pool: tasks in worker processes under CPU and memory limits; a worker past a limit
+is replaced and the others go on (data_pipelines.decode_pool)."""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import threading
+
+import pytest
+from PIL import Image
+
+from data_pipelines import decode_pool, images
+
+
+def lossless_webp(width: int, height: int) -> bytes:
+    """A one-colour lossless WebP of 38 bytes declaring ``width`` x ``height`` pixels: Pillow's
+    64x64 encoding, its size bits rewritten (the pixels cost no bits, so it decodes at any size)."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(out, format="WEBP", lossless=True, method=0, quality=0)
+    data = bytearray(out.getvalue())
+    bits = struct.unpack("<I", data[21:25])[0] & ~((1 << 28) - 1)
+    data[21:25] = struct.pack("<I", bits | (width - 1) | ((height - 1) << 14))
+    return bytes(data)
+
+
+def rle_bmp(width: int, height: int) -> bytes:
+    """An 8-bit run-length coded BMP, every run one pixel long: Pillow decodes it in Python."""
+    rows = (bytes([1, 7]) * width + b"\x00\x00") * height + b"\x00\x01"
+    palette = bytes(4 * 256)
+    offset = 14 + 40 + len(palette)
+    header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + header + palette + rows
+
+
+def encoded(kind: str, size: tuple[int, int], **options) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (1, 2, 3)).save(out, format=kind, **options)
+    return out.getvalue()
+
+
+def test_the_route_reads_the_declared_size_of_each_format_without_pillow():
+    cheap = 1_000_000
+    for kind, options in [("JPEG", {}), ("PNG", {}), ("GIF", {}), ("BMP", {}), ("WEBP", {"lossless": True})]:
+        route = decode_pool.photo_route(encoded(kind, (640, 480), **options), cheap)
+        assert (route.format, route.width, route.height, route.cheap) == (kind, 640, 480, True), kind
+    lossy = decode_pool.photo_route(encoded("WEBP", (640, 480), quality=50), cheap)
+    assert (lossy.width, lossy.height) == (640, 480)
+    assert decode_pool.photo_route(encoded("JPEG", (2000, 1000)), cheap).cheap is False  # 2 MP
+    assert decode_pool.photo_route(lossless_webp(6000, 6000), cheap).pixels == 36_000_000
+    assert decode_pool.photo_route(rle_bmp(64, 64), cheap).cheap is False  # RLE: Python decoder
+    jpeg = encoded("JPEG", (64, 64))
+    many_segments = jpeg[:2] + b"\xff\xfe\x00\x02" * 1000 + jpeg[2:]
+    assert decode_pool.photo_route(many_segments, cheap).format is None  # no frame in 256 segments
+    assert decode_pool.photo_route(b"\xff\xd8\xff", cheap).format is None
+    assert decode_pool.photo_route(b"GIF89a", cheap).format is None
+
+
+@pytest.fixture(scope="module")
+def pool():
+    started = decode_pool.DecodePool(
+        {"fast": 1, "slow": 2}, decode_pool.Limits(cpu_s=0.5, memory_mb=64, recycle_mb=32)
+    ).start()
+    yield started
+    started.close()
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def test_workers_are_small_and_hold_no_tensorflow(pool):
+    for pid in pool.pids():
+        assert rss_mib(pid) < 80
+        with open(f"/proc/{pid}/maps") as maps:
+            assert "tensorflow" not in maps.read()
+
+
+def test_results_and_the_decoders_refusals_cross_the_pipe(pool):
+    assert pool.run("fast", pow, 2, 10) == 1024
+    with pytest.raises(images.BadImage) as refused:
+        pool.run("fast", images.model_bytes, b"II*\x00" + bytes(64), 1000)
+    assert refused.value.reason == images.UNSUPPORTED
+
+
+def test_a_task_over_its_cpu_limit_ends_its_worker_and_not_the_others(pool):
+    answers: list = [None, None]
+
+    def costly():
+        try:
+            pool.run("slow", math.factorial, 10**7)
+        except decode_pool.OverLimit as over:
+            answers[0] = over
+
+    thread = threading.Thread(target=costly)
+    thread.start()
+    answers[1] = pool.run("slow", pow, 3, 4)  # the other slow worker, meanwhile
+    thread.join(timeout=30)
+    assert answers[1] == 81
+    assert isinstance(answers[0], decode_pool.OverLimit) and answers[0].limit == "cpu"
+    assert "0.5 s of CPU" in str(answers[0])
+    assert pool.run("slow", pow, 2, 3) == 8  # the lane goes on
+
+
+def test_a_task_over_its_memory_limit_is_refused_and_its_worker_replaced(pool):
+    replaced = pool.replaced
+    with pytest.raises(decode_pool.OverLimit) as over:
+        pool.run("slow", bytearray, 200 << 20)
+    assert over.value.limit == "memory"
+    assert pool.run("slow", len, bytearray(10 << 20)) == 10 << 20  # 10 MB is within the limit
+    assert pool.replaced == replaced + 1
+
+
+def test_the_bmp_decoders_python_loop_is_stopped_at_the_cpu_limit(pool):
+    with pytest.raises(decode_pool.OverLimit) as over:
+        pool.run("slow", images.model_bytes, rle_bmp(3000, 2000), 50_000_000)
+    assert over.value.limit == "cpu"
