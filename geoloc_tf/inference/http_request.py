@@ -5,8 +5,8 @@ The body is read only when it announces its length (411 otherwise: a chunked bod
 that length is within ``max_body_bytes`` (413), and must arrive within ``body_timeout_s`` (408).
 Multipart uploads are parsed by Starlette's parser (python-multipart) with at most one file part
 and ``max_parts`` other fields. The photo is then checked by the image decoder
-(``data_pipelines.images`` through ``m1_model.validate_image_bytes``) on a bounded thread pool:
-413 over ``max_pixels``, 415 animated, truncated or not a supported image. Options are parsed
+and decoded once (``data_pipelines.images.decode_request``) on a bounded thread pool:
+413 over ``max_pixels`` or the decode budget, 415 animated, truncated or not a supported image. Options are parsed
 strictly (``data_pipelines.values``): 400 for a malformed or out-of-range value.
 """
 
@@ -109,10 +109,9 @@ async def read_upload(request: Request, config: ServerConfig) -> tuple[bytes, di
     )
 
 
-def make_job(image: bytes, options: dict[str, str], name: str | None, config: ServerConfig) -> Job:
-    """The checked photo and options of a request (HttpError 400/413/415). Runs on a worker thread:
-    the image decoder's check decodes the whole photo."""
-    from geoloc_tf.inference.m1_model import validate_image_bytes
+def make_job(image: bytes, options: dict[str, str], name: str | None, config: ServerConfig, side: int) -> Job:
+    """The decoded photo (for a model with ``side`` px input) and options of a request (HttpError
+    400/413/415). Runs on a worker thread: the photo is decoded there, once."""
     from geoloc_tf.inference.neighbours import MAX_NEIGHBOURS
     from geoloc_tf.inference.photo_predictor import parse_outdoor, parse_posted_at
 
@@ -134,12 +133,12 @@ def make_job(image: bytes, options: dict[str, str], name: str | None, config: Se
     except values.ValueProblem as problem:
         raise HttpError(HTTPStatus.BAD_REQUEST, f"neighbours={problem}") from None
     try:
-        checked = validate_image_bytes(image, name or "request body", config.max_pixels)
-    except errors.ImageError as error:
+        checked = images.decode_request(image, config.decode.within(config.max_pixels), side)
+    except images.BadImage as error:
         status = (
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-            if error.reason == images.TOO_LARGE
+            if error.reason in images.OVER_BUDGET
             else HTTPStatus.UNSUPPORTED_MEDIA_TYPE
         )
-        raise HttpError(status, str(error)) from None
+        raise HttpError(status, f"{name or 'request body'}: {error}") from None
     return Job(checked, posted_at, outdoor, top_k, name, neighbours)

@@ -196,7 +196,13 @@ class GeolocServer:
             if self.decode_limiter is None:
                 self.decode_limiter = anyio.CapacityLimiter(self.config.decode_threads)
             job = await anyio.to_thread.run_sync(
-                make_job, image, options, name, self.config, limiter=self.decode_limiter
+                make_job,
+                image,
+                options,
+                name,
+                self.config,
+                self.predictor.m1.image_size,
+                limiter=self.decode_limiter,
             )
             if job.neighbours and self.nearest is None:
                 raise HttpError(
@@ -362,10 +368,8 @@ def stop_server(server: GeolocServer) -> None:
 def warm_up(predictor) -> None:
     """One tiny prediction (and one through M2) so the first request does not pay the tracing."""
     import numpy as np
-    import tensorflow as tf
 
-    image = tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
-    predictor.predict([image], posted_at=[0 if predictor.has_m2 else None])
+    predictor.predict([np.zeros((8, 8, 3), np.uint8)], posted_at=[0 if predictor.has_m2 else None])
 
 
 def serve(predictor, config: ServerConfig, nearest: NearestPhotos | None = None) -> None:
