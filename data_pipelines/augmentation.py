@@ -134,13 +134,17 @@ def augment_image(image_bytes, seed, config: InputConfig):
     return _fused_jitter_and_scale(config)(image, uniform[1:])
 
 
-def eval_resize(image_bytes, config: InputConfig):
-    """Decode, central crop (``central_fraction``), bilinear resize: float32 (size, size, 3) in
-    [0, 255], the evaluation transform before scaling (``eval_image``; rounded to uint8, the pixels
-    M1's LiteRT and ONNX exports take)."""
-    image = tf.io.decode_jpeg(image_bytes, channels=3)
-    image = tf.image.central_crop(image, config.central_fraction)
+def eval_resize_pixels(pixels, config: InputConfig):
+    """Central crop (``central_fraction``) and bilinear resize of decoded uint8 (h, w, 3) pixels:
+    float32 (size, size, 3) in [0, 255], the evaluation transform between decoding and scaling
+    (rounded to uint8, the pixels M1's LiteRT and ONNX exports take)."""
+    image = tf.image.central_crop(pixels, config.central_fraction)
     return tf.image.resize(image, [config.image_size, config.image_size], method="bilinear")
+
+
+def eval_resize(image_bytes, config: InputConfig):
+    """Decode, then ``eval_resize_pixels``: float32 (size, size, 3) in [0, 255]."""
+    return eval_resize_pixels(tf.io.decode_jpeg(image_bytes, channels=3), config)
 
 
 def eval_scale(pixels, config: InputConfig):

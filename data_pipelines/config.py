@@ -43,6 +43,50 @@ def max_pixels_setting(default: int):
 
 
 @dataclasses.dataclass(frozen=True)
+class DecodeBudget:
+    """What decoding one photo may cost, known from its header before it is paid
+    (``data_pipelines.images``, whose docstring has the measurements behind each default). Not in
+    the paper: the limits of an entry point that reads photos strangers or collections bring.
+
+    ``max_pixels`` is no setting of the budget: every entry point declares its own
+    (``max_pixels_setting``: a server's is lower than a command's) and fills it in with
+    ``within``. It limits every format; ``max_other_pixels`` lowers it for formats decoded in full
+    (all but JPEG, which is decoded at the scale the model needs)."""
+
+    max_jpeg_scans: int = setting(
+        64,
+        "JPEGs with more scans are refused unread: each scan of a progressive JPEG is decoded over "
+        "the whole image (libjpeg's standard progressive script writes 10, 18 for CMYK).",
+        minimum=1,
+    )
+    max_jpeg_segments: int = setting(
+        1000,
+        "JPEGs with more marker segments (APPn, COM, tables...) are refused unread: a camera "
+        "writes a few dozen (Exif, XMP, ICC chunks, tables).",
+        minimum=1,
+    )
+    max_other_pixels: int = setting(
+        10_000_000,
+        "PNG, GIF, BMP and WebP images with more pixels are refused from their header: they are "
+        "decoded in full, while M1 needs about 342 x 342 (a 4K screen, 8.3 M pixels, fits).",
+        minimum=1,
+    )
+    max_pixels: int = FILES_MAX_PIXELS
+
+    def __post_init__(self):
+        check_settings(self)
+
+    def within(self, max_pixels: int) -> "DecodeBudget":
+        """This budget with an entry point's ``max_pixels``."""
+        return dataclasses.replace(self, max_pixels=max_pixels)
+
+
+def decode_budget():
+    """The ``decode`` field of an entry point that reads photos: one declaration, several configs."""
+    return nested(DecodeBudget, "What decoding one photo may cost (data_pipelines.images).")
+
+
+@dataclasses.dataclass(frozen=True)
 class SplitConfig:
     """Stable random splits of appendix A.
 

@@ -69,7 +69,8 @@ log = logging.getLogger(__name__)
 MiB = 1 << 20
 #: How long a new worker may take to start (a fresh interpreter importing Pillow and numpy), s.
 START_TIMEOUT_S = 60.0
-#: Photo routing (``photo_route``): JPEG segments read for the frame header before giving up.
+#: Photo routing (``photo_route``): a JPEG with more markers than this (besides its scans) is not
+#: cheap; a camera writes a few dozen.
 MAX_HEADER_SEGMENTS = 256
 #: A photo with more JPEG scans than this is not cheap: a baseline JPEG has 1 scan, libjpeg's and
 #: Pillow's progressive ones about 10, mozjpeg's under 20; decoding time grows with each scan.
@@ -133,11 +134,11 @@ class PhotoRoute:
 
 def photo_route(data: bytes, cheap_pixels: int) -> PhotoRoute:
     """The declared size of ``data`` read from its first bytes, without Pillow (whose JPEG parser
-    is Python code and would run in the caller's thread: a bounded walk of at most
-    ``MAX_HEADER_SEGMENTS`` segments here), and whether it is cheap: a supported format with at
-    most ``cheap_pixels`` declared pixels, a file no larger than ``MAX_CHEAP_BYTES_PER_PIXEL`` per
-    pixel, at most ``MAX_CHEAP_SCANS`` JPEG scans and no more JPEG markers than one restart
-    marker per 8x8 block allows, and no BMP run-length encoding (Pillow decodes it in Python)."""
+    is Python code and would run in the caller's thread; a JPEG is walked by the decoder's
+    bounded ``images.jpeg_structure``), and whether it is cheap: a supported format with at most
+    ``cheap_pixels`` declared pixels, a file no larger than ``MAX_CHEAP_BYTES_PER_PIXEL`` per
+    pixel, at most ``MAX_CHEAP_SCANS`` JPEG scans and ``MAX_HEADER_SEGMENTS`` other JPEG markers,
+    and no BMP run-length encoding (Pillow decodes it in Python)."""
     found = _declared(data)
     if found is None:
         return PhotoRoute(None, 0, 0, False)
@@ -145,11 +146,6 @@ def photo_route(data: bytes, cheap_pixels: int) -> PhotoRoute:
     pixels = width * height
     cheap = plain and 0 < pixels <= cheap_pixels
     cheap = cheap and len(data) <= MAX_CHEAP_BYTES_PER_PIXEL * pixels + 64 * 1024
-    if cheap and kind == "JPEG":
-        # 0xFF in entropy-coded data is always followed by 0x00 (byte stuffing): every other 0xFF
-        # starts a marker, and 0xFFDA is a scan. bytes.count runs in C: milliseconds for 16 MB.
-        markers = data.count(b"\xff") - data.count(b"\xff\x00")
-        cheap = data.count(b"\xff\xda") <= MAX_CHEAP_SCANS and markers <= 1024 + pixels // 64
     return PhotoRoute(kind, width, height, cheap)
 
 
@@ -189,25 +185,12 @@ def _declared(data: bytes) -> tuple[str, int, int, bool] | None:
 
 
 def _jpeg_size(data: bytes) -> tuple[str, int, int, bool] | None:
-    at = 2
-    for _ in range(MAX_HEADER_SEGMENTS):
-        while at < len(data) and data[at] == 0xFF and at + 1 < len(data) and data[at + 1] == 0xFF:
-            at += 1  # fill bytes
-        if at + 4 > len(data) or data[at] != 0xFF:
-            return None
-        marker = data[at + 1]
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length
-            at += 2
-            continue
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header
-            if at + 9 > len(data):
-                return None
-            height, width = struct.unpack(">HH", data[at + 5 : at + 9])
-            return "JPEG", width, height, True
-        if marker in (0xD9, 0xDA):  # end of image, or a scan before any frame header
-            return None
-        at += 2 + struct.unpack(">H", data[at + 2 : at + 4])[0]
-    return None
+    """A JPEG's frame size from ``images.jpeg_structure``, the decoder's own bounded walk (plain:
+    at most ``MAX_CHEAP_SCANS`` scans and ``MAX_HEADER_SEGMENTS`` other markers, walked whole)."""
+    walk = images.jpeg_structure(data, MAX_CHEAP_SCANS, MAX_HEADER_SEGMENTS)
+    if not walk.width:
+        return None
+    return "JPEG", walk.width, walk.height, walk.complete
 
 
 # ---------------------------------------------------------------------- the worker process

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from data_pipelines.config import FILES_MAX_PIXELS, max_pixels_setting
+from data_pipelines.config import FILES_MAX_PIXELS, DecodeBudget, decode_budget, max_pixels_setting
 from geoloc_tf.retrieval.config import CellRetrievalConfig, engine_setting
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, THRESHOLD_RULES
 from mesh.settings import check_settings, nested, setting
@@ -144,6 +144,7 @@ class ExternalEvaluateConfig:
     predict: PredictConfig = nested(PredictConfig, "M1's stored predictions, as in the run.")
     batch_size: int = setting(32, "Photos per forward pass.", minimum=1, affects_outputs=False)
     max_pixels: int = max_pixels_setting(FILES_MAX_PIXELS)
+    decode: DecodeBudget = decode_budget()
     scene_image_size: int = setting(
         224, "Side of the square images the scene classifier takes, px.", minimum=1
     )

@@ -192,17 +192,19 @@ def make_photos(folder: Path, count: int, seed: int) -> list[Path]:
 
 # ---------------------------------------------------------------------- predict
 def time_predict(run_dir: Path, photos: list[Path], repeats: int) -> dict:
+    from data_pipelines.config import DecodeBudget
     from geoloc_tf.inference.config import PredictFilesConfig
+    from geoloc_tf.inference.m1_model import read_photo
     from geoloc_tf.inference.photo_predictor import Predictor
     from geoloc_tf.inference.predict_files import predict_files
 
     predictor = Predictor.load(run_dir, with_m2=False)
-    one = photos[0].read_bytes()
-    predictor.predict([one])  # tracing
+    side = predictor.m1.image_size
+    predictor.predict([read_photo(photos[0], DecodeBudget(), side)])  # tracing
     latencies = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        predictor.predict([one])
+        predictor.predict([read_photo(photos[0], DecodeBudget(), side)])
         latencies.append(time.perf_counter() - t0)
 
     with open(os.devnull, "w") as sink:
@@ -216,7 +218,7 @@ def time_predict(run_dir: Path, photos: list[Path], repeats: int) -> dict:
 
     t0 = time.perf_counter()
     for path in photos:
-        predictor.predict([path.read_bytes()])
+        predictor.predict([read_photo(path, DecodeBudget(), side)])
     one_by_one_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()

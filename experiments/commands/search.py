@@ -53,7 +53,7 @@ def _define_inputs(flag_values: flags.FlagValues) -> None:
 
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, positional: list[str]) -> int:
-    from geoloc_tf.inference.m1_model import M1Model, read_image_bytes
+    from geoloc_tf.inference.m1_model import M1Model, lossless_png, read_photo
     from geoloc_tf.retrieval.feature_index import FeatureIndex
     from geoloc_tf.retrieval.query import format_table, model_dir, search_image, to_json
 
@@ -67,14 +67,14 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, positional: list[str
         raise ConfigError("--lat and --lon go together: give both or neither")
     with missing_files_are_user_errors():
         index = FeatureIndex.open(inputs.index)
-        image = read_image_bytes(query, config.max_pixels)
         model = M1Model.load(model_dir(index, inputs.model))
+        image = read_photo(query, config.decode.within(config.max_pixels), model.image_size)
         result = search_image(index, model, image, config, inputs.lat, inputs.lon)
         if inputs.sheet:
             from geoloc_tf.retrieval.sheet import draw_query_sheet, record_images
 
             draw_query_sheet(
-                image,
+                lossless_png(image),
                 result,
                 record_images(index, result["row"].to_numpy()),
                 inputs.sheet,

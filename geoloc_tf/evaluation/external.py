@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from data_pipelines.config import FILES_MAX_PIXELS
+from data_pipelines.config import DecodeBudget
 from geoloc_tf import prediction_tables
 from geoloc_tf.errors import EvaluationError, InferenceError
 from geoloc_tf.run_configs import ExternalEvaluateConfig
@@ -164,28 +164,29 @@ def locate_images(table: pd.DataFrame, fmt: str, images_dir: str) -> tuple[pd.Da
 
 
 class TestImages:
-    """Reads the test photos as M1's preprocessing takes them: plain files under ``images_dir``
-    (``container`` -1) or archive members (``locate_images``); an unreadable one raises an
-    InferenceError naming it."""
+    """Reads the test photos as M1 (input ``side``) takes them, decoded once within ``budget``
+    (``m1_model.decode_photo``): plain files under ``images_dir`` (``container`` -1) or archive
+    members (``locate_images``); an unreadable one raises an InferenceError naming it."""
 
-    def __init__(self, images_dir: Path, archives: list, max_pixels: int = FILES_MAX_PIXELS):
+    def __init__(self, images_dir: Path, archives: list, budget: DecodeBudget, side: int):
         from data_pipelines.archives import ArchiveReader
 
-        self.images_dir, self.max_pixels = images_dir, max_pixels
+        self.images_dir, self.budget, self.side = images_dir, budget, side
         self.archives = ArchiveReader(archives)
 
-    def read(self, row) -> bytes:
-        """The bytes of one row (a named tuple or Series with image_path, container, offset, size)."""
+    def read(self, row) -> np.ndarray:
+        """The uint8 (h, w, 3) pixels of one row (a named tuple or Series with image_path,
+        container, offset, size)."""
         from data_pipelines.ingest.image_files import ImageSkipped
-        from geoloc_tf.inference.m1_model import read_image_bytes, validate_image_bytes
+        from geoloc_tf.inference.m1_model import decode_photo, read_photo
 
         if row.container < 0:
-            return read_image_bytes(self.images_dir / row.image_path, self.max_pixels)
+            return read_photo(self.images_dir / row.image_path, self.budget, self.side)
         try:
             data = self.archives.read(int(row.container), row.image_path, int(row.offset), int(row.size))
         except ImageSkipped as skipped:
             raise InferenceError(f"{skipped.detail}; cannot read it as a photo") from None
-        return validate_image_bytes(data, f"{self.images_dir}: member {row.image_path}", self.max_pixels)
+        return decode_photo(data, f"{self.images_dir}: member {row.image_path}", self.budget, self.side)
 
     def close(self) -> None:
         self.archives.close()
@@ -201,7 +202,7 @@ def predict_m1(
     """M1's top-k for every readable image; returns the kept rows, ids, probs, unreadable files."""
     kept, ids, probs, unreadable = [], [], [], []
     batch_rows: list[int] = []
-    batch_bytes: list[bytes] = []
+    batch_bytes: list[np.ndarray] = []
 
     def flush():
         if batch_bytes:
@@ -240,7 +241,8 @@ def scene_outdoor_probabilities(
 ) -> dict[str, float]:
     """photo_id -> outdoor probability from a user's scene classifier (Table 4, §4.1.2): the
     softmax mass on the classes its Places365-style IO file marks outdoor (2). The photos are
-    those ``predict_m1`` kept, read again through the image decoder."""
+    those ``predict_m1`` kept, read again through the image decoder (at M1's scale, which is at
+    least the classifier's for a side up to 342 px)."""
     import tensorflow as tf
 
     from geoloc_tf.evaluation.outdoor import load_scene_model, scene_outdoor_probs
@@ -250,8 +252,7 @@ def scene_outdoor_probabilities(
     def batches():
         for start in range(0, len(table), batch_size):
             decoded = [
-                tf.image.resize(tf.io.decode_image(images.read(photo), channels=3), [image_size, image_size])
-                / 255.0
+                tf.image.resize(images.read(photo), [image_size, image_size]) / 255.0
                 for photo in table.iloc[start : start + batch_size].itertuples(index=False)
             ]
             yield (tf.stack(decoded).numpy() * (high - low) + low).astype(np.float32)
@@ -305,11 +306,10 @@ def evaluate_external(
     training, hasher = _training_photos(run)
     table, skipped = read_test_set(csv_path, image_path_template, fmt, images_dir, hasher)
     table, archives, missing = locate_images(table, fmt, images_dir)
-    images = TestImages(Path(images_dir), archives, config.max_pixels)
+    model = M1Model.load(model_dir, mesh_file)
+    images = TestImages(Path(images_dir), archives, config.decode.within(config.max_pixels), model.image_size)
     try:
-        kept, ids, probs, unreadable = predict_m1(
-            M1Model.load(model_dir, mesh_file), table, images, batch_size, top_k
-        )
+        kept, ids, probs, unreadable = predict_m1(model, table, images, batch_size, top_k)
         outdoor = None
         if scene_model and scene_io_labels:  # one without the other was refused above
             low, high = config.scene_input_range

@@ -19,6 +19,8 @@ import time
 from http import HTTPStatus
 from typing import Any
 
+import numpy as np
+
 from geoloc_tf import errors
 from geoloc_tf.inference.photo_predictor import predict_each
 
@@ -37,7 +39,7 @@ class HttpError(Exception):
 class Job:
     """A validated photo of one request, waiting for the model thread's answer."""
 
-    image: bytes
+    image: np.ndarray  # uint8 (h, w, 3): the photo decoded once (data_pipelines.images.decode_request)
     posted_at: int | None
     outdoor: float | None
     top_k: int

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from data_pipelines.config import FILES_MAX_PIXELS, SERVE_MAX_PIXELS, max_pixels_setting
+from data_pipelines.config import (
+    FILES_MAX_PIXELS,
+    SERVE_MAX_PIXELS,
+    DecodeBudget,
+    decode_budget,
+    max_pixels_setting,
+)
 from geoloc_tf.inference.formats import FORMATS
 from geoloc_tf.retrieval.config import CellRetrievalConfig, engine_setting
 from mesh.progress import MODES, PROGRESS_EVERY_S
@@ -50,6 +56,7 @@ class PredictFilesConfig:
     )
     engine: str = engine_setting()  # how retrieval inside the top cells searches --index
     cell_retrieval: CellRetrievalConfig = _cell_retrieval()
+    decode: DecodeBudget = decode_budget()
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -160,6 +167,7 @@ class ServerConfig:
     )
     engine: str = engine_setting()  # how --index is searched: neighbours, retrieval in the top cells
     cell_retrieval: CellRetrievalConfig = _cell_retrieval()
+    decode: DecodeBudget = decode_budget()
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -5,9 +5,9 @@ The body is read only when it announces its length (411 otherwise: a chunked bod
 that length is within ``max_body_bytes`` (413), and must arrive within ``body_timeout_s`` (408).
 Multipart uploads are parsed by Starlette's parser (python-multipart) with at most one file part
 and ``max_parts`` other fields. The photo is then checked by the image decoder
-(``data_pipelines.images``) in a worker process of the server's decode pool
-(``data_pipelines.decode_pool``): 413 over ``max_pixels``, 415 animated, truncated or not a
-supported image. Options are parsed
+and decoded once (``data_pipelines.images.decode_request``) in a worker process of the server's
+decode pool (``data_pipelines.decode_pool``): 413 over ``max_pixels``, the decode budget or the
+worker's CPU or memory limit, 415 animated, truncated or not a supported image. Options are parsed
 strictly (``data_pipelines.values``): 400 for a malformed or out-of-range value.
 """
 
@@ -121,10 +121,11 @@ def make_job(
     options: dict[str, str],
     name: str | None,
     config: ServerConfig,
+    side: int,
     decode: Callable[..., Any] = call_here,
 ) -> Job:
-    """The checked photo and options of a request (HttpError 400/413/415). Runs on a thread: the
-    image decoder's check decodes the whole photo, through ``decode(function, *args)`` (the
+    """The decoded photo (for a model with ``side`` px input) and options of a request (HttpError
+    400/413/415). Runs on a thread: the photo is decoded once, through ``decode(function, *args)`` (the
     server's: ``DecodePool.run`` in a worker process of the photo's lane, which may also raise
     ``decode_pool.OverLimit``, ``WorkerDied`` or ``Busy``)."""
     from geoloc_tf.inference.neighbours import MAX_NEIGHBOURS
@@ -148,11 +149,11 @@ def make_job(
     except values.ValueProblem as problem:
         raise HttpError(HTTPStatus.BAD_REQUEST, f"neighbours={problem}") from None
     try:
-        checked = decode(images.model_bytes, image, config.max_pixels)
+        checked = decode(images.decode_request, image, config.decode.within(config.max_pixels), side)
     except images.BadImage as error:
         status = (
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-            if error.reason == images.TOO_LARGE
+            if error.reason in images.OVER_BUDGET
             else HTTPStatus.UNSUPPORTED_MEDIA_TYPE
         )
         raise HttpError(status, f"{name or 'request body'}: {error}") from None

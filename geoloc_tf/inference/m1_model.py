@@ -11,14 +11,28 @@
 - M1's LiteRT or ONNX file (``RUN_DIR/export/m1.tflite``, ``m1.onnx``; ``geoloc_tf.m1.portable``),
   chosen by the suffix: the top-k cells as for a SavedModel, run by LiteRT or ONNX Runtime.
 
-Images go through ``geoloc_tf.preprocessing.eval_batch``, the transform M1 was evaluated and
-exported with (central crop 0.875, resize, [-1, 1]); the SavedModel applies the same one inside.
-For a LiteRT or ONNX file the same decode, crop and resize run here and give uint8 pixels
-(``preprocessing.eval_pixels_batch``), which the file scales.
+A photo is decoded once, on the host, by ``data_pipelines.images.decode_for_model`` (``read_photo``
+and ``decode_photo`` here: the decode budget's checks, JPEGs decoded in the DCT domain at the
+scale the model needs); the model thread only runs the model on those uint8 pixels. A run
+directory's M1 is one compiled function of a packed batch of any sizes
+(``geoloc_tf.preprocessing.eval_packed``: per photo the central crop 0.875, resize, [-1, 1] that M1
+was evaluated and exported with, then the network). For a LiteRT or ONNX file the same crop and
+resize give uint8 pixels (``preprocessing.pixels_packed``), which the file scales. An exported
+SavedModel's signature takes encoded bytes: the decoded pixels (small: a JPEG is already at about
+the model's scale) are re-encoded losslessly as PNG for it, so it sees the same pixels.
+
+A photo smaller than twice ``model_side`` (342 px for 299; a 640x480 JPEG) is decoded in full, as
+TensorFlow's decoder did before, and its prediction agrees with that path to float rounding. A
+larger JPEG is decoded at 1/2, 1/4 or 1/8 scale, each output pixel close to the mean of the 2x2,
+4x4 or 8x8 pixels it stands for, before the bilinear resize: closer to what M1 trained on, whose
+photos ingestion stored through the same DCT scaling and an antialiased resize
+(``data_pipelines.images.reencode_jpeg``), than TensorFlow's bilinear resize of a full decode,
+which reads only 2x2 of every (up to 13x13) pixels and aliases.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -26,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipelines import images
-from data_pipelines.config import FILES_MAX_PIXELS
+from data_pipelines.config import DecodeBudget
 from geoloc_tf import errors, preprocessing
 from geoloc_tf.run_layout import PORTABLE_SUFFIXES, RunLayout
 
@@ -34,8 +48,8 @@ SAVED_MODEL_FILE = "saved_model.pb"
 LOGITS_LAYER = "Logits.Logits"  # the cell classifier of geoloc_tf.m1 (inception_v4, backbones)
 
 
-def read_image_bytes(path: Path | str, max_pixels: int = FILES_MAX_PIXELS) -> bytes:
-    """The bytes of an image file as M1's preprocessing takes them (``validate_image_bytes``).
+def read_photo(path: Path | str, budget: DecodeBudget, side: int) -> np.ndarray:
+    """The uint8 (h, w, 3) pixels M1 takes for an image file (``decode_photo``).
 
     Only regular files are read (``image_files.read_regular_file``: a FIFO or a device would block
     or never end)."""
@@ -45,15 +59,15 @@ def read_image_bytes(path: Path | str, max_pixels: int = FILES_MAX_PIXELS) -> by
         data = read_regular_file(os.path.realpath(path), str(path))
     except ImageSkipped as skipped:
         raise errors.ImageError(f"{skipped.detail}; cannot read it as a photo", images.UNREADABLE) from None
-    return validate_image_bytes(data, str(path), max_pixels)
+    return decode_photo(data, str(path), budget, side)
 
 
-def validate_image_bytes(data: bytes, name: str, max_pixels: int = FILES_MAX_PIXELS) -> bytes:
-    """``data`` as M1's preprocessing takes it (``data_pipelines.images.model_bytes``: refused when
-    over ``max_pixels``, animated, truncated or of an unsupported format; GIF, BMP and WebP
-    re-encoded as PNG), else an ImageError naming ``name``."""
+def decode_photo(data: bytes, name: str, budget: DecodeBudget, side: int) -> np.ndarray:
+    """The uint8 (h, w, 3) pixels M1 (input ``side``) takes for the photo ``data``
+    (``data_pipelines.images.decode_for_model``: refused when over ``budget``, animated,
+    truncated or of an unsupported format), else an ImageError naming ``name``."""
     try:
-        return images.model_bytes(data, max_pixels)
+        return images.decode_for_model(data, budget, side)
     except images.BadImage as error:
         raise errors.ImageError(f"{name}: {error}", error.reason) from None
 
@@ -84,8 +98,8 @@ class M1Model:
         self.run_dir = run_dir
         self.mesh = mesh
         self.label_points = None if mesh is None else mesh.imagery_centroids
-        self._forward = forward  # tf.function: image bytes (B,) -> (probabilities, features)
-        self._exported_top_k = exported_top_k  # an export: image bytes (B,) -> (cell ids, probabilities)
+        self._forward = forward  # tf.function: a packed batch -> (probabilities, features)
+        self._exported_top_k = exported_top_k  # an export: photos' pixels -> (cell ids, probabilities)
         self.export_top_k = export_top_k
 
     # ------------------------------------------------------------------ loading
@@ -122,9 +136,10 @@ class M1Model:
         image_size, num_cells = int(model.input_shape[1]), int(model.output_shape[-1])
         net = prediction_model(model, store_features=True)
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def forward(image_bytes):
-            probabilities, features = net(preprocessing.eval_batch(image_bytes, image_size), training=False)
+        @tf.function(input_signature=preprocessing.PACKED_SIGNATURE)
+        def forward(flat, shapes):
+            batch = preprocessing.eval_packed(flat, shapes, image_size)
+            probabilities, features = net(batch, training=False)
             return tf.cast(probabilities, tf.float32), tf.cast(features, tf.float32)
 
         mesh = _load_mesh(Path(mesh_path) if mesh_path else layout.mesh, num_cells, required=True)
@@ -154,8 +169,9 @@ class M1Model:
         export_top_k = int(outputs["cell_ids"].shape[-1])
         num_cells = _saved_model_num_cells(loaded, path)
 
-        def top_cells(images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-            out = loaded.serve(tf.constant(images, tf.string, shape=[len(images)]))
+        def top_cells(photos: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            encoded = [lossless_png(pixels) for pixels in photos]
+            out = loaded.serve(tf.constant(encoded, tf.string, shape=[len(encoded)]))
             return out["cell_ids"].numpy(), out["probabilities"].numpy()
 
         return cls(
@@ -174,9 +190,12 @@ class M1Model:
 
         runtime = portable.load(path)
 
-        def top_cells(images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-            batch = tf.constant(images, tf.string, shape=[len(images)])
-            return runtime(preprocessing.eval_pixels_batch(batch, runtime.image_size).numpy())
+        @tf.function(input_signature=preprocessing.PACKED_SIGNATURE)
+        def pixels(flat, shapes):
+            return preprocessing.pixels_packed(flat, shapes, runtime.image_size)
+
+        def top_cells(photos: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            return runtime(pixels(*preprocessing.pack(photos)).numpy())
 
         return cls(
             path=path,
@@ -200,14 +219,15 @@ class M1Model:
         return self._forward is not None
 
     # ------------------------------------------------------------------ inference
-    def probabilities_and_features(self, images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    # ``images``: uint8 (h, w, 3) pixels of each photo, of any sizes (``read_photo``, ``decode_photo``).
+    def probabilities_and_features(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities float32 [n, num_cells], features float32 [n, d]) in one forward pass."""
         if self._forward is None:
             raise self._no_features_error()
-        probabilities, features = self._forward(tf.constant(images, tf.string, shape=[len(images)]))
+        probabilities, features = self._forward(*preprocessing.pack(images))
         return probabilities.numpy(), features.numpy()
 
-    def probabilities(self, images: list[bytes]) -> np.ndarray:
+    def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
         """float32 [n, num_cells]: M1's softmax over the mesh cells."""
         if self._forward is not None:
             return self.probabilities_and_features(images)[0]
@@ -222,11 +242,11 @@ class M1Model:
         np.put_along_axis(out, ids.astype(np.int64), probs, axis=1)
         return out
 
-    def features(self, images: list[bytes]) -> np.ndarray:
+    def features(self, images: list[np.ndarray]) -> np.ndarray:
         """float32 [n, d]: M1's penultimate features (appendix B), run directories only."""
         return self.probabilities_and_features(images)[1]
 
-    def top_k(self, images: list[bytes], k: int) -> tuple[np.ndarray, np.ndarray]:
+    def top_k(self, images: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
         """(cell ids int32 [n, k'], probabilities float32 [n, k']), best first, k' = min(k, what
         the model can give): every cell for a run directory, the export's top_k for an export."""
         if self._forward is not None:
@@ -241,6 +261,15 @@ class M1Model:
             f"{self.path}: an exported M1 has no penultimate features (geoloc_tf.m1.export "
             "returns cells only); use the run directory (m1/m1.keras)"
         )
+
+
+def lossless_png(pixels: np.ndarray) -> bytes:
+    """uint8 (h, w, 3) pixels as a PNG (lossless: an exported SavedModel decodes the same pixels)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(out, format="PNG", compress_level=1)
+    return out.getvalue()
 
 
 def _export_mesh(path: Path, mesh_path: str | Path | None, num_cells: int):

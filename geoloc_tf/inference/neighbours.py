@@ -41,9 +41,7 @@ class NearestPhotos:
     def check_model(self, predictor) -> None:
         """InferenceError unless ``predictor``'s M1 gives features of the index's width (one tiny
         forward pass): an index of another model would fail every request."""
-        import tensorflow as tf
-
-        probe = tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
+        probe = np.zeros((8, 8, 3), np.uint8)  # a decoded photo's pixels
         try:
             dim = predictor.m1.features([probe]).shape[1]
         except errors.InferenceError as error:

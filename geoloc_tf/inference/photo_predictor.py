@@ -233,14 +233,15 @@ class Predictor:
 
     def predict(
         self,
-        images: list[bytes],
+        images: list[np.ndarray],
         posted_at: Sequence[int | None] | None = None,
         outdoor: Sequence[float | None] | None = None,
         top_k: int = 5,
         levels: tuple[float, ...] = DEFAULT_LEVELS,
         with_features: bool = False,
     ) -> Predictions:
-        """Answers a batch of validated image bytes (``m1_model.read_image_bytes``).
+        """Answers a batch of photos, each as the uint8 (h, w, 3) pixels of its one decode
+        (``m1_model.read_photo``, ``data_pipelines.images.decode_request``), of any sizes.
 
         ``posted_at`` (UTC epoch seconds, None = unknown) and ``outdoor`` are per photo; photos
         with a time go through M2 when the run has one. ``with_features``: also M1's penultimate

@@ -21,6 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
+import numpy as np
+
+from data_pipelines.config import DecodeBudget
 from geoloc_tf import errors
 from geoloc_tf.inference.config import PredictFilesConfig
 from geoloc_tf.inference.formats import StreamWriter
@@ -56,15 +59,16 @@ def collect_image_paths(paths: Sequence[str]) -> tuple[list[Path], list[str], in
 
 
 def read_ahead(
-    files: Iterable[Path], window: int, max_pixels: int
-) -> Iterator[tuple[Path, bytes | None, str]]:
-    """(path, validated image bytes or None, error) in order, reading up to ``window`` files ahead
-    on background threads while the caller runs the model."""
-    from geoloc_tf.inference.m1_model import read_image_bytes
+    files: Iterable[Path], window: int, budget: DecodeBudget, side: int
+) -> Iterator[tuple[Path, np.ndarray | None, str]]:
+    """(path, decoded pixels or None, error) in order, reading and decoding (once, for a model
+    with ``side`` px input: ``m1_model.read_photo``) up to ``window`` files ahead on background
+    threads while the caller runs the model."""
+    from geoloc_tf.inference.m1_model import read_photo
 
-    def read(path: Path) -> tuple[bytes | None, str]:
+    def read(path: Path) -> tuple[np.ndarray | None, str]:
         try:
-            return read_image_bytes(path, max_pixels), ""
+            return read_photo(path, budget, side), ""
         except errors.InferenceError as error:
             return None, str(error)
 
@@ -118,9 +122,9 @@ def predict_files(
     maps = dict(zip(files, map_paths(map_path, files))) if map_path else {}
     polygons = None
     done = failed = 0
-    batch: list[tuple[Path, bytes]] = []
+    batch: list[tuple[Path, np.ndarray]] = []
 
-    def answer(photos: list[tuple[Path, bytes]]):
+    def answer(photos: list[tuple[Path, np.ndarray]]):
         n = len(photos)
         return predictor.predict(
             [data for _, data in photos], posted_at=[posted_at] * n, outdoor=[outdoor] * n, top_k=top_k
@@ -156,7 +160,8 @@ def predict_files(
         if progress is not None:
             progress.update(done + failed - progress.done, note=f"{failed} failed" if failed else None)
 
-    for path, data, error in read_ahead(files, 2 * batch_size, config.max_pixels):
+    budget = config.decode.within(config.max_pixels)
+    for path, data, error in read_ahead(files, 2 * batch_size, budget, predictor.m1.image_size):
         if data is None:
             fail(error)
         else:

@@ -323,7 +323,14 @@ class GeolocServer:
             decode = functools.partial(self.pool.run, lane, wait_s=self.config.request_timeout_s)
             try:
                 job = await anyio.to_thread.run_sync(
-                    make_job, image, options, name, self.config, decode, limiter=self.limiter(lane)
+                    make_job,
+                    image,
+                    options,
+                    name,
+                    self.config,
+                    self.predictor.m1.image_size,
+                    decode,
+                    limiter=self.limiter(lane),
                 )
             except decode_pool.OverLimit as over:
                 raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self.over_limit(over)) from None
@@ -536,10 +543,8 @@ def stop_server(server: GeolocServer) -> None:
 def warm_up(predictor) -> None:
     """One tiny prediction (and one through M2) so the first request does not pay the tracing."""
     import numpy as np
-    import tensorflow as tf
 
-    image = tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
-    predictor.predict([image], posted_at=[0 if predictor.has_m2 else None])
+    predictor.predict([np.zeros((8, 8, 3), np.uint8)], posted_at=[0 if predictor.has_m2 else None])
 
 
 def serve(predictor, config: ServerConfig, nearest: NearestPhotos | None = None) -> None:

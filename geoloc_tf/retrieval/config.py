@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from data_pipelines.config import FILES_MAX_PIXELS, max_pixels_setting
+from data_pipelines.config import FILES_MAX_PIXELS, DecodeBudget, decode_budget, max_pixels_setting
 from data_pipelines.splits import M1_TRAIN, SPLITS
 from mesh.settings import check_settings, nested, setting
 
@@ -166,6 +166,7 @@ class SearchConfig:
     k: int = setting(6, "Neighbours to return (Figure 4: 6).", minimum=1)
     format: str = setting("table", "Output: an aligned table, or JSON.", choices=SEARCH_FORMATS)
     max_pixels: int = max_pixels_setting(FILES_MAX_PIXELS)
+    decode: DecodeBudget = decode_budget()
     engine: str = engine_setting()
     ann: AnnConfig = nested(AnnConfig, "The FAISS index searched with --engine=faiss (or auto).")
 

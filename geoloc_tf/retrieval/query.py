@@ -19,7 +19,7 @@ from mesh.geodesy import great_circle_km
 
 
 def search_image(
-    index, model, image: bytes, config: SearchConfig, lat: float | None = None, lon: float | None = None
+    index, model, image: np.ndarray, config: SearchConfig, lat: float | None = None, lon: float | None = None
 ) -> pd.DataFrame:
     """The ``config.k`` nearest indexed photos of one query image (``config.engine``): rank, row,
     photo_id, distance (L2 of M1 features), lat, lon, km_from_query (NaN without the query's

@@ -7,11 +7,13 @@ import io
 import math
 import struct
 import threading
+import time
 
 import pytest
 from PIL import Image
 
 from data_pipelines import decode_pool, images
+from data_pipelines.config import DecodeBudget
 
 
 def lossless_webp(width: int, height: int) -> bytes:
@@ -81,7 +83,7 @@ def test_workers_are_small_and_hold_no_tensorflow(pool):
 def test_results_and_the_decoders_refusals_cross_the_pipe(pool):
     assert pool.run("fast", pow, 2, 10) == 1024
     with pytest.raises(images.BadImage) as refused:
-        pool.run("fast", images.model_bytes, b"II*\x00" + bytes(64), 1000)
+        pool.run("fast", images.decode_request, b"II*\x00" + bytes(64), DecodeBudget(), 299)
     assert refused.value.reason == images.UNSUPPORTED
 
 
@@ -113,7 +115,9 @@ def test_a_task_over_its_memory_limit_is_refused_and_its_worker_replaced(pool):
     assert pool.replaced == replaced + 1
 
 
-def test_the_bmp_decoders_python_loop_is_stopped_at_the_cpu_limit(pool):
-    with pytest.raises(decode_pool.OverLimit) as over:
-        pool.run("slow", images.model_bytes, rle_bmp(3000, 2000), 50_000_000)
-    assert over.value.limit == "cpu"
+def test_a_run_length_bmp_is_refused_by_the_budget_before_pillows_python_loop_runs(pool):
+    started = time.monotonic()
+    with pytest.raises(images.BadImage) as refused:
+        pool.run("slow", images.decode_request, rle_bmp(3000, 2000), DecodeBudget(), 299)
+    assert refused.value.reason == images.UNSUPPORTED
+    assert time.monotonic() - started < 1.0  # decoding it costs about 1.6 s of Python

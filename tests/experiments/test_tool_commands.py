@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from data_pipelines.config import DecodeBudget
 from experiments.cli import main as geoloc
 from experiments.commands import command_flags
 from experiments.commands import evaluate as evaluate_command
@@ -29,6 +30,7 @@ from geoloc_tf.retrieval.feature_index import FeatureIndex
 from geoloc_tf.run_configs import EvaluateConfig, ExternalEvaluateConfig, PredictConfig
 from mesh.settings import flat_settings, from_flat
 
+DECODE = {"max_jpeg_scans": ("9", 9), "max_jpeg_segments": ("99", 99), "max_other_pixels": ("999", 999)}
 # A value other than the default for every setting of each tool, as typed, and the value it must
 # then hold in the config handed to the library.
 PREDICT = {
@@ -41,6 +43,7 @@ PREDICT = {
     "cell_retrieval_cells": ("2", 2),
     "cell_retrieval_neighbours": ("7", 7),
     "cell_retrieval_temperature": ("0.5", 0.5),
+    **DECODE,
 }
 SERVE = {
     "host": ("0.0.0.0", "0.0.0.0"),
@@ -68,6 +71,7 @@ SERVE = {
     "cell_retrieval_cells": ("3", 3),
     "cell_retrieval_neighbours": ("9", 9),
     "cell_retrieval_temperature": ("0.25", 0.25),
+    **DECODE,
 }
 ANN = {
     "engine": ("faiss", "faiss"),
@@ -81,7 +85,7 @@ ANN = {
 }
 INDEX = {"split": ("m23_val", "m23_val"), "batch_size": ("16", 16), **ANN}
 INDEX_RUNTIME = {"runtime_strategy": ("one_device", "one_device")}  # RuntimeConfig's, as the runner's
-SEARCH = {"k": ("3", 3), "format": ("json", "json"), "max_pixels": ("3000", 3000), **ANN}
+SEARCH = {"k": ("3", 3), "format": ("json", "json"), "max_pixels": ("3000", 3000), **DECODE, **ANN}
 EVALUATE = {
     "thresholds_km": ("5,50,500", (5.0, 50.0, 500.0)),
     "outdoor_threshold": ("0.8", 0.8),
@@ -91,6 +95,7 @@ EVALUATE = {
     "top_k": ("4", 4),
     "batch_size": ("5", 5),
     "max_pixels": ("4000", 4000),
+    **DECODE,
     "scene_image_size": ("64", 64),
     "scene_input_range": ("-1,1", (-1.0, 1.0)),
     "near_duplicate_km": ("2.5", 2.5),
@@ -250,8 +255,10 @@ def test_every_search_option_reaches_the_search(tmp_path, monkeypatch, capsys):
         )
 
     monkeypatch.setattr("geoloc_tf.retrieval.feature_index.FeatureIndex.open", lambda path: Index())
-    monkeypatch.setattr("geoloc_tf.inference.m1_model.read_image_bytes", lambda path, max_pixels: b"jpeg")
-    monkeypatch.setattr("geoloc_tf.inference.m1_model.M1Model.load", lambda path: "model")
+    monkeypatch.setattr("geoloc_tf.inference.m1_model.read_photo", lambda path, budget, side: "pixels")
+    monkeypatch.setattr(
+        "geoloc_tf.inference.m1_model.M1Model.load", lambda path: types.SimpleNamespace(image_size=299)
+    )
     monkeypatch.setattr("geoloc_tf.retrieval.query.search_image", record)
     assert geoloc(["search", "q.jpg", f"--index={tmp_path}", f"--model={tmp_path}", *options(SEARCH)]) == 0
     assert seen["config"] == from_flat(SearchConfig, expected(SEARCH))
@@ -297,6 +304,7 @@ def test_every_evaluate_option_reaches_the_config_evaluate_external_gets(tmp_pat
         predict=PredictConfig(top_k=values["top_k"]),
         batch_size=values["batch_size"],
         max_pixels=values["max_pixels"],
+        decode=from_flat(DecodeBudget, expected(DECODE)),
         scene_image_size=values["scene_image_size"],
         scene_input_range=values["scene_input_range"],
     )

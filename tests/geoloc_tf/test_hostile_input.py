@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -58,24 +59,27 @@ def test_the_hostile_files_are_what_they_claim():
 
 def test_the_decoder_refuses_from_the_header():
     from data_pipelines import images
+    from data_pipelines.config import DecodeBudget
 
+    serve = DecodeBudget().within(50_000_000)
     with pytest.raises(images.BadImage) as refused:
-        images.check_image(png_bomb(16000), max_pixels=50_000_000)
+        images.decode_for_model(png_bomb(16000), serve, 299)
     assert refused.value.reason == images.TOO_LARGE and "16000x16000" in str(refused.value)
     with pytest.raises(images.BadImage) as refused:
-        images.model_bytes(animated_gif(), max_pixels=50_000_000)
+        images.decode_for_model(animated_gif(), serve, 299)
     assert refused.value.reason == images.ANIMATED and "3 frames" in str(refused.value)
     with pytest.raises(images.BadImage) as refused:
-        images.check_image(b"II*\x00" + bytes(64), max_pixels=50_000_000)  # a TIFF header
+        images.decode_for_model(b"II*\x00" + bytes(64), serve, 299)  # a TIFF header
     assert refused.value.reason == images.UNSUPPORTED
     with pytest.raises(images.BadImage) as refused:
-        images.check_image(jpeg(64, 64, 1)[:300], max_pixels=50_000_000)  # truncated
+        images.decode_for_model(jpeg(64, 64, 1)[:300], serve, 299)  # truncated
     assert refused.value.reason == images.UNREADABLE
-    assert images.check_image(png_bomb(64), max_pixels=64 * 64).width == 64  # at the limit: fine
+    assert images.check_image(png_bomb(64), 64 * 64).width == 64  # at the limit: fine
     still = io.BytesIO()
     Image.new("RGB", (9, 7), (1, 2, 3)).save(still, format="GIF")
-    as_png = images.model_bytes(still.getvalue(), max_pixels=100)
-    assert as_png.startswith(b"\x89PNG") and Image.open(io.BytesIO(as_png)).size == (9, 7)
+    pixels = images.decode_for_model(still.getvalue(), DecodeBudget().within(100), 299)
+    assert pixels.shape == (7, 9, 3) and pixels.dtype == np.uint8  # palette -> RGB
+    np.testing.assert_array_equal(pixels, np.broadcast_to([1, 2, 3], (7, 9, 3)))
 
 
 # ---------------------------------------------------------------------- HTTP helpers
@@ -280,13 +284,18 @@ class PoisonedPredictor:
     input it cannot take), with a message holding a path that must not reach a client."""
 
     def __init__(self, predictor, poison: bytes):
-        self.predictor, self.poison = predictor, poison
+        from data_pipelines import images
+        from data_pipelines.config import DecodeBudget
+
+        # the model gets the photo decoded once (the server's decode_request)
+        self.predictor = predictor
+        self.poison = images.decode_request(poison, DecodeBudget(), predictor.m1.image_size)
 
     def __getattr__(self, name):
         return getattr(self.predictor, name)
 
     def predict(self, images, **options):
-        if any(image == self.poison for image in images):
+        if any(np.array_equal(image, self.poison) for image in images):
             raise RuntimeError("failed in /home/someone/secret/model.py line 3")
         return self.predictor.predict(images, **options)
 

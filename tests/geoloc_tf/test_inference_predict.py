@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from data_pipelines.config import DecodeBudget
 from experiments.cli import main as geoloc
 from geoloc_tf import errors
 from tests.geoloc_tf.conftest import M1_TOP, build_tiny_run, distribution, jpeg, png
@@ -56,9 +56,9 @@ def test_mass_sets_by_hand():
 
 
 def test_m1_model_from_run_and_saved_model(run, photos):
-    from geoloc_tf.inference.m1_model import M1Model, read_image_bytes
+    from geoloc_tf.inference.m1_model import M1Model, read_photo
 
-    images = [read_image_bytes(photos["jpg"]), read_image_bytes(photos["png"])]
+    images = [read_photo(photos["jpg"], DecodeBudget(), 75), read_photo(photos["png"], DecodeBudget(), 75)]
     model = M1Model.load(run)
     assert (model.image_size, model.run_dir) == (75, run)
     p = distribution(model.num_cells, M1_TOP)
@@ -77,20 +77,20 @@ def test_m1_model_from_run_and_saved_model(run, photos):
         M1Model.load(run / "mesh")
 
 
-def test_read_image_bytes_names_bad_files_and_reencodes_bmp(tmp_path):
+def test_read_photo_names_bad_files_and_decodes_bmp(tmp_path):
     from PIL import Image
 
-    from geoloc_tf.inference.m1_model import read_image_bytes
+    from geoloc_tf.inference.m1_model import read_photo
 
-    Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(tmp_path / "grey.bmp")
-    data = read_image_bytes(tmp_path / "grey.bmp")
-    assert data[:4] == b"\x89PNG"  # the preprocessing's decoder reads PNG, not BMP
-    np.testing.assert_array_equal(tf.io.decode_png(data).numpy(), 200)
+    Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).convert("L").save(tmp_path / "grey.bmp")
+    pixels = read_photo(tmp_path / "grey.bmp", DecodeBudget(), 75)
+    assert pixels.shape == (20, 30, 3) and pixels.dtype == np.uint8  # grey comes out RGB
+    np.testing.assert_array_equal(pixels, 200)
     (tmp_path / "cut.jpg").write_bytes(jpeg(64, 64, 0)[:300])  # truncated JPEG
     (tmp_path / "empty.png").write_bytes(b"")
     for name in ("cut.jpg", "empty.png", "missing.jpg"):
         with pytest.raises(errors.InferenceError, match=name):
-            read_image_bytes(tmp_path / name)
+            read_photo(tmp_path / name, DecodeBudget(), 75)
 
 
 def test_predict_files_and_a_folder_with_a_corrupt_file(run, photos, capsys):
@@ -251,11 +251,11 @@ def test_progress_lines_of_a_folder_off_a_terminal(run, photos, capsys, caplog, 
 def retrieval_index(run, photos, tmp_path_factory):
     """A feature index of two photos made from one.jpg's M1 features: row 0 the same features, in
     cell 7 (M1's second cell); row 1 the same with the second half zeroed, in cell 3 (M1's top)."""
-    from geoloc_tf.inference.m1_model import M1Model, read_image_bytes
+    from geoloc_tf.inference.m1_model import M1Model, read_photo
     from geoloc_tf.retrieval.feature_index import FeatureIndex
 
     m1 = M1Model.load(run)
-    query = m1.features([read_image_bytes(photos["jpg"])])[0]
+    query = m1.features([read_photo(photos["jpg"], DecodeBudget(), m1.image_size)])[0]
     other = query.copy()
     other[len(other) // 2 :] = 0.0
     points = m1.mesh.cell_centroids[[7, 3]]

@@ -21,6 +21,15 @@ import pytest
 from tests.geoloc_tf.conftest import build_tiny_run, jpeg
 from tests.geoloc_tf.test_inference_server import multipart, request
 
+
+def decoded(photo: bytes) -> np.ndarray:
+    """The pixels the server's model gets for ``photo`` (decoded once, for the tiny run's 75 px)."""
+    from data_pipelines import images
+    from data_pipelines.config import DecodeBudget
+
+    return images.decode_request(photo, DecodeBudget(), 75)
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -48,7 +57,7 @@ def index_dir(predictor, tmp_path_factory) -> Path:
     """A feature index of INDEXED photos made by the run's M1, at lat 10 i, lon 20 i."""
     from geoloc_tf.retrieval.feature_index import FeatureIndex
 
-    features = predictor.m1.features([jpeg(60, 60, 100 + i) for i in range(INDEXED)])
+    features = predictor.m1.features([decoded(jpeg(60, 60, 100 + i)) for i in range(INDEXED)])
     path = tmp_path_factory.mktemp("index") / "m1_train"
     FeatureIndex.write(
         path,
@@ -192,7 +201,7 @@ def test_neighbours_are_the_nearest_features_without_ids_or_paths(indexed_server
     status, record = predict(indexed_server, photo, neighbours="4")
     assert status == 200 and [t["cell"] for t in record["top_k"]] == [3, 7, 1]
     index = FeatureIndex.open(index_dir)
-    query = predictor.m1.features([photo])[0]
+    query = predictor.m1.features([decoded(photo)])[0]
     by_hand = np.sqrt(((np.asarray(index.features) - query) ** 2).sum(axis=1))
     nearest = np.argsort(by_hand)[:4]
     neighbours = record["neighbours"]
@@ -250,7 +259,7 @@ def test_serve_answers_with_retrieval_inside_the_top_cells(predictor, tmp_path):
     from geoloc_tf.retrieval.feature_index import FeatureIndex
 
     photo = jpeg(64, 64, 300)
-    query = predictor.m1.features([photo])[0]
+    query = predictor.m1.features([decoded(photo)])[0]
     half = np.where(np.arange(len(query)) < len(query) // 2, query, 0.0)
     points = predictor.m1.mesh.cell_centroids[[7, 3]]
     FeatureIndex.write(tmp_path / "index", np.stack([query, half]), ["p7", "p3"], points[:, 0], points[:, 1])
