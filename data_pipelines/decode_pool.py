@@ -56,7 +56,6 @@ import queue
 import resource
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -69,12 +68,6 @@ log = logging.getLogger(__name__)
 MiB = 1 << 20
 #: How long a new worker may take to start (a fresh interpreter importing Pillow and numpy), s.
 START_TIMEOUT_S = 60.0
-#: Photo routing (``photo_route``): a JPEG with more markers than this (besides its scans) is not
-#: cheap; a camera writes a few dozen.
-MAX_HEADER_SEGMENTS = 256
-#: A photo with more JPEG scans than this is not cheap: a baseline JPEG has 1 scan, libjpeg's and
-#: Pillow's progressive ones about 10, mozjpeg's under 20; decoding time grows with each scan.
-MAX_CHEAP_SCANS = 32
 #: A photo is not cheap when its file is larger than this many bytes per declared pixel (plus
 #: 64 KiB for metadata): such bytes do not describe pixels (padding, segments) and cost time.
 MAX_CHEAP_BYTES_PER_PIXEL = 4
@@ -134,12 +127,11 @@ class PhotoRoute:
 
 def photo_route(data: bytes, cheap_pixels: int) -> PhotoRoute:
     """The declared size of ``data`` read from its first bytes, without Pillow (whose JPEG parser
-    is Python code and would run in the caller's thread; a JPEG is walked by the decoder's
-    bounded ``images.jpeg_structure``), and whether it is cheap: a supported format with at most
+    is Python code and would run in the caller's thread: ``images.declared_size``, the decoder's
+    own bounded reading), and whether it is cheap: a supported format with at most
     ``cheap_pixels`` declared pixels, a file no larger than ``MAX_CHEAP_BYTES_PER_PIXEL`` per
-    pixel, at most ``MAX_CHEAP_SCANS`` JPEG scans and ``MAX_HEADER_SEGMENTS`` other JPEG markers,
-    and no BMP run-length encoding (Pillow decodes it in Python)."""
-    found = _declared(data)
+    pixel, and plain (a JPEG with few scans and markers, no BMP run-length coding)."""
+    found = images.declared_size(data)
     if found is None:
         return PhotoRoute(None, 0, 0, False)
     kind, width, height, plain = found
@@ -147,50 +139,6 @@ def photo_route(data: bytes, cheap_pixels: int) -> PhotoRoute:
     cheap = plain and 0 < pixels <= cheap_pixels
     cheap = cheap and len(data) <= MAX_CHEAP_BYTES_PER_PIXEL * pixels + 64 * 1024
     return PhotoRoute(kind, width, height, cheap)
-
-
-def _declared(data: bytes) -> tuple[str, int, int, bool] | None:
-    """(format, width, height, plain) from the header; plain is False for BMP with RLE."""
-    try:
-        if data[:2] == b"\xff\xd8":
-            return _jpeg_size(data)
-        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-            width, height = struct.unpack(">II", data[16:24])
-            return "PNG", width, height, True
-        if data[:4] in (b"GIF8",):
-            width, height = struct.unpack("<HH", data[6:10])
-            return "GIF", width, height, True
-        if data[:2] == b"BM":
-            header = struct.unpack("<I", data[14:18])[0]
-            if header == 12:
-                width, height = struct.unpack("<HH", data[18:22])
-                return "BMP", width, height, True
-            width, height, _, _, compression = struct.unpack("<iiHHI", data[18:34])
-            return "BMP", abs(width), abs(height), compression in (0, 3)  # BI_RGB, BI_BITFIELDS
-        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-            chunk = data[12:16]
-            if chunk == b"VP8 ":
-                width, height = struct.unpack("<HH", data[26:30])
-                return "WEBP", width & 0x3FFF, height & 0x3FFF, True
-            if chunk == b"VP8L":
-                bits = struct.unpack("<I", data[21:25])[0]
-                return "WEBP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, True
-            if chunk == b"VP8X":
-                width = int.from_bytes(data[24:27], "little") + 1
-                height = int.from_bytes(data[27:30], "little") + 1
-                return "WEBP", width, height, True
-    except struct.error:  # shorter than its header
-        return None
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[str, int, int, bool] | None:
-    """A JPEG's frame size from ``images.jpeg_structure``, the decoder's own bounded walk (plain:
-    at most ``MAX_CHEAP_SCANS`` scans and ``MAX_HEADER_SEGMENTS`` other markers, walked whole)."""
-    walk = images.jpeg_structure(data, MAX_CHEAP_SCANS, MAX_HEADER_SEGMENTS)
-    if not walk.width:
-        return None
-    return "JPEG", walk.width, walk.height, walk.complete
 
 
 # ---------------------------------------------------------------------- the worker process

@@ -70,6 +70,7 @@ import dataclasses
 import io
 import math
 import re
+import struct
 from typing import Iterator
 
 import numpy as np
@@ -184,6 +185,70 @@ def jpeg_structure(data: bytes, max_scans: int, max_segments: int) -> JpegStruct
     return JpegStructure(scans, segments, True, width, height)
 
 
+#: ``declared_size``: a JPEG with more scans or other markers than these is not plain (a baseline
+#: JPEG has 1 scan, libjpeg's and Pillow's progressive ones about 10, mozjpeg's under 20; a camera
+#: writes a few dozen markers).
+HEADER_SCANS = 32
+HEADER_SEGMENTS = 256
+
+
+def declared_size(data: bytes) -> tuple[str, int, int, bool] | None:
+    """(format, width, height, plain) that the header of ``data`` declares, read without Pillow
+    (None: no supported header in the first bytes); plain is False for a BMP with run-length
+    coding and for a JPEG with more than ``HEADER_SCANS`` scans or ``HEADER_SEGMENTS`` other
+    markers. Read before Pillow opens the file, because Pillow's WebP plugin allocates the whole
+    canvas when it opens one (a 2 KB file declaring 7000 x 7000 pixels: 196 MB)."""
+    try:
+        if data[:2] == b"\xff\xd8":
+            walk = jpeg_structure(data, HEADER_SCANS, HEADER_SEGMENTS)
+            return ("JPEG", walk.width, walk.height, walk.complete) if walk.width else None
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", data[16:24])
+            return "PNG", width, height, True
+        if data[:4] in (b"GIF8",):
+            width, height = struct.unpack("<HH", data[6:10])
+            return "GIF", width, height, True
+        if data[:2] == b"BM":
+            header = struct.unpack("<I", data[14:18])[0]
+            if header == 12:
+                width, height = struct.unpack("<HH", data[18:22])
+                return "BMP", width, height, True
+            width, height, _, _, compression = struct.unpack("<iiHHI", data[18:34])
+            return "BMP", abs(width), abs(height), compression in (0, 3)  # BI_RGB, BI_BITFIELDS
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            chunk = data[12:16]
+            if chunk == b"VP8 ":
+                width, height = struct.unpack("<HH", data[26:30])
+                return "WEBP", width & 0x3FFF, height & 0x3FFF, True
+            if chunk == b"VP8L":
+                bits = struct.unpack("<I", data[21:25])[0]
+                return "WEBP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, True
+            if chunk == b"VP8X":
+                width = int.from_bytes(data[24:27], "little") + 1
+                height = int.from_bytes(data[27:30], "little") + 1
+                return "WEBP", width, height, True
+    except struct.error:  # shorter than its header
+        return None
+    return None
+
+
+def _check_size(kind: str, width: int, height: int, budget: DecodeBudget) -> None:
+    """BadImage when ``width`` x ``height`` is over the budget's limit for format ``kind``."""
+    if width * height > budget.max_pixels:
+        raise BadImage(
+            TOO_LARGE,
+            f"image of {width}x{height} = {width * height:,} pixels is over the limit of "
+            f"{budget.max_pixels:,} pixels (max_pixels)",
+        )
+    if kind != "JPEG" and width * height > budget.max_other_pixels:
+        raise BadImage(
+            TOO_COSTLY,
+            f"{kind} image of {width}x{height} = {width * height:,} pixels is over the "
+            f"limit of {budget.max_other_pixels:,} pixels for formats decoded in full "
+            "(max_other_pixels; a JPEG may be larger)",
+        )
+
+
 def _check_jpeg(data: bytes, budget: DecodeBudget) -> None:
     structure = jpeg_structure(data, budget.max_jpeg_scans, budget.max_jpeg_segments)
     if structure.scans > budget.max_jpeg_scans:
@@ -211,6 +276,9 @@ def open_image(data: bytes, budget: DecodeBudget | int) -> Iterator[Image.Image]
         raise BadImage(UNREADABLE, f"empty file; expected {SUPPORTED_TEXT}")
     if data[:2] == b"\xff\xd8":  # before Pillow reads the segments before the first scan
         _check_jpeg(data, budget)
+    declared = declared_size(data)
+    if declared is not None:  # before Pillow opens it: its WebP plugin allocates at once
+        _check_size(declared[0], declared[1], declared[2], budget)
     try:
         image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except Image.UnidentifiedImageError:
@@ -226,19 +294,7 @@ def open_image(data: bytes, budget: DecodeBudget | int) -> Iterator[Image.Image]
         width, height = image.size
         if width < 1 or height < 1:
             raise BadImage(UNREADABLE, f"image of {width}x{height} pixels; expected a photo")
-        if width * height > budget.max_pixels:
-            raise BadImage(
-                TOO_LARGE,
-                f"image of {width}x{height} = {width * height:,} pixels is over the limit of "
-                f"{budget.max_pixels:,} pixels (max_pixels)",
-            )
-        if image.format != "JPEG" and width * height > budget.max_other_pixels:
-            raise BadImage(
-                TOO_COSTLY,
-                f"{image.format} image of {width}x{height} = {width * height:,} pixels is over the "
-                f"limit of {budget.max_other_pixels:,} pixels for formats decoded in full "
-                "(max_other_pixels; a JPEG may be larger)",
-            )
+        _check_size(str(image.format), width, height, budget)
         if image.format == "BMP" and image.info.get("compression") in _BMP_RLE:
             raise BadImage(
                 UNSUPPORTED,

@@ -119,8 +119,9 @@ class ServerConfig:
     )
     max_connections_per_client: int = setting(
         64,
-        "Open connections from one client address; a further connection from it is closed at "
-        "once, so one client cannot hold --max_connections (browsers open about 6 per server).",
+        "Open connections from one client address; a further one closes that address's oldest "
+        "connection still waiting for a request head (else it is closed itself), so one client "
+        "cannot hold --max_connections (browsers open about 6 per server).",
         minimum=1,
     )
     max_parts: int = setting(8, "Fields of a multipart upload besides the image; more get 400.", minimum=1)

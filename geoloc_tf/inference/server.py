@@ -37,7 +37,10 @@ Limits, and what a client past them gets:
 - a request head must be complete within ``--header_timeout_s`` (5 s) of the connection's opening
   or of its previous answer: closed; over 16 KiB, in one packet or many: 431;
 - connections from one client address: at most ``--max_connections_per_client`` (64); a further
-  one is closed at once, before anything is read;
+  one takes the place of that address's oldest connection still waiting for a request head
+  (idle, or sending one slowly), which is closed; when every one of them is answering a request,
+  the new one is closed at once. So idle sockets cannot lock out even a client that shares their
+  address (a NAT): its new connection, which sends its head at once, evicts them;
 - connections in all: ``--max_connections`` (4096, idle ones included: uvicorn's
   ``limit_concurrency`` compares a new request with the open connections and with the requests in
   flight); a request beyond gets 503. At start the soft limit of open files is raised toward the
@@ -147,12 +150,14 @@ def head_timeout_protocol(
     """uvicorn's h11 protocol with a deadline for each request's head (``header_timeout_s``), a
     cap on the connections open from one client address (``max_connections_per_client``) and a
     bound on the head's size that holds however the head arrives."""
-    open_from: collections.Counter[str] = collections.Counter()  # the event loop's thread only
+    # The open connections of each client address, oldest first (the event loop's thread only).
+    open_from: dict[str, dict[Any, None]] = {}  # HeadTimeoutH11 connections
 
     class HeadTimeoutH11(H11Protocol):
         """Closes a connection whose request head is not complete ``seconds`` after it opened or
-        after its previous answer (slowloris-style clients), a connection beyond ``per_client``
-        from its address at once, and answers a head over ``max_head_bytes`` with 431.
+        after its previous answer (slowloris-style clients), makes room for a connection beyond
+        ``per_client`` from one address by closing that address's oldest one still waiting for
+        a head (else closes the new one), and answers a head over ``max_head_bytes`` with 431.
 
         The head's size is checked here because h11's ``max_incomplete_event_size`` bounds only
         a head still incomplete in its buffer: a head that arrives whole in one read (up to the
@@ -167,11 +172,17 @@ def head_timeout_protocol(
             peer = transport.get_extra_info("peername")
             address = str(peer[0]) if isinstance(peer, tuple) and peer else None
             if address is not None:
-                if open_from[address] >= per_client:
-                    log.debug("closed a connection from %s: %d already open", address, per_client)
-                    self.transport.close()
-                    return
-                open_from[address] += 1
+                mine = open_from.setdefault(address, {})
+                if len(mine) >= per_client:
+                    waiting = next((c for c in mine if c.conn.their_state is h11.IDLE), None)
+                    if waiting is None:
+                        log.debug("closed a connection from %s: %d already busy", address, per_client)
+                        self.transport.close()
+                        return
+                    waiting.forget_address()
+                    waiting.transport.close()
+                    log.debug("closed the oldest idle connection of %s for a new one", address)
+                mine[self] = None
                 self.address = address
             self.arm_head_deadline()
 
@@ -180,14 +191,19 @@ def head_timeout_protocol(
             self.arm_head_deadline()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self.address is not None:
-                open_from[self.address] -= 1
-                if open_from[self.address] <= 0:
-                    del open_from[self.address]
-                self.address = None
+            self.forget_address()
             if self.head_deadline is not None:
                 self.head_deadline.cancel()
             super().connection_lost(exc)
+
+        def forget_address(self) -> None:
+            """No longer counted among its address's open connections."""
+            if self.address is not None:
+                mine = open_from.get(self.address, {})
+                mine.pop(self, None)
+                if not mine:
+                    open_from.pop(self.address, None)
+                self.address = None
 
         def data_received(self, data: bytes) -> None:
             if self.refusing:

@@ -3,14 +3,17 @@ valid request must be answered 200 within 3 s, the attack get its own error, and
 the server and its decode workers stay within 1 GB of idle and come back to it.
 
 The server runs in this process (the tiny run of conftest.build_tiny_run), with small limits:
-0.5 s of decoding CPU and 64 MB of decoding memory per photo, one expensive-lane worker, 16
-connections per client address, 64 in all. The valid client connects from 127.0.0.2, the
-attacks from 127.0.0.1 (Linux routes all of 127/8 to the loopback), so the per-address cap
-separates them as it separates clients on a network.
+0.5 s of decoding CPU and 256 MB of decoding memory per photo, one expensive-lane worker, 16
+connections per client address, 64 in all. The valid client connects from 127.0.0.2 (Linux
+routes all of 127/8 to the loopback), the photo attacks from 127.0.0.1 and the idle sockets from
+127.0.0.2 too: the per-address cap closes an address's idle connections first, so they cannot
+lock out a client behind the same address.
 
- (a) a run-length coded BMP that Pillow decodes in Python (GIL-bound, seconds of CPU)
- (b) a 38-byte lossless WebP declaring 6000x6000 pixels (144 MB decoded)
- (c) idle sockets that each sent one byte: 64, four times 64, and a client reopening them
+ (a) a progressive JPEG of 1500 scans (seconds of CPU; allowed by this server's decode budget)
+ (b) a 38-byte lossless WebP declaring 7000x7000 pixels (196 MB decoded; Pillow allocates it on
+     opening the file)
+ (c) idle sockets that each sent one byte, from the valid client's own address: 64, four times
+     64, and a client reopening them
  (d) a request head over 16 KiB, in one packet and slowly
 """
 
@@ -24,7 +27,8 @@ import time
 
 import pytest
 
-from tests.data_pipelines.test_decode_pool import lossless_webp, rle_bmp
+from experiments.benchmarks.hostile_files import many_scans_jpeg
+from tests.data_pipelines.test_decode_pool import lossless_webp
 from tests.geoloc_tf.conftest import build_tiny_run, jpeg
 
 MiB = 1 << 20
@@ -130,6 +134,7 @@ def at_once(calls) -> list:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    from data_pipelines.config import DecodeBudget
     from geoloc_tf.inference.config import ServerConfig
     from geoloc_tf.inference.photo_predictor import Predictor
     from geoloc_tf.inference.server import start_server, stop_server, warm_up
@@ -143,7 +148,8 @@ def server(tmp_path_factory):
             decode_workers=2,
             decode_slow_workers=1,
             decode_cpu_s=0.5,
-            decode_memory_mb=64,
+            decode_memory_mb=256,
+            decode=DecodeBudget(max_jpeg_scans=5000),
             header_timeout_s=2.0,
             max_connections=64,
             max_connections_per_client=16,
@@ -190,24 +196,26 @@ def test_decode_workers_are_processes_without_tensorflow(server):
 
 @pytest.mark.parametrize("copies", [1, 4])
 def test_a_photo_costly_to_decode_is_stopped_at_its_cpu_limit_and_delays_no_one(server, photo, idle, copies):
-    bmp = rle_bmp(3000, 2000)  # 12 MB, 1.6 s of pure-Python decoding
+    # 1500 scans over 7000x7000 (about 1.5 s of decoding): the server's budget here allows 5000
+    # scans, so the CPU limit (0.5 s), the decode budget's second line, is what stops it.
+    costly = many_scans_jpeg(7000, 1500)
     with Watch(server, photo) as watch:
-        answers = at_once([lambda: post(server.host_port, bmp, kind="image/bmp")] * copies)
+        answers = at_once([lambda: post(server.host_port, costly)] * copies)
     for status, error in answers:
         assert status == 413 and error["status"] == 413 and "--decode_cpu_s" in error["error"], error
-    watch.check(idle, f"{copies} x costly BMP")
+    watch.check(idle, f"{copies} x costly JPEG")
     assert settles(server, photo, idle) < 200
 
 
 @pytest.mark.parametrize("copies", [1, 4])
 def test_a_photo_too_large_to_decode_is_refused_from_its_header(server, photo, idle, copies):
-    webp = lossless_webp(6000, 6000)
+    webp = lossless_webp(7000, 7000)
     assert len(webp) < 100
     with Watch(server, photo) as watch:
         answers = at_once([lambda: post(server.host_port, webp, kind="image/webp")] * copies)
     for status, error in answers:
-        assert status == 413 and "6000x6000" in error["error"] and "--decode_memory_mb" in error["error"]
-    watch.check(idle, f"{copies} x 6000x6000 WebP")
+        assert status == 413 and "7000x7000" in error["error"] and "max_other_pixels" in error["error"]
+    watch.check(idle, f"{copies} x 7000x7000 WebP")
     assert settles(server, photo, idle) < 200
 
 
@@ -215,8 +223,8 @@ def test_a_photo_too_large_to_decode_is_refused_from_its_header(server, photo, i
 def test_idle_connections_cost_little_and_lock_no_one_out(server, photo, idle, copies):
     sockets: list[socket.socket] = []
 
-    def open_one() -> socket.socket:
-        conn = socket.create_connection(server.host_port, timeout=10)
+    def open_one() -> socket.socket:  # from the valid client's own address, as behind a NAT
+        conn = socket.create_connection(server.host_port, timeout=10, source_address=(VALID_FROM, 0))
         conn.sendall(b"P")
         return conn
 
@@ -224,7 +232,7 @@ def test_idle_connections_cost_little_and_lock_no_one_out(server, photo, idle, c
         with Watch(server, photo) as watch:
             sockets = [open_one() for _ in range(copies)]
             time.sleep(0.5)
-            # Beyond 16 from one address: closed at once.
+            # Beyond 16 from one address, the oldest idle ones are closed.
             closed = sum(1 for conn in sockets if _closed_now(conn))
             assert closed >= copies - 16
             for _ in range(3):  # a client reopening what was closed
@@ -290,4 +298,4 @@ def test_healthz_counts_the_replaced_workers(server):
     health = json.loads(conn.getresponse().read())
     conn.close()
     assert health["decode_workers"]["fast"] == 2 and health["decode_workers"]["slow"] == 1
-    assert health["decode_workers"]["replaced"] >= 5  # the costly BMPs' workers
+    assert health["decode_workers"]["replaced"] >= 5  # the costly JPEGs' workers
