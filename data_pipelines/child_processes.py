@@ -24,9 +24,14 @@ PARENT_POLL_S = 0.5
 ORPHANED = 70
 
 
-def die_with_parent(poll_s: float = PARENT_POLL_S) -> None:
-    """Ends this process (status ``ORPHANED``) within ``poll_s`` of its parent's death."""
-    parent = os.getppid()
+def die_with_parent(poll_s: float = PARENT_POLL_S, parent: int | None = None) -> None:
+    """Ends this process (status ``ORPHANED``) within ``poll_s`` of its parent's death. ``parent``:
+    the process id the parent had when it started this child; without it, the current parent's,
+    which is already init's if the parent died while this child was still starting up (importing,
+    before it got here), so a parent that can pass its id should."""
+    parent = os.getppid() if parent is None else parent
+    if os.getppid() != parent:
+        os._exit(ORPHANED)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -46,11 +51,11 @@ def spawn_pool(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_child,
-        initargs=(initializer, initargs),
+        initargs=(os.getpid(), initializer, initargs),
     )
 
 
-def _start_child(initializer, initargs: tuple) -> None:
-    die_with_parent()
+def _start_child(parent: int, initializer, initargs: tuple) -> None:
+    die_with_parent(parent=parent)
     if initializer is not None:
         initializer(*initargs)
