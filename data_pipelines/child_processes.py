@@ -41,6 +41,30 @@ def die_with_parent(poll_s: float = PARENT_POLL_S, parent: int | None = None) ->
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
+def die_with_process(pid: int, poll_s: float = PARENT_POLL_S) -> None:
+    """Ends this process (status ``ORPHANED``) within ``poll_s`` of the end of process ``pid``, an
+    ancestor that is not its parent: Beam's DirectRunner starts its SDK workers through a shell,
+    which stays alive as long as the worker does. Nothing when ``pid`` is this process."""
+    if pid == os.getpid():
+        return
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, someone else's: cannot be ours
+            return False
+        return False
+
+    def watch() -> None:
+        while not gone():
+            time.sleep(poll_s)
+        os._exit(ORPHANED)
+
+    threading.Thread(target=watch, name="die-with-process", daemon=True).start()
+
+
 def spawn_pool(
     workers: int, initializer=None, initargs: tuple = ()
 ) -> concurrent.futures.ProcessPoolExecutor:

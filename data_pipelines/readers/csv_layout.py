@@ -207,6 +207,7 @@ def detect_swap(path: str, lat_col: int, lon_col: int, limits: common.Limits = c
             (row[lat_col], row[lon_col]) for _, row, _ in found if row is not None and len(row) > need
         )
     finally:
+        found.close()  # now, not when collected: it restores csv.field_size_limit
         opened.close()
 
 
@@ -260,6 +261,7 @@ def stream_rows(
     except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
         raise common.read_error(path, line, e) from None
     finally:
+        found.close()  # now, not when collected: it restores csv.field_size_limit
         opened.close()
 
 

@@ -407,9 +407,9 @@ def read_webdataset(
 def _add(shard, sample: _Sample, builder, skips, user_hasher, container: int, swapped: bool) -> None:
     """Keeps ``sample`` in ``builder`` or counts it in ``skips`` by reason."""
     path, line, key = shard.path, sample.number, sample.key
-    document, reason, problem = _document(shard, sample)
+    document, why, problem = _document(shard, sample)
     if document is None:
-        skips.add(reason, path, line, problem)
+        skips.add(why, path, line, problem)
         return
     lat_text, lon_text = _coordinate_texts(document)
     if swapped:
