@@ -285,6 +285,8 @@ class PartsFile(io.RawIOBase):
 
 
 _BLOCK = tarfile.BLOCKSIZE
+#: A pax header or GNU long name is read into memory: real ones are a few hundred bytes.
+MAX_EXTENDED_HEADER_BYTES = 1 << 20
 
 
 def _pax_fields(data: bytes) -> dict[bytes, bytes]:
@@ -320,6 +322,11 @@ def tar_members(raw: PartsFile) -> Iterator[tuple[str, int, int]]:
         data_at = offset + _BLOCK
         offset = data_at + -(-info.size // _BLOCK) * _BLOCK
         if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE):
+            if info.size > MAX_EXTENDED_HEADER_BYTES:  # read whole below: never gigabytes of it
+                raise tarfile.HeaderError(
+                    f"extended header of {info.size} bytes at byte {data_at - _BLOCK}; expected at most "
+                    f"{MAX_EXTENDED_HEADER_BYTES}"
+                )
             data = raw.read(info.size)
             if info.type == tarfile.GNUTYPE_LONGNAME:
                 name = data.split(b"\0", 1)[0].decode("utf-8", "replace")

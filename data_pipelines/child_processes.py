@@ -24,9 +24,14 @@ PARENT_POLL_S = 0.5
 ORPHANED = 70
 
 
-def die_with_parent(poll_s: float = PARENT_POLL_S) -> None:
-    """Ends this process (status ``ORPHANED``) within ``poll_s`` of its parent's death."""
-    parent = os.getppid()
+def die_with_parent(poll_s: float = PARENT_POLL_S, parent: int | None = None) -> None:
+    """Ends this process (status ``ORPHANED``) within ``poll_s`` of its parent's death. ``parent``:
+    the process id the parent had when it started this child; without it, the current parent's,
+    which is already init's if the parent died while this child was still starting up (importing,
+    before it got here), so a parent that can pass its id should."""
+    parent = os.getppid() if parent is None else parent
+    if os.getppid() != parent:
+        os._exit(ORPHANED)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -34,6 +39,30 @@ def die_with_parent(poll_s: float = PARENT_POLL_S) -> None:
         os._exit(ORPHANED)
 
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def die_with_process(pid: int, poll_s: float = PARENT_POLL_S) -> None:
+    """Ends this process (status ``ORPHANED``) within ``poll_s`` of the end of process ``pid``, an
+    ancestor that is not its parent: Beam's DirectRunner starts its SDK workers through a shell,
+    which stays alive as long as the worker does. Nothing when ``pid`` is this process."""
+    if pid == os.getpid():
+        return
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, someone else's: cannot be ours
+            return False
+        return False
+
+    def watch() -> None:
+        while not gone():
+            time.sleep(poll_s)
+        os._exit(ORPHANED)
+
+    threading.Thread(target=watch, name="die-with-process", daemon=True).start()
 
 
 def spawn_pool(
@@ -46,11 +75,11 @@ def spawn_pool(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_child,
-        initargs=(initializer, initargs),
+        initargs=(os.getpid(), initializer, initargs),
     )
 
 
-def _start_child(initializer, initargs: tuple) -> None:
-    die_with_parent()
+def _start_child(parent: int, initializer, initargs: tuple) -> None:
+    die_with_parent(parent=parent)
     if initializer is not None:
         initializer(*initargs)

@@ -211,6 +211,25 @@ class IngestConfig:
         minimum=0,
         affects_outputs=False,
     )
+    # Not in the paper: limits that keep a hostile metadata file (a 2 MB .gz holding one 2 GB line)
+    # from taking memory in proportion to it. Out of the settings record (affects_outputs=False), so
+    # that data sets begun before they existed resume: at the defaults no real metadata line
+    # reaches them, and a line over them is counted (too_long), not read.
+    max_line_bytes: int = setting(
+        1 << 20,
+        "Longest metadata line, CSV record (quoted newlines included) or webdataset JSON, in bytes; "
+        "a longer one is skipped as too_long without being held in memory, and a CSV header or "
+        "first line over it stops the run. 1 MiB is far above any real metadata line.",
+        minimum=1024,
+        affects_outputs=False,
+    )
+    max_field_bytes: int = setting(
+        128 << 10,
+        "Longest CSV field (Python's csv.field_size_limit; 128 KiB is its default); a row with a "
+        "longer one is skipped as too_long, a header with one stops the run.",
+        minimum=1024,
+        affects_outputs=False,
+    )
     dataset_name: str = setting(
         "geoloc_photos",
         "Name of the data set in its shard files and tfds metadata.",

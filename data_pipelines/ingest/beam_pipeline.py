@@ -39,6 +39,7 @@ import shlex
 import time
 
 from data_pipelines import errors
+from data_pipelines.child_processes import die_with_process
 from data_pipelines.config import IngestConfig
 from data_pipelines.ingest import layout
 from data_pipelines.ingest.parse import parse_metadata_file
@@ -54,6 +55,25 @@ except ImportError:  # pragma: no cover - depends on the installation
     ) from None
 
 log = logging.getLogger("data_pipelines.ingest")
+
+
+class _OnLauncher(beam.DoFn):
+    """``fn`` of each element, in a worker that dies with the process that launched the pipeline
+    (``launcher``; None on a cluster, whose workers are the cluster's to end). DirectRunner's
+    multi_processing mode (the default options) starts SDK worker processes, through a shell, that
+    would otherwise outlive a launcher killed with kill -9 by about ten seconds, until their gRPC
+    channel to it fails; in_memory mode runs everything in the launcher and starts none."""
+
+    def __init__(self, fn, launcher: int | None):
+        self.fn = fn
+        self.launcher = launcher
+
+    def setup(self):
+        if self.launcher is not None:
+            die_with_process(self.launcher)
+
+    def process(self, element):
+        yield self.fn(element)
 
 
 def _parse(task: tuple) -> tuple[int, dict]:
@@ -101,23 +121,37 @@ def _workers(options: PipelineOptions) -> int:
     return worker.max_num_workers or worker.num_workers or 1
 
 
+def _launcher(options: PipelineOptions) -> int | None:
+    """This process's id when the runner is DirectRunner (its workers run on this machine and
+    should end with it), else None."""
+    local = "DirectRunner" in str(options.get_all_options().get("runner") or "DirectRunner")
+    return os.getpid() if local else None
+
+
 def build(
-    pipeline, config: IngestConfig, out_dir: str, parse_tasks: list[tuple], started_at: float, workers: int
+    pipeline,
+    config: IngestConfig,
+    out_dir: str,
+    parse_tasks: list[tuple],
+    started_at: float,
+    workers: int,
+    launcher: int | None = None,
 ) -> None:
     """Adds the ingestion's transforms to ``pipeline`` (``config`` and ``parse_tasks`` from
-    ``run.metadata_tasks``)."""
+    ``run.metadata_tasks``); the per-file and per-shard work runs in workers that die with the
+    process ``launcher`` (``_OnLauncher``; None: no such watch)."""
     parsed = (
         pipeline
         | "MetadataFiles" >> beam.Create(parse_tasks)
         | "SpreadFiles" >> beam.Reshuffle()
-        | "Parse" >> beam.Map(_parse)
+        | "Parse" >> beam.ParDo(_OnLauncher(_parse, launcher))
         | "AllFiles" >> beam.combiners.ToList()
     )
     planned = parsed | "Plan" >> beam.FlatMap(_plan, config, out_dir).with_outputs("planned_at", main="tasks")
     written = (
         planned.tasks
         | "SpreadShards" >> beam.Reshuffle()
-        | "WriteShard" >> beam.Map(write_shard)
+        | "WriteShard" >> beam.ParDo(_OnLauncher(write_shard, launcher))
         | "CountShards" >> beam.combiners.Count.Globally()
     )
     _ = written | "Finish" >> beam.Map(
@@ -151,7 +185,7 @@ def run_pipeline(config: IngestConfig, out_dir: str) -> dict:
     config, _, parse_tasks = metadata_tasks(config, out_dir)
     try:
         with beam.Pipeline(options=options) as pipeline:
-            build(pipeline, config, out_dir, parse_tasks, started_at, _workers(options))
+            build(pipeline, config, out_dir, parse_tasks, started_at, _workers(options), _launcher(options))
     except errors.DataPipelineError:
         raise
     except Exception as e:

@@ -86,7 +86,7 @@ def parse_metadata_file(
         "format": fmt,
         # The format read it; only a YFCC100M file has a finer layout (23 or 25 fields). Detecting
         # again would name what auto-detection would pick, not what --format chose.
-        "layout": detect_layout(path) if fmt == "yfcc100m" else fmt,
+        "layout": detect_layout(path, options.limits.max_line_bytes) if fmt == "yfcc100m" else fmt,
         "lines_read": int(lines_read),
         "kept": int(len(df)),
         "skips": skips.to_json(),
@@ -119,7 +119,7 @@ def parse_tasks(config: IngestConfig, each: tuple[Format, ...], salt: str, out_d
             out_dir,
             config.log_first_skips,
             fmt.name,
-            ReadOptions(root, config.album_key, config.max_pixels, i),
+            ReadOptions(root, config.album_key, config.max_pixels, i, limits(config)),
         )
         for i, (p, fmt) in enumerate(zip(metadata_sources(config, each[0]), each))
     ]
@@ -138,6 +138,11 @@ def parse_all(config: IngestConfig, tasks: list[tuple]) -> list[dict]:
             infos[futures[future]] = future.result()
             progress.update(1)
     return infos
+
+
+def limits(config: IngestConfig) -> rcommon.Limits:
+    """The readers' line, record and field limits of ``config``."""
+    return rcommon.Limits(config.max_line_bytes, config.max_field_bytes)
 
 
 def metadata_sources(config: IngestConfig, fmt: Format) -> tuple[str, ...]:

@@ -64,7 +64,7 @@ def plan_shards(
         table, archives = join_archive_index(table, fmt, config, sources, out_dir, skips)
     elif fmt.metadata_are_archives:
         archives = metadata_archives(sources, config.images_folder)
-    table = join_outdoor_probabilities(table, config.autotags)
+    table = join_outdoor_probabilities(table, config.autotags, config.max_line_bytes)
     keys = splits.split_keys(table["photo_id"], table["user_hash"], config.splits)
     table["split"] = splits.split_codes(keys.to_numpy(), config.splits)
     table["row_id"] = np.arange(len(table), dtype=np.int64)
@@ -200,10 +200,10 @@ def skip_rows(
     skips.counts[reason] += len(rows) - min(len(rows), log_first)
 
 
-def join_outdoor_probabilities(table: pd.DataFrame, autotags_paths) -> pd.DataFrame:
+def join_outdoor_probabilities(table: pd.DataFrame, autotags_paths, max_line_bytes: int) -> pd.DataFrame:
     """Fills unknown outdoor probabilities from YFCC100M autotags files (first file wins)."""
     for path in autotags_paths:
-        tags, counts = read_outdoor_probabilities(path)
+        tags, counts = read_outdoor_probabilities(path, max_line_bytes)
         for example in counts["bad_examples"]:
             log.warning("skipped autotags line %s", example)
         known = table["outdoor_prob"].notna().to_numpy()

@@ -72,7 +72,7 @@ def metadata_tasks(config: IngestConfig, out_dir: str) -> tuple[IngestConfig, fo
         )
     os.makedirs(os.path.join(out_dir, layout.WORK_DIR), exist_ok=True)
     metadata = init_metadata(config, out_dir)
-    each = formats.resolve(config.format, config.metadata)
+    each = formats.resolve(config.format, config.metadata, config.max_line_bytes)
     return config, each[0], parse_tasks(config, each, metadata["user_hash_salt"], out_dir)
 
 

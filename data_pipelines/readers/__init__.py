@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from data_pipelines.readers import formats, yfcc
+from data_pipelines.readers import common, formats, yfcc
 from data_pipelines.readers.common import COLUMNS, COORD_SCALE, SKIP_REASONS, PathTemplate, SkipLog
 
 __all__ = [
@@ -23,14 +23,14 @@ __all__ = [
 ]
 
 
-def detect_layout(path: str) -> str:
+def detect_layout(path: str, max_line_bytes: int = common.MAX_LINE_BYTES) -> str:
     """The finer layout of a file ``formats.detect`` finds: ``"yfcc23"`` or ``"mmc25"`` for
     YFCC100M files (from the field count of the first non-empty line), else the format's name
     (``"csv"``, ``"osv5m"``...)."""
-    fmt = formats.detect(path)
+    fmt = formats.detect(path, max_line_bytes)
     if fmt is not formats.YFCC100M:
         return fmt.name
-    return yfcc.LAYOUTS[formats.first_line(path)[1].count(b"\t") + 1].name
+    return yfcc.LAYOUTS[formats.first_line(path, max_line_bytes)[1].count(b"\t") + 1].name
 
 
 def read_metadata_file(
@@ -52,13 +52,14 @@ def read_metadata_file(
     Every record is kept or counted in ``skips``; the last yielded count is the file's lines_read
     (data records: a CSV header is not counted).
     """
-    reader = formats.resolve(fmt, (path,))[0]
+    options = options or formats.ReadOptions(images_root=os.path.realpath(os.path.dirname(path) or "."))
+    reader = formats.resolve(fmt, (path,), options.limits.max_line_bytes)[0]
     yield from reader.read(
         path,
         template=template,
         user_hasher=user_hasher,
         skips=skips,
-        options=options or formats.ReadOptions(images_root=os.path.realpath(os.path.dirname(path) or ".")),
+        options=options,
         chunk_lines=chunk_lines,
         on_progress=on_progress,
     )

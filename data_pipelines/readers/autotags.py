@@ -18,10 +18,13 @@ from data_pipelines import errors
 from data_pipelines.readers import common
 
 
-def read_outdoor_probabilities(path: str) -> tuple[pd.DataFrame, dict]:
+def read_outdoor_probabilities(
+    path: str, max_line_bytes: int = common.MAX_LINE_BYTES
+) -> tuple[pd.DataFrame, dict]:
     """(table of photo_id -> outdoor_prob for photos with an indoor/outdoor tag, line counts).
 
-    Lines that are not `id <TAB> tags` are counted as bad, never fatal; the counts dict holds
+    Lines that are not `id <TAB> tags`, or longer than ``max_line_bytes``, are counted as bad,
+    never fatal (nor held whole); the counts dict holds
     `lines`, `bad_lines`, `with_scene_tag` and the first bad lines as file:line.
     """
     ids: list[str] = []
@@ -34,11 +37,14 @@ def read_outdoor_probabilities(path: str) -> tuple[pd.DataFrame, dict]:
             f"--autotags: {path}: cannot open ({error.strerror}); expected a yfcc100m_autotags file"
         ) from None
     try:
-        for number, line in common.iter_lines(opened):
-            if not line.strip():
+        for number, line in common.iter_lines(opened, max_line_bytes):
+            if isinstance(line, common.Overlong):
+                photo_id, tab, tags = b"", b"", b""
+            elif not line.strip():
                 continue
+            else:
+                photo_id, tab, tags = line.partition(b"\t")
             counts["lines"] += 1
-            photo_id, tab, tags = line.partition(b"\t")
             if not tab or not photo_id.strip().isdigit():
                 counts["bad_lines"] += 1
                 if len(counts["bad_examples"]) < 5:

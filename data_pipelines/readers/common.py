@@ -1,4 +1,5 @@
-"""Shared pieces of the metadata readers: opening (.bz2/.gz), skip bookkeeping, path templates.
+"""Shared pieces of the metadata readers: opening (.bz2/.gz/.xz), bounded lines, skip bookkeeping,
+path templates.
 
 A reader turns one metadata file into ``ParsedChunk``s (columns of kept fields, numpy arrays) and
 counts every line it does not keep by reason, so that for each file
@@ -8,6 +9,10 @@ Metadata files come from strangers, so nothing in a line may end the run: every 
 with ``data_pipelines.values`` (ASCII digits only, posting times within 1970-2100), a line that
 does not fit is counted under its reason, and only a file that cannot be read at all (a truncated
 .gz/.bz2) stops the run, with the line it got to (``read_error``).
+
+Lines are read with a length limit (``Limits``): a 2 MB ``.gz`` can hold one 2 GB line, and reading
+it whole, as iterating over a file does, would take as much memory. A line over the limit is read
+on in bounded pieces that are thrown away as they come, and counted as one ``too_long`` skip.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import dataclasses
 import gzip
 import io
 import logging
+import lzma
 import re
 from typing import BinaryIO
 
@@ -46,10 +52,14 @@ OUTSIDE_IMAGES = "outside_images"
 # FIFO cannot block a worker and a device cannot be read forever.
 NOT_A_FILE = "not_a_file"
 BAD_IMAGE = "bad_image"  # undecodable or truncated
+# A line (or a CSV record, or one of its fields) longer than ``Limits`` allows: read past in
+# bounded pieces, never held whole.
+TOO_LONG = "too_long"
 # An archive member that is a placeholder saved in place of a deleted photo, not the photo
 # (MP16-Pro's tar: ``data_pipelines.archives.placeholder_members``).
 PLACEHOLDER_IMAGE = "placeholder_image"
 SKIP_REASONS = (
+    TOO_LONG,
     WRONG_FIELD_COUNT,
     BAD_FIELD,
     NO_COORDINATES,
@@ -209,7 +219,7 @@ class OpenedFile:
 
 
 def open_binary(path: str) -> OpenedFile:
-    """Opens plain, .bz2 or .gz files for reading bytes; decompression is transparent."""
+    """Opens plain, .bz2, .gz or .xz files for reading bytes; decompression is transparent."""
     raw = open(path, "rb")
     size = raw.seek(0, io.SEEK_END)
     raw.seek(0)
@@ -218,6 +228,8 @@ def open_binary(path: str) -> OpenedFile:
         stream = bz2.BZ2File(raw)
     elif path.endswith(".gz"):
         stream = gzip.GzipFile(fileobj=raw)
+    elif path.endswith(".xz"):
+        stream = lzma.LZMAFile(raw)
     else:
         stream = raw
     return OpenedFile(stream=stream, raw=raw, size=size)
@@ -237,13 +249,78 @@ def skip_bom(stream: io.BufferedIOBase) -> None:
         stream.seek(0)
 
 
-def iter_lines(opened: OpenedFile):
-    """Yields (line number from 1, bytes without the newline); a final empty line is not a line,
-    and a UTF-8 byte-order mark before the first line is not part of it."""
+#: Default of ``IngestConfig.max_line_bytes``: far above any real metadata line (YFCC100M's longest
+#: are a few tens of kB, its descriptions included), far below what would strain memory.
+MAX_LINE_BYTES = 1 << 20
+#: Default of ``IngestConfig.max_field_bytes``: Python's own ``csv.field_size_limit``.
+MAX_FIELD_BYTES = 128 << 10
+#: A CSV header with more columns than this is refused (OSV-5M's, the widest read here, has 40).
+MAX_HEADER_COLUMNS = 10_000
+#: Pieces in which the rest of an over-long line is read and dropped.
+_DISCARD_PIECE = 1 << 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """How long a metadata line, a CSV record (the lines of one row, quoted newlines included) and
+    a CSV field may be (``IngestConfig.max_line_bytes`` / ``max_field_bytes``)."""
+
+    max_line_bytes: int = MAX_LINE_BYTES
+    max_field_bytes: int = MAX_FIELD_BYTES
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclasses.dataclass(frozen=True)
+class Overlong:
+    """What ``bounded_lines`` gives in place of a line over the limit: only its length."""
+
+    length: int  # bytes, its line ending included
+
+    def detail(self, limit: int) -> str:
+        return f"a line of {self.length} bytes; expected at most max_line_bytes={limit}"
+
+
+def bounded_lines(stream: io.BufferedIOBase, limit: int):
+    """Yields each line of ``stream`` as bytes with its line ending, or an ``Overlong`` for a line
+    of more than ``limit`` bytes (line ending included), whose bytes are read in pieces of 64 kB
+    and dropped: memory stays within ``limit`` whatever the file holds."""
+    readline = stream.readline
+    while True:
+        line = readline(limit)
+        if not line:
+            return
+        if len(line) < limit or line.endswith(b"\n"):
+            yield line
+            continue
+        length = len(line)
+        while True:  # the rest of the line, dropped
+            piece = readline(_DISCARD_PIECE)
+            length += len(piece)
+            if not piece or piece.endswith(b"\n"):
+                break
+        if length == limit:  # exactly ``limit`` bytes, the file's last line (no line ending)
+            yield line
+        else:
+            yield Overlong(length)
+
+
+def iter_lines(opened: OpenedFile, max_line_bytes: int = MAX_LINE_BYTES):
+    """Yields (line number from 1, bytes without the newline, or ``Overlong``); a final empty line
+    is not a line, and a UTF-8 byte-order mark before the first line is not part of it. A line over
+    ``max_line_bytes`` is never held whole (``bounded_lines``)."""
     skip_bom(opened.stream)
-    number = 0
-    for number, line in enumerate(opened.stream, start=1):
-        yield number, line.rstrip(b"\r\n")
+    for number, line in enumerate(bounded_lines(opened.stream, max_line_bytes), start=1):
+        yield number, line if isinstance(line, Overlong) else line.rstrip(b"\r\n")
+
+
+def shown_names(names: list[str], limit: int = 100) -> str:
+    """Column names for a message, cut to about ``limit`` characters, with how many there are: a
+    stranger's header may hold a million names, or one name of megabytes."""
+    text = ",".join(names)
+    cut = text if len(text) <= limit else text[:limit] + "..."
+    return f"{cut!r} ({len(names)} column{'s' if len(names) != 1 else ''})"
 
 
 def read_error(path: str, line: int, error: BaseException) -> errors.DatasetError:

@@ -35,7 +35,6 @@ an unreadable accuracy -1 (unknown), as neither decides whether the photo is usa
 from __future__ import annotations
 
 import csv
-import io
 from typing import Callable, Iterator
 
 from data_pipelines import errors, values
@@ -77,18 +76,113 @@ def header_columns(header: list[str]) -> dict[str, int]:
 
 
 def looks_like_csv_header(first_line: str) -> bool:
+    """True if ``first_line`` (within the line limit: ``formats.first_line``) is a CSV header
+    naming the required columns."""
     try:
         header = next(csv.reader([first_line]))
-    except csv.Error:
+    except csv.Error:  # a field over csv.field_size_limit, NUL bytes
         return False
     return all(name in header_columns(header) for name in REQUIRED)
 
 
-def _text_lines(opened: common.OpenedFile):
-    """The file as text: UTF-8 after a byte-order mark if any (``utf-8-sig`` drops it as it decodes,
-    so nothing is read before the caller's error handling is in place); undecodable bytes kept as
-    lone surrogates (``surrogateescape``) so that they can be turned back into the bytes they were."""
-    return io.TextIOWrapper(opened.stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+class _RecordTooLong(Exception):
+    """A CSV record whose lines together pass ``max_line_bytes`` (a quote left open)."""
+
+
+class _TextLines:
+    """The lines of a CSV file as text, for ``csv.reader``: bounded (``common.bounded_lines``),
+    UTF-8 after a byte-order mark if any, undecodable bytes kept as lone surrogates
+    (``surrogateescape``) so that they can be turned back into the bytes they were. A line over the
+    limit, or a record whose lines pass it, raises out of the reader's ``next`` (which starts afresh
+    on the next call); ``number`` is the file line last read."""
+
+    def __init__(self, opened: common.OpenedFile, limits: common.Limits):
+        common.skip_bom(opened.stream)
+        self.lines = common.bounded_lines(opened.stream, limits.max_line_bytes)
+        self.limit = limits.max_line_bytes
+        self.number = 0
+        self.record_bytes = 0  # bytes of the record being read; the caller resets it per record
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.number += 1
+        if isinstance(line, common.Overlong):
+            raise line_too_long(line, self.limit)
+        self.record_bytes += len(line)
+        if self.record_bytes > self.limit:
+            raise _RecordTooLong(
+                f"a record of more than {self.limit} bytes over several lines (a quote left open?); "
+                f"expected at most max_line_bytes={self.limit}"
+            )
+        return line.decode("utf-8", "surrogateescape")
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+def line_too_long(line: common.Overlong, limit: int) -> _LineTooLong:
+    return _LineTooLong(line.detail(limit))
+
+
+def records(path: str, opened: common.OpenedFile, limits: common.Limits):
+    """Yields (file line of the record's end, fields or None, why not) for each record of a CSV
+        file, its header first. A record that cannot be read (NUL bytes, a field over
+        ``max_field_bytes``, a line or record over ``max_line_bytes``) is (line, None, (reason, detail)):
+        ``too_long`` for a limit, ``wrong_field_count`` otherwise. Memory stays within the limits. A file
+    that cannot be read on (a truncated .gz/.bz2) is ``common.read_error`` after the last line read."""
+    # The csv module has one limit for the whole process: set while this file is read.
+    previous = csv.field_size_limit(limits.max_field_bytes)
+    try:
+        yield from _records(path, opened, limits)
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _records(path: str, opened: common.OpenedFile, limits: common.Limits):
+    lines = _TextLines(opened, limits)
+    reader = csv.reader(lines)
+    while True:
+        lines.record_bytes = 0
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except (OSError, EOFError) as e:
+            raise common.read_error(path, lines.number, e) from None
+        except (_LineTooLong, _RecordTooLong) as e:
+            yield lines.number, None, (common.TOO_LONG, str(e))
+        except csv.Error as e:
+            if "field limit" in str(e):
+                limit = limits.max_field_bytes
+                detail = f"a field of more than {limit} bytes; expected at most max_field_bytes={limit}"
+                yield lines.number, None, (common.TOO_LONG, detail)
+            else:
+                yield lines.number, None, (common.WRONG_FIELD_COUNT, f"unreadable CSV row: {e}")
+        else:
+            yield lines.number, row, None
+
+
+def read_header(path: str, found) -> list[str] | None:
+    """The header (the first record of ``records``), or None for an empty file. A header that
+    cannot be read, is over a limit or has more than ``common.MAX_HEADER_COLUMNS`` columns is one
+    clear line naming the file and line 1, never the header itself (it may be megabytes)."""
+    first = next(found, None)
+    if first is None:
+        return None
+    _, header, problem = first
+    expected = "expected a CSV header of column names such as IMG_ID,AUTHOR,LAT,LON"
+    if header is None:
+        raise errors.LayoutError(f"{errors.where(path, 1)}: CSV header unreadable: {problem[1]}; {expected}")
+    if len(header) > common.MAX_HEADER_COLUMNS:
+        raise errors.LayoutError(
+            f"{errors.where(path, 1)}: CSV header of {len(header)} columns; {expected}, at most "
+            f"{common.MAX_HEADER_COLUMNS} columns"
+        )
+    return header
 
 
 def outdoor_probability(text: str, indoor: bool) -> float:
@@ -100,20 +194,20 @@ def outdoor_probability(text: str, indoor: bool) -> float:
     return 1.0 - value if indoor else value
 
 
-def detect_swap(path: str, lat_col: int, lon_col: int) -> bool:
+def detect_swap(path: str, lat_col: int, lon_col: int, limits: common.Limits = common.DEFAULT_LIMITS) -> bool:
     """True when the value ranges of the LAT and LON columns prove them exchanged
-    (``common.swap_proven``, over the whole file in a pre-pass)."""
+    (``common.swap_proven``, over the whole file in a pre-pass; unreadable records passed over).
+    A file that cannot be read on is ``common.read_error`` (``records``)."""
     opened = common.open_binary(path)
-    reader = csv.reader(_text_lines(opened))
+    found = records(path, opened, limits)
     need = max(lat_col, lon_col)
     try:
-        next(reader, None)
-        return common.swap_proven((row[lat_col], row[lon_col]) for row in reader if len(row) > need)
-    except csv.Error:
-        return False  # unreadable rows: no proof; the main pass counts them.
-    except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
-        raise common.read_error(path, reader.line_num, e) from None
+        next(found, None)
+        return common.swap_proven(
+            (row[lat_col], row[lon_col]) for _, row, _ in found if row is not None and len(row) > need
+        )
     finally:
+        found.close()  # now, not when collected: it restores csv.field_size_limit
         opened.close()
 
 
@@ -124,34 +218,32 @@ def stream_rows(
     skips: common.SkipLog,
     chunk_lines: int,
     on_progress=None,
+    limits: common.Limits = common.DEFAULT_LIMITS,
 ) -> Iterator[tuple[int, dict]]:
     """Streams the CSV file ``path`` in chunks: yields (data rows read so far, chunk columns).
 
     ``begin(header)`` checks the header and returns ``add(fields, line, builder)``, which adds one
     row to the builder or counts it in ``skips``. A row that is unreadable (NUL bytes, runaway
     quotes: that row only) or has not as many fields as the header is counted here as
-    ``wrong_field_count``. The header is not a data row; a file that cannot be read on (a truncated
-    .gz/.bz2) is ``common.read_error``."""
+    ``wrong_field_count``; one over a limit (``records``) as ``too_long``. The header is not a data
+    row; a header that cannot be read is one error line (``read_header``); a file that cannot be
+    read on (a truncated .gz/.bz2) is ``common.read_error``."""
     opened = common.open_binary(path)
-    reader = csv.reader(_text_lines(opened))
+    found = records(path, opened, limits)
+    line = 0
     try:
-        header = next(reader, None)
+        header = read_header(path, found)
         if header is None:
             return
+        line = 1
         add = begin(header)
         width, number = len(header), 0
         builder = common.ChunkBuilder()
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as e:
-                number += 1
-                skips.add(common.WRONG_FIELD_COUNT, path, reader.line_num, f"unreadable CSV row: {e}")
-                continue
+        for line, row, problem in found:
             number += 1
-            line = reader.line_num  # file line of the row's end (the header is line 1)
+            if row is None:
+                skips.add(problem[0], path, line, problem[1])
+                continue
             if len(row) != width:
                 skips.add(
                     common.WRONG_FIELD_COUNT,
@@ -167,8 +259,9 @@ def stream_rows(
                 yield number, builder.take()
         yield number, builder.take()
     except (OSError, EOFError) as e:  # e.g. a truncated .gz/.bz2
-        raise common.read_error(path, reader.line_num, e) from None
+        raise common.read_error(path, line, e) from None
     finally:
+        found.close()  # now, not when collected: it restores csv.field_size_limit
         opened.close()
 
 
@@ -180,6 +273,7 @@ def read_csv(
     skips: common.SkipLog,
     chunk_lines: int = 1 << 18,
     on_progress=None,
+    limits: common.Limits = common.DEFAULT_LIMITS,
 ) -> Iterator[tuple[int, dict]]:
     """Yields (data lines read so far, chunk columns). The header is not a data line."""
 
@@ -188,7 +282,7 @@ def read_csv(
         missing = [name for name in REQUIRED if name not in cols]
         if missing:
             raise errors.LayoutError(
-                f"{errors.where(path, 1)}: CSV header {header!r} lacks {', '.join(missing)}; expected "
+                f"{errors.where(path, 1)}: CSV header {common.shown_names(header)} lacks {', '.join(missing)}; expected "
                 "columns for photo id, lat, lon and optionally user (e.g. IMG_ID,AUTHOR,LAT,LON)"
             )
         if template is not None and template.fields - {"id"}:
@@ -197,7 +291,7 @@ def read_csv(
                 "have; expected only {id}"
             )
         i_lat, i_lon = cols["lat"], cols["lon"]
-        if detect_swap(path, i_lat, i_lon):
+        if detect_swap(path, i_lat, i_lon, limits):
             common.warn_swapped(path, header[i_lat], header[i_lon])
             i_lat, i_lon = i_lon, i_lat
         i_id, i_user = cols["photo_id"], cols.get("user")
@@ -262,4 +356,6 @@ def read_csv(
 
         return add
 
-    yield from stream_rows(path, begin, skips=skips, chunk_lines=chunk_lines, on_progress=on_progress)
+    yield from stream_rows(
+        path, begin, skips=skips, chunk_lines=chunk_lines, on_progress=on_progress, limits=limits
+    )

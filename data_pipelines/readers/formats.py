@@ -19,6 +19,7 @@ no metadata at all (``exif``).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 from typing import Callable
@@ -36,6 +37,7 @@ class ReadOptions:
     album_key: str = "creator"  # OSV-5M: what groups photos into M3's albums
     max_pixels: int = 100_000_000  # exif: the image decoder's header limit
     file_index: int = 0  # this file's position in --metadata (webdataset: its container)
+    limits: common.Limits = common.DEFAULT_LIMITS  # longest line, record and CSV field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Format:
 
 
 def _read_yfcc(path, *, template, user_hasher, skips, options, chunk_lines=1 << 18, on_progress=None):
-    fields = first_line(path)[1].count(b"\t") + 1
+    fields = first_line(path, options.limits.max_line_bytes)[1].count(b"\t") + 1
     layout = yfcc.LAYOUTS.get(fields)
     if layout is None:
         raise errors.LayoutError(
@@ -73,6 +75,7 @@ def _read_yfcc(path, *, template, user_hasher, skips, options, chunk_lines=1 << 
         skips=skips,
         chunk_lines=chunk_lines,
         on_progress=on_progress,
+        limits=options.limits,
     )
 
 
@@ -84,6 +87,7 @@ def _read_csv(path, *, template, user_hasher, skips, options, chunk_lines=1 << 1
         skips=skips,
         chunk_lines=chunk_lines,
         on_progress=on_progress,
+        limits=options.limits,
     )
 
 
@@ -137,49 +141,62 @@ def get(name: str) -> Format:
         ) from None
 
 
-def first_line(path: str) -> tuple[int, bytes]:
+def first_line(path: str, max_line_bytes: int = common.MAX_LINE_BYTES) -> tuple[int, bytes]:
     """The number and bytes of the first non-empty line of a metadata file ((0, b"") for an empty
-    one); opening errors are one clear line."""
+    one), read within ``max_line_bytes`` (a 2 GB first line is never held); opening errors, and a
+    first line over the limit, are one clear line."""
     try:
         opened = common.open_binary(path)
     except OSError as e:
         raise errors.LayoutError(
-            f"{path}: cannot open metadata file ({e.strerror}); expected a readable file (.bz2/.gz allowed)"
+            f"{path}: cannot open metadata file ({e.strerror}); expected a readable file (.bz2/.gz/.xz allowed)"
         ) from None
     try:
-        for number, line in common.iter_lines(opened):
+        for number, line in common.iter_lines(opened, max_line_bytes):
+            if isinstance(line, common.Overlong):
+                raise errors.LayoutError(
+                    f"{errors.where(path, number)}: cannot detect the format from {line.detail(max_line_bytes)}; "
+                    "expected a CSV header or a YFCC100M line"
+                )
             if line.strip():
                 return number, line
         return 0, b""
     except (OSError, EOFError) as e:
         raise errors.LayoutError(
-            f"{path}: cannot read ({e}); expected an intact plain, .bz2 or .gz file"
+            f"{path}: cannot read ({e}); expected an intact plain, .bz2, .gz or .xz file"
         ) from None
     finally:
         opened.close()
 
 
-def detect(path: str) -> Format:
-    """The format of one metadata file, from its name and first line (format=auto)."""
+def detect(path: str, max_line_bytes: int = common.MAX_LINE_BYTES) -> Format:
+    """The format of one metadata file, from its name and first line (format=auto), read within
+    ``max_line_bytes``."""
     if not os.path.isfile(path):
         raise errors.LayoutError(f"{path}: no such metadata file; expected a readable file")
     binary = os.path.splitext(path)[1].lower() in (".tar", ".msg")
-    number, line = (1, b"") if binary else first_line(path)
+    number, line = (1, b"") if binary else first_line(path, max_line_bytes)
     for fmt in FORMATS.values():
         if fmt.sniff is not None and fmt.sniff(path, line):
             return fmt
     if not binary and not line:
         raise errors.LayoutError(f"{path}: the file is empty; expected metadata lines")
     fields = line.count(b"\t") + 1
+    try:
+        columns = f"{len(next(csv.reader([line.decode('utf-8', 'replace')])))} comma-separated column(s)"
+    except csv.Error as e:  # a field over csv.field_size_limit, a NUL byte
+        columns = f"no readable CSV header ({e})"
     raise errors.LayoutError(
         f"{errors.where(path, number)}: cannot detect the format: {fields} "
-        "tab-separated field(s) and no CSV header naming photo id, lat and lon; expected 23 fields "
+        f"tab-separated field(s), {columns} and no CSV header naming photo id, lat and lon; expected 23 fields "
         "(YFCC100M), 25 (Multimedia Commons), such a CSV header (OSV-5M, MP16-Pro, Im2GPS...), "
         ".tar shards (webdataset), .msg shards (msgpack), or --format=NAME"
     )
 
 
-def resolve(name: str, metadata: tuple[str, ...]) -> tuple[Format, ...]:
+def resolve(
+    name: str, metadata: tuple[str, ...], max_line_bytes: int = common.MAX_LINE_BYTES
+) -> tuple[Format, ...]:
     """The format of each metadata file: ``name``, or for ``auto`` the one each file says; no
     metadata files means ``exif`` (a folder of a person's own photos; one entry). Files of
     different formats mix only when all keep their photos as plain files (YFCC100M and CSV files,
@@ -188,7 +205,7 @@ def resolve(name: str, metadata: tuple[str, ...]) -> tuple[Format, ...]:
         return tuple(get(name) for _ in metadata) or (get(name),)
     if not metadata:
         return (get("exif"),)
-    found = tuple(detect(path) for path in metadata)
+    found = tuple(detect(path, max_line_bytes) for path in metadata)
     plain = all(f.index_archives is None and not f.metadata_are_archives for f in found)
     if len({f.name for f in found}) > 1 and not plain:
         raise errors.LayoutError(

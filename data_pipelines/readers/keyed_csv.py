@@ -103,6 +103,7 @@ def read(
     skips: common.SkipLog,
     chunk_lines: int = 1 << 18,
     on_progress=None,
+    limits: common.Limits = common.DEFAULT_LIMITS,
 ) -> Iterator[tuple[int, dict]]:
     """Yields (data rows read so far, chunk columns) of ``path``; ``album`` is the header name of
     the column grouping photos into albums (hashed). The header is not a data row."""
@@ -110,7 +111,7 @@ def read(
     def begin(header: list[str]):
         cols = layout.header_positions(path, header, album)
         i_lat, i_lon = cols["lat"], cols["lon"]
-        if csv_layout.detect_swap(path, i_lat, i_lon):
+        if csv_layout.detect_swap(path, i_lat, i_lon, limits):
             common.warn_swapped(path, header[i_lat], header[i_lon])
             i_lat, i_lon = i_lon, i_lat
         i_id, i_album, i_time, i_in = cols["photo_id"], cols["album"], cols.get("time"), cols.get("indoor")
@@ -163,5 +164,5 @@ def read(
         return add
 
     yield from csv_layout.stream_rows(
-        path, begin, skips=skips, chunk_lines=chunk_lines, on_progress=on_progress
+        path, begin, skips=skips, chunk_lines=chunk_lines, on_progress=on_progress, limits=limits
     )

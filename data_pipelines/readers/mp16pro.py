@@ -55,7 +55,7 @@ LAYOUT = keyed_csv.Layout(
 ALBUM_COLUMN = "AUTHOR"
 
 
-def _read(fmt: str, path, template, user_hasher, skips, chunk_lines, on_progress):
+def _read(fmt: str, path, template, user_hasher, skips, chunk_lines, on_progress, limits):
     if template:
         raise errors.ConfigError(
             f"image_path_template {template!r}: MP-16 photos are found in the archives by IMG_ID; "
@@ -69,12 +69,13 @@ def _read(fmt: str, path, template, user_hasher, skips, chunk_lines, on_progress
         skips=skips,
         chunk_lines=chunk_lines,
         on_progress=on_progress,
+        limits=limits,
     )
 
 
 def read(path, *, template, user_hasher, skips, options: ReadOptions, chunk_lines=1 << 18, on_progress=None):
     """Reads MP16_Pro_places365.csv (``Format.read``); photos are found in the tar parts."""
-    yield from _read("mp16pro", path, template, user_hasher, skips, chunk_lines, on_progress)
+    yield from _read("mp16pro", path, template, user_hasher, skips, chunk_lines, on_progress, options.limits)
 
 
 def read_for_shards(
@@ -83,7 +84,7 @@ def read_for_shards(
     """Reads the MP-16 CSV of GeoEstimation shards (``Format.read``); without msgpack installed,
     fails at once (one line naming the extra) rather than after reading the CSV."""
     archives.require_msgpack()
-    yield from _read("msgpack", path, template, user_hasher, skips, chunk_lines, on_progress)
+    yield from _read("msgpack", path, template, user_hasher, skips, chunk_lines, on_progress, options.limits)
 
 
 def sniff(path: str, line: bytes) -> bool:

@@ -77,6 +77,7 @@ def read(path, *, template, user_hasher, skips, options: ReadOptions, chunk_line
         skips=skips,
         chunk_lines=chunk_lines,
         on_progress=on_progress,
+        limits=options.limits,
     )
 
 

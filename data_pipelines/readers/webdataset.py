@@ -9,7 +9,7 @@ part included: ``train/0001.jpg`` has key ``train/0001``), the rest is its suffi
 sample. Names without a dot, webdataset's ``__meta__`` members, folders, links and other non-regular
 members belong to no sample and are passed over, as webdataset does.
 
-**A sample** is kept when it has a ``json`` member (at most ``MAX_JSON_BYTES``, a JSON object) with a
+**A sample** is kept when it has a ``json`` member (at most ``max_line_bytes``, a JSON object) with a
 latitude and longitude, and an image member (``jpg``, ``jpeg``, ``png`` or ``webp``, first found in
 that order). JSON names, case-insensitive, first found wins:
 
@@ -32,8 +32,8 @@ number unique over its shards (``shard * 10^n + i``). URLs, captions, EXIF, user
 other JSON field are never read into the tables (privacy).
 
 **Skips** (one record = one sample; ``line`` in messages = the sample's position in the tar, from 1):
-no json member, a json over the size limit, not UTF-8 JSON or not an object, or a bad time or
-user -> ``bad_field``; no or bad coordinates -> ``no_coordinates`` / ``bad_coordinates`` /
+a json over ``max_line_bytes`` (``common.Limits``: one metadata record) -> ``too_long``, never
+read; no json member, not UTF-8 JSON or not an object, or a bad time or user -> ``bad_field``; no or bad coordinates -> ``no_coordinates`` / ``bad_coordinates`` /
 ``zero_coordinates``; no image member -> ``missing_image``. A key written twice (webdataset's own
 reader refuses a sample whose suffix repeats: "duplicate file name in tar file") starts a new sample
 with the same key here, so it is counted as ``duplicate_id`` by ingestion's duplicate pass, the first
@@ -53,7 +53,9 @@ line says the same. A damaged shard is still usable up to that point, since ever
 byte range checked to lie inside the file; stopping the run (as a truncated .gz does, whose rest
 cannot be decoded) would throw away the other shards for it. An intact tar ends in two zero blocks
 (tarfile, GNU tar and webdataset's TarWriter all write them); a shard without them is taken as cut.
-A file that is not an uncompressed tar at all (e.g. ``.tar.gz``: byte ranges need a plain tar)
+An extended header (pax records, a GNU long name) is read whole by ``tarfile``: one, or a run of
+them, over ``max_line_bytes`` is damage of the same kind, found from the 512-byte headers alone
+before ``tarfile`` reads it. A file that is not an uncompressed tar at all (e.g. ``.tar.gz``: byte ranges need a plain tar)
 stops the run with one line.
 
 **Swapped latitude/longitude**: a pre-pass over the json members alone (``common.swap_proven``)
@@ -88,9 +90,14 @@ TIME_NAMES = (
 )
 USER_NAMES = ("creator_id", "user_id", "user_nsid", "owner", "author", "user", "userid")
 ADMIN_NAMES = (("country",), ("region",), ("sub-region", "sub_region"), ("city",))
-#: A sample's JSON is read into memory: img2dataset's (with EXIF) is a few KB; a stranger's tar
-#: could declare gigabytes.
-MAX_JSON_BYTES = 1 << 20
+#: Extended header kinds ``tarfile`` reads whole into memory (pax records, GNU long names).
+_EXTENDED = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
 BLOCK = tarfile.BLOCKSIZE  # 512
 # webdataset.tariterators.base_plus_ext: key = everything up to the first dot of the basename.
 _KEY_SUFFIX = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
@@ -109,16 +116,46 @@ def _no_data(member: tarfile.TarInfo) -> bool:
     )
 
 
+def _oversized_extended_headers(file, position: int, limit: int) -> str:
+    """Why the extended headers starting at byte ``position`` must not be read (a run of them
+    holding more than ``limit`` bytes: ``tarfile`` would read them all into memory), or ""."""
+    total = 0
+    while True:
+        file.seek(position)
+        block = file.read(BLOCK)
+        try:
+            head = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        except tarfile.TarError:
+            return ""  # not a header: tarfile says what it is
+        if head.type not in _EXTENDED:
+            return ""
+        total += head.size
+        if total > limit:
+            return (
+                f"extended tar headers (pax or GNU long names) of more than {total} bytes at byte "
+                f"{position}; expected at most max_line_bytes={limit}"
+            )
+        position += BLOCK + -(-head.size // BLOCK) * BLOCK
+
+
 class _Shard:
     """One tar, walked member by member (headers only; a member's bytes are read on request). Stops
     at the first sign of damage and says what it was in ``damage``."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, limits: common.Limits = common.DEFAULT_LIMITS):
         self.path = path
+        self.limit = limits.max_line_bytes
         self.file = open(path, "rb")
         self.size = os.fstat(self.file.fileno()).st_size
         self.damage = ""
         self.position = 0  # where the next header starts (after the last member's data blocks)
+        oversized = _oversized_extended_headers(self.file, 0, self.limit)
+        if oversized:
+            self.file.close()
+            raise errors.LayoutError(
+                f"{path}: {oversized}; expected a tar of webdataset samples for --format=webdataset"
+            )
+        self.file.seek(0)
         try:
             self.tar = tarfile.open(fileobj=self.file, mode="r:")
         except tarfile.TarError as e:
@@ -141,6 +178,10 @@ class _Shard:
         itself: ``TarFile.next`` would keep every header it has read, which a single huge tar
         would fill memory with."""
         while True:
+            oversized = _oversized_extended_headers(self.file, self.position, self.limit)
+            if oversized:
+                self.damage = oversized
+                return
             self.file.seek(self.position)
             try:
                 member = tarfile.TarInfo.fromtarfile(self.tar)
@@ -235,20 +276,36 @@ def _as_text(value) -> str | None:
     return None
 
 
-def _document(shard: _Shard, sample: _Sample) -> tuple[dict | None, str]:
-    """The sample's JSON object (names lower-cased), or None and why not."""
+def _document(shard: _Shard, sample: _Sample) -> tuple[dict | None, str, str]:
+    """The sample's JSON object (names lower-cased), or None, the skip reason and why."""
     member = sample.members.get("json")
     if member is None:
-        return None, f"sample {values.show(sample.key)} has no .json member; expected <key>.json"
-    if member.size > MAX_JSON_BYTES:
-        return None, f"{member.size} bytes of JSON; expected at most {MAX_JSON_BYTES}"
+        return (
+            None,
+            common.BAD_FIELD,
+            f"sample {values.show(sample.key)} has no .json member; expected <key>.json",
+        )
+    if member.size > shard.limit:  # never read: a stranger's tar may declare gigabytes
+        return (
+            None,
+            common.TOO_LONG,
+            f"{member.size} bytes of JSON; expected at most max_line_bytes={shard.limit}",
+        )
     try:
         document = json.loads(shard.read(member))
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        return None, f"{values.show(member.name)} is not JSON ({str(e)[:80]}); expected a JSON object"
+        return (
+            None,
+            common.BAD_FIELD,
+            f"{values.show(member.name)} is not JSON ({str(e)[:80]}); expected a JSON object",
+        )
     if not isinstance(document, dict):
-        return None, f"{values.show(member.name)} holds a {type(document).__name__}; expected a JSON object"
-    return _lowered(document), ""
+        return (
+            None,
+            common.BAD_FIELD,
+            f"{values.show(member.name)} holds a {type(document).__name__}; expected a JSON object",
+        )
+    return _lowered(document), "", ""
 
 
 def _coordinate_texts(document: dict) -> tuple[str, str]:
@@ -258,15 +315,15 @@ def _coordinate_texts(document: dict) -> tuple[str, str]:
     return ("[not a number]" if lat is None else lat), ("[not a number]" if lon is None else lon)
 
 
-def swap_proven(path: str) -> bool:
+def swap_proven(path: str, limits: common.Limits = common.DEFAULT_LIMITS) -> bool:
     """The pre-pass: True when the shard's latitudes and longitudes are exchanged
     (``common.swap_proven`` over the json members only)."""
-    shard = _Shard(path)
+    shard = _Shard(path, limits)
     try:
 
         def pairs():
             for sample in _samples(shard):
-                document, _ = _document(shard, sample)
+                document, _, _ = _document(shard, sample)
                 if document is not None:
                     yield _coordinate_texts(document)
 
@@ -307,10 +364,10 @@ def read_webdataset(
 ) -> Iterator[tuple[int, dict]]:
     """Yields (samples read so far, chunk columns) of one shard; see the module docstring.
     ``template`` is not used: the image is the sample's own member."""
-    swapped = swap_proven(path)
+    swapped = swap_proven(path, options.limits)
     if swapped:
         common.warn_swapped(path, "latitude", "longitude")
-    shard = _Shard(path)
+    shard = _Shard(path, options.limits)
     builder = common.ChunkBuilder()
     number = 0
     try:
@@ -350,9 +407,9 @@ def read_webdataset(
 def _add(shard, sample: _Sample, builder, skips, user_hasher, container: int, swapped: bool) -> None:
     """Keeps ``sample`` in ``builder`` or counts it in ``skips`` by reason."""
     path, line, key = shard.path, sample.number, sample.key
-    document, problem = _document(shard, sample)
+    document, why, problem = _document(shard, sample)
     if document is None:
-        skips.add(common.BAD_FIELD, path, line, problem)
+        skips.add(why, path, line, problem)
         return
     lat_text, lon_text = _coordinate_texts(document)
     if swapped:

@@ -88,7 +88,7 @@ LAYOUTS = {YFCC23.num_fields: YFCC23, MMC25.num_fields: MMC25}
 SWAP_PROBE_LINES = 200_000
 
 
-def detect_swap(path: str, layout: YfccLayout) -> bool:
+def detect_swap(path: str, layout: YfccLayout, limits: common.Limits = common.DEFAULT_LIMITS) -> bool:
     """True when the first ``SWAP_PROBE_LINES`` lines prove latitude and longitude exchanged
     (``common.swap_proven``). YFCC100M's own files have a fixed field order, so only a rewritten copy
     can be swapped, and a rewrite swaps every line: a prefix proves it as well as the whole file,
@@ -97,10 +97,12 @@ def detect_swap(path: str, layout: YfccLayout) -> bool:
     read = [0]  # lines read, for the message of a file that breaks off
 
     def pairs():
-        for number, line in common.iter_lines(opened):
+        for number, line in common.iter_lines(opened, limits.max_line_bytes):
             read[0] = number
             if number > SWAP_PROBE_LINES:
                 return
+            if isinstance(line, common.Overlong):
+                continue
             fields = line.split(b"\t")
             if len(fields) == layout.num_fields and fields[layout.lat] and fields[layout.lon]:
                 yield fields[layout.lat], fields[layout.lon]
@@ -122,10 +124,12 @@ def read_yfcc(
     skips: common.SkipLog,
     chunk_lines: int = 1 << 18,
     on_progress=None,
+    limits: common.Limits = common.DEFAULT_LIMITS,
 ) -> Iterator[tuple[int, dict]]:
     """Yields (lines read so far, chunk columns) every ``chunk_lines`` kept lines and at the end.
 
-    Every line is either kept or counted in ``skips`` with its reason.
+    Every line is either kept or counted in ``skips`` with its reason; a line over
+    ``limits.max_line_bytes`` is ``too_long``, never held whole.
     """
     missing = template.fields - set(layout.template_fields)
     if missing:
@@ -138,7 +142,7 @@ def read_yfcc(
     n = layout.num_fields
     i_id, i_user, i_up = layout.photo_id, layout.user, layout.uploaded
     i_lat, i_lon, i_acc, i_mark = layout.lat, layout.lon, layout.accuracy, layout.marker
-    if detect_swap(path, layout):
+    if detect_swap(path, layout, limits):
         common.warn_swapped(path, f"field {i_lat + 1} (latitude)", f"field {i_lon + 1} (longitude)")
         i_lat, i_lon = i_lon, i_lat
     tmpl_idx = {f: layout.template_fields[f] for f in template.fields}
@@ -147,7 +151,10 @@ def read_yfcc(
     opened = common.open_binary(path)
     number = kept = 0
     try:
-        for number, line in common.iter_lines(opened):
+        for number, line in common.iter_lines(opened, limits.max_line_bytes):
+            if isinstance(line, common.Overlong):
+                skips.add(common.TOO_LONG, path, number, line.detail(limits.max_line_bytes))
+                continue
             fields = line.split(b"\t")
             if len(fields) != n:
                 skips.add(

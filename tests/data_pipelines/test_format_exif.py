@@ -158,6 +158,7 @@ def test_ingestion_writes_the_geotagged_photos_with_exact_skip_counts(tmp_path):
     assert summary["lines_read"] == 13
     assert summary["examples_written"] == 4
     assert summary["skipped"] == {
+        "too_long": 0,
         "wrong_field_count": 0,
         "bad_field": 1,
         "no_coordinates": 1,

@@ -293,6 +293,7 @@ def test_ingestion_writes_the_good_samples_with_exact_skip_counts(tmp_path):
     assert summary["lines_read"] == 11 + 3 + 3
     assert summary["examples_written"] == 4 + 2 + 3
     assert summary["skipped"] == {
+        "too_long": 0,
         "wrong_field_count": 0,
         "bad_field": 1,
         "no_coordinates": 1,

@@ -10,10 +10,18 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
+import io
+import json
 import math
 import os
+import re
 import signal
 import socket
+import subprocess
+import sys
+import tarfile
+import time
+import tracemalloc
 import zlib
 
 import pandas as pd
@@ -22,7 +30,7 @@ import pytest
 from data_pipelines import errors, ingest, values
 from data_pipelines.config import IngestConfig
 from data_pipelines.ingest import image_files
-from data_pipelines.readers import detect_layout
+from data_pipelines.readers import SkipLog, detect_layout, read_metadata_file
 from experiments.cli import main as geoloc
 from tests.data_pipelines.conftest import write_jpeg, yfcc_fields
 
@@ -316,3 +324,292 @@ def test_geoloc_ingest_on_a_truncated_gz_prints_one_error_line(tmp_path, capsys)
     assert rc == 2
     assert len(err) == 1 and err[0].startswith(f"error: {path}: read error after line {whole_lines} (")
     assert "expected an intact plain, .bz2 or .gz file" in err[0]
+
+
+# --- bounded lines and fields ------------------------------------------------------------------
+
+MIB = 1 << 20
+
+
+def write_gz_bomb(path, before: bytes, bomb_mib: int, after: bytes) -> str:
+    """A .gz of ``before``, one line of ``bomb_mib`` MiB of b"a", then ``after``: gzip members
+    concatenated (RFC 1952 2.2), so the test writes a few hundred kB in milliseconds and never holds
+    the bomb itself."""
+    piece = gzip.compress(b"a" * MIB, mtime=0)
+    with open(path, "wb") as f:
+        f.write(gzip.compress(before, mtime=0))
+        for _ in range(bomb_mib):
+            f.write(piece)
+        f.write(gzip.compress(b"\n" + after, mtime=0))
+    return str(path)
+
+
+def tar_wrapped(before: bytes, middle: int, after: bytes) -> tuple[bytes, bytes]:
+    """``before``/``after`` of a .tar.gz: a tar header of one member holding ``before``, ``middle``
+    bytes and ``after``, then the member's padding and the end-of-archive blocks."""
+    size = len(before) + middle + len(after)
+    info = tarfile.TarInfo("meta.tsv")
+    info.size = size
+    padding = b"\0" * (-size % tarfile.BLOCKSIZE) + b"\0" * (2 * tarfile.BLOCKSIZE)
+    return info.tobuf(format=tarfile.GNU_FORMAT) + before, after + padding
+
+
+PEAKS = """
+import json, resource, sys
+from experiments.cli import main
+peaks = []
+for args in json.loads(sys.argv[1]):
+    rc = main(args)
+    peaks.append([rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss])
+print("PEAKS", json.dumps(peaks))
+"""
+
+
+def peak_rss_kib(runs: list[list[str]]) -> list[tuple[int, int]]:
+    """(exit status, peak resident memory in KiB so far) after each `geoloc` command of ``runs``,
+    run one after the other in one fresh process: a run's peak minus the one before is what it
+    needed beyond it."""
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", PEAKS, json.dumps(runs)], env=env, capture_output=True, text=True, timeout=300
+    )
+    found = [line for line in done.stdout.splitlines() if line.startswith("PEAKS ")]
+    assert found, done.stderr[-3000:]
+    return [tuple(p) for p in json.loads(found[-1][len("PEAKS ") :])]
+
+
+@pytest.mark.parametrize("kind", ["csv.gz", "tar.gz"])
+def test_a_line_bomb_is_one_skip_and_costs_no_memory(tmp_path, kind):
+    """A .gz of 200 kB holding one 200 MB line: counted once as too_long, the rows around it kept,
+    and the ingestion's peak memory within 100 MB of the same rows without the bomb (reading the
+    line whole took at least its 200 MB, once as bytes and again as text or split fields)."""
+    bomb_mib = 200
+    if kind == "csv.gz":
+        rows_before = b"IMG_ID,AUTHOR,LAT,LON\n1,u,10,20\n2,u,11,21\n"
+        rows_after = b"3,u,12,22\n4,u,13,23\n"
+        images = images_for(tmp_path / "images", [1, 2, 3, 4])
+        kept = ["1", "2", "3", "4"]
+    else:  # a .tar.gz of a YFCC100M file is read as the .gz it is: its tar header joins line 1
+        rows_before = b"\n".join([tsv_line(1), tsv_line(2)]) + b"\n"
+        rows_after = b"\n".join([tsv_line(3), tsv_line(4)]) + b"\n"
+        images = images_for(tmp_path / "images", [1, 2, 3, 4])
+        kept = ["2", "3", "4"]  # 1 carries the tar header in its photo id: bad_field
+    plain = tmp_path / f"plain.{kind}"
+    bomb = tmp_path / f"bomb.{kind}"
+    if kind == "tar.gz":
+        plain_data = b"".join(tar_wrapped(rows_before, 0, rows_after))
+        before, after = tar_wrapped(rows_before, bomb_mib * MIB + 1, rows_after)
+    else:
+        plain_data = rows_before + rows_after
+        before, after = rows_before, rows_after
+    with open(plain, "wb") as f:
+        f.write(gzip.compress(plain_data, mtime=0))
+    write_gz_bomb(bomb, before, bomb_mib, after)
+    assert os.path.getsize(bomb) < 400_000
+
+    def ingest_args(metadata, out):
+        return ["ingest", f"--metadata={metadata}", f"--images={images}", f"--out={out}", "--workers=1"]
+
+    (rc_plain, plain_kib), (rc_bomb, bomb_kib) = peak_rss_kib(
+        [ingest_args(plain, tmp_path / "out_plain"), ingest_args(bomb, tmp_path / "out")]
+    )
+    assert rc_plain == 0 and rc_bomb == 0
+    with open(tmp_path / "out" / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["skipped"]["too_long"] == 1
+    (example,) = summary["skipped_examples"]["too_long"]
+    line = rows_before.count(b"\n") + 1
+    assert example.startswith(f"{bomb}:{line}: too_long (a line of {bomb_mib * MIB + 1} bytes;")
+    assert sorted(tables(tmp_path).index) == kept
+    assert summary["lines_read"] == summary["examples_written"] + sum(summary["skipped"].values())
+    assert (bomb_kib - plain_kib) * 1024 < 100 * MIB, (plain_kib, bomb_kib)
+
+
+def test_format_detection_reads_a_bounded_prefix(tmp_path):
+    """A first line of 64 MB: detection stops after max_line_bytes with one clear error, having held
+    no more than about that limit (tracemalloc sees every bytes object the readers make)."""
+    bomb = write_gz_bomb(tmp_path / "y.tsv.gz", b"", 64, tsv_line(1) + b"\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            errors.LayoutError, match=r":1: cannot detect the format from a line of 67108865 bytes"
+        ):
+            detect_layout(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MIB
+
+
+def test_a_field_or_record_over_the_limits_is_one_skip(tmp_path):
+    """A CSV field over max_field_bytes, and a quote left open (a record running on over lines):
+    each one too_long skip; the rows after them are read as before."""
+    csv = write_bytes(
+        tmp_path / "c.csv",
+        [
+            b"IMG_ID,AUTHOR,LAT,LON",
+            b"1,u,10,20",
+            b"2,u,10,20," + b"x" * 3000,  # a field of 3000 bytes (limit 2048): too_long
+            # A record running on over lines, each field within 2048 bytes: too_long at the line
+            # that takes it past 4096 bytes (8 + 5 * 1005, line 9)
+            b'3,"open',
+            *[b"y" * 900 + b'","' + b"y" * 100 for _ in range(5)],
+            b"4,u,11,21",  # read afresh
+        ],
+    )
+    config = IngestConfig(
+        metadata=(csv,),
+        images=images_for(tmp_path / "images", [1, 4]),
+        max_image_side=32,
+        workers=1,
+        salt=SALT,
+        max_line_bytes=4096,
+        max_field_bytes=2048,
+    )
+    summary = ingest.run_ingestion(config, str(tmp_path / "out"))
+    assert sorted(tables(tmp_path).index) == ["1", "4"]
+    assert summary["skipped"]["too_long"] == 2
+    first, second = summary["skipped_examples"]["too_long"]
+    assert (
+        first == f"{csv}:3: too_long (a field of more than 2048 bytes; expected at most max_field_bytes=2048)"
+    )
+    assert second.startswith(f"{csv}:9: too_long (a record of more than 4096 bytes over several lines")
+    assert summary["lines_read"] == summary["examples_written"] + sum(summary["skipped"].values())
+
+
+def wide_header(kind: str) -> bytes:
+    if kind == "long_field":  # one name of 200 kB, past csv's own 131,072
+        return b"IMG_ID,AUTHOR,LAT,LON," + b"n" * 200_000
+    count = 10**6 if kind == "million_columns" else 20_000
+    return b"IMG_ID,AUTHOR,LAT,LON," + b",".join(b"c%d" % i for i in range(count))
+
+
+@pytest.mark.parametrize(
+    "kind,fmt",
+    [
+        ("long_field", "auto"),
+        ("long_field", "csv"),
+        ("million_columns", "auto"),
+        ("million_columns", "csv"),
+        ("20k_columns", "auto"),
+    ],
+)
+def test_a_hostile_csv_header_is_one_short_error_line(tmp_path, capsys, kind, fmt):
+    path = write_bytes(tmp_path / "c.csv", [wide_header(kind), b"1,u,10,20"])
+    images = images_for(tmp_path / "images", [])
+    rc = geoloc(
+        ["ingest", f"--metadata={path}", f"--images={images}", f"--out={tmp_path / 'out'}", f"--format={fmt}"]
+    )
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert rc == 2 and "Traceback" not in err
+    assert len(lines) == 1 and len(lines[0]) - len(path) < 350, lines  # the header itself: not echoed
+    assert lines[0].startswith(f"error: {path}:1: ")
+    expected = {
+        # Detection's CSV check says it (format=auto), or the reader's (csv, or auto when the
+        # process's csv.field_size_limit let detection read the header).
+        "long_field": r"field larger than field limit \(131072\)|a field of more than 131072 bytes",
+        "million_columns": f"a line of {len(wide_header(kind)) + 1} bytes",
+        "20k_columns": "CSV header of 20004 columns",
+    }[kind]
+    assert re.search(expected, lines[0]), lines[0]
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """{process id: command line} of the processes whose parent is ``pid``, and theirs, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = {}, [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            try:
+                with open(f"/proc/{child}/cmdline", "rb") as f:
+                    found[child] = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not yet reaped by init, is not alive)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_killing_the_ingestion_ends_its_workers_and_resource_tracker(tmp_path):
+    """kill -9 of `geoloc ingest --workers=2` while its workers write shards: within a few seconds
+    neither worker nor multiprocessing's resource tracker is left (child_processes.die_with_parent)."""
+    images = images_for(tmp_path / "images", ["a"])
+    rows = [b"IMG_ID,AUTHOR,LAT,LON,path"] + [b"%d,u%d,%d,20,a.jpg" % (i, i, i % 80) for i in range(1, 20001)]
+    csv = write_bytes(tmp_path / "c.csv", rows)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "experiments.cli", "ingest", f"--metadata={csv}", f"--images={images}"]
+    command += [f"--out={out}", "--workers=2", "--examples_per_shard=16", "--max_image_side=32"]
+    run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, children = time.monotonic() + 120, {}
+        status_dir = out / "_work" / "shards"
+        while time.monotonic() < deadline and run.poll() is None:
+            children = descendants(run.pid)
+            workers = [p for p, c in children.items() if "spawn_main" in c]
+            if len(workers) == 2 and status_dir.is_dir() and len(os.listdir(status_dir)) >= 4:
+                break  # both workers started and shards being written: mid-run
+            time.sleep(0.2)
+        assert run.poll() is None, "the ingestion ended before it could be killed mid-run; make it larger"
+        assert sum("spawn_main" in c for c in children.values()) == 2, children
+        assert any("resource_tracker" in c for c in children.values()), children
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(alive(p) for p in children):
+            time.sleep(0.1)
+        left = {p: c for p, c in children.items() if alive(p)}
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in descendants(run.pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    for pid in left:  # the test's own mess is cleaned up; the failure says what was left
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, left
+
+
+def test_a_huge_pax_header_in_a_webdataset_shard_is_not_read(tmp_path):
+    """tarfile reads pax records whole: a 2 MB one (limit 1 MiB) is found from the 512-byte header
+    and refused before tarfile reads it, with one line."""
+    shard = tmp_path / "00000.tar"
+    with tarfile.open(shard, "w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("1.json")
+        document = b'{"lat": 10, "lon": 20}'
+        info.size = len(document)
+        info.pax_headers = {"comment": "x" * (2 * MIB)}
+        tar.addfile(info, io.BytesIO(document))
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            errors.LayoutError, match=r"extended tar headers .* expected at most max_line_bytes=1048576"
+        ):
+            list(
+                read_metadata_file(
+                    str(shard), template=None, user_hasher=str, skips=SkipLog(), fmt="webdataset"
+                )
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MIB

@@ -31,6 +31,8 @@ NON_DEFAULT = {
     "workers": ("3", 3),
     "salt": ("pepper", "pepper"),
     "log_first_skips": ("2", 2),
+    "max_line_bytes": ("4096", 4096),
+    "max_field_bytes": ("2048", 2048),
     "dataset_name": ("photos_b", "photos_b"),
     "engine": ("beam", "beam"),
     "beam_pipeline_options": ("--runner=FlinkRunner --parallelism=4", "--runner=FlinkRunner --parallelism=4"),
