@@ -57,11 +57,15 @@ def file_entry(path: str | os.PathLike) -> dict[str, Any]:
     return {"bytes": os.path.getsize(path), "sha256": sha256_file(path)}
 
 
-def check_written(path: str | os.PathLike, entry: dict[str, Any] | None, remedy: str) -> None:
+def check_written(
+    path: str | os.PathLike, entry: dict[str, Any] | None, remedy: str, *, size_only: bool = False
+) -> None:
     """Checks the file at ``path`` against its manifest ``entry`` (``file_entry`` when it was
     written): present, a regular file, of the recorded size, of the recorded SHA-256. Raises
     ``WrittenFileError`` ``"<path>: <what is wrong>; <remedy>"``.
 
+    ``size_only``: the size, not the SHA-256, for files too large to hash on every open that
+    carry their own checksums, read as they are read (a TFRecord shard: a CRC-32C per record).
     ``entry`` None (written before checksums were recorded): the file is accepted with one log
     warning per file and process, see the module docstring for why."""
     name = os.fspath(path)
@@ -74,7 +78,7 @@ def check_written(path: str | os.PathLike, entry: dict[str, Any] | None, remedy:
             _warned.add(name)
             log.warning("%s: written without a checksum (by an older geoloc), not verified; %s", name, remedy)
         return
-    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+    if not isinstance(entry, dict) or not (size_only or isinstance(entry.get("sha256"), str)):
         raise WrittenFileError(f"{name}: its manifest entry {entry!r} is not a size and sha256; {remedy}")
     size = os.path.getsize(name)
     if size != entry.get("bytes"):
@@ -83,6 +87,8 @@ def check_written(path: str | os.PathLike, entry: dict[str, Any] | None, remedy:
             f"({'truncated' if isinstance(entry.get('bytes'), int) and size < entry['bytes'] else 'changed'}"
             f" since it was written); {remedy}"
         )
+    if size_only:
+        return
     try:
         digest = sha256_file(name)
     except OSError as error:
