@@ -15,6 +15,7 @@ import pandas as pd
 
 from data_pipelines import errors, splits
 from data_pipelines.ingest import layout
+from mesh.integrity import check_written
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,11 +48,15 @@ class WrittenDataset:
     def shard_paths(self, split: str) -> list[str]:
         """Shard files of ``split`` in manifest order (the order of the table's ``shard`` column)."""
         records = os.path.join(self.root, self.manifest["records_dir"])
-        return [
-            os.path.join(records, s["file"])
-            for name in self.split_names(split)
-            for s in self.manifest["splits"][name]["shards"]
-        ]
+        shards = [s for name in self.split_names(split) for s in self.manifest["splits"][name]["shards"]]
+        paths = [os.path.join(records, s["file"]) for s in shards]
+        remedy = "rerun `geoloc ingest` (or the data stage with --force_stages=data) to write it again"
+        for path, shard in zip(paths, shards):
+            # The size in the manifest, not the SHA-256 beside it: shards are large, and every
+            # record carries its own CRC-32C that tf.data checks as it reads (mesh.integrity).
+            entry = {"bytes": shard["num_bytes"]} if "num_bytes" in shard else None
+            check_written(path, entry, remedy, size_only=True)
+        return paths
 
     def shard_lengths(self, split: str) -> list[int]:
         return [
@@ -68,7 +73,13 @@ class WrittenDataset:
         frames, offset = [], 0
         for name in self.split_names(split):
             path = os.path.join(self.root, self.manifest["splits"][name]["table"])
-            df = pd.read_parquet(path, columns=columns)
+            try:
+                df = pd.read_parquet(path, columns=columns)
+            except (OSError, ValueError, EOFError) as error:
+                raise errors.DatasetError(
+                    f"{path}: not a readable table ({str(error).splitlines()[0] if str(error) else error!r}); "
+                    "rerun `geoloc ingest` (or the data stage with --force_stages=data)"
+                ) from None
             if "shard" in df.columns:
                 df["shard"] = df["shard"] + offset
             offset += len(self.manifest["splits"][name]["shards"])

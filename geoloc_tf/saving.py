@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,8 +40,16 @@ def load_keras(path: str | os.PathLike) -> keras.Model:
     never run), and any file that is not a loadable Keras model becomes one ExportError line."""
     import geoloc_tf.layers  # noqa: F401  (registers the custom layers for loading)
 
+    # A .keras file is a zip whose members each hold a CRC-32 (checked by zipfile while Keras
+    # reads them): a truncated or altered file is refused as one line, never half loaded.
+    damaged = f"{path}: not a whole .keras file (truncated or damaged"
+    remedy = "rerun the stage that wrote it or copy the file again"
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        raise errors.ExportError(f"{damaged}: no zip directory); {remedy}")
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (zipfile.BadZipFile, EOFError) as error:
+        raise errors.ExportError(f"{damaged}: {errors.first_line(error)}); {remedy}") from None
     except ValueError as error:
         if "safe_mode" in str(error):
             raise errors.ExportError(

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import time
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -203,9 +204,12 @@ class Mesh:
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+            # a .npz is a zip whose members each hold a CRC-32 that zipfile checks while reading:
+            # a truncated or altered file is refused here (mesh.integrity)
             raise MeshFormatError(
-                f"{path}: not a readable mesh file ({e}); expected a .npz from Mesh.save"
+                f"{path}: not a readable mesh file ({str(e).splitlines()[0] if str(e) else type(e).__name__}: "
+                "truncated or damaged); rebuild it with `geoloc build-mesh` or the run's mesh stage"
             ) from None
         if str(data.get("format", "")) != FORMAT_NAME or "format_version" not in data:
             raise MeshFormatError(f"{path}: not a geoloc mesh file (field 'format' != {FORMAT_NAME!r})")

@@ -124,6 +124,7 @@ def _define_inputs(flag_values: flags.FlagValues) -> None:
 
 
 def _run(configs: dict[str, Any], inputs: flags.FlagValues, paths: list[str]) -> int:
+    from geoloc_tf.inference.formats import escaped
     from geoloc_tf.inference.photo_predictor import Predictor, parse_outdoor, parse_posted_at
     from geoloc_tf.inference.predict_files import IMAGE_SUFFIXES, collect_image_paths, predict_files
     from mesh.atomic import write_atomic
@@ -133,13 +134,13 @@ def _run(configs: dict[str, Any], inputs: flags.FlagValues, paths: list[str]) ->
     logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(name)s] %(message)s")
     posted_at = None if inputs.posted_at is None else parse_posted_at(inputs.posted_at)
     outdoor = None if inputs.outdoor is None else parse_outdoor(inputs.outdoor)
-    files, missing, skipped = collect_image_paths(paths)
+    files, missing, skipped = collect_image_paths(paths)  # missing: every path that cannot be a photo
     predictor = Predictor.load(inputs.model, inputs.mesh, with_m2=posted_at is not None)
     predictor = open_retrieval(config.cell_retrieval, config.engine, inputs.model, inputs.index, predictor)
     for line in missing:
         print(f"error: {line}", file=sys.stderr)
     if not files:
-        print(f"error: no image file in {' '.join(paths)}", file=sys.stderr)
+        print(f"error: no image file in {escaped(' '.join(paths))}", file=sys.stderr)
         return 1
     if posted_at is not None and not predictor.has_m2:
         print(

@@ -18,6 +18,12 @@ to the behaviour that came before them (the paper's, or the earlier default), so
 counts as unchanged while it holds its default; set to anything else, the stage is made with other
 settings (``recorded_settings``).
 
+The record also holds the size and SHA-256 of each artifact that is a file (``checksums``,
+``mesh.integrity``). Before a stage runs, the artifacts of every stage upstream of it are checked
+against them (``check_artifacts``): a table, model or mesh damaged since it was written is one
+error line naming it and the stage to redo, not a traceback half-way through the stage that reads
+it. A record written before checksums is accepted with one warning per file.
+
 A stage that was killed half-way has no record, so it runs again; stages that take long (training)
 resume from their own checkpoints inside their output folder.
 """
@@ -39,6 +45,7 @@ from experiments.stages.registry import STAGES, Stage
 from geoloc_tf import keras_backend
 from geoloc_tf.run_layout import RunLayout
 from mesh.atomic import write_text_atomic
+from mesh.integrity import check_written, file_entry
 from mesh.settings import default_values, flat_values
 
 log = logging.getLogger(__name__)
@@ -129,6 +136,7 @@ def run_stages(
     selected = [stage for stage in registry if stage.name in set(stages)]
     forced = set(force_stages)
     records = {stage.name: read_record(run_dir, stage.name) for stage in registry}
+    by_name = {stage.name: stage for stage in registry}
     _refuse_changed_settings(config, run_dir, registry, selected, records, forced)
 
     outcomes: list[StageOutcome] = []
@@ -147,6 +155,8 @@ def run_stages(
                 f"stage {stage.name} needs the outputs of stage(s) {', '.join(missing)}, which {run_dir} "
                 f"does not hold; add them to --stages"
             )
+        for upstream in sorted(_upstream(stage.name, by_name), key=list(by_name).index):
+            check_artifacts(run_dir, upstream, records[upstream])
         if on_stage_start:
             on_stage_start(stage.name, reason)
         log.info("stage %s: running (%s)", stage.name, reason)
@@ -228,6 +238,21 @@ def _why_run(
     return None
 
 
+def check_artifacts(run_dir: Path, name: str, record: dict | None) -> None:
+    """Checks each file artifact of stage ``name`` against the size and SHA-256 in its record
+    (``mesh.integrity.check_written``); folders (a SavedModel) are left to their own loaders."""
+    if record is None:
+        return
+    checksums = record.get("checksums")
+    remedy = f"redo stage {name} with --force_stages={name}"
+    for path in record["artifacts"].values():
+        if checksums is None:
+            if not (run_dir / path).is_dir():
+                check_written(run_dir / path, None, remedy)
+        elif path in checksums:
+            check_written(run_dir / path, checksums[path], remedy)
+
+
 def _token(records: dict[str, dict | None], name: str) -> str:
     """The token of stage ``name``'s record (run_stages runs a stage only when its needs have one)."""
     record = records[name]
@@ -254,6 +279,9 @@ def _write_record(
         "upstream": {need: _token(records, need) for need in stage.needs},
         "token": uuid.uuid4().hex,
         "artifacts": artifacts,
+        "checksums": {
+            path: file_entry(run_dir / path) for path in artifacts.values() if (run_dir / path).is_file()
+        },
         "seconds": round(seconds, 3),
         "keras_backend": backend,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -9,6 +9,12 @@ With retrieval inside the top cells (``--cell_retrieval_cells``) each record hol
 (its point and whether it fell back to the top cell's label point): a line of the table, three
 more CSV columns (``RETRIEVAL_COLUMNS``), a property of the GeoJSON feature, whose point stays the
 top cell's label point.
+
+A file name is text from the disk, not from geoloc: it may hold a newline, a carriage return, an
+ESC or other control characters, or bidi overrides (U+202E) that reorder what a terminal shows.
+The table and CSV write it through ``escaped`` (``\\n``, ``\\x1b``, ``\\u202e``, ...), so a name
+never forges a row, a line or a terminal escape; JSON and GeoJSON need nothing more, since
+``json.dumps`` writes every character outside printable ASCII as an escape.
 """
 
 from __future__ import annotations
@@ -35,6 +41,29 @@ CSV_COLUMNS: tuple[str, ...] = (
     "mass90_probability",
     "mass90_area_km2",
 )
+
+# C0 and C1 controls, DEL, and lone surrogates (bytes of a name that are not UTF-8, which Python
+# keeps as U+DC80..U+DCFF and which a UTF-8 stream cannot write); the backslash too, so an escape
+# is never ambiguous with a name that spells one.
+_CONTROLS: dict[int, str] = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))} | {
+    code: f"\\u{code:04x}" for code in range(0xD800, 0xE000)
+}
+_CONTROLS |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord("\\"): "\\\\"}
+# Characters that change how a terminal orders or breaks the text after them (Unicode bidi
+# controls, UAX #9, and the line/paragraph separators), escaped in the table only: a CSV keeps
+# them, as a spreadsheet shows them as the name's own text.
+_DISPLAY: dict[int, str] = _CONTROLS | {
+    code: f"\\u{code:04x}"
+    for code in (0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
+
+
+def escaped(text: str, display: bool = True) -> str:
+    """``text`` with control characters written as backslash escapes (``display``: also bidi
+    controls and line separators, for text shown on a terminal), so it stays on one line and
+    never moves the cursor or reorders what follows."""
+    return text.translate(_DISPLAY if display else _CONTROLS)
+
 
 #: CSV columns added when the records hold retrieval inside the top cells.
 RETRIEVAL_COLUMNS: tuple[str, ...] = ("retrieval_lat", "retrieval_lon", "retrieval_fallback")
@@ -87,7 +116,7 @@ def table_text(record: dict[str, Any]) -> str:
     """A person's view of one photo: top cells with probability and label point, mass sets."""
     time = f", posted {record['posted_at']}" if record.get("posted_at") else ""
     lines = [
-        f"{record.get('file') or 'photo'}  (model {record['model']}{time})",
+        f"{escaped(record.get('file') or 'photo')}  (model {record['model']}{time})",
         f"  {'rank':>4}  {'cell':>6}  {'probability':>11}  {'lat':>9}  {'lon':>10}",
     ]
     for top in record["top_k"]:
@@ -129,7 +158,7 @@ def retrieval_csv(record: dict[str, Any]) -> list[Any]:
 def csv_row(record: dict[str, Any]) -> list[Any]:
     """The CSV_COLUMNS of one photo; cell lists are space-separated, unknown values empty."""
     row: list[Any] = [
-        record.get("file") or "",
+        escaped(record.get("file") or "", display=False),
         record["model"],
         record.get("posted_at") or "",
         f"{record['lat']:.6f}",

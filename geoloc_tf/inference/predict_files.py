@@ -8,14 +8,20 @@ the output names the model. With a feature index and --cell_retrieval_cells, eac
 the point of retrieval inside the top cells (``photo_predictor.Predictor.with_retrieval``); how many
 photos fell back to the top cell's label point is said at the end. Directories are searched recursively for .jpg/.jpeg/.png/.gif/.bmp
 files, predicted in batches while the next files are read. A file that is not a readable image gets
-one error line naming it; the others are still predicted.
+one error line naming it, and so does what a directory holds that may hide a photo but cannot be
+read (an unreadable folder, a broken or looping link, a FIFO, socket or device): each is counted as
+failed, the others are still predicted. Names are escaped (``formats.escaped``) in the table, the
+CSV and the error lines, so a name never forges a row or a line.
 """
 
 from __future__ import annotations
 
 import collections
+import errno
 import itertools
 import logging
+import os
+import stat
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +32,7 @@ import numpy as np
 from data_pipelines.config import DecodeBudget
 from geoloc_tf import errors
 from geoloc_tf.inference.config import PredictFilesConfig
-from geoloc_tf.inference.formats import StreamWriter
+from geoloc_tf.inference.formats import StreamWriter, escaped
 from geoloc_tf.inference.photo_predictor import predict_each
 from mesh.progress import Progress
 
@@ -37,25 +43,82 @@ READ_THREADS = 2
 
 
 def collect_image_paths(paths: Sequence[str]) -> tuple[list[Path], list[str], int]:
-    """(files to predict, error lines for missing paths, files skipped in directories).
+    """(files to predict, error lines for paths that cannot be predicted, entries skipped in
+    directories).
 
-    A named file is always tried; in a directory (recursive, sorted), only files with an image
-    suffix are, and hidden files and folders are left out."""
-    files, missing, skipped = [], [], 0
+    A named file is always tried; in a directory (recursive, sorted, symbolic links followed once
+    per folder), only regular files with an image suffix are, and hidden files and folders are
+    left out (counted as skipped). No photo is lost without a word: a folder that cannot be read,
+    a broken or looping symbolic link and a FIFO, socket or device met in a directory are each one
+    error line (the caller counts them as failed), since any of them may hide a photo the user
+    meant. Names in the lines are ``formats.escaped``."""
+    files: list[Path] = []
+    failed: list[str] = []
+    skipped = 0
+    walked: set[tuple[int, int]] = set()  # (device, inode) of the folders walked: no link loop
+
+    def walk(folder: Path) -> None:
+        nonlocal skipped
+        try:
+            info = folder.stat()
+            if (info.st_dev, info.st_ino) in walked:
+                return  # a symbolic link back to a folder already walked: its photos are listed
+            walked.add((info.st_dev, info.st_ino))
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as error:
+            failed.append(f"{escaped(str(folder))}: cannot read this folder ({error.strerror or error})")
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.name.startswith("."):
+                skipped += 1
+                continue
+            kind = _kind(path)
+            if kind == "folder":
+                walk(path)
+            elif kind != "file":
+                failed.append(f"{escaped(str(path))}: {kind}; not a photo file")
+            elif path.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(path)
+            else:
+                skipped += 1
+
     for name in paths:
         path = Path(name)
-        if path.is_dir():
-            for found in sorted(p for p in path.rglob("*") if p.is_file()):
-                hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
-                if found.suffix.lower() in IMAGE_SUFFIXES and not hidden:
-                    files.append(found)
-                else:
-                    skipped += 1
-        elif path.exists():
+        kind = _kind(path)
+        if kind == "folder":
+            walk(path)
+        elif kind == "file":
             files.append(path)
+        elif kind == "missing":
+            failed.append(f"{escaped(str(path))}: no such file or directory")
         else:
-            missing.append(f"{path}: no such file or directory")
-    return files, missing, skipped
+            failed.append(f"{escaped(str(path))}: {kind}; not a photo file")
+    return files, failed, skipped
+
+
+def _kind(path: Path) -> str:
+    """ "file", "folder" (symbolic links followed), "missing", or what else ``path`` is."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        if not path.is_symlink():
+            return "missing" if error.errno == errno.ENOENT else f"cannot be read ({error.strerror or error})"
+        if error.errno == errno.ELOOP:
+            return "a symbolic link that loops"
+        return f"a broken symbolic link ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
 
 
 def read_ahead(
@@ -133,7 +196,7 @@ def predict_files(
     def fail(message: str) -> None:
         nonlocal failed
         failed += 1
-        err.write(f"error: {message}\n")
+        err.write(f"error: {escaped(message)}\n")  # a file's name never forges a line
         err.flush()
 
     def flush() -> None:

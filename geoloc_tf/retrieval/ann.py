@@ -36,7 +36,8 @@ the cells' centroids, ``lists x d x 4`` bytes in all), plus ``features.npy`` (``
 6144 B at 1536-d) on disk, of which only the re-ranked rows are paged in. The index is written
 atomically into ``ann/`` of the index folder (``mesh.atomic``), with ``ann.json`` naming the
 settings it was built with and the features it was built from; it is rebuilt when either
-changes (``open_or_build``).
+changes (``open_or_build``). ``ann.json`` also records the size and SHA-256 of the FAISS file,
+checked before it is read (``mesh.integrity``): a damaged file is one error line.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geoloc_tf.errors import RetrievalError
+from geoloc_tf.errors import RetrievalError, first_line
 from geoloc_tf.retrieval.config import AnnConfig
 from geoloc_tf.retrieval.search import CANDIDATE_MARGIN, rescore
 from mesh.atomic import atomic_dir
+from mesh.integrity import check_written, file_entry
 from mesh.progress import Progress
 
 if TYPE_CHECKING:
@@ -170,9 +172,22 @@ def open_or_build(index: "FeatureIndex", config: AnnConfig) -> Any:
     key = build_key(index, config)
     meta_path = folder / ANN_META
     if meta_path.is_file():
-        stored = json.loads(meta_path.read_text())
+        remedy = f"delete {folder} (it is built again on the next search) or rebuild with `geoloc index`"
+        try:
+            stored = json.loads(meta_path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise RetrievalError(f"{meta_path}: not readable JSON ({first_line(error)}); {remedy}") from None
+        if not isinstance(stored, dict):
+            raise RetrievalError(f"{meta_path}: a JSON {type(stored).__name__}; expected an object; {remedy}")
         if stored.get("key") == key:
-            return faiss.read_index(str(folder / ANN_FILE))
+            # ``file``: size and SHA-256 of the FAISS file (mesh.integrity), absent before checksums
+            check_written(folder / ANN_FILE, stored.get("file"), remedy)
+            try:
+                return faiss.read_index(str(folder / ANN_FILE))
+            except RuntimeError as error:
+                raise RetrievalError(
+                    f"{folder / ANN_FILE}: not a readable FAISS index ({first_line(error)}); {remedy}"
+                ) from None
         log.info("%s: built from other features or settings; building again", folder)
     return build(index, config)
 
@@ -205,6 +220,7 @@ def build(index: "FeatureIndex", config: AnnConfig) -> Any:
             "resident_bytes_per_photo": (shape["subvectors"] * shape["bits"] + 7) // 8 + 8,
             "train_s": round(trained - started, 1),
             "build_s": round(seconds, 1),
+            "file": file_entry(os.path.join(tmp, ANN_FILE)),
         }
         Path(tmp, ANN_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     log.info(

@@ -8,7 +8,10 @@ is a directory:
 | ``features.npy`` | float32 [n, d] features (d = 1536 at full width), opened as a memory map |
 | ``sq_norms.npy`` | float32 [n] squared L2 norms, so a search never recomputes them |
 | ``photos.parquet`` | ``photo_id``, ``lat``, ``lon`` per row; with ``record``, ``offset`` when built from a run |
-| ``index.json`` | format version, n, d, model, split, data root, record files (relative to it) |
+| ``index.json`` | format version, n, d, model, split, data root, record files (relative to it), size and SHA-256 of each file above (``files``) |
+
+Every file is checked when the index is opened (``FeatureIndex.open``, ``mesh.integrity``): a
+damaged, truncated or swapped file, or features of NaN, is one error line naming the file.
 
 ``features.npy`` is opened with ``np.load(mmap_mode="r")``: a 1 M x 1536 index (5.7 GiB) is paged
 in by the search block by block and never copied into memory twice.
@@ -46,11 +49,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from geoloc_tf import prediction_tables
-from geoloc_tf.errors import EvaluationError, RetrievalError
+from geoloc_tf.errors import EvaluationError, RetrievalError, first_line
 from geoloc_tf.retrieval.config import AnnConfig, IndexConfig
 from geoloc_tf.retrieval.search import DEFAULT_BLOCK_ROWS, nearest, squared_norms
 from geoloc_tf.run_layout import RunLayout
 from mesh.atomic import atomic_dir, write_text_atomic
+from mesh.integrity import check_written, file_entry
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -126,33 +130,40 @@ class FeatureIndex:
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "FeatureIndex":
-        """Opens an index written by ``write`` or ``build_index``; checks its files agree."""
+        """Opens an index written by ``write`` or ``build_index`` and checks it whole before any
+        search (``mesh.integrity``): ``index.json`` is JSON with its fields; each file has the size
+        and SHA-256 recorded in ``index.json`` when written (an index written before checksums is
+        accepted with a warning); the arrays have the shapes and dtypes ``index.json`` says; every
+        feature row is finite.
+
+        Non-finite features are refused, not left out: a NaN row is at distance NaN from every
+        query and sorts anywhere, and leaving rows out would silently change what `geoloc search`
+        and the "M1 kNN" row answer; features of NaN come from a diverged model or a damaged file,
+        and either calls for a new index. Checked on the squared norms (NaN or inf exactly where
+        the row is, and tied to ``features.npy`` by both checksums), so no pass over the features.
+        Any failure is one ``RetrievalError`` or ``WrittenFileError`` line naming the file."""
         root = Path(path)
         meta_path = root / META_FILE
         if not meta_path.is_file():
             raise RetrievalError(
                 f"{root}: no {META_FILE}; expected an index written by `geoloc index` (FeatureIndex.write)"
             )
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format_version") != INDEX_VERSION:
+        meta = _read_meta(meta_path)
+        files = meta.get("files")
+        for name in (FEATURES_FILE, NORMS_FILE, PHOTOS_FILE):
+            if files is not None and name not in files:
+                raise RetrievalError(f"{meta_path}: 'files' lacks {name!r}; {REBUILD}")
+            check_written(root / name, None if files is None else files[name], REBUILD)
+        n, d = meta["count"], meta["dim"]
+        features = _load_npy(root / FEATURES_FILE, (n, d))
+        sq_norms = _load_npy(root / NORMS_FILE, (n,))
+        photos = _read_photos(root / PHOTOS_FILE, n)
+        bad = np.flatnonzero(~np.isfinite(sq_norms))
+        if bad.size:
             raise RetrievalError(
-                f"{meta_path}: format_version {meta.get('format_version')!r}; "
-                f"this geoloc reads {INDEX_VERSION}"
-            )
-        features = np.load(root / FEATURES_FILE, mmap_mode="r")
-        sq_norms = np.load(root / NORMS_FILE, mmap_mode="r")
-        photos = pd.read_parquet(root / PHOTOS_FILE)
-        n, d = int(meta["count"]), int(meta["dim"])
-        if (
-            features.shape != (n, d)
-            or features.dtype != np.float32
-            or sq_norms.shape != (n,)
-            or len(photos) != n
-        ):
-            raise RetrievalError(
-                f"{root}: {FEATURES_FILE} {features.shape} {features.dtype}, {NORMS_FILE} "
-                f"{sq_norms.shape}, {PHOTOS_FILE} {len(photos)} rows; expected [{n}, {d}] float32, "
-                f"[{n}] and {n} rows as {META_FILE} says"
+                f"{root / FEATURES_FILE}: {bad.size} of {n} rows hold NaN or inf features (first: row "
+                f"{bad[0]}, photo {photos['photo_id'].iloc[bad[0]]!r}); the model that made them "
+                f"diverged or the file is damaged: {REBUILD} from a model whose features are finite"
             )
         return cls(root, meta, features, sq_norms, photos)
 
@@ -184,6 +195,64 @@ class FeatureIndex:
         return FeatureIndex.open(path)
 
 
+REBUILD = "rebuild the index with `geoloc index` (or the predict stage with --predict_store_features)"
+
+
+def _read_meta(path: Path) -> dict:
+    """``index.json``: a JSON object of this format version with a count and width."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise RetrievalError(f"{path}: not readable JSON ({first_line(error)}); {REBUILD}") from None
+    if not isinstance(meta, dict):
+        raise RetrievalError(f"{path}: a JSON {type(meta).__name__}; expected an object; {REBUILD}")
+    if meta.get("format_version") != INDEX_VERSION:
+        raise RetrievalError(
+            f"{path}: format_version {meta.get('format_version')!r}; this geoloc reads {INDEX_VERSION}"
+        )
+    for field in ("count", "dim"):
+        value = meta.get(field)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise RetrievalError(f"{path}: {field} {value!r}; expected a whole number >= 0; {REBUILD}")
+    if "files" in meta and not isinstance(meta["files"], dict):
+        raise RetrievalError(f"{path}: files {meta['files']!r}; expected an object per file; {REBUILD}")
+    return meta
+
+
+def _load_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array of ``shape`` from a ``.npy`` file, memory-mapped."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise RetrievalError(f"{path}: not a readable .npy array ({first_line(error)}); {REBUILD}") from None
+    if array.shape != shape or array.dtype != np.float32:
+        raise RetrievalError(
+            f"{path}: {list(array.shape)} {array.dtype}; expected {list(shape)} float32 as "
+            f"{META_FILE} says; {REBUILD}"
+        )
+    return array
+
+
+def _read_photos(path: Path, n: int) -> pd.DataFrame:
+    """The photo table: ``n`` rows with ``photo_id``, ``lat``, ``lon`` (finite degrees)."""
+    try:
+        photos = pd.read_parquet(path)
+    except (OSError, ValueError, EOFError) as error:
+        raise RetrievalError(
+            f"{path}: not a readable Parquet table ({first_line(error)}); {REBUILD}"
+        ) from None
+    missing = [c for c in ("photo_id", "lat", "lon") if c not in photos.columns]
+    if missing or len(photos) != n:
+        raise RetrievalError(
+            f"{path}: {len(photos)} rows, columns {list(photos.columns)}; expected {n} rows as "
+            f"{META_FILE} says with photo_id, lat, lon; {REBUILD}"
+        )
+    lat, lon = photos["lat"].to_numpy(np.float64), photos["lon"].to_numpy(np.float64)
+    if n and not (np.isfinite(lat).all() and np.isfinite(lon).all()):
+        raise RetrievalError(f"{path}: non-finite lat/lon; {REBUILD}")
+    return photos
+
+
 def _photos_table(photo_ids, lat, lon, records: pd.DataFrame | None, n: int, where) -> pd.DataFrame:
     photos = pd.DataFrame(
         {
@@ -208,7 +277,9 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _finish(tmp: Path, photos: pd.DataFrame, shape: tuple[int, int], meta: dict) -> None:
-    """Writes the photo table and index.json into the index folder being built, ``tmp``."""
+    """Writes the photo table and index.json into the index folder being built, ``tmp``;
+    ``index.json`` records the size and SHA-256 of every other file (``mesh.integrity``), checked
+    by ``FeatureIndex.open``."""
     photos.to_parquet(tmp / PHOTOS_FILE, index=False)
     info = {
         "format_version": INDEX_VERSION,
@@ -216,6 +287,7 @@ def _finish(tmp: Path, photos: pd.DataFrame, shape: tuple[int, int], meta: dict)
         "dim": int(shape[1]),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **meta,
+        "files": {name: file_entry(tmp / name) for name in (FEATURES_FILE, NORMS_FILE, PHOTOS_FILE)},
     }
     (tmp / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 

@@ -262,3 +262,22 @@ def test_with_location_labels_carry_each_photos_true_location(data, mesh_and_lab
     plain = dataclasses.replace(config, with_location=False)
     bare = [c for _, label in make_dataset(data, "m1_train", per_shard, plain) for c in label.numpy()]
     assert bare == cells
+
+
+def test_a_truncated_shard_or_table_is_one_error_naming_it(ingested, tmp_path):
+    import shutil
+
+    from data_pipelines.errors import DatasetError
+    from mesh.integrity import WrittenFileError
+
+    root = shutil.copytree(ingested, tmp_path / "data")
+    data = dataset.load(str(root))
+    shard = data.shard_paths("m1_train")[1]
+    with open(shard, "r+b") as f:
+        f.truncate(10)
+    with pytest.raises(WrittenFileError, match=f"{shard}: 10 bytes, the manifest says .* truncated"):
+        data.shard_paths("m1_train")
+    table = root / data.manifest["splits"]["m23_val"]["table"]
+    table.write_bytes(table.read_bytes()[:50])
+    with pytest.raises(DatasetError, match=f"{table}: not a readable table"):
+        data.table("m23_val")

@@ -139,6 +139,29 @@ def test_missing_artifact_reruns_the_stage(tmp_path, run_config):
     assert [o.action for o in run(run_config(), tmp_path)] == ["skipped", "ran"]
 
 
+def test_an_upstream_artifact_damaged_since_written_is_one_error_naming_it(tmp_path, run_config, caplog):
+    from experiments.errors import one_line, user_errors
+    from mesh.integrity import WrittenFileError
+
+    run(run_config(), tmp_path)
+    record = json.loads(record_path(tmp_path, "a").read_text())
+    out = tmp_path / "a" / "out.txt"
+    assert record["checksums"]["a/out.txt"]["bytes"] == len(out.read_bytes())
+    out.write_text(out.read_text().upper())  # same size, other bytes
+    with pytest.raises(WrittenFileError) as raised:
+        run(run_config(), tmp_path, force=("b",))
+    assert isinstance(raised.value, user_errors())  # one `error:` line, exit status 2
+    line = one_line(raised.value)
+    assert line.startswith(f"error: {out}: sha256") and line.endswith("--force_stages=a")
+    assert CALLS == ["a", "b"]  # b did not run on the damaged output
+    assert [o.action for o in run(run_config(), tmp_path, force=("a",))] == ["ran", "ran"]
+    # A record written before checksums: accepted, with a warning naming the file.
+    del record["checksums"]
+    record_path(tmp_path, "a").write_text(json.dumps(record))
+    assert [o.action for o in run(run_config(), tmp_path, force=("b",))] == ["skipped", "ran"]
+    assert f"{out}: written without a checksum" in caplog.text
+
+
 def test_killed_stage_leaves_no_record_and_runs_again(tmp_path, run_config):
     def dies(config, run_dir):
         (run_dir / "a" / "partial.txt").write_text("half")
