@@ -249,6 +249,35 @@ def _check_size(kind: str, width: int, height: int, budget: DecodeBudget) -> Non
         )
 
 
+#: Chunks of a PNG walked at most (IDAT included: encoders split the pixels into chunks of 8 to
+#: 64 KiB, so 10,000 chunks is 80 MB of pixels or more, beyond any photo's file). Pillow reads
+#: each chunk with a step of Python: a 16 MB file of empty chunks is 1.3 million of them.
+MAX_PNG_CHUNKS = 10_000
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_chunks(data: bytes, limit: int = MAX_PNG_CHUNKS) -> int:
+    """The chunks of the PNG ``data``, counted up to one past ``limit`` (each stepped over by its
+    length: O(limit) steps whatever the file); the walk stops at IEND or malformed data."""
+    count, pos, end = 0, len(_PNG_SIGNATURE), len(data)
+    while pos + 8 <= end and count <= limit:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        count += 1
+        if data[pos + 4 : pos + 8] == b"IEND":
+            break
+        pos += 12 + length
+    return count
+
+
+def _check_png(data: bytes) -> None:
+    if png_chunks(data) > MAX_PNG_CHUNKS:
+        raise BadImage(
+            TOO_COSTLY,
+            f"PNG with more than {MAX_PNG_CHUNKS:,} chunks; an encoder writes a few, and the pixels "
+            "in chunks of 8 KiB or more",
+        )
+
+
 def _check_jpeg(data: bytes, budget: DecodeBudget) -> None:
     structure = jpeg_structure(data, budget.max_jpeg_scans, budget.max_jpeg_segments)
     if structure.scans > budget.max_jpeg_scans:
@@ -276,6 +305,8 @@ def open_image(data: bytes, budget: DecodeBudget | int) -> Iterator[Image.Image]
         raise BadImage(UNREADABLE, f"empty file; expected {SUPPORTED_TEXT}")
     if data[:2] == b"\xff\xd8":  # before Pillow reads the segments before the first scan
         _check_jpeg(data, budget)
+    if data.startswith(_PNG_SIGNATURE):  # before Pillow reads the chunks before the pixels
+        _check_png(data)
     declared = declared_size(data)
     if declared is not None:  # before Pillow opens it: its WebP plugin allocates at once
         _check_size(declared[0], declared[1], declared[2], budget)

@@ -154,10 +154,10 @@ def oversize_head(address: tuple[str, int]) -> tuple[int, float]:
 
 ATTACKS: dict[str, Callable[[], bytes]] = {
     "progressive JPEG, 7000x7000, 1500 scans": lambda: hostile_files.many_scans_jpeg(7000, 1500),
-    "lossless WebP, 7000x7000": lambda: hostile_files.lossless_webp(7000),
-    "JPEG with 4 M empty APP1 segments": lambda: hostile_files.many_segments_jpeg(4_000_000),
-    "RLE8 BMP, 7000x7000": lambda: hostile_files.rle8_bmp(7000),
-    "baseline JPEG, 7000x7000": lambda: hostile_files.large_jpeg(7000),
+    "lossless WebP, 7000x7000": lambda: hostile_files.webp_lossless(7000),
+    "JPEG with 4 M empty APP1 segments": lambda: hostile_files.segment_flood_jpeg(4_000_000),
+    "RLE8 BMP, 7000x7000": lambda: hostile_files.rle8_bmp(7000, 7000),
+    "baseline JPEG, 7000x7000": lambda: hostile_files.baseline_jpeg(7000),
 }
 IDLE = f"{IDLE_SOCKETS} idle sockets of one byte each, reopened when closed"
 HEAD = "a 64 KiB request head in one write"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import math
-import struct
 import threading
 import time
 
@@ -14,26 +13,7 @@ from PIL import Image
 
 from data_pipelines import decode_pool, images
 from data_pipelines.config import DecodeBudget
-
-
-def lossless_webp(width: int, height: int) -> bytes:
-    """A one-colour lossless WebP of 38 bytes declaring ``width`` x ``height`` pixels: Pillow's
-    64x64 encoding, its size bits rewritten (the pixels cost no bits, so it decodes at any size)."""
-    out = io.BytesIO()
-    Image.new("RGB", (64, 64), (10, 200, 30)).save(out, format="WEBP", lossless=True, method=0, quality=0)
-    data = bytearray(out.getvalue())
-    bits = struct.unpack("<I", data[21:25])[0] & ~((1 << 28) - 1)
-    data[21:25] = struct.pack("<I", bits | (width - 1) | ((height - 1) << 14))
-    return bytes(data)
-
-
-def rle_bmp(width: int, height: int) -> bytes:
-    """An 8-bit run-length coded BMP, every run one pixel long: Pillow decodes it in Python."""
-    rows = (bytes([1, 7]) * width + b"\x00\x00") * height + b"\x00\x01"
-    palette = bytes(4 * 256)
-    offset = 14 + 40 + len(palette)
-    header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
-    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + header + palette + rows
+from experiments.benchmarks.hostile_files import rle8_bmp, webp_lossless
 
 
 def encoded(kind: str, size: tuple[int, int], **options) -> bytes:
@@ -50,8 +30,8 @@ def test_the_route_reads_the_declared_size_of_each_format_without_pillow():
     lossy = decode_pool.photo_route(encoded("WEBP", (640, 480), quality=50), cheap)
     assert (lossy.width, lossy.height) == (640, 480)
     assert decode_pool.photo_route(encoded("JPEG", (2000, 1000)), cheap).cheap is False  # 2 MP
-    assert decode_pool.photo_route(lossless_webp(6000, 6000), cheap).pixels == 36_000_000
-    assert decode_pool.photo_route(rle_bmp(64, 64), cheap).cheap is False  # RLE: Python decoder
+    assert decode_pool.photo_route(webp_lossless(64, declared=6000), cheap).pixels == 36_000_000
+    assert decode_pool.photo_route(rle8_bmp(64, 64), cheap).cheap is False  # RLE: Python decoder
     jpeg = encoded("JPEG", (64, 64))
     many_segments = jpeg[:2] + b"\xff\xfe\x00\x02" * 1000 + jpeg[2:]
     assert decode_pool.photo_route(many_segments, cheap).format is None  # no frame in 256 segments
@@ -118,6 +98,6 @@ def test_a_task_over_its_memory_limit_is_refused_and_its_worker_replaced(pool):
 def test_a_run_length_bmp_is_refused_by_the_budget_before_pillows_python_loop_runs(pool):
     started = time.monotonic()
     with pytest.raises(images.BadImage) as refused:
-        pool.run("slow", images.decode_request, rle_bmp(3000, 2000), DecodeBudget(), 299)
+        pool.run("slow", images.decode_request, rle8_bmp(3000, 2000), DecodeBudget(), 299)
     assert refused.value.reason == images.UNSUPPORTED
     assert time.monotonic() - started < 1.0  # decoding it costs about 1.6 s of Python

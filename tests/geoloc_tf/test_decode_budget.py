@@ -5,8 +5,10 @@ same pixels as TensorFlow's full decode gave it."""
 from __future__ import annotations
 
 import io
+import struct
 import time
 import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from PIL import Image
 
 from data_pipelines import images
 from data_pipelines.config import DecodeBudget
-from experiments.benchmarks.decode_bench import (
+from experiments.benchmarks.hostile_files import (
     many_scans_jpeg,
     markers,
     rle8_bmp,
@@ -198,3 +200,18 @@ def test_the_server_job_holds_decoded_pixels_and_refusals_are_413(tmp_path):
     predictor = Predictor.load(build_tiny_run(tmp_path / "run", export=False))
     answer = predictor.predict([job.image, images.decode_request(jpeg(60, 80, 1), ServerConfig().decode, 75)])
     assert answer.top_ids[:, 0].tolist() == [3, 3]  # the tiny run's cell 3, whatever the photo
+
+
+def test_a_png_of_a_million_empty_chunks_is_refused_unread_and_a_normal_png_passes():
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(out, format="PNG")
+    normal = out.getvalue()
+    assert images.png_chunks(normal) == 3  # IHDR, IDAT, IEND
+    empty = struct.pack(">I", 0) + b"tEXt" + struct.pack(">I", zlib.crc32(b"tEXt"))
+    flood = normal[:33] + empty * 1_000_000 + normal[33:]  # after the signature and IHDR
+    started = time.monotonic()
+    with pytest.raises(images.BadImage) as refused:
+        images.decode_for_model(flood, DecodeBudget(), 299)
+    assert refused.value.reason == images.TOO_COSTLY and "10,000 chunks" in str(refused.value)
+    assert time.monotonic() - started < 0.5
+    assert images.decode_for_model(normal, DecodeBudget(), 299).shape == (48, 64, 3)

@@ -27,8 +27,7 @@ import time
 
 import pytest
 
-from experiments.benchmarks.hostile_files import many_scans_jpeg
-from tests.data_pipelines.test_decode_pool import lossless_webp
+from experiments.benchmarks.hostile_files import many_scans_jpeg, webp_lossless
 from tests.geoloc_tf.conftest import build_tiny_run, jpeg
 
 MiB = 1 << 20
@@ -149,7 +148,7 @@ def server(tmp_path_factory):
             decode_slow_workers=1,
             decode_cpu_s=0.5,
             decode_memory_mb=256,
-            decode=DecodeBudget(max_jpeg_scans=5000),
+            decode=DecodeBudget(max_jpeg_scans=5000, max_jpeg_segments=5000),
             header_timeout_s=2.0,
             max_connections=64,
             max_connections_per_client=16,
@@ -197,7 +196,7 @@ def test_decode_workers_are_processes_without_tensorflow(server):
 @pytest.mark.parametrize("copies", [1, 4])
 def test_a_photo_costly_to_decode_is_stopped_at_its_cpu_limit_and_delays_no_one(server, photo, idle, copies):
     # 1500 scans over 7000x7000 (about 1.5 s of decoding): the server's budget here allows 5000
-    # scans, so the CPU limit (0.5 s), the decode budget's second line, is what stops it.
+    # scans and segments, so the CPU limit (0.5 s), the decode budget's second line, stops it.
     costly = many_scans_jpeg(7000, 1500)
     with Watch(server, photo) as watch:
         answers = at_once([lambda: post(server.host_port, costly)] * copies)
@@ -209,7 +208,7 @@ def test_a_photo_costly_to_decode_is_stopped_at_its_cpu_limit_and_delays_no_one(
 
 @pytest.mark.parametrize("copies", [1, 4])
 def test_a_photo_too_large_to_decode_is_refused_from_its_header(server, photo, idle, copies):
-    webp = lossless_webp(7000, 7000)
+    webp = webp_lossless(64, declared=7000)
     assert len(webp) < 100
     with Watch(server, photo) as watch:
         answers = at_once([lambda: post(server.host_port, webp, kind="image/webp")] * copies)
