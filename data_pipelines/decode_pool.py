@@ -150,8 +150,9 @@ def _status_kib(key: str) -> int:
     return 0
 
 
-def _malloc_trim() -> None:
-    """Gives malloc's free pages back to the OS (glibc), so the RSS the parent reads is real."""
+def release_free_memory() -> None:
+    """Gives malloc's free pages back to the OS (glibc's ``malloc_trim``; nothing elsewhere): after
+    large buffers are freed, glibc keeps them in its heap, so the process's RSS stays high."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
@@ -212,7 +213,7 @@ def worker_main(conn, limits: Limits) -> None:
             signal.setitimer(signal.ITIMER_PROF, 0)
             resource.setrlimit(resource.RLIMIT_CPU, (cpu_hard, cpu_hard))
         task = args = None
-        _malloc_trim()
+        release_free_memory()
         rss = _status_kib("VmRSS")
         retiring = answer[0] == "memory" or rss > start_rss + limits.recycle_mb * 1024
         try:

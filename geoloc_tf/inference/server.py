@@ -124,6 +124,10 @@ FILES_BESIDES_CONNECTIONS = 256
 #: Requests that may wait for a decode worker on threads, per worker of the lane; the others
 #: wait in the event loop, holding no thread.
 THREADS_PER_DECODE_WORKER = 2
+#: A body at least this large makes the server give freed memory back to the OS within
+#: ``TRIM_EVERY_S`` (``GeolocServer.release_memory``).
+LARGE_BODY_BYTES = 1 << 20
+TRIM_EVERY_S = 2.0
 #: Most cells one GET /cells answers (the page asks in chunks of 500).
 MAX_CELL_IDS = 1000
 #: The files of the page, by path: (file in static/, content type). Nothing else is served from
@@ -288,6 +292,8 @@ class GeolocServer:
         self.basemap = geojson_bytes("110m")
         self.cell_features: dict[int, dict[str, Any]] = {}  # GeoJSON features drawn so far
         self.socket = _bind(config.host, config.port)
+        self.stopped = threading.Event()
+        self.large_bodies = False  # set by requests, cleared by release_memory
         self.max_connections = raise_open_file_limit(config.max_connections)
         self.pool = decode_pool.DecodePool(
             {"fast": config.decode_workers, "slow": config.decode_slow_workers},
@@ -335,6 +341,7 @@ class GeolocServer:
     async def predict(self, request: Request) -> Response:
         try:
             image, options, name = await read_upload(request, self.config)
+            self.large_bodies |= len(image) >= LARGE_BODY_BYTES
             lane = self.lane(image)
             decode = functools.partial(self.pool.run, lane, wait_s=self.config.request_timeout_s)
             try:
@@ -486,12 +493,24 @@ class GeolocServer:
         answered first (up to ``shutdown_timeout_s``), then the model thread stops."""
         self.pool.start()
         self.batcher.start()
+        trimming = threading.Thread(target=self.release_memory, name="geoloc-trim", daemon=True)
+        trimming.start()
         try:
             self.uvicorn.run(sockets=[self.socket])
         finally:
+            self.stopped.set()
             self.batcher.stop()
             self.pool.close()
             self.socket.close()
+
+    def release_memory(self) -> None:
+        """Every ``TRIM_EVERY_S``, after large bodies arrived, gives the freed heap back to the OS
+        (``decode_pool.release_free_memory``): glibc keeps freed buffers of a few MB in the heap,
+        so a burst of 16 MB uploads would otherwise hold hundreds of MB long after."""
+        while not self.stopped.wait(TRIM_EVERY_S):
+            if self.large_bodies:
+                self.large_bodies = False
+                decode_pool.release_free_memory()
 
     def stop(self) -> None:
         self.uvicorn.should_exit = True
