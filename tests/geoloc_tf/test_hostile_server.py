@@ -29,6 +29,7 @@ import pytest
 
 from experiments.benchmarks.hostile_files import many_scans_jpeg, webp_lossless
 from tests.geoloc_tf.conftest import build_tiny_run, jpeg
+from tests.geoloc_tf.test_hostile_input import at_once
 
 MiB = 1 << 20
 VALID_FROM = "127.0.0.2"
@@ -117,20 +118,6 @@ class Watch:
         assert (self.peak_kib - idle_kib) * 1024 < 1024 * MiB
 
 
-def at_once(calls) -> list:
-    results: list = [None] * len(calls)
-
-    def run(i, call):
-        results[i] = call()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from data_pipelines.config import DecodeBudget
@@ -199,7 +186,7 @@ def test_a_photo_costly_to_decode_is_stopped_at_its_cpu_limit_and_delays_no_one(
     # scans and segments, so the CPU limit (0.5 s), the decode budget's second line, stops it.
     costly = many_scans_jpeg(7000, 1500)
     with Watch(server, photo) as watch:
-        answers = at_once([lambda: post(server.host_port, costly)] * copies)
+        answers = at_once(*[lambda: post(server.host_port, costly)] * copies)
     for status, error in answers:
         assert status == 413 and error["status"] == 413 and "--decode_cpu_s" in error["error"], error
     watch.check(idle, f"{copies} x costly JPEG")
@@ -211,7 +198,7 @@ def test_a_photo_too_large_to_decode_is_refused_from_its_header(server, photo, i
     webp = webp_lossless(64, declared=7000)
     assert len(webp) < 100
     with Watch(server, photo) as watch:
-        answers = at_once([lambda: post(server.host_port, webp, kind="image/webp")] * copies)
+        answers = at_once(*[lambda: post(server.host_port, webp, kind="image/webp")] * copies)
     for status, error in answers:
         assert status == 413 and "7000x7000" in error["error"] and "max_other_pixels" in error["error"]
     watch.check(idle, f"{copies} x 7000x7000 WebP")
