@@ -3,6 +3,23 @@
 Split names: ``m1_train``, ``m23_train``, ``m23_val`` (``splits.SPLITS``); ``m1_val`` is accepted
 as the union ``m23_train+m23_val`` (appendix A: M1 validation = M2/M3 train + validation), and
 ``a+b`` joins splits in that order.
+
+Every file is checked against the manifest before it is read (``mesh.integrity.check_written``): a
+file truncated or replaced since ingestion wrote it is one error line naming it, exit 2, never a
+traceback from Arrow or tf.data nor a training run on another split's photos. How much is checked
+follows what each file costs to hash and what else guards it:
+
+- a split table (``table_file``): size and SHA-256, once per file and ``WrittenDataset``. Tables
+  hold no pixels (about 100 bytes a photo) and are read at every start anyway, so hashing one costs
+  about what reading it does; a table swapped for another split's reads without complaint otherwise.
+- a shard (``num_bytes``, ``sha256``): the size only, at every start. Shards hold the pixels (tens
+  of KB a photo, hundreds of times the table): their SHA-256 would add about 1 s per GB to every
+  training start, and each record carries its own CRC-32C that tf.data checks as it reads. A
+  truncated shard, or one swapped for another (shards of other photos almost always differ in
+  size), is refused here; the SHA-256 is checked when `geoloc ingest` is rerun with the same
+  arguments (``ingest.shards``), the full verification of a data set.
+
+Manifests written before tables were recorded are read with one warning per table.
 """
 
 from __future__ import annotations
@@ -17,12 +34,17 @@ from data_pipelines import errors, splits
 from data_pipelines.ingest import layout
 from mesh.integrity import check_written
 
+#: What to do about a damaged file of a data set.
+REMEDY = "rerun `geoloc ingest` (or the data stage with --force_stages=data) to write it again"
+
 
 @dataclasses.dataclass(frozen=True)
 class WrittenDataset:
     root: str
     manifest: dict
     metadata: dict
+    #: The tables already checked against the manifest (each is hashed once).
+    _checked: set[str] = dataclasses.field(default_factory=set, compare=False, repr=False)
 
     @property
     def user_hash_salt(self) -> str:
@@ -50,13 +72,21 @@ class WrittenDataset:
         records = os.path.join(self.root, self.manifest["records_dir"])
         shards = [s for name in self.split_names(split) for s in self.manifest["splits"][name]["shards"]]
         paths = [os.path.join(records, s["file"]) for s in shards]
-        remedy = "rerun `geoloc ingest` (or the data stage with --force_stages=data) to write it again"
         for path, shard in zip(paths, shards):
-            # The size in the manifest, not the SHA-256 beside it: shards are large, and every
-            # record carries its own CRC-32C that tf.data checks as it reads (mesh.integrity).
+            # The size, not the SHA-256 beside it: see the module docstring.
             entry = {"bytes": shard["num_bytes"]} if "num_bytes" in shard else None
-            check_written(path, entry, remedy, size_only=True)
+            check_written(path, entry, REMEDY, size_only=True)
         return paths
+
+    def table_path(self, name: str) -> str:
+        """The table of split ``name`` (one split, not a join), checked against the manifest's
+        size and SHA-256 (once per ``WrittenDataset``)."""
+        split = self.manifest["splits"][name]
+        path = os.path.join(self.root, split["table"])
+        if path not in self._checked:
+            check_written(path, split.get("table_file"), REMEDY)
+            self._checked.add(path)
+        return path
 
     def shard_lengths(self, split: str) -> list[int]:
         return [
@@ -72,7 +102,7 @@ class WrittenDataset:
         """
         frames, offset = [], 0
         for name in self.split_names(split):
-            path = os.path.join(self.root, self.manifest["splits"][name]["table"])
+            path = self.table_path(name)
             try:
                 df = pd.read_parquet(path, columns=columns)
             except (OSError, ValueError, EOFError) as error:

@@ -29,6 +29,7 @@ from data_pipelines.ingest.tfds_metadata import write_tfds_metadata
 from data_pipelines.readers import SKIP_REASONS, SkipLog, formats
 from data_pipelines.readers import common as rcommon
 from mesh.atomic import write_json_atomic
+from mesh.integrity import file_entry
 
 log = logging.getLogger("data_pipelines.ingest")
 
@@ -148,7 +149,8 @@ def finish(phase: _MetadataPhase, statuses: list[dict], out_dir: str, timing: Ti
 
     remove_half_written(out_dir)
     split_counts = write_tables(phase.table, plan, statuses, out_dir)
-    shards_manifest = manifest(config, statuses)
+    tables = {name: file_entry(os.path.join(out_dir, layout.table_path(name))) for name in splits.SPLITS}
+    shards_manifest = manifest(config, statuses, tables)
     write_json_atomic(os.path.join(out_dir, layout.MANIFEST_FILE), shards_manifest)
     write_tfds_metadata(shards_manifest, layout.records_dir(out_dir))
 

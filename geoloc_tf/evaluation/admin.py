@@ -306,7 +306,6 @@ def read_admin_truth(data_dir: str | os.PathLike, split: str) -> pd.DataFrame | 
 
     written = dataset.load(os.fspath(data_dir))
     for name in written.split_names(split):
-        path = os.path.join(written.root, written.manifest["splits"][name]["table"])
-        if not set(ADMIN_LEVELS) <= set(pq.read_schema(path).names):
+        if not set(ADMIN_LEVELS) <= set(pq.read_schema(written.table_path(name)).names):
             return None
     return written.table(split, ["photo_id", *ADMIN_LEVELS])

@@ -166,23 +166,27 @@ def build_test_mesh(lat, lon, min_examples=2):
 def ingested(tmp_path_factory):
     """One small written data set shared by the label / input pipeline tests (read-only)."""
     from data_pipelines import ingest
-    from data_pipelines.config import IngestConfig, SplitConfig
 
     root = str(tmp_path_factory.mktemp("ingested"))
-    metadata, images = make_collection(root, n=60, users=6, seed=7, size=(96, 72), clustered=True)
-    ingest.run_ingestion(
-        IngestConfig(
-            metadata=(metadata,),
-            images=images,
-            max_image_side=64,
-            examples_per_shard=7,
-            workers=1,
-            salt="s",
-            splits=SplitConfig(m1_val_fraction=1 / 3),
-        ),
-        os.path.join(root, "out"),
-    )
+    make_collection(root, n=60, users=6, seed=7, size=(96, 72), clustered=True)
+    ingest.run_ingestion(ingested_config(os.path.join(root, "out")), os.path.join(root, "out"))
     return os.path.join(root, "out")
+
+
+def ingested_config(out: str):
+    """The settings ``ingested`` wrote ``out`` with (its collection lies beside it)."""
+    from data_pipelines.config import IngestConfig, SplitConfig
+
+    root = os.path.dirname(out)
+    return IngestConfig(
+        metadata=(os.path.join(root, "yfcc.tsv"),),
+        images=os.path.join(root, "images"),
+        max_image_side=64,
+        examples_per_shard=7,
+        workers=1,
+        salt="s",
+        splits=SplitConfig(m1_val_fraction=1 / 3),
+    )
 
 
 def corrupt(line: str, rng: random.Random) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -264,10 +265,19 @@ def test_with_location_labels_carry_each_photos_true_location(data, mesh_and_lab
     assert bare == cells
 
 
-def test_a_truncated_shard_or_table_is_one_error_naming_it(ingested, tmp_path):
+def one_error_line(error: BaseException, path) -> str:
+    """What a `geoloc` command prints for it (user errors: one ``error:`` line, exit 2)."""
+    from experiments.errors import one_line, user_errors
+
+    assert isinstance(error, user_errors())
+    line = one_line(error)
+    assert "\n" not in str(error) and line.startswith(f"error: {path}: "), line
+    return line
+
+
+def test_a_truncated_shard_is_one_error_naming_it(ingested, tmp_path):
     import shutil
 
-    from data_pipelines.errors import DatasetError
     from mesh.integrity import WrittenFileError
 
     root = shutil.copytree(ingested, tmp_path / "data")
@@ -275,9 +285,63 @@ def test_a_truncated_shard_or_table_is_one_error_naming_it(ingested, tmp_path):
     shard = data.shard_paths("m1_train")[1]
     with open(shard, "r+b") as f:
         f.truncate(10)
-    with pytest.raises(WrittenFileError, match=f"{shard}: 10 bytes, the manifest says .* truncated"):
+    with pytest.raises(WrittenFileError, match=f"{shard}: 10 bytes, the manifest says .*truncated"):
         data.shard_paths("m1_train")
-    table = root / data.manifest["splits"]["m23_val"]["table"]
-    table.write_bytes(table.read_bytes()[:50])
-    with pytest.raises(DatasetError, match=f"{table}: not a readable table"):
+
+
+def test_a_split_table_truncated_or_swapped_for_another_is_one_error_naming_it(ingested, tmp_path):
+    import shutil
+
+    from mesh.integrity import WrittenFileError, file_entry
+
+    root = shutil.copytree(ingested, tmp_path / "data")
+    data = dataset.load(str(root))
+    splits = data.manifest["splits"]
+    table, other = root / splits["m23_val"]["table"], root / splits["m23_train"]["table"]
+    assert splits["m23_val"]["table_file"] == file_entry(table)  # recorded by the ingestion
+    written = table.read_bytes()
+    shutil.copy(other, table)  # a readable table, of the other split's photos
+    with pytest.raises(WrittenFileError) as raised:
         data.table("m23_val")
+    assert "changed since it was written" in one_error_line(raised.value, table)
+    table.write_bytes(written[:50])
+    with pytest.raises(WrittenFileError) as raised:
+        data.table("m1_val")  # the join m23_train+m23_val reads it too
+    line = one_error_line(raised.value, table)
+    assert f"50 bytes, the manifest says {len(written)} (truncated since it was written)" in line
+    assert "rerun `geoloc ingest`" in line
+    table.write_bytes(written)
+    assert len(data.table("m23_val")) == splits["m23_val"]["num_examples"]
+
+
+def test_a_swapped_shard_is_refused_by_training_by_size_and_by_ingest_by_sha256(ingested, tmp_path):
+    """Training checks a shard's size (every start); `geoloc ingest` rerun on the data set checks
+    its SHA-256 too (module docstring of data_pipelines.dataset)."""
+    import shutil
+
+    from data_pipelines import ingest
+    from mesh.integrity import WrittenFileError
+    from tests.data_pipelines.conftest import ingested_config
+
+    root = shutil.copytree(ingested, tmp_path / "data")
+    data = dataset.load(str(root))
+    first, second = (Path(p) for p in data.shard_paths("m1_train")[:2])
+    mine, theirs = first.read_bytes(), second.read_bytes()
+    assert len(mine) != len(theirs)
+    first.write_bytes(theirs)  # another shard's records in its place
+    with pytest.raises(WrittenFileError) as raised:
+        data.shard_paths("m1_train")
+    assert f"{len(theirs)} bytes, the manifest says {len(mine)}" in one_error_line(raised.value, first)
+    with pytest.raises(WrittenFileError) as raised:
+        ingest.run_ingestion(ingested_config(ingested), str(root))
+    one_error_line(raised.value, first)
+    # Of the same size (another data set's shard of as many bytes): only the SHA-256 tells.
+    first.write_bytes(mine[: len(mine) // 2] + bytes(len(mine) - len(mine) // 2))
+    assert data.shard_paths("m1_train")[0] == str(first)  # training: the size only
+    with pytest.raises(WrittenFileError) as raised:
+        ingest.run_ingestion(ingested_config(ingested), str(root))
+    line = one_error_line(raised.value, first)
+    assert "sha256" in line and "then rerun to write that shard again" in line
+    first.write_bytes(mine)
+    summary = ingest.run_ingestion(ingested_config(ingested), str(root))
+    assert summary["examples_written"] == sum(s["num_examples"] for s in data.manifest["splits"].values())
