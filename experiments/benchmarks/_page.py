@@ -23,7 +23,9 @@ from experiments.errors import BenchmarkError
 
 START_MARKER = "<!-- performance-table:start -->"
 END_MARKER = "<!-- performance-table:end -->"
-NOT_BENCHMARKS = frozenset({"rows", "__main__"})  # and private modules (a leading underscore)
+NOT_BENCHMARKS = frozenset(
+    {"rows", "hostile_files", "__main__"}
+)  # and private modules (a leading underscore)
 COLUMNS = ("benchmark", "figure", "value", "baseline", "baseline value", "ratio", "target", "met")
 
 
@@ -36,7 +38,8 @@ class FailedBenchmark:
 
 
 def discover(package_path: Sequence[str]) -> list[str]:
-    """Names of the benchmark modules in a package folder, sorted: every public module but rows."""
+    """Names of the benchmark modules in a package folder, sorted: every public module but
+    ``NOT_BENCHMARKS`` (the rows, the builders of hostile files)."""
     return sorted(
         module.name
         for module in pkgutil.iter_modules(list(package_path))
