@@ -403,5 +403,5 @@ def test_predict_refuses_a_fifo_without_blocking(tiny_run, tmp_path, capsys):
     photo.write_bytes(jpeg(60, 60, 1))
     assert geoloc(["predict", str(fifo), str(photo), f"--model={tiny_run}", "--format=csv"]) == 1
     captured = capsys.readouterr()
-    assert "pipe.jpg is a FIFO; expected a regular file" in captured.err
+    assert "pipe.jpg: a FIFO; not a photo file" in captured.err
     assert len(captured.out.splitlines()) == 2 and "one.jpg" in captured.out

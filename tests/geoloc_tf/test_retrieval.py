@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 from geoloc_tf.errors import RetrievalError
 from geoloc_tf.retrieval import feature_index, search
@@ -150,8 +151,12 @@ def test_geoloc_index_and_search_find_a_photo_itself(tiny_run, tmp_path, capsys)
     assert len(own) > len(index) // 2
     row = int(own[len(own) // 2])
     photo = index.photos.iloc[row]
-    query = tmp_path / "query.jpg"
-    query.write_bytes(record_images(index, [row])[0])  # the very bytes M1 indexed
+    # The very pixels M1 indexed: the record's JPEG decoded as the input pipeline decodes it
+    # (TensorFlow's fast integer IDCT), stored losslessly; the image decoder reads them unchanged
+    # (a JPEG query would differ by about one grey level: libjpeg's accurate IDCT).
+    pixels = tf.io.decode_jpeg(record_images(index, [row])[0], channels=3)
+    query = tmp_path / "query.png"
+    query.write_bytes(tf.io.encode_png(pixels).numpy())
     sheet = tmp_path / "sheet.png"
     assert (
         cli.main(
