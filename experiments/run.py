@@ -66,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_backend(FLAGS.stages)
         if config.runtime.deterministic:
             deterministic_xla()  # before anything starts JAX's backend
+        check_combinations(config, FLAGS.stages)
         run_dir = usable_run_dir(FLAGS.run_dir)
         check_sources(config, FLAGS.stages)
         _setup_logging(run_dir)
@@ -182,6 +183,28 @@ def check_sources(config: RunConfig, stages: Sequence[str]) -> None:
             raise ConfigError(f"--data_images: {config.data.images!r} is not a folder of photos")
     if config.mesh.coords and not Path(config.mesh.coords).expanduser().is_file():
         raise ConfigError(f"--mesh_coords: file not found: {config.mesh.coords}")
+
+
+def check_combinations(config: RunConfig, stages: Sequence[str]) -> None:
+    """Checks the rules that tie settings of different sections together, before any stage runs
+    or anything is written (each setting's own rules ran when the flags were parsed): found inside
+    a stage, such a mistake would cost the stages before it.
+
+    - M1's global batch splits evenly over the replicas of ``--runtime_strategy`` (tf.distribute
+      and keras.distribution give each replica global / replicas photos). The replicas are counted
+      from the devices (``geoloc_tf.distribute.replica_count``); under ``multi_worker`` they are
+      known only once the cluster has started, so the M1 stage checks them itself.
+    """
+    if "m1" in stages:
+        from geoloc_tf.distribute import replica_count
+
+        replicas = replica_count(config.runtime.strategy)
+        batch = config.m1.global_batch_size
+        if replicas is not None and batch % replicas:
+            raise ConfigError(
+                f"--m1_global_batch_size={batch} does not split over the {replicas} replicas of "
+                f"--runtime_strategy={config.runtime.strategy}; expected a multiple of {replicas}"
+            )
 
 
 def before_stage(config: RunConfig, stage: str) -> None:

@@ -52,6 +52,27 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return _logged(strategy)
 
 
+def replica_count(name: str) -> int | None:
+    """How many replicas strategy ``name`` will have in this process, without building one: what
+    ``make_strategy(name).num_replicas_in_sync`` (or ``jax_distribution``'s device count) gives,
+    from the device list alone; None for ``multi_worker``, whose count is known only once the
+    cluster's runtime has started (and which must start before anything lists devices). Lets the
+    runner refuse a global batch that does not split over the replicas before any stage runs."""
+    if name not in STRATEGIES:
+        raise errors.ModelConfigError(f"strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+    if name == "multi_worker":
+        return None
+    if name == "one_device":
+        return 1
+    if keras.backend.backend() == "jax":
+        devices = len(keras.distribution.list_devices())
+    else:
+        gpus = len(tf.config.list_logical_devices("GPU"))
+        # auto: every GPU when more than one, else one device; mirrored: every GPU, else every CPU
+        devices = gpus if name == "auto" else gpus or len(tf.config.list_logical_devices("CPU"))
+    return max(devices, 1)
+
+
 def _logged(strategy: tf.distribute.Strategy) -> tf.distribute.Strategy:
     log.info(
         "tf.distribute strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync
