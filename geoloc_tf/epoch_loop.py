@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from geoloc_tf.m2.config import EARLY_STOPPING_METRICS as MONITORS
+from geoloc_tf.early_stopping import EARLY_STOPPING_METRICS as MONITORS
 from mesh.progress import Progress
 
 log = logging.getLogger(__name__)

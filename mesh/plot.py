@@ -219,12 +219,9 @@ def plot_mesh(
 ) -> None:
     """Write a Figure-2-like PNG of ``mesh`` to ``path``: kept cells red, dropped cells outlined,
     over the basemap and the density of photos ``lat, lon``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
 
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(14, 7), dpi=120)
     world_map(ax)
     photo_density(ax, lat, lon)
@@ -308,6 +305,17 @@ def outline_cells(ax: Any, polygons: list[np.ndarray]) -> None:
     ax.add_collection(
         PolyCollection(polygons, facecolors="none", edgecolors=(0.25, 0.25, 0.3, 0.45), linewidths=0.25)
     )
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display): every map and plot of geoloc
+    draws through it. Imported when called, so that importing mesh never costs matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save_figure(fig: Any, path: str | os.PathLike, **savefig_options: Any) -> None:

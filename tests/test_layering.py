@@ -28,6 +28,7 @@ CONFIG_MODULES = (
     "data_pipelines.config",
     "geoloc_tf.m1.config",
     "geoloc_tf.runtime_config",
+    "geoloc_tf.early_stopping",
     "geoloc_tf.m2.config",
     "geoloc_tf.m3.config",
     "geoloc_tf.run_configs",

@@ -19,23 +19,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mesh.geodesy import EARTH_RADIUS_KM
-from mesh.plot import cell_polygons, outline_cells, photo_density, save_figure, world_map
+from mesh.plot import cell_polygons, outline_cells, photo_density, pyplot, save_figure, world_map
 
 if TYPE_CHECKING:
     from mesh import Mesh
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    save_figure(fig, path, bbox_inches="tight")
 
 
 def one_photo_per_user(user_hash: NDArray, seed: int = 0) -> NDArray[np.int64]:
@@ -60,7 +47,7 @@ def plot_longitude_by_hour(
     title: str = "",
 ) -> int:
     """Figure 1; returns the number of photos (users) plotted."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = one_photo_per_user(user_hash, seed)
     hours = utc_hour(np.asarray(posted_at)[rows])
     lons = np.asarray(lon, dtype=np.float64)[rows]
@@ -76,7 +63,7 @@ def plot_longitude_by_hour(
     ax.set_title(
         title or f"Figure 1: true longitude vs UTC posting hour ({len(rows):,} photos, one per user)"
     )
-    _save(fig, path)
+    save_figure(fig, path, bbox_inches="tight")
     return int(len(rows))
 
 
@@ -91,7 +78,7 @@ def plot_error_cdf(
     Each curve is evaluated at 400 log-spaced distances (``searchsorted`` on the sorted errors), so
     2.7 M photos per model cost one sort, not 2.7 M plotted points.
     """
-    plt = _pyplot()
+    plt = pyplot()
     grid = np.logspace(-1, np.log10(np.pi * EARTH_RADIUS_KM), 400)
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=100)
     for name, d in errors_km.items():
@@ -111,7 +98,7 @@ def plot_error_cdf(
     ax.set_title(title or "Error CDF of every model", pad=28)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(True, which="major", alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path, bbox_inches="tight")
 
 
 def cell_accuracy(
@@ -145,7 +132,7 @@ def plot_accuracy_map(
     density of ``lat, lon`` (the predicted locations). Cells are translucent (alpha 0.7) with dark
     edges, so the coastline shows through and a yellow cell stays distinct from the light land.
     ``polygons``: ``cell_polygons(mesh)``, computed once when several maps share a mesh."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.collections import PolyCollection
 
     acc, n = cell_accuracy(true_cell, errors_km, mesh.num_cells, threshold_km)
@@ -171,4 +158,4 @@ def plot_accuracy_map(
     ax.set_title(
         title or f"Accuracy at {threshold_km:g} km per cell ({int((n > 0).sum())} cells with photos)"
     )
-    _save(fig, path)
+    save_figure(fig, path, bbox_inches="tight")

@@ -19,8 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geoloc_tf.evaluation.plots import _pyplot, _save
-from mesh.plot import cell_polygons, extent_around, outline_cells, region_map, world_map
+from mesh.plot import (
+    cell_polygons,
+    extent_around,
+    outline_cells,
+    pyplot,
+    region_map,
+    save_figure,
+    world_map,
+)
 
 if TYPE_CHECKING:
     from mesh import Mesh
@@ -35,7 +42,7 @@ def _translucent(name: str) -> Any:
     visible."""
     from matplotlib.colors import ListedColormap
 
-    plt = _pyplot()
+    plt = pyplot()
     colours = plt.get_cmap(name)(np.linspace(0.0, 0.85, 256))
     colours[:, 3] = np.linspace(0.12, 0.65, 256)
     return ListedColormap(colours, name=f"{name}_translucent")
@@ -95,7 +102,7 @@ def plot_probability_map(
     """PNG map of ``cell_probabilities`` (num_cells,), NaN where unknown, written atomically: the
     world on the left, the region of ``mass50_cells`` (or of the label point when the set is
     unknown) on the right."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.colors import LogNorm
     from matplotlib.lines import Line2D
 
@@ -129,4 +136,4 @@ def plot_probability_map(
         handles.append(Line2D([], [], color=MASS50_COLOR, linewidth=1.1, label="50 % of the probability"))
     world.legend(handles=handles, loc="lower left", fontsize=8)
     fig.suptitle(title or "probability over the mesh cells")
-    _save(fig, path)
+    save_figure(fig, path, bbox_inches="tight")

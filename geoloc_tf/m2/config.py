@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from geoloc_tf.early_stopping import EARLY_STOPPING_METRICS
 from mesh.settings import check_settings, setting
 
 #: Inputs beyond the paper that M2 can append (the paper's suggested future work, §5 / Table 4).
 EXTRA_INPUTS: tuple[str, ...] = ("outdoor",)
-#: What early stopping of M2 and M3 can watch on validation (``geoloc_tf.epoch_loop.EpochLoop``).
-EARLY_STOPPING_METRICS: tuple[str, ...] = ("accuracy", "loss")
 
 
 def non_empty(values: tuple) -> str | None:

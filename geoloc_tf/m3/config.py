@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from geoloc_tf.m2.config import EARLY_STOPPING_METRICS
+from geoloc_tf.early_stopping import EARLY_STOPPING_METRICS
 from mesh.settings import SettingError, check_settings, setting
 
 
