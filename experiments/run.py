@@ -66,9 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_backend(FLAGS.stages)
         if config.runtime.deterministic:
             deterministic_xla()  # before anything starts JAX's backend
-        check_combinations(config, FLAGS.stages)
         run_dir = usable_run_dir(FLAGS.run_dir)
         check_sources(config, FLAGS.stages)
+        check_combinations(config, FLAGS.stages)  # last: counting devices starts TensorFlow
         _setup_logging(run_dir)
         write_config(run_dir, config, argv)
         log.info("run directory %s; stages %s", run_dir, ", ".join(FLAGS.stages))
