@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, NamedTuple, Sequence, cast
 
 from experiments.errors import ConfigError, GeolocUserError
+from geoloc_tf.run_layout import TABLES_FILE, RunLayout
 from mesh.atomic import write_text_atomic
 
 EXIT_USER_ERROR = 2
@@ -179,7 +180,7 @@ def run_seed(options: Options, seed: int, variant: tuple[str, tuple[str, ...]] |
     if run.returncode != 0:
         raise RuntimeError(
             f"seed {seed}: experiments.run exited {run.returncode}; see "
-            f"{run_dir / 'logs' / 'run.log'}\n{''.join(tail)}"
+            f"{RunLayout(run_dir).log_file}\n{''.join(tail)}"
         )
     print(f"seed {seed}: done in {time.monotonic() - started:.0f} s ({run_dir})", flush=True)
     return run_dir
@@ -187,7 +188,7 @@ def run_seed(options: Options, seed: int, variant: tuple[str, tuple[str, ...]] |
 
 def read_tables(run_dir: Path) -> dict[str, dict[str, Any]]:
     """The report's tables of a run, by key (table3, table4, table6, table7, wilcoxon)."""
-    path = run_dir / "eval" / "tables.json"
+    path = RunLayout(run_dir).eval_tables
     if not path.exists():
         raise ConfigError(f"{path}: not found; expected a run whose evaluate stage finished")
     return {table["key"]: table for table in json.loads(path.read_text())["tables"]}
@@ -219,7 +220,7 @@ def _difference(tables: dict, b: str, a: str) -> dict[str, Difference]:
     table = tables.get("differences")
     if table is None:
         raise ConfigError(
-            "tables.json: no 'differences' table; expected a run evaluated by this version of geoloc "
+            f"{TABLES_FILE}: no 'differences' table; expected a run evaluated by this version of geoloc "
             "(rerun its evaluate stage)"
         )
     columns = table["columns"]
@@ -383,7 +384,7 @@ def _at(record: dict[str, Any], key: str) -> Difference:
 
 def row_difference(run_dir: Path, model: str) -> dict[str, Any]:
     """The base run's own paired difference MODEL - M1 (its results.json "differences")."""
-    path = run_dir / "eval" / "results.json"
+    path = RunLayout(run_dir).eval_results
     if not path.exists():
         raise ConfigError(f"{path}: not found; expected a run whose evaluate stage finished")
     for record in json.loads(path.read_text()).get("differences") or []:

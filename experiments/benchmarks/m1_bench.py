@@ -52,7 +52,8 @@ TITLES = {"inception_v4": "M1 Inception-v4", "inception_v3": "InceptionV3 (keras
 #: Defaults for one GPU, and the --quick size for a CPU; an explicit flag wins over both.
 GPU_SIZE = {"image_size": 299, "batch_size": 128, "warmup_steps": 3, "steps": 30}
 QUICK_SIZE = {"image_size": 75, "batch_size": 8, "warmup_steps": 1, "steps": 2}
-#: The issue's goal for M1 at 299 px on one H100/H200-class GPU.
+#: The project's own training-speed target for M1 at 299 px on one H100/H200-class GPU, shown in
+#: the target column of BUILD.md's performance table for a GPU run at 299 px.
 TARGET_TRAIN_IMAGES_PER_S = 1000.0
 
 

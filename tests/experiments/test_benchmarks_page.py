@@ -89,9 +89,40 @@ def test_table_has_one_row_per_figure_and_the_machine_line():
     ]
 
 
-def test_machine_description_names_cpu_cores_and_versions():
+def test_machine_description_names_cpu_cores_and_versions(monkeypatch):
+    """On a made-up machine: each figure of the line is the one /proc, the affinity mask,
+    nvidia-smi and the installed distributions give, the RAM converted from kB to GiB."""
+    import importlib.metadata
+    import re
+    import subprocess
+
+    proc = {
+        "cpuinfo": ["processor\t: 0", "model name\t: Test CPU 9000"],
+        "meminfo": ["MemTotal:       25165824 kB"],  # 24 x 2**20 kB
+    }
+    monkeypatch.setattr(_page, "_proc_lines", lambda name: proc.get(name, []))
+    monkeypatch.setattr(_page.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(_page.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(_page.os, "getloadavg", lambda: (1.5, 0.0, 0.0), raising=False)
+    monkeypatch.setattr(_page.shutil, "which", lambda name: f"/usr/bin/{name}")
+    smi = "NVIDIA H100 80GB HBM3, 81559 MiB\n"
+    monkeypatch.setattr(_page.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, smi, ""))
+    monkeypatch.setattr(_page.platform, "python_version", lambda: "3.11.7")
+    versions = {"tensorflow-cpu": "2.21.0", "keras": "3.15.1", "numpy": "2.4.6"}  # no JAX
+
+    def version(name):
+        if name not in versions:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return versions[name]
+
+    monkeypatch.setattr(_page.importlib.metadata, "version", version)
     line = _page.machine_description()
-    assert "cores" in line and "GiB RAM" in line and "Python 3." in line and "numpy 2." in line
+    head, date = line.split("; ")[:2], line.split("; ")[2]
+    assert head == [
+        "Test CPU 9000, 2 of 8 cores usable, 24 GiB RAM, NVIDIA H100 80GB HBM3, 81559 MiB",
+        "Python 3.11.7, TensorFlow 2.21.0, Keras 3.15.1, JAX not installed, numpy 2.4.6",
+    ]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, load average 1\.5 at the start", date)
 
 
 def test_build_md_table_is_replaced_between_the_markers_only():

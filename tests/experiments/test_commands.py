@@ -84,12 +84,30 @@ def test_ingest_bad_input_prints_one_clear_line(tmp_path, capsys):
 
 
 def test_same_setting_same_name_in_runner_and_tool():
-    """The runner's --data_<name> is the tool's --<name>, with the same help."""
-    from experiments import flags as runner_flags
+    """The runner's --data_<name> is the tool's --<name>: the same help and default, and the same
+    value typed into either reaches the same setting."""
+    from absl import flags
 
-    tool = command_flags(ingest_command.COMMAND)
-    for _, field, _ in flat_settings(IngestConfig):
-        assert tool[field.name].help == runner_flags.FLAGS[f"data_{field.name}"].help
+    from experiments import flags as runner_flags
+    from experiments.config import SECTIONS
+    from experiments.settings_flags import define_setting_flags
+
+    command = ingest_command.COMMAND
+    tool = command_flags(command)
+    for name in NON_DEFAULT:
+        runner_flag = runner_flags.FLAGS[f"data_{name}"]
+        assert (tool[name].help, tool[name].default) == (runner_flag.help, runner_flag.default), name
+    # The runner's own definitions, on a fresh FlagValues so that absl's global FLAGS stay unparsed.
+    runner = flags.FlagValues()
+    define_setting_flags(runner, SECTIONS)
+    parse(
+        tool, ["geoloc ingest", "--out=o"] + [f"--{name}={text}" for name, (text, _) in NON_DEFAULT.items()]
+    )
+    parse(runner, ["run"] + [f"--data_{name}={text}" for name, (text, _) in NON_DEFAULT.items()])
+    from_tool = configs_from_flags(tool, command.sections, command.only)[""]
+    from_runner = configs_from_flags(runner, {"data": SECTIONS["data"]})["data"]
+    assert from_runner == from_tool
+    assert from_tool.jpeg_quality == 80 and from_tool.splits.seed == 5  # not both at their defaults
 
 
 def test_unknown_option_and_missing_required_input_are_one_line(capsys):

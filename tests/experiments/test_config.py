@@ -60,10 +60,3 @@ def test_every_setting_has_help_and_a_default_its_own_rules_accept():
             assert field.metadata["help"].strip(), f"{owner.__name__}.{field.name} has no help"
             default = field.default_factory() if callable(field.default_factory) else field.default
             assert value_problem(field, default) is None, f"{owner.__name__}.{field.name}"
-
-
-def test_backbone_choices_are_the_ones_geoloc_tf_builds():
-    from geoloc_tf.m1.backbones import BACKBONES
-
-    (field,) = [f for _, f, _ in flat_settings(SECTIONS["m1"]) if f.name == "backbone"]
-    assert set(field.metadata["choices"]) == set(BACKBONES)

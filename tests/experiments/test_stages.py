@@ -114,15 +114,27 @@ def test_a_setting_added_since_a_stage_finished_counts_as_unchanged_at_its_defau
 
 def test_defaults_come_from_the_declarations_even_where_defaults_alone_do_not_validate(run_config):
     """The data section's defaults (source=metadata without a file) cannot build an IngestConfig;
-    the comparison reads them from the declarations."""
+    the comparison reads them from the declarations. A setting missing from an older record is left
+    out while it holds its declared default ('creator'), and compared once it does not."""
+    from data_pipelines.config import IngestConfig
     from experiments.stages.runner import recorded_settings, stage_settings
+    from mesh.settings import SettingError
 
+    with pytest.raises(SettingError):
+        IngestConfig()  # the premise: no instance to read the defaults from
     stage = Stage("d", reads=("data",), needs=(), run=writer("d"))
-    config = run_config()
-    settings = stage_settings(stage, config)
-    record = {"settings": {"data": {k: v for k, v in settings["data"].items() if k != "album_key"}}}
-    recorded = recorded_settings(stage, config, record)
-    assert "album_key" not in recorded["data"] and recorded["data"] == record["settings"]["data"]
+
+    def recorded_without_album_key(config):
+        settings = stage_settings(stage, config)
+        record = {"settings": {"data": {k: v for k, v in settings["data"].items() if k != "album_key"}}}
+        return recorded_settings(stage, config, record)["data"], record["settings"]["data"]
+
+    at_default, record = recorded_without_album_key(run_config())
+    assert at_default == record and "album_key" not in at_default
+    changed, record = recorded_without_album_key(
+        run_config(data=IngestConfig(source="demo", album_key="sequence"))
+    )
+    assert changed == {**record, "album_key": "sequence"}
 
 
 def test_settings_a_stage_does_not_read_do_not_matter(tmp_path, run_config):
