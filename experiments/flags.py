@@ -15,9 +15,8 @@ from absl import flags
 from experiments import settings_flags
 from experiments.config import SECTIONS, RunConfig
 from experiments.errors import ConfigError
+from experiments.stages.registry import STAGE_NAMES
 from mesh.settings import SettingError
-
-STAGE_NAMES = ("mesh", "data", "m1", "predict", "m2", "m3", "evaluate", "export")
 
 FLAGS = flags.FLAGS
 

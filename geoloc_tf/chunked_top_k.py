@@ -11,10 +11,11 @@ import keras
 import numpy as np
 
 from geoloc_tf import errors
+from geoloc_tf.m2.config import DEFAULT_TOP_K
 
 
 def predict_top_k(
-    model: keras.Model, inputs: dict[str, np.ndarray], k: int = 10, chunk_size: int = 4096
+    model: keras.Model, inputs: dict[str, np.ndarray], k: int = DEFAULT_TOP_K, chunk_size: int = 4096
 ) -> tuple[np.ndarray, np.ndarray]:
     """(cell ids int64, probabilities float32), each (examples, ..., k), best first.
 

@@ -24,10 +24,9 @@ from keras import ops
 from numpy.typing import ArrayLike
 
 from geoloc_tf import errors
+from geoloc_tf.m2.config import DEFAULT_TOP_K  # operator (1)'s k (§3.2), declared once there
 from geoloc_tf.time_features import NUM_TIME_FEATURES, features_from_seconds
 
-#: Entries kept by operator (1) (§3.2, Figure 3: "only the top 10 mesh cell probabilities").
-DEFAULT_TOP_K = 10
 #: The smallest normal float32: probabilities are floored here before their logarithm, so a head
 #: whose softmax underflowed to 0 gives a very low but finite score, never -inf or NaN.
 _TINY = float(np.finfo(np.float32).tiny)

@@ -28,12 +28,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from geoloc_tf.m2.config import DEFAULT_TOP_K
 from mesh.atomic import write_atomic
 
 METADATA_COLUMNS = ("photo_id", "user_hash", "posted_at", "lat", "lon", "outdoor_prob")
 #: The columns of a prediction table of cells.
 TABLE_COLUMNS = METADATA_COLUMNS + ("top_ids", "top_probs", "top10_mass")
-MASS_K = 10  # Figure 3: the top-10 entries
+MASS_K = DEFAULT_TOP_K  # Figure 3: the top-10 entries
 POINT_COLUMNS = ("pred_lat", "pred_lon")
 #: Optional bool column of a point table: the photo's point is a fallback (module docstring).
 FALLBACK_COLUMN = "retrieval_fallback"

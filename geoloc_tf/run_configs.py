@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from data_pipelines.config import FILES_MAX_PIXELS, DecodeBudget, decode_budget, max_pixels_setting
+from geoloc_tf.m2.config import DEFAULT_TOP_K
 from geoloc_tf.retrieval.config import CellRetrievalConfig, engine_setting
 from mesh.geodesy import ACCURACY_THRESHOLDS_KM, EARTH_RADIUS_KM, THRESHOLD_RULES
 from mesh.settings import check_settings, nested, setting
@@ -29,7 +30,9 @@ class PredictConfig:
     (``geoloc_tf.m1.prediction_tables``)."""
 
     top_k: int = setting(
-        10, "Cells kept per photo, with their probabilities (Figure 3 operator (1): 10).", minimum=1
+        DEFAULT_TOP_K,
+        "Cells kept per photo, with their probabilities (Figure 3 operator (1): 10).",
+        minimum=1,
     )
     store_features: bool = setting(
         False, "Also store M1's 1536-d penultimate features (for the kNN row and retrieval)."

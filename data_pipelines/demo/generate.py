@@ -38,6 +38,7 @@ from data_pipelines.demo import imagery, sources, times, users
 from data_pipelines.errors import DataPipelineError
 from mesh.atomic import write_bytes_atomic, write_text_atomic
 from mesh.progress import Progress
+from mesh.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,19 @@ SIMULATED = (
 
 @dataclass(frozen=True)
 class DemoSpec:
-    """What to generate."""
+    """What to generate. ``image_size`` and ``workers`` are settings, `geoloc make-demo`'s
+    ``--image_size`` and ``--workers`` (``experiments.commands.demo``)."""
 
     num_photos: int
     seed: int = 0
-    image_size: int = DEFAULT_IMAGE_SIZE
+    image_size: int = setting(DEFAULT_IMAGE_SIZE, "Side of the square photos, px.", minimum=8)
     indoor_share: float = 0.5
-    workers: int = 0  # processes rendering images; 0 = all cores
+    workers: int = setting(
+        0,
+        "Processes rendering images; 0: one per core (a photo's bytes do not depend on it).",
+        minimum=0,
+        affects_outputs=False,
+    )
 
 
 @dataclass(frozen=True)

@@ -315,7 +315,7 @@ def time_stage_child(data_dir: str, model_path: str, out_dir: str, rounds: str) 
                 model,
                 data,
                 RunLayout(folder),
-                PredictConfig(top_k=10, store_features=features),
+                PredictConfig(store_features=features),
                 image_size,
                 data_splits(data),
                 replicas=replicas,

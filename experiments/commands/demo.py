@@ -6,7 +6,8 @@ Blue Marble imagery; SIMULATED users, posting times and indoor photos), and a sh
     geoloc contact-sheet --demo=DIR --out=sheet.png [--count=48]
 
 `--demo_size`, `--seed` and `--format` are the data section's settings (`IngestConfig`, the runner's
-`--data_demo_size`, `--data_seed` and `--data_format`); the rest are the tools' own. `--format` picks
+`--data_demo_size`, `--data_seed` and `--data_format`); `--image_size` and `--workers` are the
+generator's (`DemoSpec`); the rest are the tools' own. `--format` picks
 the layout (`data_pipelines.demo.formats`); its default, auto, writes the YFCC100M layout.
 """
 
@@ -26,7 +27,7 @@ from experiments.settings_flags import define_setting_flags
 
 
 def _define_make_demo(flag_values: flags.FlagValues) -> None:
-    from data_pipelines.demo.generate import DEFAULT_IMAGE_SIZE, SIZES
+    from data_pipelines.demo.generate import SIZES, DemoSpec
 
     define_setting_flags(
         flag_values,
@@ -42,16 +43,7 @@ def _define_make_demo(flag_values: flags.FlagValues) -> None:
         lower_bound=1,
         flag_values=flag_values,
     )
-    flags.DEFINE_integer(
-        "image_size",
-        DEFAULT_IMAGE_SIZE,
-        "Side of the square photos, px.",
-        lower_bound=8,
-        flag_values=flag_values,
-    )
-    flags.DEFINE_integer(
-        "workers", 0, "Processes rendering images; 0: all cores.", lower_bound=0, flag_values=flag_values
-    )
+    define_setting_flags(flag_values, {"": DemoSpec}, module_name="geoloc make-demo: settings")
     require(flag_values, "out")
 
 

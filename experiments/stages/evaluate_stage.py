@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from experiments.config import RunConfig
+from experiments.stages.registry import STAGE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,9 @@ def run(config: RunConfig, run_dir: Path) -> dict[str, str]:
     return {name: layout.relative(path) for name, path in written.items()}
 
 
-#: The stages whose models and tables the report scores.
-MODEL_STAGES = ("m1", "predict", "m2", "m3")
+#: The stages whose models and tables the report scores: those the registry lists from ``m1`` up to
+#: the evaluation itself (``experiments.stages.registry``; the mesh and the data have no model).
+MODEL_STAGES: tuple[str, ...] = STAGE_NAMES[STAGE_NAMES.index("m1") : STAGE_NAMES.index("evaluate")]
 
 
 def environment(run_dir: Path) -> dict:

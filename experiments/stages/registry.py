@@ -69,3 +69,5 @@ STAGES: tuple[Stage, ...] = (
 )
 
 STAGE_BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
+#: The stages' names in run order (``--stages``, ``--force_stages``).
+STAGE_NAMES: tuple[str, ...] = tuple(STAGE_BY_NAME)

@@ -42,6 +42,7 @@ import pandas as pd
 from data_pipelines.config import DecodeBudget
 from geoloc_tf import prediction_tables
 from geoloc_tf.errors import EvaluationError, InferenceError
+from geoloc_tf.m2.config import DEFAULT_TOP_K
 from geoloc_tf.run_configs import ExternalEvaluateConfig
 from geoloc_tf.run_layout import RunLayout
 
@@ -197,7 +198,7 @@ def predict_m1(
     table: pd.DataFrame,
     images: TestImages,
     batch_size: int,
-    top_k: int = 10,
+    top_k: int = DEFAULT_TOP_K,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[str]]:
     """M1's top-k for every readable image; returns the kept rows, ids, probs, unreadable files."""
     kept, ids, probs, unreadable = [], [], [], []

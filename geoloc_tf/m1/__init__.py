@@ -24,7 +24,7 @@ backend without TensorFlow; the modules that need TensorFlow load it when first 
 import importlib
 
 _EXPORTS = {
-    "BACKBONES": "backbones",
+    "BACKBONES": "config",
     "build_applications_model": "backbones",
     "build_m1_model": "backbones",
     "ExportedM1": "export",

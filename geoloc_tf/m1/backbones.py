@@ -15,6 +15,7 @@ import keras
 
 from geoloc_tf import errors
 from geoloc_tf.m1 import inception_v4
+from geoloc_tf.m1.config import BACKBONES  # every value --m1_backbone accepts, declared there
 
 #: Caffe-style ImageNet means in BGR order (``keras.applications.resnet50.preprocess_input``).
 _CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -65,8 +66,9 @@ _APPLICATIONS = {
     ),
     "efficientnet_v2_s": (_applications(keras.applications.EfficientNetV2S, include_preprocessing=False), 32),
 }
-#: Every value ``--m1_backbone`` accepts; ``inception_v4`` is the paper's network.
-BACKBONES = ("inception_v4",) + tuple(_APPLICATIONS)
+#: The backbones built here: every one of ``BACKBONES`` but the paper's ``inception_v4`` (a test
+#: keeps the two equal).
+APPLICATIONS_BACKBONES: tuple[str, ...] = tuple(_APPLICATIONS)
 
 
 def build_applications_model(
@@ -127,6 +129,8 @@ def build_m1_model(
     ``config`` apply; ``weights`` is their weights file. Inception-v4 is initialized from a
     checkpoint with ``slim_checkpoint.initialize_from`` instead (``weights`` must be None).
     """
+    if backbone not in BACKBONES:
+        raise errors.ModelConfigError(f"m1 backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
     if backbone == "inception_v4":
         if weights is not None:
             raise errors.ModelConfigError(

@@ -16,8 +16,9 @@ from typing import Optional
 from data_pipelines.config import SamplerConfig
 from mesh.settings import check_settings, nested, setting
 
-#: Every ``backbone`` M1 builds: the paper's Inception-v4 and the ``keras.applications`` networks
-#: of ``geoloc_tf.m1.backbones`` (which holds their builders; a test keeps the two lists equal).
+#: Every ``backbone`` M1 builds, the one list of their names: the paper's Inception-v4 and the
+#: ``keras.applications`` networks of ``geoloc_tf.m1.backbones`` (which holds their builders and
+#: imports this; a test keeps the names and the builders equal).
 BACKBONES: tuple[str, ...] = (
     "inception_v4",
     "inception_v3",

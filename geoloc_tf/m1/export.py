@@ -37,14 +37,13 @@ import numpy as np
 import tensorflow as tf
 
 from geoloc_tf import errors, preprocessing
+from geoloc_tf.m2.config import DEFAULT_TOP_K  # the top-10 cells M2/M3 take (§3.2), declared once there
 from geoloc_tf.saving import save_keras, write_export_archive
 
 #: Name of the serving endpoint (also exported as ``serving_default``).
 ENDPOINT = "serve"
 #: Name of the endpoint on decoded pixels (module doc).
 PIXELS_ENDPOINT = "serve_pixels"
-#: Top-k of the paper's M2/M3 inputs (the top-10 cells, Table 2).
-DEFAULT_TOP_K = 10
 
 
 @dataclasses.dataclass(frozen=True)

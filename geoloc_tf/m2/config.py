@@ -12,6 +12,10 @@ import dataclasses
 from geoloc_tf.early_stopping import EARLY_STOPPING_METRICS
 from mesh.settings import check_settings, setting
 
+#: Cells kept per photo by operator (1), the sparsify-normalize layer (§3.2, Figure 3: "only the
+#: top 10 mesh cell probabilities"): M2's default ``top_k``, and so the cells M1's stored
+#: predictions keep by default (``PredictConfig.top_k``). The one home of this number.
+DEFAULT_TOP_K = 10
 #: Inputs beyond the paper that M2 can append (the paper's suggested future work, §5 / Table 4).
 EXTRA_INPUTS: tuple[str, ...] = ("outdoor",)
 
@@ -41,7 +45,9 @@ class M2Config:
         iterations of Adaboost".
     """
 
-    top_k: int = setting(10, "Entries kept by the sparsify-normalize layer (§3.2: top 10).", minimum=1)
+    top_k: int = setting(
+        DEFAULT_TOP_K, "Entries kept by the sparsify-normalize layer (§3.2: top 10).", minimum=1
+    )
     hidden_units: int = setting(1626, "Units of each hidden block (Table 2: 542*3).", minimum=1)
     dropout: float = setting(
         0.5,

@@ -28,7 +28,7 @@ import pandas as pd
 from data_pipelines.splits import M23_TRAIN, M23_VAL
 from geoloc_tf import errors, prediction_tables
 from geoloc_tf.chunked_top_k import predict_top_k
-from geoloc_tf.m2.config import M2Config
+from geoloc_tf.m2.config import DEFAULT_TOP_K, M2Config
 from geoloc_tf.m2.data import OUTDOOR, M2Data
 from geoloc_tf.run_layout import RunLayout
 from geoloc_tf.saving import load_task_model, save_task_model
@@ -158,7 +158,9 @@ class TrainedM2:
 
 
 # ---------------------------------------------------------------------- the stage
-def run(layout: RunLayout, mesh, config: M2Config, *, seed: int, top_k: int = 10) -> dict[str, str]:
+def run(
+    layout: RunLayout, mesh, config: M2Config, *, seed: int, top_k: int = DEFAULT_TOP_K
+) -> dict[str, str]:
     """Trains M2 on M1's predictions, writes the model, its config, ``history.json`` and M2's
     prediction tables of both M2/M3 splits; returns artifact -> path."""
     from geoloc_tf.m2.train import train_m2

@@ -27,7 +27,7 @@ from data_pipelines.splits import M23_TRAIN, M23_VAL
 from geoloc_tf import prediction_tables
 from geoloc_tf.chunked_top_k import predict_top_k
 from geoloc_tf.m2 import task as m2_task
-from geoloc_tf.m2.config import M2Config
+from geoloc_tf.m2.config import DEFAULT_TOP_K, M2Config
 from geoloc_tf.m2.data import M2Data
 from geoloc_tf.m3.config import M3Config
 from geoloc_tf.m3.data import AlbumArrays, album_arrays, photo_values, training_draws
@@ -98,7 +98,7 @@ class TrainedM3:
 
 
 def run(
-    layout: RunLayout, mesh, config: M3Config, m2_config: M2Config, *, seed: int, top_k: int = 10
+    layout: RunLayout, mesh, config: M3Config, m2_config: M2Config, *, seed: int, top_k: int = DEFAULT_TOP_K
 ) -> dict[str, str]:
     """Trains M3 (from the run's trained M2 when ``config.init_from_m2``), writes the model, its
     configs, ``history.json`` and M3's prediction tables of both M2/M3 splits."""

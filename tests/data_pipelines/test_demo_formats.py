@@ -345,3 +345,8 @@ def test_make_demo_writes_the_format(tmp_path, sources, monkeypatch, capsys):
     assert (tmp_path / "std" / generate.METADATA_FILE).exists()
     assert geoloc(["make-demo", f"--out={tmp_path / 'x'}", "--format=exif", *options]) == 2
     assert "--format=exif" in capsys.readouterr().err
+    # --workers and --image_size come from DemoSpec's declarations, bounds included
+    assert geoloc(["make-demo", f"--out={tmp_path / 'x'}", "--workers=-1"]) == 2
+    assert "--workers=-1: must be >= 0" in capsys.readouterr().err
+    assert geoloc(["make-demo", f"--out={tmp_path / 'x'}", "--image_size=4"]) == 2
+    assert "--image_size=4: must be >= 8" in capsys.readouterr().err

@@ -208,5 +208,5 @@ def test_applications_backbone_gets_the_same_head_and_feature_layer(tmp_path):
     adapter = model.get_layer("caffe_preprocessing")
     out = np.asarray(adapter(np.ones((1, 1, 1, 3), np.float32)))[0, 0, 0]
     np.testing.assert_allclose(out, [255 - 103.939, 255 - 116.779, 255 - 123.68], rtol=1e-6)
-    with pytest.raises(errors.ModelConfigError, match="vgg16"):
+    with pytest.raises(errors.ModelConfigError, match="'vgg16'; expected one of inception_v4, "):
         backbones.build_m1_model("vgg16", InceptionV4Config(num_cells=5))
