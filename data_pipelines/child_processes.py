@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import threading
 import time
+from typing import Callable
 
 #: How often a child looks whether its parent is still alive, s.
 PARENT_POLL_S = 0.5
@@ -30,15 +31,7 @@ def die_with_parent(poll_s: float = PARENT_POLL_S, parent: int | None = None) ->
     which is already init's if the parent died while this child was still starting up (importing,
     before it got here), so a parent that can pass its id should."""
     parent = os.getppid() if parent is None else parent
-    if os.getppid() != parent:
-        os._exit(ORPHANED)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        os._exit(ORPHANED)
-
-    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+    _exit_when(lambda: os.getppid() != parent, poll_s, "die-with-parent")
 
 
 def die_with_process(pid: int, poll_s: float = PARENT_POLL_S) -> None:
@@ -57,12 +50,21 @@ def die_with_process(pid: int, poll_s: float = PARENT_POLL_S) -> None:
             return False
         return False
 
+    _exit_when(gone, poll_s, "die-with-process")
+
+
+def _exit_when(gone: Callable[[], bool], poll_s: float, name: str) -> None:
+    """Ends this process (``ORPHANED``) at once if ``gone()``, else from a daemon thread within
+    ``poll_s`` of the moment it becomes true."""
+    if gone():
+        os._exit(ORPHANED)
+
     def watch() -> None:
         while not gone():
             time.sleep(poll_s)
         os._exit(ORPHANED)
 
-    threading.Thread(target=watch, name="die-with-process", daemon=True).start()
+    threading.Thread(target=watch, name=name, daemon=True).start()
 
 
 def spawn_pool(

@@ -15,8 +15,8 @@ request, and the memory stays with the server after the photo is gone. In a work
 - Memory: ``resource.RLIMIT_AS`` = the worker's address space after its imports + ``Limits.memory_mb``
   (measured with Pillow: a PNG over it raises MemoryError; libwebp refuses its decoder, which
   RLIMIT_DATA does the same way, but RLIMIT_AS also bounds what a C library maps directly).
-- A worker past a limit, or one that died, is replaced (``multiprocessing`` spawn: a fresh
-  interpreter, never a fork of a server holding TensorFlow's threads); a worker whose resident
+- A worker past a limit, or one that died, is replaced (a fresh interpreter, ``Worker``, never a
+  fork of a server holding TensorFlow's threads); a worker whose resident
   size grew past ``Limits.recycle_mb`` over its size after start (Pillow's and malloc's kept
   arenas) is replaced after its answer, so the memory a large photo needed goes back to the OS.
 - Niceness: workers run at ``Limits.nice`` so the event loop and the model thread (niceness 0)
@@ -26,8 +26,8 @@ request, and the memory stays with the server after the photo is gone. In a work
 
 ``concurrent.futures.ProcessPoolExecutor`` does not fit: one worker that dies (the CPU limit's
 SIGXCPU, the OOM killer) breaks the whole executor, and every pending task fails with
-BrokenProcessPool. Here each worker is a ``multiprocessing.Process`` with its own pipe, a task goes
-to an idle worker of its lane, and a dead worker is replaced without touching the others.
+BrokenProcessPool. Here each worker is a process of its own with its own pipe, a task goes to an
+idle worker of its lane, and a dead worker is replaced without touching the others.
 
 Lanes: the pool keeps separate groups of workers (``DecodePool(lanes={"fast": 2, "slow": 1})``),
 and the caller picks the lane of each task (``photo_route``: from the photo's header, before any
@@ -172,12 +172,12 @@ def _within(soft: int, hard: int) -> int:
     return soft if hard == resource.RLIM_INFINITY else min(soft, hard)
 
 
-def worker_main(conn, limits: Limits) -> None:
+def worker_main(conn, limits: Limits, parent: int | None = None) -> None:
     """A worker's life: dies with its parent, lowers its priority, sets its memory limit, says it
     is ready (with its RSS, KiB), then answers tasks ``(function, args)`` with
     ``(kind, value, rss_kib, retiring)``, kind "ok", "error" or "memory", until its pipe closes
     or it retires (grown past ``recycle_mb``, or after a MemoryError)."""
-    child_processes.die_with_parent()
+    child_processes.die_with_parent(parent=parent)
     os.nice(limits.nice)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would otherwise dump a core
     _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
@@ -235,12 +235,11 @@ _BOOT = (
 
 def worker_entry() -> None:
     """A worker's ``__main__`` (``_BOOT``): its pipe is file descriptor ``argv[2]``, its limits
-    ``argv[3:7]``."""
-    import sys
-
-    cpu_s, memory_mb, recycle_mb, nice = sys.argv[3:7]
+    ``argv[3:7]``, the server's process id ``argv[7]`` (``die_with_parent``: a server that dies
+    while the worker still imports must not leave it behind)."""
+    cpu_s, memory_mb, recycle_mb, nice, parent = sys.argv[3:8]
     limits = Limits(float(cpu_s), int(memory_mb), int(recycle_mb), int(nice))
-    worker_main(multiprocessing.connection.Connection(int(sys.argv[2])), limits)
+    worker_main(multiprocessing.connection.Connection(int(sys.argv[2])), limits, int(parent))
 
 
 class Worker:
@@ -252,7 +251,13 @@ class Worker:
 
     def __init__(self, lane: str, limits: Limits):
         ours, theirs = socket.socketpair()
-        argv = [str(limits.cpu_s), str(limits.memory_mb), str(limits.recycle_mb), str(limits.nice)]
+        argv = [
+            str(limits.cpu_s),
+            str(limits.memory_mb),
+            str(limits.recycle_mb),
+            str(limits.nice),
+            str(os.getpid()),
+        ]
         with theirs:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", _BOOT, os.pathsep.join(sys.path), str(theirs.fileno()), *argv],

@@ -278,7 +278,8 @@ def _check_png(data: bytes) -> None:
         )
 
 
-def _check_jpeg(data: bytes, budget: DecodeBudget) -> None:
+def _check_jpeg(data: bytes, budget: DecodeBudget) -> JpegStructure:
+    """The structure of the JPEG ``data`` after the budget's scan and segment checks."""
     structure = jpeg_structure(data, budget.max_jpeg_scans, budget.max_jpeg_segments)
     if structure.scans > budget.max_jpeg_scans:
         raise BadImage(
@@ -292,6 +293,7 @@ def _check_jpeg(data: bytes, budget: DecodeBudget) -> None:
             f"JPEG with more than {budget.max_jpeg_segments} marker segments (max_jpeg_segments); "
             "a camera writes a few dozen",
         )
+    return structure
 
 
 # ---------------------------------------------------------------------------- opening
@@ -303,13 +305,18 @@ def open_image(data: bytes, budget: DecodeBudget | int) -> Iterator[Image.Image]
     budget = _budget(budget)
     if not data:
         raise BadImage(UNREADABLE, f"empty file; expected {SUPPORTED_TEXT}")
-    if data[:2] == b"\xff\xd8":  # before Pillow reads the segments before the first scan
-        _check_jpeg(data, budget)
-    if data.startswith(_PNG_SIGNATURE):  # before Pillow reads the chunks before the pixels
-        _check_png(data)
-    declared = declared_size(data)
-    if declared is not None:  # before Pillow opens it: its WebP plugin allocates at once
-        _check_size(declared[0], declared[1], declared[2], budget)
+    # Before Pillow opens it: its JPEG and PNG plugins read every segment or chunk before the
+    # pixels in Python, its WebP plugin allocates the whole canvas at once.
+    if data[:2] == b"\xff\xd8":
+        walk = _check_jpeg(data, budget)  # the one walk: it also gives the frame's size
+        declared = ("JPEG", walk.width, walk.height) if walk.width else None
+    else:
+        if data.startswith(_PNG_SIGNATURE):
+            _check_png(data)
+        found = declared_size(data)
+        declared = found[:3] if found is not None else None
+    if declared is not None:
+        _check_size(*declared, budget)
     try:
         image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except Image.UnidentifiedImageError:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from experiments.benchmarks import hostile_files
 from experiments.benchmarks.rows import BenchmarkRow
+from experiments.benchmarks.serve_bench import ServeProcess, proc_status
 from experiments.errors import BenchmarkError
 
 KIB_PER_MIB = 1024
@@ -61,10 +62,8 @@ def tree_rss_kib(pid: int) -> int:
         current = todo.pop()
         todo.extend(children.get(current, []))
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
+            total += proc_status(current).get("VmRSS", 0)  # none for a zombie
+        except OSError:  # ended meanwhile
             continue
     return total
 
@@ -216,7 +215,6 @@ def phase(
 
 def run(args: argparse.Namespace) -> dict:
     from experiments.benchmarks.predict_bench import make_run_dir
-    from experiments.benchmarks.serve_bench import ServeProcess
 
     if not Path("/proc/self/status").exists():
         raise BenchmarkError("hostile_bench reads memory from /proc: Linux only")
