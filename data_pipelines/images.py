@@ -50,8 +50,9 @@ Pillow and then decoded it again with TensorFlow on the model thread):
   ``max_other_pixels``, 2.8 s), and no camera or phone writes it (a palette format of icons and
   old screenshots). An uncompressed BMP is decoded in C and kept.
 
-``decode_for_model`` (and ``decode_request``, its name for `geoloc serve`'s decode workers) then
-decodes the photo once, into the uint8 RGB pixels M1's preprocessing takes
+``decode_for_model`` (which `geoloc serve`'s decode workers call too: a top-level function of a
+module without TensorFlow, picklable by reference) then decodes the photo once, into the uint8
+RGB pixels M1's preprocessing takes
 (``geoloc_tf.preprocessing.eval_pixels``: central crop 0.875, resize, scale): a JPEG with
 libjpeg's DCT-domain scaling (``Image.draft``) by the largest of 1/2, 1/4, 1/8 whose result still
 covers ``ceil(side / 0.875)`` on both sides, so the crop and resize after it never enlarge; grey,
@@ -404,12 +405,6 @@ def decode_for_model(data: bytes, budget: DecodeBudget, side: int) -> np.ndarray
         need = model_side(side)
         _load(image, (need, need))
         return _rgb_pixels(image)
-
-
-def decode_request(data: bytes, budget: DecodeBudget, side: int) -> np.ndarray:
-    """``decode_for_model`` under the name `geoloc serve`'s decode workers call (a top-level,
-    picklable function of a module without TensorFlow)."""
-    return decode_for_model(data, budget, side)
 
 
 def check_image(data: bytes, budget: DecodeBudget | int) -> ImageHeader:

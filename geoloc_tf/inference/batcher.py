@@ -39,7 +39,7 @@ class HttpError(Exception):
 class Job:
     """A validated photo of one request, waiting for the model thread's answer."""
 
-    image: np.ndarray  # uint8 (h, w, 3): the photo decoded once (data_pipelines.images.decode_request)
+    image: np.ndarray  # uint8 (h, w, 3): the photo decoded once (data_pipelines.images.decode_for_model)
     posted_at: int | None
     outdoor: float | None
     top_k: int

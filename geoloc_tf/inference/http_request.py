@@ -5,7 +5,7 @@ The body is read only when it announces its length (411 otherwise: a chunked bod
 that length is within ``max_body_bytes`` (413), and must arrive within ``body_timeout_s`` (408).
 Multipart uploads are parsed by Starlette's parser (python-multipart) with at most one file part
 and ``max_parts`` other fields. The photo is then checked by the image decoder
-and decoded once (``data_pipelines.images.decode_request``) in a worker process of the server's
+and decoded once (``data_pipelines.images.decode_for_model``) in a worker process of the server's
 decode pool (``data_pipelines.decode_pool``): 413 over ``max_pixels``, the decode budget or the
 worker's CPU or memory limit, 415 animated, truncated or not a supported image. Options are parsed
 strictly (``data_pipelines.values``): 400 for a malformed or out-of-range value.
@@ -149,7 +149,7 @@ def make_job(
     except values.ValueProblem as problem:
         raise HttpError(HTTPStatus.BAD_REQUEST, f"neighbours={problem}") from None
     try:
-        checked = decode(images.decode_request, image, config.decode.within(config.max_pixels), side)
+        checked = decode(images.decode_for_model, image, config.decode.within(config.max_pixels), side)
     except images.BadImage as error:
         status = (
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE

@@ -241,7 +241,7 @@ class Predictor:
         with_features: bool = False,
     ) -> Predictions:
         """Answers a batch of photos, each as the uint8 (h, w, 3) pixels of its one decode
-        (``m1_model.read_photo``, ``data_pipelines.images.decode_request``), of any sizes.
+        (``m1_model.read_photo``, ``data_pipelines.images.decode_for_model``), of any sizes.
 
         ``posted_at`` (UTC epoch seconds, None = unknown) and ``outdoor`` are per photo; photos
         with a time go through M2 when the run has one. ``with_features``: also M1's penultimate

@@ -63,7 +63,7 @@ def test_workers_are_small_and_hold_no_tensorflow(pool):
 def test_results_and_the_decoders_refusals_cross_the_pipe(pool):
     assert pool.run("fast", pow, 2, 10) == 1024
     with pytest.raises(images.BadImage) as refused:
-        pool.run("fast", images.decode_request, b"II*\x00" + bytes(64), DecodeBudget(), 299)
+        pool.run("fast", images.decode_for_model, b"II*\x00" + bytes(64), DecodeBudget(), 299)
     assert refused.value.reason == images.UNSUPPORTED
 
 
@@ -98,6 +98,6 @@ def test_a_task_over_its_memory_limit_is_refused_and_its_worker_replaced(pool):
 def test_a_run_length_bmp_is_refused_by_the_budget_before_pillows_python_loop_runs(pool):
     started = time.monotonic()
     with pytest.raises(images.BadImage) as refused:
-        pool.run("slow", images.decode_request, rle8_bmp(3000, 2000), DecodeBudget(), 299)
+        pool.run("slow", images.decode_for_model, rle8_bmp(3000, 2000), DecodeBudget(), 299)
     assert refused.value.reason == images.UNSUPPORTED
     assert time.monotonic() - started < 1.0  # decoding it costs about 1.6 s of Python

@@ -198,7 +198,9 @@ def test_the_server_job_holds_decoded_pixels_and_refusals_are_413(tmp_path):
         make_job(rle8_bmp(30, 20), {}, "rle.bmp", ServerConfig(), 75)
     assert error.value.status == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
     predictor = Predictor.load(build_tiny_run(tmp_path / "run", export=False))
-    answer = predictor.predict([job.image, images.decode_request(jpeg(60, 80, 1), ServerConfig().decode, 75)])
+    answer = predictor.predict(
+        [job.image, images.decode_for_model(jpeg(60, 80, 1), ServerConfig().decode, 75)]
+    )
     assert answer.top_ids[:, 0].tolist() == [3, 3]  # the tiny run's cell 3, whatever the photo
 
 

@@ -287,9 +287,9 @@ class PoisonedPredictor:
         from data_pipelines import images
         from data_pipelines.config import DecodeBudget
 
-        # the model gets the photo decoded once (the server's decode_request)
+        # the model gets the photo decoded once (the server's decode_for_model)
         self.predictor = predictor
-        self.poison = images.decode_request(poison, DecodeBudget(), predictor.m1.image_size)
+        self.poison = images.decode_for_model(poison, DecodeBudget(), predictor.m1.image_size)
 
     def __getattr__(self, name):
         return getattr(self.predictor, name)

@@ -27,7 +27,7 @@ def decoded(photo: bytes) -> np.ndarray:
     from data_pipelines import images
     from data_pipelines.config import DecodeBudget
 
-    return images.decode_request(photo, DecodeBudget(), 75)
+    return images.decode_for_model(photo, DecodeBudget(), 75)
 
 
 CHROMIUM = "/usr/bin/chromium"
